@@ -1,0 +1,276 @@
+/* vmferry: progress reporting (see progress.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "progress.h"
+
+struct vmferry_progress {
+  enum vmferry_progress_mode mode;
+  int fd;
+  pthread_mutex_t lock;
+  double (*clock) (void *opaque);
+  void *clock_opaque;
+
+  char *label;
+  uint64_t total, done;
+  double started, last_shown;
+  bool active;
+};
+
+static double
+monotonic_clock (void *opaque)
+{
+  struct timespec ts;
+
+  (void) opaque;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct vmferry_progress *
+vmferry_progress_new (enum vmferry_progress_mode mode, int fd)
+{
+  struct vmferry_progress *p = calloc (1, sizeof *p);
+
+  if (p == NULL) {
+    vmferry_set_error_errno (errno, "progress: calloc");
+    return NULL;
+  }
+  p->mode = mode;
+  p->fd = fd;
+  p->clock = monotonic_clock;
+  pthread_mutex_init (&p->lock, NULL);
+  return p;
+}
+
+struct vmferry_progress *
+vmferry_progress_auto (int progress_fd, bool quiet)
+{
+  if (progress_fd >= 0)
+    return vmferry_progress_new (VMFERRY_PROGRESS_MACHINE, progress_fd);
+  if (!quiet && isatty (STDERR_FILENO))
+    return vmferry_progress_new (VMFERRY_PROGRESS_BAR, STDERR_FILENO);
+  return NULL;
+}
+
+void
+vmferry_progress_free (struct vmferry_progress *p)
+{
+  if (p == NULL)
+    return;
+  pthread_mutex_destroy (&p->lock);
+  free (p->label);
+  free (p);
+}
+
+void
+vmferry_progress_set_clock (struct vmferry_progress *p,
+                            double (*clock) (void *opaque), void *opaque)
+{
+  if (p == NULL)
+    return;
+  p->clock = clock;
+  p->clock_opaque = opaque;
+}
+
+void
+vmferry_human_size (uint64_t bytes, char *buf, size_t len)
+{
+  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  double v = bytes;
+  size_t u = 0;
+
+  if (bytes < 1024) {
+    snprintf (buf, len, "%" PRIu64 " B", bytes);
+    return;
+  }
+  v /= 1024;
+  while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024;
+    u++;
+  }
+  snprintf (buf, len, "%.1f %s", v, units[u]);
+}
+
+void
+vmferry_human_duration (double seconds, char *buf, size_t len)
+{
+  uint64_t s;
+
+  if (seconds < 0) {
+    snprintf (buf, len, "--:--");
+    return;
+  }
+  s = (uint64_t) (seconds + 0.5);
+  if (s >= 3600)
+    snprintf (buf, len, "%" PRIu64 ":%02u:%02u", s / 3600,
+              (unsigned) (s / 60 % 60), (unsigned) (s % 60));
+  else
+    snprintf (buf, len, "%u:%02u", (unsigned) (s / 60), (unsigned) (s % 60));
+}
+
+/* Write all of BUF; progress is best effort, so errors are ignored (a
+ * closed progress pipe must not fail a copy).
+ */
+static void
+write_all (int fd, const char *buf, size_t len)
+{
+  while (len > 0) {
+    ssize_t r = write (fd, buf, len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return;
+    buf += r;
+    len -= r;
+  }
+}
+
+/* Rate in bytes/s and ETA in seconds (-1 unknown) from the item so far. */
+static void
+rate_eta (const struct vmferry_progress *p, double now, double *rate,
+          double *eta)
+{
+  double elapsed = now - p->started;
+
+  *rate = elapsed > 0 ? p->done / elapsed : 0;
+  if (p->total > 0 && *rate > 0 && p->done <= p->total)
+    *eta = (p->total - p->done) / *rate;
+  else
+    *eta = -1;
+}
+
+static void
+show_machine (struct vmferry_progress *p, const char *event, double now)
+{
+  json_object *o = json_object_new_object ();
+  double rate, eta;
+  const char *s;
+  char *line;
+
+  rate_eta (p, now, &rate, &eta);
+  json_object_object_add (o, "event", json_object_new_string (event));
+  json_object_object_add (o, "label", json_object_new_string (p->label));
+  json_object_object_add (o, "done", json_object_new_uint64 (p->done));
+  json_object_object_add (o, "total", json_object_new_uint64 (p->total));
+  json_object_object_add (o, "rate", json_object_new_int64 ((int64_t) rate));
+  json_object_object_add (o, "eta", json_object_new_int64 ((int64_t) eta));
+  if (strcmp (event, "end") == 0)
+    json_object_object_add (o, "elapsed",
+                            json_object_new_double (now - p->started));
+  s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+  if (asprintf (&line, "%s\n", s) >= 0) {
+    write_all (p->fd, line, strlen (line));
+    free (line);
+  }
+  json_object_put (o);
+}
+
+static void
+show_bar (struct vmferry_progress *p, bool final, double now)
+{
+  enum { width = 24 };
+  char done[32], total[32], speed[32], eta_s[32], bar[width + 1], line[512];
+  double rate, eta, frac;
+  int filled, n;
+
+  rate_eta (p, now, &rate, &eta);
+  frac = p->total ? (double) p->done / p->total : 0;
+  if (frac > 1)
+    frac = 1;
+  filled = (int) (frac * width);
+  for (int i = 0; i < width; i++)
+    bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+  bar[width] = '\0';
+  vmferry_human_size (p->done, done, sizeof done);
+  vmferry_human_size (p->total, total, sizeof total);
+  vmferry_human_size ((uint64_t) rate, speed, sizeof speed);
+  vmferry_human_duration (final ? now - p->started : eta, eta_s, sizeof eta_s);
+  n = snprintf (line, sizeof line,
+                "\r%-20.20s %3d%% [%s] %s/%s %s/s %s %s\033[K%s",
+                p->label, (int) (frac * 100), bar, done, total, speed,
+                final ? "in" : "ETA", eta_s, final ? "\n" : "");
+  if (n > 0)
+    write_all (p->fd, line, (size_t) n < sizeof line ? (size_t) n : sizeof line - 1);
+}
+
+void
+vmferry_progress_begin (struct vmferry_progress *p, const char *label,
+                        uint64_t total)
+{
+  char *copy;
+
+  if (p == NULL)
+    return;
+  copy = strdup (label ? label : "");
+  pthread_mutex_lock (&p->lock);
+  if (copy) {
+    free (p->label);
+    p->label = copy;
+  }
+  p->total = total;
+  p->done = 0;
+  p->started = p->last_shown = p->clock (p->clock_opaque);
+  p->active = p->label != NULL;
+  if (p->active) {
+    if (p->mode == VMFERRY_PROGRESS_MACHINE)
+      show_machine (p, "begin", p->started);
+    else
+      show_bar (p, false, p->started);
+  }
+  pthread_mutex_unlock (&p->lock);
+}
+
+void
+vmferry_progress_add (struct vmferry_progress *p, uint64_t bytes)
+{
+  double now, interval;
+
+  if (p == NULL)
+    return;
+  pthread_mutex_lock (&p->lock);
+  if (!p->active)
+    goto out;
+  p->done += bytes;
+  now = p->clock (p->clock_opaque);
+  interval = p->mode == VMFERRY_PROGRESS_MACHINE ? 1.0 : 0.1;
+  if (now - p->last_shown >= interval) {
+    p->last_shown = now;
+    if (p->mode == VMFERRY_PROGRESS_MACHINE)
+      show_machine (p, "progress", now);
+    else
+      show_bar (p, false, now);
+  }
+ out:
+  pthread_mutex_unlock (&p->lock);
+}
+
+void
+vmferry_progress_end (struct vmferry_progress *p)
+{
+  double now;
+
+  if (p == NULL)
+    return;
+  pthread_mutex_lock (&p->lock);
+  if (p->active) {
+    now = p->clock (p->clock_opaque);
+    if (p->mode == VMFERRY_PROGRESS_MACHINE)
+      show_machine (p, "end", now);
+    else
+      show_bar (p, true, now);
+    p->active = false;
+  }
+  pthread_mutex_unlock (&p->lock);
+}

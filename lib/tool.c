@@ -1,0 +1,97 @@
+/* vmferry: what every tool shares (see tool.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "tool.h"
+
+void
+vmferry_tool_init (const char *argv0)
+{
+  vmferry_set_program_name (argv0);
+}
+
+bool
+vmferry_tool_common_option (int opt, const char *synopsis)
+{
+  switch (opt) {
+  case 'h':
+    fputs (synopsis, stdout);
+    exit (EXIT_SUCCESS);
+  case 'V':
+    printf ("%s %s\n", vmferry_program_name (), PACKAGE_VERSION);
+    exit (EXIT_SUCCESS);
+  case 'v':
+    if (vmferry_get_verbosity () < VMFERRY_LOG_DEBUG)
+      vmferry_set_verbosity (vmferry_get_verbosity () + 1);
+    return true;
+  case 'q':
+    vmferry_set_verbosity (VMFERRY_LOG_QUIET);
+    return true;
+  default:
+    return false;
+  }
+}
+
+void
+vmferry_tool_usage_error (void)
+{
+  fprintf (stderr, "Try '%s --help' for more information.\n",
+           vmferry_program_name ());
+  exit (EXIT_FAILURE);
+}
+
+void
+vmferry_tool_print_error (void)
+{
+  const char *msg = vmferry_get_error ();
+
+  fprintf (stderr, "%s: %s\n", vmferry_program_name (),
+           *msg ? msg : "unknown error");
+}
+
+bool
+vmferry_parse_uint (const char *what, const char *arg, uint64_t min,
+                    uint64_t max, uint64_t *rtn)
+{
+  char *end;
+  uintmax_t v;
+
+  errno = 0;
+  if (arg[0] < '0' || arg[0] > '9')
+    goto bad;
+  v = strtoumax (arg, &end, 10);
+  if (errno || *end || end == arg)
+    goto bad;
+  if (v < min || v > max) {
+    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 ")",
+                       what, arg, min, max);
+    return false;
+  }
+  *rtn = v;
+  return true;
+ bad:
+  vmferry_set_error ("%s: '%s' is not a number", what, arg);
+  return false;
+}
+
+bool
+vmferry_parse_fd (const char *what, const char *arg, int *fd_rtn)
+{
+  uint64_t v;
+
+  if (!vmferry_parse_uint (what, arg, 0, INT32_MAX, &v))
+    return false;
+  if (fcntl ((int) v, F_GETFD) < 0) {
+    vmferry_set_error_errno (errno, "%s: file descriptor %s", what, arg);
+    return false;
+  }
+  *fd_rtn = (int) v;
+  return true;
+}

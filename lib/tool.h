@@ -1,0 +1,44 @@
+/* vmferry: what every tool shares: common options and argument parsing.
+ *
+ * Each tool keeps its own option table and struct of options (STYLE.md);
+ * these helpers only remove repetition.  Every tool has --help, --version,
+ * -v/--verbose and -q/--quiet.
+ */
+#ifndef VMFERRY_TOOL_H
+#define VMFERRY_TOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define VMFERRY_COMMON_SHORT_OPTIONS "hVvq"
+#define VMFERRY_COMMON_LONG_OPTIONS                 \
+  { "help", no_argument, NULL, 'h' },               \
+  { "version", no_argument, NULL, 'V' },            \
+  { "verbose", no_argument, NULL, 'v' },            \
+  { "quiet", no_argument, NULL, 'q' }
+
+/* Set the program name from argv[0]. */
+void vmferry_tool_init (const char *argv0);
+
+/* Handle one of the common options.  Returns true if OPT was one (and
+ * exits for --help and --version), false otherwise.
+ */
+bool vmferry_tool_common_option (int opt, const char *synopsis);
+
+/* Print "Try 'prog --help'" to stderr and exit 1. */
+void vmferry_tool_usage_error (void) __attribute__ ((noreturn));
+
+/* Print "prog: <thread's vmferry error>" to stderr. */
+void vmferry_tool_print_error (void);
+
+/* Parse a non-negative integer; false (error set) if ARG is not one or is
+ * outside [min, max].
+ */
+bool vmferry_parse_uint (const char *what, const char *arg, uint64_t min,
+                         uint64_t max, uint64_t *rtn);
+
+/* Parse a file descriptor number for --progress=FD; it must be open. */
+bool vmferry_parse_fd (const char *what, const char *arg, int *fd_rtn);
+
+#endif

@@ -1,0 +1,33 @@
+/* vmferry: libvirt access.
+ *
+ * libvirt reports errors through its own per-thread error object and, by
+ * default, also prints them to stderr.  Everything here silences the
+ * printing and turns libvirt's errors into vmferry errors instead.
+ */
+#ifndef VMFERRY_VIRT_H
+#define VMFERRY_VIRT_H
+
+#include <libvirt/libvirt.h>
+
+/* Open a read-write connection to URI (NULL: libvirt's default URI).
+ * Returns NULL with the error "URI: cannot connect: <libvirt's reason>".
+ * The caller closes it (CLEANUP_VIR_CONNECT).
+ */
+virConnectPtr vmferry_virt_connect (const char *uri);
+
+/* Record libvirt's last error as the thread's vmferry error, after the
+ * formatted context: "<context>: <libvirt message>".
+ */
+void vmferry_virt_error (const char *fs, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+/* Look up a domain by name, then by UUID.  The caller frees it. */
+virDomainPtr vmferry_virt_lookup_domain (virConnectPtr conn, const char *name);
+
+/* The domain's state (VIR_DOMAIN_RUNNING...), or -1 with the error set. */
+int vmferry_virt_domain_state (virDomainPtr dom);
+
+/* "running", "shut off", ... as virsh prints them. */
+const char *vmferry_virt_state_name (int state);
+
+#endif

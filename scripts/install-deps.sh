@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install every Debian 12 package vmferry needs to build, test and benchmark.
+# Idempotent: safe to run again; apt-get skips what is already installed.
+set -eu
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+build="build-essential cmake pkg-config scdoc
+  libvirt-dev libxml2-dev libzstd-dev libssh-dev libarchive-dev
+  libguestfs-dev libxxhash-dev libjson-c-dev check"
+
+run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
+  openssh-server openssh-client libguestfs-tools linux-image-amd64
+  libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
+  zstd tar rsync pv time"
+
+# Only hit the network when something is missing, so a second run is quick.
+missing=""
+for p in $build $run; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing
+fi
+
+# The QEMU driver will not start without its user (normally made by
+# libvirt-daemon-system, which pulls in systemd units we do not use).
+getent group kvm >/dev/null || groupadd -r kvm
+getent passwd libvirt-qemu >/dev/null ||
+    useradd -r -g kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu

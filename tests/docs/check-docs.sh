@@ -1,0 +1,36 @@
+#!/bin/sh
+# Docs test for one tool: the options --help lists and the options the man
+# page documents must be the same set, and the common ones must be there.
+# Usage: check-docs.sh TOOL MANPAGE
+set -u
+tool=$1 page=$2
+fail=0
+
+[ -r "$page" ] || { echo "$tool: man page $page not built"; exit 1; }
+
+help=$("$tool" --help) || { echo "$tool: --help failed"; exit 1; }
+"$tool" --version | grep -q "^$tool [0-9]" || { echo "$tool: --version is wrong"; fail=1; }
+
+opts() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+help_opts=$(printf '%s\n' "$help" | opts)
+# roff escapes the dashes: \-\-name
+man_opts=$(sed 's/\\-/-/g' "$page" | opts)
+
+for o in --help --version --verbose --quiet; do
+    printf '%s\n' "$help_opts" | grep -qx -- "$o" || { echo "$tool: --help lacks $o"; fail=1; }
+done
+for o in $help_opts; do
+    printf '%s\n' "$man_opts" | grep -qx -- "$o" ||
+        { echo "$tool: $o is in --help but not in the man page"; fail=1; }
+done
+for o in $man_opts; do
+    printf '%s\n' "$help_opts" | grep -qx -- "$o" ||
+        { echo "$tool: $o is in the man page but not in --help"; fail=1; }
+done
+# Every option --help lists must be accepted by the parser.
+for o in $help_opts; do
+    "$tool" "$o" </dev/null 2>&1 | grep -q "unrecognized option" &&
+        { echo "$tool: $o is in --help but the parser rejects it"; fail=1; }
+done
+[ $fail -eq 0 ] && echo "$tool: $(printf '%s\n' "$help_opts" | wc -l) options documented in --help and $page"
+exit $fail

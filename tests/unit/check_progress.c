@@ -1,0 +1,166 @@
+/* Unit tests for lib/progress.c: units, machine lines, the bar. */
+#include "config.h"
+
+#include "unit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "progress.h"
+
+static double fake_now;
+
+static double
+fake_clock (void *opaque)
+{
+  (void) opaque;
+  return fake_now;
+}
+
+/* Read what the reporter wrote into the pipe so far. */
+static void
+drain (int fd, char *buf, size_t len)
+{
+  ssize_t n = read (fd, buf, len - 1);
+
+  ck_assert_int_ge (n, 0);
+  buf[n] = '\0';
+}
+
+START_TEST (test_human_size)
+{
+  static const struct { uint64_t n; const char *s; } cases[] = {
+    { 0, "0 B" }, { 1023, "1023 B" }, { 1024, "1.0 KiB" },
+    { 1536, "1.5 KiB" }, { 1048576, "1.0 MiB" },
+    { 17179869184ULL, "16.0 GiB" }, { UINT64_MAX, "16.0 EiB" },
+  };
+  char buf[32];
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    vmferry_human_size (cases[i].n, buf, sizeof buf);
+    ck_assert_str_eq (buf, cases[i].s);
+  }
+}
+END_TEST
+
+START_TEST (test_human_duration)
+{
+  char buf[32];
+
+  vmferry_human_duration (-1, buf, sizeof buf);
+  ck_assert_str_eq (buf, "--:--");
+  vmferry_human_duration (0, buf, sizeof buf);
+  ck_assert_str_eq (buf, "0:00");
+  vmferry_human_duration (125.4, buf, sizeof buf);
+  ck_assert_str_eq (buf, "2:05");
+  vmferry_human_duration (3723, buf, sizeof buf);
+  ck_assert_str_eq (buf, "1:02:03");
+}
+END_TEST
+
+START_TEST (test_machine_lines)
+{
+  int pfd[2];
+  char buf[4096];
+  struct vmferry_progress *p;
+  json_object *o, *v;
+
+  ck_assert_int_eq (pipe (pfd), 0);
+  p = vmferry_progress_new (VMFERRY_PROGRESS_MACHINE, pfd[1]);
+  ck_assert_ptr_nonnull (p);
+  vmferry_progress_set_clock (p, fake_clock, NULL);
+
+  fake_now = 100;
+  vmferry_progress_begin (p, "disk \"vda\"", 1000);
+  drain (pfd[0], buf, sizeof buf);
+  o = json_tokener_parse (buf);
+  ck_assert_ptr_nonnull (o);
+  ck_assert (json_object_object_get_ex (o, "event", &v));
+  ck_assert_str_eq (json_object_get_string (v), "begin");
+  ck_assert (json_object_object_get_ex (o, "label", &v));
+  ck_assert_str_eq (json_object_get_string (v), "disk \"vda\"");
+  json_object_put (o);
+
+  /* Within a second: nothing is written. */
+  fake_now = 100.5;
+  vmferry_progress_add (p, 100);
+  fake_now = 102;
+  vmferry_progress_add (p, 100);
+  drain (pfd[0], buf, sizeof buf);
+  o = json_tokener_parse (buf);
+  ck_assert_ptr_nonnull (o);
+  ck_assert (json_object_object_get_ex (o, "done", &v));
+  ck_assert_int_eq (json_object_get_int64 (v), 200);
+  ck_assert (json_object_object_get_ex (o, "rate", &v));
+  ck_assert_int_eq (json_object_get_int64 (v), 100);      /* 200 B in 2 s */
+  ck_assert (json_object_object_get_ex (o, "eta", &v));
+  ck_assert_int_eq (json_object_get_int64 (v), 8);        /* 800 B left */
+  json_object_put (o);
+
+  fake_now = 110;
+  vmferry_progress_add (p, 800);
+  drain (pfd[0], buf, sizeof buf);                         /* progress line */
+  vmferry_progress_end (p);
+  drain (pfd[0], buf, sizeof buf);
+  o = json_tokener_parse (buf);
+  ck_assert_ptr_nonnull (o);
+  ck_assert (json_object_object_get_ex (o, "event", &v));
+  ck_assert_str_eq (json_object_get_string (v), "end");
+  ck_assert (json_object_object_get_ex (o, "elapsed", &v));
+  ck_assert (json_object_get_double (v) == 10.0);
+  json_object_put (o);
+
+  vmferry_progress_free (p);
+  close (pfd[0]);
+  close (pfd[1]);
+}
+END_TEST
+
+START_TEST (test_bar)
+{
+  int pfd[2];
+  char buf[4096];
+  struct vmferry_progress *p;
+
+  ck_assert_int_eq (pipe (pfd), 0);
+  p = vmferry_progress_new (VMFERRY_PROGRESS_BAR, pfd[1]);
+  vmferry_progress_set_clock (p, fake_clock, NULL);
+  fake_now = 0;
+  vmferry_progress_begin (p, "vda", 4 << 20);
+  drain (pfd[0], buf, sizeof buf);
+  fake_now = 1;
+  vmferry_progress_add (p, 1 << 20);
+  drain (pfd[0], buf, sizeof buf);
+  ck_assert_ptr_nonnull (strstr (buf, " 25% "));
+  ck_assert_ptr_nonnull (strstr (buf, "1.0 MiB/4.0 MiB"));
+  ck_assert_ptr_nonnull (strstr (buf, "1.0 MiB/s"));
+  ck_assert_ptr_nonnull (strstr (buf, "ETA 0:03"));
+  ck_assert_int_eq (buf[0], '\r');
+  fake_now = 4;
+  vmferry_progress_add (p, 3 << 20);
+  vmferry_progress_end (p);
+  drain (pfd[0], buf, sizeof buf);
+  ck_assert_ptr_nonnull (strstr (buf, "100%"));
+  ck_assert_int_eq (buf[strlen (buf) - 1], '\n');
+  vmferry_progress_free (p);
+  close (pfd[0]);
+  close (pfd[1]);
+}
+END_TEST
+
+START_TEST (test_null_is_ignored)
+{
+  vmferry_progress_begin (NULL, "x", 1);
+  vmferry_progress_add (NULL, 1);
+  vmferry_progress_end (NULL);
+  vmferry_progress_free (NULL);
+  /* Not a terminal, no FD: no reporter. */
+  ck_assert_ptr_null (vmferry_progress_auto (-1, true));
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("progress", test_human_size, test_human_duration,
+                   test_machine_lines, test_bar, test_null_is_ignored)
