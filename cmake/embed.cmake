@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)
 # Turn a text file into a C string constant: -DIN=file -DOUT=header.
 file(READ ${IN} text)
 string(REPLACE "\\" "\\\\" text "${text}")

@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)
 # Build a man page from man/NAME.scd with scdoc.  The page's @SYNOPSIS@ is
 # replaced by the tool's synopsis file, the same text --help prints, so the
 # two cannot drift.  -DIN=page.scd -DSYN=tool.synopsis -DOUT=page -DSCDOC=...

@@ -87,3 +87,10 @@ vmferry_clear_error (void)
   last_error[0] = '\0';
   last_errno = 0;
 }
+
+void
+vmferry_restore_error (const char *msg, int errnum)
+{
+  snprintf (last_error, sizeof last_error, "%s", msg);
+  last_errno = errnum;
+}

@@ -33,4 +33,9 @@ int vmferry_get_errno (void);
 
 void vmferry_clear_error (void);
 
+/* Set the message verbatim with its errno: hands an error recorded in one
+ * thread over to another.
+ */
+void vmferry_restore_error (const char *msg, int errnum);
+
 #endif

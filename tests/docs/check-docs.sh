@@ -13,8 +13,10 @@ help=$("$tool" --help) || { echo "$tool: --help failed"; exit 1; }
 
 opts() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
 help_opts=$(printf '%s\n' "$help" | opts)
-# roff escapes the dashes: \-\-name
-man_opts=$(sed 's/\\-/-/g' "$page" | opts)
+# The man page's OPTIONS section (roff escapes the dashes: \-\-name);
+# examples and prose elsewhere may name other tools' options.
+man_opts=$(sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$page" | sed 's/\\-/-/g' | opts)
+[ -n "$man_opts" ] || { echo "$tool: $page has no OPTIONS section"; exit 1; }
 
 for o in --help --version --verbose --quiet; do
     printf '%s\n' "$help_opts" | grep -qx -- "$o" || { echo "$tool: --help lacks $o"; fail=1; }

@@ -1,0 +1,207 @@
+/* vmferry: the file digest (see digest.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "cleanup.h"
+#include "digest.h"
+#include "error.h"
+#include "extent.h"
+#include "stream.h"           /* VMFERRY_BLOCK_SIZE */
+
+/* digest_fd reads this much at a time: large enough to keep the disk
+ * streaming, small enough to stay in the last-level cache.
+ */
+#define DIGEST_READ_SIZE (4 * 1024 * 1024)
+
+struct vmferry_digest {
+  XXH3_state_t *state;
+  uint64_t next;        /* offset the next call may start at, at least */
+  bool ended;           /* a short last block was added */
+};
+
+struct vmferry_digest *
+vmferry_digest_new (void)
+{
+  struct vmferry_digest *d = calloc (1, sizeof *d);
+
+  if (d == NULL || (d->state = XXH3_createState ()) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "digest: malloc");
+    free (d);
+    return NULL;
+  }
+  XXH3_128bits_reset (d->state);
+  return d;
+}
+
+void
+vmferry_digest_free (struct vmferry_digest *d)
+{
+  if (d == NULL)
+    return;
+  XXH3_freeState (d->state);
+  free (d);
+}
+
+static void
+put_le64 (unsigned char *p, uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = v >> (8 * i);
+}
+
+int
+vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
+                       const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+
+  if (len == 0)
+    return 0;
+  if (d->ended) {
+    vmferry_set_error ("digest: data at %" PRIu64 " after the short last "
+                       "block of the file", offset);
+    return -1;
+  }
+  if (offset % VMFERRY_BLOCK_SIZE != 0) {
+    vmferry_set_error ("digest: offset %" PRIu64 " is not block aligned",
+                       offset);
+    return -1;
+  }
+  if (offset < d->next) {
+    vmferry_set_error ("digest: offset %" PRIu64 " goes back before %" PRIu64,
+                       offset, d->next);
+    return -1;
+  }
+  if (len > UINT64_MAX - offset) {
+    vmferry_set_error ("digest: range at %" PRIu64 " overflows", offset);
+    return -1;
+  }
+
+  while (len > 0) {
+    size_t n = len < VMFERRY_BLOCK_SIZE ? len : VMFERRY_BLOCK_SIZE;
+
+    if (!vmferry_is_zero (p, n)) {
+      unsigned char hdr[16];
+
+      put_le64 (hdr, offset);
+      put_le64 (hdr + 8, n);
+      XXH3_128bits_update (d->state, hdr, sizeof hdr);
+      XXH3_128bits_update (d->state, p, n);
+    }
+    if (n < VMFERRY_BLOCK_SIZE)
+      d->ended = true;
+    p += n;
+    len -= n;
+    offset += n;
+  }
+  d->next = offset;
+  return 0;
+}
+
+void
+vmferry_digest_final (const struct vmferry_digest *d,
+                      unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  XXH128_canonical_t c;
+
+  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (d->state));
+  memcpy (out, c.digest, VMFERRY_DIGEST_SIZE);
+}
+
+/* pread exactly LEN bytes at OFFSET, or fail. */
+static int
+pread_full (int fd, const char *name, void *buf, size_t len, uint64_t offset)
+{
+  unsigned char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pread (fd, p, len, offset);
+
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      vmferry_set_error_errno (errno, "%s: read at %" PRIu64, name, offset);
+      return -1;
+    }
+    if (r == 0) {
+      vmferry_set_error ("%s: unexpected end of file at %" PRIu64
+                         " (file shorter than expected?)", name, offset);
+      return -1;
+    }
+    p += r;
+    len -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+int
+vmferry_digest_fd (int fd, const char *name, uint64_t size,
+                   unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  struct vmferry_digest *d;
+  CLEANUP_FREE void *buf = NULL;
+  uint64_t pos = 0, start, end, actual;
+  int r;
+
+  /* Past the end of a file SEEK_DATA finds nothing, which would make a
+   * short file look complete.
+   */
+  if (vmferry_file_size (fd, name, &actual) < 0)
+    return -1;
+  if (actual < size) {
+    vmferry_set_error ("%s: file is %" PRIu64 " bytes, expected %" PRIu64,
+                       name, actual, size);
+    return -1;
+  }
+  d = vmferry_digest_new ();
+  if (d == NULL)
+    return -1;
+  buf = malloc (DIGEST_READ_SIZE);
+  if (buf == NULL) {
+    vmferry_set_error_errno (errno, "%s: malloc", name);
+    vmferry_digest_free (d);
+    return -1;
+  }
+  /* Only a hint: failure (e.g. on a pipe-like device) does not matter. */
+  posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  while ((r = vmferry_next_data (fd, name, pos, size, &start, &end)) == 1) {
+    for (pos = start; pos < end; ) {
+      size_t n = end - pos < DIGEST_READ_SIZE ? end - pos : DIGEST_READ_SIZE;
+
+      if (pread_full (fd, name, buf, n, pos) < 0 ||
+          vmferry_digest_update (d, pos, buf, n) < 0) {
+        vmferry_digest_free (d);
+        return -1;
+      }
+      pos += n;
+    }
+  }
+  if (r == 0)
+    vmferry_digest_final (d, out);
+  vmferry_digest_free (d);
+  return r;
+}
+
+void
+vmferry_digest_hex (const unsigned char d[VMFERRY_DIGEST_SIZE],
+                    char out[2 * VMFERRY_DIGEST_SIZE + 1])
+{
+  static const char hex[] = "0123456789abcdef";
+
+  for (int i = 0; i < VMFERRY_DIGEST_SIZE; i++) {
+    out[2 * i] = hex[d[i] >> 4];
+    out[2 * i + 1] = hex[d[i] & 15];
+  }
+  out[2 * VMFERRY_DIGEST_SIZE] = '\0';
+}

@@ -1,0 +1,1036 @@
+/* vmferry: libvirt domain XML, parsed safely and rewritten (see domain.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/globals.h>
+#include <libxml/SAX2.h>
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlsave.h>
+
+#include "cleanup.h"
+#include "domain.h"
+#include "error.h"
+
+/* libxml2 2.12 made the structured error const. */
+#if LIBXML_VERSION >= 21200
+typedef const xmlError *vmferry_xml_error_ptr;
+#else
+typedef xmlErrorPtr vmferry_xml_error_ptr;
+#endif
+
+/* Where libxml2's messages go while we call it: the first error is kept
+ * for our own message, the rest (and all warnings) are dropped.
+ */
+struct xml_errors {
+  bool doctype;                 /* a DOCTYPE was seen: parse was stopped */
+  int doctype_line;
+  bool have_error;
+  int line;
+  char msg[512];
+};
+
+static void
+record_error (struct xml_errors *errs, int line, const char *msg)
+{
+  size_t n;
+
+  if (errs->have_error)
+    return;
+  errs->have_error = true;
+  errs->line = line;
+  if (msg == NULL)
+    msg = "unknown error";
+  /* Its own advice ("use XML_PARSE_HUGE option") is not for our users. */
+  if (strncmp (msg, "Excessive depth", 15) == 0) {
+    snprintf (errs->msg, sizeof errs->msg, "elements nested more than %d deep",
+              VMFERRY_DOMAIN_MAX_DEPTH);
+    return;
+  }
+  snprintf (errs->msg, sizeof errs->msg, "%s", msg);
+  /* libxml2's messages end with a newline and some run over two lines;
+   * ours are one line.
+   */
+  n = strlen (errs->msg);
+  while (n > 0 && isspace ((unsigned char) errs->msg[n - 1]))
+    errs->msg[--n] = '\0';
+  for (char *p = errs->msg; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t')
+      *p = ' ';
+}
+
+static void
+quiet_serror (void *opaque, vmferry_xml_error_ptr err)
+{
+  struct xml_errors *errs = opaque;
+
+  if (err == NULL || err->level < XML_ERR_ERROR)
+    return;
+  record_error (errs, err->line, err->message);
+}
+
+/* The parser passes its context (ctxt->userData) to sax->serror. */
+static void
+parse_serror (void *opaque, vmferry_xml_error_ptr err)
+{
+  xmlParserCtxtPtr ctxt = opaque;
+
+  quiet_serror (ctxt->_private, err);
+}
+
+static void
+quiet_generic (void *opaque, const char *fs, ...)
+{
+  struct xml_errors *errs = opaque;
+  char buf[512];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (buf, sizeof buf, fs, args);
+  va_end (args);
+  record_error (errs, 0, buf);
+}
+
+/* libxml2's error handlers are per thread; ours replace the caller's only
+ * while we run, so that nothing reaches stderr and a caller's own
+ * handlers survive.
+ */
+struct xml_quiet {
+  xmlStructuredErrorFunc serror;
+  void *serror_ctx;
+  xmlGenericErrorFunc generic;
+  void *generic_ctx;
+};
+
+static void
+quiet_begin (struct xml_quiet *q, struct xml_errors *errs)
+{
+  q->serror = xmlStructuredError;
+  q->serror_ctx = xmlStructuredErrorContext;
+  q->generic = xmlGenericError;
+  q->generic_ctx = xmlGenericErrorContext;
+  xmlSetStructuredErrorFunc (errs, quiet_serror);
+  xmlSetGenericErrorFunc (errs, quiet_generic);
+}
+
+static void
+quiet_end (const struct xml_quiet *q)
+{
+  xmlSetStructuredErrorFunc (q->serror_ctx, q->serror);
+  xmlSetGenericErrorFunc (q->generic_ctx, q->generic);
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void
+xml_init (void)
+{
+  xmlInitParser ();
+}
+
+/* SAX hooks.  A DOCTYPE is where entities (and so entity bombs and
+ * external entities) are declared; libvirt never writes one, so the parse
+ * stops at the first sight of it, before its internal subset is read.
+ */
+static void
+refuse_doctype (void *ctx, const xmlChar *name, const xmlChar *external_id,
+                const xmlChar *system_id)
+{
+  xmlParserCtxtPtr ctxt = ctx;
+  struct xml_errors *errs = ctxt->_private;
+
+  (void) name;
+  (void) external_id;
+  (void) system_id;
+  if (!errs->doctype) {
+    errs->doctype = true;
+    errs->doctype_line = xmlSAX2GetLineNumber (ctx);
+  }
+  xmlStopParser (ctxt);
+}
+
+static void
+refuse_entity_decl (void *ctx, const xmlChar *name, int type,
+                    const xmlChar *public_id, const xmlChar *system_id,
+                    xmlChar *content)
+{
+  (void) type;
+  (void) public_id;
+  (void) content;
+  refuse_doctype (ctx, name, NULL, system_id);
+}
+
+static xmlParserInputPtr
+refuse_resolve_entity (void *ctx, const xmlChar *public_id,
+                       const xmlChar *system_id)
+{
+  refuse_doctype (ctx, NULL, public_id, system_id);
+  return NULL;
+}
+
+/* Elements of the libvirt schema have no namespace; metadata and
+ * qemu:commandline elements do and are never what we look for.
+ */
+static bool
+is_elem (xmlNodePtr n, const char *name)
+{
+  return n->type == XML_ELEMENT_NODE && n->ns == NULL &&
+    xmlStrEqual (n->name, BAD_CAST name);
+}
+
+static xmlNodePtr
+first_child (xmlNodePtr parent, const char *name)
+{
+  if (parent == NULL)
+    return NULL;
+  for (xmlNodePtr n = parent->children; n; n = n->next)
+    if (is_elem (n, name))
+      return n;
+  return NULL;
+}
+
+/* Walk iteratively: a recursive walk is what a deep document attacks. */
+static int
+check_depth (xmlNodePtr root, const char *name)
+{
+  xmlNodePtr n = root;
+  unsigned depth = 1;
+
+  for (;;) {
+    if (n->type == XML_ELEMENT_NODE) {
+      if (depth > VMFERRY_DOMAIN_MAX_DEPTH) {
+        vmferry_set_error ("%s: elements nested more than %d deep",
+                           name, VMFERRY_DOMAIN_MAX_DEPTH);
+        return -1;
+      }
+      if (n->children) {
+        n = n->children;
+        depth++;
+        continue;
+      }
+    }
+    while (n != root && n->next == NULL) {
+      n = n->parent;
+      depth--;
+    }
+    if (n == root)
+      return 0;
+    n = n->next;
+  }
+}
+
+xmlDocPtr
+vmferry_domain_parse (const char *xml, size_t len, const char *name)
+{
+  struct xml_errors errs = { 0 };
+  struct xml_quiet q;
+  xmlParserCtxtPtr ctxt;
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  xmlDocPtr ret;
+  xmlNodePtr root;
+
+  if (name == NULL)
+    name = "domain XML";
+  if (xml == NULL) {
+    vmferry_set_error_errno (EINVAL, "%s: no XML", name);
+    return NULL;
+  }
+  if (len > VMFERRY_DOMAIN_MAX_SIZE) {
+    vmferry_set_error ("%s: XML is %zu bytes, more than the %d MiB limit",
+                       name, len, VMFERRY_DOMAIN_MAX_SIZE / (1024 * 1024));
+    return NULL;
+  }
+  if (len == 0) {
+    vmferry_set_error ("%s: cannot parse XML: the document is empty", name);
+    return NULL;
+  }
+
+  pthread_once (&init_once, xml_init);
+  ctxt = xmlNewParserCtxt ();
+  if (ctxt == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s: cannot create an XML parser", name);
+    return NULL;
+  }
+  ctxt->_private = &errs;
+  ctxt->sax->serror = parse_serror;
+  ctxt->sax->error = NULL;
+  ctxt->sax->warning = NULL;
+  ctxt->sax->internalSubset = refuse_doctype;
+  ctxt->sax->externalSubset = refuse_doctype;
+  ctxt->sax->entityDecl = refuse_entity_decl;
+  ctxt->sax->resolveEntity = refuse_resolve_entity;
+
+  /* Not NOENT (no substitution), not DTDLOAD/DTDATTR/DTDVALID (no DTD),
+   * not HUGE (keep libxml2's own depth and length limits).
+   */
+  quiet_begin (&q, &errs);
+  doc = xmlCtxtReadMemory (ctxt, xml, (int) len, NULL, NULL, XML_PARSE_NONET);
+  quiet_end (&q);
+  xmlFreeParserCtxt (ctxt);
+
+  if (errs.doctype || (doc && (doc->intSubset || doc->extSubset))) {
+    vmferry_set_error ("%s: line %d: a DOCTYPE is not allowed in domain XML "
+                       "(it can declare entities and load external files)",
+                       name, errs.doctype ? errs.doctype_line : 1);
+    return NULL;
+  }
+  if (errs.have_error) {
+    if (errs.line > 0)
+      vmferry_set_error ("%s: cannot parse XML: line %d: %s",
+                         name, errs.line, errs.msg);
+    else
+      vmferry_set_error ("%s: cannot parse XML: %s", name, errs.msg);
+    return NULL;
+  }
+  if (doc == NULL) {
+    vmferry_set_error ("%s: cannot parse XML", name);
+    return NULL;
+  }
+
+  root = xmlDocGetRootElement (doc);
+  if (root == NULL) {
+    vmferry_set_error ("%s: XML has no root element", name);
+    return NULL;
+  }
+  if (!is_elem (root, "domain")) {
+    vmferry_set_error ("%s: root element is <%s%s%s>, not <domain>", name,
+                       root->ns && root->ns->prefix ? (const char *) root->ns->prefix : "",
+                       root->ns && root->ns->prefix ? ":" : "",
+                       (const char *) root->name);
+    return NULL;
+  }
+  if (check_depth (root, name) == -1)
+    return NULL;
+
+  ret = doc;
+  doc = NULL;
+  return ret;
+}
+
+/* Copy attribute NAME (no namespace) of N into *RTN, NULL when absent.
+ * The caller frees *RTN.  -1 only when out of memory.
+ */
+static int
+get_attr (xmlNodePtr n, const char *name, char **rtn)
+{
+  xmlAttrPtr a;
+  xmlChar *v;
+
+  *rtn = NULL;
+  if (n == NULL || (a = xmlHasNsProp (n, BAD_CAST name, NULL)) == NULL)
+    return 0;
+  v = xmlNodeGetContent ((xmlNodePtr) a);
+  if (v == NULL)
+    v = xmlStrdup (BAD_CAST "");
+  if (v == NULL || (*rtn = strdup ((const char *) v)) == NULL) {
+    xmlFree (v);
+    vmferry_set_error_errno (ENOMEM, "domain XML: attribute %s", name);
+    return -1;
+  }
+  xmlFree (v);
+  return 0;
+}
+
+/* Text content of N; "" for an element without text.  Caller frees. */
+static char *
+get_text (xmlNodePtr n)
+{
+  xmlChar *v = xmlNodeGetContent (n);
+  char *ret = strdup (v ? (const char *) v : "");
+
+  xmlFree (v);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
+  return ret;
+}
+
+/* Does attribute NAME of N equal VALUE?  An absent attribute is DEF. */
+static bool
+attr_is (xmlNodePtr n, const char *name, const char *value, bool def)
+{
+  xmlChar *v = xmlGetNoNsProp (n, BAD_CAST name);
+  bool ret = v ? xmlStrEqual (v, BAD_CAST value) : def;
+
+  xmlFree (v);
+  return ret;
+}
+
+/* Replace the text of element N by the literal string S (no entity
+ * parsing: '&' in a path stays '&').
+ */
+static int
+set_text (xmlNodePtr n, const char *s)
+{
+  xmlNodePtr t = xmlNewDocText (n->doc, BAD_CAST s);
+
+  if (t == NULL) {
+    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
+    return -1;
+  }
+  xmlNodeSetContent (n, NULL);
+  if (xmlAddChild (n, t) == NULL) {
+    xmlFreeNode (t);
+    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
+    return -1;
+  }
+  return 0;
+}
+
+/* xmlSetProp stores the value literally. */
+static int
+set_attr (xmlNodePtr n, const char *name, const char *value)
+{
+  if (xmlSetProp (n, BAD_CAST name, BAD_CAST value) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "domain XML: <%s %s>",
+                             (const char *) n->name, name);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+unset_attr (xmlNodePtr n, const char *name)
+{
+  xmlAttrPtr a = xmlHasNsProp (n, BAD_CAST name, NULL);
+
+  if (a)
+    xmlRemoveProp (a);
+}
+
+/* Growable result array. */
+struct file_list {
+  struct vmferry_domain_file *v;
+  size_t n, alloc;
+};
+
+static struct vmferry_domain_file *
+list_add (struct file_list *l, int role, xmlNodePtr node)
+{
+  struct vmferry_domain_file *f;
+
+  if (l->n == l->alloc) {
+    size_t alloc = l->alloc ? l->alloc * 2 : 8;
+    void *p = reallocarray (l->v, alloc, sizeof *l->v);
+    if (p == NULL) {
+      vmferry_set_error_errno (errno, "domain XML: file list");
+      return NULL;
+    }
+    l->v = p;
+    l->alloc = alloc;
+  }
+  f = &l->v[l->n++];
+  memset (f, 0, sizeof *f);
+  f->role = role;
+  f->node = node;
+  return f;
+}
+
+/* "disk vda", or "disk #2" for a disk with no target. */
+static void
+disk_label (xmlNodePtr disk, size_t ordinal, char *buf, size_t len)
+{
+  xmlChar *dev = xmlGetNoNsProp (first_child (disk, "target"), BAD_CAST "dev");
+
+  if (dev && *dev)
+    snprintf (buf, len, "disk %s", (const char *) dev);
+  else
+    snprintf (buf, len, "disk #%zu", ordinal);
+  xmlFree (dev);
+}
+
+/* Note the <backingStore> chain under DISK (entries after the disk's). */
+static int
+add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
+             const char *label)
+{
+  xmlNodePtr parent = disk, bs, src;
+  unsigned depth = 0;
+
+  while ((bs = first_child (parent, "backingStore")) != NULL) {
+    CLEANUP_FREE char *type = NULL;
+    CLEANUP_FREE char *path = NULL;
+    struct vmferry_domain_file *f;
+    bool block;
+
+    if (get_attr (bs, "type", &type) == -1)
+      return -1;
+    /* <backingStore/> says "no backing file". */
+    if (type == NULL)
+      return 0;
+    depth++;
+    if (strcmp (type, "file") == 0)
+      block = false;
+    else if (strcmp (type, "block") == 0)
+      block = true;
+    else {
+      vmferry_set_error ("%s: backing store type '%s' is not supported "
+                         "for offline export", label, type);
+      return -1;
+    }
+    src = first_child (bs, "source");
+    if (get_attr (src, block ? "dev" : "file", &path) == -1)
+      return -1;
+    if (path == NULL || *path == '\0') {
+      vmferry_set_error ("%s: backing store %u has no source %s",
+                         label, depth, block ? "dev" : "file");
+      return -1;
+    }
+    f = list_add (l, VMFERRY_ROLE_BACKING, src);
+    if (f == NULL)
+      return -1;
+    f->path = path;
+    path = NULL;
+    f->block = block;
+    f->readonly = true;
+    f->depth = depth;
+    f->disk_index = disk_index;
+    if (l->v[disk_index].target &&
+        (f->target = strdup (l->v[disk_index].target)) == NULL)
+      goto nomem;
+    if (get_attr (first_child (bs, "format"), "type", &f->format) == -1)
+      return -1;
+    parent = bs;
+  }
+  return 0;
+
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "%s: backing store", label);
+  return -1;
+}
+
+static int
+add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
+          bool include_readonly)
+{
+  char label[128];
+  CLEANUP_FREE char *type = NULL;
+  CLEANUP_FREE char *device = NULL;
+  CLEANUP_FREE char *path = NULL;
+  bool readonly, shareable, cdrom, floppy, lun, block;
+  xmlNodePtr src;
+  struct vmferry_domain_file *f;
+  size_t index;
+
+  disk_label (disk, ordinal, label, sizeof label);
+  if (get_attr (disk, "type", &type) == -1 ||
+      get_attr (disk, "device", &device) == -1)
+    return -1;
+
+  /* libvirt's defaults when the attributes are absent. */
+  cdrom = device && strcmp (device, "cdrom") == 0;
+  floppy = device && strcmp (device, "floppy") == 0;
+  lun = device && strcmp (device, "lun") == 0;
+  if (device && !cdrom && !floppy && !lun && strcmp (device, "disk") != 0) {
+    vmferry_set_error ("%s: unknown disk device '%s'", label, device);
+    return -1;
+  }
+  readonly = first_child (disk, "readonly") != NULL;
+  shareable = first_child (disk, "shareable") != NULL;
+  if (!include_readonly && (cdrom || floppy || readonly || shareable))
+    return 0;
+
+  if (type == NULL || strcmp (type, "file") == 0)
+    block = false;
+  else if (strcmp (type, "block") == 0)
+    block = true;
+  else if (strcmp (type, "volume") == 0) {
+    vmferry_set_error ("%s: type 'volume' (a storage pool volume) is not "
+                       "supported for offline export yet", label);
+    return -1;
+  }
+  else {
+    vmferry_set_error ("%s: type '%s' is not supported for offline export",
+                       label, type);
+    return -1;
+  }
+
+  src = first_child (disk, "source");
+  if (get_attr (src, block ? "dev" : "file", &path) == -1)
+    return -1;
+  /* libvirt treats an empty path as no source too. */
+  if (path == NULL || *path == '\0')
+    return 0;
+  /* The data file would not travel with the qcow2 that names it. */
+  if (first_child (src, "dataStore")) {
+    vmferry_set_error ("%s: an external data file (<dataStore>) is not "
+                       "supported", label);
+    return -1;
+  }
+
+  index = l->n;
+  f = list_add (l, VMFERRY_ROLE_DISK, src);
+  if (f == NULL)
+    return -1;
+  f->path = path;
+  path = NULL;
+  f->readonly = readonly;
+  f->shareable = shareable;
+  f->cdrom = cdrom;
+  f->floppy = floppy;
+  f->lun = lun;
+  f->block = block;
+  if (get_attr (first_child (disk, "target"), "dev", &f->target) == -1 ||
+      get_attr (first_child (disk, "driver"), "type", &f->format) == -1)
+    return -1;
+
+  return add_backing (l, disk, index, label);
+}
+
+/* <nvram>PATH</nvram>, or since libvirt 8.5 <nvram type='file'><source
+ * file='PATH'/></nvram>.  No path (only a template) means libvirt makes
+ * the file itself: nothing to carry.
+ */
+static int
+add_nvram (struct file_list *l, xmlNodePtr nvram)
+{
+  CLEANUP_FREE char *type = NULL;
+  CLEANUP_FREE char *path = NULL;
+  xmlNodePtr node = nvram;
+  struct vmferry_domain_file *f;
+  bool block = false;
+
+  if (get_attr (nvram, "type", &type) == -1)
+    return -1;
+  if (type == NULL) {
+    if ((path = get_text (nvram)) == NULL)
+      return -1;
+  }
+  else if (strcmp (type, "file") == 0 || strcmp (type, "block") == 0) {
+    block = type[0] == 'b';
+    node = first_child (nvram, "source");
+    if (get_attr (node, block ? "dev" : "file", &path) == -1)
+      return -1;
+  }
+  else {
+    vmferry_set_error ("nvram: type '%s' is not supported for offline export",
+                       type);
+    return -1;
+  }
+  if (path == NULL || *path == '\0')
+    return 0;
+
+  f = list_add (l, VMFERRY_ROLE_NVRAM, node);
+  if (f == NULL)
+    return -1;
+  f->path = path;
+  path = NULL;
+  f->block = block;
+  if (get_attr (nvram, "format", &f->format) == -1 ||
+      get_attr (nvram, "template", &f->nvram_template) == -1)
+    return -1;
+  return 0;
+}
+
+/* Only the emulator (swtpm) has state to carry. */
+static int
+add_tpm (struct file_list *l, xmlNodePtr tpm)
+{
+  xmlNodePtr backend = first_child (tpm, "backend");
+  xmlNodePtr src;
+  struct vmferry_domain_file *f;
+
+  if (backend == NULL || !attr_is (backend, "type", "emulator", false))
+    return 0;
+  src = first_child (backend, "source");
+  f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend);
+  if (f == NULL)
+    return -1;
+  if (get_attr (backend, "version", &f->tpm_version) == -1)
+    return -1;
+  if (src) {
+    if (get_attr (src, "path", &f->path) == -1)
+      return -1;
+    f->tpm_state_file = attr_is (src, "type", "file", false);
+    if (f->path && *f->path == '\0') {
+      free (f->path);
+      f->path = NULL;
+    }
+  }
+  return 0;
+}
+
+int
+vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
+                      struct vmferry_domain_file **files_rtn, size_t *n_rtn)
+{
+  struct file_list l = { 0 };
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+  size_t ordinal = 0;
+
+  if (root == NULL || !is_elem (root, "domain")) {
+    vmferry_set_error_errno (EINVAL, "domain XML: no <domain> element");
+    return -1;
+  }
+
+  /* libvirt reads ./devices/disk: the disks of every <devices>, so do we;
+   * a disk we did not list would keep a path we never rewrote.
+   */
+  for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
+    if (!is_elem (devs, "devices"))
+      continue;
+    for (xmlNodePtr n = devs->children; n; n = n->next)
+      if (is_elem (n, "disk") &&
+          add_disk (&l, n, ++ordinal, include_readonly) == -1)
+        goto error;
+  }
+
+  for (xmlNodePtr os = root->children; os; os = os->next) {
+    xmlNodePtr nvram;
+    if (is_elem (os, "os") && (nvram = first_child (os, "nvram")) != NULL) {
+      if (add_nvram (&l, nvram) == -1)
+        goto error;
+      break;
+    }
+  }
+
+  for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
+    if (!is_elem (devs, "devices"))
+      continue;
+    for (xmlNodePtr n = devs->children; n; n = n->next)
+      if (is_elem (n, "tpm") && add_tpm (&l, n) == -1)
+        goto error;
+  }
+
+  *files_rtn = l.v;
+  *n_rtn = l.n;
+  return 0;
+
+ error:
+  vmferry_domain_files_free (l.v, l.n);
+  return -1;
+}
+
+void
+vmferry_domain_files_free (struct vmferry_domain_file *files, size_t n)
+{
+  if (files == NULL)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    free (files[i].path);
+    free (files[i].target);
+    free (files[i].format);
+    free (files[i].nvram_template);
+    free (files[i].tpm_version);
+  }
+  free (files);
+}
+
+/* Point a disk or backing store <source> at PATH, switching its parent's
+ * type between 'file' and 'block' as needed.
+ */
+static int
+set_source (xmlNodePtr src, const char *label, bool lun, const char *path,
+            bool block)
+{
+  xmlNodePtr parent = src->parent;
+
+  if (lun && !block) {
+    vmferry_set_error ("%s: a 'lun' disk must stay a block device", label);
+    return -1;
+  }
+  if (set_attr (parent, "type", block ? "block" : "file") == -1 ||
+      set_attr (src, block ? "dev" : "file", path) == -1)
+    return -1;
+  unset_attr (src, block ? "file" : "dev");
+  return 0;
+}
+
+int
+vmferry_domain_set_path (xmlDocPtr doc, const struct vmferry_domain_file *f,
+                         const char *newpath, unsigned flags)
+{
+  bool block = flags & VMFERRY_DOMAIN_PATH_BLOCK;
+  char label[128];
+
+  if (doc == NULL || f == NULL || f->node == NULL || f->node->doc != doc ||
+      newpath == NULL || *newpath == '\0' ||
+      (flags & ~VMFERRY_DOMAIN_PATH_BLOCK) != 0) {
+    vmferry_set_error_errno (EINVAL, "domain XML: set path");
+    return -1;
+  }
+
+  switch (f->role) {
+  case VMFERRY_ROLE_DISK:
+  case VMFERRY_ROLE_BACKING:
+    snprintf (label, sizeof label, "%s%s%s",
+              f->role == VMFERRY_ROLE_DISK ? "disk " : "backing store of disk ",
+              f->target ? f->target : "", f->target ? "" : "(no target)");
+    if (!is_elem (f->node, "source") || f->node->parent == NULL) {
+      vmferry_set_error_errno (EINVAL, "%s: not a <source> element", label);
+      return -1;
+    }
+    return set_source (f->node, label, f->lun, newpath, block);
+
+  case VMFERRY_ROLE_NVRAM:
+    if (is_elem (f->node, "nvram")) {
+      if (block) {
+        vmferry_set_error ("nvram: the text form of <nvram> cannot name "
+                           "a block device");
+        return -1;
+      }
+      return set_text (f->node, newpath);
+    }
+    if (!is_elem (f->node, "source")) {
+      vmferry_set_error_errno (EINVAL, "nvram: not a <source> element");
+      return -1;
+    }
+    return set_source (f->node, "nvram", false, newpath, block);
+
+  case VMFERRY_ROLE_TPM:
+    if (!is_elem (f->node, "source")) {
+      vmferry_set_error ("tpm: the XML names no state path (libvirt derives "
+                         "it from the domain UUID)");
+      return -1;
+    }
+    if (block) {
+      vmferry_set_error ("tpm: state cannot be a block device");
+      return -1;
+    }
+    return set_attr (f->node, "path", newpath);
+
+  default:
+    vmferry_set_error_errno (EINVAL, "domain XML: unknown file role %d",
+                             f->role);
+    return -1;
+  }
+}
+
+int
+vmferry_domain_set_backing_path (xmlDocPtr doc, const char *oldpath,
+                                 const char *newpath)
+{
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+  int count = 0;
+
+  if (root == NULL || oldpath == NULL || newpath == NULL || *newpath == '\0') {
+    vmferry_set_error_errno (EINVAL, "domain XML: set backing path");
+    return -1;
+  }
+  for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
+    if (!is_elem (devs, "devices"))
+      continue;
+    for (xmlNodePtr disk = devs->children; disk; disk = disk->next) {
+      xmlNodePtr bs = disk;
+      if (!is_elem (disk, "disk"))
+        continue;
+      while ((bs = first_child (bs, "backingStore")) != NULL) {
+        xmlNodePtr src = first_child (bs, "source");
+        const char *attr = attr_is (bs, "type", "block", false) ? "dev" : "file";
+        if (src && attr_is (src, attr, oldpath, false)) {
+          if (set_attr (src, attr, newpath) == -1)
+            return -1;
+          count++;
+        }
+      }
+    }
+  }
+  return count;
+}
+
+static char *
+get_child_text (xmlDocPtr doc, const char *name)
+{
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+  xmlNodePtr n = first_child (root, name);
+  char *ret;
+
+  if (n == NULL) {
+    vmferry_set_error ("domain XML: no <%s> element", name);
+    return NULL;
+  }
+  if ((ret = get_text (n)) == NULL)
+    return NULL;
+  if (*ret == '\0') {
+    free (ret);
+    vmferry_set_error ("domain XML: <%s> is empty", name);
+    return NULL;
+  }
+  return ret;
+}
+
+char *
+vmferry_domain_get_name (xmlDocPtr doc)
+{
+  return get_child_text (doc, "name");
+}
+
+char *
+vmferry_domain_get_uuid (xmlDocPtr doc)
+{
+  return get_child_text (doc, "uuid");
+}
+
+/* Whitespace-only text node? */
+static bool
+is_blank (xmlNodePtr n)
+{
+  return n && n->type == XML_TEXT_NODE && xmlIsBlankNode (n);
+}
+
+/* Insert NEW after PREV, copying the indentation in front of PREV so a
+ * pretty-printed document stays pretty.
+ */
+static int
+insert_after (xmlNodePtr prev, xmlNodePtr node)
+{
+  if (is_blank (prev->prev)) {
+    xmlNodePtr ws = xmlCopyNode (prev->prev, 0);
+    if (ws == NULL)
+      return -1;
+    if (xmlAddNextSibling (prev, ws) == NULL) {
+      xmlFreeNode (ws);
+      return -1;
+    }
+    prev = ws;
+  }
+  return xmlAddNextSibling (prev, node) ? 0 : -1;
+}
+
+int
+vmferry_domain_set_name (xmlDocPtr doc, const char *name)
+{
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+  xmlNodePtr n;
+
+  if (root == NULL || name == NULL) {
+    vmferry_set_error_errno (EINVAL, "domain XML: set name");
+    return -1;
+  }
+  if (*name == '\0' || strchr (name, '/') || strchr (name, '\n')) {
+    vmferry_set_error ("domain name '%s': must be non-empty, without '/' "
+                       "or newline", name);
+    return -1;
+  }
+  n = first_child (root, "name");
+  if (n == NULL) {
+    n = xmlNewDocNode (doc, NULL, BAD_CAST "name", NULL);
+    if (n == NULL ||
+        (root->children ? xmlAddPrevSibling (root->children, n)
+                        : xmlAddChild (root, n)) == NULL) {
+      xmlFreeNode (n);
+      vmferry_set_error_errno (ENOMEM, "domain XML: <name>");
+      return -1;
+    }
+  }
+  return set_text (n, name);
+}
+
+/* Canonical lower-case 8-4-4-4-12 form of UUID into OUT[37]. */
+static int
+normalise_uuid (const char *uuid, char out[37])
+{
+  size_t len = strlen (uuid), j = 0;
+
+  if (len != 32 && len != 36)
+    return -1;
+  for (size_t i = 0; i < len; i++) {
+    if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (uuid[i] != '-')
+        return -1;
+      continue;
+    }
+    if (!isxdigit ((unsigned char) uuid[i]))
+      return -1;
+    if (j == 8 || j == 13 || j == 18 || j == 23)
+      out[j++] = '-';
+    out[j++] = tolower ((unsigned char) uuid[i]);
+  }
+  out[j] = '\0';
+  return 0;
+}
+
+int
+vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
+{
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+  xmlNodePtr n, name;
+  char canon[37];
+
+  if (root == NULL) {
+    vmferry_set_error_errno (EINVAL, "domain XML: set uuid");
+    return -1;
+  }
+  n = first_child (root, "uuid");
+  if (uuid == NULL) {
+    while (n) {
+      xmlNodePtr next;
+      if (is_blank (n->prev)) {
+        xmlNodePtr ws = n->prev;
+        xmlUnlinkNode (ws);
+        xmlFreeNode (ws);
+      }
+      next = n->next;
+      xmlUnlinkNode (n);
+      xmlFreeNode (n);
+      /* libvirt would read only the first; leave none to read. */
+      for (n = next; n && !is_elem (n, "uuid"); n = n->next)
+        ;
+    }
+    return 0;
+  }
+  if (normalise_uuid (uuid, canon) == -1) {
+    vmferry_set_error ("uuid '%s': not a UUID (32 hex digits, "
+                       "as 8-4-4-4-12 with dashes)", uuid);
+    return -1;
+  }
+  if (n == NULL) {
+    n = xmlNewDocNode (doc, NULL, BAD_CAST "uuid", NULL);
+    name = first_child (root, "name");
+    if (n == NULL ||
+        (name ? insert_after (name, n)
+              : root->children ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)
+              : (xmlAddChild (root, n) ? 0 : -1)) == -1) {
+      xmlFreeNode (n);
+      vmferry_set_error_errno (ENOMEM, "domain XML: <uuid>");
+      return -1;
+    }
+  }
+  return set_text (n, canon);
+}
+
+char *
+vmferry_domain_to_string (xmlDocPtr doc)
+{
+  struct xml_errors errs = { 0 };
+  struct xml_quiet q;
+  xmlBufferPtr buf;
+  xmlSaveCtxtPtr save;
+  long r1 = -1;
+  int r2 = -1;
+  char *ret = NULL;
+
+  if (doc == NULL) {
+    vmferry_set_error_errno (EINVAL, "domain XML: to string");
+    return NULL;
+  }
+  buf = xmlBufferCreate ();
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "domain XML: cannot serialise");
+    return NULL;
+  }
+  quiet_begin (&q, &errs);
+  save = xmlSaveToBuffer (buf, "UTF-8", XML_SAVE_NO_DECL);
+  if (save) {
+    r1 = xmlSaveDoc (save, doc);
+    r2 = xmlSaveClose (save);
+  }
+  quiet_end (&q);
+  if (save == NULL || r1 < 0 || r2 < 0 || errs.have_error) {
+    vmferry_set_error ("domain XML: cannot serialise: %s",
+                       errs.have_error ? errs.msg : "libxml2 failed");
+    xmlBufferFree (buf);
+    return NULL;
+  }
+  ret = strdup ((const char *) xmlBufferContent (buf));
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "domain XML: cannot serialise");
+  xmlBufferFree (buf);
+  return ret;
+}

@@ -1,0 +1,905 @@
+/* vmferry: export a shut-off domain as a stream (see export.h).
+ *
+ * One pass over each source file.  The calling thread reads data extents
+ * (holes are never read), computes the file digest, and splits each chunk
+ * into runs of data and of zero blocks; workers compress data chunks in
+ * parallel; the collector writes the records in order.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "digest.h"
+#include "domain.h"
+#include "error.h"
+#include "export.h"
+#include "extent.h"
+#include "log.h"
+#include "pipeline.h"
+#include "qcow2.h"
+#include "stream.h"
+#include "virt.h"
+
+/* libvirt's default swtpm_storage (qemu.conf); state is per domain UUID. */
+#define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+struct export_file {
+  int role;                     /* VMFERRY_ROLE_* */
+  char *path;                   /* on this host */
+  char *name;                   /* in the stream: unique basename, or a
+                                 * path relative to the TPM state dir */
+  char *target;                 /* "vda", NULL */
+  char *format;                 /* "raw", "qcow2" */
+  int backing;                  /* index of the backing file, or -1 */
+  char *backing_format;
+  bool readonly;
+  dev_t dev;
+  ino_t ino;
+  uint64_t size, virtual_size, allocated;
+};
+
+struct plan {
+  struct export_file *files;
+  size_t nr_files;
+};
+
+static void
+plan_free (struct plan *plan)
+{
+  for (size_t i = 0; i < plan->nr_files; i++) {
+    struct export_file *f = &plan->files[i];
+    free (f->path);
+    free (f->name);
+    free (f->target);
+    free (f->format);
+    free (f->backing_format);
+  }
+  free (plan->files);
+  plan->files = NULL;
+  plan->nr_files = 0;
+}
+
+static const char *
+role_name (int role)
+{
+  switch (role) {
+  case VMFERRY_ROLE_DISK: return "disk";
+  case VMFERRY_ROLE_NVRAM: return "nvram";
+  case VMFERRY_ROLE_TPM: return "tpm";
+  case VMFERRY_ROLE_BACKING: return "backing";
+  default: return "unknown";
+  }
+}
+
+static bool
+name_taken (const struct plan *plan, const char *name)
+{
+  for (size_t i = 0; i < plan->nr_files; i++)
+    if (strcmp (plan->files[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* Append a file to the plan; fills size and allocation from the open fd.
+ * NAME is the wanted stream name; it is made unique ("2-disk.qcow2").
+ * Returns the new index or -1.
+ */
+static int
+plan_add (struct plan *plan, int fd, const char *path, int role,
+          const char *name, const char *format)
+{
+  struct export_file *files, *f;
+  struct stat st;
+  CLEANUP_FREE char *unique = NULL;
+
+  if (plan->nr_files >= VMFERRY_MAX_FILES) {
+    vmferry_set_error ("%s: too many files (the limit is %d)", path,
+                       VMFERRY_MAX_FILES);
+    return -1;
+  }
+  if (fstat (fd, &st) < 0) {
+    vmferry_set_error_errno (errno, "%s: stat", path);
+    return -1;
+  }
+  unique = strdup (name);
+  for (unsigned n = 2; unique && name_taken (plan, unique); n++) {
+    free (unique);
+    if (asprintf (&unique, "%u-%s", n, name) < 0)
+      unique = NULL;
+  }
+  files = realloc (plan->files, (plan->nr_files + 1) * sizeof *files);
+  if (files == NULL || unique == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    if (files)
+      plan->files = files;
+    return -1;
+  }
+  plan->files = files;
+  f = &files[plan->nr_files];
+  memset (f, 0, sizeof *f);
+  f->role = role;
+  f->backing = -1;
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  f->path = strdup (path);
+  f->name = unique;
+  unique = NULL;
+  f->format = strdup (format ? format : "raw");
+  plan->nr_files++;
+  if (!f->path || !f->format) {
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
+  }
+  if (vmferry_file_size (fd, path, &f->size) < 0 ||
+      vmferry_allocated_bytes (fd, &f->allocated) < 0)
+    return -1;
+  if (S_ISBLK (st.st_mode))
+    f->allocated = f->size;
+  f->virtual_size = f->size;
+  return (int) plan->nr_files - 1;
+}
+
+static int
+plan_find (const struct plan *plan, int fd)
+{
+  struct stat st;
+
+  if (fstat (fd, &st) == 0)
+    for (size_t i = 0; i < plan->nr_files; i++)
+      if (plan->files[i].dev == st.st_dev && plan->files[i].ino == st.st_ino)
+        return (int) i;
+  return -1;
+}
+
+static const char *
+base_name (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash && slash[1] ? slash + 1 : path;
+}
+
+/* Add a disk image and, for qcow2, its backing chain first (backing files
+ * precede the overlays that use them, so an importer can place them
+ * before it sees who needs them).  DEPTH bounds hostile loops.
+ * Returns the image's index or -1.
+ */
+static int
+plan_add_image (struct plan *plan, const char *path, const char *format,
+                int role, unsigned depth)
+{
+  CLEANUP_CLOSE int fd = -1;
+  struct vmferry_qcow2_info info;
+  int idx, backing = -1, r;
+  bool qcow2 = format && strcmp (format, "qcow2") == 0;
+
+  if (depth > 64) {
+    vmferry_set_error ("%s: backing chain longer than 64 files", path);
+    return -1;
+  }
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  idx = plan_find (plan, fd);
+  if (idx >= 0)
+    return idx;                 /* a base shared by two overlays */
+
+  memset (&info, 0, sizeof info);
+  if (qcow2) {
+    r = vmferry_qcow2_probe (fd, path, &info);
+    if (r < 0)
+      return -1;
+    if (r == 0) {
+      vmferry_set_error ("%s: declared as qcow2 but is not a qcow2 image", path);
+      return -1;
+    }
+    if (vmferry_qcow2_check_carriable (&info, path) < 0)
+      return -1;
+    if (info.has_backing) {
+      CLEANUP_FREE char *bpath = vmferry_qcow2_backing_path (path, info.backing_file);
+
+      if (bpath == NULL)
+        return -1;
+      if (info.backing_format[0] == '\0') {
+        /* QEMU would probe; we do not guess silently. */
+        vmferry_set_error ("%s: backing file %s has no recorded format "
+                           "(set one with qemu-img rebase -u -F FORMAT)",
+                           path, info.backing_file);
+        return -1;
+      }
+      backing = plan_add_image (plan, bpath, info.backing_format,
+                                VMFERRY_ROLE_BACKING, depth + 1);
+      if (backing < 0) {
+        vmferry_prefix_error ("%s: backing file", path);
+        return -1;
+      }
+    }
+  }
+  idx = plan_add (plan, fd, path, role, base_name (path), format);
+  if (idx >= 0) {
+    struct export_file *f = &plan->files[idx];
+    f->backing = backing;
+    if (qcow2) {
+      f->virtual_size = info.virtual_size;
+      if (backing >= 0 && !(f->backing_format = strdup (info.backing_format))) {
+        vmferry_set_error_errno (ENOMEM, "%s", path);
+        idx = -1;
+      }
+    }
+  }
+  return idx;
+}
+
+/* The swtpm state directory of domain UUID: every regular file below it,
+ * named by its path relative to the directory.
+ */
+static int
+plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
+                  unsigned depth)
+{
+  DIR *d;
+  struct dirent *e;
+  int r = 0;
+
+  if (depth > 8) {
+    vmferry_set_error ("%s: TPM state nested too deep", dir);
+    return -1;
+  }
+  d = opendir (dir);
+  if (d == NULL) {
+    if (errno == ENOENT && depth == 0)
+      return 0;                 /* never started: no state yet */
+    vmferry_set_error_errno (errno, "%s: cannot read TPM state", dir);
+    return -1;
+  }
+  while (r == 0 && (errno = 0, e = readdir (d)) != NULL) {
+    CLEANUP_FREE char *path = NULL, *name = NULL;
+    struct stat st;
+
+    if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+      continue;
+    if (asprintf (&path, "%s/%s", dir, e->d_name) < 0 ||
+        asprintf (&name, "%s%s%s", rel, *rel ? "/" : "", e->d_name) < 0) {
+      vmferry_set_error_errno (ENOMEM, "%s", dir);
+      r = -1;
+      break;
+    }
+    if (lstat (path, &st) < 0) {
+      vmferry_set_error_errno (errno, "%s: stat", path);
+      r = -1;
+    }
+    else if (S_ISDIR (st.st_mode))
+      r = plan_add_tpm_dir (plan, path, name, depth + 1);
+    else if (S_ISREG (st.st_mode)) {
+      CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) {
+        vmferry_set_error_errno (errno, "%s: cannot open", path);
+        r = -1;
+      }
+      else if (plan_add (plan, fd, path, VMFERRY_ROLE_TPM, name, "raw") < 0)
+        r = -1;
+      /* plan_add made the name unique; TPM names must stay exact. */
+      else if (strcmp (plan->files[plan->nr_files - 1].name, name) != 0) {
+        vmferry_set_error ("%s: TPM state file name clashes with a disk", path);
+        r = -1;
+      }
+    }
+    /* Sockets, logs' symlinks and the like are not state: skipped. */
+  }
+  if (r == 0 && errno != 0) {
+    vmferry_set_error_errno (errno, "%s: readdir", dir);
+    r = -1;
+  }
+  closedir (d);
+  return r;
+}
+
+/* Build the list of files to carry from the domain XML. */
+static int
+make_plan (xmlDocPtr doc, const char *uuid, bool include_readonly,
+           struct plan *plan)
+{
+  struct vmferry_domain_file *dfiles = NULL;
+  size_t n = 0;
+  int r = 0;
+
+  if (vmferry_domain_files (doc, include_readonly, &dfiles, &n) < 0)
+    return -1;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct vmferry_domain_file *df = &dfiles[i];
+    int idx;
+
+    /* The chain is taken from the qcow2 headers (plan_add_image), which
+     * is what QEMU follows; the XML's <backingStore> is only a note.
+     */
+    if (df->role == VMFERRY_ROLE_BACKING)
+      continue;
+    if (df->role == VMFERRY_ROLE_TPM && df->path) {
+      vmferry_set_error ("TPM state in %s: only libvirt's per-UUID state "
+                         "directory is supported", df->path);
+      r = -1;
+      continue;
+    }
+    if (df->role == VMFERRY_ROLE_TPM) {
+      CLEANUP_FREE char *dir = NULL;
+      if (asprintf (&dir, "%s/%s", SWTPM_STORAGE, uuid) < 0) {
+        vmferry_set_error_errno (ENOMEM, "TPM");
+        r = -1;
+      }
+      else
+        r = plan_add_tpm_dir (plan, dir, "", 0);
+      continue;
+    }
+    if (df->role == VMFERRY_ROLE_NVRAM) {
+      CLEANUP_CLOSE int fd = open (df->path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT) {
+        /* libvirt creates it from the template at first start. */
+        vmferry_verbose ("NVRAM %s does not exist yet: not carried", df->path);
+        continue;
+      }
+      if (fd < 0) {
+        vmferry_set_error_errno (errno, "%s: cannot open", df->path);
+        r = -1;
+      }
+      else if (plan_add (plan, fd, df->path, VMFERRY_ROLE_NVRAM,
+                         base_name (df->path), "raw") < 0)
+        r = -1;
+      continue;
+    }
+    idx = plan_add_image (plan, df->path, df->format, VMFERRY_ROLE_DISK, 0);
+    if (idx < 0) {
+      vmferry_prefix_error ("disk %s", df->target ? df->target : df->path);
+      r = -1;
+    }
+    else {
+      struct export_file *f = &plan->files[idx];
+      f->role = VMFERRY_ROLE_DISK;
+      f->readonly = df->readonly;
+      if (df->target && !f->target && !(f->target = strdup (df->target))) {
+        vmferry_set_error_errno (ENOMEM, "disk");
+        r = -1;
+      }
+    }
+  }
+  vmferry_domain_files_free (dfiles, n);
+  return r;
+}
+
+static char *
+make_manifest (const struct plan *plan, const char *uri, const char *name,
+               const char *uuid)
+{
+  json_object *m = json_object_new_object ();
+  json_object *src = json_object_new_object ();
+  json_object *dom = json_object_new_object ();
+  json_object *files = json_object_new_array ();
+  json_object *totals = json_object_new_object ();
+  uint64_t total_size = 0, total_alloc = 0;
+  char host[256] = "", created[64];
+  time_t now = time (NULL);
+  struct tm tm;
+  char *ret;
+
+  gethostname (host, sizeof host - 1);
+  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+  json_object_object_add (m, "format", json_object_new_string ("vmferry-manifest"));
+  json_object_object_add (m, "version", json_object_new_int (1));
+  json_object_object_add (m, "tool", json_object_new_string (PACKAGE_NAME " " PACKAGE_VERSION));
+  json_object_object_add (m, "created", json_object_new_string (created));
+  json_object_object_add (src, "host", json_object_new_string (host));
+  if (uri)
+    json_object_object_add (src, "uri", json_object_new_string (uri));
+  json_object_object_add (m, "source", src);
+  json_object_object_add (dom, "name", json_object_new_string (name));
+  json_object_object_add (dom, "uuid", json_object_new_string (uuid));
+  json_object_object_add (m, "domain", dom);
+
+  for (size_t i = 0; i < plan->nr_files; i++) {
+    const struct export_file *f = &plan->files[i];
+    json_object *o = json_object_new_object ();
+
+    json_object_object_add (o, "index", json_object_new_int64 ((int64_t) i));
+    json_object_object_add (o, "role", json_object_new_string (role_name (f->role)));
+    json_object_object_add (o, "name", json_object_new_string (f->name));
+    json_object_object_add (o, "source_path", json_object_new_string (f->path));
+    json_object_object_add (o, "target", f->target ? json_object_new_string (f->target) : NULL);
+    json_object_object_add (o, "format", json_object_new_string (f->format));
+    json_object_object_add (o, "size", json_object_new_uint64 (f->size));
+    json_object_object_add (o, "virtual_size", json_object_new_uint64 (f->virtual_size));
+    json_object_object_add (o, "allocated", json_object_new_uint64 (f->allocated));
+    if (f->backing >= 0) {
+      json_object_object_add (o, "backing", json_object_new_int (f->backing));
+      json_object_object_add (o, "backing_format", json_object_new_string (f->backing_format));
+    }
+    json_object_object_add (o, "readonly", json_object_new_boolean (f->readonly));
+    json_object_array_add (files, o);
+    total_size += f->size;
+    total_alloc += f->allocated;
+  }
+  json_object_object_add (m, "files", files);
+  json_object_object_add (totals, "size", json_object_new_uint64 (total_size));
+  json_object_object_add (totals, "allocated", json_object_new_uint64 (total_alloc));
+  json_object_object_add (m, "totals", totals);
+  ret = strdup (json_object_to_json_string_ext (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (m);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "manifest");
+  return ret;
+}
+
+/* ---- the data path ---- */
+
+enum job_kind { JOB_FILE_BEGIN, JOB_DATA, JOB_ZERO, JOB_FILE_END };
+
+struct job {
+  enum job_kind kind;
+  uint32_t file;
+  uint64_t offset, length;      /* DATA/ZERO; FILE_BEGIN: length = size */
+  unsigned char *raw;           /* VMFERRY_CHUNK_SIZE */
+  unsigned char *out;           /* compressed, out_cap */
+  size_t out_cap, out_len;
+  bool zstd;
+  unsigned char digest[16];
+};
+
+struct exporter {
+  const struct vmferry_export_opts *opts;
+  const struct plan *plan;
+  struct vmferry_stream_writer *w;
+  struct vmferry_compressor **compressors;   /* one per worker */
+  unsigned nr_workers;
+};
+
+static int
+job_init (void *opaque, void *jobp)
+{
+  struct exporter *ex = opaque;
+  struct job *j = jobp;
+
+  j->raw = malloc (VMFERRY_CHUNK_SIZE);
+  if (ex->opts->compress != VMFERRY_COMPRESS_NONE) {
+    j->out_cap = vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
+    j->out = malloc (j->out_cap);
+  }
+  if (j->raw == NULL || (ex->opts->compress != VMFERRY_COMPRESS_NONE && j->out == NULL)) {
+    vmferry_set_error_errno (ENOMEM, "export buffers");
+    return -1;
+  }
+  return 0;
+}
+
+static void
+job_fini (void *opaque, void *jobp)
+{
+  struct job *j = jobp;
+
+  (void) opaque;
+  free (j->raw);
+  free (j->out);
+}
+
+static int
+job_work (void *opaque, void *jobp, unsigned worker)
+{
+  struct exporter *ex = opaque;
+  struct job *j = jobp;
+  int r;
+
+  r = vmferry_compress (ex->compressors[worker], j->raw, j->length,
+                        j->out, j->out_cap, &j->out_len);
+  if (r < 0) {
+    vmferry_prefix_error ("%s: offset %" PRIu64,
+                          ex->plan->files[j->file].path, j->offset);
+    return -1;
+  }
+  j->zstd = r == 1;
+  return 0;
+}
+
+static int
+job_done (void *opaque, void *jobp)
+{
+  struct exporter *ex = opaque;
+  struct job *j = jobp;
+  const struct export_file *f = &ex->plan->files[j->file];
+  struct vmferry_record rec = { .file = j->file };
+
+  switch (j->kind) {
+  case JOB_FILE_BEGIN:
+    vmferry_verbose ("%s: %s (%s, %" PRIu64 " bytes)", f->name, f->path,
+                     f->format, f->size);
+    vmferry_progress_begin (ex->opts->progress, f->name, f->size);
+    return vmferry_stream_write_file_begin (ex->w, j->file, j->length);
+  case JOB_FILE_END:
+    vmferry_progress_end (ex->opts->progress);
+    return vmferry_stream_write_file_end (ex->w, j->file, j->digest);
+  case JOB_ZERO:
+    /* Length 0: a slot the reader gave back unused (see emit_chunk). */
+    if (j->length == 0)
+      return 0;
+    rec.type = VMFERRY_REC_ZERO;
+    rec.offset = j->offset;
+    rec.length = j->length;
+    vmferry_progress_add (ex->opts->progress, j->length);
+    return vmferry_stream_write_record (ex->w, &rec, NULL);
+  case JOB_DATA:
+    rec.type = VMFERRY_REC_DATA;
+    rec.offset = j->offset;
+    rec.length = j->length;
+    rec.flags = j->zstd ? VMFERRY_REC_F_ZSTD : 0;
+    rec.payload_len = j->zstd ? j->out_len : j->length;
+    vmferry_progress_add (ex->opts->progress, j->length);
+    return vmferry_stream_write_record (ex->w, &rec, j->zstd ? j->out : j->raw);
+  }
+  return 0;
+}
+
+/* Read exactly LEN bytes at OFFSET; a short read means the file shrank
+ * under us, which is an error, not zeros.
+ */
+static int
+pread_full (int fd, const char *path, void *buf, size_t len, uint64_t offset)
+{
+  unsigned char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pread (fd, p, len, (off_t) offset);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      vmferry_set_error_errno (errno, "%s: read at offset %" PRIu64, path, offset);
+      return -1;
+    }
+    if (r == 0) {
+      vmferry_set_error ("%s: file shrank while being read (at offset %" PRIu64 ")",
+                         path, offset);
+      return -1;
+    }
+    p += r;
+    len -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+struct zero_run {
+  uint64_t offset, length;
+};
+
+static int
+flush_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z)
+{
+  struct job *j;
+
+  if (z->length == 0)
+    return 0;
+  j = vmferry_pipeline_slot (p);
+  if (j == NULL)
+    return -1;
+  j->kind = JOB_ZERO;
+  j->file = file;
+  j->offset = z->offset;
+  j->length = z->length;
+  vmferry_pipeline_submit (p, j, false);
+  z->length = 0;
+  return 0;
+}
+
+static int
+add_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z,
+          uint64_t offset, uint64_t length)
+{
+  if (z->length && (z->offset + z->length != offset ||
+                    z->length + length > VMFERRY_MAX_RECORD_LENGTH))
+    if (flush_zero (p, file, z) < 0)
+      return -1;
+  if (z->length == 0)
+    z->offset = offset;
+  z->length += length;
+  return 0;
+}
+
+static int
+submit_data (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
+             uint32_t file, uint64_t offset, uint64_t length)
+{
+  j->kind = JOB_DATA;
+  j->file = file;
+  j->offset = offset;
+  j->length = length;
+  j->zstd = false;
+  vmferry_pipeline_submit (p, j, ex->opts->compress != VMFERRY_COMPRESS_NONE);
+  return 0;
+}
+
+/* Emit one chunk already read into J->raw: all data (the usual case, no
+ * copy), all zero, or a mix, whose data runs are copied into further slots.
+ */
+static int
+emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
+            uint32_t file, uint64_t offset, size_t len, struct zero_run *z,
+            unsigned char *scratch)
+{
+  const size_t bs = VMFERRY_BLOCK_SIZE;
+  size_t nblocks = (len + bs - 1) / bs, i = 0;
+  bool first_zero = vmferry_is_zero (j->raw, len < bs ? len : bs);
+  size_t run_end = 1;
+
+  while (run_end < nblocks) {
+    size_t blen = run_end == nblocks - 1 ? len - run_end * bs : bs;
+    if (vmferry_is_zero (j->raw + run_end * bs, blen) != first_zero)
+      break;
+    run_end++;
+  }
+  if (run_end == nblocks) {
+    if (!first_zero) {
+      if (flush_zero (p, file, z) < 0)
+        return -1;
+      return submit_data (ex, p, j, file, offset, len);
+    }
+    /* The slot is not needed: hand it on as an empty zero-length job is
+     * not possible, so reuse it for the zero record itself.
+     */
+    if (add_zero (p, file, z, offset, len) < 0)
+      return -1;
+    j->kind = JOB_ZERO;
+    j->file = file;
+    j->offset = z->offset;
+    j->length = 0;
+    /* A pending run continues into the next chunk; write it later. */
+    vmferry_pipeline_submit (p, j, false);
+    return 0;
+  }
+
+  /* Mixed: keep a copy, give the slot back as a no-op, emit runs. */
+  memcpy (scratch, j->raw, len);
+  j->kind = JOB_ZERO;
+  j->file = file;
+  j->length = 0;
+  vmferry_pipeline_submit (p, j, false);
+  while (i < nblocks) {
+    bool zero = vmferry_is_zero (scratch + i * bs, i == nblocks - 1 ? len - i * bs : bs);
+    size_t e = i + 1, rlen;
+    while (e < nblocks &&
+           vmferry_is_zero (scratch + e * bs, e == nblocks - 1 ? len - e * bs : bs) == zero)
+      e++;
+    rlen = (e == nblocks ? len : e * bs) - i * bs;
+    if (zero) {
+      if (add_zero (p, file, z, offset + i * bs, rlen) < 0)
+        return -1;
+    }
+    else {
+      struct job *d;
+      if (flush_zero (p, file, z) < 0 || !(d = vmferry_pipeline_slot (p)))
+        return -1;
+      memcpy (d->raw, scratch + i * bs, rlen);
+      submit_data (ex, p, d, file, offset + i * bs, rlen);
+    }
+    i = e;
+  }
+  return 0;
+}
+
+static int
+export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
+                  uint32_t idx, unsigned char *scratch)
+{
+  const struct export_file *f = &ex->plan->files[idx];
+  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  struct vmferry_digest *dg = NULL;
+  struct zero_run z = { 0, 0 };
+  uint64_t pos = 0, start, end;
+  struct job *j;
+  int r = -1, more;
+
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", f->path);
+    return -1;
+  }
+  posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  dg = vmferry_digest_new ();
+  if (dg == NULL || !(j = vmferry_pipeline_slot (p)))
+    goto out;
+  j->kind = JOB_FILE_BEGIN;
+  j->file = idx;
+  j->length = f->size;
+  vmferry_pipeline_submit (p, j, false);
+
+  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start, &end)) == 1) {
+    for (uint64_t off = start; off < end; ) {
+      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
+      if (!(j = vmferry_pipeline_slot (p)))
+        goto out;
+      if (pread_full (fd, f->path, j->raw, len, off) < 0 ||
+          vmferry_digest_update (dg, off, j->raw, len) < 0) {
+        j->kind = JOB_ZERO;
+        j->length = 0;
+        vmferry_pipeline_submit (p, j, false);
+        goto out;
+      }
+      if (emit_chunk (ex, p, j, idx, off, len, &z, scratch) < 0)
+        goto out;
+      off += len;
+    }
+    pos = end;
+  }
+  if (more < 0 || flush_zero (p, idx, &z) < 0 || !(j = vmferry_pipeline_slot (p)))
+    goto out;
+  j->kind = JOB_FILE_END;
+  j->file = idx;
+  vmferry_digest_final (dg, j->digest);
+  vmferry_pipeline_submit (p, j, false);
+  r = 0;
+ out:
+  vmferry_digest_free (dg);
+  return r;
+}
+
+static const struct vmferry_pipeline_ops export_ops = {
+  .init = job_init, .fini = job_fini, .work = job_work, .done = job_done,
+};
+
+static int
+write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
+              const struct plan *plan, const char *manifest, const char *xml)
+{
+  struct exporter ex = { .opts = opts, .plan = plan };
+  struct vmferry_pipeline *p = NULL;
+  CLEANUP_FREE unsigned char *scratch = NULL;
+  unsigned threads = opts->threads ? opts->threads : vmferry_default_threads ();
+  int level = opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
+  int r = -1;
+
+  ex.w = vmferry_stream_writer_new (opts->out_fd, opts->out_name);
+  scratch = malloc (VMFERRY_CHUNK_SIZE);
+  ex.compressors = calloc (threads, sizeof *ex.compressors);
+  if (ex.w == NULL || scratch == NULL || ex.compressors == NULL) {
+    if (ex.w)
+      vmferry_set_error_errno (ENOMEM, "export");
+    goto out;
+  }
+  ex.nr_workers = threads;
+  if (opts->compress != VMFERRY_COMPRESS_NONE)
+    for (unsigned i = 0; i < threads; i++)
+      if (!(ex.compressors[i] = vmferry_compressor_new (level)))
+        goto out;
+
+  if (vmferry_stream_write_header (ex.w) < 0 ||
+      vmferry_stream_write_manifest (ex.w, manifest) < 0 ||
+      vmferry_stream_write_xml (ex.w, xml) < 0)
+    goto out;
+
+  /* Two slots per worker keep them busy while the collector writes;
+   * bounded so memory stays flat: (depth x 8 MiB).
+   */
+  p = vmferry_pipeline_new (&export_ops, &ex, threads,
+                            threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
+                            sizeof (struct job));
+  if (p == NULL)
+    goto out;
+  for (uint32_t i = 0; i < plan->nr_files; i++)
+    if (export_file_data (&ex, p, i, scratch) < 0) {
+      vmferry_pipeline_abort (p);
+      break;
+    }
+  if (vmferry_pipeline_finish (p) < 0)
+    goto out;
+  /* A domain started while we read its disks leaves an inconsistent
+   * copy: say so and leave the stream without its END record, so no
+   * importer accepts it.
+   */
+  if (vmferry_virt_domain_state (dom) != VIR_DOMAIN_SHUTOFF) {
+    vmferry_set_error ("domain %s was started during the export: the stream "
+                       "is incomplete and will not import", opts->domain);
+    goto out;
+  }
+  if (vmferry_stream_write_end (ex.w, plan->nr_files) < 0)
+    goto out;
+  vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
+                   vmferry_stream_writer_bytes (ex.w), opts->out_name);
+  r = 0;
+ out:
+  vmferry_pipeline_free (p);
+  if (ex.compressors)
+    for (unsigned i = 0; i < threads; i++)
+      vmferry_compressor_free (ex.compressors[i]);
+  free (ex.compressors);
+  vmferry_stream_writer_free (ex.w);
+  return r;
+}
+
+int
+vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
+                        int *level_rtn)
+{
+  char *end;
+  long level;
+
+  *level_rtn = 1;
+  if (strcmp (arg, "auto") == 0)
+    *method_rtn = VMFERRY_COMPRESS_AUTO;
+  else if (strcmp (arg, "none") == 0)
+    *method_rtn = VMFERRY_COMPRESS_NONE;
+  else if (strcmp (arg, "zstd") == 0)
+    *method_rtn = VMFERRY_COMPRESS_ZSTD;
+  else if (strncmp (arg, "zstd:", 5) == 0) {
+    errno = 0;
+    level = strtol (arg + 5, &end, 10);
+    if (errno || *end || end == arg + 5 || level < 1 || level > 19) {
+      vmferry_set_error ("--compress: '%s': the zstd level must be 1 to 19", arg);
+      return -1;
+    }
+    *method_rtn = VMFERRY_COMPRESS_ZSTD;
+    *level_rtn = (int) level;
+  }
+  else {
+    vmferry_set_error ("--compress: '%s': use auto, none, zstd or zstd:LEVEL", arg);
+    return -1;
+  }
+  return 0;
+}
+
+int
+vmferry_export (const struct vmferry_export_opts *opts)
+{
+  CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  struct plan plan = { NULL, 0 };
+  int state, r = -1;
+
+  conn = vmferry_virt_connect (opts->uri);
+  if (conn == NULL)
+    return -1;
+  dom = vmferry_virt_lookup_domain (conn, opts->domain);
+  if (dom == NULL)
+    return -1;
+  state = vmferry_virt_domain_state (dom);
+  if (state < 0)
+    return -1;
+  if (state != VIR_DOMAIN_SHUTOFF) {
+    vmferry_set_error ("domain %s is %s: shut it down first (nothing was written)",
+                       opts->domain, vmferry_virt_state_name (state));
+    return -1;
+  }
+  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+                             VIR_DOMAIN_XML_MIGRATABLE);
+  if (xml == NULL) {
+    vmferry_virt_error ("domain %s: cannot get its XML", opts->domain);
+    return -1;
+  }
+  doc = vmferry_domain_parse (xml, strlen (xml), opts->domain);
+  if (doc == NULL)
+    return -1;
+  name = vmferry_domain_get_name (doc);
+  uuid = vmferry_domain_get_uuid (doc);
+  if (name == NULL || uuid == NULL)
+    return -1;
+  if (make_plan (doc, uuid, opts->include_readonly, &plan) < 0) {
+    vmferry_prefix_error ("domain %s", name);
+    goto out;
+  }
+  manifest = make_manifest (&plan, opts->uri, name, uuid);
+  if (manifest == NULL)
+    goto out;
+  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.nr_files);
+  r = write_stream (opts, dom, &plan, manifest, xml);
+ out:
+  plan_free (&plan);
+  return r;
+}

@@ -1,0 +1,36 @@
+/* vmferry: export a shut-off domain as a stream (vmferry-export). */
+#ifndef VMFERRY_EXPORT_H
+#define VMFERRY_EXPORT_H
+
+#include <stdbool.h>
+
+#include "progress.h"
+
+enum vmferry_compress {
+  VMFERRY_COMPRESS_AUTO,        /* zstd, raw where it does not help */
+  VMFERRY_COMPRESS_NONE,
+  VMFERRY_COMPRESS_ZSTD,
+};
+
+struct vmferry_export_opts {
+  const char *uri;              /* NULL: libvirt's default */
+  const char *domain;           /* name or UUID */
+  int out_fd;                   /* the stream goes here (not closed) */
+  const char *out_name;         /* for messages: "stdout", a path */
+  bool include_readonly;
+  enum vmferry_compress compress;
+  int level;                    /* zstd level, for ZSTD */
+  unsigned threads;             /* 0: one per CPU */
+  struct vmferry_progress *progress;   /* may be NULL */
+};
+
+/* Parse --compress: "auto", "none", "zstd" or "zstd:LEVEL" (1..19). */
+int vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
+                            int *level_rtn);
+
+/* Write the whole stream.  Refuses a domain that is not shut off.
+ * Returns 0, or -1 with the error set; the source is never modified.
+ */
+int vmferry_export (const struct vmferry_export_opts *opts);
+
+#endif

@@ -1,0 +1,999 @@
+/* vmferry: import a stream on this host (see import.h).
+ *
+ * The calling thread reads and checks records; workers decompress and
+ * write data records in parallel (pwrite at the record's offset into a
+ * sparse temporary file); the collector, which sees jobs in stream order,
+ * verifies each file when its FILE_END arrives by reading it back from
+ * disk after fdatasync.  Only when END has arrived and every file verified
+ * are the files renamed into place and the domain defined.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libvirt/virterror.h>
+
+#include "cleanup.h"
+#include "digest.h"
+#include "domain.h"
+#include "error.h"
+#include "import.h"
+#include "log.h"
+#include "pipeline.h"
+#include "stream.h"
+#include "virt.h"
+
+#define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+extern char **environ;
+
+struct import_file {
+  int role;
+  char *name;                   /* from the manifest, checked safe */
+  char *source_path;            /* as on the source host */
+  char *format;
+  char *final;                  /* where it ends up */
+  char *tmp;                    /* where it is written first */
+  char *backup;                 /* --force: the file it replaces, moved aside */
+  int backing;                  /* index or -1 */
+  uint64_t size, allocated;
+  int fd;
+  bool verified, placed;
+};
+
+struct importer {
+  const struct vmferry_import_opts *opts;
+  char *dir;                    /* resolved target directory */
+  char *tpm_dir, *tpm_tmp;      /* final and temporary TPM state dirs */
+  char *name, *uuid;            /* of the domain as it will be defined */
+  struct import_file *files;
+  size_t nr_files;
+  xmlDocPtr doc;
+  virConnectPtr conn;
+  struct vmferry_pipeline *p;
+};
+
+struct job {
+  bool end;                     /* FILE_END: verify; else DATA: write */
+  struct vmferry_record rec;
+  unsigned char *in;            /* payload copy */
+  unsigned char *out;           /* decompressed */
+  unsigned char digest[16];
+};
+
+static const char *
+role_from_name (const char *s, int *role_rtn)
+{
+  static const struct { const char *name; int role; } roles[] = {
+    { "disk", VMFERRY_ROLE_DISK }, { "nvram", VMFERRY_ROLE_NVRAM },
+    { "tpm", VMFERRY_ROLE_TPM }, { "backing", VMFERRY_ROLE_BACKING },
+  };
+  for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+    if (strcmp (s, roles[i].name) == 0) {
+      *role_rtn = roles[i].role;
+      return roles[i].name;
+    }
+  return NULL;
+}
+
+/* A name from the stream becomes a path below a directory we choose: it
+ * must be one plain component (or, for TPM state, a few of them) so it can
+ * never escape that directory.
+ */
+static bool
+safe_component (const char *s, size_t len)
+{
+  if (len == 0 || len > 255 || s[0] == '.')
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (s[i] == '/' || (unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+      return false;
+  return true;
+}
+
+static bool
+safe_name (const char *name, bool allow_dirs)
+{
+  const char *p = name;
+  unsigned parts = 0;
+
+  if (strlen (name) > 1024)
+    return false;
+  for (;;) {
+    const char *slash = strchr (p, '/');
+    size_t len = slash ? (size_t) (slash - p) : strlen (p);
+    if (!safe_component (p, len) || ++parts > 8)
+      return false;
+    if (!slash)
+      return true;
+    if (!allow_dirs)
+      return false;
+    p = slash + 1;
+  }
+}
+
+static const char *
+json_str (json_object *o, const char *key)
+{
+  json_object *v;
+
+  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
+    return NULL;
+  return json_object_get_string (v);
+}
+
+static bool
+json_u64 (json_object *o, const char *key, uint64_t *rtn)
+{
+  json_object *v;
+
+  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_int))
+    return false;
+  errno = 0;
+  *rtn = json_object_get_uint64 (v);
+  return errno == 0 && json_object_get_int64 (v) >= 0;
+}
+
+static int
+parse_manifest (struct importer *im, const char *json, size_t len)
+{
+  json_tokener *tok = json_tokener_new_ex (32);
+  json_object *m = NULL, *files, *dom;
+  const char *s;
+  size_t n;
+  int r = -1;
+
+  if (tok == NULL) {
+    vmferry_set_error_errno (ENOMEM, "manifest");
+    return -1;
+  }
+  m = json_tokener_parse_ex (tok, json, (int) len);
+  if (m == NULL || json_tokener_get_error (tok) != json_tokener_success ||
+      !json_object_is_type (m, json_type_object)) {
+    vmferry_set_error ("%s: manifest: not valid JSON", im->opts->in_name);
+    goto out;
+  }
+  s = json_str (m, "format");
+  if (s == NULL || strcmp (s, "vmferry-manifest") != 0 ||
+      !json_object_object_get_ex (m, "domain", &dom) ||
+      !json_object_object_get_ex (m, "files", &files) ||
+      !json_object_is_type (files, json_type_array)) {
+    vmferry_set_error ("%s: manifest: not a vmferry manifest", im->opts->in_name);
+    goto out;
+  }
+  n = json_object_array_length (files);
+  if (n > VMFERRY_MAX_FILES) {
+    vmferry_set_error ("%s: manifest: %zu files (the limit is %d)",
+                       im->opts->in_name, n, VMFERRY_MAX_FILES);
+    goto out;
+  }
+  im->files = calloc (n ? n : 1, sizeof *im->files);
+  if (im->files == NULL) {
+    vmferry_set_error_errno (ENOMEM, "manifest");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    json_object *o = json_object_array_get_idx (files, i), *b;
+    struct import_file *f = &im->files[i];
+    const char *name = json_str (o, "name"), *role = json_str (o, "role");
+    const char *src = json_str (o, "source_path"), *fmt = json_str (o, "format");
+    uint64_t idx;
+
+    f->fd = -1;
+    f->backing = -1;
+    im->nr_files = i + 1;
+    if (!json_u64 (o, "index", &idx) || idx != i || !role ||
+        !role_from_name (role, &f->role) || !name ||
+        !safe_name (name, f->role == VMFERRY_ROLE_TPM) || !src || !fmt ||
+        strlen (fmt) > 32 || !json_u64 (o, "size", &f->size) ||
+        !json_u64 (o, "allocated", &f->allocated)) {
+      vmferry_set_error ("%s: manifest: file %zu: missing or invalid fields "
+                         "(index, role, name, source_path, format, size, allocated)",
+                         im->opts->in_name, i);
+      goto out;
+    }
+    if (json_object_object_get_ex (o, "backing", &b)) {
+      uint64_t bi;
+      if (!json_u64 (o, "backing", &bi) || bi >= i) {
+        vmferry_set_error ("%s: manifest: file %zu (%s): bad backing index",
+                           im->opts->in_name, i, name);
+        goto out;
+      }
+      f->backing = (int) bi;
+    }
+    for (size_t k = 0; k < i; k++)
+      if (strcmp (im->files[k].name, name) == 0) {
+        vmferry_set_error ("%s: manifest: two files named %s",
+                           im->opts->in_name, name);
+        goto out;
+      }
+    f->name = strdup (name);
+    f->source_path = strdup (src);
+    f->format = strdup (fmt);
+    if (!f->name || !f->source_path || !f->format) {
+      vmferry_set_error_errno (ENOMEM, "manifest");
+      goto out;
+    }
+  }
+  r = 0;
+ out:
+  json_object_put (m);
+  json_tokener_free (tok);
+  return r;
+}
+
+/* Fix the name and UUID the domain will have, and every file's final
+ * path; refuse (before anything is written) what exists unless --force.
+ */
+static int
+plan_targets (struct importer *im)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  uint64_t need = 0;
+  struct statvfs sv;
+
+  im->name = opts->new_name ? strdup (opts->new_name) : vmferry_domain_get_name (im->doc);
+  if (im->name == NULL)
+    return -1;
+  if (opts->new_name) {
+    /* A copy beside the original needs its own UUID; generate it here so
+     * the TPM state can be placed under it before the define.
+     */
+    char buf[64] = "";
+    FILE *fp = fopen ("/proc/sys/kernel/random/uuid", "r");
+    if (fp == NULL || !fgets (buf, sizeof buf, fp)) {
+      vmferry_set_error_errno (errno, "cannot generate a UUID");
+      if (fp)
+        fclose (fp);
+      return -1;
+    }
+    fclose (fp);
+    buf[strcspn (buf, "\n")] = '\0';
+    im->uuid = strdup (buf);
+  }
+  else
+    im->uuid = vmferry_domain_get_uuid (im->doc);
+  if (im->uuid == NULL)
+    return -1;
+
+  if (opts->define) {
+    CLEANUP_VIR_DOMAIN virDomainPtr by_name = virDomainLookupByName (im->conn, im->name);
+    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid = virDomainLookupByUUIDString (im->conn, im->uuid);
+
+    if (by_uuid && strcmp (virDomainGetName (by_uuid), im->name) != 0) {
+      vmferry_set_error ("domain %s already exists with this UUID (%s); "
+                         "import it as a copy with --name NEW", virDomainGetName (by_uuid),
+                         im->uuid);
+      return -1;
+    }
+    if (by_name && !opts->force) {
+      vmferry_set_error ("domain %s already exists on this host (use --force to "
+                         "replace it once the new copy is verified, or --name NEW)",
+                         im->name);
+      return -1;
+    }
+    if (by_name && virDomainIsActive (by_name) != 0) {
+      vmferry_set_error ("domain %s exists and is running: it cannot be replaced",
+                         im->name);
+      return -1;
+    }
+  }
+
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    struct stat st;
+    int r;
+
+    if (f->role == VMFERRY_ROLE_TPM) {
+      if (im->tpm_dir == NULL &&
+          (opts->define ? asprintf (&im->tpm_dir, "%s/%s", SWTPM_STORAGE, im->uuid)
+                        : asprintf (&im->tpm_dir, "%s/%s-tpm", im->dir, im->name)) < 0) {
+        im->tpm_dir = NULL;
+        goto nomem;
+      }
+      r = asprintf (&f->final, "%s/%s", im->tpm_dir, f->name);
+    }
+    else
+      r = asprintf (&f->final, "%s/%s", im->dir, f->name);
+    if (r < 0) {
+      f->final = NULL;
+      goto nomem;
+    }
+    need += f->allocated;
+    if (f->role != VMFERRY_ROLE_TPM && lstat (f->final, &st) == 0) {
+      if (!opts->force) {
+        vmferry_set_error ("%s: already exists (use --force to replace it once "
+                           "the new copy is verified)", f->final);
+        return -1;
+      }
+      if (!S_ISREG (st.st_mode)) {
+        vmferry_set_error ("%s: exists and is not a regular file: not replaced",
+                           f->final);
+        return -1;
+      }
+    }
+  }
+  if (im->tpm_dir && access (im->tpm_dir, F_OK) == 0 && !opts->force) {
+    vmferry_set_error ("%s: TPM state already exists (use --force)", im->tpm_dir);
+    return -1;
+  }
+  /* Refuse early rather than fill the disk: holes take no space. */
+  if (statvfs (im->dir, &sv) == 0 &&
+      (uint64_t) sv.f_bavail * sv.f_frsize < need) {
+    vmferry_set_error ("%s: not enough free space: the files need %" PRIu64
+                       " bytes, %" PRIu64 " are free", im->dir, need,
+                       (uint64_t) sv.f_bavail * sv.f_frsize);
+    return -1;
+  }
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "import");
+  return -1;
+}
+
+static int
+mkdir_p (const char *path, mode_t mode)
+{
+  CLEANUP_FREE char *copy = strdup (path);
+
+  if (copy == NULL)
+    return -1;
+  for (char *p = copy + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir (copy, mode) < 0 && errno != EEXIST)
+        return -1;
+      *p = '/';
+    }
+  if (mkdir (copy, mode) < 0 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+static int
+begin_file (struct importer *im, uint32_t idx, uint64_t size)
+{
+  struct import_file *f = &im->files[idx];
+  CLEANUP_FREE char *dir = NULL;
+  char *slash;
+
+  if (size != f->size) {
+    vmferry_set_error ("%s: file %s: size %" PRIu64 " differs from the manifest's %"
+                       PRIu64, im->opts->in_name, f->name, size, f->size);
+    return -1;
+  }
+  if (f->role == VMFERRY_ROLE_TPM) {
+    if (im->tpm_tmp == NULL) {
+      if (mkdir_p (im->opts->define ? SWTPM_STORAGE : im->dir, 0711) < 0 ||
+          asprintf (&im->tpm_tmp, "%s.vmferry-XXXXXX", im->tpm_dir) < 0 ||
+          mkdtemp (im->tpm_tmp) == NULL) {
+        vmferry_set_error_errno (errno, "%s: cannot create TPM state", im->tpm_dir);
+        return -1;
+      }
+    }
+    if (asprintf (&f->tmp, "%s/%s", im->tpm_tmp, f->name) < 0) {
+      f->tmp = NULL;
+      goto nomem;
+    }
+    dir = strdup (f->tmp);
+    if (dir == NULL)
+      goto nomem;
+    slash = strrchr (dir, '/');
+    *slash = '\0';
+    if (mkdir_p (dir, 0700) < 0) {
+      vmferry_set_error_errno (errno, "%s: mkdir", dir);
+      return -1;
+    }
+    f->fd = open (f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  else {
+    if (asprintf (&f->tmp, "%s/.%s.vmferry-XXXXXX", im->dir, f->name) < 0) {
+      f->tmp = NULL;
+      goto nomem;
+    }
+    f->fd = mkostemp (f->tmp, O_CLOEXEC);
+    if (f->fd >= 0)
+      fchmod (f->fd, f->role == VMFERRY_ROLE_NVRAM ? 0600 : 0644);
+  }
+  if (f->fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot create %s", im->dir, f->tmp);
+    free (f->tmp);
+    f->tmp = NULL;
+    return -1;
+  }
+  /* A fresh file is all holes: only data records are written. */
+  if (ftruncate (f->fd, (off_t) size) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot size to %" PRIu64 " bytes", f->tmp, size);
+    return -1;
+  }
+  vmferry_verbose ("%s: writing %s", f->name, f->tmp);
+  vmferry_progress_begin (im->opts->progress, f->name, size);
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "import");
+  return -1;
+}
+
+static int
+job_init (void *opaque, void *jobp)
+{
+  struct job *j = jobp;
+
+  (void) opaque;
+  j->in = malloc (VMFERRY_MAX_PAYLOAD);
+  j->out = malloc (VMFERRY_CHUNK_SIZE);
+  if (j->in == NULL || j->out == NULL) {
+    vmferry_set_error_errno (ENOMEM, "import buffers");
+    return -1;
+  }
+  return 0;
+}
+
+static void
+job_fini (void *opaque, void *jobp)
+{
+  struct job *j = jobp;
+
+  (void) opaque;
+  free (j->in);
+  free (j->out);
+}
+
+static int
+pwrite_full (int fd, const char *path, const void *buf, size_t len, uint64_t offset)
+{
+  const unsigned char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pwrite (fd, p, len, (off_t) offset);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      vmferry_set_error_errno (errno, "%s: write at offset %" PRIu64, path, offset);
+      return -1;
+    }
+    p += r;
+    len -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+static int
+job_work (void *opaque, void *jobp, unsigned worker)
+{
+  struct importer *im = opaque;
+  struct job *j = jobp;
+  struct import_file *f = &im->files[j->rec.file];
+  const void *data = j->in;
+
+  (void) worker;
+  if (j->rec.flags & VMFERRY_REC_F_ZSTD) {
+    if (vmferry_record_data (&j->rec, j->in, j->out) < 0) {
+      vmferry_prefix_error ("%s", im->opts->in_name);
+      return -1;
+    }
+    data = j->out;
+  }
+  return pwrite_full (f->fd, f->tmp, data, j->rec.length, j->rec.offset);
+}
+
+/* In stream order: every data record of the file is on disk by now. */
+static int
+job_done (void *opaque, void *jobp)
+{
+  struct importer *im = opaque;
+  struct job *j = jobp;
+  struct import_file *f = &im->files[j->rec.file];
+  unsigned char got[16];
+  char want_hex[33], got_hex[33];
+
+  if (!j->end) {
+    vmferry_progress_add (im->opts->progress, j->rec.length);
+    return 0;
+  }
+  if (fdatasync (f->fd) < 0) {
+    vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
+    return -1;
+  }
+  if (vmferry_digest_fd (f->fd, f->tmp, f->size, got) < 0)
+    return -1;
+  if (memcmp (got, j->digest, 16) != 0) {
+    vmferry_digest_hex (j->digest, want_hex);
+    vmferry_digest_hex (got, got_hex);
+    vmferry_set_error ("%s: file %s: digest mismatch after writing (stream says %s, "
+                       "disk has %s)", im->opts->in_name, f->name, want_hex, got_hex);
+    return -1;
+  }
+  close (f->fd);
+  f->fd = -1;
+  f->verified = true;
+  vmferry_progress_end (im->opts->progress);
+  vmferry_verbose ("%s: verified", f->name);
+  return 0;
+}
+
+static const struct vmferry_pipeline_ops import_ops = {
+  .init = job_init, .fini = job_fini, .work = job_work, .done = job_done,
+};
+
+/* Read the stream to its END; every file written and verified. */
+static int
+read_stream (struct importer *im)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  struct vmferry_stream_reader *rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  unsigned threads = opts->threads ? opts->threads : vmferry_default_threads ();
+  struct vmferry_record rec;
+  struct job *j;
+  int r, ret = -1;
+  bool seen_end = false;
+
+  if (rd == NULL)
+    return -1;
+  while (!seen_end && (r = vmferry_stream_read_record (rd, &rec)) == 1) {
+    switch (rec.type) {
+    case VMFERRY_REC_MANIFEST: {
+      size_t len;
+      CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, &len);
+      if (json == NULL) {
+        vmferry_prefix_error ("%s", opts->in_name);
+        goto out;
+      }
+      if (parse_manifest (im, json, len) < 0)
+        goto out;
+      break;
+    }
+    case VMFERRY_REC_DOMAIN_XML: {
+      size_t len;
+      CLEANUP_FREE char *xml = vmferry_record_metadata (&rec, rec.payload, &len);
+      if (xml == NULL) {
+        vmferry_prefix_error ("%s", opts->in_name);
+        goto out;
+      }
+      if (im->files == NULL) {
+        vmferry_set_error ("%s: the domain XML came before the manifest", opts->in_name);
+        goto out;
+      }
+      im->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
+      if (im->doc == NULL || plan_targets (im) < 0)
+        goto out;
+      im->p = vmferry_pipeline_new (&import_ops, im, threads,
+                                    threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
+                                    sizeof (struct job));
+      if (im->p == NULL)
+        goto out;
+      break;
+    }
+    case VMFERRY_REC_FILE_BEGIN: {
+      uint64_t size;
+      if (rec.payload_len != 8 || rec.file >= im->nr_files || im->p == NULL) {
+        vmferry_set_error ("%s: record %" PRIu64 ": file %" PRIu32 " is not in the manifest",
+                           opts->in_name, rec.seq, rec.file);
+        goto out;
+      }
+      memcpy (&size, rec.payload, 8);
+      size = le64toh (size);
+      if (begin_file (im, rec.file, size) < 0)
+        goto out;
+      break;
+    }
+    case VMFERRY_REC_DATA:
+      if (!(j = vmferry_pipeline_slot (im->p)))
+        goto out;
+      j->end = false;
+      j->rec = rec;
+      memcpy (j->in, rec.payload, rec.payload_len);
+      vmferry_pipeline_submit (im->p, j, true);
+      break;
+    case VMFERRY_REC_ZERO:
+      /* The file is fresh and sparse: zeros need no write. */
+      vmferry_progress_add (opts->progress, rec.length);
+      break;
+    case VMFERRY_REC_FILE_END:
+      if (!(j = vmferry_pipeline_slot (im->p)))
+        goto out;
+      j->end = true;
+      j->rec = rec;
+      memcpy (j->digest, rec.payload, 16);
+      vmferry_pipeline_submit (im->p, j, false);
+      break;
+    case VMFERRY_REC_END:
+      seen_end = true;
+      break;
+    default:
+      break;                    /* header; skippable records */
+    }
+  }
+  if (!seen_end) {
+    if (r == 0)
+      vmferry_set_error ("%s: truncated: the stream ended before its END record",
+                         opts->in_name);
+    goto out;
+  }
+  /* Nothing may follow END (the reader checks) and all must be verified. */
+  if (vmferry_stream_read_record (rd, &rec) != 0)
+    goto out;
+  if (vmferry_pipeline_finish (im->p) < 0) {
+    im->p = NULL;
+    goto out;
+  }
+  for (size_t i = 0; i < im->nr_files; i++)
+    if (!im->files[i].verified) {
+      vmferry_set_error ("%s: file %s was never completed", opts->in_name,
+                         im->files[i].name);
+      goto out_nofinish;
+    }
+  ret = 0;
+  goto out_nofinish;
+ out:
+  if (im->p) {
+    char saved[VMFERRY_ERROR_MAX];
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    vmferry_pipeline_abort (im->p);
+    /* A worker's error (e.g. ENOSPC) explains more than "aborted". */
+    if (vmferry_pipeline_finish (im->p) == 0 || saved[0])
+      vmferry_restore_error (saved, 0);
+  }
+ out_nofinish:
+  vmferry_pipeline_free (im->p);
+  im->p = NULL;
+  vmferry_stream_reader_free (rd);
+  return ret;
+}
+
+/* qemu-img rebase -u: point an overlay at its backing file's new name.
+ * The name is relative (both live in one directory), as QEMU resolves it
+ * against the overlay's own directory.
+ */
+static int
+rebase (const char *overlay, const char *backing, const char *format)
+{
+  char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
+                   (char *) "-f", (char *) "qcow2", (char *) "-b", (char *) backing,
+                   (char *) "-F", (char *) format, (char *) overlay, NULL };
+  pid_t pid;
+  int status, err;
+
+  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
+  if (err) {
+    vmferry_set_error_errno (err, "%s: cannot run qemu-img to set its backing file", overlay);
+    return -1;
+  }
+  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) || WEXITSTATUS (status)) {
+    vmferry_set_error ("%s: qemu-img rebase -u -b %s failed", overlay, backing);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+fsync_dir (const char *dir)
+{
+  CLEANUP_CLOSE int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  if (fd < 0 || fsync (fd) < 0) {
+    vmferry_set_error_errno (errno, "%s: fsync", dir);
+    return -1;
+  }
+  return 0;
+}
+
+/* Undo place_files: new files back out, old ones back in. */
+static void
+unplace_files (struct importer *im)
+{
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    if (f->placed) {
+      unlink (f->final);
+      f->placed = false;
+    }
+    if (f->backup && rename (f->backup, f->final) == 0) {
+      free (f->backup);
+      f->backup = NULL;
+    }
+  }
+  if (im->tpm_tmp == NULL && im->tpm_dir) {
+    /* The TPM dir was renamed into place: it is new; remove it. */
+    for (size_t i = 0; i < im->nr_files; i++)
+      if (im->files[i].role == VMFERRY_ROLE_TPM)
+        unlink (im->files[i].final);
+  }
+}
+
+static int
+place_files (struct importer *im)
+{
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    if (f->backing >= 0) {
+      const struct import_file *b = &im->files[f->backing];
+      if (rebase (f->tmp, b->name, b->format) < 0)
+        return -1;
+    }
+    if (access (f->final, F_OK) == 0) {
+      /* --force (checked before): move the old file aside, not away. */
+      if (asprintf (&f->backup, "%s/.%s.vmferry-old", im->dir, f->name) < 0) {
+        f->backup = NULL;
+        vmferry_set_error_errno (ENOMEM, "import");
+        return -1;
+      }
+      if (rename (f->final, f->backup) < 0) {
+        vmferry_set_error_errno (errno, "%s: cannot move aside", f->final);
+        free (f->backup);
+        f->backup = NULL;
+        return -1;
+      }
+    }
+    if (renameat2 (AT_FDCWD, f->tmp, AT_FDCWD, f->final, RENAME_NOREPLACE) < 0) {
+      vmferry_set_error_errno (errno, "%s: cannot rename into place", f->final);
+      return -1;
+    }
+    free (f->tmp);
+    f->tmp = NULL;
+    f->placed = true;
+  }
+  if (im->tpm_tmp) {
+    if (access (im->tpm_dir, F_OK) == 0) {
+      vmferry_set_error ("%s: TPM state exists; not replaced", im->tpm_dir);
+      return -1;
+    }
+    if (rename (im->tpm_tmp, im->tpm_dir) < 0) {
+      vmferry_set_error_errno (errno, "%s: cannot rename into place", im->tpm_dir);
+      return -1;
+    }
+    free (im->tpm_tmp);
+    im->tpm_tmp = NULL;
+  }
+  return fsync_dir (im->dir);
+}
+
+/* Point the XML at the files' new places. */
+static char *
+rewrite_xml (struct importer *im)
+{
+  struct vmferry_domain_file *df = NULL;
+  size_t n = 0;
+  char *xml = NULL;
+
+  if (vmferry_domain_files (im->doc, true, &df, &n) < 0)
+    return NULL;
+  for (size_t i = 0; i < im->nr_files; i++) {
+    const struct import_file *f = &im->files[i];
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    for (size_t k = 0; k < n; k++)
+      if (df[k].path && strcmp (df[k].path, f->source_path) == 0 &&
+          df[k].role != VMFERRY_ROLE_BACKING &&
+          vmferry_domain_set_path (im->doc, &df[k], f->final, 0) < 0)
+        goto out;
+    if (vmferry_domain_set_backing_path (im->doc, f->source_path, f->final) < 0)
+      goto out;
+  }
+  if (im->opts->new_name &&
+      (vmferry_domain_set_name (im->doc, im->name) < 0 ||
+       vmferry_domain_set_uuid (im->doc, im->uuid) < 0))
+    goto out;
+  xml = vmferry_domain_to_string (im->doc);
+ out:
+  vmferry_domain_files_free (df, n);
+  return xml;
+}
+
+static int
+define_domain (struct importer *im)
+{
+  CLEANUP_FREE char *xml = rewrite_xml (im);
+  CLEANUP_FREE char *old_xml = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
+  virDomainPtr dom;
+
+  if (xml == NULL)
+    return -1;
+  old = virDomainLookupByName (im->conn, im->name);
+  if (old) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    /* --force (checked before).  Same UUID: the define replaces it.
+     * Another UUID: undefine it first, keeping its NVRAM and TPM state,
+     * and put it back if the new definition is refused.
+     */
+    if (virDomainGetUUIDString (old, uuid) == 0 && strcmp (uuid, im->uuid) != 0) {
+      old_xml = virDomainGetXMLDesc (old, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+      if (old_xml == NULL ||
+          virDomainUndefineFlags (old, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
+                                  VIR_DOMAIN_UNDEFINE_KEEP_TPM |
+                                  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                  VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
+        vmferry_virt_error ("domain %s: cannot replace the existing definition", im->name);
+        return -1;
+      }
+    }
+  }
+  dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+  if (dom == NULL) {
+    vmferry_virt_error ("domain %s: define failed", im->name);
+    if (old_xml) {
+      virDomainPtr back = virDomainDefineXML (im->conn, old_xml);
+      if (back)
+        virDomainFree (back);
+    }
+    return -1;
+  }
+  vmferry_verbose ("domain %s defined", im->name);
+  if (im->opts->start && virDomainCreate (dom) < 0) {
+    vmferry_virt_error ("domain %s was defined and verified but did not start", im->name);
+    virDomainFree (dom);
+    return 1;                   /* defined: not rolled back */
+  }
+  virDomainFree (dom);
+  return 0;
+}
+
+static void
+remove_temporaries (struct importer *im)
+{
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    if (f->fd >= 0)
+      close (f->fd);
+    f->fd = -1;
+    if (f->tmp)
+      unlink (f->tmp);
+  }
+  if (im->tpm_tmp) {
+    for (size_t i = 0; i < im->nr_files; i++)
+      if (im->files[i].role == VMFERRY_ROLE_TPM && im->files[i].tmp) {
+        /* remove the file's directories up to the temp root */
+        CLEANUP_FREE char *d = strdup (im->files[i].tmp);
+        char *slash;
+        while (d && (slash = strrchr (d, '/')) && strlen (d) > strlen (im->tpm_tmp)) {
+          *slash = '\0';
+          rmdir (d);
+        }
+      }
+    rmdir (im->tpm_tmp);
+  }
+}
+
+static void
+importer_free (struct importer *im)
+{
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    free (f->name);
+    free (f->source_path);
+    free (f->format);
+    free (f->final);
+    free (f->tmp);
+    free (f->backup);
+  }
+  free (im->files);
+  free (im->dir);
+  free (im->tpm_dir);
+  free (im->tpm_tmp);
+  free (im->name);
+  free (im->uuid);
+  if (im->doc)
+    xmlFreeDoc (im->doc);
+  if (im->conn)
+    virConnectClose (im->conn);
+}
+
+/* The directory of a directory-backed pool. */
+static char *
+pool_dir (virConnectPtr conn, const char *pool)
+{
+  CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (conn, pool);
+  CLEANUP_FREE char *xml = NULL;
+  char *start, *end;
+
+  if (p == NULL) {
+    vmferry_virt_error ("storage pool %s", pool);
+    return NULL;
+  }
+  if (virStoragePoolIsActive (p) != 1) {
+    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)", pool, pool);
+    return NULL;
+  }
+  xml = virStoragePoolGetXMLDesc (p, 0);
+  if (xml == NULL) {
+    vmferry_virt_error ("storage pool %s", pool);
+    return NULL;
+  }
+  if (strstr (xml, "<pool type='dir'") == NULL && strstr (xml, "<pool type='fs'") == NULL &&
+      strstr (xml, "<pool type='netfs'") == NULL) {
+    vmferry_set_error ("storage pool %s: only directory-backed pools (dir, fs, netfs) "
+                       "are supported", pool);
+    return NULL;
+  }
+  start = strstr (xml, "<target>");
+  start = start ? strstr (start, "<path>") : NULL;
+  end = start ? strstr (start, "</path>") : NULL;
+  if (end == NULL) {
+    vmferry_set_error ("storage pool %s: no target path", pool);
+    return NULL;
+  }
+  start += strlen ("<path>");
+  return strndup (start, end - start);
+}
+
+int
+vmferry_import (const struct vmferry_import_opts *opts)
+{
+  struct importer im = { .opts = opts };
+  int r = -1, d;
+
+  if (opts->define || opts->pool) {
+    im.conn = vmferry_virt_connect (opts->uri);
+    if (im.conn == NULL)
+      goto out;
+  }
+  im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
+  if (im.dir == NULL)
+    goto out;
+  {
+    struct stat st;
+    if (stat (im.dir, &st) < 0 || !S_ISDIR (st.st_mode)) {
+      vmferry_set_error_errno (errno ? errno : ENOTDIR, "%s: not a directory", im.dir);
+      goto out;
+    }
+  }
+  if (read_stream (&im) < 0)
+    goto fail_before_placing;
+  if (place_files (&im) < 0) {
+    unplace_files (&im);
+    goto fail_before_placing;
+  }
+  if (opts->define) {
+    d = define_domain (&im);
+    if (d < 0) {
+      unplace_files (&im);
+      vmferry_prefix_error ("%s", opts->in_name);
+      goto fail_after;
+    }
+    if (d > 0)                  /* defined but not started */
+      goto out_keep;
+  }
+  if (opts->pool) {
+    CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (im.conn, opts->pool);
+    if (p)
+      virStoragePoolRefresh (p, 0);
+  }
+  r = 0;
+ out_keep:
+  /* The replaced files are no longer needed. */
+  for (size_t i = 0; i < im.nr_files; i++)
+    if (im.files[i].backup)
+      unlink (im.files[i].backup);
+  goto out;
+
+ fail_before_placing:
+ fail_after:
+  remove_temporaries (&im);
+  {
+    char msg[VMFERRY_ERROR_MAX];
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    vmferry_set_error ("%s; nothing was defined and no file was left in %s",
+                       msg, im.dir ? im.dir : "the target directory");
+  }
+ out:
+  importer_free (&im);
+  return r;
+}

@@ -1,0 +1,263 @@
+/* Unit tests for lib/digest.c: the file digest depends on logical content
+ * only, not on holes, zero runs or chunking.
+ */
+#include "config.h"
+
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "digest.h"
+#include "error.h"
+#include "stream.h"
+
+#define BS VMFERRY_BLOCK_SIZE
+/* 20 blocks and a short one; blocks 0, 3-9 and 15 are zero. */
+#define SIZE (20 * BS + 4321)
+
+static unsigned char *
+content (void)
+{
+  unsigned char *buf = malloc (SIZE);
+
+  ck_assert_ptr_nonnull (buf);
+  for (size_t i = 0; i < SIZE; i++) {
+    size_t blk = i / BS;
+    buf[i] = blk == 0 || (blk >= 3 && blk <= 9) || blk == 15 ? 0
+      : (i * 7 + blk) & 0xff;
+  }
+  /* A block that is zero except for its last byte. */
+  buf[12 * BS - 1] = 0;
+  for (size_t i = 11 * BS; i < 12 * BS - 1; i++)
+    buf[i] = 0;
+  buf[12 * BS - 1] = 1;
+  return buf;
+}
+
+/* Digest of BUF[0..LEN) fed in pieces of STEP bytes (a multiple of BS),
+ * leaving out all-zero pieces when HOLES, as a reader of a sparse file
+ * would.
+ */
+static void
+digest_mem (const unsigned char *buf, size_t len, size_t step, int holes,
+            unsigned char out[16])
+{
+  struct vmferry_digest *d = vmferry_digest_new ();
+
+  ck_assert_ptr_nonnull (d);
+  for (size_t off = 0; off < len; off += step) {
+    size_t n = len - off < step ? len - off : step;
+    int zero = 1;
+
+    for (size_t i = 0; i < n && zero; i++)
+      zero = buf[off + i] == 0;
+    if (holes && zero)
+      continue;
+    ck_assert_msg (vmferry_digest_update (d, off, buf + off, n) == 0, "%s",
+                   vmferry_get_error ());
+  }
+  vmferry_digest_final (d, out);
+  vmferry_digest_free (d);
+}
+
+/* The definition, computed independently. */
+START_TEST (test_definition)
+{
+  unsigned char got[16], *buf = calloc (1, 2 * BS + 100), *cat;
+  XXH128_canonical_t c;
+  size_t n = 0;
+
+  /* Empty: the hash of nothing. */
+  digest_mem (buf, 0, BS, 0, got);
+  XXH128_canonicalFromHash (&c, XXH3_128bits ("", 0));
+  ck_assert_mem_eq (got, c.digest, 16);
+
+  /* Block 1 and the short last block hold data; block 0 is zero. */
+  memset (buf + BS + 5, 'a', 10);
+  memset (buf + 2 * BS, 'b', 100);
+  cat = malloc (2 * 16 + BS + 100);
+  for (int i = 0; i < 8; i++) {
+    cat[i] = (uint64_t) BS >> (8 * i);
+    cat[8 + i] = (uint64_t) BS >> (8 * i);
+    cat[16 + BS + i] = (uint64_t) (2 * BS) >> (8 * i);
+    cat[24 + BS + i] = (uint64_t) 100 >> (8 * i);
+  }
+  memcpy (cat + 16, buf + BS, BS);
+  memcpy (cat + 32 + BS, buf + 2 * BS, 100);
+  n = 32 + BS + 100;
+  XXH128_canonicalFromHash (&c, XXH3_128bits (cat, n));
+  digest_mem (buf, 2 * BS + 100, 2 * BS + 100, 0, got);
+  ck_assert_mem_eq (got, c.digest, 16);
+  free (cat);
+  free (buf);
+}
+END_TEST
+
+START_TEST (test_chunking_and_holes)
+{
+  unsigned char *buf = content ();
+  unsigned char a[16], b[16];
+
+  digest_mem (buf, SIZE, SIZE, 0, a);
+  static const size_t steps[] = { BS, 2 * BS, 3 * BS, 7 * BS, 16 * BS };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    for (int holes = 0; holes <= 1; holes++) {
+      digest_mem (buf, SIZE, steps[i], holes, b);
+      ck_assert_msg (memcmp (a, b, 16) == 0, "step %zu holes %d", steps[i],
+                     holes);
+    }
+  }
+  free (buf);
+}
+END_TEST
+
+START_TEST (test_content_matters)
+{
+  unsigned char *buf = content ();
+  unsigned char a[16], b[16];
+
+  digest_mem (buf, SIZE, BS, 0, a);
+  /* One bit anywhere, including the short last block. */
+  static const size_t at[] = { 0, BS + 17, 12 * BS - 1, 20 * BS + 4320 };
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+    buf[at[i]] ^= 1;
+    digest_mem (buf, SIZE, BS, 0, b);
+    ck_assert_msg (memcmp (a, b, 16) != 0, "flip at %zu", at[i]);
+    buf[at[i]] ^= 1;
+  }
+  /* The same bytes one block later are different content. */
+  memmove (buf + BS, buf, SIZE - BS);
+  memset (buf, 0, BS);
+  digest_mem (buf, SIZE, BS, 0, b);
+  ck_assert (memcmp (a, b, 16) != 0);
+  free (buf);
+}
+END_TEST
+
+START_TEST (test_update_rules)
+{
+  struct vmferry_digest *d = vmferry_digest_new ();
+  unsigned char buf[2 * BS] = { 1 };
+
+  ck_assert_int_eq (vmferry_digest_update (d, 100, buf, BS), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "digest: offset 100 is not block aligned");
+  ck_assert_int_eq (vmferry_digest_update (d, 2 * BS, buf, 2 * BS), 0);
+  ck_assert_int_eq (vmferry_digest_update (d, BS, buf, BS), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "digest: offset 65536 goes back before 262144");
+  /* Gaps are holes; a short block ends the file. */
+  ck_assert_int_eq (vmferry_digest_update (d, 8 * BS, buf, 10), 0);
+  ck_assert_int_eq (vmferry_digest_update (d, 9 * BS, buf, BS), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "short last block"));
+  ck_assert_int_eq (vmferry_digest_update (d, 9 * BS, buf, 0), 0);
+  vmferry_digest_free (d);
+  vmferry_digest_free (NULL);
+}
+END_TEST
+
+static int
+temp_file (void)
+{
+  char path[] = "/var/tmp/check_digest.XXXXXX";
+  int fd = mkstemp (path);
+
+  ck_assert_int_ge (fd, 0);
+  unlink (path);
+  return fd;
+}
+
+/* The same content as a sparse file (holes where zero), as a dense file
+ * with written zeros, and in memory: one digest.
+ */
+START_TEST (test_fd_holes_vs_zeros)
+{
+  unsigned char *buf = content ();
+  unsigned char mem[16], sparse[16], dense[16];
+  int fs = temp_file (), fd = temp_file ();
+
+  digest_mem (buf, SIZE, BS, 0, mem);
+
+  ck_assert_int_eq (ftruncate (fs, SIZE), 0);
+  for (size_t off = 0; off < SIZE; off += BS) {
+    size_t n = SIZE - off < BS ? SIZE - off : BS;
+    int zero = 1;
+    for (size_t i = 0; i < n && zero; i++)
+      zero = buf[off + i] == 0;
+    if (!zero)
+      ck_assert_int_eq (pwrite (fs, buf + off, n, off), (ssize_t) n);
+  }
+  ck_assert_int_eq (vmferry_digest_fd (fs, "sparse", SIZE, sparse), 0);
+  ck_assert_mem_eq (sparse, mem, 16);
+
+  ck_assert_int_eq (write (fd, buf, SIZE), SIZE);
+  ck_assert_int_eq (vmferry_digest_fd (fd, "dense", SIZE, dense), 0);
+  ck_assert_mem_eq (dense, mem, 16);
+
+  /* Larger than one 4 MiB read, with a hole in the middle. */
+  {
+    const uint64_t big = 9 * 1024 * 1024 + 77;
+    unsigned char *b2 = calloc (1, big), d1[16], d2[16];
+    for (uint64_t i = 0; i < big; i++)
+      if (i < 5 * 1024 * 1024 || i > 6 * 1024 * 1024 + 12345)
+        b2[i] = i % 251 + 1;
+    ck_assert_int_eq (ftruncate (fs, 0), 0);
+    ck_assert_int_eq (ftruncate (fs, big), 0);
+    ck_assert_int_eq (pwrite (fs, b2, 5 * 1024 * 1024, 0), 5 * 1024 * 1024);
+    ck_assert_int_eq (pwrite (fs, b2 + 6 * 1024 * 1024, big - 6 * 1024 * 1024,
+                              6 * 1024 * 1024), big - 6 * 1024 * 1024);
+    digest_mem (b2, big, BS, 0, d1);
+    ck_assert_int_eq (vmferry_digest_fd (fs, "big", big, d2), 0);
+    ck_assert_mem_eq (d1, d2, 16);
+    free (b2);
+  }
+  close (fs);
+  close (fd);
+  free (buf);
+}
+END_TEST
+
+START_TEST (test_fd_errors)
+{
+  int fd = temp_file ();
+  unsigned char out[16];
+  int p[2];
+
+  ck_assert_int_eq (ftruncate (fd, 1000), 0);
+  ck_assert_int_eq (vmferry_digest_fd (fd, "f", 1001, out), -1);
+  ck_assert_str_eq (vmferry_get_error (), "f: file is 1000 bytes, expected 1001");
+  ck_assert_int_eq (pipe (p), 0);
+  ck_assert_int_eq (vmferry_digest_fd (p[0], "pipe", 10, out), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "pipe: not a regular file or block device");
+  close (p[0]);
+  close (p[1]);
+  close (fd);
+}
+END_TEST
+
+START_TEST (test_hex)
+{
+  unsigned char d[16];
+  char hex[33];
+
+  for (int i = 0; i < 16; i++)
+    d[i] = i * 17 + (i == 15 ? 0 : 1);
+  vmferry_digest_hex (d, hex);
+  ck_assert_str_eq (hex, "0112233445566778899aabbccddeefff");
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("digest",
+                   test_definition,
+                   test_chunking_and_holes,
+                   test_content_matters,
+                   test_update_rules,
+                   test_fd_holes_vs_zeros,
+                   test_fd_errors,
+                   test_hex)

@@ -1,0 +1,93 @@
+/* vmferry-export: write a shut-off domain as one vmferry stream. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "export.h"
+#include "log.h"
+#include "output.h"
+#include "progress.h"
+#include "tool.h"
+
+#include "vmferry-export-synopsis.h"
+
+enum { OPT_INCLUDE_READONLY = 256, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS };
+
+static const struct option long_options[] = {
+  { "connect", required_argument, NULL, 'c' },
+  { "output", required_argument, NULL, 'o' },
+  { "include-readonly", no_argument, NULL, OPT_INCLUDE_READONLY },
+  { "compress", required_argument, NULL, OPT_COMPRESS },
+  { "threads", required_argument, NULL, OPT_THREADS },
+  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+int
+main (int argc, char *argv[])
+{
+  struct vmferry_export_opts opts = { .compress = VMFERRY_COMPRESS_AUTO, .level = 1 };
+  struct vmferry_output out;
+  const char *output = "-";
+  int progress_fd = -1, c, r;
+  uint64_t n;
+
+  vmferry_tool_init (argv[0]);
+  while ((c = getopt_long (argc, argv, "c:o:" VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'c': opts.uri = optarg; break;
+    case 'o': output = optarg; break;
+    case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
+    case OPT_COMPRESS:
+      if (vmferry_parse_compress (optarg, &opts.compress, &opts.level) < 0)
+        goto bad_arg;
+      break;
+    case OPT_THREADS:
+      if (!vmferry_parse_uint ("--threads", optarg, 1, 256, &n))
+        goto bad_arg;
+      opts.threads = (unsigned) n;
+      break;
+    case OPT_PROGRESS:
+      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
+        goto bad_arg;
+      break;
+    default:
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (argc - optind != 1) {
+    fprintf (stderr, "%s: expected one DOMAIN\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  opts.domain = argv[optind];
+
+  if (vmferry_output_open (output, &out) < 0) {
+    vmferry_tool_print_error ();
+    return EXIT_FAILURE;
+  }
+  opts.out_fd = out.fd;
+  opts.out_name = out.name;
+  opts.progress = vmferry_progress_auto (progress_fd,
+                                         vmferry_get_verbosity () < 0);
+  r = vmferry_export (&opts);
+  if (r == 0)
+    r = vmferry_output_commit (&out);
+  if (r < 0) {
+    vmferry_tool_print_error ();
+    if (out.tmp)
+      fprintf (stderr, "%s: nothing was written to %s\n",
+               vmferry_program_name (), out.path);
+  }
+  vmferry_output_discard (&out);
+  vmferry_progress_free (opts.progress);
+  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+
+ bad_arg:
+  vmferry_tool_print_error ();
+  vmferry_tool_usage_error ();
+}

@@ -1,0 +1,63 @@
+/* vmferry-info: what a stream holds; --verify checks all of it. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "info.h"
+#include "log.h"
+#include "tool.h"
+
+#include "vmferry-info-synopsis.h"
+
+enum { OPT_JSON = 256, OPT_VERIFY };
+
+static const struct option long_options[] = {
+  { "json", no_argument, NULL, OPT_JSON },
+  { "verify", no_argument, NULL, OPT_VERIFY },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+int
+main (int argc, char *argv[])
+{
+  bool json = false, verify = false;
+  const char *name = "stdin";
+  int fd = STDIN_FILENO, c, r;
+
+  vmferry_tool_init (argv[0]);
+  while ((c = getopt_long (argc, argv, VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case OPT_JSON: json = true; break;
+    case OPT_VERIFY: verify = true; break;
+    default:
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (argc - optind > 1) {
+    fprintf (stderr, "%s: expected at most one FILE\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (argc - optind == 1 && strcmp (argv[optind], "-") != 0) {
+    name = argv[optind];
+    fd = open (name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), name, strerror (errno));
+      return EXIT_FAILURE;
+    }
+  }
+  r = vmferry_info (fd, name, json, verify, stdout);
+  if (r < 0)
+    vmferry_tool_print_error ();
+  if (fd != STDIN_FILENO)
+    close (fd);
+  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
