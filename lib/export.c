@@ -434,7 +434,7 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
   json_object_object_add (totals, "size", json_object_new_uint64 (total_size));
   json_object_object_add (totals, "allocated", json_object_new_uint64 (total_alloc));
   json_object_object_add (m, "totals", totals);
-  ret = strdup (json_object_to_json_string_ext (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+  ret = strdup (json_object_to_json_string_ext (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put (m);
   if (ret == NULL)
     vmferry_set_error_errno (ENOMEM, "manifest");
@@ -443,12 +443,13 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
 
 /* ---- the data path ---- */
 
-enum job_kind { JOB_FILE_BEGIN, JOB_DATA, JOB_ZERO, JOB_FILE_END };
+enum job_kind { JOB_NONE, JOB_FILE_BEGIN, JOB_DATA, JOB_FILE_END };
 
 struct job {
   enum job_kind kind;
   uint32_t file;
-  uint64_t offset, length;      /* DATA/ZERO; FILE_BEGIN: length = size */
+  uint64_t zero_offset, zero_length;  /* a ZERO record to write first */
+  uint64_t offset, length;      /* DATA; FILE_BEGIN: length = size */
   unsigned char *raw;           /* VMFERRY_CHUNK_SIZE */
   unsigned char *out;           /* compressed, out_cap */
   size_t out_cap, out_len;
@@ -516,9 +517,15 @@ job_done (void *opaque, void *jobp)
   struct exporter *ex = opaque;
   struct job *j = jobp;
   const struct export_file *f = &ex->plan->files[j->file];
-  struct vmferry_record rec = { .file = j->file };
 
+  if (j->zero_length) {
+    if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset, j->zero_length) < 0)
+      return -1;
+    vmferry_progress_add (ex->opts->progress, j->zero_length);
+  }
   switch (j->kind) {
+  case JOB_NONE:
+    return 0;
   case JOB_FILE_BEGIN:
     vmferry_verbose ("%s: %s (%s, %" PRIu64 " bytes)", f->name, f->path,
                      f->format, f->size);
@@ -527,23 +534,12 @@ job_done (void *opaque, void *jobp)
   case JOB_FILE_END:
     vmferry_progress_end (ex->opts->progress);
     return vmferry_stream_write_file_end (ex->w, j->file, j->digest);
-  case JOB_ZERO:
-    /* Length 0: a slot the reader gave back unused (see emit_chunk). */
-    if (j->length == 0)
-      return 0;
-    rec.type = VMFERRY_REC_ZERO;
-    rec.offset = j->offset;
-    rec.length = j->length;
-    vmferry_progress_add (ex->opts->progress, j->length);
-    return vmferry_stream_write_record (ex->w, &rec, NULL);
   case JOB_DATA:
-    rec.type = VMFERRY_REC_DATA;
-    rec.offset = j->offset;
-    rec.length = j->length;
-    rec.flags = j->zstd ? VMFERRY_REC_F_ZSTD : 0;
-    rec.payload_len = j->zstd ? j->out_len : j->length;
     vmferry_progress_add (ex->opts->progress, j->length);
-    return vmferry_stream_write_record (ex->w, &rec, j->zstd ? j->out : j->raw);
+    return vmferry_stream_write_data (ex->w, j->file, j->offset, j->length,
+                                      j->zstd ? VMFERRY_REC_F_ZSTD : 0,
+                                      j->zstd ? j->out : j->raw,
+                                      j->zstd ? j->out_len : j->length);
   }
   return 0;
 }
@@ -576,54 +572,72 @@ pread_full (int fd, const char *path, void *buf, size_t len, uint64_t offset)
   return 0;
 }
 
+/* A run of zero blocks not yet written.  It is carried by the next job
+ * the reader submits (the collector writes it before that job's own
+ * record), so the reader never needs a second slot while holding one.
+ */
 struct zero_run {
   uint64_t offset, length;
 };
 
-static int
-flush_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z)
+static void
+attach_zero (struct job *j, struct zero_run *z)
 {
-  struct job *j;
-
-  if (z->length == 0)
-    return 0;
-  j = vmferry_pipeline_slot (p);
-  if (j == NULL)
-    return -1;
-  j->kind = JOB_ZERO;
-  j->file = file;
-  j->offset = z->offset;
-  j->length = z->length;
-  vmferry_pipeline_submit (p, j, false);
+  j->zero_offset = z->offset;
+  j->zero_length = z->length;
   z->length = 0;
-  return 0;
 }
 
+/* Give back a slot that carries nothing of its own (maybe a zero run). */
+static void
+submit_empty (struct vmferry_pipeline *p, struct job *j, uint32_t file,
+              struct zero_run *z)
+{
+  j->kind = JOB_NONE;
+  j->file = file;
+  attach_zero (j, z);
+  vmferry_pipeline_submit (p, j, false);
+}
+
+/* Extend the pending run by [OFFSET, OFFSET+LENGTH); when it would grow
+ * past what one ZERO record may hold, write it out first.  Only called
+ * while the reader holds no slot.
+ */
 static int
 add_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z,
           uint64_t offset, uint64_t length)
 {
-  if (z->length && (z->offset + z->length != offset ||
-                    z->length + length > VMFERRY_MAX_RECORD_LENGTH))
-    if (flush_zero (p, file, z) < 0)
+  if (z->length && z->length + length > VMFERRY_MAX_RECORD_LENGTH) {
+    struct job *j = vmferry_pipeline_slot (p);
+    if (j == NULL)
       return -1;
+    submit_empty (p, j, file, z);
+  }
   if (z->length == 0)
     z->offset = offset;
   z->length += length;
   return 0;
 }
 
-static int
+static void
 submit_data (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
-             uint32_t file, uint64_t offset, uint64_t length)
+             uint32_t file, uint64_t offset, uint64_t length, struct zero_run *z)
 {
   j->kind = JOB_DATA;
   j->file = file;
   j->offset = offset;
   j->length = length;
   j->zstd = false;
+  attach_zero (j, z);
   vmferry_pipeline_submit (p, j, ex->opts->compress != VMFERRY_COMPRESS_NONE);
-  return 0;
+}
+
+/* Length of block I of a chunk of LEN bytes (the last may be short). */
+static size_t
+block_len (size_t len, size_t i)
+{
+  size_t bs = VMFERRY_BLOCK_SIZE;
+  return (i + 1) * bs <= len ? bs : len - i * bs;
 }
 
 /* Emit one chunk already read into J->raw: all data (the usual case, no
@@ -635,47 +649,34 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
             unsigned char *scratch)
 {
   const size_t bs = VMFERRY_BLOCK_SIZE;
-  size_t nblocks = (len + bs - 1) / bs, i = 0;
-  bool first_zero = vmferry_is_zero (j->raw, len < bs ? len : bs);
-  size_t run_end = 1;
+  size_t nblocks = (len + bs - 1) / bs, i = 0, run;
+  bool first_zero = vmferry_is_zero (j->raw, block_len (len, 0));
 
-  while (run_end < nblocks) {
-    size_t blen = run_end == nblocks - 1 ? len - run_end * bs : bs;
-    if (vmferry_is_zero (j->raw + run_end * bs, blen) != first_zero)
+  for (run = 1; run < nblocks; run++)
+    if (vmferry_is_zero (j->raw + run * bs, block_len (len, run)) != first_zero)
       break;
-    run_end++;
-  }
-  if (run_end == nblocks) {
-    if (!first_zero) {
-      if (flush_zero (p, file, z) < 0)
-        return -1;
-      return submit_data (ex, p, j, file, offset, len);
-    }
-    /* The slot is not needed: hand it on as an empty zero-length job is
-     * not possible, so reuse it for the zero record itself.
-     */
-    if (add_zero (p, file, z, offset, len) < 0)
-      return -1;
-    j->kind = JOB_ZERO;
-    j->file = file;
-    j->offset = z->offset;
-    j->length = 0;
-    /* A pending run continues into the next chunk; write it later. */
-    vmferry_pipeline_submit (p, j, false);
+  if (run == nblocks && !first_zero) {
+    submit_data (ex, p, j, file, offset, len, z);
     return 0;
   }
+  if (run == nblocks) {
+    /* The slot goes back empty; the run stays pending, to be merged
+     * with the zeros that follow.
+     */
+    struct zero_run none = { 0, 0 };
+    submit_empty (p, j, file, &none);
+    return add_zero (p, file, z, offset, len);
+  }
 
-  /* Mixed: keep a copy, give the slot back as a no-op, emit runs. */
+  /* Mixed: keep a copy, give the slot back, emit the runs. */
   memcpy (scratch, j->raw, len);
-  j->kind = JOB_ZERO;
-  j->file = file;
-  j->length = 0;
-  vmferry_pipeline_submit (p, j, false);
+  submit_empty (p, j, file, z);
   while (i < nblocks) {
-    bool zero = vmferry_is_zero (scratch + i * bs, i == nblocks - 1 ? len - i * bs : bs);
+    bool zero = vmferry_is_zero (scratch + i * bs, block_len (len, i));
     size_t e = i + 1, rlen;
-    while (e < nblocks &&
-           vmferry_is_zero (scratch + e * bs, e == nblocks - 1 ? len - e * bs : bs) == zero)
+    struct job *d;
+
+    while (e < nblocks && vmferry_is_zero (scratch + e * bs, block_len (len, e)) == zero)
       e++;
     rlen = (e == nblocks ? len : e * bs) - i * bs;
     if (zero) {
@@ -683,11 +684,10 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
         return -1;
     }
     else {
-      struct job *d;
-      if (flush_zero (p, file, z) < 0 || !(d = vmferry_pipeline_slot (p)))
+      if (!(d = vmferry_pipeline_slot (p)))
         return -1;
       memcpy (d->raw, scratch + i * bs, rlen);
-      submit_data (ex, p, d, file, offset + i * bs, rlen);
+      submit_data (ex, p, d, file, offset + i * bs, rlen, z);
     }
     i = e;
   }
@@ -717,6 +717,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->kind = JOB_FILE_BEGIN;
   j->file = idx;
   j->length = f->size;
+  j->zero_length = 0;
   vmferry_pipeline_submit (p, j, false);
 
   while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start, &end)) == 1) {
@@ -726,9 +727,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
         goto out;
       if (pread_full (fd, f->path, j->raw, len, off) < 0 ||
           vmferry_digest_update (dg, off, j->raw, len) < 0) {
-        j->kind = JOB_ZERO;
-        j->length = 0;
-        vmferry_pipeline_submit (p, j, false);
+        submit_empty (p, j, idx, &z);
         goto out;
       }
       if (emit_chunk (ex, p, j, idx, off, len, &z, scratch) < 0)
@@ -737,10 +736,11 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
     }
     pos = end;
   }
-  if (more < 0 || flush_zero (p, idx, &z) < 0 || !(j = vmferry_pipeline_slot (p)))
+  if (more < 0 || !(j = vmferry_pipeline_slot (p)))
     goto out;
   j->kind = JOB_FILE_END;
   j->file = idx;
+  attach_zero (j, &z);
   vmferry_digest_final (dg, j->digest);
   vmferry_pipeline_submit (p, j, false);
   r = 0;

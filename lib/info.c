@@ -196,7 +196,7 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
     json_object_object_add (o, "files", files);
     json_object_object_add (o, "wire_bytes", json_object_new_uint64 (total_wire));
     json_object_object_add (o, "verified", json_object_new_boolean (verify));
-    fprintf (out, "%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
+    fprintf (out, "%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put (o);
   }

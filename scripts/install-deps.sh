@@ -18,7 +18,7 @@ run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
-  zstd tar rsync pv time"
+  zstd tar rsync pv time jq valgrind"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
@@ -35,5 +35,8 @@ fi
 # The QEMU driver will not start without its user (normally made by
 # libvirt-daemon-system, which pulls in systemd units we do not use).
 getent group kvm >/dev/null || groupadd -r kvm
+# Debian's build also resolves the default group libvirt-qemu at start,
+# even when qemu.conf sets user/group to root.
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
 getent passwd libvirt-qemu >/dev/null ||
     useradd -r -g kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu

@@ -1,0 +1,264 @@
+# shellcheck shell=bash
+# Sourced by every integration test:   . "$(dirname "$0")/functions.sh"
+#
+# A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason printed).
+# It runs under `set -euo pipefail`; a failing command is reported with its
+# line.  Write negative checks as `cmd && fail "cmd should have failed"`
+# (an && list does not trip set -e).  With pipefail, do not end a pipeline
+# in a reader that stops early (`| grep -q`, `| head`): the writer may die
+# of SIGPIPE and the pipeline fail at random; capture the output in a
+# variable and test that instead.
+#
+# The test bed must be up (tests/testbed/testbed.sh up; ctest does it as a
+# fixture).  Its $VMFERRY_TESTBED_DIR/env provides URI_A, URI_B, TCP_URI_A,
+# TCP_URI_B, PID_A, PID_B, SSH_CONFIG, SSH_HOST_B, VIRT_TYPE, IMAGES_DIR
+# (the in-namespace path), IMAGES_A/IMAGES_B (the same directories seen from
+# the machine), PATTERNS and more; see write_env in testbed.sh.
+#
+# Rules for tests sharing the bed: never modify the shared vmf-* VMs or
+# their files (read them with qemu-img/qemu-io -U); make your own VMs with
+# make_vm and your own files under $SCRATCH.
+#
+# Provided:
+#   fail MSG / skip MSG           exit 1 / exit 77 with MSG
+#   requires CMD                  skip unless CMD is on PATH
+#   requires CMD ARG...           skip unless the command succeeds
+#   cleanup_add CMD [ARG...]      run at exit, last added first
+#   on_a CMD... / on_b CMD...     run in host A's / B's mount namespace
+#   virsh_a ARGS / virsh_b ARGS   virsh against host A / B
+#   ssh_b CMD...                  ssh -F $SSH_CONFIG hostb CMD... (the remote
+#                                 shell joins the words, quote accordingly)
+#   $VG                           valgrind prefix when VMFERRY_VALGRIND=1
+#   $SCRATCH                      per-test directory, visible on both hosts
+#                                 and over ssh_b (removed at exit unless
+#                                 VMFERRY_KEEP_SCRATCH=1)
+#   make_vm [opts] NAME FMT SIZE [0xNN@OFF+LEN...]   throwaway VM on host A
+#   purge_vm NAME                 remove NAME (domain, disks, NVRAM, TPM)
+#                                 from both hosts
+#   check_disk RUNNER PATH FMT 0xNN@OFF+LEN...       verify disk contents
+#   wait_state HOST|URI DOM STATE [SECONDS]          poll the domain state
+
+set -euo pipefail
+set -E
+
+TEST_NAME=$(basename "$0" .sh)
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../testbed/vmlib.sh
+. "$TESTS_DIR/../testbed/vmlib.sh"
+
+fail() {
+    echo "FAIL: $TEST_NAME: $*" >&2
+    exit 1
+}
+
+skip() {
+    echo "SKIP: $TEST_NAME: $*" >&2
+    exit 77
+}
+
+# requires CMD: skip unless CMD is on PATH.  requires CMD ARG...: skip
+# unless running it succeeds (e.g. `requires qemu-img --help`).
+requires() {
+    (($#)) || fail "requires: no command"
+    if (($# == 1)); then
+        command -v "$1" >/dev/null 2>&1 || skip "requires $1 (not found on PATH)"
+    else
+        "$@" </dev/null >/dev/null 2>&1 || skip "requires '$*' to succeed"
+    fi
+}
+
+# ---------------------------------------------------------------- cleanup
+
+_cleanup_cmds=()
+
+# cleanup_add CMD [ARG...]: run CMD at exit (normal, fail, skip, signal),
+# in reverse order of registration.  Failures are reported, not fatal.
+cleanup_add() {
+    (($#)) || fail "cleanup_add: no command"
+    _cleanup_cmds+=("$(printf '%q ' "$@")")
+}
+
+_run_cleanup() {
+    local rc=$? i
+    set +e
+    trap - ERR
+    for ((i = ${#_cleanup_cmds[@]} - 1; i >= 0; i--)); do
+        eval "${_cleanup_cmds[i]}" || echo "$TEST_NAME: cleanup failed: ${_cleanup_cmds[i]}" >&2
+    done
+    exit "$rc"
+}
+
+# Report a failing command once: in the test's own shell, not again in each
+# command substitution or pipeline subshell it propagates through.
+_on_err() {
+    ((BASH_SUBSHELL == 0)) || return 0
+    local where="line $1"
+    [[ ${FUNCNAME[1]:-main} == main ]] || where+=" (in ${FUNCNAME[1]})"
+    echo "$TEST_NAME: $where: command failed with status $2: $3" >&2
+}
+
+trap _run_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap '_on_err "$LINENO" "$?" "$BASH_COMMAND"' ERR
+
+# ---------------------------------------------------------------- test bed
+
+: "${VMFERRY_TESTBED_DIR:=/var/tmp/vmferry-testbed}"
+if [[ ! -r $VMFERRY_TESTBED_DIR/env ]]; then
+    echo "FAIL: $TEST_NAME: the test bed is not up: no $VMFERRY_TESTBED_DIR/env" \
+        "(run tests/testbed/testbed.sh up)" >&2
+    exit 1
+fi
+# shellcheck source=/dev/null
+. "$VMFERRY_TESTBED_DIR/env"
+for _h in A B; do
+    _pid=PID_$_h _ns=MNTNS_$_h
+    if [[ $(readlink "/proc/${!_pid}/ns/mnt" 2>/dev/null) != "${!_ns}" ]]; then
+        fail "the test bed is not running (host $_h's namespace is gone);" \
+            "run tests/testbed/testbed.sh up"
+    fi
+done
+unset _h _pid _ns
+
+if [[ ${VMFERRY_VALGRIND:-0} == 1 ]]; then
+    requires valgrind
+    VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
+else
+    VG=""
+fi
+export VG
+
+mkdir -p "$VMFERRY_TESTBED_DIR/scratch"
+SCRATCH=$(mktemp -d "$VMFERRY_TESTBED_DIR/scratch/$TEST_NAME.XXXXXX")
+export SCRATCH
+if [[ ${VMFERRY_KEEP_SCRATCH:-0} != 1 ]]; then
+    cleanup_add rm -rf -- "$SCRATCH"
+fi
+
+# _in_ns PID CMD...: run CMD in PID's mount namespace, in the current
+# directory if that exists there too (else in /).
+_in_ns() {
+    local pid=$1
+    shift
+    if [[ -d /proc/$pid/root$PWD ]]; then
+        nsenter --mount --target "$pid" --wd="$PWD" -- "$@"
+    else
+        nsenter --mount --target "$pid" -- "$@"
+    fi
+}
+on_a() { _in_ns "$PID_A" "$@"; }
+on_b() { _in_ns "$PID_B" "$@"; }
+virsh_a() { virsh -c "$URI_A" "$@"; }
+virsh_b() { virsh -c "$URI_B" "$@"; }
+ssh_b() { ssh -F "$SSH_CONFIG" "$SSH_HOST_B" "$@"; }
+
+# host_uri a|b|URI
+host_uri() {
+    case $1 in
+        a | A) echo "$URI_A" ;;
+        b | B) echo "$URI_B" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# wait_state HOST|URI DOMAIN STATE [SECONDS]: poll until `virsh domstate`
+# says STATE (running, "shut off", paused...); 1 with a message on timeout.
+wait_state() {
+    local uri want=$3 secs=${4:-60} got="" i
+    uri=$(host_uri "$1")
+    for ((i = 0; i < secs * 5; i++)); do
+        got=$(virsh -c "$uri" domstate "$2" 2>/dev/null) || got=""
+        got=${got%%$'\n'*}
+        [[ $got == "$want" ]] && return 0
+        sleep 0.2
+    done
+    echo "$TEST_NAME: domain $2 on $uri is '${got:-absent}', not '$want', after $secs s" >&2
+    return 1
+}
+
+# check_disk RUNNER PATH FORMAT 0xNN@OFFSET+LENGTH...: every range reads
+# back as the pattern (0x00 for holes/zeros).  RUNNER: on_a, on_b or "".
+# Opens the image read-only and without locking (-U), so it works on the
+# disk of a running VM.
+check_disk() {
+    local runner=$1 path=$2 fmt=$3 p pat rest
+    shift 3
+    local -a io=()
+    for p in "$@"; do
+        pat=${p%%@*}
+        rest=${p#*@}
+        io+=(-c "read -P $pat ${rest%%+*} ${rest#*+}")
+    done
+    if ! $runner qemu-io -U -r -f "$fmt" "${io[@]}" "$path" >"$SCRATCH/check_disk.out" 2>&1; then
+        cat "$SCRATCH/check_disk.out" >&2
+        echo "$TEST_NAME: $path does not hold $*" >&2
+        return 1
+    fi
+}
+
+# make_vm [--uefi] [--tpm] [--mem MIB] [--start] NAME FORMAT SIZE [PATTERN...]
+# Create disk $IMAGES_DIR/NAME.img (raw) or NAME.qcow2 on host A with the
+# given 0xNN@OFFSET+LENGTH patterns, define domain NAME on host A (type
+# $VIRT_TYPE, no network) and register purge_vm NAME for cleanup.  With
+# --start, start it and wait until it runs.  Prints nothing; the disk path
+# is $IMAGES_DIR/NAME.<ext>.
+make_vm() {
+    local -a feats=()
+    local mem=128 start=0 name fmt size ext xml
+    while (($#)); do
+        case $1 in
+            --uefi) feats+=(uefi) ;;
+            --tpm) feats+=(tpm) ;;
+            --mem) mem=$2; shift ;;
+            --start) start=1 ;;
+            --) shift; break ;;
+            -*) fail "make_vm: unknown option $1" ;;
+            *) break ;;
+        esac
+        shift
+    done
+    (($# >= 3)) || fail "make_vm: usage: make_vm [opts] NAME FORMAT SIZE [PATTERN...]"
+    name=$1 fmt=$2 size=$3
+    shift 3
+    tb_check_name "$name" || fail "make_vm: bad name"
+    case $fmt in raw) ext=img ;; qcow2) ext=qcow2 ;; *) fail "make_vm: format $fmt" ;; esac
+    case $name in
+        vmf-*) fail "make_vm: names vmf-* belong to the shared test VMs" ;;
+    esac
+    if virsh_a domuuid "$name" >/dev/null 2>&1 || [[ -e $IMAGES_A/$name.$ext ]]; then
+        fail "make_vm: $name already exists on host A"
+    fi
+    cleanup_add purge_vm "$name"
+    tb_make_disk on_a "$IMAGES_DIR/$name.$ext" "$fmt" "$size" "" "$@" ||
+        fail "make_vm: cannot make the disk of $name"
+    xml=$(tb_domain_xml "$name" "$VIRT_TYPE" "$IMAGES_DIR/$name.$ext" "$fmt" "$mem" "${feats[@]}")
+    echo "$xml" >"$SCRATCH/$name.xml"
+    virsh_a -q define "$SCRATCH/$name.xml" >/dev/null || fail "make_vm: cannot define $name"
+    virsh_a -q pool-refresh default >/dev/null 2>&1 || true
+    if ((start)); then
+        virsh_a -q start "$name" >/dev/null || fail "make_vm: cannot start $name"
+        wait_state a "$name" running 30 || fail "make_vm: $name does not run"
+    fi
+}
+
+# purge_vm NAME: remove domain NAME and its files ($IMAGES_DIR/NAME.*,
+# NVRAM, TPM state) from both hosts.  Quiet, and fine if nothing exists.
+purge_vm() {
+    local name=$1 uri h dir
+    tb_check_name "$name" || return 1
+    case $name in vmf-*) echo "purge_vm: refusing to remove shared VM $name" >&2; return 1 ;; esac
+    for h in a b; do
+        uri=$(host_uri "$h")
+        if virsh -c "$uri" domuuid "$name" >/dev/null 2>&1; then
+            virsh -c "$uri" destroy "$name" >/dev/null 2>&1 || true
+            virsh -c "$uri" undefine --nvram --tpm --managed-save --snapshots-metadata \
+                --checkpoints-metadata "$name" >/dev/null 2>&1 ||
+                virsh -c "$uri" undefine "$name" >/dev/null 2>&1 ||
+                echo "purge_vm: cannot undefine $name on host $h" >&2
+        fi
+        [[ $h == a ]] && dir=$IMAGES_A || dir=$IMAGES_B
+        rm -f -- "$dir/$name".* "$VMFERRY_TESTBED_DIR/$h/lib/qemu/nvram/${name}_VARS.fd"
+        virsh -c "$uri" pool-refresh default >/dev/null 2>&1 || true
+    done
+}
