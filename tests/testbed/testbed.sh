@@ -35,7 +35,7 @@
 # by the next run.  By hand: `tests/testbed/testbed.sh down`.
 #
 # Environment: VMFERRY_TESTBED_DIR (state dir, default
-# /var/tmp/vmferry-testbed); VMFERRY_TOOLS_DIR (put first in PATH of SSH
+# /var/tmp/vmferry-testbed); VMFERRY_TESTBED_PORT_OFFSET (see below); VMFERRY_TOOLS_DIR (put first in PATH of SSH
 # sessions on host B); VMFERRY_TESTBED_VIRT_TYPE=kvm|qemu (skip detection).
 
 set -euo pipefail
@@ -48,11 +48,17 @@ SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}
 STATE=${VMFERRY_TESTBED_DIR:-/var/tmp/vmferry-testbed}
 STAMP=.vmferry-testbed
 MARKER=vmferry-testbed.id # in each host's /run
-SSH_PORT=2222
-declare -A TCP_PORT=([a]=16521 [b]=16522)
+# A second test bed (another VMFERRY_TESTBED_DIR, e.g. for benchmarks run
+# beside the test suite) needs its own ports: VMFERRY_TESTBED_PORT_OFFSET
+# shifts every port below (0 to 1000).
+PORT_OFFSET=${VMFERRY_TESTBED_PORT_OFFSET:-0}
+[[ $PORT_OFFSET =~ ^[0-9]+$ ]] && ((PORT_OFFSET <= 1000)) ||
+    { echo "$prog: VMFERRY_TESTBED_PORT_OFFSET must be 0 to 1000" >&2; exit 1; }
+SSH_PORT=$((2222 + PORT_OFFSET))
+declare -A TCP_PORT=([a]=$((16521 + PORT_OFFSET)) [b]=$((16522 + PORT_OFFSET)))
 # Distinct migration/NBD port ranges: both hosts share one network stack.
-declare -A MIG_MIN=([a]=49200 [b]=49300)
-declare -A MIG_MAX=([a]=49299 [b]=49399)
+declare -A MIG_MIN=([a]=$((49200 + PORT_OFFSET * 2)) [b]=$((49300 + PORT_OFFSET * 2)))
+declare -A MIG_MAX=([a]=$((49299 + PORT_OFFSET * 2)) [b]=$((49399 + PORT_OFFSET * 2)))
 MIB=$((1024 * 1024))
 
 # mount point : subdirectory of $STATE/<host>
