@@ -270,7 +270,10 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
     CLEANUP_FREE char *path = NULL, *name = NULL;
     struct stat st;
 
-    if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+    /* Dot files are swtpm's lock, not state (and an importer refuses
+     * names that start with a dot).
+     */
+    if (e->d_name[0] == '.')
       continue;
     if (asprintf (&path, "%s/%s", dir, e->d_name) < 0 ||
         asprintf (&name, "%s%s%s", rel, *rel ? "/" : "", e->d_name) < 0) {

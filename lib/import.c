@@ -396,7 +396,7 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
       vmferry_set_error_errno (errno, "%s: mkdir", dir);
       return -1;
     }
-    f->fd = open (f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    f->fd = open (f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   }
   else {
     if (asprintf (&f->tmp, "%s/.%s.vmferry-XXXXXX", im->dir, f->name) < 0) {

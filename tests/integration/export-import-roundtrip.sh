@@ -24,10 +24,17 @@ for vm in vmf-raw vmf-qcow2 vmf-chain vmf-uefi; do
     copy=rt-${vm#vmf-}
     cleanup_add drop_b "$copy"
     echo "== $vm -> host B as $copy"
+    # One of them with --start: it must be running when import returns.
+    start=""
+    [[ $vm == vmf-qcow2 ]] && start=--start
     on_a $VG vmferry-export -c qemu:///system "$vm" |
-        ssh_b "$VG vmferry-import --dir $dest --define --name $copy" ||
+        ssh_b "$VG vmferry-import --dir $dest --define $start --name $copy" ||
         fail "$vm: export | ssh | import failed"
 
+    if [[ -n $start ]]; then
+        [[ $(virsh_b domstate "$copy") == running ]] || fail "$copy: --start did not start it"
+        virsh_b -q destroy "$copy" >/dev/null
+    fi
     [[ $(virsh_b domstate "$copy") == "shut off" ]] || fail "$copy is not defined on B"
     [[ $(virsh_b domuuid "$copy") != $(virsh_a domuuid "$vm") ]] || fail "$copy kept the source UUID"
 
