@@ -64,8 +64,17 @@ vmferry_prefix_error (const char *fs, ...)
   va_start (args, fs);
   n = vsnprintf (last_error, sizeof last_error, fs, args);
   va_end (args);
-  if (n >= 0 && (size_t) n < sizeof last_error)
-    snprintf (last_error + n, sizeof last_error - n, ": %s", old);
+  /* Append ": old", cut to the buffer (truncation is the intent). */
+  if (n >= 0 && (size_t) n < sizeof last_error) {
+    size_t used = n, oldlen = strlen (old);
+    const char *sep = ": ";
+    for (size_t i = 0; sep[i] && used < sizeof last_error - 1; i++)
+      last_error[used++] = sep[i];
+    if (oldlen > sizeof last_error - 1 - used)
+      oldlen = sizeof last_error - 1 - used;
+    memcpy (last_error + used, old, oldlen);
+    last_error[used + oldlen] = '\0';
+  }
   errno = saved;
 }
 
