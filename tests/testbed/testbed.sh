@@ -15,7 +15,7 @@
 # with nsenter, and so are QEMU and swtpm, their children.  Nothing is
 # written to the machine's own /etc/libvirt, /run/libvirt, /var/lib/libvirt,
 # /etc/ssh or /root/.ssh (missing mount points such as /var/lib/libvirt are
-# created empty and removed again by `down`).
+# created empty and left, as libvirt's packages would have them).
 #
 #   host A: qemu:///system?socket=$STATE/a/run/libvirt/libvirt-sock
 #           qemu+tcp://127.0.0.1:16521/system
@@ -52,8 +52,10 @@ MARKER=vmferry-testbed.id # in each host's /run
 # beside the test suite) needs its own ports: VMFERRY_TESTBED_PORT_OFFSET
 # shifts every port below (0 to 1000).
 PORT_OFFSET=${VMFERRY_TESTBED_PORT_OFFSET:-0}
-[[ $PORT_OFFSET =~ ^[0-9]+$ ]] && ((PORT_OFFSET <= 1000)) ||
-    { echo "$prog: VMFERRY_TESTBED_PORT_OFFSET must be 0 to 1000" >&2; exit 1; }
+if ! [[ $PORT_OFFSET =~ ^[0-9]+$ ]] || ((PORT_OFFSET > 1000)); then
+    echo "$prog: VMFERRY_TESTBED_PORT_OFFSET must be 0 to 1000" >&2
+    exit 1
+fi
 SSH_PORT=$((2222 + PORT_OFFSET))
 declare -A TCP_PORT=([a]=$((16521 + PORT_OFFSET)) [b]=$((16522 + PORT_OFFSET)))
 # Distinct migration/NBD port ranges: both hosts share one network stack.
@@ -197,12 +199,10 @@ cmd_down() {
     fi
     destroy_domains
     kill_namespaces
-    if [[ -f $STATE/created-mountpoints ]]; then
-        # Only empty directories we made ourselves at `up`.
-        tac "$STATE/created-mountpoints" | while read -r d; do
-            rmdir -- "$d" 2>/dev/null || true
-        done
-    fi
+    # The mount points made at `up` (empty /var/lib/libvirt and the like,
+    # where libvirt's packages would put them) stay: removing a directory
+    # unmounts it in every namespace, and another bed (a benchmark beside
+    # the test suite) may be using them.
     if [[ -e $STATE ]]; then
         if [[ ! -e $STATE/$STAMP ]] && [[ -n $(ls -A "$STATE") ]]; then
             die "$STATE is not a test bed state dir (no $STAMP); not removing it"
@@ -266,20 +266,9 @@ EOF
 }
 
 make_mountpoints() {
-    local m t
-    : >"$STATE/created-mountpoints"
+    local m
     for m in "${MOUNTS[@]}"; do
-        t=${m%%:*}
-        if [[ ! -d $t ]]; then
-            # Record each level we create, so `down` can remove exactly those.
-            local p=$t missing=()
-            while [[ ! -e $p ]]; do
-                missing=("$p" "${missing[@]}")
-                p=$(dirname "$p")
-            done
-            mkdir -p "$t"
-            printf '%s\n' "${missing[@]}" >>"$STATE/created-mountpoints"
-        fi
+        mkdir -p "${m%%:*}"
     done
 }
 
