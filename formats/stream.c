@@ -230,7 +230,14 @@ vmferry_stream_parse_header (const void *payload, size_t len,
                        mandatory & ~VMFERRY_FEATURES_MANDATORY_KNOWN);
     return -1;
   }
-  /* Optional features and reserved fields are ignored by design. */
+  /* Optional features and reserved fields are ignored by design; the
+   * payload of a RESUME stream has its token after byte 40.
+   */
+  if ((mandatory & VMFERRY_FEATURE_RESUME) &&
+      len < VMFERRY_STREAM_HEADER_SIZE + VMFERRY_RESUME_TOKEN_SIZE) {
+    vmferry_set_error ("stream header: a resumed stream without its resume token");
+    return -1;
+  }
   if (major_rtn)
     *major_rtn = major;
   if (minor_rtn)
@@ -461,10 +468,18 @@ check_record (struct order *o, const struct vmferry_record *rec,
   return -1;
 }
 
+uint64_t
+vmferry_stream_header_mandatory (const void *payload, size_t len)
+{
+  return len >= VMFERRY_STREAM_HEADER_SIZE ? get_le64 ((const unsigned char *) payload + 16) : 0;
+}
+
 /* ---- Writing ---- */
 
 struct vmferry_stream_writer {
   int fd;
+  vmferry_stream_write_fn fn;   /* instead of fd, when set */
+  void *fn_opaque;
   char *name;
   uint64_t bytes;
   uint64_t seq;
@@ -500,6 +515,23 @@ vmferry_stream_writer_new (int fd, const char *name)
   }
   w->fd = fd;
   widen_pipe (fd);
+  return w;
+}
+
+struct vmferry_stream_writer *
+vmferry_stream_writer_new_fn (vmferry_stream_write_fn fn, void *opaque,
+                              const char *name)
+{
+  struct vmferry_stream_writer *w = calloc (1, sizeof *w);
+
+  if (w == NULL || (w->name = strdup (name)) == NULL) {
+    vmferry_set_error_errno (errno, "%s: calloc", name);
+    free (w);
+    return NULL;
+  }
+  w->fd = -1;
+  w->fn = fn;
+  w->fn_opaque = opaque;
   return w;
 }
 
@@ -590,12 +622,35 @@ vmferry_stream_write_record (struct vmferry_stream_writer *w,
   iov[0].iov_len = sizeof hdr;
   iov[1].iov_base = (void *) payload;
   iov[1].iov_len = rec->payload_len;
-  if (writev_all (w->fd, w->name, iov, rec->payload_len > 0 ? 2 : 1) < 0) {
+  if (w->fn ? w->fn (w->fn_opaque, iov, rec->payload_len > 0 ? 2 : 1) < 0
+            : writev_all (w->fd, w->name, iov, rec->payload_len > 0 ? 2 : 1) < 0) {
     w->broken = true;
     return -1;
   }
   w->bytes += sizeof hdr + rec->payload_len;
   w->seq++;
+  return 0;
+}
+
+int
+vmferry_stream_copy_record (struct vmferry_stream_writer *w,
+                            const struct vmferry_record *rec,
+                            const void *payload)
+{
+  struct vmferry_record copy = *rec;
+  uint64_t seq = w->seq;
+
+  if (vmferry_stream_write_record (w, &copy, payload) < 0)
+    return -1;
+  /* Same fields, same number, same payload: the same bytes.  Anything
+   * else is a caller's mistake worth stopping on.
+   */
+  if (rec->seq == seq && copy.checksum != rec->checksum) {
+    w->broken = true;
+    vmferry_set_error ("%s: record %" PRIu64 ": the copy differs from the "
+                       "record read", w->name, seq);
+    return -1;
+  }
   return 0;
 }
 
@@ -624,6 +679,29 @@ vmferry_stream_write_header (struct vmferry_stream_writer *w)
   put_le16 (p + 8, VMFERRY_STREAM_VERSION_MAJOR);
   put_le16 (p + 10, VMFERRY_STREAM_VERSION_MINOR);
   return write_simple (w, VMFERRY_REC_STREAM_HEADER, 0, p, sizeof p);
+}
+
+int
+vmferry_stream_write_header_ex (struct vmferry_stream_writer *w,
+                                uint64_t mandatory, uint64_t optional,
+                                const void *extra, size_t extra_len)
+{
+  unsigned char p[VMFERRY_STREAM_HEADER_SIZE + 64] = { 0 };
+
+  if (extra_len > 64) {
+    vmferry_set_error ("%s: stream header extension too long", w->name);
+    return -1;
+  }
+  memcpy (p, VMFERRY_STREAM_MAGIC, 8);
+  put_le16 (p + 8, VMFERRY_STREAM_VERSION_MAJOR);
+  /* RESUME came with 1.1. */
+  put_le16 (p + 10, mandatory & VMFERRY_FEATURE_RESUME ? 1 : VMFERRY_STREAM_VERSION_MINOR);
+  put_le64 (p + 16, mandatory);
+  put_le64 (p + 24, optional);
+  if (extra_len)
+    memcpy (p + VMFERRY_STREAM_HEADER_SIZE, extra, extra_len);
+  return write_simple (w, VMFERRY_REC_STREAM_HEADER, 0, p,
+                       VMFERRY_STREAM_HEADER_SIZE + extra_len);
 }
 
 int
@@ -702,6 +780,8 @@ struct vmferry_stream_reader {
   uint64_t seq;                 /* number of the next record */
   struct order order;
   bool failed;
+  bool cut;                     /* the failure was end of input or EIO */
+  bool pass_skipped;            /* return unknown skippable records */
 };
 
 struct vmferry_stream_reader *
@@ -735,6 +815,18 @@ uint64_t
 vmferry_stream_reader_bytes (const struct vmferry_stream_reader *r)
 {
   return r->offset;
+}
+
+void
+vmferry_stream_reader_pass_skipped (struct vmferry_stream_reader *r, bool pass)
+{
+  r->pass_skipped = pass;
+}
+
+bool
+vmferry_stream_reader_was_cut (const struct vmferry_stream_reader *r)
+{
+  return r->failed && r->cut;
 }
 
 /* One read(2) into BUF, through EINTR and a non-blocking fd.  Returns
@@ -869,8 +961,10 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
     int ok;
 
     n = read_full (r, hdr, sizeof hdr);
-    if (n < 0)
+    if (n < 0) {
+      r->cut = true;
       return reader_fail (r, NULL, at);
+    }
     if (r->order.st == ST_DONE) {
       if (n == 0)
         return 0;
@@ -878,6 +972,7 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
       return reader_fail (r, NULL, at);
     }
     if (n == 0) {
+      r->cut = at > 0;
       if (at == 0)
         vmferry_set_error ("truncated: empty input");
       else
@@ -885,6 +980,7 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
       return reader_fail (r, NULL, at);
     }
     if ((size_t) n < sizeof hdr) {
+      r->cut = true;
       vmferry_set_error ("truncated: end of input inside the record header "
                          "(%zd of %d bytes)", n, VMFERRY_REC_HEADER_SIZE);
       return reader_fail (r, NULL, at);
@@ -899,9 +995,12 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
     if (grow_payload (r, rec->payload_len) < 0)
       return reader_fail (r, rec, at);
     n = read_full (r, r->payload, rec->payload_len);
-    if (n < 0)
+    if (n < 0) {
+      r->cut = true;
       return reader_fail (r, rec, at);
+    }
     if ((size_t) n < rec->payload_len) {
+      r->cut = true;
       vmferry_set_error ("truncated: end of input inside the payload "
                          "(%zd of %" PRIu32 " bytes)", n, rec->payload_len);
       return reader_fail (r, rec, at);
@@ -923,7 +1022,7 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
     if (ok < 0)
       return reader_fail (r, rec, at);
     r->seq++;
-    if (ok == 1)
+    if (ok == 1 || r->pass_skipped)
       return 1;
     /* An unknown skippable record: verified, now passed over. */
   }

@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define VMFERRY_REC_MAGIC "VMFR"
 #define VMFERRY_REC_HEADER_SIZE 48
@@ -88,7 +89,16 @@ enum vmferry_record_type {
  * a later minor version can use them.
  */
 #define VMFERRY_STREAM_HEADER_SIZE 40
-#define VMFERRY_FEATURES_MANDATORY_KNOWN ((uint64_t) 0)
+
+/* Mandatory feature RESUME (version 1.1): the stream continues an
+ * interrupted import.  It omits DATA and ZERO records the receiver already
+ * holds durably, so only a receiver holding the matching resume state may
+ * accept it.  The header payload then carries, at bytes 40..55, the
+ * 16-byte token of that state (see vmferry-stream(5)).
+ */
+#define VMFERRY_FEATURE_RESUME ((uint64_t) 1)
+#define VMFERRY_RESUME_TOKEN_SIZE 16
+#define VMFERRY_FEATURES_MANDATORY_KNOWN VMFERRY_FEATURE_RESUME
 
 struct vmferry_record {
   uint16_t type;
@@ -128,14 +138,39 @@ struct vmferry_stream_writer *vmferry_stream_writer_new (int fd, const char *nam
 /* Frees; does not close the fd and does not write END. */
 void vmferry_stream_writer_free (struct vmferry_stream_writer *w);
 
+/* Write through FN instead of an fd (e.g. into an SSH channel).  FN
+ * writes all of IOV or returns -1 with the error set; records are handed
+ * to it whole, one call each.
+ */
+typedef int (*vmferry_stream_write_fn) (void *opaque, const struct iovec *iov,
+                                        int iovcnt);
+struct vmferry_stream_writer *vmferry_stream_writer_new_fn (vmferry_stream_write_fn fn,
+                                                            void *opaque,
+                                                            const char *name);
+
 /* Write one record: fills in seq and checksum, writes header and payload.
  * Returns 0, or -1 with the error set (e.g. "stdout: write: Broken pipe").
  */
 int vmferry_stream_write_record (struct vmferry_stream_writer *w,
                                  struct vmferry_record *rec,
                                  const void *payload);
+/* Write a record as it was read (REC from vmferry_stream_read_record,
+ * PAYLOAD its payload as read, compressed or not): the same type, flags,
+ * file, offset, length and payload, numbered by this writer.  When the
+ * writer's number equals REC's (a filter that keeps every record), the
+ * bytes written are exactly the bytes read.  Nothing is decompressed.
+ */
+int vmferry_stream_copy_record (struct vmferry_stream_writer *w,
+                                const struct vmferry_record *rec,
+                                const void *payload);
 /* Convenience wrappers for the metadata records. */
 int vmferry_stream_write_header (struct vmferry_stream_writer *w);
+/* A STREAM_HEADER with feature bits and EXTRA_LEN bytes after the 40
+ * defined ones (the RESUME token).
+ */
+int vmferry_stream_write_header_ex (struct vmferry_stream_writer *w,
+                                    uint64_t mandatory, uint64_t optional,
+                                    const void *extra, size_t extra_len);
 int vmferry_stream_write_manifest (struct vmferry_stream_writer *w,
                                    const char *json);
 int vmferry_stream_write_xml (struct vmferry_stream_writer *w, const char *xml);
@@ -229,13 +264,32 @@ int vmferry_record_data (const struct vmferry_record *rec, const void *payload,
 char *vmferry_record_metadata (const struct vmferry_record *rec,
                                const void *payload, size_t *len_rtn);
 
+/* With PASS, records of an unknown type with VMFERRY_REC_F_SKIPPABLE
+ * are returned (checked like any other) instead of skipped, so that a
+ * filter can copy them on.  Default: skipped.
+ */
+void vmferry_stream_reader_pass_skipped (struct vmferry_stream_reader *r,
+                                         bool pass);
+
 /* Bytes consumed from the input so far (for progress). */
 uint64_t vmferry_stream_reader_bytes (const struct vmferry_stream_reader *r);
+
+/* After a failed read: true if the input ended early or could not be
+ * read (a cut transfer), false if what arrived was wrong (corruption,
+ * a stream breaking the rules).  An importer keeps resume state only
+ * for the first kind.
+ */
+bool vmferry_stream_reader_was_cut (const struct vmferry_stream_reader *r);
 
 /* Parse a STREAM_HEADER payload; refuses another major version and
  * unknown mandatory features with a clear message.
  */
 int vmferry_stream_parse_header (const void *payload, size_t len,
                                  unsigned *major_rtn, unsigned *minor_rtn);
+
+/* The mandatory feature bits of a STREAM_HEADER payload already accepted
+ * by vmferry_stream_parse_header (0 if it is too short).
+ */
+uint64_t vmferry_stream_header_mandatory (const void *payload, size_t len);
 
 #endif

@@ -48,6 +48,7 @@ struct export_file {
   bool readonly;
   dev_t dev;
   ino_t ino;
+  struct timespec mtime;
   uint64_t size, virtual_size, allocated;
 };
 
@@ -134,6 +135,7 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   f->backing = -1;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
+  f->mtime = st.st_mtim;
   f->path = strdup (path);
   f->name = unique;
   unique = NULL;
@@ -429,6 +431,14 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
       json_object_object_add (o, "backing_format", json_object_new_string (f->backing_format));
     }
     json_object_object_add (o, "readonly", json_object_new_boolean (f->readonly));
+    {
+      /* What resume compares: a changed source file gets another id. */
+      char ident[96];
+      snprintf (ident, sizeof ident, "ino:%ju mtime:%jd.%09ld size:%" PRIu64,
+                (uintmax_t) f->ino, (intmax_t) f->mtime.tv_sec, f->mtime.tv_nsec,
+                f->size);
+      json_object_object_add (o, "source_identity", json_object_new_string (ident));
+    }
     json_object_array_add (files, o);
     total_size += f->size;
     total_alloc += f->allocated;
@@ -901,6 +911,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
   if (manifest == NULL)
     goto out;
   vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.nr_files);
+  if (opts->manifest_rtn) {
+    *opts->manifest_rtn = manifest;
+    manifest = NULL;
+    r = 0;
+    goto out;
+  }
   r = write_stream (opts, dom, &plan, manifest, xml);
  out:
   plan_free (&plan);

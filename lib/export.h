@@ -22,6 +22,10 @@ struct vmferry_export_opts {
   int level;                    /* zstd level, for ZSTD */
   unsigned threads;             /* 0: one per CPU */
   struct vmferry_progress *progress;   /* may be NULL */
+  /* Plan only: set *manifest_rtn to the manifest JSON (caller frees) and
+   * write no stream.  NULL: write the stream.
+   */
+  char **manifest_rtn;
 };
 
 /* Parse --compress: "auto", "none", "zstd" or "zstd:LEVEL" (1..19). */

@@ -9,8 +9,12 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <spawn.h>
@@ -32,10 +36,24 @@
 #include "import.h"
 #include "log.h"
 #include "pipeline.h"
+#include "resume.h"
 #include "stream.h"
 #include "virt.h"
 
 #define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+/* How often a resumable import makes its progress durable: fdatasync the
+ * file being written and record the offset in the resume state.  A cut
+ * loses at most this much, plus what is in flight.
+ */
+#define SYNC_BYTES ((uint64_t) 16 * 1024 * 1024)
+#define SYNC_SECONDS 1.0
+/* How long a resumable import waits for one still finishing. */
+#define LOCK_WAIT_SECONDS 60
+
+/* vmferry_import_interrupt: the signal, and the stream fd to cut. */
+static volatile sig_atomic_t interrupted;
+static volatile int interrupt_in_fd = -1, interrupt_null_fd = -1;
 
 extern char **environ;
 
@@ -51,6 +69,11 @@ struct import_file {
   uint64_t size, allocated;
   int fd;
   bool verified, placed;
+  /* Resume: durable below resume_offset when the import started (or
+   * VMFERRY_RESUME_COMPLETE); written_end and synced track this run.
+   */
+  uint64_t resume_offset, written_end, synced;
+  double synced_at;
 };
 
 struct importer {
@@ -63,6 +86,19 @@ struct importer {
   xmlDocPtr doc;
   virConnectPtr conn;
   struct vmferry_pipeline *p;
+
+  /* Resume (resume.h). */
+  char *manifest;               /* the manifest text, for the stream id */
+  size_t manifest_len;
+  uint64_t mandatory;           /* the stream's mandatory features */
+  unsigned char token[VMFERRY_RESUME_TOKEN_LEN];   /* a RESUME stream's */
+  bool keep_state;              /* resumable: the state file is ours */
+  bool cut;                     /* the stream was cut, not corrupt */
+  bool query_done;
+  char *state_path;
+  int lock_fd;
+  struct vmferry_resume_state st;
+  pthread_mutex_t st_lock;      /* st: reader thread and collector */
 };
 
 struct job {
@@ -362,6 +398,299 @@ mkdir_p (const char *path, mode_t mode)
   return 0;
 }
 
+/* ---- resume ---- */
+
+static double
+now_seconds (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *
+base_of (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash ? slash + 1 : path;
+}
+
+/* Record file IDX's durable offset (or, with tmp_too, its temporary
+ * file) and write the state.  Called from the reader thread and the
+ * collector.
+ */
+static int
+save_state (struct importer *im, int idx, uint64_t offset)
+{
+  int r;
+
+  if (!im->keep_state)
+    return 0;
+  pthread_mutex_lock (&im->st_lock);
+  if (idx >= 0) {
+    struct vmferry_resume_file *rf = &im->st.files[idx];
+    const struct import_file *f = &im->files[idx];
+    if (rf->tmp == NULL && f->tmp && f->role != VMFERRY_ROLE_TPM)
+      rf->tmp = strdup (base_of (f->tmp));
+    if (rf->tmp)
+      rf->offset = offset;
+  }
+  if (im->tpm_tmp && im->st.tpm_tmp == NULL)
+    im->st.tpm_tmp = strdup (im->tpm_tmp);
+  r = vmferry_resume_save (im->state_path, &im->st);
+  pthread_mutex_unlock (&im->st_lock);
+  return r;
+}
+
+/* Write the answer to a resume query. */
+static int
+answer_query (struct importer *im, const struct vmferry_resume_state *st,
+              const char *reason)
+{
+  CLEANUP_FREE char *a = vmferry_resume_answer (st, reason);
+  size_t len, off = 0;
+
+  if (a == NULL)
+    return -1;
+  vmferry_verbose ("resume query: %s", a);
+  len = strlen (a);
+  a[len] = '\n';               /* the NUL goes: write exactly len + 1 */
+  while (off < len + 1) {
+    ssize_t n = write (im->opts->out_fd, a + off, len + 1 - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      a[len] = '\0';
+      vmferry_set_error_errno (errno, "resume query: write");
+      return -1;
+    }
+    off += n;
+  }
+  a[len] = '\0';
+  im->query_done = true;
+  return 0;
+}
+
+/* Whether the temporary files of a loaded state are there, as it says. */
+static int
+check_state_files (struct importer *im, const struct vmferry_resume_state *st)
+{
+  if (st->nr_files != im->nr_files) {
+    vmferry_set_error ("it has %zu files, the stream %zu", st->nr_files, im->nr_files);
+    return -1;
+  }
+  for (size_t i = 0; i < st->nr_files; i++) {
+    const struct vmferry_resume_file *rf = &st->files[i];
+    CLEANUP_FREE char *p = NULL;
+    struct stat sb;
+
+    if (strcmp (rf->name, im->files[i].name) != 0 || rf->size != im->files[i].size) {
+      vmferry_set_error ("file %zu is %s, the stream has %s", i, rf->name,
+                         im->files[i].name);
+      return -1;
+    }
+    if (rf->tmp == NULL)
+      continue;
+    if (asprintf (&p, "%s/%s", im->dir, rf->tmp) < 0) {
+      p = NULL;
+      vmferry_set_error_errno (ENOMEM, "resume");
+      return -1;
+    }
+    if (lstat (p, &sb) < 0 || !S_ISREG (sb.st_mode) || (uint64_t) sb.st_size != rf->size) {
+      vmferry_set_error ("its temporary file %s is missing or not what it says", p);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void
+remove_stale_temporaries (struct importer *im)
+{
+  DIR *d = opendir (im->dir);
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir (d)) != NULL)
+    for (size_t i = 0; i < im->nr_files; i++)
+      if (im->files[i].role != VMFERRY_ROLE_TPM &&
+          vmferry_resume_tmp_name_ok (im->files[i].name, e->d_name)) {
+        vmferry_verbose ("removing %s/%s", im->dir, e->d_name);
+        unlinkat (dirfd (d), e->d_name, 0);
+      }
+  closedir (d);
+}
+
+/* After the metadata records: find, check and take over the resume state
+ * of this domain in the target directory, or answer a query about it.
+ * A RESUME stream is refused unless the state matches it exactly; a fresh
+ * stream replaces a state that belongs to something else.
+ */
+static int
+setup_resume (struct importer *im)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  bool resume_stream = im->mandatory & VMFERRY_FEATURE_RESUME;
+  char id[VMFERRY_RESUME_ID_LEN + 1];
+  struct vmferry_resume_state old;
+  char reason[VMFERRY_ERROR_MAX];
+  int r;
+
+  if (!opts->resumable && !opts->resume_query && !resume_stream)
+    return 0;
+  r = vmferry_resume_stream_id (im->manifest, im->manifest_len, id);
+  if (r <= 0) {
+    if (r == 0)
+      vmferry_set_error ("the stream carries no source identities (written by an "
+                         "older vmferry-export)");
+    goto not_resumable;
+  }
+  im->state_path = vmferry_resume_path (im->dir, im->name, "json");
+  if (im->state_path == NULL)
+    goto not_resumable;
+  im->lock_fd = vmferry_resume_lock (im->dir, im->name, LOCK_WAIT_SECONDS);
+  if (im->lock_fd < 0)
+    return -1;
+
+  r = vmferry_resume_load (im->state_path, &old);
+  if (r < 0) {
+    snprintf (reason, sizeof reason, "%s", vmferry_get_error ());
+    if (resume_stream || opts->resume_query)
+      goto refuse;
+    /* A damaged state cannot be trusted to name its files: remove the
+     * temporary files of this stream's names (we hold the lock of this
+     * domain's transfers) and the state.
+     */
+    vmferry_notice ("%s; starting afresh", reason);
+    remove_stale_temporaries (im);
+    unlink (im->state_path);
+  }
+  else if (r == 0) {
+    snprintf (reason, sizeof reason, "%s: no interrupted transfer of domain %s "
+              "(finished or aborted?)", im->dir, im->name);
+    if (resume_stream || opts->resume_query)
+      goto refuse;
+  }
+  else {
+    bool match = strcmp (old.stream_id, id) == 0 && strcmp (old.name, im->name) == 0;
+    char msg[VMFERRY_ERROR_MAX] = "";
+
+    if (match && check_state_files (im, &old) < 0) {
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      match = false;
+    }
+    if (!match) {
+      snprintf (reason, sizeof reason, "%s: the interrupted transfer there belongs to "
+                "another stream (%s)", im->state_path,
+                msg[0] ? msg : "another domain, or the source disks changed since");
+      if (resume_stream || opts->resume_query) {
+        vmferry_resume_state_free (&old);
+        goto refuse;
+      }
+      vmferry_notice ("%s: removed, starting afresh", reason);
+      vmferry_resume_discard (im->dir, &old);
+      vmferry_resume_state_free (&old);
+    }
+    else if (opts->resume_query) {
+      r = answer_query (im, &old, NULL);
+      vmferry_resume_state_free (&old);
+      return r;
+    }
+    else if (!resume_stream) {
+      /* The sender chose to start over. */
+      vmferry_verbose ("%s: a fresh stream replaces the interrupted transfer",
+                       im->state_path);
+      vmferry_resume_discard (im->dir, &old);
+      vmferry_resume_state_free (&old);
+    }
+    else if (memcmp (old.token, im->token, VMFERRY_RESUME_TOKEN_LEN) != 0) {
+      snprintf (reason, sizeof reason, "%s: the resume state changed since the "
+                "sender asked (another sender?)", im->state_path);
+      vmferry_resume_state_free (&old);
+      goto refuse;
+    }
+    else {
+      /* Take it over: its files continue; a new token so that no other
+       * stream built from the same answer is accepted.
+       */
+      uint64_t held = 0;
+      im->st = old;
+      if (im->st.tpm_tmp) {
+        /* TPM state is small: always sent again, into a new directory. */
+        struct vmferry_resume_state t = { .tpm_tmp = im->st.tpm_tmp };
+        vmferry_resume_discard (im->dir, &t);
+        free (im->st.tpm_tmp);
+        im->st.tpm_tmp = NULL;
+      }
+      for (size_t i = 0; i < im->nr_files; i++) {
+        struct import_file *f = &im->files[i];
+        struct vmferry_resume_file *rf = &im->st.files[i];
+        if (rf->tmp == NULL)
+          continue;
+        if (asprintf (&f->tmp, "%s/%s", im->dir, rf->tmp) < 0) {
+          f->tmp = NULL;
+          vmferry_set_error_errno (ENOMEM, "resume");
+          return -1;
+        }
+        f->resume_offset = rf->offset;
+        held += rf->offset == VMFERRY_RESUME_COMPLETE ? f->size : rf->offset;
+      }
+      im->keep_state = true;
+      if (vmferry_resume_new_token (im->st.token) < 0 || save_state (im, -1, 0) < 0)
+        return -1;
+      vmferry_verbose ("resuming the transfer of %s: %" PRIu64 " bytes already held",
+                       im->name, held);
+      return 0;
+    }
+  }
+
+  if (resume_stream || opts->resume_query) {
+    snprintf (reason, sizeof reason, "no resume state");
+    goto refuse;
+  }
+  /* A fresh resumable import. */
+  memset (&im->st, 0, sizeof im->st);
+  memcpy (im->st.stream_id, id, sizeof id);
+  im->st.name = strdup (im->name);
+  im->st.files = calloc (im->nr_files ? im->nr_files : 1, sizeof *im->st.files);
+  if (im->st.name == NULL || im->st.files == NULL) {
+    vmferry_set_error_errno (ENOMEM, "resume");
+    return -1;
+  }
+  im->st.nr_files = im->nr_files;
+  for (size_t i = 0; i < im->nr_files; i++) {
+    im->st.files[i].size = im->files[i].size;
+    if (!(im->st.files[i].name = strdup (im->files[i].name))) {
+      vmferry_set_error_errno (ENOMEM, "resume");
+      return -1;
+    }
+  }
+  if (vmferry_resume_new_token (im->st.token) < 0)
+    return -1;
+  im->keep_state = true;
+  return 0;
+
+ not_resumable:
+  snprintf (reason, sizeof reason, "%s", vmferry_get_error ());
+  if (opts->resume_query)
+    return answer_query (im, NULL, reason);
+  if (resume_stream) {
+    vmferry_set_error ("%s: cannot resume: %s", opts->in_name, reason);
+    return -1;
+  }
+  vmferry_verbose ("not resumable: %s", reason);
+  return 0;
+
+ refuse:
+  if (opts->resume_query)
+    return answer_query (im, NULL, reason);
+  vmferry_set_error ("%s: a resumed stream, but %s; nothing was changed "
+                     "(run the sender again: it will start afresh)",
+                     opts->in_name, reason);
+  return -1;
+}
+
 static int
 begin_file (struct importer *im, uint32_t idx, uint64_t size)
 {
@@ -373,6 +702,34 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
     vmferry_set_error ("%s: file %s: size %" PRIu64 " differs from the manifest's %"
                        PRIu64, im->opts->in_name, f->name, size, f->size);
     return -1;
+  }
+  if (f->tmp) {
+    /* Resumed: continue in the temporary file the state names. */
+    struct stat sb;
+    f->fd = open (f->tmp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (f->fd < 0 || fstat (f->fd, &sb) < 0 || !S_ISREG (sb.st_mode) ||
+        (uint64_t) sb.st_size != size) {
+      vmferry_set_error_errno (errno ? errno : EINVAL, "%s: cannot resume in %s",
+                               f->name, f->tmp);
+      return -1;
+    }
+    /* Below the offset the state vouches for the data; above it this
+     * run writes everything again, so what a cut left there goes.
+     */
+    if (f->resume_offset != VMFERRY_RESUME_COMPLETE && f->resume_offset < size &&
+        fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                   (off_t) f->resume_offset, (off_t) (size - f->resume_offset)) < 0 &&
+        errno != EOPNOTSUPP) {
+      vmferry_set_error_errno (errno, "%s: cannot clear beyond the resume point", f->tmp);
+      return -1;
+    }
+    f->written_end = f->synced = f->resume_offset == VMFERRY_RESUME_COMPLETE
+      ? size : f->resume_offset;
+    f->synced_at = now_seconds ();
+    vmferry_verbose ("%s: resuming %s at byte %" PRIu64, f->name, f->tmp, f->written_end);
+    vmferry_progress_begin (im->opts->progress, f->name, size);
+    vmferry_progress_add (im->opts->progress, f->written_end);
+    return 0;
   }
   if (f->role == VMFERRY_ROLE_TPM) {
     if (im->tpm_tmp == NULL) {
@@ -420,7 +777,11 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
   }
   vmferry_verbose ("%s: writing %s", f->name, f->tmp);
   vmferry_progress_begin (im->opts->progress, f->name, size);
-  return 0;
+  f->synced_at = now_seconds ();
+  /* Record the new file at once, so that a cut leaves nothing the state
+   * does not name.
+   */
+  return save_state (im, idx, 0);
  nomem:
   vmferry_set_error_errno (ENOMEM, "import");
   return -1;
@@ -501,7 +862,23 @@ job_done (void *opaque, void *jobp)
   char want_hex[33], got_hex[33];
 
   if (!j->end) {
+    uint64_t end = j->rec.offset + j->rec.length;
     vmferry_progress_add (im->opts->progress, j->rec.length);
+    /* In stream order, so everything below END is written. */
+    if (end > f->written_end)
+      f->written_end = end;
+    if (im->keep_state && f->role != VMFERRY_ROLE_TPM &&
+        (f->written_end - f->synced >= SYNC_BYTES ||
+         (f->written_end > f->synced && now_seconds () - f->synced_at >= SYNC_SECONDS))) {
+      if (fdatasync (f->fd) < 0) {
+        vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
+        return -1;
+      }
+      f->synced = f->written_end;
+      f->synced_at = now_seconds ();
+      if (save_state (im, j->rec.file, f->synced) < 0)
+        return -1;
+    }
     return 0;
   }
   if (fdatasync (f->fd) < 0) {
@@ -521,6 +898,8 @@ job_done (void *opaque, void *jobp)
   f->fd = -1;
   f->verified = true;
   vmferry_progress_end (im->opts->progress);
+  if (f->role != VMFERRY_ROLE_TPM && save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
+    return -1;
   vmferry_verbose ("%s: verified", f->name);
   return 0;
 }
@@ -554,6 +933,9 @@ read_stream (struct importer *im)
       }
       if (parse_manifest (im, json, len) < 0)
         goto out;
+      im->manifest = json;
+      im->manifest_len = len;
+      json = NULL;
       break;
     }
     case VMFERRY_REC_DOMAIN_XML: {
@@ -568,8 +950,16 @@ read_stream (struct importer *im)
         goto out;
       }
       im->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
-      if (im->doc == NULL || plan_targets (im) < 0)
+      if (im->doc == NULL || plan_targets (im) < 0 || setup_resume (im) < 0)
         goto out;
+      if (opts->resume_query) {
+        if (!im->query_done) {
+          vmferry_set_error ("%s: resume query: no answer", opts->in_name);
+          goto out;
+        }
+        ret = 0;
+        goto out_nofinish;
+      }
       im->p = vmferry_pipeline_new (&import_ops, im, threads,
                                     threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
                                     sizeof (struct job));
@@ -613,8 +1003,14 @@ read_stream (struct importer *im)
     case VMFERRY_REC_END:
       seen_end = true;
       break;
+    case VMFERRY_REC_STREAM_HEADER:
+      im->mandatory = vmferry_stream_header_mandatory (rec.payload, rec.payload_len);
+      if (im->mandatory & VMFERRY_FEATURE_RESUME)
+        memcpy (im->token, (const unsigned char *) rec.payload + VMFERRY_STREAM_HEADER_SIZE,
+                VMFERRY_RESUME_TOKEN_SIZE);
+      break;
     default:
-      break;                    /* header; skippable records */
+      break;                    /* skippable records */
     }
   }
   if (!seen_end) {
@@ -639,6 +1035,7 @@ read_stream (struct importer *im)
   ret = 0;
   goto out_nofinish;
  out:
+  im->cut = vmferry_stream_reader_was_cut (rd) || interrupted;
   if (im->p) {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
@@ -872,6 +1269,44 @@ remove_temporaries (struct importer *im)
   }
 }
 
+/* The state file goes (the lock file too, while we hold it). */
+static void
+drop_state (struct importer *im)
+{
+  if (!im->keep_state)
+    return;
+  unlink (im->state_path);
+  {
+    CLEANUP_FREE char *lock = vmferry_resume_path (im->dir, im->name, "lock");
+    if (lock)
+      unlink (lock);
+  }
+  im->keep_state = false;
+}
+
+/* A cut: make what was written durable, record it, close the files.
+ * Returns -1 (error set) if that failed and the import must clean up.
+ */
+static int
+keep_progress (struct importer *im)
+{
+  char saved[VMFERRY_ERROR_MAX];
+
+  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    if (f->fd < 0)
+      continue;
+    if (f->role != VMFERRY_ROLE_TPM && !f->verified && f->written_end > f->synced &&
+        fdatasync (f->fd) == 0 && save_state (im, i, f->written_end) < 0)
+      return -1;
+    close (f->fd);
+    f->fd = -1;
+  }
+  vmferry_restore_error (saved, 0);
+  return 0;
+}
+
 static void
 importer_free (struct importer *im)
 {
@@ -890,6 +1325,12 @@ importer_free (struct importer *im)
   free (im->tpm_tmp);
   free (im->name);
   free (im->uuid);
+  free (im->manifest);
+  free (im->state_path);
+  vmferry_resume_state_free (&im->st);
+  if (im->lock_fd >= 0)
+    close (im->lock_fd);
+  pthread_mutex_destroy (&im->st_lock);
   if (im->doc)
     xmlFreeDoc (im->doc);
   if (im->conn)
@@ -937,9 +1378,10 @@ pool_dir (virConnectPtr conn, const char *pool)
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
-  struct importer im = { .opts = opts };
+  struct importer im = { .opts = opts, .lock_fd = -1 };
   int r = -1, d;
 
+  pthread_mutex_init (&im.st_lock, NULL);
   if (opts->define || opts->pool) {
     im.conn = vmferry_virt_connect (opts->uri);
     if (im.conn == NULL)
@@ -955,8 +1397,20 @@ vmferry_import (const struct vmferry_import_opts *opts)
       goto out;
     }
   }
-  if (read_stream (&im) < 0)
+  if (interrupt_null_fd < 0)
+    interrupt_null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  interrupt_in_fd = opts->in_fd;
+  if (read_stream (&im) < 0) {
+    if (im.keep_state && im.cut)
+      goto fail_keep_state;
     goto fail_before_placing;
+  }
+  if (opts->resume_query) {
+    r = 0;
+    goto out;
+  }
+  /* From here on the temporary files are renamed: no resuming. */
+  drop_state (&im);
   if (place_files (&im) < 0) {
     unplace_files (&im);
     goto fail_before_placing;
@@ -984,9 +1438,23 @@ vmferry_import (const struct vmferry_import_opts *opts)
       unlink (im.files[i].backup);
   goto out;
 
+ fail_keep_state:
+  if (keep_progress (&im) == 0) {
+    char msg[VMFERRY_ERROR_MAX];
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    if (interrupted)
+      snprintf (msg, sizeof msg, "interrupted by signal %d", (int) interrupted);
+    vmferry_set_error ("%s; nothing was defined; the verified progress was kept in %s "
+                       "(%s): run the same vmferry-send or vmferry-migrate again to "
+                       "resume, or vmferry-import --abort=%s --dir %s to remove it",
+                       msg, im.dir, base_of (im.state_path), im.name, im.dir);
+    goto out;
+  }
+  /* fall through: the progress could not be kept */
  fail_before_placing:
  fail_after:
   remove_temporaries (&im);
+  drop_state (&im);
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
@@ -996,4 +1464,107 @@ vmferry_import (const struct vmferry_import_opts *opts)
  out:
   importer_free (&im);
   return r;
+}
+
+void
+vmferry_import_interrupt (int signo)
+{
+  int fd = interrupt_in_fd, null_fd = interrupt_null_fd;
+
+  interrupted = signo;
+  /* The reader sees the end of its input, as when the link is cut. */
+  if (fd >= 0 && null_fd >= 0)
+    dup2 (null_fd, fd);
+}
+
+/* Abort one state file in DIR (a name from a directory entry or the
+ * user).  Returns 1 if removed, -1 with the error set.
+ */
+static int
+abort_one (const char *dir, const char *name)
+{
+  CLEANUP_FREE char *path = vmferry_resume_path (dir, name, "json");
+  CLEANUP_CLOSE int lock_fd = -1;
+  struct vmferry_resume_state st;
+  unsigned n;
+  int r;
+
+  if (path == NULL)
+    return -1;
+  /* An import cut a moment ago may still be saving its state. */
+  lock_fd = vmferry_resume_lock (dir, name, 10);
+  if (lock_fd < 0)
+    return -1;
+  r = vmferry_resume_load (path, &st);
+  if (r == 0) {
+    CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
+    if (lock)
+      unlink (lock);
+    vmferry_set_error ("%s: no interrupted transfer of domain %s", dir, name);
+    return -1;
+  }
+  if (r < 0) {
+    /* Damaged: it cannot say which files are its own. */
+    char msg[VMFERRY_ERROR_MAX];
+    CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    unlink (path);
+    if (lock)
+      unlink (lock);
+    vmferry_notice ("%s; removed it, but not its temporary files "
+                    "(%s/.NAME.vmferry-XXXXXX)", msg, dir);
+    return 1;
+  }
+  n = vmferry_resume_discard (dir, &st);
+  vmferry_verbose ("aborted the transfer of %s into %s: %u files removed", name, dir, n);
+  vmferry_resume_state_free (&st);
+  return 1;
+}
+
+int
+vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
+{
+  CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
+  CLEANUP_FREE char *dir = NULL;
+  DIR *d;
+  struct dirent *e;
+  int count = 0, r = 0;
+
+  if (opts->pool) {
+    conn = vmferry_virt_connect (opts->uri);
+    if (conn == NULL)
+      return -1;
+  }
+  dir = opts->pool ? pool_dir (conn, opts->pool) : strdup (opts->dir);
+  if (dir == NULL)
+    return -1;
+  if (name)
+    return abort_one (dir, name);
+  d = opendir (dir);
+  if (d == NULL) {
+    vmferry_set_error_errno (errno, "%s: cannot read", dir);
+    return -1;
+  }
+  while ((e = readdir (d)) != NULL) {
+    const char *p = "." "vmferry-resume-";
+    size_t len = strlen (e->d_name), plen = strlen (p);
+    CLEANUP_FREE char *n = NULL;
+
+    if (len <= plen + 5 || strncmp (e->d_name, p, plen) != 0 ||
+        strcmp (e->d_name + len - 5, ".json") != 0)
+      continue;
+    n = strndup (e->d_name + plen, len - plen - 5);
+    if (n == NULL || abort_one (dir, n) < 0)
+      r = -1;
+    else
+      count++;
+  }
+  closedir (d);
+  if (r < 0)
+    return -1;
+  if (count == 0) {
+    vmferry_set_error ("%s: no interrupted transfer to abort", dir);
+    return -1;
+  }
+  return count;
 }

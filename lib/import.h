@@ -16,6 +16,16 @@ struct vmferry_import_opts {
   const char *new_name;         /* define under this name, new UUID */
   unsigned threads;             /* 0: one per CPU */
   struct vmferry_progress *progress;
+  /* Keep resume state (resume.h) when the stream is cut, and accept a
+   * stream that resumes it.  vmferry-send always asks for this.
+   */
+  bool resumable;
+  /* Read only the stream's metadata records and write the resume answer
+   * (one JSON line, see resume.h) to out_fd; nothing is written.  Checks
+   * the target as an import would (existing domain, files).
+   */
+  bool resume_query;
+  int out_fd;
 };
 
 /* Read the whole stream, write every file under a temporary name, verify
@@ -26,5 +36,19 @@ struct vmferry_import_opts {
  * -1 with the error set (naming what was left behind, if anything).
  */
 int vmferry_import (const struct vmferry_import_opts *opts);
+
+/* Remove the abandoned transfer of domain NAME (NULL: of every domain)
+ * from the target directory of OPTS (dir or pool): its temporary files,
+ * TPM state and resume state.  Refuses one whose import is running.
+ * Returns the number of transfers removed (0 is an error: nothing to
+ * abort), or -1 with the error set.
+ */
+int vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name);
+
+/* For the tool's SIGINT/SIGTERM/SIGHUP handler (async-signal-safe): end
+ * the running import as if its input had been cut, so it keeps its
+ * resume state and says so.
+ */
+void vmferry_import_interrupt (int signo);
 
 #endif

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,7 +19,8 @@
 
 #include "vmferry-import-synopsis.h"
 
-enum { OPT_DEFINE = 256, OPT_START, OPT_THREADS, OPT_PROGRESS };
+enum { OPT_DEFINE = 256, OPT_START, OPT_THREADS, OPT_PROGRESS, OPT_RESUMABLE,
+       OPT_RESUME_QUERY, OPT_ABORT };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -28,14 +32,27 @@ static const struct option long_options[] = {
   { "force", no_argument, NULL, 'f' },
   { "threads", required_argument, NULL, OPT_THREADS },
   { "progress", required_argument, NULL, OPT_PROGRESS },
+  { "resumable", no_argument, NULL, OPT_RESUMABLE },
+  { "resume-query", no_argument, NULL, OPT_RESUME_QUERY },
+  { "abort", optional_argument, NULL, OPT_ABORT },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
 
+static void
+on_signal (int signo)
+{
+  vmferry_import_interrupt (signo);
+}
+
 int
 main (int argc, char *argv[])
 {
-  struct vmferry_import_opts opts = { .in_fd = STDIN_FILENO, .in_name = "stdin" };
+  struct vmferry_import_opts opts = { .in_fd = STDIN_FILENO, .in_name = "stdin",
+                                      .out_fd = STDOUT_FILENO };
+  struct sigaction sa = { .sa_handler = on_signal };
+  const char *abort_name = NULL;
+  bool do_abort = false;
   int progress_fd = -1, c, r, fd = -1;
   uint64_t n;
 
@@ -59,6 +76,9 @@ main (int argc, char *argv[])
       if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
         goto bad_arg;
       break;
+    case OPT_RESUMABLE: opts.resumable = true; break;
+    case OPT_RESUME_QUERY: opts.resume_query = true; break;
+    case OPT_ABORT: do_abort = true; abort_name = optarg; break;
     default:
       if (!vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
@@ -76,6 +96,28 @@ main (int argc, char *argv[])
     fprintf (stderr, "%s: --name needs --define\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
+  if (do_abort) {
+    if (argc - optind > 0 || opts.resume_query) {
+      fprintf (stderr, "%s: --abort takes no FILE and no --resume-query\n",
+               vmferry_program_name ());
+      vmferry_tool_usage_error ();
+    }
+    r = vmferry_import_abort (&opts, abort_name);
+    if (r < 0)
+      vmferry_tool_print_error ();
+    else if (vmferry_get_verbosity () >= 0)
+      printf ("%s: aborted %d interrupted transfer%s\n", vmferry_program_name (),
+              r, r == 1 ? "" : "s");
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+  }
+  /* A cut keeps resume state: SIGPIPE must not kill us before we say so,
+   * and these signals end the import like a cut link.
+   */
+  signal (SIGPIPE, SIG_IGN);
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
   if (argc - optind == 1 && strcmp (argv[optind], "-") != 0) {
     fd = open (argv[optind], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -34,6 +34,22 @@
 # earlier run (even SIGKILL, where no cleanup runs) left behind is removed
 # by the next run.  By hand: `tests/testbed/testbed.sh down`.
 #
+# Site differences (for vmferry-check and vmferry-rewrite): host B
+# deliberately differs from host A the way two sites do.
+#   - image directory: /var/lib/libvirt/site-a exists on A only (A's
+#     private /var/lib/libvirt);
+#   - emulator: /usr/libexec/qemu-kvm (as on RHEL) exists on A only: an
+#     overlay over /usr/libexec in A's namespace adds it as a symlink to
+#     qemu-system-x86_64;
+#   - bridges: vmf<offset>a0 and vmf<offset>b0 (bridges are host-wide in the
+#     one network stack, so each is hidden from the other host's libvirt by
+#     a tmpfs over its /sys/devices/virtual/net/<name> in that namespace;
+#     `down` deletes them);
+#   - networks: vmf-lan-a on A, vmf-lan-b on B (forward mode bridge over the
+#     host's own bridge; no dnsmasq needed), each on its host only.
+# The names are in $STATE/env (SITE_*); SITE_OK=0 with SITE_REASON says
+# why when the machine cannot provide them (no overlayfs, no bridges).
+#
 # Environment: VMFERRY_TESTBED_DIR (state dir, default
 # /var/tmp/vmferry-testbed); VMFERRY_TESTBED_PORT_OFFSET (see below); VMFERRY_TOOLS_DIR (put first in PATH of SSH
 # sessions on host B); VMFERRY_TESTBED_VIRT_TYPE=kvm|qemu (skip detection).
@@ -111,6 +127,22 @@ ns_exec() {
 run_a() { ns_exec a "$@"; }
 
 # ---------------------------------------------------------------- down
+
+# Site differences (see the header): names depend on the port offset so
+# that two beds do not share bridges.
+SITE_DIR=/var/lib/libvirt/site-a
+SITE_EMULATOR=/usr/libexec/qemu-kvm
+declare -A SITE_BRIDGE=([a]="vmf${PORT_OFFSET}a0" [b]="vmf${PORT_OFFSET}b0")
+declare -A SITE_NET=([a]=vmf-lan-a [b]=vmf-lan-b)
+
+remove_site_bridges() {
+    local h
+    command -v ip >/dev/null || return 0
+    for h in a b; do
+        ip link show "${SITE_BRIDGE[$h]}" >/dev/null 2>&1 &&
+            ip link del "${SITE_BRIDGE[$h]}" 2>/dev/null || true
+    done
+}
 
 # Print "pid mntns" for every process.
 all_ns() {
@@ -199,6 +231,7 @@ cmd_down() {
     fi
     destroy_domains
     kill_namespaces
+    remove_site_bridges
     # The mount points made at `up` (empty /var/lib/libvirt and the like,
     # where libvirt's packages would put them) stay: removing a directory
     # unmounts it in every namespace, and another bed (a benchmark beside
@@ -279,6 +312,14 @@ ns_init() {
         mount --bind "$d/${m#*:}" "${m%%:*}"
     done
     echo "$STATE" >"/run/$MARKER"
+    # Host A's own emulator path (see the header); failure is reported by
+    # make_site_differences, not fatal here.
+    if [[ $h == a ]]; then
+        mkdir -p "$d/libexec-upper" "$d/libexec-work"
+        ln -sfn /usr/bin/qemu-system-x86_64 "$d/libexec-upper/qemu-kvm"
+        mount -t overlay vmferry-site -o "lowerdir=/usr/libexec,upperdir=$d/libexec-upper,workdir=$d/libexec-work" \
+            /usr/libexec 2>"$d/site-overlay.err" || true
+    fi
     echo $$ >"$d/holder.pid.tmp"
     mv "$d/holder.pid.tmp" "$d/holder.pid"
     exec sleep infinity
@@ -434,6 +475,47 @@ $(tail -n 20 "$s/sshd.log" 2>/dev/null)"
     [[ $got == "$path" ]] || die "host b: SSH sessions get PATH=$got, expected $path"
 }
 
+# See the header.  Sets SITE_OK and SITE_REASON.
+make_site_differences() {
+    local h o br net
+    SITE_OK=1 SITE_REASON=
+    run_a mkdir -p "$SITE_DIR"
+    if ! run_a test -x "$SITE_EMULATOR"; then
+        SITE_OK=0 SITE_REASON="no $SITE_EMULATOR on host A (overlay over /usr/libexec failed: $(tr '\n' ' ' <"$STATE/a/site-overlay.err" 2>/dev/null))"
+        return 0
+    fi
+    if ! command -v ip >/dev/null; then
+        SITE_OK=0 SITE_REASON="no ip command (iproute2) to make bridges"
+        return 0
+    fi
+    remove_site_bridges
+    for h in a b; do
+        br=${SITE_BRIDGE[$h]}
+        if ! ip link add name "$br" type bridge 2>"$STATE/site-bridge.err" ||
+            ! ip link set "$br" up 2>>"$STATE/site-bridge.err"; then
+            SITE_OK=0 SITE_REASON="cannot make bridge $br: $(tr '\n' ' ' <"$STATE/site-bridge.err")"
+            return 0
+        fi
+    done
+    # Each host's libvirt must not see the other's bridge.
+    for h in a b; do
+        o=$([[ $h == a ]] && echo b || echo a)
+        if ! ns_exec "$h" mount -t tmpfs -o size=4k,mode=0555 vmferry-hide \
+            "/sys/devices/virtual/net/${SITE_BRIDGE[$o]}" 2>"$STATE/site-hide.err"; then
+            SITE_OK=0 SITE_REASON="host $h: cannot hide bridge ${SITE_BRIDGE[$o]}: $(tr '\n' ' ' <"$STATE/site-hide.err")"
+            return 0
+        fi
+        net=${SITE_NET[$h]}
+        printf "<network><name>%s</name><forward mode='bridge'/><bridge name='%s'/></network>\n" \
+            "$net" "${SITE_BRIDGE[$h]}" >"$STATE/$h/$net.xml"
+        if ! vs "$h" net-define "$STATE/$h/$net.xml" >/dev/null 2>"$STATE/site-net.err" ||
+            ! vs "$h" net-start "$net" >/dev/null 2>>"$STATE/site-net.err"; then
+            SITE_OK=0 SITE_REASON="host $h: network $net: $(tr '\n' ' ' <"$STATE/site-net.err")"
+            return 0
+        fi
+    done
+}
+
 make_pool() {
     local h=$1
     vs "$h" pool-define-as default dir --target "$TB_IMAGES_DIR" >/dev/null
@@ -585,7 +667,11 @@ write_env() {
             "MIGRATION_PORTS_B=${MIG_MIN[b]}-${MIG_MAX[b]}" \
             "TESTBED_VMS=$vms" "TESTBED_TPM=$TPM_OK" "TESTBED_TPM_REASON=$TPM_REASON" \
             "PATTERNS=$STATE/patterns" "EXT4_SUMS=$STATE/ext4.sha256" \
-            "EXT4_SRC=$STATE/ext4-src" "EXT4_SIZE=$((64 * MIB))"; do
+            "EXT4_SRC=$STATE/ext4-src" "EXT4_SIZE=$((64 * MIB))" \
+            "SITE_OK=$SITE_OK" "SITE_REASON=$SITE_REASON" "SITE_DIR_A=$SITE_DIR" \
+            "SITE_EMULATOR_A=$SITE_EMULATOR" "SITE_NET_A=${SITE_NET[a]}" \
+            "SITE_NET_B=${SITE_NET[b]}" "SITE_BRIDGE_A=${SITE_BRIDGE[a]}" \
+            "SITE_BRIDGE_B=${SITE_BRIDGE[b]}"; do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$e"
@@ -619,6 +705,7 @@ cmd_up() {
     wait_daemon b
     make_pool a
     make_pool b
+    make_site_differences
     # The first capabilities call of a daemon takes seconds (host and QEMU
     # probing); pay it here, in parallel, not in the first test that asks.
     local -a warm=()

@@ -1,0 +1,331 @@
+# shellcheck shell=bash
+# bench/lib.sh: shared by the benchmarks in bench/.  Sourced, never run.
+#
+# Benchmarks, not timed tests: they run vmferry side by side with peer
+# commands in one run and print figures and ratios; nothing here passes or
+# fails on a figure.  Not part of ctest.
+#
+# Every benchmark brings up its OWN two-host test bed
+# (tests/testbed/testbed.sh) in its own state dir and ports, and takes it
+# down at exit, also on failure or interrupt.  It never touches the
+# default bed that the test suite and CI use.
+#
+# Environment (all optional):
+#   BENCH_TESTBED_DIR   state dir of the bench's bed    (/var/tmp/vmf-bench)
+#   BENCH_PORT_OFFSET   port offset of the bench's bed  (300)
+#   BENCH_BUILD         vmferry build dir               (<repo>/build-bench)
+#   VMFERRY_TOOLS_DIR   where vmferry-export/-import are (BENCH_BUILD/tools)
+#   BENCH_SET_DIR       cache of built bench disks      (/var/tmp/vmf-bench-set)
+#   BENCH_CACHE         cold: drop the page cache before every contender
+#                       (sync; echo 3 >/proc/sys/vm/drop_caches), so each
+#                       reads its source from disk; warm: read the source
+#                       into the page cache before every contender (cold)
+#   BENCH_SYNC          1: a contender's time includes making its files
+#                       durable on B (vmferry fdatasyncs by itself; tar's
+#                       receiver ends with `sync FILE...`, rsync gets
+#                       --fsync); 0: no flush for the peers            (1)
+#   BENCH_SSH_OPTS      extra ssh options for every contender, e.g.
+#                       "-c aes128-gcm@openssh.com"                    ("")
+#   BENCH_KEEP_BED      1: leave the bed up at exit (debugging)        (0)
+#   BENCH_TIMEOUT       seconds one contender's copy may take       (3600)
+#   BENCH_OUT           where logs and per-run figures go
+#                       (/var/tmp/vmf-bench-results/<script>-<date>)
+#
+# Timing: a monotonic clock (/proc/uptime, CLOCK_BOOTTIME, 10 ms steps)
+# read right before and after each contender's whole pipeline.  CPU and
+# peak RSS come from GNU time (/usr/bin/time -f) around each side.
+#
+# Bytes on the wire: every contender's A->B byte stream passes through the
+# same counting stage, `pv -n -b` (splice(2), no copy into user space),
+# placed between the sender and ssh; that is the payload ssh encrypts, the
+# same measure for all.  rsync runs its ssh through a wrapper that puts the
+# stage in the same place (and counts the B->A direction separately).
+# bench_pv_cost prints the stage's own cost.
+
+set -euo pipefail
+set -E
+
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_LIB_DIR")
+BENCH_NAME=$(basename "$0" .sh)
+
+: "${BENCH_TESTBED_DIR:=/var/tmp/vmf-bench}"
+: "${BENCH_PORT_OFFSET:=300}"
+: "${BENCH_BUILD:=$REPO_DIR/build-bench}"
+: "${VMFERRY_TOOLS_DIR:=$BENCH_BUILD/tools}"
+: "${BENCH_SET_DIR:=/var/tmp/vmf-bench-set}"
+: "${BENCH_CACHE:=cold}"
+: "${BENCH_SYNC:=1}"
+: "${BENCH_SSH_OPTS:=}"
+: "${BENCH_KEEP_BED:=0}"
+: "${BENCH_TIMEOUT:=3600}"
+: "${BENCH_OUT:=/var/tmp/vmf-bench-results/$BENCH_NAME-$(date +%Y%m%d-%H%M%S)}"
+
+# The bench's bed, whatever VMFERRY_TESTBED_* the caller's shell holds.
+VMFERRY_TESTBED_DIR=$BENCH_TESTBED_DIR
+VMFERRY_TESTBED_PORT_OFFSET=$BENCH_PORT_OFFSET
+export VMFERRY_TESTBED_DIR VMFERRY_TESTBED_PORT_OFFSET VMFERRY_TOOLS_DIR
+
+TESTBED=$REPO_DIR/tests/testbed/testbed.sh
+MIB=$((1024 * 1024))
+GIB=$((1024 * MIB))
+# GNU time: elapsed s, user s, sys s, max RSS KiB.
+TIME_FMT='%e %U %S %M'
+
+die() {
+    echo "$BENCH_NAME: $*" >&2
+    exit 1
+}
+say() { echo "== $*"; }
+
+# ---------------------------------------------------------------- checks
+
+bench_check() {
+    [[ $(id -u) == 0 ]] || die "must run as root (test bed, drop_caches)"
+    [[ $BENCH_CACHE == cold || $BENCH_CACHE == warm ]] || die "BENCH_CACHE must be cold or warm"
+    [[ $BENCH_SYNC == 0 || $BENCH_SYNC == 1 ]] || die "BENCH_SYNC must be 0 or 1"
+    case $(realpath -m -- "$BENCH_TESTBED_DIR") in
+        /var/tmp/vmferry-testbed) die "BENCH_TESTBED_DIR is the default test bed (the suite's); use another" ;;
+    esac
+    if ! [[ $BENCH_PORT_OFFSET =~ ^[0-9]+$ ]] || ((BENCH_PORT_OFFSET == 0)); then
+        die "BENCH_PORT_OFFSET must be a positive number (0 is the suite's bed)"
+    fi
+    local c
+    for c in pv zstd tar rsync ssh qemu-img qemu-io mke2fs virsh nsenter du awk flock; do
+        command -v "$c" >/dev/null || die "missing $c (run scripts/install-deps.sh)"
+    done
+    [[ -x /usr/bin/time ]] || die "missing /usr/bin/time (package time)"
+    for c in vmferry-export vmferry-import vmferry-info; do
+        [[ -x $VMFERRY_TOOLS_DIR/$c ]] ||
+            die "no $VMFERRY_TOOLS_DIR/$c: build first (cmake -S $REPO_DIR -B $BENCH_BUILD -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build $BENCH_BUILD -j2)"
+    done
+}
+
+# ---------------------------------------------------------------- test bed
+
+_bench_cleanup_cmds=()
+# bench_cleanup_add CMD [ARG...]: run at exit, last added first.
+bench_cleanup_add() { _bench_cleanup_cmds+=("$(printf '%q ' "$@")"); }
+
+_bench_exit() {
+    local rc=$? i
+    set +e
+    trap - ERR INT TERM
+    if [[ -n ${_bench_child:-} ]] && kill -0 "$_bench_child" 2>/dev/null; then
+        kill -TERM "$_bench_child" 2>/dev/null
+        wait "$_bench_child" 2>/dev/null
+    fi
+    for ((i = ${#_bench_cleanup_cmds[@]} - 1; i >= 0; i--)); do
+        eval "${_bench_cleanup_cmds[i]}" || echo "$BENCH_NAME: cleanup failed: ${_bench_cleanup_cmds[i]}" >&2
+    done
+    if [[ ${_bench_bed_started:-0} == 1 ]]; then
+        if [[ $BENCH_KEEP_BED == 1 ]]; then
+            echo "$BENCH_NAME: BENCH_KEEP_BED=1: bed left up in $BENCH_TESTBED_DIR" \
+                "(take it down: VMFERRY_TESTBED_DIR=$BENCH_TESTBED_DIR VMFERRY_TESTBED_PORT_OFFSET=$BENCH_PORT_OFFSET $TESTBED down)" >&2
+        else
+            "$TESTBED" down >"$BENCH_OUT/testbed-down.log" 2>&1 ||
+                { echo "$BENCH_NAME: testbed down failed:" >&2; tail -n 20 "$BENCH_OUT/testbed-down.log" >&2; }
+        fi
+    fi
+    exit "$rc"
+}
+
+_bench_on_err() {
+    ((BASH_SUBSHELL == 0)) || return 0
+    echo "$BENCH_NAME: line $1: command failed with status $2: $3" >&2
+}
+
+# bench_bed_up: lock, bring up the bench's own bed, source its env.  The
+# traps (set when this file is sourced) take it down at exit, also when
+# `up` fails half-way.
+bench_bed_up() {
+    mkdir -p "$BENCH_OUT"
+    exec 9>"$BENCH_TESTBED_DIR.lock"
+    flock -n 9 || die "another benchmark holds $BENCH_TESTBED_DIR.lock (same BENCH_TESTBED_DIR)"
+    _bench_bed_started=1
+    say "test bed up in $BENCH_TESTBED_DIR (port offset $BENCH_PORT_OFFSET, tools $VMFERRY_TOOLS_DIR)"
+    if ! bg_run "$TESTBED" up >"$BENCH_OUT/testbed-up.log" 2>&1; then
+        tail -n 30 "$BENCH_OUT/testbed-up.log" >&2
+        die "testbed.sh up failed (log: $BENCH_OUT/testbed-up.log)"
+    fi
+    tail -n 1 "$BENCH_OUT/testbed-up.log"
+    # shellcheck source=/dev/null
+    . "$BENCH_TESTBED_DIR/env"
+    # The bed's standing VM would only add noise to the timings.
+    virsh_a -q destroy vmf-running >/dev/null 2>&1 || true
+    BENCH_TMP=$BENCH_TESTBED_DIR/bench   # seen alike by both hosts and ssh
+    mkdir -p "$BENCH_TMP"
+}
+
+# bg_run CMD...: run CMD in the background and wait for it, so a signal
+# is acted on at once (bash runs traps only after a foreground command
+# ends), and the exit trap can stop it.  Returns CMD's status.
+bg_run() {
+    local rc=0
+    "$@" &
+    _bench_child=$!
+    wait "$_bench_child" || rc=$?
+    _bench_child=
+    return "$rc"
+}
+
+# bench_timed_run SECONDS CMD...: bg_run with a time limit; timeout(1)
+# signals the whole process group of CMD.  124 on timeout.
+bench_timed_run() {
+    local secs=$1
+    shift
+    bg_run timeout -k 10 "$secs" "$@"
+}
+
+trap _bench_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap '_bench_on_err "$LINENO" "$?" "$BASH_COMMAND"' ERR
+
+_in_ns() {
+    local pid=$1
+    shift
+    nsenter --mount --target "$pid" -- "$@"
+}
+on_a() { _in_ns "$PID_A" "$@"; }
+on_b() { _in_ns "$PID_B" "$@"; }
+# on_a_timed CMD...: on_a under bench_timed_run with BENCH_TIMEOUT.
+on_a_timed() { bench_timed_run "$BENCH_TIMEOUT" nsenter --mount --target "$PID_A" -- "$@"; }
+virsh_a() { virsh -c "$URI_A" "$@"; }
+virsh_b() { virsh -c "$URI_B" "$@"; }
+# shellcheck disable=SC2086 # BENCH_SSH_OPTS: words
+ssh_b() { ssh -F "$SSH_CONFIG" $BENCH_SSH_OPTS "$SSH_HOST_B" "$@"; }
+
+# bench_link_image SRC DEST: put a cached image into a host's image dir as
+# a hard link (instant; every contender only reads it; `down` removes the
+# link, the cache keeps the file), or a copy that keeps holes and
+# allocated zeros as they are when the link is impossible.
+bench_link_image() {
+    ln -f -- "$1" "$2" 2>/dev/null || cp --sparse=auto -- "$1" "$2"
+}
+
+# bench_define_vm NAME DISK:FORMAT...: a shut-off domain on host A with
+# one virtio disk per argument (vda, vdb, ...), paths as A sees them.
+bench_define_vm() {
+    local name=$1 d i=0 letters=abcdefghijklmnop
+    shift
+    {
+        echo "<domain type='$VIRT_TYPE'>"
+        echo "  <name>$name</name>"
+        echo "  <memory unit='MiB'>128</memory>"
+        echo "  <vcpu>1</vcpu>"
+        echo "  <os><type arch='x86_64' machine='pc'>hvm</type></os>"
+        echo "  <features><acpi/></features>"
+        echo "  <devices>"
+        echo "    <emulator>/usr/bin/qemu-system-x86_64</emulator>"
+        for d in "$@"; do
+            echo "    <disk type='file' device='disk'>"
+            echo "      <driver name='qemu' type='${d##*:}'/>"
+            echo "      <source file='${d%:*}'/>"
+            echo "      <target dev='vd${letters:i:1}' bus='virtio'/>"
+            echo "    </disk>"
+            i=$((i + 1))
+        done
+        echo "    <memballoon model='none'/>"
+        echo "  </devices>"
+        echo "</domain>"
+    } >"$BENCH_TMP/$name.xml"
+    virsh_a -q define "$BENCH_TMP/$name.xml" >/dev/null
+}
+
+# ---------------------------------------------------------------- measuring
+
+# now: seconds on a monotonic clock (CLOCK_BOOTTIME via /proc/uptime).
+now() {
+    local up _
+    read -r up _ </proc/uptime
+    echo "$up"
+}
+
+# elapsed T0 T1
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# prepare_cache FILE...: per BENCH_CACHE, start the next contender cold
+# (flush dirty pages, drop the page cache) or warm (source data read in).
+# FILEs are paths as the machine sees them.
+prepare_cache() {
+    sync
+    if [[ $BENCH_CACHE == cold ]]; then
+        echo 3 >/proc/sys/vm/drop_caches
+    else
+        # tar -S reads data extents only (SEEK_DATA/SEEK_HOLE).
+        tar -cSf - -- "$@" 2>/dev/null | cat >/dev/null
+    fi
+    sleep 1
+}
+
+# alloc_kib PATH...: allocated KiB (du -k, total).
+alloc_kib() { du -kcs -- "$@" | tail -n 1 | cut -f1; }
+
+# time_field FILE N: field N of the last line GNU time wrote to FILE (its
+# first lines may be "Command exited with non-zero status").
+time_field() { tail -n 1 "$1" | awk -v n="$2" '{ print $n }'; }
+# cpu_s FILE: user + sys seconds.
+cpu_s() { tail -n 1 "$1" | awk '{ printf "%.2f", $2 + $3 }'; }
+# rss_mib FILE
+rss_mib() { tail -n 1 "$1" | awk '{ printf "%.1f", $4 / 1024 }'; }
+
+# wire_bytes FILE: the total pv -n -b printed last.
+wire_bytes() { tail -n 1 "$1" | tr -dc 0-9; }
+
+# The counting stage (see the header).  -i 3600: print only at the end.
+count_stage() { pv -n -b -i 3600 2>"$1"; }
+
+# bench_pv_cost: push 2 GiB through a pipe with and without the counting
+# stage; prints the added wall and CPU seconds per GiB.
+bench_pv_cost() {
+    local t1 t2 t3 c
+    head -c $((2 * GIB)) /dev/zero | cat >/dev/null   # warm-up
+    t1=$(now)
+    # shellcheck disable=SC2016 # for the inner bash
+    /usr/bin/time -f "$TIME_FMT" -o "$BENCH_OUT/pv-cost.time" \
+        bash -c 'head -c $((2 << 30)) /dev/zero | pv -n -b -i 3600 2>/dev/null | cat >/dev/null'
+    t2=$(now)
+    # shellcheck disable=SC2016
+    /usr/bin/time -f "$TIME_FMT" -o "$BENCH_OUT/nopv-cost.time" \
+        bash -c 'head -c $((2 << 30)) /dev/zero | cat >/dev/null'
+    t3=$(now)
+    c=$(awk -v a="$(cpu_s "$BENCH_OUT/pv-cost.time")" -v b="$(cpu_s "$BENCH_OUT/nopv-cost.time")" \
+        'BEGIN { printf "%.2f", (a - b) / 2 }')
+    echo "counting stage (pv -n -b): +$(awk -v a="$t1" -v b="$t2" -v c="$t3" 'BEGIN { printf "%.2f", ((b - a) - (c - b)) / 2 }') s wall," \
+        "+$c s CPU per GiB passed (2 GiB through a pipe, with vs without it)"
+}
+
+machine_state() {
+    local load
+    read -r load _ _ _ _ </proc/loadavg
+    echo "load $load, $(nproc) CPUs, $(awk '/MemAvailable/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) available"
+}
+loadavg1() { awk '{ print $1 }' /proc/loadavg; }
+
+# ---------------------------------------------------------------- printing
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# print_table < TSV: the first line is the header; the first column is
+# left-aligned, the others right-aligned.
+print_table() {
+    awk -F '\t' '
+        { for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+          if (NF > nf) nf = NF; n = NR }
+        END {
+            for (r = 1; r <= n; r++) {
+                line = ""
+                for (i = 1; i <= nf; i++) {
+                    f = (i == 1) ? "%-" w[i] "s" : "  %" w[i] "s"
+                    line = line sprintf(f, c[r, i])
+                }
+                print line
+                if (r == 1) { s = ""; for (i = 1; i <= length(line); i++) s = s "-"; print s }
+            }
+        }'
+}
+
+# median of the numbers on stdin, one a line
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -1,0 +1,443 @@
+/* vmferry: offline migration in one call (see migrate.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "domain.h"
+#include "error.h"
+#include "export.h"
+#include "log.h"
+#include "migrate.h"
+#include "preflight.h"
+#include "send.h"
+#include "virt.h"
+
+/* A stage running in its own thread, its error kept for the caller. */
+struct stage {
+  pthread_t thread;
+  bool started;
+  int rc;
+  char err[VMFERRY_ERROR_MAX];
+  int errnum;
+};
+
+struct xfer {
+  const struct vmferry_migrate_opts *opts;
+  struct vmferry_export_opts eopts;
+  virConnectPtr dest;
+  int export_out;               /* export writes here */
+  int rewrite_in, rewrite_out;
+  struct stage export_st, rewrite_st;
+};
+
+static void
+stage_done (struct stage *st, int rc)
+{
+  st->rc = rc;
+  if (rc < 0) {
+    snprintf (st->err, sizeof st->err, "%s", vmferry_get_error ());
+    st->errnum = vmferry_get_errno ();
+  }
+}
+
+static void *
+export_thread (void *arg)
+{
+  struct xfer *x = arg;
+
+  stage_done (&x->export_st, vmferry_export (&x->eopts));
+  /* The end of the pipe tells the next stage the stream is complete (or
+   * cut, without its END record).
+   */
+  close (x->export_out);
+  x->export_out = -1;
+  return NULL;
+}
+
+static void *
+rewrite_thread (void *arg)
+{
+  struct xfer *x = arg;
+
+  stage_done (&x->rewrite_st,
+              vmferry_rewrite_stream (x->opts->rewrite, x->rewrite_in, "export",
+                                      x->rewrite_out, "rewrite", x->dest));
+  close (x->rewrite_in);
+  close (x->rewrite_out);
+  x->rewrite_in = x->rewrite_out = -1;
+  return NULL;
+}
+
+static char *
+default_dest_uri (const struct vmferry_ssh_opts *ssh)
+{
+  CLEANUP_FREE char *user = NULL, *host = NULL;
+  char *uri = NULL;
+  int port;
+
+  if (vmferry_ssh_parse_destination (ssh->destination, &user, &host, &port) < 0)
+    return NULL;
+  if (asprintf (&uri, "qemu+ssh://%s%s%s%s%.0d/system", user ? user : "", user ? "@" : "",
+                host, port ? ":" : "", port) < 0) {
+    vmferry_set_error_errno (ENOMEM, "destination URI");
+    return NULL;
+  }
+  return uri;
+}
+
+static const char *
+base_name (const char *path)
+{
+  const char *s = strrchr (path, '/');
+  return s && s[1] ? s + 1 : path;
+}
+
+/* The directory of the first disk of the (rewritten) definition. */
+static char *
+first_disk_dir (xmlDocPtr doc)
+{
+  struct vmferry_domain_file *df = NULL;
+  size_t n = 0;
+  char *dir = NULL;
+
+  if (vmferry_domain_files (doc, false, &df, &n) < 0)
+    return NULL;
+  for (size_t i = 0; i < n && !dir; i++)
+    if (df[i].role == VMFERRY_ROLE_DISK && df[i].path && df[i].path[0] == '/') {
+      dir = strdup (df[i].path);
+      if (dir)
+        *strrchr (dir, '/') = dir == strrchr (dir, '/') ? '/' : '\0';
+      if (dir && dir[0] == '\0')
+        strcpy (dir, "/");
+    }
+  vmferry_domain_files_free (df, n);
+  if (dir == NULL)
+    vmferry_set_error ("the domain has no disk with a path: give --dest-dir or --dest-pool");
+  return dir;
+}
+
+/* The importer puts every carried file into the target directory and
+ * points the definition there: check what it will define.
+ */
+static int
+relocate (struct vmferry_check_input *in, const char *dir)
+{
+  struct vmferry_domain_file *df = NULL;
+  size_t n = 0;
+  int r = -1;
+
+  if (vmferry_domain_files (in->doc, false, &df, &n) < 0)
+    return -1;
+  for (size_t k = 0; k < n; k++) {
+    CLEANUP_FREE char *p = NULL;
+    bool carried = false;
+
+    if (!df[k].path || (df[k].role != VMFERRY_ROLE_DISK && df[k].role != VMFERRY_ROLE_NVRAM))
+      continue;
+    for (size_t i = 0; i < in->nr_files; i++)
+      if (in->files[i].carried &&
+          strcmp (base_name (in->files[i].path), base_name (df[k].path)) == 0)
+        carried = true;
+    /* An NVRAM file that does not exist yet is made from its template. */
+    if (!carried && df[k].role != VMFERRY_ROLE_NVRAM)
+      continue;
+    if (asprintf (&p, "%s/%s", dir, base_name (df[k].path)) < 0) {
+      p = NULL;
+      vmferry_set_error_errno (ENOMEM, "check");
+      goto out;
+    }
+    if (vmferry_domain_set_backing_path (in->doc, df[k].path, p) < 0 ||
+        vmferry_domain_set_path (in->doc, &df[k], p, 0) < 0)
+      goto out;
+  }
+  for (size_t i = 0; i < in->nr_files; i++)
+    if (in->files[i].carried) {
+      char *p;
+      if (asprintf (&p, "%s/%s", dir, base_name (in->files[i].path)) < 0) {
+        vmferry_set_error_errno (ENOMEM, "check");
+        goto out;
+      }
+      free (in->files[i].path);
+      in->files[i].path = p;
+    }
+  r = 0;
+ out:
+  vmferry_domain_files_free (df, n);
+  return r;
+}
+
+/* --dry-run: what would be copied, where, how much. */
+static int
+print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_uri,
+            const char *where, int changes)
+{
+  struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain, .out_fd = -1,
+                                   .out_name = "plan" };
+  CLEANUP_FREE char *manifest = NULL;
+  json_object *m, *files, *dom, *v;
+  uint64_t tsize = 0, talloc = 0;
+  char a[32], b[32];
+
+  e.manifest_rtn = &manifest;
+  if (vmferry_export (&e) < 0)
+    return -1;
+  m = json_tokener_parse (manifest);
+  if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
+      !json_object_object_get_ex (m, "domain", &dom)) {
+    json_object_put (m);
+    vmferry_set_error ("dry run: cannot read the plan");
+    return -1;
+  }
+  fprintf (fp, "Dry run: nothing is copied or changed.\n");
+  fprintf (fp, "Domain %s (%s) on %s\n",
+           json_object_object_get_ex (dom, "name", &v) ? json_object_get_string (v) : "?",
+           json_object_object_get_ex (dom, "uuid", &v) ? json_object_get_string (v) : "?",
+           opts->uri ? opts->uri : "libvirt's default URI");
+  fprintf (fp, "  to %s (libvirt %s), files into %s\n", opts->ssh.destination, dest_uri, where);
+  for (size_t i = 0; i < json_object_array_length (files); i++) {
+    json_object *f = json_object_array_get_idx (files, i);
+    uint64_t size = 0, alloc = 0;
+    const char *role = "", *name = "", *src = "";
+    if (json_object_object_get_ex (f, "size", &v)) size = json_object_get_uint64 (v);
+    if (json_object_object_get_ex (f, "allocated", &v)) alloc = json_object_get_uint64 (v);
+    if (json_object_object_get_ex (f, "role", &v)) role = json_object_get_string (v);
+    if (json_object_object_get_ex (f, "name", &v)) name = json_object_get_string (v);
+    if (json_object_object_get_ex (f, "source_path", &v)) src = json_object_get_string (v);
+    vmferry_human_size (size, a, sizeof a);
+    vmferry_human_size (alloc, b, sizeof b);
+    fprintf (fp, "  %-7s %s -> %s%s%s (size %s, allocated %s)\n", role, src,
+             strcmp (role, "tpm") == 0 ? "TPM state/" : where,
+             strcmp (role, "tpm") == 0 ? "" : "/", name, a, b);
+    tsize += size;
+    talloc += alloc;
+  }
+  vmferry_human_size (tsize, a, sizeof a);
+  vmferry_human_size (talloc, b, sizeof b);
+  fprintf (fp, "  %zu files, %s in all, %s allocated: at most that much data is read and "
+           "sent (less after compression; holes are never sent)\n",
+           json_object_array_length (files), a, b);
+  if (changes > 0)
+    fprintf (fp, "Rewrite: %d change%s to the definition\n", changes, changes == 1 ? "" : "s");
+  else
+    fprintf (fp, "Rewrite: none\n");
+  fprintf (fp, "Then: define%s on the destination%s\n", opts->start ? " and start" : "",
+           opts->undefine_source ? "; undefine the source once that succeeded" : "");
+  json_object_put (m);
+  return 0;
+}
+
+int
+vmferry_migrate (const struct vmferry_migrate_opts *opts,
+                 enum vmferry_migrate_outcome *outcome_rtn)
+{
+  enum vmferry_migrate_outcome dummy;
+  CLEANUP_FREE char *dest_uri_own = NULL, *dir = NULL, *rewritten = NULL;
+  CLEANUP_VIR_CONNECT virConnectPtr src = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  struct vmferry_check_input in = { 0 };
+  struct vmferry_findings findings = { 0 };
+  struct xfer x = { .opts = opts, .export_out = -1, .rewrite_in = -1, .rewrite_out = -1 };
+  struct vmferry_send_opts so = { 0 };
+  struct vmferry_send_stats stats;
+  const char *dest_uri = opts->dest_uri, *args[8];
+  bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
+  int p1[2] = { -1, -1 }, p2[2] = { -1, -1 }, changes = 0, na = 0, r = -1, state;
+  FILE *report = opts->report ? opts->report : stdout;
+
+  if (outcome_rtn == NULL)
+    outcome_rtn = &dummy;
+  *outcome_rtn = VMFERRY_MIGRATE_NOTHING;
+
+  /* The source: shut off, and staying so (export checks again). */
+  src = vmferry_virt_connect (opts->uri);
+  if (src == NULL || !(dom = vmferry_virt_lookup_domain (src, opts->domain)))
+    goto out;
+  state = vmferry_virt_domain_state (dom);
+  if (state < 0)
+    goto out;
+  if (state != VIR_DOMAIN_SHUTOFF) {
+    vmferry_set_error ("domain %s is %s: an offline migration needs it shut off "
+                       "(or use --live); nothing was done", opts->domain,
+                       vmferry_virt_state_name (state));
+    goto out;
+  }
+
+  if (dest_uri == NULL && !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+    goto out;
+  if (!opts->no_check || (rewriting && vmferry_rewrite_needs_dest (opts->rewrite))) {
+    x.dest = vmferry_virt_connect (dest_uri);
+    if (x.dest == NULL) {
+      vmferry_prefix_error ("destination");
+      goto out;
+    }
+  }
+
+  /* The definition as it will be on the destination. */
+  if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0)
+    goto out;
+  if (rewriting && (changes = vmferry_rewrite_doc (opts->rewrite, in.doc, x.dest)) < 0)
+    goto out;
+  if (opts->dest_pool)
+    dir = NULL;
+  else if (opts->dest_dir)
+    dir = strdup (opts->dest_dir);
+  else if (!(dir = first_disk_dir (in.doc)))
+    goto out;
+
+  if (!opts->no_check) {
+    if (dir && relocate (&in, dir) < 0)
+      goto out;
+    if (vmferry_check (x.dest, &in, &findings) < 0) {
+      vmferry_prefix_error ("pre-flight check");
+      goto out;
+    }
+    if (opts->dry_run || findings.n > 0)
+      vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
+    if (vmferry_findings_blocking (&findings) && !opts->dry_run) {
+      vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "
+                         "nothing was copied and the source is unchanged",
+                         opts->domain, opts->ssh.destination);
+      goto out;
+    }
+  }
+  if (opts->dry_run) {
+    CLEANUP_FREE char *where = NULL;
+    if (asprintf (&where, "%s%s", dir ? dir : "pool ", dir ? "" : opts->dest_pool) < 0)
+      goto out;
+    r = print_plan (opts, report, dest_uri, where, changes);
+    goto out;
+  }
+
+  /* export -> (rewrite) -> send, each in its thread. */
+  if (pipe2 (p1, O_CLOEXEC) < 0 || (rewriting && pipe2 (p2, O_CLOEXEC) < 0)) {
+    vmferry_set_error_errno (errno, "pipe");
+    goto out;
+  }
+  x.eopts = (struct vmferry_export_opts) {
+    .uri = opts->uri, .domain = opts->domain, .out_fd = p1[1], .out_name = "export",
+    .compress = opts->compress, .level = opts->level, .threads = opts->threads,
+    .progress = opts->progress,
+  };
+  x.export_out = p1[1];
+  p1[1] = -1;
+  if (pthread_create (&x.export_st.thread, NULL, export_thread, &x) != 0) {
+    vmferry_set_error ("cannot start the export thread");
+    close (x.export_out);
+    goto out;
+  }
+  x.export_st.started = true;
+  if (rewriting) {
+    x.rewrite_in = p1[0];
+    x.rewrite_out = p2[1];
+    p1[0] = p2[1] = -1;
+    if (pthread_create (&x.rewrite_st.thread, NULL, rewrite_thread, &x) != 0) {
+      vmferry_set_error ("cannot start the rewrite thread");
+      close (x.rewrite_in);
+      close (x.rewrite_out);
+      goto join;
+    }
+    x.rewrite_st.started = true;
+  }
+
+  if (dir) {
+    args[na++] = "--dir";
+    args[na++] = dir;
+  }
+  else {
+    args[na++] = "--pool";
+    args[na++] = opts->dest_pool;
+  }
+  args[na++] = opts->start ? "--start" : "--define";
+  if (vmferry_get_verbosity () > 0)
+    args[na++] = "-v";
+  args[na] = NULL;
+  so.ssh = opts->ssh;
+  so.import_args = args;
+  so.in_fd = rewriting ? p2[0] : p1[0];
+  so.in_name = rewriting ? "rewrite" : "export";
+  so.no_resume = opts->no_resume;
+  r = vmferry_send (&so, &stats);
+  /* Unblock the stages if send stopped early. */
+  if (p1[0] >= 0) { close (p1[0]); p1[0] = -1; }
+  if (p2[0] >= 0) { close (p2[0]); p2[0] = -1; }
+
+ join:
+  {
+    char send_err[VMFERRY_ERROR_MAX];
+    snprintf (send_err, sizeof send_err, "%s", vmferry_get_error ());
+    if (x.export_st.started)
+      pthread_join (x.export_st.thread, NULL);
+    if (x.rewrite_st.started)
+      pthread_join (x.rewrite_st.thread, NULL);
+    /* The first stage's own failure is the cause; a broken pipe there
+     * only echoes a later stage's.
+     */
+    if (x.export_st.started && x.export_st.rc < 0 && x.export_st.errnum != EPIPE) {
+      vmferry_restore_error (x.export_st.err, x.export_st.errnum);
+      r = -1;
+    }
+    else if (x.rewrite_st.started && x.rewrite_st.rc < 0 && x.rewrite_st.errnum != EPIPE) {
+      vmferry_restore_error (x.rewrite_st.err, x.rewrite_st.errnum);
+      r = -1;
+    }
+    else if (r < 0)
+      vmferry_restore_error (send_err, 0);
+  }
+  if (r < 0) {
+    vmferry_prefix_error ("domain %s", opts->domain);
+    {
+      char msg[VMFERRY_ERROR_MAX];
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      vmferry_set_error ("%s; the source is unchanged%s", msg,
+                         opts->undefine_source ? " and still defined" : "");
+    }
+    goto out;
+  }
+  *outcome_rtn = VMFERRY_MIGRATE_DONE;
+  vmferry_verbose ("domain %s: copied, verified and defined on %s (%" PRIu64
+                   " bytes sent%s)", opts->domain, opts->ssh.destination, stats.sent,
+                   stats.resumed ? ", resumed" : "");
+
+  if (opts->undefine_source) {
+    /* Keep NVRAM and TPM state: the source's data is never deleted. */
+    state = vmferry_virt_domain_state (dom);
+    if (state != VIR_DOMAIN_SHUTOFF ||
+        virDomainUndefineFlags (dom, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
+                                VIR_DOMAIN_UNDEFINE_KEEP_TPM |
+                                VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
+      if (state != VIR_DOMAIN_SHUTOFF)
+        vmferry_set_error ("domain %s: copied and defined on %s, but the source was "
+                           "started meanwhile: it was not undefined", opts->domain,
+                           opts->ssh.destination);
+      else
+        vmferry_virt_error ("domain %s: copied and defined on %s, but the source "
+                            "could not be undefined", opts->domain, opts->ssh.destination);
+      *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED;
+      goto out;
+    }
+    vmferry_verbose ("domain %s: source undefined (its files are kept)", opts->domain);
+  }
+  r = 0;
+ out:
+  for (int i = 0; i < 2; i++) {
+    if (p1[i] >= 0) close (p1[i]);
+    if (p2[i] >= 0) close (p2[i]);
+  }
+  vmferry_findings_free (&findings);
+  vmferry_check_input_free (&in);
+  if (x.dest)
+    virConnectClose (x.dest);
+  return r;
+}

@@ -1,0 +1,58 @@
+/* vmferry: the whole offline move in one call (vmferry-migrate).
+ *
+ * Pre-flight check of the (rewritten) domain against the destination's
+ * libvirtd, then export -> rewrite -> send -> import (which verifies every
+ * file and defines the domain, optionally starts it), each stage a thread
+ * joined by pipes, memory flat.  The source is undefined only when asked
+ * and only after the remote import succeeded (files verified, domain
+ * defined); after any failure the source is as it was.  A cut transfer
+ * resumes when the same migration runs again (send.h).
+ */
+#ifndef VMFERRY_MIGRATE_H
+#define VMFERRY_MIGRATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "export.h"
+#include "progress.h"
+#include "rewrite.h"
+#include "ssh.h"
+
+struct vmferry_migrate_opts {
+  const char *uri;              /* source libvirt URI; NULL: libvirt's */
+  const char *domain;
+  struct vmferry_ssh_opts ssh;  /* destination */
+  const char *dest_uri;         /* destination libvirtd for the check;
+                                 * NULL: qemu+ssh://[USER@]HOST[:PORT]/system */
+  const char *dest_dir;         /* where the files go on the destination; */
+  const char *dest_pool;        /* or this pool; neither: the directory of
+                                 * the first disk in the rewritten XML */
+  struct vmferry_rewrite *rewrite;   /* may be NULL or empty */
+  bool start, undefine_source, dry_run;
+  bool no_check;                /* skip the pre-flight check */
+  bool no_resume;
+  enum vmferry_compress compress;
+  int level;
+  unsigned threads;
+  struct vmferry_progress *progress;
+  FILE *report;                 /* --dry-run's plan and the findings */
+};
+
+enum vmferry_migrate_outcome {
+  VMFERRY_MIGRATE_NOTHING = 0,  /* failed: the source is as it was */
+  VMFERRY_MIGRATE_DONE = 1,
+  /* Copied, verified and defined on the destination, but the source
+   * could not be undefined (--undefine-source).
+   */
+  VMFERRY_MIGRATE_SOURCE_DEFINED = 2,
+};
+
+/* Returns 0 or -1 with the error set; *OUTCOME_RTN (may be NULL) says
+ * where the domain is.
+ */
+int vmferry_migrate (const struct vmferry_migrate_opts *opts,
+                     enum vmferry_migrate_outcome *outcome_rtn);
+
+#endif

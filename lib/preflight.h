@@ -1,0 +1,111 @@
+/* vmferry: pre-flight check of a domain against a destination host
+ * (vmferry-check).
+ *
+ * Everything is asked of the destination's libvirtd (local or remote):
+ * its capabilities and domain capabilities, networks, interfaces, storage
+ * pools, domains, node devices and CPU comparison.  Nothing on the
+ * destination is changed, with one exception: to see whether a directory
+ * exists, has room and is writable, a transient directory pool may be
+ * created over it (and destroyed again) and an empty probe volume created
+ * in it and deleted; a directory that is already the target of a pool is
+ * looked at through that pool instead.
+ *
+ * Each problem found is a finding with a severity, what it is about,
+ * why, and when a vmferry-rewrite option fixes it, that option.
+ */
+#ifndef VMFERRY_PREFLIGHT_H
+#define VMFERRY_PREFLIGHT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <libvirt/libvirt.h>
+#include <libxml/tree.h>
+
+enum vmferry_severity {
+  VMFERRY_SEV_INFO = 0,         /* worth knowing, nothing to do */
+  VMFERRY_SEV_WARNING = 1,      /* it may work, or work differently */
+  VMFERRY_SEV_ERROR = 2,        /* blocks: define or start would fail */
+};
+
+struct vmferry_finding {
+  int severity;                 /* enum vmferry_severity */
+  char *check;                  /* which check: "emulator", "machine",
+                                 * "cpu", "network", "bridge", "pool",
+                                 * "path", "space", "name", "uuid",
+                                 * "firmware", "device", "memory",
+                                 * "domain-type" */
+  char *object;                 /* what: "network lan-a", "/srv/vm" */
+  char *message;                /* why */
+  /* The vmferry-rewrite options that fix it, as argv words, NULL-
+   * terminated ("--map-network", "lan-a=default", NULL); NULL when no
+   * rewrite does.
+   */
+  char **fix;
+  char *hint;                   /* what else would fix it, or NULL */
+};
+
+struct vmferry_findings {
+  struct vmferry_finding *v;
+  size_t n;
+};
+
+void vmferry_findings_free (struct vmferry_findings *f);
+
+/* True when a finding is an error (the domain cannot run there as is). */
+bool vmferry_findings_blocking (const struct vmferry_findings *f);
+
+/* A file the domain needs, as the (possibly rewritten) XML names it,
+ * with the bytes it will occupy at the destination (0: unknown).
+ */
+struct vmferry_check_file {
+  char *path;                   /* or "volume:POOL/NAME" for a pool volume */
+  uint64_t allocated;
+  bool carried;                 /* travels with the domain (else it must
+                                 * already exist at the destination) */
+};
+
+/* What to check: the domain XML and its files' sizes. */
+struct vmferry_check_input {
+  xmlDocPtr doc;
+  char *name;                   /* for messages: domain or file name */
+  struct vmferry_check_file *files;
+  size_t nr_files;
+};
+
+void vmferry_check_input_free (struct vmferry_check_input *in);
+
+/* Load what to check from WHAT:
+ *   "-" or a file starting with a stream record: a vmferry stream (only
+ *     the manifest and the domain XML are read; sizes from the manifest);
+ *   a file starting with '<': bare domain XML (sizes of files that exist
+ *     here, else unknown);
+ *   anything else: a domain name (or UUID) on SOURCE_URI (NULL: libvirt's
+ *     default), read as export would read it, sizes from libvirt.
+ * Returns 0, or -1 with the error set.
+ */
+int vmferry_check_input_load (const char *what, const char *source_uri,
+                              struct vmferry_check_input *in);
+
+/* Run every check of IN against DEST.  *FINDINGS_RTN is set (possibly to
+ * zero findings) when the checks ran; -1 with the error set when they
+ * could not (the destination does not answer).
+ */
+int vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
+                   struct vmferry_findings *findings_rtn);
+
+/* Print the findings: as text (one block per finding, then the combined
+ * vmferry-rewrite command that fixes what a rewrite can), or as one JSON
+ * object {"destination", "domain", "ok", "findings": [{"severity",
+ * "check", "object", "message", "fix": [words] | null, "hint"}], "fix":
+ * [all fix words]}.  DEST_URI and DOMAIN go into the output.
+ */
+int vmferry_findings_print (const struct vmferry_findings *f, FILE *out,
+                            bool json, const char *dest_uri,
+                            const char *domain);
+
+/* "error", "warning", "info". */
+const char *vmferry_severity_name (int severity);
+
+#endif

@@ -1,0 +1,612 @@
+/* vmferry: resume state of an interrupted import (see resume.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <xxhash.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "resume.h"
+#include "stream.h"
+
+#define STATE_FORMAT "vmferry-resume"
+#define MAX_STATE_SIZE (4 * 1024 * 1024)
+#define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+void
+vmferry_resume_state_free (struct vmferry_resume_state *st)
+{
+  if (st == NULL)
+    return;
+  for (size_t i = 0; i < st->nr_files; i++) {
+    free (st->files[i].name);
+    free (st->files[i].tmp);
+  }
+  free (st->files);
+  free (st->name);
+  free (st->tpm_tmp);
+  memset (st, 0, sizeof *st);
+}
+
+static void
+hex (const unsigned char *p, size_t n, char *out)
+{
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int
+unhex (const char *s, unsigned char *out, size_t n)
+{
+  if (s == NULL || strlen (s) != 2 * n)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v = 0;
+    for (int k = 0; k < 2; k++) {
+      char c = s[2 * i + k];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= c - '0';
+      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+      else return -1;
+    }
+    out[i] = v;
+  }
+  return 0;
+}
+
+static const char *
+jstr (json_object *o, const char *key)
+{
+  json_object *v;
+  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
+    return NULL;
+  return json_object_get_string (v);
+}
+
+static bool
+ju64 (json_object *o, const char *key, uint64_t *rtn)
+{
+  json_object *v;
+  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_int))
+    return false;
+  if (json_object_get_int64 (v) < 0)
+    return false;
+  errno = 0;
+  *rtn = json_object_get_uint64 (v);
+  return errno == 0;
+}
+
+static json_object *
+parse_json (const char *text, size_t len)
+{
+  json_tokener *tok = json_tokener_new_ex (16);
+  json_object *o;
+
+  if (tok == NULL)
+    return NULL;
+  o = json_tokener_parse_ex (tok, text, (int) len);
+  if (o && (json_tokener_get_error (tok) != json_tokener_success ||
+            !json_object_is_type (o, json_type_object))) {
+    json_object_put (o);
+    o = NULL;
+  }
+  json_tokener_free (tok);
+  return o;
+}
+
+int
+vmferry_resume_stream_id (const char *manifest, size_t len,
+                          char id_rtn[VMFERRY_RESUME_ID_LEN + 1])
+{
+  json_object *m = parse_json (manifest, len), *files, *dom;
+  XXH3_state_t *h = NULL;
+  XXH128_canonical_t c;
+  const char *name;
+  int r = -1;
+
+  if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
+      !json_object_is_type (files, json_type_array) ||
+      !json_object_object_get_ex (m, "domain", &dom) ||
+      (name = jstr (dom, "name")) == NULL) {
+    vmferry_set_error ("manifest: cannot identify the stream (no domain name or files)");
+    goto out;
+  }
+  h = XXH3_createState ();
+  if (h == NULL) {
+    vmferry_set_error_errno (ENOMEM, "manifest");
+    goto out;
+  }
+  XXH3_128bits_reset (h);
+  /* Each field NUL-terminated, so no two lists hash alike. */
+  XXH3_128bits_update (h, "vmferry-stream-id-1", 20);
+  XXH3_128bits_update (h, name, strlen (name) + 1);
+  for (size_t i = 0; i < json_object_array_length (files); i++) {
+    json_object *f = json_object_array_get_idx (files, i);
+    const char *fname = jstr (f, "name"), *ident = jstr (f, "source_identity");
+    uint64_t size;
+    char buf[32];
+
+    if (fname == NULL || !ju64 (f, "size", &size)) {
+      vmferry_set_error ("manifest: file %zu: no name or size", i);
+      goto out;
+    }
+    if (ident == NULL) {
+      r = 0;                    /* an older writer: not resumable */
+      goto out;
+    }
+    snprintf (buf, sizeof buf, "%" PRIu64, size);
+    XXH3_128bits_update (h, fname, strlen (fname) + 1);
+    XXH3_128bits_update (h, buf, strlen (buf) + 1);
+    XXH3_128bits_update (h, ident, strlen (ident) + 1);
+  }
+  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (h));
+  hex (c.digest, 16, id_rtn);
+  r = 1;
+ out:
+  XXH3_freeState (h);
+  json_object_put (m);
+  return r;
+}
+
+static bool
+name_ok (const char *name)
+{
+  size_t len = strlen (name);
+
+  if (len == 0 || len > 200 || name[0] == '.')
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (name[i] == '/' || (unsigned char) name[i] < 0x21 || name[i] == 0x7f)
+      return false;
+  return true;
+}
+
+char *
+vmferry_resume_path (const char *dir, const char *name, const char *suffix)
+{
+  char *p;
+
+  if (!name_ok (name)) {
+    vmferry_set_error ("domain name '%s' cannot name a resume state file", name);
+    return NULL;
+  }
+  if (asprintf (&p, "%s/.vmferry-resume-%s.%s", dir, name, suffix) < 0) {
+    vmferry_set_error_errno (ENOMEM, "resume state");
+    return NULL;
+  }
+  return p;
+}
+
+int
+vmferry_resume_lock (const char *dir, const char *name, unsigned wait_seconds)
+{
+  CLEANUP_FREE char *path = vmferry_resume_path (dir, name, "lock");
+  struct timespec start, now, pause = { 0, 100 * 1000 * 1000 };
+  int fd;
+
+  if (path == NULL)
+    return -1;
+  fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  clock_gettime (CLOCK_MONOTONIC, &start);
+  /* An import cut a moment ago may still be saving its state: wait for
+   * it rather than fail, but not forever.
+   */
+  while (flock (fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      vmferry_set_error_errno (errno, "%s: cannot lock", path);
+      close (fd);
+      return -1;
+    }
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec >= (time_t) wait_seconds) {
+      vmferry_set_error ("%s: another import of domain %s into %s is running "
+                         "(waited %u s)", path, name, dir, wait_seconds);
+      close (fd);
+      return -1;
+    }
+    nanosleep (&pause, NULL);
+  }
+  return fd;
+}
+
+bool
+vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
+{
+  size_t n = strlen (name);
+
+  if (tmp[0] != '.' || strncmp (tmp + 1, name, n) != 0 ||
+      strncmp (tmp + 1 + n, ".vmferry-", 9) != 0)
+    return false;
+  tmp += 1 + n + 9;
+  if (strlen (tmp) != 6)
+    return false;
+  for (int i = 0; i < 6; i++)
+    if (!((tmp[i] >= 'a' && tmp[i] <= 'z') || (tmp[i] >= 'A' && tmp[i] <= 'Z') ||
+          (tmp[i] >= '0' && tmp[i] <= '9')))
+      return false;
+  return true;
+}
+
+/* A temporary TPM directory: "ROOT/COMPONENT.vmferry-XXXXXX" with ROOT
+ * libvirt's swtpm directory or the target directory.
+ */
+static bool
+tpm_tmp_ok (const char *dir, const char *p)
+{
+  const char *rest, *dot;
+  size_t n;
+
+  if (strncmp (p, SWTPM_STORAGE "/", strlen (SWTPM_STORAGE) + 1) == 0)
+    rest = p + strlen (SWTPM_STORAGE) + 1;
+  else if (strncmp (p, dir, strlen (dir)) == 0 && p[strlen (dir)] == '/')
+    rest = p + strlen (dir) + 1;
+  else
+    return false;
+  n = strlen (rest);
+  if (n < 16 || rest[0] == '.' || strchr (rest, '/') || strstr (rest, ".."))
+    return false;
+  dot = rest + n - 15;
+  return strncmp (dot, ".vmferry-", 9) == 0;
+}
+
+int
+vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
+{
+  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_FREE char *buf = NULL, *dir = NULL;
+  json_object *o = NULL, *files;
+  struct stat sb;
+  char *nl, want[17];
+  const char *s;
+  ssize_t n;
+  size_t len;
+  int r = -1;
+
+  memset (st, 0, sizeof *st);
+  fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return 0;
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  if (fstat (fd, &sb) < 0 || !S_ISREG (sb.st_mode) || sb.st_size > MAX_STATE_SIZE) {
+    vmferry_set_error ("%s: not a resume state file", path);
+    return -1;
+  }
+  buf = malloc (sb.st_size + 1);
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
+  }
+  n = pread (fd, buf, sb.st_size, 0);
+  if (n != sb.st_size) {
+    vmferry_set_error_errno (n < 0 ? errno : EIO, "%s: read", path);
+    return -1;
+  }
+  buf[n] = '\0';
+  len = n;
+  /* The last line: "check HEX\n" over everything before it. */
+  if (len < 24 || buf[len - 1] != '\n') {
+    vmferry_set_error ("%s: damaged resume state (no check line)", path);
+    return -1;
+  }
+  buf[len - 1] = '\0';
+  nl = strrchr (buf, '\n');
+  if (nl == NULL || strncmp (nl + 1, "check ", 6) != 0) {
+    vmferry_set_error ("%s: damaged resume state (no check line)", path);
+    return -1;
+  }
+  snprintf (want, sizeof want, "%016" PRIx64,
+            (uint64_t) XXH3_64bits (buf, nl + 1 - buf));
+  if (strcmp (nl + 7, want) != 0) {
+    vmferry_set_error ("%s: damaged resume state (check mismatch)", path);
+    return -1;
+  }
+  o = parse_json (buf, nl - buf);
+  if (o == NULL || (s = jstr (o, "format")) == NULL || strcmp (s, STATE_FORMAT) != 0 ||
+      (s = jstr (o, "name")) == NULL || !name_ok (s) ||
+      !(st->name = strdup (s)) ||
+      (s = jstr (o, "stream_id")) == NULL || strlen (s) != VMFERRY_RESUME_ID_LEN ||
+      unhex (jstr (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+      !json_object_object_get_ex (o, "files", &files) ||
+      !json_object_is_type (files, json_type_array) ||
+      json_object_array_length (files) > VMFERRY_MAX_FILES) {
+    vmferry_set_error ("%s: invalid resume state", path);
+    goto out;
+  }
+  memcpy (st->stream_id, s, VMFERRY_RESUME_ID_LEN + 1);
+  dir = strdup (path);
+  if (dir == NULL)
+    goto out;
+  *strrchr (dir, '/') = '\0';
+  if ((s = jstr (o, "tpm_tmp")) != NULL) {
+    if (!tpm_tmp_ok (dir, s)) {
+      vmferry_set_error ("%s: invalid resume state: TPM directory %s", path, s);
+      goto out;
+    }
+    st->tpm_tmp = strdup (s);
+  }
+  st->nr_files = json_object_array_length (files);
+  st->files = calloc (st->nr_files ? st->nr_files : 1, sizeof *st->files);
+  if (st->files == NULL) {
+    st->nr_files = 0;
+    goto out;
+  }
+  for (size_t i = 0; i < st->nr_files; i++) {
+    json_object *f = json_object_array_get_idx (files, i), *v;
+    struct vmferry_resume_file *rf = &st->files[i];
+    const char *name = jstr (f, "name"), *tmp = jstr (f, "tmp");
+    bool complete = json_object_object_get_ex (f, "complete", &v) &&
+      json_object_get_boolean (v);
+
+    if (name == NULL || !ju64 (f, "size", &rf->size) ||
+        !(rf->name = strdup (name)) ||
+        (tmp && (!vmferry_resume_tmp_name_ok (name, tmp) || !(rf->tmp = strdup (tmp))))) {
+      vmferry_set_error ("%s: invalid resume state: file %zu", path, i);
+      goto out;
+    }
+    if (complete)
+      rf->offset = VMFERRY_RESUME_COMPLETE;
+    else if (!ju64 (f, "offset", &rf->offset) || rf->offset > rf->size ||
+             (rf->offset % VMFERRY_BLOCK_SIZE && rf->offset != rf->size)) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad offset", path, name);
+      goto out;
+    }
+    if (tmp == NULL && rf->offset != 0) {
+      vmferry_set_error ("%s: invalid resume state: file %s: progress without a file",
+                         path, name);
+      goto out;
+    }
+  }
+  r = 1;
+ out:
+  if (r < 0) {
+    if (!vmferry_get_error ()[0])
+      vmferry_set_error_errno (ENOMEM, "%s", path);
+    vmferry_resume_state_free (st);
+  }
+  json_object_put (o);
+  return r;
+}
+
+int
+vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
+{
+  json_object *o = json_object_new_object (), *files = json_object_new_array ();
+  CLEANUP_FREE char *tmp = NULL, *text = NULL;
+  char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
+  int fd = -1, r = -1;
+  size_t len;
+
+  hex (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
+  json_object_object_add (o, "format", json_object_new_string (STATE_FORMAT));
+  json_object_object_add (o, "version", json_object_new_int (1));
+  json_object_object_add (o, "name", json_object_new_string (st->name));
+  json_object_object_add (o, "stream_id", json_object_new_string (st->stream_id));
+  json_object_object_add (o, "token", json_object_new_string (tok));
+  if (st->tpm_tmp)
+    json_object_object_add (o, "tpm_tmp", json_object_new_string (st->tpm_tmp));
+  for (size_t i = 0; i < st->nr_files; i++) {
+    const struct vmferry_resume_file *f = &st->files[i];
+    json_object *j = json_object_new_object ();
+    json_object_object_add (j, "name", json_object_new_string (f->name));
+    if (f->tmp)
+      json_object_object_add (j, "tmp", json_object_new_string (f->tmp));
+    json_object_object_add (j, "size", json_object_new_uint64 (f->size));
+    if (f->offset == VMFERRY_RESUME_COMPLETE)
+      json_object_object_add (j, "complete", json_object_new_boolean (1));
+    else
+      json_object_object_add (j, "offset", json_object_new_uint64 (f->offset));
+    json_object_array_add (files, j);
+  }
+  json_object_object_add (o, "files", files);
+  {
+    const char *js = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t jl = strlen (js);
+    uint64_t h;
+    XXH3_state_t *x = XXH3_createState ();
+    if (x == NULL)
+      goto out;
+    XXH3_64bits_reset (x);
+    XXH3_64bits_update (x, js, jl);
+    XXH3_64bits_update (x, "\n", 1);
+    h = XXH3_64bits_digest (x);
+    XXH3_freeState (x);
+    if (asprintf (&text, "%s\ncheck %016" PRIx64 "\n", js, h) < 0) {
+      text = NULL;
+      goto out;
+    }
+  }
+  len = strlen (text);
+  if (asprintf (&tmp, "%s.new", path) < 0) {
+    tmp = NULL;
+    goto out;
+  }
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || write (fd, text, len) != (ssize_t) len || fdatasync (fd) < 0 ||
+      close (fd) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot write the resume state", tmp);
+    if (fd >= 0)
+      close (fd);
+    unlink (tmp);
+    json_object_put (o);
+    return -1;
+  }
+  if (rename (tmp, path) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot rename the resume state", path);
+    unlink (tmp);
+    json_object_put (o);
+    return -1;
+  }
+  r = 0;
+ out:
+  if (r < 0 && !vmferry_get_error ()[0])
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+  json_object_put (o);
+  return r;
+}
+
+int
+vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN])
+{
+  if (getrandom (token, VMFERRY_RESUME_TOKEN_LEN, 0) != VMFERRY_RESUME_TOKEN_LEN) {
+    vmferry_set_error_errno (errno, "getrandom");
+    return -1;
+  }
+  return 0;
+}
+
+char *
+vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason)
+{
+  json_object *o = json_object_new_object ();
+  char *ret;
+
+  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
+  json_object_object_add (o, "resume", json_object_new_boolean (st != NULL));
+  if (st) {
+    char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
+    json_object *files = json_object_new_array ();
+    hex (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
+    json_object_object_add (o, "token", json_object_new_string (tok));
+    for (size_t i = 0; i < st->nr_files; i++) {
+      json_object *f = json_object_new_object ();
+      if (st->files[i].offset == VMFERRY_RESUME_COMPLETE)
+        json_object_object_add (f, "complete", json_object_new_boolean (1));
+      else
+        json_object_object_add (f, "offset", json_object_new_uint64 (st->files[i].offset));
+      json_object_array_add (files, f);
+    }
+    json_object_object_add (o, "files", files);
+  }
+  if (reason)
+    json_object_object_add (o, "reason", json_object_new_string (reason));
+  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
+                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (o);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume answer");
+  return ret;
+}
+
+int
+vmferry_resume_parse_answer (const char *json, size_t len,
+                             struct vmferry_resume_point *pt)
+{
+  json_object *o, *v, *files;
+  const char *s;
+  int r = -1;
+
+  memset (pt, 0, sizeof *pt);
+  o = parse_json (json, len);
+  if (o == NULL || (s = jstr (o, "format")) == NULL ||
+      strcmp (s, "vmferry-resume-answer") != 0 ||
+      !json_object_object_get_ex (o, "resume", &v)) {
+    vmferry_set_error ("the remote import's resume answer is not valid");
+    goto out;
+  }
+  if ((s = jstr (o, "reason")) != NULL && !(pt->reason = strdup (s)))
+    goto nomem;
+  pt->resume = json_object_get_boolean (v);
+  if (!pt->resume) {
+    r = 0;
+    goto out;
+  }
+  if (unhex (jstr (o, "token"), pt->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+      !json_object_object_get_ex (o, "files", &files) ||
+      !json_object_is_type (files, json_type_array) ||
+      json_object_array_length (files) > VMFERRY_MAX_FILES) {
+    vmferry_set_error ("the remote import's resume answer is not valid");
+    goto out;
+  }
+  pt->nr_files = json_object_array_length (files);
+  pt->offsets = calloc (pt->nr_files ? pt->nr_files : 1, sizeof *pt->offsets);
+  if (pt->offsets == NULL)
+    goto nomem;
+  for (size_t i = 0; i < pt->nr_files; i++) {
+    json_object *f = json_object_array_get_idx (files, i);
+    if (json_object_object_get_ex (f, "complete", &v) && json_object_get_boolean (v))
+      pt->offsets[i] = VMFERRY_RESUME_COMPLETE;
+    else if (!ju64 (f, "offset", &pt->offsets[i])) {
+      vmferry_set_error ("the remote import's resume answer is not valid");
+      goto out;
+    }
+  }
+  r = 0;
+  goto out;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "resume answer");
+ out:
+  if (r < 0)
+    vmferry_resume_point_free (pt);
+  json_object_put (o);
+  return r;
+}
+
+void
+vmferry_resume_point_free (struct vmferry_resume_point *pt)
+{
+  free (pt->reason);
+  free (pt->offsets);
+  memset (pt, 0, sizeof *pt);
+}
+
+static int
+rm_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void) sb;
+  (void) ftw;
+  if (flag == FTW_DP)
+    rmdir (path);
+  else
+    unlink (path);
+  return 0;
+}
+
+unsigned
+vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st)
+{
+  unsigned n = 0;
+
+  for (size_t i = 0; i < st->nr_files; i++) {
+    CLEANUP_FREE char *p = NULL;
+    if (st->files[i].tmp && asprintf (&p, "%s/%s", dir, st->files[i].tmp) >= 0 &&
+        unlink (p) == 0)
+      n++;
+  }
+  if (st->tpm_tmp && tpm_tmp_ok (dir, st->tpm_tmp) &&
+      nftw (st->tpm_tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS) == 0)
+    n++;
+  if (st->name) {
+    CLEANUP_FREE char *p = vmferry_resume_path (dir, st->name, "json");
+    CLEANUP_FREE char *l = vmferry_resume_path (dir, st->name, "lock");
+    if (p && unlink (p) == 0)
+      n++;
+    if (l)
+      unlink (l);
+  }
+  return n;
+}

@@ -1,0 +1,116 @@
+/* vmferry: resuming an interrupted transfer.
+ *
+ * The importer keeps, beside its temporary files in the target directory,
+ * a state file DIR/.vmferry-resume-NAME.json (NAME: the domain as it will
+ * be defined) naming the stream it belongs to, a token, and for each file
+ * its temporary file and how much of it is durable: everything below
+ * "offset" was written and fdatasync'd, or the whole file was verified
+ * ("complete").  The file ends with a line "check HEX", an XXH3-64 of the
+ * JSON text before it, so a damaged file is refused.
+ *
+ * A sender asks first ("vmferry-import --resume-query": the importer
+ * reads the stream's metadata records and prints the answer as JSON),
+ * then sends a stream with the RESUME feature bit and the token, leaving
+ * out the records below each file's offset.  The importer refuses such a
+ * stream unless it holds the state with that token; whatever is resumed
+ * is verified end to end (every file read back against the digest in
+ * FILE_END) exactly like a fresh copy, so a forged offset or file cannot
+ * produce a wrong result, only a refused one.
+ *
+ * The stream identity is a hash of the manifest's domain name and, for
+ * each file, its name, size and "source_identity" (inode, mtime, size at
+ * the source), so a stream of another domain or of changed source disks
+ * does not match.
+ */
+#ifndef VMFERRY_RESUME_H
+#define VMFERRY_RESUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMFERRY_RESUME_ID_LEN 32        /* hex digits */
+#define VMFERRY_RESUME_TOKEN_LEN 16     /* bytes */
+/* offset of a file that is complete and verified */
+#define VMFERRY_RESUME_COMPLETE UINT64_MAX
+
+struct vmferry_resume_file {
+  char *name;                   /* as in the manifest */
+  char *tmp;                    /* base name of its temporary file in DIR */
+  uint64_t size;
+  uint64_t offset;              /* durable below; or VMFERRY_RESUME_COMPLETE */
+};
+
+struct vmferry_resume_state {
+  char *name;                   /* the domain as it will be defined */
+  char stream_id[VMFERRY_RESUME_ID_LEN + 1];
+  unsigned char token[VMFERRY_RESUME_TOKEN_LEN];
+  char *tpm_tmp;                /* temporary TPM state directory, or NULL */
+  size_t nr_files;              /* as many as the manifest has */
+  struct vmferry_resume_file *files;
+};
+
+void vmferry_resume_state_free (struct vmferry_resume_state *st);
+
+/* The identity of a stream from its manifest text.  Returns 1 with
+ * ID_RTN filled, 0 if the manifest lacks what makes a stream resumable
+ * (a file without "source_identity"), -1 if it cannot be parsed.
+ */
+int vmferry_resume_stream_id (const char *manifest, size_t len,
+                              char id_rtn[VMFERRY_RESUME_ID_LEN + 1]);
+
+/* "DIR/.vmferry-resume-NAME.json" (SUFFIX "json") or ".lock"; NULL with
+ * the error set if NAME cannot be part of a file name.  Caller frees.
+ */
+char *vmferry_resume_path (const char *dir, const char *name, const char *suffix);
+
+/* Take the lock of NAME's state in DIR, waiting up to WAIT_SECONDS for
+ * an import still finishing.  Returns the lock's fd (close it to
+ * release), or -1 with the error set.
+ */
+int vmferry_resume_lock (const char *dir, const char *name, unsigned wait_seconds);
+
+/* Read PATH.  Returns 1 with *ST filled, 0 if there is no state, -1
+ * (error set) if it is damaged or invalid: bad check line, bad JSON, a
+ * temporary file name that is not one the importer makes, offsets not
+ * block-aligned or past the size.  The caller frees *ST.
+ */
+int vmferry_resume_load (const char *path, struct vmferry_resume_state *st);
+
+/* Write ST to PATH atomically (temporary file, fdatasync, rename). */
+int vmferry_resume_save (const char *path, const struct vmferry_resume_state *st);
+
+/* Whether TMP is a name the importer gives the temporary file of NAME:
+ * ".NAME.vmferry-XXXXXX".
+ */
+bool vmferry_resume_tmp_name_ok (const char *name, const char *tmp);
+
+/* A fresh random token. */
+int vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN]);
+
+/* ---- The answer to a resume query (importer -> sender) ---- */
+
+struct vmferry_resume_point {
+  bool resume;                  /* false: send everything */
+  char *reason;                 /* why not, for messages; may be NULL */
+  unsigned char token[VMFERRY_RESUME_TOKEN_LEN];
+  size_t nr_files;
+  uint64_t *offsets;            /* per file: skip below; COMPLETE: all */
+  uint64_t held;                /* bytes of file data held (for messages) */
+};
+
+/* The answer as one line of JSON: ST's offsets, or (ST NULL) no resume
+ * and REASON.  Caller frees.
+ */
+char *vmferry_resume_answer (const struct vmferry_resume_state *st,
+                             const char *reason);
+int vmferry_resume_parse_answer (const char *json, size_t len,
+                                 struct vmferry_resume_point *pt);
+void vmferry_resume_point_free (struct vmferry_resume_point *pt);
+
+/* Remove the temporary files ST names in DIR, its TPM directory, and the
+ * state and lock files.  Best effort; returns how many files it removed.
+ */
+unsigned vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st);
+
+#endif

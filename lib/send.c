@@ -1,0 +1,389 @@
+/* vmferry: push a stream into a remote vmferry-import (see send.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "log.h"
+#include "resume.h"
+#include "send.h"
+#include "stream.h"
+
+/* A metadata record kept to be written twice (query, then import). */
+struct meta {
+  uint16_t type, flags;
+  uint32_t len;
+  void *payload;
+};
+
+struct sender {
+  const struct vmferry_send_opts *opts;
+  struct vmferry_ssh *ssh;
+  struct vmferry_stream_reader *rd;
+  struct meta manifest, xml;
+  char **names;                 /* file names, for progress */
+  size_t nr_names;
+};
+
+static int
+build_command (const struct vmferry_send_opts *opts, const char *mode, char **cmd_rtn)
+{
+  char *cmd = NULL;
+
+  if (vmferry_shell_quote_append (&cmd, opts->remote_import ? opts->remote_import
+                                  : "vmferry-import") < 0 ||
+      vmferry_shell_quote_append (&cmd, mode) < 0)
+    goto fail;
+  for (size_t i = 0; opts->import_args && opts->import_args[i]; i++)
+    if (vmferry_shell_quote_append (&cmd, opts->import_args[i]) < 0)
+      goto fail;
+  *cmd_rtn = cmd;
+  return 0;
+ fail:
+  free (cmd);
+  return -1;
+}
+
+static int
+keep_meta (const struct vmferry_record *rec, struct meta *m)
+{
+  m->type = rec->type;
+  m->flags = rec->flags;
+  m->len = rec->payload_len;
+  m->payload = malloc (rec->payload_len ? rec->payload_len : 1);
+  if (m->payload == NULL) {
+    vmferry_set_error_errno (ENOMEM, "stream metadata");
+    return -1;
+  }
+  memcpy (m->payload, rec->payload, rec->payload_len);
+  return 0;
+}
+
+static int
+write_meta (struct vmferry_stream_writer *w, const struct meta *m)
+{
+  struct vmferry_record rec = { .type = m->type, .flags = m->flags,
+                                .payload_len = m->len };
+  return vmferry_stream_write_record (w, &rec, m->payload);
+}
+
+/* Read the header, manifest and domain XML from the input. */
+static int
+read_metadata (struct sender *sd)
+{
+  struct vmferry_record rec;
+  int r;
+
+  while ((r = vmferry_stream_read_record (sd->rd, &rec)) == 1) {
+    switch (rec.type) {
+    case VMFERRY_REC_STREAM_HEADER:
+      if (vmferry_stream_header_mandatory (rec.payload, rec.payload_len) != 0) {
+        vmferry_set_error ("%s: the input already is a resumed stream: send a "
+                           "complete one", sd->opts->in_name);
+        return -1;
+      }
+      break;
+    case VMFERRY_REC_MANIFEST: {
+      CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, NULL);
+      json_object *m, *files;
+      if (json == NULL) {
+        vmferry_prefix_error ("%s", sd->opts->in_name);
+        return -1;
+      }
+      if (keep_meta (&rec, &sd->manifest) < 0)
+        return -1;
+      m = json_tokener_parse (json);
+      if (m && json_object_object_get_ex (m, "files", &files) &&
+          json_object_is_type (files, json_type_array)) {
+        size_t n = json_object_array_length (files);
+        sd->names = calloc (n ? n : 1, sizeof *sd->names);
+        for (size_t i = 0; sd->names && i < n; i++) {
+          json_object *f = json_object_array_get_idx (files, i), *v;
+          if (json_object_object_get_ex (f, "name", &v) &&
+              json_object_is_type (v, json_type_string))
+            sd->names[i] = strdup (json_object_get_string (v));
+          sd->nr_names = i + 1;
+        }
+      }
+      json_object_put (m);
+      break;
+    }
+    case VMFERRY_REC_DOMAIN_XML:
+      return keep_meta (&rec, &sd->xml);
+    default:
+      vmferry_set_error ("%s: unexpected %s record before the domain XML",
+                         sd->opts->in_name, vmferry_record_type_name (rec.type));
+      return -1;
+    }
+  }
+  if (r == 0)
+    vmferry_set_error ("%s: the stream ended before its domain XML", sd->opts->in_name);
+  return -1;
+}
+
+/* Report a remote command that failed: its own words went to stderr. */
+static void
+remote_failed (struct sender *sd, const char *what, int status)
+{
+  if (status > 0)
+    vmferry_set_error ("%s: %s failed (exit status %d)", vmferry_ssh_host (sd->ssh),
+                       what, status);
+  else
+    vmferry_prefix_error ("%s", what);
+}
+
+/* Ask the remote what it holds of this stream. */
+static int
+query (struct sender *sd, struct vmferry_resume_point *pt, struct vmferry_send_stats *stats)
+{
+  CLEANUP_FREE char *cmd = NULL, *out = NULL;
+  struct vmferry_stream_writer *w = NULL;
+  struct vmferry_remote *rem;
+  size_t len = 0;
+  int status;
+
+  if (build_command (sd->opts, "--resume-query", &cmd) < 0)
+    return -1;
+  rem = vmferry_remote_start (sd->ssh, cmd, true);
+  if (rem == NULL)
+    return -1;
+  w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem, vmferry_ssh_host (sd->ssh));
+  /* A write failing means the query already ended: its status says why. */
+  if (w)
+    (void) (vmferry_stream_write_header (w) < 0 ||
+            write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0);
+  vmferry_stream_writer_free (w);
+  status = vmferry_remote_finish (rem, &out, &len);
+  stats->remote_status = status;
+  if (status != 0) {
+    remote_failed (sd, "vmferry-import --resume-query", status);
+    return -1;
+  }
+  if (vmferry_resume_parse_answer (out, len, pt) < 0) {
+    vmferry_prefix_error ("%s", vmferry_ssh_host (sd->ssh));
+    return -1;
+  }
+  return 0;
+}
+
+static int
+forward (struct vmferry_stream_writer *w, const struct vmferry_record *rec)
+{
+  struct vmferry_record out = {
+    .type = rec->type, .flags = rec->flags, .file = rec->file,
+    .payload_len = rec->payload_len, .offset = rec->offset, .length = rec->length,
+  };
+  return vmferry_stream_write_record (w, &out, rec->payload);
+}
+
+static int
+push (struct sender *sd, const struct vmferry_resume_point *pt,
+      struct vmferry_send_stats *stats)
+{
+  const struct vmferry_send_opts *opts = sd->opts;
+  CLEANUP_FREE char *cmd = NULL;
+  struct vmferry_stream_writer *w = NULL;
+  struct vmferry_remote *rem;
+  struct vmferry_record rec;
+  uint64_t skip = 0;
+  bool local_error = false;
+  int r, status;
+
+  if (build_command (opts, "--resumable", &cmd) < 0)
+    return -1;
+  rem = vmferry_remote_start (sd->ssh, cmd, false);
+  if (rem == NULL)
+    return -1;
+  w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem, vmferry_ssh_host (sd->ssh));
+  if (w == NULL) {
+    vmferry_remote_abandon (rem);
+    return -1;
+  }
+  if ((pt->resume
+       ? vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_RESUME, 0, pt->token,
+                                         VMFERRY_RESUME_TOKEN_LEN)
+       : vmferry_stream_write_header (w)) < 0 ||
+      write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0)
+    goto remote_error;
+
+  while ((r = vmferry_stream_read_record (sd->rd, &rec)) == 1) {
+    const char *name;
+    switch (rec.type) {
+    case VMFERRY_REC_FILE_BEGIN: {
+      uint64_t size;
+      memcpy (&size, rec.payload, 8);
+      size = le64toh (size);
+      skip = pt->resume && rec.file < pt->nr_files ? pt->offsets[rec.file] : 0;
+      name = rec.file < sd->nr_names && sd->names[rec.file] ? sd->names[rec.file] : "file";
+      vmferry_progress_begin (opts->progress, name, size);
+      if (skip)
+        vmferry_verbose ("%s: the remote holds %s", name,
+                         skip == VMFERRY_RESUME_COMPLETE ? "all of it" : "part of it");
+      break;
+    }
+    case VMFERRY_REC_DATA:
+    case VMFERRY_REC_ZERO:
+      vmferry_progress_add (opts->progress, rec.length);
+      if (skip == VMFERRY_RESUME_COMPLETE || rec.offset + rec.length <= skip) {
+        stats->skipped += rec.length;
+        continue;
+      }
+      break;
+    case VMFERRY_REC_FILE_END:
+      vmferry_progress_end (opts->progress);
+      break;
+    }
+    if (forward (w, &rec) < 0)
+      goto remote_error;
+    if (rec.type == VMFERRY_REC_END)
+      break;
+  }
+  if (r < 0) {
+    local_error = true;
+    goto local;
+  }
+  if (r == 0) {
+    /* Cannot happen: the reader reports a stream without END. */
+    vmferry_set_error ("%s: truncated", opts->in_name);
+    local_error = true;
+    goto local;
+  }
+  stats->sent = vmferry_stream_writer_bytes (w);
+  vmferry_stream_writer_free (w);
+  status = vmferry_remote_finish (rem, NULL, NULL);
+  stats->remote_status = status;
+  if (status != 0) {
+    remote_failed (sd, "vmferry-import", status);
+    return -1;
+  }
+  return 0;
+
+ local:
+  /* Our input failed: the remote sees its input end early and keeps
+   * what it verified.
+   */
+  stats->sent = vmferry_stream_writer_bytes (w);
+  vmferry_stream_writer_free (w);
+  vmferry_remote_abandon (rem);
+  if (local_error) {
+    char msg[VMFERRY_ERROR_MAX];
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    vmferry_set_error ("%s; the remote import keeps what it verified: run the same "
+                       "command again to resume", msg);
+  }
+  return -1;
+
+ remote_error:
+  stats->sent = vmferry_stream_writer_bytes (w);
+  vmferry_stream_writer_free (w);
+  {
+    char msg[VMFERRY_ERROR_MAX];
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    status = vmferry_remote_finish (rem, NULL, NULL);
+    stats->remote_status = status;
+    if (status > 0)
+      remote_failed (sd, "vmferry-import", status);
+    else
+      vmferry_restore_error (msg, 0);
+  }
+  return -1;
+}
+
+int
+vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *stats)
+{
+  struct vmferry_send_stats dummy;
+  struct sender sd = { .opts = opts };
+  struct vmferry_resume_point pt = { 0 };
+  int r = -1;
+
+  if (stats == NULL)
+    stats = &dummy;
+  memset (stats, 0, sizeof *stats);
+  stats->remote_status = -1;
+  if (opts->connections > 1) {
+    vmferry_set_error ("--connections %u: this version sends over one connection only",
+                       opts->connections);
+    return -1;
+  }
+  sd.rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  if (sd.rd == NULL || read_metadata (&sd) < 0)
+    goto out;
+  sd.ssh = vmferry_ssh_connect (&opts->ssh);
+  if (sd.ssh == NULL)
+    goto out;
+  if (query (&sd, &pt, stats) < 0)
+    goto out;
+  if (pt.resume && opts->no_resume) {
+    vmferry_notice ("%s: discarding the interrupted transfer there (--no-resume)",
+                    vmferry_ssh_host (sd.ssh));
+    pt.resume = false;
+  }
+  if (pt.resume)
+    vmferry_verbose ("%s: resuming an interrupted transfer", vmferry_ssh_host (sd.ssh));
+  else
+    vmferry_verbose ("%s: nothing to resume (%s)", vmferry_ssh_host (sd.ssh),
+                     pt.reason ? pt.reason : "no state");
+  stats->resumed = pt.resume;
+  r = push (&sd, &pt, stats);
+  if (r == 0)
+    vmferry_verbose ("%s: sent %" PRIu64 " bytes%s; %" PRIu64 " bytes of file data "
+                     "were already there", vmferry_ssh_host (sd.ssh), stats->sent,
+                     pt.resume ? " (resumed)" : "", stats->skipped);
+ out:
+  vmferry_resume_point_free (&pt);
+  vmferry_ssh_free (sd.ssh);
+  vmferry_stream_reader_free (sd.rd);
+  free (sd.manifest.payload);
+  free (sd.xml.payload);
+  for (size_t i = 0; i < sd.nr_names; i++)
+    free (sd.names[i]);
+  free (sd.names);
+  return r;
+}
+
+int
+vmferry_parse_bandwidth (const char *arg, uint64_t *rtn)
+{
+  char *end;
+  double v;
+  uint64_t mult = 1;
+  bool bits = false;
+
+  errno = 0;
+  v = strtod (arg, &end);
+  if (errno || end == arg || v <= 0)
+    goto bad;
+  if (strcasecmp (end + (*end ? 1 : 0), "bit") == 0 || strcasecmp (end, "bit") == 0)
+    bits = true;
+  switch (*end) {
+  case 'k': case 'K': mult = bits ? 1000 : 1024; end++; break;
+  case 'm': case 'M': mult = bits ? 1000000 : 1024 * 1024; end++; break;
+  case 'g': case 'G': mult = bits ? 1000000000 : 1024 * 1024 * 1024; end++; break;
+  }
+  if (bits && strcasecmp (end, "bit") == 0)
+    end += 3;
+  if (*end == 'B' || (*end == 'i' && end[1] == 'B'))
+    end += *end == 'B' ? 1 : 2;
+  if (*end)
+    goto bad;
+  v *= mult;
+  if (bits)
+    v /= 8;
+  if (v < 1 || v > 1e15)
+    goto bad;
+  *rtn = (uint64_t) v;
+  return 0;
+ bad:
+  vmferry_set_error ("--bandwidth: '%s': give bytes per second (e.g. 50M) or bits "
+                     "(e.g. 400Mbit)", arg);
+  return -1;
+}

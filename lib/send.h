@@ -1,0 +1,53 @@
+/* vmferry: push a stream into vmferry-import on a remote host, resuming
+ * an interrupted transfer (vmferry-send).
+ *
+ * The stream is read from an fd (vmferry-export's output, or a pipeline
+ * in vmferry-migrate).  First its metadata records go to
+ * "vmferry-import --resume-query IMPORT-ARGS" on the remote, which checks
+ * the target and answers what it already holds of this very stream (see
+ * resume.h).  Then the stream goes to "vmferry-import --resumable
+ * IMPORT-ARGS": when the answer allows, as a RESUME stream that leaves
+ * out the DATA and ZERO records below each file's durable offset (the
+ * input is still read whole; every FILE_END keeps the digest of the whole
+ * source file, which the importer checks against what it has on disk).
+ * Every record is checked (checksum, order) on the way and renumbered.
+ */
+#ifndef VMFERRY_SEND_H
+#define VMFERRY_SEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "progress.h"
+#include "ssh.h"
+
+struct vmferry_send_opts {
+  struct vmferry_ssh_opts ssh;
+  const char *const *import_args;   /* for the remote vmferry-import, NULL-terminated */
+  const char *remote_import;        /* NULL: "vmferry-import" */
+  int in_fd;                        /* the stream (not closed) */
+  const char *in_name;
+  unsigned connections;             /* 0 or 1 (more are refused) */
+  bool no_resume;                   /* send everything, replacing any state */
+  struct vmferry_progress *progress;
+};
+
+struct vmferry_send_stats {
+  uint64_t sent;                /* stream bytes written to the import */
+  uint64_t skipped;             /* file bytes left out: already there */
+  bool resumed;
+  int remote_status;            /* the import's exit status, -1 unknown */
+};
+
+/* Returns 0, or -1 with the error set; STATS (may be NULL) is filled
+ * either way.  A remote failure sets remote_status; the remote's own
+ * messages went to ssh.stderr_fd as they came.
+ */
+int vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *stats);
+
+/* Parse --bandwidth: bytes per second with an optional K, M or G (powers
+ * of 1024), or bits with "bit" after it ("100Mbit": 10^6 bits).
+ */
+int vmferry_parse_bandwidth (const char *arg, uint64_t *rtn);
+
+#endif

@@ -1,0 +1,87 @@
+/* vmferry: the SSH transport: run a command on a remote host and push
+ * bytes into it.
+ *
+ * Two backends behind one interface:
+ *  - libssh (the default): a session that honours ~/.ssh/config (Host,
+ *    HostName, User, Port, IdentityFile; ProxyJump as libssh 0.10 does
+ *    it, through a ProxyCommand running ssh -W), verifies the host key
+ *    against known_hosts (unknown, changed, other-type and @revoked keys
+ *    fail closed with the fingerprint; accept_new_host_key adds an
+ *    unknown one like OpenSSH's StrictHostKeyChecking=accept-new), and
+ *    authenticates with the agent or the identity files.  It never asks
+ *    for a password.  aes128-gcm is preferred when the CPU has AES-NI.
+ *  - a command (ssh_command): "CMD DESTINATION 'REMOTE COMMAND'" run
+ *    through /bin/sh, e.g. the system's ssh with its own options, for
+ *    setups libssh cannot follow.
+ * The remote command's standard error is copied verbatim to stderr_fd
+ * as it arrives; its standard output is captured (for answers) or copied
+ * to stdout_fd.
+ */
+#ifndef VMFERRY_SSH_H
+#define VMFERRY_SSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct vmferry_ssh_opts {
+  const char *destination;      /* [ssh://][USER@]HOST[:PORT] */
+  bool accept_new_host_key;
+  const char *ssh_command;      /* NULL: libssh */
+  int stdout_fd, stderr_fd;     /* remote output goes here; -1: dropped */
+  uint64_t bandwidth;           /* bytes per second, 0: unlimited */
+};
+
+/* Split DEST into user (NULL if none), host and port (0 if none).  Accepts
+ * "ssh://" in front and "[v6addr]:port".  The caller frees USER and HOST.
+ */
+int vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
+                                   char **host_rtn, int *port_rtn);
+
+/* Quote ARG for a POSIX shell ('...'), appending to *BUF (realloc'd). */
+int vmferry_shell_quote_append (char **buf, const char *arg);
+
+struct vmferry_ssh;
+
+/* Connect and authenticate (libssh), or only check the destination (a
+ * command).  Errors name the destination; a refused host key says
+ * "nothing was sent".  Free with vmferry_ssh_free.
+ */
+struct vmferry_ssh *vmferry_ssh_connect (const struct vmferry_ssh_opts *opts);
+void vmferry_ssh_free (struct vmferry_ssh *s);
+
+/* The host as messages should name it. */
+const char *vmferry_ssh_host (const struct vmferry_ssh *s);
+
+struct vmferry_remote;
+
+/* Run COMMAND (a shell command line) on the remote.  With CAPTURE, its
+ * standard output is collected for vmferry_remote_finish (at most 1 MiB);
+ * else it goes to opts.stdout_fd.
+ */
+struct vmferry_remote *vmferry_remote_start (struct vmferry_ssh *s,
+                                             const char *command, bool capture);
+
+/* Write all of IOV to the command's standard input (the signature of a
+ * stream writer's function).  -1 with the error set when the remote side
+ * is gone: call vmferry_remote_finish for its status.
+ */
+int vmferry_remote_writev (void *remote, const struct iovec *iov, int iovcnt);
+
+/* Bytes written so far. */
+uint64_t vmferry_remote_bytes (const struct vmferry_remote *r);
+
+/* Close the command's input, wait for it to exit.  Returns its exit
+ * status (0..255), or -1 with the error set when there is none (killed by
+ * a signal, connection lost).  With capture, *OUT_RTN (NUL-terminated,
+ * caller frees) and *LEN_RTN hold its standard output.  Frees R.
+ */
+int vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn);
+
+/* Close without waiting (after a local failure): the remote sees its
+ * input end early.  Frees R.  NULL is fine.
+ */
+void vmferry_remote_abandon (struct vmferry_remote *r);
+
+#endif

@@ -1,0 +1,228 @@
+/* Unit tests for lib/resume.c: stream identity, the state file (round
+ * trip, damage, forgery), the query answer.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "error.h"
+#include "resume.h"
+#include "unit.h"
+
+#define MANIFEST(name, ident)                                            \
+  "{\"format\":\"vmferry-manifest\",\"domain\":{\"name\":\"" name "\"},"  \
+  "\"files\":[{\"index\":0,\"name\":\"a.img\",\"size\":131072"         \
+  ident "}]}"
+
+static int
+id_of (const char *m, char id[VMFERRY_RESUME_ID_LEN + 1])
+{
+  return vmferry_resume_stream_id (m, strlen (m), id);
+}
+
+START_TEST (test_stream_id)
+{
+  char a[33], b[33], c[33], d[33];
+  const char *m1 = MANIFEST ("web01", ",\"source_identity\":\"ino:1 mtime:5.0 size:131072\"");
+
+  ck_assert_int_eq (id_of (m1, a), 1);
+  /* Stable, and "created" or other members do not matter. */
+  ck_assert_int_eq (id_of (m1, b), 1);
+  ck_assert_str_eq (a, b);
+  /* A changed source file, another domain: another id. */
+  ck_assert_int_eq (id_of (MANIFEST ("web01", ",\"source_identity\":\"ino:1 mtime:6.0 size:131072\""), c), 1);
+  ck_assert_str_ne (a, c);
+  ck_assert_int_eq (id_of (MANIFEST ("web02", ",\"source_identity\":\"ino:1 mtime:5.0 size:131072\""), d), 1);
+  ck_assert_str_ne (a, d);
+  /* An older writer's manifest: not resumable. */
+  ck_assert_int_eq (id_of (MANIFEST ("web01", ""), d), 0);
+  ck_assert_int_eq (id_of ("not json", d), -1);
+}
+END_TEST
+
+static char *
+tmpdir (void)
+{
+  char *t = strdup ("/tmp/check_resume.XXXXXX");
+  ck_assert_ptr_nonnull (mkdtemp (t));
+  return t;
+}
+
+static void
+fill (struct vmferry_resume_state *st)
+{
+  memset (st, 0, sizeof *st);
+  st->name = strdup ("web01");
+  memset (st->stream_id, 'a', VMFERRY_RESUME_ID_LEN);
+  ck_assert_int_eq (vmferry_resume_new_token (st->token), 0);
+  st->nr_files = 2;
+  st->files = calloc (2, sizeof *st->files);
+  st->files[0].name = strdup ("a.img");
+  st->files[0].tmp = strdup (".a.img.vmferry-Ab12Cd");
+  st->files[0].size = 1 << 20;
+  st->files[0].offset = VMFERRY_RESUME_COMPLETE;
+  st->files[1].name = strdup ("b.img");
+  st->files[1].tmp = strdup (".b.img.vmferry-xYz789");
+  st->files[1].size = 1 << 22;
+  st->files[1].offset = 1 << 21;
+}
+
+START_TEST (test_round_trip)
+{
+  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
+  struct vmferry_resume_state st, got;
+
+  fill (&st);
+  ck_assert_int_eq (vmferry_resume_load (path, &got), 0);      /* none yet */
+  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
+  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_str_eq (got.name, "web01");
+  ck_assert_str_eq (got.stream_id, st.stream_id);
+  ck_assert_mem_eq (got.token, st.token, VMFERRY_RESUME_TOKEN_LEN);
+  ck_assert_uint_eq (got.nr_files, 2);
+  ck_assert_uint_eq (got.files[0].offset, VMFERRY_RESUME_COMPLETE);
+  ck_assert_uint_eq (got.files[1].offset, 1 << 21);
+  ck_assert_str_eq (got.files[1].tmp, ".b.img.vmferry-xYz789");
+  vmferry_resume_state_free (&got);
+  unlink (path);
+  rmdir (dir);
+  vmferry_resume_state_free (&st);
+  free (path);
+  free (dir);
+}
+END_TEST
+
+/* Write TEXT as a state file with a correct check line. */
+static void
+write_checked (const char *path, const char *json)
+{
+  FILE *fp = fopen (path, "w");
+  char *all;
+
+  ck_assert_int_ne (asprintf (&all, "%s\n", json), -1);
+  fprintf (fp, "%scheck %016llx\n", all, (unsigned long long) XXH3_64bits (all, strlen (all)));
+  fclose (fp);
+  free (all);
+}
+
+START_TEST (test_damaged_and_forged)
+{
+  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
+  struct vmferry_resume_state st, got;
+  static const char *const forged[] = {
+    /* a temporary file outside the directory */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\"../../etc/passwd\",\"size\":1,\"offset\":0}]}",
+    /* another file's temporary name */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\".b.img.vmferry-AAAAAA\",\"size\":1,\"offset\":0}]}",
+    /* an offset past the size, and one not block-aligned */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":65536,\"offset\":131072}]}",
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":1000}]}",
+    /* a TPM directory elsewhere */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"tpm_tmp\":\"/etc\",\"files\":[]}",
+    /* progress without a file */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"size\":1048576,\"offset\":65536}]}",
+  };
+  FILE *fp;
+  long size;
+  char *buf;
+
+  /* Damage: every single-byte change is caught by the check line. */
+  fill (&st);
+  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
+  fp = fopen (path, "r+");
+  fseek (fp, 0, SEEK_END);
+  size = ftell (fp);
+  buf = malloc (size);
+  fseek (fp, 0, SEEK_SET);
+  ck_assert_int_eq (fread (buf, 1, size, fp), size);
+  for (long i = 0; i < size - 1; i += 7) {
+    char c = buf[i] ^ 0x04;
+    fseek (fp, i, SEEK_SET);
+    fputc (c, fp);
+    fflush (fp);
+    ck_assert_msg (vmferry_resume_load (path, &got) == -1, "byte %ld changed: accepted", i);
+    fseek (fp, i, SEEK_SET);
+    fputc (buf[i], fp);
+    fflush (fp);
+  }
+  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  vmferry_resume_state_free (&got);
+  fclose (fp);
+  free (buf);
+
+  /* Forged with a valid check line: refused on content. */
+  for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+    write_checked (path, forged[i]);
+    ck_assert_msg (vmferry_resume_load (path, &got) == -1, "forged %zu accepted", i);
+    ck_assert_str_ne (vmferry_get_error (), "");
+  }
+  unlink (path);
+  rmdir (dir);
+  vmferry_resume_state_free (&st);
+  free (path);
+  free (dir);
+}
+END_TEST
+
+START_TEST (test_names)
+{
+  ck_assert (vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab12Cd"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab12C"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab/2Cd"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img", "a.img"));
+  ck_assert_ptr_null (vmferry_resume_path ("/d", "../x", "json"));
+  ck_assert_ptr_null (vmferry_resume_path ("/d", ".hidden", "json"));
+}
+END_TEST
+
+START_TEST (test_answer)
+{
+  struct vmferry_resume_state st;
+  struct vmferry_resume_point pt;
+  char *a;
+
+  fill (&st);
+  a = vmferry_resume_answer (&st, NULL);
+  ck_assert_int_eq (vmferry_resume_parse_answer (a, strlen (a), &pt), 0);
+  ck_assert (pt.resume);
+  ck_assert_mem_eq (pt.token, st.token, VMFERRY_RESUME_TOKEN_LEN);
+  ck_assert_uint_eq (pt.nr_files, 2);
+  ck_assert_uint_eq (pt.offsets[0], VMFERRY_RESUME_COMPLETE);
+  ck_assert_uint_eq (pt.offsets[1], 1 << 21);
+  vmferry_resume_point_free (&pt);
+  free (a);
+  a = vmferry_resume_answer (NULL, "no state");
+  ck_assert_int_eq (vmferry_resume_parse_answer (a, strlen (a), &pt), 0);
+  ck_assert (!pt.resume);
+  ck_assert_str_eq (pt.reason, "no state");
+  vmferry_resume_point_free (&pt);
+  free (a);
+  ck_assert_int_eq (vmferry_resume_parse_answer ("{}", 2, &pt), -1);
+  ck_assert_int_eq (vmferry_resume_parse_answer ("{\"format\":\"vmferry-resume-answer\","
+                                                 "\"resume\":true,\"token\":\"zz\"}", 60, &pt), -1);
+  vmferry_resume_state_free (&st);
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("resume",
+                   test_stream_id,
+                   test_round_trip,
+                   test_damaged_and_forged,
+                   test_names,
+                   test_answer);

@@ -1,0 +1,75 @@
+/* vmferry-check: can this domain run on that destination? */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "log.h"
+#include "preflight.h"
+#include "tool.h"
+#include "virt.h"
+
+#include "vmferry-check-synopsis.h"
+
+/* 0: nothing blocks; 1: something does; 2: the check could not run. */
+enum { EXIT_BLOCKED = 1, EXIT_CANNOT_CHECK = 2 };
+
+enum { OPT_JSON = 256 };
+
+static const struct option long_options[] = {
+  { "connect", required_argument, NULL, 'c' },
+  { "source", required_argument, NULL, 's' },
+  { "json", no_argument, NULL, OPT_JSON },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+int
+main (int argc, char *argv[])
+{
+  const char *dest_uri = NULL, *source_uri = NULL;
+  struct vmferry_check_input in = { 0 };
+  struct vmferry_findings findings = { 0 };
+  CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
+  bool json = false;
+  int c, status = EXIT_CANNOT_CHECK;
+
+  vmferry_tool_init (argv[0]);
+  while ((c = getopt_long (argc, argv, "c:s:" VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'c': dest_uri = optarg; break;
+    case 's': source_uri = optarg; break;
+    case OPT_JSON: json = true; break;
+    default:
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (dest_uri == NULL || argc - optind != 1) {
+    fprintf (stderr, "%s: give the destination with -c URI and one DOMAIN, "
+             "STREAM or XML\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+
+  if (vmferry_check_input_load (argv[optind], source_uri, &in) == -1)
+    goto out;
+  dest = vmferry_virt_connect (dest_uri);
+  if (dest == NULL)
+    goto out;
+  vmferry_verbose ("checking %s against %s", in.name, dest_uri);
+  if (vmferry_check (dest, &in, &findings) == -1)
+    goto out;
+  if (vmferry_findings_print (&findings, stdout, json, dest_uri, in.name) == -1)
+    goto out;
+  status = vmferry_findings_blocking (&findings) ? EXIT_BLOCKED : EXIT_SUCCESS;
+ out:
+  if (status == EXIT_CANNOT_CHECK)
+    vmferry_tool_print_error ();
+  vmferry_findings_free (&findings);
+  vmferry_check_input_free (&in);
+  return status;
+}

@@ -1,0 +1,169 @@
+/* vmferry-migrate: move a shut-off domain to another host in one command. */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "migrate.h"
+#include "progress.h"
+#include "rewrite.h"
+#include "send.h"
+#include "tool.h"
+
+#include "vmferry-migrate-synopsis.h"
+
+enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START, OPT_UNDEFINE_SOURCE,
+       OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME, OPT_ACCEPT_NEW, OPT_SSH_COMMAND,
+       OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
+       /* rewrite rules: from here on, named by their long option */
+       OPT_RULE };
+
+static const struct option long_options[] = {
+  { "connect", required_argument, NULL, 'c' },
+  { "dest-uri", required_argument, NULL, OPT_DEST_URI },
+  { "dest-dir", required_argument, NULL, OPT_DEST_DIR },
+  { "dest-pool", required_argument, NULL, OPT_DEST_POOL },
+  { "start", no_argument, NULL, OPT_START },
+  { "undefine-source", no_argument, NULL, OPT_UNDEFINE_SOURCE },
+  { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+  { "no-check", no_argument, NULL, OPT_NO_CHECK },
+  { "no-resume", no_argument, NULL, OPT_NO_RESUME },
+  { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
+  { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
+  { "connections", required_argument, NULL, OPT_CONNECTIONS },
+  { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+  { "compress", required_argument, NULL, OPT_COMPRESS },
+  { "threads", required_argument, NULL, OPT_THREADS },
+  { "progress", required_argument, NULL, OPT_PROGRESS },
+  { "map-file", required_argument, NULL, 'm' },
+  { "map-path", required_argument, NULL, OPT_RULE + 0 },
+  { "pool", required_argument, NULL, OPT_RULE + 1 },
+  { "rename", required_argument, NULL, OPT_RULE + 2 },
+  { "new-uuid", optional_argument, NULL, OPT_RULE + 3 },
+  { "new-macs", no_argument, NULL, OPT_RULE + 4 },
+  { "map-network", required_argument, NULL, OPT_RULE + 5 },
+  { "map-bridge", required_argument, NULL, OPT_RULE + 6 },
+  { "machine", required_argument, NULL, OPT_RULE + 7 },
+  { "cpu", required_argument, NULL, OPT_RULE + 8 },
+  { "emulator", required_argument, NULL, OPT_RULE + 9 },
+  { "disk-bus", required_argument, NULL, OPT_RULE + 10 },
+  { "drop-device", required_argument, NULL, OPT_RULE + 11 },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+static const char *
+rule_name (int c)
+{
+  for (const struct option *o = long_options; o->name; o++)
+    if (o->val == c && c >= OPT_RULE)
+      return o->name;
+  return NULL;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct vmferry_migrate_opts opts = {
+    .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
+    .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
+  };
+  enum vmferry_migrate_outcome outcome;
+  int progress_fd = -1, c, r;
+  uint64_t n;
+
+  vmferry_tool_init (argv[0]);
+  opts.rewrite = vmferry_rewrite_new ();
+  if (opts.rewrite == NULL) {
+    vmferry_tool_print_error ();
+    return EXIT_FAILURE;
+  }
+  while ((c = getopt_long (argc, argv, "c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'c': opts.uri = optarg; break;
+    case OPT_DEST_URI: opts.dest_uri = optarg; break;
+    case OPT_DEST_DIR: opts.dest_dir = optarg; break;
+    case OPT_DEST_POOL: opts.dest_pool = optarg; break;
+    case OPT_START: opts.start = true; break;
+    case OPT_UNDEFINE_SOURCE: opts.undefine_source = true; break;
+    case OPT_DRY_RUN: opts.dry_run = true; break;
+    case OPT_NO_CHECK: opts.no_check = true; break;
+    case OPT_NO_RESUME: opts.no_resume = true; break;
+    case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
+    case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
+    case OPT_CONNECTIONS:
+      if (!vmferry_parse_uint ("--connections", optarg, 1, 64, &n))
+        goto bad_arg;
+      if (n > 1) {
+        fprintf (stderr, "%s: --connections %u: this version sends over one "
+                 "connection only\n", vmferry_program_name (), (unsigned) n);
+        return EXIT_FAILURE;
+      }
+      break;
+    case OPT_BANDWIDTH:
+      if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
+        goto bad_arg;
+      break;
+    case OPT_COMPRESS:
+      if (vmferry_parse_compress (optarg, &opts.compress, &opts.level) < 0)
+        goto bad_arg;
+      break;
+    case OPT_THREADS:
+      if (!vmferry_parse_uint ("--threads", optarg, 1, 256, &n))
+        goto bad_arg;
+      opts.threads = (unsigned) n;
+      break;
+    case OPT_PROGRESS:
+      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
+        goto bad_arg;
+      break;
+    case 'm':
+      if (vmferry_rewrite_add_map_file (opts.rewrite, optarg) < 0)
+        goto bad_arg;
+      break;
+    default:
+      if (c >= OPT_RULE) {
+        char where[64];
+        snprintf (where, sizeof where, "--%s", rule_name (c));
+        if (vmferry_rewrite_add (opts.rewrite, rule_name (c), optarg, where) < 0)
+          goto bad_arg;
+        break;
+      }
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (argc - optind != 2) {
+    fprintf (stderr, "%s: expected DOMAIN and HOST\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (opts.dest_dir && opts.dest_pool) {
+    fprintf (stderr, "%s: give at most one of --dest-dir and --dest-pool\n",
+             vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  opts.domain = argv[optind];
+  opts.ssh.destination = argv[optind + 1];
+  signal (SIGPIPE, SIG_IGN);
+  if (!opts.dry_run)
+    opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+  r = vmferry_migrate (&opts, &outcome);
+  if (r < 0)
+    vmferry_tool_print_error ();
+  vmferry_progress_free (opts.progress);
+  vmferry_rewrite_free (opts.rewrite);
+  if (r == 0)
+    return EXIT_SUCCESS;
+  return outcome == VMFERRY_MIGRATE_SOURCE_DEFINED ? 2 : EXIT_FAILURE;
+
+ bad_arg:
+  vmferry_tool_print_error ();
+  vmferry_tool_usage_error ();
+}

@@ -1,0 +1,154 @@
+/* vmferry-rewrite: adapt a domain definition, in a stream or bare XML. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "log.h"
+#include "output.h"
+#include "rewrite.h"
+#include "tool.h"
+#include "virt.h"
+
+#include "vmferry-rewrite-synopsis.h"
+
+enum {
+  OPT_MAP_PATH = 256, OPT_POOL, OPT_RENAME, OPT_NEW_UUID, OPT_NEW_MACS,
+  OPT_MAP_NETWORK, OPT_MAP_BRIDGE, OPT_MACHINE, OPT_CPU, OPT_EMULATOR,
+  OPT_DISK_BUS, OPT_DROP_DEVICE,
+};
+
+static const struct option long_options[] = {
+  { "xml", required_argument, NULL, 'x' },
+  { "output", required_argument, NULL, 'o' },
+  { "connect", required_argument, NULL, 'c' },
+  { "map-file", required_argument, NULL, 'm' },
+  { "map-path", required_argument, NULL, OPT_MAP_PATH },
+  { "pool", required_argument, NULL, OPT_POOL },
+  { "rename", required_argument, NULL, OPT_RENAME },
+  { "new-uuid", optional_argument, NULL, OPT_NEW_UUID },
+  { "new-macs", no_argument, NULL, OPT_NEW_MACS },
+  { "map-network", required_argument, NULL, OPT_MAP_NETWORK },
+  { "map-bridge", required_argument, NULL, OPT_MAP_BRIDGE },
+  { "machine", required_argument, NULL, OPT_MACHINE },
+  { "cpu", required_argument, NULL, OPT_CPU },
+  { "emulator", required_argument, NULL, OPT_EMULATOR },
+  { "disk-bus", required_argument, NULL, OPT_DISK_BUS },
+  { "drop-device", required_argument, NULL, OPT_DROP_DEVICE },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+/* The long name of the rule option C, for vmferry_rewrite_add. */
+static const char *
+rule_name (int c)
+{
+  for (const struct option *o = long_options; o->name; o++)
+    if (o->val == c && c >= OPT_MAP_PATH)
+      return o->name;
+  return NULL;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct vmferry_rewrite *rw;
+  const char *xml = NULL, *output = "-", *uri = NULL;
+  const char *in_name = "stdin", *src;
+  struct vmferry_output out = { .fd = -1 };
+  CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
+  CLEANUP_CLOSE int in_fd = -1;
+  int c, r = -1;
+
+  vmferry_tool_init (argv[0]);
+  rw = vmferry_rewrite_new ();
+  if (rw == NULL) {
+    vmferry_tool_print_error ();
+    return EXIT_FAILURE;
+  }
+  while ((c = getopt_long (argc, argv, "x:o:c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'x': xml = optarg; break;
+    case 'o': output = optarg; break;
+    case 'c': uri = optarg; break;
+    case 'm':
+      if (vmferry_rewrite_add_map_file (rw, optarg) == -1)
+        goto bad_arg;
+      break;
+    default:
+      if (rule_name (c)) {
+        if (vmferry_rewrite_add (rw, rule_name (c), optarg, "command line") == -1)
+          goto bad_arg;
+        break;
+      }
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (argc - optind > 1 || (xml && argc - optind > 0)) {
+    fprintf (stderr, "%s: expected at most one FILE, and none with --xml\n",
+             vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (vmferry_rewrite_needs_dest (rw) && uri == NULL) {
+    fprintf (stderr, "%s: 'auto' chooses from the destination's capabilities: "
+             "give its URI with -c\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (vmferry_rewrite_is_empty (rw))
+    vmferry_verbose ("no rules given: the output is the input");
+
+  src = xml ? xml : argc - optind == 1 ? argv[optind] : "-";
+  if (strcmp (src, "-") == 0)
+    in_fd = dup (STDIN_FILENO);
+  else {
+    in_name = src;
+    in_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  }
+  if (in_fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", in_name);
+    goto out;
+  }
+
+  if (vmferry_rewrite_needs_dest (rw)) {
+    dest = vmferry_virt_connect (uri);
+    if (dest == NULL)
+      goto out;
+  }
+
+  /* Bare XML may go to a terminal; a stream may not. */
+  if (xml && strcmp (output, "-") == 0) {
+    out.fd = STDOUT_FILENO;
+    out.name = "stdout";
+  }
+  else if (vmferry_output_open (output, &out) == -1)
+    goto out;
+
+  if (xml)
+    r = vmferry_rewrite_xml_fd (rw, in_fd, in_name, out.fd, out.name, dest);
+  else
+    r = vmferry_rewrite_stream (rw, in_fd, in_name, out.fd, out.name, dest);
+  if (r == 0 && out.path)
+    r = vmferry_output_commit (&out);
+
+ out:
+  if (r < 0)
+    vmferry_tool_print_error ();
+  if (out.path)
+    vmferry_output_discard (&out);
+  vmferry_rewrite_free (rw);
+  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+
+ bad_arg:
+  vmferry_tool_print_error ();
+  vmferry_rewrite_free (rw);
+  vmferry_tool_usage_error ();
+}

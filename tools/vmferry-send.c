@@ -1,0 +1,117 @@
+/* vmferry-send: push a stream into vmferry-import on a remote host. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "progress.h"
+#include "send.h"
+#include "tool.h"
+
+#include "vmferry-send-synopsis.h"
+
+enum { OPT_ACCEPT_NEW = 256, OPT_SSH_COMMAND, OPT_CONNECTIONS, OPT_BANDWIDTH,
+       OPT_NO_RESUME, OPT_REMOTE_IMPORT, OPT_PROGRESS };
+
+static const struct option long_options[] = {
+  { "input", required_argument, NULL, 'i' },
+  { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
+  { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
+  { "connections", required_argument, NULL, OPT_CONNECTIONS },
+  { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+  { "no-resume", no_argument, NULL, OPT_NO_RESUME },
+  { "remote-import", required_argument, NULL, OPT_REMOTE_IMPORT },
+  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+int
+main (int argc, char *argv[])
+{
+  struct vmferry_send_opts opts = {
+    .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
+    .in_fd = STDIN_FILENO, .in_name = "stdin", .connections = 1,
+  };
+  struct vmferry_send_stats stats;
+  const char *input = "-";
+  int progress_fd = -1, c, r, fd = -1;
+  uint64_t n;
+
+  vmferry_tool_init (argv[0]);
+  while ((c = getopt_long (argc, argv, "i:" VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'i': input = optarg; break;
+    case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
+    case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
+    case OPT_CONNECTIONS:
+      if (!vmferry_parse_uint ("--connections", optarg, 1, 64, &n))
+        goto bad_arg;
+      opts.connections = (unsigned) n;
+      break;
+    case OPT_BANDWIDTH:
+      if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
+        goto bad_arg;
+      break;
+    case OPT_NO_RESUME: opts.no_resume = true; break;
+    case OPT_REMOTE_IMPORT: opts.remote_import = optarg; break;
+    case OPT_PROGRESS:
+      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
+        goto bad_arg;
+      break;
+    default:
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (optind >= argc) {
+    fprintf (stderr, "%s: expected a destination HOST\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  opts.ssh.destination = argv[optind];
+  /* Everything after the destination (getopt consumed the "--") is for
+   * the remote vmferry-import.
+   */
+  opts.import_args = (const char *const *) &argv[optind + 1];
+  if (opts.connections > 1) {
+    fprintf (stderr, "%s: --connections %u: this version sends over one "
+             "connection only\n", vmferry_program_name (), opts.connections);
+    return EXIT_FAILURE;
+  }
+  if (strcmp (input, "-") != 0) {
+    fd = open (input, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), input, strerror (errno));
+      return EXIT_FAILURE;
+    }
+    opts.in_fd = fd;
+    opts.in_name = input;
+  }
+  /* A remote that goes away must be an error we report, not a signal. */
+  signal (SIGPIPE, SIG_IGN);
+  opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+  r = vmferry_send (&opts, &stats);
+  if (r < 0)
+    vmferry_tool_print_error ();
+  vmferry_progress_free (opts.progress);
+  if (fd >= 0)
+    close (fd);
+  if (r == 0)
+    return EXIT_SUCCESS;
+  /* The remote import's own status when it failed with one. */
+  return stats.remote_status > 0 ? stats.remote_status : EXIT_FAILURE;
+
+ bad_arg:
+  vmferry_tool_print_error ();
+  vmferry_tool_usage_error ();
+}
