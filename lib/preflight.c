@@ -469,10 +469,17 @@ check_cpu (struct ctx *c)
     }
     {
       const char *fix[] = { "--cpu", pick, NULL };
-      add (c, VMFERRY_SEV_ERROR, "cpu", object, pick ? fix : NULL,
-           pick ? NULL : "choose a CPU model the destination can run "
+      /* check='none': libvirt leaves it to QEMU, which warns about missing
+       * features and starts the guest anyway; so does this check.
+       */
+      bool advisory = attr_eq (cpu, "check", "none");
+      add (c, advisory ? VMFERRY_SEV_WARNING : VMFERRY_SEV_ERROR, "cpu", object,
+           pick && !advisory ? fix : NULL,
+           pick || advisory ? NULL : "choose a CPU model the destination can run "
            "(virsh domcapabilities lists the usable ones)",
-           "the destination's CPU cannot run it: %s", why);
+           advisory ? "the destination's CPU lacks what the model asks for (%s); "
+           "with check='none' QEMU starts it anyway"
+           : "the destination's CPU cannot run it: %s", why);
     }
   }
 }

@@ -33,15 +33,12 @@ for vm in $TESTBED_VMS; do
     copy=mig-${vm#vmf-}
     cleanup_add drop_b "$copy"
     echo "== $vm -> host B as $copy"
-    # The pre-flight check runs (and prints its findings), but on this
-    # nested host it rejects the test VMs' CPU (qemu64, check='none': "host
-    # lacks svm/pni") although they start, and the CPU modes it accepts do
-    # not start under nested KVM (MSR 0x10a): so it is not allowed to block
-    # here (--no-check after a --dry-run that shows the findings).
+    # The plan first, with the check's findings, then the move itself,
+    # which runs the same check and must not be blocked by it.
     on_a vmferry-migrate "$vm" hostb --rename "$copy" --new-uuid --dest-dir "$dest" \
         --dry-run >"$SCRATCH/dry.out" || fail "$vm: --dry-run failed"
     grep -E '^(ok|blocked):' "$SCRATCH/dry.out" || fail "$vm: no check result"
-    on_a $VG vmferry-migrate -q --no-check "$vm" hostb --rename "$copy" --new-uuid \
+    on_a $VG vmferry-migrate -q "$vm" hostb --rename "$copy" --new-uuid \
         --dest-dir "$dest" --start ||
         fail "$vm: vmferry-migrate failed"
     wait_state b "$copy" running 30 || fail "$copy does not run on B"
