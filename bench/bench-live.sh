@@ -16,8 +16,7 @@
 #
 # Environment: see bench/lib.sh; also BENCH_FORMATS, BENCH_DISK_GIB (2),
 # BENCH_DATA_MIB (256), BENCH_ZERO_MIB (128), BENCH_ROUNDS (1),
-# BENCH_LIVE_CMD (the live command; default vmferry-migrate --live if
-# built, else the test driver BENCH_BUILD/tests/live-driver).
+# BENCH_LIVE_CMD (the live command; default the build's vmferry-migrate).
 : "${BENCH_TESTBED_DIR:=/var/tmp/vmf-bench-live}"
 : "${BENCH_PORT_OFFSET:=500}"
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +37,8 @@ run_virsh() {
 
 run_vmferry() {
     # shellcheck disable=SC2086 # BENCH_LIVE_CMD: words
-    $BENCH_LIVE_CMD -c "$URI_A" --migrate-uri tcp://127.0.0.1 "$DOM" "$TCP_URI_B"
+    $BENCH_LIVE_CMD --live -c "$URI_A" --dest-uri "$TCP_URI_B" \
+        --migrate-uri tcp://127.0.0.1 "$DOM" hostb
 }
 
 empty_b() {
@@ -51,14 +51,9 @@ empty_b() {
 bench_check
 [[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number"
 if [[ -z ${BENCH_LIVE_CMD:-} ]]; then
-    if [[ -x $VMFERRY_TOOLS_DIR/vmferry-migrate ]] &&
-        "$VMFERRY_TOOLS_DIR/vmferry-migrate" --help | grep -q -- --live; then
-        BENCH_LIVE_CMD="$VMFERRY_TOOLS_DIR/vmferry-migrate --live"
-    elif [[ -x $BENCH_BUILD/tests/live-driver ]]; then
-        BENCH_LIVE_CMD=$BENCH_BUILD/tests/live-driver
-    else
-        die "no vmferry-migrate --live nor $BENCH_BUILD/tests/live-driver: build first"
-    fi
+    [[ -x $VMFERRY_TOOLS_DIR/vmferry-migrate ]] ||
+        die "no $VMFERRY_TOOLS_DIR/vmferry-migrate: build first"
+    BENCH_LIVE_CMD=$VMFERRY_TOOLS_DIR/vmferry-migrate
 fi
 mkdir -p "$BENCH_OUT"
 say "bench-live: $(machine_state); output $BENCH_OUT; live command: $BENCH_LIVE_CMD"

@@ -16,6 +16,7 @@
 #include "domain.h"
 #include "error.h"
 #include "export.h"
+#include "live.h"
 #include "log.h"
 #include "migrate.h"
 #include "preflight.h"
@@ -236,6 +237,84 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
   return 0;
 }
 
+/* --live: the pre-flight check and the rewrite as for an offline move,
+ * then libvirt's copy-storage migration through lib/live.c.
+ */
+static int
+live_rewrite (void *opaque, xmlDocPtr doc, virConnectPtr dest)
+{
+  return vmferry_rewrite_doc (opaque, doc, dest);
+}
+
+static int
+migrate_live (const struct vmferry_migrate_opts *opts,
+              enum vmferry_migrate_outcome *outcome_rtn)
+{
+  CLEANUP_FREE char *dest_uri_own = NULL;
+  CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
+  const char *dest_uri = opts->dest_uri;
+  struct vmferry_check_input in = { 0 };
+  struct vmferry_findings findings = { 0 };
+  bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
+  FILE *report = opts->report ? opts->report : stdout;
+  enum vmferry_live_outcome lo = VMFERRY_LIVE_NOTHING;
+  struct vmferry_live_opts lopts;
+  int r = -1;
+
+  if (dest_uri == NULL && !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+    return -1;
+  if (!opts->no_check || opts->dry_run) {
+    dest = vmferry_virt_connect (dest_uri);
+    if (dest == NULL) {
+      vmferry_prefix_error ("destination");
+      return -1;
+    }
+    if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0 ||
+        (rewriting && vmferry_rewrite_check_input (opts->rewrite, &in, dest) < 0))
+      goto out;
+    if (vmferry_check (dest, &in, &findings) < 0) {
+      vmferry_prefix_error ("pre-flight check");
+      goto out;
+    }
+    if (opts->dry_run || findings.n > 0)
+      vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
+    if (opts->dry_run) {
+      fprintf (report, "Dry run: %s would be migrated live to %s; nothing was done.\n",
+               opts->domain, dest_uri);
+      r = 0;
+      goto out;
+    }
+    if (vmferry_findings_blocking (&findings)) {
+      vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "
+                         "nothing was started and the domain still runs on the source",
+                         opts->domain, dest_uri);
+      goto out;
+    }
+  }
+  lopts = (struct vmferry_live_opts) {
+    .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
+    .migrate_uri = opts->migrate_uri,
+    .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
+    /* libvirt counts MiB/s; never round a limit down to "unlimited". */
+    .bandwidth = opts->ssh.bandwidth ? (opts->ssh.bandwidth + (1 << 20) - 1) >> 20 : 0,
+    .auto_converge = opts->auto_converge, .postcopy = opts->postcopy,
+    .undefine_source = opts->undefine_source, .progress = opts->progress,
+    .cancel = opts->cancel,
+  };
+  r = vmferry_migrate_live (&lopts, &lo);
+  switch (lo) {
+  case VMFERRY_LIVE_NOTHING: *outcome_rtn = VMFERRY_MIGRATE_NOTHING; break;
+  case VMFERRY_LIVE_MIGRATED: *outcome_rtn = VMFERRY_MIGRATE_DONE; break;
+  case VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED: *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED; break;
+  case VMFERRY_LIVE_LEFTOVERS: *outcome_rtn = VMFERRY_MIGRATE_LEFTOVERS; break;
+  case VMFERRY_LIVE_SPLIT: *outcome_rtn = VMFERRY_MIGRATE_SPLIT; break;
+  }
+ out:
+  vmferry_findings_free (&findings);
+  vmferry_check_input_free (&in);
+  return r;
+}
+
 int
 vmferry_migrate (const struct vmferry_migrate_opts *opts,
                  enum vmferry_migrate_outcome *outcome_rtn)
@@ -257,6 +336,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (outcome_rtn == NULL)
     outcome_rtn = &dummy;
   *outcome_rtn = VMFERRY_MIGRATE_NOTHING;
+  if (opts->live)
+    return migrate_live (opts, outcome_rtn);
 
   /* The source: shut off, and staying so (export checks again). */
   src = vmferry_virt_connect (opts->uri);

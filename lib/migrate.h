@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "export.h"
@@ -38,6 +39,13 @@ struct vmferry_migrate_opts {
   unsigned threads;
   struct vmferry_progress *progress;
   FILE *report;                 /* --dry-run's plan and the findings */
+
+  /* --live: hand the running domain to libvirt's copy-storage migration
+   * (lib/live.h), after the same pre-flight check and rewrite.
+   */
+  bool live, auto_converge, postcopy;
+  const char *migrate_uri;      /* QEMU's data channel; NULL: libvirt's choice */
+  const volatile sig_atomic_t *cancel;   /* set by SIGINT/SIGTERM */
 };
 
 enum vmferry_migrate_outcome {
@@ -47,6 +55,14 @@ enum vmferry_migrate_outcome {
    * could not be undefined (--undefine-source).
    */
   VMFERRY_MIGRATE_SOURCE_DEFINED = 2,
+  /* --live only: the roll-back after a failure left something behind
+   * (the message lists it).
+   */
+  VMFERRY_MIGRATE_LEFTOVERS = 3,
+  /* --live only: failed after the switch to post-copy; the domain is
+   * split between the hosts (the message says how to recover).
+   */
+  VMFERRY_MIGRATE_SPLIT = 4,
 };
 
 /* Returns 0 or -1 with the error set; *OUTCOME_RTN (may be NULL) says

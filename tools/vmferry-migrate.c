@@ -21,6 +21,7 @@
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START, OPT_UNDEFINE_SOURCE,
        OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME, OPT_ACCEPT_NEW, OPT_SSH_COMMAND,
        OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
+       OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
 
@@ -41,6 +42,10 @@ static const struct option long_options[] = {
   { "compress", required_argument, NULL, OPT_COMPRESS },
   { "threads", required_argument, NULL, OPT_THREADS },
   { "progress", required_argument, NULL, OPT_PROGRESS },
+  { "live", no_argument, NULL, OPT_LIVE },
+  { "auto-converge", no_argument, NULL, OPT_AUTO_CONVERGE },
+  { "postcopy", no_argument, NULL, OPT_POSTCOPY },
+  { "migrate-uri", required_argument, NULL, OPT_MIGRATE_URI },
   { "map-file", required_argument, NULL, 'm' },
   { "map-path", required_argument, NULL, OPT_RULE + 0 },
   { "pool", required_argument, NULL, OPT_RULE + 1 },
@@ -57,6 +62,16 @@ static const struct option long_options[] = {
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
+
+/* --live: Ctrl-C and SIGTERM abort the migration job cleanly. */
+static volatile sig_atomic_t cancelled;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  cancelled = 1;
+}
 
 static const char *
 rule_name (int c)
@@ -124,6 +139,10 @@ main (int argc, char *argv[])
       if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
         goto bad_arg;
       break;
+    case OPT_LIVE: opts.live = true; break;
+    case OPT_AUTO_CONVERGE: opts.auto_converge = true; break;
+    case OPT_POSTCOPY: opts.postcopy = true; break;
+    case OPT_MIGRATE_URI: opts.migrate_uri = optarg; break;
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.rewrite, optarg) < 0)
         goto bad_arg;
@@ -149,9 +168,21 @@ main (int argc, char *argv[])
              vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
+  if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri)) {
+    fprintf (stderr, "%s: --auto-converge, --postcopy and --migrate-uri need --live\n",
+             vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
   opts.domain = argv[optind];
   opts.ssh.destination = argv[optind + 1];
   signal (SIGPIPE, SIG_IGN);
+  if (opts.live) {
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    opts.cancel = &cancelled;
+  }
   if (!opts.dry_run)
     opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
   r = vmferry_migrate (&opts, &outcome);
@@ -161,7 +192,13 @@ main (int argc, char *argv[])
   vmferry_rewrite_free (opts.rewrite);
   if (r == 0)
     return EXIT_SUCCESS;
-  return outcome == VMFERRY_MIGRATE_SOURCE_DEFINED ? 2 : EXIT_FAILURE;
+  /* See EXIT STATUS in the man page. */
+  switch (outcome) {
+  case VMFERRY_MIGRATE_SOURCE_DEFINED: return 2;
+  case VMFERRY_MIGRATE_LEFTOVERS: return 3;
+  case VMFERRY_MIGRATE_SPLIT: return 4;
+  default: return EXIT_FAILURE;
+  }
 
  bad_arg:
   vmferry_tool_print_error ();

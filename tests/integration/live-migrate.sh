@@ -14,8 +14,10 @@
 
 requires qemu-io
 requires qemu-img
-LIVE=${VMFERRY_LIVE_CMD:-${VMFERRY_BUILD_DIR:-}/tests/live-driver}
-[[ -x $LIVE ]] || fail "no live driver at $LIVE (set VMFERRY_BUILD_DIR)"
+# The command a user runs: vmferry-migrate --live, to host B's libvirtd
+# over TCP (the test bed's hosts share one machine, so QEMU's data goes
+# to 127.0.0.1).
+LIVE=(vmferry-migrate --live -c "$URI_A" --dest-uri "$TCP_URI_B" --migrate-uri tcp://127.0.0.1)
 
 MIB=$((1024 * 1024))
 patterns=(0x11@0+16M 0x00@64M+16M 0x22@128M+8M)
@@ -49,8 +51,8 @@ for fmt in raw qcow2; do
     prog=$SCRATCH/$name.progress
     : >"$prog"
     # Throttled so the copy is still running when the guest writes.
-    $VG "$LIVE" -c "$URI_A" --migrate-uri tcp://127.0.0.1 --bandwidth 32 \
-        --progress 3 "$name" "$TCP_URI_B" 3>"$prog" 2>"$SCRATCH/$name.err" &
+    $VG "${LIVE[@]}" --bandwidth 32M \
+        --progress 3 "$name" hostb 3>"$prog" 2>"$SCRATCH/$name.err" &
     pid=$!
     wait_line "$prog" 120 || { cat "$SCRATCH/$name.err" >&2; fail "$name: no progress line"; }
     # One write into a range copied early, one into a range copied late.
