@@ -908,6 +908,58 @@ static const struct vmferry_pipeline_ops import_ops = {
   .init = job_init, .fini = job_fini, .work = job_work, .done = job_done,
 };
 
+static int
+check_dir (const char *dir)
+{
+  struct stat st;
+
+  if (stat (dir, &st) < 0 || !S_ISDIR (st.st_mode)) {
+    vmferry_set_error_errno (errno ? errno : ENOTDIR, "%s: not a directory", dir);
+    return -1;
+  }
+  return 0;
+}
+
+/* Without --dir or --pool every file goes into the directory of the
+ * first disk as the stream names it (its source_path, which
+ * vmferry-rewrite --map-path changes): the scripted pipeline
+ * "export | rewrite --map-path OLD=NEW | ssh dst vmferry-import --define".
+ * The path comes from the stream, so it must be absolute and plain.
+ */
+static int
+dir_from_manifest (struct importer *im)
+{
+  const char *path = NULL;
+  char *slash;
+
+  for (size_t i = 0; i < im->nr_files && !path; i++)
+    if (im->files[i].role == VMFERRY_ROLE_DISK)
+      path = im->files[i].source_path;
+  if (path == NULL) {
+    vmferry_set_error ("%s: the stream has no disk to take a directory from: "
+                       "give --dir or --pool", im->opts->in_name);
+    return -1;
+  }
+  if (path[0] != '/' || strstr (path, "/../") || strstr (path, "/./") ||
+      strstr (path, "//")) {
+    vmferry_set_error ("%s: disk path %s is not a plain absolute path: give "
+                       "--dir or --pool", im->opts->in_name, path);
+    return -1;
+  }
+  im->dir = strdup (path);
+  if (im->dir == NULL) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  slash = strrchr (im->dir, '/');
+  if (slash == im->dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  vmferry_verbose ("no --dir: writing into %s, the directory of the first disk", im->dir);
+  return check_dir (im->dir);
+}
+
 /* Read the stream to its END; every file written and verified. */
 static int
 read_stream (struct importer *im)
@@ -931,7 +983,8 @@ read_stream (struct importer *im)
         vmferry_prefix_error ("%s", opts->in_name);
         goto out;
       }
-      if (parse_manifest (im, json, len) < 0)
+      if (parse_manifest (im, json, len) < 0 ||
+          (im->dir == NULL && dir_from_manifest (im) < 0))
         goto out;
       im->manifest = json;
       im->manifest_len = len;
@@ -1387,15 +1440,13 @@ vmferry_import (const struct vmferry_import_opts *opts)
     if (im.conn == NULL)
       goto out;
   }
-  im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
-  if (im.dir == NULL)
-    goto out;
-  {
-    struct stat st;
-    if (stat (im.dir, &st) < 0 || !S_ISDIR (st.st_mode)) {
-      vmferry_set_error_errno (errno ? errno : ENOTDIR, "%s: not a directory", im.dir);
+  /* Neither --dir nor --pool: the directory comes from the stream (see
+   * dir_from_manifest), once its manifest has been read.
+   */
+  if (opts->pool || opts->dir) {
+    im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
+    if (im.dir == NULL || check_dir (im.dir) < 0)
       goto out;
-    }
   }
   if (interrupt_null_fd < 0)
     interrupt_null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1534,6 +1585,10 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
     conn = vmferry_virt_connect (opts->uri);
     if (conn == NULL)
       return -1;
+  }
+  if (!opts->pool && !opts->dir) {
+    vmferry_set_error ("--abort: give the --dir or --pool the transfer was going to");
+    return -1;
   }
   dir = opts->pool ? pool_dir (conn, opts->pool) : strdup (opts->dir);
   if (dir == NULL)

@@ -88,8 +88,8 @@ main (int argc, char *argv[])
     fprintf (stderr, "%s: expected at most one FILE\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
-  if (!opts.dir == !opts.pool) {
-    fprintf (stderr, "%s: give exactly one of --dir and --pool\n", vmferry_program_name ());
+  if (opts.dir && opts.pool) {
+    fprintf (stderr, "%s: give at most one of --dir and --pool\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
   if (opts.new_name && !opts.define) {
