@@ -74,6 +74,12 @@ struct import_file {
    */
   uint64_t resume_offset, written_end, synced;
   double synced_at;
+  /* A fresh file's digest, computed in stream order from the very bytes
+   * written, so it needs no second read of the file.  NULL for a resumed
+   * file, whose earlier part was written by another run: that one is read
+   * back from disk at its end.
+   */
+  struct vmferry_digest *dg;
 };
 
 struct importer {
@@ -777,6 +783,9 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
   }
   vmferry_verbose ("%s: writing %s", f->name, f->tmp);
   vmferry_progress_begin (im->opts->progress, f->name, size);
+  f->dg = vmferry_digest_new ();
+  if (f->dg == NULL)
+    return -1;
   f->synced_at = now_seconds ();
   /* Record the new file at once, so that a cut leaves nothing the state
    * does not name.
@@ -863,6 +872,13 @@ job_done (void *opaque, void *jobp)
 
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
+    if (f->dg &&
+        vmferry_digest_update (f->dg, j->rec.offset,
+                               j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in,
+                               j->rec.length) < 0) {
+      vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
+      return -1;
+    }
     vmferry_progress_add (im->opts->progress, j->rec.length);
     /* In stream order, so everything below END is written. */
     if (end > f->written_end)
@@ -885,13 +901,18 @@ job_done (void *opaque, void *jobp)
     vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
     return -1;
   }
-  if (vmferry_digest_fd (f->fd, f->tmp, f->size, got) < 0)
+  if (f->dg) {
+    vmferry_digest_final (f->dg, got);
+    vmferry_digest_free (f->dg);
+    f->dg = NULL;
+  }
+  else if (vmferry_digest_fd (f->fd, f->tmp, f->size, got) < 0)
     return -1;
   if (memcmp (got, j->digest, 16) != 0) {
     vmferry_digest_hex (j->digest, want_hex);
     vmferry_digest_hex (got, got_hex);
     vmferry_set_error ("%s: file %s: digest mismatch after writing (stream says %s, "
-                       "disk has %s)", im->opts->in_name, f->name, want_hex, got_hex);
+                       "what was written has %s)", im->opts->in_name, f->name, want_hex, got_hex);
     return -1;
   }
   close (f->fd);
@@ -1371,6 +1392,7 @@ importer_free (struct importer *im)
     free (f->final);
     free (f->tmp);
     free (f->backup);
+    vmferry_digest_free (f->dg);
   }
   free (im->files);
   free (im->dir);
