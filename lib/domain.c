@@ -178,20 +178,20 @@ refuse_resolve_entity (void *ctx, const xmlChar *public_id,
 /* Elements of the libvirt schema have no namespace; metadata and
  * qemu:commandline elements do and are never what we look for.
  */
-static bool
-is_elem (xmlNodePtr n, const char *name)
+bool
+vmferry_xml_is_elem (xmlNodePtr n, const char *name)
 {
-  return n->type == XML_ELEMENT_NODE && n->ns == NULL &&
+  return n && n->type == XML_ELEMENT_NODE && n->ns == NULL &&
     xmlStrEqual (n->name, BAD_CAST name);
 }
 
-static xmlNodePtr
-first_child (xmlNodePtr parent, const char *name)
+xmlNodePtr
+vmferry_xml_child (xmlNodePtr parent, const char *name)
 {
   if (parent == NULL)
     return NULL;
   for (xmlNodePtr n = parent->children; n; n = n->next)
-    if (is_elem (n, name))
+    if (vmferry_xml_is_elem (n, name))
       return n;
   return NULL;
 }
@@ -299,7 +299,7 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
     vmferry_set_error ("%s: XML has no root element", name);
     return NULL;
   }
-  if (!is_elem (root, "domain")) {
+  if (!vmferry_xml_is_elem (root, "domain")) {
     vmferry_set_error ("%s: root element is <%s%s%s>, not <domain>", name,
                        root->ns && root->ns->prefix ? (const char *) root->ns->prefix : "",
                        root->ns && root->ns->prefix ? ":" : "",
@@ -436,7 +436,7 @@ list_add (struct file_list *l, int role, xmlNodePtr node)
 static void
 disk_label (xmlNodePtr disk, size_t ordinal, char *buf, size_t len)
 {
-  xmlChar *dev = xmlGetNoNsProp (first_child (disk, "target"), BAD_CAST "dev");
+  xmlChar *dev = xmlGetNoNsProp (vmferry_xml_child (disk, "target"), BAD_CAST "dev");
 
   if (dev && *dev)
     snprintf (buf, len, "disk %s", (const char *) dev);
@@ -453,7 +453,7 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
   xmlNodePtr parent = disk, bs, src;
   unsigned depth = 0;
 
-  while ((bs = first_child (parent, "backingStore")) != NULL) {
+  while ((bs = vmferry_xml_child (parent, "backingStore")) != NULL) {
     CLEANUP_FREE char *type = NULL;
     CLEANUP_FREE char *path = NULL;
     struct vmferry_domain_file *f;
@@ -474,7 +474,7 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
                          "for offline export", label, type);
       return -1;
     }
-    src = first_child (bs, "source");
+    src = vmferry_xml_child (bs, "source");
     if (get_attr (src, block ? "dev" : "file", &path) == -1)
       return -1;
     if (path == NULL || *path == '\0') {
@@ -494,7 +494,7 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
     if (l->v[disk_index].target &&
         (f->target = strdup (l->v[disk_index].target)) == NULL)
       goto nomem;
-    if (get_attr (first_child (bs, "format"), "type", &f->format) == -1)
+    if (get_attr (vmferry_xml_child (bs, "format"), "type", &f->format) == -1)
       return -1;
     parent = bs;
   }
@@ -531,8 +531,8 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
     vmferry_set_error ("%s: unknown disk device '%s'", label, device);
     return -1;
   }
-  readonly = first_child (disk, "readonly") != NULL;
-  shareable = first_child (disk, "shareable") != NULL;
+  readonly = vmferry_xml_child (disk, "readonly") != NULL;
+  shareable = vmferry_xml_child (disk, "shareable") != NULL;
   if (!include_readonly && (cdrom || floppy || readonly || shareable))
     return 0;
 
@@ -551,14 +551,14 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
     return -1;
   }
 
-  src = first_child (disk, "source");
+  src = vmferry_xml_child (disk, "source");
   if (get_attr (src, block ? "dev" : "file", &path) == -1)
     return -1;
   /* libvirt treats an empty path as no source too. */
   if (path == NULL || *path == '\0')
     return 0;
   /* The data file would not travel with the qcow2 that names it. */
-  if (first_child (src, "dataStore")) {
+  if (vmferry_xml_child (src, "dataStore")) {
     vmferry_set_error ("%s: an external data file (<dataStore>) is not "
                        "supported", label);
     return -1;
@@ -576,8 +576,8 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   f->floppy = floppy;
   f->lun = lun;
   f->block = block;
-  if (get_attr (first_child (disk, "target"), "dev", &f->target) == -1 ||
-      get_attr (first_child (disk, "driver"), "type", &f->format) == -1)
+  if (get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
+      get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
     return -1;
 
   return add_backing (l, disk, index, label);
@@ -604,7 +604,7 @@ add_nvram (struct file_list *l, xmlNodePtr nvram)
   }
   else if (strcmp (type, "file") == 0 || strcmp (type, "block") == 0) {
     block = type[0] == 'b';
-    node = first_child (nvram, "source");
+    node = vmferry_xml_child (nvram, "source");
     if (get_attr (node, block ? "dev" : "file", &path) == -1)
       return -1;
   }
@@ -632,13 +632,13 @@ add_nvram (struct file_list *l, xmlNodePtr nvram)
 static int
 add_tpm (struct file_list *l, xmlNodePtr tpm)
 {
-  xmlNodePtr backend = first_child (tpm, "backend");
+  xmlNodePtr backend = vmferry_xml_child (tpm, "backend");
   xmlNodePtr src;
   struct vmferry_domain_file *f;
 
   if (backend == NULL || !attr_is (backend, "type", "emulator", false))
     return 0;
-  src = first_child (backend, "source");
+  src = vmferry_xml_child (backend, "source");
   f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend);
   if (f == NULL)
     return -1;
@@ -664,7 +664,7 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
   xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
   size_t ordinal = 0;
 
-  if (root == NULL || !is_elem (root, "domain")) {
+  if (root == NULL || !vmferry_xml_is_elem (root, "domain")) {
     vmferry_set_error_errno (EINVAL, "domain XML: no <domain> element");
     return -1;
   }
@@ -673,17 +673,17 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
    * a disk we did not list would keep a path we never rewrote.
    */
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (is_elem (n, "disk") &&
+      if (vmferry_xml_is_elem (n, "disk") &&
           add_disk (&l, n, ++ordinal, include_readonly) == -1)
         goto error;
   }
 
   for (xmlNodePtr os = root->children; os; os = os->next) {
     xmlNodePtr nvram;
-    if (is_elem (os, "os") && (nvram = first_child (os, "nvram")) != NULL) {
+    if (vmferry_xml_is_elem (os, "os") && (nvram = vmferry_xml_child (os, "nvram")) != NULL) {
       if (add_nvram (&l, nvram) == -1)
         goto error;
       break;
@@ -691,10 +691,10 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
   }
 
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (is_elem (n, "tpm") && add_tpm (&l, n) == -1)
+      if (vmferry_xml_is_elem (n, "tpm") && add_tpm (&l, n) == -1)
         goto error;
   }
 
@@ -762,14 +762,14 @@ vmferry_domain_set_path (xmlDocPtr doc, const struct vmferry_domain_file *f,
     snprintf (label, sizeof label, "%s%s%s",
               f->role == VMFERRY_ROLE_DISK ? "disk " : "backing store of disk ",
               f->target ? f->target : "", f->target ? "" : "(no target)");
-    if (!is_elem (f->node, "source") || f->node->parent == NULL) {
+    if (!vmferry_xml_is_elem (f->node, "source") || f->node->parent == NULL) {
       vmferry_set_error_errno (EINVAL, "%s: not a <source> element", label);
       return -1;
     }
     return set_source (f->node, label, f->lun, newpath, block);
 
   case VMFERRY_ROLE_NVRAM:
-    if (is_elem (f->node, "nvram")) {
+    if (vmferry_xml_is_elem (f->node, "nvram")) {
       if (block) {
         vmferry_set_error ("nvram: the text form of <nvram> cannot name "
                            "a block device");
@@ -777,14 +777,14 @@ vmferry_domain_set_path (xmlDocPtr doc, const struct vmferry_domain_file *f,
       }
       return set_text (f->node, newpath);
     }
-    if (!is_elem (f->node, "source")) {
+    if (!vmferry_xml_is_elem (f->node, "source")) {
       vmferry_set_error_errno (EINVAL, "nvram: not a <source> element");
       return -1;
     }
     return set_source (f->node, "nvram", false, newpath, block);
 
   case VMFERRY_ROLE_TPM:
-    if (!is_elem (f->node, "source")) {
+    if (!vmferry_xml_is_elem (f->node, "source")) {
       vmferry_set_error ("tpm: the XML names no state path (libvirt derives "
                          "it from the domain UUID)");
       return -1;
@@ -814,14 +814,14 @@ vmferry_domain_set_backing_path (xmlDocPtr doc, const char *oldpath,
     return -1;
   }
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr disk = devs->children; disk; disk = disk->next) {
       xmlNodePtr bs = disk;
-      if (!is_elem (disk, "disk"))
+      if (!vmferry_xml_is_elem (disk, "disk"))
         continue;
-      while ((bs = first_child (bs, "backingStore")) != NULL) {
-        xmlNodePtr src = first_child (bs, "source");
+      while ((bs = vmferry_xml_child (bs, "backingStore")) != NULL) {
+        xmlNodePtr src = vmferry_xml_child (bs, "source");
         const char *attr = attr_is (bs, "type", "block", false) ? "dev" : "file";
         if (src && attr_is (src, attr, oldpath, false)) {
           if (set_attr (src, attr, newpath) == -1)
@@ -838,7 +838,7 @@ static char *
 get_child_text (xmlDocPtr doc, const char *name)
 {
   xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
-  xmlNodePtr n = first_child (root, name);
+  xmlNodePtr n = vmferry_xml_child (root, name);
   char *ret;
 
   if (n == NULL) {
@@ -908,7 +908,7 @@ vmferry_domain_set_name (xmlDocPtr doc, const char *name)
                        "or newline", name);
     return -1;
   }
-  n = first_child (root, "name");
+  n = vmferry_xml_child (root, "name");
   if (n == NULL) {
     n = xmlNewDocNode (doc, NULL, BAD_CAST "name", NULL);
     if (n == NULL ||
@@ -922,9 +922,8 @@ vmferry_domain_set_name (xmlDocPtr doc, const char *name)
   return set_text (n, name);
 }
 
-/* Canonical lower-case 8-4-4-4-12 form of UUID into OUT[37]. */
-static int
-normalise_uuid (const char *uuid, char out[37])
+int
+vmferry_uuid_canonical (const char *uuid, char out[37])
 {
   size_t len = strlen (uuid), j = 0;
 
@@ -957,7 +956,7 @@ vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
     vmferry_set_error_errno (EINVAL, "domain XML: set uuid");
     return -1;
   }
-  n = first_child (root, "uuid");
+  n = vmferry_xml_child (root, "uuid");
   if (uuid == NULL) {
     while (n) {
       xmlNodePtr next;
@@ -970,19 +969,19 @@ vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
       xmlUnlinkNode (n);
       xmlFreeNode (n);
       /* libvirt would read only the first; leave none to read. */
-      for (n = next; n && !is_elem (n, "uuid"); n = n->next)
+      for (n = next; n && !vmferry_xml_is_elem (n, "uuid"); n = n->next)
         ;
     }
     return 0;
   }
-  if (normalise_uuid (uuid, canon) == -1) {
+  if (vmferry_uuid_canonical (uuid, canon) == -1) {
     vmferry_set_error ("uuid '%s': not a UUID (32 hex digits, "
                        "as 8-4-4-4-12 with dashes)", uuid);
     return -1;
   }
   if (n == NULL) {
     n = xmlNewDocNode (doc, NULL, BAD_CAST "uuid", NULL);
-    name = first_child (root, "name");
+    name = vmferry_xml_child (root, "name");
     if (n == NULL ||
         (name ? insert_after (name, n)
               : root->children ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)

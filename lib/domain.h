@@ -135,4 +135,17 @@ int vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid);
  */
 char *vmferry_domain_to_string (xmlDocPtr doc);
 
+/* Shared XML helpers for the modules that read domain XML. */
+
+/* N is an element named NAME, in no namespace (NULL-safe). */
+bool vmferry_xml_is_elem (xmlNodePtr n, const char *name);
+
+/* The first child element of PARENT named NAME, or NULL (NULL-safe). */
+xmlNodePtr vmferry_xml_child (xmlNodePtr parent, const char *name);
+
+/* UUID (32 hex digits, dashes allowed in the usual 8-4-4-4-12 places) in
+ * canonical lower-case 8-4-4-4-12 form into OUT.  -1 if it is not one.
+ */
+int vmferry_uuid_canonical (const char *uuid, char out[37]);
+
 #endif

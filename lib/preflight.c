@@ -150,24 +150,6 @@ virt_code (void)
 
 /* ---------------------------------------------------------------- XML helpers */
 
-static bool
-is_elem (xmlNodePtr n, const char *name)
-{
-  return n && n->type == XML_ELEMENT_NODE && n->ns == NULL &&
-    xmlStrEqual (n->name, BAD_CAST name);
-}
-
-static xmlNodePtr
-child (xmlNodePtr parent, const char *name)
-{
-  if (parent == NULL)
-    return NULL;
-  for (xmlNodePtr n = parent->children; n; n = n->next)
-    if (is_elem (n, name))
-      return n;
-  return NULL;
-}
-
 /* Attribute or text as a malloc'd string (not xmlFree): NULL if absent. */
 static char *
 attr (xmlNodePtr n, const char *name)
@@ -212,11 +194,11 @@ static int
 enum_has (xmlNodePtr parent, const char *name, const char *value)
 {
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!is_elem (e, "enum") || !attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") || !attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
-      if (!is_elem (v, "value"))
+      if (!vmferry_xml_is_elem (v, "value"))
         continue;
       t = text (v);
       if (t && strcmp (t, value) == 0)
@@ -235,11 +217,11 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
 
   buf[0] = '\0';
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!is_elem (e, "enum") || !attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") || !attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
-      if (!is_elem (v, "value") || (t = text (v)) == NULL)
+      if (!vmferry_xml_is_elem (v, "value") || (t = text (v)) == NULL)
         continue;
       used += snprintf (buf + used, used < len ? len - used : 0, "%s%s",
                         used ? ", " : "", t);
@@ -272,7 +254,7 @@ dirname_of (const char *p)
 static char *
 domcaps_path (xmlDocPtr caps)
 {
-  return caps ? text (child (xmlDocGetRootElement (caps), "path")) : NULL;
+  return caps ? text (vmferry_xml_child (xmlDocGetRootElement (caps), "path")) : NULL;
 }
 
 static xmlDocPtr
@@ -351,13 +333,13 @@ check_machine (struct ctx *c)
     fam = "pseries";
 
   for (xmlNodePtr g = xmlDocGetRootElement (d)->children; g; g = g->next) {
-    xmlNodePtr a = child (g, "arch");
-    if (!is_elem (g, "guest") || a == NULL || (c->arch && !attr_eq (a, "name", c->arch)))
+    xmlNodePtr a = vmferry_xml_child (g, "arch");
+    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (c->arch && !attr_eq (a, "name", c->arch)))
       continue;
     for (xmlNodePtr m = a->children; m; m = m->next) {
       CLEANUP_FREE char *t = NULL;
       CLEANUP_FREE char *canon = NULL;
-      if (!is_elem (m, "machine") || (t = text (m)) == NULL)
+      if (!vmferry_xml_is_elem (m, "machine") || (t = text (m)) == NULL)
         continue;
       if (strcmp (t, c->machine) == 0) {
         c->machine_ok = true;
@@ -397,10 +379,10 @@ compare_cpu (struct ctx *c, const char *xml)
 static void
 check_cpu (struct ctx *c)
 {
-  xmlNodePtr cpu = child (c->root, "cpu");
-  xmlNodePtr caps_cpu = c->domcaps ? child (xmlDocGetRootElement (c->domcaps), "cpu") : NULL;
+  xmlNodePtr cpu = vmferry_xml_child (c->root, "cpu");
+  xmlNodePtr caps_cpu = c->domcaps ? vmferry_xml_child (xmlDocGetRootElement (c->domcaps), "cpu") : NULL;
   CLEANUP_FREE char *mode = attr (cpu, "mode");
-  CLEANUP_FREE char *model = text (child (cpu, "model"));
+  CLEANUP_FREE char *model = text (vmferry_xml_child (cpu, "model"));
   xmlBufferPtr buf;
   char why[1024], object[300];
   int r;
@@ -413,7 +395,7 @@ check_cpu (struct ctx *c)
                strcmp (mode, "maximum") == 0)) {
     bool supported = true;
     for (xmlNodePtr m = caps_cpu ? caps_cpu->children : NULL; m; m = m->next)
-      if (is_elem (m, "mode") && attr_eq (m, "name", mode))
+      if (vmferry_xml_is_elem (m, "mode") && attr_eq (m, "name", mode))
         supported = attr_eq (m, "supported", "yes");
     snprintf (object, sizeof object, "cpu mode %s", mode);
     if (!supported) {
@@ -587,15 +569,15 @@ check_interfaces (struct ctx *c)
   size_t nseen = 0;
 
   for (xmlNodePtr devs = c->root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
-      xmlNodePtr src = child (n, "source");
+      xmlNodePtr src = vmferry_xml_child (n, "source");
       bool net = attr_eq (n, "type", "network"), br = attr_eq (n, "type", "bridge");
       CLEANUP_FREE char *name = NULL;
       char object[300], list[1024], key[300];
 
-      if (!is_elem (n, "interface") || !(net || br) ||
+      if (!vmferry_xml_is_elem (n, "interface") || !(net || br) ||
           (name = attr (src, net ? "network" : "bridge")) == NULL)
         continue;
       snprintf (key, sizeof key, "%c%s", net ? 'n' : 'b', name);
@@ -706,7 +688,7 @@ list_pools (struct ctx *c, struct pool_info **rtn, size_t *n_rtn)
       xmlNodePtr r = xmlDocGetRootElement (d);
       v[i].name = strdup (virStoragePoolGetName (pools[i]));
       v[i].type = attr (r, "type");
-      v[i].target = text (child (child (r, "target"), "path"));
+      v[i].target = text (vmferry_xml_child (vmferry_xml_child (r, "target"), "path"));
       v[i].active = virStoragePoolIsActive (pools[i]) == 1;
     }
     virStoragePoolFree (pools[i]);
@@ -805,22 +787,22 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
 {
   struct want *w = NULL;
   size_t n = 0;
-  xmlNodePtr os = child (c->root, "os"), nv;
+  xmlNodePtr os = vmferry_xml_child (c->root, "os"), nv;
 
   for (xmlNodePtr devs = c->root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr d = devs->children; d; d = d->next) {
-      xmlNodePtr src = child (d, "source");
+      xmlNodePtr src = vmferry_xml_child (d, "source");
       CLEANUP_FREE char *type = NULL;
       CLEANUP_FREE char *dev = NULL;
       CLEANUP_FREE char *key = NULL;
       char what[300];
 
-      if (!is_elem (d, "disk") || src == NULL)
+      if (!vmferry_xml_is_elem (d, "disk") || src == NULL)
         continue;
       type = attr (d, "type");
-      dev = attr (child (d, "target"), "dev");
+      dev = attr (vmferry_xml_child (d, "target"), "dev");
       snprintf (what, sizeof what, "disk %s", dev ? dev : "(no target)");
       if (type == NULL || strcmp (type, "file") == 0)
         key = attr (src, "file");
@@ -837,9 +819,9 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
     }
   }
   if (os) {
-    CLEANUP_FREE char *loader = text (child (os, "loader"));
-    CLEANUP_FREE char *kernel = text (child (os, "kernel"));
-    CLEANUP_FREE char *initrd = text (child (os, "initrd"));
+    CLEANUP_FREE char *loader = text (vmferry_xml_child (os, "loader"));
+    CLEANUP_FREE char *kernel = text (vmferry_xml_child (os, "kernel"));
+    CLEANUP_FREE char *initrd = text (vmferry_xml_child (os, "initrd"));
     CLEANUP_FREE char *tmpl = NULL;
     CLEANUP_FREE char *nvpath = NULL;
     if (loader && *loader == '/') {
@@ -850,7 +832,7 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
     if ((kernel && *kernel == '/' && want_add (c, &w, &n, kernel, "kernel", false) == -1) ||
         (initrd && *initrd == '/' && want_add (c, &w, &n, initrd, "initrd", false) == -1))
       goto nomem;
-    if ((nv = child (os, "nvram")) != NULL) {
+    if ((nv = vmferry_xml_child (os, "nvram")) != NULL) {
       tmpl = attr (nv, "template");
       if (tmpl && *tmpl == '/') {
         if (want_add (c, &w, &n, tmpl, "nvram template", false) == -1)
@@ -858,7 +840,7 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
         w[n - 1].is_template = strcmp (w[n - 1].key, tmpl) == 0;
       }
       if (attr_eq (nv, "type", "file"))
-        nvpath = attr (child (nv, "source"), "file");
+        nvpath = attr (vmferry_xml_child (nv, "source"), "file");
       else if (!xmlHasNsProp (nv, BAD_CAST "type", NULL))
         nvpath = text (nv);
       if (nvpath && *nvpath == '/') {
@@ -1051,7 +1033,7 @@ static void
 check_loader (struct ctx *c, const struct want *w, struct pool_info *pools,
               size_t npools)
 {
-  xmlNodePtr os = c->domcaps ? child (child (xmlDocGetRootElement (c->domcaps), "os"), "loader") : NULL;
+  xmlNodePtr os = c->domcaps ? vmferry_xml_child (vmferry_xml_child (xmlDocGetRootElement (c->domcaps), "os"), "loader") : NULL;
   const char *alt = NULL;
   CLEANUP_FREE char *val = NULL;
   char object[4300];
@@ -1060,7 +1042,7 @@ check_loader (struct ctx *c, const struct want *w, struct pool_info *pools,
   (void) npools;
   for (xmlNodePtr v = os ? os->children : NULL; v; v = v->next) {
     CLEANUP_FREE char *t = NULL;
-    if (!is_elem (v, "value") || (t = text (v)) == NULL)
+    if (!vmferry_xml_is_elem (v, "value") || (t = text (v)) == NULL)
       continue;
     if (strcmp (t, w->key) == 0)
       return;
@@ -1082,7 +1064,7 @@ check_loader (struct ctx *c, const struct want *w, struct pool_info *pools,
       list[0] = '\0';
       for (xmlNodePtr v = os->children; v; v = v->next) {
         CLEANUP_FREE char *t = NULL;
-        if (is_elem (v, "value") && (t = text (v)) != NULL)
+        if (vmferry_xml_is_elem (v, "value") && (t = text (v)) != NULL)
           used += snprintf (list + used, used < sizeof list ? sizeof list - used : 0,
                             "%s%s", used ? ", " : "", t);
       }
@@ -1224,8 +1206,8 @@ check_storage (struct ctx *c)
 static void
 check_identity (struct ctx *c)
 {
-  CLEANUP_FREE char *name = text (child (c->root, "name"));
-  CLEANUP_FREE char *uuid = text (child (c->root, "uuid"));
+  CLEANUP_FREE char *name = text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *uuid = text (vmferry_xml_child (c->root, "uuid"));
   virDomainPtr by_name = name ? virDomainLookupByName (c->dest, name) : NULL;
   virDomainPtr by_uuid = uuid ? virDomainLookupByUUIDString (c->dest, uuid) : NULL;
   char object[600];
@@ -1253,7 +1235,7 @@ check_identity (struct ctx *c)
     virDomainFree (by_uuid);
 
   {
-    xmlNodePtr mem = child (c->root, "memory");
+    xmlNodePtr mem = vmferry_xml_child (c->root, "memory");
     CLEANUP_FREE char *t = text (mem);
     CLEANUP_FREE char *unit = attr (mem, "unit");
     virNodeInfo info;
@@ -1289,15 +1271,15 @@ static void
 check_devices (struct ctx *c)
 {
   xmlNodePtr caps = c->domcaps ? xmlDocGetRootElement (c->domcaps) : NULL;
-  xmlNodePtr cdev = child (caps, "devices");
-  xmlNodePtr os = child (c->root, "os");
+  xmlNodePtr cdev = vmferry_xml_child (caps, "devices");
+  xmlNodePtr os = vmferry_xml_child (c->root, "os");
   bool hostdev_seen = false;
   char list[1024], object[600];
 
   /* firmware='efi' auto-selection needs EFI firmware there. */
   if (os && caps) {
     CLEANUP_FREE char *fw = attr (os, "firmware");
-    if (fw && enum_has (child (caps, "os"), "firmware", fw) == 0) {
+    if (fw && enum_has (vmferry_xml_child (caps, "os"), "firmware", fw) == 0) {
       snprintf (object, sizeof object, "firmware %s", fw);
       add (c, VMFERRY_SEV_ERROR, "firmware", object, NULL,
            "install the firmware (e.g. ovmf) on the destination",
@@ -1306,47 +1288,47 @@ check_devices (struct ctx *c)
   }
 
   for (xmlNodePtr devs = c->root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr d = devs->children; d; d = d->next) {
-      if (is_elem (d, "disk") && cdev) {
-        CLEANUP_FREE char *bus = attr (child (d, "target"), "bus");
-        CLEANUP_FREE char *dev = attr (child (d, "target"), "dev");
-        if (bus && enum_has (child (cdev, "disk"), "bus", bus) == 0) {
+      if (vmferry_xml_is_elem (d, "disk") && cdev) {
+        CLEANUP_FREE char *bus = attr (vmferry_xml_child (d, "target"), "bus");
+        CLEANUP_FREE char *dev = attr (vmferry_xml_child (d, "target"), "dev");
+        if (bus && enum_has (vmferry_xml_child (cdev, "disk"), "bus", bus) == 0) {
           CLEANUP_FREE char *pair = NULL;
-          const char *nb = enum_has (child (cdev, "disk"), "bus", "virtio") == 1 ? "virtio" : NULL;
+          const char *nb = enum_has (vmferry_xml_child (cdev, "disk"), "bus", "virtio") == 1 ? "virtio" : NULL;
           if (nb && asprintf (&pair, "%s=%s", bus, nb) < 0)
             pair = NULL;
           const char *fix[] = { "--disk-bus", pair, NULL };
-          enum_list (child (cdev, "disk"), "bus", list, sizeof list);
+          enum_list (vmferry_xml_child (cdev, "disk"), "bus", list, sizeof list);
           snprintf (object, sizeof object, "disk %s bus %s", dev ? dev : "?", bus);
           add (c, VMFERRY_SEV_ERROR, "device", object, pair ? fix : NULL, NULL,
                "the destination does not support this disk bus (it has: %s)", list);
         }
       }
-      else if (is_elem (d, "graphics") && cdev) {
+      else if (vmferry_xml_is_elem (d, "graphics") && cdev) {
         CLEANUP_FREE char *type = attr (d, "type");
-        if (type && enum_has (child (cdev, "graphics"), "type", type) == 0) {
+        if (type && enum_has (vmferry_xml_child (cdev, "graphics"), "type", type) == 0) {
           const char *fix[] = { "--drop-device", "graphics", NULL };
           snprintf (object, sizeof object, "graphics %s", type);
-          enum_list (child (cdev, "graphics"), "type", list, sizeof list);
+          enum_list (vmferry_xml_child (cdev, "graphics"), "type", list, sizeof list);
           add (c, VMFERRY_SEV_ERROR, "device", object, fix, NULL,
                "the destination does not support this graphics type (it has: %s)", list);
         }
       }
-      else if (is_elem (d, "video") && cdev) {
-        CLEANUP_FREE char *type = attr (child (d, "model"), "type");
-        if (type && enum_has (child (cdev, "video"), "modelType", type) == 0) {
+      else if (vmferry_xml_is_elem (d, "video") && cdev) {
+        CLEANUP_FREE char *type = attr (vmferry_xml_child (d, "model"), "type");
+        if (type && enum_has (vmferry_xml_child (cdev, "video"), "modelType", type) == 0) {
           snprintf (object, sizeof object, "video %s", type);
-          enum_list (child (cdev, "video"), "modelType", list, sizeof list);
+          enum_list (vmferry_xml_child (cdev, "video"), "modelType", list, sizeof list);
           add (c, VMFERRY_SEV_ERROR, "device", object, NULL,
                "change the video model", "the destination does not support this "
                "video model (it has: %s)", list);
         }
       }
-      else if (is_elem (d, "tpm") && cdev) {
-        CLEANUP_FREE char *bt = attr (child (d, "backend"), "type");
-        xmlNodePtr t = child (cdev, "tpm");
+      else if (vmferry_xml_is_elem (d, "tpm") && cdev) {
+        CLEANUP_FREE char *bt = attr (vmferry_xml_child (d, "backend"), "type");
+        xmlNodePtr t = vmferry_xml_child (cdev, "tpm");
         if (bt && t && (!attr_eq (t, "supported", "yes") ||
                         enum_has (t, "backendModel", bt) == 0)) {
           const char *fix[] = { "--drop-device", "tpm", NULL };
@@ -1356,9 +1338,9 @@ check_devices (struct ctx *c)
                "the destination does not support this TPM backend");
         }
       }
-      else if (is_elem (d, "hostdev")) {
+      else if (vmferry_xml_is_elem (d, "hostdev")) {
         const char *fix[] = { "--drop-device", "hostdev", NULL };
-        xmlNodePtr addr = child (child (d, "source"), "address");
+        xmlNodePtr addr = vmferry_xml_child (vmferry_xml_child (d, "source"), "address");
         CLEANUP_FREE char *type = attr (d, "type");
         if (type && strcmp (type, "pci") == 0 && addr) {
           CLEANUP_FREE char *dom = attr (addr, "domain");
@@ -1421,11 +1403,11 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
     vmferry_virt_error ("destination: the connection is not alive");
     return -1;
   }
-  type = child (child (c.root, "os"), "type");
+  type = vmferry_xml_child (vmferry_xml_child (c.root, "os"), "type");
   c.arch = attr (type, "arch");
   c.machine = attr (type, "machine");
   c.virt = attr (c.root, "type");
-  c.emulator = text (child (child (c.root, "devices"), "emulator"));
+  c.emulator = text (vmferry_xml_child (vmferry_xml_child (c.root, "devices"), "emulator"));
   if (c.emulator && *c.emulator == '\0') {
     free (c.emulator);
     c.emulator = NULL;
@@ -1672,7 +1654,7 @@ carried_disk (xmlNodePtr d)
   CLEANUP_FREE char *dev = attr (d, "device");
 
   return !(dev && (strcmp (dev, "cdrom") == 0 || strcmp (dev, "floppy") == 0)) &&
-    child (d, "readonly") == NULL && child (d, "shareable") == NULL;
+    vmferry_xml_child (d, "readonly") == NULL && vmferry_xml_child (d, "shareable") == NULL;
 }
 
 /* Files of a bare XML or a domain: sizes from FN (NULL: stat here). */
@@ -1680,22 +1662,22 @@ static int
 files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
 {
   xmlNodePtr root = xmlDocGetRootElement (in->doc);
-  xmlNodePtr os = child (root, "os"), nv = child (os, "nvram");
+  xmlNodePtr os = vmferry_xml_child (root, "os"), nv = vmferry_xml_child (os, "nvram");
 
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr d = devs->children; d; d = d->next) {
       CLEANUP_FREE char *type = NULL;
       CLEANUP_FREE char *path = NULL;
       uint64_t alloc = 0;
-      if (!is_elem (d, "disk"))
+      if (!vmferry_xml_is_elem (d, "disk"))
         continue;
       type = attr (d, "type");
       if (type == NULL || strcmp (type, "file") == 0)
-        path = attr (child (d, "source"), "file");
+        path = attr (vmferry_xml_child (d, "source"), "file");
       else if (strcmp (type, "block") == 0)
-        path = attr (child (d, "source"), "dev");
+        path = attr (vmferry_xml_child (d, "source"), "dev");
       if (path == NULL || *path != '/')
         continue;
       if (dom) {
@@ -1714,7 +1696,7 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
   }
   if (nv) {
     CLEANUP_FREE char *path = attr_eq (nv, "type", "file")
-      ? attr (child (nv, "source"), "file")
+      ? attr (vmferry_xml_child (nv, "source"), "file")
       : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : text (nv);
     if (path && *path == '/' && add_file (in, path, 540672, true) == -1)
       return -1;

@@ -420,30 +420,6 @@ set_single (char **slot, char **slot_where, const char *opt, const char *where,
   return 0;
 }
 
-/* Canonical lower-case 8-4-4-4-12, or -1. */
-static int
-canon_uuid (const char *uuid, char out[37])
-{
-  size_t len = strlen (uuid), j = 0;
-
-  if (len != 32 && len != 36)
-    return -1;
-  for (size_t i = 0; i < len; i++) {
-    if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
-      if (uuid[i] != '-')
-        return -1;
-      continue;
-    }
-    if (!isxdigit ((unsigned char) uuid[i]))
-      return -1;
-    if (j == 8 || j == 13 || j == 18 || j == 23)
-      out[j++] = '-';
-    out[j++] = tolower ((unsigned char) uuid[i]);
-  }
-  out[j] = '\0';
-  return 0;
-}
-
 static const char *const cpu_modes[] = {
   "host-model", "host-passthrough", "maximum", NULL
 };
@@ -510,7 +486,7 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
     rw->new_uuid = true;
     if (value == NULL || *value == '\0')
       return 0;
-    if (canon_uuid (value, canon) == -1) {
+    if (vmferry_uuid_canonical (value, canon) == -1) {
       vmferry_set_error ("%s: --new-uuid: '%s' is not a UUID", where, value);
       return -1;
     }
@@ -738,24 +714,6 @@ vmferry_rewrite_add_map_file (struct vmferry_rewrite *rw, const char *path)
 }
 
 /* ---------------------------------------------------------------- XML helpers */
-
-static bool
-is_elem (xmlNodePtr n, const char *name)
-{
-  return n && n->type == XML_ELEMENT_NODE && n->ns == NULL &&
-    xmlStrEqual (n->name, BAD_CAST name);
-}
-
-static xmlNodePtr
-child (xmlNodePtr parent, const char *name)
-{
-  if (parent == NULL)
-    return NULL;
-  for (xmlNodePtr n = parent->children; n; n = n->next)
-    if (is_elem (n, name))
-      return n;
-  return NULL;
-}
 
 /* Attribute NAME (no namespace) of N as a string libxml2 owns, or NULL.
  * The caller frees it with xmlFree.
@@ -1058,7 +1016,7 @@ map_node_path (struct vmferry_rewrite *rw, xmlNodePtr n, const char *name,
 static const char *
 disk_label (xmlNodePtr disk, char *buf, size_t len)
 {
-  char *dev = attr (child (disk, "target"), "dev");
+  char *dev = attr (vmferry_xml_child (disk, "target"), "dev");
 
   snprintf (buf, len, "disk %s", dev ? dev : "(no target)");
   xmlFree (dev);
@@ -1075,7 +1033,7 @@ map_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
 
   disk_label (disk, label, sizeof label);
   while (n) {
-    xmlNodePtr src = child (n, "source");
+    xmlNodePtr src = vmferry_xml_child (n, "source");
     char *type = attr (n, "type");
     const char *a = type && strcmp (type, "block") == 0 ? "dev"
       : (type == NULL || strcmp (type, "file") == 0) ? "file" : NULL;
@@ -1086,7 +1044,7 @@ map_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
     xmlFree (type);
     if (r == -1)
       return -1;
-    n = child (n, "backingStore");
+    n = vmferry_xml_child (n, "backingStore");
   }
   return 0;
 }
@@ -1095,25 +1053,25 @@ static int
 map_os_paths (struct vmferry_rewrite *rw, xmlNodePtr root, struct dests *d,
               int *changes)
 {
-  xmlNodePtr os = child (root, "os");
+  xmlNodePtr os = vmferry_xml_child (root, "os");
   xmlNodePtr nvram;
 
   if (os == NULL)
     return 0;
-  if (map_node_path (rw, child (os, "loader"), NULL, "loader", NULL, changes) == -1 ||
-      map_node_path (rw, child (os, "kernel"), NULL, "kernel", NULL, changes) == -1 ||
-      map_node_path (rw, child (os, "initrd"), NULL, "initrd", NULL, changes) == -1 ||
-      map_node_path (rw, child (os, "dtb"), NULL, "dtb", NULL, changes) == -1)
+  if (map_node_path (rw, vmferry_xml_child (os, "loader"), NULL, "loader", NULL, changes) == -1 ||
+      map_node_path (rw, vmferry_xml_child (os, "kernel"), NULL, "kernel", NULL, changes) == -1 ||
+      map_node_path (rw, vmferry_xml_child (os, "initrd"), NULL, "initrd", NULL, changes) == -1 ||
+      map_node_path (rw, vmferry_xml_child (os, "dtb"), NULL, "dtb", NULL, changes) == -1)
     return -1;
-  nvram = child (os, "nvram");
+  nvram = vmferry_xml_child (os, "nvram");
   if (nvram == NULL)
     return 0;
   if (map_node_path (rw, nvram, "template", "nvram template", NULL, changes) == -1)
     return -1;
   if (attr_eq (nvram, "type", "file"))
-    return map_node_path (rw, child (nvram, "source"), "file", "nvram", d, changes);
+    return map_node_path (rw, vmferry_xml_child (nvram, "source"), "file", "nvram", d, changes);
   if (attr_eq (nvram, "type", "block"))
-    return map_node_path (rw, child (nvram, "source"), "dev", "nvram", d, changes);
+    return map_node_path (rw, vmferry_xml_child (nvram, "source"), "dev", "nvram", d, changes);
   if (!xmlHasNsProp (nvram, BAD_CAST "type", NULL))
     return map_node_path (rw, nvram, NULL, "nvram", d, changes);
   return 0;
@@ -1151,7 +1109,7 @@ static int
 pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
            int *changes)
 {
-  xmlNodePtr src = child (disk, "source");
+  xmlNodePtr src = vmferry_xml_child (disk, "source");
   char label[128];
   char *type = attr (disk, "type");
   bool is_volume = type && strcmp (type, "volume") == 0;
@@ -1280,7 +1238,7 @@ rewrite_identity (struct vmferry_rewrite *rw, xmlDocPtr doc, int *changes)
     }
     old = vmferry_domain_get_uuid (doc);
     vmferry_clear_error ();
-    if (old == NULL || canon_uuid (old, canon) == -1 || strcmp (canon, rw->uuid) != 0) {
+    if (old == NULL || vmferry_uuid_canonical (old, canon) == -1 || strcmp (canon, rw->uuid) != 0) {
       if (vmferry_domain_set_uuid (doc, rw->uuid) == -1)
         return -1;
       (*changes)++;
@@ -1313,18 +1271,18 @@ rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
   char canon[37];
   unsigned i = 0;
 
-  if (uuid == NULL || canon_uuid (uuid, canon) == -1) {
+  if (uuid == NULL || vmferry_uuid_canonical (uuid, canon) == -1) {
     vmferry_set_error ("--new-macs: the domain has no valid UUID to derive "
                        "the MACs from (add --new-uuid)");
     return -1;
   }
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
       xmlNodePtr mac;
       char m[18];
-      if (!is_elem (n, "interface") || (mac = child (n, "mac")) == NULL)
+      if (!vmferry_xml_is_elem (n, "interface") || (mac = vmferry_xml_child (n, "mac")) == NULL)
         continue;
       derived_mac (canon, i++, m);
       if (set_attr (mac, "address", m, changes) == -1)
@@ -1339,7 +1297,7 @@ rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
 static char *
 xml_get_arch (xmlNodePtr root)
 {
-  return attr (child (child (root, "os"), "type"), "arch");
+  return attr (vmferry_xml_child (vmferry_xml_child (root, "os"), "type"), "arch");
 }
 
 /* The destination's emulator for the domain's arch and virt type. */
@@ -1359,7 +1317,7 @@ dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
   }
   d = xmlReadMemory (caps, strlen (caps), NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
                      XML_PARSE_NOWARNING);
-  path = d ? text (child (xmlDocGetRootElement (d), "path")) : NULL;
+  path = d ? text (vmferry_xml_child (xmlDocGetRootElement (d), "path")) : NULL;
   if (path == NULL || path[0] != '/') {
     vmferry_set_error ("%s: the destination's domain capabilities name no "
                        "emulator", what);
@@ -1413,15 +1371,15 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
     return -1;
   }
   for (xmlNodePtr g = xmlDocGetRootElement (d)->children; g; g = g->next) {
-    xmlNodePtr a = child (g, "arch");
-    if (!is_elem (g, "guest") || a == NULL || (arch && !attr_eq (a, "name", arch)))
+    xmlNodePtr a = vmferry_xml_child (g, "arch");
+    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (arch && !attr_eq (a, "name", arch)))
       continue;
     /* Machines of the arch, and those of the virt type's <domain>. */
     for (xmlNodePtr parent = a; parent; ) {
       for (xmlNodePtr m = parent->children; m; m = m->next) {
         char *t, *c;
         void *p1, *p2;
-        if (!is_elem (m, "machine"))
+        if (!vmferry_xml_is_elem (m, "machine"))
           continue;
         t = text (m);
         c = attr (m, "canonical");
@@ -1447,7 +1405,7 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
         break;
       parent = NULL;
       for (xmlNodePtr dm = a->children; dm; dm = dm->next)
-        if (is_elem (dm, "domain") && virt && attr_eq (dm, "type", virt)) {
+        if (vmferry_xml_is_elem (dm, "domain") && virt && attr_eq (dm, "type", virt)) {
           parent = dm;
           break;
         }
@@ -1511,7 +1469,7 @@ rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
                   virConnectPtr dest, int *changes)
 {
   CLEANUP_FREE char *value = NULL;
-  xmlNodePtr devs = child (root, "devices"), em;
+  xmlNodePtr devs = vmferry_xml_child (root, "devices"), em;
 
   if (rw->emulator == NULL)
     return 0;
@@ -1531,7 +1489,7 @@ rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
     vmferry_set_error ("--emulator: the domain has no <devices>");
     return -1;
   }
-  em = child (devs, "emulator");
+  em = vmferry_xml_child (devs, "emulator");
   if (em == NULL) {
     em = xmlNewDocNode (root->doc, NULL, BAD_CAST "emulator", NULL);
     if (em == NULL || (devs->children ? xmlAddPrevSibling (devs->children, em)
@@ -1548,7 +1506,7 @@ static int
 rewrite_machine (struct vmferry_rewrite *rw, xmlNodePtr root,
                  virConnectPtr dest, int *changes)
 {
-  xmlNodePtr type = child (child (root, "os"), "type");
+  xmlNodePtr type = vmferry_xml_child (vmferry_xml_child (root, "os"), "type");
   char *cur;
   CLEANUP_FREE char *value = NULL;
 
@@ -1588,13 +1546,13 @@ rewrite_machine (struct vmferry_rewrite *rw, xmlNodePtr root,
 static int
 rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
 {
-  xmlNodePtr cpu = child (root, "cpu"), n, next;
+  xmlNodePtr cpu = vmferry_xml_child (root, "cpu"), n, next;
   bool mode = rw->cpu && is_cpu_mode (rw->cpu);
 
   if (rw->cpu == NULL)
     return 0;
   if (cpu == NULL) {
-    xmlNodePtr after = child (root, "vcpu");
+    xmlNodePtr after = vmferry_xml_child (root, "vcpu");
     cpu = xmlNewDocNode (root->doc, NULL, BAD_CAST "cpu", NULL);
     if (cpu == NULL ||
         (after ? insert_after (after, cpu) : append_child (root, cpu)) == -1) {
@@ -1609,11 +1567,11 @@ rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
    */
   for (n = cpu->children; n; n = next) {
     next = n->next;
-    if (is_elem (n, "vendor") || (mode && is_elem (n, "model"))) {
+    if (vmferry_xml_is_elem (n, "vendor") || (mode && vmferry_xml_is_elem (n, "model"))) {
       remove_node (n);
       (*changes)++;
     }
-    else if (is_elem (n, "feature")) {
+    else if (vmferry_xml_is_elem (n, "feature")) {
       char *pol = attr (n, "policy");
       bool adds = pol == NULL || strcmp (pol, "require") == 0 ||
         strcmp (pol, "force") == 0;
@@ -1633,7 +1591,7 @@ rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   if (!xmlHasNsProp (cpu, BAD_CAST "match", NULL) &&
       set_attr (cpu, "match", "exact", changes) == -1)
     return -1;
-  n = child (cpu, "model");
+  n = vmferry_xml_child (cpu, "model");
   if (n == NULL) {
     n = xmlNewDocNode (root->doc, NULL, BAD_CAST "model", NULL);
     if (n == NULL || xmlAddChild (cpu, n) == NULL) {
@@ -1655,14 +1613,14 @@ rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   if (rw->networks.n == 0 && rw->bridges.n == 0)
     return 0;
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
-      xmlNodePtr src = child (n, "source");
+      xmlNodePtr src = vmferry_xml_child (n, "source");
       const struct pairs *p;
       const char *a;
       char *v;
-      if (!is_elem (n, "interface") || src == NULL)
+      if (!vmferry_xml_is_elem (n, "interface") || src == NULL)
         continue;
       if (attr_eq (n, "type", "network"))
         p = &rw->networks, a = "network";
@@ -1723,10 +1681,10 @@ static bool
 dev_used (xmlNodePtr root, const char *dev, xmlNodePtr except)
 {
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (is_elem (n, "disk") && n != except && attr_eq (child (n, "target"), "dev", dev))
+      if (vmferry_xml_is_elem (n, "disk") && n != except && attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
         return true;
   }
   return false;
@@ -1740,15 +1698,15 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   if (rw->buses.n == 0)
     return 0;
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
-      xmlNodePtr tgt = child (n, "target"), addr;
+      xmlNodePtr tgt = vmferry_xml_child (n, "target"), addr;
       char *bus, *dev;
       const struct pair *rule = NULL;
       const char *op, *np;
 
-      if (!is_elem (n, "disk") || tgt == NULL)
+      if (!vmferry_xml_is_elem (n, "disk") || tgt == NULL)
         continue;
       bus = attr (tgt, "bus");
       for (size_t i = 0; bus && i < rw->buses.n; i++)
@@ -1762,7 +1720,7 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
       if (strcmp (rule->new, "scsi") == 0)
         want_scsi = true;
       /* The old bus's address means nothing on the new one. */
-      if ((addr = child (n, "address")) != NULL) {
+      if ((addr = vmferry_xml_child (n, "address")) != NULL) {
         remove_node (addr);
         (*changes)++;
       }
@@ -1790,9 +1748,9 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
    * guest drives (libvirt's default would be an emulated LSI card).
    */
   if (want_scsi) {
-    xmlNodePtr devs = child (root, "devices"), ctl;
+    xmlNodePtr devs = vmferry_xml_child (root, "devices"), ctl;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (is_elem (n, "controller") && attr_eq (n, "type", "scsi"))
+      if (vmferry_xml_is_elem (n, "controller") && attr_eq (n, "type", "scsi"))
         return 0;
     ctl = xmlNewDocNode (root->doc, NULL, BAD_CAST "controller", NULL);
     if (ctl == NULL || xmlSetProp (ctl, BAD_CAST "type", BAD_CAST "scsi") == NULL ||
@@ -1816,11 +1774,11 @@ drop_devices (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   for (size_t k = 0; k < rw->nr_drop; k++)
     for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
       xmlNodePtr n, next;
-      if (!is_elem (devs, "devices"))
+      if (!vmferry_xml_is_elem (devs, "devices"))
         continue;
       for (n = devs->children; n; n = next) {
         next = n->next;
-        if (is_elem (n, rw->drop[k])) {
+        if (vmferry_xml_is_elem (n, rw->drop[k])) {
           remove_node (n);
           (*changes)++;
         }
@@ -1839,7 +1797,7 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
   struct dests d = { 0 };
   int changes = 0, ret = -1;
 
-  if (rw == NULL || root == NULL || !is_elem (root, "domain")) {
+  if (rw == NULL || root == NULL || !vmferry_xml_is_elem (root, "domain")) {
     vmferry_set_error_errno (EINVAL, "rewrite: no <domain> document");
     return -1;
   }
@@ -1859,25 +1817,25 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
     goto out;
 
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!is_elem (devs, "devices"))
+    if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
       int r;
-      if (is_elem (n, "disk")) {
+      if (vmferry_xml_is_elem (n, "disk")) {
         if ((r = pool_disk (rw, n, &d, &changes)) == -1)
           goto out;
         if (r == 0 && map_disk_paths (rw, n, &d, &changes) == -1)
           goto out;
         if (r == 1) {
           /* The backing chain of a volume keeps its file paths. */
-          xmlNodePtr bs = child (n, "backingStore");
+          xmlNodePtr bs = vmferry_xml_child (n, "backingStore");
           if (bs && map_disk_paths (rw, bs, NULL, &changes) == -1)
             goto out;
         }
       }
-      else if (is_elem (n, "tpm")) {
-        xmlNodePtr be = child (n, "backend");
-        if (map_node_path (rw, child (be, "source"), "path", "tpm", NULL, &changes) == -1)
+      else if (vmferry_xml_is_elem (n, "tpm")) {
+        xmlNodePtr be = vmferry_xml_child (n, "backend");
+        if (map_node_path (rw, vmferry_xml_child (be, "source"), "path", "tpm", NULL, &changes) == -1)
           goto out;
       }
     }
