@@ -541,9 +541,36 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   else if (strcmp (type, "block") == 0)
     block = true;
   else if (strcmp (type, "volume") == 0) {
-    vmferry_set_error ("%s: type 'volume' (a storage pool volume) is not "
-                       "supported for offline export yet", label);
-    return -1;
+    /* A volume of a storage pool: named, not located. */
+    char *pool = NULL, *vol = NULL;
+    src = vmferry_xml_child (disk, "source");
+    if (get_attr (src, "pool", &pool) == -1 || get_attr (src, "volume", &vol) == -1) {
+      free (pool);
+      return -1;
+    }
+    if (pool == NULL || vol == NULL || !*pool || !*vol) {
+      free (pool);
+      free (vol);
+      return 0;                 /* no source, like an empty CD-ROM */
+    }
+    index = l->n;
+    f = list_add (l, VMFERRY_ROLE_DISK, src);
+    if (f == NULL) {
+      free (pool);
+      free (vol);
+      return -1;
+    }
+    f->pool = pool;
+    f->volume = vol;
+    f->readonly = readonly;
+    f->shareable = shareable;
+    f->cdrom = cdrom;
+    f->floppy = floppy;
+    f->lun = lun;
+    if (get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
+        get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
+      return -1;
+    return add_backing (l, disk, index, label);
   }
   else {
     vmferry_set_error ("%s: type '%s' is not supported for offline export",
@@ -717,6 +744,8 @@ vmferry_domain_files_free (struct vmferry_domain_file *files, size_t n)
     free (files[i].target);
     free (files[i].format);
     free (files[i].nvram_template);
+    free (files[i].pool);
+    free (files[i].volume);
     free (files[i].tpm_version);
   }
   free (files);

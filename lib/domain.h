@@ -49,6 +49,10 @@ struct vmferry_domain_file {
   char *format;
   /* NVRAM: the template attribute (kept, never followed), else NULL. */
   char *nvram_template;
+  /* DISK of type 'volume': its storage pool and volume (path is NULL;
+   * the exporter asks libvirt for it), else NULL.
+   */
+  char *pool, *volume;
   /* TPM: the backend version ("2.0"), NULL when libvirt's default. */
   char *tpm_version;
   bool readonly;                /* <readonly/>, or a backing store */

@@ -45,6 +45,7 @@ struct export_file {
   char *format;                 /* "raw", "qcow2" */
   int backing;                  /* index of the backing file, or -1 */
   char *backing_format;
+  char *pool, *volume;          /* a volume disk: its pool and volume */
   bool readonly;
   dev_t dev;
   ino_t ino;
@@ -67,6 +68,8 @@ plan_free (struct plan *plan)
     free (f->target);
     free (f->format);
     free (f->backing_format);
+    free (f->pool);
+    free (f->volume);
   }
   free (plan->files);
   plan->files = NULL;
@@ -315,7 +318,7 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
 
 /* Build the list of files to carry from the domain XML. */
 static int
-make_plan (xmlDocPtr doc, const char *uuid, bool include_readonly,
+make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_readonly,
            struct plan *plan)
 {
   struct vmferry_domain_file *dfiles = NULL;
@@ -365,6 +368,21 @@ make_plan (xmlDocPtr doc, const char *uuid, bool include_readonly,
         r = -1;
       continue;
     }
+    if (df->pool) {
+      /* A volume disk: libvirt knows where the volume's file is. */
+      CLEANUP_VIR_POOL virStoragePoolPtr pool = virStoragePoolLookupByName (conn, df->pool);
+      CLEANUP_VIR_VOL virStorageVolPtr vol =
+        pool ? virStorageVolLookupByName (pool, df->volume) : NULL;
+      char *path = vol ? virStorageVolGetPath (vol) : NULL;
+      if (path == NULL) {
+        vmferry_virt_error ("disk %s: volume %s of pool %s",
+                            df->target ? df->target : "?", df->volume, df->pool);
+        r = -1;
+        continue;
+      }
+      free (df->path);
+      df->path = path;
+    }
     idx = plan_add_image (plan, df->path, df->format, VMFERRY_ROLE_DISK, 0);
     if (idx < 0) {
       vmferry_prefix_error ("disk %s", df->target ? df->target : df->path);
@@ -374,7 +392,9 @@ make_plan (xmlDocPtr doc, const char *uuid, bool include_readonly,
       struct export_file *f = &plan->files[idx];
       f->role = VMFERRY_ROLE_DISK;
       f->readonly = df->readonly;
-      if (df->target && !f->target && !(f->target = strdup (df->target))) {
+      if ((df->target && !f->target && !(f->target = strdup (df->target))) ||
+          (df->pool && (!(f->pool = strdup (df->pool)) ||
+                        !(f->volume = strdup (df->volume))))) {
         vmferry_set_error_errno (ENOMEM, "disk");
         r = -1;
       }
@@ -431,6 +451,10 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
       json_object_object_add (o, "backing_format", json_object_new_string (f->backing_format));
     }
     json_object_object_add (o, "readonly", json_object_new_boolean (f->readonly));
+    if (f->pool) {
+      json_object_object_add (o, "pool", json_object_new_string (f->pool));
+      json_object_object_add (o, "volume", json_object_new_string (f->volume));
+    }
     {
       /* What resume compares: a changed source file gets another id. */
       char ident[96];
@@ -903,7 +927,7 @@ vmferry_export (const struct vmferry_export_opts *opts)
   uuid = vmferry_domain_get_uuid (doc);
   if (name == NULL || uuid == NULL)
     return -1;
-  if (make_plan (doc, uuid, opts->include_readonly, &plan) < 0) {
+  if (make_plan (conn, doc, uuid, opts->include_readonly, &plan) < 0) {
     vmferry_prefix_error ("domain %s", name);
     goto out;
   }

@@ -61,6 +61,7 @@ struct import_file {
   int role;
   char *name;                   /* from the manifest, checked safe */
   char *source_path;            /* as on the source host */
+  char *pool, *volume;          /* a disk that is a volume of a pool */
   char *format;
   char *final;                  /* where it ends up */
   char *tmp;                    /* where it is written first */
@@ -86,6 +87,7 @@ struct importer {
   const struct vmferry_import_opts *opts;
   char *dir;                    /* resolved target directory */
   char *tpm_dir, *tpm_tmp;      /* final and temporary TPM state dirs */
+  char *pool;                   /* the pool the files go into, if any */
   char *name, *uuid;            /* of the domain as it will be defined */
   struct import_file *files;
   size_t nr_files;
@@ -267,6 +269,27 @@ parse_manifest (struct importer *im, const char *json, size_t len)
     if (!f->name || !f->source_path || !f->format) {
       vmferry_set_error_errno (ENOMEM, "manifest");
       goto out;
+    }
+    /* A disk that is a volume of a storage pool (vmferry-rewrite --pool,
+     * or a volume disk at the source): it is placed as that volume.
+     */
+    if (json_object_object_get_ex (o, "pool", NULL) ||
+        json_object_object_get_ex (o, "volume", NULL)) {
+      const char *pool = json_str (o, "pool"), *vol = json_str (o, "volume");
+      if (f->role != VMFERRY_ROLE_DISK || !pool || !vol || !safe_name (vol, false) ||
+          !safe_name (pool, false)) {
+        vmferry_set_error ("%s: manifest: file %zu (%s): invalid pool or volume",
+                           im->opts->in_name, i, name);
+        goto out;
+      }
+      free (f->name);
+      f->name = strdup (vol);
+      f->pool = strdup (pool);
+      f->volume = strdup (vol);
+      if (!f->name || !f->pool || !f->volume) {
+        vmferry_set_error_errno (ENOMEM, "manifest");
+        goto out;
+      }
     }
   }
   r = 0;
@@ -947,12 +970,62 @@ check_dir (const char *dir)
  * "export | rewrite --map-path OLD=NEW | ssh dst vmferry-import --define".
  * The path comes from the stream, so it must be absolute and plain.
  */
+static char *pool_dir (virConnectPtr conn, const char *pool);
+
+/* Volume disks in the stream name their pool: all the same one, and the
+ * one --pool gives, if any; --dir cannot place a volume.
+ */
+static int
+pool_from_manifest (struct importer *im)
+{
+  const char *pool = NULL;
+
+  for (size_t i = 0; i < im->nr_files; i++) {
+    const struct import_file *f = &im->files[i];
+    if (f->pool == NULL)
+      continue;
+    if (pool && strcmp (pool, f->pool) != 0) {
+      vmferry_set_error ("%s: the disks are volumes of two pools (%s, %s): "
+                         "import them with --dir, after vmferry-rewrite --pool "
+                         "moved them into one", im->opts->in_name, pool, f->pool);
+      return -1;
+    }
+    pool = f->pool;
+  }
+  if (pool == NULL)
+    return 0;
+  if (im->opts->dir) {
+    vmferry_set_error ("%s: the disks are volumes of pool %s: import without "
+                       "--dir (or with --pool %s)", im->opts->in_name, pool, pool);
+    return -1;
+  }
+  if (im->opts->pool && strcmp (im->opts->pool, pool) != 0) {
+    vmferry_set_error ("%s: the disks are volumes of pool %s, not of %s",
+                       im->opts->in_name, pool, im->opts->pool);
+    return -1;
+  }
+  if (im->pool == NULL && !(im->pool = strdup (pool))) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  return 0;
+}
+
 static int
 dir_from_manifest (struct importer *im)
 {
   const char *path = NULL;
   char *slash;
 
+  if (im->pool) {
+    if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
+      return -1;
+    im->dir = pool_dir (im->conn, im->pool);
+    if (im->dir == NULL)
+      return -1;
+    vmferry_verbose ("the disks are volumes of pool %s: writing into %s", im->pool, im->dir);
+    return check_dir (im->dir);
+  }
   for (size_t i = 0; i < im->nr_files && !path; i++)
     if (im->files[i].role == VMFERRY_ROLE_DISK)
       path = im->files[i].source_path;
@@ -1004,7 +1077,7 @@ read_stream (struct importer *im)
         vmferry_prefix_error ("%s", opts->in_name);
         goto out;
       }
-      if (parse_manifest (im, json, len) < 0 ||
+      if (parse_manifest (im, json, len) < 0 || pool_from_manifest (im) < 0 ||
           (im->dir == NULL && dir_from_manifest (im) < 0))
         goto out;
       im->manifest = json;
@@ -1392,12 +1465,15 @@ importer_free (struct importer *im)
     free (f->final);
     free (f->tmp);
     free (f->backup);
+    free (f->pool);
+    free (f->volume);
     vmferry_digest_free (f->dg);
   }
   free (im->files);
   free (im->dir);
   free (im->tpm_dir);
   free (im->tpm_tmp);
+  free (im->pool);
   free (im->name);
   free (im->uuid);
   free (im->manifest);
@@ -1465,6 +1541,10 @@ vmferry_import (const struct vmferry_import_opts *opts)
   /* Neither --dir nor --pool: the directory comes from the stream (see
    * dir_from_manifest), once its manifest has been read.
    */
+  if (opts->pool && !(im.pool = strdup (opts->pool))) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    goto out;
+  }
   if (opts->pool || opts->dir) {
     im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
     if (im.dir == NULL || check_dir (im.dir) < 0)
@@ -1498,10 +1578,15 @@ vmferry_import (const struct vmferry_import_opts *opts)
     if (d > 0)                  /* defined but not started */
       goto out_keep;
   }
-  if (opts->pool) {
-    CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (im.conn, opts->pool);
-    if (p)
-      virStoragePoolRefresh (p, 0);
+  if (im.pool) {
+    /* The files are in place and verified: a refresh that fails only
+     * delays the pool's listing, so it is a warning.
+     */
+    CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (im.conn, im.pool);
+    if (p == NULL || virStoragePoolRefresh (p, 0) < 0) {
+      vmferry_virt_error ("storage pool %s: refresh", im.pool);
+      vmferry_warn ("%s", vmferry_get_error ());
+    }
   }
   r = 0;
  out_keep:

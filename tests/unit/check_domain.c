@@ -201,11 +201,6 @@ START_TEST (test_files_unsupported)
       "<source protocol='rbd' name='pool/img'><host name='mon'/></source>"
       "<target dev='vdb' bus='virtio'/></disk>",
       "disk vdb: type 'network' is not supported for offline export" },
-    { "<disk type='volume' device='disk'>"
-      "<source pool='default' volume='a.qcow2'/>"
-      "<target dev='vdc' bus='virtio'/></disk>",
-      "disk vdc: type 'volume' (a storage pool volume) is not supported "
-      "for offline export yet" },
     { "<disk type='dir' device='disk'><source dir='/srv/d'/>"
       "<target dev='hda' bus='ide'/></disk>",
       "disk hda: type 'dir' is not supported for offline export" },
@@ -240,6 +235,31 @@ START_TEST (test_files_unsupported)
     ck_assert_int_eq (vmferry_domain_files (doc, false, &f, &n), -1);
     ck_assert_str_eq (vmferry_get_error (), cases[i].want);
   }
+}
+END_TEST
+
+/* A volume disk is listed by pool and volume; the path is libvirt's to
+ * tell (the exporter asks it).
+ */
+START_TEST (test_files_volume)
+{
+  static const char xml[] = "<domain><name>x</name><devices>"
+    "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
+    "<source pool='default' volume='a.qcow2'/>"
+    "<target dev='vdc' bus='virtio'/></disk></devices></domain>";
+  CLEANUP_XMLDOC xmlDocPtr doc = parse (xml);
+  struct vmferry_domain_file *f = NULL;
+  size_t n = 0;
+
+  ck_assert_int_eq (vmferry_domain_files (doc, false, &f, &n), 0);
+  ck_assert_uint_eq (n, 1);
+  ck_assert_int_eq (f[0].role, VMFERRY_ROLE_DISK);
+  ck_assert_ptr_null (f[0].path);
+  ck_assert_str_eq (f[0].pool, "default");
+  ck_assert_str_eq (f[0].volume, "a.qcow2");
+  ck_assert_str_eq (f[0].target, "vdc");
+  ck_assert_str_eq (f[0].format, "qcow2");
+  vmferry_domain_files_free (f, n);
 }
 END_TEST
 
@@ -701,6 +721,7 @@ VMFERRY_UNIT_MAIN ("domain",
                    test_files_kinds,
                    test_files_include_readonly,
                    test_files_unsupported,
+                   test_files_volume,
                    test_files_nvram_tpm,
                    test_files_nvram_forms,
                    test_backing_store,
