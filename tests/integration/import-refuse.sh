@@ -46,6 +46,7 @@ virsh_b domuuid t-refuse >/dev/null || fail "--force did not define"
 # A full target: a small tmpfs holding a file that must survive.
 small=/var/lib/libvirt/images/small
 on_b mkdir -p "$small"
+cleanup_add on_b rmdir "$small"
 on_b mount -t tmpfs -o size=512k tmpfs "$small"
 cleanup_add on_b umount "$small"
 on_b sh -c "echo precious >$small/keep.txt"
@@ -59,6 +60,7 @@ echo "   full: $(cat "$SCRATCH/err")"
 # A read-only target with room enough.
 ro=/var/lib/libvirt/images/ro
 on_b mkdir -p "$ro"
+cleanup_add on_b rmdir "$ro"
 on_b mount -t tmpfs -o size=64m,ro tmpfs "$ro"
 cleanup_add on_b umount "$ro"
 on_b vmferry-import --dir "$ro" "$SCRATCH/t.vmf" 2>"$SCRATCH/err" &&
