@@ -19,7 +19,9 @@
 #
 # Prints per contender: wall seconds, bytes on the wire (A->B), allocation
 # on B, ratios to the tar+zstd pipeline, CPU seconds on A (everything:
-# sender, pv, ssh client) and on B (the receiver, not sshd); and
+# sender, pv, ssh client) and on B (the receiver, not sshd) and the
+# ratio of their sum to tar+zstd's (less sensitive to a busy machine than
+# wall time); and
 # vmferry's peak RSS of export and import.  Target: vmferry's wall time
 # <= 0.5x tar+zstd's.
 #
@@ -148,7 +150,9 @@ write_rsync_rsh() {
     printf '%s\n' '#!/bin/bash' \
         'host=$1; shift' \
         'rm -f "$T.fifo"; mkfifo "$T.fifo"' \
-        'pv -n -b -i 3600 2>"$T.wire" >"$T.fifo" &' \
+        'exec 3<&0   # a background job would get /dev/null as stdin' \
+        'pv -n -b -i 3600 <&3 2>"$T.wire" >"$T.fifo" 3<&- &' \
+        'exec 3<&-' \
         'echo $! >"$T.pvpid"' \
         'ssh -F "$SSH_CONFIG" $SSHO "$host" /usr/bin/time -f "'"'"'$TIME_FMT'"'"'" -o "$T.b" "$@" <"$T.fifo" |' \
         '    pv -n -b -i 3600 2>"$T.wire-back"' >"$BENCH_TMP/rsync-rsh"
@@ -187,7 +191,7 @@ run_contender() {
     done
     wire=$(wire_bytes "$t.wire")
     back=-
-    [[ -f $t.wire-back ]] && back=$(mib "$(wire_bytes "$t.wire-back")")
+    [[ -f $t.wire-back ]] && back=$(wire_bytes "$t.wire-back")
     alloc=$(alloc_kib "$dst")
     src_alloc=$(alloc_kib "${FILES[@]/#/$IMAGES_A/}")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
@@ -207,36 +211,37 @@ report() {
     echo
     say "results ($BENCH_CACHE cache, BENCH_SYNC=$BENCH_SYNC, rounds $BENCH_ROUNDS, $(nproc) CPUs; ratios to tar+zstd of the same round)"
     {
-        printf 'contender\tround\twall s\tx tar\twire MiB\tx tar\tB alloc MiB\tx tar\tCPU A s\tCPU B s\tload\n'
+        printf 'contender\tround\twall s\tx tar\twire MiB\tx tar\tB alloc MiB\tx tar\tCPU A s\tCPU B s\tCPU x tar\tload\n'
         awk -F '\t' '
-            { row[NR] = $0; if ($1 == "tar") { tw[$2] = $3; tb[$2] = $4; ta[$2] = $5 } }
+            { row[NR] = $0; if ($1 == "tar") { tw[$2] = $3; tb[$2] = $4; ta[$2] = $5; tc[$2] = $6 + $7 } }
             function rt(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
             END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
-                printf "%s\t%s\t%.2f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], rt(f[3], tw[f[2]]),
-                    f[4] / 1048576, rt(f[4], tb[f[2]]), f[5] / 1048576, rt(f[5], ta[f[2]]), f[6], f[7], f[8] } }' "$r"
+                printf "%s\t%s\t%.2f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], rt(f[3], tw[f[2]]),
+                    f[4] / 1048576, rt(f[4], tb[f[2]]), f[5] / 1048576, rt(f[5], ta[f[2]]), f[6], f[7],
+                    rt(f[6] + f[7], tc[f[2]]), f[8] } }' "$r"
     } | print_table
     if ((BENCH_ROUNDS > 1)); then
         echo
         say "medians over $BENCH_ROUNDS rounds"
         local c w tw
-        tw=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median)
+        tw=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median_stdin)
         {
             printf 'contender\twall s\tx tar\n'
             for c in $BENCH_CONTENDERS; do
-                w=$(awk -F '\t' -v c="$c" '$1 == c { print $3 }' "$r" | median)
+                w=$(awk -F '\t' -v c="$c" '$1 == c { print $3 }' "$r" | median_stdin)
                 printf '%s\t%s\t%s\n' "$c" "$w" "$(ratio "$w" "$tw")"
             done
         } | print_table
     fi
     echo
-    awk -F '\t' '$1 == "rsync" && $9 != "-" { printf "rsync B->A: %s MiB (not in the wire column)\n", $9; exit }' "$r"
+    awk -F '\t' '$1 == "rsync" && $9 != "-" { printf "rsync B->A: %.1f KiB (not in the wire column)\n", $9 / 1024; exit }' "$r"
     awk -F '\t' '{ s = $12 } END { printf "source allocation on A: %.1f MiB\n", s / 1024 }' "$r"
     awk -F '\t' '$1 == "vmferry" { e = e " " $10; i = i " " $11 }
         END { if (e != "") printf "vmferry peak RSS (MiB): export%s; import%s (target <= 128)\n", e, i }' "$r"
     if [[ " $BENCH_CONTENDERS " == *" vmferry "* && " $BENCH_CONTENDERS " == *" tar "* ]]; then
         local vw tw2 x
-        vw=$(awk -F '\t' '$1 == "vmferry" { print $3 }' "$r" | median)
-        tw2=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median)
+        vw=$(awk -F '\t' '$1 == "vmferry" { print $3 }' "$r" | median_stdin)
+        tw2=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median_stdin)
         x=$(ratio "$vw" "$tw2")
         echo "target: vmferry wall <= 0.5x tar+zstd: ${x}x -> $(awk -v x="$x" 'BEGIN { print (x <= 0.5) ? "MET" : "MISSED" }')"
     fi

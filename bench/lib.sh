@@ -111,6 +111,7 @@ _bench_exit() {
     local rc=$? i
     set +e
     trap - ERR INT TERM
+    ((rc == 130 || rc == 143)) && echo "$BENCH_NAME: interrupted; cleaning up" >&2
     if [[ -n ${_bench_child:-} ]] && kill -0 "$_bench_child" 2>/dev/null; then
         kill -TERM "$_bench_child" 2>/dev/null
         wait "$_bench_child" 2>/dev/null
@@ -327,5 +328,9 @@ print_table() {
         }'
 }
 
-# median of the numbers on stdin, one a line
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median NUMBER...: the median of the arguments.  median_stdin: of the
+# numbers on stdin, one a line.
+median() { printf '%s\n' "$@" | median_stdin; }
+median_stdin() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
