@@ -18,7 +18,7 @@ run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
-  zstd tar rsync pv time jq valgrind"
+  zstd tar rsync pv time jq valgrind strace coreutils gawk"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
