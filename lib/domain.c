@@ -512,8 +512,8 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   char label[128];
   CLEANUP_FREE char *type = NULL;
   CLEANUP_FREE char *device = NULL;
-  CLEANUP_FREE char *path = NULL;
-  bool readonly, shareable, cdrom, floppy, lun, block;
+  CLEANUP_FREE char *path = NULL, *pool = NULL, *vol = NULL;
+  bool readonly, shareable, cdrom, floppy, lun, block, volume;
   xmlNodePtr src;
   struct vmferry_domain_file *f;
   size_t index;
@@ -536,54 +536,31 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   if (!include_readonly && (cdrom || floppy || readonly || shareable))
     return 0;
 
-  if (type == NULL || strcmp (type, "file") == 0)
-    block = false;
-  else if (strcmp (type, "block") == 0)
-    block = true;
-  else if (strcmp (type, "volume") == 0) {
-    /* A volume of a storage pool: named, not located. */
-    char *pool = NULL, *vol = NULL;
-    src = vmferry_xml_child (disk, "source");
-    if (get_attr (src, "pool", &pool) == -1 || get_attr (src, "volume", &vol) == -1) {
-      free (pool);
-      return -1;
-    }
-    if (pool == NULL || vol == NULL || !*pool || !*vol) {
-      free (pool);
-      free (vol);
-      return 0;                 /* no source, like an empty CD-ROM */
-    }
-    index = l->n;
-    f = list_add (l, VMFERRY_ROLE_DISK, src);
-    if (f == NULL) {
-      free (pool);
-      free (vol);
-      return -1;
-    }
-    f->pool = pool;
-    f->volume = vol;
-    f->readonly = readonly;
-    f->shareable = shareable;
-    f->cdrom = cdrom;
-    f->floppy = floppy;
-    f->lun = lun;
-    if (get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
-        get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
-      return -1;
-    return add_backing (l, disk, index, label);
-  }
-  else {
+  volume = type && strcmp (type, "volume") == 0;
+  block = type && strcmp (type, "block") == 0;
+  if (type && !volume && !block && strcmp (type, "file") != 0) {
     vmferry_set_error ("%s: type '%s' is not supported for offline export",
                        label, type);
     return -1;
   }
 
   src = vmferry_xml_child (disk, "source");
-  if (get_attr (src, block ? "dev" : "file", &path) == -1)
-    return -1;
-  /* libvirt treats an empty path as no source too. */
-  if (path == NULL || *path == '\0')
-    return 0;
+  if (volume) {
+    /* A volume of a storage pool: named, not located (the exporter asks
+     * libvirt for its path).
+     */
+    if (get_attr (src, "pool", &pool) == -1 || get_attr (src, "volume", &vol) == -1)
+      return -1;
+    if (pool == NULL || vol == NULL || !*pool || !*vol)
+      return 0;                 /* no source, like an empty CD-ROM */
+  }
+  else {
+    if (get_attr (src, block ? "dev" : "file", &path) == -1)
+      return -1;
+    /* libvirt treats an empty path as no source too. */
+    if (path == NULL || *path == '\0')
+      return 0;
+  }
   /* The data file would not travel with the qcow2 that names it. */
   if (vmferry_xml_child (src, "dataStore")) {
     vmferry_set_error ("%s: an external data file (<dataStore>) is not "
@@ -596,7 +573,9 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   if (f == NULL)
     return -1;
   f->path = path;
-  path = NULL;
+  f->pool = pool;
+  f->volume = vol;
+  path = pool = vol = NULL;
   f->readonly = readonly;
   f->shareable = shareable;
   f->cdrom = cdrom;
