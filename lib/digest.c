@@ -117,33 +117,6 @@ vmferry_digest_final (const struct vmferry_digest *d,
   memcpy (out, c.digest, VMFERRY_DIGEST_SIZE);
 }
 
-/* pread exactly LEN bytes at OFFSET, or fail. */
-static int
-pread_full (int fd, const char *name, void *buf, size_t len, uint64_t offset)
-{
-  unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, offset);
-
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      vmferry_set_error_errno (errno, "%s: read at %" PRIu64, name, offset);
-      return -1;
-    }
-    if (r == 0) {
-      vmferry_set_error ("%s: unexpected end of file at %" PRIu64
-                         " (file shorter than expected?)", name, offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
-}
-
 int
 vmferry_digest_fd (int fd, const char *name, uint64_t size,
                    unsigned char out[VMFERRY_DIGEST_SIZE])
@@ -179,7 +152,7 @@ vmferry_digest_fd (int fd, const char *name, uint64_t size,
     for (pos = start; pos < end; ) {
       size_t n = end - pos < DIGEST_READ_SIZE ? end - pos : DIGEST_READ_SIZE;
 
-      if (pread_full (fd, name, buf, n, pos) < 0 ||
+      if (vmferry_pread_full (fd, name, buf, n, pos) < 0 ||
           vmferry_digest_update (d, pos, buf, n) < 0) {
         vmferry_digest_free (d);
         return -1;

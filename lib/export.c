@@ -581,34 +581,6 @@ job_done (void *opaque, void *jobp)
   return 0;
 }
 
-/* Read exactly LEN bytes at OFFSET; a short read means the file shrank
- * under us, which is an error, not zeros.
- */
-static int
-pread_full (int fd, const char *path, void *buf, size_t len, uint64_t offset)
-{
-  unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, (off_t) offset);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read at offset %" PRIu64, path, offset);
-      return -1;
-    }
-    if (r == 0) {
-      vmferry_set_error ("%s: file shrank while being read (at offset %" PRIu64 ")",
-                         path, offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
-}
-
 /* A run of zero blocks not yet written.  It is carried by the next job
  * the reader submits (the collector writes it before that job's own
  * record), so the reader never needs a second slot while holding one.
@@ -762,7 +734,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
       size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
       if (!(j = vmferry_pipeline_slot (p)))
         goto out;
-      if (pread_full (fd, f->path, j->raw, len, off) < 0 ||
+      if (vmferry_pread_full (fd, f->path, j->raw, len, off) < 0 ||
           vmferry_digest_update (dg, off, j->raw, len) < 0) {
         submit_empty (p, j, idx, &z);
         goto out;

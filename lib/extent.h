@@ -39,4 +39,14 @@ int vmferry_next_data (int fd, const char *name, uint64_t pos, uint64_t size,
  */
 int vmferry_allocated_bytes (int fd, uint64_t *rtn);
 
+/* pread exactly LEN bytes at OFFSET: EINTR retried, and a short read is
+ * an error ("NAME: file shrank while being read"), never zeros.
+ */
+int vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
+                        uint64_t offset);
+
+/* pwrite exactly LEN bytes at OFFSET, or fail naming NAME. */
+int vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
+                         uint64_t offset);
+
 #endif

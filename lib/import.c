@@ -33,6 +33,7 @@
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
+#include "extent.h"
 #include "import.h"
 #include "log.h"
 #include "pipeline.h"
@@ -845,26 +846,6 @@ job_fini (void *opaque, void *jobp)
 }
 
 static int
-pwrite_full (int fd, const char *path, const void *buf, size_t len, uint64_t offset)
-{
-  const unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, (off_t) offset);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write at offset %" PRIu64, path, offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-static int
 job_work (void *opaque, void *jobp, unsigned worker)
 {
   struct importer *im = opaque;
@@ -880,7 +861,7 @@ job_work (void *opaque, void *jobp, unsigned worker)
     }
     data = j->out;
   }
-  return pwrite_full (f->fd, f->tmp, data, j->rec.length, j->rec.offset);
+  return vmferry_pwrite_full (f->fd, f->tmp, data, j->rec.length, j->rec.offset);
 }
 
 /* In stream order: every data record of the file is on disk by now. */
