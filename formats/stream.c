@@ -770,7 +770,9 @@ vmferry_stream_write_zero (struct vmferry_stream_writer *w, uint32_t file,
 /* ---- Reading ---- */
 
 struct vmferry_stream_reader {
-  int fd;
+  int fd;                       /* or: */
+  vmferry_stream_read_fn fn;
+  void *opaque;
   char *name;
   unsigned char *in;            /* READ_BUFFER_SIZE bytes */
   size_t in_pos, in_end;        /* unconsumed bytes: in[in_pos..in_end) */
@@ -797,6 +799,19 @@ vmferry_stream_reader_new (int fd, const char *name)
   }
   r->fd = fd;
   widen_pipe (fd);
+  return r;
+}
+
+struct vmferry_stream_reader *
+vmferry_stream_reader_new_fn (vmferry_stream_read_fn fn, void *opaque,
+                              const char *name)
+{
+  struct vmferry_stream_reader *r = vmferry_stream_reader_new (-1, name);
+
+  if (r) {
+    r->fn = fn;
+    r->opaque = opaque;
+  }
   return r;
 }
 
@@ -835,6 +850,12 @@ vmferry_stream_reader_was_cut (const struct vmferry_stream_reader *r)
 static ssize_t
 read_some (struct vmferry_stream_reader *r, void *buf, size_t len)
 {
+  if (r->fn) {
+    ssize_t n = r->fn (r->opaque, buf, len);
+    if (n < 0)
+      vmferry_prefix_error ("%s", r->name);
+    return n;
+  }
   for (;;) {
     ssize_t n = read (r->fd, buf, len);
 

@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define VMFERRY_REC_MAGIC "VMFR"
@@ -231,6 +232,14 @@ struct vmferry_stream_reader;
 /* Read from FD (not owned).  NAME names the input in errors. */
 struct vmferry_stream_reader *vmferry_stream_reader_new (int fd, const char *name);
 void vmferry_stream_reader_free (struct vmferry_stream_reader *r);
+
+/* Read through FN instead: like read(2) but never EINTR; returns bytes
+ * read (at most LEN), 0 at end of input, or -1 with the error set.
+ */
+typedef ssize_t (*vmferry_stream_read_fn) (void *opaque, void *buf, size_t len);
+struct vmferry_stream_reader *vmferry_stream_reader_new_fn (vmferry_stream_read_fn fn,
+                                                            void *opaque,
+                                                            const char *name);
 
 /* Read the next record into *rec.  Returns 1 for a record, 0 at a clean
  * end of input, -1 on error.  Checks: magic, known flags, payload bound,

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "resume.h"
+#include "stripe.h"
 #include "stream.h"
 #include "virt.h"
 
@@ -55,6 +56,7 @@
 /* vmferry_import_interrupt: the signal, and the stream fd to cut. */
 static volatile sig_atomic_t interrupted;
 static volatile int interrupt_in_fd = -1, interrupt_null_fd = -1;
+static struct vmferry_stripes_in *volatile interrupt_stripes;
 
 extern char **environ;
 
@@ -1040,7 +1042,9 @@ static int
 read_stream (struct importer *im)
 {
   const struct vmferry_import_opts *opts = im->opts;
-  struct vmferry_stream_reader *rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  struct vmferry_stream_reader *rd = opts->stripes
+    ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes, opts->in_name)
+    : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   unsigned threads = opts->threads ? opts->threads : vmferry_default_threads ();
   struct vmferry_record rec;
   struct job *j;
@@ -1533,7 +1537,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
   }
   if (interrupt_null_fd < 0)
     interrupt_null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  interrupt_in_fd = opts->in_fd;
+  interrupt_in_fd = opts->stripes ? -1 : opts->in_fd;
+  interrupt_stripes = opts->stripes;
   if (read_stream (&im) < 0) {
     if (im.keep_state && im.cut)
       goto fail_keep_state;
@@ -1614,6 +1619,7 @@ vmferry_import_interrupt (int signo)
   /* The reader sees the end of its input, as when the link is cut. */
   if (fd >= 0 && null_fd >= 0)
     dup2 (null_fd, fd);
+  vmferry_stripes_in_interrupt (interrupt_stripes, null_fd);
 }
 
 /* Abort one state file in DIR (a name from a directory entry or the

@@ -6,9 +6,12 @@
 
 #include "progress.h"
 
+struct vmferry_stripes_in;
+
 struct vmferry_import_opts {
   const char *uri;              /* NULL: libvirt's default */
-  int in_fd;                    /* the stream (not closed) */
+  int in_fd;                    /* the stream (not closed), or */
+  struct vmferry_stripes_in *stripes;   /* several connections (stripe.h) */
   const char *in_name;          /* "stdin" or the path, for messages */
   const char *dir;              /* target directory, or */
   const char *pool;             /* a directory-backed storage pool */

@@ -447,6 +447,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   so.in_fd = rewriting ? p2[0] : p1[0];
   so.in_name = rewriting ? "rewrite" : "export";
   so.no_resume = opts->no_resume;
+  so.connections = opts->connections;
   r = vmferry_send (&so, &stats);
   /* Unblock the stages if send stopped early. */
   if (p1[0] >= 0) { close (p1[0]); p1[0] = -1; }

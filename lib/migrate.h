@@ -34,6 +34,7 @@ struct vmferry_migrate_opts {
   bool start, undefine_source, dry_run;
   bool no_check;                /* skip the pre-flight check */
   bool no_resume;
+  unsigned connections;         /* SSH sessions for the data (0: 1) */
   enum vmferry_compress compress;
   int level;
   unsigned threads;

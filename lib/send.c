@@ -16,6 +16,7 @@
 #include "resume.h"
 #include "send.h"
 #include "stream.h"
+#include "stripe.h"
 
 /* A metadata record kept to be written twice (query, then import). */
 struct meta {
@@ -184,27 +185,126 @@ forward (struct vmferry_stream_writer *w, const struct vmferry_record *rec)
   return vmferry_stream_write_record (w, &out, rec->payload);
 }
 
+/* The remotes of one push: over one connection, or N (stripe.h). */
+struct push_conns {
+  unsigned n;
+  struct vmferry_ssh *ssh[VMFERRY_STRIPE_MAX];      /* [0] is the sender's */
+  struct vmferry_remote *rem[VMFERRY_STRIPE_MAX];
+  struct vmferry_stripes_out *stripes;
+};
+
+/* Start the import (and with several connections, the joiners), and a
+ * writer into them.
+ */
+static struct vmferry_stream_writer *
+open_conns (struct sender *sd, struct push_conns *pc)
+{
+  const struct vmferry_send_opts *opts = sd->opts;
+  const char *host = vmferry_ssh_host (sd->ssh);
+  CLEANUP_FREE char *cmd = NULL;
+  char token[VMFERRY_STRIPE_TOKEN_LEN + 1], arg[VMFERRY_STRIPE_TOKEN_LEN + 32];
+
+  pc->n = opts->connections > 1 ? opts->connections : 1;
+  pc->ssh[0] = sd->ssh;
+  if (pc->n == 1) {
+    if (build_command (opts, "--resumable", &cmd) < 0 ||
+        (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
+      return NULL;
+    return vmferry_stream_writer_new_fn (vmferry_remote_writev, pc->rem[0], host);
+  }
+  if (vmferry_stripe_token (token) < 0 || build_command (opts, "--resumable", &cmd) < 0)
+    return NULL;
+  snprintf (arg, sizeof arg, "--stripes=%u:%s", pc->n, token);
+  if (vmferry_shell_quote_append (&cmd, arg) < 0 ||
+      (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
+    return NULL;
+  for (unsigned i = 1; i < pc->n; i++) {
+    CLEANUP_FREE char *jcmd = NULL;
+    struct vmferry_ssh_opts so = opts->ssh;
+
+    so.bandwidth = opts->ssh.bandwidth / pc->n;
+    snprintf (arg, sizeof arg, "--join=%s:%u", token, i);
+    pc->ssh[i] = vmferry_ssh_connect (&so);
+    if (pc->ssh[i] == NULL) {
+      vmferry_prefix_error ("connection %u of %u", i + 1, pc->n);
+      return NULL;
+    }
+    if (vmferry_shell_quote_append (&jcmd, opts->remote_import ? opts->remote_import
+                                    : "vmferry-import") < 0 ||
+        vmferry_shell_quote_append (&jcmd, arg) < 0 ||
+        (pc->rem[i] = vmferry_remote_start (pc->ssh[i], jcmd, false)) == NULL)
+      return NULL;
+  }
+  vmferry_verbose ("%s: sending over %u connections", host, pc->n);
+  pc->stripes = vmferry_stripes_out_new (pc->rem, pc->n, host);
+  if (pc->stripes == NULL)
+    return NULL;
+  return vmferry_stream_writer_new_fn (vmferry_stripes_writev, pc->stripes, host);
+}
+
+/* Deliver what the writer queued: with END the remote sees the stream's
+ * end, without it a cut.  0 or -1 with the error set.
+ */
+static int
+flush_conns (struct push_conns *pc, bool end)
+{
+  return pc->stripes ? vmferry_stripes_out_finish (pc->stripes, end) : 0;
+}
+
+/* Wait for the import's exit status (and the joiners').  Returns it, or
+ * -1 with the error set.
+ */
+static int
+finish_conns (struct push_conns *pc)
+{
+  int status;
+
+  vmferry_stripes_out_free (pc->stripes);
+  pc->stripes = NULL;
+  status = vmferry_remote_finish (pc->rem[0], NULL, NULL);
+  pc->rem[0] = NULL;
+  for (unsigned i = 1; i < pc->n; i++) {
+    if (pc->rem[i]) {
+      char msg[VMFERRY_ERROR_MAX];
+      int st;
+
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      st = vmferry_remote_finish (pc->rem[i], NULL, NULL);
+      if (st != 0 && status == 0)
+        vmferry_warn ("connection %u of %u ended with %s %d", i + 1, pc->n,
+                         st < 0 ? "no status" : "status", st);
+      vmferry_restore_error (msg, 0);
+      pc->rem[i] = NULL;
+    }
+  }
+  return status;
+}
+
+static void
+close_conns (struct push_conns *pc)
+{
+  vmferry_stripes_out_free (pc->stripes);
+  for (unsigned i = 0; i < pc->n; i++) {
+    vmferry_remote_abandon (pc->rem[i]);
+    if (i > 0)
+      vmferry_ssh_free (pc->ssh[i]);
+  }
+}
+
 static int
 push (struct sender *sd, const struct vmferry_resume_point *pt,
       struct vmferry_send_stats *stats)
 {
   const struct vmferry_send_opts *opts = sd->opts;
-  CLEANUP_FREE char *cmd = NULL;
-  struct vmferry_stream_writer *w = NULL;
-  struct vmferry_remote *rem;
+  struct push_conns pc = { 0 };
+  struct vmferry_stream_writer *w;
   struct vmferry_record rec;
   uint64_t skip = 0;
-  bool local_error = false;
-  int r, status;
+  int r, status, ret = -1;
 
-  if (build_command (opts, "--resumable", &cmd) < 0)
-    return -1;
-  rem = vmferry_remote_start (sd->ssh, cmd, false);
-  if (rem == NULL)
-    return -1;
-  w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem, vmferry_ssh_host (sd->ssh));
+  w = open_conns (sd, &pc);
   if (w == NULL) {
-    vmferry_remote_abandon (rem);
+    close_conns (&pc);
     return -1;
   }
   if ((pt->resume
@@ -246,54 +346,54 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     if (rec.type == VMFERRY_REC_END)
       break;
   }
-  if (r < 0) {
-    local_error = true;
-    goto local;
-  }
-  if (r == 0) {
-    /* Cannot happen: the reader reports a stream without END. */
-    vmferry_set_error ("%s: truncated", opts->in_name);
-    local_error = true;
-    goto local;
-  }
-  stats->sent = vmferry_stream_writer_bytes (w);
-  vmferry_stream_writer_free (w);
-  status = vmferry_remote_finish (rem, NULL, NULL);
-  stats->remote_status = status;
-  if (status != 0) {
-    remote_failed (sd, "vmferry-import", status);
-    return -1;
-  }
-  return 0;
-
- local:
-  /* Our input failed: the remote sees its input end early and keeps
-   * what it verified.
-   */
-  stats->sent = vmferry_stream_writer_bytes (w);
-  vmferry_stream_writer_free (w);
-  vmferry_remote_abandon (rem);
-  if (local_error) {
+  if (r <= 0) {
+    /* Our input failed (r == 0 cannot happen: the reader reports a
+     * stream without END).  The remote sees its input end early and
+     * keeps what it verified.
+     */
     char msg[VMFERRY_ERROR_MAX];
+
+    if (r == 0)
+      vmferry_set_error ("%s: truncated", opts->in_name);
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    stats->sent = vmferry_stream_writer_bytes (w);
+    vmferry_stream_writer_free (w);
+    (void) flush_conns (&pc, false);
+    close_conns (&pc);
     vmferry_set_error ("%s; the remote import keeps what it verified: run the same "
                        "command again to resume", msg);
+    return -1;
   }
-  return -1;
-
- remote_error:
   stats->sent = vmferry_stream_writer_bytes (w);
   vmferry_stream_writer_free (w);
+  w = NULL;
+  if (flush_conns (&pc, true) < 0)
+    goto remote_error;
+  status = finish_conns (&pc);
+  stats->remote_status = status;
+  if (status != 0)
+    remote_failed (sd, "vmferry-import", status);
+  else
+    ret = 0;
+  close_conns (&pc);
+  return ret;
+
+ remote_error:
+  if (w) {
+    stats->sent = vmferry_stream_writer_bytes (w);
+    vmferry_stream_writer_free (w);
+  }
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    status = vmferry_remote_finish (rem, NULL, NULL);
+    status = finish_conns (&pc);
     stats->remote_status = status;
     if (status > 0)
       remote_failed (sd, "vmferry-import", status);
     else
       vmferry_restore_error (msg, 0);
   }
+  close_conns (&pc);
   return -1;
 }
 
@@ -303,21 +403,25 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
   struct vmferry_send_stats dummy;
   struct sender sd = { .opts = opts };
   struct vmferry_resume_point pt = { 0 };
+  struct vmferry_ssh_opts ssh_opts;
   int r = -1;
 
   if (stats == NULL)
     stats = &dummy;
   memset (stats, 0, sizeof *stats);
   stats->remote_status = -1;
-  if (opts->connections > 1) {
-    vmferry_set_error ("--connections %u: this version sends over one connection only",
-                       opts->connections);
+  if (opts->connections > VMFERRY_STRIPE_MAX) {
+    vmferry_set_error ("--connections %u: at most %d", opts->connections,
+                       VMFERRY_STRIPE_MAX);
     return -1;
   }
   sd.rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   if (sd.rd == NULL || read_metadata (&sd) < 0)
     goto out;
-  sd.ssh = vmferry_ssh_connect (&opts->ssh);
+  ssh_opts = opts->ssh;
+  if (opts->connections > 1)
+    ssh_opts.bandwidth /= opts->connections;    /* shared by the sessions */
+  sd.ssh = vmferry_ssh_connect (&ssh_opts);
   if (sd.ssh == NULL)
     goto out;
   if (query (&sd, &pt, stats) < 0)

@@ -27,7 +27,7 @@ struct vmferry_send_opts {
   const char *remote_import;        /* NULL: "vmferry-import" */
   int in_fd;                        /* the stream (not closed) */
   const char *in_name;
-  unsigned connections;             /* 0 or 1 (more are refused) */
+  unsigned connections;             /* SSH sessions (0: 1; see stripe.h) */
   bool no_resume;                   /* send everything, replacing any state */
   struct vmferry_progress *progress;
 };

@@ -15,12 +15,13 @@
 #include "import.h"
 #include "log.h"
 #include "progress.h"
+#include "stripe.h"
 #include "tool.h"
 
 #include "vmferry-import-synopsis.h"
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_THREADS, OPT_PROGRESS, OPT_RESUMABLE,
-       OPT_RESUME_QUERY, OPT_ABORT };
+       OPT_RESUME_QUERY, OPT_ABORT, OPT_STRIPES, OPT_JOIN };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -35,6 +36,8 @@ static const struct option long_options[] = {
   { "resumable", no_argument, NULL, OPT_RESUMABLE },
   { "resume-query", no_argument, NULL, OPT_RESUME_QUERY },
   { "abort", optional_argument, NULL, OPT_ABORT },
+  { "stripes", required_argument, NULL, OPT_STRIPES },
+  { "join", required_argument, NULL, OPT_JOIN },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -51,7 +54,9 @@ main (int argc, char *argv[])
   struct vmferry_import_opts opts = { .in_fd = STDIN_FILENO, .in_name = "stdin",
                                       .out_fd = STDOUT_FILENO };
   struct sigaction sa = { .sa_handler = on_signal };
-  const char *abort_name = NULL;
+  const char *abort_name = NULL, *join = NULL;
+  char token[VMFERRY_STRIPE_TOKEN_LEN + 1];
+  unsigned stripes = 0, index;
   bool do_abort = false;
   int progress_fd = -1, c, r, fd = -1;
   uint64_t n;
@@ -79,6 +84,15 @@ main (int argc, char *argv[])
     case OPT_RESUMABLE: opts.resumable = true; break;
     case OPT_RESUME_QUERY: opts.resume_query = true; break;
     case OPT_ABORT: do_abort = true; abort_name = optarg; break;
+    case OPT_STRIPES:
+      if (vmferry_stripe_parse_stripes (optarg, &stripes, token) < 0)
+        goto bad_arg;
+      break;
+    case OPT_JOIN:
+      if (vmferry_stripe_parse_join (optarg, token, &index) < 0)
+        goto bad_arg;
+      join = optarg;
+      break;
     default:
       if (!vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
@@ -94,6 +108,21 @@ main (int argc, char *argv[])
   }
   if (opts.new_name && !opts.define) {
     fprintf (stderr, "%s: --name needs --define\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (join) {
+    if (argc - optind > 0) {
+      fprintf (stderr, "%s: --join takes nothing else\n", vmferry_program_name ());
+      vmferry_tool_usage_error ();
+    }
+    r = vmferry_stripe_join (token, index, STDIN_FILENO);
+    if (r != 0 && vmferry_get_error ()[0])
+      vmferry_tool_print_error ();
+    return r;
+  }
+  if (stripes && (argc - optind > 0 || opts.resume_query || do_abort)) {
+    fprintf (stderr, "%s: --stripes reads standard input and does not go with "
+             "FILE, --resume-query or --abort\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
   if (do_abort) {
@@ -128,10 +157,16 @@ main (int argc, char *argv[])
     opts.in_fd = fd;
     opts.in_name = argv[optind];
   }
+  if (stripes && (opts.stripes = vmferry_stripes_in_new (token, stripes,
+                                                         STDIN_FILENO)) == NULL) {
+    vmferry_tool_print_error ();
+    return EXIT_FAILURE;
+  }
   opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
   r = vmferry_import (&opts);
   if (r < 0)
     vmferry_tool_print_error ();
+  vmferry_stripes_in_free (opts.stripes, r == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
   vmferry_progress_free (opts.progress);
   if (fd >= 0)
     close (fd);

@@ -116,11 +116,7 @@ main (int argc, char *argv[])
     case OPT_CONNECTIONS:
       if (!vmferry_parse_uint ("--connections", optarg, 1, 64, &n))
         goto bad_arg;
-      if (n > 1) {
-        fprintf (stderr, "%s: --connections %u: this version sends over one "
-                 "connection only\n", vmferry_program_name (), (unsigned) n);
-        return EXIT_FAILURE;
-      }
+      opts.connections = (unsigned) n;
       break;
     case OPT_BANDWIDTH:
       if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)

@@ -83,11 +83,6 @@ main (int argc, char *argv[])
    * the remote vmferry-import.
    */
   opts.import_args = (const char *const *) &argv[optind + 1];
-  if (opts.connections > 1) {
-    fprintf (stderr, "%s: --connections %u: this version sends over one "
-             "connection only\n", vmferry_program_name (), opts.connections);
-    return EXIT_FAILURE;
-  }
   if (strcmp (input, "-") != 0) {
     fd = open (input, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
