@@ -270,13 +270,15 @@ floor() {
         wire=$((w1 - w0))
     fi
     printf '%s\t%s\t%s\t%s\n' "$link" "$((BENCH_FLOOR_MIB * MIB))" "$wall" "$wire" >>"$BENCH_OUT/floor.tsv"
-    if [[ $wire == - ]]; then
-        say "$link: $BENCH_FLOOR_MIB MiB through plain ssh in $wall s ($(awk -v m="$BENCH_FLOOR_MIB" -v w="$wall" 'BEGIN { printf "%.0f", m / w }') MiB/s)"
-    else
-        say "$link: $BENCH_FLOOR_MIB MiB through plain ssh in $wall s; wire $(mib "$wire") MiB," \
-            "wire time $(awk -v b="$wire" -v r=$LINK_BPS 'BEGIN { printf "%.2f", b * 8 / r }') s," \
-            "wall/wire $(awk -v b="$wire" -v r=$LINK_BPS -v w="$wall" 'BEGIN { printf "%.2f", w / (b * 8 / r) }')"
-    fi
+    tail -n 1 "$BENCH_OUT/floor.tsv" | floor_print
+}
+
+# floor_print < floor.tsv rows: one line each.
+floor_print() {
+    awk -F '\t' -v bps=$LINK_BPS '
+        { printf "floor, %s: %.0f MiB of zeros through plain ssh in %.2f s (%.0f MiB/s)", $1, $2 / 1048576, $3, $2 / 1048576 / $3
+          if ($4 != "-") printf "; wire %.1f MiB, wire s %.2f, wall/wire %.2f", $4 / 1048576, $4 * 8 / bps, $3 / ($4 * 8 / bps)
+          printf "\n" }'
 }
 
 # ---------------------------------------------------------------- contenders
@@ -386,6 +388,7 @@ report_link() {
     fi
     if ((BENCH_ROUNDS > 1)); then
         local c w tw
+        echo
         tw=$(awk -F '\t' -v l="$link" 'NR > 1 && $1 == l && $2 == "tar" { print $4 }' "$r" | median_stdin)
         {
             printf 'contender\tmedian wall s\tx tar\n'
@@ -407,8 +410,9 @@ report() {
     done
     echo
     awk -F '\t' '{ s = $16 } END { printf "source allocation on A: %.1f MiB\n", s / 1024 }' "$r"
-    awk -F '\t' 'NR > 1 && $2 == "rsync" && $6 != "-" { printf "rsync B->A payload (%s): %.1f KiB\n", $1, $6 / 1024 }' "$r"
-    awk -F '\t' 'NR > 1 && $8 != "-" { printf "%s B->A on the 1gbit link: %.1f MiB (ACKs and replies; the other direction of the link)\n", $2, $8 / 1048576 }' "$r"
+    [[ -s $BENCH_OUT/floor.tsv ]] && floor_print <"$BENCH_OUT/floor.tsv"
+    awk -F '\t' 'NR > 1 && $2 == "rsync" && $6 != "-" { printf "rsync B->A payload (%s, round %s): %.1f KiB\n", $1, $3, $6 / 1024 }' "$r"
+    awk -F '\t' 'NR > 1 && $8 != "-" { printf "%s B->A on the 1gbit link (round %s): %.1f MiB (ACKs, replies: the link'"'"'s other direction)\n", $2, $3, $8 / 1048576 }' "$r"
     awk -F '\t' 'NR > 1 && $2 == "vmferry" { a = a " " $14; b = b " " $15 }
         END { if (a != "") printf "vmferry peak RSS (MiB): vmferry-migrate%s; vmferry-import%s\n", a, b }' "$r"
     [[ -s $BENCH_OUT/warnings.txt ]] && { echo "warnings:"; sed 's/^/  /' "$BENCH_OUT/warnings.txt"; }
