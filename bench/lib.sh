@@ -30,6 +30,14 @@
 #   BENCH_TIMEOUT       seconds one contender's copy may take       (3600)
 #   BENCH_OUT           where logs and per-run figures go
 #                       (/var/tmp/vmf-bench-results/<script>-<date>)
+#   BENCH_B_TOOLS_DIR   first in PATH of B's SSH sessions, set by a
+#                       benchmark that wraps a tool there  (VMFERRY_TOOLS_DIR)
+# The bench set (bench_set_build, used by bench-offline and bench-migrate):
+#   BENCH_REBUILD       1: rebuild the cached bench set                (0)
+#   BENCH_FILES_MIB     real files in the ext4                      (2200)
+#   BENCH_RANDOM_MIB    random data in the ext4                      (512)
+#   BENCH_ZEROS_MIB     the disk of written zeros                   (2048)
+#   BENCH_QCOW2_MIB     real files in the qcow2's ext4               (400)
 #
 # Timing: a monotonic clock (/proc/uptime, CLOCK_BOOTTIME, 10 ms steps)
 # read right before and after each contender's whole pipeline.  CPU and
@@ -60,6 +68,11 @@ BENCH_NAME=$(basename "$0" .sh)
 : "${BENCH_KEEP_BED:=0}"
 : "${BENCH_TIMEOUT:=3600}"
 : "${BENCH_OUT:=/var/tmp/vmf-bench-results/$BENCH_NAME-$(date +%Y%m%d-%H%M%S)}"
+: "${BENCH_REBUILD:=0}"
+: "${BENCH_FILES_MIB:=2200}"
+: "${BENCH_RANDOM_MIB:=512}"
+: "${BENCH_ZEROS_MIB:=2048}"
+: "${BENCH_QCOW2_MIB:=400}"
 
 # The bench's bed, whatever VMFERRY_TESTBED_* the caller's shell holds.
 VMFERRY_TESTBED_DIR=$BENCH_TESTBED_DIR
@@ -145,7 +158,11 @@ bench_bed_up() {
     flock -n 9 || die "another benchmark holds $BENCH_TESTBED_DIR.lock (same BENCH_TESTBED_DIR)"
     _bench_bed_started=1
     say "test bed up in $BENCH_TESTBED_DIR (port offset $BENCH_PORT_OFFSET, tools $VMFERRY_TOOLS_DIR)"
-    if ! bg_run "$TESTBED" up >"$BENCH_OUT/testbed-up.log" 2>&1; then
+    # B's SSH sessions get BENCH_B_TOOLS_DIR first in PATH (testbed.sh puts
+    # VMFERRY_TOOLS_DIR there), so a benchmark can wrap what vmferry runs
+    # on B by name.
+    if ! bg_run env VMFERRY_TOOLS_DIR="${BENCH_B_TOOLS_DIR:-$VMFERRY_TOOLS_DIR}" \
+        "$TESTBED" up >"$BENCH_OUT/testbed-up.log" 2>&1; then
         tail -n 30 "$BENCH_OUT/testbed-up.log" >&2
         die "testbed.sh up failed (log: $BENCH_OUT/testbed-up.log)"
     fi
@@ -232,6 +249,167 @@ bench_define_vm() {
         echo "</domain>"
     } >"$BENCH_TMP/$name.xml"
     virsh_a -q define "$BENCH_TMP/$name.xml" >/dev/null
+}
+
+# ---------------------------------------------------------------- the bench set
+
+# Built once, cached in $BENCH_SET_DIR, with real tools:
+#   bench-ext4.img    16 GiB sparse raw: ext4 holding ~2.2 GiB of real files
+#                     (this machine's /usr/share, then /usr/lib) and
+#                     512 MiB from /dev/urandom (mke2fs -d)
+#   bench-zeros.img   2 GiB raw of written (allocated) zeros
+#   bench-disk.qcow2  8 GiB qcow2: an ext4 of the next ~400 MiB of /usr/lib
+#                     files (qemu-img convert) plus 64 MiB of a pattern
+# and defined on A as one domain with three virtio disks (bench_set_install).
+BENCH_SET_DOM=bench-set
+# name:format, as in the cache and in A's image directory
+BENCH_SET_DISKS=(bench-ext4.img:raw bench-zeros.img:raw bench-disk.qcow2:qcow2)
+BENCH_SET_FILES=()
+for _d in "${BENCH_SET_DISKS[@]}"; do BENCH_SET_FILES+=("${_d%:*}"); done
+unset _d
+
+# _set_pick_files BUDGET_MIB SKIP_MIB > list: regular files of /usr/share
+# then /usr/lib (sorted, each under 64 MiB), skipping the first SKIP_MIB,
+# up to BUDGET_MIB.
+_set_pick_files() {
+    { find /usr/share -xdev -type f -size -64M -printf '%s\t%p\n' | LC_ALL=C sort -t $'\t' -k2
+      find /usr/lib -xdev -type f -size -64M -printf '%s\t%p\n' | LC_ALL=C sort -t $'\t' -k2; } |
+        awk -F '\t' -v budget=$(($1 * MIB)) -v skip=$(($2 * MIB)) '
+            $2 ~ /\n/ { next }
+            { if (seen < skip) { seen += $1; next }
+              if (full || sum + $1 > budget) { full = 1; next }
+              sum += $1; print $2 }'
+}
+
+# _set_copy_files LIST DIR: the listed files under DIR, with their paths.
+_set_copy_files() {
+    tar -cf - --no-recursion --verbatim-files-from -T "$1" 2>/dev/null | tar -xf - -C "$2"
+}
+
+# bench_set_build: the bench set in $BENCH_SET_DIR, unless it is there
+# with the same parameters (or BENCH_REBUILD=1).
+bench_set_build() {
+    local set=$BENCH_SET_DIR params stage t0
+    local files=("${BENCH_SET_FILES[@]/#/$set/}")
+    params="v1 ext4=16G files=$BENCH_FILES_MIB random=$BENCH_RANDOM_MIB zeros=$BENCH_ZEROS_MIB qcow2=$BENCH_QCOW2_MIB"
+    if [[ $BENCH_REBUILD != 1 && -f $set/.offline-set && $(cat "$set/.offline-set") == "$params" ]]; then
+        say "bench set: cached in $set ($params)"
+        return 0
+    fi
+    say "bench set: building in $set ($params)"
+    t0=$(now)
+    mkdir -p "$set"
+    rm -f "$set/.offline-set" "${files[@]}"
+    stage=$set/stage
+    rm -rf "$stage"
+    mkdir -p "$stage/root/data" "$stage/q"
+
+    _set_pick_files "$BENCH_FILES_MIB" 0 >"$stage/list1"
+    _set_copy_files "$stage/list1" "$stage/root"
+    head -c $((BENCH_RANDOM_MIB * MIB)) /dev/urandom >"$stage/root/data/random.bin"
+    mke2fs -q -t ext4 -L benchroot -d "$stage/root" -F "$set/bench-ext4.img" 16G >/dev/null
+
+    dd if=/dev/zero of="$set/bench-zeros.img" bs=4M count=$((BENCH_ZEROS_MIB / 4)) \
+        conv=fsync status=none
+
+    _set_pick_files "$BENCH_QCOW2_MIB" "$BENCH_FILES_MIB" >"$stage/list2"
+    _set_copy_files "$stage/list2" "$stage/q"
+    mke2fs -q -t ext4 -L benchq -d "$stage/q" -F "$stage/q.img" 2G >/dev/null
+    qemu-img convert -f raw -O qcow2 "$stage/q.img" "$set/bench-disk.qcow2"
+    qemu-img resize -q -f qcow2 "$set/bench-disk.qcow2" 8G
+    qemu-io -f qcow2 -c "write -P 0x5a 6G 64M" "$set/bench-disk.qcow2" >/dev/null
+
+    {
+        echo "built $(date -u +%FT%TZ) on $(hostname): $params"
+        echo "ext4: $(wc -l <"$stage/list1") files, $(du -sm "$stage/root" | cut -f1) MiB in the tree"
+        echo "qcow2 ext4: $(wc -l <"$stage/list2") files, $(du -sm "$stage/q" | cut -f1) MiB in the tree"
+        du -k --apparent-size "${files[@]}" | sed 's/^/apparent KiB /'
+        du -k "${files[@]}" | sed 's/^/allocated KiB /'
+    } >"$set/offline-set.info"
+    rm -rf "$stage"
+    sync
+    echo "$params" >"$set/.offline-set"
+    say "bench set: built in $(elapsed "$t0" "$(now)") s"
+}
+
+# bench_set_install: after bench_bed_up, the cached disks in A's image
+# directory and the domain $BENCH_SET_DOM defined on A over them.
+bench_set_install() {
+    local d args=()
+    for d in "${BENCH_SET_DISKS[@]}"; do
+        bench_link_image "$BENCH_SET_DIR/${d%:*}" "$IMAGES_A/${d%:*}"
+        args+=("$IMAGES_DIR/${d%:*}:${d##*:}")
+    done
+    bench_define_vm "$BENCH_SET_DOM" "${args[@]}"
+    say "source on A: $(du -k "${BENCH_SET_FILES[@]/#/$IMAGES_A/}" | awk '{ printf "%s%s %.1f MiB", s, substr($2, match($2, /[^\/]*$/)), $1 / 1024; s = ", " }') allocated"
+}
+
+# bench_set_compare DIR: every disk of the set in DIR (a path as the
+# machine sees it) is identical to its source (qemu-img compare), or die.
+# Prints "NAME ALLOC_KIB" per disk.
+bench_set_compare() {
+    local dir=$1 d f fmt
+    for d in "${BENCH_SET_DISKS[@]}"; do
+        f=${d%:*} fmt=${d##*:}
+        [[ -f $dir/$f ]] || die "no $f in $dir"
+        qemu-img compare -q -f "$fmt" -F "$fmt" "$IMAGES_A/$f" "$dir/$f" ||
+            die "$f in $dir differs from the source (qemu-img compare)"
+        echo "$f $(alloc_kib "$dir/$f")"
+    done
+}
+
+# ---------------------------------------------------------------- peer contenders
+
+# The peers' pipelines, run by bench_run_script on A (its mount namespace)
+# under GNU time, whole pipeline included, with their A->B bytes through
+# the counting stage.  Environment of the scripts: T (output prefix),
+# HOST (ssh host alias in SSH_CONFIG), SSH_CONFIG, SSHO (BENCH_SSH_OPTS),
+# SRC (A's image dir), FILES, DST (B's dir), TIME_FMT, SYNC_CMD,
+# RSYNC_FSYNC, BENCH_TMP, TOOLS, URI_A, DOM, and whatever the caller adds.
+# shellcheck disable=SC2016,SC2034 # expanded by bash -c; used via ${!var}
+BENCH_SCRIPT_tar='
+cd "$SRC" && tar -cSf - $FILES 2>"$T.err" | zstd -1 -T0 -q |
+    pv -n -b -i 3600 2>"$T.wire" |
+    ssh -F "$SSH_CONFIG" $SSHO "$HOST" "/usr/bin/time -f '"'"'$TIME_FMT'"'"' -o $T.b sh -c '"'"'cd $DST && zstd -d -q | tar -xSf - $SYNC_CMD'"'"' 2>$T.err-b"'
+# (rsync waits for its remote shell to exit before it closes the pipe to
+# it, so the counting stage, which ends at EOF, is left running in the
+# background when ssh is done; its count is complete once it exits.)
+# shellcheck disable=SC2016,SC2034
+BENCH_SCRIPT_rsync='
+cd "$SRC" && rsync -a -S $RSYNC_FSYNC -e "$BENCH_TMP/rsync-rsh" $FILES "$HOST:$DST/" 2>"$T.err" &&
+    while kill -0 "$(cat "$T.pvpid")" 2>/dev/null; do sleep 0.02; done'
+
+# bench_write_rsync_rsh: rsync's remote shell, $BENCH_TMP/rsync-rsh: ssh
+# with the counting stage in the same place as the others' (A->B), the
+# B->A direction counted too, the server timed.
+bench_write_rsync_rsh() {
+    # shellcheck disable=SC2016
+    printf '%s\n' '#!/bin/bash' \
+        'host=$1; shift' \
+        'rm -f "$T.fifo"; mkfifo "$T.fifo"' \
+        'exec 3<&0   # a background job would get /dev/null as stdin' \
+        'pv -n -b -i 3600 <&3 2>"$T.wire" >"$T.fifo" 3<&- &' \
+        'exec 3<&-' \
+        'echo $! >"$T.pvpid"' \
+        'ssh -F "$SSH_CONFIG" $SSHO "$host" /usr/bin/time -f "'"'"'$TIME_FMT'"'"'" -o "$T.b" "$@" <"$T.fifo" |' \
+        '    pv -n -b -i 3600 2>"$T.wire-back"' >"$BENCH_TMP/rsync-rsh"
+    chmod +x "$BENCH_TMP/rsync-rsh"
+}
+
+# bench_run_script T HOST DST SCRIPT [VAR=VALUE...]: run SCRIPT (a
+# contender's pipeline, see above) on A under bench_timed_run, with GNU
+# time around all of it into T.a.  DST is B's directory as B sees it.
+bench_run_script() {
+    local t=$1 host=$2 dst=$3 script=$4
+    shift 4
+    on_a_timed env T="$t" HOST="$host" TOOLS="$VMFERRY_TOOLS_DIR" URI_A="$URI_A" \
+        DOM="$BENCH_SET_DOM" SSH_CONFIG="$SSH_CONFIG" SSHO="$BENCH_SSH_OPTS" \
+        SRC="$IMAGES_DIR" FILES="${BENCH_SET_FILES[*]}" DST="$dst" TIME_FMT="$TIME_FMT" \
+        BENCH_TMP="$BENCH_TMP" \
+        SYNC_CMD="$( ((BENCH_SYNC)) && echo "&& sync ${BENCH_SET_FILES[*]}")" \
+        RSYNC_FSYNC="$( ((BENCH_SYNC)) && echo --fsync)" \
+        "$@" \
+        /usr/bin/time -f "$TIME_FMT" -o "$t.a" bash -c "set -o pipefail; $script"
 }
 
 # ---------------------------------------------------------------- measuring
