@@ -396,6 +396,13 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     if (asprintf (&where, "%s%s", dir ? dir : "pool ", dir ? "" : opts->dest_pool) < 0)
       goto out;
     r = print_plan (opts, report, dest_uri, where, changes);
+    /* A plan the check blocks would be refused: say so in the status. */
+    if (r == 0 && !opts->no_check && vmferry_findings_blocking (&findings)) {
+      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see the "
+                         "findings above): the migration would be refused",
+                         opts->domain, opts->ssh.destination);
+      r = -1;
+    }
     goto out;
   }
 

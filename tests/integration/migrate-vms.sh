@@ -27,6 +27,13 @@ grep -q "$dest/vmf-qcow2.qcow2" <<<"$out" || fail "--dry-run does not say where:
 grep -qE '^ok:|^blocked|^warning' <<<"$out" || fail "--dry-run printed no findings: $out"
 virsh_b domuuid mig-dry >/dev/null 2>&1 && fail "--dry-run defined the domain"
 [[ -z $(on_b ls -A "$dest") ]] || fail "--dry-run wrote files: $(on_b ls -A "$dest")"
+# A plan the check blocks (no such directory on B) fails the dry run.
+if out=$(on_a vmferry-migrate vmf-qcow2 hostb --rename mig-dry --dest-dir /nonexistent/dir \
+    --dry-run 2>&1); then
+    fail "--dry-run of a blocked plan exited 0: $out"
+fi
+grep -q '^blocked' <<<"$out" || fail "--dry-run of a blocked plan printed no blocker: $out"
+grep -q 'would be refused' <<<"$out" || fail "--dry-run does not say it would be refused: $out"
 
 for vm in $TESTBED_VMS; do
     [[ $vm == vmf-running ]] && continue
