@@ -45,7 +45,9 @@
 
 /* How often a resumable import makes its progress durable: fdatasync the
  * file being written and record the offset in the resume state.  A cut
- * loses at most this much, plus what is in flight.
+ * link or a signal that can be caught loses nothing that arrived whole
+ * (it is written and synced then); a kill loses at most this much, plus
+ * what is in flight.
  */
 #define SYNC_BYTES ((uint64_t) 16 * 1024 * 1024)
 #define SYNC_SECONDS 1.0
@@ -1164,7 +1166,19 @@ read_stream (struct importer *im)
   goto out_nofinish;
  out:
   im->cut = vmferry_stream_reader_was_cut (rd) || interrupted;
-  if (im->p) {
+  if (im->p && im->cut && im->keep_state) {
+    char saved[VMFERRY_ERROR_MAX];
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    /* A cut: every record that came whole was checked, so write them
+     * all before the progress is kept.  A failure now (a write, a
+     * digest) is a real one.
+     */
+    if (vmferry_pipeline_finish (im->p) == 0)
+      vmferry_restore_error (saved, 0);
+    else
+      im->cut = false;
+  }
+  else if (im->p) {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
     vmferry_pipeline_abort (im->p);
