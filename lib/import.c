@@ -44,10 +44,12 @@
 #define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
 
 /* How often a resumable import makes its progress durable: fdatasync the
- * file being written and record the offset in the resume state.  A cut
- * link or a signal that can be caught loses nothing that arrived whole
- * (it is written and synced then); a kill loses at most this much, plus
- * what is in flight.
+ * file being written and record the offset in the resume state.  Between
+ * two syncs every record written is claimed in the .written file
+ * (resume.h), so an import killed where it cannot sync loses only what
+ * was in flight, if the data is still there when it resumes; a cut link
+ * or a signal that can be caught loses nothing it received whole; and a
+ * crash of the machine loses at most this much.
  */
 #define SYNC_BYTES ((uint64_t) 16 * 1024 * 1024)
 #define SYNC_SECONDS 1.0
@@ -78,6 +80,11 @@ struct import_file {
    */
   uint64_t resume_offset, written_end, synced;
   double synced_at;
+  /* The digest of what was written from wdg_start (the last sync) on,
+   * for the claim in the .written file.
+   */
+  struct vmferry_digest *wdg;
+  uint64_t wdg_start;
   /* A fresh file's digest, computed in stream order from the very bytes
    * written, so it needs no second read of the file.  NULL for a resumed
    * file, whose earlier part was written by another run: that one is read
@@ -107,6 +114,8 @@ struct importer {
   bool cut;                     /* the stream was cut, not corrupt */
   bool query_done;
   char *state_path;
+  char *written_path;           /* the claims between syncs */
+  int written_fd;
   int lock_fd;
   struct vmferry_resume_state st;
   pthread_mutex_t st_lock;      /* st: reader thread and collector */
@@ -464,14 +473,115 @@ save_state (struct importer *im, int idx, uint64_t offset)
     const struct import_file *f = &im->files[idx];
     if (rf->tmp == NULL && f->tmp && f->role != VMFERRY_ROLE_TPM)
       rf->tmp = strdup (base_of (f->tmp));
-    if (rf->tmp)
+    if (rf->tmp) {
       rf->offset = offset;
+      rf->written = 0;
+    }
   }
   if (im->tpm_tmp && im->st.tpm_tmp == NULL)
     im->st.tpm_tmp = strdup (im->tpm_tmp);
   r = vmferry_resume_save (im->state_path, &im->st);
   pthread_mutex_unlock (&im->st_lock);
   return r;
+}
+
+/* Between syncs: add a record of file IDX to the digest of what was
+ * written since the last sync and claim that range in the .written file,
+ * so that an import killed before its next sync leaves a range the next
+ * one can read back, check and keep (verify_written).
+ */
+static int
+claim_written (struct importer *im, uint32_t idx, uint64_t offset,
+               const unsigned char *data, uint64_t len)
+{
+  struct import_file *f = &im->files[idx];
+  struct vmferry_resume_file *rf;
+  unsigned char dg[VMFERRY_DIGEST_SIZE];
+  int r = 0;
+
+  if (f->wdg == NULL) {
+    f->wdg = vmferry_digest_new ();
+    if (f->wdg == NULL)
+      return -1;
+    f->wdg_start = f->synced;
+  }
+  /* A resumed file's first record may begin below its durable offset. */
+  if (offset + len <= f->wdg_start)
+    return 0;
+  if (offset < f->wdg_start) {
+    data += f->wdg_start - offset;
+    len -= f->wdg_start - offset;
+    offset = f->wdg_start;
+  }
+  if (vmferry_digest_update (f->wdg, offset, data, len) < 0) {
+    vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
+    return -1;
+  }
+  vmferry_digest_final (f->wdg, dg);
+  pthread_mutex_lock (&im->st_lock);
+  rf = &im->st.files[idx];
+  if (rf->tmp && rf->offset == f->wdg_start && f->written_end > rf->offset) {
+    rf->written = f->written_end;
+    memcpy (rf->written_digest, dg, sizeof rf->written_digest);
+    if (im->written_fd < 0) {
+      im->written_fd = open (im->written_path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                             O_CLOEXEC, 0600);
+      if (im->written_fd < 0)
+        vmferry_set_error_errno (errno, "%s: cannot create", im->written_path);
+    }
+    r = im->written_fd < 0 ? -1
+      : vmferry_resume_write_claims (im->written_fd, im->written_path, &im->st);
+  }
+  pthread_mutex_unlock (&im->st_lock);
+  return r;
+}
+
+/* A resume query: read back the ranges the .written file claims (written
+ * by an import that was killed before it could sync them) and keep those
+ * that have the digest the stream gave them: sync them and count them as
+ * held.  What does not match is simply not held.
+ */
+static int
+verify_written (struct importer *im, struct vmferry_resume_state *st)
+{
+  unsigned kept = 0;
+
+  if (vmferry_resume_load_written (im->written_path, st) == 0) {
+    unlink (im->written_path);
+    return 0;
+  }
+  for (size_t i = 0; i < st->nr_files; i++) {
+    struct vmferry_resume_file *rf = &st->files[i];
+    CLEANUP_FREE char *p = NULL;
+    CLEANUP_CLOSE int fd = -1;
+    unsigned char got[VMFERRY_DIGEST_SIZE];
+
+    if (rf->written == 0)
+      continue;
+    if (asprintf (&p, "%s/%s", im->dir, rf->tmp) < 0) {
+      p = NULL;
+      vmferry_set_error_errno (ENOMEM, "resume");
+      return -1;
+    }
+    fd = open (p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && vmferry_digest_fd_range (fd, p, rf->offset, rf->written, got) == 0 &&
+        memcmp (got, rf->written_digest, sizeof got) == 0 && fdatasync (fd) == 0) {
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
+                       "when the import was cut, read back as sent: kept", rf->name,
+                       rf->offset, rf->written);
+      rf->offset = rf->written;
+      kept++;
+    }
+    else
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
+                       "when the import was cut, did not read back as sent: sent again",
+                       rf->name, rf->offset, rf->written);
+    rf->written = 0;
+  }
+  if (kept && vmferry_resume_save (im->state_path, st) < 0)
+    return -1;
+  unlink (im->written_path);
+  return 0;
 }
 
 /* Write the answer to a resume query. */
@@ -579,7 +689,8 @@ setup_resume (struct importer *im)
     goto not_resumable;
   }
   im->state_path = vmferry_resume_path (im->dir, im->name, "json");
-  if (im->state_path == NULL)
+  im->written_path = vmferry_resume_path (im->dir, im->name, "written");
+  if (im->state_path == NULL || im->written_path == NULL)
     goto not_resumable;
   im->lock_fd = vmferry_resume_lock (im->dir, im->name, LOCK_WAIT_SECONDS);
   if (im->lock_fd < 0)
@@ -597,6 +708,7 @@ setup_resume (struct importer *im)
     vmferry_notice ("%s; starting afresh", reason);
     remove_stale_temporaries (im);
     unlink (im->state_path);
+    unlink (im->written_path);
   }
   else if (r == 0) {
     snprintf (reason, sizeof reason, "%s: no interrupted transfer of domain %s "
@@ -625,7 +737,9 @@ setup_resume (struct importer *im)
       vmferry_resume_state_free (&old);
     }
     else if (opts->resume_query) {
-      r = answer_query (im, &old, NULL);
+      r = verify_written (im, &old);
+      if (r == 0)
+        r = answer_query (im, &old, NULL);
       vmferry_resume_state_free (&old);
       return r;
     }
@@ -648,6 +762,8 @@ setup_resume (struct importer *im)
        */
       uint64_t held = 0;
       im->st = old;
+      /* The query checked the claims there were; this run makes its own. */
+      unlink (im->written_path);
       if (im->st.tpm_tmp) {
         /* TPM state is small: always sent again, into a new directory. */
         struct vmferry_resume_state t = { .tpm_tmp = im->st.tpm_tmp };
@@ -878,10 +994,9 @@ job_done (void *opaque, void *jobp)
 
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
-    if (f->dg &&
-        vmferry_digest_update (f->dg, j->rec.offset,
-                               j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in,
-                               j->rec.length) < 0) {
+    const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
+
+    if (f->dg && vmferry_digest_update (f->dg, j->rec.offset, data, j->rec.length) < 0) {
       vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
       return -1;
     }
@@ -889,19 +1004,21 @@ job_done (void *opaque, void *jobp)
     /* In stream order, so everything below END is written. */
     if (end > f->written_end)
       f->written_end = end;
-    if (im->keep_state && f->role != VMFERRY_ROLE_TPM &&
-        (f->written_end - f->synced >= SYNC_BYTES ||
-         (f->written_end > f->synced && now_seconds () - f->synced_at >= SYNC_SECONDS))) {
+    if (!im->keep_state || f->role == VMFERRY_ROLE_TPM)
+      return 0;
+    if (f->written_end - f->synced >= SYNC_BYTES ||
+        (f->written_end > f->synced && now_seconds () - f->synced_at >= SYNC_SECONDS)) {
       if (fdatasync (f->fd) < 0) {
         vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
         return -1;
       }
       f->synced = f->written_end;
       f->synced_at = now_seconds ();
-      if (save_state (im, j->rec.file, f->synced) < 0)
-        return -1;
+      vmferry_digest_free (f->wdg);
+      f->wdg = NULL;
+      return save_state (im, j->rec.file, f->synced);
     }
-    return 0;
+    return claim_written (im, j->rec.file, j->rec.offset, data, j->rec.length);
   }
   if (fdatasync (f->fd) < 0) {
     vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
@@ -1418,6 +1535,7 @@ drop_state (struct importer *im)
   if (!im->keep_state)
     return;
   unlink (im->state_path);
+  unlink (im->written_path);
   {
     CLEANUP_FREE char *lock = vmferry_resume_path (im->dir, im->name, "lock");
     if (lock)
@@ -1463,6 +1581,7 @@ importer_free (struct importer *im)
     free (f->pool);
     free (f->volume);
     vmferry_digest_free (f->dg);
+    vmferry_digest_free (f->wdg);
   }
   free (im->files);
   free (im->dir);
@@ -1473,7 +1592,10 @@ importer_free (struct importer *im)
   free (im->uuid);
   free (im->manifest);
   free (im->state_path);
+  free (im->written_path);
   vmferry_resume_state_free (&im->st);
+  if (im->written_fd >= 0)
+    close (im->written_fd);
   if (im->lock_fd >= 0)
     close (im->lock_fd);
   pthread_mutex_destroy (&im->st_lock);
@@ -1524,7 +1646,7 @@ pool_dir (virConnectPtr conn, const char *pool)
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
-  struct importer im = { .opts = opts, .lock_fd = -1 };
+  struct importer im = { .opts = opts, .lock_fd = -1, .written_fd = -1 };
   int r = -1, d;
 
   pthread_mutex_init (&im.st_lock, NULL);
@@ -1660,8 +1782,11 @@ abort_one (const char *dir, const char *name)
     /* Damaged: it cannot say which files are its own. */
     char msg[VMFERRY_ERROR_MAX];
     CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
+    CLEANUP_FREE char *claims = vmferry_resume_path (dir, name, "written");
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
     unlink (path);
+    if (claims)
+      unlink (claims);
     if (lock)
       unlink (lock);
     vmferry_notice ("%s; removed it, but not its temporary files "

@@ -8,6 +8,17 @@
  * ("complete").  The file ends with a line "check HEX", an XXH3-64 of the
  * JSON text before it, so a damaged file is refused.
  *
+ * Between two of those fdatasyncs the importer keeps a second file,
+ * DIR/.vmferry-resume-NAME.written, in the same format but rewritten in
+ * place without fdatasync after every record: for each file it may add how far
+ * data was written beyond the durable offset ("written") and the digest
+ * (digest.h) of that range as it came from the stream ("written_digest").
+ * It is a claim, never trusted as such: after an import killed where it
+ * could not sync (SIGKILL), the next resume query reads that range back
+ * from the temporary file and, only if it has that digest, makes it
+ * durable and counts it as held.  A claim that does not match the state
+ * (another token, another durable offset) or the data is ignored.
+ *
  * A sender asks first ("vmferry-import --resume-query": the importer
  * reads the stream's metadata records and prints the answer as JSON),
  * then sends a stream with the RESUME feature bit and the token, leaving
@@ -39,6 +50,11 @@ struct vmferry_resume_file {
   char *tmp;                    /* base name of its temporary file in DIR */
   uint64_t size;
   uint64_t offset;              /* durable below; or VMFERRY_RESUME_COMPLETE */
+  /* A claim (the .written file only): [offset, written) was written and
+   * has this digest.  written 0: none.
+   */
+  uint64_t written;
+  unsigned char written_digest[16];
 };
 
 struct vmferry_resume_state {
@@ -77,8 +93,25 @@ int vmferry_resume_lock (const char *dir, const char *name, unsigned wait_second
  */
 int vmferry_resume_load (const char *path, struct vmferry_resume_state *st);
 
-/* Write ST to PATH atomically (temporary file, fdatasync, rename). */
+/* Write ST to PATH atomically (temporary file, fdatasync, rename),
+ * without the "written" claims.
+ */
 int vmferry_resume_save (const char *path, const struct vmferry_resume_state *st);
+
+/* Write ST with its "written" claims over the .written file open on FD
+ * (PATH for messages), in place and without fdatasync, so that it is
+ * cheap enough for every record.  A write cut short or lost in a crash
+ * fails the check line, and the file is ignored.
+ */
+int vmferry_resume_write_claims (int fd, const char *path,
+                                 const struct vmferry_resume_state *st);
+
+/* Take the claims of the .written file at PATH that fit ST: the same
+ * stream, token and temporary files, and for each file the same durable
+ * offset.  Returns how many files got a claim (0 also when the file is
+ * missing or damaged: claims are only worth trying).
+ */
+unsigned vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st);
 
 /* Whether TMP is a name the importer gives the temporary file of NAME:
  * ".NAME.vmferry-XXXXXX".
@@ -109,7 +142,7 @@ int vmferry_resume_parse_answer (const char *json, size_t len,
 void vmferry_resume_point_free (struct vmferry_resume_point *pt);
 
 /* Remove the temporary files ST names in DIR, its TPM directory, and the
- * state and lock files.  Best effort; returns how many files it removed.
+ * state, .written and lock files.  Best effort; returns how many files it removed.
  */
 unsigned vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st);
 
