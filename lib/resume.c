@@ -271,6 +271,32 @@ tpm_tmp_ok (const char *dir, const char *p)
   return strncmp (dot, ".vmferry-", 9) == 0;
 }
 
+/* The "claims" array V of file RF: ranges in order, each past the one
+ * before (the first past the offset), within the file, block-aligned.
+ */
+static int
+load_claims (struct vmferry_resume_file *rf, json_object *v)
+{
+  uint64_t prev = rf->offset;
+
+  if (rf->tmp == NULL || rf->offset == VMFERRY_RESUME_COMPLETE ||
+      !json_object_is_type (v, json_type_array) ||
+      json_object_array_length (v) > VMFERRY_RESUME_MAX_CLAIMS)
+    return -1;
+  rf->nr_claims = json_object_array_length (v);
+  for (size_t i = 0; i < rf->nr_claims; i++) {
+    json_object *c = json_object_array_get_idx (v, i);
+    struct vmferry_resume_claim *cl = &rf->claims[i];
+
+    if (!ju64 (c, "end", &cl->end) || cl->end <= prev || cl->end > rf->size ||
+        (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
+        unhex (jstr (c, "digest"), cl->digest, sizeof cl->digest) < 0)
+      return -1;
+    prev = cl->end;
+  }
+  return 0;
+}
+
 int
 vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
 {
@@ -380,13 +406,8 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
                          path, name);
       goto out;
     }
-    if (json_object_object_get_ex (f, "written", NULL) &&
-        (tmp == NULL || complete || !ju64 (f, "written", &rf->written) ||
-         rf->written <= rf->offset || rf->written > rf->size ||
-         (rf->written % VMFERRY_BLOCK_SIZE && rf->written != rf->size) ||
-         unhex (jstr (f, "written_digest"), rf->written_digest,
-                sizeof rf->written_digest) < 0)) {
-      vmferry_set_error ("%s: invalid resume state: file %s: bad written range", path, name);
+    if (json_object_object_get_ex (f, "claims", &v) && load_claims (rf, v) < 0) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path, name);
       goto out;
     }
   }
@@ -436,12 +457,17 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       json_object_object_add (j, "complete", json_object_new_boolean (1));
     else
       json_object_object_add (j, "offset", json_object_new_uint64 (f->offset));
-    if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE &&
-        f->written > f->offset) {
-      char dg[2 * sizeof f->written_digest + 1];
-      hex (f->written_digest, sizeof f->written_digest, dg);
-      json_object_object_add (j, "written", json_object_new_uint64 (f->written));
-      json_object_object_add (j, "written_digest", json_object_new_string (dg));
+    if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE && f->nr_claims) {
+      json_object *a = json_object_new_array ();
+      for (size_t k = 0; k < f->nr_claims; k++) {
+        json_object *c = json_object_new_object ();
+        char dg[2 * sizeof f->claims[k].digest + 1];
+        hex (f->claims[k].digest, sizeof f->claims[k].digest, dg);
+        json_object_object_add (c, "end", json_object_new_uint64 (f->claims[k].end));
+        json_object_object_add (c, "digest", json_object_new_string (dg));
+        json_object_array_add (a, c);
+      }
+      json_object_object_add (j, "claims", a);
     }
     json_object_array_add (files, j);
   }
@@ -467,15 +493,27 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
   return text;
 }
 
+char *
+vmferry_resume_text (const struct vmferry_resume_state *st)
+{
+  return state_text (st, false, 0);
+}
+
 int
 vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
 {
-  CLEANUP_FREE char *tmp = NULL, *text = state_text (st, false, 0);
+  CLEANUP_FREE char *text = state_text (st, false, 0);
+
+  return text ? vmferry_resume_save_text (path, text) : -1;
+}
+
+int
+vmferry_resume_save_text (const char *path, const char *text)
+{
+  CLEANUP_FREE char *tmp = NULL;
   size_t len;
   int fd;
 
-  if (text == NULL)
-    return -1;
   if (asprintf (&tmp, "%s.new", path) < 0) {
     tmp = NULL;
     vmferry_set_error_errno (ENOMEM, "%s", path);
@@ -527,7 +565,7 @@ vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st)
   int r;
 
   for (size_t i = 0; i < st->nr_files; i++)
-    st->files[i].written = 0;
+    st->files[i].nr_claims = 0;
   /* A damaged claim is no error: keep the caller's message. */
   snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
   r = vmferry_resume_load (path, &w);
@@ -540,12 +578,21 @@ vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st)
     for (size_t i = 0; i < st->nr_files; i++) {
       struct vmferry_resume_file *f = &st->files[i];
       const struct vmferry_resume_file *c = &w.files[i];
-      if (c->written && f->tmp && c->tmp && strcmp (f->tmp, c->tmp) == 0 &&
-          f->offset == c->offset && f->size == c->size) {
-        f->written = c->written;
-        memcpy (f->written_digest, c->written_digest, sizeof f->written_digest);
-        n++;
-      }
+      uint64_t at = c->offset;
+      size_t k = 0;
+
+      if (c->nr_claims == 0 || f->tmp == NULL || c->tmp == NULL ||
+          strcmp (f->tmp, c->tmp) != 0 || f->size != c->size ||
+          f->offset == VMFERRY_RESUME_COMPLETE || c->offset > f->offset)
+        continue;
+      /* The state may have been saved after these claims were written. */
+      while (k < c->nr_claims && at < f->offset)
+        at = c->claims[k++].end;
+      if (at != f->offset || k == c->nr_claims)
+        continue;
+      f->nr_claims = c->nr_claims - k;
+      memcpy (f->claims, c->claims + k, f->nr_claims * sizeof f->claims[0]);
+      n++;
     }
   }
   vmferry_resume_state_free (&w);

@@ -113,9 +113,10 @@ json_num() {
 state=$IMAGES_B/resume/.vmferry-resume-$vm-copy.json
 claims=$IMAGES_B/resume/.vmferry-resume-$vm-copy.written
 
-# cut_transfer HOW PCT: start the transfer, kill HOW once B holds PCT % of the data.
-# Sets $cut (bytes allocated on B after the kill), $held (B's durable
-# offset) and $claimed (how far B's claims go; $held if none).
+# cut_transfer HOW PCT: start the transfer, kill HOW once B holds PCT %
+# of the data.  Sets $cut (bytes allocated on B after the kill), $held
+# (B's durable offset), $claim_ends (where B's claimed ranges end) and
+# $claimed (how far they go; $held if none).
 cut_transfer() {
     local how=$1 pct=$2 at pid
     at=$((total / 100 * pct))
@@ -139,11 +140,12 @@ cut_transfer() {
     virsh_b domuuid "$vm-copy" >/dev/null 2>&1 && fail "$how: defined after a cut"
     [[ -e $state ]] || fail "$how: no resume state after the cut: $(cat "$SCRATCH/run1.out")"
     held=$(json_num "$state" offset)
+    claim_ends=()
+    [[ -e $claims ]] && mapfile -t claim_ends < <(grep -o '"end":[0-9]*' "$claims" | cut -d: -f2)
     claimed=$held
-    if [[ -e $claims ]] && [[ $(json_num "$claims" offset) == "$held" ]]; then
-        claimed=$(json_num "$claims" written)
-        [[ -n $claimed ]] || claimed=$held
-    fi
+    for c in "${claim_ends[@]}"; do
+        if ((c > claimed)); then claimed=$c; fi
+    done
 }
 
 # resume LABEL: the same command again (the ssh cut again through ssh);
@@ -203,10 +205,15 @@ done
 tmp=$(compgen -G "$IMAGES_B/resume/.$vm.img.vmferry-*" | head -n1)
 hole=$(((held + claimed) / 2 / 65536 * 65536))
 fallocate -p -o "$hole" -l 65536 "$tmp"
+# Held: the durable part and the claimed ranges before the hole.
+want=$held
+for c in "${claim_ends[@]}"; do
+    if ((c <= hole && c > want)); then want=$c; fi
+done
 resume claims
-((skipped == held)) || fail "claims: held $skipped bytes, the durable part is $held"
-echo "   a claim to $((claimed >> 20)) MiB with a hole punched at $((hole >> 20)) MiB:" \
-    "only the durable $((held >> 20)) MiB were held, the copy is identical"
+((skipped == want)) || fail "claims: held $skipped bytes, expected $want"
+echo "   claims to $((claimed >> 20)) MiB, durable $((held >> 20)) MiB, a hole punched at" \
+    "$((hole >> 20)) MiB: $((skipped >> 20)) MiB were held, the copy is identical"
 drop_copy
 
 # An abandoned transfer is removed by --abort, and only then.

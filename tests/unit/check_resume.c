@@ -182,47 +182,60 @@ START_TEST (test_damaged_and_forged)
 END_TEST
 
 /* The .written claims: saved beside the state, taken only where they fit
- * it (same token, same temporary file, same durable offset), never
- * written into the durable state, refused when malformed.
+ * it (same token, same temporary file, meeting the durable offset at a
+ * boundary), never written into the durable state, refused when
+ * malformed.
  */
 START_TEST (test_written_claims)
 {
   char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
   char *wpath = vmferry_resume_path (dir, "web01", "written");
   struct vmferry_resume_state st, got;
+  const uint64_t base = 1 << 21, mid = (1 << 21) + (1 << 19), end = (1 << 21) + (1 << 20);
   int wfd;
   static const char *const bad[] = {
-    /* written not beyond the offset */
+    /* a claim not beyond the offset */
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":131072,"
-    "\"written\":131072,\"written_digest\":\"00000000000000000000000000000000\"}]}",
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":131072,\"claims\":[{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"}]}]}",
     /* past the size */
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,"
-    "\"written\":2097152,\"written_digest\":\"00000000000000000000000000000000\"}]}",
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":2097152,\"digest\":\"00000000000000000000000000000000\"}]}]}",
     /* not block-aligned */
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,"
-    "\"written\":1000,\"written_digest\":\"00000000000000000000000000000000\"}]}",
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":1000,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    /* not in order */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"},"
+    "{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"}]}]}",
     /* no digest */
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"written\":65536}]}",
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":65536}]}]}",
+    /* too many */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"},"
+    "{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"},{\"end\":196608,\"digest\":\"00000000000000000000000000000000\"},"
+    "{\"end\":262144,\"digest\":\"00000000000000000000000000000000\"},{\"end\":327680,\"digest\":\"00000000000000000000000000000000\"}]}]}",
     /* a complete file */
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"complete\":true,"
-    "\"written\":65536,\"written_digest\":\"00000000000000000000000000000000\"}]}",
+    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"complete\":true,\"claims\":[{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"}]}]}",
   };
 
   fill (&st);
   /* No .written file: no claims. */
   ck_assert_uint_eq (vmferry_resume_load_written (wpath, &st), 0);
-  st.files[1].written = (1 << 21) + (1 << 20);
-  memset (st.files[1].written_digest, 0xab, 16);
+  /* Two claims on b.img: [base, mid) and [mid, end). */
+  st.files[1].nr_claims = 2;
+  st.files[1].claims[0].end = mid;
+  memset (st.files[1].claims[0].digest, 0xab, 16);
+  st.files[1].claims[1].end = end;
+  memset (st.files[1].claims[1].digest, 0xcd, 16);
   ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
   /* Rewritten in place: a longer text first, then the claims; the old
    * tail must not survive.
@@ -239,18 +252,36 @@ START_TEST (test_written_claims)
 
   /* The durable state does not carry claims. */
   ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
-  ck_assert_uint_eq (got.files[1].written, 0);
+  ck_assert_uint_eq (got.files[1].nr_claims, 0);
   ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
-  ck_assert_uint_eq (got.files[0].written, 0);
-  ck_assert_uint_eq (got.files[1].written, (1 << 21) + (1 << 20));
-  for (int i = 0; i < 16; i++)
-    ck_assert_uint_eq (got.files[1].written_digest[i], 0xab);
+  ck_assert_uint_eq (got.files[0].nr_claims, 0);
+  ck_assert_uint_eq (got.files[1].nr_claims, 2);
+  ck_assert_uint_eq (got.files[1].claims[0].end, mid);
+  ck_assert_uint_eq (got.files[1].claims[1].end, end);
+  for (int i = 0; i < 16; i++) {
+    ck_assert_uint_eq (got.files[1].claims[0].digest[i], 0xab);
+    ck_assert_uint_eq (got.files[1].claims[1].digest[i], 0xcd);
+  }
 
-  /* The durable offset moved on since: the claim no longer fits. */
-  got.files[1].offset = (1 << 21) + (1 << 19);
+  /* The state was saved with the first range durable after the claims
+   * were written: the second one still counts.
+   */
+  got.files[1].offset = mid;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
+  ck_assert_uint_eq (got.files[1].nr_claims, 1);
+  ck_assert_uint_eq (got.files[1].claims[0].end, end);
+  ck_assert_uint_eq (got.files[1].claims[0].digest[0], 0xcd);
+  /* Durable up to the end of the claims, between two boundaries, below
+   * the claims' start: none.
+   */
+  got.files[1].offset = end;
   ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
-  ck_assert_uint_eq (got.files[1].written, 0);
-  got.files[1].offset = 1 << 21;
+  got.files[1].offset = mid + 65536;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  got.files[1].offset = base - 65536;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (got.files[1].nr_claims, 0);
+  got.files[1].offset = base;
   /* Another token (a run took over since), another temporary file. */
   got.token[0] ^= 1;
   ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
