@@ -538,7 +538,8 @@ vmferry_resume_save_text (const char *path, const char *text)
 }
 
 int
-vmferry_resume_write_claims (int fd, const char *path, const struct vmferry_resume_state *st)
+vmferry_resume_write_claims (int fd, const char *path,
+                             const struct vmferry_resume_state *st)
 {
   CLEANUP_FREE char *text = NULL;
   struct stat sb;

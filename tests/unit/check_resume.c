@@ -193,39 +193,34 @@ START_TEST (test_written_claims)
   struct vmferry_resume_state st, got;
   const uint64_t base = 1 << 21, mid = (1 << 21) + (1 << 19), end = (1 << 21) + (1 << 20);
   int wfd;
+  /* A state of a.img (1 MiB) with FIELDS; Z: a digest. */
+#define CLAIMED(fields)                                                  \
+  "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\""     \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"token\":\""                       \
+  "00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","      \
+  "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576," fields "}]}"
+#define Z "\"00000000000000000000000000000000\""
   static const char *const bad[] = {
     /* a claim not beyond the offset */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":131072,\"claims\":[{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"offset\":131072,\"claims\":[{\"end\":131072,\"digest\":" Z "}]"),
     /* past the size */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":2097152,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":2097152,\"digest\":" Z "}]"),
     /* not block-aligned */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":1000,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":1000,\"digest\":" Z "}]"),
     /* not in order */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"},"
-    "{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":131072,\"digest\":" Z "},"
+             "{\"end\":65536,\"digest\":" Z "}]"),
     /* no digest */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":65536}]}]}",
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":65536}]"),
     /* too many */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"offset\":0,\"claims\":[{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"},"
-    "{\"end\":131072,\"digest\":\"00000000000000000000000000000000\"},{\"end\":196608,\"digest\":\"00000000000000000000000000000000\"},"
-    "{\"end\":262144,\"digest\":\"00000000000000000000000000000000\"},{\"end\":327680,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":65536,\"digest\":" Z "},"
+             "{\"end\":131072,\"digest\":" Z "},{\"end\":196608,\"digest\":" Z "},"
+             "{\"end\":262144,\"digest\":" Z "},{\"end\":327680,\"digest\":" Z "}]"),
     /* a complete file */
-    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
-    "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576,\"complete\":true,\"claims\":[{\"end\":65536,\"digest\":\"00000000000000000000000000000000\"}]}]}",
+    CLAIMED ("\"complete\":true,\"claims\":[{\"end\":65536,\"digest\":" Z "}]"),
   };
+#undef CLAIMED
+#undef Z
 
   fill (&st);
   /* No .written file: no claims. */
