@@ -121,19 +121,31 @@ int
 vmferry_digest_fd (int fd, const char *name, uint64_t size,
                    unsigned char out[VMFERRY_DIGEST_SIZE])
 {
+  return vmferry_digest_fd_range (fd, name, 0, size, out);
+}
+
+int
+vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
+                         unsigned char out[VMFERRY_DIGEST_SIZE])
+{
   struct vmferry_digest *d;
   CLEANUP_FREE void *buf = NULL;
-  uint64_t pos = 0, start, end, actual;
+  uint64_t pos = start, dstart, dend, actual;
   int r;
 
+  if (start % VMFERRY_BLOCK_SIZE != 0 || start > end) {
+    vmferry_set_error ("%s: digest of bytes %" PRIu64 " to %" PRIu64 ": not a "
+                       "block-aligned range", name, start, end);
+    return -1;
+  }
   /* Past the end of a file SEEK_DATA finds nothing, which would make a
    * short file look complete.
    */
   if (vmferry_file_size (fd, name, &actual) < 0)
     return -1;
-  if (actual < size) {
+  if (actual < end) {
     vmferry_set_error ("%s: file is %" PRIu64 " bytes, expected %" PRIu64,
-                       name, actual, size);
+                       name, actual, end);
     return -1;
   }
   d = vmferry_digest_new ();
@@ -146,11 +158,11 @@ vmferry_digest_fd (int fd, const char *name, uint64_t size,
     return -1;
   }
   /* Only a hint: failure (e.g. on a pipe-like device) does not matter. */
-  posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  posix_fadvise (fd, (off_t) start, (off_t) (end - start), POSIX_FADV_SEQUENTIAL);
 
-  while ((r = vmferry_next_data (fd, name, pos, size, &start, &end)) == 1) {
-    for (pos = start; pos < end; ) {
-      size_t n = end - pos < DIGEST_READ_SIZE ? end - pos : DIGEST_READ_SIZE;
+  while ((r = vmferry_next_data (fd, name, pos, end, &dstart, &dend)) == 1) {
+    for (pos = dstart; pos < dend; ) {
+      size_t n = dend - pos < DIGEST_READ_SIZE ? dend - pos : DIGEST_READ_SIZE;
 
       if (vmferry_pread_full (fd, name, buf, n, pos) < 0 ||
           vmferry_digest_update (d, pos, buf, n) < 0) {

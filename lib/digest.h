@@ -42,6 +42,13 @@ void vmferry_digest_final (const struct vmferry_digest *d,
 int vmferry_digest_fd (int fd, const char *name, uint64_t size,
                        unsigned char out[VMFERRY_DIGEST_SIZE]);
 
+/* The same for the bytes [START, END) of the file only: what a digest
+ * fed with just the data at and after START, up to END, gives.  START is
+ * block-aligned; END is block-aligned or the end of the file.
+ */
+int vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
+                             unsigned char out[VMFERRY_DIGEST_SIZE]);
+
 /* 32 lower-case hex digits and a NUL. */
 void vmferry_digest_hex (const unsigned char d[VMFERRY_DIGEST_SIZE],
                          char out[2 * VMFERRY_DIGEST_SIZE + 1]);

@@ -3,11 +3,13 @@
  * The calling thread reads and checks records; workers decompress and
  * write data records in parallel (pwrite at the record's offset into a
  * sparse temporary file, with O_DIRECT where aligned); the collector,
- * which sees jobs in stream order, digests a fresh file from the very
- * bytes written and checks the digest when its FILE_END arrives, after
- * fdatasync (a resumed file is read back from disk instead).  Only when
- * END has arrived and every file verified are the files renamed into
- * place and the domain defined.
+ * which sees jobs in stream order, verifies each file when its FILE_END
+ * arrives (from the digest of what it saw written, or, for a resumed
+ * file, by reading it back from disk) after fdatasync.  A resumable
+ * import has one more thread, the syncer, that makes progress durable
+ * while the others go on (see SYNC_BYTES).  Only when END has arrived and
+ * every file verified are the files renamed into place and the domain
+ * defined.
  */
 #include "config.h"
 
@@ -47,8 +49,14 @@
 #define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
 
 /* How often a resumable import makes its progress durable: fdatasync the
- * file being written and record the offset in the resume state.  A cut
- * loses at most this much, plus what is in flight.
+ * file being written and record the offset in the resume state.  That is
+ * done by a thread of its own (the syncer), so that the collector never
+ * waits for the disk and the workers never run far ahead of it; every
+ * record the collector has seen is claimed in the .written file
+ * (resume.h).  So an import killed where it cannot sync loses only what
+ * was in flight, if the data is still there when it resumes; a cut link
+ * or a signal that can be caught loses nothing it received whole; and a
+ * crash of the machine loses at most a little more than this.
  */
 #define SYNC_BYTES ((uint64_t) 16 * 1024 * 1024)
 #define SYNC_SECONDS 1.0
@@ -86,10 +94,14 @@ struct import_file {
   int dfd;
   bool verified, placed;
   /* Resume: durable below resume_offset when the import started (or
-   * VMFERRY_RESUME_COMPLETE); written_end and synced track this run.
+   * VMFERRY_RESUME_COMPLETE); written_end tracks this run.  The collector
+   * claims what it has seen in segments: the open one runs from seg_start
+   * (where the last sync asked for ended), started at seg_at, and wdg is
+   * the digest of its bytes.
    */
-  uint64_t resume_offset, written_end, synced;
-  double synced_at;
+  uint64_t resume_offset, written_end, seg_start;
+  double seg_at;
+  struct vmferry_digest *wdg;
   /* A fresh file's digest, computed in stream order from the very bytes
    * written, so it needs no second read of the file.  NULL for a resumed
    * file, whose earlier part was written by another run: that one is read
@@ -119,9 +131,21 @@ struct importer {
   bool cut;                     /* the stream was cut, not corrupt */
   bool query_done;
   char *state_path;
+  char *written_path;           /* the claims between syncs */
+  int written_fd;
   int lock_fd;
+  /* st_lock: st, written_fd and the syncer's request, between the reader
+   * thread, the collector and the syncer.  save_lock: one state file
+   * written at a time, in the order their texts were taken.
+   */
   struct vmferry_resume_state st;
-  pthread_mutex_t st_lock;      /* st: reader thread and collector */
+  pthread_mutex_t st_lock, save_lock;
+  pthread_cond_t st_cond;       /* the syncer's request posted or done */
+  pthread_t syncer;
+  bool syncer_started, sync_stop, sync_failed;
+  int sync_idx;                 /* the file to sync, -1: none */
+  uint64_t sync_offset;         /* ... and what will then be durable */
+  char sync_error[VMFERRY_ERROR_MAX];
 };
 
 struct job {
@@ -460,30 +484,269 @@ base_of (const char *path)
 }
 
 /* Record file IDX's durable offset (or, with tmp_too, its temporary
- * file) and write the state.  Called from the reader thread and the
- * collector.
+ * file) and write the state; claims that end below the offset go.
+ * Called from the reader thread, the collector and the syncer.  The text
+ * is taken under st_lock, the file written and synced outside it, so the
+ * collector claiming records does not wait for the disk.
  */
 static int
 save_state (struct importer *im, int idx, uint64_t offset)
 {
+  CLEANUP_FREE char *text = NULL;
   int r;
 
   if (!im->keep_state)
     return 0;
+  pthread_mutex_lock (&im->save_lock);
   pthread_mutex_lock (&im->st_lock);
   if (idx >= 0) {
     struct vmferry_resume_file *rf = &im->st.files[idx];
     const struct import_file *f = &im->files[idx];
     if (rf->tmp == NULL && f->tmp && f->role != VMFERRY_ROLE_TPM)
       rf->tmp = strdup (base_of (f->tmp));
-    if (rf->tmp)
+    if (rf->tmp) {
+      size_t k = 0;
       rf->offset = offset;
+      while (k < rf->nr_claims && rf->claims[k].end <= offset)
+        k++;
+      rf->nr_claims -= k;
+      memmove (rf->claims, rf->claims + k, rf->nr_claims * sizeof rf->claims[0]);
+    }
   }
   if (im->tpm_tmp && im->st.tpm_tmp == NULL)
     im->st.tpm_tmp = strdup (im->tpm_tmp);
-  r = vmferry_resume_save (im->state_path, &im->st);
+  text = vmferry_resume_text (&im->st);
+  pthread_mutex_unlock (&im->st_lock);
+  r = text ? vmferry_resume_save_text (im->state_path, text) : -1;
+  pthread_mutex_unlock (&im->save_lock);
+  return r;
+}
+
+/* Rewrite the .written file from st; st_lock held. */
+static int
+write_claims_locked (struct importer *im)
+{
+  if (im->written_fd < 0) {
+    im->written_fd = open (im->written_path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                           O_CLOEXEC, 0600);
+    if (im->written_fd < 0) {
+      vmferry_set_error_errno (errno, "%s: cannot create", im->written_path);
+      return -1;
+    }
+  }
+  return vmferry_resume_write_claims (im->written_fd, im->written_path, &im->st);
+}
+
+/* The syncer: fdatasync the file the collector asks for, record what is
+ * then durable, and claim the rest anew.  One request at a time.
+ */
+static void *
+syncer_thread (void *arg)
+{
+  struct importer *im = arg;
+
+  pthread_mutex_lock (&im->st_lock);
+  for (;;) {
+    int idx, fd, r;
+    uint64_t off;
+
+    while (im->sync_idx < 0 && !im->sync_stop)
+      pthread_cond_wait (&im->st_cond, &im->st_lock);
+    if (im->sync_idx < 0)
+      break;
+    idx = im->sync_idx;
+    off = im->sync_offset;
+    fd = im->files[idx].fd;
+    pthread_mutex_unlock (&im->st_lock);
+    if (fdatasync (fd) < 0) {
+      vmferry_set_error_errno (errno, "%s: fdatasync", im->files[idx].tmp);
+      r = -1;
+    }
+    else
+      r = save_state (im, idx, off);
+    pthread_mutex_lock (&im->st_lock);
+    if (r == 0)
+      r = write_claims_locked (im);
+    if (r < 0 && !im->sync_failed) {
+      im->sync_failed = true;
+      snprintf (im->sync_error, sizeof im->sync_error, "%s", vmferry_get_error ());
+    }
+    im->sync_idx = -1;
+    pthread_cond_broadcast (&im->st_cond);
+  }
+  pthread_mutex_unlock (&im->st_lock);
+  return NULL;
+}
+
+static int
+syncer_start (struct importer *im)
+{
+  int err;
+
+  im->sync_idx = -1;
+  err = pthread_create (&im->syncer, NULL, syncer_thread, im);
+  if (err) {
+    vmferry_set_error_errno (err, "pthread_create");
+    return -1;
+  }
+  im->syncer_started = true;
+  return 0;
+}
+
+/* Wait until the syncer has done what was asked (STOP: and end it).
+ * Returns -1 with its error set if it failed.
+ */
+static int
+syncer_wait (struct importer *im, bool stop)
+{
+  int r = 0;
+
+  if (!im->syncer_started)
+    return 0;
+  pthread_mutex_lock (&im->st_lock);
+  if (stop) {
+    im->sync_stop = true;
+    pthread_cond_broadcast (&im->st_cond);
+  }
+  while (im->sync_idx >= 0)
+    pthread_cond_wait (&im->st_cond, &im->st_lock);
+  if (im->sync_failed) {
+    vmferry_set_error ("%s", im->sync_error);
+    r = -1;
+  }
+  pthread_mutex_unlock (&im->st_lock);
+  if (stop) {
+    pthread_join (im->syncer, NULL);
+    im->syncer_started = false;
+  }
+  return r;
+}
+
+/* In the collector, for every data record of file IDX: add it to the
+ * open segment's digest and claim that segment in the .written file, so
+ * that an import killed before it could sync leaves ranges the next one
+ * can read back, check and keep (verify_written).  When enough was
+ * written (SYNC_BYTES or SYNC_SECONDS) and the syncer is free, close the
+ * segment and ask the syncer to make it durable; its claim stays until
+ * that is done.
+ */
+static int
+claim_record (struct importer *im, uint32_t idx, uint64_t offset,
+              const unsigned char *data, uint64_t len)
+{
+  struct import_file *f = &im->files[idx];
+  struct vmferry_resume_file *rf;
+  struct vmferry_resume_claim open;
+  double now = now_seconds ();
+  size_t k;
+  int r;
+
+  if (f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
+    return -1;
+  /* A resumed file's first record may begin below its durable offset. */
+  if (offset + len <= f->seg_start)
+    return 0;
+  if (offset < f->seg_start) {
+    data += f->seg_start - offset;
+    len -= f->seg_start - offset;
+    offset = f->seg_start;
+  }
+  if (vmferry_digest_update (f->wdg, offset, data, len) < 0) {
+    vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
+    return -1;
+  }
+  open.end = f->written_end;
+  vmferry_digest_final (f->wdg, open.digest);
+
+  pthread_mutex_lock (&im->st_lock);
+  if (im->sync_failed) {
+    vmferry_set_error ("%s", im->sync_error);
+    pthread_mutex_unlock (&im->st_lock);
+    return -1;
+  }
+  rf = &im->st.files[idx];
+  /* The claims of segments before the open one (their sync is pending),
+   * then the open one.
+   */
+  for (k = 0; k < rf->nr_claims && rf->claims[k].end <= f->seg_start; k++)
+    ;
+  if (rf->tmp == NULL || k >= VMFERRY_RESUME_MAX_CLAIMS ||
+      (k == 0 ? rf->offset : rf->claims[k - 1].end) != f->seg_start) {
+    pthread_mutex_unlock (&im->st_lock);
+    vmferry_set_error ("%s: file %s: claims out of step (internal error)",
+                       im->opts->in_name, f->name);
+    return -1;
+  }
+  rf->claims[k] = open;
+  rf->nr_claims = k + 1;
+  if (im->sync_idx < 0 && !im->sync_stop &&
+      (f->written_end - f->seg_start >= SYNC_BYTES || now - f->seg_at >= SYNC_SECONDS)) {
+    im->sync_idx = idx;
+    im->sync_offset = f->written_end;
+    pthread_cond_broadcast (&im->st_cond);
+    f->seg_start = f->written_end;
+    f->seg_at = now;
+    vmferry_digest_free (f->wdg);
+    f->wdg = NULL;
+  }
+  r = write_claims_locked (im);
   pthread_mutex_unlock (&im->st_lock);
   return r;
+}
+
+/* A resume query: read back the ranges the .written file claims (written
+ * by an import that was killed before it could sync them), in order, and
+ * keep those that have the digest the stream gave them: sync them and
+ * count them as held.  From the first that does not match on, nothing is
+ * held.
+ */
+static int
+verify_written (struct importer *im, struct vmferry_resume_state *st)
+{
+  unsigned kept = 0;
+
+  if (vmferry_resume_load_written (im->written_path, st) == 0) {
+    unlink (im->written_path);
+    return 0;
+  }
+  for (size_t i = 0; i < st->nr_files; i++) {
+    struct vmferry_resume_file *rf = &st->files[i];
+    CLEANUP_FREE char *p = NULL;
+    CLEANUP_CLOSE int fd = -1;
+    uint64_t at = rf->offset;
+
+    if (rf->nr_claims == 0)
+      continue;
+    if (asprintf (&p, "%s/%s", im->dir, rf->tmp) < 0) {
+      p = NULL;
+      vmferry_set_error_errno (ENOMEM, "resume");
+      return -1;
+    }
+    fd = open (p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    for (size_t k = 0; fd >= 0 && k < rf->nr_claims; k++) {
+      unsigned char got[VMFERRY_DIGEST_SIZE];
+      if (vmferry_digest_fd_range (fd, p, at, rf->claims[k].end, got) < 0 ||
+          memcmp (got, rf->claims[k].digest, sizeof got) != 0)
+        break;
+      at = rf->claims[k].end;
+    }
+    if (at > rf->offset && fdatasync (fd) == 0) {
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
+                       "when the import was cut, read back as sent: kept", rf->name,
+                       rf->offset, at);
+      rf->offset = at;
+      kept++;
+    }
+    if (at < rf->claims[rf->nr_claims - 1].end)
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
+                       "when the import was cut, did not read back as sent: sent again",
+                       rf->name, at, rf->claims[rf->nr_claims - 1].end);
+    rf->nr_claims = 0;
+  }
+  if (kept && vmferry_resume_save (im->state_path, st) < 0)
+    return -1;
+  unlink (im->written_path);
+  return 0;
 }
 
 /* Write the answer to a resume query. */
@@ -591,7 +854,8 @@ setup_resume (struct importer *im)
     goto not_resumable;
   }
   im->state_path = vmferry_resume_path (im->dir, im->name, "json");
-  if (im->state_path == NULL)
+  im->written_path = vmferry_resume_path (im->dir, im->name, "written");
+  if (im->state_path == NULL || im->written_path == NULL)
     goto not_resumable;
   im->lock_fd = vmferry_resume_lock (im->dir, im->name, LOCK_WAIT_SECONDS);
   if (im->lock_fd < 0)
@@ -609,6 +873,7 @@ setup_resume (struct importer *im)
     vmferry_notice ("%s; starting afresh", reason);
     remove_stale_temporaries (im);
     unlink (im->state_path);
+    unlink (im->written_path);
   }
   else if (r == 0) {
     snprintf (reason, sizeof reason, "%s: no interrupted transfer of domain %s "
@@ -637,7 +902,9 @@ setup_resume (struct importer *im)
       vmferry_resume_state_free (&old);
     }
     else if (opts->resume_query) {
-      r = answer_query (im, &old, NULL);
+      r = verify_written (im, &old);
+      if (r == 0)
+        r = answer_query (im, &old, NULL);
       vmferry_resume_state_free (&old);
       return r;
     }
@@ -660,6 +927,8 @@ setup_resume (struct importer *im)
        */
       uint64_t held = 0;
       im->st = old;
+      /* The query checked the claims there were; this run makes its own. */
+      unlink (im->written_path);
       if (im->st.tpm_tmp) {
         /* TPM state is small: always sent again, into a new directory. */
         struct vmferry_resume_state t = { .tpm_tmp = im->st.tpm_tmp };
@@ -767,9 +1036,9 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
       vmferry_set_error_errno (errno, "%s: cannot clear beyond the resume point", f->tmp);
       return -1;
     }
-    f->written_end = f->synced = f->resume_offset == VMFERRY_RESUME_COMPLETE
+    f->written_end = f->seg_start = f->resume_offset == VMFERRY_RESUME_COMPLETE
       ? size : f->resume_offset;
-    f->synced_at = now_seconds ();
+    f->seg_at = now_seconds ();
     vmferry_verbose ("%s: resuming %s at byte %" PRIu64, f->name, f->tmp, f->written_end);
     vmferry_progress_begin (im->opts->progress, f->name, size);
     vmferry_progress_add (im->opts->progress, f->written_end);
@@ -830,7 +1099,7 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
   f->dg = vmferry_digest_new ();
   if (f->dg == NULL)
     return -1;
-  f->synced_at = now_seconds ();
+  f->seg_at = now_seconds ();
   /* Record the new file at once, so that a cut leaves nothing the state
    * does not name.
    */
@@ -928,10 +1197,9 @@ job_done (void *opaque, void *jobp)
 
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
-    if (f->dg &&
-        vmferry_digest_update (f->dg, j->rec.offset,
-                               j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in,
-                               j->rec.length) < 0) {
+    const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
+
+    if (f->dg && vmferry_digest_update (f->dg, j->rec.offset, data, j->rec.length) < 0) {
       vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
       return -1;
     }
@@ -939,20 +1207,13 @@ job_done (void *opaque, void *jobp)
     /* In stream order, so everything below END is written. */
     if (end > f->written_end)
       f->written_end = end;
-    if (im->keep_state && f->role != VMFERRY_ROLE_TPM &&
-        (f->written_end - f->synced >= SYNC_BYTES ||
-         (f->written_end > f->synced && now_seconds () - f->synced_at >= SYNC_SECONDS))) {
-      if (fdatasync (f->fd) < 0) {
-        vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
-        return -1;
-      }
-      f->synced = f->written_end;
-      f->synced_at = now_seconds ();
-      if (save_state (im, j->rec.file, f->synced) < 0)
-        return -1;
-    }
-    return 0;
+    if (!im->keep_state || f->role == VMFERRY_ROLE_TPM)
+      return 0;
+    return claim_record (im, j->rec.file, j->rec.offset, data, j->rec.length);
   }
+  /* The syncer must be done with this file before it is closed. */
+  if (syncer_wait (im, false) < 0)
+    return -1;
   if (fdatasync (f->fd) < 0) {
     vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
     return -1;
@@ -1144,7 +1405,7 @@ read_stream (struct importer *im)
       im->p = vmferry_pipeline_new (&import_ops, im, threads,
                                     threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
                                     sizeof (struct job));
-      if (im->p == NULL)
+      if (im->p == NULL || (im->keep_state && syncer_start (im) < 0))
         goto out;
       break;
     }
@@ -1203,7 +1464,9 @@ read_stream (struct importer *im)
   /* Nothing may follow END (the reader checks) and all must be verified. */
   if (vmferry_stream_read_record (rd, &rec) != 0)
     goto out;
-  if (vmferry_pipeline_finish (im->p) < 0) {
+  if (vmferry_pipeline_finish (im->p) < 0 || syncer_wait (im, true) < 0) {
+    /* The pipeline is finished: out does not finish it again. */
+    vmferry_pipeline_free (im->p);
     im->p = NULL;
     goto out;
   }
@@ -1217,7 +1480,19 @@ read_stream (struct importer *im)
   goto out_nofinish;
  out:
   im->cut = vmferry_stream_reader_was_cut (rd) || interrupted;
-  if (im->p) {
+  if (im->p && im->cut && im->keep_state) {
+    char saved[VMFERRY_ERROR_MAX];
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    /* A cut: every record that came whole was checked, so write them
+     * all before the progress is kept.  A failure now (a write, a
+     * digest) is a real one.
+     */
+    if (vmferry_pipeline_finish (im->p) == 0)
+      vmferry_restore_error (saved, 0);
+    else
+      im->cut = false;
+  }
+  else if (im->p) {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
     vmferry_pipeline_abort (im->p);
@@ -1226,6 +1501,9 @@ read_stream (struct importer *im)
       vmferry_restore_error (saved, 0);
   }
  out_nofinish:
+  /* Whatever it was asked is done before the state is kept or dropped. */
+  if (syncer_wait (im, true) < 0 && ret == 0)
+    ret = -1;
   vmferry_pipeline_free (im->p);
   im->p = NULL;
   vmferry_stream_reader_free (rd);
@@ -1455,6 +1733,7 @@ drop_state (struct importer *im)
   if (!im->keep_state)
     return;
   unlink (im->state_path);
+  unlink (im->written_path);
   {
     CLEANUP_FREE char *lock = vmferry_resume_path (im->dir, im->name, "lock");
     if (lock)
@@ -1476,7 +1755,8 @@ keep_progress (struct importer *im)
     struct import_file *f = &im->files[i];
     if (f->fd < 0)
       continue;
-    if (f->role != VMFERRY_ROLE_TPM && !f->verified && f->written_end > f->synced &&
+    if (f->role != VMFERRY_ROLE_TPM && !f->verified && im->st.files[i].tmp &&
+        f->written_end > im->st.files[i].offset &&
         fdatasync (f->fd) == 0 && save_state (im, i, f->written_end) < 0)
       return -1;
     close_file (f);
@@ -1499,6 +1779,7 @@ importer_free (struct importer *im)
     free (f->pool);
     free (f->volume);
     vmferry_digest_free (f->dg);
+    vmferry_digest_free (f->wdg);
   }
   free (im->files);
   free (im->dir);
@@ -1509,10 +1790,15 @@ importer_free (struct importer *im)
   free (im->uuid);
   free (im->manifest);
   free (im->state_path);
+  free (im->written_path);
   vmferry_resume_state_free (&im->st);
+  if (im->written_fd >= 0)
+    close (im->written_fd);
   if (im->lock_fd >= 0)
     close (im->lock_fd);
   pthread_mutex_destroy (&im->st_lock);
+  pthread_mutex_destroy (&im->save_lock);
+  pthread_cond_destroy (&im->st_cond);
   if (im->doc)
     xmlFreeDoc (im->doc);
   if (im->conn)
@@ -1560,10 +1846,12 @@ pool_dir (virConnectPtr conn, const char *pool)
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
-  struct importer im = { .opts = opts, .lock_fd = -1 };
+  struct importer im = { .opts = opts, .lock_fd = -1, .written_fd = -1, .sync_idx = -1 };
   int r = -1, d;
 
   pthread_mutex_init (&im.st_lock, NULL);
+  pthread_mutex_init (&im.save_lock, NULL);
+  pthread_cond_init (&im.st_cond, NULL);
   if (opts->define || opts->pool) {
     im.conn = vmferry_virt_connect (opts->uri);
     if (im.conn == NULL)
@@ -1698,8 +1986,11 @@ abort_one (const char *dir, const char *name)
     /* Damaged: it cannot say which files are its own. */
     char msg[VMFERRY_ERROR_MAX];
     CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
+    CLEANUP_FREE char *claims = vmferry_resume_path (dir, name, "written");
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
     unlink (path);
+    if (claims)
+      unlink (claims);
     if (lock)
       unlink (lock);
     vmferry_notice ("%s; removed it, but not its temporary files "

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,7 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
                       unsigned workers, unsigned depth, size_t job_size)
 {
   struct vmferry_pipeline *p = calloc (1, sizeof *p);
+  sigset_t all, old;
   int err;
 
   if (p == NULL)
@@ -176,6 +178,11 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
       return NULL;
     }
   }
+  /* The threads take no signals: a handler must run in the thread that
+   * produces, e.g. to interrupt the import's read of its input.
+   */
+  sigfillset (&all);
+  pthread_sigmask (SIG_BLOCK, &all, &old);
   for (unsigned i = 0; i < workers; i++) {
     struct worker_arg *arg = malloc (sizeof *arg);
     if (arg == NULL)
@@ -196,11 +203,13 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
     goto threads;
   }
   p->collector_started = true;
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
   return p;
 
  nomem_threads:
   vmferry_set_error_errno (ENOMEM, "pipeline");
  threads:
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
   {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());

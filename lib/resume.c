@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "extent.h"
 #include "resume.h"
 #include "stream.h"
 
@@ -270,6 +271,32 @@ tpm_tmp_ok (const char *dir, const char *p)
   return strncmp (dot, ".vmferry-", 9) == 0;
 }
 
+/* The "claims" array V of file RF: ranges in order, each past the one
+ * before (the first past the offset), within the file, block-aligned.
+ */
+static int
+load_claims (struct vmferry_resume_file *rf, json_object *v)
+{
+  uint64_t prev = rf->offset;
+
+  if (rf->tmp == NULL || rf->offset == VMFERRY_RESUME_COMPLETE ||
+      !json_object_is_type (v, json_type_array) ||
+      json_object_array_length (v) > VMFERRY_RESUME_MAX_CLAIMS)
+    return -1;
+  rf->nr_claims = json_object_array_length (v);
+  for (size_t i = 0; i < rf->nr_claims; i++) {
+    json_object *c = json_object_array_get_idx (v, i);
+    struct vmferry_resume_claim *cl = &rf->claims[i];
+
+    if (!ju64 (c, "end", &cl->end) || cl->end <= prev || cl->end > rf->size ||
+        (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
+        unhex (jstr (c, "digest"), cl->digest, sizeof cl->digest) < 0)
+      return -1;
+    prev = cl->end;
+  }
+  return 0;
+}
+
 int
 vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
 {
@@ -379,6 +406,10 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
                          path, name);
       goto out;
     }
+    if (json_object_object_get_ex (f, "claims", &v) && load_claims (rf, v) < 0) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path, name);
+      goto out;
+    }
   }
   r = 1;
  out:
@@ -391,14 +422,21 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
   return r;
 }
 
-int
-vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
+/* "\ncheck " and 16 hex digits and "\n" */
+#define CHECK_LINE_LEN 24
+
+/* The text of a state file: ST as one line of JSON (with its claims if
+ * CLAIMS), padded with spaces to MIN_LEN bytes in all if shorter, then
+ * the check line.  NULL with the error set.  Caller frees.
+ */
+static char *
+state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
 {
   json_object *o = json_object_new_object (), *files = json_object_new_array ();
-  CLEANUP_FREE char *tmp = NULL, *text = NULL;
   char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
-  int fd = -1, r = -1;
-  size_t len;
+  const char *js;
+  char *text = NULL;
+  size_t jl, pad;
 
   hex (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
   json_object_object_add (o, "format", json_object_new_string (STATE_FORMAT));
@@ -419,32 +457,69 @@ vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
       json_object_object_add (j, "complete", json_object_new_boolean (1));
     else
       json_object_object_add (j, "offset", json_object_new_uint64 (f->offset));
+    if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE && f->nr_claims) {
+      json_object *a = json_object_new_array ();
+      for (size_t k = 0; k < f->nr_claims; k++) {
+        json_object *c = json_object_new_object ();
+        char dg[2 * sizeof f->claims[k].digest + 1];
+        hex (f->claims[k].digest, sizeof f->claims[k].digest, dg);
+        json_object_object_add (c, "end", json_object_new_uint64 (f->claims[k].end));
+        json_object_object_add (c, "digest", json_object_new_string (dg));
+        json_object_array_add (a, c);
+      }
+      json_object_object_add (j, "claims", a);
+    }
     json_object_array_add (files, j);
   }
   json_object_object_add (o, "files", files);
-  {
-    const char *js = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
-                                                     JSON_C_TO_STRING_NOSLASHESCAPE);
-    size_t jl = strlen (js);
-    uint64_t h;
-    XXH3_state_t *x = XXH3_createState ();
-    if (x == NULL)
-      goto out;
-    XXH3_64bits_reset (x);
-    XXH3_64bits_update (x, js, jl);
-    XXH3_64bits_update (x, "\n", 1);
-    h = XXH3_64bits_digest (x);
-    XXH3_freeState (x);
-    if (asprintf (&text, "%s\ncheck %016" PRIx64 "\n", js, h) < 0) {
-      text = NULL;
-      goto out;
-    }
-  }
-  len = strlen (text);
+  js = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
+                                       JSON_C_TO_STRING_NOSLASHESCAPE);
+  if (js == NULL)
+    goto out;
+  jl = strlen (js);
+  pad = min_len > jl + CHECK_LINE_LEN ? min_len - jl - CHECK_LINE_LEN : 0;
+  text = malloc (jl + pad + CHECK_LINE_LEN + 1);
+  if (text == NULL)
+    goto out;
+  memcpy (text, js, jl);
+  memset (text + jl, ' ', pad);
+  text[jl + pad] = '\n';
+  snprintf (text + jl + pad + 1, CHECK_LINE_LEN, "check %016" PRIx64 "\n",
+            (uint64_t) XXH3_64bits (text, jl + pad + 1));
+ out:
+  if (text == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume state");
+  json_object_put (o);
+  return text;
+}
+
+char *
+vmferry_resume_text (const struct vmferry_resume_state *st)
+{
+  return state_text (st, false, 0);
+}
+
+int
+vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
+{
+  CLEANUP_FREE char *text = state_text (st, false, 0);
+
+  return text ? vmferry_resume_save_text (path, text) : -1;
+}
+
+int
+vmferry_resume_save_text (const char *path, const char *text)
+{
+  CLEANUP_FREE char *tmp = NULL;
+  size_t len;
+  int fd;
+
   if (asprintf (&tmp, "%s.new", path) < 0) {
     tmp = NULL;
-    goto out;
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
   }
+  len = strlen (text);
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 || write (fd, text, len) != (ssize_t) len || fdatasync (fd) < 0 ||
       close (fd) < 0) {
@@ -452,21 +527,77 @@ vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
     if (fd >= 0)
       close (fd);
     unlink (tmp);
-    json_object_put (o);
     return -1;
   }
   if (rename (tmp, path) < 0) {
     vmferry_set_error_errno (errno, "%s: cannot rename the resume state", path);
     unlink (tmp);
-    json_object_put (o);
     return -1;
   }
-  r = 0;
- out:
-  if (r < 0 && !vmferry_get_error ()[0])
-    vmferry_set_error_errno (ENOMEM, "%s", path);
-  json_object_put (o);
-  return r;
+  return 0;
+}
+
+int
+vmferry_resume_write_claims (int fd, const char *path,
+                             const struct vmferry_resume_state *st)
+{
+  CLEANUP_FREE char *text = NULL;
+  struct stat sb;
+
+  if (fstat (fd, &sb) < 0) {
+    vmferry_set_error_errno (errno, "%s: fstat", path);
+    return -1;
+  }
+  /* Never shorter than what is there, so no old tail is left after the
+   * check line.
+   */
+  text = state_text (st, true, sb.st_size);
+  if (text == NULL)
+    return -1;
+  return vmferry_pwrite_full (fd, path, text, strlen (text), 0);
+}
+
+unsigned
+vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st)
+{
+  struct vmferry_resume_state w;
+  char saved[VMFERRY_ERROR_MAX];
+  unsigned n = 0;
+  int r;
+
+  for (size_t i = 0; i < st->nr_files; i++)
+    st->files[i].nr_claims = 0;
+  /* A damaged claim is no error: keep the caller's message. */
+  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  r = vmferry_resume_load (path, &w);
+  vmferry_restore_error (saved, 0);
+  if (r != 1)
+    return 0;
+  if (strcmp (w.name, st->name) == 0 && strcmp (w.stream_id, st->stream_id) == 0 &&
+      memcmp (w.token, st->token, VMFERRY_RESUME_TOKEN_LEN) == 0 &&
+      w.nr_files == st->nr_files) {
+    for (size_t i = 0; i < st->nr_files; i++) {
+      struct vmferry_resume_file *f = &st->files[i];
+      const struct vmferry_resume_file *c = &w.files[i];
+      uint64_t at = c->offset;
+      size_t k = 0;
+
+      if (c->nr_claims == 0 || f->tmp == NULL || c->tmp == NULL ||
+          strcmp (f->tmp, c->tmp) != 0 || f->size != c->size ||
+          f->offset == VMFERRY_RESUME_COMPLETE || c->offset > f->offset)
+        continue;
+      /* The state may have been saved after these claims were written. */
+      while (k < c->nr_claims && at < f->offset)
+        at = c->claims[k++].end;
+      if (at != f->offset || k == c->nr_claims)
+        continue;
+      f->nr_claims = c->nr_claims - k;
+      memcpy (f->claims, c->claims + k, f->nr_claims * sizeof f->claims[0]);
+      n++;
+    }
+  }
+  vmferry_resume_state_free (&w);
+  return n;
 }
 
 int
@@ -602,9 +733,12 @@ vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st)
     n++;
   if (st->name) {
     CLEANUP_FREE char *p = vmferry_resume_path (dir, st->name, "json");
+    CLEANUP_FREE char *w = vmferry_resume_path (dir, st->name, "written");
     CLEANUP_FREE char *l = vmferry_resume_path (dir, st->name, "lock");
     if (p && unlink (p) == 0)
       n++;
+    if (w)
+      unlink (w);
     if (l)
       unlink (l);
   }

@@ -8,6 +8,18 @@
  * ("complete").  The file ends with a line "check HEX", an XXH3-64 of the
  * JSON text before it, so a damaged file is refused.
  *
+ * Between those fdatasyncs the importer keeps a second file,
+ * DIR/.vmferry-resume-NAME.written, in the same format but rewritten in
+ * place without fdatasync after every record: for each file it may add
+ * "claims", consecutive ranges written beyond the durable offset, each
+ * with its end and the digest (digest.h) of the range as it came from
+ * the stream.  Claims are never trusted as such: after an import killed
+ * where it could not sync (SIGKILL), the next resume query reads them
+ * back from the temporary file, in order, and only those that have their
+ * digest are made durable and count as held.  Claims of another token,
+ * or that do not meet the state's durable offset at a range boundary
+ * (they may start below it: the state is saved first), are ignored.
+ *
  * A sender asks first ("vmferry-import --resume-query": the importer
  * reads the stream's metadata records and prints the answer as JSON),
  * then sends a stream with the RESUME feature bit and the token, leaving
@@ -33,12 +45,25 @@
 #define VMFERRY_RESUME_TOKEN_LEN 16     /* bytes */
 /* offset of a file that is complete and verified */
 #define VMFERRY_RESUME_COMPLETE UINT64_MAX
+/* claimed ranges per file in the .written file */
+#define VMFERRY_RESUME_MAX_CLAIMS 4
+
+/* A claimed range: its end, and the digest (digest.h) of its bytes. */
+struct vmferry_resume_claim {
+  uint64_t end;
+  unsigned char digest[16];
+};
 
 struct vmferry_resume_file {
   char *name;                   /* as in the manifest */
   char *tmp;                    /* base name of its temporary file in DIR */
   uint64_t size;
   uint64_t offset;              /* durable below; or VMFERRY_RESUME_COMPLETE */
+  /* Claims (the .written file only): claims[i] covers the bytes from
+   * the end of claims[i - 1] (of claims[0]: from offset) to its end.
+   */
+  size_t nr_claims;
+  struct vmferry_resume_claim claims[VMFERRY_RESUME_MAX_CLAIMS];
 };
 
 struct vmferry_resume_state {
@@ -77,8 +102,34 @@ int vmferry_resume_lock (const char *dir, const char *name, unsigned wait_second
  */
 int vmferry_resume_load (const char *path, struct vmferry_resume_state *st);
 
-/* Write ST to PATH atomically (temporary file, fdatasync, rename). */
+/* Write ST to PATH atomically (temporary file, fdatasync, rename),
+ * without its claims.
+ */
 int vmferry_resume_save (const char *path, const struct vmferry_resume_state *st);
+
+/* The same in two steps, so that a caller can take the text under its
+ * lock and do the I/O without it: the text (caller frees; NULL with the
+ * error set), then the save of a text.
+ */
+char *vmferry_resume_text (const struct vmferry_resume_state *st);
+int vmferry_resume_save_text (const char *path, const char *text);
+
+/* Write ST with its claims over the .written file open on FD
+ * (PATH for messages), in place and without fdatasync, so that it is
+ * cheap enough for every record.  A write cut short or lost in a crash
+ * fails the check line, and the file is ignored.
+ */
+int vmferry_resume_write_claims (int fd, const char *path,
+                                 const struct vmferry_resume_state *st);
+
+/* Take the claims of the .written file at PATH that fit ST: the same
+ * stream, token and temporary files, and for each file the claims that
+ * follow ST's durable offset (claims that end at or below it are
+ * dropped; if none ends exactly there, the file has none).  Returns how
+ * many files got claims (0 also when the file is missing or damaged:
+ * claims are only worth trying).
+ */
+unsigned vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st);
 
 /* Whether TMP is a name the importer gives the temporary file of NAME:
  * ".NAME.vmferry-XXXXXX".
@@ -109,7 +160,7 @@ int vmferry_resume_parse_answer (const char *json, size_t len,
 void vmferry_resume_point_free (struct vmferry_resume_point *pt);
 
 /* Remove the temporary files ST names in DIR, its TPM directory, and the
- * state and lock files.  Best effort; returns how many files it removed.
+ * state, .written and lock files.  Best effort; returns how many files it removed.
  */
 unsigned vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -311,10 +312,43 @@ check_host_key (struct vmferry_ssh *s)
   return r;
 }
 
+/* PROXY with the %h, %p and %r libssh fills in, for a message that can
+ * be pasted into a shell.  Caller frees; NULL if out of memory.
+ */
+static char *
+proxy_for_humans (const char *proxy, const char *host, unsigned port, const char *user)
+{
+  char *out = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream (&out, &len);
+
+  if (fp == NULL)
+    return NULL;
+  for (const char *p = proxy; *p; p++) {
+    if (p[0] != '%' || p[1] == '\0') {
+      fputc (*p, fp);
+      continue;
+    }
+    switch (*++p) {
+    case 'h': fputs (host, fp); break;
+    case 'p': fprintf (fp, "%u", port); break;
+    case 'r': fputs (user ? user : "%r", fp); break;
+    case '%': fputc ('%', fp); break;
+    default: fputc ('%', fp); fputc (*p, fp); break;
+    }
+  }
+  if (fclose (fp) != 0) {
+    free (out);
+    return NULL;
+  }
+  return out;
+}
+
 static int
 libssh_connect (struct vmferry_ssh *s)
 {
-  char *user = NULL, *host = NULL;
+  char *user = NULL, *host = NULL, *proxy = NULL;
+  CLEANUP_FREE char *shown = NULL;
   unsigned port = 0;
   int rc;
 
@@ -351,13 +385,31 @@ libssh_connect (struct vmferry_ssh *s)
   ssh_options_get (s->session, SSH_OPTIONS_HOST, &host);
   ssh_options_get (s->session, SSH_OPTIONS_USER, &user);
   ssh_options_get_port (s->session, &port);
-  vmferry_verbose ("%s: connecting to %s@%s port %u", s->label, user ? user : "?",
-                   host ? host : s->host, port);
+  /* A ProxyJump in the configuration is a ProxyCommand by now (libssh
+   * 0.10 turns it into "ssh -W [%h]:%p JUMP").  "none" is none.
+   */
+  if (ssh_options_get (s->session, SSH_OPTIONS_PROXYCOMMAND, &proxy) < 0 ||
+      (proxy && strcasecmp (proxy, "none") == 0)) {
+    ssh_string_free_char (proxy);
+    proxy = NULL;
+  }
+  if (proxy)
+    shown = proxy_for_humans (proxy, host ? host : s->host, port, user);
+  vmferry_verbose ("%s: connecting to %s@%s port %u%s%s", s->label, user ? user : "?",
+                   host ? host : s->host, port, shown ? " through " : "",
+                   shown ? shown : "");
   ssh_string_free_char (host);
   ssh_string_free_char (user);
+  ssh_string_free_char (proxy);
 
   if (ssh_connect (s->session) != SSH_OK) {
-    vmferry_set_error ("%s: cannot connect: %s", s->label, ssh_get_error (s->session));
+    /* libssh sends the proxy command's own messages to /dev/null. */
+    if (shown)
+      vmferry_set_error ("%s: cannot connect through the configuration's ProxyJump "
+                         "or ProxyCommand, %s (run it to see its messages): %s",
+                         s->label, shown, ssh_get_error (s->session));
+    else
+      vmferry_set_error ("%s: cannot connect: %s", s->label, ssh_get_error (s->session));
     return -1;
   }
   if (check_host_key (s) < 0)

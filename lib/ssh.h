@@ -4,7 +4,8 @@
  * Two backends behind one interface:
  *  - libssh (the default): a session that honours ~/.ssh/config (Host,
  *    HostName, User, Port, IdentityFile; ProxyJump as libssh 0.10 does
- *    it, through a ProxyCommand running ssh -W), verifies the host key
+ *    it, through a ProxyCommand running ssh -W, whose messages libssh
+ *    discards, so a failure names that command), verifies the host key
  *    against known_hosts (unknown, changed, other-type and @revoked keys
  *    fail closed with the fingerprint; accept_new_host_key adds an
  *    unknown one like OpenSSH's StrictHostKeyChecking=accept-new), and

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,140 @@ START_TEST (test_damaged_and_forged)
 }
 END_TEST
 
+/* The .written claims: saved beside the state, taken only where they fit
+ * it (same token, same temporary file, meeting the durable offset at a
+ * boundary), never written into the durable state, refused when
+ * malformed.
+ */
+START_TEST (test_written_claims)
+{
+  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
+  char *wpath = vmferry_resume_path (dir, "web01", "written");
+  struct vmferry_resume_state st, got;
+  const uint64_t base = 1 << 21, mid = (1 << 21) + (1 << 19), end = (1 << 21) + (1 << 20);
+  int wfd;
+  /* A state of a.img (1 MiB) with FIELDS; Z: a digest. */
+#define CLAIMED(fields)                                                  \
+  "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\""     \
+  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"token\":\""                       \
+  "00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","      \
+  "\"tmp\":\".a.img.vmferry-AAAAAA\",\"size\":1048576," fields "}]}"
+#define Z "\"00000000000000000000000000000000\""
+  static const char *const bad[] = {
+    /* a claim not beyond the offset */
+    CLAIMED ("\"offset\":131072,\"claims\":[{\"end\":131072,\"digest\":" Z "}]"),
+    /* past the size */
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":2097152,\"digest\":" Z "}]"),
+    /* not block-aligned */
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":1000,\"digest\":" Z "}]"),
+    /* not in order */
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":131072,\"digest\":" Z "},"
+             "{\"end\":65536,\"digest\":" Z "}]"),
+    /* no digest */
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":65536}]"),
+    /* too many */
+    CLAIMED ("\"offset\":0,\"claims\":[{\"end\":65536,\"digest\":" Z "},"
+             "{\"end\":131072,\"digest\":" Z "},{\"end\":196608,\"digest\":" Z "},"
+             "{\"end\":262144,\"digest\":" Z "},{\"end\":327680,\"digest\":" Z "}]"),
+    /* a complete file */
+    CLAIMED ("\"complete\":true,\"claims\":[{\"end\":65536,\"digest\":" Z "}]"),
+  };
+#undef CLAIMED
+#undef Z
+
+  fill (&st);
+  /* No .written file: no claims. */
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &st), 0);
+  /* Two claims on b.img: [base, mid) and [mid, end). */
+  st.files[1].nr_claims = 2;
+  st.files[1].claims[0].end = mid;
+  memset (st.files[1].claims[0].digest, 0xab, 16);
+  st.files[1].claims[1].end = end;
+  memset (st.files[1].claims[1].digest, 0xcd, 16);
+  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
+  /* Rewritten in place: a longer text first, then the claims; the old
+   * tail must not survive.
+   */
+  wfd = open (wpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  ck_assert_int_ge (wfd, 0);
+  free (st.files[0].tmp);
+  st.files[0].tmp = strdup (".a.img.vmferry-Ab12Cd.but-a-much-longer-name-than-the-real-one");
+  ck_assert_int_eq (vmferry_resume_write_claims (wfd, wpath, &st), 0);
+  free (st.files[0].tmp);
+  st.files[0].tmp = strdup (".a.img.vmferry-Ab12Cd");
+  ck_assert_int_eq (vmferry_resume_write_claims (wfd, wpath, &st), 0);
+  close (wfd);
+
+  /* The durable state does not carry claims. */
+  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_uint_eq (got.files[1].nr_claims, 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
+  ck_assert_uint_eq (got.files[0].nr_claims, 0);
+  ck_assert_uint_eq (got.files[1].nr_claims, 2);
+  ck_assert_uint_eq (got.files[1].claims[0].end, mid);
+  ck_assert_uint_eq (got.files[1].claims[1].end, end);
+  for (int i = 0; i < 16; i++) {
+    ck_assert_uint_eq (got.files[1].claims[0].digest[i], 0xab);
+    ck_assert_uint_eq (got.files[1].claims[1].digest[i], 0xcd);
+  }
+
+  /* The state was saved with the first range durable after the claims
+   * were written: the second one still counts.
+   */
+  got.files[1].offset = mid;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
+  ck_assert_uint_eq (got.files[1].nr_claims, 1);
+  ck_assert_uint_eq (got.files[1].claims[0].end, end);
+  ck_assert_uint_eq (got.files[1].claims[0].digest[0], 0xcd);
+  /* Durable up to the end of the claims, between two boundaries, below
+   * the claims' start: none.
+   */
+  got.files[1].offset = end;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  got.files[1].offset = mid + 65536;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  got.files[1].offset = base - 65536;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (got.files[1].nr_claims, 0);
+  got.files[1].offset = base;
+  /* Another token (a run took over since), another temporary file. */
+  got.token[0] ^= 1;
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  got.token[0] ^= 1;
+  got.files[1].tmp[strlen (got.files[1].tmp) - 1] = 'Q';
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  vmferry_resume_state_free (&got);
+
+  /* A damaged .written file is no claim, and no error. */
+  vmferry_set_error ("earlier");
+  {
+    FILE *fp = fopen (wpath, "r+");
+    fseek (fp, 20, SEEK_SET);
+    fputc ('#', fp);
+    fclose (fp);
+  }
+  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_str_eq (vmferry_get_error (), "earlier");
+  vmferry_resume_state_free (&got);
+
+  /* Malformed claims with a valid check line. */
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    write_checked (wpath, bad[i]);
+    ck_assert_msg (vmferry_resume_load (wpath, &got) == -1, "bad claim %zu accepted", i);
+  }
+  /* discard removes the .written file too. */
+  vmferry_resume_discard (dir, &st);
+  ck_assert_int_ne (access (path, F_OK), 0);
+  ck_assert_int_ne (access (wpath, F_OK), 0);
+  rmdir (dir);
+  vmferry_resume_state_free (&st);
+  free (path);
+  free (wpath);
+  free (dir);
+}
+END_TEST
+
 START_TEST (test_names)
 {
   ck_assert (vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab12Cd"));
@@ -224,5 +359,6 @@ VMFERRY_UNIT_MAIN ("resume",
                    test_stream_id,
                    test_round_trip,
                    test_damaged_and_forged,
+                   test_written_claims,
                    test_names,
                    test_answer);
