@@ -731,7 +731,7 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
  * mapping is dropped when the slot is used again.
  */
 static int
-read_chunk (int fd, int dfd, const char *path, bool use_map, struct job *j,
+read_chunk (int fd, int *dfd, const char *path, bool use_map, struct job *j,
             size_t len, uint64_t off)
 {
   static long page;
@@ -762,7 +762,7 @@ read_chunk (int fd, int dfd, const char *path, bool use_map, struct job *j,
       bool cached = pages <= sizeof vec && mincore (m, maplen, vec) == 0;
       for (i = 0; cached && i < pages; i++)
         cached = vec[i] & 1;
-      if (cached || dfd < 0) {
+      if (cached || *dfd < 0) {
         madvise (m, maplen, MADV_POPULATE_READ);
         j->map = m;
         j->map_len = maplen;
@@ -773,17 +773,23 @@ read_chunk (int fd, int dfd, const char *path, bool use_map, struct job *j,
     }
   }
   j->data = j->raw;
-  if (dfd >= 0 && off % 4096 == 0) {
+  if (*dfd >= 0 && off % 4096 == 0) {
     /* Whole blocks; the file's end may cut the last one short. */
     size_t alen = (len + 4095) & ~(size_t) 4095;
     ssize_t n;
 
     do
-      n = pread (dfd, j->raw, alen, (off_t) off);
+      n = pread (*dfd, j->raw, alen, (off_t) off);
     while (n < 0 && errno == EINTR);
     if (n >= 0 && (size_t) n >= len)
       return 0;
-    /* Short or refused: read it the ordinary way. */
+    /* Refused by the file system: read the ordinary way from now on
+     * (a short read is the file's end, which the ordinary read reports).
+     */
+    if (n < 0 && errno == EINVAL) {
+      close (*dfd);
+      *dfd = -1;
+    }
   }
   return vmferry_pread_full (fd, path, j->raw, len, off);
 }
@@ -824,7 +830,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
       size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
       if (!(j = vmferry_pipeline_slot (p)))
         goto out;
-      if (read_chunk (fd, dfd, f->path, use_map, j, len, off) < 0 ||
+      if (read_chunk (fd, &dfd, f->path, use_map, j, len, off) < 0 ||
           vmferry_digest_update (dg, off, j->data, len) < 0) {
         submit_empty (p, j, idx, &z);
         goto out;

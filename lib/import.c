@@ -92,6 +92,7 @@ struct import_file {
    * cache (on this kind of machine that copy cost more CPU than zstd).
    */
   int dfd;
+  bool direct_refused;          /* once: the file system said EINVAL */
   bool verified, placed;
   /* Resume: durable below resume_offset when the import started (or
    * VMFERRY_RESUME_COMPLETE); written_end tracks this run.  The collector
@@ -468,14 +469,6 @@ mkdir_p (const char *path, mode_t mode)
 
 /* ---- resume ---- */
 
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static const char *
 base_of (const char *path)
 {
@@ -637,7 +630,7 @@ claim_record (struct importer *im, uint32_t idx, uint64_t offset,
   struct import_file *f = &im->files[idx];
   struct vmferry_resume_file *rf;
   struct vmferry_resume_claim open;
-  double now = now_seconds ();
+  double now = vmferry_monotonic ();
   size_t k;
   int r;
 
@@ -1038,7 +1031,7 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
     }
     f->written_end = f->seg_start = f->resume_offset == VMFERRY_RESUME_COMPLETE
       ? size : f->resume_offset;
-    f->seg_at = now_seconds ();
+    f->seg_at = vmferry_monotonic ();
     vmferry_verbose ("%s: resuming %s at byte %" PRIu64, f->name, f->tmp, f->written_end);
     vmferry_progress_begin (im->opts->progress, f->name, size);
     vmferry_progress_add (im->opts->progress, f->written_end);
@@ -1099,7 +1092,7 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
   f->dg = vmferry_digest_new ();
   if (f->dg == NULL)
     return -1;
-  f->seg_at = now_seconds ();
+  f->seg_at = vmferry_monotonic ();
   /* Record the new file at once, so that a cut leaves nothing the state
    * does not name.
    */
@@ -1127,12 +1120,17 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
 {
   int dfd = f->dfd;
 
-  if (dfd >= 0 && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
+  if (dfd >= 0 && !__atomic_load_n (&f->direct_refused, __ATOMIC_RELAXED) &&
+      off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
       (uintptr_t) data % DIRECT_ALIGN == 0) {
     if (vmferry_pwrite_full (dfd, f->tmp, data, len, off) == 0)
       return 0;
     if (vmferry_get_errno () != EINVAL)
       return -1;
+    /* The workers share the file: tell them all, and keep the fd until
+     * the file is closed.
+     */
+    __atomic_store_n (&f->direct_refused, true, __ATOMIC_RELAXED);
     vmferry_debug ("%s: O_DIRECT refused, writing through the page cache", f->tmp);
   }
   return vmferry_pwrite_full (f->fd, f->tmp, data, len, off);

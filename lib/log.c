@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "log.h"
@@ -72,4 +73,13 @@ vmferry_log (int level, const char *fs, ...)
     fprintf (stderr, "%s: %s\n", program_name, msg);
   pthread_mutex_unlock (&log_lock);
   errno = saved;
+}
+
+double
+vmferry_monotonic (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
 }

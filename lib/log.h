@@ -28,6 +28,9 @@ int vmferry_get_verbosity (void);
 void vmferry_set_log_fn (vmferry_log_fn fn, void *opaque);
 
 /* Log at LEVEL if the verbosity is at least LEVEL. */
+/* Seconds on the monotonic clock, for deadlines and rates. */
+double vmferry_monotonic (void);
+
 void vmferry_log (int level, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
 

@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "error.h"
+#include "log.h"
 #include "progress.h"
 
 struct vmferry_progress {
@@ -31,11 +31,8 @@ struct vmferry_progress {
 static double
 monotonic_clock (void *opaque)
 {
-  struct timespec ts;
-
   (void) opaque;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
+  return vmferry_monotonic ();
 }
 
 struct vmferry_progress *

@@ -16,7 +16,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -35,15 +34,6 @@
 #define QUEUE_DEPTH 2
 /* How long one side waits for the other to appear. */
 #define JOIN_SECONDS 60
-
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- sending ---- */
 
@@ -269,12 +259,6 @@ vmferry_stripes_out_finish (struct vmferry_stripes_out *s, bool end)
   return r;
 }
 
-int
-vmferry_stripes_out_failed (const struct vmferry_stripes_out *s)
-{
-  return s->failed;
-}
-
 void
 vmferry_stripes_out_free (struct vmferry_stripes_out *s)
 {
@@ -485,26 +469,84 @@ vmferry_stripes_in_new (const char *token, unsigned n, int fd0)
   return NULL;
 }
 
+/* A join is one message on the socket: the connection's index (u32 LE)
+ * and, as SCM_RIGHTS, the descriptor it hands over.
+ */
+struct join_msg {
+  uint32_t index;
+  struct iovec iov;
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } ctl;
+  struct msghdr msg;
+};
+
+static void
+join_msg_init (struct join_msg *m)
+{
+  memset (m, 0, sizeof *m);
+  m->iov = (struct iovec) { .iov_base = &m->index, .iov_len = sizeof m->index };
+  m->msg = (struct msghdr) { .msg_iov = &m->iov, .msg_iovlen = 1,
+                             .msg_control = m->ctl.buf,
+                             .msg_controllen = sizeof m->ctl.buf };
+}
+
+/* Hand FD over SOCK as connection INDEX.  0, or -1 with errno set. */
+static int
+send_join (int sock, unsigned index, int fd)
+{
+  struct join_msg m;
+  struct cmsghdr *cm;
+
+  join_msg_init (&m);
+  m.index = htole32 (index);
+  cm = CMSG_FIRSTHDR (&m.msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cm), &fd, sizeof fd);
+  return sendmsg (sock, &m.msg, MSG_NOSIGNAL) == (ssize_t) sizeof m.index ? 0 : -1;
+}
+
+/* Receive a join from SOCK: the index and the descriptor (owned by the
+ * caller), or -1 if the message is not one.
+ */
+static int
+recv_join (int sock, unsigned *index_rtn, int *fd_rtn)
+{
+  struct join_msg m;
+  struct cmsghdr *cm;
+  ssize_t n;
+  int fd = -1;
+
+  join_msg_init (&m);
+  n = recvmsg (sock, &m.msg, MSG_CMSG_CLOEXEC);
+  cm = CMSG_FIRSTHDR (&m.msg);
+  if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+      cm->cmsg_len == CMSG_LEN (sizeof (int)))
+    memcpy (&fd, CMSG_DATA (cm), sizeof fd);
+  if (n != (ssize_t) sizeof m.index || fd < 0) {
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  *index_rtn = le32toh (m.index);
+  *fd_rtn = fd;
+  return 0;
+}
+
 /* Take one joining connection from the listening socket.  Returns 1 when
  * one joined, 0 when it was refused (the reason logged), -1 on error.
  */
 static int
 accept_one (struct vmferry_stripes_in *s)
 {
-  uint32_t index;
-  struct iovec iov = { .iov_base = &index, .iov_len = sizeof index };
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } ctl;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-                        .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-  struct cmsghdr *cm;
   struct ucred cred;
   socklen_t credlen = sizeof cred;
   struct pollfd pfd;
-  int sock, fd = -1;
-  ssize_t n;
+  unsigned index;
+  int sock, fd;
 
   sock = accept4 (s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
   if (sock < 0) {
@@ -521,17 +563,13 @@ accept_one (struct vmferry_stripes_in *s)
   pfd = (struct pollfd) { .fd = sock, .events = POLLIN };
   if (poll (&pfd, 1, 5000) != 1)
     goto refuse;
-  n = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
-  cm = CMSG_FIRSTHDR (&msg);
-  if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-      cm->cmsg_len == CMSG_LEN (sizeof (int)))
-    memcpy (&fd, CMSG_DATA (cm), sizeof fd);
-  index = le32toh (index);
-  if (n != (ssize_t) sizeof index || fd < 0 || index < 1 || index >= s->n ||
-      s->fds[index] >= 0) {
-    vmferry_debug ("%s: refused a malformed or repeated join", s->path);
-    if (fd >= 0)
-      close (fd);
+  if (recv_join (sock, &index, &fd) < 0) {
+    vmferry_debug ("%s: refused a malformed join", s->path);
+    goto refuse;
+  }
+  if (index < 1 || index >= s->n || s->fds[index] >= 0) {
+    vmferry_debug ("%s: refused a join as connection %u", s->path, index + 1);
+    close (fd);
     goto refuse;
   }
   vmferry_debug ("%s: connection %u of %u joined", s->path, index + 1, s->n);
@@ -549,11 +587,11 @@ accept_one (struct vmferry_stripes_in *s)
 static int
 wait_joined (struct vmferry_stripes_in *s, unsigned i)
 {
-  double deadline = now_seconds () + JOIN_SECONDS;
+  double deadline = vmferry_monotonic () + JOIN_SECONDS;
 
   while (s->fds[i] < 0) {
     struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
-    double left = deadline - now_seconds ();
+    double left = deadline - vmferry_monotonic ();
     int r;
 
     if (left <= 0) {
@@ -685,19 +723,10 @@ vmferry_stripes_in_free (struct vmferry_stripes_in *s, int status)
 int
 vmferry_stripe_join (const char *token, unsigned index, int fd)
 {
-  double deadline = now_seconds () + JOIN_SECONDS;
+  double deadline = vmferry_monotonic () + JOIN_SECONDS;
   CLEANUP_FREE char *dir = NULL;
   CLEANUP_CLOSE int sock = -1;
   struct sockaddr_un sa;
-  uint32_t le = htole32 (index);
-  struct iovec iov = { .iov_base = &le, .iov_len = sizeof le };
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } ctl;
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-                        .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-  struct cmsghdr *cm;
   unsigned char st;
   ssize_t n;
   int avail;
@@ -731,7 +760,7 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
     if (poll (&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP)) &&
         ioctl (fd, FIONREAD, &avail) == 0 && avail == 0)
       return 0;
-    if (now_seconds () > deadline) {
+    if (vmferry_monotonic () > deadline) {
       vmferry_set_error ("no vmferry-import is waiting for connection %u (%s/%s did "
                          "not appear within %d seconds)", index + 1,
                          dir ? dir : "the join directory", token, JOIN_SECONDS);
@@ -739,13 +768,7 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
     }
     poll (NULL, 0, 50);
   }
-  cm = (struct cmsghdr *) ctl.buf;
-  memset (ctl.buf, 0, sizeof ctl.buf);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (cm), &fd, sizeof fd);
-  if (sendmsg (sock, &msg, MSG_NOSIGNAL) != (ssize_t) sizeof le) {
+  if (send_join (sock, index, fd) < 0) {
     vmferry_set_error_errno (errno, "%s: sendmsg", sa.sun_path);
     return 1;
   }

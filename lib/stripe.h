@@ -58,9 +58,6 @@ int vmferry_stripes_out_finish (struct vmferry_stripes_out *s, bool end);
 /* Stop the threads (after a failure, or after finish).  NULL is fine. */
 void vmferry_stripes_out_free (struct vmferry_stripes_out *s);
 
-/* Which connection failed first (its index), or -1. */
-int vmferry_stripes_out_failed (const struct vmferry_stripes_out *s);
-
 /* A fresh random token (VMFERRY_STRIPE_TOKEN_LEN hex digits and NUL). */
 int vmferry_stripe_token (char token[VMFERRY_STRIPE_TOKEN_LEN + 1]);
 

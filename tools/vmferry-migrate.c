@@ -14,6 +14,7 @@
 #include "progress.h"
 #include "rewrite.h"
 #include "send.h"
+#include "stripe.h"
 #include "tool.h"
 
 #include "vmferry-migrate-synopsis.h"
@@ -114,7 +115,8 @@ main (int argc, char *argv[])
     case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
     case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
     case OPT_CONNECTIONS:
-      if (!vmferry_parse_uint ("--connections", optarg, 1, 64, &n))
+      if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
+                               &n))
         goto bad_arg;
       opts.connections = (unsigned) n;
       break;
