@@ -31,6 +31,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "qcow2.h"
+#include "scout.h"
 #include "stream.h"
 #include "virt.h"
 
@@ -504,6 +505,7 @@ struct exporter {
   struct vmferry_stream_writer *w;
   struct vmferry_compressor **compressors;   /* one per worker */
   unsigned nr_workers;
+  struct vmferry_scout *scout;  /* or NULL */
 };
 
 static void
@@ -807,7 +809,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   struct job *j;
   bool use_map;
   CLEANUP_CLOSE int dfd = -1;
-  int r = -1, more;
+  int r = -1, more, got;
 
   if (fd < 0) {
     vmferry_set_error_errno (errno, "%s: cannot open", f->path);
@@ -828,10 +830,19 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start, &end)) == 1) {
     for (uint64_t off = start; off < end; ) {
       size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
+      if (vmferry_scout_zero (ex->scout, idx, off, len)) {
+        /* Zeros the scout found ahead: not read again. */
+        if (add_zero (p, idx, &z, off, len) < 0)
+          goto out;
+        off += len;
+        continue;
+      }
       if (!(j = vmferry_pipeline_slot (p)))
         goto out;
-      if (read_chunk (fd, &dfd, f->path, use_map, j, len, off) < 0 ||
-          vmferry_digest_update (dg, off, j->data, len) < 0) {
+      vmferry_scout_reading (ex->scout, true);
+      got = read_chunk (fd, &dfd, f->path, use_map, j, len, off);
+      vmferry_scout_reading (ex->scout, false);
+      if (got < 0 || vmferry_digest_update (dg, off, j->data, len) < 0) {
         submit_empty (p, j, idx, &z);
         goto out;
       }
@@ -857,6 +868,29 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
 static const struct vmferry_pipeline_ops export_ops = {
   .init = job_init, .fini = job_fini, .work = job_work, .done = job_done,
 };
+
+/* The scout reads ahead for zeros while the reader waits on the output. */
+static int
+start_scout (struct exporter *ex, struct vmferry_pipeline *p)
+{
+  const struct plan *plan = ex->plan;
+  CLEANUP_FREE const char **paths = calloc (plan->nr_files + 1, sizeof *paths);
+  CLEANUP_FREE uint64_t *sizes = calloc (plan->nr_files + 1, sizeof *sizes);
+
+  if (paths == NULL || sizes == NULL) {
+    vmferry_set_error_errno (ENOMEM, "export");
+    return -1;
+  }
+  for (size_t i = 0; i < plan->nr_files; i++) {
+    paths[i] = plan->files[i].path;
+    sizes[i] = plan->files[i].size;
+  }
+  ex->scout = vmferry_scout_new (paths, sizes, plan->nr_files);
+  if (ex->scout == NULL)
+    return -1;
+  vmferry_pipeline_on_stall (p, vmferry_scout_stall, ex->scout);
+  return 0;
+}
 
 static int
 write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
@@ -894,7 +928,7 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
   p = vmferry_pipeline_new (&export_ops, &ex, threads,
                             threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
                             sizeof (struct job));
-  if (p == NULL)
+  if (p == NULL || start_scout (&ex, p) < 0)
     goto out;
   for (uint32_t i = 0; i < plan->nr_files; i++)
     if (export_file_data (&ex, p, i, scratch) < 0) {
@@ -903,6 +937,9 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
     }
   if (vmferry_pipeline_finish (p) < 0)
     goto out;
+  if (vmferry_scout_skipped (ex.scout))
+    vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the scout, "
+                     "not read again", vmferry_scout_skipped (ex.scout));
   /* A domain started while we read its disks leaves an inconsistent
    * copy: say so and leave the stream without its END record, so no
    * importer accepts it.
@@ -919,6 +956,7 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
   r = 0;
  out:
   vmferry_pipeline_free (p);
+  vmferry_scout_free (ex.scout);
   if (ex.compressors)
     for (unsigned i = 0; i < threads; i++)
       vmferry_compressor_free (ex.compressors[i]);

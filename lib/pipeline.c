@@ -36,6 +36,9 @@ struct vmferry_pipeline {
   unsigned started_workers;
   pthread_t collector;
   bool collector_started;
+
+  void (*stall) (void *opaque, bool waiting);
+  void *stall_opaque;
 };
 
 static void *
@@ -228,19 +231,39 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
   return NULL;
 }
 
+void
+vmferry_pipeline_on_stall (struct vmferry_pipeline *p,
+                           void (*stall) (void *opaque, bool waiting), void *opaque)
+{
+  p->stall = stall;
+  p->stall_opaque = opaque;
+}
+
 void *
 vmferry_pipeline_slot (struct vmferry_pipeline *p)
 {
   void *job = NULL;
+  bool stalled = false;
 
   pthread_mutex_lock (&p->lock);
-  while (!p->failed && p->state[p->head % p->depth] != SLOT_FREE)
+  while (!p->failed && p->state[p->head % p->depth] != SLOT_FREE) {
+    if (p->stall && !stalled) {
+      /* The hook runs without the lock: it may take its own. */
+      stalled = true;
+      pthread_mutex_unlock (&p->lock);
+      p->stall (p->stall_opaque, true);
+      pthread_mutex_lock (&p->lock);
+      continue;
+    }
     pthread_cond_wait (&p->cond, &p->lock);
+  }
   if (!p->failed) {
     p->state[p->head % p->depth] = SLOT_FILLING;
     job = job_at (p, p->head);
   }
   pthread_mutex_unlock (&p->lock);
+  if (stalled)
+    p->stall (p->stall_opaque, false);
   return job;
 }
 

@@ -40,6 +40,15 @@ struct vmferry_pipeline *vmferry_pipeline_new (const struct vmferry_pipeline_ops
  */
 void *vmferry_pipeline_slot (struct vmferry_pipeline *p);
 
+/* Call STALL (OPAQUE, true) in the producer's thread when it is about to
+ * wait for a free slot, and STALL (OPAQUE, false) when it has one: the
+ * stages after it are the bottleneck then, and whatever the producer
+ * reads from (a disk) is idle.  Set before the first slot is taken.
+ */
+void vmferry_pipeline_on_stall (struct vmferry_pipeline *p,
+                                void (*stall) (void *opaque, bool waiting),
+                                void *opaque);
+
 /* Hand the slot from vmferry_pipeline_slot on: to a worker if WORK, else
  * straight to the collector.
  */
