@@ -52,6 +52,7 @@ struct cursor {
 struct vmferry_scout {
   char **paths;
   uint64_t *sizes;
+  uint64_t *scanned;            /* how far the later cursor read each file */
   uint32_t nr;
   unsigned char *buf;           /* SCOUT_PIECE, aligned for O_DIRECT */
 
@@ -188,6 +189,9 @@ pick_cursor (struct vmferry_scout *s, struct cursor *later, struct cursor *near)
     return later;
   if (near->file != s->rfile || before (near->file, near->pos, s->rfile, s->rpos))
     move_cursor (near, s->rfile, s->rpos);
+  /* Not again what the later cursor read before the reader got here. */
+  if (near->file < s->nr && near->pos < s->scanned[near->file])
+    near->pos = s->scanned[near->file];
   return near->file < s->nr && near->pos != UINT64_MAX ? near : NULL;
 }
 
@@ -227,8 +231,10 @@ scout_thread (void *arg)
     pthread_mutex_lock (&s->lock);
     if (z < 0) {
       /* Done with this file: the near cursor waits for the reader's next. */
-      if (c == &later)
+      if (c == &later) {
+        s->scanned[c->file] = UINT64_MAX;
         move_cursor (c, c->file + 1, 0);
+      }
       else
         c->pos = UINT64_MAX;
       continue;
@@ -237,6 +243,8 @@ scout_thread (void *arg)
     if (!before (c->file, c->pos, s->rfile, s->rpos))
       note_piece (s, c, z == 1, len);
     c->pos += len;
+    if (c == &later)
+      s->scanned[c->file] = c->pos;
   }
   pthread_mutex_unlock (&s->lock);
   if (later.fd >= 0)
@@ -260,7 +268,8 @@ vmferry_scout_new (const char *const *paths, const uint64_t *sizes, uint32_t nr)
   s->nr = nr;
   s->paths = calloc (nr ? nr : 1, sizeof *s->paths);
   s->sizes = calloc (nr ? nr : 1, sizeof *s->sizes);
-  if (!s->paths || !s->sizes || posix_memalign ((void **) &s->buf, 4096, SCOUT_PIECE) != 0)
+  s->scanned = calloc (nr ? nr : 1, sizeof *s->scanned);
+  if (!s->paths || !s->sizes || !s->scanned || posix_memalign ((void **) &s->buf, 4096, SCOUT_PIECE) != 0)
     goto nomem;
   for (uint32_t i = 0; i < nr; i++) {
     s->sizes[i] = sizes[i];
@@ -368,6 +377,7 @@ vmferry_scout_free (struct vmferry_scout *s)
     free (s->paths[i]);
   free (s->paths);
   free (s->sizes);
+  free (s->scanned);
   free (s->buf);
   pthread_mutex_destroy (&s->lock);
   pthread_cond_destroy (&s->cond);

@@ -291,6 +291,17 @@ close_conns (struct push_conns *pc)
   }
 }
 
+/* The bytes written into the connections count as sent; free W. */
+static void
+end_writer (struct vmferry_stream_writer **w, struct vmferry_send_stats *stats)
+{
+  if (*w) {
+    stats->sent = vmferry_stream_writer_bytes (*w);
+    vmferry_stream_writer_free (*w);
+    *w = NULL;
+  }
+}
+
 static int
 push (struct sender *sd, const struct vmferry_resume_point *pt,
       struct vmferry_send_stats *stats)
@@ -356,17 +367,14 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     if (r == 0)
       vmferry_set_error ("%s: truncated", opts->in_name);
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    stats->sent = vmferry_stream_writer_bytes (w);
-    vmferry_stream_writer_free (w);
+    end_writer (&w, stats);
     (void) flush_conns (&pc, false);
     close_conns (&pc);
     vmferry_set_error ("%s; the remote import keeps what it verified: run the same "
                        "command again to resume", msg);
     return -1;
   }
-  stats->sent = vmferry_stream_writer_bytes (w);
-  vmferry_stream_writer_free (w);
-  w = NULL;
+  end_writer (&w, stats);
   if (flush_conns (&pc, true) < 0)
     goto remote_error;
   status = finish_conns (&pc);
@@ -379,10 +387,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   return ret;
 
  remote_error:
-  if (w) {
-    stats->sent = vmferry_stream_writer_bytes (w);
-    vmferry_stream_writer_free (w);
-  }
+  end_writer (&w, stats);
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
