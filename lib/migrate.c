@@ -207,18 +207,26 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
   fprintf (fp, "  to %s (libvirt %s), files into %s\n", opts->ssh.destination, dest_uri, where);
   for (size_t i = 0; i < json_object_array_length (files); i++) {
     json_object *f = json_object_array_get_idx (files, i);
-    uint64_t size = 0, alloc = 0;
+    uint64_t size = 0, alloc = 0, vsize = 0;
     const char *role = "", *name = "", *src = "";
+    char c[64] = "";
     if (json_object_object_get_ex (f, "size", &v)) size = json_object_get_uint64 (v);
+    if (json_object_object_get_ex (f, "virtual_size", &v)) vsize = json_object_get_uint64 (v);
     if (json_object_object_get_ex (f, "allocated", &v)) alloc = json_object_get_uint64 (v);
     if (json_object_object_get_ex (f, "role", &v)) role = json_object_get_string (v);
     if (json_object_object_get_ex (f, "name", &v)) name = json_object_get_string (v);
     if (json_object_object_get_ex (f, "source_path", &v)) src = json_object_get_string (v);
     vmferry_human_size (size, a, sizeof a);
     vmferry_human_size (alloc, b, sizeof b);
-    fprintf (fp, "  %-7s %s -> %s%s%s (size %s, allocated %s)\n", role, src,
+    /* A qcow2's own size is not the disk's size the guest sees. */
+    if (vsize && vsize != size) {
+      char d[32];
+      vmferry_human_size (vsize, d, sizeof d);
+      snprintf (c, sizeof c, ", virtual size %s", d);
+    }
+    fprintf (fp, "  %-7s %s -> %s%s%s (file size %s%s, allocated %s)\n", role, src,
              strcmp (role, "tpm") == 0 ? "TPM state/" : where,
-             strcmp (role, "tpm") == 0 ? "" : "/", name, a, b);
+             strcmp (role, "tpm") == 0 ? "" : "/", name, a, c, b);
     tsize += size;
     talloc += alloc;
   }

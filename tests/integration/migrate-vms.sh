@@ -24,6 +24,12 @@ out=$(on_a vmferry-migrate vmf-qcow2 hostb --rename mig-dry --dest-dir "$dest" -
     fail "--dry-run failed"
 grep -q 'Dry run' <<<"$out" || fail "--dry-run printed no plan: $out"
 grep -q "$dest/vmf-qcow2.qcow2" <<<"$out" || fail "--dry-run does not say where: $out"
+# A qcow2's plan line gives the disk's virtual size beside the file's.
+vsize=$(on_a qemu-img info --output=json "$IMAGES_DIR/vmf-qcow2.qcow2" | jq -r '."virtual-size"')
+fsize=$(stat -c %s "$IMAGES_A/vmf-qcow2.qcow2")
+((vsize != fsize)) || fail "vmf-qcow2's virtual size equals its file size: test is void"
+grep -qE "vmf-qcow2\.qcow2 \(file size [^,]+, virtual size [^,]+, allocated" <<<"$out" ||
+    fail "--dry-run does not give the qcow2's virtual size: $out"
 grep -qE '^ok:|^blocked|^warning' <<<"$out" || fail "--dry-run printed no findings: $out"
 virsh_b domuuid mig-dry >/dev/null 2>&1 && fail "--dry-run defined the domain"
 [[ -z $(on_b ls -A "$dest") ]] || fail "--dry-run wrote files: $(on_b ls -A "$dest")"
