@@ -30,7 +30,7 @@
 /* Outside the reader's stalls the scout reads only while it pays: at
  * most this much data that was not zero, plus twice the zeros it found.
  */
-#define SCOUT_BUDGET ((uint64_t) 256 * 1024 * 1024)
+#define SCOUT_BUDGET ((uint64_t) 64 * 1024 * 1024)
 
 struct range {
   uint32_t file;
@@ -112,6 +112,12 @@ note_piece (struct vmferry_scout *s, struct cursor *c, bool zero, uint64_t len)
   if (c->run_end != c->pos || c->run_end == c->run_start) {
     c->run_start = c->pos;
     c->run_listed = false;
+    /* A run the other cursor listed may end right here: carry it on. */
+    i = find_range (s, c->file, c->pos);
+    if (i > 0 && s->ranges[i - 1].file == c->file && s->ranges[i - 1].end == c->pos) {
+      c->run_start = s->ranges[i - 1].start;
+      c->run_listed = true;
+    }
   }
   c->run_end = c->pos + len;
   if (c->run_listed) {
