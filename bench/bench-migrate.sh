@@ -62,6 +62,10 @@
 #   BENCH_FLOOR_MIB     zeros pushed through plain ssh on each link first,
 #                       to show what the link and ssh alone achieve (512;
 #                       0: skip)
+#   BENCH_PROBE         a command (bash -c) run once the links are up and
+#                       before the contenders, for experiments; it gets
+#                       the bed's env file ($BENCH_ENV), HOST_1G, NETNS,
+#                       VETH_A, VETH_B, BENCH_OUT and the tools in PATH
 #   BENCH_REBUILD, BENCH_*_MIB   the bench set (see lib.sh)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -462,6 +466,12 @@ bench_write_rsync_rsh
 bench_pv_cost | tee "$BENCH_OUT/pv-cost.txt"
 : >"$BENCH_OUT/floor.tsv"
 for l in $BENCH_LINKS; do floor "$l"; done
+if [[ -n ${BENCH_PROBE:-} ]]; then
+    say "probe: $BENCH_PROBE"
+    BENCH_ENV=$VMFERRY_TESTBED_DIR/env HOST_1G=$HOST_1G NETNS=$NETNS VETH_A=$VETH_A \
+        VETH_B=$VETH_B BENCH_OUT=$BENCH_OUT PATH=$VMFERRY_TOOLS_DIR:$PATH \
+        bash -c "$BENCH_PROBE" || die "the probe failed (status $?)"
+fi
 echo "$RESULT_COLS" >"$BENCH_OUT/results.tsv"
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for l in $BENCH_LINKS; do
