@@ -94,10 +94,13 @@ IMPORT_TIME_TARGET=$BENCH_B_TOOLS_DIR/time-target
 
 # vmferry's contender, run like the peers' (lib.sh: BENCH_SCRIPT_*,
 # bench_run_script), with MIGRATE_OPTS and DEST_URI.  -v: the byte count.
-# Its stdout (the pre-flight check's findings) goes to $T.out.
+# Its stdout (the pre-flight check's findings) goes to $T.out, its
+# stderr to $T.err, and again with the time of each line to $T.stamped.
 # shellcheck disable=SC2016,SC2034 # expanded by bash -c; used via ${!var}
 BENCH_SCRIPT_vmferry='
-"$TOOLS/vmferry-migrate" -v -c "$URI_A" --dest-uri "$DEST_URI" --dest-dir "$DST" $MIGRATE_OPTS "$DOM" "$HOST" >"$T.out" 2>"$T.err"'
+echo "$EPOCHREALTIME (start)" >"$T.stamped"
+"$TOOLS/vmferry-migrate" -v -c "$URI_A" --dest-uri "$DEST_URI" --dest-dir "$DST" $MIGRATE_OPTS "$DOM" "$HOST" 2>&1 >"$T.out" |
+    while IFS= read -r l; do printf "%s\n" "$l" >&3; printf "%s %s\n" "$EPOCHREALTIME" "$l"; done 3>"$T.err" >>"$T.stamped"'
 
 # ---------------------------------------------------------------- host B's tools
 
@@ -132,6 +135,32 @@ qdisc_sent() { # DEV [NETNS]: bytes the root qdisc of DEV has sent
     tc ${ns:+-n "$ns"} -s qdisc show dev "$dev" root | awk '$1 == "Sent" { print $2; f = 1; exit } END { exit !f }'
 }
 veth_tx() { cat "/sys/class/net/$VETH_A/statistics/tx_bytes"; }
+
+# sample_link FILE: every 0.2 s until killed, "EPOCH BYTES CPU..." into
+# FILE: the bytes that have left A's end of the 1gbit link (after the
+# shaper), then the machine's CPU ticks from /proc/stat (user nice system
+# idle iowait irq softirq ...).
+sample_link() {
+    local b c
+    while :; do
+        read -r b <"/sys/class/net/$VETH_A/statistics/tx_bytes"
+        read -r c </proc/stat
+        echo "$EPOCHREALTIME $b ${c#cpu }"
+        sleep 0.2
+    done >"$1"
+}
+
+# link_timeline T0 T1 FILE: when the link carried the move, from
+# sample_link's FILE: seconds from the start (T0, epoch) to 1 % and to
+# 99 % of the bytes, and from there to the end (T1).
+link_timeline() {
+    awk -v t0="$1" -v t1="$2" '
+        { t[NR] = $1; b[NR] = $2 }
+        END { if (NR < 2) exit; n = b[NR] - b[1]; for (i = 1; i <= NR; i++) {
+                if (!s && b[i] - b[1] >= n / 100) s = t[i]
+                if (!e && b[i] - b[1] >= n * 99 / 100) e = t[i] }
+              printf "link: 1 %% of the bytes by %.1f s, 99 %% by %.1f s; then %.1f s to the end", s - t0, e - t0, t1 - e }' "$3"
+}
 
 # link_down: our sshd, qdiscs, veth pair and namespace, whichever exist
 # (also a killed run's: the names are this bed's).
@@ -305,10 +334,21 @@ run_contender() {
     if [[ $link == 1gbit ]]; then
         qa0=$(qdisc_sent "$VETH_A") qb0=$(qdisc_sent "$VETH_B" "$NETNS") v0=$(veth_tx)
     fi
+    local sampler= e0 e1
+    if [[ $link == 1gbit ]]; then
+        sample_link "$t.link" &
+        sampler=$!
+    fi
+    e0=$EPOCHREALTIME
     t0=$(now)
     bench_run_script "$t" "$host" "$dst_ns" "${!script_var}" \
         MIGRATE_OPTS="$BENCH_MIGRATE_OPTS" DEST_URI="$URI_B" || rc=$?
     t1=$(now)
+    e1=$EPOCHREALTIME
+    if [[ -n $sampler ]]; then
+        kill "$sampler" && wait "$sampler" 2>/dev/null || true
+        link_timeline "$e0" "$e1" "$t.link" >"$t.timeline"
+    fi
     if [[ $link == 1gbit ]]; then
         wire=$(($(qdisc_sent "$VETH_A") - qa0))
         wire_back=$(($(qdisc_sent "$VETH_B" "$NETNS") - qb0))
@@ -354,6 +394,7 @@ run_contender() {
         "$(elapsed "$t0" "$t1")" "$(mib "$payload")" \
         "$([[ $wire != - ]] && echo "  wire $(mib "$wire") MiB")" "$(mib $((alloc * 1024)))" \
         "$(awk '{ printf "%s%s %s KiB", s, $1, $2; s = ", " }' <<<"$per")"
+    [[ -s $t.timeline ]] && echo "            $(cat "$t.timeline")"
     rm -rf -- "$dst"
 }
 
