@@ -58,14 +58,10 @@ put_le64 (unsigned char *p, uint64_t v)
     p[i] = v >> (8 * i);
 }
 
-int
-vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
-                       const void *buf, size_t len)
+/* Whether D may take LEN bytes at OFFSET (see digest.h). */
+static int
+check_range (const struct vmferry_digest *d, uint64_t offset, size_t len)
 {
-  const unsigned char *p = buf;
-
-  if (len == 0)
-    return 0;
   if (d->ended) {
     vmferry_set_error ("digest: data at %" PRIu64 " after the short last "
                        "block of the file", offset);
@@ -85,26 +81,64 @@ vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
     vmferry_set_error ("digest: range at %" PRIu64 " overflows", offset);
     return -1;
   }
+  return 0;
+}
+
+/* Add the bytes to the N digests DS block by block: each block is
+ * tested for zeros once and hashed into all of them while it is in the
+ * CPU's cache.
+ */
+static int
+update_n (struct vmferry_digest **ds, unsigned n, uint64_t offset,
+          const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+
+  if (len == 0)
+    return 0;
+  for (unsigned i = 0; i < n; i++)
+    if (check_range (ds[i], offset, len) < 0)
+      return -1;
 
   while (len > 0) {
-    size_t n = len < VMFERRY_BLOCK_SIZE ? len : VMFERRY_BLOCK_SIZE;
+    size_t bn = len < VMFERRY_BLOCK_SIZE ? len : VMFERRY_BLOCK_SIZE;
 
-    if (!vmferry_is_zero (p, n)) {
+    if (!vmferry_is_zero (p, bn)) {
       unsigned char hdr[16];
 
       put_le64 (hdr, offset);
-      put_le64 (hdr + 8, n);
-      XXH3_128bits_update (d->state, hdr, sizeof hdr);
-      XXH3_128bits_update (d->state, p, n);
+      put_le64 (hdr + 8, bn);
+      for (unsigned i = 0; i < n; i++) {
+        XXH3_128bits_update (ds[i]->state, hdr, sizeof hdr);
+        XXH3_128bits_update (ds[i]->state, p, bn);
+      }
     }
-    if (n < VMFERRY_BLOCK_SIZE)
-      d->ended = true;
-    p += n;
-    len -= n;
-    offset += n;
+    for (unsigned i = 0; i < n; i++)
+      if (bn < VMFERRY_BLOCK_SIZE)
+        ds[i]->ended = true;
+    p += bn;
+    len -= bn;
+    offset += bn;
   }
-  d->next = offset;
+  for (unsigned i = 0; i < n; i++)
+    ds[i]->next = offset;
   return 0;
+}
+
+int
+vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
+                       const void *buf, size_t len)
+{
+  return update_n (&d, 1, offset, buf, len);
+}
+
+int
+vmferry_digest_update2 (struct vmferry_digest *a, struct vmferry_digest *b,
+                        uint64_t offset, const void *buf, size_t len)
+{
+  struct vmferry_digest *ds[2] = { a, b };
+
+  return update_n (ds, 2, offset, buf, len);
 }
 
 void

@@ -31,6 +31,12 @@ void vmferry_digest_free (struct vmferry_digest *d);
 int vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
                            const void *buf, size_t len);
 
+/* The same bytes added to two digests in one pass over them (both take
+ * the same range, or neither takes anything).
+ */
+int vmferry_digest_update2 (struct vmferry_digest *a, struct vmferry_digest *b,
+                            uint64_t offset, const void *buf, size_t len);
+
 /* The digest of what was added so far (D may be updated further). */
 void vmferry_digest_final (const struct vmferry_digest *d,
                            unsigned char out[VMFERRY_DIGEST_SIZE]);

@@ -625,7 +625,7 @@ syncer_wait (struct importer *im, bool stop)
  */
 static int
 claim_record (struct importer *im, uint32_t idx, uint64_t offset,
-              const unsigned char *data, uint64_t len)
+              const unsigned char *data, uint64_t len, bool digested)
 {
   struct import_file *f = &im->files[idx];
   struct vmferry_resume_file *rf;
@@ -644,7 +644,7 @@ claim_record (struct importer *im, uint32_t idx, uint64_t offset,
     len -= f->seg_start - offset;
     offset = f->seg_start;
   }
-  if (vmferry_digest_update (f->wdg, offset, data, len) < 0) {
+  if (!digested && vmferry_digest_update (f->wdg, offset, data, len) < 0) {
     vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
     return -1;
   }
@@ -1196,8 +1196,20 @@ job_done (void *opaque, void *jobp)
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
     const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
+    bool claim = im->keep_state && f->role != VMFERRY_ROLE_TPM;
+    /* The file's digest and the open segment's take the same bytes
+     * (unless the record begins below the segment): one pass.
+     */
+    bool both = claim && f->dg && j->rec.offset >= f->seg_start;
+    int r;
 
-    if (f->dg && vmferry_digest_update (f->dg, j->rec.offset, data, j->rec.length) < 0) {
+    if (both && f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
+      return -1;
+    if (both)
+      r = vmferry_digest_update2 (f->dg, f->wdg, j->rec.offset, data, j->rec.length);
+    else
+      r = f->dg ? vmferry_digest_update (f->dg, j->rec.offset, data, j->rec.length) : 0;
+    if (r < 0) {
       vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
       return -1;
     }
@@ -1205,9 +1217,9 @@ job_done (void *opaque, void *jobp)
     /* In stream order, so everything below END is written. */
     if (end > f->written_end)
       f->written_end = end;
-    if (!im->keep_state || f->role == VMFERRY_ROLE_TPM)
+    if (!claim)
       return 0;
-    return claim_record (im, j->rec.file, j->rec.offset, data, j->rec.length);
+    return claim_record (im, j->rec.file, j->rec.offset, data, j->rec.length, both);
   }
   /* The syncer must be done with this file before it is closed. */
   if (syncer_wait (im, false) < 0)

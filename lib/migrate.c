@@ -419,12 +419,6 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     vmferry_set_error_errno (errno, "pipe");
     goto out;
   }
-  /* Records are up to a chunk long: a 1 MiB pipe (the unprivileged
-   * limit) passes one in 4 wake-ups instead of 64.  Best effort.
-   */
-  (void) fcntl (p1[1], F_SETPIPE_SZ, 1 << 20);
-  if (rewriting)
-    (void) fcntl (p2[1], F_SETPIPE_SZ, 1 << 20);
   x.eopts = (struct vmferry_export_opts) {
     .uri = opts->uri, .domain = opts->domain, .out_fd = p1[1], .out_name = "export",
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,

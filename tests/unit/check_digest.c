@@ -161,6 +161,43 @@ START_TEST (test_update_rules)
 }
 END_TEST
 
+/* update2 gives each digest what two update calls would, and checks
+ * both before it adds to either.
+ */
+START_TEST (test_update2)
+{
+  unsigned char *buf = content ();
+  unsigned char whole[16], tail[16], a_got[16], b_got[16];
+  struct vmferry_digest *a = vmferry_digest_new (), *b = vmferry_digest_new ();
+  struct vmferry_digest *t = vmferry_digest_new ();
+
+  digest_mem (buf, SIZE, SIZE, 0, whole);
+  ck_assert_int_eq (vmferry_digest_update (t, 8 * BS, buf + 8 * BS, SIZE - 8 * BS), 0);
+  vmferry_digest_final (t, tail);
+
+  /* A has the file's start; B, a segment's digest, begins at block 8. */
+  ck_assert_int_eq (vmferry_digest_update (a, 0, buf, 8 * BS), 0);
+  ck_assert_int_eq (vmferry_digest_update2 (a, b, 8 * BS, buf + 8 * BS, 5 * BS), 0);
+  /* B cannot go back: refused before A takes anything either. */
+  ck_assert_int_eq (vmferry_digest_update2 (b, a, 2 * BS, buf + 2 * BS, BS), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "digest: offset 131072 goes back before 851968");
+  ck_assert_int_eq (vmferry_digest_update2 (a, b, 13 * BS, buf + 13 * BS,
+                                            SIZE - 13 * BS), 0);
+  vmferry_digest_final (a, a_got);
+  vmferry_digest_final (b, b_got);
+  ck_assert_mem_eq (a_got, whole, 16);
+  ck_assert_mem_eq (b_got, tail, 16);
+  /* Both saw the short last block. */
+  ck_assert_int_eq (vmferry_digest_update2 (a, b, 21 * BS, buf, BS), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "short last block"));
+  vmferry_digest_free (a);
+  vmferry_digest_free (b);
+  vmferry_digest_free (t);
+  free (buf);
+}
+END_TEST
+
 static int
 temp_file (void)
 {
@@ -311,6 +348,7 @@ VMFERRY_UNIT_MAIN ("digest",
                    test_chunking_and_holes,
                    test_content_matters,
                    test_update_rules,
+                   test_update2,
                    test_fd_holes_vs_zeros,
                    test_fd_errors,
                    test_fd_range,
