@@ -899,10 +899,11 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
   struct exporter ex = { .opts = opts, .plan = plan };
   struct vmferry_pipeline *p = NULL;
   CLEANUP_FREE unsigned char *scratch = NULL;
-  unsigned threads = opts->threads ? opts->threads : vmferry_default_threads ();
+  unsigned threads, depth;
   int level = opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
   int r = -1;
 
+  vmferry_pipeline_shape (opts->threads, &threads, &depth);
   ex.w = vmferry_stream_writer_new (opts->out_fd, opts->out_name);
   scratch = malloc (VMFERRY_CHUNK_SIZE);
   ex.compressors = calloc (threads, sizeof *ex.compressors);
@@ -922,12 +923,8 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
       vmferry_stream_write_xml (ex.w, xml) < 0)
     goto out;
 
-  /* Two slots per worker keep them busy while the collector writes;
-   * bounded so memory stays flat: (depth x 8 MiB).
-   */
-  p = vmferry_pipeline_new (&export_ops, &ex, threads,
-                            threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
-                            sizeof (struct job));
+  /* Memory stays flat: depth x 8 MiB, and a zstd context per worker. */
+  p = vmferry_pipeline_new (&export_ops, &ex, threads, depth, sizeof (struct job));
   if (p == NULL || start_scout (&ex, p) < 0)
     goto out;
   for (uint32_t i = 0; i < plan->nr_files; i++)

@@ -1365,7 +1365,7 @@ read_stream (struct importer *im)
   struct vmferry_stream_reader *rd = opts->stripes
     ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes, opts->in_name)
     : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
-  unsigned threads = opts->threads ? opts->threads : vmferry_default_threads ();
+  unsigned threads, depth;
   struct vmferry_record rec;
   struct job *j;
   int r, ret = -1;
@@ -1412,9 +1412,8 @@ read_stream (struct importer *im)
         ret = 0;
         goto out_nofinish;
       }
-      im->p = vmferry_pipeline_new (&import_ops, im, threads,
-                                    threads * 2 + 2 < 12 ? threads * 2 + 2 : 12,
-                                    sizeof (struct job));
+      vmferry_pipeline_shape (opts->threads, &threads, &depth);
+      im->p = vmferry_pipeline_new (&import_ops, im, threads, depth, sizeof (struct job));
       if (im->p == NULL || (im->keep_state && syncer_start (im) < 0))
         goto out;
       break;

@@ -147,6 +147,17 @@ vmferry_default_threads (void)
   return n > 0 ? (unsigned) n : 1;
 }
 
+void
+vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn, unsigned *depth_rtn)
+{
+  unsigned t = threads ? threads : vmferry_default_threads ();
+  unsigned depth = t < (VMFERRY_PIPELINE_MAX_DEPTH - 2) / 2 ? t * 2 + 2
+                   : VMFERRY_PIPELINE_MAX_DEPTH;
+
+  *depth_rtn = depth;
+  *workers_rtn = t < depth ? t : depth;
+}
+
 struct vmferry_pipeline *
 vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
                       unsigned workers, unsigned depth, size_t job_size)

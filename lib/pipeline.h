@@ -71,4 +71,17 @@ void vmferry_pipeline_free (struct vmferry_pipeline *p);
 /* Worker count for "--threads" unset: the online CPUs, at least 1. */
 unsigned vmferry_default_threads (void);
 
+/* Slots are VMFERRY_CHUNK_SIZE buffers: this many at most keep memory
+ * flat whatever --threads says.
+ */
+#define VMFERRY_PIPELINE_MAX_DEPTH 12
+
+/* The shape for --threads THREADS (0: one per CPU): two slots per worker
+ * and two more, so workers stay busy while the collector finishes a job,
+ * at most VMFERRY_PIPELINE_MAX_DEPTH; and no more workers than slots (one
+ * without a slot to work on would only hold memory, a zstd context).
+ */
+void vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn,
+                             unsigned *depth_rtn);
+
 #endif

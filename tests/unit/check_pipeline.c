@@ -155,5 +155,30 @@ START_TEST (test_abort_keeps_producer_error)
 }
 END_TEST
 
+/* Two slots per worker and two more, at most the cap; never more
+ * workers than slots, whatever --threads asks.
+ */
+START_TEST (test_shape)
+{
+  static const unsigned want[][3] = {
+    /* threads, workers, depth */
+    { 1, 1, 4 }, { 2, 2, 6 }, { 4, 4, 10 }, { 5, 5, 12 }, { 12, 12, 12 },
+    { 16, 12, 12 }, { 64, 12, 12 },
+  };
+  unsigned workers, depth;
+
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    vmferry_pipeline_shape (want[i][0], &workers, &depth);
+    ck_assert_msg (workers == want[i][1] && depth == want[i][2],
+                   "--threads %u: %u workers, %u slots", want[i][0], workers, depth);
+  }
+  /* 0: one worker per CPU, within the same bounds. */
+  vmferry_pipeline_shape (0, &workers, &depth);
+  ck_assert_uint_ge (workers, 1);
+  ck_assert_uint_le (workers, depth);
+  ck_assert_uint_le (depth, VMFERRY_PIPELINE_MAX_DEPTH);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("pipeline", test_ordered, test_work_failure,
-                   test_done_failure, test_abort_keeps_producer_error)
+                   test_done_failure, test_abort_keeps_producer_error, test_shape)
