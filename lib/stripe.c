@@ -695,16 +695,20 @@ vmferry_stripes_in_free (struct vmferry_stripes_in *s, int status)
 
   if (s == NULL)
     return;
-  /* Joiners that came but were not needed wait for a status too. */
-  if (s->listen_fd >= 0) {
-    int fl = fcntl (s->listen_fd, F_GETFL);
-    if (fl >= 0 && fcntl (s->listen_fd, F_SETFL, fl | O_NONBLOCK) == 0)
-      while (accept_one (s) == 1)
-        ;
-    close (s->listen_fd);
-  }
+  /* Joiners that came but were not needed wait for a status too.  The
+   * socket goes first: a joiner that comes later finds no socket and,
+   * with nothing on its input, ends with 0; those that connected before
+   * are in the backlog, taken (and answered below) before it closes.
+   */
   if (s->path)
     unlink (s->path);
+  if (s->listen_fd >= 0) {
+    struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
+    for (unsigned k = 0; k < 2 * VMFERRY_STRIPE_MAX && poll (&pfd, 1, 0) == 1; k++)
+      if (accept_one (s) < 0)
+        break;
+    close (s->listen_fd);
+  }
   for (unsigned i = 1; i < s->n; i++) {
     if (s->socks[i] >= 0) {
       if (write (s->socks[i], &st, 1) != 1)
