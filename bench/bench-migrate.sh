@@ -332,11 +332,9 @@ run_contender() {
     echo "$t.b" >"$IMPORT_TIME_TARGET"
     prepare_cache "${BENCH_SET_FILES[@]/#/$IMAGES_A/}"
     load=$(loadavg1)
-    if [[ $link == 1gbit ]]; then
-        qa0=$(qdisc_sent "$VETH_A") qb0=$(qdisc_sent "$VETH_B" "$NETNS") v0=$(veth_tx)
-    fi
     local sampler= e0 e1
     if [[ $link == 1gbit ]]; then
+        qa0=$(qdisc_sent "$VETH_A") qb0=$(qdisc_sent "$VETH_B" "$NETNS") v0=$(veth_tx)
         sample_link "$t.link" &
         sampler=$!
     fi

@@ -113,8 +113,8 @@ update_n (struct vmferry_digest **ds, unsigned n, uint64_t offset,
         XXH3_128bits_update (ds[i]->state, p, bn);
       }
     }
-    for (unsigned i = 0; i < n; i++)
-      if (bn < VMFERRY_BLOCK_SIZE)
+    if (bn < VMFERRY_BLOCK_SIZE)
+      for (unsigned i = 0; i < n; i++)
         ds[i]->ended = true;
     p += bn;
     len -= bn;

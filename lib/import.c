@@ -615,17 +615,45 @@ syncer_wait (struct importer *im, bool stop)
   return r;
 }
 
-/* In the collector, for every data record of file IDX: add it to the
- * open segment's digest and claim that segment in the .written file, so
- * that an import killed before it could sync leaves ranges the next one
- * can read back, check and keep (verify_written).  When enough was
- * written (SYNC_BYTES or SYNC_SECONDS) and the syncer is free, close the
- * segment and ask the syncer to make it durable; its claim stays until
- * that is done.
+/* In the collector, for every data record of file F: add it to the
+ * file's digest (a fresh file's) and, with CLAIM, to the open segment's
+ * (see claim_record), in one pass over the bytes where both take all of
+ * them.  A resumed file's first record may begin below its durable
+ * offset: the segment takes only what is above.
  */
 static int
-claim_record (struct importer *im, uint32_t idx, uint64_t offset,
-              const unsigned char *data, uint64_t len, bool digested)
+digest_record (struct importer *im, struct import_file *f, bool claim,
+               uint64_t offset, const unsigned char *data, uint64_t len)
+{
+  int r = 0;
+
+  if (claim && f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
+    return -1;
+  if (claim && f->dg && offset >= f->seg_start)
+    r = vmferry_digest_update2 (f->dg, f->wdg, offset, data, len);
+  else {
+    uint64_t skip = offset < f->seg_start ? f->seg_start - offset : 0;
+
+    if (f->dg)
+      r = vmferry_digest_update (f->dg, offset, data, len);
+    if (r == 0 && claim && skip < len)
+      r = vmferry_digest_update (f->wdg, offset + skip, data + skip, len - skip);
+  }
+  if (r < 0)
+    vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
+  return r;
+}
+
+/* In the collector, for every data record of file IDX, after
+ * digest_record: claim the open segment in the .written file, so that
+ * an import killed before it could sync leaves ranges the next one can
+ * read back, check and keep (verify_written).  When enough was written
+ * (SYNC_BYTES or SYNC_SECONDS) and the syncer is free, close the segment
+ * and ask the syncer to make it durable; its claim stays until that is
+ * done.
+ */
+static int
+claim_record (struct importer *im, uint32_t idx, uint64_t offset, uint64_t len)
 {
   struct import_file *f = &im->files[idx];
   struct vmferry_resume_file *rf;
@@ -634,20 +662,9 @@ claim_record (struct importer *im, uint32_t idx, uint64_t offset,
   size_t k;
   int r;
 
-  if (f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
-    return -1;
-  /* A resumed file's first record may begin below its durable offset. */
+  /* Below the durable offset (a resumed file): nothing new to claim. */
   if (offset + len <= f->seg_start)
     return 0;
-  if (offset < f->seg_start) {
-    data += f->seg_start - offset;
-    len -= f->seg_start - offset;
-    offset = f->seg_start;
-  }
-  if (!digested && vmferry_digest_update (f->wdg, offset, data, len) < 0) {
-    vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
-    return -1;
-  }
   open.end = f->written_end;
   vmferry_digest_final (f->wdg, open.digest);
 
@@ -1197,29 +1214,16 @@ job_done (void *opaque, void *jobp)
     uint64_t end = j->rec.offset + j->rec.length;
     const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
     bool claim = im->keep_state && f->role != VMFERRY_ROLE_TPM;
-    /* The file's digest and the open segment's take the same bytes
-     * (unless the record begins below the segment): one pass.
-     */
-    bool both = claim && f->dg && j->rec.offset >= f->seg_start;
-    int r;
 
-    if (both && f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
+    if (digest_record (im, f, claim, j->rec.offset, data, j->rec.length) < 0)
       return -1;
-    if (both)
-      r = vmferry_digest_update2 (f->dg, f->wdg, j->rec.offset, data, j->rec.length);
-    else
-      r = f->dg ? vmferry_digest_update (f->dg, j->rec.offset, data, j->rec.length) : 0;
-    if (r < 0) {
-      vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
-      return -1;
-    }
     vmferry_progress_add (im->opts->progress, j->rec.length);
     /* In stream order, so everything below END is written. */
     if (end > f->written_end)
       f->written_end = end;
     if (!claim)
       return 0;
-    return claim_record (im, j->rec.file, j->rec.offset, data, j->rec.length, both);
+    return claim_record (im, j->rec.file, j->rec.offset, j->rec.length);
   }
   /* The syncer must be done with this file before it is closed. */
   if (syncer_wait (im, false) < 0)
