@@ -159,7 +159,8 @@ int vmferry_stream_write_record (struct vmferry_stream_writer *w,
  * PAYLOAD its payload as read, compressed or not): the same type, flags,
  * file, offset, length and payload, numbered by this writer.  When the
  * writer's number equals REC's (a filter that keeps every record), the
- * bytes written are exactly the bytes read.  Nothing is decompressed.
+ * bytes written are exactly the bytes read, checksum included: it is not
+ * computed again.  Nothing is decompressed.
  */
 int vmferry_stream_copy_record (struct vmferry_stream_writer *w,
                                 const struct vmferry_record *rec,
@@ -279,6 +280,12 @@ char *vmferry_record_metadata (const struct vmferry_record *rec,
  */
 void vmferry_stream_reader_pass_skipped (struct vmferry_stream_reader *r,
                                          bool pass);
+
+/* Do not verify record checksums: the input comes from this process's
+ * own writer (e.g. a pipeline of threads), and whatever reads the stream
+ * at its destination verifies them.  Everything else is still checked.
+ */
+void vmferry_stream_reader_trust (struct vmferry_stream_reader *r);
 
 /* Bytes consumed from the input so far (for progress). */
 uint64_t vmferry_stream_reader_bytes (const struct vmferry_stream_reader *r);

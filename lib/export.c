@@ -904,7 +904,9 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
   int r = -1;
 
   vmferry_pipeline_shape (opts->threads, &threads, &depth);
-  ex.w = vmferry_stream_writer_new (opts->out_fd, opts->out_name);
+  ex.w = opts->out_fn ? vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
+                                                      opts->out_name)
+                      : vmferry_stream_writer_new (opts->out_fd, opts->out_name);
   scratch = malloc (VMFERRY_CHUNK_SIZE);
   ex.compressors = calloc (threads, sizeof *ex.compressors);
   if (ex.w == NULL || scratch == NULL || ex.compressors == NULL) {

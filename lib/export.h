@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "progress.h"
+#include "stream.h"
 
 enum vmferry_compress {
   VMFERRY_COMPRESS_AUTO,        /* zstd, raw where it does not help */
@@ -17,6 +18,9 @@ struct vmferry_export_opts {
   const char *domain;           /* name or UUID */
   int out_fd;                   /* the stream goes here (not closed) */
   const char *out_name;         /* for messages: "stdout", a path */
+  /* Or through this (stream.h: vmferry_stream_writer_new_fn). */
+  vmferry_stream_write_fn out_fn;
+  void *out_opaque;
   bool include_readonly;
   enum vmferry_compress compress;
   int level;                    /* zstd level, for ZSTD */

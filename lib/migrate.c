@@ -2,13 +2,11 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -16,6 +14,7 @@
 #include "domain.h"
 #include "error.h"
 #include "export.h"
+#include "handoff.h"
 #include "live.h"
 #include "log.h"
 #include "migrate.h"
@@ -36,8 +35,8 @@ struct xfer {
   const struct vmferry_migrate_opts *opts;
   struct vmferry_export_opts eopts;
   virConnectPtr dest;
-  int export_out;               /* export writes here */
-  int rewrite_in, rewrite_out;
+  /* export -> h[0] -> send, or export -> h[0] -> rewrite -> h[1] -> send */
+  struct vmferry_handoff *h[2];
   struct stage export_st, rewrite_st;
 };
 
@@ -51,17 +50,54 @@ stage_done (struct stage *st, int rc)
   }
 }
 
+/* The SSH session, connected in a thread while the pre-flight check
+ * and the export's start run.
+ */
+struct connector {
+  struct stage st;
+  const struct vmferry_send_opts *so;
+  struct vmferry_ssh *ssh;
+};
+
+static void *
+connect_thread (void *arg)
+{
+  struct connector *c = arg;
+
+  c->ssh = vmferry_send_connect (c->so);
+  stage_done (&c->st, c->ssh ? 0 : -1);
+  return NULL;
+}
+
+static void
+connector_start (struct connector *c, const struct vmferry_send_opts *so)
+{
+  c->so = so;
+  /* Without the thread, vmferry_send connects by itself. */
+  c->st.started = pthread_create (&c->st.thread, NULL, connect_thread, c) == 0;
+}
+
+/* The session, or NULL when the connection failed (c->st has why). */
+static struct vmferry_ssh *
+connector_join (struct connector *c)
+{
+  if (c->st.started) {
+    pthread_join (c->st.thread, NULL);
+    c->st.started = false;
+  }
+  return c->ssh;
+}
+
 static void *
 export_thread (void *arg)
 {
   struct xfer *x = arg;
 
   stage_done (&x->export_st, vmferry_export (&x->eopts));
-  /* The end of the pipe tells the next stage the stream is complete (or
+  /* The end of the input tells the next stage the stream is complete (or
    * cut, without its END record).
    */
-  close (x->export_out);
-  x->export_out = -1;
+  vmferry_handoff_close_write (x->h[0]);
   return NULL;
 }
 
@@ -70,12 +106,21 @@ rewrite_thread (void *arg)
 {
   struct xfer *x = arg;
 
-  stage_done (&x->rewrite_st,
-              vmferry_rewrite_stream (x->opts->rewrite, x->rewrite_in, "export",
-                                      x->rewrite_out, "rewrite", x->dest));
-  close (x->rewrite_in);
-  close (x->rewrite_out);
-  x->rewrite_in = x->rewrite_out = -1;
+  struct vmferry_stream_reader *r = vmferry_stream_reader_new_fn (vmferry_handoff_read,
+                                                                  x->h[0], "export");
+  struct vmferry_stream_writer *w = vmferry_stream_writer_new_fn (vmferry_handoff_writev,
+                                                                  x->h[1], "rewrite");
+  int rc = -1;
+
+  if (r && w) {
+    vmferry_stream_reader_trust (r);    /* our own export; B verifies */
+    rc = vmferry_rewrite_records (x->opts->rewrite, r, "export", w, x->dest);
+  }
+  stage_done (&x->rewrite_st, rc);
+  vmferry_stream_writer_free (w);
+  vmferry_stream_reader_free (r);
+  vmferry_handoff_close_read (x->h[0]);
+  vmferry_handoff_close_write (x->h[1]);
   return NULL;
 }
 
@@ -333,12 +378,14 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   struct vmferry_check_input in = { 0 };
   struct vmferry_findings findings = { 0 };
-  struct xfer x = { .opts = opts, .export_out = -1, .rewrite_in = -1, .rewrite_out = -1 };
-  struct vmferry_send_opts so = { 0 };
-  struct vmferry_send_stats stats;
+  struct xfer x = { .opts = opts };
+  struct vmferry_stream_reader *sin = NULL;
+  struct vmferry_send_opts so = { .ssh = opts->ssh, .connections = opts->connections };
+  struct vmferry_send_stats stats = { 0 };
+  struct connector conn = { 0 };
   const char *dest_uri = opts->dest_uri, *args[8];
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
-  int p1[2] = { -1, -1 }, p2[2] = { -1, -1 }, changes = 0, na = 0, r = -1, state;
+  int changes = 0, na = 0, r = -1, state;
   FILE *report = opts->report ? opts->report : stdout;
 
   if (outcome_rtn == NULL)
@@ -346,6 +393,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   *outcome_rtn = VMFERRY_MIGRATE_NOTHING;
   if (opts->live)
     return migrate_live (opts, outcome_rtn);
+
+  /* The SSH connection is made while everything up to the send runs. */
+  if (!opts->dry_run)
+    connector_start (&conn, &so);
 
   /* The source: shut off, and staying so (export checks again). */
   src = vmferry_virt_connect (opts->uri);
@@ -414,32 +465,33 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     goto out;
   }
 
-  /* export -> (rewrite) -> send, each in its thread. */
-  if (pipe2 (p1, O_CLOEXEC) < 0 || (rewriting && pipe2 (p2, O_CLOEXEC) < 0)) {
-    vmferry_set_error_errno (errno, "pipe");
+  /* export -> (rewrite) -> send, each in its thread, the stream handed
+   * on without the kernel (handoff.h) and its checksums verified once,
+   * by the import on B.
+   */
+  for (int i = 0; i < (rewriting ? 2 : 1); i++)
+    if (!(x.h[i] = vmferry_handoff_new (i == 0 ? "export" : "rewrite")))
+      goto out;
+  sin = vmferry_stream_reader_new_fn (vmferry_handoff_read, x.h[rewriting],
+                                      rewriting ? "rewrite" : "export");
+  if (sin == NULL)
     goto out;
-  }
+  vmferry_stream_reader_trust (sin);
   x.eopts = (struct vmferry_export_opts) {
-    .uri = opts->uri, .domain = opts->domain, .out_fd = p1[1], .out_name = "export",
+    .uri = opts->uri, .domain = opts->domain, .out_fd = -1, .out_name = "export",
+    .out_fn = vmferry_handoff_writev, .out_opaque = x.h[0],
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,
     .progress = opts->progress,
   };
-  x.export_out = p1[1];
-  p1[1] = -1;
   if (pthread_create (&x.export_st.thread, NULL, export_thread, &x) != 0) {
     vmferry_set_error ("cannot start the export thread");
-    close (x.export_out);
     goto out;
   }
   x.export_st.started = true;
   if (rewriting) {
-    x.rewrite_in = p1[0];
-    x.rewrite_out = p2[1];
-    p1[0] = p2[1] = -1;
     if (pthread_create (&x.rewrite_st.thread, NULL, rewrite_thread, &x) != 0) {
       vmferry_set_error ("cannot start the rewrite thread");
-      close (x.rewrite_in);
-      close (x.rewrite_out);
+      vmferry_handoff_close_read (x.h[0]);
       goto join;
     }
     x.rewrite_st.started = true;
@@ -457,16 +509,16 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (vmferry_get_verbosity () > 0)
     args[na++] = "-v";
   args[na] = NULL;
-  so.ssh = opts->ssh;
   so.import_args = args;
-  so.in_fd = rewriting ? p2[0] : p1[0];
+  so.in = sin;
   so.in_name = rewriting ? "rewrite" : "export";
   so.no_resume = opts->no_resume;
-  so.connections = opts->connections;
-  r = vmferry_send (&so, &stats);
+  if (conn.st.started && !(so.session = connector_join (&conn)))
+    vmferry_restore_error (conn.st.err, conn.st.errnum);
+  else
+    r = vmferry_send (&so, &stats);
   /* Unblock the stages if send stopped early. */
-  if (p1[0] >= 0) { close (p1[0]); p1[0] = -1; }
-  if (p2[0] >= 0) { close (p2[0]); p2[0] = -1; }
+  vmferry_handoff_close_read (x.h[rewriting]);
 
  join:
   {
@@ -528,10 +580,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   }
   r = 0;
  out:
-  for (int i = 0; i < 2; i++) {
-    if (p1[i] >= 0) close (p1[i]);
-    if (p2[i] >= 0) close (p2[i]);
-  }
+  vmferry_stream_reader_free (sin);
+  vmferry_handoff_free (x.h[0]);
+  vmferry_handoff_free (x.h[1]);
+  vmferry_ssh_free (connector_join (&conn));
   vmferry_findings_free (&findings);
   vmferry_check_input_free (&in);
   if (x.dest)

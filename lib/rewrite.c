@@ -2016,7 +2016,21 @@ vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
                         virConnectPtr dest)
 {
   struct vmferry_stream_reader *r = vmferry_stream_reader_new (in_fd, in_name);
-  struct vmferry_stream_writer *w = NULL;
+  struct vmferry_stream_writer *w = vmferry_stream_writer_new (out_fd, out_name);
+  int ret = -1;
+
+  if (r && w)
+    ret = vmferry_rewrite_records (rw, r, in_name, w, dest);
+  vmferry_stream_writer_free (w);
+  vmferry_stream_reader_free (r);
+  return ret;
+}
+
+int
+vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
+                         const char *in_name, struct vmferry_stream_writer *w,
+                         virConnectPtr dest)
+{
   struct held held[MAX_HELD];
   size_t nr_held = 0, manifest_at = SIZE_MAX;
   struct vmferry_record rec;
@@ -2025,12 +2039,7 @@ vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
   bool xml_changed = false, manifest_changed = false, seen_xml = false;
   int rr, ret = -1;
 
-  if (r == NULL)
-    return -1;
   vmferry_stream_reader_pass_skipped (r, true);
-  w = vmferry_stream_writer_new (out_fd, out_name);
-  if (w == NULL)
-    goto out;
 
   /* Up to the domain XML: read, keep. */
   while (!seen_xml) {
@@ -2135,8 +2144,6 @@ vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
  out:
   for (size_t i = 0; i < nr_held; i++)
     free (held[i].payload);
-  vmferry_stream_writer_free (w);
-  vmferry_stream_reader_free (r);
   return ret;
 }
 

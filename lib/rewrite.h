@@ -26,6 +26,7 @@
 #include <libxml/tree.h>
 
 #include "preflight.h"
+#include "stream.h"
 
 struct vmferry_rewrite;
 
@@ -106,6 +107,13 @@ char *vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
 int vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
                             const char *in_name, int out_fd,
                             const char *out_name, virConnectPtr dest);
+
+/* The same from reader R (IN_NAME in messages) to writer W, e.g. ends of
+ * a handoff (handoff.h).  Neither is freed.
+ */
+int vmferry_rewrite_records (struct vmferry_rewrite *rw,
+                             struct vmferry_stream_reader *r, const char *in_name,
+                             struct vmferry_stream_writer *w, virConnectPtr dest);
 
 /* Apply the rules to what vmferry_check will look at: IN's document, and
  * the path of each of IN's files the same way (--map-path, and files

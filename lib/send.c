@@ -175,16 +175,6 @@ query (struct sender *sd, struct vmferry_resume_point *pt, struct vmferry_send_s
   return 0;
 }
 
-static int
-forward (struct vmferry_stream_writer *w, const struct vmferry_record *rec)
-{
-  struct vmferry_record out = {
-    .type = rec->type, .flags = rec->flags, .file = rec->file,
-    .payload_len = rec->payload_len, .offset = rec->offset, .length = rec->length,
-  };
-  return vmferry_stream_write_record (w, &out, rec->payload);
-}
-
 /* The remotes of one push: over one connection, or N (stripe.h). */
 struct push_conns {
   unsigned n;
@@ -280,6 +270,7 @@ finish_conns (struct push_conns *pc)
   return status;
 }
 
+/* Abandon what is left of the connections; again is harmless. */
 static void
 close_conns (struct push_conns *pc)
 {
@@ -289,6 +280,7 @@ close_conns (struct push_conns *pc)
     if (i > 0)
       vmferry_ssh_free (pc->ssh[i]);
   }
+  *pc = (struct push_conns) { 0 };
 }
 
 /* The bytes written into the connections count as sent; free W. */
@@ -302,22 +294,19 @@ end_writer (struct vmferry_stream_writer **w, struct vmferry_send_stats *stats)
   }
 }
 
+/* Send the stream into W, the import's input (open_conns), skipping
+ * what PT says the remote holds.  Closes the connections.
+ */
 static int
 push (struct sender *sd, const struct vmferry_resume_point *pt,
-      struct vmferry_send_stats *stats)
+      struct vmferry_send_stats *stats, struct push_conns *pc,
+      struct vmferry_stream_writer *w)
 {
   const struct vmferry_send_opts *opts = sd->opts;
-  struct push_conns pc = { 0 };
-  struct vmferry_stream_writer *w;
   struct vmferry_record rec;
   uint64_t skip = 0;
   int r, status, ret = -1;
 
-  w = open_conns (sd, &pc);
-  if (w == NULL) {
-    close_conns (&pc);
-    return -1;
-  }
   if ((pt->resume
        ? vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_RESUME, 0, pt->token,
                                          VMFERRY_RESUME_TOKEN_LEN)
@@ -352,7 +341,8 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
       vmferry_progress_end (opts->progress);
       break;
     }
-    if (forward (w, &rec) < 0)
+    /* Renumbered when records were left out; else the very bytes. */
+    if (vmferry_stream_copy_record (w, &rec, rec.payload) < 0)
       goto remote_error;
     if (rec.type == VMFERRY_REC_END)
       break;
@@ -368,22 +358,22 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
       vmferry_set_error ("%s: truncated", opts->in_name);
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
     end_writer (&w, stats);
-    (void) flush_conns (&pc, false);
-    close_conns (&pc);
+    (void) flush_conns (pc, false);
+    close_conns (pc);
     vmferry_set_error ("%s; the remote import keeps what it verified: run the same "
                        "command again to resume", msg);
     return -1;
   }
   end_writer (&w, stats);
-  if (flush_conns (&pc, true) < 0)
+  if (flush_conns (pc, true) < 0)
     goto remote_error;
-  status = finish_conns (&pc);
+  status = finish_conns (pc);
   stats->remote_status = status;
   if (status != 0)
     remote_failed (sd, "vmferry-import", status);
   else
     ret = 0;
-  close_conns (&pc);
+  close_conns (pc);
   return ret;
 
  remote_error:
@@ -391,15 +381,25 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    status = finish_conns (&pc);
+    status = finish_conns (pc);
     stats->remote_status = status;
     if (status > 0)
       remote_failed (sd, "vmferry-import", status);
     else
       vmferry_restore_error (msg, 0);
   }
-  close_conns (&pc);
+  close_conns (pc);
   return -1;
+}
+
+struct vmferry_ssh *
+vmferry_send_connect (const struct vmferry_send_opts *opts)
+{
+  struct vmferry_ssh_opts ssh_opts = opts->ssh;
+
+  if (opts->connections > 1)
+    ssh_opts.bandwidth /= opts->connections;    /* shared by the sessions */
+  return vmferry_ssh_connect (&ssh_opts);
 }
 
 int
@@ -408,7 +408,10 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
   struct vmferry_send_stats dummy;
   struct sender sd = { .opts = opts };
   struct vmferry_resume_point pt = { 0 };
-  struct vmferry_ssh_opts ssh_opts;
+  struct vmferry_ssh *own_ssh = NULL;
+  struct vmferry_stream_reader *own_rd = NULL;
+  struct push_conns pc = { 0 };
+  struct vmferry_stream_writer *w = NULL;
   int r = -1;
 
   if (stats == NULL)
@@ -420,14 +423,18 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
                        VMFERRY_STRIPE_MAX);
     return -1;
   }
-  sd.rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  sd.rd = opts->in ? opts->in : (own_rd = vmferry_stream_reader_new (opts->in_fd,
+                                                                    opts->in_name));
   if (sd.rd == NULL || read_metadata (&sd) < 0)
     goto out;
-  ssh_opts = opts->ssh;
-  if (opts->connections > 1)
-    ssh_opts.bandwidth /= opts->connections;    /* shared by the sessions */
-  sd.ssh = vmferry_ssh_connect (&ssh_opts);
+  sd.ssh = opts->session ? opts->session : (own_ssh = vmferry_send_connect (opts));
   if (sd.ssh == NULL)
+    goto out;
+  /* Where the import can start unseen, it starts now: its start-up on
+   * the remote (exec, libvirt) overlaps the query.  It reads nothing
+   * until the query has answered and ended.
+   */
+  if (vmferry_ssh_can_prestart (sd.ssh) && (w = open_conns (&sd, &pc)) == NULL)
     goto out;
   if (query (&sd, &pt, stats) < 0)
     goto out;
@@ -442,15 +449,23 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
     vmferry_verbose ("%s: nothing to resume (%s)", vmferry_ssh_host (sd.ssh),
                      pt.reason ? pt.reason : "no state");
   stats->resumed = pt.resume;
-  r = push (&sd, &pt, stats);
+  if (w == NULL && (w = open_conns (&sd, &pc)) == NULL)
+    goto out;
+  r = push (&sd, &pt, stats, &pc, w);
+  w = NULL;
   if (r == 0)
     vmferry_verbose ("%s: sent %" PRIu64 " bytes%s; %" PRIu64 " bytes of file data "
                      "were already there", vmferry_ssh_host (sd.ssh), stats->sent,
                      pt.resume ? " (resumed)" : "", stats->skipped);
  out:
+  /* The import started ahead of a query that failed, or could not start:
+   * it sees its input end before the stream, and nothing of it shows.
+   */
+  vmferry_stream_writer_free (w);
+  close_conns (&pc);
   vmferry_resume_point_free (&pt);
-  vmferry_ssh_free (sd.ssh);
-  vmferry_stream_reader_free (sd.rd);
+  vmferry_ssh_free (own_ssh);
+  vmferry_stream_reader_free (own_rd);
   free (sd.manifest.payload);
   free (sd.xml.payload);
   for (size_t i = 0; i < sd.nr_names; i++)

@@ -6,11 +6,14 @@
  * "vmferry-import --resume-query IMPORT-ARGS" on the remote, which checks
  * the target and answers what it already holds of this very stream (see
  * resume.h).  Then the stream goes to "vmferry-import --resumable
- * IMPORT-ARGS": when the answer allows, as a RESUME stream that leaves
+ * IMPORT-ARGS" (over libssh started alongside the query, so that its
+ * start-up on the remote overlaps the query; it reads nothing before
+ * the query has ended): when the answer allows, as a RESUME stream that leaves
  * out the DATA and ZERO records below each file's durable offset (the
  * input is still read whole; every FILE_END keeps the digest of the whole
  * source file, which the importer checks against what it has on disk).
- * Every record is checked (checksum, order) on the way and renumbered.
+ * Every record is checked on the way (order; checksum, unless the
+ * reader trusts its input), and renumbered where records were left out.
  */
 #ifndef VMFERRY_SEND_H
 #define VMFERRY_SEND_H
@@ -20,6 +23,7 @@
 
 #include "progress.h"
 #include "ssh.h"
+#include "stream.h"
 
 struct vmferry_send_opts {
   struct vmferry_ssh_opts ssh;
@@ -27,9 +31,15 @@ struct vmferry_send_opts {
   const char *remote_import;        /* NULL: "vmferry-import" */
   int in_fd;                        /* the stream (not closed) */
   const char *in_name;
+  /* Or this reader (not freed), e.g. of a handoff (handoff.h). */
+  struct vmferry_stream_reader *in;
   unsigned connections;             /* SSH sessions (0: 1; see stripe.h) */
   bool no_resume;                   /* send everything, replacing any state */
   struct vmferry_progress *progress;
+  /* Connected by vmferry_send_connect with these options, e.g. while the
+   * stream was being prepared; not freed.  NULL: vmferry_send connects.
+   */
+  struct vmferry_ssh *session;
 };
 
 struct vmferry_send_stats {
@@ -44,6 +54,11 @@ struct vmferry_send_stats {
  * messages went to ssh.stderr_fd as they came.
  */
 int vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *stats);
+
+/* Connect and authenticate as vmferry_send does (the bandwidth shared
+ * by the connections).  NULL with the error set.
+ */
+struct vmferry_ssh *vmferry_send_connect (const struct vmferry_send_opts *opts);
 
 /* Parse --bandwidth: bytes per second with an optional K, M or G (powers
  * of 1024), or bits with "bit" after it ("100Mbit": 10^6 bits).

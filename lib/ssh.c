@@ -722,6 +722,12 @@ vmferry_ssh_host (const struct vmferry_ssh *s)
   return s->label;
 }
 
+bool
+vmferry_ssh_can_prestart (const struct vmferry_ssh *s)
+{
+  return s->ops == &libssh_ops;
+}
+
 static void
 remote_free (struct vmferry_remote *r)
 {

@@ -55,6 +55,13 @@ void vmferry_ssh_free (struct vmferry_ssh *s);
 /* The host as messages should name it. */
 const char *vmferry_ssh_host (const struct vmferry_ssh *s);
 
+/* True when a remote command started on S and abandoned before it was
+ * written to shows nothing: libssh channels, whose output is read only
+ * when asked for.  A command (ssh_command) writes its stderr straight
+ * to ours.
+ */
+bool vmferry_ssh_can_prestart (const struct vmferry_ssh *s);
+
 struct vmferry_remote;
 
 /* Run COMMAND (a shell command line) on the remote.  With CAPTURE, its

@@ -4,7 +4,8 @@
 # (a temporary file outside the directory) each make the next run start
 # afresh (never write through the forged path), and the copy is identical.
 # The cut here is SIGTERM to the remote import, which must keep its state
-# and say how to resume.  A plain vmferry-export | ssh | vmferry-import run
+# and say how to resume.  An import that gets no stream at all leaves the
+# state as it was, and a failed resume query is reported once.  A plain vmferry-export | ssh | vmferry-import run
 # is unaffected by resume state.
 . "$(dirname "$0")/functions.sh"
 
@@ -72,6 +73,36 @@ grep -q 'etc/passwd' "$state" || fail "forging the state failed"
 cp /etc/passwd "$SCRATCH/passwd.before"
 finish "forged state"
 cmp -s /etc/passwd "$SCRATCH/passwd.before" || fail "forged state: /etc/passwd changed"
+
+# An import whose input ends before any stream (vmferry-send starts one
+# beside the resume query, and drops it unread when the query fails)
+# leaves an interrupted transfer as it was: the next run resumes it.
+snap() {
+    on_b bash -c 'cd "$1" && stat -c "%n %s %b %Y" .[!.]* && md5sum .vmferry-resume-*.json' _ "$dest"
+}
+cut
+before=$(snap)
+on_b vmferry-import --resumable --dir "$dest" --define </dev/null 2>"$SCRATCH/empty.err" &&
+    fail "an import of no stream succeeded"
+[[ -s $SCRATCH/empty.err ]] || fail "an import of no stream failed without a word"
+[[ $(snap) == "$before" ]] ||
+    fail "an import of no stream changed the interrupted transfer: $before // $(snap)"
+send >"$SCRATCH/run.out" 2>&1 || fail "after an import of no stream: $(cat "$SCRATCH/run.out")"
+grep -q 'resuming an interrupted transfer' "$SCRATCH/run.out" ||
+    fail "after an import of no stream: not resumed: $(cat "$SCRATCH/run.out")"
+on_a qemu-img compare -U -f raw -F raw "$IMAGES_DIR/$vm.img" "$IMAGES_B/refuse/$vm.img" >/dev/null ||
+    fail "after an import of no stream: the copy differs"
+virsh_b -q undefine "$vm" >/dev/null
+on_b rm -f "$dest/$vm.img"
+echo "   an import of no stream: the interrupted transfer kept, resumed"
+
+# A query that fails is reported once: the import started beside it is
+# dropped unseen.
+on_a bash -c 'vmferry-export -c qemu:///system "$1" | vmferry-send hostb -- --dir "$2" --define' \
+    _ "$vm" "$dest/missing" >"$SCRATCH/missing.out" 2>&1 && fail "a send into a missing directory succeeded"
+[[ $(grep -c 'not a directory' "$SCRATCH/missing.out") == 1 ]] ||
+    fail "a failed query not reported exactly once: $(cat "$SCRATCH/missing.out")"
+[[ -z $(on_b find "$dest" -name '.*') ]] || fail "a failed query left: $(on_b find "$dest" -name '.*')"
 
 # A plain pipeline does not look at resume state at all.
 on_a vmferry-export -c qemu:///system "$vm" | ssh_b "vmferry-import --dir $dest --define" ||

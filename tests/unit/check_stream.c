@@ -1290,6 +1290,77 @@ START_TEST (test_flip_every_byte)
 }
 END_TEST
 
+/* copy_record: every record copied with its number is the same bytes
+ * (the checksum passed on, not computed again); with records left out,
+ * the later ones are renumbered with checksums of their own.  A trusting
+ * reader takes a damaged record, and its copy still fails at the next
+ * reader that verifies: the damage is found, only later.
+ */
+static unsigned char *
+copy_stream (const unsigned char *in, size_t len, bool trust, bool drop_zero,
+             size_t *len_rtn)
+{
+  int ifd = mem_input (in, len), ofd = memfd_create ("copy", 0);
+  struct vmferry_stream_reader *r = vmferry_stream_reader_new (ifd, "in");
+  struct vmferry_stream_writer *w = vmferry_stream_writer_new (ofd, "out");
+  struct vmferry_record rec;
+  unsigned char *out;
+  int ret;
+
+  vmferry_stream_reader_pass_skipped (r, true);
+  if (trust)
+    vmferry_stream_reader_trust (r);
+  while ((ret = vmferry_stream_read_record (r, &rec)) == 1) {
+    if (drop_zero && rec.type == VMFERRY_REC_ZERO)
+      continue;
+    ck_assert_msg (vmferry_stream_copy_record (w, &rec, rec.payload) == 0, "%s",
+                   vmferry_get_error ());
+  }
+  ck_assert_msg (ret == 0, "%s", vmferry_get_error ());
+  vmferry_stream_writer_free (w);
+  vmferry_stream_reader_free (r);
+  close (ifd);
+  out = mem_contents (ofd, len_rtn);
+  close (ofd);
+  return out;
+}
+
+START_TEST (test_copy_record)
+{
+  size_t len, clen, n;
+  unsigned char *s = small_stream (&len), *c;
+  size_t at = 0;
+
+  /* Kept whole: the very bytes. */
+  c = copy_stream (s, len, false, false, &clen);
+  ck_assert_uint_eq (clen, len);
+  ck_assert (memcmp (c, s, len) == 0);
+  free (c);
+
+  /* The ZERO record left out: one record less, every checksum valid. */
+  c = copy_stream (s, len, false, true, &clen);
+  ck_assert_uint_eq (clen, len - VMFERRY_REC_HEADER_SIZE);
+  ck_assert_msg (read_all (c, clen, &n) == 0, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (n, 11);
+  free (c);
+
+  /* A payload byte of the first DATA record damaged: refused when
+   * verified, taken when trusted, and the copy refused again.
+   */
+  while (!(s[at + 4] == VMFERRY_REC_DATA && s[at + 5] == 0))
+    at += VMFERRY_REC_HEADER_SIZE + (s[at + 12] | s[at + 13] << 8 | s[at + 14] << 16);
+  s[at + VMFERRY_REC_HEADER_SIZE + 3] ^= 1;
+  ck_assert_int_eq (read_all (s, len, NULL), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "checksum mismatch"));
+  c = copy_stream (s, len, true, false, &clen);
+  ck_assert (clen == len && memcmp (c, s, len) == 0);
+  ck_assert_int_eq (read_all (c, clen, NULL), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "checksum mismatch"));
+  free (c);
+  free (s);
+}
+END_TEST
+
 START_TEST (test_truncate_everywhere)
 {
   size_t len;
@@ -1458,6 +1529,7 @@ VMFERRY_UNIT_MAIN ("stream",
                    test_reader_sticky_error,
                    test_flip_every_byte,
                    test_truncate_everywhere,
+                   test_copy_record,
                    test_record_data_raw_and_zero,
                    test_record_data_threads,
                    test_metadata_zstd,

@@ -1,0 +1,127 @@
+/* vmferry: a pipe between two threads, without the kernel (see handoff.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "handoff.h"
+
+struct vmferry_handoff {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;          /* any change; one waiter on each side */
+  char *name;
+  /* The write in progress: what is left of it. */
+  const struct iovec *iov;
+  int iovcnt;
+  size_t iov_off;               /* taken of iov[0] */
+  bool write_closed, read_closed;
+};
+
+struct vmferry_handoff *
+vmferry_handoff_new (const char *name)
+{
+  struct vmferry_handoff *h = calloc (1, sizeof *h);
+
+  if (h == NULL || (h->name = strdup (name)) == NULL) {
+    free (h);
+    vmferry_set_error_errno (ENOMEM, "%s", name);
+    return NULL;
+  }
+  pthread_mutex_init (&h->lock, NULL);
+  pthread_cond_init (&h->cond, NULL);
+  return h;
+}
+
+void
+vmferry_handoff_free (struct vmferry_handoff *h)
+{
+  if (h == NULL)
+    return;
+  pthread_mutex_destroy (&h->lock);
+  pthread_cond_destroy (&h->cond);
+  free (h->name);
+  free (h);
+}
+
+int
+vmferry_handoff_writev (void *hp, const struct iovec *iov, int iovcnt)
+{
+  struct vmferry_handoff *h = hp;
+  int r = 0;
+
+  /* Empty entries would only make the reader wake up for nothing. */
+  while (iovcnt > 0 && iov->iov_len == 0) {
+    iov++;
+    iovcnt--;
+  }
+  pthread_mutex_lock (&h->lock);
+  h->iov = iov;
+  h->iovcnt = iovcnt;
+  h->iov_off = 0;
+  pthread_cond_broadcast (&h->cond);
+  while (h->iovcnt > 0 && !h->read_closed)
+    pthread_cond_wait (&h->cond, &h->lock);
+  if (h->iovcnt > 0) {
+    h->iovcnt = 0;
+    r = -1;
+  }
+  pthread_mutex_unlock (&h->lock);
+  if (r < 0)
+    vmferry_set_error_errno (EPIPE, "%s: write", h->name);
+  return r;
+}
+
+ssize_t
+vmferry_handoff_read (void *hp, void *buf, size_t len)
+{
+  struct vmferry_handoff *h = hp;
+  size_t got = 0;
+
+  pthread_mutex_lock (&h->lock);
+  while (h->iovcnt == 0 && !h->write_closed)
+    pthread_cond_wait (&h->cond, &h->lock);
+  while (got < len && h->iovcnt > 0) {
+    size_t k = h->iov->iov_len - h->iov_off;
+
+    if (k > len - got)
+      k = len - got;
+    memcpy ((char *) buf + got, (const char *) h->iov->iov_base + h->iov_off, k);
+    got += k;
+    h->iov_off += k;
+    if (h->iov_off == h->iov->iov_len) {
+      h->iov++;
+      h->iovcnt--;
+      h->iov_off = 0;
+      while (h->iovcnt > 0 && h->iov->iov_len == 0) {
+        h->iov++;
+        h->iovcnt--;
+      }
+    }
+  }
+  if (h->iovcnt == 0)
+    pthread_cond_broadcast (&h->cond);  /* the writer's buffers are free */
+  pthread_mutex_unlock (&h->lock);
+  return got;
+}
+
+void
+vmferry_handoff_close_write (struct vmferry_handoff *h)
+{
+  pthread_mutex_lock (&h->lock);
+  h->write_closed = true;
+  pthread_cond_broadcast (&h->cond);
+  pthread_mutex_unlock (&h->lock);
+}
+
+void
+vmferry_handoff_close_read (struct vmferry_handoff *h)
+{
+  pthread_mutex_lock (&h->lock);
+  h->read_closed = true;
+  pthread_cond_broadcast (&h->cond);
+  pthread_mutex_unlock (&h->lock);
+}

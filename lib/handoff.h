@@ -1,0 +1,43 @@
+/* vmferry: a pipe between two threads of one process, without the
+ * kernel.
+ *
+ * The stages of vmferry-migrate (export, rewrite, send) hand the stream
+ * on through these instead of pipe(2): the writer's bytes are copied once,
+ * straight from its buffers into the reader's, with no system call and
+ * no pipe pages to allocate.  A write returns when the reader has taken
+ * all of it, so the writer's buffers are free to reuse; what decouples
+ * the stages is the export's own ring of slots, not a pipe buffer.
+ *
+ * The functions have the signatures of a stream writer's and reader's
+ * (stream.h: vmferry_stream_writer_new_fn, vmferry_stream_reader_new_fn).
+ */
+#ifndef VMFERRY_HANDOFF_H
+#define VMFERRY_HANDOFF_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct vmferry_handoff;
+
+/* NAME names the writing end in messages ("export").  NULL with the
+ * error set.
+ */
+struct vmferry_handoff *vmferry_handoff_new (const char *name);
+/* After both ends are done with it.  NULL is fine. */
+void vmferry_handoff_free (struct vmferry_handoff *h);
+
+/* Write all of IOV; blocks until the reader has taken it.  -1 with
+ * EPIPE ("NAME: write: Broken pipe") once the reader has closed.
+ */
+int vmferry_handoff_writev (void *h, const struct iovec *iov, int iovcnt);
+/* Read up to LEN bytes, waiting for some.  0 once the writer has closed
+ * and everything was read.
+ */
+ssize_t vmferry_handoff_read (void *h, void *buf, size_t len);
+
+/* The writer is done: the reader sees the end of its input. */
+void vmferry_handoff_close_write (struct vmferry_handoff *h);
+/* The reader is done: a waiting or later write fails with EPIPE. */
+void vmferry_handoff_close_read (struct vmferry_handoff *h);
+
+#endif

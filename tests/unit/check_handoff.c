@@ -1,0 +1,213 @@
+/* Unit tests for lib/handoff.c: bytes arrive whole and in order whatever
+ * the sizes on each side, the end of input is seen, and a reader that
+ * stops makes the writer fail with EPIPE instead of hanging.
+ */
+#include "config.h"
+
+#include "unit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "handoff.h"
+#include "stream.h"
+
+#define TOTAL (3 * 1024 * 1024 + 12345)
+
+static unsigned char
+pattern (size_t i)
+{
+  return (unsigned char) (i * 131 + (i >> 11));
+}
+
+struct writer {
+  struct vmferry_handoff *h;
+  size_t written;               /* bytes handed over */
+  int ret, errnum;
+  char err[VMFERRY_ERROR_MAX];
+  size_t limit;                 /* stop writing after this many */
+};
+
+/* Writes TOTAL bytes (or up to limit) of the pattern in writevs of
+ * varying shape: several entries, some of them empty.
+ */
+static void *
+write_pattern (void *arg)
+{
+  struct writer *wr = arg;
+  static unsigned char buf[TOTAL];
+  size_t off = 0, step = 1;
+
+  for (size_t i = 0; i < TOTAL; i++)
+    buf[i] = pattern (i);
+  wr->ret = 0;
+  while (off < TOTAL && off < wr->limit) {
+    struct iovec iov[3];
+    size_t a = step % 7000, b = step % 3 == 0 ? 0 : step % 50000;
+
+    if (a > TOTAL - off) a = TOTAL - off;
+    if (b > TOTAL - off - a) b = TOTAL - off - a;
+    iov[0] = (struct iovec) { buf + off, a };
+    iov[1] = (struct iovec) { buf + off + a, 0 };
+    iov[2] = (struct iovec) { buf + off + a, b };
+    if (vmferry_handoff_writev (wr->h, iov, 3) < 0) {
+      wr->ret = -1;
+      wr->errnum = vmferry_get_errno ();
+      snprintf (wr->err, sizeof wr->err, "%s", vmferry_get_error ());
+      break;
+    }
+    off += a + b;
+    wr->written = off;
+    step = step * 7 + 3;
+  }
+  vmferry_handoff_close_write (wr->h);
+  return NULL;
+}
+
+START_TEST (test_bytes_in_order)
+{
+  struct writer wr = { .limit = SIZE_MAX };
+  static unsigned char got[TOTAL + 1];
+  size_t n = 0, want = 1;
+  pthread_t t;
+  ssize_t k;
+
+  wr.h = vmferry_handoff_new ("export");
+  ck_assert_ptr_nonnull (wr.h);
+  ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
+  /* Reads of every size, from one byte to more than a write holds. */
+  while ((k = vmferry_handoff_read (wr.h, got + n, want < TOTAL + 1 - n ? want
+                                    : TOTAL + 1 - n)) > 0) {
+    n += k;
+    want = want * 3 % 100003 + 1;
+  }
+  ck_assert_int_eq (k, 0);
+  ck_assert_uint_eq (n, TOTAL);
+  for (size_t i = 0; i < TOTAL; i++)
+    if (got[i] != pattern (i))
+      ck_abort_msg ("byte %zu: %u, not %u", i, got[i], pattern (i));
+  /* The end stays the end. */
+  ck_assert_int_eq (vmferry_handoff_read (wr.h, got, 10), 0);
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (wr.ret, 0);
+  vmferry_handoff_free (wr.h);
+}
+END_TEST
+
+/* A reader that stops: the writer waiting in writev fails with EPIPE,
+ * naming its end, and so does every later write.
+ */
+START_TEST (test_reader_stops)
+{
+  struct writer wr = { .limit = SIZE_MAX };
+  unsigned char buf[1000];
+  struct iovec iov = { buf, sizeof buf };
+  pthread_t t;
+
+  wr.h = vmferry_handoff_new ("export");
+  ck_assert_ptr_nonnull (wr.h);
+  ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
+  ck_assert_int_eq (vmferry_handoff_read (wr.h, buf, sizeof buf) > 0, 1);
+  vmferry_handoff_close_read (wr.h);
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (wr.ret, -1);
+  ck_assert_int_eq (wr.errnum, EPIPE);
+  ck_assert_str_eq (wr.err, "export: write: Broken pipe");
+  ck_assert_uint_lt (wr.written, TOTAL);
+  ck_assert_int_eq (vmferry_handoff_writev (wr.h, &iov, 1), -1);
+  ck_assert_int_eq (vmferry_get_errno (), EPIPE);
+  vmferry_handoff_free (wr.h);
+}
+END_TEST
+
+/* A writer that ends early: the reader sees the end of its input after
+ * what was written, nothing more.
+ */
+START_TEST (test_writer_ends)
+{
+  struct writer wr = { .limit = 100000 };
+  static unsigned char got[TOTAL];
+  size_t n = 0;
+  pthread_t t;
+  ssize_t k;
+
+  wr.h = vmferry_handoff_new ("export");
+  ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
+  while ((k = vmferry_handoff_read (wr.h, got + n, sizeof got - n)) > 0)
+    n += k;
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (wr.ret, 0);
+  ck_assert_uint_eq (n, wr.written);
+  ck_assert_uint_ge (n, 100000);
+  vmferry_handoff_free (wr.h);
+}
+END_TEST
+
+/* A stream through a handoff, as vmferry-migrate hands it on: read back
+ * record by record, the same records.
+ */
+struct stream_writer {
+  struct vmferry_handoff *h;
+  int ret;
+};
+
+static void *
+write_stream (void *arg)
+{
+  struct stream_writer *sw = arg;
+  struct vmferry_stream_writer *w = vmferry_stream_writer_new_fn (vmferry_handoff_writev,
+                                                                  sw->h, "export");
+  static unsigned char data[VMFERRY_CHUNK_SIZE];
+  unsigned char digest[16] = { 1 };
+
+  memset (data, 'v', sizeof data);
+  sw->ret = (vmferry_stream_write_header (w) < 0 ||
+             vmferry_stream_write_manifest (w, "{}") < 0 ||
+             vmferry_stream_write_xml (w, "<domain/>") < 0 ||
+             vmferry_stream_write_file_begin (w, 0, 2 * sizeof data) < 0 ||
+             vmferry_stream_write_data (w, 0, 0, sizeof data, 0, data, sizeof data) < 0 ||
+             vmferry_stream_write_data (w, 0, sizeof data, sizeof data, 0, data,
+                                        sizeof data) < 0 ||
+             vmferry_stream_write_file_end (w, 0, digest) < 0 ||
+             vmferry_stream_write_end (w, 1) < 0) ? -1 : 0;
+  vmferry_stream_writer_free (w);
+  vmferry_handoff_close_write (sw->h);
+  return NULL;
+}
+
+START_TEST (test_stream_through)
+{
+  struct stream_writer sw;
+  struct vmferry_stream_reader *r;
+  struct vmferry_record rec;
+  uint64_t data = 0;
+  size_t n = 0;
+  pthread_t t;
+  int ret;
+
+  sw.h = vmferry_handoff_new ("export");
+  r = vmferry_stream_reader_new_fn (vmferry_handoff_read, sw.h, "export");
+  ck_assert_int_eq (pthread_create (&t, NULL, write_stream, &sw), 0);
+  while ((ret = vmferry_stream_read_record (r, &rec)) == 1) {
+    n++;
+    if (rec.type == VMFERRY_REC_DATA) {
+      data += rec.length;
+      ck_assert_int_eq (((const unsigned char *) rec.payload)[rec.payload_len - 1], 'v');
+    }
+  }
+  ck_assert_msg (ret == 0, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (n, 8);
+  ck_assert_uint_eq (data, 2 * VMFERRY_CHUNK_SIZE);
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (sw.ret, 0);
+  vmferry_stream_reader_free (r);
+  vmferry_handoff_free (sw.h);
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("handoff", test_bytes_in_order, test_reader_stops, test_writer_ends,
+                   test_stream_through)
