@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,80 @@ struct push_conns {
   struct vmferry_stripes_out *stripes;
 };
 
+/* One more connection of a striped push: its session and its
+ * "vmferry-import --join", made in a thread of its own.
+ */
+struct joiner {
+  pthread_t thread;
+  bool started;
+  struct vmferry_ssh_opts so;
+  char *cmd;
+  struct vmferry_ssh *ssh;
+  struct vmferry_remote *rem;
+  char err[VMFERRY_ERROR_MAX];
+};
+
+static void *
+joiner_thread (void *arg)
+{
+  struct joiner *j = arg;
+
+  j->ssh = vmferry_ssh_connect (&j->so);
+  if (j->ssh)
+    j->rem = vmferry_remote_start (j->ssh, j->cmd, false);
+  if (j->rem == NULL)
+    snprintf (j->err, sizeof j->err, "%s", vmferry_get_error ());
+  return NULL;
+}
+
+/* Connections 2..N, all at once (each costs a few round trips, long on
+ * the links striping is for).  The first session is already there, so a
+ * host key accepted anew is known to them.  On failure, what was made is
+ * in PC for close_conns; the first failure is the error.
+ */
+static int
+start_joiners (const struct vmferry_send_opts *opts, struct push_conns *pc,
+               const char *token)
+{
+  struct joiner *j = calloc (pc->n, sizeof *j);
+  char arg[VMFERRY_STRIPE_TOKEN_LEN + 32];
+  int r = 0;
+
+  if (j == NULL) {
+    vmferry_set_error_errno (ENOMEM, "connections");
+    return -1;
+  }
+  for (unsigned i = 1; i < pc->n && r == 0; i++) {
+    j[i].so = opts->ssh;
+    j[i].so.bandwidth = opts->ssh.bandwidth / pc->n;
+    snprintf (arg, sizeof arg, "--join=%s:%u", token, i);
+    if (vmferry_shell_quote_append (&j[i].cmd, opts->remote_import ? opts->remote_import
+                                    : "vmferry-import") < 0 ||
+        vmferry_shell_quote_append (&j[i].cmd, arg) < 0)
+      r = -1;
+    else if (pthread_create (&j[i].thread, NULL, joiner_thread, &j[i]) != 0) {
+      vmferry_set_error ("connection %u of %u: cannot start a thread", i + 1, pc->n);
+      r = -1;
+    }
+    else
+      j[i].started = true;
+  }
+  for (unsigned i = 1; i < pc->n; i++) {
+    if (j[i].started) {
+      pthread_join (j[i].thread, NULL);
+      if (j[i].rem == NULL && r == 0) {
+        vmferry_set_error ("connection %u of %u: %s", i + 1, pc->n, j[i].err);
+        r = -1;
+      }
+    }
+    pc->ssh[i] = j[i].ssh;
+    pc->rem[i] = j[i].rem;
+    free (j[i].cmd);
+  }
+  free (j);
+  return r;
+}
+
 /* Start the import (and with several connections, the joiners), and a
  * writer into them.
  */
@@ -208,23 +283,8 @@ open_conns (struct sender *sd, struct push_conns *pc)
   if (vmferry_shell_quote_append (&cmd, arg) < 0 ||
       (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
     return NULL;
-  for (unsigned i = 1; i < pc->n; i++) {
-    CLEANUP_FREE char *jcmd = NULL;
-    struct vmferry_ssh_opts so = opts->ssh;
-
-    so.bandwidth = opts->ssh.bandwidth / pc->n;
-    snprintf (arg, sizeof arg, "--join=%s:%u", token, i);
-    pc->ssh[i] = vmferry_ssh_connect (&so);
-    if (pc->ssh[i] == NULL) {
-      vmferry_prefix_error ("connection %u of %u", i + 1, pc->n);
-      return NULL;
-    }
-    if (vmferry_shell_quote_append (&jcmd, opts->remote_import ? opts->remote_import
-                                    : "vmferry-import") < 0 ||
-        vmferry_shell_quote_append (&jcmd, arg) < 0 ||
-        (pc->rem[i] = vmferry_remote_start (pc->ssh[i], jcmd, false)) == NULL)
-      return NULL;
-  }
+  if (start_joiners (opts, pc, token) < 0)
+    return NULL;
   vmferry_verbose ("%s: sending over %u connections", host, pc->n);
   pc->stripes = vmferry_stripes_out_new (pc->rem, pc->n, host);
   if (pc->stripes == NULL)
@@ -242,15 +302,21 @@ flush_conns (struct push_conns *pc, bool end)
 }
 
 /* Wait for the import's exit status (and the joiners').  Returns it, or
- * -1 with the error set.
+ * -1 with the error set.  After a failed push (CUT), the joiners' inputs
+ * end first: chunks queued for them were dropped, and the import, waiting
+ * for the next one on a live connection, would wait for ever.
  */
 static int
-finish_conns (struct push_conns *pc)
+finish_conns (struct push_conns *pc, bool cut)
 {
   int status;
 
   vmferry_stripes_out_free (pc->stripes);
   pc->stripes = NULL;
+  for (unsigned i = 1; cut && i < pc->n; i++) {
+    vmferry_remote_abandon (pc->rem[i]);
+    pc->rem[i] = NULL;
+  }
   status = vmferry_remote_finish (pc->rem[0], NULL, NULL);
   pc->rem[0] = NULL;
   for (unsigned i = 1; i < pc->n; i++) {
@@ -367,7 +433,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   end_writer (&w, stats);
   if (flush_conns (pc, true) < 0)
     goto remote_error;
-  status = finish_conns (pc);
+  status = finish_conns (pc, false);
   stats->remote_status = status;
   if (status != 0)
     remote_failed (sd, "vmferry-import", status);
@@ -381,7 +447,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    status = finish_conns (pc);
+    status = finish_conns (pc, true);
     stats->remote_status = status;
     if (status > 0)
       remote_failed (sd, "vmferry-import", status);
