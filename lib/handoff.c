@@ -108,20 +108,26 @@ vmferry_handoff_read (void *hp, void *buf, size_t len)
   return got;
 }
 
-void
-vmferry_handoff_close_write (struct vmferry_handoff *h)
+/* Close one end (*END is h->write_closed or h->read_closed), waking the
+ * other.
+ */
+static void
+close_end (struct vmferry_handoff *h, bool *end)
 {
   pthread_mutex_lock (&h->lock);
-  h->write_closed = true;
+  *end = true;
   pthread_cond_broadcast (&h->cond);
   pthread_mutex_unlock (&h->lock);
 }
 
 void
+vmferry_handoff_close_write (struct vmferry_handoff *h)
+{
+  close_end (h, &h->write_closed);
+}
+
+void
 vmferry_handoff_close_read (struct vmferry_handoff *h)
 {
-  pthread_mutex_lock (&h->lock);
-  h->read_closed = true;
-  pthread_cond_broadcast (&h->cond);
-  pthread_mutex_unlock (&h->lock);
+  close_end (h, &h->read_closed);
 }
