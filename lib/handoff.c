@@ -14,23 +14,33 @@ struct vmferry_handoff {
   pthread_mutex_t lock;
   pthread_cond_t cond;          /* any change; one waiter on each side */
   char *name;
-  /* The write in progress: what is left of it. */
+  /* Without a buffer: the write in progress, what is left of it. */
   const struct iovec *iov;
   int iovcnt;
   size_t iov_off;               /* taken of iov[0] */
+  /* With one: a ring of size bytes, used of them from head on.  Only
+   * the writer fills the free part and only the reader empties the used
+   * part, so each copies outside the lock.
+   */
+  char *buf;
+  size_t size, head, used;
   bool write_closed, read_closed;
 };
 
 struct vmferry_handoff *
-vmferry_handoff_new (const char *name)
+vmferry_handoff_new (const char *name, size_t buffer)
 {
   struct vmferry_handoff *h = calloc (1, sizeof *h);
 
-  if (h == NULL || (h->name = strdup (name)) == NULL) {
+  if (h == NULL || (h->name = strdup (name)) == NULL ||
+      (buffer > 0 && (h->buf = malloc (buffer)) == NULL)) {
+    if (h)
+      free (h->name);
     free (h);
     vmferry_set_error_errno (ENOMEM, "%s", name);
     return NULL;
   }
+  h->size = buffer;
   pthread_mutex_init (&h->lock, NULL);
   pthread_cond_init (&h->cond, NULL);
   return h;
@@ -43,8 +53,74 @@ vmferry_handoff_free (struct vmferry_handoff *h)
     return;
   pthread_mutex_destroy (&h->lock);
   pthread_cond_destroy (&h->cond);
+  free (h->buf);
   free (h->name);
   free (h);
+}
+
+/* Copy LEN bytes of SRC into the ring, waiting for room.  False once
+ * the reader has closed.
+ */
+static bool
+ring_put (struct vmferry_handoff *h, const char *src, size_t len)
+{
+  while (len > 0) {
+    size_t tail, k;
+
+    pthread_mutex_lock (&h->lock);
+    while (h->used == h->size && !h->read_closed)
+      pthread_cond_wait (&h->cond, &h->lock);
+    if (h->read_closed) {
+      pthread_mutex_unlock (&h->lock);
+      return false;
+    }
+    tail = (h->head + h->used) % h->size;
+    k = h->size - h->used;
+    pthread_mutex_unlock (&h->lock);
+
+    if (k > h->size - tail)
+      k = h->size - tail;
+    if (k > len)
+      k = len;
+    memcpy (h->buf + tail, src, k);
+    src += k;
+    len -= k;
+
+    pthread_mutex_lock (&h->lock);
+    if (h->used == 0)
+      pthread_cond_broadcast (&h->cond);        /* the reader may wait */
+    h->used += k;
+    pthread_mutex_unlock (&h->lock);
+  }
+  return true;
+}
+
+static ssize_t
+ring_get (struct vmferry_handoff *h, char *dst, size_t len)
+{
+  size_t got = 0;
+  pthread_mutex_lock (&h->lock);
+  while (h->used == 0 && !h->write_closed)
+    pthread_cond_wait (&h->cond, &h->lock);
+  /* At most two pieces: up to the ring's end, then from its start. */
+  for (int i = 0; i < 2 && got < len && h->used > 0; i++) {
+    size_t head = h->head, k = h->used;
+
+    pthread_mutex_unlock (&h->lock);
+    if (k > h->size - head)
+      k = h->size - head;
+    if (k > len - got)
+      k = len - got;
+    memcpy (dst + got, h->buf + head, k);
+    got += k;
+    pthread_mutex_lock (&h->lock);
+    if (h->used == h->size)
+      pthread_cond_broadcast (&h->cond);        /* the writer may wait */
+    h->head = (head + k) % h->size;
+    h->used -= k;
+  }
+  pthread_mutex_unlock (&h->lock);
+  return got;
 }
 
 int
@@ -53,6 +129,12 @@ vmferry_handoff_writev (void *hp, const struct iovec *iov, int iovcnt)
   struct vmferry_handoff *h = hp;
   int r = 0;
 
+  if (h->buf) {
+    for (int i = 0; i < iovcnt && r == 0; i++)
+      if (!ring_put (h, iov[i].iov_base, iov[i].iov_len))
+        r = -1;
+    goto done;
+  }
   /* Empty entries would only make the reader wake up for nothing. */
   while (iovcnt > 0 && iov->iov_len == 0) {
     iov++;
@@ -70,6 +152,7 @@ vmferry_handoff_writev (void *hp, const struct iovec *iov, int iovcnt)
     r = -1;
   }
   pthread_mutex_unlock (&h->lock);
+ done:
   if (r < 0)
     vmferry_set_error_errno (EPIPE, "%s: write", h->name);
   return r;
@@ -81,6 +164,8 @@ vmferry_handoff_read (void *hp, void *buf, size_t len)
   struct vmferry_handoff *h = hp;
   size_t got = 0;
 
+  if (h->buf)
+    return ring_get (h, buf, len);
   pthread_mutex_lock (&h->lock);
   while (h->iovcnt == 0 && !h->write_closed)
     pthread_cond_wait (&h->cond, &h->lock);

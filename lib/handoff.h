@@ -2,11 +2,15 @@
  * kernel.
  *
  * The stages of vmferry-migrate (export, rewrite, send) hand the stream
- * on through these instead of pipe(2): the writer's bytes are copied once,
- * straight from its buffers into the reader's, with no system call and
- * no pipe pages to allocate.  A write returns when the reader has taken
- * all of it, so the writer's buffers are free to reuse; what decouples
- * the stages is the export's own ring of slots, not a pipe buffer.
+ * on through these instead of pipe(2).  Without a buffer the writer's
+ * bytes are copied once, straight from its buffers into the reader's,
+ * with no system call and no pipe pages to allocate; a write returns
+ * when the reader has taken all of it, so the writer's buffers are free
+ * to reuse.  With a buffer (a ring of a fixed size) a write returns once
+ * its bytes are in the ring, so the writer can run that far ahead of the
+ * reader: vmferry-migrate's --buffer, which lets the compressors work
+ * ahead of the link while it is the bottleneck and draw on that lead
+ * where the data is slow to compress.
  *
  * The functions have the signatures of a stream writer's and reader's
  * (stream.h: vmferry_stream_writer_new_fn, vmferry_stream_reader_new_fn).
@@ -19,15 +23,16 @@
 
 struct vmferry_handoff;
 
-/* NAME names the writing end in messages ("export").  NULL with the
- * error set.
+/* NAME names the writing end in messages ("export").  BUFFER is the
+ * ring's size in bytes, 0 for none.  NULL with the error set.
  */
-struct vmferry_handoff *vmferry_handoff_new (const char *name);
+struct vmferry_handoff *vmferry_handoff_new (const char *name, size_t buffer);
 /* After both ends are done with it.  NULL is fine. */
 void vmferry_handoff_free (struct vmferry_handoff *h);
 
-/* Write all of IOV; blocks until the reader has taken it.  -1 with
- * EPIPE ("NAME: write: Broken pipe") once the reader has closed.
+/* Write all of IOV; blocks until the reader has taken it (or until it
+ * is in the ring).  -1 with EPIPE ("NAME: write: Broken pipe") once the
+ * reader has closed.
  */
 int vmferry_handoff_writev (void *h, const struct iovec *iov, int iovcnt);
 /* Read up to LEN bytes, waiting for some.  0 once the writer has closed

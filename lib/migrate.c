@@ -470,7 +470,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
    * by the import on B.
    */
   for (int i = 0; i < (rewriting ? 2 : 1); i++)
-    if (!(x.h[i] = vmferry_handoff_new (i == 0 ? "export" : "rewrite")))
+    if (!(x.h[i] = vmferry_handoff_new (i == 0 ? "export" : "rewrite",
+                                        i == rewriting ? opts->buffer : 0)))
       goto out;
   sin = vmferry_stream_reader_new_fn (vmferry_handoff_read, x.h[rewriting],
                                       rewriting ? "rewrite" : "export");

@@ -1,6 +1,7 @@
 /* vmferry: what every tool shares (see tool.h). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -78,6 +79,43 @@ vmferry_parse_uint (const char *what, const char *arg, uint64_t min,
   return true;
  bad:
   vmferry_set_error ("%s: '%s' is not a number", what, arg);
+  return false;
+}
+
+bool
+vmferry_parse_size (const char *what, const char *arg, uint64_t min,
+                    uint64_t max, uint64_t *rtn)
+{
+  static const char units[] = "KMGT";
+  const char *u;
+  char *end;
+  uintmax_t v;
+  unsigned shift = 0;
+
+  errno = 0;
+  if (arg[0] < '0' || arg[0] > '9')
+    goto bad;
+  v = strtoumax (arg, &end, 10);
+  if (errno || end == arg)
+    goto bad;
+  if (*end && (u = strchr (units, toupper ((unsigned char) *end))) != NULL) {
+    shift = 10 * (unsigned) (u - units + 1);
+    end++;
+    if (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0)
+      end += *end == 'i' ? 2 : 1;
+  }
+  if (*end)
+    goto bad;
+  if (v > (UINTMAX_MAX >> shift) || (v << shift) < min || (v << shift) > max) {
+    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 " bytes)",
+                       what, arg, min, max);
+    return false;
+  }
+  *rtn = v << shift;
+  return true;
+ bad:
+  vmferry_set_error ("%s: '%s' is not a size (a number of bytes, or with K, M or G)",
+                     what, arg);
   return false;
 }
 

@@ -38,6 +38,13 @@ void vmferry_tool_print_error (void);
 bool vmferry_parse_uint (const char *what, const char *arg, uint64_t min,
                          uint64_t max, uint64_t *rtn);
 
+/* Parse a size in bytes, with an optional binary suffix (K, M, G, T, as
+ * also KiB or KB); false (error set) if ARG is not one or is outside
+ * [min, max].
+ */
+bool vmferry_parse_size (const char *what, const char *arg, uint64_t min,
+                         uint64_t max, uint64_t *rtn);
+
 /* Parse a file descriptor number for --progress=FD; it must be open. */
 bool vmferry_parse_fd (const char *what, const char *arg, int *fd_rtn);
 

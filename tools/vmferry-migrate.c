@@ -21,7 +21,7 @@
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START, OPT_UNDEFINE_SOURCE,
        OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME, OPT_ACCEPT_NEW, OPT_SSH_COMMAND,
-       OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
+       OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_BUFFER, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
@@ -40,6 +40,7 @@ static const struct option long_options[] = {
   { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
   { "connections", required_argument, NULL, OPT_CONNECTIONS },
   { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+  { "buffer", required_argument, NULL, OPT_BUFFER },
   { "compress", required_argument, NULL, OPT_COMPRESS },
   { "threads", required_argument, NULL, OPT_THREADS },
   { "progress", required_argument, NULL, OPT_PROGRESS },
@@ -89,6 +90,7 @@ main (int argc, char *argv[])
   struct vmferry_migrate_opts opts = {
     .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
     .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
+    .buffer = VMFERRY_MIGRATE_BUFFER,
   };
   enum vmferry_migrate_outcome outcome;
   int progress_fd = -1, c, r;
@@ -123,6 +125,11 @@ main (int argc, char *argv[])
     case OPT_BANDWIDTH:
       if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
         goto bad_arg;
+      break;
+    case OPT_BUFFER:
+      if (!vmferry_parse_size ("--buffer", optarg, 0, (uint64_t) 4 << 30, &n))
+        goto bad_arg;
+      opts.buffer = (size_t) n;
       break;
     case OPT_COMPRESS:
       if (vmferry_parse_compress (optarg, &opts.compress, &opts.level) < 0)

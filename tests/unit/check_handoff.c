@@ -1,6 +1,9 @@
 /* Unit tests for lib/handoff.c: bytes arrive whole and in order whatever
  * the sizes on each side, the end of input is seen, and a reader that
- * stops makes the writer fail with EPIPE instead of hanging.
+ * stops makes the writer fail with EPIPE instead of hanging; each without
+ * a buffer and with rings of an odd size (so that writes and reads wrap
+ * around its end) and of a large one.  A buffered writer runs ahead of
+ * its reader by the ring's size, no more.
  */
 #include "config.h"
 
@@ -8,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +21,10 @@
 #include "stream.h"
 
 #define TOTAL (3 * 1024 * 1024 + 12345)
+
+/* The loop tests run once with each. */
+static const size_t buffers[] = { 0, 1000, 1 << 20 };
+#define NR_BUFFERS (int) (sizeof buffers / sizeof buffers[0])
 
 static unsigned char
 pattern (size_t i)
@@ -76,7 +84,7 @@ START_TEST (test_bytes_in_order)
   pthread_t t;
   ssize_t k;
 
-  wr.h = vmferry_handoff_new ("export");
+  wr.h = vmferry_handoff_new ("export", buffers[_i]);
   ck_assert_ptr_nonnull (wr.h);
   ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
   /* Reads of every size, from one byte to more than a write holds. */
@@ -108,7 +116,7 @@ START_TEST (test_reader_stops)
   struct iovec iov = { buf, sizeof buf };
   pthread_t t;
 
-  wr.h = vmferry_handoff_new ("export");
+  wr.h = vmferry_handoff_new ("export", buffers[_i]);
   ck_assert_ptr_nonnull (wr.h);
   ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
   ck_assert_int_eq (vmferry_handoff_read (wr.h, buf, sizeof buf) > 0, 1);
@@ -135,7 +143,7 @@ START_TEST (test_writer_ends)
   pthread_t t;
   ssize_t k;
 
-  wr.h = vmferry_handoff_new ("export");
+  wr.h = vmferry_handoff_new ("export", buffers[_i]);
   ck_assert_int_eq (pthread_create (&t, NULL, write_pattern, &wr), 0);
   while ((k = vmferry_handoff_read (wr.h, got + n, sizeof got - n)) > 0)
     n += k;
@@ -189,7 +197,7 @@ START_TEST (test_stream_through)
   pthread_t t;
   int ret;
 
-  sw.h = vmferry_handoff_new ("export");
+  sw.h = vmferry_handoff_new ("export", buffers[_i]);
   r = vmferry_stream_reader_new_fn (vmferry_handoff_read, sw.h, "export");
   ck_assert_int_eq (pthread_create (&t, NULL, write_stream, &sw), 0);
   while ((ret = vmferry_stream_read_record (r, &rec)) == 1) {
@@ -209,5 +217,76 @@ START_TEST (test_stream_through)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("handoff", test_bytes_in_order, test_reader_stops, test_writer_ends,
-                   test_stream_through)
+/* With a ring, writes return before anything is read, up to its size;
+ * the next write waits for the reader.  What is in the ring when the
+ * writer closes is still read; when the reader closes, later writes fail.
+ */
+static void *
+write_ahead (void *arg)
+{
+  struct writer *wr = arg;
+  unsigned char buf[300];
+  struct iovec iov[2] = { { buf, 100 }, { buf + 100, 200 } };
+
+  for (size_t i = 0; i < sizeof buf; i++)
+    buf[i] = pattern (i);
+  wr->ret = 0;
+  for (int i = 0; i < 4 && wr->ret == 0; i++) {
+    wr->ret = vmferry_handoff_writev (wr->h, iov, 2);
+    if (wr->ret == 0)
+      __atomic_store_n (&wr->written, wr->written + sizeof buf, __ATOMIC_SEQ_CST);
+  }
+  vmferry_handoff_close_write (wr->h);
+  return NULL;
+}
+
+START_TEST (test_ring_runs_ahead)
+{
+  struct writer wr = { .limit = SIZE_MAX };
+  unsigned char got[1200];
+  size_t n = 0;
+  pthread_t t;
+  ssize_t k;
+
+  wr.h = vmferry_handoff_new ("export", 1000);
+  ck_assert_ptr_nonnull (wr.h);
+  ck_assert_int_eq (pthread_create (&t, NULL, write_ahead, &wr), 0);
+  /* Three writes of 300 fit; the fourth waits for room. */
+  while (__atomic_load_n (&wr.written, __ATOMIC_SEQ_CST) < 900)
+    sched_yield ();
+  ck_assert_uint_eq (wr.written, 900);
+  while ((k = vmferry_handoff_read (wr.h, got + n, sizeof got - n)) > 0)
+    n += k;
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (wr.ret, 0);
+  ck_assert_uint_eq (n, 1200);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_uint_eq (got[i], pattern (i % 300));
+  vmferry_handoff_free (wr.h);
+
+  /* A reader that closes with bytes in the ring: the next write fails. */
+  wr = (struct writer) { .limit = SIZE_MAX };
+  wr.h = vmferry_handoff_new ("export", 1000);
+  ck_assert_int_eq (vmferry_handoff_writev (wr.h, &(struct iovec) { got, 10 }, 1), 0);
+  vmferry_handoff_close_read (wr.h);
+  ck_assert_int_eq (vmferry_handoff_writev (wr.h, &(struct iovec) { got, 10 }, 1), -1);
+  ck_assert_int_eq (vmferry_get_errno (), EPIPE);
+  vmferry_handoff_free (wr.h);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("handoff");
+  TCase *tc = tcase_create ("core");
+
+  tcase_set_timeout (tc, 60);
+  tcase_add_loop_test (tc, test_bytes_in_order, 0, NR_BUFFERS);
+  tcase_add_loop_test (tc, test_reader_stops, 0, NR_BUFFERS);
+  tcase_add_loop_test (tc, test_writer_ends, 0, NR_BUFFERS);
+  tcase_add_loop_test (tc, test_stream_through, 0, NR_BUFFERS);
+  tcase_add_test (tc, test_ring_runs_ahead);
+  suite_add_tcase (s, tc);
+  return vmferry_run_suite (s);
+}
