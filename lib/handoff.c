@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "handoff.h"
@@ -58,41 +60,88 @@ vmferry_handoff_free (struct vmferry_handoff *h)
   free (h);
 }
 
-/* Copy LEN bytes of SRC into the ring, waiting for room.  False once
- * the reader has closed.
+/* Wait for room in the ring: *AT is its first free byte, and the
+ * result how many free bytes follow it without wrapping (at most MAX);
+ * 0 once the reader has closed.  The writer fills them outside the lock
+ * and then calls ring_commit.
+ */
+static size_t
+ring_room (struct vmferry_handoff *h, size_t max, char **at)
+{
+  size_t tail, k;
+
+  pthread_mutex_lock (&h->lock);
+  while (h->used == h->size && !h->read_closed)
+    pthread_cond_wait (&h->cond, &h->lock);
+  tail = (h->head + h->used) % h->size;
+  k = h->read_closed ? 0 : h->size - h->used;
+  pthread_mutex_unlock (&h->lock);
+  if (k > h->size - tail)
+    k = h->size - tail;
+  *at = h->buf + tail;
+  return k < max ? k : max;
+}
+
+static void
+ring_commit (struct vmferry_handoff *h, size_t k)
+{
+  pthread_mutex_lock (&h->lock);
+  if (h->used == 0)
+    pthread_cond_broadcast (&h->cond);  /* the reader may wait */
+  h->used += k;
+  pthread_mutex_unlock (&h->lock);
+}
+
+/* Copy LEN bytes of SRC into the ring.  False once the reader has
+ * closed.
  */
 static bool
 ring_put (struct vmferry_handoff *h, const char *src, size_t len)
 {
   while (len > 0) {
-    size_t tail, k;
+    char *at;
+    size_t k = ring_room (h, len, &at);
 
-    pthread_mutex_lock (&h->lock);
-    while (h->used == h->size && !h->read_closed)
-      pthread_cond_wait (&h->cond, &h->lock);
-    if (h->read_closed) {
-      pthread_mutex_unlock (&h->lock);
+    if (k == 0)
       return false;
-    }
-    tail = (h->head + h->used) % h->size;
-    k = h->size - h->used;
-    pthread_mutex_unlock (&h->lock);
-
-    if (k > h->size - tail)
-      k = h->size - tail;
-    if (k > len)
-      k = len;
-    memcpy (h->buf + tail, src, k);
+    memcpy (at, src, k);
+    ring_commit (h, k);
     src += k;
     len -= k;
-
-    pthread_mutex_lock (&h->lock);
-    if (h->used == 0)
-      pthread_cond_broadcast (&h->cond);        /* the reader may wait */
-    h->used += k;
-    pthread_mutex_unlock (&h->lock);
   }
   return true;
+}
+
+int
+vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
+{
+  int state, r = 0;
+
+  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &state);
+  for (;;) {
+    char *at;
+    size_t k = ring_room (h, SIZE_MAX, &at);
+    ssize_t n;
+
+    if (k == 0)
+      break;
+    /* Cancellable here only, where no lock is held. */
+    pthread_setcancelstate (PTHREAD_CANCEL_ENABLE, NULL);
+    do
+      n = read (fd, at, k);
+    while (n < 0 && errno == EINTR);
+    pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, NULL);
+    if (n < 0) {
+      vmferry_set_error_errno (errno, "%s: read", fd_name);
+      r = -1;
+      break;
+    }
+    if (n == 0)
+      break;
+    ring_commit (h, (size_t) n);
+  }
+  pthread_setcancelstate (state, NULL);
+  return r;
 }
 
 static ssize_t

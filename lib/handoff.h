@@ -40,6 +40,14 @@ int vmferry_handoff_writev (void *h, const struct iovec *iov, int iovcnt);
  */
 ssize_t vmferry_handoff_read (void *h, void *buf, size_t len);
 
+/* With a buffer: be the writer, with what FD holds (named FD_NAME in
+ * messages), until its end.  0 at its end or once the reader has
+ * closed, -1 with the error set if reading failed.  The caller then
+ * closes the writing end.  The calling thread can be cancelled while it
+ * waits in read(2), and nowhere else.
+ */
+int vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name);
+
 /* The writer is done: the reader sees the end of its input. */
 void vmferry_handoff_close_write (struct vmferry_handoff *h);
 /* The reader is done: a waiting or later write fails with EPIPE. */

@@ -39,7 +39,7 @@ struct vmferry_migrate_opts {
   int level;
   unsigned threads;
   /* Bytes of the stream the export may run ahead of the send (0: none);
-   * the tool's default is VMFERRY_MIGRATE_BUFFER.
+   * the tool's default is VMFERRY_SEND_BUFFER.
    */
   size_t buffer;
   struct vmferry_progress *progress;
@@ -52,8 +52,6 @@ struct vmferry_migrate_opts {
   const char *migrate_uri;      /* QEMU's data channel; NULL: libvirt's choice */
   const volatile sig_atomic_t *cancel;   /* set by SIGINT/SIGTERM */
 };
-
-#define VMFERRY_MIGRATE_BUFFER ((size_t) 64 << 20)
 
 enum vmferry_migrate_outcome {
   VMFERRY_MIGRATE_NOTHING = 0,  /* failed: the source is as it was */

@@ -31,6 +31,10 @@ struct vmferry_send_opts {
   const char *remote_import;        /* NULL: "vmferry-import" */
   int in_fd;                        /* the stream (not closed) */
   const char *in_name;
+  /* Read in_fd up to this many bytes ahead of the send, in a thread
+   * (0: no thread; the tool's default is VMFERRY_SEND_BUFFER).
+   */
+  size_t buffer;
   /* Or this reader (not freed), e.g. of a handoff (handoff.h). */
   struct vmferry_stream_reader *in;
   unsigned connections;             /* SSH sessions (0: 1; see stripe.h) */
@@ -41,6 +45,10 @@ struct vmferry_send_opts {
    */
   struct vmferry_ssh *session;
 };
+
+/* --buffer's default, in vmferry-send and vmferry-migrate. */
+#define VMFERRY_SEND_BUFFER ((size_t) 64 << 20)
+#define VMFERRY_BUFFER_MAX ((uint64_t) 4 << 30)
 
 struct vmferry_send_stats {
   uint64_t sent;                /* stream bytes written to the import */

@@ -90,7 +90,7 @@ main (int argc, char *argv[])
   struct vmferry_migrate_opts opts = {
     .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
     .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
-    .buffer = VMFERRY_MIGRATE_BUFFER,
+    .buffer = VMFERRY_SEND_BUFFER,
   };
   enum vmferry_migrate_outcome outcome;
   int progress_fd = -1, c, r;
@@ -127,7 +127,7 @@ main (int argc, char *argv[])
         goto bad_arg;
       break;
     case OPT_BUFFER:
-      if (!vmferry_parse_size ("--buffer", optarg, 0, (uint64_t) 4 << 30, &n))
+      if (!vmferry_parse_size ("--buffer", optarg, 0, VMFERRY_BUFFER_MAX, &n))
         goto bad_arg;
       opts.buffer = (size_t) n;
       break;

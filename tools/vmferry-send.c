@@ -21,7 +21,7 @@
 #include "vmferry-send-synopsis.h"
 
 enum { OPT_ACCEPT_NEW = 256, OPT_SSH_COMMAND, OPT_CONNECTIONS, OPT_BANDWIDTH,
-       OPT_NO_RESUME, OPT_REMOTE_IMPORT, OPT_PROGRESS };
+       OPT_BUFFER, OPT_NO_RESUME, OPT_REMOTE_IMPORT, OPT_PROGRESS };
 
 static const struct option long_options[] = {
   { "input", required_argument, NULL, 'i' },
@@ -29,6 +29,7 @@ static const struct option long_options[] = {
   { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
   { "connections", required_argument, NULL, OPT_CONNECTIONS },
   { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+  { "buffer", required_argument, NULL, OPT_BUFFER },
   { "no-resume", no_argument, NULL, OPT_NO_RESUME },
   { "remote-import", required_argument, NULL, OPT_REMOTE_IMPORT },
   { "progress", required_argument, NULL, OPT_PROGRESS },
@@ -42,6 +43,7 @@ main (int argc, char *argv[])
   struct vmferry_send_opts opts = {
     .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
     .in_fd = STDIN_FILENO, .in_name = "stdin", .connections = 1,
+    .buffer = VMFERRY_SEND_BUFFER,
   };
   struct vmferry_send_stats stats;
   const char *input = "-";
@@ -64,6 +66,11 @@ main (int argc, char *argv[])
     case OPT_BANDWIDTH:
       if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
         goto bad_arg;
+      break;
+    case OPT_BUFFER:
+      if (!vmferry_parse_size ("--buffer", optarg, 0, VMFERRY_BUFFER_MAX, &n))
+        goto bad_arg;
+      opts.buffer = (size_t) n;
       break;
     case OPT_NO_RESUME: opts.no_resume = true; break;
     case OPT_REMOTE_IMPORT: opts.remote_import = optarg; break;
