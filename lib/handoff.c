@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,7 +119,10 @@ vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
   pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &state);
   for (;;) {
     char *at;
-    size_t k = ring_room (h, SIZE_MAX, &at);
+    /* At most 1 MiB at a time, so that the reader starts early on a
+     * file as on a pipe.
+     */
+    size_t k = ring_room (h, 1 << 20, &at);
     ssize_t n;
 
     if (k == 0)
@@ -148,6 +150,7 @@ static ssize_t
 ring_get (struct vmferry_handoff *h, char *dst, size_t len)
 {
   size_t got = 0;
+
   pthread_mutex_lock (&h->lock);
   while (h->used == 0 && !h->write_closed)
     pthread_cond_wait (&h->cond, &h->lock);

@@ -8,8 +8,7 @@
 . "$(dirname "$0")/functions.sh"
 
 dest=/var/lib/libvirt/images/roundtrip
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 
 # drop_b NAME: stop and undefine NAME on host B, if it is there.
 drop_b() {

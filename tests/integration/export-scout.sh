@@ -25,8 +25,7 @@ $VG vmferry-info --verify "$SCRATCH/scout.vmf" | tee "$SCRATCH/info.txt"
 grep -q 'every checksum and digest verified' "$SCRATCH/info.txt" || fail "info did not verify"
 
 dest=/var/lib/libvirt/images/scout
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 on_b $VG vmferry-import --dir "$dest" "$SCRATCH/scout.vmf"
 on_b qemu-img compare -f raw -F raw "$dest/t-scout.img" "$IMAGES_A/t-scout.img" ||
     fail "content differs"

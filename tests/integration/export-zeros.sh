@@ -26,8 +26,7 @@ grep -q 'already exists' "$SCRATCH/err" || fail "unclear error: $(cat "$SCRATCH/
 [[ $(sha256sum <"$SCRATCH/zeros.vmf") == "$sum" ]] || fail "existing output was changed"
 
 dest=/var/lib/libvirt/images/zeros
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 on_b $VG vmferry-import --dir "$dest" "$SCRATCH/zeros.vmf"
 dst_alloc=$(du -k "$IMAGES_B/zeros/t-zeros.img" | cut -f1)
 echo "destination allocation: $dst_alloc KiB (source $src_alloc KiB)"

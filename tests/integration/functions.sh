@@ -25,6 +25,7 @@
 #   requires CMD ARG...           skip unless the command succeeds
 #   cleanup_add CMD [ARG...]      run at exit, last added first
 #   on_a CMD... / on_b CMD...     run in host A's / B's mount namespace
+#   dir_on_b DIR                  make DIR on host B, removed at exit
 #   virsh_a ARGS / virsh_b ARGS   virsh against host A / B
 #   ssh_b CMD...                  ssh -F $SSH_CONFIG hostb CMD... (the remote
 #                                 shell joins the words, quote accordingly)
@@ -76,6 +77,12 @@ _cleanup_cmds=()
 cleanup_add() {
     (($#)) || fail "cleanup_add: no command"
     _cleanup_cmds+=("$(printf '%q ' "$@")")
+}
+
+# dir_on_b DIR: make DIR on host B, removed with its contents at exit.
+dir_on_b() {
+    on_b mkdir -p "$1"
+    cleanup_add on_b rm -rf "$1"
 }
 
 _run_cleanup() {

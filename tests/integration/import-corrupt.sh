@@ -11,8 +11,7 @@ vmferry-info --verify "$SCRATCH/good.vmf" >/dev/null || fail "the good stream do
 echo "good stream: $len bytes"
 
 dest=/var/lib/libvirt/images/corrupt
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 cleanup_add virsh_b -q undefine t-corrupt
 
 # expect_refused DESCRIPTION STREAM

@@ -15,8 +15,7 @@ make_vm t-refuse qcow2 256M 0x77@0+1M
 on_a vmferry-export -c qemu:///system t-refuse -o "$SCRATCH/t.vmf"
 
 dest=/var/lib/libvirt/images/refuse
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 on_b vmferry-import --dir "$dest" --define "$SCRATCH/t.vmf"
 uuid=$(virsh_b domuuid t-refuse)
 sum=$(on_b sha256sum "$dest/t-refuse.qcow2")

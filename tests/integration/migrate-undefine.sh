@@ -11,8 +11,7 @@ vm=t-undef
 make_vm "$vm" raw 256M
 on_a dd if=/dev/urandom of="$IMAGES_DIR/$vm.img" bs=1M count=192 conv=notrunc status=none
 dest=/var/lib/libvirt/images/undef
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 kh=$ROOT_A/root/.ssh/known_hosts
 cp "$kh" "$SCRATCH/kh"
 cleanup_add cp "$SCRATCH/kh" "$kh"

@@ -11,8 +11,7 @@
 requires qemu-img
 
 dest=/var/lib/libvirt/images/migrate
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 
 drop_b() {
     virsh_b -q destroy "$1" >/dev/null 2>&1 || true

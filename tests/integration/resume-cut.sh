@@ -29,8 +29,7 @@ make_vm "$vm" raw ${mib}M
 # Random data: incompressible, so stream bytes are data bytes.
 on_a dd if=/dev/urandom of="$IMAGES_DIR/$vm.img" bs=1M count=$mib conv=notrunc status=none
 dest=/var/lib/libvirt/images/resume
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 
 full=$(on_a vmferry-export -c qemu:///system "$vm" | wc -c)
 echo "full stream: $full bytes"

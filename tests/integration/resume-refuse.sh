@@ -13,8 +13,7 @@ vm=t-refuse
 make_vm "$vm" raw 512M
 on_a dd if=/dev/urandom of="$IMAGES_DIR/$vm.img" bs=1M count=384 conv=notrunc status=none
 dest=/var/lib/libvirt/images/refuse
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 state=$IMAGES_B/refuse/.vmferry-resume-$vm.json
 total=$((384 << 20))
 

@@ -12,8 +12,7 @@ requires qemu-img
 
 vm=t-buffer
 dest=/var/lib/libvirt/images/buffer
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 
 drop_b() {
     virsh_b -q undefine "$1" >/dev/null 2>&1 || true

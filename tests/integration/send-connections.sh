@@ -12,8 +12,7 @@ requires qemu-img
 
 vm=t-conn
 dest=/var/lib/libvirt/images/connections
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 sshd_log=$VMFERRY_TESTBED_DIR/ssh/sshd.log
 join_dir=/tmp/vmferry-join-0
 

@@ -13,8 +13,7 @@ kh=$ROOT_A/root/.ssh/known_hosts
 cp "$kh" "$SCRATCH/known_hosts.orig"
 cleanup_add cp "$SCRATCH/known_hosts.orig" "$kh"
 dest=/var/lib/libvirt/images/hostkey
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 cleanup_add virsh_b -q undefine t-hostkey
 on_a vmferry-export -c qemu:///system vmf-qcow2 -o "$SCRATCH/s.vmf"
 fp=$(ssh-keygen -lf "$VMFERRY_TESTBED_DIR/ssh/ssh_host_ed25519_key.pub" | awk '{print $2}')

@@ -53,8 +53,7 @@ with_dot() {
 }
 
 dest=/var/lib/libvirt/images/proxyjump
-on_b mkdir -p "$dest"
-cleanup_add on_b rm -rf "$dest"
+dir_on_b "$dest"
 drop_copy() { virsh_b -q undefine t-proxyjump >/dev/null 2>&1 || true; }
 cleanup_add drop_copy
 on_a vmferry-export -c qemu:///system vmf-qcow2 -o "$SCRATCH/s.vmf"

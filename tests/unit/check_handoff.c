@@ -10,11 +10,13 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "handoff.h"
@@ -275,6 +277,97 @@ START_TEST (test_ring_runs_ahead)
 }
 END_TEST
 
+/* vmferry_handoff_fill: a pipe's bytes through the ring, whole and in
+ * order; a read that fails is an error naming the input; a fill waiting
+ * in read(2) for input that does not come can be cancelled.
+ */
+struct filler {
+  struct vmferry_handoff *h;
+  int fd, ret;
+  char err[VMFERRY_ERROR_MAX];
+};
+
+static void *
+fill_thread (void *arg)
+{
+  struct filler *f = arg;
+
+  f->ret = vmferry_handoff_fill (f->h, f->fd, "pipe");
+  if (f->ret < 0)
+    snprintf (f->err, sizeof f->err, "%s", vmferry_get_error ());
+  vmferry_handoff_close_write (f->h);
+  return NULL;
+}
+
+static void *
+write_fd (void *arg)
+{
+  int *fds = arg;
+  static unsigned char buf[TOTAL];
+  size_t off = 0;
+
+  for (size_t i = 0; i < TOTAL; i++)
+    buf[i] = pattern (i);
+  while (off < TOTAL) {
+    ssize_t n = write (fds[1], buf + off, TOTAL - off);
+
+    if (n <= 0)
+      break;
+    off += n;
+  }
+  close (fds[1]);
+  return NULL;
+}
+
+START_TEST (test_fill_from_fd)
+{
+  static unsigned char got[TOTAL + 1];
+  struct filler f = { 0 };
+  int fds[2];
+  pthread_t tw, tf;
+  size_t n = 0;
+  ssize_t k;
+
+  ck_assert_int_eq (pipe (fds), 0);
+  f.h = vmferry_handoff_new ("export", buffers[_i]);
+  f.fd = fds[0];
+  ck_assert_int_eq (pthread_create (&tw, NULL, write_fd, fds), 0);
+  ck_assert_int_eq (pthread_create (&tf, NULL, fill_thread, &f), 0);
+  while ((k = vmferry_handoff_read (f.h, got + n, 65537)) > 0)
+    n += k;
+  ck_assert_int_eq (pthread_join (tf, NULL), 0);
+  ck_assert_int_eq (pthread_join (tw, NULL), 0);
+  ck_assert_int_eq (f.ret, 0);
+  ck_assert_uint_eq (n, TOTAL);
+  for (size_t i = 0; i < TOTAL; i++)
+    if (got[i] != pattern (i))
+      ck_abort_msg ("byte %zu: %u, not %u", i, got[i], pattern (i));
+  close (fds[0]);
+  vmferry_handoff_free (f.h);
+
+  /* Nothing comes: cancelled in its read, the thread ends. */
+  ck_assert_int_eq (pipe (fds), 0);
+  f = (struct filler) { .h = vmferry_handoff_new ("export", buffers[_i]), .fd = fds[0] };
+  ck_assert_int_eq (pthread_create (&tf, NULL, fill_thread, &f), 0);
+  ck_assert_int_eq (pthread_cancel (tf), 0);
+  ck_assert_int_eq (pthread_join (tf, NULL), 0);
+  close (fds[0]);
+  close (fds[1]);
+  vmferry_handoff_free (f.h);
+
+  /* A directory cannot be read. */
+  f = (struct filler) { .h = vmferry_handoff_new ("export", buffers[_i]) };
+  f.fd = open ("/", O_RDONLY | O_DIRECTORY);
+  ck_assert_int_ge (f.fd, 0);
+  fill_thread (&f);
+  ck_assert_int_eq (f.ret, -1);
+  ck_assert_str_eq (f.err, "pipe: read: Is a directory");
+  ck_assert_int_eq (vmferry_handoff_read (f.h, got, 10), 0);
+  close (f.fd);
+  vmferry_handoff_free (f.h);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -287,6 +380,7 @@ main (void)
   tcase_add_loop_test (tc, test_writer_ends, 0, NR_BUFFERS);
   tcase_add_loop_test (tc, test_stream_through, 0, NR_BUFFERS);
   tcase_add_test (tc, test_ring_runs_ahead);
+  tcase_add_loop_test (tc, test_fill_from_fd, 1, NR_BUFFERS);   /* with a ring */
   suite_add_tcase (s, tc);
   return vmferry_run_suite (s);
 }
