@@ -50,11 +50,14 @@
 # Environment, besides bench/lib.sh's:
 #   BENCH_LINKS         which links, in which order ("loopback 1gbit")
 #   BENCH_ROUNDS        rounds of everything (1); medians when > 1
-#   BENCH_CONTENDERS    which, in which order ("vmferry tar rsync")
+#   BENCH_CONTENDERS    which, in which order ("vmferry tar rsync"); also
+#                       "pipeline": vmferry-export | vmferry-send -- --define,
+#                       the same move as a Unix pipeline (no check or rewrite)
 #   BENCH_MIGRATE_OPTS  extra vmferry-migrate options, e.g.
 #                       "--connections 4" ("").  Tried once with --dry-run
 #                       before anything is timed: a refused option stops
 #                       the run with vmferry-migrate's message.
+#   BENCH_SEND_OPTS     extra vmferry-send options for "pipeline" ("")
 #   BENCH_TBF_OPTS      tbf parameters besides the rate
 #                       ("burst 256kb latency 10ms")
 #   BENCH_LINK_NET      first three octets of the link's /30
@@ -76,6 +79,7 @@ set -euo pipefail
 : "${BENCH_ROUNDS:=1}"
 : "${BENCH_CONTENDERS:=vmferry tar rsync}"
 : "${BENCH_MIGRATE_OPTS:=}"
+: "${BENCH_SEND_OPTS:=}"
 : "${BENCH_TBF_OPTS:=burst 256kb latency 10ms}"
 : "${BENCH_LINK_NET:=10.213.$((BENCH_PORT_OFFSET % 250))}"
 : "${BENCH_FLOOR_MIB:=512}"
@@ -102,6 +106,19 @@ BENCH_SCRIPT_vmferry='
 echo "$EPOCHREALTIME (start)" >"$T.stamped"
 "$TOOLS/vmferry-migrate" -v -c "$URI_A" --dest-uri "$DEST_URI" --dest-dir "$DST" $MIGRATE_OPTS "$DOM" "$HOST" 2>&1 >"$T.out" |
     while IFS= read -r l; do printf "%s\n" "$l" >&3; printf "%s %s\n" "$EPOCHREALTIME" "$l"; done 3>"$T.err" >>"$T.stamped"'
+
+# The same move as a pipeline of the two tools: vmferry-send reads the
+# export's output ahead (its --buffer) in place of migrate's in-memory ring.
+# shellcheck disable=SC2016,SC2034 # expanded by bash -c; used via ${!var}
+BENCH_SCRIPT_pipeline='
+echo "$EPOCHREALTIME (start)" >"$T.stamped"
+{ "$TOOLS/vmferry-export" -c "$URI_A" "$DOM" |
+    "$TOOLS/vmferry-send" -v $SEND_OPTS "$HOST" -- --dir "$DST" --define; } 2>&1 >"$T.out" |
+    while IFS= read -r l; do printf "%s\n" "$l" >&3; printf "%s %s\n" "$EPOCHREALTIME" "$l"; done 3>"$T.err" >>"$T.stamped"'
+
+# is_ours NAME: a contender that is vmferry (defines the domain on B,
+# reports its bytes with -v).
+is_ours() { [[ $1 == vmferry || $1 == pipeline ]]; }
 
 # ---------------------------------------------------------------- host B's tools
 
@@ -328,7 +345,7 @@ run_contender() {
     rm -rf -- "$dst"
     mkdir -p -- "$dst"
     rm -f -- "$t".*
-    [[ $name == vmferry ]] && drop_b_domain
+    is_ours "$name" && drop_b_domain
     echo "$t.b" >"$IMPORT_TIME_TARGET"
     prepare_cache "${BENCH_SET_FILES[@]/#/$IMAGES_A/}"
     load=$(loadavg1)
@@ -341,7 +358,7 @@ run_contender() {
     e0=$EPOCHREALTIME
     t0=$(now)
     bench_run_script "$t" "$host" "$dst_ns" "${!script_var}" \
-        MIGRATE_OPTS="$BENCH_MIGRATE_OPTS" DEST_URI="$URI_B" || rc=$?
+        MIGRATE_OPTS="$BENCH_MIGRATE_OPTS" SEND_OPTS="$BENCH_SEND_OPTS" DEST_URI="$URI_B" || rc=$?
     t1=$(now)
     e1=$EPOCHREALTIME
     if [[ -n $sampler ]]; then
@@ -365,20 +382,20 @@ run_contender() {
         die "$name on $link (round $round) failed with status $rc (logs: $t.*)"
     fi
     per=$(bench_set_compare "$dst") || die "$name on $link (round $round): the copy on B is wrong"
-    if [[ $name == vmferry ]]; then
+    if is_ours "$name"; then
         payload=$(sed -n 's/.*: sent \([0-9][0-9]*\) bytes.*/\1/p' "$t.err" | tail -n 1)
-        [[ -n $payload ]] || die "vmferry on $link: vmferry-migrate -v did not report the bytes it sent (see $t.err)"
+        [[ -n $payload ]] || die "$name on $link: -v did not report the bytes it sent (see $t.err)"
         # The domain on B must be defined over the copies.
         disks=$(virsh_b domblklist "$BENCH_SET_DOM" | awk 'NR > 2 && NF >= 2 { print $2 }') ||
-            die "vmferry on $link: $BENCH_SET_DOM is not defined on B"
+            die "$name on $link: $BENCH_SET_DOM is not defined on B"
         if [[ $(grep -c . <<<"$disks") != "${#BENCH_SET_FILES[@]}" ]] || grep -qv "^$dst_ns/" <<<"$disks"; then
-            die "vmferry on $link: $BENCH_SET_DOM on B does not point at the copies in $dst_ns: $disks"
+            die "$name on $link: $BENCH_SET_DOM on B does not point at the copies in $dst_ns: $disks"
         fi
         drop_b_domain
         [[ $(sum_time "$t.b") != - ]] ||
-            die "vmferry on $link: B's vmferry-import was not timed (the wrapper in $BENCH_B_TOOLS_DIR did not run)"
+            die "$name on $link: B's vmferry-import was not timed (the wrapper in $BENCH_B_TOOLS_DIR did not run)"
         left=$(find "$dst" -mindepth 1 -name '.*' -printf '%f ')
-        [[ -z $left ]] || echo "$BENCH_NAME: WARNING: vmferry on $link left in $dst_ns: $left" | tee -a "$BENCH_OUT/warnings.txt" >&2
+        [[ -z $left ]] || echo "$BENCH_NAME: WARNING: $name on $link left in $dst_ns: $left" | tee -a "$BENCH_OUT/warnings.txt" >&2
     else
         payload=$(wire_bytes "$t.wire")
         [[ -f $t.wire-back ]] && back=$(wire_bytes "$t.wire-back")
@@ -492,7 +509,7 @@ for l in $BENCH_LINKS; do
 done
 [[ -n $BENCH_CONTENDERS ]] || die "BENCH_CONTENDERS is empty"
 for c in $BENCH_CONTENDERS; do
-    case $c in vmferry | tar | rsync) ;; *) die "unknown contender $c (vmferry tar rsync)" ;; esac
+    case $c in vmferry | pipeline | tar | rsync) ;; *) die "unknown contender $c (vmferry pipeline tar rsync)" ;; esac
 done
 mkdir -p "$BENCH_OUT"
 say "bench-migrate: $(machine_state); links $BENCH_LINKS; cache $BENCH_CACHE; sync $BENCH_SYNC; output $BENCH_OUT"
