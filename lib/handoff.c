@@ -33,12 +33,16 @@ vmferry_handoff_new (const char *name, size_t buffer)
 {
   struct vmferry_handoff *h = calloc (1, sizeof *h);
 
-  if (h == NULL || (h->name = strdup (name)) == NULL ||
-      (buffer > 0 && (h->buf = malloc (buffer)) == NULL)) {
-    if (h)
-      free (h->name);
+  if (h == NULL || (h->name = strdup (name)) == NULL) {
     free (h);
     vmferry_set_error_errno (ENOMEM, "%s", name);
+    return NULL;
+  }
+  if (buffer > 0 && (h->buf = malloc (buffer)) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s: a buffer of %zu bytes (give a smaller "
+                             "--buffer)", name, buffer);
+    free (h->name);
+    free (h);
     return NULL;
   }
   h->size = buffer;

@@ -8,9 +8,11 @@
  * when the reader has taken all of it, so the writer's buffers are free
  * to reuse.  With a buffer (a ring of a fixed size) a write returns once
  * its bytes are in the ring, so the writer can run that far ahead of the
- * reader: vmferry-migrate's --buffer, which lets the compressors work
- * ahead of the link while it is the bottleneck and draw on that lead
- * where the data is slow to compress.
+ * reader: the --buffer of vmferry-migrate (the export writes into the
+ * ring) and of vmferry-send (a thread fills it from the input,
+ * vmferry_handoff_fill), which lets the compressors work ahead of the
+ * link while it is the bottleneck and draw on that lead where the data
+ * is slow to compress.
  *
  * The functions have the signatures of a stream writer's and reader's
  * (stream.h: vmferry_stream_writer_new_fn, vmferry_stream_reader_new_fn).
