@@ -189,3 +189,22 @@ vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
   }
   return 0;
 }
+
+int
+vmferry_write_full (int fd, const char *name, const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = write (fd, p, len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      vmferry_set_error_errno (errno, "%s: write", name);
+      return -1;
+    }
+    p += r;
+    len -= r;
+  }
+  return 0;
+}

@@ -45,6 +45,9 @@ int vmferry_allocated_bytes (int fd, uint64_t *rtn);
 int vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
                         uint64_t offset);
 
+/* write exactly LEN bytes (a pipe, a socket), or fail naming NAME. */
+int vmferry_write_full (int fd, const char *name, const void *buf, size_t len);
+
 /* pwrite exactly LEN bytes at OFFSET, or fail naming NAME. */
 int vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
                          uint64_t offset);

@@ -8,8 +8,14 @@
  * file, by reading it back from disk) after fdatasync.  A resumable
  * import has one more thread, the syncer, that makes progress durable
  * while the others go on (see SYNC_BYTES).  Only when END has arrived and
- * every file verified are the files renamed into place and the domain
- * defined.
+ * every file verified does place.c put the files in place and define the
+ * domain, as one journaled step.
+ *
+ * Every file below the target directory is reached through its
+ * struct vmferry_target (target.h): by names checked once, relative to
+ * the directory's fd, never through a link.  A state file names every
+ * temporary file before it is made, so nothing a kill leaves is unknown
+ * to the next run.
  */
 #include "config.h"
 
@@ -21,16 +27,17 @@
 #include <time.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <xxhash.h>
 #include <libvirt/virterror.h>
 
 #include "cleanup.h"
@@ -38,15 +45,15 @@
 #include "domain.h"
 #include "error.h"
 #include "extent.h"
-#include "import.h"
+#include "fault.h"
+#include "import-int.h"
 #include "log.h"
+#include "names.h"
 #include "pipeline.h"
-#include "resume.h"
+#include "progress.h"
 #include "stripe.h"
 #include "stream.h"
 #include "virt.h"
-
-#define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
 
 /* How often a resumable import makes its progress durable: fdatasync the
  * file being written and record the offset in the resume state.  That is
@@ -65,89 +72,17 @@
  */
 #define DIRECT_ALIGN 4096
 #define DIRECT_MIN_SIZE ((uint64_t) 64 * 1024 * 1024)
-/* How long a resumable import waits for one still finishing. */
+/* How long an import waits for another one of the same domain to end. */
 #define LOCK_WAIT_SECONDS 60
+/* Where libvirt keeps images when nothing else is said. */
+#define DEFAULT_IMAGES_DIR "/var/lib/libvirt/images"
+
+extern char **environ;
 
 /* vmferry_import_interrupt: the signal, and the stream fd to cut. */
 static volatile sig_atomic_t interrupted;
 static volatile int interrupt_in_fd = -1, interrupt_null_fd = -1;
 static struct vmferry_stripes_in *volatile interrupt_stripes;
-
-extern char **environ;
-
-struct import_file {
-  int role;
-  char *name;                   /* from the manifest, checked safe */
-  char *source_path;            /* as on the source host */
-  char *pool, *volume;          /* a disk that is a volume of a pool */
-  char *format;
-  char *final;                  /* where it ends up */
-  char *tmp;                    /* where it is written first */
-  char *backup;                 /* --force: the file it replaces, moved aside */
-  int backing;                  /* index or -1 */
-  uint64_t size, allocated;
-  int fd;
-  /* The same file opened with O_DIRECT, or -1: aligned data goes from
-   * the decompression buffer to the disk without the copy into the page
-   * cache (on this kind of machine that copy cost more CPU than zstd).
-   */
-  int dfd;
-  bool direct_refused;          /* once: the file system said EINVAL */
-  bool verified, placed;
-  /* Resume: durable below resume_offset when the import started (or
-   * VMFERRY_RESUME_COMPLETE); written_end tracks this run.  The collector
-   * claims what it has seen in segments: the open one runs from seg_start
-   * (where the last sync asked for ended), started at seg_at, and wdg is
-   * the digest of its bytes.
-   */
-  uint64_t resume_offset, written_end, seg_start;
-  double seg_at;
-  struct vmferry_digest *wdg;
-  /* A fresh file's digest, computed in stream order from the very bytes
-   * written, so it needs no second read of the file.  NULL for a resumed
-   * file, whose earlier part was written by another run: that one is read
-   * back from disk at its end.
-   */
-  struct vmferry_digest *dg;
-};
-
-struct importer {
-  const struct vmferry_import_opts *opts;
-  char *dir;                    /* resolved target directory */
-  char *tpm_dir, *tpm_tmp;      /* final and temporary TPM state dirs */
-  char *pool;                   /* the pool the files go into, if any */
-  char *name, *uuid;            /* of the domain as it will be defined */
-  struct import_file *files;
-  size_t nr_files;
-  xmlDocPtr doc;
-  virConnectPtr conn;
-  struct vmferry_pipeline *p;
-
-  /* Resume (resume.h). */
-  char *manifest;               /* the manifest text, for the stream id */
-  size_t manifest_len;
-  uint64_t mandatory;           /* the stream's mandatory features */
-  unsigned char token[VMFERRY_RESUME_TOKEN_LEN];   /* a RESUME stream's */
-  bool keep_state;              /* resumable: the state file is ours */
-  bool cut;                     /* the stream was cut, not corrupt */
-  bool query_done;
-  char *state_path;
-  char *written_path;           /* the claims between syncs */
-  int written_fd;
-  int lock_fd;
-  /* st_lock: st, written_fd and the syncer's request, between the reader
-   * thread, the collector and the syncer.  save_lock: one state file
-   * written at a time, in the order their texts were taken.
-   */
-  struct vmferry_resume_state st;
-  pthread_mutex_t st_lock, save_lock;
-  pthread_cond_t st_cond;       /* the syncer's request posted or done */
-  pthread_t syncer;
-  bool syncer_started, sync_stop, sync_failed;
-  int sync_idx;                 /* the file to sync, -1: none */
-  uint64_t sync_offset;         /* ... and what will then be durable */
-  char sync_error[VMFERRY_ERROR_MAX];
-};
 
 struct job {
   bool end;                     /* FILE_END: verify; else DATA: write */
@@ -172,40 +107,14 @@ role_from_name (const char *s, int *role_rtn)
   return NULL;
 }
 
-/* A name from the stream becomes a path below a directory we choose: it
- * must be one plain component (or, for TPM state, a few of them) so it can
- * never escape that directory.
+/* A name from the stream becomes a path below a directory we choose: one
+ * plain component (for TPM state, a few of them), checked in names.h.
  */
-static bool
-safe_component (const char *s, size_t len)
-{
-  if (len == 0 || len > 255 || s[0] == '.')
-    return false;
-  for (size_t i = 0; i < len; i++)
-    if (s[i] == '/' || (unsigned char) s[i] < 0x20 || s[i] == 0x7f)
-      return false;
-  return true;
-}
-
 static bool
 safe_name (const char *name, bool allow_dirs)
 {
-  const char *p = name;
-  unsigned parts = 0;
-
-  if (strlen (name) > 1024)
-    return false;
-  for (;;) {
-    const char *slash = strchr (p, '/');
-    size_t len = slash ? (size_t) (slash - p) : strlen (p);
-    if (!safe_component (p, len) || ++parts > 8)
-      return false;
-    if (!slash)
-      return true;
-    if (!allow_dirs)
-      return false;
-    p = slash + 1;
-  }
+  return allow_dirs ? vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, 0)
+                    : vmferry_name_ok (name, 0);
 }
 
 static const char *
@@ -229,7 +138,6 @@ json_u64 (json_object *o, const char *key, uint64_t *rtn)
   *rtn = json_object_get_uint64 (v);
   return errno == 0 && json_object_get_int64 (v) >= 0;
 }
-
 static int
 parse_manifest (struct importer *im, const char *json, size_t len)
 {
@@ -256,6 +164,17 @@ parse_manifest (struct importer *im, const char *json, size_t len)
       !json_object_is_type (files, json_type_array)) {
     vmferry_set_error ("%s: manifest: not a vmferry manifest", im->opts->in_name);
     goto out;
+  }
+  {
+    json_object *v;
+    uint64_t version;
+    if (json_object_object_get_ex (m, "version", &v) &&
+        (!json_u64 (m, "version", &version) || version != 1)) {
+      vmferry_set_error ("%s: manifest: version %s is not one this vmferry reads "
+                         "(it reads version 1): written by a newer vmferry?",
+                         im->opts->in_name, json_object_get_string (v));
+      goto out;
+    }
   }
   n = json_object_array_length (files);
   if (n > VMFERRY_MAX_FILES) {
@@ -339,25 +258,65 @@ parse_manifest (struct importer *im, const char *json, size_t len)
   return r;
 }
 
+/* With --name NEW the copy must not share a file with the original: each
+ * file follows the new name.  A name that starts with the old domain
+ * name gets the new one in its place ("web01.qcow2" -> "web01-dr.qcow2",
+ * "web01_VARS.fd" -> "web01-dr_VARS.fd"); any other gets it in front
+ * ("data.img" -> "web01-dr-data.img").
+ */
+static char *
+follow_name (const char *file, const char *old, const char *new)
+{
+  size_t n = strlen (old);
+  char *r;
+
+  if (strncmp (file, old, n) == 0 && file[n] != '\0')
+    r = asprintf (&r, "%s%s", new, file + n) < 0 ? NULL : r;
+  else
+    r = asprintf (&r, "%s-%s", new, file) < 0 ? NULL : r;
+  if (r == NULL)
+    vmferry_set_error_errno (ENOMEM, "import");
+  else if (!vmferry_name_ok (r, 0)) {
+    vmferry_set_error ("%s: the name it would take with --name %s, %s, cannot "
+                       "be a file name", file, new, r);
+    free (r);
+    r = NULL;
+  }
+  return r;
+}
+
 /* Fix the name and UUID the domain will have, and every file's final
- * path; refuse (before anything is written) what exists unless --force.
+ * name, from the stream and the options.  Nothing is checked against the
+ * host here: see check_targets, and place.c, which decides at the moment
+ * it acts.
  */
 static int
-plan_targets (struct importer *im)
+plan_names (struct importer *im)
 {
   const struct vmferry_import_opts *opts = im->opts;
-  uint64_t need = 0;
-  struct statvfs sv;
+  char uuid[37];
 
-  im->name = opts->new_name ? strdup (opts->new_name) : vmferry_domain_get_name (im->doc);
-  if (im->name == NULL)
+  im->src_name = vmferry_domain_get_name (im->doc);
+  if (im->src_name == NULL)
     return -1;
+  im->name = strdup (opts->new_name ? opts->new_name : im->src_name);
+  if (im->name == NULL)
+    goto nomem;
+  /* The name makes state file names and, without --define, the TPM
+   * directory's: one plain component.
+   */
+  if (!vmferry_name_ok (im->name, VMFERRY_NAME_HIDDEN_OK)) {
+    vmferry_set_error ("%s: domain name '%s' cannot be used: it must be usable "
+                       "as a file name (no '/', no control characters)",
+                       opts->in_name, im->name);
+    return -1;
+  }
   if (opts->new_name) {
     /* A copy beside the original needs its own UUID; generate it here so
      * the TPM state can be placed under it before the define.
      */
     char buf[64] = "";
-    FILE *fp = fopen ("/proc/sys/kernel/random/uuid", "r");
+    FILE *fp = fopen ("/proc/sys/kernel/random/uuid", "re");
     if (fp == NULL || !fgets (buf, sizeof buf, fp)) {
       vmferry_set_error_errno (errno, "cannot generate a UUID");
       if (fp)
@@ -368,10 +327,102 @@ plan_targets (struct importer *im)
     buf[strcspn (buf, "\n")] = '\0';
     im->uuid = strdup (buf);
   }
-  else
-    im->uuid = vmferry_domain_get_uuid (im->doc);
+  else {
+    CLEANUP_FREE char *u = vmferry_domain_get_uuid (im->doc);
+    if (u == NULL)
+      return -1;
+    if (vmferry_uuid_canonical (u, uuid) < 0) {
+      vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID", opts->in_name, u);
+      return -1;
+    }
+    im->uuid = strdup (uuid);
+  }
   if (im->uuid == NULL)
+    goto nomem;
+  if (!vmferry_name_uuid_ok (im->uuid)) {
+    vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID", opts->in_name, im->uuid);
     return -1;
+  }
+
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+
+    if (f->role == VMFERRY_ROLE_TPM) {
+      im->has_tpm = true;
+      f->final = strdup (f->name);
+    }
+    else if (opts->new_name && f->volume == NULL)
+      f->final = follow_name (f->name, im->src_name, im->name);
+    else if (opts->new_name) {
+      /* A volume keeps its pool, and follows the name too. */
+      f->final = follow_name (f->name, im->src_name, im->name);
+      if (f->final) {
+        free (f->volume);
+        f->volume = strdup (f->final);
+      }
+    }
+    else
+      f->final = strdup (f->name);
+    if (f->final == NULL)
+      goto nomem_or_set;
+    for (size_t k = 0; k < i; k++)
+      if (im->files[k].role != VMFERRY_ROLE_TPM && f->role != VMFERRY_ROLE_TPM &&
+          strcmp (im->files[k].final, f->final) == 0) {
+        vmferry_set_error ("%s: two files would be named %s", opts->in_name, f->final);
+        return -1;
+      }
+    if (f->role != VMFERRY_ROLE_TPM &&
+        !(f->final_path = vmferry_target_path (&im->tgt, f->final)))
+      return -1;
+  }
+  if (im->has_tpm &&
+      (opts->define ? !(im->tpm_dir = strdup (im->uuid))
+                    : asprintf (&im->tpm_dir, "%s-tpm", im->name) < 0)) {
+    im->tpm_dir = NULL;
+    goto nomem;
+  }
+  if (im->tpm_dir && !vmferry_name_ok (im->tpm_dir, VMFERRY_NAME_HIDDEN_OK)) {
+    vmferry_set_error ("%s: TPM directory name %s is not a plain name",
+                       opts->in_name, im->tpm_dir);
+    return -1;
+  }
+  return 0;
+ nomem_or_set:
+  if (vmferry_get_error ()[0])
+    return -1;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "import");
+  return -1;
+}
+
+/* Open the TPM state's root: libvirt's swtpm directory with --define,
+ * else the target directory.
+ */
+static int
+open_tpm_root (struct importer *im)
+{
+  if (!im->has_tpm)
+    return 0;
+  if (im->opts->define)
+    return vmferry_target_open (&im->tpm_root, VMFERRY_SWTPM_STORAGE, true, 0711);
+  return vmferry_target_open (&im->tpm_root, im->dir, false, 0);
+}
+
+/* Refuse early what the placement would refuse at the end, so that an
+ * import that cannot succeed says so before the data crosses: an
+ * existing domain or file without --force; with --force, a running
+ * domain, or a file another domain uses.  These are advice only: the
+ * world can change during the transfer, and place.c checks again at the
+ * moment it acts.
+ */
+static int
+check_targets (struct importer *im)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  uint64_t need = 0;
+  struct statvfs sv;
+  struct stat st;
+  int r;
 
   if (opts->define) {
     CLEANUP_VIR_DOMAIN virDomainPtr by_name = virDomainLookupByName (im->conn, im->name);
@@ -382,6 +433,15 @@ plan_targets (struct importer *im)
                          "import it as a copy with --name NEW", virDomainGetName (by_uuid),
                          im->uuid);
       return -1;
+    }
+    if (by_name) {
+      r = vmferry_place_already (im);
+      if (r < 0)
+        return -1;
+      if (r > 0) {
+        im->already = true;
+        return 0;
+      }
     }
     if (by_name && !opts->force) {
       vmferry_set_error ("domain %s already exists on this host (use --force to "
@@ -395,95 +455,76 @@ plan_targets (struct importer *im)
       return -1;
     }
   }
-
+  if (opts->force && im->conn == NULL && !(im->conn = vmferry_virt_connect (opts->uri))) {
+    vmferry_prefix_error ("--force: cannot check which domains use the files it "
+                          "would replace");
+    return -1;
+  }
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
-    struct stat st;
-    int r;
 
-    if (f->role == VMFERRY_ROLE_TPM) {
-      if (im->tpm_dir == NULL &&
-          (opts->define ? asprintf (&im->tpm_dir, "%s/%s", SWTPM_STORAGE, im->uuid)
-                        : asprintf (&im->tpm_dir, "%s/%s-tpm", im->dir, im->name)) < 0) {
-        im->tpm_dir = NULL;
-        goto nomem;
-      }
-      r = asprintf (&f->final, "%s/%s", im->tpm_dir, f->name);
-    }
-    else
-      r = asprintf (&f->final, "%s/%s", im->dir, f->name);
-    if (r < 0) {
-      f->final = NULL;
-      goto nomem;
-    }
     need += f->allocated;
-    if (f->role != VMFERRY_ROLE_TPM && lstat (f->final, &st) == 0) {
-      if (!opts->force) {
-        vmferry_set_error ("%s: already exists (use --force to replace it once "
-                           "the new copy is verified)", f->final);
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    r = vmferry_target_stat (&im->tgt, f->final, &st);
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      continue;
+    if (!opts->force) {
+      vmferry_set_error ("%s: already exists (use --force to replace it once "
+                         "the new copy is verified)", f->final_path);
+      return -1;
+    }
+    if (!S_ISREG (st.st_mode) || st.st_nlink != 1) {
+      vmferry_set_error ("%s: exists and is not a plain file (a regular file with "
+                         "one link): not replaced", f->final_path);
+      return -1;
+    }
+    if (im->conn) {
+      CLEANUP_FREE char *users =
+        vmferry_virt_file_users (im->conn, f->final_path, &st, opts->define ? im->uuid : NULL);
+      if (users == NULL)
         return -1;
-      }
-      if (!S_ISREG (st.st_mode)) {
-        vmferry_set_error ("%s: exists and is not a regular file: not replaced",
-                           f->final);
+      if (users[0]) {
+        vmferry_set_error ("%s: used by domain %s: never replaced (import under "
+                           "another --name, or into another --dir)", f->final_path, users);
         return -1;
       }
     }
   }
-  if (im->tpm_dir && access (im->tpm_dir, F_OK) == 0 && !opts->force) {
-    vmferry_set_error ("%s: TPM state already exists (use --force)", im->tpm_dir);
-    return -1;
+  if (im->tpm_dir) {
+    r = vmferry_target_stat (&im->tpm_root, im->tpm_dir, &st);
+    if (r < 0)
+      return -1;
+    if (r > 0 && !opts->force) {
+      vmferry_set_error ("%s/%s: TPM state already exists (use --force to replace "
+                         "it once the new copy is verified)", im->tpm_root.path, im->tpm_dir);
+      return -1;
+    }
   }
   /* Refuse early rather than fill the disk: holes take no space. */
-  if (statvfs (im->dir, &sv) == 0 &&
-      (uint64_t) sv.f_bavail * sv.f_frsize < need) {
-    vmferry_set_error ("%s: not enough free space: the files need %" PRIu64
-                       " bytes, %" PRIu64 " are free", im->dir, need,
-                       (uint64_t) sv.f_bavail * sv.f_frsize);
+  if (fstatvfs (im->tgt.fd, &sv) == 0 && (uint64_t) sv.f_bavail * sv.f_frsize < need) {
+    char a[32], b[32];
+    vmferry_human_size (need, a, sizeof a);
+    vmferry_human_size ((uint64_t) sv.f_bavail * sv.f_frsize, b, sizeof b);
+    vmferry_set_error ("%s: not enough free space: the files need %s, %s are free",
+                       im->dir, a, b);
     return -1;
   }
   return 0;
- nomem:
-  vmferry_set_error_errno (ENOMEM, "import");
-  return -1;
 }
+/* ---- resume state ---- */
 
-static int
-mkdir_p (const char *path, mode_t mode)
-{
-  CLEANUP_FREE char *copy = strdup (path);
-
-  if (copy == NULL)
-    return -1;
-  for (char *p = copy + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir (copy, mode) < 0 && errno != EEXIST)
-        return -1;
-      *p = '/';
-    }
-  if (mkdir (copy, mode) < 0 && errno != EEXIST)
-    return -1;
-  return 0;
-}
-
-/* ---- resume ---- */
-
-static const char *
-base_of (const char *path)
-{
-  const char *slash = strrchr (path, '/');
-  return slash ? slash + 1 : path;
-}
-
-/* Record file IDX's durable offset (or, with tmp_too, its temporary
- * file) and write the state; claims that end below the offset go.
- * Called from the reader thread, the collector and the syncer.  The text
- * is taken under st_lock, the file written and synced outside it, so the
- * collector claiming records does not wait for the disk.
+/* Record file IDX's durable offset and write the state; claims that end
+ * below the offset go.  With IDX -1 only what else changed (a new TPM
+ * directory, the token).  Called from the reader thread, the collector
+ * and the syncer.  The text is taken under st_lock, the file written and
+ * synced outside it, so the collector claiming records does not wait for
+ * the disk.
  */
-static int
-save_state (struct importer *im, int idx, uint64_t offset)
+int
+vmferry_import_save_state (struct importer *im, int idx, uint64_t offset)
 {
   CLEANUP_FREE char *text = NULL;
   int r;
@@ -495,8 +536,11 @@ save_state (struct importer *im, int idx, uint64_t offset)
   if (idx >= 0) {
     struct vmferry_resume_file *rf = &im->st.files[idx];
     const struct import_file *f = &im->files[idx];
-    if (rf->tmp == NULL && f->tmp && f->role != VMFERRY_ROLE_TPM)
-      rf->tmp = strdup (base_of (f->tmp));
+    if (f->tmp && f->role != VMFERRY_ROLE_TPM &&
+        (rf->tmp == NULL || strcmp (rf->tmp, f->tmp) != 0)) {
+      free (rf->tmp);
+      rf->tmp = strdup (f->tmp);
+    }
     if (rf->tmp) {
       size_t k = 0;
       rf->offset = offset;
@@ -506,11 +550,9 @@ save_state (struct importer *im, int idx, uint64_t offset)
       memmove (rf->claims, rf->claims + k, rf->nr_claims * sizeof rf->claims[0]);
     }
   }
-  if (im->tpm_tmp && im->st.tpm_tmp == NULL)
-    im->st.tpm_tmp = strdup (im->tpm_tmp);
   text = vmferry_resume_text (&im->st);
   pthread_mutex_unlock (&im->st_lock);
-  r = text ? vmferry_resume_save_text (im->state_path, text) : -1;
+  r = text ? vmferry_resume_save_text (&im->tgt, im->state_file, text) : -1;
   pthread_mutex_unlock (&im->save_lock);
   return r;
 }
@@ -520,14 +562,11 @@ static int
 write_claims_locked (struct importer *im)
 {
   if (im->written_fd < 0) {
-    im->written_fd = open (im->written_path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
-                           O_CLOEXEC, 0600);
-    if (im->written_fd < 0) {
-      vmferry_set_error_errno (errno, "%s: cannot create", im->written_path);
+    im->written_fd = vmferry_resume_create_written (&im->tgt, im->written_file);
+    if (im->written_fd < 0)
       return -1;
-    }
   }
-  return vmferry_resume_write_claims (im->written_fd, im->written_path, &im->st);
+  return vmferry_resume_write_claims (im->written_fd, im->written_file, &im->st);
 }
 
 /* The syncer: fdatasync the file the collector asks for, record what is
@@ -552,11 +591,11 @@ syncer_thread (void *arg)
     fd = im->files[idx].fd;
     pthread_mutex_unlock (&im->st_lock);
     if (fdatasync (fd) < 0) {
-      vmferry_set_error_errno (errno, "%s: fdatasync", im->files[idx].tmp);
+      vmferry_set_error_errno (errno, "%s/%s: fdatasync", im->dir, im->files[idx].tmp);
       r = -1;
     }
     else
-      r = save_state (im, idx, off);
+      r = vmferry_import_save_state (im, idx, off);
     pthread_mutex_lock (&im->st_lock);
     if (r == 0)
       r = write_claims_locked (im);
@@ -715,10 +754,8 @@ verify_written (struct importer *im, struct vmferry_resume_state *st)
 {
   unsigned kept = 0;
 
-  if (vmferry_resume_load_written (im->written_path, st) == 0) {
-    unlink (im->written_path);
-    return 0;
-  }
+  if (vmferry_resume_load_written (&im->tgt, im->written_file, st) == 0)
+    return vmferry_target_unlink (&im->tgt, im->written_file);
   for (size_t i = 0; i < st->nr_files; i++) {
     struct vmferry_resume_file *rf = &st->files[i];
     CLEANUP_FREE char *p = NULL;
@@ -727,12 +764,10 @@ verify_written (struct importer *im, struct vmferry_resume_state *st)
 
     if (rf->nr_claims == 0)
       continue;
-    if (asprintf (&p, "%s/%s", im->dir, rf->tmp) < 0) {
-      p = NULL;
-      vmferry_set_error_errno (ENOMEM, "resume");
+    p = vmferry_target_path (&im->tgt, rf->tmp);
+    if (p == NULL)
       return -1;
-    }
-    fd = open (p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = vmferry_target_open_file (&im->tgt, rf->tmp, O_RDONLY);
     for (size_t k = 0; fd >= 0 && k < rf->nr_claims; k++) {
       unsigned char got[VMFERRY_DIGEST_SIZE];
       if (vmferry_digest_fd_range (fd, p, at, rf->claims[k].end, got) < 0 ||
@@ -753,37 +788,29 @@ verify_written (struct importer *im, struct vmferry_resume_state *st)
                        rf->name, at, rf->claims[rf->nr_claims - 1].end);
     rf->nr_claims = 0;
   }
-  if (kept && vmferry_resume_save (im->state_path, st) < 0)
+  if (kept && vmferry_resume_save (&im->tgt, im->state_file, st) < 0)
     return -1;
-  unlink (im->written_path);
-  return 0;
+  return vmferry_target_unlink (&im->tgt, im->written_file);
 }
 
-/* Write the answer to a resume query. */
+/* Write the answer to a resume query: ST's offsets, or (ST NULL) no
+ * resume and REASON, or (DONE) that the move is already complete.
+ */
 static int
 answer_query (struct importer *im, const struct vmferry_resume_state *st,
-              const char *reason)
+              const char *reason, bool done)
 {
-  CLEANUP_FREE char *a = vmferry_resume_answer (st, reason);
-  size_t len, off = 0;
+  CLEANUP_FREE char *a = done ? vmferry_resume_answer_done (reason)
+                              : vmferry_resume_answer (st, reason);
+  size_t len;
 
   if (a == NULL)
     return -1;
   vmferry_verbose ("resume query: %s", a);
   len = strlen (a);
   a[len] = '\n';               /* the NUL goes: write exactly len + 1 */
-  while (off < len + 1) {
-    ssize_t n = write (im->opts->out_fd, a + off, len + 1 - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      a[len] = '\0';
-      vmferry_set_error_errno (errno, "resume query: write");
-      return -1;
-    }
-    off += n;
-  }
-  a[len] = '\0';
+  if (vmferry_write_full (im->opts->out_fd, "resume query", a, len + 1) < 0)
+    return -1;
   im->query_done = true;
   return 0;
 }
@@ -798,7 +825,6 @@ check_state_files (struct importer *im, const struct vmferry_resume_state *st)
   }
   for (size_t i = 0; i < st->nr_files; i++) {
     const struct vmferry_resume_file *rf = &st->files[i];
-    CLEANUP_FREE char *p = NULL;
     struct stat sb;
 
     if (strcmp (rf->name, im->files[i].name) != 0 || rf->size != im->files[i].size) {
@@ -808,173 +834,90 @@ check_state_files (struct importer *im, const struct vmferry_resume_state *st)
     }
     if (rf->tmp == NULL)
       continue;
-    if (asprintf (&p, "%s/%s", im->dir, rf->tmp) < 0) {
-      p = NULL;
-      vmferry_set_error_errno (ENOMEM, "resume");
-      return -1;
-    }
-    if (lstat (p, &sb) < 0 || !S_ISREG (sb.st_mode) || (uint64_t) sb.st_size != rf->size) {
-      vmferry_set_error ("its temporary file %s is missing or not what it says", p);
+    if (vmferry_target_stat (&im->tgt, rf->tmp, &sb) != 1 || !S_ISREG (sb.st_mode) ||
+        sb.st_nlink != 1 || (uint64_t) sb.st_size != rf->size) {
+      vmferry_set_error ("its temporary file %s/%s is missing or not what it says",
+                         im->dir, rf->tmp);
       return -1;
     }
   }
   return 0;
 }
 
+/* A damaged state cannot say which files are its own: remove the
+ * temporary files of this stream's names (the lock of this domain's
+ * transfers is held, so no other import is writing them).
+ */
 static void
 remove_stale_temporaries (struct importer *im)
 {
-  DIR *d = opendir (im->dir);
+  int fd = fcntl (im->tgt.fd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *e;
 
-  if (d == NULL)
+  if (d == NULL) {
+    if (fd >= 0)
+      close (fd);
     return;
+  }
   while ((e = readdir (d)) != NULL)
     for (size_t i = 0; i < im->nr_files; i++)
       if (im->files[i].role != VMFERRY_ROLE_TPM &&
           vmferry_resume_tmp_name_ok (im->files[i].name, e->d_name)) {
         vmferry_verbose ("removing %s/%s", im->dir, e->d_name);
-        unlinkat (dirfd (d), e->d_name, 0);
+        vmferry_target_unlink (&im->tgt, e->d_name);
       }
   closedir (d);
 }
 
-/* After the metadata records: find, check and take over the resume state
- * of this domain in the target directory, or answer a query about it.
- * A RESUME stream is refused unless the state matches it exactly; a fresh
- * stream replaces a state that belongs to something else.
+/* Take the lock of this domain's transfers into the target directory
+ * and read what an earlier run left there (into *OLD; the return value
+ * of vmferry_resume_load).  A run killed while placing is finished or
+ * undone first (place.c), so what is left is a transfer or nothing.
  */
 static int
-setup_resume (struct importer *im)
+load_state (struct importer *im, struct vmferry_resume_state *old)
 {
-  const struct vmferry_import_opts *opts = im->opts;
-  bool resume_stream = im->mandatory & VMFERRY_FEATURE_RESUME;
-  char id[VMFERRY_RESUME_ID_LEN + 1];
-  struct vmferry_resume_state old;
-  char reason[VMFERRY_ERROR_MAX];
   int r;
 
-  if (!opts->resumable && !opts->resume_query && !resume_stream)
-    return 0;
-  r = vmferry_resume_stream_id (im->manifest, im->manifest_len, id);
-  if (r <= 0) {
-    if (r == 0)
-      vmferry_set_error ("the stream carries no source identities (written by an "
-                         "older vmferry-export)");
-    goto not_resumable;
-  }
-  im->state_path = vmferry_resume_path (im->dir, im->name, "json");
-  im->written_path = vmferry_resume_path (im->dir, im->name, "written");
-  if (im->state_path == NULL || im->written_path == NULL)
-    goto not_resumable;
-  im->lock_fd = vmferry_resume_lock (im->dir, im->name, LOCK_WAIT_SECONDS);
+  im->state_file = vmferry_resume_name (im->name, "json");
+  im->written_file = vmferry_resume_name (im->name, "written");
+  if (im->state_file == NULL || im->written_file == NULL)
+    return -1;
+  im->lock_fd = vmferry_resume_lock (&im->tgt, im->name, LOCK_WAIT_SECONDS);
   if (im->lock_fd < 0)
     return -1;
-
-  r = vmferry_resume_load (im->state_path, &old);
-  if (r < 0) {
-    snprintf (reason, sizeof reason, "%s", vmferry_get_error ());
-    if (resume_stream || opts->resume_query)
-      goto refuse;
-    /* A damaged state cannot be trusted to name its files: remove the
-     * temporary files of this stream's names (we hold the lock of this
-     * domain's transfers) and the state.
-     */
-    vmferry_notice ("%s; starting afresh", reason);
-    remove_stale_temporaries (im);
-    unlink (im->state_path);
-    unlink (im->written_path);
-  }
-  else if (r == 0) {
-    snprintf (reason, sizeof reason, "%s: no interrupted transfer of domain %s "
-              "(finished or aborted?)", im->dir, im->name);
-    if (resume_stream || opts->resume_query)
-      goto refuse;
-  }
-  else {
-    bool match = strcmp (old.stream_id, id) == 0 && strcmp (old.name, im->name) == 0;
-    char msg[VMFERRY_ERROR_MAX] = "";
-
-    if (match && check_state_files (im, &old) < 0) {
-      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-      match = false;
-    }
-    if (!match) {
-      snprintf (reason, sizeof reason, "%s: the interrupted transfer there belongs to "
-                "another stream (%s)", im->state_path,
-                msg[0] ? msg : "another domain, or the source disks changed since");
-      if (resume_stream || opts->resume_query) {
-        vmferry_resume_state_free (&old);
-        goto refuse;
-      }
-      vmferry_notice ("%s: removed, starting afresh", reason);
-      vmferry_resume_discard (im->dir, &old);
-      vmferry_resume_state_free (&old);
-    }
-    else if (opts->resume_query) {
-      r = verify_written (im, &old);
-      if (r == 0)
-        r = answer_query (im, &old, NULL);
-      vmferry_resume_state_free (&old);
-      return r;
-    }
-    else if (!resume_stream) {
-      /* The sender chose to start over. */
-      vmferry_verbose ("%s: a fresh stream replaces the interrupted transfer",
-                       im->state_path);
-      vmferry_resume_discard (im->dir, &old);
-      vmferry_resume_state_free (&old);
-    }
-    else if (memcmp (old.token, im->token, VMFERRY_RESUME_TOKEN_LEN) != 0) {
-      snprintf (reason, sizeof reason, "%s: the resume state changed since the "
-                "sender asked (another sender?)", im->state_path);
-      vmferry_resume_state_free (&old);
-      goto refuse;
-    }
-    else {
-      /* Take it over: its files continue; a new token so that no other
-       * stream built from the same answer is accepted.
-       */
-      uint64_t held = 0;
-      im->st = old;
-      /* The query checked the claims there were; this run makes its own. */
-      unlink (im->written_path);
-      if (im->st.tpm_tmp) {
-        /* TPM state is small: always sent again, into a new directory. */
-        struct vmferry_resume_state t = { .tpm_tmp = im->st.tpm_tmp };
-        vmferry_resume_discard (im->dir, &t);
-        free (im->st.tpm_tmp);
-        im->st.tpm_tmp = NULL;
-      }
-      for (size_t i = 0; i < im->nr_files; i++) {
-        struct import_file *f = &im->files[i];
-        struct vmferry_resume_file *rf = &im->st.files[i];
-        if (rf->tmp == NULL)
-          continue;
-        if (asprintf (&f->tmp, "%s/%s", im->dir, rf->tmp) < 0) {
-          f->tmp = NULL;
-          vmferry_set_error_errno (ENOMEM, "resume");
-          return -1;
-        }
-        f->resume_offset = rf->offset;
-        held += rf->offset == VMFERRY_RESUME_COMPLETE ? f->size : rf->offset;
-      }
-      im->keep_state = true;
-      if (vmferry_resume_new_token (im->st.token) < 0 || save_state (im, -1, 0) < 0)
-        return -1;
-      vmferry_verbose ("resuming the transfer of %s: %" PRIu64 " bytes already held",
-                       im->name, held);
+  r = vmferry_resume_load (&im->tgt, im->state_file, old);
+  if (r == 1 && old->phase == VMFERRY_RESUME_PLACE) {
+    int k;
+    if (old->define && im->conn == NULL &&
+        !(im->conn = vmferry_virt_connect (im->opts->uri)))
+      goto recover_failed;
+    k = vmferry_place_recover (im, old);
+    if (k < 0)
+      goto recover_failed;
+    if (k > 0) {
+      vmferry_resume_state_free (old);
       return 0;
     }
   }
+  return r;
+ recover_failed:
+  vmferry_prefix_error ("%s/%s: an import of domain %s was killed while it put its "
+                        "files in place, and that cannot be finished or undone now",
+                        im->dir, im->state_file, im->name);
+  vmferry_resume_state_free (old);
+  return -2;
+}
 
-  if (resume_stream || opts->resume_query) {
-    snprintf (reason, sizeof reason, "no resume state");
-    goto refuse;
-  }
-  /* A fresh resumable import. */
+/* A fresh state for this stream: names every temporary file before it
+ * is made.
+ */
+static int
+fresh_state (struct importer *im)
+{
   memset (&im->st, 0, sizeof im->st);
-  memcpy (im->st.stream_id, id, sizeof id);
+  memcpy (im->st.stream_id, im->stream_id, sizeof im->stream_id);
   im->st.name = strdup (im->name);
   im->st.files = calloc (im->nr_files ? im->nr_files : 1, sizeof *im->st.files);
   if (im->st.name == NULL || im->st.files == NULL) {
@@ -982,6 +925,7 @@ setup_resume (struct importer *im)
     return -1;
   }
   im->st.nr_files = im->nr_files;
+  im->st.tpm_in_swtpm = im->opts->define;
   for (size_t i = 0; i < im->nr_files; i++) {
     im->st.files[i].size = im->files[i].size;
     if (!(im->st.files[i].name = strdup (im->files[i].name))) {
@@ -992,34 +936,213 @@ setup_resume (struct importer *im)
   if (vmferry_resume_new_token (im->st.token) < 0)
     return -1;
   im->keep_state = true;
-  return 0;
+  return vmferry_import_save_state (im, -1, 0);
+}
 
- not_resumable:
-  snprintf (reason, sizeof reason, "%s", vmferry_get_error ());
-  if (opts->resume_query)
-    return answer_query (im, NULL, reason);
-  if (resume_stream) {
-    vmferry_set_error ("%s: cannot resume: %s", opts->in_name, reason);
-    return -1;
+/* Decide, with what an earlier run left (OLD, R from load_state), how
+ * this stream goes on: a resume query is answered; a RESUME stream takes
+ * over the state it was built for or is refused; a fresh stream replaces
+ * whatever is there with a state of its own.
+ */
+static int
+setup_resume (struct importer *im, struct vmferry_resume_state *old, int r)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  bool resume_stream = im->mandatory & VMFERRY_FEATURE_RESUME;
+  bool asks = resume_stream || opts->resume_query;
+  char reason[VMFERRY_ERROR_MAX];
+
+  if (!im->resumable_id && asks) {
+    snprintf (reason, sizeof reason, "the stream carries no source identities "
+              "(written by an older vmferry-export)");
+    vmferry_resume_state_free (old);
+    goto refuse;
   }
-  vmferry_verbose ("not resumable: %s", reason);
-  return 0;
+  if (r < 0) {
+    snprintf (reason, sizeof reason, "%s", vmferry_get_error ());
+    if (asks)
+      goto refuse;
+    vmferry_notice ("%s; starting afresh", reason);
+    remove_stale_temporaries (im);
+    vmferry_target_unlink (&im->tgt, im->state_file);
+    vmferry_target_unlink (&im->tgt, im->written_file);
+  }
+  else if (r == 0) {
+    snprintf (reason, sizeof reason, "%s: no interrupted transfer of domain %s "
+              "(finished or aborted?)", im->dir, im->name);
+    if (asks)
+      goto refuse;
+  }
+  else {
+    bool match = strcmp (old->stream_id, im->stream_id) == 0 &&
+      strcmp (old->name, im->name) == 0;
+    char msg[VMFERRY_ERROR_MAX] = "";
+
+    if (match && check_state_files (im, old) < 0) {
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      match = false;
+    }
+    if (!match) {
+      snprintf (reason, sizeof reason, "%s/%s: the interrupted transfer there belongs "
+                "to another stream (%s)", im->dir, im->state_file,
+                msg[0] ? msg : "another domain, or the source disks changed since");
+      if (asks) {
+        vmferry_resume_state_free (old);
+        goto refuse;
+      }
+      vmferry_notice ("%s: removed, starting afresh", reason);
+      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL, old);
+      vmferry_resume_state_free (old);
+    }
+    else if (opts->resume_query) {
+      int k = verify_written (im, old);
+      if (k == 0)
+        k = answer_query (im, old, NULL, false);
+      vmferry_resume_state_free (old);
+      return k;
+    }
+    else if (!resume_stream) {
+      /* The sender chose to start over (or this import is not resumable). */
+      vmferry_verbose ("%s/%s: a fresh stream replaces the interrupted transfer",
+                       im->dir, im->state_file);
+      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL, old);
+      vmferry_resume_state_free (old);
+    }
+    else if (memcmp (old->token, im->token, VMFERRY_RESUME_TOKEN_LEN) != 0) {
+      snprintf (reason, sizeof reason, "%s/%s: the resume state changed since the "
+                "sender asked (another sender?)", im->dir, im->state_file);
+      vmferry_resume_state_free (old);
+      goto refuse;
+    }
+    else {
+      /* Take it over: its files continue; a new token so that no other
+       * stream built from the same answer is accepted.
+       */
+      uint64_t held = 0;
+      im->st = *old;
+      memset (old, 0, sizeof *old);
+      /* The query checked the claims there were; this run makes its own. */
+      vmferry_target_unlink (&im->tgt, im->written_file);
+      if (im->st.tpm_tmp) {
+        /* TPM state is small: always sent again, into a new directory. */
+        vmferry_target_remove_tree (&im->tpm_root, im->st.tpm_tmp);
+        free (im->st.tpm_tmp);
+        im->st.tpm_tmp = NULL;
+      }
+      for (size_t i = 0; i < im->nr_files; i++) {
+        struct import_file *f = &im->files[i];
+        struct vmferry_resume_file *rf = &im->st.files[i];
+        if (rf->tmp == NULL)
+          continue;
+        if (!(f->tmp = strdup (rf->tmp))) {
+          vmferry_set_error_errno (ENOMEM, "resume");
+          return -1;
+        }
+        f->resume_offset = rf->offset;
+        held += rf->offset == VMFERRY_RESUME_COMPLETE ? f->size : rf->offset;
+      }
+      im->keep_state = true;
+      im->resumable = true;
+      if (vmferry_resume_new_token (im->st.token) < 0 ||
+          vmferry_import_save_state (im, -1, 0) < 0)
+        return -1;
+      vmferry_verbose ("resuming the transfer of %s: %" PRIu64 " bytes already held",
+                       im->name, held);
+      return 0;
+    }
+  }
+
+  if (asks) {
+    snprintf (reason, sizeof reason, "no resume state");
+    goto refuse;
+  }
+  im->resumable = opts->resumable && im->resumable_id;
+  if (opts->resumable && !im->resumable_id)
+    vmferry_verbose ("not resumable: the stream carries no source identities");
+  return fresh_state (im);
 
  refuse:
   if (opts->resume_query)
-    return answer_query (im, NULL, reason);
+    return answer_query (im, NULL, reason, false);
   vmferry_set_error ("%s: a resumed stream, but %s; nothing was changed "
                      "(run the sender again: it will start afresh)",
                      opts->in_name, reason);
   return -1;
+}
+/* ---- writing the files ---- */
+
+/* A fresh temporary file for file IDX: its name is recorded in the state
+ * before it is made, so a kill at any moment leaves nothing the next run
+ * does not know about.  Returns the fd, -1 with the error set.
+ */
+static int
+create_temporary (struct importer *im, uint32_t idx)
+{
+  struct import_file *f = &im->files[idx];
+  CLEANUP_FREE char *prefix = NULL;
+
+  if (asprintf (&prefix, ".%s.vmferry-", f->name) < 0) {
+    prefix = NULL;
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  for (int tries = 0; tries < 3; tries++) {
+    int fd;
+
+    free (f->tmp);
+    f->tmp = vmferry_target_random_name (prefix);
+    if (f->tmp == NULL || vmferry_import_save_state (im, idx, 0) < 0 ||
+        vmferry_fault ("import-temp-named") < 0)
+      return -1;
+    fd = vmferry_target_create (&im->tgt, f->tmp, O_RDWR,
+                                f->role == VMFERRY_ROLE_NVRAM ? 0600 : 0644, false);
+    if (fd >= 0 || errno != EEXIST)
+      return fd;
+  }
+  return -1;
+}
+
+/* The same for a TPM file, in the temporary TPM directory (named in the
+ * state before it is made, too).
+ */
+static int
+create_tpm_file (struct importer *im, uint32_t idx)
+{
+  struct import_file *f = &im->files[idx];
+
+  if (im->st.tpm_tmp == NULL) {
+    CLEANUP_FREE char *prefix = NULL;
+    char *name;
+
+    if (asprintf (&prefix, ".%s.vmferry-", im->tpm_dir) < 0) {
+      prefix = NULL;
+      vmferry_set_error_errno (ENOMEM, "import");
+      return -1;
+    }
+    name = vmferry_target_random_name (prefix);
+    if (name == NULL)
+      return -1;
+    pthread_mutex_lock (&im->st_lock);
+    im->st.tpm_tmp = name;
+    pthread_mutex_unlock (&im->st_lock);
+    if (vmferry_import_save_state (im, -1, 0) < 0 ||
+        vmferry_target_mkdir (&im->tpm_root, name, 0700, true) < 0)
+      return -1;
+  }
+  free (f->tmp);
+  if (asprintf (&f->tmp, "%s/%s", im->st.tpm_tmp, f->name) < 0) {
+    f->tmp = NULL;
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  return vmferry_target_create (&im->tpm_root, f->tmp, O_RDWR, 0600, true);
 }
 
 static int
 begin_file (struct importer *im, uint32_t idx, uint64_t size)
 {
   struct import_file *f = &im->files[idx];
-  CLEANUP_FREE char *dir = NULL;
-  char *slash;
+  const struct vmferry_target *t = f->role == VMFERRY_ROLE_TPM ? &im->tpm_root : &im->tgt;
 
   if (size != f->size) {
     vmferry_set_error ("%s: file %s: size %" PRIu64 " differs from the manifest's %"
@@ -1029,11 +1152,11 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
   if (f->tmp) {
     /* Resumed: continue in the temporary file the state names. */
     struct stat sb;
-    f->fd = open (f->tmp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (f->fd < 0 || fstat (f->fd, &sb) < 0 || !S_ISREG (sb.st_mode) ||
-        (uint64_t) sb.st_size != size) {
-      vmferry_set_error_errno (errno ? errno : EINVAL, "%s: cannot resume in %s",
-                               f->name, f->tmp);
+    f->fd = vmferry_target_open_file (t, f->tmp, O_RDWR);
+    if (f->fd < 0 || fstat (f->fd, &sb) < 0 || (uint64_t) sb.st_size != size) {
+      if (f->fd >= 0)
+        vmferry_set_error ("%s/%s: not the size the state says", t->path, f->tmp);
+      vmferry_prefix_error ("%s: cannot resume", f->name);
       return -1;
     }
     /* Below the offset the state vouches for the data; above it this
@@ -1043,84 +1166,46 @@ begin_file (struct importer *im, uint32_t idx, uint64_t size)
         fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    (off_t) f->resume_offset, (off_t) (size - f->resume_offset)) < 0 &&
         errno != EOPNOTSUPP) {
-      vmferry_set_error_errno (errno, "%s: cannot clear beyond the resume point", f->tmp);
+      vmferry_set_error_errno (errno, "%s/%s: cannot clear beyond the resume point",
+                               t->path, f->tmp);
       return -1;
     }
     f->written_end = f->seg_start = f->resume_offset == VMFERRY_RESUME_COMPLETE
       ? size : f->resume_offset;
     f->seg_at = vmferry_monotonic ();
-    vmferry_verbose ("%s: resuming %s at byte %" PRIu64, f->name, f->tmp, f->written_end);
+    vmferry_verbose ("%s: resuming %s/%s at byte %" PRIu64, f->name, t->path, f->tmp,
+                     f->written_end);
     vmferry_progress_begin (im->opts->progress, f->name, size);
     vmferry_progress_add (im->opts->progress, f->written_end);
     return 0;
   }
-  if (f->role == VMFERRY_ROLE_TPM) {
-    if (im->tpm_tmp == NULL) {
-      if (mkdir_p (im->opts->define ? SWTPM_STORAGE : im->dir, 0711) < 0 ||
-          asprintf (&im->tpm_tmp, "%s.vmferry-XXXXXX", im->tpm_dir) < 0 ||
-          mkdtemp (im->tpm_tmp) == NULL) {
-        vmferry_set_error_errno (errno, "%s: cannot create TPM state", im->tpm_dir);
-        return -1;
-      }
-    }
-    if (asprintf (&f->tmp, "%s/%s", im->tpm_tmp, f->name) < 0) {
-      f->tmp = NULL;
-      goto nomem;
-    }
-    dir = strdup (f->tmp);
-    if (dir == NULL)
-      goto nomem;
-    slash = strrchr (dir, '/');
-    *slash = '\0';
-    if (mkdir_p (dir, 0700) < 0) {
-      vmferry_set_error_errno (errno, "%s: mkdir", dir);
-      return -1;
-    }
-    f->fd = open (f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  }
-  else {
-    if (asprintf (&f->tmp, "%s/.%s.vmferry-XXXXXX", im->dir, f->name) < 0) {
-      f->tmp = NULL;
-      goto nomem;
-    }
-    f->fd = mkostemp (f->tmp, O_CLOEXEC);
-    if (f->fd >= 0)
-      fchmod (f->fd, f->role == VMFERRY_ROLE_NVRAM ? 0600 : 0644);
-  }
-  if (f->fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot create %s", im->dir, f->tmp);
-    free (f->tmp);
-    f->tmp = NULL;
+  f->fd = f->role == VMFERRY_ROLE_TPM ? create_tpm_file (im, idx)
+                                      : create_temporary (im, idx);
+  if (f->fd < 0)
     return -1;
-  }
   /* A fresh file is all holes: only data records are written. */
   if (ftruncate (f->fd, (off_t) size) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot size to %" PRIu64 " bytes", f->tmp, size);
+    vmferry_set_error_errno (errno, "%s/%s: cannot size to %" PRIu64 " bytes",
+                             t->path, f->tmp, size);
     return -1;
   }
   if (f->role == VMFERRY_ROLE_DISK && size >= DIRECT_MIN_SIZE) {
-    f->dfd = open (f->tmp, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+    f->dfd = vmferry_target_open_file (t, f->tmp, O_WRONLY | O_DIRECT);
     if (f->dfd < 0)
       vmferry_debug ("%s: no O_DIRECT (%s): writing through the page cache",
-                     f->tmp, strerror (errno));
+                     f->tmp, vmferry_get_error ());
   }
-  vmferry_verbose ("%s: writing %s", f->name, f->tmp);
+  vmferry_verbose ("%s: writing %s/%s", f->name, t->path, f->tmp);
   vmferry_progress_begin (im->opts->progress, f->name, size);
   f->dg = vmferry_digest_new ();
   if (f->dg == NULL)
     return -1;
   f->seg_at = vmferry_monotonic ();
-  /* Record the new file at once, so that a cut leaves nothing the state
-   * does not name.
-   */
-  return save_state (im, idx, 0);
- nomem:
-  vmferry_set_error_errno (ENOMEM, "import");
-  return -1;
+  return 0;
 }
 
-static void
-close_file (struct import_file *f)
+void
+vmferry_import_close_file (struct import_file *f)
 {
   if (f->dfd >= 0)
     close (f->dfd);
@@ -1151,6 +1236,58 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
     vmferry_debug ("%s: O_DIRECT refused, writing through the page cache", f->tmp);
   }
   return vmferry_pwrite_full (f->fd, f->tmp, data, len, off);
+}
+
+/* qemu-img rebase -u: point an overlay at its backing file's new name.
+ * The name is relative (both live in one directory), as QEMU resolves it
+ * against the overlay's own directory.
+ */
+static int
+rebase (const char *overlay, const char *backing, const char *format)
+{
+  char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
+                   (char *) "-f", (char *) "qcow2", (char *) "-b", (char *) backing,
+                   (char *) "-F", (char *) format, (char *) overlay, NULL };
+  pid_t pid;
+  int status, err;
+
+  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
+  if (err) {
+    vmferry_set_error_errno (err, "%s: cannot run qemu-img to set its backing file", overlay);
+    return -1;
+  }
+  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) || WEXITSTATUS (status)) {
+    vmferry_set_error ("%s: qemu-img rebase -u -b %s failed", overlay, backing);
+    return -1;
+  }
+  return 0;
+}
+
+/* File F, verified with the stream's digest STREAM_DIGEST, is an overlay:
+ * its header must name its backing file as it will be named here.  The
+ * change is recorded with the digest of the file as changed, so that a
+ * resumed run can still check it.
+ */
+static int
+rebase_file (struct importer *im, struct import_file *f,
+             const unsigned char *stream_digest)
+{
+  const struct import_file *b = &im->files[f->backing];
+  CLEANUP_FREE char *path = vmferry_target_path (&im->tgt, f->tmp);
+  unsigned char local[16];
+
+  if (path == NULL || rebase (path, b->final, b->format) < 0 ||
+      vmferry_digest_fd (f->fd, path, f->size, local) < 0)
+    return -1;
+  if (im->keep_state) {
+    struct vmferry_resume_file *rf = &im->st.files[f - im->files];
+    pthread_mutex_lock (&im->st_lock);
+    rf->changed = true;
+    memcpy (rf->stream_digest, stream_digest, 16);
+    memcpy (rf->local_digest, local, 16);
+    pthread_mutex_unlock (&im->st_lock);
+  }
+  return 0;
 }
 
 static int
@@ -1207,13 +1344,14 @@ job_done (void *opaque, void *jobp)
   struct importer *im = opaque;
   struct job *j = jobp;
   struct import_file *f = &im->files[j->rec.file];
+  struct vmferry_resume_file *rf;
   unsigned char got[16];
   char want_hex[33], got_hex[33];
 
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
     const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
-    bool claim = im->keep_state && f->role != VMFERRY_ROLE_TPM;
+    bool claim = im->resumable && f->role != VMFERRY_ROLE_TPM;
 
     if (digest_record (im, f, claim, j->rec.offset, data, j->rec.length) < 0)
       return -1;
@@ -1239,17 +1377,30 @@ job_done (void *opaque, void *jobp)
   }
   else if (vmferry_digest_fd (f->fd, f->tmp, f->size, got) < 0)
     return -1;
-  if (memcmp (got, j->digest, 16) != 0) {
+  rf = f->role != VMFERRY_ROLE_TPM && im->keep_state ? &im->st.files[j->rec.file] : NULL;
+  if (rf && rf->changed) {
+    /* Complete and changed here by an earlier run (rebased): read back as
+     * it was left, and the stream's digest must be the one it had.
+     */
+    if (memcmp (got, rf->local_digest, 16) != 0 || memcmp (j->digest, rf->stream_digest, 16) != 0) {
+      vmferry_set_error ("%s: file %s: not as an earlier run left it", im->opts->in_name,
+                         f->name);
+      return -1;
+    }
+  }
+  else if (memcmp (got, j->digest, 16) != 0) {
     vmferry_digest_hex (j->digest, want_hex);
     vmferry_digest_hex (got, got_hex);
     vmferry_set_error ("%s: file %s: digest mismatch after writing (stream says %s, "
                        "what was written has %s)", im->opts->in_name, f->name, want_hex, got_hex);
     return -1;
   }
-  close_file (f);
+  else if (f->backing >= 0 && rebase_file (im, f, j->digest) < 0)
+    return -1;
+  vmferry_import_close_file (f);
   f->verified = true;
   vmferry_progress_end (im->opts->progress);
-  if (f->role != VMFERRY_ROLE_TPM && save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
+  if (rf && vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
     return -1;
   vmferry_verbose ("%s: verified", f->name);
   return 0;
@@ -1259,25 +1410,54 @@ static const struct vmferry_pipeline_ops import_ops = {
   .init = job_init, .fini = job_fini, .work = job_work, .done = job_done,
 };
 
-static int
-check_dir (const char *dir)
-{
-  struct stat st;
+/* ---- where the files go ---- */
 
-  if (stat (dir, &st) < 0 || !S_ISDIR (st.st_mode)) {
-    vmferry_set_error_errno (errno ? errno : ENOTDIR, "%s: not a directory", dir);
-    return -1;
+/* The target path of a directory-backed pool (dir, fs, netfs), or NULL
+ * with the error set.
+ */
+static char *
+pool_path (virStoragePoolPtr p, const char *pool)
+{
+  CLEANUP_FREE char *xml = virStoragePoolGetXMLDesc (p, 0);
+  char *start, *end;
+
+  if (xml == NULL) {
+    vmferry_virt_error ("storage pool %s", pool);
+    return NULL;
   }
-  return 0;
+  if (strstr (xml, "<pool type='dir'") == NULL && strstr (xml, "<pool type='fs'") == NULL &&
+      strstr (xml, "<pool type='netfs'") == NULL) {
+    vmferry_set_error ("storage pool %s: only directory-backed pools (dir, fs, netfs) "
+                       "are supported", pool);
+    return NULL;
+  }
+  start = strstr (xml, "<target>");
+  start = start ? strstr (start, "<path>") : NULL;
+  end = start ? strstr (start, "</path>") : NULL;
+  if (end == NULL) {
+    vmferry_set_error ("storage pool %s: no target path", pool);
+    return NULL;
+  }
+  start += strlen ("<path>");
+  return strndup (start, end - start);
 }
 
-/* Without --dir or --pool every file goes into the directory of the
- * first disk as the stream names it (its source_path, which
- * vmferry-rewrite --map-path changes): the scripted pipeline
- * "export | rewrite --map-path OLD=NEW | ssh dst vmferry-import --define".
- * The path comes from the stream, so it must be absolute and plain.
- */
-static char *pool_dir (virConnectPtr conn, const char *pool);
+/* The directory of a directory-backed pool. */
+static char *
+pool_dir (virConnectPtr conn, const char *pool)
+{
+  CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (conn, pool);
+
+  if (p == NULL) {
+    vmferry_virt_error ("storage pool %s", pool);
+    return NULL;
+  }
+  if (virStoragePoolIsActive (p) != 1) {
+    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)", pool, pool);
+    return NULL;
+  }
+  return pool_path (p, pool);
+}
 
 /* Volume disks in the stream name their pool: all the same one, and the
  * one --pool gives, if any; --dir cannot place a volume.
@@ -1318,11 +1498,54 @@ pool_from_manifest (struct importer *im)
   return 0;
 }
 
+/* Without --dir or --pool the stream names the directory (the directory
+ * of its first disk, as vmferry-rewrite --map-path left it: the scripted
+ * pipeline "export | rewrite --map-path OLD=NEW | ssh dst vmferry-import
+ * --define").  A stream must not choose just any directory of the host,
+ * so it is taken only if it is where this host keeps images: the target
+ * of one of its active directory pools, or libvirt's default image
+ * directory.  Returns 1 if DIR is one, 0 if not, -1 on error.
+ */
+static int
+known_storage (struct importer *im, const char *dir)
+{
+  virStoragePoolPtr *pools = NULL;
+  struct stat want, st;
+  int n, found = 0;
+
+  if (stat (dir, &want) < 0)
+    return 0;
+  if (stat (DEFAULT_IMAGES_DIR, &st) == 0 && st.st_dev == want.st_dev &&
+      st.st_ino == want.st_ino)
+    return 1;
+  if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
+    return -1;
+  n = virConnectListAllStoragePools (im->conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+  if (n < 0) {
+    vmferry_virt_error ("cannot list the storage pools");
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    char saved[VMFERRY_ERROR_MAX];
+    CLEANUP_FREE char *path = NULL;
+
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    path = found ? NULL : pool_path (pools[i], virStoragePoolGetName (pools[i]));
+    vmferry_restore_error (saved, 0);
+    if (path && stat (path, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+      found = 1;
+    virStoragePoolFree (pools[i]);
+  }
+  free (pools);
+  return found;
+}
+
 static int
 dir_from_manifest (struct importer *im)
 {
   const char *path = NULL;
   char *slash;
+  int r;
 
   if (im->pool) {
     if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
@@ -1331,7 +1554,7 @@ dir_from_manifest (struct importer *im)
     if (im->dir == NULL)
       return -1;
     vmferry_verbose ("the disks are volumes of pool %s: writing into %s", im->pool, im->dir);
-    return check_dir (im->dir);
+    return vmferry_target_open (&im->tgt, im->dir, false, 0);
   }
   for (size_t i = 0; i < im->nr_files && !path; i++)
     if (im->files[i].role == VMFERRY_ROLE_DISK)
@@ -1342,7 +1565,7 @@ dir_from_manifest (struct importer *im)
     return -1;
   }
   if (path[0] != '/' || strstr (path, "/../") || strstr (path, "/./") ||
-      strstr (path, "//")) {
+      strstr (path, "//") || strlen (path) > PATH_MAX) {
     vmferry_set_error ("%s: disk path %s is not a plain absolute path: give "
                        "--dir or --pool", im->opts->in_name, path);
     return -1;
@@ -1357,8 +1580,18 @@ dir_from_manifest (struct importer *im)
     slash[1] = '\0';
   else
     *slash = '\0';
+  r = known_storage (im, im->dir);
+  if (r < 0)
+    return -1;
+  if (r == 0) {
+    vmferry_set_error ("%s: the stream puts its disks in %s, which is neither a "
+                       "storage pool of this host nor %s: give --dir %s (or --pool) "
+                       "if that is where they belong", im->opts->in_name, im->dir,
+                       DEFAULT_IMAGES_DIR, im->dir);
+    return -1;
+  }
   vmferry_verbose ("no --dir: writing into %s, the directory of the first disk", im->dir);
-  return check_dir (im->dir);
+  return vmferry_target_open (&im->tgt, im->dir, false, 0);
 }
 
 /* Read the stream to its END; every file written and verified. */
@@ -1381,6 +1614,7 @@ read_stream (struct importer *im)
     switch (rec.type) {
     case VMFERRY_REC_MANIFEST: {
       size_t len;
+      int k;
       CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, &len);
       if (json == NULL) {
         vmferry_prefix_error ("%s", opts->in_name);
@@ -1389,6 +1623,19 @@ read_stream (struct importer *im)
       if (parse_manifest (im, json, len) < 0 || pool_from_manifest (im) < 0 ||
           (im->dir == NULL && dir_from_manifest (im) < 0))
         goto out;
+      k = vmferry_resume_stream_id (json, len, im->stream_id);
+      if (k < 0)
+        goto out;
+      im->resumable_id = k > 0;
+      if (k == 0) {
+        /* An older writer's stream: it cannot be resumed, but its state
+         * still needs an identity.
+         */
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash (&c, XXH3_128bits (json, len));
+        for (int b = 0; b < 16; b++)
+          snprintf (im->stream_id + 2 * b, 3, "%02x", c.digest[b]);
+      }
       im->manifest = json;
       im->manifest_len = len;
       json = NULL;
@@ -1397,6 +1644,8 @@ read_stream (struct importer *im)
     case VMFERRY_REC_DOMAIN_XML: {
       size_t len;
       CLEANUP_FREE char *xml = vmferry_record_metadata (&rec, rec.payload, &len);
+      struct vmferry_resume_state old;
+      int k;
       if (xml == NULL) {
         vmferry_prefix_error ("%s", opts->in_name);
         goto out;
@@ -1406,7 +1655,30 @@ read_stream (struct importer *im)
         goto out;
       }
       im->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
-      if (im->doc == NULL || plan_targets (im) < 0 || setup_resume (im) < 0)
+      if (im->doc == NULL || plan_names (im) < 0 || open_tpm_root (im) < 0)
+        goto out;
+      k = load_state (im, &old);
+      if (k < -1)
+        goto out;
+      if (check_targets (im) < 0) {
+        if (k == 1)
+          vmferry_resume_state_free (&old);
+        goto out;
+      }
+      if (im->already) {
+        if (k == 1)
+          vmferry_resume_state_free (&old);
+        if (opts->resume_query) {
+          char what[512];
+          snprintf (what, sizeof what, "domain %s is already defined on this host "
+                    "from the same source state", im->name);
+          if (answer_query (im, NULL, what, true) < 0)
+            goto out;
+        }
+        ret = 0;
+        goto out_nofinish;
+      }
+      if (setup_resume (im, &old, k) < 0)
         goto out;
       if (opts->resume_query) {
         if (!im->query_done) {
@@ -1418,7 +1690,7 @@ read_stream (struct importer *im)
       }
       vmferry_pipeline_shape (opts->threads, &threads, &depth);
       im->p = vmferry_pipeline_new (&import_ops, im, threads, depth, sizeof (struct job));
-      if (im->p == NULL || (im->keep_state && syncer_start (im) < 0))
+      if (im->p == NULL || (im->resumable && syncer_start (im) < 0))
         goto out;
       break;
     }
@@ -1469,7 +1741,11 @@ read_stream (struct importer *im)
     }
   }
   if (!seen_end) {
-    if (r == 0)
+    if (interrupted)
+      vmferry_set_error ("%s: interrupted by signal %d (%s) before the end of the "
+                         "stream", opts->in_name, (int) interrupted,
+                         strsignal (interrupted));
+    else if (r == 0)
       vmferry_set_error ("%s: truncated: the stream ended before its END record",
                          opts->in_name);
     goto out;
@@ -1493,7 +1769,7 @@ read_stream (struct importer *im)
   goto out_nofinish;
  out:
   im->cut = vmferry_stream_reader_was_cut (rd) || interrupted;
-  if (im->p && im->cut && im->keep_state) {
+  if (im->p && im->cut && im->resumable) {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
     /* A cut: every record that came whole was checked, so write them
@@ -1523,238 +1799,6 @@ read_stream (struct importer *im)
   return ret;
 }
 
-/* qemu-img rebase -u: point an overlay at its backing file's new name.
- * The name is relative (both live in one directory), as QEMU resolves it
- * against the overlay's own directory.
- */
-static int
-rebase (const char *overlay, const char *backing, const char *format)
-{
-  char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
-                   (char *) "-f", (char *) "qcow2", (char *) "-b", (char *) backing,
-                   (char *) "-F", (char *) format, (char *) overlay, NULL };
-  pid_t pid;
-  int status, err;
-
-  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
-  if (err) {
-    vmferry_set_error_errno (err, "%s: cannot run qemu-img to set its backing file", overlay);
-    return -1;
-  }
-  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) || WEXITSTATUS (status)) {
-    vmferry_set_error ("%s: qemu-img rebase -u -b %s failed", overlay, backing);
-    return -1;
-  }
-  return 0;
-}
-
-static int
-fsync_dir (const char *dir)
-{
-  CLEANUP_CLOSE int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-  if (fd < 0 || fsync (fd) < 0) {
-    vmferry_set_error_errno (errno, "%s: fsync", dir);
-    return -1;
-  }
-  return 0;
-}
-
-/* Undo place_files: new files back out, old ones back in. */
-static void
-unplace_files (struct importer *im)
-{
-  for (size_t i = 0; i < im->nr_files; i++) {
-    struct import_file *f = &im->files[i];
-    if (f->placed) {
-      unlink (f->final);
-      f->placed = false;
-    }
-    if (f->backup && rename (f->backup, f->final) == 0) {
-      free (f->backup);
-      f->backup = NULL;
-    }
-  }
-  if (im->tpm_tmp == NULL && im->tpm_dir) {
-    /* The TPM dir was renamed into place: it is new; remove it. */
-    for (size_t i = 0; i < im->nr_files; i++)
-      if (im->files[i].role == VMFERRY_ROLE_TPM)
-        unlink (im->files[i].final);
-  }
-}
-
-static int
-place_files (struct importer *im)
-{
-  for (size_t i = 0; i < im->nr_files; i++) {
-    struct import_file *f = &im->files[i];
-
-    if (f->role == VMFERRY_ROLE_TPM)
-      continue;
-    if (f->backing >= 0) {
-      const struct import_file *b = &im->files[f->backing];
-      if (rebase (f->tmp, b->name, b->format) < 0)
-        return -1;
-    }
-    if (access (f->final, F_OK) == 0) {
-      /* --force (checked before): move the old file aside, not away. */
-      if (asprintf (&f->backup, "%s/.%s.vmferry-old", im->dir, f->name) < 0) {
-        f->backup = NULL;
-        vmferry_set_error_errno (ENOMEM, "import");
-        return -1;
-      }
-      if (rename (f->final, f->backup) < 0) {
-        vmferry_set_error_errno (errno, "%s: cannot move aside", f->final);
-        free (f->backup);
-        f->backup = NULL;
-        return -1;
-      }
-    }
-    if (renameat2 (AT_FDCWD, f->tmp, AT_FDCWD, f->final, RENAME_NOREPLACE) < 0) {
-      vmferry_set_error_errno (errno, "%s: cannot rename into place", f->final);
-      return -1;
-    }
-    free (f->tmp);
-    f->tmp = NULL;
-    f->placed = true;
-  }
-  if (im->tpm_tmp) {
-    if (access (im->tpm_dir, F_OK) == 0) {
-      vmferry_set_error ("%s: TPM state exists; not replaced", im->tpm_dir);
-      return -1;
-    }
-    if (rename (im->tpm_tmp, im->tpm_dir) < 0) {
-      vmferry_set_error_errno (errno, "%s: cannot rename into place", im->tpm_dir);
-      return -1;
-    }
-    free (im->tpm_tmp);
-    im->tpm_tmp = NULL;
-  }
-  return fsync_dir (im->dir);
-}
-
-/* Point the XML at the files' new places. */
-static char *
-rewrite_xml (struct importer *im)
-{
-  struct vmferry_domain_file *df = NULL;
-  size_t n = 0;
-  char *xml = NULL;
-
-  if (vmferry_domain_files (im->doc, true, &df, &n) < 0)
-    return NULL;
-  for (size_t i = 0; i < im->nr_files; i++) {
-    const struct import_file *f = &im->files[i];
-    if (f->role == VMFERRY_ROLE_TPM)
-      continue;
-    for (size_t k = 0; k < n; k++)
-      if (df[k].path && strcmp (df[k].path, f->source_path) == 0 &&
-          df[k].role != VMFERRY_ROLE_BACKING &&
-          vmferry_domain_set_path (im->doc, &df[k], f->final, 0) < 0)
-        goto out;
-    if (vmferry_domain_set_backing_path (im->doc, f->source_path, f->final) < 0)
-      goto out;
-  }
-  if (im->opts->new_name &&
-      (vmferry_domain_set_name (im->doc, im->name) < 0 ||
-       vmferry_domain_set_uuid (im->doc, im->uuid) < 0))
-    goto out;
-  xml = vmferry_domain_to_string (im->doc);
- out:
-  vmferry_domain_files_free (df, n);
-  return xml;
-}
-
-static int
-define_domain (struct importer *im)
-{
-  CLEANUP_FREE char *xml = rewrite_xml (im);
-  CLEANUP_FREE char *old_xml = NULL;
-  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
-  virDomainPtr dom;
-
-  if (xml == NULL)
-    return -1;
-  old = virDomainLookupByName (im->conn, im->name);
-  if (old) {
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    /* --force (checked before).  Same UUID: the define replaces it.
-     * Another UUID: undefine it first, keeping its NVRAM and TPM state,
-     * and put it back if the new definition is refused.
-     */
-    if (virDomainGetUUIDString (old, uuid) == 0 && strcmp (uuid, im->uuid) != 0) {
-      old_xml = virDomainGetXMLDesc (old, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-      if (old_xml == NULL ||
-          virDomainUndefineFlags (old, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
-                                  VIR_DOMAIN_UNDEFINE_KEEP_TPM |
-                                  VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                  VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
-        vmferry_virt_error ("domain %s: cannot replace the existing definition", im->name);
-        return -1;
-      }
-    }
-  }
-  dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-  if (dom == NULL) {
-    vmferry_virt_error ("domain %s: define failed", im->name);
-    if (old_xml) {
-      virDomainPtr back = virDomainDefineXML (im->conn, old_xml);
-      if (back)
-        virDomainFree (back);
-    }
-    return -1;
-  }
-  vmferry_verbose ("domain %s defined", im->name);
-  if (im->opts->start && virDomainCreate (dom) < 0) {
-    vmferry_virt_error ("domain %s was defined and verified but did not start", im->name);
-    virDomainFree (dom);
-    return 1;                   /* defined: not rolled back */
-  }
-  virDomainFree (dom);
-  return 0;
-}
-
-static void
-remove_temporaries (struct importer *im)
-{
-  for (size_t i = 0; i < im->nr_files; i++) {
-    struct import_file *f = &im->files[i];
-    close_file (f);
-    if (f->tmp)
-      unlink (f->tmp);
-  }
-  if (im->tpm_tmp) {
-    for (size_t i = 0; i < im->nr_files; i++)
-      if (im->files[i].role == VMFERRY_ROLE_TPM && im->files[i].tmp) {
-        /* remove the file's directories up to the temp root */
-        CLEANUP_FREE char *d = strdup (im->files[i].tmp);
-        char *slash;
-        while (d && (slash = strrchr (d, '/')) && strlen (d) > strlen (im->tpm_tmp)) {
-          *slash = '\0';
-          rmdir (d);
-        }
-      }
-    rmdir (im->tpm_tmp);
-  }
-}
-
-/* The state file goes (the lock file too, while we hold it). */
-static void
-drop_state (struct importer *im)
-{
-  if (!im->keep_state)
-    return;
-  unlink (im->state_path);
-  unlink (im->written_path);
-  {
-    CLEANUP_FREE char *lock = vmferry_resume_path (im->dir, im->name, "lock");
-    if (lock)
-      unlink (lock);
-  }
-  im->keep_state = false;
-}
-
 /* A cut: make what was written durable, record it, close the files.
  * Returns -1 (error set) if that failed and the import must clean up.
  */
@@ -1770,45 +1814,65 @@ keep_progress (struct importer *im)
       continue;
     if (f->role != VMFERRY_ROLE_TPM && !f->verified && im->st.files[i].tmp &&
         f->written_end > im->st.files[i].offset &&
-        fdatasync (f->fd) == 0 && save_state (im, i, f->written_end) < 0)
+        fdatasync (f->fd) == 0 && vmferry_import_save_state (im, i, f->written_end) < 0)
       return -1;
-    close_file (f);
+    vmferry_import_close_file (f);
   }
   vmferry_restore_error (saved, 0);
   return 0;
 }
 
+
+/* Everything this run made goes: its temporary files, and its state. */
+static void
+drop_everything (struct importer *im)
+{
+  vmferry_place_remove_temporaries (im);
+  if (im->keep_state) {
+    vmferry_target_unlink (&im->tgt, im->state_file);
+    vmferry_target_unlink (&im->tgt, im->written_file);
+    im->keep_state = false;
+  }
+}
+
 static void
 importer_free (struct importer *im)
 {
+  /* The lock file goes with the last of this domain's transfers. */
+  if (im->lock_fd >= 0 && !im->keep_state)
+    vmferry_resume_unlock_remove (&im->tgt, im->name, im->lock_fd);
+  else if (im->lock_fd >= 0)
+    close (im->lock_fd);
+  im->lock_fd = -1;
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
+    vmferry_import_close_file (f);
     free (f->name);
     free (f->source_path);
     free (f->format);
     free (f->final);
+    free (f->final_path);
     free (f->tmp);
-    free (f->backup);
     free (f->pool);
     free (f->volume);
     vmferry_digest_free (f->dg);
     vmferry_digest_free (f->wdg);
   }
   free (im->files);
-  free (im->dir);
   free (im->tpm_dir);
-  free (im->tpm_tmp);
   free (im->pool);
   free (im->name);
+  free (im->src_name);
   free (im->uuid);
   free (im->manifest);
-  free (im->state_path);
-  free (im->written_path);
+  free (im->state_file);
+  free (im->written_file);
   vmferry_resume_state_free (&im->st);
   if (im->written_fd >= 0)
     close (im->written_fd);
-  if (im->lock_fd >= 0)
-    close (im->lock_fd);
+  vmferry_target_close (&im->tpm_root);
+  vmferry_target_close (&im->tgt);
+  free (im->dir);
   pthread_mutex_destroy (&im->st_lock);
   pthread_mutex_destroy (&im->save_lock);
   pthread_cond_destroy (&im->st_cond);
@@ -1818,53 +1882,26 @@ importer_free (struct importer *im)
     virConnectClose (im->conn);
 }
 
-/* The directory of a directory-backed pool. */
-static char *
-pool_dir (virConnectPtr conn, const char *pool)
+static void
+importer_init (struct importer *im, const struct vmferry_import_opts *opts)
 {
-  CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (conn, pool);
-  CLEANUP_FREE char *xml = NULL;
-  char *start, *end;
-
-  if (p == NULL) {
-    vmferry_virt_error ("storage pool %s", pool);
-    return NULL;
-  }
-  if (virStoragePoolIsActive (p) != 1) {
-    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)", pool, pool);
-    return NULL;
-  }
-  xml = virStoragePoolGetXMLDesc (p, 0);
-  if (xml == NULL) {
-    vmferry_virt_error ("storage pool %s", pool);
-    return NULL;
-  }
-  if (strstr (xml, "<pool type='dir'") == NULL && strstr (xml, "<pool type='fs'") == NULL &&
-      strstr (xml, "<pool type='netfs'") == NULL) {
-    vmferry_set_error ("storage pool %s: only directory-backed pools (dir, fs, netfs) "
-                       "are supported", pool);
-    return NULL;
-  }
-  start = strstr (xml, "<target>");
-  start = start ? strstr (start, "<path>") : NULL;
-  end = start ? strstr (start, "</path>") : NULL;
-  if (end == NULL) {
-    vmferry_set_error ("storage pool %s: no target path", pool);
-    return NULL;
-  }
-  start += strlen ("<path>");
-  return strndup (start, end - start);
+  memset (im, 0, sizeof *im);
+  im->opts = opts;
+  im->lock_fd = im->written_fd = -1;
+  im->sync_idx = -1;
+  im->tgt.fd = im->tpm_root.fd = -1;
+  pthread_mutex_init (&im->st_lock, NULL);
+  pthread_mutex_init (&im->save_lock, NULL);
+  pthread_cond_init (&im->st_cond, NULL);
 }
 
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
-  struct importer im = { .opts = opts, .lock_fd = -1, .written_fd = -1, .sync_idx = -1 };
-  int r = -1, d;
+  struct importer im;
+  int r = -1, k;
 
-  pthread_mutex_init (&im.st_lock, NULL);
-  pthread_mutex_init (&im.save_lock, NULL);
-  pthread_cond_init (&im.st_cond, NULL);
+  importer_init (&im, opts);
   if (opts->define || opts->pool) {
     im.conn = vmferry_virt_connect (opts->uri);
     if (im.conn == NULL)
@@ -1879,7 +1916,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
   }
   if (opts->pool || opts->dir) {
     im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
-    if (im.dir == NULL || check_dir (im.dir) < 0)
+    if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
       goto out;
   }
   if (interrupt_null_fd < 0)
@@ -1887,30 +1924,38 @@ vmferry_import (const struct vmferry_import_opts *opts)
   interrupt_in_fd = opts->stripes ? -1 : opts->in_fd;
   interrupt_stripes = opts->stripes;
   if (read_stream (&im) < 0) {
-    if (im.keep_state && im.cut)
+    if (im.keep_state && im.cut && im.resumable)
       goto fail_keep_state;
-    goto fail_before_placing;
+    goto fail;
   }
   if (opts->resume_query) {
     r = 0;
     goto out;
   }
-  /* From here on the temporary files are renamed: no resuming. */
-  drop_state (&im);
-  if (place_files (&im) < 0) {
-    unplace_files (&im);
-    goto fail_before_placing;
+  if (im.already) {
+    vmferry_notice ("domain %s is already on this host, defined from the same "
+                    "source state: nothing to do", im.name);
+    r = VMFERRY_IMPORT_ALREADY;
+    goto out;
   }
-  if (opts->define) {
-    d = define_domain (&im);
-    if (d < 0) {
-      unplace_files (&im);
-      vmferry_prefix_error ("%s", opts->in_name);
-      goto fail_after;
-    }
-    if (d > 0)                  /* defined but not started */
-      goto out_keep;
+  k = vmferry_place (&im);
+  if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)
+    goto out;                   /* stuck: the journal is kept, the message says so */
+  if (k < 0) {
+    char msg[VMFERRY_ERROR_MAX];
+    if (!im.resumable)
+      goto fail;
+    /* Every file is verified and kept: placing them later needs no data. */
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    vmferry_set_error ("%s; nothing was defined or replaced; the verified copy is "
+                       "kept in %s (%s): run the same vmferry-send or vmferry-migrate "
+                       "again to place it without sending the data again, or "
+                       "vmferry-import --abort=%s --dir %s to remove it",
+                       msg, im.dir, im.state_file, im.name, im.dir);
+    goto out;
   }
+  if (k > 0)                    /* defined but not started */
+    goto out;
   if (im.pool) {
     /* The files are in place and verified: a refresh that fails only
      * delays the pool's listing, so it is a warning.
@@ -1922,30 +1967,21 @@ vmferry_import (const struct vmferry_import_opts *opts)
     }
   }
   r = 0;
- out_keep:
-  /* The replaced files are no longer needed. */
-  for (size_t i = 0; i < im.nr_files; i++)
-    if (im.files[i].backup)
-      unlink (im.files[i].backup);
   goto out;
 
  fail_keep_state:
   if (keep_progress (&im) == 0) {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    if (interrupted)
-      snprintf (msg, sizeof msg, "interrupted by signal %d", (int) interrupted);
     vmferry_set_error ("%s; nothing was defined; the verified progress was kept in %s "
                        "(%s): run the same vmferry-send or vmferry-migrate again to "
                        "resume, or vmferry-import --abort=%s --dir %s to remove it",
-                       msg, im.dir, base_of (im.state_path), im.name, im.dir);
+                       msg, im.dir, im.state_file, im.name, im.dir);
     goto out;
   }
   /* fall through: the progress could not be kept */
- fail_before_placing:
- fail_after:
-  remove_temporaries (&im);
-  drop_state (&im);
+ fail:
+  drop_everything (&im);
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
@@ -1969,83 +2005,125 @@ vmferry_import_interrupt (int signo)
   vmferry_stripes_in_interrupt (interrupt_stripes, null_fd);
 }
 
-/* Abort one state file in DIR (a name from a directory entry or the
- * user).  Returns 1 if removed, -1 with the error set.
+/* Abort the transfer of domain NAME into the target of IM (a name from a
+ * directory entry or the user): a placement a kill interrupted is first
+ * finished or undone, then its temporary files and state go.  Returns 1
+ * if something was removed, -1 with the error set.
  */
 static int
-abort_one (const char *dir, const char *name)
+abort_one (struct importer *im, const char *name)
 {
-  CLEANUP_FREE char *path = vmferry_resume_path (dir, name, "json");
-  CLEANUP_CLOSE int lock_fd = -1;
   struct vmferry_resume_state st;
-  unsigned n;
   int r;
 
-  if (path == NULL)
+  free (im->name);
+  im->name = strdup (name);
+  if (im->name == NULL) {
+    vmferry_set_error_errno (ENOMEM, "abort");
+    return -1;
+  }
+  free (im->state_file);
+  free (im->written_file);
+  im->state_file = vmferry_resume_name (name, "json");
+  im->written_file = vmferry_resume_name (name, "written");
+  if (im->state_file == NULL || im->written_file == NULL)
     return -1;
   /* An import cut a moment ago may still be saving its state. */
-  lock_fd = vmferry_resume_lock (dir, name, 10);
-  if (lock_fd < 0)
+  im->lock_fd = vmferry_resume_lock (&im->tgt, name, 10);
+  if (im->lock_fd < 0)
     return -1;
-  r = vmferry_resume_load (path, &st);
+  r = vmferry_resume_load (&im->tgt, im->state_file, &st);
   if (r == 0) {
-    CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
-    if (lock)
-      unlink (lock);
-    vmferry_set_error ("%s: no interrupted transfer of domain %s", dir, name);
-    return -1;
+    vmferry_set_error ("%s: no interrupted transfer of domain %s", im->dir, name);
+    r = -1;
+    goto out;
   }
   if (r < 0) {
     /* Damaged: it cannot say which files are its own. */
     char msg[VMFERRY_ERROR_MAX];
-    CLEANUP_FREE char *lock = vmferry_resume_path (dir, name, "lock");
-    CLEANUP_FREE char *claims = vmferry_resume_path (dir, name, "written");
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    unlink (path);
-    if (claims)
-      unlink (claims);
-    if (lock)
-      unlink (lock);
+    vmferry_target_unlink (&im->tgt, im->state_file);
+    vmferry_target_unlink (&im->tgt, im->written_file);
     vmferry_notice ("%s; removed it, but not its temporary files "
-                    "(%s/.NAME.vmferry-XXXXXX)", msg, dir);
-    return 1;
+                    "(%s/.NAME.vmferry-XXXXXX)", msg, im->dir);
+    r = 1;
+    goto out;
   }
-  n = vmferry_resume_discard (dir, &st);
-  vmferry_verbose ("aborted the transfer of %s into %s: %u files removed", name, dir, n);
+  vmferry_target_close (&im->tpm_root);
+  if (st.tpm_tmp &&
+      vmferry_target_open (&im->tpm_root, st.tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE : im->dir,
+                           false, 0) < 0)
+    goto fail_state;
+  if (st.phase == VMFERRY_RESUME_PLACE) {
+    int k;
+    if (st.define && im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
+      goto fail_state;
+    k = vmferry_place_recover (im, &st);
+    if (k < 0)
+      goto fail_state;
+    if (k > 0) {
+      vmferry_notice ("the import of %s into %s had completed: it was finished, "
+                      "nothing was removed", name, im->dir);
+      r = 1;
+      goto out;
+    }
+  }
+  {
+    unsigned n = vmferry_resume_discard (&im->tgt, st.tpm_tmp ? &im->tpm_root : NULL, &st);
+    vmferry_verbose ("aborted the transfer of %s into %s: %u files removed", name,
+                     im->dir, n);
+  }
   vmferry_resume_state_free (&st);
-  return 1;
+  r = 1;
+ out:
+  vmferry_resume_unlock_remove (&im->tgt, name, im->lock_fd);
+  im->lock_fd = -1;
+  return r;
+ fail_state:
+  vmferry_resume_state_free (&st);
+  r = -1;
+  close (im->lock_fd);
+  im->lock_fd = -1;
+  return r;
 }
 
 int
 vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
 {
-  CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
-  CLEANUP_FREE char *dir = NULL;
-  DIR *d;
+  struct importer im;
+  DIR *d = NULL;
   struct dirent *e;
-  int count = 0, r = 0;
+  int count = 0, r = -1, fd;
 
-  if (opts->pool) {
-    conn = vmferry_virt_connect (opts->uri);
-    if (conn == NULL)
-      return -1;
-  }
+  importer_init (&im, opts);
   if (!opts->pool && !opts->dir) {
     vmferry_set_error ("--abort: give the --dir or --pool the transfer was going to");
-    return -1;
+    goto out;
   }
-  dir = opts->pool ? pool_dir (conn, opts->pool) : strdup (opts->dir);
-  if (dir == NULL)
-    return -1;
-  if (name)
-    return abort_one (dir, name);
-  d = opendir (dir);
+  if (opts->pool && !(im.conn = vmferry_virt_connect (opts->uri)))
+    goto out;
+  im.dir = opts->pool ? pool_dir (im.conn, opts->pool) : strdup (opts->dir);
+  if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
+    goto out;
+  if (name) {
+    if (!vmferry_name_ok (name, VMFERRY_NAME_HIDDEN_OK)) {
+      vmferry_set_error ("--abort=%s: not a domain name", name);
+      goto out;
+    }
+    r = abort_one (&im, name);
+    goto out;
+  }
+  fd = fcntl (im.tgt.fd, F_DUPFD_CLOEXEC, 0);
+  d = fd >= 0 ? fdopendir (fd) : NULL;
   if (d == NULL) {
-    vmferry_set_error_errno (errno, "%s: cannot read", dir);
-    return -1;
+    vmferry_set_error_errno (errno, "%s: cannot read", im.dir);
+    if (fd >= 0)
+      close (fd);
+    goto out;
   }
+  r = 0;
   while ((e = readdir (d)) != NULL) {
-    const char *p = "." "vmferry-resume-";
+    const char *p = ".vmferry-resume-";
     size_t len = strlen (e->d_name), plen = strlen (p);
     CLEANUP_FREE char *n = NULL;
 
@@ -2053,17 +2131,20 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
         strcmp (e->d_name + len - 5, ".json") != 0)
       continue;
     n = strndup (e->d_name + plen, len - plen - 5);
-    if (n == NULL || abort_one (dir, n) < 0)
+    if (n == NULL || abort_one (&im, n) < 0)
       r = -1;
     else
       count++;
   }
-  closedir (d);
-  if (r < 0)
-    return -1;
-  if (count == 0) {
-    vmferry_set_error ("%s: no interrupted transfer to abort", dir);
-    return -1;
+  if (r == 0 && count == 0) {
+    vmferry_set_error ("%s: no interrupted transfer to abort", im.dir);
+    r = -1;
   }
-  return count;
+  if (r == 0)
+    r = count;
+ out:
+  if (d)
+    closedir (d);
+  importer_free (&im);
+  return r;
 }

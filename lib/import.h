@@ -34,11 +34,20 @@ struct vmferry_import_opts {
 /* Read the whole stream, write every file under a temporary name, verify
  * each against its digest, then rename them into place and (with define)
  * define the domain pointing at them.  On any failure nothing is defined,
- * no file is left under a final name, temporary files are removed, and
- * files or domains that existed before are as they were.  Returns 0, or
- * -1 with the error set (naming what was left behind, if anything).
+ * no file is left under a final name, and files or domains that existed
+ * before are as they were; temporary files are removed, or kept for a
+ * resumable import (the message says so and how to go on).  A kill at
+ * any moment leaves what the next run, or --abort, finishes or removes.
+ * Returns 0, VMFERRY_IMPORT_ALREADY, or -1 with the error set (naming
+ * what was left behind, if anything).
  */
 int vmferry_import (const struct vmferry_import_opts *opts);
+
+/* vmferry_import's return value when the domain is already on this host,
+ * defined by an import of the same stream (the same source state): it
+ * did nothing (stamp.h).
+ */
+#define VMFERRY_IMPORT_ALREADY 2
 
 /* Remove the abandoned transfer of domain NAME (NULL: of every domain)
  * from the target directory of OPTS (dir or pool): its temporary files,

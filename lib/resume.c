@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +19,13 @@
 #include "cleanup.h"
 #include "error.h"
 #include "extent.h"
+#include "names.h"
 #include "resume.h"
 #include "stream.h"
+#include "target.h"
 
 #define STATE_FORMAT "vmferry-resume"
 #define MAX_STATE_SIZE (4 * 1024 * 1024)
-#define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
 
 void
 vmferry_resume_state_free (struct vmferry_resume_state *st)
@@ -35,10 +35,15 @@ vmferry_resume_state_free (struct vmferry_resume_state *st)
   for (size_t i = 0; i < st->nr_files; i++) {
     free (st->files[i].name);
     free (st->files[i].tmp);
+    free (st->files[i].final);
   }
   free (st->files);
   free (st->name);
   free (st->tpm_tmp);
+  free (st->tpm_final);
+  free (st->uuid);
+  free (st->define_tmp);
+  free (st->aside);
   memset (st, 0, sizeof *st);
 }
 
@@ -166,29 +171,22 @@ vmferry_resume_stream_id (const char *manifest, size_t len,
   return r;
 }
 
-static bool
-name_ok (const char *name)
-{
-  size_t len = strlen (name);
-
-  if (len == 0 || len > 200 || name[0] == '.')
-    return false;
-  for (size_t i = 0; i < len; i++)
-    if (name[i] == '/' || (unsigned char) name[i] < 0x21 || name[i] == 0x7f)
-      return false;
-  return true;
-}
+/* The prefix of every state file; the importer's own temporary files
+ * start with '.' and a name from a stream never does (names.h).
+ */
+#define STATE_PREFIX ".vmferry-resume-"
 
 char *
-vmferry_resume_path (const char *dir, const char *name, const char *suffix)
+vmferry_resume_name (const char *name, const char *suffix)
 {
   char *p;
 
-  if (!name_ok (name)) {
+  if (!vmferry_name_ok (name, VMFERRY_NAME_HIDDEN_OK) ||
+      strlen (name) + strlen (STATE_PREFIX) + strlen (suffix) + 1 > VMFERRY_NAME_MAX) {
     vmferry_set_error ("domain name '%s' cannot name a resume state file", name);
     return NULL;
   }
-  if (asprintf (&p, "%s/.vmferry-resume-%s.%s", dir, name, suffix) < 0) {
+  if (asprintf (&p, STATE_PREFIX "%s.%s", name, suffix) < 0) {
     vmferry_set_error_errno (ENOMEM, "resume state");
     return NULL;
   }
@@ -196,39 +194,74 @@ vmferry_resume_path (const char *dir, const char *name, const char *suffix)
 }
 
 int
-vmferry_resume_lock (const char *dir, const char *name, unsigned wait_seconds)
+vmferry_resume_lock (const struct vmferry_target *t, const char *name,
+                     unsigned wait_seconds)
 {
-  CLEANUP_FREE char *path = vmferry_resume_path (dir, name, "lock");
+  CLEANUP_FREE char *file = vmferry_resume_name (name, "lock");
   struct timespec start, now, pause = { 0, 100 * 1000 * 1000 };
-  int fd;
 
-  if (path == NULL)
+  if (file == NULL)
     return -1;
-  fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", path);
-    return -1;
-  }
   clock_gettime (CLOCK_MONOTONIC, &start);
-  /* An import cut a moment ago may still be saving its state: wait for
-   * it rather than fail, but not forever.
-   */
-  while (flock (fd, LOCK_EX | LOCK_NB) < 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      vmferry_set_error_errno (errno, "%s: cannot lock", path);
+  for (;;) {
+    struct stat held, named;
+    int fd = vmferry_target_open_file (t, file, O_RDWR);
+    int r;
+
+    if (fd < 0 && errno == ENOENT) {
+      fd = vmferry_target_create (t, file, O_RDWR, 0600, false);
+      if (fd < 0 && errno == EEXIST)
+        continue;               /* made by another import just now */
+    }
+    if (fd < 0)
+      return -1;
+    /* An import cut a moment ago may still be saving its state: wait for
+     * it rather than fail, but not forever.
+     */
+    while ((r = flock (fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+      ;
+    if (r == 0) {
+      /* The holder before us may have removed the file (and another
+       * import made a new one): then this lock guards nothing.
+       */
+      if (fstat (fd, &held) == 0 && vmferry_target_stat (t, file, &named) == 1 &&
+          held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+        return fd;
+      close (fd);
+      continue;
+    }
+    if (errno != EWOULDBLOCK) {
+      vmferry_set_error_errno (errno, "%s/%s: cannot lock", t->path, file);
       close (fd);
       return -1;
     }
+    close (fd);
     clock_gettime (CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= (time_t) wait_seconds) {
-      vmferry_set_error ("%s: another import of domain %s into %s is running "
-                         "(waited %u s)", path, name, dir, wait_seconds);
-      close (fd);
+      vmferry_set_error ("%s/%s: another import of domain %s into %s is running "
+                         "(waited %u s)", t->path, file, name, t->path, wait_seconds);
       return -1;
     }
     nanosleep (&pause, NULL);
   }
-  return fd;
+}
+
+void
+vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
+                              int lock_fd)
+{
+  char saved[VMFERRY_ERROR_MAX];
+  int saved_errno = vmferry_get_errno ();
+  CLEANUP_FREE char *file = NULL;
+
+  /* Called on the way out of a failure too: its message stays. */
+  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  file = vmferry_resume_name (name, "lock");
+  if (file)
+    vmferry_target_unlink (t, file);
+  if (lock_fd >= 0)
+    close (lock_fd);
+  vmferry_restore_error (saved, saved_errno);
 }
 
 bool
@@ -236,7 +269,8 @@ vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
 {
   size_t n = strlen (name);
 
-  if (tmp[0] != '.' || strncmp (tmp + 1, name, n) != 0 ||
+  if (!vmferry_name_ok (name, 0) || !vmferry_name_ok (tmp, VMFERRY_NAME_HIDDEN_OK) ||
+      tmp[0] != '.' || strncmp (tmp + 1, name, n) != 0 ||
       strncmp (tmp + 1 + n, ".vmferry-", 9) != 0)
     return false;
   tmp += 1 + n + 9;
@@ -249,26 +283,17 @@ vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
   return true;
 }
 
-/* A temporary TPM directory: "ROOT/COMPONENT.vmferry-XXXXXX" with ROOT
- * libvirt's swtpm directory or the target directory.
+/* A temporary TPM directory: ".COMPONENT.vmferry-XXXXXX", one component
+ * below its root.
  */
 static bool
-tpm_tmp_ok (const char *dir, const char *p)
+tpm_tmp_ok (const char *p)
 {
-  const char *rest, *dot;
-  size_t n;
+  size_t n = p ? strlen (p) : 0;
 
-  if (strncmp (p, SWTPM_STORAGE "/", strlen (SWTPM_STORAGE) + 1) == 0)
-    rest = p + strlen (SWTPM_STORAGE) + 1;
-  else if (strncmp (p, dir, strlen (dir)) == 0 && p[strlen (dir)] == '/')
-    rest = p + strlen (dir) + 1;
-  else
+  if (n < 17 || p[0] != '.' || !vmferry_name_ok (p, VMFERRY_NAME_HIDDEN_OK))
     return false;
-  n = strlen (rest);
-  if (n < 16 || rest[0] == '.' || strchr (rest, '/') || strstr (rest, ".."))
-    return false;
-  dot = rest + n - 15;
-  return strncmp (dot, ".vmferry-", 9) == 0;
+  return strncmp (p + n - 15, ".vmferry-", 9) == 0;
 }
 
 /* The "claims" array V of file RF: ranges in order, each past the one
@@ -297,45 +322,108 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
   return 0;
 }
 
-int
-vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
+/* An optional boolean member: false when absent, -1 if not a boolean. */
+static int
+jbool (json_object *o, const char *key, bool *rtn)
 {
-  CLEANUP_CLOSE int fd = -1;
-  CLEANUP_FREE char *buf = NULL, *dir = NULL;
+  json_object *v;
+
+  *rtn = false;
+  if (!json_object_object_get_ex (o, key, &v))
+    return 0;
+  if (!json_object_is_type (v, json_type_boolean))
+    return -1;
+  *rtn = json_object_get_boolean (v);
+  return 0;
+}
+
+/* An optional string member that must pass OK: NULL when absent (*BAD
+ * left alone), else a copy, or NULL with *BAD set if it does not pass.
+ */
+static char *
+jname (json_object *o, const char *key, bool (*ok) (const char *), bool *bad)
+{
+  json_object *v;
+  char *s;
+
+  if (!json_object_object_get_ex (o, key, &v))
+    return NULL;
+  if (!json_object_is_type (v, json_type_string) || !ok (json_object_get_string (v)) ||
+      !(s = strdup (json_object_get_string (v)))) {
+    *bad = true;
+    return NULL;
+  }
+  return s;
+}
+
+static bool
+hex_ok (const char *s)
+{
+  if (strlen (s) != VMFERRY_RESUME_ID_LEN)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+      return false;
+  return true;
+}
+
+static bool
+component_ok (const char *s)
+{
+  return vmferry_name_ok (s, 0);
+}
+
+static bool
+hidden_component_ok (const char *s)
+{
+  return vmferry_name_ok (s, VMFERRY_NAME_HIDDEN_OK);
+}
+
+/* The members of file RF that only a placement has. */
+static int
+parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
+{
+  bool bad = false;
+
+  rf->final = jname (f, "final", component_ok, &bad);
+  if (bad || jbool (f, "replace", &rf->replace) < 0)
+    return -1;
+  if (json_object_object_get_ex (f, "local_digest", NULL)) {
+    if (rf->offset != VMFERRY_RESUME_COMPLETE ||
+        unhex (jstr (f, "stream_digest"), rf->stream_digest, 16) < 0 ||
+        unhex (jstr (f, "local_digest"), rf->local_digest, 16) < 0)
+      return -1;
+    rf->changed = true;
+  }
+  if (!place)
+    return rf->final || rf->replace ? -1 : 0;
+  /* Placing: every file has a temporary file, complete, and a final name. */
+  if (rf->final == NULL || rf->tmp == NULL || rf->offset != VMFERRY_RESUME_COMPLETE ||
+      !ju64 (f, "dev", &rf->dev) || !ju64 (f, "ino", &rf->ino))
+    return -1;
+  return 0;
+}
+
+int
+vmferry_resume_parse (const char *text, size_t len, const char *path,
+                      struct vmferry_resume_state *st)
+{
+  CLEANUP_FREE char *buf = malloc (len + 1);
   json_object *o = NULL, *files;
-  struct stat sb;
   char *nl, want[17];
   const char *s;
-  ssize_t n;
-  size_t len;
+  bool bad = false;
   int r = -1;
 
   memset (st, 0, sizeof *st);
-  fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT)
-    return 0;
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", path);
-    return -1;
-  }
-  if (fstat (fd, &sb) < 0 || !S_ISREG (sb.st_mode) || sb.st_size > MAX_STATE_SIZE) {
-    vmferry_set_error ("%s: not a resume state file", path);
-    return -1;
-  }
-  buf = malloc (sb.st_size + 1);
   if (buf == NULL) {
     vmferry_set_error_errno (ENOMEM, "%s", path);
     return -1;
   }
-  n = pread (fd, buf, sb.st_size, 0);
-  if (n != sb.st_size) {
-    vmferry_set_error_errno (n < 0 ? errno : EIO, "%s: read", path);
-    return -1;
-  }
-  buf[n] = '\0';
-  len = n;
+  memcpy (buf, text, len);
+  buf[len] = '\0';
   /* The last line: "check HEX\n" over everything before it. */
-  if (len < 24 || buf[len - 1] != '\n') {
+  if (len < 24 || buf[len - 1] != '\n' || strlen (buf) != len) {
     vmferry_set_error ("%s: damaged resume state (no check line)", path);
     return -1;
   }
@@ -353,9 +441,9 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
   }
   o = parse_json (buf, nl - buf);
   if (o == NULL || (s = jstr (o, "format")) == NULL || strcmp (s, STATE_FORMAT) != 0 ||
-      (s = jstr (o, "name")) == NULL || !name_ok (s) ||
+      (s = jstr (o, "name")) == NULL || !hidden_component_ok (s) ||
       !(st->name = strdup (s)) ||
-      (s = jstr (o, "stream_id")) == NULL || strlen (s) != VMFERRY_RESUME_ID_LEN ||
+      (s = jstr (o, "stream_id")) == NULL || !hex_ok (s) ||
       unhex (jstr (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
@@ -364,16 +452,26 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
     goto out;
   }
   memcpy (st->stream_id, s, VMFERRY_RESUME_ID_LEN + 1);
-  dir = strdup (path);
-  if (dir == NULL)
-    goto out;
-  *strrchr (dir, '/') = '\0';
-  if ((s = jstr (o, "tpm_tmp")) != NULL) {
-    if (!tpm_tmp_ok (dir, s)) {
-      vmferry_set_error ("%s: invalid resume state: TPM directory %s", path, s);
+  {
+    json_object *v;
+    uint64_t version;
+    if (json_object_object_get_ex (o, "version", &v) &&
+        (!ju64 (o, "version", &version) || version != 1)) {
+      vmferry_set_error ("%s: resume state of another version (this vmferry "
+                         "writes version 1)", path);
       goto out;
     }
-    st->tpm_tmp = strdup (s);
+  }
+  st->tpm_tmp = jname (o, "tpm_tmp", tpm_tmp_ok, &bad);
+  if (bad || jbool (o, "tpm_in_swtpm", &st->tpm_in_swtpm) < 0) {
+    vmferry_set_error ("%s: invalid resume state: TPM directory", path);
+    goto out;
+  }
+  if ((s = jstr (o, "phase")) != NULL && strcmp (s, "place") == 0)
+    st->phase = VMFERRY_RESUME_PLACE;
+  else if (s != NULL && strcmp (s, "transfer") != 0) {
+    vmferry_set_error ("%s: invalid resume state: phase", path);
+    goto out;
   }
   st->nr_files = json_object_array_length (files);
   st->files = calloc (st->nr_files ? st->nr_files : 1, sizeof *st->files);
@@ -385,15 +483,20 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
     json_object *f = json_object_array_get_idx (files, i), *v;
     struct vmferry_resume_file *rf = &st->files[i];
     const char *name = jstr (f, "name"), *tmp = jstr (f, "tmp");
-    bool complete = json_object_object_get_ex (f, "complete", &v) &&
-      json_object_get_boolean (v);
+    bool complete;
 
-    if (name == NULL || !ju64 (f, "size", &rf->size) ||
+    if (name == NULL || !component_ok (name) || !ju64 (f, "size", &rf->size) ||
+        jbool (f, "complete", &complete) < 0 ||
         !(rf->name = strdup (name)) ||
         (tmp && (!vmferry_resume_tmp_name_ok (name, tmp) || !(rf->tmp = strdup (tmp))))) {
       vmferry_set_error ("%s: invalid resume state: file %zu", path, i);
       goto out;
     }
+    for (size_t k = 0; k < i; k++)
+      if (strcmp (st->files[k].name, name) == 0) {
+        vmferry_set_error ("%s: invalid resume state: two files named %s", path, name);
+        goto out;
+      }
     if (complete)
       rf->offset = VMFERRY_RESUME_COMPLETE;
     else if (!ju64 (f, "offset", &rf->offset) || rf->offset > rf->size ||
@@ -410,6 +513,24 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
       vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path, name);
       goto out;
     }
+    if (parse_placement (rf, f, st->phase == VMFERRY_RESUME_PLACE) < 0) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad placement", path, name);
+      goto out;
+    }
+  }
+  if (st->phase == VMFERRY_RESUME_PLACE) {
+    st->tpm_final = jname (o, "tpm_final", hidden_component_ok, &bad);
+    st->uuid = jname (o, "uuid", vmferry_name_uuid_ok, &bad);
+    st->define_tmp = jname (o, "define_tmp", hidden_component_ok, &bad);
+    st->aside = jname (o, "aside", hidden_component_ok, &bad);
+    if (bad || jbool (o, "tpm_replace", &st->tpm_replace) < 0 ||
+        jbool (o, "define", &st->define) < 0 ||
+        (st->tpm_tmp && (st->tpm_final == NULL || !ju64 (o, "tpm_dev", &st->tpm_dev) ||
+                         !ju64 (o, "tpm_ino", &st->tpm_ino))) ||
+        (st->define && (st->uuid == NULL || st->define_tmp == NULL))) {
+      vmferry_set_error ("%s: invalid resume state: bad placement", path);
+      goto out;
+    }
   }
   r = 1;
  out:
@@ -420,6 +541,45 @@ vmferry_resume_load (const char *path, struct vmferry_resume_state *st)
   }
   json_object_put (o);
   return r;
+}
+
+int
+vmferry_resume_load (const struct vmferry_target *t, const char *file,
+                     struct vmferry_resume_state *st)
+{
+  CLEANUP_FREE char *path = vmferry_target_path (t, file);
+  CLEANUP_FREE char *buf = NULL;
+  CLEANUP_CLOSE int fd = -1;
+  struct stat sb;
+  ssize_t n;
+
+  memset (st, 0, sizeof *st);
+  if (path == NULL)
+    return -1;
+  fd = vmferry_target_open_file (t, file, O_RDONLY);
+  if (fd < 0 && errno == ENOENT) {
+    vmferry_clear_error ();
+    return 0;
+  }
+  if (fd < 0) {
+    vmferry_prefix_error ("resume state");
+    return -1;
+  }
+  if (fstat (fd, &sb) < 0 || sb.st_size > MAX_STATE_SIZE) {
+    vmferry_set_error ("%s: not a resume state file", path);
+    return -1;
+  }
+  buf = malloc (sb.st_size + 1);
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
+  }
+  n = pread (fd, buf, sb.st_size, 0);
+  if (n != sb.st_size) {
+    vmferry_set_error_errno (n < 0 ? errno : EIO, "%s: read", path);
+    return -1;
+  }
+  return vmferry_resume_parse (buf, n, path, st);
 }
 
 /* "\ncheck " and 16 hex digits and "\n" */
@@ -444,8 +604,26 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
   json_object_object_add (o, "name", json_object_new_string (st->name));
   json_object_object_add (o, "stream_id", json_object_new_string (st->stream_id));
   json_object_object_add (o, "token", json_object_new_string (tok));
-  if (st->tpm_tmp)
+  if (st->tpm_tmp) {
     json_object_object_add (o, "tpm_tmp", json_object_new_string (st->tpm_tmp));
+    json_object_object_add (o, "tpm_in_swtpm", json_object_new_boolean (st->tpm_in_swtpm));
+  }
+  if (st->phase == VMFERRY_RESUME_PLACE) {
+    json_object_object_add (o, "phase", json_object_new_string ("place"));
+    if (st->tpm_final) {
+      json_object_object_add (o, "tpm_final", json_object_new_string (st->tpm_final));
+      json_object_object_add (o, "tpm_dev", json_object_new_uint64 (st->tpm_dev));
+      json_object_object_add (o, "tpm_ino", json_object_new_uint64 (st->tpm_ino));
+      json_object_object_add (o, "tpm_replace", json_object_new_boolean (st->tpm_replace));
+    }
+    json_object_object_add (o, "define", json_object_new_boolean (st->define));
+    if (st->uuid)
+      json_object_object_add (o, "uuid", json_object_new_string (st->uuid));
+    if (st->define_tmp)
+      json_object_object_add (o, "define_tmp", json_object_new_string (st->define_tmp));
+    if (st->aside)
+      json_object_object_add (o, "aside", json_object_new_string (st->aside));
+  }
   for (size_t i = 0; i < st->nr_files; i++) {
     const struct vmferry_resume_file *f = &st->files[i];
     json_object *j = json_object_new_object ();
@@ -468,6 +646,19 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
         json_object_array_add (a, c);
       }
       json_object_object_add (j, "claims", a);
+    }
+    if (f->changed && f->offset == VMFERRY_RESUME_COMPLETE) {
+      char dg[33];
+      hex (f->stream_digest, 16, dg);
+      json_object_object_add (j, "stream_digest", json_object_new_string (dg));
+      hex (f->local_digest, 16, dg);
+      json_object_object_add (j, "local_digest", json_object_new_string (dg));
+    }
+    if (st->phase == VMFERRY_RESUME_PLACE && f->final) {
+      json_object_object_add (j, "final", json_object_new_string (f->final));
+      json_object_object_add (j, "dev", json_object_new_uint64 (f->dev));
+      json_object_object_add (j, "ino", json_object_new_uint64 (f->ino));
+      json_object_object_add (j, "replace", json_object_new_boolean (f->replace));
     }
     json_object_array_add (files, j);
   }
@@ -500,41 +691,57 @@ vmferry_resume_text (const struct vmferry_resume_state *st)
 }
 
 int
-vmferry_resume_save (const char *path, const struct vmferry_resume_state *st)
+vmferry_resume_save (const struct vmferry_target *t, const char *file,
+                     const struct vmferry_resume_state *st)
 {
   CLEANUP_FREE char *text = state_text (st, false, 0);
 
-  return text ? vmferry_resume_save_text (path, text) : -1;
+  return text ? vmferry_resume_save_text (t, file, text) : -1;
 }
 
 int
-vmferry_resume_save_text (const char *path, const char *text)
+vmferry_resume_save_text (const struct vmferry_target *t, const char *file,
+                          const char *text)
 {
-  CLEANUP_FREE char *tmp = NULL;
-  size_t len;
+  CLEANUP_FREE char *prefix = NULL, *tmp = NULL;
+  size_t len = strlen (text);
   int fd;
 
-  if (asprintf (&tmp, "%s.new", path) < 0) {
-    tmp = NULL;
-    vmferry_set_error_errno (ENOMEM, "%s", path);
+  /* A fresh name each time, created exclusively: whatever was planted
+   * under a predictable name is never written through.
+   */
+  if (asprintf (&prefix, "%s.new-", file) < 0) {
+    prefix = NULL;
+    vmferry_set_error_errno (ENOMEM, "%s", file);
     return -1;
   }
-  len = strlen (text);
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 || write (fd, text, len) != (ssize_t) len || fdatasync (fd) < 0 ||
-      close (fd) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot write the resume state", tmp);
-    if (fd >= 0)
-      close (fd);
-    unlink (tmp);
+  tmp = vmferry_target_random_name (prefix);
+  if (tmp == NULL)
+    return -1;
+  fd = vmferry_target_create (t, tmp, O_WRONLY, 0600, false);
+  if (fd < 0)
+    return -1;
+  if (vmferry_pwrite_full (fd, tmp, text, len, 0) < 0 || fdatasync (fd) < 0) {
+    vmferry_set_error_errno (errno, "%s/%s: cannot write the resume state", t->path, tmp);
+    close (fd);
+    vmferry_target_unlink (t, tmp);
     return -1;
   }
-  if (rename (tmp, path) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot rename the resume state", path);
-    unlink (tmp);
+  close (fd);
+  if (vmferry_target_rename (t, tmp, t, file, 0) < 0) {
+    vmferry_prefix_error ("resume state");
+    vmferry_target_unlink (t, tmp);
     return -1;
   }
   return 0;
+}
+
+int
+vmferry_resume_create_written (const struct vmferry_target *t, const char *file)
+{
+  if (vmferry_target_unlink (t, file) < 0)
+    return -1;
+  return vmferry_target_create (t, file, O_RDWR, 0600, false);
 }
 
 int
@@ -558,7 +765,8 @@ vmferry_resume_write_claims (int fd, const char *path,
 }
 
 unsigned
-vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st)
+vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
+                             struct vmferry_resume_state *st)
 {
   struct vmferry_resume_state w;
   char saved[VMFERRY_ERROR_MAX];
@@ -569,7 +777,7 @@ vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st)
     st->files[i].nr_claims = 0;
   /* A damaged claim is no error: keep the caller's message. */
   snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
-  r = vmferry_resume_load (path, &w);
+  r = vmferry_resume_load (t, file, &w);
   vmferry_restore_error (saved, 0);
   if (r != 1)
     return 0;
@@ -643,6 +851,24 @@ vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason
   return ret;
 }
 
+char *
+vmferry_resume_answer_done (const char *what)
+{
+  json_object *o = json_object_new_object ();
+  char *ret;
+
+  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
+  json_object_object_add (o, "resume", json_object_new_boolean (0));
+  json_object_object_add (o, "done", json_object_new_boolean (1));
+  json_object_object_add (o, "reason", json_object_new_string (what));
+  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
+                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (o);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume answer");
+  return ret;
+}
+
 int
 vmferry_resume_parse_answer (const char *json, size_t len,
                              struct vmferry_resume_point *pt)
@@ -662,6 +888,8 @@ vmferry_resume_parse_answer (const char *json, size_t len,
   if ((s = jstr (o, "reason")) != NULL && !(pt->reason = strdup (s)))
     goto nomem;
   pt->resume = json_object_get_boolean (v);
+  if (json_object_object_get_ex (o, "done", &v))
+    pt->done = json_object_get_boolean (v);
   if (!pt->resume) {
     r = 0;
     goto out;
@@ -705,42 +933,28 @@ vmferry_resume_point_free (struct vmferry_resume_point *pt)
   memset (pt, 0, sizeof *pt);
 }
 
-static int
-rm_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void) sb;
-  (void) ftw;
-  if (flag == FTW_DP)
-    rmdir (path);
-  else
-    unlink (path);
-  return 0;
-}
-
 unsigned
-vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st)
+vmferry_resume_discard (const struct vmferry_target *t,
+                        const struct vmferry_target *tpm_root,
+                        const struct vmferry_resume_state *st)
 {
   unsigned n = 0;
 
   for (size_t i = 0; i < st->nr_files; i++) {
-    CLEANUP_FREE char *p = NULL;
-    if (st->files[i].tmp && asprintf (&p, "%s/%s", dir, st->files[i].tmp) >= 0 &&
-        unlink (p) == 0)
+    struct stat sb;
+    if (st->files[i].tmp && vmferry_target_stat (t, st->files[i].tmp, &sb) == 1 &&
+        S_ISREG (sb.st_mode) && vmferry_target_unlink (t, st->files[i].tmp) == 0)
       n++;
   }
-  if (st->tpm_tmp && tpm_tmp_ok (dir, st->tpm_tmp) &&
-      nftw (st->tpm_tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS) == 0)
+  if (st->tpm_tmp && tpm_root && vmferry_target_remove_tree (tpm_root, st->tpm_tmp) > 0)
     n++;
   if (st->name) {
-    CLEANUP_FREE char *p = vmferry_resume_path (dir, st->name, "json");
-    CLEANUP_FREE char *w = vmferry_resume_path (dir, st->name, "written");
-    CLEANUP_FREE char *l = vmferry_resume_path (dir, st->name, "lock");
-    if (p && unlink (p) == 0)
+    CLEANUP_FREE char *p = vmferry_resume_name (st->name, "json");
+    CLEANUP_FREE char *w = vmferry_resume_name (st->name, "written");
+    if (p && vmferry_target_unlink (t, p) == 0)
       n++;
     if (w)
-      unlink (w);
-    if (l)
-      unlink (l);
+      vmferry_target_unlink (t, w);
   }
   return n;
 }

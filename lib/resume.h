@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "target.h"
+
 #define VMFERRY_RESUME_ID_LEN 32        /* hex digits */
 #define VMFERRY_RESUME_TOKEN_LEN 16     /* bytes */
 /* offset of a file that is complete and verified */
@@ -64,15 +66,63 @@ struct vmferry_resume_file {
    */
   size_t nr_claims;
   struct vmferry_resume_claim claims[VMFERRY_RESUME_MAX_CLAIMS];
+  /* Placement (phase VMFERRY_RESUME_PLACE): the name the file takes in
+   * DIR, the identity of the new file (so that a later run can tell
+   * where it is), and whether it replaces a file there (--force: the two
+   * are exchanged, so the old one then carries the temporary name).
+   */
+  char *final;
+  uint64_t dev, ino;
+  bool replace;
+  /* A complete file the importer changed after verifying it (an overlay
+   * pointed at its backing file's new name): the digest the stream gave
+   * it and the digest of the file as changed, which a resumed run reads
+   * back instead.
+   */
+  bool changed;
+  unsigned char stream_digest[16], local_digest[16];
+};
+
+/* What an import is doing, as far as a later run must know. */
+enum vmferry_resume_phase {
+  /* Receiving: the temporary files are being written. */
+  VMFERRY_RESUME_TRANSFER = 0,
+  /* Every file verified; the files are being renamed into place and the
+   * domain defined.  A run that finds this phase finishes the placement
+   * if it was committed (the domain defined with this state's token, or
+   * without define every file in place), or undoes it (see import.c).
+   */
+  VMFERRY_RESUME_PLACE = 1,
 };
 
 struct vmferry_resume_state {
   char *name;                   /* the domain as it will be defined */
   char stream_id[VMFERRY_RESUME_ID_LEN + 1];
   unsigned char token[VMFERRY_RESUME_TOKEN_LEN];
-  char *tpm_tmp;                /* temporary TPM state directory, or NULL */
+  /* Temporary TPM state directory: one component below the TPM root,
+   * which is libvirt's swtpm directory (TPM_IN_SWTPM) or DIR.
+   */
+  char *tpm_tmp;
+  bool tpm_in_swtpm;
   size_t nr_files;              /* as many as the manifest has */
   struct vmferry_resume_file *files;
+
+  /* Placement. */
+  enum vmferry_resume_phase phase;
+  char *tpm_final;              /* the TPM directory's name below its root */
+  uint64_t tpm_dev, tpm_ino;
+  bool tpm_replace;
+  bool define;                  /* the domain is defined at the end */
+  char *uuid;                   /* ... with this UUID */
+  /* Defined first under this temporary name, then renamed to NAME (a
+   * define that cannot replace a domain defined meanwhile).
+   */
+  char *define_tmp;
+  /* --force over a domain of another UUID: it was renamed to this name
+   * first (libvirt refuses to rename a running domain), and is undefined
+   * once the new one is defined.
+   */
+  char *aside;
 };
 
 void vmferry_resume_state_free (struct vmferry_resume_state *st);
@@ -84,35 +134,61 @@ void vmferry_resume_state_free (struct vmferry_resume_state *st);
 int vmferry_resume_stream_id (const char *manifest, size_t len,
                               char id_rtn[VMFERRY_RESUME_ID_LEN + 1]);
 
-/* "DIR/.vmferry-resume-NAME.json" (SUFFIX "json") or ".lock"; NULL with
- * the error set if NAME cannot be part of a file name.  Caller frees.
+/* The base name of NAME's state file in DIR: ".vmferry-resume-NAME.SUFFIX"
+ * (SUFFIX "json", "written" or "lock"); NULL with the error set if NAME
+ * cannot be part of a file name (formats/names.h).  Caller frees.
  */
-char *vmferry_resume_path (const char *dir, const char *name, const char *suffix);
+char *vmferry_resume_name (const char *name, const char *suffix);
 
-/* Take the lock of NAME's state in DIR, waiting up to WAIT_SECONDS for
- * an import still finishing.  Returns the lock's fd (close it to
+/* Take the lock of NAME's transfers in T, waiting up to WAIT_SECONDS for
+ * an import still finishing.  The lock file may be removed by its holder
+ * (vmferry_resume_unlock_remove): a lock taken on a file that is no
+ * longer the one under that name is dropped and taken again, so two
+ * imports never both hold it.  Returns the lock's fd (close it to
  * release), or -1 with the error set.
  */
-int vmferry_resume_lock (const char *dir, const char *name, unsigned wait_seconds);
+int vmferry_resume_lock (const struct vmferry_target *t, const char *name,
+                         unsigned wait_seconds);
 
-/* Read PATH.  Returns 1 with *ST filled, 0 if there is no state, -1
+/* Remove the lock file of NAME while holding its lock on LOCK_FD, then
+ * release it (LOCK_FD is closed).
+ */
+void vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
+                                   int lock_fd);
+
+/* Read the state file FILE in T (a regular file with one link, never
+ * through a link).  Returns 1 with *ST filled, 0 if there is no state, -1
  * (error set) if it is damaged or invalid: bad check line, bad JSON, a
- * temporary file name that is not one the importer makes, offsets not
- * block-aligned or past the size.  The caller frees *ST.
+ * name that is not a plain component, a temporary file name that is not
+ * one the importer makes, offsets not block-aligned or past the size.
+ * The caller frees *ST.
  */
-int vmferry_resume_load (const char *path, struct vmferry_resume_state *st);
+int vmferry_resume_load (const struct vmferry_target *t, const char *file,
+                         struct vmferry_resume_state *st);
 
-/* Write ST to PATH atomically (temporary file, fdatasync, rename),
- * without its claims.
+/* The same from text already read (the fuzz harness; NAME for messages). */
+int vmferry_resume_parse (const char *text, size_t len, const char *name,
+                          struct vmferry_resume_state *st);
+
+/* Write ST to FILE in T atomically (a new temporary file, fdatasync,
+ * rename over FILE), without its claims.
  */
-int vmferry_resume_save (const char *path, const struct vmferry_resume_state *st);
+int vmferry_resume_save (const struct vmferry_target *t, const char *file,
+                         const struct vmferry_resume_state *st);
 
 /* The same in two steps, so that a caller can take the text under its
  * lock and do the I/O without it: the text (caller frees; NULL with the
  * error set), then the save of a text.
  */
 char *vmferry_resume_text (const struct vmferry_resume_state *st);
-int vmferry_resume_save_text (const char *path, const char *text);
+int vmferry_resume_save_text (const struct vmferry_target *t, const char *file,
+                              const char *text);
+
+/* Create the .written file FILE in T afresh (what was there goes first:
+ * a name, never a file elsewhere).  Returns the fd, or -1 with the error
+ * set.
+ */
+int vmferry_resume_create_written (const struct vmferry_target *t, const char *file);
 
 /* Write ST with its claims over the .written file open on FD
  * (PATH for messages), in place and without fdatasync, so that it is
@@ -122,14 +198,15 @@ int vmferry_resume_save_text (const char *path, const char *text);
 int vmferry_resume_write_claims (int fd, const char *path,
                                  const struct vmferry_resume_state *st);
 
-/* Take the claims of the .written file at PATH that fit ST: the same
+/* Take the claims of the .written file FILE in T that fit ST: the same
  * stream, token and temporary files, and for each file the claims that
  * follow ST's durable offset (claims that end at or below it are
  * dropped; if none ends exactly there, the file has none).  Returns how
  * many files got claims (0 also when the file is missing or damaged:
  * claims are only worth trying).
  */
-unsigned vmferry_resume_load_written (const char *path, struct vmferry_resume_state *st);
+unsigned vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
+                                      struct vmferry_resume_state *st);
 
 /* Whether TMP is a name the importer gives the temporary file of NAME:
  * ".NAME.vmferry-XXXXXX".
@@ -143,6 +220,10 @@ int vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN]);
 
 struct vmferry_resume_point {
   bool resume;                  /* false: send everything */
+  /* The importer already holds this very move, complete (the domain is
+   * defined from the same source state): send nothing.
+   */
+  bool done;
   char *reason;                 /* why not, for messages; may be NULL */
   unsigned char token[VMFERRY_RESUME_TOKEN_LEN];
   size_t nr_files;
@@ -155,13 +236,19 @@ struct vmferry_resume_point {
  */
 char *vmferry_resume_answer (const struct vmferry_resume_state *st,
                              const char *reason);
+/* The answer "already done", with WHAT for messages.  Caller frees. */
+char *vmferry_resume_answer_done (const char *what);
 int vmferry_resume_parse_answer (const char *json, size_t len,
                                  struct vmferry_resume_point *pt);
 void vmferry_resume_point_free (struct vmferry_resume_point *pt);
 
-/* Remove the temporary files ST names in DIR, its TPM directory, and the
- * state, .written and lock files.  Best effort; returns how many files it removed.
+/* Remove the temporary files ST names in T, its temporary TPM directory
+ * (below TPM_ROOT), and the state and .written files.  Best effort;
+ * returns how many files it removed.  The placement of ST, if any, must
+ * have been undone first.
  */
-unsigned vmferry_resume_discard (const char *dir, const struct vmferry_resume_state *st);
+unsigned vmferry_resume_discard (const struct vmferry_target *t,
+                                 const struct vmferry_target *tpm_root,
+                                 const struct vmferry_resume_state *st);
 
 #endif

@@ -572,6 +572,13 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
     goto out;
   if (query (&sd, &pt, stats) < 0)
     goto out;
+  if (pt.done) {
+    vmferry_notice ("%s: %s: nothing was sent", vmferry_ssh_host (sd.ssh),
+                    pt.reason ? pt.reason : "already there");
+    stats->already = true;
+    r = 0;
+    goto out;
+  }
   if (pt.resume && opts->no_resume) {
     vmferry_notice ("%s: discarding the interrupted transfer there (--no-resume)",
                     vmferry_ssh_host (sd.ssh));

@@ -54,6 +54,10 @@ struct vmferry_send_stats {
   uint64_t sent;                /* stream bytes written to the import */
   uint64_t skipped;             /* file bytes left out: already there */
   bool resumed;
+  /* The destination already holds this very move, complete (the domain
+   * defined from the same source state): nothing was sent.
+   */
+  bool already;
   int remote_status;            /* the import's exit status, -1 unknown */
 };
 

@@ -1,12 +1,18 @@
 /* vmferry: libvirt access (see virt.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include <libvirt/virterror.h>
 
+#include "cleanup.h"
+#include "domain.h"
 #include "error.h"
 #include "virt.h"
 
@@ -62,11 +68,26 @@ vmferry_virt_lookup_domain (virConnectPtr conn, const char *name)
 {
   virDomainPtr dom = virDomainLookupByName (conn, name);
 
+  char uuid[37];
+
   if (dom == NULL) {
     virErrorPtr err = virGetLastError ();
     if (err && err->code != VIR_ERR_NO_DOMAIN)
       goto error;
-    dom = virDomainLookupByUUIDString (conn, name);
+    /* Only a name that is a UUID is looked up as one: otherwise libvirt's
+     * "Invalid UUID" would hide that there is no such domain.
+     */
+    if (vmferry_uuid_canonical (name, uuid) < 0) {
+      vmferry_set_error ("domain %s: no such domain (virsh list --all shows "
+                         "the defined ones)", name);
+      return NULL;
+    }
+    dom = virDomainLookupByUUIDString (conn, uuid);
+    if (dom == NULL && (err = virGetLastError ()) && err->code == VIR_ERR_NO_DOMAIN) {
+      vmferry_set_error ("domain %s: no such domain (virsh list --all shows "
+                         "the defined ones)", name);
+      return NULL;
+    }
   }
   if (dom)
     return dom;
@@ -101,4 +122,89 @@ vmferry_virt_state_name (int state)
   case VIR_DOMAIN_PMSUSPENDED: return "pmsuspended";
   default: return "unknown";
   }
+}
+
+/* Whether the XML of one domain names PATH (or, with ST, the same file)
+ * in any source, backing store or NVRAM element.
+ */
+static bool
+xml_uses (const char *xml, const char *path, const struct stat *st)
+{
+  static const char *const expr =
+    "//source/@file | //source/@dev | //source/@path | //source/@dir |"
+    " /domain/os/nvram/text() | /domain/os/loader/text() |"
+    " /domain/os/kernel/text() | /domain/os/initrd/text()";
+  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml), "domain XML");
+  CLEANUP_XPATH_CTX xmlXPathContextPtr ctx = NULL;
+  CLEANUP_XPATH_OBJ xmlXPathObjectPtr obj = NULL;
+
+  if (doc == NULL || (ctx = xmlXPathNewContext (doc)) == NULL ||
+      (obj = xmlXPathEvalExpression (BAD_CAST expr, ctx)) == NULL ||
+      obj->nodesetval == NULL)
+    return false;
+  for (int i = 0; i < obj->nodesetval->nodeNr; i++) {
+    xmlChar *v = xmlNodeGetContent (obj->nodesetval->nodeTab[i]);
+    struct stat sb;
+    bool same;
+
+    if (v == NULL)
+      continue;
+    same = strcmp ((const char *) v, path) == 0 ||
+      (st && v[0] == '/' && stat ((const char *) v, &sb) == 0 &&
+       sb.st_dev == st->st_dev && sb.st_ino == st->st_ino);
+    xmlFree (v);
+    if (same)
+      return true;
+  }
+  return false;
+}
+
+char *
+vmferry_virt_file_users (virConnectPtr conn, const char *path, const struct stat *st,
+                         const char *exclude_uuid)
+{
+  virDomainPtr *doms = NULL;
+  char *list = NULL;
+  size_t len = 0;
+  int n = virConnectListAllDomains (conn, &doms, 0);
+
+  if (n < 0) {
+    vmferry_virt_error ("cannot list the domains of this host");
+    return NULL;
+  }
+  list = strdup ("");
+  for (int i = 0; i < n && list; i++) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    bool uses = false;
+
+    if (!(exclude_uuid && virDomainGetUUIDString (doms[i], uuid) == 0 &&
+          strcmp (uuid, exclude_uuid) == 0)) {
+      for (int live = 0; live < 2 && !uses; live++) {
+        CLEANUP_FREE char *xml = NULL;
+        if (live && virDomainIsActive (doms[i]) != 1)
+          continue;
+        if (!live && virDomainIsPersistent (doms[i]) != 1)
+          continue;
+        xml = virDomainGetXMLDesc (doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
+        uses = xml && xml_uses (xml, path, st);
+      }
+    }
+    if (uses) {
+      const char *name = virDomainGetName (doms[i]);
+      char *more = realloc (list, len + strlen (name) + 3);
+      if (more == NULL) {
+        free (list);
+        list = NULL;
+        break;
+      }
+      list = more;
+      len += sprintf (list + len, "%s%s", len ? ", " : "", name);
+    }
+  }
+  for (int i = 0; i < n; i++)
+    virDomainFree (doms[i]);
+  free (doms);
+  if (list == NULL)
+    vmferry_set_error_errno (ENOMEM, "domains");
+  return list;
 }

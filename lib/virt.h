@@ -7,6 +7,8 @@
 #ifndef VMFERRY_VIRT_H
 #define VMFERRY_VIRT_H
 
+#include <sys/stat.h>
+
 #include <libvirt/libvirt.h>
 
 /* Open a read-write connection to URI (NULL: libvirt's default URI).
@@ -29,5 +31,15 @@ int vmferry_virt_domain_state (virDomainPtr dom);
 
 /* "running", "shut off", ... as virsh prints them. */
 const char *vmferry_virt_state_name (int state);
+
+/* The names of the domains on CONN, other than the one of EXCLUDE_UUID
+ * (may be NULL), whose definition (persistent, and live when running)
+ * refers to PATH, or with ST to the same file (device and inode), in any
+ * disk or filesystem source, backing store, NVRAM, loader, kernel or
+ * initrd: ", "-separated, "" when none.  The caller frees.  NULL with the
+ * error set.
+ */
+char *vmferry_virt_file_users (virConnectPtr conn, const char *path,
+                               const struct stat *st, const char *exclude_uuid);
 
 #endif

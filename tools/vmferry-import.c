@@ -166,11 +166,11 @@ main (int argc, char *argv[])
   r = vmferry_import (&opts);
   if (r < 0)
     vmferry_tool_print_error ();
-  vmferry_stripes_in_free (opts.stripes, r == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+  vmferry_stripes_in_free (opts.stripes, r >= 0 ? EXIT_SUCCESS : EXIT_FAILURE);
   vmferry_progress_free (opts.progress);
   if (fd >= 0)
     close (fd);
-  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return r >= 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 
  bad_arg:
   vmferry_tool_print_error ();

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Round trips A -> B through OpenSSH, as a user would run them:
-#   vmferry-export VM | ssh hostB vmferry-import --dir D --define
-# for the raw, qcow2, backing-chain and UEFI test VMs.  Every disk must be
+#   vmferry-export VM | ssh hostB vmferry-import --dir D --define --name COPY
+# for the raw, qcow2, backing-chain and UEFI test VMs.  The files follow
+# the new name (vmf-chain-base.qcow2 -> rt-chain-base.qcow2).  Every disk must be
 # identical (qemu-img compare), NVRAM byte-identical, the domain defined on
 # B with paths into D, its allocation no more than the source's + 1 MiB,
 # and it must start and run on B.
@@ -53,16 +54,16 @@ for vm in vmf-raw vmf-qcow2 vmf-chain vmf-uefi; do
 
     # The backing file travels as its own file, still a backing file.
     if [[ $vm == vmf-chain ]]; then
-        info=$(on_b qemu-img info -U --output=json "$dest/vmf-chain.qcow2")
-        grep -q '"backing-filename": "vmf-chain-base.qcow2"' <<<"$info" ||
+        info=$(on_b qemu-img info -U --output=json "$dest/$copy.qcow2")
+        grep -q "\"backing-filename\": \"$copy-base.qcow2\"" <<<"$info" ||
             fail "vmf-chain copy does not use the copied base: $info"
     fi
 
     if [[ $vm == vmf-uefi ]]; then
         nv=$(virsh_b dumpxml "$copy" | sed -n 's:.*<nvram[^>]*>\(.*\)</nvram>.*:\1:p')
-        [[ $nv == "$dest/vmf-uefi_VARS.fd" ]] || fail "NVRAM path on B is '$nv'"
+        [[ $nv == "$dest/${copy}_VARS.fd" ]] || fail "NVRAM path on B is '$nv'"
         cmp "$VMFERRY_TESTBED_DIR/a/lib/qemu/nvram/vmf-uefi_VARS.fd" \
-            "$IMAGES_B/roundtrip/vmf-uefi_VARS.fd" || fail "NVRAM differs"
+            "$IMAGES_B/roundtrip/${copy}_VARS.fd" || fail "NVRAM differs"
         echo "   NVRAM byte-identical"
     fi
 

@@ -12,7 +12,7 @@ copy=t-tpm-copy
 drop_b() {
     virsh_b -q destroy "$copy" >/dev/null 2>&1 || true
     virsh_b -q undefine --nvram --tpm "$copy" >/dev/null 2>&1 || true
-    on_b rm -f /var/lib/libvirt/images/vmf-tpm.qcow2
+    on_b rm -f /var/lib/libvirt/images/$copy.qcow2
     virsh_b -q pool-refresh default >/dev/null 2>&1 || true
 }
 cleanup_add drop_b
@@ -28,8 +28,9 @@ on_a $VG vmferry-export -c qemu:///system vmf-tpm |
 uuid=$(virsh_b domuuid "$copy")
 [[ $uuid != "$src_uuid" ]] || fail "the copy kept the source UUID"
 
-# The pool knows the disk as a volume.
-grep -q 'vmf-tpm.qcow2' <<<"$(virsh_b vol-list default)" || fail "the disk is not a volume of pool default"
+# The pool knows the disk as a volume, named after the copy: a copy
+# never shares a file name with its original.
+grep -q "$copy.qcow2" <<<"$(virsh_b vol-list default)" || fail "the disk is not a volume of pool default"
 
 # TPM state: every state file of the source (not swtpm's dot-lock), byte
 # for byte, under the copy's UUID, before the copy first runs.

@@ -20,12 +20,24 @@ on_b vmferry-import --dir "$dest" --define "$SCRATCH/t.vmf"
 uuid=$(virsh_b domuuid t-refuse)
 sum=$(on_b sha256sum "$dest/t-refuse.qcow2")
 
-# Existing domain and file: refused before anything is written.
-on_b vmferry-import --dir "$dest" --define "$SCRATCH/t.vmf" 2>"$SCRATCH/err" &&
+# The same stream again: that move is already done.  Said, exit 0, and
+# nothing is touched (issue: a re-run of a completed move looked failed).
+on_b vmferry-import --dir "$dest" --define "$SCRATCH/t.vmf" 2>"$SCRATCH/err" ||
+    fail "a re-run of a completed import failed: $(cat "$SCRATCH/err")"
+grep -q 'already on this host' "$SCRATCH/err" || fail "unclear: $(cat "$SCRATCH/err")"
+[[ $(on_b sha256sum "$dest/t-refuse.qcow2") == "$sum" ]] || fail "existing file changed"
+[[ $(virsh_b domuuid t-refuse) == "$uuid" ]] || fail "existing domain changed"
+
+# A newer state of the source: the existing domain and file are refused
+# before anything is written.
+on_a qemu-io -f qcow2 -c 'write -P 0x78 0 64k' "$IMAGES_DIR/t-refuse.qcow2" >/dev/null
+on_a vmferry-export -c qemu:///system t-refuse -o "$SCRATCH/t2.vmf"
+on_b vmferry-import --dir "$dest" --define "$SCRATCH/t2.vmf" 2>"$SCRATCH/err" &&
     fail "an existing domain was replaced without --force"
 grep -q 'already exists' "$SCRATCH/err" || fail "unclear: $(cat "$SCRATCH/err")"
 [[ $(on_b sha256sum "$dest/t-refuse.qcow2") == "$sum" ]] || fail "existing file changed"
 [[ $(virsh_b domuuid t-refuse) == "$uuid" ]] || fail "existing domain changed"
+[[ -z $(on_b find "$dest" -name '.*') ]] || fail "left behind: $(on_b find "$dest" -name '.*')"
 
 # Only the file: also refused.
 virsh_b -q undefine t-refuse

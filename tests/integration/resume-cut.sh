@@ -93,12 +93,12 @@ find_pid() {
 
 drop_copy() {
     virsh_b -q undefine "$vm-copy" >/dev/null 2>&1 || true
-    on_b rm -f "$dest/$vm.img"
+    on_b rm -f "$dest/$vm-copy.img"
 }
 cleanup_add drop_copy
 
 check_copy() {
-    on_a qemu-img compare -U -f raw -F raw "$IMAGES_DIR/$vm.img" "$IMAGES_B/resume/$vm.img" >/dev/null ||
+    on_a qemu-img compare -U -f raw -F raw "$IMAGES_DIR/$vm.img" "$IMAGES_B/resume/$vm-copy.img" >/dev/null ||
         fail "$1: the copy differs from the source"
     virsh_b domuuid "$vm-copy" >/dev/null || fail "$1: $vm-copy is not defined on B"
     [[ -z $(on_b find "$dest" -name '.*') ]] || fail "$1: left over: $(on_b find "$dest" -name '.*')"

@@ -16,7 +16,7 @@ dir_on_b "$dest"
 
 drop_b() {
     virsh_b -q undefine "$1" >/dev/null 2>&1 || true
-    on_b rm -f "$dest/$vm.img"
+    on_b rm -f "$dest/$1.img"
 }
 drop_all() {
     local d
@@ -33,8 +33,9 @@ on_a dd if=/dev/urandom of="$IMAGES_DIR/$vm.img" bs=1M seek=100 count=8 \
     conv=notrunc status=none
 on_a vmferry-export -c qemu:///system "$vm" -o "$SCRATCH/s.vmf"
 
+# same_copy WHAT COPY: the copy (its files follow its name) is identical.
 same_copy() {
-    qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/buffer/$vm.img" ||
+    qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/buffer/$2.img" ||
         fail "$1: the copy differs"
     virsh_b domuuid "$2" >/dev/null || fail "$1: $2 not defined on B"
     echo "$1: identical and defined"

@@ -69,7 +69,7 @@ grep -q 'sending over 4 connections' <<<"$out" || fail "not sent over 4 connecti
 after=$(grep -c 'Accepted publickey' "$sshd_log" || true)
 # The resume query and the import share the first session.
 ((after - before == 4)) || fail "B's sshd saw $((after - before)) sessions, not 4"
-qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/$vm.img" ||
+qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/c4.img" ||
     fail "the copy over 4 connections differs"
 virsh_b domuuid c4 >/dev/null || fail "c4 not defined on B"
 nothing_left "4 connections"
@@ -80,16 +80,16 @@ make_vm t-conn-tiny raw 8M 0x11@0+1M
 on_a vmferry-export -c qemu:///system t-conn-tiny -o "$SCRATCH/tiny.vmf"
 on_a vmferry-send --connections 8 -i "$SCRATCH/tiny.vmf" hostb -- \
     --dir "$dest" --define --name tiny8 || fail "8 connections for a tiny stream failed"
-qemu-img compare -q -f raw -F raw "$IMAGES_A/t-conn-tiny.img" "$IMAGES_B/connections/t-conn-tiny.img" ||
+qemu-img compare -q -f raw -F raw "$IMAGES_A/t-conn-tiny.img" "$IMAGES_B/connections/tiny8.img" ||
     fail "the tiny copy differs"
 nothing_left "8 connections, tiny stream"
 virsh_b -q undefine tiny8 >/dev/null
-on_b rm -f "$dest/t-conn-tiny.img"
+on_b rm -f "$dest/tiny8.img"
 
 # 3. The system's ssh.
 send_n c2 2 --ssh-command "ssh -F $SSH_CONFIG" >/dev/null 2>&1 ||
     fail "--connections 2 --ssh-command failed"
-qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/$vm.img" ||
+qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/c2.img" ||
     fail "the copy over 2 ssh processes differs"
 nothing_left "--ssh-command"
 drop_b c2
@@ -119,7 +119,7 @@ virsh_b domuuid cut3 >/dev/null 2>&1 && fail "a cut transfer defined the domain"
 out=$(on_a vmferry-send -v --connections 3 -i "$SCRATCH/s.vmf" hostb -- \
     --dir "$dest" --define --name cut3 2>&1) || fail "the resumed transfer failed: $out"
 grep -q 'resuming' <<<"$out" || fail "the second run did not resume: $out"
-qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/$vm.img" ||
+qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/cut3.img" ||
     fail "the resumed copy differs"
 nothing_left "cut and resumed"
 drop_b cut3

@@ -65,10 +65,18 @@ grep -q "$(cut -d' ' -f2 "$VMFERRY_TESTBED_DIR/ssh/ssh_host_ed25519_key.pub")" "
 virsh_b domuuid t-hostkey >/dev/null || fail "accept-new: not defined"
 echo "   accept-new: added and sent"
 
-# Remote errors verbatim, with the remote's exit status: it exists now.
+# The same stream again: that move is done; said, exit 0, nothing sent.
 cp "$SCRATCH/known_hosts.orig" "$kh"
-rc=0
 on_a vmferry-send -i "$SCRATCH/s.vmf" hostb -- --dir "$dest" --define --name t-hostkey \
+    2>"$SCRATCH/err" || fail "re-send of a completed move: $(cat "$SCRATCH/err")"
+grep -q 'already defined on this host from the same source state: nothing was sent' \
+    "$SCRATCH/err" || fail "re-send: not reported: $(cat "$SCRATCH/err")"
+
+# Remote errors verbatim, with the remote's exit status: another stream
+# for a domain of that name, which exists now.
+on_a vmferry-export -c qemu:///system vmf-raw -o "$SCRATCH/s2.vmf"
+rc=0
+on_a vmferry-send -i "$SCRATCH/s2.vmf" hostb -- --dir "$dest" --define --name t-hostkey \
     2>"$SCRATCH/err" || rc=$?
 ((rc == 1)) || fail "remote refusal: exit status $rc"
 grep -q '^vmferry-import: domain t-hostkey already exists on this host' "$SCRATCH/err" ||
@@ -85,6 +93,6 @@ virsh_b -q undefine t-hostkey >/dev/null
 on_b sh -c "rm -f $dest/*"
 on_a vmferry-send --ssh-command "ssh -o BatchMode=yes" -i "$SCRATCH/s.vmf" hostb -- \
     --dir "$dest" --define --name t-hostkey || fail "--ssh-command failed"
-on_a qemu-img compare -U "$IMAGES_DIR/vmf-qcow2.qcow2" "$IMAGES_B/hostkey/vmf-qcow2.qcow2" >/dev/null ||
+on_a qemu-img compare -U "$IMAGES_DIR/vmf-qcow2.qcow2" "$IMAGES_B/hostkey/t-hostkey.qcow2" >/dev/null ||
     fail "--ssh-command: copy differs"
 echo "host key policy OK"

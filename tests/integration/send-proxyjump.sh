@@ -86,7 +86,7 @@ nothing_on_b() {
 send hostb-via-jump || fail "through the jump: $(cat "$SCRATCH/err")"
 grep -q "connecting to root@127.0.0.1 port $SSH_PORT_B through ssh .*-W '\\[127.0.0.1\\]:$SSH_PORT_B' hostb" \
     "$SCRATCH/err" || fail "through the jump: no jump in: $(cat "$SCRATCH/err")"
-on_a qemu-img compare -U "$IMAGES_DIR/vmf-qcow2.qcow2" "$IMAGES_B/proxyjump/vmf-qcow2.qcow2" \
+on_a qemu-img compare -U "$IMAGES_DIR/vmf-qcow2.qcow2" "$IMAGES_B/proxyjump/t-proxyjump.qcow2" \
     >/dev/null || fail "through the jump: the copy differs"
 virsh_b domuuid t-proxyjump >/dev/null || fail "through the jump: not defined on B"
 mapfile -t authed < <(ports 'Accepted publickey for root')

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "resume.h"
+#include "target.h"
 #include "unit.h"
 
 #define MANIFEST(name, ident)                                            \
@@ -46,12 +47,25 @@ START_TEST (test_stream_id)
 }
 END_TEST
 
+/* The test's directory, open as a target. */
+static struct vmferry_target T;
+
 static char *
 tmpdir (void)
 {
   char *t = strdup ("/tmp/check_resume.XXXXXX");
   ck_assert_ptr_nonnull (mkdtemp (t));
+  ck_assert_int_eq (vmferry_target_open (&T, t, false, 0), 0);
   return t;
+}
+
+/* DIR/FILE, for the test's own look at the files. */
+static char *
+in_dir (const char *dir, const char *file)
+{
+  char *p;
+  ck_assert_int_ne (asprintf (&p, "%s/%s", dir, file), -1);
+  return p;
 }
 
 static void
@@ -75,13 +89,14 @@ fill (struct vmferry_resume_state *st)
 
 START_TEST (test_round_trip)
 {
-  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
+  char *dir = tmpdir (), *file = vmferry_resume_name ("web01", "json");
+  char *path = in_dir (dir, file);
   struct vmferry_resume_state st, got;
 
   fill (&st);
-  ck_assert_int_eq (vmferry_resume_load (path, &got), 0);      /* none yet */
-  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
-  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_int_eq (vmferry_resume_load (&T, file, &got), 0);      /* none yet */
+  ck_assert_int_eq (vmferry_resume_save (&T, file, &st), 0);
+  ck_assert_int_eq (vmferry_resume_load (&T, file, &got), 1);
   ck_assert_str_eq (got.name, "web01");
   ck_assert_str_eq (got.stream_id, st.stream_id);
   ck_assert_mem_eq (got.token, st.token, VMFERRY_RESUME_TOKEN_LEN);
@@ -94,6 +109,8 @@ START_TEST (test_round_trip)
   rmdir (dir);
   vmferry_resume_state_free (&st);
   free (path);
+  free (file);
+  vmferry_target_close (&T);
   free (dir);
 }
 END_TEST
@@ -113,7 +130,8 @@ write_checked (const char *path, const char *json)
 
 START_TEST (test_damaged_and_forged)
 {
-  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
+  char *dir = tmpdir (), *file = vmferry_resume_name ("web01", "json");
+  char *path = in_dir (dir, file);
   struct vmferry_resume_state st, got;
   static const char *const forged[] = {
     /* a temporary file outside the directory */
@@ -145,7 +163,7 @@ START_TEST (test_damaged_and_forged)
 
   /* Damage: every single-byte change is caught by the check line. */
   fill (&st);
-  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
+  ck_assert_int_eq (vmferry_resume_save (&T, file, &st), 0);
   fp = fopen (path, "r+");
   fseek (fp, 0, SEEK_END);
   size = ftell (fp);
@@ -157,12 +175,12 @@ START_TEST (test_damaged_and_forged)
     fseek (fp, i, SEEK_SET);
     fputc (c, fp);
     fflush (fp);
-    ck_assert_msg (vmferry_resume_load (path, &got) == -1, "byte %ld changed: accepted", i);
+    ck_assert_msg (vmferry_resume_load (&T, file, &got) == -1, "byte %ld changed: accepted", i);
     fseek (fp, i, SEEK_SET);
     fputc (buf[i], fp);
     fflush (fp);
   }
-  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_int_eq (vmferry_resume_load (&T, file, &got), 1);
   vmferry_resume_state_free (&got);
   fclose (fp);
   free (buf);
@@ -170,13 +188,15 @@ START_TEST (test_damaged_and_forged)
   /* Forged with a valid check line: refused on content. */
   for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
     write_checked (path, forged[i]);
-    ck_assert_msg (vmferry_resume_load (path, &got) == -1, "forged %zu accepted", i);
+    ck_assert_msg (vmferry_resume_load (&T, file, &got) == -1, "forged %zu accepted", i);
     ck_assert_str_ne (vmferry_get_error (), "");
   }
   unlink (path);
   rmdir (dir);
   vmferry_resume_state_free (&st);
   free (path);
+  free (file);
+  vmferry_target_close (&T);
   free (dir);
 }
 END_TEST
@@ -188,8 +208,9 @@ END_TEST
  */
 START_TEST (test_written_claims)
 {
-  char *dir = tmpdir (), *path = vmferry_resume_path (dir, "web01", "json");
-  char *wpath = vmferry_resume_path (dir, "web01", "written");
+  char *dir = tmpdir (), *file = vmferry_resume_name ("web01", "json");
+  char *path = in_dir (dir, file);
+  char *wfile = vmferry_resume_name ("web01", "written"), *wpath = in_dir (dir, wfile);
   struct vmferry_resume_state st, got;
   const uint64_t base = 1 << 21, mid = (1 << 21) + (1 << 19), end = (1 << 21) + (1 << 20);
   int wfd;
@@ -224,14 +245,14 @@ START_TEST (test_written_claims)
 
   fill (&st);
   /* No .written file: no claims. */
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &st), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &st), 0);
   /* Two claims on b.img: [base, mid) and [mid, end). */
   st.files[1].nr_claims = 2;
   st.files[1].claims[0].end = mid;
   memset (st.files[1].claims[0].digest, 0xab, 16);
   st.files[1].claims[1].end = end;
   memset (st.files[1].claims[1].digest, 0xcd, 16);
-  ck_assert_int_eq (vmferry_resume_save (path, &st), 0);
+  ck_assert_int_eq (vmferry_resume_save (&T, file, &st), 0);
   /* Rewritten in place: a longer text first, then the claims; the old
    * tail must not survive.
    */
@@ -246,9 +267,9 @@ START_TEST (test_written_claims)
   close (wfd);
 
   /* The durable state does not carry claims. */
-  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
+  ck_assert_int_eq (vmferry_resume_load (&T, file, &got), 1);
   ck_assert_uint_eq (got.files[1].nr_claims, 0);
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 1);
   ck_assert_uint_eq (got.files[0].nr_claims, 0);
   ck_assert_uint_eq (got.files[1].nr_claims, 2);
   ck_assert_uint_eq (got.files[1].claims[0].end, mid);
@@ -262,7 +283,7 @@ START_TEST (test_written_claims)
    * were written: the second one still counts.
    */
   got.files[1].offset = mid;
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 1);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 1);
   ck_assert_uint_eq (got.files[1].nr_claims, 1);
   ck_assert_uint_eq (got.files[1].claims[0].end, end);
   ck_assert_uint_eq (got.files[1].claims[0].digest[0], 0xcd);
@@ -270,19 +291,19 @@ START_TEST (test_written_claims)
    * the claims' start: none.
    */
   got.files[1].offset = end;
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   got.files[1].offset = mid + 65536;
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   got.files[1].offset = base - 65536;
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   ck_assert_uint_eq (got.files[1].nr_claims, 0);
   got.files[1].offset = base;
   /* Another token (a run took over since), another temporary file. */
   got.token[0] ^= 1;
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   got.token[0] ^= 1;
   got.files[1].tmp[strlen (got.files[1].tmp) - 1] = 'Q';
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   vmferry_resume_state_free (&got);
 
   /* A damaged .written file is no claim, and no error. */
@@ -293,24 +314,27 @@ START_TEST (test_written_claims)
     fputc ('#', fp);
     fclose (fp);
   }
-  ck_assert_int_eq (vmferry_resume_load (path, &got), 1);
-  ck_assert_uint_eq (vmferry_resume_load_written (wpath, &got), 0);
+  ck_assert_int_eq (vmferry_resume_load (&T, file, &got), 1);
+  ck_assert_uint_eq (vmferry_resume_load_written (&T, wfile, &got), 0);
   ck_assert_str_eq (vmferry_get_error (), "earlier");
   vmferry_resume_state_free (&got);
 
   /* Malformed claims with a valid check line. */
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     write_checked (wpath, bad[i]);
-    ck_assert_msg (vmferry_resume_load (wpath, &got) == -1, "bad claim %zu accepted", i);
+    ck_assert_msg (vmferry_resume_load (&T, wfile, &got) == -1, "bad claim %zu accepted", i);
   }
   /* discard removes the .written file too. */
-  vmferry_resume_discard (dir, &st);
+  vmferry_resume_discard (&T, NULL, &st);
   ck_assert_int_ne (access (path, F_OK), 0);
   ck_assert_int_ne (access (wpath, F_OK), 0);
   rmdir (dir);
   vmferry_resume_state_free (&st);
   free (path);
   free (wpath);
+  free (file);
+  free (wfile);
+  vmferry_target_close (&T);
   free (dir);
 }
 END_TEST
@@ -321,8 +345,12 @@ START_TEST (test_names)
   ck_assert (!vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab12C"));
   ck_assert (!vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-Ab/2Cd"));
   ck_assert (!vmferry_resume_tmp_name_ok ("a.img", "a.img"));
-  ck_assert_ptr_null (vmferry_resume_path ("/d", "../x", "json"));
-  ck_assert_ptr_null (vmferry_resume_path ("/d", ".hidden", "json"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("../x", ".../x.vmferry-Ab12Cd"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a/b", ".a/b.vmferry-Ab12Cd"));
+  ck_assert_ptr_null (vmferry_resume_name ("../x", "json"));
+  ck_assert_ptr_null (vmferry_resume_name ("..", "json"));
+  ck_assert_ptr_null (vmferry_resume_name ("a/b", "json"));
+  ck_assert_ptr_null (vmferry_resume_name ("esc\x1b", "json"));
 }
 END_TEST
 

@@ -1,0 +1,158 @@
+/* vmferry: what the parts of the importer share (import.c reads the
+ * stream into verified temporary files; place.c puts them in place and
+ * defines the domain).  Private to those two files.
+ */
+#ifndef VMFERRY_IMPORT_INT_H
+#define VMFERRY_IMPORT_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libvirt/libvirt.h>
+#include <libxml/tree.h>
+
+#include "error.h"
+#include "import.h"
+#include "resume.h"
+#include "target.h"
+
+/* libvirt's TPM state directory: one per domain UUID below it. */
+#define VMFERRY_SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+struct vmferry_pipeline;
+struct vmferry_digest;
+
+struct import_file {
+  int role;
+  /* As the manifest names it, checked (formats/names.h): one component,
+   * or for TPM state a relative path below the TPM directory.
+   */
+  char *name;
+  char *source_path;            /* as on the source host */
+  char *pool, *volume;          /* a disk that is a volume of a pool */
+  char *format;
+  /* Where it ends up: a component in the target directory (for TPM
+   * state: the relative path below the TPM directory), and the whole
+   * path the domain XML gets.
+   */
+  char *final;
+  char *final_path;
+  /* Where it is written first: a component in the target directory (for
+   * TPM state: below the temporary TPM directory), NULL until begun.
+   */
+  char *tmp;
+  int backing;                  /* index or -1 */
+  uint64_t size, allocated;
+  int fd;
+  /* The same file opened with O_DIRECT, or -1: aligned data goes from
+   * the decompression buffer to the disk without the copy into the page
+   * cache (on this kind of machine that copy cost more CPU than zstd).
+   */
+  int dfd;
+  bool direct_refused;          /* once: the file system said EINVAL */
+  bool verified;
+  /* Resume: durable below resume_offset when the import started (or
+   * VMFERRY_RESUME_COMPLETE); written_end tracks this run.  The collector
+   * claims what it has seen in segments: the open one runs from seg_start
+   * (where the last sync asked for ended), started at seg_at, and wdg is
+   * the digest of its bytes.
+   */
+  uint64_t resume_offset, written_end, seg_start;
+  double seg_at;
+  struct vmferry_digest *wdg;
+  /* A fresh file's digest, computed in stream order from the very bytes
+   * written, so it needs no second read of the file.  NULL for a resumed
+   * file, whose earlier part was written by another run: that one is read
+   * back from disk at its end.
+   */
+  struct vmferry_digest *dg;
+};
+
+struct importer {
+  const struct vmferry_import_opts *opts;
+  char *dir;                    /* resolved target directory */
+  struct vmferry_target tgt;    /* ... open */
+  /* Where TPM state goes: libvirt's swtpm directory with --define (the
+   * state is found by the domain's UUID), else the target directory.
+   * tpm_dir: the final directory's name below that root.
+   */
+  struct vmferry_target tpm_root;
+  char *tpm_dir;
+  char *pool;                   /* the pool the files go into, if any */
+  char *name, *uuid;            /* of the domain as it will be defined */
+  char *src_name;               /* the domain's name in the stream */
+  struct import_file *files;
+  size_t nr_files;
+  bool has_tpm;
+  xmlDocPtr doc;
+  virConnectPtr conn;
+  struct vmferry_pipeline *p;
+
+  /* Resume (resume.h).  Every import keeps a state file while it runs,
+   * naming its temporary files before they are made, so that whatever a
+   * kill leaves is found and removed (or resumed) by the next run; only
+   * a resumable one keeps it when the stream is cut.
+   */
+  char *manifest;               /* the manifest text, for the stream id */
+  size_t manifest_len;
+  char stream_id[VMFERRY_RESUME_ID_LEN + 1];
+  uint64_t mandatory;           /* the stream's mandatory features */
+  unsigned char token[VMFERRY_RESUME_TOKEN_LEN];   /* a RESUME stream's */
+  bool keep_state;              /* the state file is ours */
+  bool resumable;               /* a cut keeps the state and the files */
+  bool resumable_id;            /* the stream id names the source state */
+  bool cut;                     /* the stream was cut, not corrupt */
+  bool query_done;
+  bool already;                 /* the domain is already here from this stream */
+  char *state_file;             /* names in tgt */
+  char *written_file;
+  int written_fd;
+  int lock_fd;
+  /* st_lock: st, written_fd and the syncer's request, between the reader
+   * thread, the collector and the syncer.  save_lock: one state file
+   * written at a time, in the order their texts were taken.
+   */
+  struct vmferry_resume_state st;
+  pthread_mutex_t st_lock, save_lock;
+  pthread_cond_t st_cond;       /* the syncer's request posted or done */
+  pthread_t syncer;
+  bool syncer_started, sync_stop, sync_failed;
+  int sync_idx;                 /* the file to sync, -1: none */
+  uint64_t sync_offset;         /* ... and what will then be durable */
+  char sync_error[VMFERRY_ERROR_MAX];
+};
+
+/* import.c */
+int vmferry_import_save_state (struct importer *im, int idx, uint64_t offset);
+void vmferry_import_close_file (struct import_file *f);
+
+/* place.c */
+
+/* Every file verified: put them in place and define the domain, as one
+ * journaled step (see place.c).  Returns 0; 1 when the domain was defined
+ * but did not start (--start); -1 with the error set when nothing was
+ * placed (what is there is as it was, the temporary files are kept).
+ */
+int vmferry_place (struct importer *im);
+
+/* A state in phase PLACE was found (a run was killed while placing):
+ * finish the placement if it was committed, else undo it, so that the
+ * state is back in phase TRANSFER with every file complete.  Returns 1
+ * when it was finished (the domain and files are in place: the state is
+ * gone), 0 when undone, -1 with the error set if neither could be done
+ * safely (nothing more was changed).
+ */
+int vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st);
+
+/* The domain NAME is defined with the mark of stream ID (stamp.h):
+ * 1 yes, 0 no, -1 error.
+ */
+int vmferry_place_already (struct importer *im);
+
+/* Remove the temporary files and TPM directory of this run (after a
+ * failure before placement).
+ */
+void vmferry_place_remove_temporaries (struct importer *im);
+
+#endif

@@ -1,0 +1,861 @@
+/* vmferry: put an import's verified files in place and define the
+ * domain, as one journaled step (see import-int.h).
+ *
+ * Everything is decided at the moment of acting, because a stream can
+ * take hours and the host does not stand still meanwhile:
+ *
+ *  1. Lock.  Every new file, every file it replaces, and every file of
+ *     the domain it replaces gets an exclusive lock on QEMU's image lock
+ *     bytes (target.h): a QEMU using one of them makes this fail ("in
+ *     use"), and no QEMU can open one of them until the placement is
+ *     over, so a domain cannot be started under our feet.  A file that
+ *     another domain refers to is never replaced.
+ *  2. Journal.  The state file (resume.h) goes to phase "place" with
+ *     every name involved and the identity (device, inode) of each new
+ *     file, written and synced before anything is renamed.
+ *  3. Rename.  A new file takes a free name with RENAME_NOREPLACE (so a
+ *     file created there meanwhile is never overwritten), or, with
+ *     --force, is exchanged with the old one (RENAME_EXCHANGE: the old
+ *     file then carries the temporary name, whole, until the end).
+ *  4. Define: the commit.  The definition carries the import's mark
+ *     (stamp.h).  A new domain is defined under a temporary name and
+ *     renamed: libvirt refuses both if a domain of that UUID or name
+ *     appeared meanwhile, so nothing defined since is replaced.  With
+ *     --force, an old domain of another UUID is first renamed aside
+ *     (libvirt refuses to rename a running one) and undefined at the end;
+ *     one of the same UUID is replaced by the define, while its files are
+ *     locked.  Without --define the last rename is the commit.
+ *  5. Finish: the old files and definitions go, then the state.
+ *
+ * A run killed anywhere leaves the journal; the next run (or --abort)
+ * reads it (vmferry_place_recover): if the commit happened (the domain is
+ * defined with this journal's token; without define, every new file is
+ * at its final name) it finishes, else it undoes every rename, so that
+ * the old files and domain are as they were and the new files are back
+ * under their temporary names, ready to be placed again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libvirt/virterror.h>
+#include <libxml/xpath.h>
+
+#include "cleanup.h"
+#include "domain.h"
+#include "error.h"
+#include "fault.h"
+#include "import-int.h"
+#include "log.h"
+#include "stamp.h"
+#include "stream.h"
+#include "virt.h"
+
+#define UNDEFINE_KEEP (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM | \
+                       VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | \
+                       VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | \
+                       VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+
+/* The files locked against QEMU for the time of the placement: closing
+ * an fd releases its lock.  DEV/INO keep one file from being locked
+ * twice (two open file descriptions of one file conflict).
+ */
+struct locks {
+  size_t n;
+  struct { int fd; dev_t dev; ino_t ino; } v[2 * VMFERRY_MAX_FILES + 64];
+};
+
+static void
+locks_release (struct locks *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    close (l->v[i].fd);
+  l->n = 0;
+}
+
+/* Lock the image open on FD (NAME for messages); FD is kept (and closed
+ * by locks_release) or closed here on failure.
+ */
+static int
+locks_add (struct locks *l, int fd, const char *name)
+{
+  struct stat st;
+
+  if (fstat (fd, &st) < 0) {
+    vmferry_set_error_errno (errno, "%s: fstat", name);
+    close (fd);
+    return -1;
+  }
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].dev == st.st_dev && l->v[i].ino == st.st_ino) {
+      close (fd);
+      return 0;
+    }
+  if (l->n >= sizeof l->v / sizeof l->v[0]) {
+    vmferry_set_error ("%s: too many files to lock", name);
+    close (fd);
+    return -1;
+  }
+  if (vmferry_image_lock (fd, name) < 0) {
+    close (fd);
+    return -1;
+  }
+  l->v[l->n].fd = fd;
+  l->v[l->n].dev = st.st_dev;
+  l->v[l->n].ino = st.st_ino;
+  l->n++;
+  return 0;
+}
+
+/* Lock every image file the persistent definition of DOM names, so that
+ * it cannot start while its definition or files are being replaced.  A
+ * file that cannot be opened (missing, not ours to open) is skipped: QEMU
+ * could not open it either.
+ */
+static int
+lock_domain_files (struct locks *l, virDomainPtr dom)
+{
+  static const char *const expr =
+    "//disk/source/@file | //disk/source/@dev | //backingStore/source/@file |"
+    " //backingStore/source/@dev | /domain/os/nvram/text()";
+  CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE);
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  CLEANUP_XPATH_CTX xmlXPathContextPtr ctx = NULL;
+  CLEANUP_XPATH_OBJ xmlXPathObjectPtr obj = NULL;
+
+  if (xml == NULL) {
+    vmferry_virt_error ("domain %s", virDomainGetName (dom));
+    return -1;
+  }
+  doc = vmferry_domain_parse (xml, strlen (xml), virDomainGetName (dom));
+  if (doc == NULL || (ctx = xmlXPathNewContext (doc)) == NULL ||
+      (obj = xmlXPathEvalExpression (BAD_CAST expr, ctx)) == NULL) {
+    vmferry_prefix_error ("domain %s", virDomainGetName (dom));
+    return -1;
+  }
+  for (int i = 0; obj->nodesetval && i < obj->nodesetval->nodeNr; i++) {
+    xmlChar *v = xmlNodeGetContent (obj->nodesetval->nodeTab[i]);
+    struct stat st;
+    int fd = -1;
+
+    if (v && v[0] == '/' && stat ((const char *) v, &st) == 0 &&
+        (S_ISREG (st.st_mode) || S_ISBLK (st.st_mode)))
+      fd = open ((const char *) v, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0 && locks_add (l, fd, (const char *) v) < 0) {
+      vmferry_prefix_error ("domain %s", virDomainGetName (dom));
+      xmlFree (v);
+      return -1;
+    }
+    xmlFree (v);
+  }
+  return 0;
+}
+
+/* Whether swtpm runs on the TPM state directory NAME below ROOT: it
+ * holds a lock on DIR/tpm2/.lock (DIR/tpm1.2/.lock) while it runs.
+ */
+static int
+tpm_in_use (const struct vmferry_target *root, const char *name)
+{
+  static const char *const subs[] = { "tpm2/.lock", "tpm1.2/.lock", ".lock" };
+
+  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+    CLEANUP_FREE char *p = NULL;
+    CLEANUP_CLOSE int fd = -1;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+    if (asprintf (&p, "%s/%s", name, subs[i]) < 0)
+      return -1;
+    fd = vmferry_target_open_file (root, p, O_RDONLY);
+    if (fd < 0)
+      continue;
+    if (fcntl (fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+      vmferry_set_error ("%s/%s: in use: swtpm runs on this TPM state", root->path, name);
+      return 1;
+    }
+  }
+  vmferry_clear_error ();
+  return 0;
+}
+
+static void
+hex_token (const unsigned char *token, char out[2 * VMFERRY_RESUME_TOKEN_LEN + 1])
+{
+  for (size_t i = 0; i < VMFERRY_RESUME_TOKEN_LEN; i++)
+    snprintf (out + 2 * i, 3, "%02x", token[i]);
+}
+
+/* The mark of domain DOM: 1 if it was defined by the import with TOKEN
+ * (TOKEN NULL: by any import of STREAM_ID), 0 if not, -1 on error.
+ */
+static int
+marked (virDomainPtr dom, const char *stream_id, const unsigned char *token)
+{
+  CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE);
+  CLEANUP_FREE char *s = NULL, *t = NULL;
+  char want[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
+  int r;
+
+  if (xml == NULL) {
+    vmferry_virt_error ("domain %s", virDomainGetName (dom));
+    return -1;
+  }
+  r = vmferry_stamp_get (xml, &s, &t);
+  if (r <= 0)
+    return r;
+  if (token) {
+    hex_token (token, want);
+    return strcmp (t, want) == 0;
+  }
+  return strcmp (s, stream_id) == 0;
+}
+
+int
+vmferry_place_already (struct importer *im)
+{
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+
+  if (!im->opts->define || !im->resumable_id || im->conn == NULL)
+    return 0;
+  dom = virDomainLookupByName (im->conn, im->name);
+  if (dom == NULL)
+    return 0;
+  return marked (dom, im->stream_id, NULL);
+}
+
+/* ---- the definition ---- */
+
+/* The domain XML as it will be defined: every file at its new place, the
+ * name and UUID, the import's mark.  NAME_AS: define under this name (a
+ * temporary one).  Caller frees.
+ */
+static char *
+domain_xml (struct importer *im, const char *name_as)
+{
+  struct vmferry_domain_file *df = NULL;
+  char token[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
+  size_t n = 0;
+  char *xml = NULL;
+
+  if (vmferry_domain_files (im->doc, true, &df, &n) < 0)
+    return NULL;
+  for (size_t i = 0; i < im->nr_files; i++) {
+    const struct import_file *f = &im->files[i];
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    for (size_t k = 0; k < n; k++)
+      if (df[k].path && strcmp (df[k].path, f->source_path) == 0 &&
+          df[k].role != VMFERRY_ROLE_BACKING &&
+          vmferry_domain_set_path (im->doc, &df[k], f->final_path, 0) < 0)
+        goto out;
+    if (vmferry_domain_set_backing_path (im->doc, f->source_path, f->final_path) < 0)
+      goto out;
+  }
+  /* Paths are set now: the next call must not look for the old ones. */
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    if (f->role != VMFERRY_ROLE_TPM && f->final_path) {
+      free (f->source_path);
+      f->source_path = strdup (f->final_path);
+      if (f->source_path == NULL) {
+        vmferry_set_error_errno (ENOMEM, "import");
+        goto out;
+      }
+    }
+  }
+  hex_token (im->st.token, token);
+  if (vmferry_domain_set_name (im->doc, name_as ? name_as : im->name) < 0 ||
+      vmferry_domain_set_uuid (im->doc, im->uuid) < 0 ||
+      vmferry_stamp_set (im->doc, im->stream_id, token) < 0)
+    goto out;
+  xml = vmferry_domain_to_string (im->doc);
+ out:
+  vmferry_domain_files_free (df, n);
+  return xml;
+}
+
+/* Whether the XML gives a UEFI variable store no path, so that libvirt
+ * makes one up from the domain's name at define.
+ */
+static bool
+nvram_unnamed (xmlDocPtr doc)
+{
+  xmlNodePtr os = vmferry_xml_child (xmlDocGetRootElement (doc), "os");
+  xmlNodePtr loader = vmferry_xml_child (os, "loader");
+  xmlNodePtr nvram = vmferry_xml_child (os, "nvram");
+  bool named = false;
+
+  if (nvram) {
+    xmlChar *c = xmlNodeGetContent (nvram);
+    named = c && c[0];
+    xmlFree (c);
+  }
+  return loader && !named;
+}
+
+/* Define the domain: the commit.  OLD_SAME: a domain of this name and
+ * UUID exists (checked inactive, its files locked) and is replaced by
+ * the define.  Returns 0, or -1 with the error set and nothing defined
+ * (the old domain, if renamed aside, is back).
+ */
+static int
+define (struct importer *im, bool old_same)
+{
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
+  CLEANUP_FREE char *xml = NULL;
+  bool unnamed = nvram_unnamed (im->doc);
+
+  if (im->st.aside) {
+    old = virDomainLookupByName (im->conn, im->name);
+    if (old == NULL || virDomainRename (old, im->st.aside, 0) < 0) {
+      vmferry_virt_error ("domain %s: cannot rename the old definition aside "
+                          "(is it running?)", im->name);
+      return -1;
+    }
+    if (vmferry_fault ("place-aside") < 0)
+      goto undo_aside;
+  }
+  if (old_same) {
+    old = virDomainLookupByName (im->conn, im->name);
+    if (old && virDomainIsActive (old) != 0) {
+      vmferry_set_error ("domain %s was started: it is not replaced", im->name);
+      return -1;
+    }
+    xml = domain_xml (im, NULL);
+    if (xml == NULL)
+      return -1;
+    dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+    if (dom == NULL) {
+      vmferry_virt_error ("domain %s: define failed", im->name);
+      return -1;
+    }
+  }
+  else {
+    xml = domain_xml (im, im->st.define_tmp);
+    if (xml == NULL)
+      goto undo_aside;
+    dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+    if (dom == NULL) {
+      vmferry_virt_error ("domain %s: define failed", im->name);
+      goto undo_aside;
+    }
+    if (vmferry_fault ("place-defined-tmp") < 0 || virDomainRename (dom, im->name, 0) < 0) {
+      if (!vmferry_get_error ()[0] || strstr (vmferry_get_error (), "injected") == NULL)
+        vmferry_virt_error ("domain %s: a domain of that name was defined on this host "
+                            "meanwhile; it is not replaced", im->name);
+      virDomainUndefineFlags (dom, UNDEFINE_KEEP);
+      goto undo_aside;
+    }
+    if (unnamed) {
+      /* libvirt named the variable store after the temporary name: define
+       * again under the real one so it gets that one's.
+       */
+      virDomainPtr again;
+      free (xml);
+      xml = domain_xml (im, NULL);
+      again = xml ? virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE) : NULL;
+      if (again)
+        virDomainFree (again);
+      else
+        vmferry_warn ("domain %s: its UEFI variable store is named after a temporary "
+                      "name (virsh edit %s to rename it)", im->name, im->name);
+    }
+  }
+  vmferry_verbose ("domain %s defined", im->name);
+  return 0;
+
+ undo_aside:
+  if (old && im->st.aside) {
+    char saved[VMFERRY_ERROR_MAX];
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    if (virDomainRename (old, im->name, 0) < 0)
+      vmferry_set_error ("%s; and the old definition could not be renamed back: it "
+                         "is domain %s now (virsh domrename %s %s)", saved,
+                         im->st.aside, im->st.aside, im->name);
+    else
+      vmferry_restore_error (saved, 0);
+  }
+  return -1;
+}
+
+/* ---- recovery: finish or undo ---- */
+
+static void
+clear_placement (struct vmferry_resume_state *st)
+{
+  st->phase = VMFERRY_RESUME_TRANSFER;
+  for (size_t i = 0; i < st->nr_files; i++) {
+    free (st->files[i].final);
+    st->files[i].final = NULL;
+    st->files[i].dev = st->files[i].ino = 0;
+    st->files[i].replace = false;
+  }
+  free (st->tpm_final);
+  free (st->uuid);
+  free (st->define_tmp);
+  free (st->aside);
+  st->tpm_final = st->uuid = st->define_tmp = st->aside = NULL;
+  st->tpm_dev = st->tpm_ino = 0;
+  st->tpm_replace = st->define = false;
+}
+
+/* Where the new file of RF is: 1 at its final name, 0 at its temporary
+ * name, -1 neither (error set).
+ */
+static int
+where (const struct vmferry_target *t, const char *tmp, const char *final,
+       uint64_t dev, uint64_t ino)
+{
+  struct stat sb;
+
+  if (final && vmferry_target_stat (t, final, &sb) == 1 &&
+      sb.st_dev == dev && sb.st_ino == ino)
+    return 1;
+  if (vmferry_target_stat (t, tmp, &sb) == 1 && sb.st_dev == dev && sb.st_ino == ino)
+    return 0;
+  vmferry_set_error ("%s: the new copy of %s is neither at %s nor at %s", t->path,
+                     final ? final : tmp, final ? final : "-", tmp);
+  return -1;
+}
+
+/* The new file at FINAL goes back to TMP; with REPLACE, the old one (at
+ * TMP) back to FINAL.  Refused while a QEMU has the new file open.
+ */
+static int
+move_back (const struct vmferry_target *t, const char *tmp, const char *final,
+           bool replace, bool is_dir)
+{
+  CLEANUP_FREE char *path = vmferry_target_path (t, final);
+
+  if (path == NULL)
+    return -1;
+  if (!is_dir) {
+    CLEANUP_CLOSE int fd = vmferry_target_open_file (t, final, O_RDONLY);
+    int held = fd >= 0 ? vmferry_image_lock_held (fd, path) : 0;
+    if (held > 0) {
+      vmferry_set_error ("%s: a QEMU process has opened the new copy since: it is "
+                         "left in place", path);
+      return -1;
+    }
+  }
+  else if (tpm_in_use (t, final) > 0)
+    return -1;
+  return vmferry_target_rename (t, final, t, tmp, replace ? RENAME_EXCHANGE
+                                                         : RENAME_NOREPLACE);
+}
+
+/* Undo ST's placement (nothing was committed): every new file back under
+ * its temporary name, every old one back under its name, the old domain
+ * back under its name; ST back in phase TRANSFER (saved).
+ */
+static int
+undo (struct importer *im, struct vmferry_resume_state *st)
+{
+  int ret = 0;
+
+  if (st->aside && im->conn) {
+    CLEANUP_VIR_DOMAIN virDomainPtr a = virDomainLookupByName (im->conn, st->aside);
+    if (a && virDomainRename (a, st->name, 0) < 0) {
+      vmferry_virt_error ("domain %s: cannot rename it back to %s", st->aside, st->name);
+      ret = -1;
+    }
+  }
+  if (st->tpm_final && st->tpm_tmp) {
+    int w = where (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_dev, st->tpm_ino);
+    if (w > 0 && move_back (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_replace,
+                            true) < 0)
+      ret = -1;
+    if (w < 0) {
+      free (st->tpm_tmp);     /* sent again in any case */
+      st->tpm_tmp = NULL;
+    }
+  }
+  for (size_t i = st->nr_files; i-- > 0;) {
+    struct vmferry_resume_file *rf = &st->files[i];
+    int w;
+
+    if (rf->tmp == NULL || rf->final == NULL)
+      continue;
+    w = where (&im->tgt, rf->tmp, rf->final, rf->dev, rf->ino);
+    if (w > 0 && move_back (&im->tgt, rf->tmp, rf->final, rf->replace, false) < 0)
+      ret = -1;
+    if (w < 0) {
+      /* Lost: send it again. */
+      vmferry_warn ("%s", vmferry_get_error ());
+      free (rf->tmp);
+      rf->tmp = NULL;
+      rf->offset = 0;
+    }
+  }
+  if (ret < 0)
+    return -1;
+  clear_placement (st);
+  if (vmferry_resume_save (&im->tgt, im->state_file, st) < 0 ||
+      vmferry_target_sync (&im->tgt) < 0)
+    return -1;
+  vmferry_verbose ("placement of %s undone: the old files are as they were", st->name);
+  return 0;
+}
+
+/* ST's placement was committed: remove what it replaced (the old files,
+ * now under the temporary names; the old TPM state; the old definition
+ * renamed aside) and the state.
+ */
+static void
+finish (struct importer *im, struct vmferry_resume_state *st)
+{
+  for (size_t i = 0; i < st->nr_files; i++) {
+    const struct vmferry_resume_file *rf = &st->files[i];
+    struct stat sb;
+
+    if (rf->replace && rf->tmp && vmferry_target_stat (&im->tgt, rf->tmp, &sb) == 1 &&
+        !(sb.st_dev == rf->dev && sb.st_ino == rf->ino))
+      vmferry_target_unlink (&im->tgt, rf->tmp);
+  }
+  if (st->tpm_replace && st->tpm_tmp)
+    vmferry_target_remove_tree (&im->tpm_root, st->tpm_tmp);
+  if (st->aside && im->conn) {
+    CLEANUP_VIR_DOMAIN virDomainPtr a = virDomainLookupByName (im->conn, st->aside);
+    if (a && virDomainUndefineFlags (a, UNDEFINE_KEEP) < 0) {
+      vmferry_virt_error ("domain %s (the definition replaced by the import)", st->aside);
+      vmferry_warn ("%s: it is left defined (virsh undefine %s)", vmferry_get_error (),
+                    st->aside);
+    }
+  }
+  vmferry_target_unlink (&im->tgt, im->state_file);
+  vmferry_target_unlink (&im->tgt, im->written_file);
+  vmferry_target_sync (&im->tgt);
+}
+
+/* Whether ST's placement was committed: 1 yes, 0 no, -1 error. */
+static int
+committed (struct importer *im, struct vmferry_resume_state *st)
+{
+  if (st->define) {
+    CLEANUP_VIR_DOMAIN virDomainPtr dom = virDomainLookupByName (im->conn, st->name);
+    CLEANUP_VIR_DOMAIN virDomainPtr tmp = NULL;
+    int r;
+
+    if (dom && (r = marked (dom, st->stream_id, st->token)) != 0)
+      return r;
+    /* Killed between the define under the temporary name and the rename:
+     * that definition goes.
+     */
+    tmp = virDomainLookupByName (im->conn, st->define_tmp);
+    if (tmp && marked (tmp, st->stream_id, st->token) > 0) {
+      if (virDomainIsActive (tmp) != 0) {
+        vmferry_set_error ("domain %s (defined by the killed import) is running: "
+                           "not touched", st->define_tmp);
+        return -1;
+      }
+      if (virDomainUndefineFlags (tmp, UNDEFINE_KEEP) < 0) {
+        vmferry_virt_error ("domain %s", st->define_tmp);
+        return -1;
+      }
+    }
+    return 0;
+  }
+  for (size_t i = 0; i < st->nr_files; i++) {
+    const struct vmferry_resume_file *rf = &st->files[i];
+    if (rf->final && where (&im->tgt, rf->tmp, rf->final, rf->dev, rf->ino) != 1)
+      return 0;
+  }
+  if (st->tpm_final &&
+      where (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_dev, st->tpm_ino) != 1)
+    return 0;
+  vmferry_clear_error ();
+  return 1;
+}
+
+int
+vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
+{
+  int c;
+
+  if (st->tpm_tmp && im->tpm_root.fd < 0 &&
+      vmferry_target_open (&im->tpm_root, st->tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE
+                                                            : im->tgt.path, false, 0) < 0)
+    return -1;
+  c = committed (im, st);
+  if (c < 0)
+    return -1;
+  if (c > 0) {
+    vmferry_notice ("%s: an import of %s was killed after it defined the domain; "
+                    "finishing it", im->dir, st->name);
+    finish (im, st);
+    return 1;
+  }
+  vmferry_notice ("%s: an import of %s was killed while it put its files in place; "
+                  "undoing that: the old files are kept", im->dir, st->name);
+  return undo (im, st);
+}
+
+/* ---- placement ---- */
+
+int
+vmferry_place (struct importer *im)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  struct vmferry_resume_state *st = &im->st;
+  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
+  struct locks *l = calloc (1, sizeof *l);
+  bool old_same = false;
+  int ret = -1;
+  struct stat sb;
+
+  if (l == NULL) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  if (opts->force && im->conn == NULL && !(im->conn = vmferry_virt_connect (opts->uri))) {
+    vmferry_prefix_error ("--force: cannot check which domains use the files it "
+                          "would replace");
+    goto out;
+  }
+
+  /* 1. Lock: the new files, then what they replace. */
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    struct vmferry_resume_file *rf = &st->files[i];
+    CLEANUP_FREE char *path = NULL;
+    int fd, r;
+
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    path = vmferry_target_path (&im->tgt, f->tmp);
+    fd = path ? vmferry_target_open_file (&im->tgt, f->tmp, O_RDWR) : -1;
+    if (fd < 0 || fstat (fd, &sb) < 0) {
+      if (fd >= 0)
+        close (fd);
+      goto refuse;
+    }
+    rf->dev = sb.st_dev;
+    rf->ino = sb.st_ino;
+    if (locks_add (l, fd, path) < 0)
+      goto refuse;
+    free (rf->final);
+    if (!(rf->final = strdup (f->final))) {
+      vmferry_set_error_errno (ENOMEM, "import");
+      goto refuse;
+    }
+    rf->replace = false;
+    r = vmferry_target_stat (&im->tgt, f->final, &sb);
+    if (r < 0)
+      goto refuse;
+    if (r == 0)
+      continue;
+    if (!opts->force) {
+      vmferry_set_error ("%s: was created during the transfer: not replaced (use "
+                         "--force to replace it)", f->final_path);
+      goto refuse;
+    }
+    fd = vmferry_target_open_file (&im->tgt, f->final, O_RDWR);
+    if (fd < 0) {
+      vmferry_prefix_error ("not replaced");
+      goto refuse;
+    }
+    if (locks_add (l, fd, f->final_path) < 0) {
+      vmferry_prefix_error ("not replaced");
+      goto refuse;
+    }
+    {
+      CLEANUP_FREE char *users =
+        vmferry_virt_file_users (im->conn, f->final_path, &sb,
+                                 opts->define ? im->uuid : NULL);
+      if (users == NULL)
+        goto refuse;
+      if (users[0] && opts->define) {
+        /* A domain of the same name and another UUID is replaced too. */
+        CLEANUP_VIR_DOMAIN virDomainPtr same = virDomainLookupByName (im->conn, im->name);
+        if (same && strcmp (users, im->name) == 0)
+          users[0] = '\0';
+      }
+      if (users[0]) {
+        vmferry_set_error ("%s: used by domain %s: never replaced (import under "
+                           "another --name, or into another --dir)", f->final_path, users);
+        goto refuse;
+      }
+    }
+    rf->replace = true;
+  }
+  if (im->tpm_dir && st->tpm_tmp) {
+    int r = vmferry_target_stat (&im->tpm_root, st->tpm_tmp, &sb);
+    if (r <= 0) {
+      if (r == 0)
+        vmferry_set_error ("%s/%s: the new TPM state is gone", im->tpm_root.path,
+                           st->tpm_tmp);
+      goto refuse;
+    }
+    st->tpm_dev = sb.st_dev;
+    st->tpm_ino = sb.st_ino;
+    free (st->tpm_final);
+    if (!(st->tpm_final = strdup (im->tpm_dir))) {
+      vmferry_set_error_errno (ENOMEM, "import");
+      goto refuse;
+    }
+    r = vmferry_target_stat (&im->tpm_root, im->tpm_dir, &sb);
+    if (r < 0)
+      goto refuse;
+    if (r > 0 && !opts->force) {
+      vmferry_set_error ("%s/%s: TPM state was created during the transfer: not "
+                         "replaced (use --force)", im->tpm_root.path, im->tpm_dir);
+      goto refuse;
+    }
+    if (r > 0 && tpm_in_use (&im->tpm_root, im->tpm_dir) != 0)
+      goto refuse;
+    st->tpm_replace = r > 0;
+  }
+
+  /* The domain it replaces: it must not run, and cannot start now. */
+  if (opts->define) {
+    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid = virDomainLookupByUUIDString (im->conn, im->uuid);
+
+    old = virDomainLookupByName (im->conn, im->name);
+    if (by_uuid && strcmp (virDomainGetName (by_uuid), im->name) != 0) {
+      vmferry_set_error ("domain %s was defined with this UUID (%s) during the "
+                         "transfer; import it as a copy with --name NEW",
+                         virDomainGetName (by_uuid), im->uuid);
+      goto refuse;
+    }
+    if (old) {
+      char uuid[VIR_UUID_STRING_BUFLEN];
+      if (!opts->force) {
+        vmferry_set_error ("domain %s was defined on this host during the transfer: "
+                           "not replaced (use --force to replace it)", im->name);
+        goto refuse;
+      }
+      if (lock_domain_files (l, old) < 0) {
+        vmferry_prefix_error ("domain %s is not replaced", im->name);
+        goto refuse;
+      }
+      if (virDomainIsActive (old) != 0) {
+        vmferry_set_error ("domain %s is running: it is not replaced", im->name);
+        goto refuse;
+      }
+      old_same = virDomainGetUUIDString (old, uuid) == 0 && strcmp (uuid, im->uuid) == 0;
+      if (!old_same) {
+        CLEANUP_FREE char *prefix = NULL;
+        if (asprintf (&prefix, "%s.vmferry-old-", im->name) < 0 ||
+            !(st->aside = vmferry_target_random_name (prefix)))
+          goto refuse;
+      }
+    }
+    st->define = true;
+    free (st->uuid);
+    st->uuid = strdup (im->uuid);
+    if (!old_same) {
+      CLEANUP_FREE char *prefix = NULL;
+      if (asprintf (&prefix, "%s.vmferry-new-", im->name) < 0 ||
+          !(st->define_tmp = vmferry_target_random_name (prefix)))
+        goto refuse;
+    }
+    else if (!(st->define_tmp = strdup (im->name)))
+      goto refuse;
+    if (st->uuid == NULL) {
+      vmferry_set_error_errno (ENOMEM, "import");
+      goto refuse;
+    }
+  }
+
+  /* 2. The journal. */
+  st->phase = VMFERRY_RESUME_PLACE;
+  if (vmferry_import_save_state (im, -1, 0) < 0 || vmferry_target_sync (&im->tgt) < 0 ||
+      vmferry_fault ("place-journaled") < 0)
+    goto undo;
+
+  /* 3. Rename. */
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    if (vmferry_target_rename (&im->tgt, f->tmp, &im->tgt, f->final,
+                               st->files[i].replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0) {
+      if (errno == EEXIST)
+        vmferry_set_error ("%s: was created during the transfer: not replaced (use "
+                           "--force to replace it)", f->final_path);
+      goto undo;
+    }
+    if (vmferry_fault ("place-renamed") < 0)
+      goto undo;
+  }
+  if (st->tpm_final &&
+      (vmferry_target_rename (&im->tpm_root, st->tpm_tmp, &im->tpm_root, st->tpm_final,
+                              st->tpm_replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0 ||
+       vmferry_fault ("place-tpm-renamed") < 0))
+    goto undo;
+  if (vmferry_target_sync (&im->tgt) < 0 ||
+      (st->tpm_final && vmferry_target_sync (&im->tpm_root) < 0) ||
+      vmferry_fault ("place-files-done") < 0)
+    goto undo;
+
+  /* 4. Define: the commit. */
+  if (opts->define && define (im, old_same) < 0)
+    goto undo;
+  /* Past the commit: a kill from here on is finished by the next run. */
+  vmferry_fault ("place-committed");
+
+  /* 5. Finish: the files are released first, then what was replaced goes. */
+  locks_release (l);
+  finish (im, st);
+  im->keep_state = false;
+  ret = 0;
+  if (opts->start) {
+    CLEANUP_VIR_DOMAIN virDomainPtr dom = virDomainLookupByName (im->conn, im->name);
+    if (dom == NULL || virDomainCreate (dom) < 0) {
+      vmferry_virt_error ("domain %s was defined and verified but did not start",
+                          im->name);
+      ret = 1;
+    }
+  }
+  goto out;
+
+ refuse:
+  /* Nothing was journaled or renamed: forget the plan. */
+  clear_placement (st);
+  goto out;
+
+ undo:
+  {
+    char saved[VMFERRY_ERROR_MAX];
+    int saved_errno = vmferry_get_errno ();
+
+    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    /* Our own locks would make the new files look in use. */
+    locks_release (l);
+    if (undo (im, st) < 0) {
+      char more[VMFERRY_ERROR_MAX];
+      snprintf (more, sizeof more, "%s", vmferry_get_error ());
+      vmferry_set_error ("%s; and undoing the placement failed: %s (the journal %s/%s "
+                         "is kept: run the import again or --abort)", saved, more,
+                         im->dir, im->state_file);
+      im->keep_state = true;
+    }
+    else
+      vmferry_restore_error (saved, saved_errno);
+  }
+ out:
+  locks_release (l);
+  free (l);
+  return ret;
+}
+
+void
+vmferry_place_remove_temporaries (struct importer *im)
+{
+  for (size_t i = 0; i < im->nr_files; i++) {
+    struct import_file *f = &im->files[i];
+    vmferry_import_close_file (f);
+    if (f->tmp && f->role != VMFERRY_ROLE_TPM)
+      vmferry_target_unlink (&im->tgt, f->tmp);
+  }
+  if (im->st.tpm_tmp && im->tpm_root.fd >= 0)
+    vmferry_target_remove_tree (&im->tpm_root, im->st.tpm_tmp);
+}

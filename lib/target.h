@@ -1,0 +1,125 @@
+/* vmferry: the directory an import writes into, and nothing outside it.
+ *
+ * An import turns names from a stream, a state file or a domain XML into
+ * files.  Every one of those files is reached through a struct
+ * vmferry_target: the directory is opened once, and from then on every
+ * file below it is opened, created, renamed and removed relative to that
+ * directory's fd, one checked component at a time (formats/names.h),
+ * without following a symbolic link anywhere.  An existing file is used
+ * only if it is a regular file with exactly one link, so a hard link
+ * planted at one of the importer's own names cannot make it write to a
+ * file elsewhere.
+ *
+ * Names passed here are relative paths of components that
+ * vmferry_name_component accepts with VMFERRY_NAME_HIDDEN_OK (the
+ * importer's own temporary and state files start with '.'); a name that
+ * does not is refused with EINVAL before any system call.
+ *
+ * The image locks at the end are QEMU's: QEMU takes OFD locks on bytes
+ * 100 to 299 of every image it opens (block/file-posix.c), so a lock held
+ * there says that a QEMU uses the image, and a write lock taken there
+ * keeps any QEMU from opening it until it is released.
+ */
+#ifndef VMFERRY_TARGET_H
+#define VMFERRY_TARGET_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct vmferry_target {
+  int fd;                       /* the directory, O_DIRECTORY */
+  char *path;                   /* for messages */
+};
+
+/* Open the directory PATH (links in PATH itself are followed: the admin
+ * named it) as T.  With CREATE, missing directories of PATH are made with
+ * MODE first.  Returns 0, or -1 with the error set ("PATH: not a
+ * directory").
+ */
+int vmferry_target_open (struct vmferry_target *t, const char *path,
+                         bool create, mode_t mode);
+void vmferry_target_close (struct vmferry_target *t);
+
+/* "T/NAME" for messages and for libvirt (the caller frees), or NULL
+ * with the error set.
+ */
+char *vmferry_target_path (const struct vmferry_target *t, const char *name);
+
+/* Open the existing file NAME below T with FLAGS (O_RDONLY or O_RDWR;
+ * O_NOFOLLOW and O_CLOEXEC are added).  It must be a regular file with
+ * one link.  Returns the fd, or -1 with the error set and errno kept
+ * (ENOENT when it does not exist).
+ */
+int vmferry_target_open_file (const struct vmferry_target *t, const char *name,
+                              int flags);
+
+/* Create the new file NAME below T (O_CREAT | O_EXCL, so never an
+ * existing file or link) with FLAGS and MODE; the directories on the way
+ * must exist unless MKDIRS, which makes them with mode 0700.  Returns the
+ * fd, or -1 with the error set (EEXIST when something is there).
+ */
+int vmferry_target_create (const struct vmferry_target *t, const char *name,
+                           int flags, mode_t mode, bool mkdirs);
+
+/* lstat NAME below T.  Returns 1 with *ST filled, 0 if it does not
+ * exist, -1 with the error set.
+ */
+int vmferry_target_stat (const struct vmferry_target *t, const char *name,
+                         struct stat *st);
+
+/* Remove the file NAME below T; a missing one is fine.  Returns 0, or
+ * -1 with the error set.
+ */
+int vmferry_target_unlink (const struct vmferry_target *t, const char *name);
+
+/* Rename FROM below T to TO below TO_T (the same file system), with
+ * renameat2 FLAGS: RENAME_NOREPLACE (fails with EEXIST, atomically, if TO
+ * exists) or RENAME_EXCHANGE (swaps the two atomically; both must exist).
+ * Returns 0, or -1 with the error set and errno kept.
+ */
+int vmferry_target_rename (const struct vmferry_target *t, const char *from,
+                           const struct vmferry_target *to_t, const char *to,
+                           unsigned flags);
+
+/* Make the directory NAME below T (MODE).  Unless EXCLUSIVE, an
+ * existing directory is fine.  Returns 0, or -1 with the error set
+ * (EEXIST when EXCLUSIVE and something is there).
+ */
+int vmferry_target_mkdir (const struct vmferry_target *t, const char *name,
+                          mode_t mode, bool exclusive);
+
+/* Remove NAME below T and, if it is a directory, everything below it,
+ * never following a link and never leaving T.  A missing NAME is fine.
+ * Returns how many entries were removed, or -1 with the error set.
+ */
+int vmferry_target_remove_tree (const struct vmferry_target *t, const char *name);
+
+/* fsync the directory itself, so renames and new names in it are
+ * durable.  Returns 0, or -1 with the error set.
+ */
+int vmferry_target_sync (const struct vmferry_target *t);
+
+/* A name for a new temporary file: PREFIX followed by six random letters
+ * and digits (the caller frees), or NULL with the error set.  It is only
+ * a name: create it with vmferry_target_create, which fails if it exists.
+ */
+char *vmferry_target_random_name (const char *prefix);
+
+/* ---- QEMU's image locks ---- */
+
+/* Whether a process holds one of QEMU's locks on the image open on FD:
+ * 1 if so, 0 if not, -1 with the error set if that cannot be told.
+ */
+int vmferry_image_lock_held (int fd, const char *name);
+
+/* Take an exclusive lock over QEMU's lock bytes of the image open on FD
+ * (an OFD lock: it belongs to this open file description and is dropped
+ * when the last fd of it is closed, also when the process dies), so that
+ * no QEMU can open the image while it is held.  Returns 0, or -1 with the
+ * error set: EAGAIN ("NAME: in use: a QEMU process holds its lock") if a
+ * process holds a lock there now.
+ */
+int vmferry_image_lock (int fd, const char *name);
+
+#endif
