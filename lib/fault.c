@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,53 @@
 #include "error.h"
 #include "fault.h"
 
+#define MAX_SPEC 1024
+#define MAX_ENTRIES 64
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned hits[64];       /* per entry of VMFERRY_FAULT */
+/* The configuration, read once per process: from the environment, or
+ * from the file VMFERRY_FAULT_FILE names (lines VMFERRY_FAULT=...,
+ * VMFERRY_FAULT_NOTIFY=..., VMFERRY_FAULT_TRACE=...), for a process that
+ * a test cannot give an environment (an import started by sshd).
+ */
+static char spec[MAX_SPEC], notify[MAX_SPEC], trace[MAX_SPEC];
+static bool active;
+static unsigned hits[MAX_ENTRIES];
+
+static void
+set (char *dst, const char *value)
+{
+  if (value)
+    snprintf (dst, MAX_SPEC, "%s", value);
+}
+
+static void
+load (void)
+{
+  const char *file = getenv ("VMFERRY_FAULT_FILE");
+
+  set (spec, getenv ("VMFERRY_FAULT"));
+  set (notify, getenv ("VMFERRY_FAULT_NOTIFY"));
+  set (trace, getenv ("VMFERRY_FAULT_TRACE"));
+  if (file && file[0]) {
+    FILE *fp = fopen (file, "re");
+    char line[MAX_SPEC + 32];
+
+    while (fp && fgets (line, sizeof line, fp)) {
+      line[strcspn (line, "\n")] = '\0';
+      if (strncmp (line, "VMFERRY_FAULT=", 14) == 0)
+        set (spec, line + 14);
+      else if (strncmp (line, "VMFERRY_FAULT_NOTIFY=", 21) == 0)
+        set (notify, line + 21);
+      else if (strncmp (line, "VMFERRY_FAULT_TRACE=", 20) == 0)
+        set (trace, line + 20);
+    }
+    if (fp)
+      fclose (fp);
+  }
+  active = spec[0] || trace[0];
+}
 
 static void
 append (const char *file, const char *point)
@@ -35,17 +81,17 @@ append (const char *file, const char *point)
 int
 vmferry_fault (const char *point)
 {
-  const char *spec = getenv ("VMFERRY_FAULT"), *trace = getenv ("VMFERRY_FAULT_TRACE");
   size_t plen = strlen (point);
   unsigned idx = 0;
   int r = 0;
 
-  if (spec == NULL && trace == NULL)
+  pthread_once (&once, load);
+  if (!active)
     return 0;
   pthread_mutex_lock (&lock);
-  if (trace)
+  if (trace[0])
     append (trace, point);
-  for (const char *p = spec; p && *p; idx++) {
+  for (const char *p = spec; *p; idx++) {
     const char *end = strchrnul (p, ','), *colon, *at;
     char action[8] = "kill";
     unsigned long want = 1;
@@ -53,7 +99,7 @@ vmferry_fault (const char *point)
     colon = memchr (p, ':', end - p);
     at = memchr (p, '@', end - p);
     if ((size_t) ((colon ? colon : at ? at : end) - p) == plen &&
-        strncmp (p, point, plen) == 0 && idx < sizeof hits / sizeof hits[0]) {
+        strncmp (p, point, plen) == 0 && idx < MAX_ENTRIES) {
       if (colon) {
         size_t n = (at ? at : end) - colon - 1;
         if (n < sizeof action) {
@@ -65,8 +111,7 @@ vmferry_fault (const char *point)
         want = strtoul (at + 1, NULL, 10);
       if (++hits[idx] == want) {
         if (strcmp (action, "stop") == 0) {
-          const char *notify = getenv ("VMFERRY_FAULT_NOTIFY");
-          if (notify)
+          if (notify[0])
             append (notify, point);
           raise (SIGSTOP);
         }

@@ -20,6 +20,11 @@
  *   VMFERRY_FAULT_TRACE=FILE
  *       Append every point reached, one name a line, so a test can list
  *       the points of a run and then fault each in turn.
+ *   VMFERRY_FAULT_FILE=FILE
+ *       Read the three settings above from FILE (lines NAME=VALUE) when
+ *       the process starts: for a process the test cannot give an
+ *       environment, such as an import that sshd runs (the test bed's
+ *       sshd sets this for host B).
  *
  * These are test hooks: they do nothing an admin could not do with kill(1)
  * at the same moment, and they are documented in CONTRIBUTING.md.

@@ -868,6 +868,24 @@ remove_stale_temporaries (struct importer *im)
         vmferry_target_unlink (&im->tgt, e->d_name);
       }
   closedir (d);
+  /* The temporary TPM directories of this domain's TPM state too. */
+  if (im->tpm_dir && im->tpm_root.fd >= 0 &&
+      (fd = fcntl (im->tpm_root.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+    size_t n = strlen (im->tpm_dir);
+    d = fdopendir (fd);
+    if (d == NULL) {
+      close (fd);
+      return;
+    }
+    while ((e = readdir (d)) != NULL)
+      if (e->d_name[0] == '.' && strncmp (e->d_name + 1, im->tpm_dir, n) == 0 &&
+          strncmp (e->d_name + 1 + n, ".vmferry-", 9) == 0 &&
+          strlen (e->d_name + 1 + n + 9) == 6) {
+        vmferry_verbose ("removing %s/%s", im->tpm_root.path, e->d_name);
+        vmferry_target_remove_tree (&im->tpm_root, e->d_name);
+      }
+    closedir (d);
+  }
 }
 
 /* Take the lock of this domain's transfers into the target directory
@@ -887,6 +905,7 @@ load_state (struct importer *im, struct vmferry_resume_state *old)
   im->lock_fd = vmferry_resume_lock (&im->tgt, im->name, LOCK_WAIT_SECONDS);
   if (im->lock_fd < 0)
     return -1;
+  vmferry_resume_remove_stale (&im->tgt, im->name);
   r = vmferry_resume_load (&im->tgt, im->state_file, old);
   if (r == 1 && old->phase == VMFERRY_RESUME_PLACE) {
     int k;
@@ -1402,6 +1421,8 @@ job_done (void *opaque, void *jobp)
   vmferry_progress_end (im->opts->progress);
   if (rf && vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
     return -1;
+  if (vmferry_fault ("import-file-verified") < 0)
+    return -1;
   vmferry_verbose ("%s: verified", f->name);
   return 0;
 }
@@ -1680,6 +1701,8 @@ read_stream (struct importer *im)
       }
       if (setup_resume (im, &old, k) < 0)
         goto out;
+      if (!opts->resume_query && vmferry_fault ("import-checked") < 0)
+        goto out;
       if (opts->resume_query) {
         if (!im->query_done) {
           vmferry_set_error ("%s: resume query: no answer", opts->in_name);
@@ -1938,6 +1961,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     r = VMFERRY_IMPORT_ALREADY;
     goto out;
   }
+  if (vmferry_fault ("import-end") < 0)
+    goto fail;
   k = vmferry_place (&im);
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)
     goto out;                   /* stuck: the journal is kept, the message says so */
@@ -2032,6 +2057,7 @@ abort_one (struct importer *im, const char *name)
   im->lock_fd = vmferry_resume_lock (&im->tgt, name, 10);
   if (im->lock_fd < 0)
     return -1;
+  vmferry_resume_remove_stale (&im->tgt, name);
   r = vmferry_resume_load (&im->tgt, im->state_file, &st);
   if (r == 0) {
     vmferry_set_error ("%s: no interrupted transfer of domain %s", im->dir, name);

@@ -765,6 +765,9 @@ vmferry_place (struct importer *im)
     }
   }
 
+  if (vmferry_fault ("place-locked") < 0)
+    goto refuse;
+
   /* 2. The journal. */
   st->phase = VMFERRY_RESUME_PLACE;
   if (vmferry_import_save_state (im, -1, 0) < 0 || vmferry_target_sync (&im->tgt) < 0 ||

@@ -1,6 +1,7 @@
 /* vmferry: resume state of an interrupted import (see resume.h). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -247,6 +248,31 @@ vmferry_resume_lock (const struct vmferry_target *t, const char *name,
 }
 
 void
+vmferry_resume_remove_stale (const struct vmferry_target *t, const char *name)
+{
+  CLEANUP_FREE char *file = vmferry_resume_name (name, "json");
+  CLEANUP_FREE char *prefix = NULL;
+  int fd;
+  DIR *d;
+  struct dirent *e;
+
+  if (file == NULL || asprintf (&prefix, "%s.new-", file) < 0)
+    return;
+  fd = fcntl (t->fd, F_DUPFD_CLOEXEC, 0);
+  d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL) {
+    if (fd >= 0)
+      close (fd);
+    return;
+  }
+  while ((e = readdir (d)) != NULL)
+    if (strncmp (e->d_name, prefix, strlen (prefix)) == 0 &&
+        strlen (e->d_name) == strlen (prefix) + 6)
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+}
+
+void
 vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
                               int lock_fd)
 {
@@ -395,10 +421,13 @@ parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
       return -1;
     rf->changed = true;
   }
-  if (!place)
+  if (!place || rf->tmp == NULL)
     return rf->final || rf->replace ? -1 : 0;
-  /* Placing: every file has a temporary file, complete, and a final name. */
-  if (rf->final == NULL || rf->tmp == NULL || rf->offset != VMFERRY_RESUME_COMPLETE ||
+  /* Placing: every file with a temporary file of its own (all but TPM
+   * state, which moves with its directory) is complete and has a final
+   * name.
+   */
+  if (rf->final == NULL || rf->offset != VMFERRY_RESUME_COMPLETE ||
       !ju64 (f, "dev", &rf->dev) || !ju64 (f, "ino", &rf->ino))
     return -1;
   return 0;
@@ -485,7 +514,11 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     const char *name = jstr (f, "name"), *tmp = jstr (f, "tmp");
     bool complete;
 
-    if (name == NULL || !component_ok (name) || !ju64 (f, "size", &rf->size) ||
+    /* A TPM state file's name is a relative path (it has no temporary
+     * file of its own: its directory has).
+     */
+    if (name == NULL || !vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, 0) ||
+        (tmp && !component_ok (name)) || !ju64 (f, "size", &rf->size) ||
         jbool (f, "complete", &complete) < 0 ||
         !(rf->name = strdup (name)) ||
         (tmp && (!vmferry_resume_tmp_name_ok (name, tmp) || !(rf->tmp = strdup (tmp))))) {

@@ -150,6 +150,11 @@ char *vmferry_resume_name (const char *name, const char *suffix);
 int vmferry_resume_lock (const struct vmferry_target *t, const char *name,
                          unsigned wait_seconds);
 
+/* Remove what a save of NAME's state killed midway left in T (its
+ * temporary ".new-XXXXXX" files).  With the lock held.
+ */
+void vmferry_resume_remove_stale (const struct vmferry_target *t, const char *name);
+
 /* Remove the lock file of NAME while holding its lock on LOCK_FD, then
  * release it (LOCK_FD is closed).
  */

@@ -427,7 +427,7 @@ PrintLastLog no
 MaxStartups 64:30:128
 MaxSessions 32
 LogLevel VERBOSE
-SetEnv PATH=$path
+SetEnv PATH=$path VMFERRY_FAULT_FILE=$STATE/fault-b
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
     cat >"$s/config" <<EOF
@@ -671,7 +671,8 @@ write_env() {
             "SITE_OK=$SITE_OK" "SITE_REASON=$SITE_REASON" "SITE_DIR_A=$SITE_DIR" \
             "SITE_EMULATOR_A=$SITE_EMULATOR" "SITE_NET_A=${SITE_NET[a]}" \
             "SITE_NET_B=${SITE_NET[b]}" "SITE_BRIDGE_A=${SITE_BRIDGE[a]}" \
-            "SITE_BRIDGE_B=${SITE_BRIDGE[b]}"; do
+            "SITE_BRIDGE_B=${SITE_BRIDGE[b]}" \
+            "FAULT_FILE_B=$STATE/fault-b"; do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$e"
