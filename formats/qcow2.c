@@ -353,6 +353,137 @@ vmferry_qcow2_check_carriable (const struct vmferry_qcow2_info *info,
   return 0;
 }
 
+/* NAME (from a header: any bytes but NUL) for a message: control bytes
+ * and bytes >= 0x7f as \xNN, so a hostile name cannot drive a terminal.
+ * OUT holds at least 4 * VMFERRY_QCOW2_MAX_NAME + 1 bytes.
+ */
+static const char *
+printable (const char *in, char *out)
+{
+  size_t used = 0;
+
+  for (const unsigned char *p = (const unsigned char *) in; *p; p++)
+    if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+      used += sprintf (out + used, "\\x%02x", *p);
+    else
+      out[used++] = *p;
+  out[used] = '\0';
+  return out;
+}
+
+int
+vmferry_qcow2_validate_arrival (int fd, const char *name,
+                                const struct vmferry_qcow2_expect *exp,
+                                struct vmferry_qcow2_info *info_rtn)
+{
+  struct vmferry_qcow2_info info;
+  char shown[4 * VMFERRY_QCOW2_MAX_NAME + 1];
+  uint64_t unknown;
+  int r;
+
+  if (exp == NULL || exp->format == NULL) {
+    vmferry_set_error_errno (EINVAL, "%s: no format to validate against",
+                             name);
+    return -1;
+  }
+  if (strcmp (exp->format, "raw") == 0) {
+    if (exp->has_backing) {
+      vmferry_set_error ("%s: the stream gives a raw image a backing file",
+                         name);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (exp->format, "qcow2") != 0) {
+    vmferry_set_error ("%s: format '%s' is not supported (only qcow2 and "
+                       "raw)", name, exp->format);
+    return -1;
+  }
+  if (exp->has_backing &&
+      (exp->backing_format == NULL ||
+       (strcmp (exp->backing_format, "qcow2") != 0 &&
+        strcmp (exp->backing_format, "raw") != 0))) {
+    vmferry_set_error ("%s: the stream's backing file has format '%s' (only "
+                       "qcow2 and raw)", name,
+                       exp->backing_format ? exp->backing_format : "");
+    return -1;
+  }
+
+  r = vmferry_qcow2_probe (fd, name, &info);
+  if (r == -1)
+    return -1;
+  if (r == 0) {
+    vmferry_set_error ("%s: not a qcow2 image, but the stream says it is",
+                       name);
+    return -1;
+  }
+
+  if (info.has_data_file && !exp->allow_data_file) {
+    vmferry_set_error ("%s: qcow2 image keeps its data in an external data "
+                       "file%s%s%s, which did not travel with it: refused "
+                       "(QEMU would open that host file)", name,
+                       info.data_file[0] ? " '" : "",
+                       printable (info.data_file, shown),
+                       info.data_file[0] ? "'" : "");
+    return -1;
+  }
+  if (info.incompatible_features & VMFERRY_QCOW2_INCOMPAT_CORRUPT) {
+    vmferry_set_error ("%s: qcow2 image is marked corrupt", name);
+    return -1;
+  }
+  unknown = info.incompatible_features & ~VMFERRY_QCOW2_INCOMPAT_KNOWN;
+  if (unknown) {
+    vmferry_set_error ("%s: qcow2 image has unknown incompatible features "
+                       "0x%llx", name, (unsigned long long) unknown);
+    return -1;
+  }
+  if (info.crypt_method == VMFERRY_QCOW2_CRYPT_AES) {
+    vmferry_set_error ("%s: qcow2 image uses the legacy AES encryption "
+                       "(only LUKS is accepted)", name);
+    return -1;
+  }
+
+  if (info.has_backing && !exp->has_backing) {
+    vmferry_set_error ("%s: qcow2 header names the backing file '%s', but "
+                       "the stream gives it none: refused (QEMU would open "
+                       "that file)", name,
+                       printable (info.backing_file, shown));
+    return -1;
+  }
+  if (!info.has_backing && exp->has_backing) {
+    vmferry_set_error ("%s: qcow2 header names no backing file, but the "
+                       "stream gives it one", name);
+    return -1;
+  }
+  if (exp->has_backing) {
+    if (info.backing_format[0] &&
+        strcmp (info.backing_format, exp->backing_format) != 0) {
+      vmferry_set_error ("%s: qcow2 header gives the backing file format "
+                         "'%s', but the stream's backing file is %s", name,
+                         printable (info.backing_format, shown),
+                         exp->backing_format);
+      return -1;
+    }
+    if (exp->backing_name) {
+      if (info.backing_format[0] == '\0') {
+        vmferry_set_error ("%s: qcow2 header gives no backing file format "
+                           "(QEMU would probe it)", name);
+        return -1;
+      }
+      if (strcmp (info.backing_file, exp->backing_name) != 0) {
+        vmferry_set_error ("%s: qcow2 header names the backing file '%s', "
+                           "not '%s'", name,
+                           printable (info.backing_file, shown),
+                           exp->backing_name);
+        return -1;
+      }
+    }
+  }
+  if (info_rtn)
+    *info_rtn = info;
+  return 1;
+}
+
 /* PATH made absolute against the current directory, unresolved.  The
  * caller frees it.
  */

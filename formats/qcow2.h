@@ -70,6 +70,54 @@ int vmferry_qcow2_probe (int fd, const char *name,
 int vmferry_qcow2_check_carriable (const struct vmferry_qcow2_info *info,
                                    const char *name);
 
+/* What the stream says of an image the importer has just written. */
+struct vmferry_qcow2_expect {
+  /* The manifest's format for it: "qcow2" or "raw". */
+  const char *format;
+  /* The stream gives it a backing file: another file of the same
+   * stream, of format BACKING_FORMAT ("qcow2" or "raw").
+   */
+  bool has_backing;
+  const char *backing_format;
+  /* The backing file name the header must hold exactly, once the
+   * importer has pointed the image at its backing file's new place;
+   * NULL before that (the header still names the source host's path,
+   * which is never followed, and any name is accepted).
+   */
+  const char *backing_name;
+  /* The user allowed an external data file by name. */
+  bool allow_data_file;
+};
+
+/* Validate the header of an image that arrived in a stream, open on FD
+ * (NAME is for messages), against what the stream says of it, before
+ * anything (qemu-img, libvirt, QEMU) opens it as an image.
+ *
+ * A file the stream calls raw is never read: its first bytes are guest
+ * data, and a qcow2 header there (with a backing file, say) is only
+ * data, as long as the domain opens the file as raw (the policy in
+ * lib/refs.h compares the XML's format with the stream's).  Returns 0.
+ *
+ * A file the stream calls qcow2 must have a valid header (as
+ * vmferry_qcow2_probe reads it), and is refused when: it is not qcow2;
+ * the header names a backing file and the stream gives none, or the
+ * stream gives one and the header none; the header's backing format
+ * differs from the stream's format for that file (after the rebase, when
+ * BACKING_NAME is given: the format must be there, and the name equal);
+ * it keeps its data in an external data file (the incompatible bit or
+ * the extension) and ALLOW_DATA_FILE is false; it is marked corrupt; it
+ * has incompatible features this code does not know; it is encrypted
+ * with the legacy AES method (only LUKS is accepted).  Returns 1 and
+ * fills *INFO_RTN (may be NULL).
+ *
+ * Anything else the stream says of it (a format other than qcow2 or
+ * raw, a backing file for a raw image) is refused too.  -1 with the
+ * error set ("NAME: ...") on refusal.
+ */
+int vmferry_qcow2_validate_arrival (int fd, const char *name,
+                                    const struct vmferry_qcow2_expect *exp,
+                                    struct vmferry_qcow2_info *info_rtn);
+
 /* Resolve BACKING (a backing file name from the header of OVERLAY) the
  * way QEMU does: an absolute name stays, a relative one is relative to
  * the directory of OVERLAY (itself made absolute against the current

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -534,6 +535,463 @@ START_TEST (test_hostile_features)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- arrival */
+
+/* A header as the hostile cases build it: the minimal valid version 3
+ * header, then PATCHES, in a FILE_LEN-byte buffer.  The caller frees it.
+ */
+static unsigned char *
+build_header (size_t file_len, const struct patch *patches)
+{
+  static const unsigned char base[104] = {
+    'Q', 'F', 'I', 0xfb, 0, 0, 0, 3,
+    [20] = 0, 0, 0, 16, [24] = 0, 0, 0, 0, 0, 0x10, 0, 0,
+    [96] = 0, 0, 0, 4, 0, 0, 0, 104,
+  };
+  unsigned char *buf = calloc (1, file_len);
+
+  ck_assert_ptr_nonnull (buf);
+  memcpy (buf, base, file_len < sizeof base ? file_len : sizeof base);
+  for (const struct patch *pt = patches; pt->width; pt++)
+    for (unsigned b = 0; b < pt->width; b++)
+      if (pt->off + b < file_len)
+        buf[pt->off + b] = pt->value >> (8 * (pt->width - 1 - b));
+  return buf;
+}
+
+/* Bytes of a string at OFF, as patches (4 bytes each): "base.qcow2"
+ * needs three.
+ */
+#define STR4(off, a, b, c, d) \
+  { off, 4, (uint64_t) (a) << 24 | (uint64_t) (b) << 16 | (c) << 8 | (d) }
+
+/* Extension headers: backing format "qcow2" / "raw", data file "d.raw". */
+#define EXT_FMT_QCOW2(off) \
+  { off, 4, 0xe2792aca }, { off + 4, 4, 5 }, STR4 (off + 8, 'q', 'c', 'o', 'w'), \
+  { off + 12, 1, '2' }
+#define EXT_FMT_RAW(off) \
+  { off, 4, 0xe2792aca }, { off + 4, 4, 3 }, STR4 (off + 8, 'r', 'a', 'w', 0)
+#define EXT_DATA_FILE(off) \
+  { off, 4, 0x44415441 }, { off + 4, 4, 5 }, STR4 (off + 8, 'd', '.', 'r', 'a'), \
+  { off + 12, 1, 'w' }
+/* Backing name "/etc/shadow" (11 bytes) at 512. */
+#define BACKING_SHADOW \
+  { 8, 8, 512 }, { 16, 4, 11 }, STR4 (512, '/', 'e', 't', 'c'), \
+  STR4 (516, '/', 's', 'h', 'a'), STR4 (520, 'd', 'o', 'w', 0)
+/* Backing name "base.qcow2" (10 bytes) at 512. */
+#define BACKING_BASE \
+  { 8, 8, 512 }, { 16, 4, 10 }, STR4 (512, 'b', 'a', 's', 'e'), \
+  STR4 (516, '.', 'q', 'c', 'o'), STR4 (520, 'w', '2', 0, 0)
+
+struct arrival {
+  const char *what;
+  struct patch patches[16];
+  struct vmferry_qcow2_expect exp;
+  int want_r;                   /* 1, 0 or -1 */
+  const char *want;             /* -1: error substring */
+};
+
+#define QCOW2 { .format = "qcow2" }
+#define QCOW2_ON(fmt) { .format = "qcow2", .has_backing = true, \
+                        .backing_format = fmt }
+
+static const struct arrival arrivals[] = {
+  { "plain qcow2", { { 0 } }, QCOW2, 1, NULL },
+  { "qcow2 header on a file the stream calls raw: only data", { BACKING_SHADOW },
+    { .format = "raw" }, 0, NULL },
+  { "raw content the stream calls qcow2", { { 0, 4, 0x7f454c46 } }, QCOW2, -1,
+    "a.img: not a qcow2 image, but the stream says it is" },
+  { "backing file the stream does not give", { BACKING_SHADOW }, QCOW2, -1,
+    "a.img: qcow2 header names the backing file '/etc/shadow', but the "
+    "stream gives it none: refused (QEMU would open that file)" },
+  { "backing file with a format, the stream gives none",
+    { BACKING_SHADOW, EXT_FMT_RAW (104) }, QCOW2, -1,
+    "names the backing file '/etc/shadow', but the stream gives it none" },
+  { "backing file the stream gives, same format, before the rebase",
+    { BACKING_SHADOW, EXT_FMT_QCOW2 (104) }, QCOW2_ON ("qcow2"), 1, NULL },
+  { "backing format raw, the stream's backing file is qcow2",
+    { BACKING_BASE, EXT_FMT_RAW (104) }, QCOW2_ON ("qcow2"), -1,
+    "a.img: qcow2 header gives the backing file format 'raw', but the "
+    "stream's backing file is qcow2" },
+  { "no backing format before the rebase: the rebase sets it",
+    { BACKING_BASE }, QCOW2_ON ("raw"), 1, NULL },
+  { "no backing format after the rebase",
+    { BACKING_BASE },
+    { .format = "qcow2", .has_backing = true, .backing_format = "raw",
+      .backing_name = "base.qcow2" }, -1,
+    "a.img: qcow2 header gives no backing file format (QEMU would probe it)" },
+  { "after the rebase: the name and format the importer wrote",
+    { BACKING_BASE, EXT_FMT_QCOW2 (104) },
+    { .format = "qcow2", .has_backing = true, .backing_format = "qcow2",
+      .backing_name = "base.qcow2" }, 1, NULL },
+  { "after the rebase: another name",
+    { BACKING_SHADOW, EXT_FMT_QCOW2 (104) },
+    { .format = "qcow2", .has_backing = true, .backing_format = "qcow2",
+      .backing_name = "base.qcow2" }, -1,
+    "a.img: qcow2 header names the backing file '/etc/shadow', not "
+    "'base.qcow2'" },
+  { "the stream gives a backing file, the header none", { { 0 } },
+    QCOW2_ON ("qcow2"), -1,
+    "a.img: qcow2 header names no backing file, but the stream gives it one" },
+  { "external data file: incompatible bit and extension",
+    { { 72, 8, 4 }, EXT_DATA_FILE (104) }, QCOW2, -1,
+    "a.img: qcow2 image keeps its data in an external data file 'd.raw', "
+    "which did not travel with it: refused (QEMU would open that host file)" },
+  { "external data file: the extension alone", { EXT_DATA_FILE (104) }, QCOW2,
+    -1, "keeps its data in an external data file 'd.raw'" },
+  { "external data file: the bit alone", { { 72, 8, 4 } }, QCOW2, -1,
+    "keeps its data in an external data file, which did not travel" },
+  { "external data file, allowed", { { 72, 8, 4 }, EXT_DATA_FILE (104) },
+    { .format = "qcow2", .allow_data_file = true }, 1, NULL },
+  { "corrupt bit", { { 72, 8, 2 } }, QCOW2, -1,
+    "a.img: qcow2 image is marked corrupt" },
+  { "dirty bit: QEMU repairs it", { { 72, 8, 1 } }, QCOW2, 1, NULL },
+  { "unknown incompatible feature", { { 72, 8, 1ULL << 40 } }, QCOW2, -1,
+    "a.img: qcow2 image has unknown incompatible features 0x10000000000" },
+  { "legacy AES encryption", { { 32, 4, 1 } }, QCOW2, -1,
+    "a.img: qcow2 image uses the legacy AES encryption (only LUKS is "
+    "accepted)" },
+  { "LUKS encryption", { { 32, 4, 2 } }, QCOW2, 1, NULL },
+  { "a header the probe refuses", { { 20, 4, 40 } }, QCOW2, -1,
+    "a.img: qcow2 cluster_bits 40 is out of range" },
+  { "a backing name with terminal escapes",
+    { { 8, 8, 512 }, { 16, 4, 4 }, STR4 (512, 0x1b, '[', '2', 'J') }, QCOW2,
+    -1, "names the backing file '\\x1b[2J', but" },
+  { "format the stream cannot carry", { { 0 } }, { .format = "vmdk" }, -1,
+    "a.img: format 'vmdk' is not supported (only qcow2 and raw)" },
+  { "a raw image with a backing file", { { 0 } },
+    { .format = "raw", .has_backing = true, .backing_format = "raw" }, -1,
+    "a.img: the stream gives a raw image a backing file" },
+  { "a backing file of a format the stream cannot carry", { BACKING_BASE },
+    QCOW2_ON ("vmdk"), -1,
+    "a.img: the stream's backing file has format 'vmdk' (only qcow2 and raw)" },
+};
+
+START_TEST (test_arrival)
+{
+  make_dir ();
+  for (size_t i = 0; i < sizeof arrivals / sizeof arrivals[0]; i++) {
+    const struct arrival *a = &arrivals[i];
+    CLEANUP_FREE unsigned char *buf = build_header (4096, a->patches);
+    CLEANUP_FREE char *p = path_of ("a.img");
+    CLEANUP_CLOSE int fd = open (p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    struct vmferry_qcow2_info info;
+    int r;
+
+    ck_assert_int_ge (fd, 0);
+    ck_assert_int_eq (write (fd, buf, 4096), 4096);
+    vmferry_clear_error ();
+    r = vmferry_qcow2_validate_arrival (fd, "a.img", &a->exp, &info);
+    ck_assert_msg (r == a->want_r, "%s: returned %d, not %d (%s)", a->what, r,
+                   a->want_r, vmferry_get_error ());
+    if (a->want)
+      ck_assert_msg (strstr (vmferry_get_error (), a->want) != NULL,
+                     "%s: error '%s' lacks '%s'", a->what,
+                     vmferry_get_error (), a->want);
+  }
+}
+END_TEST
+
+/* The same with images made by qemu-img: a backing file on a host file,
+ * an external data file, and the chain the importer makes by rebasing.
+ */
+START_TEST (test_arrival_qemu_img)
+{
+  static const struct vmferry_qcow2_expect none = { .format = "qcow2" };
+  struct vmferry_qcow2_expect on_base = {
+    .format = "qcow2", .has_backing = true, .backing_format = "qcow2",
+    .backing_name = "base.qcow2",
+  };
+  struct vmferry_qcow2_info info;
+
+  make_dir ();
+  /* A host path that does not exist: -u keeps qemu-img from opening it,
+   * and nothing is there to harm if it did.
+   */
+  run ("qemu-img create -q -f qcow2 -u -b /nonexistent/host.img -F raw "
+       "evil.qcow2 1M");
+  /* qemu-img creates (truncates) the data file it is given: only ever a
+   * name in the test directory.
+   */
+  run ("qemu-img create -q -f qcow2 -o data_file=d.raw,data_file_raw=on "
+       "df.qcow2 1M");
+  run ("qemu-img create -q -f qcow2 base.qcow2 1M");
+  run ("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2");
+  {
+    CLEANUP_FREE char *p = path_of ("evil.qcow2");
+    CLEANUP_CLOSE int fd = open (p, O_RDONLY);
+    ck_assert_int_eq (vmferry_qcow2_validate_arrival (fd, "evil.qcow2", &none,
+                                                      &info), -1);
+    ck_assert_str_eq (vmferry_get_error (),
+                      "evil.qcow2: qcow2 header names the backing file "
+                      "'/nonexistent/host.img', but the stream gives it "
+                      "none: refused (QEMU would open that file)");
+  }
+  {
+    CLEANUP_FREE char *p = path_of ("df.qcow2");
+    CLEANUP_CLOSE int fd = open (p, O_RDONLY);
+    ck_assert_int_eq (vmferry_qcow2_validate_arrival (fd, "df.qcow2", &none,
+                                                      &info), -1);
+    ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                   "keeps its data in an external data file"));
+  }
+  {
+    CLEANUP_FREE char *p = path_of ("top.qcow2");
+    CLEANUP_CLOSE int fd = open (p, O_RDONLY);
+    ck_assert_msg (vmferry_qcow2_validate_arrival (fd, "top.qcow2", &on_base,
+                                                   &info) == 1,
+                   "%s", vmferry_get_error ());
+    ck_assert_str_eq (info.backing_file, "base.qcow2");
+    on_base.backing_format = "raw";
+    ck_assert_int_eq (vmferry_qcow2_validate_arrival (fd, "top.qcow2",
+                                                      &on_base, &info), -1);
+  }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- mutations */
+
+/* A deterministic mutation test in the manner of QEMU's image fuzzer
+ * (tests/image-fuzzer): valid headers (version 2 and 3, with and without
+ * a backing file, with extensions) have fields set to boundary values,
+ * bytes flipped, extensions planted and the file cut, thousands of
+ * times from a fixed seed.  Every result must be refused with a message
+ * naming the file, or accepted with fields in bounds and consistent
+ * with the bytes; and the arrival check must never accept what it
+ * promises to refuse.  The sanitizer build runs it under ASan/UBSan.
+ */
+#define MUTATION_ROUNDS 12000
+#define MUTATION_SEED 0x766d6665727279ULL       /* "vmferry" */
+
+static uint64_t rng_state;
+
+static uint64_t
+rng (void)
+{
+  /* xorshift64*: small, and the same sequence everywhere. */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+static const uint64_t interesting[] = {
+  0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 21, 22, 63, 64, 72, 103, 104, 105, 111,
+  112, 127, 128, 255, 256, 511, 512, 1023, 1024, 4095, 4096, 65535, 65536,
+  65537, 0x1fffff, 0x200000, 0x7fffffff, 0x80000000, 0xfffffffe,
+  0xffffffff, 0x100000000ULL, 0x7fffffffffffffffULL, 0x8000000000000000ULL,
+  0xfffffffffffffff8ULL, 0xffffffffffffffffULL, 0x514649fb, 0xe2792aca,
+  0x44415441, 0x6803f857,
+};
+
+/* Header fields: offset and width. */
+static const struct { unsigned off, width; } fields[] = {
+  { 0, 4 }, { 4, 4 }, { 8, 8 }, { 16, 4 }, { 20, 4 }, { 24, 8 }, { 32, 4 },
+  { 36, 4 }, { 40, 8 }, { 48, 8 }, { 56, 4 }, { 60, 4 }, { 64, 8 },
+  { 72, 8 }, { 80, 8 }, { 88, 8 }, { 96, 4 }, { 100, 4 }, { 104, 1 },
+  { 104, 4 }, { 108, 4 }, { 112, 4 }, { 116, 4 }, { 120, 4 }, { 124, 4 },
+};
+
+static void
+put (unsigned char *buf, size_t len, size_t off, unsigned width, uint64_t v)
+{
+  for (unsigned b = 0; b < width; b++)
+    if (off + b < len)
+      buf[off + b] = v >> (8 * (width - 1 - b));
+}
+
+static void
+mutate (unsigned char *buf, size_t *len, size_t cap)
+{
+  unsigned n = 1 + rng () % 4;
+
+  for (unsigned k = 0; k < n; k++) {
+    size_t span = *len < 640 ? *len : 640;
+    switch (rng () % 6) {
+    case 0:                     /* flip a bit */
+      if (span)
+        buf[rng () % span] ^= 1 << (rng () % 8);
+      break;
+    case 1:                     /* a random byte */
+      if (span)
+        buf[rng () % span] = rng ();
+      break;
+    case 2: case 3: {           /* a field to a boundary value */
+      unsigned f = rng () % (sizeof fields / sizeof fields[0]);
+      uint64_t v = interesting[rng () % (sizeof interesting /
+                                         sizeof interesting[0])];
+      if (rng () % 4 == 0)
+        v += (rng () % 3) - 1;
+      put (buf, *len, fields[f].off, fields[f].width, v);
+      break;
+    }
+    case 4: {                   /* plant an extension header */
+      static const uint32_t types[] = {
+        0, 0xe2792aca, 0x44415441, 0x6803f857, 0x23852875, 0x0537be77,
+      };
+      size_t off = 72 + 8 * (rng () % 70);
+      put (buf, *len, off, 4, types[rng () % (sizeof types / sizeof types[0])]);
+      put (buf, *len, off + 4, 4,
+           interesting[rng () % (sizeof interesting / sizeof interesting[0])]);
+      break;
+    }
+    case 5:                     /* cut or grow the file */
+      *len = rng () % cap;
+      break;
+    }
+  }
+}
+
+/* The fields of an accepted header are in bounds and match the bytes. */
+static void
+check_accepted (const unsigned char *buf, size_t len,
+                const struct vmferry_qcow2_info *in, uint64_t round)
+{
+  uint64_t boff = 0;
+  uint32_t blen = 0;
+
+  ck_assert_msg (in->version == 2 || in->version == 3, "round %llu",
+                 (unsigned long long) round);
+  ck_assert (in->cluster_bits >= 9 && in->cluster_bits <= 21);
+  if (in->version == 2)
+    ck_assert_uint_eq (in->header_length, 72);
+  else
+    ck_assert (in->header_length >= 104 && in->header_length % 8 == 0 &&
+               in->header_length <= (1U << in->cluster_bits));
+  ck_assert (in->virtual_size <= INT64_MAX);
+  ck_assert (in->crypt_method <= VMFERRY_QCOW2_CRYPT_LUKS);
+  ck_assert (memchr (in->backing_file, 0, sizeof in->backing_file));
+  ck_assert (memchr (in->backing_format, 0, sizeof in->backing_format));
+  ck_assert (memchr (in->data_file, 0, sizeof in->data_file));
+  for (int b = 0; b < 8; b++)
+    boff = boff << 8 | buf[8 + b];
+  for (int b = 0; b < 4; b++)
+    blen = blen << 8 | buf[16 + b];
+  if (in->has_backing) {
+    size_t n = strlen (in->backing_file);
+    ck_assert (n >= 1 && n <= VMFERRY_QCOW2_MAX_NAME && n == blen);
+    ck_assert (boff >= in->header_length && boff + n <= len &&
+               boff + n <= (1U << in->cluster_bits));
+    ck_assert (memcmp (buf + boff, in->backing_file, n) == 0);
+  }
+  else {
+    ck_assert_str_eq (in->backing_file, "");
+    ck_assert (boff == 0 || blen == 0);
+  }
+  if (in->incompatible_features & VMFERRY_QCOW2_INCOMPAT_DATA_FILE)
+    ck_assert (in->has_data_file);
+}
+
+START_TEST (test_mutations)
+{
+  /* The seeds: what qemu-img writes, laid out by hand. */
+  static const struct patch v2_backing[] = {
+    { 4, 4, 2 }, { 100, 4, 0 }, { 96, 4, 0 },
+    { 8, 8, 256 }, { 16, 4, 5 }, STR4 (256, 'b', '.', 'i', 'm'),
+    { 260, 1, 'g' }, { 0 } };
+  static const struct patch v3_backing[] = {
+    BACKING_BASE, EXT_FMT_QCOW2 (104), { 0 } };
+  static const struct patch v3_everything[] = {
+    { 72, 8, 4 }, EXT_FMT_RAW (104), EXT_DATA_FILE (120),
+    { 136, 4, 0x6803f857 }, { 140, 4, 48 }, { 144, 1, 0 }, { 145, 1, 2 },
+    STR4 (146, 'd', 'a', 't', 'a'), BACKING_BASE, { 0 } };
+  static const struct patch v3_long_header[] = {
+    { 100, 4, 112 }, { 104, 1, 0 }, EXT_FMT_RAW (112), BACKING_BASE, { 0 } };
+  static const struct patch v3_plain[] = { { 0 } };
+  const struct patch *seeds[] = {
+    v3_plain, v2_backing, v3_backing, v3_everything, v3_long_header,
+  };
+  static const struct vmferry_qcow2_expect exps[] = {
+    { .format = "qcow2" },
+    { .format = "qcow2", .allow_data_file = true },
+    { .format = "qcow2", .has_backing = true, .backing_format = "qcow2" },
+    { .format = "qcow2", .has_backing = true, .backing_format = "raw",
+      .backing_name = "base.qcow2" },
+  };
+  enum { CAP = 8192 };
+  unsigned char *buf = malloc (CAP);
+  int fd = memfd_create ("check_qcow2", MFD_CLOEXEC);
+  uint64_t probed_ok = 0, probe_refused = 0, not_qcow2 = 0;
+  uint64_t arrived = 0, arrival_refused = 0;
+
+  ck_assert_ptr_nonnull (buf);
+  ck_assert_int_ge (fd, 0);
+  rng_state = MUTATION_SEED;
+  for (uint64_t round = 0; round < MUTATION_ROUNDS; round++) {
+    const struct patch *seed = seeds[round % (sizeof seeds / sizeof seeds[0])];
+    CLEANUP_FREE unsigned char *h = build_header (4096, seed);
+    size_t len = 4096;
+    struct vmferry_qcow2_info info;
+    int r;
+
+    memcpy (buf, h, len);
+    mutate (buf, &len, CAP);
+    ck_assert_int_eq (ftruncate (fd, 0), 0);
+    ck_assert_int_eq (pwrite (fd, buf, len, 0), (ssize_t) len);
+
+    vmferry_clear_error ();
+    r = vmferry_qcow2_probe (fd, "m.img", &info);
+    if (r == 0) {
+      ck_assert (len < 4 || memcmp (buf, "QFI\xfb", 4) != 0);
+      not_qcow2++;
+    }
+    else if (r == -1) {
+      ck_assert_msg (strncmp (vmferry_get_error (), "m.img: ", 7) == 0,
+                     "round %llu: '%s'", (unsigned long long) round,
+                     vmferry_get_error ());
+      probe_refused++;
+    }
+    else {
+      ck_assert_int_eq (r, 1);
+      check_accepted (buf, len, &info, round);
+      probed_ok++;
+    }
+
+    for (size_t e = 0; e < sizeof exps / sizeof exps[0]; e++) {
+      const struct vmferry_qcow2_expect *x = &exps[e];
+      struct vmferry_qcow2_info ai;
+      int v = vmferry_qcow2_validate_arrival (fd, "m.img", x, &ai);
+
+      ck_assert (v == 1 || v == -1);
+      if (v == -1) {
+        ck_assert (strncmp (vmferry_get_error (), "m.img: ", 7) == 0);
+        arrival_refused++;
+        continue;
+      }
+      /* Accepted: only what the contract lets through. */
+      ck_assert_int_eq (r, 1);
+      check_accepted (buf, len, &ai, round);
+      ck_assert (!ai.has_data_file || x->allow_data_file);
+      ck_assert (!(ai.incompatible_features &
+                   (VMFERRY_QCOW2_INCOMPAT_CORRUPT |
+                    ~VMFERRY_QCOW2_INCOMPAT_KNOWN)));
+      ck_assert (ai.crypt_method != VMFERRY_QCOW2_CRYPT_AES);
+      ck_assert (ai.has_backing == x->has_backing);
+      if (x->has_backing && ai.backing_format[0])
+        ck_assert_str_eq (ai.backing_format, x->backing_format);
+      if (x->backing_name) {
+        ck_assert_str_eq (ai.backing_file, x->backing_name);
+        ck_assert_str_eq (ai.backing_format, x->backing_format);
+      }
+      arrived++;
+    }
+  }
+  printf ("qcow2 mutations: %d rounds (seed 0x%llx): probe accepted %llu, "
+          "refused %llu, not qcow2 %llu; arrival accepted %llu, refused "
+          "%llu\n", MUTATION_ROUNDS, (unsigned long long) MUTATION_SEED,
+          (unsigned long long) probed_ok, (unsigned long long) probe_refused,
+          (unsigned long long) not_qcow2, (unsigned long long) arrived,
+          (unsigned long long) arrival_refused);
+  /* The mutations reach both sides of every decision. */
+  ck_assert_uint_gt (probed_ok, MUTATION_ROUNDS / 20);
+  ck_assert_uint_gt (probe_refused, MUTATION_ROUNDS / 20);
+  ck_assert_uint_gt (arrived, MUTATION_ROUNDS / 20);
+  ck_assert_uint_gt (arrival_refused, MUTATION_ROUNDS / 20);
+  close (fd);
+  free (buf);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("qcow2",
                    test_not_qcow2,
                    test_plain,
@@ -545,4 +1003,7 @@ VMFERRY_UNIT_MAIN ("qcow2",
                    test_data_file,
                    test_encrypted,
                    test_hostile_headers,
-                   test_hostile_features)
+                   test_hostile_features,
+                   test_arrival,
+                   test_arrival_qemu_img,
+                   test_mutations)
