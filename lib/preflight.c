@@ -29,6 +29,7 @@
 #include "error.h"
 #include "log.h"
 #include "preflight.h"
+#include "refs.h"
 #include "stream.h"
 #include "virt.h"
 
@@ -82,6 +83,16 @@ struct ctx {
   xmlDocPtr domcaps;            /* for use_emulator, arch, machine */
   char *default_emulator;       /* the destination's, from domcaps */
   unsigned probe;               /* counter for transient pool names */
+  /* References the import would refuse (check_refs): their directories
+   * are not looked at (a transient pool over /dev or /etc is no way to
+   * learn what the answer already is).
+   */
+  char **refused;
+  size_t nrefused;
+  /* The destination's emulators (its capabilities), when it told. */
+  char **emulators;
+  size_t nemulators;
+  bool have_emulators;
 };
 
 /* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
@@ -285,7 +296,32 @@ check_type_and_emulator (struct ctx *c)
   c->default_emulator = domcaps_path (def);
   xmlFreeDoc (def);
 
-  if (c->emulator) {
+  /* Asking libvirt about an emulator runs it: only one the destination
+   * lists as its own, or one the user allowed by name.  Any other is the
+   * reference check's "unknown emulator", reported here once.
+   */
+  if (c->emulator && c->have_emulators &&
+      !vmferry_refs_allowed (c->emulator, true, (const char *const *) c->emulators,
+                             c->nemulators) &&
+      !vmferry_refs_allowed (c->emulator, true, (const char *const *) c->in->allow,
+                             c->in->nr_allow)) {
+    const char *fix[] = { "--emulator", c->default_emulator, NULL };
+    char hint[4200], list[1024];
+    size_t used = 0;
+
+    list[0] = '\0';
+    for (size_t i = 0; i < c->nemulators && used < sizeof list; i++)
+      used += snprintf (list + used, sizeof list - used, "%s%s",
+                        used ? ", " : "", c->emulators[i]);
+    snprintf (object, sizeof object, "emulator %s", c->emulator);
+    snprintf (hint, sizeof hint, "or, to run it anyway: --allow-path %s",
+              c->emulator);
+    add (c, VMFERRY_SEV_ERROR, "emulator", object,
+         c->default_emulator ? fix : NULL, hint,
+         "not one of the destination's emulators (%s), and libvirt would "
+         "run it as root", list[0] ? list : "none");
+  }
+  else if (c->emulator) {
     xmlDocPtr caps = get_domcaps (c, c->emulator, NULL);
     if (caps == NULL) {
       const char *fix[] = { "--emulator", c->default_emulator, NULL };
@@ -1002,6 +1038,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     char fobject[4300];
     if (d == NULL || strcmp (d, dir) != 0 || strncmp (w[i].key, "volume:", 7) == 0)
       continue;
+    if (seen_before (c->refused, c->nrefused, w[i].key))
+      continue;
     snprintf (fobject, sizeof fobject, "%s %s", w[i].what, w[i].key);
     v = p ? virStorageVolLookupByName (p, basename_of (w[i].key)) : NULL;
     if (v) {
@@ -1179,7 +1217,8 @@ check_storage (struct ctx *c)
   for (size_t i = 0; i < n; i++) {
     CLEANUP_FREE char *d = NULL;
     char **v;
-    if (strncmp (w[i].key, "volume:", 7) == 0 || w[i].key[0] != '/')
+    if (strncmp (w[i].key, "volume:", 7) == 0 || w[i].key[0] != '/' ||
+        seen_before (c->refused, c->nrefused, w[i].key))
       continue;
     d = dirname_of (w[i].key);
     if (d == NULL || seen_before (dirs, ndirs, d))
@@ -1381,6 +1420,130 @@ check_devices (struct ctx *c)
   }
 }
 
+/* ---------------------------------------------------------------- host references */
+
+/* What a kind's reference can be fixed with besides --allow-path. */
+static const char *
+ref_remedy (const struct vmferry_ref *r)
+{
+  switch (r->kind) {
+  case VMFERRY_REF_DISK:
+    return "carry it (vmferry-export --include-readonly), or point it at a "
+      "file the destination has (vmferry-rewrite --map-path OLD=NEW)";
+  case VMFERRY_REF_LOADER:
+  case VMFERRY_REF_NVRAM:
+  case VMFERRY_REF_NVRAM_TEMPLATE:
+  case VMFERRY_REF_BOOT_FILE:
+    return "point it at a file the destination has (vmferry-rewrite "
+      "--map-path OLD=NEW), or remove it from the definition";
+  case VMFERRY_REF_HOST_DEVICE:
+  case VMFERRY_REF_SHMEM:
+    return "remove the device (vmferry-rewrite --drop-device KIND)";
+  default:
+    return "remove it from the definition";
+  }
+}
+
+/* Every host resource the domain refers to must travel with it or be
+ * allowed by name (lib/refs.h): what an import with the same
+ * --allow-path values would refuse to define.
+ */
+static void
+check_refs (struct ctx *c)
+{
+  const struct vmferry_check_input *in = c->in;
+  struct vmferry_ref *refs = NULL;
+  struct vmferry_ref_finding *f = NULL;
+  struct vmferry_refs_carried *carried = NULL;
+  size_t n = 0, nf = 0, ncarried = 0;
+  struct vmferry_refs_policy p = { 0 };
+
+  if (vmferry_domain_refs (in->doc, &refs, &n) == -1) {
+    c->oom = true;
+    return;
+  }
+  carried = calloc (in->nr_files + 1, sizeof *carried);
+  if (carried == NULL) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < in->nr_files; i++)
+    if (in->files[i].carried) {
+      carried[ncarried].path = in->files[i].path;
+      carried[ncarried++].format = in->files[i].format;
+    }
+  p.carried = carried;
+  p.n_carried = ncarried;
+  p.allow = (const char *const *) in->allow;
+  p.n_allow = in->nr_allow;
+  p.emulators = (const char *const *) c->emulators;
+  p.n_emulators = c->nemulators;
+  p.have_emulators = c->have_emulators;
+  if (vmferry_refs_check (refs, n, &p, &f, &nf) == -1) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < nf; i++) {
+    const struct vmferry_ref *r = &refs[f[i].ref];
+    CLEANUP_FREE char *object = NULL;
+    CLEANUP_FREE char *hint = NULL;
+    const char *why = f[i].message + f[i].subject_len + 2;
+
+    /* The emulator check said it already, with the same rule. */
+    if (f[i].reason == VMFERRY_REF_UNKNOWN_EMULATOR && c->have_emulators)
+      continue;
+
+    /* The message starts with the object: say it once. */
+    object = strndup (f[i].message, f[i].subject_len);
+    if (object == NULL) {
+      c->oom = true;
+      break;
+    }
+    switch (f[i].reason) {
+    case VMFERRY_REF_NOT_NORMAL:
+      hint = strdup ("write it as an absolute path without '.', '..' or "
+                     "'//' (vmferry-rewrite --map-path OLD=NEW)");
+      break;
+    case VMFERRY_REF_FORMAT_MISMATCH:
+      hint = strdup ("the stream contradicts itself: export it again");
+      break;
+    case VMFERRY_REF_UNKNOWN_EMULATOR:
+      if (asprintf (&hint, "%s%s%sor run this one anyway: --allow-path %s",
+                    c->default_emulator ? "use the destination's: "
+                    "vmferry-rewrite --emulator " : "",
+                    c->default_emulator ? c->default_emulator : "",
+                    c->default_emulator ? "; " : "", f[i].allow) < 0)
+        hint = NULL;
+      break;
+    default:
+      if (asprintf (&hint, "%s; or, if the destination's own is meant: "
+                    "--allow-path %s", ref_remedy (r), f[i].allow) < 0)
+        hint = NULL;
+      break;
+    }
+    if (hint == NULL) {
+      c->oom = true;
+      break;
+    }
+    add (c, VMFERRY_SEV_ERROR, "reference", object, NULL, hint, "%s", why);
+    if (r->is_path && f[i].reason != VMFERRY_REF_FORMAT_MISMATCH) {
+      char **v = reallocarray (c->refused, c->nrefused + 1, sizeof *v);
+      if (v == NULL || (v[c->nrefused] = strdup (r->value)) == NULL) {
+        if (v)
+          c->refused = v;
+        c->oom = true;
+        break;
+      }
+      c->refused = v;
+      c->nrefused++;
+    }
+  }
+ out:
+  vmferry_ref_findings_free (f, nf);
+  vmferry_refs_free (refs, n);
+  free (carried);
+}
+
 /* ---------------------------------------------------------------- run */
 
 int
@@ -1413,12 +1576,17 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
     c.emulator = NULL;
   }
 
+  if (vmferry_refs_host_emulators (dest, &c.emulators, &c.nemulators) == 0)
+    c.have_emulators = true;
+  else
+    vmferry_clear_error ();
   check_type_and_emulator (&c);
   check_machine (&c);
   if (c.use_emulator)
     c.domcaps = get_domcaps (&c, c.use_emulator, c.machine_ok ? c.machine : NULL);
   check_cpu (&c);
   check_interfaces (&c);
+  check_refs (&c);
   check_storage (&c);
   check_identity (&c);
   check_devices (&c);
@@ -1436,6 +1604,10 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   free (c.emulator);
   free (c.use_emulator);
   free (c.default_emulator);
+  for (size_t i = 0; i < c.nrefused; i++)
+    free (c.refused[i]);
+  free (c.refused);
+  vmferry_strv_free (c.emulators);
   if (c.domcaps)
     xmlFreeDoc (c.domcaps);
   return ret;
@@ -1451,15 +1623,39 @@ vmferry_check_input_free (struct vmferry_check_input *in)
   if (in->doc)
     xmlFreeDoc (in->doc);
   free (in->name);
-  for (size_t i = 0; i < in->nr_files; i++)
+  for (size_t i = 0; i < in->nr_files; i++) {
     free (in->files[i].path);
+    free (in->files[i].format);
+  }
   free (in->files);
+  for (size_t i = 0; i < in->nr_allow; i++)
+    free (in->allow[i]);
+  free (in->allow);
   memset (in, 0, sizeof *in);
+}
+
+int
+vmferry_check_input_allow (struct vmferry_check_input *in, const char *value)
+{
+  char **v;
+
+  if (vmferry_refs_allow_valid (value) == -1)
+    return -1;
+  v = reallocarray (in->allow, in->nr_allow + 1, sizeof *v);
+  if (v == NULL || (v[in->nr_allow] = strdup (value)) == NULL) {
+    if (v)
+      in->allow = v;
+    vmferry_set_error_errno (ENOMEM, "--allow-path");
+    return -1;
+  }
+  in->allow = v;
+  in->nr_allow++;
+  return 0;
 }
 
 static int
 add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
-          bool carried)
+          bool carried, const char *format)
 {
   struct vmferry_check_file *v = reallocarray (in->files, in->nr_files + 1, sizeof *v);
 
@@ -1467,9 +1663,14 @@ add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
     return -1;
   in->files = v;
   v = &v[in->nr_files];
+  memset (v, 0, sizeof *v);
   v->path = strdup (path);
   if (v->path == NULL)
     return -1;
+  if (format && (v->format = strdup (format)) == NULL) {
+    free (v->path);
+    return -1;
+  }
   v->allocated = allocated;
   v->carried = carried;
   in->nr_files++;
@@ -1514,6 +1715,7 @@ files_from_manifest (struct vmferry_check_input *in, const char *json, size_t le
   for (size_t i = 0; i < json_object_array_length (files) && i < VMFERRY_MAX_FILES; i++) {
     json_object *f = json_object_array_get_idx (files, i), *v;
     const char *src = NULL, *pool = NULL, *vol = NULL, *role = NULL;
+    const char *format = NULL;
     uint64_t alloc = 0;
     CLEANUP_FREE char *key = NULL;
     if (json_object_object_get_ex (f, "role", &v))
@@ -1526,6 +1728,8 @@ files_from_manifest (struct vmferry_check_input *in, const char *json, size_t le
       vol = json_object_get_string (v);
     if (json_object_object_get_ex (f, "allocated", &v))
       alloc = json_object_get_uint64 (v);
+    if (json_object_object_get_ex (f, "format", &v))
+      format = json_object_get_string (v);
     if (role && strcmp (role, "tpm") == 0)
       continue;
     if (pool && vol) {
@@ -1534,7 +1738,7 @@ files_from_manifest (struct vmferry_check_input *in, const char *json, size_t le
     }
     else if (src && (key = strdup (src)) == NULL)
       goto nomem;
-    if (key && add_file (in, key, alloc, true) == -1)
+    if (key && add_file (in, key, alloc, true, format) == -1)
       goto nomem;
   }
   ret = 0;
@@ -1690,7 +1894,7 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
         if (stat (path, &st) == 0)
           alloc = (uint64_t) st.st_blocks * 512;
       }
-      if (add_file (in, path, alloc, carried_disk (d)) == -1)
+      if (add_file (in, path, alloc, carried_disk (d), NULL) == -1)
         return -1;
     }
   }
@@ -1698,7 +1902,7 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
     CLEANUP_FREE char *path = attr_eq (nv, "type", "file")
       ? attr (vmferry_xml_child (nv, "source"), "file")
       : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : text (nv);
-    if (path && *path == '/' && add_file (in, path, 540672, true) == -1)
+    if (path && *path == '/' && add_file (in, path, 540672, true, NULL) == -1)
       return -1;
   }
   return 0;

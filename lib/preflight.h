@@ -35,7 +35,7 @@ struct vmferry_finding {
                                  * "cpu", "network", "bridge", "pool",
                                  * "path", "space", "name", "uuid",
                                  * "firmware", "device", "memory",
-                                 * "domain-type" */
+                                 * "domain-type", "reference" */
   char *object;                 /* what: "network lan-a", "/srv/vm" */
   char *message;                /* why */
   /* The vmferry-rewrite options that fix it, as argv words, NULL-
@@ -64,6 +64,7 @@ struct vmferry_check_file {
   uint64_t allocated;
   bool carried;                 /* travels with the domain (else it must
                                  * already exist at the destination) */
+  char *format;                 /* the stream's format for it, or NULL */
 };
 
 /* What to check: the domain XML and its files' sizes. */
@@ -72,9 +73,22 @@ struct vmferry_check_input {
   char *name;                   /* for messages: domain or file name */
   struct vmferry_check_file *files;
   size_t nr_files;
+  /* --allow-path values: host paths and resources the domain may refer
+   * to without carrying them (lib/refs.h), as vmferry-import would
+   * accept them.
+   */
+  char **allow;
+  size_t nr_allow;
 };
 
 void vmferry_check_input_free (struct vmferry_check_input *in);
+
+/* Add an --allow-path value to IN (after vmferry_check_input_load).
+ * Returns 0, or -1 with the error set when the value is not one
+ * (vmferry_refs_allow_valid).
+ */
+int vmferry_check_input_allow (struct vmferry_check_input *in,
+                               const char *value);
 
 /* Load what to check from WHAT:
  *   "-" or a file starting with a stream record: a vmferry stream (only

@@ -1268,6 +1268,27 @@ list_has (const char *const *list, size_t n, const char *s)
   return false;
 }
 
+bool
+vmferry_refs_allowed (const char *value, bool is_path,
+                      const char *const *allow, size_t n)
+{
+  if (value == NULL)
+    return false;
+  if (!is_path)
+    return list_has (allow, n, value);
+  if (!vmferry_path_is_normal (value))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    CLEANUP_FREE char *a = NULL;
+    if (allow[i] == NULL || allow[i][0] != '/')
+      continue;
+    a = vmferry_path_normalise (allow[i]);
+    if (a && vmferry_path_within (value, a))
+      return true;
+  }
+  return false;
+}
+
 /* The noun for the thing a kind names, for "if the host's own X". */
 static const char *
 noun (int kind)
@@ -1394,6 +1415,7 @@ vmferry_refs_check (const struct vmferry_ref *refs, size_t n,
       goto nomem;
     }
     f->ref = i;
+    f->subject_len = strlen (r->where) + 1 + strlen (pv);
     if (f->reason != VMFERRY_REF_NOT_NORMAL &&
         f->reason != VMFERRY_REF_FORMAT_MISMATCH &&
         (f->allow = strdup (r->value)) == NULL) {

@@ -178,6 +178,10 @@ struct vmferry_ref_finding {
    * allowed (if the host's own file is meant: --allow-path /etc/shadow)".
    */
   char *message;
+  /* The message's first SUBJECT_LEN bytes are "WHERE VALUE", then ": "
+   * and why (for callers that show the subject apart).
+   */
+  size_t subject_len;
   /* The --allow-path value that accepts it, NULL when none does
    * (NOT_NORMAL and FORMAT_MISMATCH are never allowed).
    */
@@ -226,6 +230,14 @@ int vmferry_refs_enforce (xmlDocPtr doc,
  * error set.
  */
 int vmferry_refs_allow_valid (const char *value);
+
+/* Does one of the ALLOW values (N of them, --allow-path) allow VALUE:
+ * for a path (IS_PATH), a normal absolute one equal to or below an
+ * allowed path; for a resource name, an equal one?  The rule
+ * vmferry_refs_check applies, for callers that ask about one value.
+ */
+bool vmferry_refs_allowed (const char *value, bool is_path,
+                           const char *const *allow, size_t n);
 
 /* The directories below which loaders and NVRAM templates are allowed
  * without --allow-path, NULL-terminated.

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "log.h"
 #include "preflight.h"
+#include "refs.h"
 #include "tool.h"
 #include "virt.h"
 
@@ -17,12 +18,13 @@
 /* 0: nothing blocks; 1: something does; 2: the check could not run. */
 enum { EXIT_BLOCKED = 1, EXIT_CANNOT_CHECK = 2 };
 
-enum { OPT_JSON = 256 };
+enum { OPT_JSON = 256, OPT_ALLOW_PATH };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
   { "source", required_argument, NULL, 's' },
   { "json", no_argument, NULL, OPT_JSON },
+  { "allow-path", required_argument, NULL, OPT_ALLOW_PATH },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -34,6 +36,8 @@ main (int argc, char *argv[])
   struct vmferry_check_input in = { 0 };
   struct vmferry_findings findings = { 0 };
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
+  CLEANUP_FREE const char **allow = NULL;
+  size_t nr_allow = 0;
   bool json = false;
   int c, status = EXIT_CANNOT_CHECK;
 
@@ -44,6 +48,21 @@ main (int argc, char *argv[])
     case 'c': dest_uri = optarg; break;
     case 's': source_uri = optarg; break;
     case OPT_JSON: json = true; break;
+    case OPT_ALLOW_PATH: {
+      const char **v;
+      if (vmferry_refs_allow_valid (optarg) == -1) {
+        vmferry_tool_print_error ();
+        vmferry_tool_usage_error ();
+      }
+      v = reallocarray (allow, nr_allow + 1, sizeof *v);
+      if (v == NULL) {
+        perror ("--allow-path");
+        exit (EXIT_CANNOT_CHECK);
+      }
+      allow = v;
+      allow[nr_allow++] = optarg;
+      break;
+    }
     default:
       if (!vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
@@ -57,6 +76,9 @@ main (int argc, char *argv[])
 
   if (vmferry_check_input_load (argv[optind], source_uri, &in) == -1)
     goto out;
+  for (size_t i = 0; i < nr_allow; i++)
+    if (vmferry_check_input_allow (&in, allow[i]) == -1)
+      goto out;
   dest = vmferry_virt_connect (dest_uri);
   if (dest == NULL)
     goto out;

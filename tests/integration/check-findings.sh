@@ -3,7 +3,8 @@
 # that has exactly that problem: a clean domain passes (exit 0); a name or
 # UUID already defined there, a PCI device B lacks, firmware and an NVRAM
 # template B does not have, a volume of a pool B lacks, a network defined
-# but not started, a CD-ROM image B lacks, a directory without the room
+# but not started, a CD-ROM image that does not travel (refused unless
+# allowed, then missing on B), a directory without the room
 # the disks need; a destination that does not answer is exit 2.
 . "$(dirname "$0")/functions.sh"
 
@@ -73,9 +74,15 @@ check "$(edit "s|</devices>|<interface type='network'><source network='t-chk-net
     { jq . "$SCRATCH/c.json"; fail "no hint to start the network"; }
 echo "   network: inactive network reported with net-start"
 
-# A CD-ROM image that does not travel and is not on B.
-check "$(edit "s|</devices>|<disk type='file' device='cdrom'><source file='$IMAGES_DIR/t-chk-install.iso'/><target dev='sda' bus='sata'/><readonly/></disk></devices>|" cdrom)"
+# A CD-ROM image that does not travel: the import would refuse it unless
+# allowed; allowed, it must be on B, and is not.
+cdrom=$(edit "s|</devices>|<disk type='file' device='cdrom'><source file='$IMAGES_DIR/t-chk-install.iso'/><target dev='sda' bus='sata'/><readonly/></disk></devices>|" cdrom)
+check "$cdrom"
+expect reference "disk sda source $IMAGES_DIR/t-chk-install.iso" 'null'
+check --allow-path "$IMAGES_DIR" "$cdrom"
 expect path "disk sda $IMAGES_DIR/t-chk-install.iso" 'null'
+[[ $(jq '[.findings[] | select(.check == "reference")] | length' "$SCRATCH/c.json") == 0 ]] ||
+    { jq . "$SCRATCH/c.json"; fail "--allow-path $IMAGES_DIR did not allow the CD-ROM"; }
 
 # Room: a 1 MiB directory on B for a disk with 4 MiB allocated on A.
 on_b mkdir -p /var/lib/libvirt/t-chk-small

@@ -32,7 +32,8 @@ static const char manifest[] =
   "{\"format\": \"vmferry-manifest\", \"version\": 1,"
   " \"domain\": {\"name\": \"web01\"},"
   " \"files\": [{\"index\": 0, \"role\": \"disk\", \"name\": \"web01.qcow2\","
-  " \"source_path\": \"/nonexistent/web01.qcow2\", \"allocated\": 12345},"
+  " \"source_path\": \"/nonexistent/web01.qcow2\", \"allocated\": 12345,"
+  " \"format\": \"qcow2\"},"
   " {\"index\": 1, \"role\": \"disk\", \"name\": \"v\", \"pool\": \"p\","
   " \"volume\": \"v\", \"source_path\": \"/old/v\", \"allocated\": 7},"
   " {\"index\": 2, \"role\": \"tpm\", \"name\": \"tpm2/x\", \"source_path\": \"/x\"}]}";
@@ -98,10 +99,21 @@ START_TEST (test_load_stream)
   ck_assert_ptr_nonnull (f);
   ck_assert_uint_eq (f->allocated, 12345);
   ck_assert (f->carried);
+  /* The stream's format, for the reference check to compare. */
+  ck_assert_str_eq (f->format, "qcow2");
   f = find (&in, "volume:p/v");
   ck_assert_ptr_nonnull (f);
   ck_assert_uint_eq (f->allocated, 7);
+  ck_assert_ptr_null (f->format);
   ck_assert_ptr_null (find (&in, "/x"));        /* TPM state: by UUID */
+
+  /* --allow-path values: paths and resource names, never relative. */
+  ck_assert_int_eq (vmferry_check_input_allow (&in, "/srv/iso"), 0);
+  ck_assert_int_eq (vmferry_check_input_allow (&in, "rbd:pool/img"), 0);
+  ck_assert_int_eq (vmferry_check_input_allow (&in, "srv/iso"), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "--allow-path: 'srv/iso'"));
+  ck_assert_uint_eq (in.nr_allow, 2);
+  ck_assert_str_eq (in.allow[1], "rbd:pool/img");
   vmferry_check_input_free (&in);
   unlink (path);
 }
