@@ -281,9 +281,12 @@ check_file (const char *dir, const char *name)
       }
     ck_assert_msg (found, "%s: unexpected finding '%s' (%s)", name, got,
                    f[i].message);
-    /* The message names the element and the value. */
-    ck_assert_msg (strstr (f[i].message, r->where) != NULL, "%s: %s", name,
-                   f[i].message);
+    /* The message names the element and the value, then says why. */
+    ck_assert_msg (strncmp (f[i].message, r->where, strlen (r->where)) == 0,
+                   "%s: %s", name, f[i].message);
+    ck_assert_msg (strncmp (f[i].message + f[i].subject_len, ": ", 2) == 0,
+                   "%s: subject of '%s' is not %zu bytes", name,
+                   f[i].message, f[i].subject_len);
     if (f[i].allow) {
       CLEANUP_FREE char *hint = NULL;
       ck_assert_int_ne (asprintf (&hint, "--allow-path %s", f[i].allow), -1);
