@@ -1404,6 +1404,12 @@ vmferry_refs_check (const struct vmferry_ref *refs, size_t n,
                       ? (emulators[0] ? emulators : "none")
                       : "the host's list was not read", pv);
     }
+    else if (strcmp (noun (r->kind), "setting") == 0) {
+      f->reason = VMFERRY_REF_NOT_ALLOWED;
+      len = asprintf (&f->message, "%s %s: gives the domain power over the "
+                      "host that only the host's owner may grant (to "
+                      "accept it: --allow-path %s)", r->where, pv, pv);
+    }
     else {
       f->reason = VMFERRY_REF_NOT_ALLOWED;
       len = asprintf (&f->message, "%s %s: not carried by the stream and "
