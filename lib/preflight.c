@@ -301,7 +301,7 @@ check_type_and_emulator (struct ctx *c)
    * reference check's "unknown emulator", reported here once.
    */
   if (c->emulator && c->have_emulators &&
-      !vmferry_refs_allowed (c->emulator, true, (const char *const *) c->emulators,
+      !vmferry_refs_allowed (c->emulator, false, (const char *const *) c->emulators,
                              c->nemulators) &&
       !vmferry_refs_allowed (c->emulator, true, (const char *const *) c->in->allow,
                              c->in->nr_allow)) {
@@ -1488,6 +1488,8 @@ check_refs (struct ctx *c)
     CLEANUP_FREE char *object = NULL;
     CLEANUP_FREE char *hint = NULL;
     const char *why = f[i].message + f[i].subject_len + 2;
+    size_t wlen = strlen (r->where);
+    CLEANUP_FREE char *shown = NULL;
 
     /* The emulator check said it already, with the same rule. */
     if (f[i].reason == VMFERRY_REF_UNKNOWN_EMULATOR && c->have_emulators)
@@ -1495,7 +1497,9 @@ check_refs (struct ctx *c)
 
     /* The message starts with the object: say it once. */
     object = strndup (f[i].message, f[i].subject_len);
-    if (object == NULL) {
+    /* The value as the message shows it (no control bytes), for hints. */
+    shown = strndup (f[i].message + wlen + 1, f[i].subject_len - wlen - 1);
+    if (object == NULL || shown == NULL) {
       c->oom = true;
       break;
     }
@@ -1512,12 +1516,12 @@ check_refs (struct ctx *c)
                     c->default_emulator ? "use the destination's: "
                     "vmferry-rewrite --emulator " : "",
                     c->default_emulator ? c->default_emulator : "",
-                    c->default_emulator ? "; " : "", f[i].allow) < 0)
+                    c->default_emulator ? "; " : "", shown) < 0)
         hint = NULL;
       break;
     default:
       if (asprintf (&hint, "%s; or, if the destination's own is meant: "
-                    "--allow-path %s", ref_remedy (r), f[i].allow) < 0)
+                    "--allow-path %s", ref_remedy (r), shown) < 0)
         hint = NULL;
       break;
     }
