@@ -1081,7 +1081,8 @@ safety_net (struct collector *c, xmlNodePtr root)
     cl[i].node = c->v[i].node;
     cl[i].attr = c->v[i].attr;
   }
-  memcpy (cl + c->n, c->ignored, c->nignored * sizeof *cl);
+  if (c->nignored)
+    memcpy (cl + c->n, c->ignored, c->nignored * sizeof *cl);
   qsort (cl, ncl, sizeof *cl, claim_cmp);
 
   while (n && !c->failed) {
