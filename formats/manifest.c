@@ -5,8 +5,9 @@
  * the JSON's size and nesting, checks every string before any of it is
  * quoted in a message, and checks each member's type against the table
  * below before it reads the member.  Members are read only through that
- * table (member() aborts on any other), so the table is the complete list of what
- * this version understands, and what is not in it is kept as "extra".
+ * table (member() aborts on any other), so the table is the complete list
+ * of what this version understands, and what is not in it is kept as
+ * "extra".
  */
 #include "config.h"
 
@@ -176,7 +177,8 @@ fail_text (const struct parse *p, const char *where, const char *what,
   char *e = vmferry_text_escape (s, len < 200 ? len : 200);
   int r;
 
-  r = fail (p, where, "%s: \"%s\"%s", what, e ? e : "?", len > 200 ? "..." : "");
+  r = fail (p, where, "%s: \"%s\"%s", what, e ? e : "?",
+            len > 200 ? "..." : "");
   free (e);
   return r;
 }
@@ -335,9 +337,10 @@ check_members (const struct parse *p, json_object *o, const char *parent,
     }
   }
   if (extra) {
-    *extra_rtn = strdup (json_object_to_json_string_ext (extra,
-                                                         JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+    const char *text =
+      json_object_to_json_string_ext (extra, JSON_C_TO_STRING_PLAIN |
+                                      JSON_C_TO_STRING_NOSLASHESCAPE);
+    *extra_rtn = text ? strdup (text) : NULL;
     json_object_put (extra);
     if (*extra_rtn == NULL)
       return nomem (p);
@@ -444,7 +447,8 @@ parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
       get_string (p, o, "files[]", "source_path", path, &f->source_path) < 0 ||
       get_string (p, o, "files[]", "format", path, &f->format) < 0 ||
       get_string (p, o, "files[]", "target", path, &f->target) < 0 ||
-      get_string (p, o, "files[]", "backing_format", path, &f->backing_format) < 0 ||
+      get_string (p, o, "files[]", "backing_format", path,
+                  &f->backing_format) < 0 ||
       get_string (p, o, "files[]", "pool", path, &f->pool) < 0 ||
       get_string (p, o, "files[]", "volume", path, &f->volume) < 0 ||
       get_string (p, o, "files[]", "source_identity", path,
@@ -469,7 +473,8 @@ parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
   }
 
   f->size = get_u64 (o, "files[]", "size", NULL);
-  f->virtual_size = get_u64 (o, "files[]", "virtual_size", &f->has_virtual_size);
+  f->virtual_size = get_u64 (o, "files[]", "virtual_size",
+                             &f->has_virtual_size);
   f->allocated = get_u64 (o, "files[]", "allocated", NULL);
   v = member (o, "files[]", "readonly");
   f->readonly = v && json_object_get_boolean (v);
@@ -653,6 +658,24 @@ parse_tree (const struct parse *p, json_object *root,
   return parse_totals (p, root, m);
 }
 
+/* json-c cuts a member name at an escaped NUL ("files\u0000x" reads as
+ * "files"), after which no check can see it: the escape itself is
+ * refused.  A backslash outside a string is not JSON, so every one starts
+ * an escape.
+ */
+static bool
+has_escaped_nul (const char *json, size_t len)
+{
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (json[i] != '\\')
+      continue;
+    if (i + 6 <= len && memcmp (json + i + 1, "u0000", 5) == 0)
+      return true;
+    i++;                        /* the escaped character */
+  }
+  return false;
+}
+
 int
 vmferry_manifest_parse (const char *json, size_t len, const char *input_name,
                         struct vmferry_manifest **m_rtn)
@@ -668,19 +691,22 @@ vmferry_manifest_parse (const char *json, size_t len, const char *input_name,
   if (len > VMFERRY_MAX_METADATA)
     return fail (&p, NULL, "%zu bytes, more than the limit of %d", len,
                  VMFERRY_MAX_METADATA);
+  if (has_escaped_nul (json, len))
+    return fail (&p, NULL, "a string holds a NUL character (\\u0000)");
   tok = json_tokener_new_ex (VMFERRY_MANIFEST_MAX_DEPTH);
   if (tok == NULL)
     return nomem (&p);
   /* Strict: no comments, no trailing data; not UTF-8 is an error. */
-  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT |
+                          JSON_TOKENER_VALIDATE_UTF8);
   root = json_tokener_parse_ex (tok, json, (int) len);
   err = json_tokener_get_error (tok);
   if (root == NULL || err != json_tokener_success ||
       json_tokener_get_parse_end (tok) != len) {
     if (err == json_tokener_success || err == json_tokener_continue)
       fail (&p, NULL, "not valid JSON: %s at byte %zu",
-            err == json_tokener_continue ? "it ends early" : "data after the object",
-            json_tokener_get_parse_end (tok));
+            err == json_tokener_continue ? "it ends early"
+            : "data after the object", json_tokener_get_parse_end (tok));
     else
       fail (&p, NULL, "not valid JSON: %s at byte %zu",
             json_tokener_error_desc (err), json_tokener_get_parse_end (tok));
@@ -763,12 +789,14 @@ file_to_json (const struct vmferry_manifest_file *f)
   if (o == NULL)
     return NULL;
   r |= add (o, "index", json_object_new_int64 (f->index));
-  r |= add (o, "role", json_object_new_string (vmferry_manifest_role_name (f->role)));
+  r |= add (o, "role",
+            json_object_new_string (vmferry_manifest_role_name (f->role)));
   r |= add_string (o, "name", f->name);
   r |= add_string (o, "source_path", f->source_path);
-  if (r == 0 && json_object_object_add (o, "target",
-                                        f->target ? json_object_new_string (f->target)
-                                        : NULL) < 0)
+  /* null for none, as vmferry has always written it. */
+  if (r == 0 &&
+      json_object_object_add (o, "target", f->target
+                              ? json_object_new_string (f->target) : NULL) < 0)
     r = -1;
   r |= add_string (o, "format", f->format);
   r |= add (o, "size", json_object_new_uint64 (f->size));
@@ -797,8 +825,10 @@ file_to_json (const struct vmferry_manifest_file *f)
 static json_object *
 to_tree (const struct vmferry_manifest *m)
 {
-  json_object *o = json_object_new_object (), *src = json_object_new_object ();
-  json_object *dom = json_object_new_object (), *files = json_object_new_array ();
+  json_object *o = json_object_new_object ();
+  json_object *src = json_object_new_object ();
+  json_object *dom = json_object_new_object ();
+  json_object *files = json_object_new_array ();
   json_object *totals = json_object_new_object ();
   uint64_t size = 0, alloc = 0;
   int r = 0;
@@ -817,7 +847,8 @@ to_tree (const struct vmferry_manifest *m)
   r |= add_string (dom, "uuid", m->domain_uuid);
   if (r != 0)
     goto nomem;
-  if (add_extra (src, m->source_extra) < 0 || add_extra (dom, m->domain_extra) < 0)
+  if (add_extra (src, m->source_extra) < 0 ||
+      add_extra (dom, m->domain_extra) < 0)
     goto fail;
   /* A manifest read without "source" is written without it. */
   if (json_object_object_length (src) > 0 || m->source_extra) {

@@ -74,14 +74,15 @@ print_text (FILE *out, const struct vmferry_manifest *m,
              vmferry_manifest_role_name (f->role), target ? target : "?",
              format ? format : "?", a, b, c,
              f->allocated ? 100.0 * st[i].wire / f->allocated : 0.0,
-             name ? name : "?",
-             verify ? (st[i].verified ? "  (verified)" : "  (NOT verified)") : "");
+             name ? name : "?", !verify ? ""
+             : st[i].verified ? "  (verified)" : "  (NOT verified)");
   }
   vmferry_human_size (total_alloc, a, sizeof a);
   vmferry_human_size (total_wire, b, sizeof b);
   fprintf (out, "stream:   %s for %s allocated (%.1f%%)%s\n", b, a,
            total_alloc ? 100.0 * total_wire / total_alloc : 0.0,
-           verify ? ", every checksum and digest verified" : ", record checksums verified");
+           verify ? ", every checksum and digest verified"
+           : ", record checksums verified");
 }
 
 /* One JSON object: the manifest as the parser understood it (known
@@ -110,21 +111,24 @@ print_json (FILE *out, const struct vmferry_manifest *m,
   json_object_object_add (o, "manifest", manifest);
   for (size_t i = 0; i < m->nr_files; i++) {
     json_object *f = json_object_new_object ();
-    json_object_object_add (f, "index", json_object_new_int64 ((int64_t) i));
-    json_object_object_add (f, "wire_bytes", json_object_new_uint64 (st[i].wire));
-    json_object_object_add (f, "data_bytes", json_object_new_uint64 (st[i].data));
-    json_object_object_add (f, "zero_bytes", json_object_new_uint64 (st[i].zero));
-    json_object_object_add (f, "records", json_object_new_uint64 (st[i].records));
+#define ADD(key, v) json_object_object_add (f, key, v)
+    ADD ("index", json_object_new_int64 ((int64_t) i));
+    ADD ("wire_bytes", json_object_new_uint64 (st[i].wire));
+    ADD ("data_bytes", json_object_new_uint64 (st[i].data));
+    ADD ("zero_bytes", json_object_new_uint64 (st[i].zero));
+    ADD ("records", json_object_new_uint64 (st[i].records));
     if (verify)
-      json_object_object_add (f, "verified", json_object_new_boolean (st[i].verified));
+      ADD ("verified", json_object_new_boolean (st[i].verified));
+#undef ADD
     json_object_array_add (files, f);
   }
   json_object_object_add (o, "files", files);
   json_object_object_add (o, "wire_bytes", json_object_new_uint64 (total_wire));
   json_object_object_add (o, "verified", json_object_new_boolean (verify));
-  fprintf (out, "%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
-                                                        JSON_C_TO_STRING_SPACED |
-                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+  fprintf (out, "%s\n",
+           json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
+                                           JSON_C_TO_STRING_SPACED |
+                                           JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put (o);
   return 0;
 }
@@ -185,8 +189,8 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
           goto out;
         }
         if (vmferry_digest_update (dg, rec.offset, buf, rec.length) < 0) {
-          vmferry_prefix_error ("%s: record %" PRIu64 " (data) at byte %" PRIu64,
-                                name, rec.seq, rec.stream_offset);
+          vmferry_prefix_error ("%s: record %" PRIu64 " (data) at byte %"
+                                PRIu64, name, rec.seq, rec.stream_offset);
           goto out;
         }
       }
@@ -203,8 +207,9 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
         if (memcmp (got, want, 16) != 0) {
           vmferry_digest_hex (want, want_hex);
           vmferry_digest_hex (got, got_hex);
-          vmferry_set_error ("%s: file %" PRIu32 ": digest mismatch (FILE_END says %s, "
-                             "the data gives %s)", name, rec.file, want_hex, got_hex);
+          vmferry_set_error ("%s: file %" PRIu32 ": digest mismatch "
+                             "(FILE_END says %s, the data gives %s)",
+                             name, rec.file, want_hex, got_hex);
           goto out;
         }
         st[rec.file].verified = true;

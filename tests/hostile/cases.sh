@@ -71,7 +71,7 @@ hostile_cases() {
     # Control characters, quoted escaped in the message
     hostile_case name-escape 'files[0].name: the string holds a control character or is not UTF-8: "x\x1b[2J\x1b]0;owned\x07"' \
         --set 'files.0.name="x\u001b[2J\u001b]0;owned\u0007"'
-    hostile_case name-nul 'files[0].name: the string holds a NUL character' \
+    hostile_case name-nul 'manifest: a string holds a NUL character' \
         --set 'files.0.name="disk0.img\u0000/../x"'
     hostile_case host-c1 'source.host: the string holds a control character' \
         --set 'source.host="\u009b2J"'

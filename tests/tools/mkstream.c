@@ -307,7 +307,8 @@ make_manifest (const struct opts *op, size_t *len_rtn)
   struct vmferry_manifest m = {
     .version = VMFERRY_MANIFEST_VERSION,
     .tool = (char *) "mkstream", .created = (char *) "2024-05-01T12:00:00Z",
-    .source_host = (char *) "src.example", .source_uri = (char *) "qemu:///system",
+    .source_host = (char *) "src.example",
+    .source_uri = (char *) "qemu:///system",
     .domain_name = (char *) "mk",
     .domain_uuid = (char *) "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e",
     .nr_files = op->files,
@@ -317,6 +318,7 @@ make_manifest (const struct opts *op, size_t *len_rtn)
   char *text, *ret;
   json_object *root;
   bool totals_set = false;
+  int flags;
 
   if (op->manifest_file)
     return read_file (op->manifest_file, len_rtn);
@@ -326,7 +328,8 @@ make_manifest (const struct opts *op, size_t *len_rtn)
   for (unsigned k = 0; k < op->files; k++) {
     struct vmferry_manifest_file *f = &m.files[k];
     snprintf (names[k], sizeof names[k], "disk%u.img", k);
-    snprintf (paths[k], sizeof paths[k], "/var/lib/libvirt/images/disk%u.img", k);
+    snprintf (paths[k], sizeof paths[k],
+              "/var/lib/libvirt/images/disk%u.img", k);
     f->index = k;
     f->role = VMFERRY_MANIFEST_DISK;
     f->name = names[k];
@@ -360,8 +363,8 @@ make_manifest (const struct opts *op, size_t *len_rtn)
   }
   if (!totals_set)
     fix_totals (root);
-  ret = strdup (json_object_to_json_string_ext (root, JSON_C_TO_STRING_PRETTY |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+  flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE;
+  ret = strdup (json_object_to_json_string_ext (root, flags));
   json_object_put (root);
   *len_rtn = strlen (ret);
   return ret;
@@ -410,7 +413,8 @@ emit_file (struct out *o, const struct opts *op, unsigned k)
   emit_u64 (o, VMFERRY_REC_FILE_BEGIN, k, size);
   /* Block by block: data, zero, hole, data, ... */
   for (uint64_t off = 0, b = 0; off < size; off += VMFERRY_BLOCK_SIZE, b++) {
-    uint64_t len = size - off < VMFERRY_BLOCK_SIZE ? size - off : VMFERRY_BLOCK_SIZE;
+    uint64_t len = size - off < VMFERRY_BLOCK_SIZE
+                   ? size - off : VMFERRY_BLOCK_SIZE;
     if (b % 3 == 0) {
       for (uint64_t i = 0; i < len; i++)
         block[i] = (unsigned char) (k * 7 + b + i) | 1;
@@ -531,7 +535,8 @@ main (int argc, char *argv[])
     h[8] = VMFERRY_STREAM_VERSION_MAJOR;
     emit (&o, VMFERRY_REC_STREAM_HEADER, 0, 0, 0, 0, h, sizeof h);
   }
-  emit_text (&o, VMFERRY_REC_MANIFEST, manifest, manifest_len, op.manifest_zstd);
+  emit_text (&o, VMFERRY_REC_MANIFEST, manifest, manifest_len,
+             op.manifest_zstd);
   emit_text (&o, VMFERRY_REC_DOMAIN_XML, xml, xml_len, op.xml_zstd);
   for (unsigned k = 0; k < op.files - op.omit; k++)
     emit_file (&o, &op, k);

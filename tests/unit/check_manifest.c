@@ -50,6 +50,14 @@ static const char good[] =
   "   \"format\": \"raw\", \"size\": 5000, \"allocated\": 4096}],"
   " \"totals\": {\"size\": 15000, \"allocated\": 11296}}";
 
+/* The error message contains S. */
+static void
+error_has (const char *s)
+{
+  ck_assert_msg (strstr (vmferry_get_error (), s) != NULL,
+                 "error '%s', expected '%s'", vmferry_get_error (), s);
+}
+
 static struct vmferry_manifest *
 parse_ok (const char *json)
 {
@@ -105,6 +113,21 @@ START_TEST (test_parse_good)
   ck_assert_int_eq (f->role, VMFERRY_MANIFEST_TPM);
   ck_assert_str_eq (f->name, "tpm2/tpm2-00.permall");
   ck_assert_ptr_null (vmferry_manifest_file (m, 5));
+  vmferry_manifest_free (m);
+}
+END_TEST
+
+/* A backslash and "u0000" in a string are text, not a NUL. */
+START_TEST (test_escaped_backslash)
+{
+  static const char json[] =
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"tool\": \"a\\\\u0000b\","
+    " \"domain\": {\"name\": \"d\", \"uuid\": \"" UUID "\"},"
+    " \"files\": []}";
+  struct vmferry_manifest *m = parse_ok (json);
+
+  ck_assert_str_eq (m->tool, "a\\u0000b");
   vmferry_manifest_free (m);
 }
 END_TEST
@@ -265,31 +288,42 @@ START_TEST (test_refuse)
     { { "files.1.role=\"kernel\"" }, "files[1].role: not a role" },
     { { "files.1.role=\"Disk\"" }, "files[1].role: not a role" },
     { { "-files.1.name" }, "files[1].name: missing" },
-    { { "files.1.name=\"../../etc/passwd\"" }, "files[1].name: not a safe file name" },
+    { { "files.1.name=\"../../etc/passwd\"" },
+      "files[1].name: not a safe file name" },
     { { "files.1.name=\"a/b\"" }, "files[1].name: not a safe file name" },
     { { "files.1.name=\".hidden\"" }, "files[1].name: not a safe file name" },
     { { "files.1.name=\".\"" }, "files[1].name: not a safe file name" },
-    { { "files.1.name=\"base.qcow2\"" }, "files[1].name: file 0 has the same name" },
-    { { "files.4.name=\"tpm2/../../x\"" }, "files[4].name: not a safe relative path" },
+    { { "files.1.name=\"base.qcow2\"" },
+      "files[1].name: file 0 has the same name" },
+    { { "files.4.name=\"tpm2/../../x\"" },
+      "files[4].name: not a safe relative path" },
     { { "files.4.name=\"/abs\"" }, "files[4].name: not a safe relative path" },
-    { { "files.4.name=\"1/2/3/4/5/6/7/8/9\"" }, "files[4].name: not a safe relative path" },
+    { { "files.4.name=\"1/2/3/4/5/6/7/8/9\"" },
+      "files[4].name: not a safe relative path" },
     { { "files.1.source_path=\"\"" }, "files[1].source_path: empty" },
-    { { "files.1.format=\"qcow2 -o x\"" }, "files[1].format: not an image format" },
+    { { "files.1.format=\"qcow2 -o x\"" },
+      "files[1].format: not an image format" },
     { { "files.1.format=\"abcdefghijabcdefghijabcdefghijabc\"" },
       "files[1].format: not an image format" },
-    { { "files.1.size=-1" }, "files[1].size: must be an integer from 0 to 2^63 - 1" },
-    { { "files.1.size=9223372036854775808" }, "files[1].size: must be an integer from 0" },
-    { { "files.1.size=18446744073709551616" }, "files[1].size: must be an integer from 0" },
+    { { "files.1.size=-1" },
+      "files[1].size: must be an integer from 0 to 2^63 - 1" },
+    { { "files.1.size=9223372036854775808" },
+      "files[1].size: must be an integer from 0" },
+    { { "files.1.size=18446744073709551616" },
+      "files[1].size: must be an integer from 0" },
     { { "files.1.size=2e3" }, "files[1].size: must be an integer" },
     { { "files.1.size=\"2000\"" }, "files[1].size: must be an integer" },
     { { "-files.1.allocated" }, "files[1].allocated: missing" },
     { { "files.1.readonly=1" }, "files[1].readonly: must be a boolean" },
     { { "files.1.target=5" }, "files[1].target: must be a string or null" },
-    { { "files.1.backing=1" }, "files[1].backing: 1 is not the index of an earlier file" },
-    { { "files.1.backing=7" }, "files[1].backing: 7 is not the index of an earlier file" },
+    { { "files.1.backing=1" },
+      "files[1].backing: 1 is not the index of an earlier file" },
+    { { "files.1.backing=7" },
+      "files[1].backing: 7 is not the index of an earlier file" },
     { { "files.1.backing=null" }, "files[1].backing: must be an integer" },
     { { "-files.1.backing_format" }, "files[1].backing_format: missing" },
-    { { "files.0.backing_format=\"raw\"" }, "files[0].backing_format: given, but" },
+    { { "files.0.backing_format=\"raw\"" },
+      "files[0].backing_format: given, but" },
     { { "files.4.backing=1", "files.4.backing_format=\"raw\"" },
       "files[4].backing: a tpm file has no backing file" },
     { { "files.4.backing=3", "files.4.role=\"disk\"", "files.4.name=\"x\"",
@@ -302,7 +336,8 @@ START_TEST (test_refuse)
     { { "files.2.volume=\"a/b\"" }, "files[2].volume: not a safe volume name" },
     { { "files.1.pool=\"default\"", "files.1.volume=\"data.raw\"" },
       "files[2].volume: file 1 is the same volume" },
-    { { "totals.size=1" }, "totals.size: is 1, the files' sizes add up to 15000" },
+    { { "totals.size=1" },
+      "totals.size: is 1, the files' sizes add up to 15000" },
     { { "totals.allocated=1" }, "totals.allocated: is 1" },
     { { "totals=[]" }, "totals: must be an object" },
     { { "files.0.size=9223372036854775807", "files.1.size=9223372036854775807",
@@ -311,12 +346,16 @@ START_TEST (test_refuse)
     { { "files.1.name=\"a\\u001b[2Jb\"" },
       "files[1].name: the string holds a control character or is not UTF-8: "
       "\"a\\x1b[2Jb\"" },
-    { { "files.1.source_path=\"/a\\nb\"" }, "files[1].source_path: the string holds a control" },
-    { { "domain.name=\"a\\u0000b\"" }, "domain.name: the string holds a NUL character" },
+    { { "files.1.source_path=\"/a\\nb\"" },
+      "files[1].source_path: the string holds a control" },
+    { { "domain.name=\"a\\u0000b\"" },
+      "manifest: a string holds a NUL character (\\u0000)" },
     { { "tool=\"\\u007f\"" }, "tool: the string holds a control" },
     { { "created=\"\\u009b31m\"" }, "created: the string holds a control" },
-    { { "future=\"\\u001b]0;title\\u0007\"" }, "future: the string holds a control" },
-    { { "future={\"a\\u001bb\": 1}" }, "future: a member name holds a control" },
+    { { "future=\"\\u001b]0;title\\u0007\"" },
+      "future: the string holds a control" },
+    { { "future={\"a\\u001bb\": 1}" },
+      "future: a member name holds a control" },
     { { "future=[\"ok\", \"\\t\"]" }, "future[1]: the string holds a control" },
   };
 
@@ -359,19 +398,24 @@ START_TEST (test_refuse_text)
       "not valid JSON" },
     { "{\"format\": \"vmferry-manifest\", \"version\": 1 /* c */}",
       "not valid JSON" },
+    /* json-c would read this member name as "files". */
+    { "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+      " \"files\\u0000x\": []}", "a string holds a NUL character" },
     { "{\"format\": \"vmferry-manifest\", \"version\": 1, \"x\": \"\xff\"}",
       "not valid JSON: invalid utf-8" },
     /* An overlong '/': json-c lets it through, the string check not. */
     { "{\"format\": \"vmferry-manifest\", \"version\": 1, \"x\": \"\xc0\xaf\"}",
-      "x: the string holds a control character or is not UTF-8: \"\\xc0\\xaf\"" },
+      "x: the string holds a control character or is not UTF-8: "
+      "\"\\xc0\\xaf\"" },
     { "{\"format\": \"vmferry-manifest\", \"version\": 1, \"x\":"
       " [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", "nesting too deep" },
   };
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct vmferry_manifest *m = NULL;
-    ck_assert_int_eq (vmferry_manifest_parse (cases[i].json, strlen (cases[i].json),
-                                              NULL, &m), -1);
+    ck_assert_int_eq (vmferry_manifest_parse (cases[i].json,
+                                              strlen (cases[i].json), NULL,
+                                              &m), -1);
     ck_assert_msg (strstr (vmferry_get_error (), cases[i].error) != NULL,
                    "case %zu: error '%s', expected '%s'", i,
                    vmferry_get_error (), cases[i].error);
@@ -391,7 +435,8 @@ many_files (size_t n)
                   " \"domain\": {\"name\": \"d\", \"uuid\": \"" UUID "\"},"
                   " \"files\": [");
   for (size_t i = 0; i < n; i++)
-    len += snprintf (s + len, cap - len, "%s{\"index\": %zu, \"role\": \"disk\","
+    len += snprintf (s + len, cap - len,
+                     "%s{\"index\": %zu, \"role\": \"disk\","
                      " \"name\": \"f%zu\", \"source_path\": \"/f\", \"format\":"
                      " \"raw\", \"size\": 1, \"allocated\": 1}",
                      i ? "," : "", i, i);
@@ -411,7 +456,7 @@ START_TEST (test_limits)
   free (s);
   s = many_files (VMFERRY_MAX_FILES + 1);
   ck_assert_int_eq (vmferry_manifest_parse (s, strlen (s), NULL, &m), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "files: 4097 files, the limit is 4096"));
+  error_has ("files: 4097 files, the limit is 4096");
   free (s);
 
   /* Known strings are bounded; the whole text is too. */
@@ -424,10 +469,11 @@ START_TEST (test_limits)
           "\", \"domain\": {\"name\": \"d\", \"uuid\": \"" UUID "\"},"
           " \"files\": []}");
   ck_assert_int_eq (vmferry_manifest_parse (big, strlen (big), NULL, &m), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "tool: longer than 4096 bytes"));
+  error_has ("tool: longer than 4096 bytes");
   memset (big, ' ', VMFERRY_MAX_METADATA + 1);
-  ck_assert_int_eq (vmferry_manifest_parse (big, VMFERRY_MAX_METADATA + 1, NULL, &m), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "more than the limit"));
+  ck_assert_int_eq (vmferry_manifest_parse (big, VMFERRY_MAX_METADATA + 1,
+                                            NULL, &m), -1);
+  error_has ("more than the limit");
   free (big);
 }
 END_TEST
@@ -448,11 +494,11 @@ START_TEST (test_writer_refuses)
   char *s;
 
   ck_assert_ptr_null (vmferry_manifest_to_json (&m));
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "files[0].name: not a safe file name"));
+  error_has ("files[0].name: not a safe file name");
   f.name = (char *) "ok.img";
   f.source_path = (char *) "/a\nb";
   ck_assert_ptr_null (vmferry_manifest_to_json (&m));
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "files[0].source_path: the string holds"));
+  error_has ("files[0].source_path: the string holds");
   f.source_path = (char *) "/ok.img";
   f.size = (uint64_t) INT64_MAX + 1;
   ck_assert_ptr_null (vmferry_manifest_to_json (&m));
@@ -555,7 +601,9 @@ START_TEST (test_spec_table)
 {
   struct row rows[128];
   size_t nr_rows = spec_rows (rows, 128), nr_fields;
-  const struct vmferry_manifest_field *fields = vmferry_manifest_fields (&nr_fields);
+  const struct vmferry_manifest_field *fields;
+
+  fields = vmferry_manifest_fields (&nr_fields);
 
   for (size_t i = 0; i < nr_rows; i++) {
     size_t k;
@@ -567,7 +615,8 @@ START_TEST (test_spec_table)
     ck_assert_msg (strcmp (fields[k].type, rows[i].type) == 0,
                    "%s: the spec says %s, the parser %s", rows[i].name,
                    rows[i].type, fields[k].type);
-    ck_assert_msg (strcmp (fields[k].required ? "yes" : "no", rows[i].required) == 0,
+    ck_assert_msg (strcmp (fields[k].required ? "yes" : "no",
+                           rows[i].required) == 0,
                    "%s: the spec says required '%s', the parser %s",
                    rows[i].name, rows[i].required,
                    fields[k].required ? "yes" : "no");
@@ -579,8 +628,8 @@ START_TEST (test_spec_table)
     for (i = 0; i < nr_rows; i++)
       if (strcmp (fields[k].name, rows[i].name) == 0)
         break;
-    ck_assert_msg (i < nr_rows, "the parser knows %s, the spec does not list it",
-                   fields[k].name);
+    ck_assert_msg (i < nr_rows, "the parser knows %s, the spec does not "
+                   "list it", fields[k].name);
   }
 }
 END_TEST
@@ -602,7 +651,8 @@ START_TEST (test_table_complete)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("manifest", test_parse_good, test_round_trip,
+VMFERRY_UNIT_MAIN ("manifest", test_parse_good, test_escaped_backslash,
+                   test_round_trip,
                    test_unknown_members_kept, test_refuse, test_refuse_text,
                    test_limits, test_writer_refuses, test_roles,
                    test_spec_table, test_table_complete)

@@ -1520,7 +1520,7 @@ END_TEST
 START_TEST (test_typed_payloads)
 {
   unsigned char p8[8] = { 0x10, 0x27 }, d[16], got[16];
-  unsigned char h[VMFERRY_STREAM_HEADER_SIZE + VMFERRY_RESUME_TOKEN_SIZE] = { 0 };
+  unsigned char h[VMFERRY_STREAM_HEADER_SIZE + VMFERRY_RESUME_TOKEN_SIZE];
   struct vmferry_record rec = {
     .type = VMFERRY_REC_FILE_BEGIN, .payload_len = 8, .seq = 3,
     .stream_offset = 100,
@@ -1528,6 +1528,7 @@ START_TEST (test_typed_payloads)
   struct vmferry_stream_header sh;
   uint64_t v;
 
+  memset (h, 0, sizeof h);
   ck_assert_int_eq (vmferry_record_file_begin (&rec, p8, &v), 0);
   ck_assert_uint_eq (v, 10000);
   /* A record of another type or size, as a caller might pass by hand. */
@@ -1539,12 +1540,14 @@ START_TEST (test_typed_payloads)
   ck_assert_uint_eq (v, 10000);
   rec.payload_len = 7;
   ck_assert_int_eq (vmferry_record_end (&rec, p8, &v), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "payload is 7 bytes, expected 8"));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "payload is 7 bytes, expected 8"));
   rec.type = VMFERRY_REC_FILE_BEGIN;
   rec.payload_len = 8;
   p8[7] = 0x80;
   ck_assert_int_eq (vmferry_record_file_begin (&rec, p8, &v), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "is too large"));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "is too large"));
 
   for (int i = 0; i < 16; i++)
     d[i] = i * 17;
@@ -1573,16 +1576,19 @@ START_TEST (test_typed_payloads)
   /* RESUME without its token, another major, too short. */
   rec.payload_len = VMFERRY_STREAM_HEADER_SIZE;
   ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "without its resume token"));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "without its resume token"));
   h[16] = 0;
   ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), 0);
   ck_assert_uint_eq (sh.token[0], 0);
   h[8] = 2;
   ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "version 2.1 is not supported"));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "version 2.1 is not supported"));
   rec.payload_len = 39;
   ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
-  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "expected at least 40"));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "expected at least 40"));
 }
 END_TEST
 

@@ -11,7 +11,12 @@
 
 START_TEST (test_utf8_valid)
 {
-  static const struct { const char *s; size_t len; bool ok; size_t bad; } cases[] = {
+  static const struct {
+    const char *s;
+    size_t len;
+    bool ok;
+    size_t bad;
+  } cases[] = {
     { "", 0, true, 0 },
     { "plain", 5, true, 0 },
     { "\xc3\xa9t\xc3\xa9", 5, true, 0 },                 /* été */
@@ -20,7 +25,7 @@ START_TEST (test_utf8_valid)
     { "\xf4\x8f\xbf\xbf", 4, true, 0 },                  /* U+10FFFF */
     { "a\0b", 3, true, 0 },                              /* NUL is UTF-8 */
     { "a\xff", 2, false, 1 },
-    { "\x80", 1, false, 0 },                             /* stray continuation */
+    { "\x80", 1, false, 0 },                             /* continuation */
     { "ab\xc3", 3, false, 2 },                           /* truncated */
     { "\xc0\xaf", 2, false, 0 },                         /* overlong '/' */
     { "\xe0\x80\xaf", 3, false, 0 },                     /* overlong */
@@ -31,8 +36,8 @@ START_TEST (test_utf8_valid)
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     size_t bad = 99;
-    ck_assert_msg (vmferry_utf8_valid (cases[i].s, cases[i].len, &bad) == cases[i].ok,
-                   "case %zu", i);
+    ck_assert_msg (vmferry_utf8_valid (cases[i].s, cases[i].len, &bad)
+                   == cases[i].ok, "case %zu", i);
     if (!cases[i].ok)
       ck_assert_msg (bad == cases[i].bad, "case %zu: bad at %zu", i, bad);
   }
@@ -46,7 +51,7 @@ START_TEST (test_plain)
     { "web01.qcow2", true },
     { "with space", true },
     { "\xc3\xa9t\xc3\xa9", true },
-    { "\xe2\x80\xae" "rtl", true },                      /* shown escaped, not refused */
+    { "\xe2\x80\xae" "rtl", true },          /* shown escaped, not refused */
     { "tab\there", false },
     { "nl\n", false },
     { "esc\x1b[2J", false },
@@ -58,15 +63,19 @@ START_TEST (test_plain)
   };
 
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    ck_assert_msg (vmferry_text_plain (cases[i].s, strlen (cases[i].s)) == cases[i].ok,
-                   "case %zu", i);
+    ck_assert_msg (vmferry_text_plain (cases[i].s, strlen (cases[i].s))
+                   == cases[i].ok, "case %zu", i);
   ck_assert (!vmferry_text_plain ("a\0b", 3));
 }
 END_TEST
 
 START_TEST (test_escape)
 {
-  static const struct { const char *s; size_t len; const char *out; } cases[] = {
+  static const struct {
+    const char *s;
+    size_t len;
+    const char *out;
+  } cases[] = {
     { "web01", 5, "web01" },
     { "\xc3\xa9t\xc3\xa9", 5, "\xc3\xa9t\xc3\xa9" },
     { "a\x1b[2Jb", 6, "a\\x1b[2Jb" },
