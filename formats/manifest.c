@@ -851,10 +851,11 @@ to_tree (const struct vmferry_manifest *m)
       add_extra (dom, m->domain_extra) < 0)
     goto fail;
   /* A manifest read without "source" is written without it. */
-  if (json_object_object_length (src) > 0 || m->source_extra) {
+  if (json_object_object_length (src) > 0)
     r = add (o, "source", src);
-    src = NULL;
-  }
+  else
+    json_object_put (src);
+  src = NULL;
   r |= add (o, "domain", dom);
   dom = NULL;
   if (r != 0)
