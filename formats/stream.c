@@ -1260,6 +1260,86 @@ vmferry_record_metadata (const struct vmferry_record *rec, const void *payload,
   return NULL;
 }
 
+/* REC is a TYPE record with exactly LEN bytes of payload (or, with
+ * AT_LEAST, LEN or more).
+ */
+static int
+check_simple (const struct vmferry_record *rec, uint16_t type, size_t len,
+              bool at_least)
+{
+  char tbuf[32];
+
+  if (rec->type != type) {
+    vmferry_set_error ("not a %s record", type_label (type, tbuf, sizeof tbuf));
+    return record_fail (rec);
+  }
+  if (at_least ? rec->payload_len < len : rec->payload_len != len) {
+    vmferry_set_error ("payload is %" PRIu32 " bytes, expected %s%zu",
+                       rec->payload_len, at_least ? "at least " : "", len);
+    return record_fail (rec);
+  }
+  return 0;
+}
+
+int
+vmferry_record_stream_header (const struct vmferry_record *rec,
+                              const void *payload,
+                              struct vmferry_stream_header *h)
+{
+  const unsigned char *p = payload;
+
+  if (check_simple (rec, VMFERRY_REC_STREAM_HEADER,
+                    VMFERRY_STREAM_HEADER_SIZE, true) < 0)
+    return -1;
+  if (vmferry_stream_parse_header (payload, rec->payload_len, &h->major,
+                                   &h->minor) < 0)
+    return record_fail (rec);
+  h->mandatory = get_le64 (p + 16);
+  h->optional = get_le64 (p + 24);
+  memset (h->token, 0, sizeof h->token);
+  /* parse_header refuses RESUME without its token. */
+  if (h->mandatory & VMFERRY_FEATURE_RESUME)
+    memcpy (h->token, p + VMFERRY_STREAM_HEADER_SIZE, sizeof h->token);
+  return 0;
+}
+
+int
+vmferry_record_file_begin (const struct vmferry_record *rec,
+                           const void *payload, uint64_t *size_rtn)
+{
+  uint64_t size;
+
+  if (check_simple (rec, VMFERRY_REC_FILE_BEGIN, 8, false) < 0)
+    return -1;
+  size = get_le64 (payload);
+  if (size > INT64_MAX) {
+    vmferry_set_error ("file size %" PRIu64 " is too large", size);
+    return record_fail (rec);
+  }
+  *size_rtn = size;
+  return 0;
+}
+
+int
+vmferry_record_file_end (const struct vmferry_record *rec,
+                         const void *payload, unsigned char digest[16])
+{
+  if (check_simple (rec, VMFERRY_REC_FILE_END, 16, false) < 0)
+    return -1;
+  memcpy (digest, payload, 16);
+  return 0;
+}
+
+int
+vmferry_record_end (const struct vmferry_record *rec, const void *payload,
+                    uint64_t *nr_files_rtn)
+{
+  if (check_simple (rec, VMFERRY_REC_END, 8, false) < 0)
+    return -1;
+  *nr_files_rtn = get_le64 (payload);
+  return 0;
+}
+
 /* ---- Compression ---- */
 
 struct vmferry_compressor {

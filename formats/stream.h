@@ -274,6 +274,31 @@ int vmferry_record_data (const struct vmferry_record *rec, const void *payload,
 char *vmferry_record_metadata (const struct vmferry_record *rec,
                                const void *payload, size_t *len_rtn);
 
+/* Typed payloads of the other records.  Each checks REC's type and
+ * payload size (a record from the reader passes; one made by hand may
+ * not) and fails with the record named, like vmferry_record_data.
+ * Thread-safe.
+ */
+struct vmferry_stream_header {
+  unsigned major, minor;
+  uint64_t mandatory, optional;         /* feature bits */
+  /* With VMFERRY_FEATURE_RESUME: the token of the receiver's state. */
+  unsigned char token[VMFERRY_RESUME_TOKEN_SIZE];
+};
+/* STREAM_HEADER, checked as vmferry_stream_parse_header does. */
+int vmferry_record_stream_header (const struct vmferry_record *rec,
+                                  const void *payload,
+                                  struct vmferry_stream_header *h);
+/* FILE_BEGIN: the file's size in bytes (at most 2^63 - 1). */
+int vmferry_record_file_begin (const struct vmferry_record *rec,
+                               const void *payload, uint64_t *size_rtn);
+/* FILE_END: the file's digest (see lib/digest.h). */
+int vmferry_record_file_end (const struct vmferry_record *rec,
+                             const void *payload, unsigned char digest[16]);
+/* END: the number of files in the stream. */
+int vmferry_record_end (const struct vmferry_record *rec, const void *payload,
+                        uint64_t *nr_files_rtn);
+
 /* With PASS, records of an unknown type with VMFERRY_REC_F_SKIPPABLE
  * are returned (checked like any other) instead of skipped, so that a
  * filter can copy them on.  Default: skipped.

@@ -20,8 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "cleanup.h"
 #include "digest.h"
 #include "domain.h"
@@ -29,6 +27,7 @@
 #include "export.h"
 #include "extent.h"
 #include "log.h"
+#include "manifest.h"
 #include "pipeline.h"
 #include "qcow2.h"
 #include "scout.h"
@@ -76,18 +75,6 @@ plan_free (struct plan *plan)
   free (plan->files);
   plan->files = NULL;
   plan->nr_files = 0;
-}
-
-static const char *
-role_name (int role)
-{
-  switch (role) {
-  case VMFERRY_ROLE_DISK: return "disk";
-  case VMFERRY_ROLE_NVRAM: return "nvram";
-  case VMFERRY_ROLE_TPM: return "tpm";
-  case VMFERRY_ROLE_BACKING: return "backing";
-  default: return "unknown";
-  }
 }
 
 static bool
@@ -406,77 +393,70 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
   return r;
 }
 
+/* The manifest of PLAN (manifest.h); the caller frees it. */
 static char *
 make_manifest (const struct plan *plan, const char *uri, const char *name,
                const char *uuid)
 {
-  json_object *m = json_object_new_object ();
-  json_object *src = json_object_new_object ();
-  json_object *dom = json_object_new_object ();
-  json_object *files = json_object_new_array ();
-  json_object *totals = json_object_new_object ();
-  uint64_t total_size = 0, total_alloc = 0;
-  char host[256] = "", created[64];
+  struct vmferry_manifest m = { .version = VMFERRY_MANIFEST_VERSION };
+  char host[256] = "", created[64], tool[] = PACKAGE_NAME " " PACKAGE_VERSION;
+  /* What resume compares: a changed source file gets another id. */
+  char (*idents)[96] = NULL;
   time_t now = time (NULL);
   struct tm tm;
-  char *ret;
+  char *ret = NULL;
 
+  _Static_assert ((int) VMFERRY_MANIFEST_DISK == VMFERRY_ROLE_DISK &&
+                  (int) VMFERRY_MANIFEST_NVRAM == VMFERRY_ROLE_NVRAM &&
+                  (int) VMFERRY_MANIFEST_TPM == VMFERRY_ROLE_TPM &&
+                  (int) VMFERRY_MANIFEST_BACKING == VMFERRY_ROLE_BACKING,
+                  "manifest roles are domain roles");
   gethostname (host, sizeof host - 1);
   strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
-  json_object_object_add (m, "format", json_object_new_string ("vmferry-manifest"));
-  json_object_object_add (m, "version", json_object_new_int (1));
-  json_object_object_add (m, "tool", json_object_new_string (PACKAGE_NAME " " PACKAGE_VERSION));
-  json_object_object_add (m, "created", json_object_new_string (created));
-  json_object_object_add (src, "host", json_object_new_string (host));
-  if (uri)
-    json_object_object_add (src, "uri", json_object_new_string (uri));
-  json_object_object_add (m, "source", src);
-  json_object_object_add (dom, "name", json_object_new_string (name));
-  json_object_object_add (dom, "uuid", json_object_new_string (uuid));
-  json_object_object_add (m, "domain", dom);
-
+  m.tool = tool;
+  m.created = created;
+  m.source_host = host[0] ? host : NULL;
+  m.source_uri = (char *) uri;
+  m.domain_name = (char *) name;
+  m.domain_uuid = (char *) uuid;
+  m.nr_files = plan->nr_files;
+  m.files = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *m.files);
+  idents = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *idents);
+  if (m.files == NULL || idents == NULL) {
+    vmferry_set_error_errno (ENOMEM, "manifest");
+    goto out;
+  }
   for (size_t i = 0; i < plan->nr_files; i++) {
     const struct export_file *f = &plan->files[i];
-    json_object *o = json_object_new_object ();
+    struct vmferry_manifest_file *mf = &m.files[i];
 
-    json_object_object_add (o, "index", json_object_new_int64 ((int64_t) i));
-    json_object_object_add (o, "role", json_object_new_string (role_name (f->role)));
-    json_object_object_add (o, "name", json_object_new_string (f->name));
-    json_object_object_add (o, "source_path", json_object_new_string (f->path));
-    json_object_object_add (o, "target", f->target ? json_object_new_string (f->target) : NULL);
-    json_object_object_add (o, "format", json_object_new_string (f->format));
-    json_object_object_add (o, "size", json_object_new_uint64 (f->size));
-    json_object_object_add (o, "virtual_size", json_object_new_uint64 (f->virtual_size));
-    json_object_object_add (o, "allocated", json_object_new_uint64 (f->allocated));
-    if (f->backing >= 0) {
-      json_object_object_add (o, "backing", json_object_new_int (f->backing));
-      json_object_object_add (o, "backing_format", json_object_new_string (f->backing_format));
-    }
-    json_object_object_add (o, "readonly", json_object_new_boolean (f->readonly));
-    if (f->pool) {
-      json_object_object_add (o, "pool", json_object_new_string (f->pool));
-      json_object_object_add (o, "volume", json_object_new_string (f->volume));
-    }
-    {
-      /* What resume compares: a changed source file gets another id. */
-      char ident[96];
-      snprintf (ident, sizeof ident, "ino:%ju mtime:%jd.%09ld size:%" PRIu64,
-                (uintmax_t) f->ino, (intmax_t) f->mtime.tv_sec, f->mtime.tv_nsec,
-                f->size);
-      json_object_object_add (o, "source_identity", json_object_new_string (ident));
-    }
-    json_object_array_add (files, o);
-    total_size += f->size;
-    total_alloc += f->allocated;
+    snprintf (idents[i], sizeof idents[i],
+              "ino:%ju mtime:%jd.%09ld size:%" PRIu64, (uintmax_t) f->ino,
+              (intmax_t) f->mtime.tv_sec, f->mtime.tv_nsec, f->size);
+    mf->index = (uint32_t) i;
+    mf->role = (enum vmferry_manifest_role) f->role;
+    mf->name = f->name;
+    mf->source_path = f->path;
+    mf->target = f->target;
+    mf->format = f->format;
+    mf->size = f->size;
+    mf->has_virtual_size = true;
+    mf->virtual_size = f->virtual_size;
+    mf->allocated = f->allocated;
+    mf->backing = f->backing;
+    mf->backing_format = f->backing >= 0 ? f->backing_format : NULL;
+    mf->readonly = f->readonly;
+    mf->pool = f->pool;
+    mf->volume = f->volume;
+    mf->source_identity = idents[i];
   }
-  json_object_object_add (m, "files", files);
-  json_object_object_add (totals, "size", json_object_new_uint64 (total_size));
-  json_object_object_add (totals, "allocated", json_object_new_uint64 (total_alloc));
-  json_object_object_add (m, "totals", totals);
-  ret = strdup (json_object_to_json_string_ext (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (m);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "manifest");
+  /* Refuses what an importer would (a name it cannot place, a control
+   * character in a path) before any data is read.
+   */
+  ret = vmferry_manifest_to_json (&m);
+ out:
+  free (m.files);
+  free (idents);
   return ret;
 }
 

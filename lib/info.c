@@ -8,82 +8,146 @@
 
 #include <json-c/json.h>
 
+#include "cleanup.h"
 #include "digest.h"
 #include "error.h"
 #include "info.h"
+#include "manifest.h"
 #include "progress.h"
 #include "stream.h"
+#include "text.h"
+#include "validate.h"
 
 struct file_stats {
   uint64_t wire, data, zero, records;
   bool verified;
 };
 
-static json_object *
-get (json_object *o, const char *key)
+/* Text from the stream, safe to print: the manifest parser refuses
+ * control characters, and this escapes them again (and the invisible
+ * characters that reorder a line) so that nothing a stream carries can
+ * drive the terminal.  "-" for none.  The caller frees the result.
+ */
+static char *
+shown (const char *s)
 {
-  json_object *v = NULL;
+  char *e;
 
-  json_object_object_get_ex (o, key, &v);
-  return v;
+  if (s == NULL)
+    return strdup ("-");
+  e = vmferry_text_escape (s, strlen (s));
+  return e ? e : strdup ("?");
 }
 
 static void
-print_text (FILE *out, json_object *manifest, const struct file_stats *st,
-            size_t nr, uint64_t total_wire, bool verify)
+print_text (FILE *out, const struct vmferry_manifest *m,
+            const struct file_stats *st, uint64_t total_wire, bool verify)
 {
-  json_object *dom = get (manifest, "domain"), *files = get (manifest, "files");
-  json_object *src = get (manifest, "source");
+  CLEANUP_FREE char *dom = shown (m->domain_name);
+  CLEANUP_FREE char *uuid = shown (m->domain_uuid);
+  CLEANUP_FREE char *host = shown (m->source_host);
+  CLEANUP_FREE char *created = shown (m->created);
+  CLEANUP_FREE char *tool = shown (m->tool);
   uint64_t total_alloc = 0;
   char a[32], b[32], c[32];
 
-  fprintf (out, "domain:   %s\n", json_object_get_string (get (dom, "name")));
-  fprintf (out, "uuid:     %s\n", json_object_get_string (get (dom, "uuid")));
-  fprintf (out, "source:   %s\n", json_object_get_string (get (src, "host")));
-  fprintf (out, "created:  %s by %s\n", json_object_get_string (get (manifest, "created")),
-           json_object_get_string (get (manifest, "tool")));
+  fprintf (out, "domain:   %s\n", dom ? dom : "?");
+  fprintf (out, "uuid:     %s\n", uuid ? uuid : "?");
+  fprintf (out, "source:   %s\n", host ? host : "?");
+  fprintf (out, "created:  %s by %s\n", created ? created : "?",
+           tool ? tool : "?");
   fprintf (out, "files:\n");
   fprintf (out, "  %-3s %-7s %-5s %-6s %10s %10s %10s %6s  %s\n", "#", "role",
            "dev", "format", "virtual", "allocated", "on wire", "ratio", "name");
-  for (size_t i = 0; i < nr; i++) {
-    json_object *f = json_object_array_get_idx (files, i);
-    uint64_t alloc = json_object_get_uint64 (get (f, "allocated"));
-    const char *target = json_object_get_string (get (f, "target"));
+  for (size_t i = 0; i < m->nr_files; i++) {
+    const struct vmferry_manifest_file *f = &m->files[i];
+    CLEANUP_FREE char *target = shown (f->target);
+    CLEANUP_FREE char *format = shown (f->format);
+    CLEANUP_FREE char *name = shown (f->name);
 
-    total_alloc += alloc;
-    vmferry_human_size (json_object_get_uint64 (get (f, "virtual_size")), a, sizeof a);
-    vmferry_human_size (alloc, b, sizeof b);
+    total_alloc += f->allocated;
+    vmferry_human_size (f->has_virtual_size ? f->virtual_size : f->size,
+                        a, sizeof a);
+    vmferry_human_size (f->allocated, b, sizeof b);
     vmferry_human_size (st[i].wire, c, sizeof c);
     fprintf (out, "  %-3zu %-7s %-5s %-6s %10s %10s %10s %5.1f%%  %s%s\n", i,
-             json_object_get_string (get (f, "role")), target ? target : "-",
-             json_object_get_string (get (f, "format")), a, b, c,
-             alloc ? 100.0 * st[i].wire / alloc : 0.0,
-             json_object_get_string (get (f, "name")),
-             verify ? (st[i].verified ? "  (verified)" : "  (NOT verified)") : "");
+             vmferry_manifest_role_name (f->role), target ? target : "?",
+             format ? format : "?", a, b, c,
+             f->allocated ? 100.0 * st[i].wire / f->allocated : 0.0,
+             name ? name : "?", !verify ? ""
+             : st[i].verified ? "  (verified)" : "  (NOT verified)");
   }
   vmferry_human_size (total_alloc, a, sizeof a);
   vmferry_human_size (total_wire, b, sizeof b);
   fprintf (out, "stream:   %s for %s allocated (%.1f%%)%s\n", b, a,
            total_alloc ? 100.0 * total_wire / total_alloc : 0.0,
-           verify ? ", every checksum and digest verified" : ", record checksums verified");
+           verify ? ", every checksum and digest verified"
+           : ", record checksums verified");
+}
+
+/* One JSON object: the manifest as the parser understood it (known
+ * members and the ones it kept without knowing them) and the figures.
+ * json-c escapes every control character in strings.
+ */
+static int
+print_json (FILE *out, const struct vmferry_manifest *m,
+            const struct file_stats *st, uint64_t total_wire, bool verify)
+{
+  CLEANUP_FREE char *text = vmferry_manifest_to_json (m);
+  json_object *o, *files, *manifest;
+
+  if (text == NULL)
+    return -1;
+  manifest = json_tokener_parse (text);
+  o = json_object_new_object ();
+  files = json_object_new_array ();
+  if (manifest == NULL || o == NULL || files == NULL) {
+    json_object_put (manifest);
+    json_object_put (o);
+    json_object_put (files);
+    vmferry_set_error_errno (ENOMEM, "json");
+    return -1;
+  }
+  json_object_object_add (o, "manifest", manifest);
+  for (size_t i = 0; i < m->nr_files; i++) {
+    json_object *f = json_object_new_object ();
+#define ADD(key, v) json_object_object_add (f, key, v)
+    ADD ("index", json_object_new_int64 ((int64_t) i));
+    ADD ("wire_bytes", json_object_new_uint64 (st[i].wire));
+    ADD ("data_bytes", json_object_new_uint64 (st[i].data));
+    ADD ("zero_bytes", json_object_new_uint64 (st[i].zero));
+    ADD ("records", json_object_new_uint64 (st[i].records));
+    if (verify)
+      ADD ("verified", json_object_new_boolean (st[i].verified));
+#undef ADD
+    json_object_array_add (files, f);
+  }
+  json_object_object_add (o, "files", files);
+  json_object_object_add (o, "wire_bytes", json_object_new_uint64 (total_wire));
+  json_object_object_add (o, "verified", json_object_new_boolean (verify));
+  fprintf (out, "%s\n",
+           json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
+                                           JSON_C_TO_STRING_SPACED |
+                                           JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (o);
+  return 0;
 }
 
 int
 vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
 {
   struct vmferry_stream_reader *rd = vmferry_stream_reader_new (fd, name);
+  struct vmferry_validator *v = vmferry_validator_new (name);
+  const struct vmferry_manifest *m = NULL;
   struct vmferry_record rec;
-  json_object *manifest = NULL;
   struct file_stats *st = NULL;
   struct vmferry_digest *dg = NULL;
   unsigned char *buf = NULL;
-  size_t nr = 0;
   uint64_t total_wire = 0;
-  bool ended = false;
   int r, ret = -1;
 
-  if (rd == NULL)
-    return -1;
+  if (rd == NULL || v == NULL)
+    goto out;
   if (verify && !(buf = malloc (VMFERRY_CHUNK_SIZE))) {
     vmferry_set_error_errno (ENOMEM, "%s", name);
     goto out;
@@ -91,43 +155,24 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
   while ((r = vmferry_stream_read_record (rd, &rec)) == 1) {
     uint64_t wire = VMFERRY_REC_HEADER_SIZE + rec.payload_len;
 
+    /* What the importer refuses is refused here, by the same checks. */
+    if (vmferry_validator_record (v, &rec) < 0)
+      goto out;
     total_wire += wire;
     switch (rec.type) {
-    case VMFERRY_REC_MANIFEST: {
-      json_tokener *tok = json_tokener_new_ex (32);
-      json_object *files;
-      size_t len;
-      char *text = vmferry_record_metadata (&rec, rec.payload, &len);
-      if (text == NULL) {
-        vmferry_prefix_error ("%s", name);
-        json_tokener_free (tok);
-        goto out;
-      }
-      manifest = tok ? json_tokener_parse_ex (tok, text, (int) len) : NULL;
-      json_tokener_free (tok);
-      free (text);
-      files = manifest ? get (manifest, "files") : NULL;
-      if (!files || !json_object_is_type (files, json_type_array)) {
-        vmferry_set_error ("%s: record %" PRIu64 ": the manifest is not valid", name, rec.seq);
-        goto out;
-      }
-      nr = json_object_array_length (files);
-      if (nr > VMFERRY_MAX_FILES || !(st = calloc (nr ? nr : 1, sizeof *st))) {
-        vmferry_set_error ("%s: manifest: too many files", name);
+    case VMFERRY_REC_MANIFEST:
+      m = vmferry_validator_manifest (v);
+      st = calloc (m->nr_files ? m->nr_files : 1, sizeof *st);
+      if (st == NULL) {
+        vmferry_set_error_errno (ENOMEM, "%s", name);
         goto out;
       }
       break;
-    }
     case VMFERRY_REC_FILE_BEGIN:
     case VMFERRY_REC_DATA:
     case VMFERRY_REC_ZERO:
     case VMFERRY_REC_FILE_END:
-      if (st == NULL || rec.file >= nr) {
-        vmferry_set_error ("%s: record %" PRIu64 " (%s): file %" PRIu32
-                           " is not in the manifest", name, rec.seq,
-                           vmferry_record_type_name (rec.type), rec.file);
-        goto out;
-      }
+      /* The validator checked that the file is in the manifest. */
       st[rec.file].wire += wire;
       st[rec.file].records++;
       if (rec.type == VMFERRY_REC_ZERO)
@@ -144,70 +189,50 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
           goto out;
         }
         if (vmferry_digest_update (dg, rec.offset, buf, rec.length) < 0) {
-          vmferry_prefix_error ("%s: record %" PRIu64 " (data) at byte %" PRIu64,
-                                name, rec.seq, rec.stream_offset);
+          vmferry_prefix_error ("%s: record %" PRIu64 " (data) at byte %"
+                                PRIu64, name, rec.seq, rec.stream_offset);
           goto out;
         }
       }
       if (rec.type == VMFERRY_REC_FILE_END) {
-        unsigned char got[16];
+        unsigned char want[16], got[16];
         char want_hex[33], got_hex[33];
+        if (vmferry_record_file_end (&rec, rec.payload, want) < 0) {
+          vmferry_prefix_error ("%s", name);
+          goto out;
+        }
         vmferry_digest_final (dg, got);
         vmferry_digest_free (dg);
         dg = NULL;
-        if (memcmp (got, rec.payload, 16) != 0) {
-          vmferry_digest_hex (rec.payload, want_hex);
+        if (memcmp (got, want, 16) != 0) {
+          vmferry_digest_hex (want, want_hex);
           vmferry_digest_hex (got, got_hex);
-          vmferry_set_error ("%s: file %" PRIu32 ": digest mismatch (FILE_END says %s, "
-                             "the data gives %s)", name, rec.file, want_hex, got_hex);
+          vmferry_set_error ("%s: file %" PRIu32 ": digest mismatch "
+                             "(FILE_END says %s, the data gives %s)",
+                             name, rec.file, want_hex, got_hex);
           goto out;
         }
         st[rec.file].verified = true;
       }
       break;
-    case VMFERRY_REC_END:
-      ended = true;
-      break;
     default:
       break;
     }
   }
-  if (r < 0)
+  if (r < 0 || vmferry_validator_finish (v) < 0)
     goto out;
-  if (!ended || manifest == NULL) {
-    vmferry_set_error ("%s: truncated: no END record", name);
-    goto out;
-  }
   if (json) {
-    json_object *o = json_object_new_object ();
-    json_object *files = json_object_new_array ();
-    json_object_object_add (o, "manifest", json_object_get (manifest));
-    for (size_t i = 0; i < nr; i++) {
-      json_object *f = json_object_new_object ();
-      json_object_object_add (f, "index", json_object_new_int64 ((int64_t) i));
-      json_object_object_add (f, "wire_bytes", json_object_new_uint64 (st[i].wire));
-      json_object_object_add (f, "data_bytes", json_object_new_uint64 (st[i].data));
-      json_object_object_add (f, "zero_bytes", json_object_new_uint64 (st[i].zero));
-      json_object_object_add (f, "records", json_object_new_uint64 (st[i].records));
-      if (verify)
-        json_object_object_add (f, "verified", json_object_new_boolean (st[i].verified));
-      json_object_array_add (files, f);
-    }
-    json_object_object_add (o, "files", files);
-    json_object_object_add (o, "wire_bytes", json_object_new_uint64 (total_wire));
-    json_object_object_add (o, "verified", json_object_new_boolean (verify));
-    fprintf (out, "%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put (o);
+    if (print_json (out, m, st, total_wire, verify) < 0)
+      goto out;
   }
   else
-    print_text (out, manifest, st, nr, total_wire, verify);
+    print_text (out, m, st, total_wire, verify);
   ret = 0;
  out:
   vmferry_digest_free (dg);
   free (buf);
   free (st);
-  json_object_put (manifest);
+  vmferry_validator_free (v);
   vmferry_stream_reader_free (rd);
   return ret;
 }

@@ -1515,6 +1515,83 @@ START_TEST (test_compressor)
 }
 END_TEST
 
+/* ---- Typed payloads ---- */
+
+START_TEST (test_typed_payloads)
+{
+  unsigned char p8[8] = { 0x10, 0x27 }, d[16], got[16];
+  unsigned char h[VMFERRY_STREAM_HEADER_SIZE + VMFERRY_RESUME_TOKEN_SIZE];
+  struct vmferry_record rec = {
+    .type = VMFERRY_REC_FILE_BEGIN, .payload_len = 8, .seq = 3,
+    .stream_offset = 100,
+  };
+  struct vmferry_stream_header sh;
+  uint64_t v;
+
+  memset (h, 0, sizeof h);
+  ck_assert_int_eq (vmferry_record_file_begin (&rec, p8, &v), 0);
+  ck_assert_uint_eq (v, 10000);
+  /* A record of another type or size, as a caller might pass by hand. */
+  rec.type = VMFERRY_REC_END;
+  ck_assert_int_eq (vmferry_record_file_begin (&rec, p8, &v), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "record 3 (end) at byte 100: not a file-begin record");
+  ck_assert_int_eq (vmferry_record_end (&rec, p8, &v), 0);
+  ck_assert_uint_eq (v, 10000);
+  rec.payload_len = 7;
+  ck_assert_int_eq (vmferry_record_end (&rec, p8, &v), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "payload is 7 bytes, expected 8"));
+  rec.type = VMFERRY_REC_FILE_BEGIN;
+  rec.payload_len = 8;
+  p8[7] = 0x80;
+  ck_assert_int_eq (vmferry_record_file_begin (&rec, p8, &v), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "is too large"));
+
+  for (int i = 0; i < 16; i++)
+    d[i] = i * 17;
+  rec.type = VMFERRY_REC_FILE_END;
+  rec.payload_len = 16;
+  ck_assert_int_eq (vmferry_record_file_end (&rec, d, got), 0);
+  ck_assert_mem_eq (got, d, 16);
+  rec.payload_len = 15;
+  ck_assert_int_eq (vmferry_record_file_end (&rec, d, got), -1);
+
+  memcpy (h, VMFERRY_STREAM_MAGIC, 8);
+  h[8] = 1;
+  h[10] = 1;
+  h[16] = VMFERRY_FEATURE_RESUME;
+  h[24] = 0x42;
+  memset (h + VMFERRY_STREAM_HEADER_SIZE, 0xab, VMFERRY_RESUME_TOKEN_SIZE);
+  rec.type = VMFERRY_REC_STREAM_HEADER;
+  rec.payload_len = sizeof h;
+  ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), 0);
+  ck_assert_uint_eq (sh.major, 1);
+  ck_assert_uint_eq (sh.minor, 1);
+  ck_assert_uint_eq (sh.mandatory, VMFERRY_FEATURE_RESUME);
+  ck_assert_uint_eq (sh.optional, 0x42);
+  ck_assert_uint_eq (sh.token[0], 0xab);
+  ck_assert_uint_eq (sh.token[VMFERRY_RESUME_TOKEN_SIZE - 1], 0xab);
+  /* RESUME without its token, another major, too short. */
+  rec.payload_len = VMFERRY_STREAM_HEADER_SIZE;
+  ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "without its resume token"));
+  h[16] = 0;
+  ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), 0);
+  ck_assert_uint_eq (sh.token[0], 0);
+  h[8] = 2;
+  ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "version 2.1 is not supported"));
+  rec.payload_len = 39;
+  ck_assert_int_eq (vmferry_record_stream_header (&rec, h, &sh), -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "expected at least 40"));
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("stream",
                    test_header_layout,
                    test_checksum_definition,
@@ -1533,4 +1610,5 @@ VMFERRY_UNIT_MAIN ("stream",
                    test_record_data_raw_and_zero,
                    test_record_data_threads,
                    test_metadata_zstd,
-                   test_compressor)
+                   test_compressor,
+                   test_typed_payloads)
