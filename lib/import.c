@@ -51,8 +51,10 @@
 #include "names.h"
 #include "pipeline.h"
 #include "progress.h"
+#include "qcow2.h"
 #include "stripe.h"
 #include "stream.h"
+#include "validate.h"
 #include "virt.h"
 
 /* How often a resumable import makes its progress durable: fdatasync the
@@ -92,170 +94,39 @@ struct job {
   unsigned char digest[16];
 };
 
-static const char *
-role_from_name (const char *s, int *role_rtn)
-{
-  static const struct { const char *name; int role; } roles[] = {
-    { "disk", VMFERRY_ROLE_DISK }, { "nvram", VMFERRY_ROLE_NVRAM },
-    { "tpm", VMFERRY_ROLE_TPM }, { "backing", VMFERRY_ROLE_BACKING },
-  };
-  for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-    if (strcmp (s, roles[i].name) == 0) {
-      *role_rtn = roles[i].role;
-      return roles[i].name;
-    }
-  return NULL;
-}
-
-/* A name from the stream becomes a path below a directory we choose: one
- * plain component (for TPM state, a few of them), checked in names.h.
+/* The files of the stream, from its manifest as the validator parsed it
+ * (formats/manifest.h: every name already a safe component, or for TPM
+ * state a safe relative path).  A disk that is a volume of a pool is
+ * placed as that volume.
  */
-static bool
-safe_name (const char *name, bool allow_dirs)
-{
-  return allow_dirs ? vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, 0)
-                    : vmferry_name_ok (name, 0);
-}
-
-static const char *
-json_str (json_object *o, const char *key)
-{
-  json_object *v;
-
-  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
-    return NULL;
-  return json_object_get_string (v);
-}
-
-static bool
-json_u64 (json_object *o, const char *key, uint64_t *rtn)
-{
-  json_object *v;
-
-  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_int))
-    return false;
-  errno = 0;
-  *rtn = json_object_get_uint64 (v);
-  return errno == 0 && json_object_get_int64 (v) >= 0;
-}
 static int
-parse_manifest (struct importer *im, const char *json, size_t len)
+files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
 {
-  json_tokener *tok = json_tokener_new_ex (32);
-  json_object *m = NULL, *files, *dom;
-  const char *s;
-  size_t n;
-  int r = -1;
-
-  if (tok == NULL) {
-    vmferry_set_error_errno (ENOMEM, "manifest");
-    return -1;
-  }
-  m = json_tokener_parse_ex (tok, json, (int) len);
-  if (m == NULL || json_tokener_get_error (tok) != json_tokener_success ||
-      !json_object_is_type (m, json_type_object)) {
-    vmferry_set_error ("%s: manifest: not valid JSON", im->opts->in_name);
-    goto out;
-  }
-  s = json_str (m, "format");
-  if (s == NULL || strcmp (s, "vmferry-manifest") != 0 ||
-      !json_object_object_get_ex (m, "domain", &dom) ||
-      !json_object_object_get_ex (m, "files", &files) ||
-      !json_object_is_type (files, json_type_array)) {
-    vmferry_set_error ("%s: manifest: not a vmferry manifest", im->opts->in_name);
-    goto out;
-  }
-  {
-    json_object *v;
-    uint64_t version;
-    if (json_object_object_get_ex (m, "version", &v) &&
-        (!json_u64 (m, "version", &version) || version != 1)) {
-      vmferry_set_error ("%s: manifest: version %s is not one this vmferry reads "
-                         "(it reads version 1): written by a newer vmferry?",
-                         im->opts->in_name, json_object_get_string (v));
-      goto out;
-    }
-  }
-  n = json_object_array_length (files);
-  if (n > VMFERRY_MAX_FILES) {
-    vmferry_set_error ("%s: manifest: %zu files (the limit is %d)",
-                       im->opts->in_name, n, VMFERRY_MAX_FILES);
-    goto out;
-  }
-  im->files = calloc (n ? n : 1, sizeof *im->files);
-  if (im->files == NULL) {
-    vmferry_set_error_errno (ENOMEM, "manifest");
-    goto out;
-  }
-  for (size_t i = 0; i < n; i++) {
-    json_object *o = json_object_array_get_idx (files, i), *b;
+  im->files = calloc (m->nr_files ? m->nr_files : 1, sizeof *im->files);
+  if (im->files == NULL)
+    goto nomem;
+  for (size_t i = 0; i < m->nr_files; i++) {
+    const struct vmferry_manifest_file *mf = &m->files[i];
     struct import_file *f = &im->files[i];
-    const char *name = json_str (o, "name"), *role = json_str (o, "role");
-    const char *src = json_str (o, "source_path"), *fmt = json_str (o, "format");
-    uint64_t idx;
 
     f->fd = f->dfd = -1;
-    f->backing = -1;
     im->nr_files = i + 1;
-    if (!json_u64 (o, "index", &idx) || idx != i || !role ||
-        !role_from_name (role, &f->role) || !name ||
-        !safe_name (name, f->role == VMFERRY_ROLE_TPM) || !src || !fmt ||
-        strlen (fmt) > 32 || !json_u64 (o, "size", &f->size) ||
-        !json_u64 (o, "allocated", &f->allocated)) {
-      vmferry_set_error ("%s: manifest: file %zu: missing or invalid fields "
-                         "(index, role, name, source_path, format, size, allocated)",
-                         im->opts->in_name, i);
-      goto out;
-    }
-    if (json_object_object_get_ex (o, "backing", &b)) {
-      uint64_t bi;
-      if (!json_u64 (o, "backing", &bi) || bi >= i) {
-        vmferry_set_error ("%s: manifest: file %zu (%s): bad backing index",
-                           im->opts->in_name, i, name);
-        goto out;
-      }
-      f->backing = (int) bi;
-    }
-    for (size_t k = 0; k < i; k++)
-      if (strcmp (im->files[k].name, name) == 0) {
-        vmferry_set_error ("%s: manifest: two files named %s",
-                           im->opts->in_name, name);
-        goto out;
-      }
-    f->name = strdup (name);
-    f->source_path = strdup (src);
-    f->format = strdup (fmt);
-    if (!f->name || !f->source_path || !f->format) {
-      vmferry_set_error_errno (ENOMEM, "manifest");
-      goto out;
-    }
-    /* A disk that is a volume of a storage pool (vmferry-rewrite --pool,
-     * or a volume disk at the source): it is placed as that volume.
-     */
-    if (json_object_object_get_ex (o, "pool", NULL) ||
-        json_object_object_get_ex (o, "volume", NULL)) {
-      const char *pool = json_str (o, "pool"), *vol = json_str (o, "volume");
-      if (f->role != VMFERRY_ROLE_DISK || !pool || !vol || !safe_name (vol, false) ||
-          !safe_name (pool, false)) {
-        vmferry_set_error ("%s: manifest: file %zu (%s): invalid pool or volume",
-                           im->opts->in_name, i, name);
-        goto out;
-      }
-      free (f->name);
-      f->name = strdup (vol);
-      f->pool = strdup (pool);
-      f->volume = strdup (vol);
-      if (!f->name || !f->pool || !f->volume) {
-        vmferry_set_error_errno (ENOMEM, "manifest");
-        goto out;
-      }
-    }
+    f->role = (int) mf->role;
+    f->backing = mf->backing;
+    f->size = mf->size;
+    f->allocated = mf->allocated;
+    f->name = strdup (mf->volume ? mf->volume : mf->name);
+    f->source_path = strdup (mf->source_path);
+    f->format = strdup (mf->format);
+    if (!f->name || !f->source_path || !f->format)
+      goto nomem;
+    if (mf->volume && (!(f->pool = strdup (mf->pool)) || !(f->volume = strdup (mf->volume))))
+      goto nomem;
   }
-  r = 0;
- out:
-  json_object_put (m);
-  json_tokener_free (tok);
-  return r;
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "manifest");
+  return -1;
 }
 
 /* With --name NEW the copy must not share a file with the original: each
@@ -851,15 +722,11 @@ check_state_files (struct importer *im, const struct vmferry_resume_state *st)
 static void
 remove_stale_temporaries (struct importer *im)
 {
-  int fd = fcntl (im->tgt.fd, F_DUPFD_CLOEXEC, 0);
-  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  DIR *d = vmferry_target_opendir (&im->tgt);
   struct dirent *e;
 
-  if (d == NULL) {
-    if (fd >= 0)
-      close (fd);
+  if (d == NULL)
     return;
-  }
   while ((e = readdir (d)) != NULL)
     for (size_t i = 0; i < im->nr_files; i++)
       if (im->files[i].role != VMFERRY_ROLE_TPM &&
@@ -870,13 +737,8 @@ remove_stale_temporaries (struct importer *im)
   closedir (d);
   /* The temporary TPM directories of this domain's TPM state too. */
   if (im->tpm_dir && im->tpm_root.fd >= 0 &&
-      (fd = fcntl (im->tpm_root.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+      (d = vmferry_target_opendir (&im->tpm_root)) != NULL) {
     size_t n = strlen (im->tpm_dir);
-    d = fdopendir (fd);
-    if (d == NULL) {
-      close (fd);
-      return;
-    }
     while ((e = readdir (d)) != NULL)
       if (e->d_name[0] == '.' && strncmp (e->d_name + 1, im->tpm_dir, n) == 0 &&
           strncmp (e->d_name + 1 + n, ".vmferry-", 9) == 0 &&
@@ -1282,6 +1144,32 @@ rebase (const char *overlay, const char *backing, const char *format)
   return 0;
 }
 
+/* An image just verified, before anything (qemu-img, libvirt, QEMU)
+ * opens it as an image: its header must say what the stream says of it
+ * (formats/qcow2.h), so that it names no host file as its backing file
+ * or data file.  BACKING_NAME: the name its header must now give its
+ * backing file (after rebase_file), NULL before.
+ */
+static int
+check_arrival (struct importer *im, struct import_file *f, const char *backing_name)
+{
+  const struct import_file *b = f->backing >= 0 ? &im->files[f->backing] : NULL;
+  struct vmferry_qcow2_expect exp = {
+    .format = f->format, .has_backing = b != NULL,
+    .backing_format = b ? b->format : NULL, .backing_name = backing_name,
+  };
+  struct vmferry_qcow2_info info;
+  CLEANUP_FREE char *name = NULL;
+
+  if (f->role != VMFERRY_ROLE_DISK && f->role != VMFERRY_ROLE_BACKING)
+    return 0;
+  if (asprintf (&name, "%s: file %s", im->opts->in_name, f->name) < 0) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    return -1;
+  }
+  return vmferry_qcow2_validate_arrival (f->fd, name, &exp, &info) < 0 ? -1 : 0;
+}
+
 /* File F, verified with the stream's digest STREAM_DIGEST, is an overlay:
  * its header must name its backing file as it will be named here.  The
  * change is recorded with the digest of the file as changed, so that a
@@ -1296,6 +1184,7 @@ rebase_file (struct importer *im, struct import_file *f,
   unsigned char local[16];
 
   if (path == NULL || rebase (path, b->final, b->format) < 0 ||
+      check_arrival (im, f, b->final) < 0 ||
       vmferry_digest_fd (f->fd, path, f->size, local) < 0)
     return -1;
   if (im->keep_state) {
@@ -1414,7 +1303,8 @@ job_done (void *opaque, void *jobp)
                        "what was written has %s)", im->opts->in_name, f->name, want_hex, got_hex);
     return -1;
   }
-  else if (f->backing >= 0 && rebase_file (im, f, j->digest) < 0)
+  else if (check_arrival (im, f, NULL) < 0 ||
+           (f->backing >= 0 && rebase_file (im, f, j->digest) < 0))
     return -1;
   vmferry_import_close_file (f);
   f->verified = true;
@@ -1623,26 +1513,38 @@ read_stream (struct importer *im)
   struct vmferry_stream_reader *rd = opts->stripes
     ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes, opts->in_name)
     : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  /* The same checks as vmferry-info --verify (formats/validate.h): one
+   * validator decides what a stream may say.
+   */
+  struct vmferry_validator *v = vmferry_validator_new (opts->in_name);
   unsigned threads, depth;
   struct vmferry_record rec;
   struct job *j;
-  int r, ret = -1;
+  int r = -1, ret = -1;
   bool seen_end = false;
 
-  if (rd == NULL)
+  if (rd == NULL || v == NULL) {
+    if (v == NULL)
+      vmferry_set_error_errno (ENOMEM, "%s", opts->in_name);
+    vmferry_stream_reader_free (rd);
+    vmferry_validator_free (v);
     return -1;
+  }
   while (!seen_end && (r = vmferry_stream_read_record (rd, &rec)) == 1) {
+    if (vmferry_validator_record (v, &rec) < 0)
+      goto out;
     switch (rec.type) {
     case VMFERRY_REC_MANIFEST: {
       size_t len;
       int k;
-      CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, &len);
+      const char *text = vmferry_validator_manifest_text (v, &len);
+      CLEANUP_FREE char *json = text ? strndup (text, len) : NULL;
       if (json == NULL) {
-        vmferry_prefix_error ("%s", opts->in_name);
+        vmferry_set_error_errno (ENOMEM, "%s: manifest", opts->in_name);
         goto out;
       }
-      if (parse_manifest (im, json, len) < 0 || pool_from_manifest (im) < 0 ||
-          (im->dir == NULL && dir_from_manifest (im) < 0))
+      if (files_from_manifest (im, vmferry_validator_manifest (v)) < 0 ||
+          pool_from_manifest (im) < 0 || (im->dir == NULL && dir_from_manifest (im) < 0))
         goto out;
       k = vmferry_resume_stream_id (json, len, im->stream_id);
       if (k < 0)
@@ -1664,13 +1566,9 @@ read_stream (struct importer *im)
     }
     case VMFERRY_REC_DOMAIN_XML: {
       size_t len;
-      CLEANUP_FREE char *xml = vmferry_record_metadata (&rec, rec.payload, &len);
+      const char *xml = vmferry_validator_xml (v, &len);
       struct vmferry_resume_state old;
       int k;
-      if (xml == NULL) {
-        vmferry_prefix_error ("%s", opts->in_name);
-        goto out;
-      }
       if (im->files == NULL) {
         vmferry_set_error ("%s: the domain XML came before the manifest", opts->in_name);
         goto out;
@@ -1719,14 +1617,13 @@ read_stream (struct importer *im)
     }
     case VMFERRY_REC_FILE_BEGIN: {
       uint64_t size;
-      if (rec.payload_len != 8 || rec.file >= im->nr_files || im->p == NULL) {
-        vmferry_set_error ("%s: record %" PRIu64 ": file %" PRIu32 " is not in the manifest",
-                           opts->in_name, rec.seq, rec.file);
+      if (im->p == NULL || rec.file >= im->nr_files) {
+        vmferry_set_error ("%s: record %" PRIu64 ": file %" PRIu32 " before the "
+                           "domain XML", opts->in_name, rec.seq, rec.file);
         goto out;
       }
-      memcpy (&size, rec.payload, 8);
-      size = le64toh (size);
-      if (begin_file (im, rec.file, size) < 0)
+      if (vmferry_record_file_begin (&rec, rec.payload, &size) < 0 ||
+          begin_file (im, rec.file, size) < 0)
         goto out;
       break;
     }
@@ -1742,23 +1639,27 @@ read_stream (struct importer *im)
       /* The file is fresh and sparse: zeros need no write. */
       vmferry_progress_add (opts->progress, rec.length);
       break;
-    case VMFERRY_REC_FILE_END:
-      if (!(j = vmferry_pipeline_slot (im->p)))
+    case VMFERRY_REC_FILE_END: {
+      unsigned char digest[16];
+      if (vmferry_record_file_end (&rec, rec.payload, digest) < 0 ||
+          !(j = vmferry_pipeline_slot (im->p)))
         goto out;
       j->end = true;
       j->rec = rec;
-      memcpy (j->digest, rec.payload, 16);
+      memcpy (j->digest, digest, 16);
       vmferry_pipeline_submit (im->p, j, false);
       break;
+    }
     case VMFERRY_REC_END:
       seen_end = true;
       break;
-    case VMFERRY_REC_STREAM_HEADER:
-      im->mandatory = vmferry_stream_header_mandatory (rec.payload, rec.payload_len);
+    case VMFERRY_REC_STREAM_HEADER: {
+      const struct vmferry_stream_header *h = vmferry_validator_header (v);
+      im->mandatory = h->mandatory;
       if (im->mandatory & VMFERRY_FEATURE_RESUME)
-        memcpy (im->token, (const unsigned char *) rec.payload + VMFERRY_STREAM_HEADER_SIZE,
-                VMFERRY_RESUME_TOKEN_SIZE);
+        memcpy (im->token, h->token, VMFERRY_RESUME_TOKEN_SIZE);
       break;
+    }
     default:
       break;                    /* skippable records */
     }
@@ -1774,7 +1675,7 @@ read_stream (struct importer *im)
     goto out;
   }
   /* Nothing may follow END (the reader checks) and all must be verified. */
-  if (vmferry_stream_read_record (rd, &rec) != 0)
+  if (vmferry_validator_finish (v) < 0 || vmferry_stream_read_record (rd, &rec) != 0)
     goto out;
   if (vmferry_pipeline_finish (im->p) < 0 || syncer_wait (im, true) < 0) {
     /* The pipeline is finished: out does not finish it again. */
@@ -1819,6 +1720,7 @@ read_stream (struct importer *im)
   vmferry_pipeline_free (im->p);
   im->p = NULL;
   vmferry_stream_reader_free (rd);
+  vmferry_validator_free (v);
   return ret;
 }
 
@@ -2119,7 +2021,7 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
   struct importer im;
   DIR *d = NULL;
   struct dirent *e;
-  int count = 0, r = -1, fd;
+  int count = 0, r = -1;
 
   importer_init (&im, opts);
   if (!opts->pool && !opts->dir) {
@@ -2139,14 +2041,9 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
     r = abort_one (&im, name);
     goto out;
   }
-  fd = fcntl (im.tgt.fd, F_DUPFD_CLOEXEC, 0);
-  d = fd >= 0 ? fdopendir (fd) : NULL;
-  if (d == NULL) {
-    vmferry_set_error_errno (errno, "%s: cannot read", im.dir);
-    if (fd >= 0)
-      close (fd);
+  d = vmferry_target_opendir (&im.tgt);
+  if (d == NULL)
     goto out;
-  }
   r = 0;
   while ((e = readdir (d)) != NULL) {
     const char *p = ".vmferry-resume-";

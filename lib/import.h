@@ -17,6 +17,11 @@ struct vmferry_import_opts {
   const char *pool;             /* a directory-backed storage pool */
   bool define, start, force;
   const char *new_name;         /* define under this name, new UUID */
+  /* Host resources the domain may refer to although the stream did not
+   * carry them (--allow-path, lib/refs.h): N_ALLOW values.
+   */
+  const char *const *allow;
+  size_t n_allow;
   unsigned threads;             /* 0: one per CPU */
   struct vmferry_progress *progress;
   /* Keep resume state (resume.h) when the stream is cut, and accept a

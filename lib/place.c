@@ -54,6 +54,7 @@
 #include "fault.h"
 #include "import-int.h"
 #include "log.h"
+#include "refs.h"
 #include "stamp.h"
 #include "stream.h"
 #include "virt.h"
@@ -600,6 +601,69 @@ vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
 
 /* ---- placement ---- */
 
+/* Every host resource the domain as it will be defined refers to is one
+ * the stream carried into the target, or one the user allowed by name
+ * (lib/refs.h); and its emulator is one of this host's.
+ */
+static int
+check_refs (struct importer *im)
+{
+  CLEANUP_FREE struct vmferry_refs_carried *carried =
+    calloc (2 * im->nr_files + 1, sizeof *carried);
+  CLEANUP_FREE char *xml = NULL;
+  char **volumes = calloc (im->nr_files ? im->nr_files : 1, sizeof *volumes);
+  char **emulators = NULL;
+  size_t n = 0, n_emulators = 0;
+  struct vmferry_refs_policy policy = {
+    .allow = im->opts->allow, .n_allow = im->opts->n_allow,
+  };
+  int r = -1;
+
+  if (carried == NULL || volumes == NULL) {
+    vmferry_set_error_errno (ENOMEM, "import");
+    goto out;
+  }
+  /* The paths as the domain will have them. */
+  xml = domain_xml (im, NULL);
+  if (xml == NULL)
+    goto out;
+  for (size_t i = 0; i < im->nr_files; i++) {
+    const struct import_file *f = &im->files[i];
+    if (f->role == VMFERRY_ROLE_TPM)
+      continue;
+    if (f->pool && f->volume &&
+        asprintf (&volumes[i], "volume:%s/%s", f->pool, f->volume) < 0) {
+      volumes[i] = NULL;
+      vmferry_set_error_errno (ENOMEM, "import");
+      goto out;
+    }
+    carried[n].path = f->final_path;
+    carried[n++].format = f->format;
+    if (volumes[i]) {
+      carried[n].path = volumes[i];
+      carried[n++].format = f->format;
+    }
+  }
+  policy.carried = carried;
+  policy.n_carried = n;
+  if (im->conn) {
+    if (vmferry_refs_host_emulators (im->conn, &emulators, &n_emulators) < 0)
+      goto out;
+    policy.emulators = (const char *const *) emulators;
+    policy.n_emulators = n_emulators;
+    policy.have_emulators = true;
+  }
+  r = vmferry_refs_enforce (im->doc, &policy);
+  if (r < 0)
+    vmferry_prefix_error ("%s: domain %s is not defined", im->opts->in_name, im->name);
+ out:
+  for (size_t i = 0; volumes && i < im->nr_files; i++)
+    free (volumes[i]);
+  free (volumes);
+  vmferry_strv_free (emulators);
+  return r;
+}
+
 int
 vmferry_place (struct importer *im)
 {
@@ -620,6 +684,8 @@ vmferry_place (struct importer *im)
                           "would replace");
     goto out;
   }
+  if (opts->define && check_refs (im) < 0)
+    goto out;
 
   /* 1. Lock: the new files, then what they replace. */
   for (size_t i = 0; i < im->nr_files; i++) {

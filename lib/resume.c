@@ -252,19 +252,14 @@ vmferry_resume_remove_stale (const struct vmferry_target *t, const char *name)
 {
   CLEANUP_FREE char *file = vmferry_resume_name (name, "json");
   CLEANUP_FREE char *prefix = NULL;
-  int fd;
   DIR *d;
   struct dirent *e;
 
   if (file == NULL || asprintf (&prefix, "%s.new-", file) < 0)
     return;
-  fd = fcntl (t->fd, F_DUPFD_CLOEXEC, 0);
-  d = fd >= 0 ? fdopendir (fd) : NULL;
-  if (d == NULL) {
-    if (fd >= 0)
-      close (fd);
+  d = vmferry_target_opendir (t);
+  if (d == NULL)
     return;
-  }
   while ((e = readdir (d)) != NULL)
     if (strncmp (e->d_name, prefix, strlen (prefix)) == 0 &&
         strlen (e->d_name) == strlen (prefix) + 6)

@@ -391,6 +391,20 @@ vmferry_target_remove_tree (const struct vmferry_target *t, const char *name)
   return n + 1;
 }
 
+DIR *
+vmferry_target_opendir (const struct vmferry_target *t)
+{
+  int fd = openat (t->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+
+  if (d == NULL) {
+    vmferry_set_error_errno (errno, "%s: cannot read", t->path);
+    if (fd >= 0)
+      close (fd);
+  }
+  return d;
+}
+
 int
 vmferry_target_sync (const struct vmferry_target *t)
 {

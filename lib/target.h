@@ -23,6 +23,7 @@
 #ifndef VMFERRY_TARGET_H
 #define VMFERRY_TARGET_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -94,6 +95,13 @@ int vmferry_target_mkdir (const struct vmferry_target *t, const char *name,
  * Returns how many entries were removed, or -1 with the error set.
  */
 int vmferry_target_remove_tree (const struct vmferry_target *t, const char *name);
+
+/* A directory stream of T itself, with its own position (a dup of T's
+ * fd would share one with every other dup, and a second listing would
+ * start at the end of the first).  NULL with the error set.  Close it
+ * with closedir.
+ */
+DIR *vmferry_target_opendir (const struct vmferry_target *t);
 
 /* fsync the directory itself, so renames and new names in it are
  * durable.  Returns 0, or -1 with the error set.

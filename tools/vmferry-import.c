@@ -15,13 +15,17 @@
 #include "import.h"
 #include "log.h"
 #include "progress.h"
+#include "refs.h"
 #include "stripe.h"
 #include "tool.h"
 
 #include "vmferry-import-synopsis.h"
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_THREADS, OPT_PROGRESS, OPT_RESUMABLE,
-       OPT_RESUME_QUERY, OPT_ABORT, OPT_STRIPES, OPT_JOIN };
+       OPT_RESUME_QUERY, OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH };
+
+/* At most this many --allow-path values. */
+#define MAX_ALLOW 256
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -38,6 +42,7 @@ static const struct option long_options[] = {
   { "abort", optional_argument, NULL, OPT_ABORT },
   { "stripes", required_argument, NULL, OPT_STRIPES },
   { "join", required_argument, NULL, OPT_JOIN },
+  { "allow-path", required_argument, NULL, OPT_ALLOW_PATH },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -55,6 +60,7 @@ main (int argc, char *argv[])
                                       .out_fd = STDOUT_FILENO };
   struct sigaction sa = { .sa_handler = on_signal };
   const char *abort_name = NULL, *join = NULL;
+  const char *allow[MAX_ALLOW];
   char token[VMFERRY_STRIPE_TOKEN_LEN + 1];
   unsigned stripes = 0, index;
   bool do_abort = false;
@@ -87,6 +93,16 @@ main (int argc, char *argv[])
     case OPT_STRIPES:
       if (vmferry_stripe_parse_stripes (optarg, &stripes, token) < 0)
         goto bad_arg;
+      break;
+    case OPT_ALLOW_PATH:
+      if (vmferry_refs_allow_valid (optarg) < 0)
+        goto bad_arg;
+      if (opts.n_allow >= MAX_ALLOW) {
+        vmferry_set_error ("--allow-path: at most %d", MAX_ALLOW);
+        goto bad_arg;
+      }
+      allow[opts.n_allow++] = optarg;
+      opts.allow = allow;
       break;
     case OPT_JOIN:
       if (vmferry_stripe_parse_join (optarg, token, &index) < 0)
