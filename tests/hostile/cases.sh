@@ -96,5 +96,5 @@ hostile_cases() {
         --files 2 --del files.1
     hostile_case end-count 'end record counts 5 files, the stream has 1' --end-count 5 --raw
     hostile_case truncated 'truncated: end of input before the END record' --no-end
-    hostile_case digest-wrong 'file 0: digest mismatch' --bad-digest 0
+    hostile_case digest-wrong 'digest mismatch' --bad-digest 0
 }

@@ -28,6 +28,8 @@
  *   --bad-digest K         file K's FILE_END carries a wrong digest
  *   --end-count N          END says N files
  *   --no-end               stop before END (a truncated stream)
+ *   --content FILE         every file's bytes are FILE's (its size is
+ *                          SIZE): a real image, say a hostile qcow2
  *   --raw                  encode records here, without the writer's
  *                          checks (for records the writer refuses, such
  *                          as a raw payload beyond the limits)
@@ -72,6 +74,7 @@ struct opts {
   unsigned omit;                /* files listed but not carried */
   long long end_count;          /* -1: the real count */
   bool no_end, raw;
+  unsigned char *content;       /* --content, SIZE bytes */
 };
 
 static void __attribute__ ((noreturn, format (printf, 1, 2)))
@@ -411,11 +414,24 @@ emit_file (struct out *o, const struct opts *op, unsigned k)
   if (dg == NULL)
     die_lib ("digest");
   emit_u64 (o, VMFERRY_REC_FILE_BEGIN, k, size);
-  /* Block by block: data, zero, hole, data, ... */
+  /* Block by block: data, zero, hole, data, ... (or --content's data,
+   * its zero blocks left as holes).
+   */
   for (uint64_t off = 0, b = 0; off < size; off += VMFERRY_BLOCK_SIZE, b++) {
     uint64_t len = size - off < VMFERRY_BLOCK_SIZE
                    ? size - off : VMFERRY_BLOCK_SIZE;
-    if (b % 3 == 0) {
+    if (op->content) {
+      const unsigned char *p = op->content + off;
+      bool zero = true;
+      for (uint64_t i = 0; i < len && zero; i++)
+        zero = p[i] == 0;
+      if (!zero) {
+        emit (o, VMFERRY_REC_DATA, 0, k, off, len, p, len);
+        if (vmferry_digest_update (dg, off, p, len) < 0)
+          die_lib ("digest");
+      }
+    }
+    else if (b % 3 == 0) {
       for (uint64_t i = 0; i < len; i++)
         block[i] = (unsigned char) (k * 7 + b + i) | 1;
       emit (o, VMFERRY_REC_DATA, 0, k, off, len, block, len);
@@ -438,7 +454,7 @@ emit_file (struct out *o, const struct opts *op, unsigned k)
 enum {
   OPT_FILES = 256, OPT_SIZE, OPT_SET, OPT_DEL, OPT_MANIFEST, OPT_MANIFEST_ZSTD,
   OPT_XML, OPT_XML_SIZE, OPT_XML_ZSTD, OPT_BEGIN_SIZE, OPT_BAD_DIGEST,
-  OPT_END_COUNT, OPT_NO_END, OPT_RAW, OPT_OMIT_FILES,
+  OPT_END_COUNT, OPT_NO_END, OPT_RAW, OPT_OMIT_FILES, OPT_CONTENT,
 };
 
 static const struct option long_options[] = {
@@ -457,6 +473,7 @@ static const struct option long_options[] = {
   { "no-end", no_argument, NULL, OPT_NO_END },
   { "raw", no_argument, NULL, OPT_RAW },
   { "omit-files", required_argument, NULL, OPT_OMIT_FILES },
+  { "content", required_argument, NULL, OPT_CONTENT },
   { NULL, 0, NULL, 0 }
 };
 
@@ -506,6 +523,12 @@ main (int argc, char *argv[])
     case OPT_NO_END: op.no_end = true; break;
     case OPT_RAW: op.raw = true; break;
     case OPT_OMIT_FILES: op.omit = number (optarg, "--omit-files"); break;
+    case OPT_CONTENT: {
+      size_t len;
+      op.content = (unsigned char *) read_file (optarg, &len);
+      op.size = len;
+      break;
+    }
     default:
       die ("usage: mkstream [OPTION]... OUTPUT|- (see tests/tools/mkstream.c)");
     }
