@@ -37,13 +37,14 @@ declare -A TOTAL=([fault]=0 [race]=0 [hostile]=0 [fuzz]=0)
 declare -A GOOD=([fault]=0 [race]=0 [hostile]=0 [fuzz]=0)
 problems=()
 
-# describe BUILD_DIR: "clang 14.0.6, ASan+UBSan, libFuzzer"
+# describe BUILD_DIR: "Clang 14.0.6, ASan+UBSan, libFuzzer"
 describe() {
-    local cache=$1/CMakeCache.txt cc san fuzz
-    cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$cache" 2>/dev/null)
+    local cache=$1/CMakeCache.txt id ver san fuzz
+    id=$(sed -n 's/^set(CMAKE_C_COMPILER_ID "\(.*\)")$/\1/p' "$1"/CMakeFiles/*/CMakeCCompiler.cmake 2>/dev/null | head -n 1)
+    ver=$(sed -n 's/^set(CMAKE_C_COMPILER_VERSION "\(.*\)")$/\1/p' "$1"/CMakeFiles/*/CMakeCCompiler.cmake 2>/dev/null | head -n 1)
     san=$(sed -n 's/^VMFERRY_SANITIZE:BOOL=//p' "$cache" 2>/dev/null)
     fuzz=$(sed -n 's/^VMFERRY_FUZZ:BOOL=//p' "$cache" 2>/dev/null)
-    printf '%s' "$(basename "${cc:-cc}")"
+    printf '%s' "${id:-C compiler}${ver:+ $ver}"
     [[ $san == ON ]] && printf ', ASan+UBSan'
     [[ $fuzz == ON ]] && printf ', libFuzzer'
 }
@@ -119,9 +120,12 @@ summarise() {
 
     # Tests that should have recorded their tries and did not.
     if ((ran > 0)); then
+        local -A did=()
+        for t in "${ran_tests[@]}"; do
+            did[$t]=1
+        done
         while IFS= read -r t; do
-            [[ -n $t ]] || continue
-            printf '%s\n' "${ran_tests[@]}" | grep -qxF -- "$t" || continue
+            [[ -n $t && -n ${did[$t]:-} ]] || continue
             base=${t##*/}
             [[ -s $report/$base.tsv ]] || problems+=("$tree: test $t recorded nothing")
         done < <(reporting_tests "$dir")
