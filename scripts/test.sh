@@ -28,7 +28,8 @@ else
 fi
 t1=$(now)
 # shellcheck disable=SC2086 # san_cfg holds separate words
-cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMFERRY_SANITIZE=ON $san_cfg
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DVMFERRY_SANITIZE=ON $san_cfg
 cmake --build build-san -j"$(nproc)"
 t2=$(now)
 
@@ -67,7 +68,7 @@ fi
 echo
 tests/report-summary.sh build build-san || rc=1
 echo "test.sh: /etc/libvirt unchanged and no test bed left running: $clean"
-echo "test.sh: time (m:ss): build $(mins $((t1 - t0))), build-san $(mins $((t2 - t1)))," \
-    "tests $(mins $((t3 - t2))), sanitizer tests $(mins $((t4 - t3)))," \
-    "total $(mins $((t4 - t0)))"
+echo "test.sh: time (m:ss): build $(mins $((t1 - t0)))," \
+    "build-san $(mins $((t2 - t1))), tests $(mins $((t3 - t2)))," \
+    "sanitizer tests $(mins $((t4 - t3))), total $(mins $((t4 - t0)))"
 exit $rc

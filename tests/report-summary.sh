@@ -40,8 +40,10 @@ problems=()
 # describe BUILD_DIR: "Clang 14.0.6, ASan+UBSan, libFuzzer"
 describe() {
     local cache=$1/CMakeCache.txt id ver san fuzz
-    id=$(sed -n 's/^set(CMAKE_C_COMPILER_ID "\(.*\)")$/\1/p' "$1"/CMakeFiles/*/CMakeCCompiler.cmake 2>/dev/null | head -n 1)
-    ver=$(sed -n 's/^set(CMAKE_C_COMPILER_VERSION "\(.*\)")$/\1/p' "$1"/CMakeFiles/*/CMakeCCompiler.cmake 2>/dev/null | head -n 1)
+    local -a cc=("$1"/CMakeFiles/*/CMakeCCompiler.cmake)
+    id=$(sed -n 's/^set(CMAKE_C_COMPILER_ID "\(.*\)")$/\1/p' "${cc[0]}" 2>/dev/null)
+    ver=$(sed -n 's/^set(CMAKE_C_COMPILER_VERSION "\(.*\)")$/\1/p' \
+        "${cc[0]}" 2>/dev/null)
     san=$(sed -n 's/^VMFERRY_SANITIZE:BOOL=//p' "$cache" 2>/dev/null)
     fuzz=$(sed -n 's/^VMFERRY_FUZZ:BOOL=//p' "$cache" 2>/dev/null)
     printf '%s' "${id:-C compiler}${ver:+ $ver}"
@@ -56,6 +58,12 @@ reporting_tests() {
                | .value[]] | any(. == "safety" or . == "fuzz")) | .name' 2>/dev/null
 }
 
+# names JUNIT_XML CONDITION: the names of the test cases that meet it.
+names() {
+    xmllint --xpath "//testcase[$2]/@name" "$1" 2>/dev/null |
+        sed -n 's/^ *name="\(.*\)"$/\1/p'
+}
+
 summarise() {
     local dir=$1 tree report xml ran=0 failed=0 skipped=0 t base kind
     local -a failed_tests=() ran_tests=()
@@ -65,14 +73,14 @@ summarise() {
 
     printf '%s (%s):' "$tree" "$(describe "$dir")"
     if [[ -r $xml ]]; then
-        mapfile -t ran_tests < <(xmllint --xpath '//testcase[@status="run" or @status="fail"]/@name' "$xml" 2>/dev/null |
-            sed -n 's/^ *name="\(.*\)"$/\1/p')
-        mapfile -t failed_tests < <(xmllint --xpath '//testcase[@status="fail"]/@name' "$xml" 2>/dev/null |
-            sed -n 's/^ *name="\(.*\)"$/\1/p')
+        mapfile -t ran_tests < <(names "$xml" '@status="run" or @status="fail"')
+        mapfile -t failed_tests < <(names "$xml" '@status="fail"')
         ran=${#ran_tests[@]}
         failed=${#failed_tests[@]}
-        skipped=$(xmllint --xpath 'count(//testcase[skipped])' "$xml" 2>/dev/null || echo 0)
-        printf ' %d tests run, %d failed, %s skipped\n' "$ran" "$failed" "$skipped"
+        skipped=$(xmllint --xpath 'count(//testcase[skipped])' "$xml" \
+            2>/dev/null || echo 0)
+        printf ' %d tests run, %d failed, %s skipped\n' \
+            "$ran" "$failed" "$skipped"
         for t in "${failed_tests[@]}"; do
             problems+=("$tree: test $t failed")
         done
@@ -127,7 +135,8 @@ summarise() {
         while IFS= read -r t; do
             [[ -n $t && -n ${did[$t]:-} ]] || continue
             base=${t##*/}
-            [[ -s $report/$base.tsv ]] || problems+=("$tree: test $t recorded nothing")
+            [[ -s $report/$base.tsv ]] ||
+                problems+=("$tree: test $t recorded nothing")
         done < <(reporting_tests "$dir")
     fi
 }

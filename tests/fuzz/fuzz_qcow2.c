@@ -51,7 +51,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   invariant (info.cluster_bits >= 9 && info.cluster_bits <= 21, "cluster_bits");
   invariant (memchr (info.backing_file, '\0', sizeof info.backing_file) != NULL,
              "backing_file is not terminated");
-  invariant (memchr (info.backing_format, '\0', sizeof info.backing_format) != NULL,
+  invariant (memchr (info.backing_format, '\0',
+                     sizeof info.backing_format) != NULL,
              "backing_format is not terminated");
   invariant (memchr (info.data_file, '\0', sizeof info.data_file) != NULL,
              "data_file is not terminated");

@@ -59,9 +59,12 @@ setup (void)
     perror ("fuzz_resume: mkdtemp");
     abort ();
   }
-  snprintf (state_path, sizeof state_path, "%s/.vmferry-resume-fuzz.json", dir);
-  snprintf (written_path, sizeof written_path, "%s/.vmferry-resume-fuzz.written", dir);
-  snprintf (again_path, sizeof again_path, "%s/.vmferry-resume-again.json", dir);
+  snprintf (state_path, sizeof state_path,
+            "%s/.vmferry-resume-fuzz.json", dir);
+  snprintf (written_path, sizeof written_path,
+            "%s/.vmferry-resume-fuzz.written", dir);
+  snprintf (again_path, sizeof again_path,
+            "%s/.vmferry-resume-again.json", dir);
   atexit (remove_dir);
 }
 
@@ -84,7 +87,8 @@ write_file (const char *path, const uint8_t *buf, size_t len)
     text[len - 1] = '\0';
     nl = strrchr (text, '\n');
     text[len - 1] = '\n';
-    if (nl != NULL && nl + 24 == text + len && strncmp (nl + 1, "check ", 6) == 0) {
+    if (nl != NULL && nl + 24 == text + len &&
+        strncmp (nl + 1, "check ", 6) == 0) {
       char hex[17];
       snprintf (hex, sizeof hex, "%016" PRIx64,
                 (uint64_t) XXH3_64bits (text, nl + 1 - text));
@@ -112,7 +116,8 @@ static bool
 same_state (const struct vmferry_resume_state *a,
             const struct vmferry_resume_state *b)
 {
-  if (strcmp (a->name, b->name) != 0 || strcmp (a->stream_id, b->stream_id) != 0 ||
+  if (strcmp (a->name, b->name) != 0 ||
+      strcmp (a->stream_id, b->stream_id) != 0 ||
       memcmp (a->token, b->token, sizeof a->token) != 0 ||
       (a->tpm_tmp == NULL) != (b->tpm_tmp == NULL) ||
       (a->tpm_tmp && strcmp (a->tpm_tmp, b->tpm_tmp) != 0) ||
@@ -120,7 +125,8 @@ same_state (const struct vmferry_resume_state *a,
     return false;
   for (size_t i = 0; i < a->nr_files; i++) {
     const struct vmferry_resume_file *f = &a->files[i], *g = &b->files[i];
-    if (strcmp (f->name, g->name) != 0 || (f->tmp == NULL) != (g->tmp == NULL) ||
+    if (strcmp (f->name, g->name) != 0 ||
+        (f->tmp == NULL) != (g->tmp == NULL) ||
         (f->tmp && strcmp (f->tmp, g->tmp) != 0) || f->size != g->size ||
         f->offset != g->offset)
       return false;

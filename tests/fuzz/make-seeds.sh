@@ -13,9 +13,13 @@ fi
 build=$1
 here=$(cd "$(dirname "$0")" && pwd)
 seeds=$here/seeds
+die() {
+    echo "make-seeds.sh: $*" >&2
+    exit 1
+}
 [[ -x $build/tests/make_seeds ]] ||
-    { echo "make-seeds.sh: no $build/tests/make_seeds (configure with -DVMFERRY_FUZZ=ON)" >&2; exit 1; }
-command -v qemu-img >/dev/null || { echo "make-seeds.sh: needs qemu-img" >&2; exit 1; }
+    die "no $build/tests/make_seeds (configure with -DVMFERRY_FUZZ=ON)"
+command -v qemu-img >/dev/null || die "needs qemu-img"
 
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
@@ -35,8 +39,10 @@ mkdir -p "$q"
     mk -o cluster_size=512,compat=0.10 v2.qcow2 1M
     mk -o cluster_size=512 -u -b base.raw -F raw backing-raw.qcow2 1M
     mk -o cluster_size=512 -u -b /etc/shadow -F qcow2 backing-host-file.qcow2 1M
-    mk -o cluster_size=512 -u -b nbd://127.0.0.1:10809/x -F raw backing-nbd.qcow2 1M
-    mk -o cluster_size=512,data_file=data.raw,data_file_raw=on data-file.qcow2 64K
+    mk -o cluster_size=512 -u -b nbd://127.0.0.1:10809/x -F raw \
+        backing-nbd.qcow2 1M
+    mk -o cluster_size=512,data_file=data.raw,data_file_raw=on \
+        data-file.qcow2 64K
     mk -o cluster_size=512,compression_type=zstd zstd.qcow2 1M
     rm -f data.raw
 )

@@ -77,8 +77,10 @@ static const char xml_uefi[] =
   "  <vcpu>1</vcpu>\n"
   "  <os>\n"
   "    <type arch='x86_64' machine='q35'>hvm</type>\n"
-  "    <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n"
-  "    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/web01_VARS.fd</nvram>\n"
+  "    <loader readonly='yes' type='pflash'>"
+  "/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n"
+  "    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>"
+  "/var/lib/libvirt/qemu/nvram/web01_VARS.fd</nvram>\n"
   "  </os>\n"
   "  <features><acpi/></features>\n"
   "  <devices>\n"
@@ -144,7 +146,8 @@ static const char xml_tpm_file[] =
   "<domain type='kvm'>\n"
   "  <name>fw</name>\n"
   "  <os firmware='efi'>\n"
-  "    <nvram format='qcow2'>/var/lib/libvirt/qemu/nvram/fw_VARS.qcow2</nvram>\n"
+  "    <nvram format='qcow2'>"
+  "/var/lib/libvirt/qemu/nvram/fw_VARS.qcow2</nvram>\n"
   "  </os>\n"
   "  <devices>\n"
   "    <tpm model='tpm-tis'>\n"
@@ -162,7 +165,8 @@ domain_seeds (void)
 {
   write_seed ("fuzz_domain", "uefi-tpm.xml", xml_uefi, strlen (xml_uefi));
   write_seed ("fuzz_domain", "disks-chain.xml", xml_chain, strlen (xml_chain));
-  write_seed ("fuzz_domain", "tpm-file-nvram.xml", xml_tpm_file, strlen (xml_tpm_file));
+  write_seed ("fuzz_domain", "tpm-file-nvram.xml", xml_tpm_file,
+              strlen (xml_tpm_file));
   write_seed ("fuzz_domain", "minimal.xml", xml_minimal, strlen (xml_minimal));
 }
 
@@ -221,7 +225,8 @@ write_file (struct vmferry_stream_writer *w, struct vmferry_compressor *c,
     if (vmferry_digest_update (d, p->offset, buf, p->length) < 0)
       die ("digest");
     if (p->offset >= resume_from) {
-      if (p->kind == 'c' && vmferry_compress (c, buf, p->length, z, cap, &zlen) == 1) {
+      if (p->kind == 'c' &&
+          vmferry_compress (c, buf, p->length, z, cap, &zlen) == 1) {
         if (vmferry_stream_write_data (w, index, p->offset, p->length,
                                        VMFERRY_REC_F_ZSTD, z, zlen) < 0)
           die ("data");
@@ -259,18 +264,22 @@ static const char manifest_fmt[] =
   "{\"format\":\"vmferry-manifest\",\"version\":1,\"tool\":\"vmferry 0.1.0\","
   "\"created\":\"2024-05-01T12:00:00Z\","
   "\"source\":{\"host\":\"src.example\",\"uri\":\"qemu:///system\"},"
-  "\"domain\":{\"name\":\"web01\",\"uuid\":\"6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e\"},"
+  "\"domain\":{\"name\":\"web01\","
+  "\"uuid\":\"6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e\"},"
   "\"files\":[{\"index\":0,\"role\":\"disk\",\"name\":\"web01.img\","
   "\"source_path\":\"/var/lib/libvirt/images/web01.img\",\"target\":\"vda\","
   "\"format\":\"raw\",\"size\":%llu,\"virtual_size\":%llu,\"allocated\":327680,"
-  "\"readonly\":false,\"source_identity\":\"ino:1234 mtime:1714564800.5 size:%llu\"}"
+  "\"readonly\":false,"
+  "\"source_identity\":\"ino:1234 mtime:1714564800.5 size:%llu\"}"
   "%s],\"totals\":{\"size\":%llu,\"allocated\":393216}}";
 
 static const char manifest_nvram_fmt[] =
   ",{\"index\":1,\"role\":\"nvram\",\"name\":\"web01_VARS.fd\","
-  "\"source_path\":\"/var/lib/libvirt/qemu/nvram/web01_VARS.fd\",\"target\":null,"
+  "\"source_path\":\"/var/lib/libvirt/qemu/nvram/web01_VARS.fd\","
+  "\"target\":null,"
   "\"format\":\"raw\",\"size\":%llu,\"virtual_size\":%llu,\"allocated\":69632,"
-  "\"readonly\":false,\"source_identity\":\"ino:1240 mtime:1714564801.25 size:%llu\"}";
+  "\"readonly\":false,"
+  "\"source_identity\":\"ino:1240 mtime:1714564801.25 size:%llu\"}";
 
 static char *
 manifest (bool with_nvram)
@@ -281,7 +290,8 @@ manifest (bool with_nvram)
 
   if (with_nvram)
     snprintf (nv, sizeof nv, manifest_nvram_fmt, ns, ns, ns);
-  if (asprintf (&m, manifest_fmt, ds, ds, ds, nv, ds + (with_nvram ? ns : 0)) < 0)
+  if (asprintf (&m, manifest_fmt, ds, ds, ds, nv,
+                ds + (with_nvram ? ns : 0)) < 0)
     die_errno ("asprintf");
   return m;
 }
@@ -355,7 +365,8 @@ stream_seeds (void)
   /* One raw disk: zstd and raw DATA, ZERO, holes, a short last block. */
   w = writer ("one-disk.vmf", &fd);
   m = manifest (false);
-  if (vmferry_stream_write_header (w) < 0 || vmferry_stream_write_manifest (w, m) < 0 ||
+  if (vmferry_stream_write_header (w) < 0 ||
+      vmferry_stream_write_manifest (w, m) < 0 ||
       vmferry_stream_write_xml (w, xml_minimal) < 0)
     die ("one-disk");
   write_file (w, c, 0, &disk, 0);
@@ -365,7 +376,8 @@ stream_seeds (void)
   /* A disk and an NVRAM file, the XML compressed, a skippable record. */
   w = writer ("disk-nvram.vmf", &fd);
   m = manifest (true);
-  if (vmferry_stream_write_header (w) < 0 || vmferry_stream_write_manifest (w, m) < 0)
+  if (vmferry_stream_write_header (w) < 0 ||
+      vmferry_stream_write_manifest (w, m) < 0)
     die ("disk-nvram");
   compressed_xml (w, c, xml_uefi);
   skippable (w);
@@ -411,12 +423,14 @@ resume_seeds (void)
     { .name = (char *) "web01.img", .tmp = (char *) ".web01.img.vmferry-a1B2c3",
       .size = disk.size, .offset = 4 * BLK, .nr_claims = 2,
       .claims = { { 5 * BLK, { 1, 2, 3 } }, { disk.size, { 4, 5, 6 } } } },
-    { .name = (char *) "web01_VARS.fd", .tmp = (char *) ".web01_VARS.fd.vmferry-Zz9y8X",
+    { .name = (char *) "web01_VARS.fd",
+      .tmp = (char *) ".web01_VARS.fd.vmferry-Zz9y8X",
       .size = nvram.size, .offset = VMFERRY_RESUME_COMPLETE },
   };
   struct vmferry_resume_state st = {
     .name = (char *) "web01",
-    .tpm_tmp = (char *) "/var/lib/libvirt/swtpm/6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e.vmferry-Qw3rTy",
+    .tpm_tmp = (char *) "/var/lib/libvirt/swtpm/"
+                        "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e.vmferry-Qw3rTy",
     .nr_files = 2, .files = files,
   };
   char *state, *answer, *m;

@@ -19,7 +19,7 @@ name=$(basename "$harness")
 secs=${VMFERRY_FUZZ_SECONDS:-20}
 build=${VMFERRY_BUILD_DIR:-$(dirname "$(dirname "$harness")")}
 if ! [[ $secs =~ ^[0-9]+$ ]] || ((secs < 1)); then
-    echo "run-fuzzer.sh: VMFERRY_FUZZ_SECONDS must be a number of seconds: $secs" >&2
+    echo "run-fuzzer.sh: VMFERRY_FUZZ_SECONDS must be seconds: $secs" >&2
     exit 2
 fi
 if [[ ! -d $seeds ]] || [[ -z $(ls -A "$seeds") ]]; then
@@ -33,7 +33,8 @@ artifacts=$build/fuzz-artifacts/$name
 rm -rf -- "$artifacts"
 mkdir -p "$work/corpus" "$artifacts"
 # Only the seed files: a README or the like is not an input.
-find "$seeds" -maxdepth 1 -type f ! -name 'README*' -exec cp -t "$work/corpus" {} +
+find "$seeds" -maxdepth 1 -type f ! -name 'README*' \
+    -exec cp -t "$work/corpus" {} +
 
 echo "run-fuzzer.sh: $name for $secs s from $(ls "$work/corpus" | wc -l) seeds"
 # -error_exitcode=1: libFuzzer's default, 77, is ctest's "skipped".
@@ -44,7 +45,8 @@ echo "run-fuzzer.sh: $name for $secs s from $(ls "$work/corpus" | wc -l) seeds"
         -e '^"' -e '^###### \(Recommended\|End of recommended\)'
 rc=${PIPESTATUS[0]}
 
-execs=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' "$work/log" | tail -n 1)
+execs=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' \
+    "$work/log" | tail -n 1)
 [[ $execs =~ ^[0-9]+$ ]] || execs=0
 if ((rc == 0 && execs == 0)); then
     echo "run-fuzzer.sh: $name ran no input" >&2
@@ -60,7 +62,8 @@ else
 fi
 if [[ -n ${VMFERRY_REPORT_DIR:-} ]]; then
     mkdir -p "$VMFERRY_REPORT_DIR"
-    printf 'fuzz\t%s\t%s\t%s\n' "$name" "$result" "$execs" >>"$VMFERRY_REPORT_DIR/$name.tsv"
+    printf 'fuzz\t%s\t%s\t%s\n' "$name" "$result" "$execs" \
+        >>"$VMFERRY_REPORT_DIR/$name.tsv"
 fi
 echo "run-fuzzer.sh: $name: $execs inputs in $secs s: $result"
 ((rc == 0)) || exit 1

@@ -24,7 +24,7 @@ while IFS= read -r f; do
     # finding, the check did not happen.  Said, not failed.
     if ! grep -qv -e 'LeakSanitizer has encountered a fatal error' \
         -e 'HINT: ' -e '^$' "$dir/$f"; then
-        echo "run.sh: note: $dir/$f: no leak check for a process run under ptrace" >&2
+        echo "run.sh: note: $dir/$f: no leak check under ptrace" >&2
         continue
     fi
     echo "run.sh: sanitizer report $dir/$f:" >&2
