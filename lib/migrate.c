@@ -373,7 +373,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
                  enum vmferry_migrate_outcome *outcome_rtn)
 {
   enum vmferry_migrate_outcome dummy;
-  CLEANUP_FREE char *dest_uri_own = NULL, *dir = NULL, *rewritten = NULL;
+  CLEANUP_FREE char *dest_uri_own = NULL, *dir = NULL;
   CLEANUP_VIR_CONNECT virConnectPtr src = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   struct vmferry_check_input in = { 0 };

@@ -216,12 +216,14 @@ scout_thread (void *arg)
   struct vmferry_scout *s = arg;
   struct cursor later = { .fd_file = UINT32_MAX, .fd = -1 };
   struct cursor near = { .fd_file = UINT32_MAX, .fd = -1 };
-  struct cursor *c;
   size_t len = 0;
   int z;
 
   pthread_mutex_lock (&s->lock);
   for (;;) {
+    /* Set by the wait below unless the scout stops. */
+    struct cursor *c = NULL;
+
     while (!s->stop && (!may_read (s) || !(c = pick_cursor (s, &later, &near)))) {
       /* Nothing left to read for now: tell vmferry_scout_drain. */
       s->idle = may_read (s);

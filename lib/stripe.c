@@ -475,11 +475,12 @@ vmferry_stripes_in_new (const char *token, unsigned n, int fd0)
 struct join_msg {
   uint32_t index;
   struct iovec iov;
+  struct msghdr msg;
+  /* Last: clang takes CMSG_SPACE for a variable size. */
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE (sizeof (int))];
   } ctl;
-  struct msghdr msg;
 };
 
 static void

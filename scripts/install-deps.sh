@@ -10,9 +10,13 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
+# clang and its runtime (libFuzzer): the fuzz harnesses of test.sh's
+# sanitizer build; llvm for llvm-symbolizer, without which its ASan
+# reports name no functions (clang only recommends it).
 build="build-essential cmake pkg-config scdoc
   libvirt-dev libxml2-dev libzstd-dev libssh-dev libarchive-dev
-  libguestfs-dev libxxhash-dev libjson-c-dev check"
+  libguestfs-dev libxxhash-dev libjson-c-dev check
+  clang libclang-rt-14-dev llvm"
 
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools

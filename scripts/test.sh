@@ -3,12 +3,41 @@
 # installs the packages, builds into build/, and runs every test with ctest
 # (unit suites, docs checks, and the integration tests on the real two-host
 # test bed, which ctest starts before them and tears down after them).
+# Then builds build-san/ with ASan and UBSan (with clang: also the
+# libFuzzer harnesses) and runs there the unit suites, the fuzz harnesses
+# (VMFERRY_FUZZ_SECONDS each, default 20) and the tests labelled `safety`
+# (hostile inputs, faults, races: see tests/CMakeLists.txt), with the
+# tools of build-san.  Ends with the report of tests/report-summary.sh.
+# Arguments go to both ctest runs (e.g. -R 'unit/').
 set -eu
 cd "$(dirname "$0")/.."
 
+now() { date +%s; }
+mins() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+t0=$(now)
 ./scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$(nproc)"
+
+# clang has libFuzzer; GCC builds the same sanitizer tree without it.
+if command -v clang >/dev/null 2>&1; then
+    san_cfg="-DCMAKE_C_COMPILER=clang -DVMFERRY_FUZZ=ON"
+else
+    echo "test.sh: no clang: build-san without the fuzz harnesses" >&2
+    san_cfg="-DVMFERRY_FUZZ=OFF"
+fi
+t1=$(now)
+# shellcheck disable=SC2086 # san_cfg holds separate words
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DVMFERRY_SANITIZE=ON $san_cfg
+cmake --build build-san -j"$(nproc)"
+t2=$(now)
+
+# Each run's report starts empty (tests/report-summary.sh).
+for b in build build-san; do
+    rm -rf "$b/report" "$b/sanitizer-logs" "$b/fuzz-artifacts"
+    mkdir -p "$b/report" "$b/sanitizer-logs"
+done
 
 # The test bed must leave the machine's own libvirt configuration as it
 # was, and no daemon behind: checked after the run.
@@ -18,7 +47,12 @@ etc_before=$(find /etc/libvirt -type f -exec md5sum {} + 2>/dev/null | sort)
 trap 'tests/testbed/testbed.sh down >/dev/null 2>&1 || true' INT TERM
 rc=0
 clean=yes
-ctest --test-dir build --output-on-failure --timeout 1200 "$@" || rc=$?
+ctest --test-dir build --output-on-failure --timeout 1200 \
+    --output-junit report/ctest.xml "$@" || rc=$?
+t3=$(now)
+ctest --test-dir build-san --output-on-failure --timeout 1200 -j"$(nproc)" \
+    -L 'unit|fuzz|safety' --output-junit report/ctest.xml "$@" || rc=$?
+t4=$(now)
 
 if [ "$(find /etc/libvirt -type f -exec md5sum {} + 2>/dev/null | sort)" != "$etc_before" ]; then
     echo "test.sh: the test run changed /etc/libvirt" >&2
@@ -31,5 +65,10 @@ if [ -e "${VMFERRY_TESTBED_DIR:-/var/tmp/vmferry-testbed}" ]; then
     clean=NO
     rc=1
 fi
+echo
+tests/report-summary.sh build build-san || rc=1
 echo "test.sh: /etc/libvirt unchanged and no test bed left running: $clean"
+echo "test.sh: time (m:ss): build $(mins $((t1 - t0)))," \
+    "build-san $(mins $((t2 - t1))), tests $(mins $((t3 - t2)))," \
+    "sanitizer tests $(mins $((t4 - t3))), total $(mins $((t4 - t0)))"
 exit $rc

@@ -38,6 +38,7 @@
 #                                 from both hosts
 #   check_disk RUNNER PATH FMT 0xNN@OFF+LEN...       verify disk contents
 #   wait_state HOST|URI DOM STATE [SECONDS]          poll the domain state
+#   report KIND NAME RESULT [COUNT]  record one try for the run's report
 
 set -euo pipefail
 set -E
@@ -66,6 +67,42 @@ requires() {
     else
         "$@" </dev/null >/dev/null 2>&1 || skip "requires '$*' to succeed"
     fi
+}
+
+# ---------------------------------------------------------------- report
+
+# report KIND NAME RESULT [COUNT]: record what this test tried, for the
+# report scripts/test.sh prints at the end (tests/report-summary.sh).
+# KIND: fault (a fault injected: a kill, a cut), race (a change made at
+# the destination while an import runs), hostile (a hostile input fed to
+# a tool), fuzz.  NAME: what was tried, e.g. "import: SIGKILL in
+# placement, seed 3" (tabs and newlines become spaces).  RESULT: one
+# word; survived (a fault), refused (a hostile input), ok, skipped, or
+# FAILED -- any other word is listed as a failure.  COUNT (default 1):
+# how many tries the line stands for.  Call it once the outcome is
+# known, also for a failure, before `fail`:
+#     if vmferry-import ... <"$bad"; then
+#         report hostile "$bad" FAILED; fail "accepted $bad"
+#     fi
+#     report hostile "$bad" refused
+# Appends one line to $VMFERRY_REPORT_DIR/$TEST_NAME.tsv (ctest sets it;
+# nothing is recorded when it is unset).
+report() {
+    (($# == 3 || $# == 4)) || fail "report: usage: report KIND NAME RESULT [COUNT]"
+    local kind=$1 name=$2 result=$3 count=${4:-1}
+    case $kind in
+        fault | race | hostile | fuzz) ;;
+        *) fail "report: unknown kind '$kind' (fault, race, hostile, fuzz)" ;;
+    esac
+    [[ $result =~ ^[A-Za-z_-]+$ ]] || fail "report: RESULT must be one word: '$result'"
+    [[ $count =~ ^[0-9]+$ ]] || fail "report: COUNT must be a number: '$count'"
+    [[ -n ${VMFERRY_REPORT_DIR:-} ]] || return 0
+    name=${name//[$'\t\n\r']/ }
+    mkdir -p "$VMFERRY_REPORT_DIR"
+    # One write of one short line to a file opened O_APPEND: lines of
+    # concurrent writers do not mix.
+    printf '%s\t%s\t%s\t%s\n' "$kind" "$name" "$result" "$count" \
+        >>"$VMFERRY_REPORT_DIR/$TEST_NAME.tsv"
 }
 
 # ---------------------------------------------------------------- cleanup

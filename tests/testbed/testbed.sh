@@ -406,6 +406,12 @@ start_sshd() {
         path=$VMFERRY_TOOLS_DIR:$path
     fi
     SSH_PATH_B=$path
+    # A sanitizer build's options (tests/CMakeLists.txt) reach the tools
+    # that B's SSH sessions run too.
+    local senv="PATH=$path VMFERRY_FAULT_FILE=$STATE/fault-b" v
+    for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+        [[ -z ${!v:-} ]] || senv+=" $v=${!v}"
+    done
     # StrictModes no: authorized_keys lives under /var/tmp (mode 1777),
     # which sshd's path check would reject.  Test-only sshd on loopback.
     cat >"$s/sshd_config" <<EOF
@@ -427,7 +433,7 @@ PrintLastLog no
 MaxStartups 64:30:128
 MaxSessions 32
 LogLevel VERBOSE
-SetEnv PATH=$path VMFERRY_FAULT_FILE=$STATE/fault-b
+SetEnv $senv
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
     cat >"$s/config" <<EOF

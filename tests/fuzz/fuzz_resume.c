@@ -1,0 +1,195 @@
+/* libFuzzer harness: resume state (lib/resume.c), which an importer
+ * reads back from the target directory, where anyone who can write
+ * there may have forged it, and the resume answer a sender gets from
+ * the remote importer.  Built with -DVMFERRY_FUZZ=ON (clang) and run by
+ * ctest (fuzz/fuzz_resume); seeds in tests/fuzz/seeds/fuzz_resume.
+ *
+ * Input: a state file, optionally followed by a NUL byte and a .written
+ * file (without one the state file serves as both).  The state file is
+ * loaded with vmferry_resume_load, the .written file then with
+ * vmferry_resume_load_written; the first part is also parsed as a
+ * resume answer and as a manifest (vmferry_resume_stream_id).
+ *
+ * The files are written to a private temporary directory, not a memfd:
+ * the state is opened with O_NOFOLLOW, which refuses /proc/self/fd/N.
+ * Their last line "check HEX" is recomputed when it has that form, or
+ * nearly every mutation would stop at "check mismatch".
+ *
+ * Invariants (an abort is a finding): a state that loads is saved as a
+ * text that loads again to the same state, and its answer parses back
+ * to the same offsets.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "error.h"
+#include "resume.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static char dir[PATH_MAX];
+static char state_path[PATH_MAX], written_path[PATH_MAX], again_path[PATH_MAX];
+
+static void
+remove_dir (void)
+{
+  unlink (state_path);
+  unlink (written_path);
+  unlink (again_path);
+  rmdir (dir);
+}
+
+static void
+setup (void)
+{
+  const char *tmp = access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+
+  snprintf (dir, sizeof dir, "%s/fuzz_resume.XXXXXX", tmp);
+  if (mkdtemp (dir) == NULL) {
+    perror ("fuzz_resume: mkdtemp");
+    abort ();
+  }
+  snprintf (state_path, sizeof state_path,
+            "%s/.vmferry-resume-fuzz.json", dir);
+  snprintf (written_path, sizeof written_path,
+            "%s/.vmferry-resume-fuzz.written", dir);
+  snprintf (again_path, sizeof again_path,
+            "%s/.vmferry-resume-again.json", dir);
+  atexit (remove_dir);
+}
+
+/* Write BUF[0..LEN) to PATH, with its check line recomputed if its last
+ * line looks like one.
+ */
+static void
+write_file (const char *path, const uint8_t *buf, size_t len)
+{
+  char *text = malloc (len + 1);
+  char *nl;
+  int fd;
+
+  if (text == NULL)
+    abort ();
+  memcpy (text, buf, len);
+  text[len] = '\0';
+  /* "...\ncheck " + 16 hex digits + "\n" at the very end. */
+  if (len >= 24 && text[len - 1] == '\n') {
+    text[len - 1] = '\0';
+    nl = strrchr (text, '\n');
+    text[len - 1] = '\n';
+    if (nl != NULL && nl + 24 == text + len &&
+        strncmp (nl + 1, "check ", 6) == 0) {
+      char hex[17];
+      snprintf (hex, sizeof hex, "%016" PRIx64,
+                (uint64_t) XXH3_64bits (text, nl + 1 - text));
+      memcpy (nl + 7, hex, 16);
+    }
+  }
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || write (fd, text, len) != (ssize_t) len || close (fd) < 0) {
+    perror (path);
+    abort ();
+  }
+  free (text);
+}
+
+static void
+invariant (bool ok, const char *what)
+{
+  if (!ok) {
+    fprintf (stderr, "fuzz_resume: %s (%s)\n", what, vmferry_get_error ());
+    abort ();
+  }
+}
+
+static bool
+same_state (const struct vmferry_resume_state *a,
+            const struct vmferry_resume_state *b)
+{
+  if (strcmp (a->name, b->name) != 0 ||
+      strcmp (a->stream_id, b->stream_id) != 0 ||
+      memcmp (a->token, b->token, sizeof a->token) != 0 ||
+      (a->tpm_tmp == NULL) != (b->tpm_tmp == NULL) ||
+      (a->tpm_tmp && strcmp (a->tpm_tmp, b->tpm_tmp) != 0) ||
+      a->nr_files != b->nr_files)
+    return false;
+  for (size_t i = 0; i < a->nr_files; i++) {
+    const struct vmferry_resume_file *f = &a->files[i], *g = &b->files[i];
+    if (strcmp (f->name, g->name) != 0 ||
+        (f->tmp == NULL) != (g->tmp == NULL) ||
+        (f->tmp && strcmp (f->tmp, g->tmp) != 0) || f->size != g->size ||
+        f->offset != g->offset)
+      return false;
+  }
+  return true;
+}
+
+/* ST loaded: save it as the importer would and read it back; answer a
+ * query from it as the importer would and parse that as the sender.
+ */
+static void
+round_trip (const struct vmferry_resume_state *st)
+{
+  struct vmferry_resume_state again;
+  struct vmferry_resume_point pt;
+  char *text, *answer;
+
+  text = vmferry_resume_text (st);
+  invariant (text != NULL, "vmferry_resume_text failed");
+  write_file (again_path, (const uint8_t *) text, strlen (text));
+  free (text);
+  invariant (vmferry_resume_load (again_path, &again) == 1,
+             "a saved state does not load again");
+  invariant (same_state (st, &again), "a saved state loads as another one");
+  vmferry_resume_state_free (&again);
+
+  answer = vmferry_resume_answer (st, NULL);
+  invariant (answer != NULL, "vmferry_resume_answer failed");
+  invariant (vmferry_resume_parse_answer (answer, strlen (answer), &pt) == 0 &&
+             pt.resume && pt.nr_files == st->nr_files,
+             "an answer does not parse back");
+  for (size_t i = 0; i < pt.nr_files; i++)
+    invariant (pt.offsets[i] == st->files[i].offset,
+               "an answer parses back to other offsets");
+  vmferry_resume_point_free (&pt);
+  free (answer);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  const uint8_t *nul = memchr (data, '\0', size);
+  size_t first = nul ? (size_t) (nul - data) : size;
+  struct vmferry_resume_state st;
+  struct vmferry_resume_point pt;
+  char id[VMFERRY_RESUME_ID_LEN + 1];
+
+  if (dir[0] == '\0')
+    setup ();
+  write_file (state_path, data, first);
+  if (nul)
+    write_file (written_path, nul + 1, size - first - 1);
+  else
+    write_file (written_path, data, first);
+
+  if (vmferry_resume_load (state_path, &st) == 1) {
+    vmferry_resume_load_written (written_path, &st);
+    round_trip (&st);
+    vmferry_resume_state_free (&st);
+  }
+
+  if (vmferry_resume_parse_answer ((const char *) data, first, &pt) == 0)
+    vmferry_resume_point_free (&pt);
+  vmferry_resume_stream_id ((const char *) data, first, id);
+  return 0;
+}
