@@ -62,8 +62,9 @@ load (void)
   active = spec[0] || trace[0];
 }
 
+/* Append "POINT\n" (with PID: "POINT PID\n") to FILE. */
 static void
-append (const char *file, const char *point)
+append (const char *file, const char *point, bool pid)
 {
   int fd = open (file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   char line[256];
@@ -71,7 +72,8 @@ append (const char *file, const char *point)
 
   if (fd < 0)
     return;
-  n = snprintf (line, sizeof line, "%s\n", point);
+  n = pid ? snprintf (line, sizeof line, "%s %ld\n", point, (long) getpid ())
+          : snprintf (line, sizeof line, "%s\n", point);
   if (n > 0 && write (fd, line, n) < 0) {
     /* nothing to do: a trace is best effort */
   }
@@ -90,7 +92,7 @@ vmferry_fault (const char *point)
     return 0;
   pthread_mutex_lock (&lock);
   if (trace[0])
-    append (trace, point);
+    append (trace, point, false);
   for (const char *p = spec; *p; idx++) {
     const char *end = strchrnul (p, ','), *colon, *at;
     char action[8] = "kill";
@@ -112,7 +114,7 @@ vmferry_fault (const char *point)
       if (++hits[idx] == want) {
         if (strcmp (action, "stop") == 0) {
           if (notify[0])
-            append (notify, point);
+            append (notify, point, true);
           raise (SIGSTOP);
         }
         else if (strcmp (action, "fail") == 0) {

@@ -10,7 +10,7 @@
  *       At the Nth time (default: the first) POINT is reached, do ACTION:
  *       kill   SIGKILL this process (the default): nothing is cleaned up,
  *              exactly as a power cut or the OOM killer would leave it;
- *       stop   write "POINT\n" to the file VMFERRY_FAULT_NOTIFY names (a
+ *       stop   write "POINT PID\n" to the file VMFERRY_FAULT_NOTIFY names (a
  *              FIFO the test reads) and SIGSTOP this process, so that the
  *              test can change the destination (create a file, define or
  *              start a domain) and SIGCONT it: a race at a known moment,

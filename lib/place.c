@@ -601,6 +601,37 @@ vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
 
 /* ---- placement ---- */
 
+/* The file at F's final name, which --force replaces, is not one that any
+ * other domain of this host refers to (the domain this import replaces
+ * excepted).  Returns 0, or -1 with the error set naming the domain.
+ */
+static int
+file_users (struct importer *im, const struct import_file *f)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  CLEANUP_FREE char *users = NULL;
+  struct stat sb;
+
+  if (vmferry_target_stat (&im->tgt, f->final, &sb) != 1)
+    return 0;
+  users = vmferry_virt_file_users (im->conn, f->final_path, &sb,
+                                   opts->define ? im->uuid : NULL);
+  if (users == NULL)
+    return -1;
+  if (users[0] && opts->define) {
+    /* A domain of the same name and another UUID is replaced too. */
+    CLEANUP_VIR_DOMAIN virDomainPtr same = virDomainLookupByName (im->conn, im->name);
+    if (same && strcmp (users, im->name) == 0)
+      users[0] = '\0';
+  }
+  if (users[0]) {
+    vmferry_set_error ("%s: used by domain %s: never replaced (import under "
+                       "another --name, or into another --dir)", f->final_path, users);
+    return -1;
+  }
+  return 0;
+}
+
 /* Every host resource the domain as it will be defined refers to is one
  * the stream carried into the target, or one the user allowed by name
  * (lib/refs.h); and its emulator is one of this host's.
@@ -732,24 +763,8 @@ vmferry_place (struct importer *im)
       vmferry_prefix_error ("not replaced");
       goto refuse;
     }
-    {
-      CLEANUP_FREE char *users =
-        vmferry_virt_file_users (im->conn, f->final_path, &sb,
-                                 opts->define ? im->uuid : NULL);
-      if (users == NULL)
-        goto refuse;
-      if (users[0] && opts->define) {
-        /* A domain of the same name and another UUID is replaced too. */
-        CLEANUP_VIR_DOMAIN virDomainPtr same = virDomainLookupByName (im->conn, im->name);
-        if (same && strcmp (users, im->name) == 0)
-          users[0] = '\0';
-      }
-      if (users[0]) {
-        vmferry_set_error ("%s: used by domain %s: never replaced (import under "
-                           "another --name, or into another --dir)", f->final_path, users);
-        goto refuse;
-      }
-    }
+    if (file_users (im, f) < 0)
+      goto refuse;
     rf->replace = true;
   }
   if (im->tpm_dir && st->tpm_tmp) {
@@ -845,6 +860,11 @@ vmferry_place (struct importer *im)
     struct import_file *f = &im->files[i];
     if (f->role == VMFERRY_ROLE_TPM)
       continue;
+    /* A domain defined since the check may refer to the old file: asked
+     * again right before it is replaced.
+     */
+    if (st->files[i].replace && file_users (im, f) < 0)
+      goto undo;
     if (vmferry_target_rename (&im->tgt, f->tmp, &im->tgt, f->final,
                                st->files[i].replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0) {
       if (errno == EEXIST)
