@@ -132,19 +132,13 @@ read_metadata (struct sender *sd)
   return -1;
 }
 
-/* Report a remote command that failed: its own words went to stderr as
- * they came, and its last line is quoted, so that the one line a
- * script keeps says why.
- */
+/* Report a remote command that failed: its own words went to stderr. */
 static void
 remote_failed (struct sender *sd, const char *what, int status)
 {
-  const char *why = vmferry_ssh_last_message (sd->ssh);
-
   if (status > 0)
-    vmferry_set_error ("%s: %s failed (exit status %d)%s%s",
-                       vmferry_ssh_host (sd->ssh), what, status,
-                       *why ? ": " : "", why);
+    vmferry_set_error ("%s: %s failed (exit status %d)", vmferry_ssh_host (sd->ssh),
+                       what, status);
   else
     vmferry_prefix_error ("%s", what);
 }

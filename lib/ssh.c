@@ -66,7 +66,6 @@ struct vmferry_ssh {
   int port;
   char *label;                  /* "user@host:port" for messages */
   ssh_session session;          /* libssh */
-  char last_message[512];       /* see vmferry_ssh_last_message */
 };
 
 struct vmferry_remote {
@@ -77,11 +76,6 @@ struct vmferry_remote {
   uint64_t bytes;
   struct timespec started;
   int cancelled;                /* vmferry_remote_cancel (atomic) */
-  /* The last complete line of its stderr that we saw, and the line
-   * being received (libssh only: a command's stderr is not ours).
-   */
-  char last_line[512], line[512];
-  size_t line_len;
   /* libssh */
   ssh_channel channel;
   struct ssh_channel_callbacks_struct callbacks;
@@ -209,34 +203,6 @@ relay (int fd, const char *buf, size_t len)
     buf += n;
     len -= n;
   }
-}
-
-/* Note what the remote wrote to its stderr: its last line is what a
- * failure message quotes.
- */
-static void
-note_stderr (struct vmferry_remote *r, const char *buf, size_t len)
-{
-  for (size_t i = 0; i < len; i++) {
-    if (buf[i] == '\n' || buf[i] == '\r') {
-      if (r->line_len > 0) {
-        memcpy (r->last_line, r->line, r->line_len);
-        r->last_line[r->line_len] = '\0';
-      }
-      r->line_len = 0;
-    }
-    else if (r->line_len < sizeof r->line - 1)
-      /* Quoted in our own message: no terminal controls. */
-      r->line[r->line_len++] = (unsigned char) buf[i] < 0x20 ||
-        buf[i] == 0x7f ? '?' : buf[i];
-  }
-}
-
-static void
-relay_stderr (struct vmferry_remote *r, const char *buf, size_t len)
-{
-  note_stderr (r, buf, len);
-  relay (r->s->opts.stderr_fd, buf, len);
 }
 
 static int
@@ -522,7 +488,7 @@ libssh_drain (struct vmferry_remote *r)
   int n;
 
   while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
-    relay_stderr (r, buf, n);
+    relay (r->s->opts.stderr_fd, buf, n);
   if (!r->capture)
     while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0)) > 0)
       relay (r->s->opts.stdout_fd, buf, n);
@@ -717,7 +683,7 @@ libssh_finish (struct vmferry_remote *r)
 
     n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1);
     if (n > 0)
-      relay_stderr (r, buf, n);
+      relay (r->s->opts.stderr_fd, buf, n);
     m = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0);
     if (m > 0) {
       if (r->capture) {
@@ -746,7 +712,7 @@ libssh_finish (struct vmferry_remote *r)
   }
   /* What is left of stderr after stdout's end. */
   while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
-    relay_stderr (r, buf, n);
+    relay (r->s->opts.stderr_fd, buf, n);
   status = r->exited ? r->exit_status : ssh_channel_get_exit_status (r->channel);
   if (r->exit_signal[0]) {
     vmferry_set_error ("%s: the remote command was killed by signal %s",
@@ -1070,19 +1036,11 @@ vmferry_remote_cancel (struct vmferry_remote *r)
     __atomic_store_n (&r->cancelled, 1, __ATOMIC_RELEASE);
 }
 
-const char *
-vmferry_ssh_last_message (const struct vmferry_ssh *s)
-{
-  return s->last_message;
-}
-
 int
 vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn)
 {
   int status = r->s->ops->finish (r);
 
-  note_stderr (r, "\n", 1);    /* a last line without its newline */
-  snprintf (r->s->last_message, sizeof r->s->last_message, "%s", r->last_line);
 
   if (status >= 0 && out_rtn) {
     *out_rtn = r->out ? r->out : strdup ("");

@@ -104,10 +104,4 @@ int vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len
  */
 void vmferry_remote_abandon (struct vmferry_remote *r);
 
-/* The last line the last command finished on S (vmferry_remote_finish)
- * wrote to its standard error, "" if none (or with ssh_command, whose
- * stderr goes straight to ours): the reason a failure message quotes.
- */
-const char *vmferry_ssh_last_message (const struct vmferry_ssh *s);
-
 #endif
