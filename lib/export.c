@@ -580,10 +580,14 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
     }
   }
   {
+    /* <nvram>PATH</nvram>, or <nvram type='file'><source file='PATH'/>. */
     xmlNodePtr nv = vmferry_xml_child (vmferry_xml_child (root, "os"), "nvram");
-    char *text = nv ? (char *) xmlNodeGetContent (nv) : NULL;
-    const struct export_file *f = text && *text ? plan_lookup_path (plan, text) : NULL;
+    char *text = xml_attr (vmferry_xml_child (nv, "source"), "file");
+    const struct export_file *f;
 
+    if (text == NULL && nv)
+      text = (char *) xmlNodeGetContent (nv);
+    f = text && *text ? plan_lookup_path (plan, text) : NULL;
     xmlFree (text);
     if (f) {
       vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a copy "
@@ -656,6 +660,23 @@ append_error (const char *text)
   vmferry_set_error ("%s%s", msg, text);
 }
 
+/* Is H this host's name: the same, or the short form of the other
+ * ("web1" and "web1.example.com")?
+ */
+static bool
+names_this_host (const char *h)
+{
+  char me[256] = "";
+  size_t mlen, hlen;
+
+  gethostname (me, sizeof me - 1);
+  mlen = strcspn (me, ".");
+  hlen = strcspn (h, ".");
+  return strcasecmp (h, me) == 0 ||
+    ((h[hlen] == '\0' || me[mlen] == '\0') && hlen == mlen &&
+     strncasecmp (h, me, mlen) == 0);
+}
+
 /* Is URI another host?  vmferry-export reads the domain's disks from
  * this machine's file system, so it runs where they are.  A URI with
  * no host, or naming this host (localhost, a loopback address, our
@@ -665,7 +686,6 @@ static bool
 uri_is_remote (const char *uri, char **host_rtn)
 {
   xmlURIPtr u = uri ? xmlParseURI (uri) : NULL;
-  char me[256] = "";
   const char *h;
   bool remote = false;
 
@@ -673,12 +693,9 @@ uri_is_remote (const char *uri, char **host_rtn)
   if (u == NULL)
     return false;
   h = u->server;
-  gethostname (me, sizeof me - 1);
   if (h && *h && strcmp (h, "localhost") != 0 &&
       strcmp (h, "localhost.localdomain") != 0 && strncmp (h, "127.", 4) != 0 &&
-      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 &&
-      strcasecmp (h, me) != 0 &&
-      !(strncasecmp (h, me, strlen (me)) == 0 && h[strlen (me)] == '.')) {
+      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 && !names_this_host (h)) {
     remote = true;
     *host_rtn = strdup (h);
   }

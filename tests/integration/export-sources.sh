@@ -81,6 +81,11 @@ out=$(on_a $VG vmferry-export -c qemu+ssh://root@db7.example.com:2222/system t-s
     fail "a URI with user and port: status $rc: $out"
 
 uri=qemu:///system
+# This host by its name is not another host (port 1: nothing listens, the
+# connection is refused by libvirt, not by the check).
+out=$(on_a $VG vmferry-export -c "qemu+tcp://$(hostname):1/system" t-src-ok \
+    2>&1 >/dev/null) && fail "a connection to port 1 succeeded"
+grep -q "is another host" <<<"$out" && fail "this host's name taken for another host: $out"
 
 # The same domain, local, exports.
 on_a $VG vmferry-export -c qemu:///system t-src-ok -o "$SCRATCH/ok.vmf" ||
