@@ -45,11 +45,14 @@ extern char **environ;
  */
 #define STALL_NOTICE_SECONDS 60.0
 /* A connection that died under a waiting write (the host is gone, the
- * link cut) is found by TCP keepalives: idle, interval, probes.
+ * link cut) is found by TCP keepalives (idle, interval, probes) while
+ * nothing is in flight, and by the user timeout while something is
+ * (keepalives are not sent then): milliseconds without an ACK.
  */
 #define KEEPALIVE_IDLE 30
 #define KEEPALIVE_INTERVAL 10
 #define KEEPALIVE_PROBES 6
+#define TCP_USER_TIMEOUT_MS (180 * 1000)
 
 /* libssh lists chacha20 first; with AES-NI, AES-GCM costs far less CPU.
  * A Ciphers line in the user's config still wins (it is read later).
@@ -383,12 +386,14 @@ set_keepalive (int fd)
 {
   int on = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTERVAL;
   int cnt = KEEPALIVE_PROBES;
+  unsigned user = TCP_USER_TIMEOUT_MS;
 
   if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
     return;
   setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
   setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof user);
 }
 
 static int
