@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libxml/uri.h>
 
 #include "cleanup.h"
 #include "digest.h"
@@ -26,6 +29,7 @@
 #include "error.h"
 #include "export.h"
 #include "extent.h"
+#include "imagelock.h"
 #include "log.h"
 #include "manifest.h"
 #include "pipeline.h"
@@ -48,7 +52,8 @@ struct export_file {
   char *backing_format;
   char *pool, *volume;          /* a volume disk: its pool and volume */
   bool readonly;
-  dev_t dev;
+  bool block;                   /* a block device: rdev is the device */
+  dev_t dev, rdev;
   ino_t ino;
   struct timespec mtime;
   uint64_t size, virtual_size, allocated;
@@ -75,6 +80,62 @@ plan_free (struct plan *plan)
   free (plan->files);
   plan->files = NULL;
   plan->nr_files = 0;
+}
+
+/* What a file that is not a disk is, for the refusal. */
+static const char *
+file_kind (mode_t mode)
+{
+  if (S_ISFIFO (mode))
+    return "a FIFO (named pipe)";
+  if (S_ISSOCK (mode))
+    return "a socket";
+  if (S_ISCHR (mode))
+    return "a character device";
+  if (S_ISDIR (mode))
+    return "a directory";
+  if (S_ISLNK (mode))
+    return "a symbolic link";
+  return "of an unknown type";
+}
+
+/* Open PATH, a file the domain names, to read it.  Only a regular file
+ * or a block device holds a disk: anything else is refused before it
+ * is opened (opening a FIFO waits for a writer, for ever; opening some
+ * character devices acts, e.g. a watchdog's), and the open neither
+ * blocks nor takes a terminal, in case the path changed since.  With
+ * NOFOLLOW the path itself must be the file, not a link to it.
+ * Returns the fd (blocking reads), or -1 with the error set (its errno
+ * ENOENT when nothing is there).
+ */
+static int
+open_source (const char *path, bool nofollow)
+{
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  struct stat st, fst;
+  int fd;
+
+  if ((nofollow ? lstat (path, &st) : stat (path, &st)) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    vmferry_set_error ("%s is %s, not a regular file or a block device: "
+                       "it cannot be exported", path, file_kind (st.st_mode));
+    return -1;
+  }
+  fd = open (path, flags | (nofollow ? O_NOFOLLOW : 0));
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+    vmferry_set_error ("%s was replaced while it was being opened", path);
+    close (fd);
+    return -1;
+  }
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
 }
 
 static bool
@@ -127,6 +188,8 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   f->backing = -1;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
+  f->block = S_ISBLK (st.st_mode);
+  f->rdev = f->block ? st.st_rdev : 0;
   f->mtime = st.st_mtim;
   f->path = strdup (path);
   f->name = unique;
@@ -183,11 +246,9 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
     vmferry_set_error ("%s: backing chain longer than 64 files", path);
     return -1;
   }
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", path);
+  fd = open_source (path, false);
+  if (fd < 0)
     return -1;
-  }
   idx = plan_find (plan, fd);
   if (idx >= 0)
     return idx;                 /* a base shared by two overlays */
@@ -282,9 +343,9 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
     else if (S_ISDIR (st.st_mode))
       r = plan_add_tpm_dir (plan, path, name, depth + 1);
     else if (S_ISREG (st.st_mode)) {
-      CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      CLEANUP_CLOSE int fd = open_source (path, true);
       if (fd < 0) {
-        vmferry_set_error_errno (errno, "%s: cannot open", path);
+        vmferry_prefix_error ("TPM state");
         r = -1;
       }
       else if (plan_add (plan, fd, path, VMFERRY_ROLE_TPM, name, "raw") < 0)
@@ -342,14 +403,14 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
       continue;
     }
     if (df->role == VMFERRY_ROLE_NVRAM) {
-      CLEANUP_CLOSE int fd = open (df->path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0 && errno == ENOENT) {
+      CLEANUP_CLOSE int fd = open_source (df->path, false);
+      if (fd < 0 && vmferry_get_errno () == ENOENT) {
         /* libvirt creates it from the template at first start. */
         vmferry_verbose ("NVRAM %s does not exist yet: not carried", df->path);
         continue;
       }
       if (fd < 0) {
-        vmferry_set_error_errno (errno, "%s: cannot open", df->path);
+        vmferry_prefix_error ("NVRAM");
         r = -1;
       }
       else if (plan_add (plan, fd, df->path, VMFERRY_ROLE_NVRAM,
@@ -391,6 +452,259 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
   }
   vmferry_domain_files_free (dfiles, n);
   return r;
+}
+
+/* ---- files another user writes ---- */
+
+/* "disk vda (/path)", "backing file /path", ...: F in messages. */
+static const char *
+file_label (const struct export_file *f, char *buf, size_t len)
+{
+  if (f->role == VMFERRY_ROLE_DISK && f->target)
+    snprintf (buf, len, "disk %s (%s)", f->target, f->path);
+  else if (f->role == VMFERRY_ROLE_BACKING)
+    snprintf (buf, len, "backing file %s", f->path);
+  else if (f->role == VMFERRY_ROLE_NVRAM)
+    snprintf (buf, len, "NVRAM %s", f->path);
+  else if (f->role == VMFERRY_ROLE_TPM)
+    snprintf (buf, len, "TPM state %s", f->path);
+  else
+    snprintf (buf, len, "%s", f->path);
+  return buf;
+}
+
+/* The plan's file that PATH names (by name, or by what it is: the same
+ * inode, the same block device through any node), or NULL.
+ */
+static const struct export_file *
+plan_lookup_path (const struct plan *plan, const char *path)
+{
+  struct stat st;
+  bool have_st = stat (path, &st) == 0;
+
+  for (size_t i = 0; i < plan->nr_files; i++) {
+    const struct export_file *f = &plan->files[i];
+
+    if (strcmp (f->path, path) == 0)
+      return f;
+    if (!have_st)
+      continue;
+    if (f->block ? S_ISBLK (st.st_mode) && st.st_rdev == f->rdev
+        : st.st_dev == f->dev && st.st_ino == f->ino)
+      return f;
+  }
+  return NULL;
+}
+
+/* XML attribute NAME of N, or NULL; the caller frees it with xmlFree. */
+static char *
+xml_attr (xmlNodePtr n, const char *name)
+{
+  return n ? (char *) xmlGetProp (n, BAD_CAST name) : NULL;
+}
+
+/* Does running domain DOM write one of the plan's files: a disk of its
+ * (not read-only: a shareable one is written too) or its NVRAM?  Its
+ * live XML is read, so what it runs on now is what counts.  Sets the
+ * error and returns 1 if so; 0 if not (or it stopped meanwhile).
+ */
+static int
+domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *plan)
+{
+  const char *other = virDomainGetName (dom);
+  CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, 0);
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  xmlNodePtr root, devices, n;
+  char label[PATH_MAX + 64];
+
+  if (xml == NULL)
+    return 0;
+  doc = vmferry_domain_parse (xml, strlen (xml), other);
+  if (doc == NULL)
+    return 0;
+  root = xmlDocGetRootElement (doc);
+  devices = vmferry_xml_child (root, "devices");
+  for (n = devices ? devices->children : NULL; n; n = n->next) {
+    xmlNodePtr src = vmferry_xml_child (n, "source");
+    char *type, *device, *path = NULL, *pool, *volume, *target;
+    const struct export_file *f = NULL;
+
+    if (!vmferry_xml_is_elem (n, "disk") || src == NULL ||
+        vmferry_xml_child (n, "readonly"))
+      continue;
+    device = xml_attr (n, "device");
+    type = xml_attr (n, "type");
+    if (!(device && strcmp (device, "cdrom") == 0)) {
+      if (type && strcmp (type, "volume") == 0) {
+        CLEANUP_VIR_POOL virStoragePoolPtr p = NULL;
+        CLEANUP_VIR_VOL virStorageVolPtr v = NULL;
+
+        pool = xml_attr (src, "pool");
+        volume = xml_attr (src, "volume");
+        if (pool && volume && (p = virStoragePoolLookupByName (conn, pool)) &&
+            (v = virStorageVolLookupByName (p, volume))) {
+          char *vpath = virStorageVolGetPath (v);
+          if (vpath)
+            f = plan_lookup_path (plan, vpath);
+          free (vpath);
+        }
+        xmlFree (pool);
+        xmlFree (volume);
+      }
+      else if ((path = xml_attr (src, "file")) || (path = xml_attr (src, "dev")))
+        f = plan_lookup_path (plan, path);
+    }
+    xmlFree (path);
+    xmlFree (type);
+    xmlFree (device);
+    if (f) {
+      target = xml_attr (vmferry_xml_child (n, "target"), "dev");
+      vmferry_set_error ("%s is in use by running domain %s (its disk %s): a copy "
+                         "made now could be inconsistent; shut %s down first",
+                         file_label (f, label, sizeof label), other,
+                         target ? target : "?", other);
+      xmlFree (target);
+      return 1;
+    }
+  }
+  {
+    /* <nvram>PATH</nvram>, or <nvram type='file'><source file='PATH'/>. */
+    xmlNodePtr nv = vmferry_xml_child (vmferry_xml_child (root, "os"), "nvram");
+    char *text = xml_attr (vmferry_xml_child (nv, "source"), "file");
+    const struct export_file *f;
+
+    if (text == NULL && nv)
+      text = (char *) xmlNodeGetContent (nv);
+    f = text && *text ? plan_lookup_path (plan, text) : NULL;
+    xmlFree (text);
+    if (f) {
+      vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a copy "
+                         "made now could be inconsistent; shut %s down first",
+                         file_label (f, label, sizeof label), other, other);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Refuse to copy a file that something writes while we read it: a
+ * running domain of this host (libvirt says which, by path and by what
+ * the path is), or any QEMU at all, libvirt's or not, that holds
+ * QEMU's write lock on it (imagelock.h).  Reading only is fine: a
+ * running domain may share a read-only base image with this one.
+ * UUID is this domain's (skipped, should it run).  0, or -1 with the
+ * error set.
+ */
+static int
+check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
+{
+  virDomainPtr *doms = NULL;
+  int n, r = 0;
+  char label[PATH_MAX + 64], who[64];
+
+  n = virConnectListAllDomains (conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0) {
+    vmferry_virt_error ("cannot list the running domains");
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    char other[VIR_UUID_STRING_BUFLEN];
+
+    if (r == 0 && (virDomainGetUUIDString (doms[i], other) < 0 ||
+                   strcmp (other, uuid) != 0) &&
+        domain_writes_plan (conn, doms[i], plan) > 0)
+      r = -1;
+    virDomainFree (doms[i]);
+  }
+  free (doms);
+  for (size_t i = 0; r == 0 && i < plan->nr_files; i++) {
+    const struct export_file *f = &plan->files[i];
+    CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
+    struct vmferry_image_lock lk;
+
+    if (fd < 0)
+      return -1;
+    if (vmferry_image_lock_holder (fd, f->path, &lk) < 0)
+      return -1;
+    if (lk.used & (VMFERRY_QEMU_PERM_WRITE | VMFERRY_QEMU_PERM_WRITE_UNCHANGED |
+                   VMFERRY_QEMU_PERM_RESIZE)) {
+      vmferry_set_error ("%s is open for writing by %s (it holds QEMU's write "
+                         "lock): a copy made now could be inconsistent; stop it "
+                         "first", file_label (f, label, sizeof label),
+                         vmferry_image_lock_who (&lk, who, sizeof who));
+      r = -1;
+    }
+  }
+  return r;
+}
+
+/* Append TEXT to the error message. */
+static void
+append_error (const char *text)
+{
+  char msg[VMFERRY_ERROR_MAX];
+
+  snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+  vmferry_set_error ("%s%s", msg, text);
+}
+
+/* Is H this host's name: the same, or the short form of the other
+ * ("web1" and "web1.example.com")?
+ */
+static bool
+names_this_host (const char *h)
+{
+  char me[256] = "";
+  size_t mlen, hlen;
+
+  gethostname (me, sizeof me - 1);
+  mlen = strcspn (me, ".");
+  hlen = strcspn (h, ".");
+  return strcasecmp (h, me) == 0 ||
+    ((h[hlen] == '\0' || me[mlen] == '\0') && hlen == mlen &&
+     strncasecmp (h, me, mlen) == 0);
+}
+
+/* Is URI another host?  vmferry-export reads the domain's disks from
+ * this machine's file system, so it runs where they are.  A URI with
+ * no host, or naming this host (localhost, a loopback address, our
+ * name), is local.  Sets *HOST_RTN (caller frees) when remote.
+ */
+static bool
+uri_is_remote (const char *uri, char **host_rtn)
+{
+  xmlURIPtr u = uri ? xmlParseURI (uri) : NULL;
+  const char *h;
+  bool remote = false;
+
+  *host_rtn = NULL;
+  if (u == NULL)
+    return false;
+  h = u->server;
+  if (h && *h && strcmp (h, "localhost") != 0 &&
+      strcmp (h, "localhost.localdomain") != 0 && strncmp (h, "127.", 4) != 0 &&
+      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 && !names_this_host (h)) {
+    remote = true;
+    *host_rtn = strdup (h);
+  }
+  xmlFreeURI (u);
+  return remote;
+}
+
+static int
+refuse_remote (const char *uri, const char *domain)
+{
+  CLEANUP_FREE char *host = NULL;
+
+  if (!uri_is_remote (uri, &host))
+    return 0;
+  vmferry_set_error ("%s is another host (%s): vmferry-export reads the domain's "
+                     "disks from this machine's file system, so it must run on "
+                     "the host that has them: run it there (ssh %s vmferry-export "
+                     "%s > FILE), or run vmferry-migrate there (nothing was "
+                     "written)", uri, host ? host : "?", host ? host : "HOST",
+                     domain);
+  return -1;
 }
 
 /* The manifest of PLAN (manifest.h); the caller frees it. */
@@ -781,7 +1095,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
                   uint32_t idx, unsigned char *scratch)
 {
   const struct export_file *f = &ex->plan->files[idx];
-  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
   struct vmferry_digest *dg = NULL;
   struct zero_run z = { 0, 0 };
   uint64_t pos = 0, start, end;
@@ -791,13 +1105,28 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   CLEANUP_CLOSE int dfd = -1;
   int r = -1, more, got;
 
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", f->path);
+  if (fd < 0)
+    return -1;
+  /* The very file the plan measured, not one put at its path since. */
+  if (fstat (fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+    vmferry_set_error ("%s was replaced since the export began", f->path);
     return -1;
   }
   posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  use_map = fstat (fd, &st) == 0 && S_ISREG (st.st_mode);
-  dfd = use_map ? open (f->path, O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+  use_map = S_ISREG (st.st_mode);
+  if (use_map) {
+    char self[64];
+    struct stat dst;
+
+    /* O_DIRECT on the open file itself, not on its path. */
+    snprintf (self, sizeof self, "/proc/self/fd/%d", fd);
+    dfd = open (self, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (dfd >= 0 && (fstat (dfd, &dst) < 0 || dst.st_ino != st.st_ino ||
+                     dst.st_dev != st.st_dev)) {
+      close (dfd);
+      dfd = -1;
+    }
+  }
   dg = vmferry_digest_new ();
   if (dg == NULL || !(j = vmferry_pipeline_slot (p)))
     goto out;
@@ -873,8 +1202,9 @@ start_scout (struct exporter *ex, struct vmferry_pipeline *p)
 }
 
 static int
-write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
-              const struct plan *plan, const char *manifest, const char *xml)
+write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
+              virDomainPtr dom, const char *uuid, const struct plan *plan,
+              const char *manifest, const char *xml)
 {
   struct exporter ex = { .opts = opts, .plan = plan };
   struct vmferry_pipeline *p = NULL;
@@ -926,6 +1256,12 @@ write_stream (const struct vmferry_export_opts *opts, virDomainPtr dom,
   if (vmferry_virt_domain_state (dom) != VIR_DOMAIN_SHUTOFF) {
     vmferry_set_error ("domain %s was started during the export: the stream "
                        "is incomplete and will not import", opts->domain);
+    goto out;
+  }
+  /* Likewise a file another domain or QEMU began to write. */
+  if (check_not_in_use (conn, uuid, plan) < 0) {
+    vmferry_prefix_error ("domain %s: during the export", opts->domain);
+    append_error ("; the stream is incomplete and will not import");
     goto out;
   }
   if (vmferry_stream_write_end (ex.w, plan->nr_files) < 0)
@@ -985,9 +1321,17 @@ vmferry_export (const struct vmferry_export_opts *opts)
   struct plan plan = { NULL, 0 };
   int state, r = -1;
 
+  if (refuse_remote (opts->uri, opts->domain) < 0)
+    return -1;
   conn = vmferry_virt_connect (opts->uri);
   if (conn == NULL)
     return -1;
+  if (opts->uri == NULL) {
+    /* libvirt's default may be another host too. */
+    CLEANUP_FREE char *uri = virConnectGetURI (conn);
+    if (refuse_remote (uri, opts->domain) < 0)
+      return -1;
+  }
   dom = vmferry_virt_lookup_domain (conn, opts->domain);
   if (dom == NULL)
     return -1;
@@ -1016,6 +1360,11 @@ vmferry_export (const struct vmferry_export_opts *opts)
     vmferry_prefix_error ("domain %s", name);
     goto out;
   }
+  if (check_not_in_use (conn, uuid, &plan) < 0) {
+    vmferry_prefix_error ("domain %s", name);
+    append_error (" (nothing was written)");
+    goto out;
+  }
   manifest = make_manifest (&plan, opts->uri, name, uuid);
   if (manifest == NULL)
     goto out;
@@ -1026,7 +1375,7 @@ vmferry_export (const struct vmferry_export_opts *opts)
     r = 0;
     goto out;
   }
-  r = write_stream (opts, dom, &plan, manifest, xml);
+  r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:
   plan_free (&plan);
   return r;

@@ -2,10 +2,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -26,6 +29,10 @@ struct vmferry_handoff {
   char *buf;
   size_t size, head, used;
   bool write_closed, read_closed;
+  /* With one: readable once the reader has closed, so that a fill
+   * waiting for input wakes up (an eventfd, never read).
+   */
+  int wake_fd;
 };
 
 struct vmferry_handoff *
@@ -38,9 +45,18 @@ vmferry_handoff_new (const char *name, size_t buffer)
     vmferry_set_error_errno (ENOMEM, "%s", name);
     return NULL;
   }
+  h->wake_fd = -1;
   if (buffer > 0 && (h->buf = malloc (buffer)) == NULL) {
     vmferry_set_error_errno (ENOMEM, "%s: a buffer of %zu bytes (give a smaller "
                              "--buffer)", name, buffer);
+    free (h->name);
+    free (h);
+    return NULL;
+  }
+  if (buffer > 0 &&
+      (h->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    vmferry_set_error_errno (errno, "%s: eventfd", name);
+    free (h->buf);
     free (h->name);
     free (h);
     return NULL;
@@ -58,6 +74,8 @@ vmferry_handoff_free (struct vmferry_handoff *h)
     return;
   pthread_mutex_destroy (&h->lock);
   pthread_cond_destroy (&h->cond);
+  if (h->wake_fd >= 0)
+    close (h->wake_fd);
   free (h->buf);
   free (h->name);
   free (h);
@@ -118,10 +136,11 @@ ring_put (struct vmferry_handoff *h, const char *src, size_t len)
 int
 vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
 {
-  int state, r = 0;
-
-  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &state);
   for (;;) {
+    struct pollfd pfd[2] = {
+      { .fd = fd, .events = POLLIN },
+      { .fd = h->wake_fd, .events = POLLIN },
+    };
     char *at;
     /* At most 1 MiB at a time, so that the reader starts early on a
      * file as on a pipe.
@@ -130,24 +149,30 @@ vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
     ssize_t n;
 
     if (k == 0)
-      break;
-    /* Cancellable here only, where no lock is held. */
-    pthread_setcancelstate (PTHREAD_CANCEL_ENABLE, NULL);
+      return 0;
+    /* The input may stay open after the stream's end (or never send
+     * it): wait for it or for the reader to close, whichever comes
+     * first.  read(2) does not block once poll said the input is ready.
+     */
+    if (poll (pfd, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      vmferry_set_error_errno (errno, "%s: poll", fd_name);
+      return -1;
+    }
+    if (pfd[1].revents)
+      return 0;
     do
       n = read (fd, at, k);
     while (n < 0 && errno == EINTR);
-    pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, NULL);
     if (n < 0) {
       vmferry_set_error_errno (errno, "%s: read", fd_name);
-      r = -1;
-      break;
+      return -1;
     }
     if (n == 0)
-      break;
+      return 0;
     ring_commit (h, (size_t) n);
   }
-  pthread_setcancelstate (state, NULL);
-  return r;
 }
 
 static ssize_t
@@ -270,5 +295,14 @@ vmferry_handoff_close_write (struct vmferry_handoff *h)
 void
 vmferry_handoff_close_read (struct vmferry_handoff *h)
 {
+  static const uint64_t one = 1;
+
   close_end (h, &h->read_closed);
+  /* A fill waiting in poll(2) for input wakes up and ends.  The write
+   * fails only when the counter is full, which a few closes never make.
+   */
+  if (h->wake_fd >= 0) {
+    ssize_t n = write (h->wake_fd, &one, sizeof one);
+    (void) n;
+  }
 }

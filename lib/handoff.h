@@ -45,8 +45,9 @@ ssize_t vmferry_handoff_read (void *h, void *buf, size_t len);
 /* With a buffer: be the writer, with what FD holds (named FD_NAME in
  * messages), until its end.  0 at its end or once the reader has
  * closed, -1 with the error set if reading failed.  The caller then
- * closes the writing end.  The calling thread can be cancelled while it
- * waits in read(2), and nowhere else.
+ * closes the writing end.  It waits for input in poll(2) together with
+ * the reader's close, so vmferry_handoff_close_read ends it even while
+ * FD stays open and silent: no thread needs to be cancelled.
  */
 int vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name);
 

@@ -1,10 +1,20 @@
 /* vmferry: where a tool writes a stream.
  *
  * "-" is standard output (refused if it is a terminal).  A path is
- * written under a temporary name beside it and renamed into place only
- * when the stream is complete and flushed, so an interrupted run never
- * leaves a truncated stream under the name the user asked for, and an
- * existing file of that name is never overwritten.
+ * written under a temporary name beside it, ".NAME.vmferry-XXXXXX", and
+ * renamed into place only when the stream is complete and flushed, so
+ * an interrupted run never leaves a truncated stream under the name the
+ * user asked for, and an existing file of that name is never
+ * overwritten.  The file is created mode 0600 less the umask: a stream
+ * carries TPM state and disks.
+ *
+ * What an interrupted run leaves: the temporary file is removed on
+ * every signal that can be caught (vmferry_output_remove_on_signal),
+ * and a run killed otherwise (SIGKILL, a crash of the machine) leaves
+ * one that the next run writing the same NAME removes, saying so.  A
+ * running export holds a lock (flock) on its temporary file from
+ * before the file has its name, so only files no live process holds
+ * are removed.
  */
 #ifndef VMFERRY_OUTPUT_H
 #define VMFERRY_OUTPUT_H
@@ -17,6 +27,14 @@ struct vmferry_output {
 };
 
 int vmferry_output_open (const char *path, struct vmferry_output *out);
+/* Remove OUT's temporary file if the process is killed by a signal
+ * that can be caught, then die of it as before.  Installs handlers for
+ * the terminating signals whose action is the default (an ignored one
+ * stays ignored).  For one output per process: call it from main()
+ * after vmferry_output_open; commit and discard end it.  0, or -1 with
+ * the error set.
+ */
+int vmferry_output_remove_on_signal (const struct vmferry_output *out);
 /* Flush and rename into place (no-op for stdout). */
 int vmferry_output_commit (struct vmferry_output *out);
 /* Remove the temporary file; safe after commit or on a failed open. */

@@ -52,6 +52,7 @@
 #include "domain.h"
 #include "error.h"
 #include "fault.h"
+#include "imagelock.h"
 #include "import-int.h"
 #include "log.h"
 #include "refs.h"
@@ -440,10 +441,11 @@ move_back (const struct vmferry_target *t, const char *tmp, const char *final,
     return -1;
   if (!is_dir) {
     CLEANUP_CLOSE int fd = vmferry_target_open_file (t, final, O_RDONLY);
-    int held = fd >= 0 ? vmferry_image_lock_held (fd, path) : 0;
-    if (held > 0) {
-      vmferry_set_error ("%s: a QEMU process has opened the new copy since: it is "
-                         "left in place", path);
+    struct vmferry_image_lock lock;
+    char who[96];
+    if (fd >= 0 && vmferry_image_lock_holder (fd, path, &lock) > 0) {
+      vmferry_set_error ("%s: %s has opened the new copy since: it is left in place",
+                         path, vmferry_image_lock_who (&lock, who, sizeof who));
       return -1;
     }
   }

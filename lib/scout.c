@@ -149,7 +149,11 @@ next_piece (struct vmferry_scout *s, struct cursor *c, size_t *len_rtn)
   if (c->fd_file != c->file) {
     if (c->fd >= 0)
       close (c->fd);
-    c->fd = s->paths[c->file] ? open (s->paths[c->file], O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+    /* Not blocking: a path made a FIFO since the plan must not hang us
+     * (its pread fails, and the scout leaves that file alone).
+     */
+    c->fd = s->paths[c->file] ? open (s->paths[c->file], O_RDONLY | O_DIRECT |
+                                      O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
     c->fd_file = c->file;
   }
   if (c->fd < 0)

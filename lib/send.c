@@ -511,10 +511,11 @@ read_ahead_start (struct read_ahead *ra, const struct vmferry_send_opts *opts)
   return vmferry_stream_reader_new_fn (vmferry_handoff_read, ra->h, opts->in_name);
 }
 
-/* The thread may wait in read(2) for input that never comes (the send
- * failed, or its stream ended before the input did): it is cancelled
- * there.  After a failure (FAILED), a failed read of the input is why
- * the stream ended early, so that is the error to report.
+/* The thread may wait for input that never comes (the send failed, or
+ * its stream ended before the input did): closing the ring's reading
+ * end wakes it there (vmferry_handoff_fill), and it ends.  After a
+ * failure (FAILED), a failed read of the input is why the stream ended
+ * early, so that is the error to report.
  */
 static void
 read_ahead_stop (struct read_ahead *ra, bool failed)
@@ -523,7 +524,6 @@ read_ahead_stop (struct read_ahead *ra, bool failed)
     return;
   vmferry_handoff_close_read (ra->h);
   if (ra->started) {
-    pthread_cancel (ra->thread);
     pthread_join (ra->thread, NULL);
     if (failed && ra->rc < 0)
       vmferry_restore_error (ra->err, ra->errnum);

@@ -11,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
 #include "cleanup.h"
@@ -25,6 +29,30 @@
 extern char **environ;
 
 #define MAX_CAPTURE (1024 * 1024)
+
+/* A write that cannot go on waits for the remote at most this long
+ * before it looks again at whether the remote is still there (and at
+ * vmferry_remote_cancel).
+ */
+#define WAIT_SLICE_MS 200
+/* The remote command has exited, but something it started keeps its
+ * output open: what it wrote itself has arrived once nothing more came
+ * for this long.
+ */
+#define EXIT_GRACE_SECONDS 2.0
+/* A write that waits this long for a remote that is still there says
+ * so (once); it goes on waiting: a busy importer may flush for minutes.
+ */
+#define STALL_NOTICE_SECONDS 60.0
+/* A connection that died under a waiting write (the host is gone, the
+ * link cut) is found by TCP keepalives (idle, interval, probes) while
+ * nothing is in flight, and by the user timeout while something is
+ * (keepalives are not sent then): milliseconds without an ACK.
+ */
+#define KEEPALIVE_IDLE 30
+#define KEEPALIVE_INTERVAL 10
+#define KEEPALIVE_PROBES 6
+#define TCP_USER_TIMEOUT_MS (180 * 1000)
 
 /* libssh lists chacha20 first; with AES-NI, AES-GCM costs far less CPU.
  * A Ciphers line in the user's config still wins (it is read later).
@@ -50,8 +78,13 @@ struct vmferry_remote {
   size_t out_len;
   uint64_t bytes;
   struct timespec started;
+  int cancelled;                /* vmferry_remote_cancel (atomic) */
   /* libssh */
   ssh_channel channel;
+  struct ssh_channel_callbacks_struct callbacks;
+  bool exited;                  /* its exit status or signal came */
+  int exit_status;              /* -1: killed by a signal */
+  char exit_signal[32];
   /* command */
   pid_t pid;
   int in_fd, out_fd;
@@ -344,6 +377,25 @@ proxy_for_humans (const char *proxy, const char *host, unsigned port, const char
   return out;
 }
 
+/* A write waits for the remote without a deadline while the remote is
+ * there; these make a dead connection an error within a few minutes.
+ * Not a socket (a ProxyCommand's pipe): its proxy has its own.
+ */
+static void
+set_keepalive (int fd)
+{
+  int on = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTERVAL;
+  int cnt = KEEPALIVE_PROBES;
+  unsigned user = TCP_USER_TIMEOUT_MS;
+
+  if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
+    return;
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof user);
+}
+
 static int
 libssh_connect (struct vmferry_ssh *s)
 {
@@ -430,6 +482,7 @@ libssh_connect (struct vmferry_ssh *s)
     const char *c = ssh_get_cipher_out (s->session);
     vmferry_verbose ("%s: authenticated; cipher %s", s->label, c ? c : "?");
   }
+  set_keepalive (ssh_get_fd (s->session));
   return 0;
 }
 
@@ -446,13 +499,55 @@ libssh_drain (struct vmferry_remote *r)
       relay (r->s->opts.stdout_fd, buf, n);
 }
 
+/* libssh keeps the exit status for ssh_channel_get_exit_status, which
+ * waits for it; these say without waiting that the command is gone.
+ */
+static void
+libssh_on_exit_status (ssh_session session, ssh_channel channel, int status,
+                       void *opaque)
+{
+  struct vmferry_remote *r = opaque;
+
+  (void) session;
+  (void) channel;
+  r->exit_status = status;
+  r->exited = true;
+}
+
+static void
+libssh_on_exit_signal (ssh_session session, ssh_channel channel,
+                       const char *signal, int core, const char *errmsg,
+                       const char *lang, void *opaque)
+{
+  struct vmferry_remote *r = opaque;
+
+  (void) session;
+  (void) channel;
+  (void) core;
+  (void) errmsg;
+  (void) lang;
+  snprintf (r->exit_signal, sizeof r->exit_signal, "%s", signal ? signal : "?");
+  r->exit_status = -1;
+  r->exited = true;
+}
+
 static int
 libssh_start (struct vmferry_remote *r, const char *command)
 {
   struct vmferry_ssh *s = r->s;
 
   r->channel = ssh_channel_new (s->session);
-  if (r->channel == NULL || ssh_channel_open_session (r->channel) != SSH_OK ||
+  if (r->channel == NULL) {
+    vmferry_set_error ("%s: cannot run %s: %s", s->label, command,
+                       ssh_get_error (s->session));
+    return -1;
+  }
+  ssh_callbacks_init (&r->callbacks);
+  r->callbacks.userdata = r;
+  r->callbacks.channel_exit_status_function = libssh_on_exit_status;
+  r->callbacks.channel_exit_signal_function = libssh_on_exit_signal;
+  if (ssh_set_channel_callbacks (r->channel, &r->callbacks) != SSH_OK ||
+      ssh_channel_open_session (r->channel) != SSH_OK ||
       ssh_channel_request_exec (r->channel, command) != SSH_OK) {
     vmferry_set_error ("%s: cannot run %s: %s", s->label, command,
                        ssh_get_error (s->session));
@@ -461,37 +556,137 @@ libssh_start (struct vmferry_remote *r, const char *command)
   return 0;
 }
 
+/* The remote command cannot read what we write any more: it exited,
+ * its channel closed (libssh holds a close back while output is unread:
+ * reading it lets the close complete), or we were asked to stop.  Sets
+ * the error.
+ */
+static bool
+libssh_gone (struct vmferry_remote *r)
+{
+  const char *label = r->s->label;
+
+  libssh_drain (r);
+  if (__atomic_load_n (&r->cancelled, __ATOMIC_ACQUIRE))
+    vmferry_set_error ("%s: stopped", label);
+  else if (r->exit_signal[0])
+    vmferry_set_error ("%s: the remote command was killed by signal %s before "
+                       "it read all of its input", label, r->exit_signal);
+  else if (r->exited)
+    vmferry_set_error ("%s: the remote command exited with status %d before it "
+                       "read all of its input", label, r->exit_status);
+  else if (ssh_channel_is_closed (r->channel))
+    vmferry_set_error ("%s: the remote command closed its channel before it "
+                       "read all of its input", label);
+  else
+    return false;
+  return true;
+}
+
+/* Wait at most WAIT_SLICE_MS for the session to be readable, or
+ * writable when libssh holds bytes it could not send yet.  Counts the
+ * time the remote reads nothing in *STALLED (seconds), and says once
+ * when that grows long.
+ */
+static void
+libssh_wait (struct vmferry_remote *r, double *stalled, bool *noticed)
+{
+  ssh_session session = r->s->session;
+  struct pollfd pfd = { .fd = ssh_get_fd (session), .events = POLLIN };
+  double t0 = vmferry_monotonic ();
+
+  if (ssh_get_status (session) & SSH_WRITE_PENDING)
+    pfd.events |= POLLOUT;
+  if (pfd.fd >= 0)
+    poll (&pfd, 1, WAIT_SLICE_MS);
+  *stalled += vmferry_monotonic () - t0;
+  if (*stalled >= STALL_NOTICE_SECONDS && !*noticed) {
+    vmferry_notice ("%s: the remote command has read nothing for %.0f s; "
+                    "waiting for it", r->s->label, *stalled);
+    *noticed = true;
+  }
+}
+
+/* libssh's own waits, for the channel's window and for the socket,
+ * have no deadline in blocking mode and end neither when the command
+ * exits nor when its channel closes with output unread: writes nobody
+ * reads then wait for ever.  So the session is non-blocking while we
+ * write, and we wait here, a slice at a time, watching the remote.
+ */
 static int
 libssh_write (struct vmferry_remote *r, const void *buf, size_t len)
 {
+  ssh_session session = r->s->session;
   const char *p = buf;
+  double stalled = 0;
+  bool noticed = false;
+  int ret = -1;
 
+  ssh_set_blocking (session, 0);
   while (len > 0) {
     uint32_t k = len > 1024 * 1024 ? 1024 * 1024 : (uint32_t) len;
-    int n = ssh_channel_write (r->channel, p, k);
-    if (n == SSH_ERROR || ssh_channel_is_closed (r->channel)) {
-      libssh_drain (r);
-      vmferry_set_error ("%s: the remote command stopped reading: %s", r->s->label,
-                         ssh_get_error (r->s->session));
-      return -1;
+    int n;
+
+    if (r->exited || __atomic_load_n (&r->cancelled, __ATOMIC_ACQUIRE)) {
+      libssh_gone (r);
+      goto out;
     }
-    p += n;
-    len -= n;
+    /* Takes what the window allows (into libssh's buffer, sent as
+     * the socket allows); 0 when the window is closed.
+     */
+    n = ssh_channel_write (r->channel, p, k);
+    if (n == SSH_ERROR) {
+      if (!libssh_gone (r))
+        vmferry_set_error ("%s: the remote command stopped reading: %s",
+                           r->s->label, ssh_get_error (session));
+      goto out;
+    }
+    if (n > 0) {
+      p += n;
+      len -= n;
+      stalled = 0;
+      continue;
+    }
+    if (libssh_gone (r))
+      goto out;
+    libssh_wait (r, &stalled, &noticed);
+  }
+  /* Return once the bytes are with the kernel, as a blocking write
+   * would: the caller may not write again for a while.
+   */
+  for (;;) {
+    int f = ssh_blocking_flush (session, WAIT_SLICE_MS);
+
+    if (f == SSH_OK)
+      break;
+    if (f == SSH_ERROR) {
+      if (!libssh_gone (r))
+        vmferry_set_error ("%s: the remote command stopped reading: %s",
+                           r->s->label, ssh_get_error (session));
+      goto out;
+    }
+    if (libssh_gone (r))
+      goto out;
   }
   libssh_drain (r);
-  return 0;
+  ret = 0;
+ out:
+  ssh_set_blocking (session, 1);
+  return ret;
 }
 
 static int
 libssh_finish (struct vmferry_remote *r)
 {
   char buf[16384];
-  int status;
+  double quiet_since = vmferry_monotonic ();
+  int n, status;
 
   ssh_channel_send_eof (r->channel);
   for (;;) {
-    int n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1);
     int m;
+
+    n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1);
     if (n > 0)
       relay (r->s->opts.stderr_fd, buf, n);
     m = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0);
@@ -503,17 +698,32 @@ libssh_finish (struct vmferry_remote *r)
       else
         relay (r->s->opts.stdout_fd, buf, m);
     }
-    if (n > 0 || m > 0)
+    if (n > 0 || m > 0) {
+      quiet_since = vmferry_monotonic ();
       continue;
+    }
     if (ssh_channel_is_eof (r->channel) || ssh_channel_is_closed (r->channel) ||
         n == SSH_ERROR || m == SSH_ERROR)
       break;
-    ssh_channel_poll_timeout (r->channel, 200, 0);
+    /* Exited, but its output is held open by something it started
+     * (sshd then keeps the channel): what it wrote itself is here.
+     */
+    if (r->exited && vmferry_monotonic () - quiet_since >= EXIT_GRACE_SECONDS) {
+      vmferry_debug ("%s: the remote command exited; its output is still held "
+                     "open by another process there", r->s->label);
+      break;
+    }
+    ssh_channel_poll_timeout (r->channel, WAIT_SLICE_MS, 0);
   }
   /* What is left of stderr after stdout's end. */
-  while (ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1) > 0)
-    ;
-  status = ssh_channel_get_exit_status (r->channel);
+  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
+    relay (r->s->opts.stderr_fd, buf, n);
+  status = r->exited ? r->exit_status : ssh_channel_get_exit_status (r->channel);
+  if (r->exit_signal[0]) {
+    vmferry_set_error ("%s: the remote command was killed by signal %s",
+                       r->s->label, r->exit_signal);
+    return -1;
+  }
   if (status < 0) {
     vmferry_set_error ("%s: the remote command ended without an exit status "
                        "(killed, or the connection was lost)", r->s->label);
@@ -587,6 +797,10 @@ command_start (struct vmferry_remote *r, const char *command)
   }
   close (in[0]);
   r->in_fd = in[1];
+  /* Our end only: command_write waits in poll(2), watching for a
+   * cancel (vmferry_remote_cancel), not in write(2).
+   */
+  fcntl (r->in_fd, F_SETFL, fcntl (r->in_fd, F_GETFL) | O_NONBLOCK);
   if (r->capture) {
     close (out[1]);
     r->out_fd = out[0];
@@ -609,9 +823,18 @@ command_write (struct vmferry_remote *r, const void *buf, size_t len)
   const char *p = buf;
 
   while (len > 0) {
-    ssize_t n = write (r->in_fd, p, len);
-    if (n < 0 && errno == EINTR)
+    struct pollfd pfd = { .fd = r->in_fd, .events = POLLOUT };
+    ssize_t n;
+
+    if (__atomic_load_n (&r->cancelled, __ATOMIC_ACQUIRE)) {
+      vmferry_set_error ("%s: stopped", r->s->label);
+      return -1;
+    }
+    n = write (r->in_fd, p, len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      poll (&pfd, 1, WAIT_SLICE_MS);
       continue;
+    }
     if (n < 0) {
       vmferry_set_error_errno (errno, "%s: the remote command stopped reading",
                                r->s->label);
@@ -732,6 +955,10 @@ static void
 remote_free (struct vmferry_remote *r)
 {
   if (r->channel) {
+    /* libssh may keep the channel until the remote's close, and must
+     * not call us then.
+     */
+    ssh_remove_channel_callbacks (r->channel, &r->callbacks);
     ssh_channel_close (r->channel);
     ssh_channel_free (r->channel);
   }
@@ -754,6 +981,7 @@ vmferry_remote_start (struct vmferry_ssh *s, const char *command, bool capture)
   }
   r->s = s;
   r->capture = capture;
+  r->exit_status = -1;
   r->pid = -1;
   r->in_fd = r->out_fd = -1;
   clock_gettime (CLOCK_MONOTONIC, &r->started);
@@ -806,10 +1034,18 @@ vmferry_remote_bytes (const struct vmferry_remote *r)
   return r->bytes;
 }
 
+void
+vmferry_remote_cancel (struct vmferry_remote *r)
+{
+  if (r)
+    __atomic_store_n (&r->cancelled, 1, __ATOMIC_RELEASE);
+}
+
 int
 vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn)
 {
   int status = r->s->ops->finish (r);
+
 
   if (status >= 0 && out_rtn) {
     *out_rtn = r->out ? r->out : strdup ("");

@@ -73,12 +73,24 @@ struct vmferry_remote *vmferry_remote_start (struct vmferry_ssh *s,
 
 /* Write all of IOV to the command's standard input (the signature of a
  * stream writer's function).  -1 with the error set when the remote side
- * is gone: call vmferry_remote_finish for its status.
+ * is gone: call vmferry_remote_finish for its status.  With libssh, a
+ * command that exited (its exit status or signal came, even while
+ * something it started keeps the channel open) or whose channel closed
+ * ends the write at once; while the remote reads nothing, the write
+ * waits as long as the command and the connection live (TCP keepalives
+ * find a dead connection), saying so after a minute.
  */
 int vmferry_remote_writev (void *remote, const struct iovec *iov, int iovcnt);
 
 /* Bytes written so far. */
 uint64_t vmferry_remote_bytes (const struct vmferry_remote *r);
+
+/* From another thread: make a write on R in progress, and every later
+ * one, fail soon ("HOST: stopped"), e.g. when another connection of a
+ * striped push failed.  vmferry_remote_finish and _abandon still work.
+ * NULL is fine.
+ */
+void vmferry_remote_cancel (struct vmferry_remote *r);
 
 /* Close the command's input, wait for it to exit.  Returns its exit
  * status (0..255), or -1 with the error set when there is none (killed by

@@ -99,6 +99,13 @@ conn_thread (void *arg)
       s->failed = c->index;
       snprintf (s->error, sizeof s->error, "connection %u of %u: %s",
                 c->index + 1, s->n, vmferry_get_error ());
+      /* The others may wait on remotes that read nothing more (the
+       * import refused, so its joiners wait for a socket that never
+       * comes): the push is over, so are their writes.
+       */
+      for (unsigned i = 0; i < s->n; i++)
+        if (i != c->index)
+          vmferry_remote_cancel (s->conns[i].remote);
     }
     pthread_cond_broadcast (&s->cond);
   }
@@ -270,6 +277,10 @@ vmferry_stripes_out_free (struct vmferry_stripes_out *s)
     s->failed = (int) s->n;     /* drop what is queued */
   pthread_cond_broadcast (&s->cond);
   pthread_mutex_unlock (&s->lock);
+  /* Threads still running may be in a write: it ends now. */
+  for (unsigned i = 0; i < s->n; i++)
+    if (s->conns[i].started)
+      vmferry_remote_cancel (s->conns[i].remote);
   for (unsigned i = 0; i < s->n; i++) {
     struct conn *c = &s->conns[i];
     if (c->started)

@@ -16,12 +16,6 @@
 #include "names.h"
 #include "target.h"
 
-/* QEMU's image lock bytes (block/file-posix.c: RAW_LOCK_PERM_BASE 100,
- * RAW_LOCK_SHARED_BASE 200, one byte per permission).
- */
-#define LOCK_START 100
-#define LOCK_LEN 200
-
 static int
 mkdir_p (const char *path, mode_t mode)
 {
@@ -438,34 +432,4 @@ vmferry_target_random_name (const char *prefix)
     name[n + i] = chars[rnd[i] % (sizeof chars - 1)];
   name[n + sizeof rnd] = '\0';
   return name;
-}
-
-int
-vmferry_image_lock_held (int fd, const char *name)
-{
-  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                      .l_start = LOCK_START, .l_len = LOCK_LEN };
-
-  if (fcntl (fd, F_OFD_GETLK, &fl) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot test its locks", name);
-    return -1;
-  }
-  return fl.l_type != F_UNLCK;
-}
-
-int
-vmferry_image_lock (int fd, const char *name)
-{
-  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
-                      .l_start = LOCK_START, .l_len = LOCK_LEN };
-
-  if (fcntl (fd, F_OFD_SETLK, &fl) < 0) {
-    if (errno == EAGAIN || errno == EACCES)
-      vmferry_set_error_errno (EAGAIN, "%s: in use: a process (QEMU?) holds "
-                               "its image lock", name);
-    else
-      vmferry_set_error_errno (errno, "%s: cannot lock", name);
-    return -1;
-  }
-  return 0;
 }

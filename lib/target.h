@@ -14,11 +14,6 @@
  * vmferry_name_component accepts with VMFERRY_NAME_HIDDEN_OK (the
  * importer's own temporary and state files start with '.'); a name that
  * does not is refused with EINVAL before any system call.
- *
- * The image locks at the end are QEMU's: QEMU takes OFD locks on bytes
- * 100 to 299 of every image it opens (block/file-posix.c), so a lock held
- * there says that a QEMU uses the image, and a write lock taken there
- * keeps any QEMU from opening it until it is released.
  */
 #ifndef VMFERRY_TARGET_H
 #define VMFERRY_TARGET_H
@@ -113,21 +108,5 @@ int vmferry_target_sync (const struct vmferry_target *t);
  * a name: create it with vmferry_target_create, which fails if it exists.
  */
 char *vmferry_target_random_name (const char *prefix);
-
-/* ---- QEMU's image locks ---- */
-
-/* Whether a process holds one of QEMU's locks on the image open on FD:
- * 1 if so, 0 if not, -1 with the error set if that cannot be told.
- */
-int vmferry_image_lock_held (int fd, const char *name);
-
-/* Take an exclusive lock over QEMU's lock bytes of the image open on FD
- * (an OFD lock: it belongs to this open file description and is dropped
- * when the last fd of it is closed, also when the process dies), so that
- * no QEMU can open the image while it is held.  Returns 0, or -1 with the
- * error set: EAGAIN ("NAME: in use: a QEMU process holds its lock") if a
- * process holds a lock there now.
- */
-int vmferry_image_lock (int fd, const char *name);
 
 #endif

@@ -66,8 +66,10 @@ main (int argc, char *argv[])
   }
   opts.domain = argv[optind];
 
-  if (vmferry_output_open (output, &out) < 0) {
+  if (vmferry_output_open (output, &out) < 0 ||
+      vmferry_output_remove_on_signal (&out) < 0) {
     vmferry_tool_print_error ();
+    vmferry_output_discard (&out);
     return EXIT_FAILURE;
   }
   opts.out_fd = out.fd;

@@ -129,7 +129,8 @@ main (int argc, char *argv[])
     out.fd = STDOUT_FILENO;
     out.name = "stdout";
   }
-  else if (vmferry_output_open (output, &out) == -1)
+  else if (vmferry_output_open (output, &out) == -1 ||
+           vmferry_output_remove_on_signal (&out) == -1)
     goto out;
 
   if (xml)

@@ -79,8 +79,16 @@ main (int argc, char *argv[])
         goto bad_arg;
       break;
     default:
-      if (!vmferry_tool_common_option (c, synopsis))
+      if (!vmferry_tool_common_option (c, synopsis)) {
+        /* An unknown option is most often one of vmferry-import's given
+         * in the wrong place (getopt named it already).
+         */
+        if (c == '?' && (optopt == 0 || strchr ("cdfnp", optopt)))
+          fprintf (stderr, "%s: options for the remote vmferry-import go after "
+                   "the destination and '--': %s HOST -- --dir DIR --define\n",
+                   vmferry_program_name (), vmferry_program_name ());
         vmferry_tool_usage_error ();
+      }
     }
   }
   if (optind >= argc) {
