@@ -491,6 +491,8 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     vmferry_set_error ("%s: invalid resume state: TPM directory", path);
     goto out;
   }
+  if (st->tpm_tmp == NULL)
+    st->tpm_in_swtpm = false;   /* says where a TPM directory is: none */
   if ((s = jstr (o, "phase")) != NULL && strcmp (s, "place") == 0)
     st->phase = VMFERRY_RESUME_PLACE;
   else if (s != NULL && strcmp (s, "transfer") != 0) {
@@ -553,11 +555,21 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     st->aside = jname (o, "aside", hidden_component_ok, &bad);
     if (bad || jbool (o, "tpm_replace", &st->tpm_replace) < 0 ||
         jbool (o, "define", &st->define) < 0 ||
-        (st->tpm_tmp && (st->tpm_final == NULL || !ju64 (o, "tpm_dev", &st->tpm_dev) ||
+        (st->tpm_tmp != NULL) != (st->tpm_final != NULL) ||
+        (st->tpm_tmp && (!ju64 (o, "tpm_dev", &st->tpm_dev) ||
                          !ju64 (o, "tpm_ino", &st->tpm_ino))) ||
         (st->define && (st->uuid == NULL || st->define_tmp == NULL))) {
       vmferry_set_error ("%s: invalid resume state: bad placement", path);
       goto out;
+    }
+    /* What has no meaning without its subject is not kept. */
+    if (st->tpm_final == NULL)
+      st->tpm_replace = false;
+    if (!st->define) {
+      free (st->uuid);
+      free (st->define_tmp);
+      free (st->aside);
+      st->uuid = st->define_tmp = st->aside = NULL;
     }
   }
   r = 1;

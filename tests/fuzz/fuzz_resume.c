@@ -34,11 +34,17 @@
 
 #include "error.h"
 #include "resume.h"
+#include "target.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char dir[PATH_MAX];
 static char state_path[PATH_MAX], written_path[PATH_MAX], again_path[PATH_MAX];
+/* The directory, as the importer reaches it (target.h), and the names. */
+static struct vmferry_target target = { .fd = -1 };
+#define STATE_FILE ".vmferry-resume-fuzz.json"
+#define WRITTEN_FILE ".vmferry-resume-fuzz.written"
+#define AGAIN_FILE ".vmferry-resume-again.json"
 
 static void
 remove_dir (void)
@@ -66,6 +72,10 @@ setup (void)
   snprintf (again_path, sizeof again_path,
             "%s/.vmferry-resume-again.json", dir);
   atexit (remove_dir);
+  if (vmferry_target_open (&target, dir, false, 0) < 0) {
+    fprintf (stderr, "fuzz_resume: %s\n", vmferry_get_error ());
+    abort ();
+  }
 }
 
 /* Write BUF[0..LEN) to PATH, with its check line recomputed if its last
@@ -121,14 +131,30 @@ same_state (const struct vmferry_resume_state *a,
       memcmp (a->token, b->token, sizeof a->token) != 0 ||
       (a->tpm_tmp == NULL) != (b->tpm_tmp == NULL) ||
       (a->tpm_tmp && strcmp (a->tpm_tmp, b->tpm_tmp) != 0) ||
-      a->nr_files != b->nr_files)
+      a->nr_files != b->nr_files || a->phase != b->phase ||
+      a->tpm_in_swtpm != b->tpm_in_swtpm || a->define != b->define ||
+      a->tpm_replace != b->tpm_replace || a->tpm_dev != b->tpm_dev ||
+      a->tpm_ino != b->tpm_ino ||
+      (a->tpm_final == NULL) != (b->tpm_final == NULL) ||
+      (a->tpm_final && strcmp (a->tpm_final, b->tpm_final) != 0) ||
+      (a->uuid == NULL) != (b->uuid == NULL) ||
+      (a->uuid && strcmp (a->uuid, b->uuid) != 0) ||
+      (a->define_tmp == NULL) != (b->define_tmp == NULL) ||
+      (a->define_tmp && strcmp (a->define_tmp, b->define_tmp) != 0) ||
+      (a->aside == NULL) != (b->aside == NULL) ||
+      (a->aside && strcmp (a->aside, b->aside) != 0))
     return false;
   for (size_t i = 0; i < a->nr_files; i++) {
     const struct vmferry_resume_file *f = &a->files[i], *g = &b->files[i];
     if (strcmp (f->name, g->name) != 0 ||
         (f->tmp == NULL) != (g->tmp == NULL) ||
         (f->tmp && strcmp (f->tmp, g->tmp) != 0) || f->size != g->size ||
-        f->offset != g->offset)
+        f->offset != g->offset || (f->final == NULL) != (g->final == NULL) ||
+        (f->final && strcmp (f->final, g->final) != 0) ||
+        f->dev != g->dev || f->ino != g->ino || f->replace != g->replace ||
+        f->changed != g->changed ||
+        (f->changed && (memcmp (f->stream_digest, g->stream_digest, 16) != 0 ||
+                        memcmp (f->local_digest, g->local_digest, 16) != 0)))
       return false;
   }
   return true;
@@ -148,7 +174,7 @@ round_trip (const struct vmferry_resume_state *st)
   invariant (text != NULL, "vmferry_resume_text failed");
   write_file (again_path, (const uint8_t *) text, strlen (text));
   free (text);
-  invariant (vmferry_resume_load (again_path, &again) == 1,
+  invariant (vmferry_resume_load (&target, AGAIN_FILE, &again) == 1,
              "a saved state does not load again");
   invariant (same_state (st, &again), "a saved state loads as another one");
   vmferry_resume_state_free (&again);
@@ -182,8 +208,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   else
     write_file (written_path, data, first);
 
-  if (vmferry_resume_load (state_path, &st) == 1) {
-    vmferry_resume_load_written (written_path, &st);
+  if (vmferry_resume_load (&target, STATE_FILE, &st) == 1) {
+    vmferry_resume_load_written (&target, WRITTEN_FILE, &st);
     round_trip (&st);
     vmferry_resume_state_free (&st);
   }

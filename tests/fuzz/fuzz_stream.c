@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "digest.h"
 #include "error.h"
 #include "stream.h"
+#include "validate.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -66,6 +68,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   struct input in = { data, size, 0 };
   struct vmferry_stream_reader *r;
+  /* Every record also through the validator both readers use. */
+  struct vmferry_validator *v = vmferry_validator_new ("fuzz");
+  bool valid = v != NULL;
   struct vmferry_digest *d = NULL;
   struct vmferry_record rec;
   unsigned char digest[VMFERRY_DIGEST_SIZE];
@@ -76,6 +81,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     abort ();
   vmferry_stream_reader_trust (r);
   while (vmferry_stream_read_record (r, &rec) > 0) {
+    if (valid && vmferry_validator_record (v, &rec) < 0)
+      valid = false;
     switch (rec.type) {
     case VMFERRY_REC_STREAM_HEADER:
       if (vmferry_stream_parse_header (rec.payload, rec.payload_len,
@@ -106,6 +113,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       break;
     }
   }
+  if (valid)
+    vmferry_validator_finish (v);
+  vmferry_validator_free (v);
   vmferry_digest_free (d);
   vmferry_stream_reader_free (r);
   return 0;

@@ -429,8 +429,8 @@ resume_seeds (void)
   };
   struct vmferry_resume_state st = {
     .name = (char *) "web01",
-    .tpm_tmp = (char *) "/var/lib/libvirt/swtpm/"
-                        "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e.vmferry-Qw3rTy",
+    .tpm_tmp = (char *) ".6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e.vmferry-Qw3rTy",
+    .tpm_in_swtpm = true,
     .nr_files = 2, .files = files,
   };
   char *state, *answer, *m;
@@ -449,6 +449,46 @@ resume_seeds (void)
   if (state == NULL)
     die ("state");
   write_seed ("fuzz_resume", "state.json", state, strlen (state));
+
+  /* The same import killed while it placed its files (the journal): both
+   * complete, the disk replacing an older one, the NVRAM changed after it
+   * was verified, the domain defined under a temporary name, an older
+   * definition renamed aside.
+   */
+  {
+    struct vmferry_resume_state pl = st;
+    struct vmferry_resume_file pf[2];
+    char *text;
+
+    memcpy (pf, files, sizeof pf);
+    pf[0].offset = VMFERRY_RESUME_COMPLETE;
+    pf[0].nr_claims = 0;
+    pf[0].final = (char *) "web01.img";
+    pf[0].dev = 65024;
+    pf[0].ino = 131;
+    pf[0].replace = true;
+    pf[1].final = (char *) "web01_VARS.fd";
+    pf[1].dev = 65024;
+    pf[1].ino = 132;
+    pf[1].changed = true;
+    memset (pf[1].stream_digest, 0x11, 16);
+    memset (pf[1].local_digest, 0x22, 16);
+    pl.files = pf;
+    pl.phase = VMFERRY_RESUME_PLACE;
+    pl.tpm_final = (char *) "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e";
+    pl.tpm_dev = 65024;
+    pl.tpm_ino = 133;
+    pl.tpm_replace = true;
+    pl.define = true;
+    pl.uuid = (char *) "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e";
+    pl.define_tmp = (char *) "web01.vmferry-new-Ab12Cd";
+    pl.aside = (char *) "web01.vmferry-old-Ef34Gh";
+    text = vmferry_resume_text (&pl);
+    if (text == NULL)
+      die ("placing state");
+    write_seed ("fuzz_resume", "placing.json", text, strlen (text));
+    free (text);
+  }
 
   /* The state, a NUL, then the .written file with claims (see
    * fuzz_resume.c for the layout).
