@@ -85,6 +85,8 @@ struct importer {
   struct import_file *files;
   size_t nr_files;
   bool has_tpm;
+  /* The path given a UEFI variable store the stream did not carry. */
+  char *nvram_new;
   xmlDocPtr doc;
   virConnectPtr conn;
   struct vmferry_pipeline *p;

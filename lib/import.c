@@ -1785,6 +1785,7 @@ importer_free (struct importer *im)
   }
   free (im->files);
   free (im->tpm_dir);
+  free (im->nvram_new);
   free (im->pool);
   free (im->name);
   free (im->src_name);
@@ -1992,6 +1993,7 @@ abort_one (struct importer *im, const char *name)
     if (k > 0) {
       vmferry_notice ("the import of %s into %s had completed: it was finished, "
                       "nothing was removed", name, im->dir);
+      vmferry_resume_state_free (&st);
       r = 1;
       goto out;
     }

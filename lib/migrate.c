@@ -13,13 +13,16 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "fault.h"
 #include "export.h"
 #include "handoff.h"
 #include "live.h"
 #include "log.h"
 #include "migrate.h"
 #include "preflight.h"
+#include "resume.h"
 #include "send.h"
+#include "stamp.h"
 #include "virt.h"
 
 /* A stage running in its own thread, its error kept for the caller. */
@@ -290,6 +293,50 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
   return 0;
 }
 
+/* Is this very move already done?  The stream the export would write
+ * now, as rewritten, has an identity (resume.h: the domain and the
+ * identity of each source file); the import on the destination marks the
+ * domain it defines with the identity of its stream (stamp.h).  So when
+ * the destination has domain NAME marked with this identity, an earlier
+ * run completed the move from the same, unchanged source (it may have
+ * been killed before it could say so).  Returns 1 if so, 0 if not, -1 on
+ * error.
+ */
+static int
+already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
+               xmlDocPtr doc)
+{
+  struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
+                                   .out_fd = -1, .out_name = "plan" };
+  CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *name = NULL, *uuid = NULL;
+  CLEANUP_FREE char *xml = NULL, *stream = NULL, *token = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  char id[VMFERRY_RESUME_ID_LEN + 1];
+  const char *m;
+
+  if (dest == NULL || !(name = vmferry_domain_get_name (doc)) ||
+      !(dom = virDomainLookupByName (dest, name)))
+    return 0;
+  if (!(xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE)) ||
+      vmferry_stamp_get (xml, &stream, &token) <= 0)
+    return 0;
+  e.manifest_rtn = &manifest;
+  if (vmferry_export (&e) < 0)
+    return -1;
+  m = manifest;
+  if (opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite)) {
+    uuid = vmferry_domain_get_uuid (doc);
+    rewritten = vmferry_rewrite_manifest (opts->rewrite, manifest, strlen (manifest),
+                                          name, uuid, NULL);
+    if (rewritten == NULL)
+      return -1;
+    m = rewritten;
+  }
+  if (vmferry_resume_stream_id (m, strlen (m), id) != 1)
+    return 0;
+  return strcmp (id, stream) == 0;
+}
+
 /* --live: the pre-flight check and the rewrite as for an offline move,
  * then libvirt's copy-storage migration through lib/live.c.
  */
@@ -385,6 +432,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   struct connector conn = { 0 };
   const char *dest_uri = opts->dest_uri, *args[8];
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
+  bool already = false;      /* this very move is done on the destination */
   int changes = 0, na = 0, r = -1, state;
   FILE *report = opts->report ? opts->report : stdout;
 
@@ -434,7 +482,26 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   else if (!(dir = first_disk_dir (in.doc)))
     goto out;
 
-  if (!opts->no_check) {
+  /* A move that was done already (an earlier run may have been killed
+   * after the destination finished): nothing to copy.
+   */
+  if (x.dest) {
+    int k = already_there (opts, x.dest, in.doc);
+    if (k < 0)
+      goto out;
+    if (k > 0 && opts->dry_run) {
+      vmferry_notice ("domain %s is already on %s, moved from this same source state: "
+                      "nothing would be copied", opts->domain, opts->ssh.destination);
+      r = 0;
+      goto out;
+    }
+    /* The import's resume query says so too, once it has finished what a
+     * killed import left there; no data is sent.
+     */
+    if (k > 0)
+      already = true;
+  }
+  if (!opts->no_check && !already) {
     if (dir && relocate (&in, dir) < 0)
       goto out;
     if (vmferry_check (x.dest, &in, &findings) < 0) {
@@ -465,6 +532,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     goto out;
   }
 
+  if (vmferry_fault ("migrate-checked") < 0)
+    goto out;
   /* export -> (rewrite) -> send, each in its thread, the stream handed
    * on without the kernel (handoff.h) and its checksums verified once,
    * by the import on B.
@@ -553,10 +622,12 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     }
     goto out;
   }
-  *outcome_rtn = VMFERRY_MIGRATE_DONE;
-  vmferry_verbose ("domain %s: copied, verified and defined on %s (%" PRIu64
-                   " bytes sent%s)", opts->domain, opts->ssh.destination, stats.sent,
-                   stats.resumed ? ", resumed" : "");
+  vmferry_fault ("migrate-sent");
+  *outcome_rtn = stats.already ? VMFERRY_MIGRATE_ALREADY : VMFERRY_MIGRATE_DONE;
+  if (!stats.already)
+    vmferry_verbose ("domain %s: copied, verified and defined on %s (%" PRIu64
+                     " bytes sent%s)", opts->domain, opts->ssh.destination, stats.sent,
+                     stats.resumed ? ", resumed" : "");
 
   if (opts->undefine_source) {
     /* Keep NVRAM and TPM state: the source's data is never deleted. */

@@ -68,6 +68,12 @@ enum vmferry_migrate_outcome {
    * split between the hosts (the message says how to recover).
    */
   VMFERRY_MIGRATE_SPLIT = 4,
+  /* Nothing was copied: the destination already holds this very move,
+   * defined from the same, unchanged source state (an earlier run did it,
+   * and may have been killed before it said so).  As DONE otherwise
+   * (--undefine-source acts).
+   */
+  VMFERRY_MIGRATE_ALREADY = 5,
 };
 
 /* Returns 0 or -1 with the error set; *OUTCOME_RTN (may be NULL) says

@@ -260,6 +260,31 @@ domain_xml (struct importer *im, const char *name_as)
     if (vmferry_domain_set_backing_path (im->doc, f->source_path, f->final_path) < 0)
       goto out;
   }
+  /* A UEFI variable store the stream did not carry (the source domain
+   * never ran: libvirt makes it from its template at the first start)
+   * gets a name in the target too, never a path the stream chose.
+   */
+  for (size_t k = 0; k < n; k++) {
+    bool carried = false;
+    if (df[k].role != VMFERRY_ROLE_NVRAM || df[k].path == NULL)
+      continue;
+    for (size_t i = 0; i < im->nr_files && !carried; i++)
+      carried = im->files[i].final_path &&
+        (strcmp (df[k].path, im->files[i].final_path) == 0 ||
+         strcmp (df[k].path, im->files[i].source_path) == 0);
+    if (carried)
+      continue;
+    if (im->nvram_new == NULL) {
+      CLEANUP_FREE char *base = NULL;
+      if (asprintf (&base, "%s_VARS.fd", im->name) < 0 ||
+          !(im->nvram_new = vmferry_target_path (&im->tgt, base))) {
+        vmferry_set_error_errno (ENOMEM, "import");
+        goto out;
+      }
+    }
+    if (vmferry_domain_set_path (im->doc, &df[k], im->nvram_new, 0) < 0)
+      goto out;
+  }
   /* Paths are set now: the next call must not look for the old ones. */
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
@@ -642,7 +667,7 @@ static int
 check_refs (struct importer *im)
 {
   CLEANUP_FREE struct vmferry_refs_carried *carried =
-    calloc (2 * im->nr_files + 1, sizeof *carried);
+    calloc (2 * im->nr_files + 2, sizeof *carried);
   CLEANUP_FREE char *xml = NULL;
   char **volumes = calloc (im->nr_files ? im->nr_files : 1, sizeof *volumes);
   char **emulators = NULL;
@@ -676,6 +701,11 @@ check_refs (struct importer *im)
       carried[n].path = volumes[i];
       carried[n++].format = f->format;
     }
+  }
+  if (im->nvram_new) {
+    /* Made by libvirt at the first start, where the import put it. */
+    carried[n].path = im->nvram_new;
+    carried[n++].format = NULL;
   }
   policy.carried = carried;
   policy.n_carried = n;
@@ -719,6 +749,24 @@ vmferry_place (struct importer *im)
   }
   if (opts->define && check_refs (im) < 0)
     goto out;
+  if (im->nvram_new) {
+    /* The variable store libvirt will make: nothing may be there already,
+     * or, with --force, only one no other domain uses.
+     */
+    const char *base = strrchr (im->nvram_new, '/') + 1;
+    struct import_file nv = { .final = (char *) base, .final_path = im->nvram_new };
+    int r = vmferry_target_stat (&im->tgt, base, &sb);
+    if (r < 0)
+      goto out;
+    if (r > 0 && !opts->force) {
+      vmferry_set_error ("%s: exists (the domain's UEFI variable store, which the "
+                         "stream does not carry, would be this file): not used "
+                         "(use --force to let the domain have it)", im->nvram_new);
+      goto out;
+    }
+    if (r > 0 && (im->conn == NULL || file_users (im, &nv) < 0))
+      goto out;
+  }
 
   /* 1. Lock: the new files, then what they replace. */
   for (size_t i = 0; i < im->nr_files; i++) {

@@ -29,6 +29,7 @@
 #include "error.h"
 #include "log.h"
 #include "preflight.h"
+#include "resume.h"
 #include "refs.h"
 #include "stream.h"
 #include "virt.h"
@@ -973,6 +974,39 @@ look_at_dir (struct ctx *c, virStoragePoolPtr p, struct dir_look *look)
   virStorageVolFree (v);
 }
 
+/* Whether pool P (a directory) holds the state of an interrupted import
+ * of this domain (lib/resume.h): a file there may be that import's, and
+ * the next import finishes or undoes it before it decides anything.
+ */
+static bool
+pending_import (struct ctx *c, virStoragePoolPtr p)
+{
+  CLEANUP_FREE char *name = text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *state = name ? vmferry_resume_name (name, "json") : NULL;
+  virStorageVolPtr v = state ? virStorageVolLookupByName (p, state) : NULL;
+
+  vmferry_clear_error ();
+  if (v == NULL)
+    return false;
+  virStorageVolFree (v);
+  return true;
+}
+
+/* A carried file that is already at its place on the destination. */
+static void
+file_exists (struct ctx *c, const char *object, bool pending)
+{
+  if (pending)
+    add (c, VMFERRY_SEV_WARNING, "path", object, NULL, NULL,
+         "already exists on the destination, where an interrupted import of this "
+         "domain left its state: the import finishes or undoes that first");
+  else
+    add (c, VMFERRY_SEV_ERROR, "path", object, NULL,
+         "vmferry-import --force replaces it once the new copy is verified; "
+         "or --map-path the files elsewhere",
+         "already exists on the destination");
+}
+
 static void
 check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
            struct pool_info *pools, size_t npools)
@@ -1045,10 +1079,7 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     if (v) {
       virStorageVolFree (v);
       if (w[i].carried)
-        add (c, VMFERRY_SEV_ERROR, "path", fobject, NULL,
-             "vmferry-import --force replaces it once the new copy is verified; "
-             "or --map-path the files elsewhere",
-             "already exists on the destination");
+        file_exists (c, fobject, pending_import (c, p));
       continue;
     }
     if (!w[i].must_exist || w[i].is_loader)
@@ -1187,9 +1218,7 @@ check_storage (struct ctx *c)
       if (v) {
         virStorageVolFree (v);
         if (w[i].carried)
-          add (c, VMFERRY_SEV_ERROR, "path", vobject, NULL,
-               "vmferry-import --force replaces it once the new copy is verified",
-               "already exists on the destination");
+          file_exists (c, vobject, pending_import (c, p));
       }
       else if (w[i].must_exist)
         add (c, VMFERRY_SEV_ERROR, "path", vobject, NULL, NULL,
@@ -1263,10 +1292,20 @@ check_identity (struct ctx *c)
   }
   if (by_uuid && (by_name == NULL || strcmp (virDomainGetName (by_uuid), name) != 0)) {
     const char *fix[] = { "--new-uuid", NULL };
+    const char *other = virDomainGetName (by_uuid);
+    size_t len = name ? strlen (name) : 0;
     snprintf (object, sizeof object, "uuid %s", uuid);
-    add (c, VMFERRY_SEV_ERROR, "uuid", object, fix, NULL,
-         "domain %s on the destination already has this UUID",
-         virDomainGetName (by_uuid));
+    /* The definition an import killed before it could rename it: that
+     * import's state goes first, with it.
+     */
+    if (name && strncmp (other, name, len) == 0 &&
+        strncmp (other + len, ".vmferry-new-", 13) == 0)
+      add (c, VMFERRY_SEV_WARNING, "uuid", object, NULL, NULL,
+           "domain %s on the destination has this UUID: an import of this domain "
+           "was killed as it defined it; the next import removes it first", other);
+    else
+      add (c, VMFERRY_SEV_ERROR, "uuid", object, fix, NULL,
+           "domain %s on the destination already has this UUID", other);
   }
   if (by_name)
     virDomainFree (by_name);

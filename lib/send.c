@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "fault.h"
 #include "handoff.h"
 #include "log.h"
 #include "resume.h"
@@ -413,6 +414,8 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
       goto remote_error;
     if (rec.type == VMFERRY_REC_END)
       break;
+    if (rec.type == VMFERRY_REC_DATA && vmferry_fault ("send-data") < 0)
+      goto remote_error;
   }
   if (r <= 0) {
     /* Our input failed (r == 0 cannot happen: the reader reports a
@@ -432,7 +435,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     return -1;
   }
   end_writer (&w, stats);
-  if (flush_conns (pc, true) < 0)
+  if (flush_conns (pc, true) < 0 || vmferry_fault ("send-end-sent") < 0)
     goto remote_error;
   status = finish_conns (pc, false);
   stats->remote_status = status;
@@ -570,7 +573,7 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
    */
   if (vmferry_ssh_can_prestart (sd.ssh) && (w = open_conns (&sd, &pc)) == NULL)
     goto out;
-  if (query (&sd, &pt, stats) < 0)
+  if (query (&sd, &pt, stats) < 0 || vmferry_fault ("send-queried") < 0)
     goto out;
   if (pt.done) {
     vmferry_notice ("%s: %s: nothing was sent", vmferry_ssh_host (sd.ssh),

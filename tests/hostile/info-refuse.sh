@@ -20,6 +20,13 @@ trap 'rm -rf "$tmp"' EXIT
 failed=0 count=0
 bad() { echo "FAIL: $*" >&2; failed=1; }
 
+# A line of the report printed by scripts/test.sh (tests/report-summary.sh).
+report() {
+    [[ -n ${VMFERRY_REPORT_DIR:-} ]] || return 0
+    mkdir -p "$VMFERRY_REPORT_DIR"
+    printf 'hostile\tinfo-%s\t%s\t1\n' "$1" "$2" >>"$VMFERRY_REPORT_DIR/info-refuse.tsv"
+}
+
 # Output with a control character other than the newline.
 has_control() { LC_ALL=C grep -q '[[:cntrl:]]' "$1"; }
 
@@ -48,12 +55,18 @@ hostile_case() {
         bad "$name: mkstream $* failed"
         return 0
     fi
+    local before=$failed
     refuses "$name" "$expected" --verify
     if [[ $name == digest-* ]]; then
         $VG "$INFO" "$tmp/$name.vmf" >/dev/null ||
             bad "$name: without --verify, digests are not checked"
     else
         refuses "$name" "$expected"
+    fi
+    if ((failed == before)); then
+        report "$name" refused
+    else
+        report "$name" FAILED
     fi
     rm -f "$tmp/$name.vmf"
 }

@@ -162,7 +162,7 @@ race() {
     else
         outcome=refused
     fi
-    report race "import-$force-$point-$action" "$outcome"
+    report race "import-$force-$point-$action ($outcome)" ok
     races=$((races + 1))
 }
 

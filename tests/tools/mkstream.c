@@ -316,8 +316,7 @@ make_manifest (const struct opts *op, size_t *len_rtn)
     .domain_uuid = (char *) "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e",
     .nr_files = op->files,
   };
-  char (*names)[32] = xmalloc (op->files * sizeof *names);
-  char (*paths)[64] = xmalloc (op->files * sizeof *paths);
+  char (*names)[32], (*paths)[64];
   char *text, *ret;
   json_object *root;
   bool totals_set = false;
@@ -325,6 +324,8 @@ make_manifest (const struct opts *op, size_t *len_rtn)
 
   if (op->manifest_file)
     return read_file (op->manifest_file, len_rtn);
+  names = xmalloc (op->files * sizeof *names);
+  paths = xmalloc (op->files * sizeof *paths);
   m.files = calloc (op->files ? op->files : 1, sizeof *m.files);
   if (m.files == NULL)
     die ("out of memory");
@@ -569,6 +570,7 @@ main (int argc, char *argv[])
   vmferry_stream_writer_free (o.w);
   free (manifest);
   free (xml);
+  free (op.content);
   if (o.fd != STDOUT_FILENO && close (o.fd) < 0)
     die ("%s: %s", out_name, strerror (errno));
   return EXIT_SUCCESS;
