@@ -2,22 +2,29 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <libvirt/virterror.h>
 
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "extent.h"
+#include "fault.h"
 #include "live.h"
 #include "log.h"
+#include "names.h"
 #include "progress.h"
+#include "stream.h"
 #include "virt.h"
 
 /* An NVRAM file is a few hundred KiB; refuse anything absurd. */
@@ -839,6 +846,237 @@ roll_back (struct live *l, bool started)
   return outcome;
 }
 
+/* ------------------------------------------------------------ journal
+ *
+ * A live migration makes things on the destination (thin volumes, the
+ * NVRAM file) before libvirt moves the domain, and a kill of this process
+ * at any moment must be finished or undone by the next run.  So what it
+ * made is recorded first, on the source host, in a small journal
+ * (VMFERRY_STATE_DIR, default /var/lib/vmferry: live-UUID.json, written
+ * whole and synced before each step).  The next run for this domain reads
+ * it: if the domain runs on the destination and not here, libvirt had
+ * completed the move (the run reports it as done); if it runs here and
+ * not there, what the journal lists is removed from the destination
+ * before anything else; otherwise it says where the domain is and
+ * touches nothing.
+ */
+
+#define STATE_DIR "/var/lib/vmferry"
+
+struct journal {
+  char *dest_uri;
+  bool started;                 /* libvirt's job was started */
+  size_t nr_paths;
+  char **paths;                 /* made on the destination */
+};
+
+static void
+journal_free (struct journal *j)
+{
+  for (size_t i = 0; i < j->nr_paths; i++)
+    free (j->paths[i]);
+  free (j->paths);
+  free (j->dest_uri);
+  memset (j, 0, sizeof *j);
+}
+
+/* The journal of domain UUID; NULL with the error set.  Caller frees. */
+static char *
+journal_path (const char *uuid)
+{
+  const char *dir = getenv ("VMFERRY_STATE_DIR");
+  char *p;
+
+  if (!vmferry_name_uuid_ok (uuid)) {
+    vmferry_set_error ("%s: not a UUID", uuid);
+    return NULL;
+  }
+  if (asprintf (&p, "%s/live-%s.json", dir && *dir ? dir : STATE_DIR, uuid) < 0) {
+    vmferry_set_error_errno (ENOMEM, "journal");
+    return NULL;
+  }
+  return p;
+}
+
+static int
+journal_save (struct live *l, bool started)
+{
+  CLEANUP_FREE char *path = journal_path (l->uuid), *tmp = NULL, *dir = NULL;
+  json_object *o = json_object_new_object (), *a = json_object_new_array ();
+  const char *text;
+  int fd = -1, r = -1;
+
+  if (path == NULL || o == NULL || a == NULL)
+    goto out;
+  json_object_object_add (o, "format", json_object_new_string ("vmferry-live"));
+  json_object_object_add (o, "dest_uri", json_object_new_string (l->opts->dest_uri));
+  json_object_object_add (o, "domain", json_object_new_string (l->name));
+  json_object_object_add (o, "started", json_object_new_boolean (started));
+  for (size_t i = 0; i < l->nr_files; i++)
+    if (l->files[i].vol)
+      json_object_array_add (a, json_object_new_string (l->files[i].dst_path));
+  json_object_object_add (o, "made", a);
+  a = NULL;
+  text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
+                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+  dir = strdup (path);
+  if (dir == NULL || asprintf (&tmp, "%s.new", path) < 0) {
+    tmp = NULL;
+    vmferry_set_error_errno (ENOMEM, "journal");
+    goto out;
+  }
+  *strrchr (dir, '/') = '\0';
+  if (mkdir (dir, 0700) < 0 && errno != EEXIST) {
+    vmferry_set_error_errno (errno, "%s: cannot keep the live migration's journal "
+                             "there (VMFERRY_STATE_DIR)", dir);
+    goto out;
+  }
+  unlink (tmp);
+  fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || vmferry_write_full (fd, tmp, text, strlen (text)) < 0 ||
+      fsync (fd) < 0 || rename (tmp, path) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot write the live migration's journal",
+                             path);
+    unlink (tmp);
+    goto out;
+  }
+  r = 0;
+ out:
+  if (fd >= 0)
+    close (fd);
+  json_object_put (a);
+  json_object_put (o);
+  return r;
+}
+
+/* Returns 1 with *J filled, 0 if there is none, -1 with the error set. */
+static int
+journal_load (const char *uuid, struct journal *j)
+{
+  CLEANUP_FREE char *path = journal_path (uuid);
+  json_object *o, *v, *a;
+  int r = -1;
+
+  memset (j, 0, sizeof *j);
+  if (path == NULL)
+    return -1;
+  if (access (path, F_OK) < 0 && errno == ENOENT)
+    return 0;
+  o = json_object_from_file (path);
+  if (o == NULL || !json_object_object_get_ex (o, "dest_uri", &v) ||
+      !json_object_is_type (v, json_type_string) ||
+      !(j->dest_uri = strdup (json_object_get_string (v))) ||
+      !json_object_object_get_ex (o, "made", &a) ||
+      !json_object_is_type (a, json_type_array) ||
+      json_object_array_length (a) > VMFERRY_MAX_FILES) {
+    vmferry_set_error ("%s: a damaged journal of a live migration (remove it once "
+                       "the destination holds nothing of it)", path);
+    goto out;
+  }
+  j->started = json_object_object_get_ex (o, "started", &v) && json_object_get_boolean (v);
+  j->paths = calloc (json_object_array_length (a) + 1, sizeof *j->paths);
+  if (j->paths == NULL)
+    goto out;
+  for (size_t i = 0; i < json_object_array_length (a); i++) {
+    const char *p = json_object_get_string (json_object_array_get_idx (a, i));
+    if (p == NULL || p[0] != '/' || !(j->paths[j->nr_paths++] = strdup (p))) {
+      vmferry_set_error ("%s: a damaged journal of a live migration", path);
+      goto out;
+    }
+  }
+  r = 1;
+ out:
+  if (r < 0)
+    journal_free (j);
+  json_object_put (o);
+  return r;
+}
+
+static void
+journal_drop (const char *uuid)
+{
+  CLEANUP_FREE char *path = journal_path (uuid);
+
+  if (path)
+    unlink (path);
+}
+
+/* Before anything else: what an earlier run of this domain's migration
+ * left, as its journal says and the hosts show.  Returns 0 to go on, 1
+ * when the domain already runs on the destination (the move is done),
+ * -1 with the error set when nothing can safely be done.
+ */
+static int
+recover (struct live *l)
+{
+  struct journal j;
+  CLEANUP_VIR_DOMAIN virDomainPtr d = virDomainLookupByUUIDString (l->dst, l->uuid);
+  bool here = virDomainIsActive (l->dom) == 1;
+  bool there = d && virDomainIsActive (d) == 1;
+  char removed[4096] = "";
+  int r = journal_load (l->uuid, &j);
+
+  if (r < 0)
+    return -1;
+  if (!here && there) {
+    /* libvirt completed the move (an earlier run may have been killed
+     * before it could say so).
+     */
+    if (r > 0)
+      journal_drop (l->uuid);
+    journal_free (&j);
+    return 1;
+  }
+  if (r == 0)
+    return 0;
+  if (strcmp (j.dest_uri, l->opts->dest_uri) != 0) {
+    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted; "
+                       "run that one again to clear what it left there first",
+                       l->name, j.dest_uri);
+    journal_free (&j);
+    return -1;
+  }
+  if (here == there) {
+    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted and "
+                       "the domain %s: nothing was touched; see virsh domjobinfo "
+                       "on both hosts", l->name, j.dest_uri,
+                       here ? "runs on both hosts" : "runs on neither host");
+    journal_free (&j);
+    return -1;
+  }
+  /* It runs here only: what the journal lists on the destination goes. */
+  if (d && j.started && virDomainIsPersistent (d) == 1 &&
+      virDomainUndefineFlags (d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
+                              VIR_DOMAIN_UNDEFINE_TPM) == 0)
+    list_add (removed, sizeof removed, "the domain's definition");
+  for (size_t i = 0; i < j.nr_paths; i++) {
+    CLEANUP_FREE char *dir = NULL, *base = NULL;
+    CLEANUP_VIR_POOL virStoragePoolPtr pool = NULL;
+    CLEANUP_VIR_VOL virStorageVolPtr vol = NULL;
+
+    if (split_path (j.paths[i], &dir, &base) < 0 ||
+        !(pool = pool_for_dir (l, l->dst, l->opts->dest_uri, dir))) {
+      journal_free (&j);
+      return -1;
+    }
+    vol = virStorageVolLookupByName (pool, base);
+    if (vol && virStorageVolDelete (vol, 0) < 0) {
+      vmferry_virt_error ("%s: %s, left by an interrupted live migration, cannot "
+                          "be removed", l->opts->dest_uri, j.paths[i]);
+      journal_free (&j);
+      return -1;
+    }
+    if (vol)
+      list_add (removed, sizeof removed, j.paths[i]);
+  }
+  journal_drop (l->uuid);
+  journal_free (&j);
+  vmferry_notice ("domain %s: an earlier live migration to %s was interrupted; "
+                  "removed what it had made there%s%s", l->name, l->opts->dest_uri,
+                  *removed ? ": " : " (nothing was left)", removed);
+  return 0;
+}
+
 /* ------------------------------------------------------------ entry */
 
 static int
@@ -878,6 +1116,68 @@ cancelled (const struct vmferry_live_opts *o)
   return o->cancel && *o->cancel;
 }
 
+/* Connect to both hosts and find the domain. */
+static int
+live_open (struct live *l, const struct vmferry_live_opts *opts)
+{
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  l->opts = opts;
+  if (opts->domain == NULL || opts->dest_uri == NULL) {
+    vmferry_set_error ("live migration: a domain and a destination URI are needed");
+    return -1;
+  }
+  l->src = vmferry_virt_connect (opts->uri);
+  if (l->src == NULL)
+    return -1;
+  l->dom = vmferry_virt_lookup_domain (l->src, opts->domain);
+  if (l->dom == NULL)
+    return -1;
+  l->name = strdup (virDomainGetName (l->dom));
+  if (l->name == NULL || virDomainGetUUIDString (l->dom, uuid) < 0 ||
+      (l->uuid = strdup (uuid)) == NULL) {
+    vmferry_virt_error ("domain %s", opts->domain);
+    return -1;
+  }
+  l->dst = vmferry_virt_connect (opts->dest_uri);
+  return l->dst ? 0 : -1;
+}
+
+/* The domain already runs on the destination (recover said so): that,
+ * and --undefine-source.
+ */
+static enum vmferry_live_outcome
+already (struct live *l)
+{
+  vmferry_notice ("domain %s already runs on %s: an earlier live migration "
+                  "completed it; nothing was done", l->name, l->opts->dest_uri);
+  if (l->opts->undefine_source && virDomainIsPersistent (l->dom) == 1 &&
+      virDomainUndefineFlags (l->dom, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
+                              VIR_DOMAIN_UNDEFINE_KEEP_TPM) < 0) {
+    vmferry_virt_error ("domain %s: runs on %s, but undefining it on the "
+                        "source failed", l->name, l->opts->dest_uri);
+    return VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED;
+  }
+  return VMFERRY_LIVE_ALREADY;
+}
+
+int
+vmferry_live_recover (const struct vmferry_live_opts *opts,
+                      enum vmferry_live_outcome *outcome_rtn)
+{
+  struct live l = { .opts = opts };
+  int r = -1;
+
+  *outcome_rtn = VMFERRY_LIVE_NOTHING;
+  if (live_open (&l, opts) == 0 && (r = recover (&l)) == 1) {
+    *outcome_rtn = already (&l);
+    if (*outcome_rtn != VMFERRY_LIVE_ALREADY)
+      r = -1;
+  }
+  free_live (&l);
+  return r;
+}
+
 int
 vmferry_migrate_live (const struct vmferry_live_opts *opts,
                       enum vmferry_live_outcome *outcome_rtn)
@@ -888,26 +1188,22 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   virTypedParameterPtr params = NULL;
   int nparams = 0, maxparams = 0, state, ret = -1;
   enum vmferry_live_outcome outcome = VMFERRY_LIVE_NOTHING;
-  char uuid[VIR_UUID_STRING_BUFLEN];
   pthread_t thread;
   bool started = false;
   unsigned tick = 0;
   CLEANUP_VIR_DOMAIN virDomainPtr ddom = NULL;
 
-  if (opts->domain == NULL || opts->dest_uri == NULL) {
-    vmferry_set_error ("live migration: a domain and a destination URI are needed");
+  if (live_open (&l, opts) < 0)
     goto out;
-  }
-  l.src = vmferry_virt_connect (opts->uri);
-  if (l.src == NULL)
+  /* What an interrupted run left first (see the journal); a move that is
+   * done already is said so, whatever state the source is in now.
+   */
+  switch (recover (&l)) {
+  case -1:
     goto out;
-  l.dom = vmferry_virt_lookup_domain (l.src, opts->domain);
-  if (l.dom == NULL)
-    goto out;
-  l.name = strdup (virDomainGetName (l.dom));
-  if (l.name == NULL || virDomainGetUUIDString (l.dom, uuid) < 0 ||
-      (l.uuid = strdup (uuid)) == NULL) {
-    vmferry_virt_error ("domain %s", opts->domain);
+  case 1:
+    outcome = already (&l);
+    ret = outcome == VMFERRY_LIVE_ALREADY ? 0 : -1;
     goto out;
   }
   state = vmferry_virt_domain_state (l.dom);
@@ -919,12 +1215,10 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
                        "off one)", l.name, vmferry_virt_state_name (state));
     goto out;
   }
-  l.dst = vmferry_virt_connect (opts->dest_uri);
-  if (l.dst == NULL)
-    goto out;
 
   /* Nothing is made on the destination until here. */
-  if (build_xml (&l) < 0 || check_dest_free (&l) < 0)
+  if (build_xml (&l) < 0 || check_dest_free (&l) < 0 || journal_save (&l, false) < 0 ||
+      vmferry_fault ("live-journaled") < 0)
     goto out;
   for (size_t i = 0; i < l.nr_files; i++) {
     struct live_file *f = &l.files[i];
@@ -933,7 +1227,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
       goto fail;
     }
     if ((f->role == VMFERRY_ROLE_DISK ? create_disk (&l, f)
-                                      : upload_nvram (&l, f)) < 0)
+                                      : upload_nvram (&l, f)) < 0 ||
+        journal_save (&l, false) < 0 || vmferry_fault ("live-created") < 0)
       goto fail;
   }
   if (add_params (&l, &params, &nparams, &maxparams) < 0)
@@ -951,6 +1246,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     goto fail;
   }
   vmferry_verbose ("domain %s: migrating live to %s", l.name, opts->dest_uri);
+  if (journal_save (&l, true) < 0)
+    goto fail;
   errno = pthread_create (&thread, NULL, job_thread, &job);
   if (errno) {
     vmferry_set_error_errno (errno, "domain %s: cannot start the migration thread",
@@ -962,6 +1259,7 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     struct timespec ts = { 0, POLL_NS };
     nanosleep (&ts, NULL);
     poll_job (&l, &mon, ++tick);
+    vmferry_fault ("live-poll");
   }
   pthread_join (thread, NULL);
   ddom = job.result;
@@ -988,6 +1286,7 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   if (mon.phase)
     vmferry_progress_end (opts->progress);
 
+  vmferry_fault ("live-migrated");
   /* The job is done: from here on the destination is the domain. */
   for (size_t i = 0; i < l.nr_files; i++) {
     if (l.files[i].vol)
@@ -1028,6 +1327,10 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     vmferry_progress_end (opts->progress);
   outcome = roll_back (&l, started);
  out:
+  /* The journal stays only where something may be left to undo. */
+  if (l.uuid && (outcome == VMFERRY_LIVE_NOTHING || outcome == VMFERRY_LIVE_MIGRATED ||
+                 outcome == VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED))
+    journal_drop (l.uuid);
   free (job.error);
   virTypedParamsFree (params, nparams);
   free_live (&l);

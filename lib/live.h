@@ -103,6 +103,11 @@ enum vmferry_live_outcome {
    * recovery).  Nothing was removed.
    */
   VMFERRY_LIVE_SPLIT = 4,
+  /* Nothing was done: the domain already runs on the destination and
+   * not on the source (an earlier run completed the move and may have
+   * been killed before it said so).
+   */
+  VMFERRY_LIVE_ALREADY = 5,
 };
 
 /* Migrate OPTS->domain live to OPTS->dest_uri.  Returns 0 (*OUTCOME_RTN
@@ -110,6 +115,16 @@ enum vmferry_live_outcome {
  * saying where the domain and its files are.  OUTCOME_RTN may be NULL.
  */
 int vmferry_migrate_live (const struct vmferry_live_opts *opts,
+                          enum vmferry_live_outcome *outcome_rtn);
+
+/* Before a pre-flight check of a live migration: what an interrupted
+ * earlier run of it left (its journal, see live.c) is cleared from the
+ * destination.  Returns 0 to go on; 1 when the domain already runs on the
+ * destination and not on the source (an earlier run completed the move;
+ * --undefine-source is then done, and *OUTCOME_RTN says how that went);
+ * -1 with the error set when nothing can safely be done.
+ */
+int vmferry_live_recover (const struct vmferry_live_opts *opts,
                           enum vmferry_live_outcome *outcome_rtn);
 
 /* The pure parts, exposed for the unit tests. */

@@ -363,6 +363,26 @@ migrate_live (const struct vmferry_migrate_opts *opts,
 
   if (dest_uri == NULL && !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
     return -1;
+  lopts = (struct vmferry_live_opts) {
+    .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
+    .migrate_uri = opts->migrate_uri,
+    .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
+    /* libvirt counts MiB/s; never round a limit down to "unlimited". */
+    .bandwidth = opts->ssh.bandwidth ? (opts->ssh.bandwidth + (1 << 20) - 1) >> 20 : 0,
+    .auto_converge = opts->auto_converge, .postcopy = opts->postcopy,
+    .undefine_source = opts->undefine_source, .progress = opts->progress,
+    .cancel = opts->cancel,
+  };
+  /* What a killed earlier run left goes first; a move it completed is
+   * said so (the pre-flight would see the files and the domain there).
+   */
+  if (!opts->dry_run) {
+    int k = vmferry_live_recover (&lopts, &lo);
+    if (k != 0) {
+      r = k > 0 ? 0 : -1;
+      goto outcome;
+    }
+  }
   if (!opts->no_check || opts->dry_run) {
     dest = vmferry_virt_connect (dest_uri);
     if (dest == NULL) {
@@ -391,23 +411,15 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       goto out;
     }
   }
-  lopts = (struct vmferry_live_opts) {
-    .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
-    .migrate_uri = opts->migrate_uri,
-    .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
-    /* libvirt counts MiB/s; never round a limit down to "unlimited". */
-    .bandwidth = opts->ssh.bandwidth ? (opts->ssh.bandwidth + (1 << 20) - 1) >> 20 : 0,
-    .auto_converge = opts->auto_converge, .postcopy = opts->postcopy,
-    .undefine_source = opts->undefine_source, .progress = opts->progress,
-    .cancel = opts->cancel,
-  };
   r = vmferry_migrate_live (&lopts, &lo);
+ outcome:
   switch (lo) {
   case VMFERRY_LIVE_NOTHING: *outcome_rtn = VMFERRY_MIGRATE_NOTHING; break;
   case VMFERRY_LIVE_MIGRATED: *outcome_rtn = VMFERRY_MIGRATE_DONE; break;
   case VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED: *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED; break;
   case VMFERRY_LIVE_LEFTOVERS: *outcome_rtn = VMFERRY_MIGRATE_LEFTOVERS; break;
   case VMFERRY_LIVE_SPLIT: *outcome_rtn = VMFERRY_MIGRATE_SPLIT; break;
+  case VMFERRY_LIVE_ALREADY: *outcome_rtn = VMFERRY_MIGRATE_ALREADY; break;
   }
  out:
   vmferry_findings_free (&findings);
