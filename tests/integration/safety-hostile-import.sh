@@ -109,10 +109,24 @@ defines hostdev 'pci:0000:00:01.0' \
 xml mk "$uuid" "" | sed "s|<type arch='x86_64'>hvm</type>|&<kernel>/boot/vmlinuz</kernel>|" >"$SCRATCH/kernel.xml"
 "$MKSTREAM" --xml "$SCRATCH/kernel.xml" "$SCRATCH/kernel.vmf"
 refused refs-kernel '/boot/vmlinuz' --define "$SCRATCH/kernel.vmf"
+# An NVRAM path the stream names but does not carry (as for a domain that
+# never ran): the definition gets one in the target instead, never the
+# host file, which stays as it was.
 xml mk "$uuid" "" |
-    sed "s|<type arch='x86_64'>hvm</type>|&<nvram>$canary_dir/canary</nvram>|" >"$SCRATCH/nvram.xml"
+    sed -e "s|<domain type='[a-z]*'>|&|" \
+        -e "s|<type arch='x86_64'>hvm</type>|<type arch='x86_64' machine='q35'>hvm</type><loader readonly='yes' type='pflash'>$TB_OVMF_CODE</loader><nvram template='$TB_OVMF_VARS'>$canary_dir/canary</nvram>|" \
+        -e "s|</os>|</os><features><acpi/></features>|" >"$SCRATCH/nvram.xml"
 "$MKSTREAM" --xml "$SCRATCH/nvram.xml" "$SCRATCH/nvram.vmf"
-refused refs-nvram "$canary_dir/canary" --define "$SCRATCH/nvram.vmf"
+on_b vmferry-import --dir "$dest" --define "$SCRATCH/nvram.vmf" >"$SCRATCH/out" 2>&1 ||
+    fail "refs-nvram: the import failed: $(cat "$SCRATCH/out")"
+nv=$(virsh_b dumpxml mk | sed -n 's:.*<nvram[^>]*>\(.*\)</nvram>.*:\1:p')
+[[ $nv == "$dest/mk_VARS.fd" ]] || fail "refs-nvram: the NVRAM is '$nv', not in the target"
+[[ $(cat "$canary") == precious ]] || fail "refs-nvram: the canary changed"
+virsh_b -q undefine --nvram mk >/dev/null
+on_b sh -c "rm -f $dest/*"
+[[ $(outside) == "$before" ]] || fail "refs-nvram: something outside the target changed"
+report hostile import-refs-nvram refused
+count=$((count + 1))
 # qemu:commandline: any QEMU argument at all.
 xml mk "$uuid" "" "<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:arg value='-device'/></qemu:commandline>" \
     >"$SCRATCH/qemu.xml"
