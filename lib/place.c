@@ -51,6 +51,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "extent.h"
 #include "fault.h"
 #include "imagelock.h"
 #include "import-int.h"
@@ -663,8 +664,15 @@ file_users (struct importer *im, const struct import_file *f)
  * the stream carried into the target, or one the user allowed by name
  * (lib/refs.h); and its emulator is one of this host's.
  */
+/* WARN false: every host resource the domain as it will be defined
+ * refers to is one the stream carried into the target, or one the user
+ * allowed by name (lib/refs.h), and its emulator one of this host's; else
+ * -1 with the error set.  WARN true (no define: the definition is only
+ * written beside the files): each finding is a warning, for whoever
+ * defines it by hand.
+ */
 static int
-check_refs (struct importer *im)
+check_refs (struct importer *im, bool warn)
 {
   CLEANUP_FREE struct vmferry_refs_carried *carried =
     calloc (2 * im->nr_files + 2, sizeof *carried);
@@ -716,15 +724,80 @@ check_refs (struct importer *im)
     policy.n_emulators = n_emulators;
     policy.have_emulators = true;
   }
-  r = vmferry_refs_enforce (im->doc, &policy);
-  if (r < 0)
-    vmferry_prefix_error ("%s: domain %s is not defined", im->opts->in_name, im->name);
+  if (!warn) {
+    r = vmferry_refs_enforce (im->doc, &policy);
+    if (r < 0)
+      vmferry_prefix_error ("%s: domain %s is not defined", im->opts->in_name, im->name);
+  }
+  else {
+    struct vmferry_ref *refs = NULL;
+    struct vmferry_ref_finding *fs = NULL;
+    size_t nr = 0, nf = 0;
+
+    r = vmferry_domain_refs (im->doc, &refs, &nr);
+    if (r == 0)
+      r = vmferry_refs_check (refs, nr, &policy, &fs, &nf);
+    for (size_t i = 0; r == 0 && i < nf; i++)
+      if (policy.have_emulators || fs[i].reason != VMFERRY_REF_UNKNOWN_EMULATOR)
+        vmferry_warn ("%s.xml: %s (check it before virsh define)", im->name,
+                      fs[i].message);
+    vmferry_ref_findings_free (fs, nf);
+    vmferry_refs_free (refs, nr);
+  }
  out:
   for (size_t i = 0; volumes && i < im->nr_files; i++)
     free (volumes[i]);
   free (volumes);
   vmferry_strv_free (emulators);
   return r;
+}
+
+/* Without --define: the definition as it would be defined, written
+ * beside the files as NAME.xml (a new file, or with --force over a plain
+ * one), so that an admin can define it by hand.  After the files are in
+ * place; a failure is a warning, the import is done.
+ */
+static void
+write_xml (struct importer *im)
+{
+  CLEANUP_FREE char *xml = domain_xml (im, NULL), *file = NULL, *prefix = NULL;
+  CLEANUP_FREE char *tmp = NULL, *path = NULL;
+  struct stat sb;
+  int fd = -1, r;
+
+  if (xml == NULL || asprintf (&file, "%s.xml", im->name) < 0 ||
+      asprintf (&prefix, ".%s.vmferry-", file) < 0 ||
+      !(tmp = vmferry_target_random_name (prefix)) ||
+      !(path = vmferry_target_path (&im->tgt, file)))
+    goto fail;
+  if (im->conn == NULL)
+    im->conn = vmferry_virt_connect (im->opts->uri);
+  vmferry_clear_error ();
+  if (check_refs (im, true) < 0)
+    goto fail;
+  r = vmferry_target_stat (&im->tgt, file, &sb);
+  if (r > 0 && (!im->opts->force || !S_ISREG (sb.st_mode) || sb.st_nlink != 1)) {
+    vmferry_warn ("%s: exists: the domain's definition was not written there (it "
+                  "is in the stream: vmferry-info --xml)", path);
+    return;
+  }
+  fd = vmferry_target_create (&im->tgt, tmp, O_WRONLY, 0600, false);
+  if (fd < 0 || vmferry_write_full (fd, tmp, xml, strlen (xml)) < 0 ||
+      vmferry_write_full (fd, tmp, "\n", 1) < 0 || fsync (fd) < 0 ||
+      vmferry_target_rename (&im->tgt, tmp, &im->tgt, file,
+                             r > 0 ? 0 : RENAME_NOREPLACE) < 0) {
+    if (fd >= 0)
+      vmferry_target_unlink (&im->tgt, tmp);
+    goto fail;
+  }
+  close (fd);
+  vmferry_verbose ("%s: the domain's definition (virsh define %s)", path, path);
+  return;
+ fail:
+  if (fd >= 0)
+    close (fd);
+  vmferry_warn ("%s: the domain's definition was not written: %s", im->dir,
+                vmferry_get_error ());
 }
 
 int
@@ -747,7 +820,7 @@ vmferry_place (struct importer *im)
                           "would replace");
     goto out;
   }
-  if (opts->define && check_refs (im) < 0)
+  if (opts->define && check_refs (im, false) < 0)
     goto out;
   if (im->nvram_new) {
     /* The variable store libvirt will make: nothing may be there already,
@@ -940,6 +1013,8 @@ vmferry_place (struct importer *im)
     goto undo;
   /* Past the commit: a kill from here on is finished by the next run. */
   vmferry_fault ("place-committed");
+  if (!opts->define)
+    write_xml (im);
 
   /* 5. Finish: the files are released first, then what was replaced goes. */
   locks_release (l);

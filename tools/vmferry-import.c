@@ -122,10 +122,6 @@ main (int argc, char *argv[])
     fprintf (stderr, "%s: give at most one of --dir and --pool\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
-  if (opts.new_name && !opts.define) {
-    fprintf (stderr, "%s: --name needs --define\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
   if (join) {
     if (argc - optind > 0) {
       fprintf (stderr, "%s: --join takes nothing else\n", vmferry_program_name ());
