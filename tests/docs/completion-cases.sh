@@ -5,7 +5,10 @@
 # vmferry-import's options after vmferry-send's "--".  Hermetic: domain
 # names need a libvirtd, see tests/integration/completion-domains.sh.
 # Usage: completion-cases.sh COMPLETION_FILE
-set -u
+# As strict as a script that sources the completion: a failing command in
+# it stops the test, and says where.
+set -eEu
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND failed"' ERR
 file=$1
 fail=0
 
