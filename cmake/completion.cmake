@@ -8,12 +8,15 @@ cmake_minimum_required(VERSION 3.25)
 # each tool the template's @VMFERRY_COMPLETION_TABLE@ gets, in the function
 # _vmferry_table TOOL, the long options (those with a required value end
 # in '='), the short ones, and each option's metavariable ("?" in front
-# when the value is optional and so must be attached with '=').
+# when the value is optional and so must be attached with '='); and
+# @VMFERRY_TOOLS@ the tools' names.
 set(table "# _vmferry_table TOOL: the options of TOOL, from tools/TOOL.synopsis.\n")
 string(APPEND table "_vmferry_table ()\n{\n  case $1 in\n")
 file(GLOB synopses ${TOOLS_DIR}/vmferry-*.synopsis)
+set(tools "")
 foreach(syn ${synopses})
   get_filename_component(tool ${syn} NAME_WE)
+  string(APPEND tools " ${tool}")
   file(STRINGS ${syn} lines)
   set(long "")
   set(short "")
@@ -58,5 +61,7 @@ string(APPEND table "  *) return 1 ;;\n  esac\n}")
 
 file(READ ${IN} text)
 string(REPLACE "@VMFERRY_COMPLETION_TABLE@" "${table}" text "${text}")
+string(STRIP "${tools}" tools)
+string(REPLACE "@VMFERRY_TOOLS@" "${tools}" text "${text}")
 file(WRITE ${OUT}.tmp "${text}")
 file(RENAME ${OUT}.tmp ${OUT})

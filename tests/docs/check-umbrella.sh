@@ -4,7 +4,7 @@
 # (up to a '|' or ';') must be in that tool's synopsis, after
 # "vmferry-send ... --" in vmferry-import's; any other long option in
 # some tool's (after another program's name, such as ssh or cmake, its
-# own).  The same for the options README.md quotes.
+# own).  The same for the options README.md and CONTRIBUTING.md quote.
 # Usage: check-umbrella.sh SOURCE_DIR
 set -u
 src=$1
@@ -38,11 +38,15 @@ check_options() {
     # Without markup: *bold*, _underline_, escapes, `code`.
     line=${line//[*_\\\`]/}
     IFS='|;' read -ra segments <<<"$line"
+    tool=
     for seg in "${segments[@]}"; do
-        tool=
+        # A '|' in another program's arguments (ctest -R 'a|b') goes on
+        # with that program; a pipe into a tool names the tool.
+        [[ $tool == other ]] || tool=
         read -ra words <<<"$seg"
         for w in "${words[@]}"; do
             w=${w#\'} w=${w#\(}
+            [[ -n $w ]] || continue
             if [[ -n ${opts[$w]+set} ]]; then
                 tool=$w
                 continue
@@ -78,7 +82,8 @@ check_options() {
 }
 check_options "$page"
 check_options "$src/README.md"
+check_options "$src/CONTRIBUTING.md"
 
 [ $n -gt 50 ] || { echo "vmferry(1): only $n options found: is the parsing broken?"; fail=1; }
-[ $fail -eq 0 ] && echo "vmferry(1) names every tool; the $n options it and README.md quote exist"
+[ $fail -eq 0 ] && echo "vmferry(1) names every tool; the $n options it, README.md and CONTRIBUTING.md quote exist"
 exit $fail
