@@ -6,7 +6,7 @@
 # ($ORIGIN) and names no absolute directory, and that the dynamic loader
 # (ldd, and LD_DEBUG in a real run) resolves libvmferry inside the same
 # prefix.  Then moves one install away: it must still find its own.  Each
-# tool's bash completion is installed too.
+# tool's bash completion and the overview page vmferry(1) are installed too.
 # Usage: runpath.sh BUILD_DIR
 set -u
 build=$1
@@ -50,6 +50,8 @@ check_prefix() {
     done
     [ $n -eq "$ntools" ] ||
         { echo "$p: $n tools installed, the build has $ntools"; fail=1; }
+    [ -s "$p/share/man/man1/vmferry.1" ] ||
+        { echo "$p: vmferry(1) not installed"; fail=1; }
     # Their bash completion, where bash-completion looks for it.
     for tool in "$p"/bin/vmferry-*; do
         c=$p/share/bash-completion/completions/$(basename "$tool")
