@@ -32,20 +32,21 @@ EOF
 : >"$scratch/files/web01.vmf"
 : >"$scratch/files/web02.vmf"
 
+COMP_WORDBREAKS=$' \t\n"\'@><=;|&(:'  # bash's default
 # shellcheck source=/dev/null
 . "$file"
 complete -p vmferry-migrate >/dev/null || { echo "vmferry-migrate has no completion"; exit 1; }
 
 # comp LINE: call the completion on LINE (the cursor at its end) with the
-# words bash would make of it: split at blanks, and at '=' and ':' (of
-# COMP_WORDBREAKS) into words of their own.
+# words bash would make of it: split at blanks, and at '=', ':' and '@'
+# (of bash's default COMP_WORDBREAKS) into words of their own.
 comp() {
     local line=$1 tok
     local -a toks
     COMP_LINE=$line COMP_POINT=${#line} COMP_WORDS=() COMPREPLY=()
     read -ra toks <<<"$line"
     for tok in "${toks[@]}"; do
-        while [[ $tok =~ ^([=:]+|[^=:]+)(.*)$ ]]; do
+        while [[ $tok =~ ^([=:@]+|[^=:@]+)(.*)$ ]]; do
             COMP_WORDS+=("${BASH_REMATCH[1]}")
             tok=${BASH_REMATCH[2]}
         done
@@ -92,10 +93,13 @@ expect 'vmferry-export --output=web01' web01.vmf
 expect 'vmferry-import --dir s' streams
 expect 'vmferry-import --dir=' streams
 # Hosts: ~/.ssh/config's Host names without patterns, known_hosts' names
-# but not hashed or revoked ones; with a user in front.
+# but not hashed or revoked ones; with a user or ssh:// in front (bash
+# replaces what follows the last '@' or ':').
 expect 'vmferry-send ' usa-east bastion dr-site hostb hosta 10.0.0.5
-expect 'vmferry-send root@host' root@hostb root@hosta
+expect 'vmferry-send root@host' hostb hosta
 expect 'vmferry-send us' usa-east
+expect 'vmferry-send ssh://admin@ho' hosta hostb
+expect 'vmferry-migrate web01 ssh://h' //hosta //hostb
 # vmferry-migrate DOMAIN HOST: the second word is a host, also after
 # options with values (separate, attached, and with ':' in them).
 expect 'vmferry-migrate -c qemu:///system --rename=web01-dr web01 dr' dr-site

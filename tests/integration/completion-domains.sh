@@ -14,14 +14,14 @@ completion=$VMFERRY_BUILD_DIR/completion/vmferry
 
 # comp WORD...: complete the last WORD (cursor at its end) of the line
 # made of WORD... joined by blanks; COMPREPLY holds the result.  The words
-# are given as bash makes them (split at '=' and ':' too).
+# are given as bash makes them (split at '=', ':' and '@' too).
 comp() {
     local w line=''
     COMP_WORDS=("$@") COMP_CWORD=$(($# - 1)) COMPREPLY=()
     for w in "$@"; do
         case $w in
-        [=:]*) line+=$w ;;
-        *) [[ $line == *[=:] || -z $line ]] && line+=$w || line+=" $w" ;;
+        [=:@]*) line+=$w ;;
+        *) [[ $line == *[=:@] || -z $line ]] && line+=$w || line+=" $w" ;;
         esac
     done
     COMP_LINE=$line COMP_POINT=${#line}
@@ -48,7 +48,7 @@ for d in $b_doms; do [[ $d == "$dom_a" ]] && in_b=1; done
 # COMP_WORDS as bash splits "-c qemu:///system?socket=..." (at ':' and '=').
 uri_words() {
     local tok=$1
-    while [[ $tok =~ ^([=:]+|[^=:]+)(.*)$ ]]; do
+    while [[ $tok =~ ^([=:@]+|[^=:@]+)(.*)$ ]]; do
         printf '%s\n' "${BASH_REMATCH[1]}"
         tok=${BASH_REMATCH[2]}
     done
