@@ -1081,9 +1081,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     }
   }
   else if (carried && look.have_space && need > look.available) {
-    add_space (c, object,
-               "free space there, or --map-path the files to a larger directory",
-               "the files", need, look.available);
+    add_space (c, object, "free space there, or --map-path the files to a "
+               "larger directory", "the files", need, look.available);
   }
 
   /* Each file: carried ones must not be there yet, others must be. */
@@ -2134,8 +2133,10 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
         json_object_object_add (e, "fix", NULL);
       json_object_object_add (e, "hint", x->hint ? json_object_new_string (x->hint) : NULL);
       if (x->check && strcmp (x->check, "space") == 0) {
-        json_object_object_add (e, "need_bytes", json_object_new_uint64 (x->need));
-        json_object_object_add (e, "free_bytes", json_object_new_uint64 (x->available));
+        json_object_object_add (e, "need_bytes",
+                                json_object_new_uint64 (x->need));
+        json_object_object_add (e, "free_bytes",
+                                json_object_new_uint64 (x->available));
       }
       json_object_array_add (arr, e);
     }

@@ -119,7 +119,8 @@ int vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
 /* Print the findings: as text (one block per finding, then the combined
  * vmferry-rewrite command that fixes what a rewrite can), or as one JSON
  * object {"format", "destination", "domain", "ok", "findings": [{"severity",
- * "check", "object", "message", "fix": [words] | null, "hint"[, "need_bytes", "free_bytes"]}], "fix":
+ * "check", "object", "message", "fix": [words] | null, "hint"[,
+ * "need_bytes", "free_bytes"]}], "fix":
  * [all fix words]}.  DEST_URI and DOMAIN go into the output.
  */
 int vmferry_findings_print (const struct vmferry_findings *f, FILE *out,

@@ -26,10 +26,10 @@ vmferry_tool_common_option (int opt, const char *synopsis)
   switch (opt) {
   case 'h':
     fputs (synopsis, stdout);
-    exit (EXIT_SUCCESS);
+    exit (VMFERRY_EXIT_OK);
   case 'V':
     printf ("%s %s\n", vmferry_program_name (), PACKAGE_VERSION);
-    exit (EXIT_SUCCESS);
+    exit (VMFERRY_EXIT_OK);
   case 'v':
     if (vmferry_get_verbosity () < VMFERRY_LOG_DEBUG)
       vmferry_set_verbosity (vmferry_get_verbosity () + 1);
@@ -66,9 +66,9 @@ print_json_error (const char *msg, int status)
   json_object_object_add (o, "format", json_object_new_string (json_format));
   json_object_object_add (o, "error", json_object_new_string (msg));
   json_object_object_add (o, "exit_status", json_object_new_int (status));
-  printf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
-                                                  JSON_C_TO_STRING_SPACED |
-                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+  printf ("%s\n", json_object_to_json_string_ext
+          (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+           JSON_C_TO_STRING_NOSLASHESCAPE));
   fflush (stdout);
   json_object_put (o);
 }
