@@ -154,9 +154,12 @@ main (int argc, char *argv[])
     r = vmferry_import_abort (&opts, abort_name);
     if (r < 0)
       vmferry_tool_print_error ();
-    else if (vmferry_get_verbosity () >= 0)
-      printf ("%s: aborted %d interrupted transfer%s\n", vmferry_program_name (),
-              r, r == 1 ? "" : "s");
+    else {
+      /* On stderr, like every tool's summary. */
+      vmferry_set_summary ("aborted %d interrupted transfer%s", r,
+                           r == 1 ? "" : "s");
+      vmferry_tool_print_summary ();
+    }
     return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   /* A cut keeps resume state: SIGPIPE must not kill us before we say so,
