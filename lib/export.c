@@ -33,6 +33,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "pipeline.h"
+#include "progress.h"
 #include "qcow2.h"
 #include "scout.h"
 #include "stream.h"
@@ -1211,6 +1212,8 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   CLEANUP_FREE unsigned char *scratch = NULL;
   unsigned threads, depth;
   int level = opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
+  double t0 = vmferry_monotonic ();
+  char size[32], took[32];
   int r = -1;
 
   vmferry_pipeline_shape (opts->threads, &threads, &depth);
@@ -1266,6 +1269,11 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   }
   if (vmferry_stream_write_end (ex.w, plan->nr_files) < 0)
     goto out;
+  vmferry_human_size (vmferry_stream_writer_bytes (ex.w), size, sizeof size);
+  vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+  vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
+                       "in %s)", opts->domain, opts->out_name, plan->nr_files,
+                       plan->nr_files == 1 ? "" : "s", size, took);
   vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
                    vmferry_stream_writer_bytes (ex.w), opts->out_name);
   r = 0;

@@ -1821,10 +1821,31 @@ importer_init (struct importer *im, const struct vmferry_import_opts *opts)
   pthread_cond_init (&im->st_cond, NULL);
 }
 
+/* What was done, in one line (log.h). */
+static void
+set_summary (const struct importer *im, double t0)
+{
+  const struct vmferry_import_opts *opts = im->opts;
+  char size[32], took[32];
+  uint64_t bytes = 0;
+
+  for (size_t i = 0; i < im->nr_files; i++)
+    bytes += im->files[i].allocated;
+  vmferry_human_size (bytes, size, sizeof size);
+  vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+  vmferry_set_summary ("domain %s imported into %s%s%s (%zu file%s, %s in %s)",
+                       im->name, im->pool ? "pool " : "",
+                       im->pool ? im->pool : im->dir,
+                       opts->start ? ", defined and started"
+                       : opts->define ? " and defined" : "",
+                       im->nr_files, im->nr_files == 1 ? "" : "s", size, took);
+}
+
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
   struct importer im;
+  double t0 = vmferry_monotonic ();
   int r = -1, k;
 
   importer_init (&im, opts);
@@ -1894,6 +1915,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
       vmferry_warn ("%s", vmferry_get_error ());
     }
   }
+  set_summary (&im, t0);
   r = 0;
   goto out;
 

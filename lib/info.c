@@ -108,6 +108,8 @@ print_json (FILE *out, const struct vmferry_manifest *m,
     vmferry_set_error_errno (ENOMEM, "json");
     return -1;
   }
+  json_object_object_add (o, "format",
+                          json_object_new_string (VMFERRY_INFO_JSON_FORMAT));
   json_object_object_add (o, "manifest", manifest);
   for (size_t i = 0; i < m->nr_files; i++) {
     json_object *f = json_object_new_object ();

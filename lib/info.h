@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* The "format" member of vmferry-info --json: its layout's version. */
+#define VMFERRY_INFO_JSON_FORMAT "vmferry-info/1"
+
 /* Read the stream on FD (NAME for messages) to its end and print what it
  * holds to OUT, as text or as one JSON object.  Record checksums and the
  * stream's structure are always checked; with VERIFY every data record is

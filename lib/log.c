@@ -75,6 +75,32 @@ vmferry_log (int level, const char *fs, ...)
   errno = saved;
 }
 
+static __thread char summary[1024];
+
+void
+vmferry_set_summary (const char *fs, ...)
+{
+  va_list args;
+  int saved = errno;
+
+  va_start (args, fs);
+  vsnprintf (summary, sizeof summary, fs, args);
+  va_end (args);
+  errno = saved;
+}
+
+const char *
+vmferry_get_summary (void)
+{
+  return summary;
+}
+
+void
+vmferry_clear_summary (void)
+{
+  summary[0] = '\0';
+}
+
 double
 vmferry_monotonic (void)
 {

@@ -34,6 +34,18 @@ double vmferry_monotonic (void);
 void vmferry_log (int level, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
 
+/* What an operation did, in one line ("domain web01 exported to web01.vmf
+ * (2.1 GiB in 0:12)"): the library records it when the operation
+ * succeeds, and the tool prints it at its end unless -q
+ * (vmferry_tool_print_summary).  An operation that runs others records
+ * its own line after theirs, so the outermost one is printed.  Per thread.
+ */
+void vmferry_set_summary (const char *fs, ...)
+  __attribute__ ((format (printf, 1, 2)));
+/* The last summary of this thread; "" when none. */
+const char *vmferry_get_summary (void);
+void vmferry_clear_summary (void);
+
 #define vmferry_warn(...) vmferry_log (VMFERRY_LOG_NORMAL, "warning: " __VA_ARGS__)
 #define vmferry_notice(...) vmferry_log (VMFERRY_LOG_NORMAL, __VA_ARGS__)
 #define vmferry_verbose(...) vmferry_log (VMFERRY_LOG_VERBOSE, __VA_ARGS__)

@@ -19,6 +19,7 @@
 #include "error.h"
 #include "log.h"
 #include "output.h"
+#include "progress.h"
 
 #define TMP_SUFFIX ".vmferry-"
 #define TMP_RANDOM 6                    /* as mkstemp's XXXXXX */
@@ -71,9 +72,11 @@ remove_stale (const char *dir, const char *base)
     }
     if (fstatat (dirfd (d), e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
         now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+      char size[32];
+      vmferry_human_size ((uint64_t) st.st_size, size, sizeof size);
       if (unlinkat (dirfd (d), e->d_name, 0) == 0)
         vmferry_notice ("%s/%s: removed the temporary file of an interrupted "
-                        "run (%jd bytes)", dir, e->d_name, (intmax_t) st.st_size);
+                        "run (%s)", dir, e->d_name, size);
       else
         vmferry_warn ("%s/%s: the temporary file of an interrupted run could "
                       "not be removed: %s", dir, e->d_name, strerror (errno));

@@ -29,6 +29,7 @@
 #include "error.h"
 #include "log.h"
 #include "preflight.h"
+#include "progress.h"
 #include "resume.h"
 #include "refs.h"
 #include "stream.h"
@@ -141,6 +142,27 @@ add (struct ctx *c, int sev, const char *check, const char *object,
   if (!f->check || !f->object || !f->message || (hint && !f->hint) ||
       (fix && !f->fix))
     c->oom = true;
+}
+
+
+/* A "space" error: WHAT ("the files", "the volumes") need NEED bytes
+ * where AVAILABLE are free.  Rounded in the message, exact in the JSON.
+ */
+static void
+add_space (struct ctx *c, const char *object, const char *hint,
+           const char *what, uint64_t need, uint64_t available)
+{
+  char a[32], b[32];
+
+  vmferry_human_size (need, a, sizeof a);
+  vmferry_human_size (available, b, sizeof b);
+  add (c, VMFERRY_SEV_ERROR, "space", object, NULL, hint,
+       "%s need %s, %s %s free", what, a, b,
+       available >= 1024 ? "are" : "is");
+  if (!c->oom) {
+    c->out->v[c->out->n - 1].need = need;
+    c->out->v[c->out->n - 1].available = available;
+  }
 }
 
 /* libvirt's last error message, one line. */
@@ -1059,10 +1081,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     }
   }
   else if (carried && look.have_space && need > look.available) {
-    add (c, VMFERRY_SEV_ERROR, "space", object, NULL,
-         "free space there, or --map-path the files to a larger directory",
-         "the files need %" PRIu64 " bytes, %" PRIu64 " are free", need,
-         look.available);
+    add_space (c, object, "free space there, or --map-path the files to a "
+               "larger directory", "the files", need, look.available);
   }
 
   /* Each file: carried ones must not be there yet, others must be. */
@@ -1229,10 +1249,9 @@ check_storage (struct ctx *c)
         if (strncmp (w[k].key, w[i].key, slash - w[i].key + 1) == 0 && w[k].carried)
           need += w[k].allocated;
       if (virStoragePoolGetInfo (p, &info) == 0 && need > info.available)
-        add (c, VMFERRY_SEV_ERROR, "space", object, NULL,
-             "free space in the pool, or --pool the disks to another one",
-             "the volumes need %" PRIu64 " bytes, %llu are free", need,
-             info.available);
+        add_space (c, object,
+                   "free space in the pool, or --pool the disks to another one",
+                   "the volumes", need, info.available);
     }
     virStoragePoolFree (p);
   }
@@ -2088,6 +2107,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
       vmferry_set_error_errno (ENOMEM, "check output");
       return -1;
     }
+    json_object_object_add (o, "format",
+                            json_object_new_string (VMFERRY_CHECK_JSON_FORMAT));
     json_object_object_add (o, "destination", json_object_new_string (dest_uri ? dest_uri : ""));
     json_object_object_add (o, "domain", json_object_new_string (domain ? domain : ""));
     json_object_object_add (o, "ok", json_object_new_boolean (!vmferry_findings_blocking (f)));
@@ -2111,6 +2132,12 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
       else
         json_object_object_add (e, "fix", NULL);
       json_object_object_add (e, "hint", x->hint ? json_object_new_string (x->hint) : NULL);
+      if (x->check && strcmp (x->check, "space") == 0) {
+        json_object_object_add (e, "need_bytes",
+                                json_object_new_uint64 (x->need));
+        json_object_object_add (e, "free_bytes",
+                                json_object_new_uint64 (x->available));
+      }
       json_object_array_add (arr, e);
     }
     json_object_object_add (o, "findings", arr);

@@ -44,6 +44,10 @@ struct vmferry_finding {
    */
   char **fix;
   char *hint;                   /* what else would fix it, or NULL */
+  /* "space": the bytes needed and free there (the message rounds them);
+   * 0 for the other checks.
+   */
+  uint64_t need, available;
 };
 
 struct vmferry_findings {
@@ -109,10 +113,14 @@ int vmferry_check_input_load (const char *what, const char *source_uri,
 int vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
                    struct vmferry_findings *findings_rtn);
 
+/* The "format" member of vmferry-check --json: its layout's version. */
+#define VMFERRY_CHECK_JSON_FORMAT "vmferry-check/1"
+
 /* Print the findings: as text (one block per finding, then the combined
  * vmferry-rewrite command that fixes what a rewrite can), or as one JSON
- * object {"destination", "domain", "ok", "findings": [{"severity",
- * "check", "object", "message", "fix": [words] | null, "hint"}], "fix":
+ * object {"format", "destination", "domain", "ok", "findings": [{"severity",
+ * "check", "object", "message", "fix": [words] | null, "hint"[,
+ * "need_bytes", "free_bytes"]}], "fix":
  * [all fix words]}.  DEST_URI and DOMAIN go into the output.
  */
 int vmferry_findings_print (const struct vmferry_findings *f, FILE *out,

@@ -16,6 +16,7 @@
 #include "fault.h"
 #include "handoff.h"
 #include "log.h"
+#include "progress.h"
 #include "resume.h"
 #include "send.h"
 #include "stream.h"
@@ -545,6 +546,7 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
   struct read_ahead ra = { 0 };
   struct push_conns pc = { 0 };
   struct vmferry_stream_writer *w = NULL;
+  double t0 = vmferry_monotonic ();
   int r = -1;
 
   if (stats == NULL)
@@ -597,10 +599,20 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
     goto out;
   r = push (&sd, &pt, stats, &pc, w);
   w = NULL;
-  if (r == 0)
+  if (r == 0) {
+    char sent[32], took[32], skipped[32];
+    vmferry_human_size (stats->sent, sent, sizeof sent);
+    vmferry_human_size (stats->skipped, skipped, sizeof skipped);
+    vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+    vmferry_set_summary ("stream sent to %s (%s in %s%s%s%s)",
+                         vmferry_ssh_host (sd.ssh), sent, took,
+                         pt.resume ? "; resumed, " : "",
+                         pt.resume ? skipped : "",
+                         pt.resume ? " were already there" : "");
     vmferry_verbose ("%s: sent %" PRIu64 " bytes%s; %" PRIu64 " bytes of file data "
                      "were already there", vmferry_ssh_host (sd.ssh), stats->sent,
                      pt.resume ? " (resumed)" : "", stats->skipped);
+  }
  out:
   /* The import started ahead of a query that failed, or could not start:
    * it sees its input end before the stream, and nothing of it shows.

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "error.h"
 #include "log.h"
 #include "tool.h"
@@ -24,10 +26,10 @@ vmferry_tool_common_option (int opt, const char *synopsis)
   switch (opt) {
   case 'h':
     fputs (synopsis, stdout);
-    exit (EXIT_SUCCESS);
+    exit (VMFERRY_EXIT_OK);
   case 'V':
     printf ("%s %s\n", vmferry_program_name (), PACKAGE_VERSION);
-    exit (EXIT_SUCCESS);
+    exit (VMFERRY_EXIT_OK);
   case 'v':
     if (vmferry_get_verbosity () < VMFERRY_LOG_DEBUG)
       vmferry_set_verbosity (vmferry_get_verbosity () + 1);
@@ -40,12 +42,74 @@ vmferry_tool_common_option (int opt, const char *synopsis)
   }
 }
 
+/* --json: the format member of error objects; NULL: errors are text. */
+static const char *json_format;
+
+bool
+vmferry_tool_json_errors (int argc, char *const argv[], const char *format)
+{
+  for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++)
+    if (strcmp (argv[i], "--json") == 0) {
+      json_format = format;
+      return true;
+    }
+  return false;
+}
+
+static void
+print_json_error (const char *msg, int status)
+{
+  json_object *o = json_object_new_object ();
+
+  if (o == NULL)
+    return;
+  json_object_object_add (o, "format", json_object_new_string (json_format));
+  json_object_object_add (o, "error", json_object_new_string (msg));
+  json_object_object_add (o, "exit_status", json_object_new_int (status));
+  printf ("%s\n", json_object_to_json_string_ext
+          (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+           JSON_C_TO_STRING_NOSLASHESCAPE));
+  fflush (stdout);
+  json_object_put (o);
+}
+
 void
 vmferry_tool_usage_error (void)
 {
   fprintf (stderr, "Try '%s --help' for more information.\n",
            vmferry_program_name ());
-  exit (EXIT_FAILURE);
+  if (json_format) {
+    const char *msg = vmferry_get_error ();
+    char text[256];
+
+    if (!*msg) {
+      snprintf (text, sizeof text, "usage error: see '%s --help'",
+                vmferry_program_name ());
+      msg = text;
+    }
+    print_json_error (msg, VMFERRY_EXIT_USAGE);
+  }
+  exit (VMFERRY_EXIT_USAGE);
+}
+
+int
+vmferry_tool_fail (int status)
+{
+  const char *msg = vmferry_get_error ();
+
+  vmferry_tool_print_error ();
+  if (json_format)
+    print_json_error (*msg ? msg : "unknown error", status);
+  return status;
+}
+
+void
+vmferry_tool_print_summary (void)
+{
+  const char *s = vmferry_get_summary ();
+
+  if (*s && vmferry_get_verbosity () >= VMFERRY_LOG_NORMAL)
+    fprintf (stderr, "%s: %s\n", vmferry_program_name (), s);
 }
 
 void

@@ -1,6 +1,7 @@
 /* vmferry-check: can this domain run on that destination? */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,6 @@
 #include "virt.h"
 
 #include "vmferry-check-synopsis.h"
-
-/* 0: nothing blocks; 1: something does; 2: the check could not run. */
-enum { EXIT_BLOCKED = 1, EXIT_CANNOT_CHECK = 2 };
 
 enum { OPT_JSON = 256, OPT_ALLOW_PATH };
 
@@ -39,9 +37,10 @@ main (int argc, char *argv[])
   CLEANUP_FREE const char **allow = NULL;
   size_t nr_allow = 0;
   bool json = false;
-  int c, status = EXIT_CANNOT_CHECK;
+  int c, status = VMFERRY_EXIT_CANNOT_RUN;
 
   vmferry_tool_init (argv[0]);
+  vmferry_tool_json_errors (argc, argv, VMFERRY_CHECK_JSON_FORMAT);
   while ((c = getopt_long (argc, argv, "c:s:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
@@ -56,8 +55,8 @@ main (int argc, char *argv[])
       }
       v = reallocarray (allow, nr_allow + 1, sizeof *v);
       if (v == NULL) {
-        perror ("--allow-path");
-        exit (EXIT_CANNOT_CHECK);
+        vmferry_set_error_errno (errno, "--allow-path");
+        return vmferry_tool_fail (VMFERRY_EXIT_CANNOT_RUN);
       }
       allow = v;
       allow[nr_allow++] = optarg;
@@ -69,8 +68,9 @@ main (int argc, char *argv[])
     }
   }
   if (dest_uri == NULL || argc - optind != 1) {
-    fprintf (stderr, "%s: give the destination with -c URI and one DOMAIN, "
-             "STREAM or XML\n", vmferry_program_name ());
+    vmferry_set_error ("give the destination with -c URI and one DOMAIN, "
+                       "STREAM or XML");
+    vmferry_tool_print_error ();
     vmferry_tool_usage_error ();
   }
 
@@ -87,10 +87,11 @@ main (int argc, char *argv[])
     goto out;
   if (vmferry_findings_print (&findings, stdout, json, dest_uri, in.name) == -1)
     goto out;
-  status = vmferry_findings_blocking (&findings) ? EXIT_BLOCKED : EXIT_SUCCESS;
+  status = vmferry_findings_blocking (&findings) ? VMFERRY_EXIT_FAILED
+                                                 : VMFERRY_EXIT_OK;
  out:
-  if (status == EXIT_CANNOT_CHECK)
-    vmferry_tool_print_error ();
+  if (status == VMFERRY_EXIT_CANNOT_RUN)
+    vmferry_tool_fail (status);
   vmferry_findings_free (&findings);
   vmferry_check_input_free (&in);
   return status;

@@ -70,7 +70,7 @@ main (int argc, char *argv[])
       vmferry_output_remove_on_signal (&out) < 0) {
     vmferry_tool_print_error ();
     vmferry_output_discard (&out);
-    return EXIT_FAILURE;
+    return VMFERRY_EXIT_FAILED;
   }
   opts.out_fd = out.fd;
   opts.out_name = out.name;
@@ -86,8 +86,11 @@ main (int argc, char *argv[])
                vmferry_program_name (), out.path);
   }
   vmferry_output_discard (&out);
+  /* After the bar's last line. */
   vmferry_progress_free (opts.progress);
-  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (r == 0)
+    vmferry_tool_print_summary ();
+  return r == 0 ? VMFERRY_EXIT_OK : VMFERRY_EXIT_FAILED;
 
  bad_arg:
   vmferry_tool_print_error ();

@@ -47,9 +47,13 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 }
 };
 
+/* The signal that ended the import: its exit status says so. */
+static volatile sig_atomic_t caught;
+
 static void
 on_signal (int signo)
 {
+  caught = signo;
   vmferry_import_interrupt (signo);
 }
 
@@ -146,10 +150,13 @@ main (int argc, char *argv[])
     r = vmferry_import_abort (&opts, abort_name);
     if (r < 0)
       vmferry_tool_print_error ();
-    else if (vmferry_get_verbosity () >= 0)
-      printf ("%s: aborted %d interrupted transfer%s\n", vmferry_program_name (),
-              r, r == 1 ? "" : "s");
-    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    else {
+      /* On stderr, like every tool's summary. */
+      vmferry_set_summary ("aborted %d interrupted transfer%s", r,
+                           r == 1 ? "" : "s");
+      vmferry_tool_print_summary ();
+    }
+    return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   /* A cut keeps resume state: SIGPIPE must not kill us before we say so,
    * and these signals end the import like a cut link.
@@ -164,7 +171,7 @@ main (int argc, char *argv[])
     if (fd < 0) {
       fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), argv[optind],
                strerror (errno));
-      return EXIT_FAILURE;
+      return VMFERRY_EXIT_FAILED;
     }
     opts.in_fd = fd;
     opts.in_name = argv[optind];
@@ -172,17 +179,23 @@ main (int argc, char *argv[])
   if (stripes && (opts.stripes = vmferry_stripes_in_new (token, stripes,
                                                          STDIN_FILENO)) == NULL) {
     vmferry_tool_print_error ();
-    return EXIT_FAILURE;
+    return VMFERRY_EXIT_FAILED;
   }
   opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
   r = vmferry_import (&opts);
   if (r < 0)
     vmferry_tool_print_error ();
-  vmferry_stripes_in_free (opts.stripes, r >= 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+  vmferry_stripes_in_free (opts.stripes, r >= 0 ? VMFERRY_EXIT_OK
+                                                : VMFERRY_EXIT_FAILED);
   vmferry_progress_free (opts.progress);
   if (fd >= 0)
     close (fd);
-  return r >= 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (r < 0)
+    return caught ? VMFERRY_EXIT_SIGNAL + caught : VMFERRY_EXIT_FAILED;
+  /* VMFERRY_IMPORT_ALREADY: said so, and is success. */
+  if (r == 0 && !opts.resume_query)
+    vmferry_tool_print_summary ();
+  return VMFERRY_EXIT_OK;
 
  bad_arg:
   vmferry_tool_print_error ();

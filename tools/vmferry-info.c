@@ -32,6 +32,7 @@ main (int argc, char *argv[])
   int fd = STDIN_FILENO, c, r;
 
   vmferry_tool_init (argv[0]);
+  vmferry_tool_json_errors (argc, argv, VMFERRY_INFO_JSON_FORMAT);
   while ((c = getopt_long (argc, argv, VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
@@ -43,21 +44,20 @@ main (int argc, char *argv[])
     }
   }
   if (argc - optind > 1) {
-    fprintf (stderr, "%s: expected at most one FILE\n", vmferry_program_name ());
+    vmferry_set_error ("expected at most one FILE");
+    vmferry_tool_print_error ();
     vmferry_tool_usage_error ();
   }
   if (argc - optind == 1 && strcmp (argv[optind], "-") != 0) {
     name = argv[optind];
     fd = open (name, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), name, strerror (errno));
-      return EXIT_FAILURE;
+      vmferry_set_error_errno (errno, "%s", name);
+      return vmferry_tool_fail (VMFERRY_EXIT_FAILED);
     }
   }
   r = vmferry_info (fd, name, json, verify, stdout);
-  if (r < 0)
-    vmferry_tool_print_error ();
   if (fd != STDIN_FILENO)
     close (fd);
-  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return r == 0 ? VMFERRY_EXIT_OK : vmferry_tool_fail (VMFERRY_EXIT_FAILED);
 }

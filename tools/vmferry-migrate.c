@@ -71,8 +71,7 @@ static volatile sig_atomic_t cancelled;
 static void
 on_signal (int sig)
 {
-  (void) sig;
-  cancelled = 1;
+  cancelled = sig;
 }
 
 static const char *
@@ -92,7 +91,8 @@ main (int argc, char *argv[])
     .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
     .buffer = VMFERRY_SEND_BUFFER,
   };
-  enum vmferry_migrate_outcome outcome;
+  enum vmferry_migrate_outcome outcome = VMFERRY_MIGRATE_NOTHING;
+  double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
   uint64_t n;
 
@@ -100,7 +100,7 @@ main (int argc, char *argv[])
   opts.rewrite = vmferry_rewrite_new ();
   if (opts.rewrite == NULL) {
     vmferry_tool_print_error ();
-    return EXIT_FAILURE;
+    return VMFERRY_EXIT_FAILED;
   }
   while ((c = getopt_long (argc, argv, "c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
@@ -195,14 +195,28 @@ main (int argc, char *argv[])
     vmferry_tool_print_error ();
   vmferry_progress_free (opts.progress);
   vmferry_rewrite_free (opts.rewrite);
-  if (r == 0)
-    return EXIT_SUCCESS;
-  /* See EXIT STATUS in the man page. */
+  if (r == 0) {
+    if (outcome == VMFERRY_MIGRATE_DONE && !opts.dry_run) {
+      char took[32];
+      vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+      vmferry_set_summary ("domain %s %s %s%s in %s%s", opts.domain,
+                           opts.live ? "migrated live to"
+                           : "copied, verified and defined on",
+                           opts.ssh.destination,
+                           opts.start ? " and started" : "", took,
+                           opts.undefine_source
+                           ? "; the source was undefined" : "");
+      vmferry_tool_print_summary ();
+    }
+    return VMFERRY_EXIT_OK;
+  }
+  /* The one table of tool.h. */
   switch (outcome) {
-  case VMFERRY_MIGRATE_SOURCE_DEFINED: return 2;
-  case VMFERRY_MIGRATE_LEFTOVERS: return 3;
-  case VMFERRY_MIGRATE_SPLIT: return 4;
-  default: return EXIT_FAILURE;
+  case VMFERRY_MIGRATE_SOURCE_DEFINED: return VMFERRY_EXIT_BOTH_DEFINED;
+  case VMFERRY_MIGRATE_LEFTOVERS: return VMFERRY_EXIT_LEFTOVERS;
+  case VMFERRY_MIGRATE_SPLIT: return VMFERRY_EXIT_SPLIT;
+  default:
+    return cancelled ? VMFERRY_EXIT_SIGNAL + cancelled : VMFERRY_EXIT_FAILED;
   }
 
  bad_arg:

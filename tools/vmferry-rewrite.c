@@ -71,7 +71,7 @@ main (int argc, char *argv[])
   rw = vmferry_rewrite_new ();
   if (rw == NULL) {
     vmferry_tool_print_error ();
-    return EXIT_FAILURE;
+    return VMFERRY_EXIT_FAILED;
   }
   while ((c = getopt_long (argc, argv, "x:o:c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
@@ -137,16 +137,22 @@ main (int argc, char *argv[])
     r = vmferry_rewrite_xml_fd (rw, in_fd, in_name, out.fd, out.name, dest);
   else
     r = vmferry_rewrite_stream (rw, in_fd, in_name, out.fd, out.name, dest);
-  if (r == 0 && out.path)
+  if (r == 0 && out.path) {
     r = vmferry_output_commit (&out);
+    /* In a pipeline the next stage says what arrived. */
+    if (r == 0)
+      vmferry_set_summary ("%s rewritten to %s", in_name, out.path);
+  }
 
  out:
   if (r < 0)
     vmferry_tool_print_error ();
+  else
+    vmferry_tool_print_summary ();
   if (out.path)
     vmferry_output_discard (&out);
   vmferry_rewrite_free (rw);
-  return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return r == 0 ? VMFERRY_EXIT_OK : VMFERRY_EXIT_FAILED;
 
  bad_arg:
   vmferry_tool_print_error ();

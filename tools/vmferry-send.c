@@ -104,7 +104,7 @@ main (int argc, char *argv[])
     fd = open (input, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), input, strerror (errno));
-      return EXIT_FAILURE;
+      return VMFERRY_EXIT_FAILED;
     }
     opts.in_fd = fd;
     opts.in_name = input;
@@ -118,10 +118,14 @@ main (int argc, char *argv[])
   vmferry_progress_free (opts.progress);
   if (fd >= 0)
     close (fd);
-  if (r == 0)
-    return EXIT_SUCCESS;
-  /* The remote import's own status when it failed with one. */
-  return stats.remote_status > 0 ? stats.remote_status : EXIT_FAILURE;
+  if (r == 0) {
+    vmferry_tool_print_summary ();
+    return VMFERRY_EXIT_OK;
+  }
+  /* The remote import's own status when it failed with one: the same
+   * table (tool.h).
+   */
+  return stats.remote_status > 0 ? stats.remote_status : VMFERRY_EXIT_FAILED;
 
  bad_arg:
   vmferry_tool_print_error ();

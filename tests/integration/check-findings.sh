@@ -97,6 +97,11 @@ virsh_a -q define "$SCRATCH/small.xml" >/dev/null || fail "cannot define t-chk o
 rc=0
 $VG vmferry-check -c "$URI_B" -s "$URI_A" --json t-chk >"$SCRATCH/c.json" || rc=$?
 expect space "directory /var/lib/libvirt/t-chk-small" 'null'
+# Sizes as people read them in the message, exact bytes beside it.
+jq -e '[.findings[] | select(.check == "space")][0] |
+       (.message | test("^the files need [0-9.]+ [KMGTPE]iB, [0-9.]+ ([KMGTPE]i)?B (is|are) free$"))
+       and (.need_bytes > .free_bytes)' "$SCRATCH/c.json" >/dev/null ||
+    fail "space: not in binary units with exact bytes: $(jq -c .findings "$SCRATCH/c.json")"
 
 # A destination that does not answer: exit 2, not a finding.
 rc=0

@@ -13,15 +13,16 @@ mkfifo "$canary"
 good=$SCRATCH/good.xml
 tb_domain_xml t-bad "$VIRT_TYPE" /var/lib/libvirt/images/t-bad.qcow2 qcow2 128 >"$good"
 
-# expect_refused NAME STDERR-FRAGMENT CMD...: exit 1, the message, no
-# output file, nothing on stdout, and no hang on the canary.
+# expect_refused NAME STDERR-FRAGMENT CMD...: exit 1 (or $RC: 2 for rules
+# that are wrong, a usage error), the message, no output file, nothing on
+# stdout, and no hang on the canary.
 expect_refused() {
-    local name=$1 want=$2 rc=0
+    local name=$1 want=$2 rc=0 want_rc=${RC:-1}
     shift 2
     rm -f "$SCRATCH/out"
     timeout 20 "$@" >"$SCRATCH/stdout" 2>"$SCRATCH/stderr" || rc=$?
     ((rc != 124)) || fail "$name: hung (opened the FIFO named by the input?)"
-    ((rc == 1)) || { cat "$SCRATCH/stderr"; fail "$name: exit $rc, not 1"; }
+    ((rc == want_rc)) || { cat "$SCRATCH/stderr"; fail "$name: exit $rc, not $want_rc"; }
     grep -qF -- "$want" "$SCRATCH/stderr" ||
         { cat "$SCRATCH/stderr"; fail "$name: the error does not say '$want'"; }
     [[ ! -s $SCRATCH/stdout ]] || fail "$name: something was written to stdout"
@@ -99,20 +100,20 @@ printf '# ok\n\nmap-bridge br0=br1\nfrobnicate yes\n' >"$SCRATCH/unknown.map"
 printf 'map-path relative=/srv\n' >"$SCRATCH/relative.map"
 printf 'map-network a=b\nmap-network b=c\n' >"$SCRATCH/chain.map"
 printf 'map-file %s\n' "$SCRATCH/chain.map" >"$SCRATCH/nested.map"
-expect_refused "map file contradiction" "contra.map:3: --map-network a=c contradicts a=b (" \
+RC=2 expect_refused "map file contradiction" "contra.map:3: --map-network a=c contradicts a=b (" \
     $VG vmferry-rewrite -m "$SCRATCH/contra.map" --xml "$good" -o "$SCRATCH/out"
-expect_refused "map file unknown option" "unknown.map:4: unknown rewrite option 'frobnicate'" \
+RC=2 expect_refused "map file unknown option" "unknown.map:4: unknown rewrite option 'frobnicate'" \
     $VG vmferry-rewrite -m "$SCRATCH/unknown.map" --xml "$good" -o "$SCRATCH/out"
-expect_refused "map file relative path" "relative.map:1: --map-path: OLD 'relative' is not an absolute path" \
+RC=2 expect_refused "map file relative path" "relative.map:1: --map-path: OLD 'relative' is not an absolute path" \
     $VG vmferry-rewrite -m "$SCRATCH/relative.map" --xml "$good" -o "$SCRATCH/out"
-expect_refused "map file chain" "chain.map:2: --map-network b=c and a=b" \
+RC=2 expect_refused "map file chain" "chain.map:2: --map-network b=c and a=b" \
     $VG vmferry-rewrite -m "$SCRATCH/chain.map" --xml "$good" -o "$SCRATCH/out"
-expect_refused "map file nesting" "nested.map:1: a map file cannot read another map file" \
+RC=2 expect_refused "map file nesting" "nested.map:1: a map file cannot read another map file" \
     $VG vmferry-rewrite -m "$SCRATCH/nested.map" --xml "$good" -o "$SCRATCH/out"
-expect_refused "map file missing" "nonexistent.map: cannot open map file" \
+RC=2 expect_refused "map file missing" "nonexistent.map: cannot open map file" \
     $VG vmferry-rewrite -m "$SCRATCH/nonexistent.map" --xml "$good" -o "$SCRATCH/out"
 printf 'map-bridge br0=br1\n' >"$SCRATCH/site.map"
-expect_refused "map file contradicting the command line" \
+RC=2 expect_refused "map file contradicting the command line" \
     "site.map:1: --map-bridge br0=br1 contradicts br0=br2 (command line)" \
     $VG vmferry-rewrite --map-bridge br0=br2 -m "$SCRATCH/site.map" --xml "$good" -o "$SCRATCH/out"
 

@@ -7,13 +7,13 @@
 
 hint="options for the remote vmferry-import go after the destination and '--'"
 
-# usage_error WANT-HINT SEND-ARG...: status 1, getopt's own complaint,
+# usage_error WANT-HINT SEND-ARG...: status 2 (usage), getopt's own complaint,
 # the hint (or not), and the pointer to --help.
 usage_error() {
     local want=$1 rc=0 out
     shift
     out=$(on_a $VG vmferry-send "$@" 2>&1 </dev/null) || rc=$?
-    ((rc == 1)) || fail "vmferry-send $*: status $rc, not 1: $out"
+    ((rc == 2)) || fail "vmferry-send $*: status $rc, not 2: $out"
     grep -q "Try 'vmferry-send --help'" <<<"$out" || fail "vmferry-send $*: $out"
     if ((want)); then
         grep -qF "$hint" <<<"$out" || fail "vmferry-send $*: no hint: $out"

@@ -3,7 +3,11 @@
 
 #include "unit.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "error.h"
 #include "log.h"
@@ -50,4 +54,129 @@ START_TEST (test_common_options)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("tool", test_parse_uint, test_parse_fd, test_common_options)
+/* Run FN with stdout (FD 1) or stderr (FD 2) going to a file; return what
+ * it wrote (the caller frees).
+ */
+static char *
+capture (int fd, void (*fn) (void))
+{
+  FILE *f = tmpfile ();
+  int saved = dup (fd);
+  char *text;
+  long len;
+
+  ck_assert_ptr_nonnull (f);
+  fflush (fd == 1 ? stdout : stderr);
+  ck_assert_int_ge (dup2 (fileno (f), fd), 0);
+  fn ();
+  fflush (fd == 1 ? stdout : stderr);
+  ck_assert_int_ge (dup2 (saved, fd), 0);
+  close (saved);
+  len = (long) lseek (fileno (f), 0, SEEK_END);
+  text = calloc (1, (size_t) len + 1);
+  ck_assert_ptr_nonnull (text);
+  ck_assert_int_eq (pread (fileno (f), text, (size_t) len, 0), len);
+  fclose (f);
+  return text;
+}
+
+static int fail_status;
+
+static void
+fail_blocked (void)
+{
+  vmferry_set_error ("disk /x: \"quoted\" and\ta tab");
+  fail_status = vmferry_tool_fail (VMFERRY_EXIT_FAILED);
+}
+
+/* The table's values are what scripts and the man pages rely on. */
+START_TEST (test_exit_codes)
+{
+  ck_assert_int_eq (VMFERRY_EXIT_OK, 0);
+  ck_assert_int_eq (VMFERRY_EXIT_FAILED, 1);
+  ck_assert_int_eq (VMFERRY_EXIT_USAGE, 2);
+  ck_assert_int_eq (VMFERRY_EXIT_CANNOT_RUN, 2);
+  ck_assert_int_eq (VMFERRY_EXIT_BOTH_DEFINED, 3);
+  ck_assert_int_eq (VMFERRY_EXIT_LEFTOVERS, 4);
+  ck_assert_int_eq (VMFERRY_EXIT_SPLIT, 5);
+  ck_assert_int_eq (VMFERRY_EXIT_SIGNAL + 2, 130);
+  ck_assert_int_eq (VMFERRY_EXIT_SIGNAL + 15, 143);
+}
+END_TEST
+
+/* Without --json an error is one line on stderr and nothing on stdout. */
+START_TEST (test_fail_text)
+{
+  char *out, *err;
+  char *argv[] = { "vmferry-check", "-c", "x", "--", "--json", NULL };
+
+  vmferry_set_program_name ("vmferry-check");
+  ck_assert (!vmferry_tool_json_errors (5, argv, "vmferry-check/1"));
+  out = capture (1, fail_blocked);
+  ck_assert_int_eq (fail_status, 1);
+  ck_assert_str_eq (out, "");
+  err = capture (2, fail_blocked);
+  ck_assert_str_eq (err, "vmferry-check: disk /x: \"quoted\" and\ta tab\n");
+  free (out);
+  free (err);
+}
+END_TEST
+
+/* With --json, stdout gets one object: format, the message, the status. */
+START_TEST (test_fail_json)
+{
+  char *argv[] = { "vmferry-check", "-c", "x", "--json", "dom", NULL };
+  json_object *o, *v;
+  char *out;
+
+  vmferry_set_program_name ("vmferry-check");
+  ck_assert (vmferry_tool_json_errors (5, argv, "vmferry-check/1"));
+  out = capture (1, fail_blocked);
+  o = json_tokener_parse (out);
+  ck_assert_msg (o != NULL, "not JSON: %s", out);
+  ck_assert (json_object_object_get_ex (o, "format", &v));
+  ck_assert_str_eq (json_object_get_string (v), "vmferry-check/1");
+  ck_assert (json_object_object_get_ex (o, "error", &v));
+  ck_assert_str_eq (json_object_get_string (v), "disk /x: \"quoted\" and\ta tab");
+  ck_assert (json_object_object_get_ex (o, "exit_status", &v));
+  ck_assert_int_eq (json_object_get_int (v), 1);
+  json_object_put (o);
+  free (out);
+}
+END_TEST
+
+static void
+summary (void)
+{
+  vmferry_tool_print_summary ();
+}
+
+/* The summary line: printed on stderr unless -q, only when there is one. */
+START_TEST (test_summary)
+{
+  char *err;
+
+  vmferry_set_program_name ("vmferry-export");
+  vmferry_set_verbosity (VMFERRY_LOG_NORMAL);
+  vmferry_clear_summary ();
+  err = capture (2, summary);
+  ck_assert_str_eq (err, "");
+  free (err);
+  vmferry_set_summary ("domain %s exported to %s", "web01", "web01.vmf");
+  vmferry_set_summary ("domain %s exported to %s (%s)", "web01", "stdout",
+                       "the last one counts");
+  err = capture (2, summary);
+  ck_assert_str_eq (err, "vmferry-export: domain web01 exported to stdout "
+                    "(the last one counts)\n");
+  free (err);
+  ck_assert (vmferry_tool_common_option ('q', ""));
+  err = capture (2, summary);
+  ck_assert_str_eq (err, "");
+  free (err);
+  vmferry_set_verbosity (VMFERRY_LOG_NORMAL);
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("tool", test_parse_uint, test_parse_fd, test_common_options,
+                   test_exit_codes, test_fail_text, test_fail_json,
+                   test_summary)
