@@ -236,9 +236,9 @@ relocate (struct vmferry_check_input *in, const char *dir)
  * vmferry-import --name names it, by a --map-path rule of its own added
  * to the rule set, so the rewritten definition, the manifest, the
  * pre-flight check, a resumed transfer and the live copy all see the
- * same paths.  A file whose base name a --map-path rule changes keeps
- * that name (the admin chose it); one a rule moves to another directory
- * follows the name there.  Deterministic: a run again adds the same
+ * same paths.  A file a --map-path rule names itself keeps the path
+ * the admin chose; one a rule for a directory above it moves follows
+ * the name there.  Deterministic: a run again adds the same
  * rules.  Returns 0, or -1 with the error set.
  */
 static int
@@ -260,24 +260,34 @@ follow_rename (const struct vmferry_migrate_opts *opts)
   }
   for (size_t i = 0; i < in.nr_files; i++) {
     const char *path = in.files[i].path;
-    CLEANUP_FREE char *mapped = NULL, *base = NULL, *rule = NULL;
+    CLEANUP_FREE char *mapped = NULL, *dir = NULL, *mdir = NULL;
+    CLEANUP_FREE char *moved = NULL, *base = NULL, *rule = NULL;
     const char *slash = strrchr (path, '/');
+    const char *sep;
 
     if (!in.files[i].carried || path[0] != '/' || slash[1] == '\0')
       continue;
-    mapped = vmferry_rewrite_map_path (opts->rewrite, path);
-    if (mapped == NULL)
+    /* Where the rules put the file, and where they put its directory:
+     * when the two disagree, a rule names the file itself.
+     */
+    if (!(dir = strndup (path, slash == path ? 1 : (size_t) (slash - path))))
+      goto nomem;
+    if (!(mapped = vmferry_rewrite_map_path (opts->rewrite, path)) ||
+        !(mdir = vmferry_rewrite_map_path (opts->rewrite, dir)))
       goto out;
-    if (strcmp (base_name (mapped), slash + 1) != 0)
+    sep = mdir[strlen (mdir) - 1] == '/' ? "" : "/";
+    if (asprintf (&moved, "%s%s%s", mdir, sep, slash + 1) < 0) {
+      moved = NULL;
+      goto nomem;
+    }
+    if (strcmp (moved, mapped) != 0)
       continue;
     base = vmferry_import_follow_name (slash + 1, old_name, new_name);
     if (base == NULL)
       goto out;
-    if (asprintf (&rule, "%s=%.*s/%s", path,
-                  (int) (strrchr (mapped, '/') - mapped), mapped, base) < 0) {
+    if (asprintf (&rule, "%s=%s%s%s", path, mdir, sep, base) < 0) {
       rule = NULL;
-      vmferry_set_error_errno (ENOMEM, "--rename");
-      goto out;
+      goto nomem;
     }
     if (vmferry_rewrite_add (opts->rewrite, "map-path", rule, "--rename") < 0)
       goto out;
@@ -285,6 +295,9 @@ follow_rename (const struct vmferry_migrate_opts *opts)
                    rule + strlen (path) + 1);
   }
   r = 0;
+  goto out;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "--rename");
  out:
   vmferry_check_input_free (&in);
   return r;

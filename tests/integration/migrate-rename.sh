@@ -5,7 +5,7 @@
 # (or the name a --map-path gives it), the original on B keeps its own
 # file, untouched.  --rename with --map-path OLD=NEW (a file renamed by a
 # rule) passes the pre-flight check, which judges the paths as the
-# import will place them.
+# import will place them.  A rule that names a file itself is obeyed.
 . "$(dirname "$0")/functions.sh"
 
 requires qemu-img
@@ -13,7 +13,7 @@ requires qemu-img
 vm=t-ren
 make_vm "$vm" raw 64M 0xa1@0+1M 0xb2@32M+1M
 src=$IMAGES_DIR/$vm.img
-for copy in t-ren-copy t-ren-two t-ren-three; do
+for copy in t-ren-copy t-ren-two t-ren-three t-ren-four; do
     cleanup_add purge_vm "$copy"
 done
 dest3=/var/lib/libvirt/ren3
@@ -57,12 +57,23 @@ d=$(disk_of b t-ren-three)
 [[ $d == "$dest3/t-ren-three.img" ]] || fail "t-ren-three's disk is '$d'"
 echo "   --rename --map-path DIR=DIR: t-ren-three on $d"
 
-# Four domains on B, four files, each the source's content; the original's
+# 4. --map-path names the file, in another directory, by its old name:
+# the admin's path is obeyed.
+on_a vmferry-migrate -q "$vm" hostb --rename t-ren-four --new-uuid \
+    --map-path "$src=$dest3/$vm.img" 2>"$SCRATCH/err" ||
+    fail "--rename with a file --map-path keeping its name failed: $(cat "$SCRATCH/err")"
+d=$(disk_of b t-ren-four)
+[[ $d == "$dest3/$vm.img" ]] || fail "t-ren-four's disk is '$d'"
+echo "   --rename --map-path FILE=DIR/FILE: t-ren-four on $d"
+
+# Five domains on B, five files, each the source's content; the original's
 # file was not touched.
 [[ $(disk_of b "$vm") == "$src" ]] || fail "$vm on B was moved to '$(disk_of b "$vm")'"
 [[ $(on_b sha256sum "$src") == "$sum_orig" ]] || fail "$vm's file on B changed"
-paths=$(for dom in "$vm" t-ren-copy t-ren-two t-ren-three; do disk_of b "$dom"; done)
-[[ $(sort -u <<<"$paths" | wc -l) == 4 ]] || fail "domains share files: $paths"
+paths=$(for dom in "$vm" t-ren-copy t-ren-two t-ren-three t-ren-four; do
+    disk_of b "$dom"
+done)
+[[ $(sort -u <<<"$paths" | wc -l) == 5 ]] || fail "domains share files: $paths"
 while read -r p; do
     check_disk on_b "$p" raw 0xa1@0+1M 0xb2@32M+1M 0x00@1M+31M || fail "$p differs"
 done <<<"$paths"
