@@ -384,8 +384,11 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
     fprintf (fp, "Rewrite: %d change%s to the definition\n", changes, changes == 1 ? "" : "s");
   else
     fprintf (fp, "Rewrite: none\n");
-  fprintf (fp, "Then: define%s on the destination%s\n", opts->start ? " and start" : "",
-           opts->undefine_source ? "; undefine the source once that succeeded" : "");
+  fprintf (fp, "Then: define%s on the destination%s%s\n",
+           opts->start ? " and start" : "",
+           opts->undefine_source ? "; undefine the source once that succeeded" : "",
+           opts->remove_source_storage ? ", and remove its files that no other "
+           "domain uses" : "");
   json_object_put (m);
   json_object_put (m0);
   return 0;

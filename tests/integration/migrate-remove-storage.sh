@@ -36,6 +36,12 @@ migrate --remove-source-storage 2>"$SCRATCH/err" && fail "accepted without --und
 grep -q 'needs --undefine-source' "$SCRATCH/err" || fail "no reason: $(cat "$SCRATCH/err")"
 all_there "usage error"
 
+# --dry-run says so, and removes nothing.
+out=$(migrate --undefine-source --remove-source-storage --dry-run) ||
+    fail "--dry-run failed: $out"
+grep -q 'remove its files' <<<"$out" || fail "--dry-run does not say it: $out"
+all_there "--dry-run"
+
 # A failed move (the domain exists on B) removes nothing.
 virsh_b -q define "$SCRATCH/$vm.xml" >/dev/null
 migrate --undefine-source --remove-source-storage 2>"$SCRATCH/err" &&
