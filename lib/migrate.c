@@ -282,6 +282,13 @@ follow_rename (const struct vmferry_migrate_opts *opts)
     }
     if (strcmp (moved, mapped) != 0)
       continue;
+    /* A rule is OLD=NEW: a path with '=' cannot be one's OLD. */
+    if (strchr (path, '=')) {
+      vmferry_set_error ("--rename %s: %s: a path with '=' cannot follow the "
+                         "new name; move the file first, or migrate without "
+                         "--rename", new_name, path);
+      goto out;
+    }
     base = vmferry_import_follow_name (slash + 1, old_name, new_name);
     if (base == NULL)
       goto out;
