@@ -135,8 +135,8 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
  * "web01_VARS.fd" -> "web01-dr_VARS.fd"); any other gets it in front
  * ("data.img" -> "web01-dr-data.img").
  */
-static char *
-follow_name (const char *file, const char *old, const char *new)
+char *
+vmferry_import_follow_name (const char *file, const char *old, const char *new)
 {
   size_t n = strlen (old);
   char *r;
@@ -223,10 +223,10 @@ plan_names (struct importer *im)
       f->final = strdup (f->name);
     }
     else if (opts->new_name && f->volume == NULL)
-      f->final = follow_name (f->name, im->src_name, im->name);
+      f->final = vmferry_import_follow_name (f->name, im->src_name, im->name);
     else if (opts->new_name) {
       /* A volume keeps its pool, and follows the name too. */
-      f->final = follow_name (f->name, im->src_name, im->name);
+      f->final = vmferry_import_follow_name (f->name, im->src_name, im->name);
       if (f->final) {
         free (f->volume);
         f->volume = strdup (f->final);

@@ -62,6 +62,16 @@ int vmferry_import (const struct vmferry_import_opts *opts);
  */
 int vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name);
 
+/* The name FILE takes when its domain OLD is imported as NEW (--name,
+ * and vmferry-migrate --rename), so a copy never shares a file with the
+ * original: OLD at its start is replaced ("web01.qcow2" ->
+ * "web01-dr.qcow2"), else NEW- is put in front ("data.img" ->
+ * "web01-dr-data.img").  The caller frees it; NULL with the error set,
+ * also when the result cannot be a file name.
+ */
+char *vmferry_import_follow_name (const char *file, const char *old,
+                                  const char *new);
+
 /* For the tool's SIGINT/SIGTERM/SIGHUP handler (async-signal-safe): end
  * the running import as if its input had been cut, so it keeps its
  * resume state and says so.

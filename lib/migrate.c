@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -16,6 +19,8 @@
 #include "fault.h"
 #include "export.h"
 #include "handoff.h"
+#include "imagelock.h"
+#include "import.h"
 #include "live.h"
 #include "log.h"
 #include "migrate.h"
@@ -225,25 +230,122 @@ relocate (struct vmferry_check_input *in, const char *dir)
   return r;
 }
 
+/* --rename NEW: a new name never shares a file with another domain (the
+ * original may be on the destination too, or it is the source itself).
+ * Each file the domain carries (disks, NVRAM) follows the new name as
+ * vmferry-import --name names it, by a --map-path rule of its own added
+ * to the rule set, so the rewritten definition, the manifest, the
+ * pre-flight check, a resumed transfer and the live copy all see the
+ * same paths.  A file a --map-path rule names itself keeps the path
+ * the admin chose; one a rule for a directory above it moves follows
+ * the name there.  Deterministic: a run again adds the same
+ * rules.  Returns 0, or -1 with the error set.
+ */
+static int
+follow_rename (const struct vmferry_migrate_opts *opts)
+{
+  const char *new_name = vmferry_rewrite_get_rename (opts->rewrite);
+  struct vmferry_check_input in = { 0 };
+  CLEANUP_FREE char *old_name = NULL;
+  int r = -1;
+
+  if (new_name == NULL)
+    return 0;
+  if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0 ||
+      !(old_name = vmferry_domain_get_name (in.doc)))
+    goto out;
+  if (strcmp (old_name, new_name) == 0) {
+    r = 0;
+    goto out;
+  }
+  for (size_t i = 0; i < in.nr_files; i++) {
+    const char *path = in.files[i].path;
+    CLEANUP_FREE char *mapped = NULL, *dir = NULL, *mdir = NULL;
+    CLEANUP_FREE char *moved = NULL, *base = NULL, *rule = NULL;
+    const char *slash = strrchr (path, '/');
+    const char *sep;
+
+    if (!in.files[i].carried || path[0] != '/' || slash[1] == '\0')
+      continue;
+    /* Where the rules put the file, and where they put its directory:
+     * when the two disagree, a rule names the file itself.
+     */
+    if (!(dir = strndup (path, slash == path ? 1 : (size_t) (slash - path))))
+      goto nomem;
+    if (!(mapped = vmferry_rewrite_map_path (opts->rewrite, path)) ||
+        !(mdir = vmferry_rewrite_map_path (opts->rewrite, dir)))
+      goto out;
+    sep = mdir[strlen (mdir) - 1] == '/' ? "" : "/";
+    if (asprintf (&moved, "%s%s%s", mdir, sep, slash + 1) < 0) {
+      moved = NULL;
+      goto nomem;
+    }
+    if (strcmp (moved, mapped) != 0)
+      continue;
+    /* A rule is OLD=NEW: a path with '=' cannot be one's OLD. */
+    if (strchr (path, '=')) {
+      vmferry_set_error ("--rename %s: %s: a path with '=' cannot follow the "
+                         "new name; move the file first, or migrate without "
+                         "--rename", new_name, path);
+      goto out;
+    }
+    base = vmferry_import_follow_name (slash + 1, old_name, new_name);
+    if (base == NULL)
+      goto out;
+    if (asprintf (&rule, "%s=%s%s%s", path, mdir, sep, base) < 0) {
+      rule = NULL;
+      goto nomem;
+    }
+    if (vmferry_rewrite_add (opts->rewrite, "map-path", rule, "--rename") < 0)
+      goto out;
+    vmferry_debug ("--rename %s: %s becomes %s", new_name, path,
+                   rule + strlen (path) + 1);
+  }
+  r = 0;
+  goto out;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "--rename");
+ out:
+  vmferry_check_input_free (&in);
+  return r;
+}
+
 /* --dry-run: what would be copied, where, how much. */
 static int
 print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_uri,
-            const char *where, int changes)
+            const char *where, int changes, xmlDocPtr doc)
 {
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain, .out_fd = -1,
                                    .out_name = "plan" };
-  CLEANUP_FREE char *manifest = NULL;
-  json_object *m, *files, *dom, *v;
+  CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *dname = NULL;
+  CLEANUP_FREE char *uuid = NULL;
+  json_object *m, *m0 = NULL, *files, *files0 = NULL, *dom, *v;
   uint64_t tsize = 0, talloc = 0;
   char a[32], b[32];
 
   e.manifest_rtn = &manifest;
   if (vmferry_export (&e) < 0)
     return -1;
-  m = json_tokener_parse (manifest);
+  /* The files under the names they will have there (--rename,
+   * --map-path), as the stream the rewrite makes will say.
+   */
+  if (opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite)) {
+    if (!(dname = vmferry_domain_get_name (doc)) ||
+        !(uuid = vmferry_domain_get_uuid (doc)) ||
+        !(rewritten = vmferry_rewrite_manifest (opts->rewrite, manifest,
+                                                strlen (manifest), dname, uuid,
+                                                NULL)))
+      return -1;
+    /* Each file's source path from the source's manifest (same order). */
+    m0 = json_tokener_parse (manifest);
+    if (m0 && !json_object_object_get_ex (m0, "files", &files0))
+      files0 = NULL;
+  }
+  m = json_tokener_parse (rewritten ? rewritten : manifest);
   if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
       !json_object_object_get_ex (m, "domain", &dom)) {
     json_object_put (m);
+    json_object_put (m0);
     vmferry_set_error ("dry run: cannot read the plan");
     return -1;
   }
@@ -263,6 +365,8 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
     if (json_object_object_get_ex (f, "allocated", &v)) alloc = json_object_get_uint64 (v);
     if (json_object_object_get_ex (f, "role", &v)) role = json_object_get_string (v);
     if (json_object_object_get_ex (f, "name", &v)) name = json_object_get_string (v);
+    if (files0 && i < json_object_array_length (files0))
+      f = json_object_array_get_idx (files0, i);
     if (json_object_object_get_ex (f, "source_path", &v)) src = json_object_get_string (v);
     vmferry_human_size (size, a, sizeof a);
     vmferry_human_size (alloc, b, sizeof b);
@@ -287,9 +391,13 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
     fprintf (fp, "Rewrite: %d change%s to the definition\n", changes, changes == 1 ? "" : "s");
   else
     fprintf (fp, "Rewrite: none\n");
-  fprintf (fp, "Then: define%s on the destination%s\n", opts->start ? " and start" : "",
-           opts->undefine_source ? "; undefine the source once that succeeded" : "");
+  fprintf (fp, "Then: define%s on the destination%s%s\n",
+           opts->start ? " and start" : "",
+           opts->undefine_source ? "; undefine the source once that succeeded" : "",
+           opts->remove_source_storage ? ", and remove its files that no other "
+           "domain uses" : "");
   json_object_put (m);
+  json_object_put (m0);
   return 0;
 }
 
@@ -427,6 +535,63 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   return r;
 }
 
+/* --remove-source-storage, once the copy is verified and defined on the
+ * destination and the source undefined (its TPM state went with it):
+ * each file IN (the source's definition) names that travelled -- disks
+ * and the NVRAM file; not backing files, which other images may share,
+ * nor read-only disks, which did not travel.  Each is decided at the
+ * moment of removal: a plain file with one link, taken from QEMU (its
+ * image lock: no QEMU has it open, none can open it while we act), that
+ * no defined domain on SRC refers to, and still the file the path
+ * names.  A file that fails any of this is kept and said so; the move
+ * stands either way.
+ */
+static void
+remove_source_storage (const struct vmferry_migrate_opts *opts,
+                       virConnectPtr src, const struct vmferry_check_input *in)
+{
+  for (size_t i = 0; i < in->nr_files; i++) {
+    const char *path = in->files[i].path;
+    CLEANUP_FREE char *users = NULL;
+    CLEANUP_CLOSE int fd = -1;
+    struct stat st, now;
+
+    if (!in->files[i].carried || path[0] != '/')
+      continue;
+    fd = open (path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+      continue;                 /* an NVRAM never made */
+    if (fd < 0) {
+      vmferry_notice ("%s: kept: %s", path, strerror (errno));
+      continue;
+    }
+    if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_nlink != 1) {
+      vmferry_notice ("%s: kept: not a plain file with one link", path);
+      continue;
+    }
+    if (vmferry_image_lock (fd, path) < 0) {
+      vmferry_notice ("%s: kept: %s", path, vmferry_get_error ());
+      continue;
+    }
+    users = vmferry_virt_file_users (src, path, &st, NULL);
+    if (users == NULL || users[0]) {
+      vmferry_notice ("%s: kept: %s%s", path, users ? "used by domain " : "",
+                      users ? users : vmferry_get_error ());
+      continue;
+    }
+    if (lstat (path, &now) < 0 || now.st_dev != st.st_dev ||
+        now.st_ino != st.st_ino) {
+      vmferry_notice ("%s: kept: replaced meanwhile", path);
+      continue;
+    }
+    if (unlink (path) < 0) {
+      vmferry_notice ("%s: kept: cannot remove it: %s", path, strerror (errno));
+      continue;
+    }
+    vmferry_verbose ("domain %s: removed %s", opts->domain, path);
+  }
+}
+
 int
 vmferry_migrate (const struct vmferry_migrate_opts *opts,
                  enum vmferry_migrate_outcome *outcome_rtn)
@@ -435,7 +600,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   CLEANUP_FREE char *dest_uri_own = NULL, *dir = NULL;
   CLEANUP_VIR_CONNECT virConnectPtr src = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
-  struct vmferry_check_input in = { 0 };
+  struct vmferry_check_input in = { 0 }, src_in = { 0 };
   struct vmferry_findings findings = { 0 };
   struct xfer x = { .opts = opts };
   struct vmferry_stream_reader *sin = NULL;
@@ -451,6 +616,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (outcome_rtn == NULL)
     outcome_rtn = &dummy;
   *outcome_rtn = VMFERRY_MIGRATE_NOTHING;
+  if (follow_rename (opts) < 0)
+    return -1;
   if (opts->live)
     return migrate_live (opts, outcome_rtn);
 
@@ -482,10 +649,14 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     }
   }
 
-  /* The definition as it will be on the destination. */
+  /* The definition as it will be on the destination, and its files
+   * where the rules put them (then relocate puts them where the import
+   * will): the check judges the plan as it will be executed.
+   */
   if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0)
     goto out;
-  if (rewriting && (changes = vmferry_rewrite_doc (opts->rewrite, in.doc, x.dest)) < 0)
+  if (rewriting &&
+      (changes = vmferry_rewrite_check_input (opts->rewrite, &in, x.dest)) < 0)
     goto out;
   if (opts->dest_pool)
     dir = NULL;
@@ -533,7 +704,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     CLEANUP_FREE char *where = NULL;
     if (asprintf (&where, "%s%s", dir ? dir : "pool ", dir ? "" : opts->dest_pool) < 0)
       goto out;
-    r = print_plan (opts, report, dest_uri, where, changes);
+    r = print_plan (opts, report, dest_uri, where, changes, in.doc);
     /* A plan the check blocks would be refused: say so in the status. */
     if (r == 0 && !opts->no_check && vmferry_findings_blocking (&findings)) {
       vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see the "
@@ -597,8 +768,23 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   so.no_resume = opts->no_resume;
   if (conn.st.started && !(so.session = connector_join (&conn)))
     vmferry_restore_error (conn.st.err, conn.st.errnum);
-  else
+  else {
+    if (opts->at_send) {
+      CLEANUP_FREE char *name = vmferry_domain_get_name (in.doc);
+      CLEANUP_FREE char *where = NULL;
+      if (name == NULL || asprintf (&where, "%s%s", dir ? dir : "pool ",
+                                    dir ? "" : opts->dest_pool) < 0) {
+        where = NULL;
+        vmferry_set_error_errno (ENOMEM, "migrate");
+        vmferry_handoff_close_read (x.h[rewriting]);
+        goto join;
+      }
+      opts->at_send (opts->at_send_opaque, name, where);
+    }
     r = vmferry_send (&so, &stats);
+    if (r == 0 && opts->at_send)
+      opts->at_send (opts->at_send_opaque, NULL, NULL);
+  }
   /* Unblock the stages if send stopped early. */
   vmferry_handoff_close_read (x.h[rewriting]);
 
@@ -642,11 +828,26 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
                      stats.resumed ? ", resumed" : "");
 
   if (opts->undefine_source) {
-    /* Keep NVRAM and TPM state: the source's data is never deleted. */
+    /* What the source's definition names, read while it exists. */
+    if (opts->remove_source_storage &&
+        vmferry_check_input_load (opts->domain, opts->uri, &src_in) < 0) {
+      vmferry_prefix_error ("domain %s: copied and defined on %s, but "
+                            "--remove-source-storage cannot list the source's "
+                            "files: the source was not undefined", opts->domain,
+                            opts->ssh.destination);
+      *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED;
+      goto out;
+    }
+    /* Keep NVRAM (removed below, if asked, only when no other domain
+     * uses it) and TPM state unless asked: the source's data is never
+     * deleted by default.
+     */
     state = vmferry_virt_domain_state (dom);
     if (state != VIR_DOMAIN_SHUTOFF ||
         virDomainUndefineFlags (dom, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
-                                VIR_DOMAIN_UNDEFINE_KEEP_TPM |
+                                (opts->remove_source_storage ?
+                                 VIR_DOMAIN_UNDEFINE_TPM :
+                                 VIR_DOMAIN_UNDEFINE_KEEP_TPM) |
                                 VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                 VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                                 VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
@@ -660,10 +861,15 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED;
       goto out;
     }
-    vmferry_verbose ("domain %s: source undefined (its files are kept)", opts->domain);
+    if (!opts->remove_source_storage)
+      vmferry_verbose ("domain %s: source undefined (its files are kept)",
+                       opts->domain);
+    else
+      remove_source_storage (opts, src, &src_in);
   }
   r = 0;
  out:
+  vmferry_check_input_free (&src_in);
   vmferry_stream_reader_free (sin);
   vmferry_handoff_free (x.h[0]);
   vmferry_handoff_free (x.h[1]);
@@ -672,5 +878,150 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   vmferry_check_input_free (&in);
   if (x.dest)
     virConnectClose (x.dest);
+  return r;
+}
+
+/* Where the offline migration of OPTS sends to: the name the domain has
+ * there (*NAME_RTN) and the import's --dir (*DIR_RTN) or, with
+ * --dest-pool, NULL.  As vmferry_migrate decides them.
+ */
+static int
+plan_target (const struct vmferry_migrate_opts *opts, char **name_rtn,
+             char **dir_rtn)
+{
+  struct vmferry_check_input in = { 0 };
+  CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
+  CLEANUP_FREE char *dest_uri = NULL;
+  int r = -1;
+
+  *name_rtn = *dir_rtn = NULL;
+  if (opts->rewrite && vmferry_rewrite_needs_dest (opts->rewrite)) {
+    if (!opts->dest_uri && !(dest_uri = default_dest_uri (&opts->ssh)))
+      return -1;
+    dest = vmferry_virt_connect (opts->dest_uri ? opts->dest_uri : dest_uri);
+    if (dest == NULL) {
+      vmferry_prefix_error ("destination");
+      return -1;
+    }
+  }
+  if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0)
+    goto out;
+  if (opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite) &&
+      vmferry_rewrite_doc (opts->rewrite, in.doc, dest) < 0)
+    goto out;
+  if (!(*name_rtn = vmferry_domain_get_name (in.doc)))
+    goto out;
+  if (opts->dest_dir && !(*dir_rtn = strdup (opts->dest_dir))) {
+    vmferry_set_error_errno (ENOMEM, "migrate");
+    goto out;
+  }
+  if (!opts->dest_dir && !opts->dest_pool &&
+      !(*dir_rtn = first_disk_dir (in.doc)))
+    goto out;
+  r = 0;
+ out:
+  if (r < 0) {
+    free (*name_rtn);
+    *name_rtn = NULL;
+  }
+  vmferry_check_input_free (&in);
+  return r;
+}
+
+static int
+abort_live (const struct vmferry_migrate_opts *opts, char **what_rtn)
+{
+  CLEANUP_FREE char *dest_uri_own = NULL;
+  const char *dest_uri = opts->dest_uri;
+  bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
+  enum vmferry_live_outcome lo = VMFERRY_LIVE_NOTHING;
+  struct vmferry_live_opts lopts;
+  int k;
+
+  if (dest_uri == NULL &&
+      !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+    return -1;
+  /* Never --undefine-source here: an abort leaves the source as it is. */
+  lopts = (struct vmferry_live_opts) {
+    .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
+    .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
+  };
+  k = vmferry_live_recover (&lopts, &lo);
+  if (k < 0)
+    return -1;
+  if (k > 0) {
+    vmferry_set_error ("domain %s: nothing to abort: it runs on %s and not on "
+                       "the source (the live migration was completed)",
+                       opts->domain, dest_uri);
+    return -1;
+  }
+  if (asprintf (what_rtn, "what an interrupted live migration of %s left "
+                "on %s, if anything", opts->domain, dest_uri) < 0) {
+    *what_rtn = NULL;
+    vmferry_set_error_errno (ENOMEM, "migrate");
+    return -1;
+  }
+  return 0;
+}
+
+int
+vmferry_migrate_abort (const struct vmferry_migrate_opts *opts, char **what_rtn)
+{
+  CLEANUP_FREE char *name = NULL, *dir = NULL, *arg = NULL, *cmd = NULL;
+  CLEANUP_FREE char *out = NULL;
+  struct vmferry_send_opts so = { .ssh = opts->ssh };
+  struct vmferry_remote *remote;
+  struct vmferry_ssh *s = NULL;
+  size_t out_len;
+  int status, r = -1;
+
+  *what_rtn = NULL;
+  if (follow_rename (opts) < 0)
+    return -1;
+  if (opts->live)
+    return abort_live (opts, what_rtn);
+  if (plan_target (opts, &name, &dir) < 0)
+    return -1;
+  if (asprintf (&arg, "--abort=%s", name) < 0) {
+    arg = NULL;
+    goto nomem;
+  }
+  if (vmferry_shell_quote_append (&cmd, "vmferry-import") < 0 ||
+      vmferry_shell_quote_append (&cmd, arg) < 0 ||
+      vmferry_shell_quote_append (&cmd, dir ? "--dir" : "--pool") < 0 ||
+      vmferry_shell_quote_append (&cmd, dir ? dir : opts->dest_pool) < 0)
+    goto nomem;
+  /* The same SSH path as the send: host keys, config, --ssh-command. */
+  s = vmferry_send_connect (&so);
+  if (s == NULL)
+    return -1;
+  /* Its output ("aborted 1 interrupted transfer") is ours to say;
+   * its errors reach stderr as they come.
+   */
+  remote = vmferry_remote_start (s, cmd, true);
+  if (remote == NULL)
+    goto out;
+  status = vmferry_remote_finish (remote, &out, &out_len);
+  if (status != 0) {
+    if (status > 0)
+      vmferry_set_error ("%s: vmferry-import --abort failed (exit status %d, "
+                         "its message above)", opts->ssh.destination, status);
+    else
+      vmferry_prefix_error ("%s: vmferry-import --abort",
+                            opts->ssh.destination);
+    goto out;
+  }
+  if (asprintf (what_rtn, "the interrupted transfer of %s (partial files and "
+                "resume state) from %s%s on %s", name, dir ? "" : "pool ",
+                dir ? dir : opts->dest_pool, opts->ssh.destination) < 0) {
+    *what_rtn = NULL;
+    goto nomem;
+  }
+  r = 0;
+  goto out;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "migrate");
+ out:
+  vmferry_ssh_free (s);
   return r;
 }

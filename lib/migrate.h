@@ -32,6 +32,12 @@ struct vmferry_migrate_opts {
                                  * the first disk in the rewritten XML */
   struct vmferry_rewrite *rewrite;   /* may be NULL or empty */
   bool start, undefine_source, dry_run;
+  /* With undefine_source, offline: once the copy is verified there and
+   * the source undefined, remove the source's disks, NVRAM and TPM
+   * state, each file only if no other defined domain refers to it and no
+   * QEMU has it open (what is kept is said).
+   */
+  bool remove_source_storage;
   bool no_check;                /* skip the pre-flight check */
   bool no_resume;
   unsigned connections;         /* SSH sessions for the data (0: 1) */
@@ -51,6 +57,16 @@ struct vmferry_migrate_opts {
   bool live, auto_converge, postcopy;
   const char *migrate_uri;      /* QEMU's data channel; NULL: libvirt's choice */
   const volatile sig_atomic_t *cancel;   /* set by SIGINT/SIGTERM */
+
+  /* Offline: called (may be NULL) right before the remote import starts,
+   * with the domain's name there and where it keeps what arrives ("DIR"
+   * or "pool POOL"): from then on an interrupt leaves partial files and
+   * resume state there.  Called again with both NULL once the import
+   * succeeded (the copy is verified and defined).  For the message of a
+   * tool's signal handler.
+   */
+  void (*at_send) (void *opaque, const char *name, const char *where);
+  void *at_send_opaque;
 };
 
 enum vmferry_migrate_outcome {
@@ -81,5 +97,17 @@ enum vmferry_migrate_outcome {
  */
 int vmferry_migrate (const struct vmferry_migrate_opts *opts,
                      enum vmferry_migrate_outcome *outcome_rtn);
+
+/* vmferry-migrate --abort: remove what an interrupted migration of
+ * OPTS->domain with these options left on the destination.  Offline: the
+ * remote "vmferry-import --abort=NAME" of the directory or pool the
+ * migration sends to (partial files, TPM state, resume state), over the
+ * same SSH path as the send.  --live: what the live journal lists (see
+ * vmferry_live_recover).  The source is not touched.  Returns 0 with
+ * *WHAT_RTN (caller frees) saying what was cleared, or -1 with the error
+ * set (also when there was nothing to abort).
+ */
+int vmferry_migrate_abort (const struct vmferry_migrate_opts *opts,
+                           char **what_rtn);
 
 #endif

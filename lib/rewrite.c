@@ -139,6 +139,12 @@ vmferry_rewrite_is_empty (const struct vmferry_rewrite *rw)
     rw->nr_drop == 0;
 }
 
+const char *
+vmferry_rewrite_get_rename (const struct vmferry_rewrite *rw)
+{
+  return rw ? rw->rename : NULL;
+}
+
 bool
 vmferry_rewrite_needs_dest (const struct vmferry_rewrite *rw)
 {

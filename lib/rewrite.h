@@ -60,6 +60,9 @@ bool vmferry_rewrite_needs_dest (const struct vmferry_rewrite *rw);
 /* Has the rule set no rule at all? */
 bool vmferry_rewrite_is_empty (const struct vmferry_rewrite *rw);
 
+/* The --rename rule's name, or NULL (RW may be NULL).  Owned by RW. */
+const char *vmferry_rewrite_get_rename (const struct vmferry_rewrite *rw);
+
 /* Apply the rules to DOC in place.  DEST (may be NULL) is the destination
  * host, used to resolve "auto".  Refuses (-1, error set, DOC possibly
  * partly changed: discard it) a result where two different files would

@@ -1,13 +1,16 @@
 /* vmferry-migrate: move a shut-off domain to another host in one command. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "error.h"
 #include "log.h"
 #include "migrate.h"
@@ -23,6 +26,7 @@ enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START, OPT_UNDEFINE_
        OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME, OPT_ACCEPT_NEW, OPT_SSH_COMMAND,
        OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_BUFFER, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
+       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
 
@@ -48,6 +52,8 @@ static const struct option long_options[] = {
   { "auto-converge", no_argument, NULL, OPT_AUTO_CONVERGE },
   { "postcopy", no_argument, NULL, OPT_POSTCOPY },
   { "migrate-uri", required_argument, NULL, OPT_MIGRATE_URI },
+  { "abort", no_argument, NULL, OPT_ABORT },
+  { "remove-source-storage", no_argument, NULL, OPT_REMOVE_SOURCE_STORAGE },
   { "map-file", required_argument, NULL, 'm' },
   { "map-path", required_argument, NULL, OPT_RULE + 0 },
   { "pool", required_argument, NULL, OPT_RULE + 1 },
@@ -74,6 +80,73 @@ on_signal (int sig)
   cancelled = sig;
 }
 
+/* Offline: an interrupt says what the destination keeps and how to go
+ * on, then ends the tool by the signal (status 128+N).  The line is
+ * made before the signal can come (at_send), written by the handler
+ * with write(2) only.
+ */
+static char interrupt_msg[2048];
+static volatile sig_atomic_t interrupt_len;
+
+static void
+set_interrupt_msg (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+static void
+set_interrupt_msg (const char *fmt, ...)
+{
+  char buf[sizeof interrupt_msg];
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (buf, sizeof buf, fmt, ap);
+  va_end (ap);
+  if (n < 0 || (size_t) n >= sizeof buf)
+    n = snprintf (buf, sizeof buf, "%s: interrupted\n",
+                  vmferry_program_name ());
+  /* The handler reads a whole line: never one being rewritten. */
+  interrupt_len = 0;
+  memcpy (interrupt_msg, buf, (size_t) n);
+  interrupt_len = n;
+}
+
+static void
+on_interrupt (int sig)
+{
+  int saved = errno;
+
+  /* Nothing more can be said if stderr is gone. */
+  if (interrupt_len > 0) {
+    ssize_t w = write (STDERR_FILENO, interrupt_msg, interrupt_len);
+    (void) w;
+  }
+  signal (sig, SIG_DFL);
+  raise (sig);
+  errno = saved;
+}
+
+static const int interrupts[] = { SIGINT, SIGTERM, SIGHUP };
+static const char *domain_arg, *host_arg;
+
+static void
+at_send (void *opaque, const char *name, const char *where)
+{
+  (void) opaque;
+  if (name)
+    set_interrupt_msg ("%s: interrupted: %s keeps what arrived of domain %s in "
+                       "%s (partial files and resume state); run the same "
+                       "command again to resume, or the same command with "
+                       "--abort (%s --abort ... %s %s) to remove them\n",
+                       vmferry_program_name (), host_arg, name, where,
+                       vmferry_program_name (), domain_arg, host_arg);
+  else
+    set_interrupt_msg ("%s: interrupted: domain %s is copied, verified and "
+                       "defined on %s; run the same command again to finish "
+                       "(nothing is sent again)\n", vmferry_program_name (),
+                       domain_arg, host_arg);
+}
+
 static const char *
 rule_name (int c)
 {
@@ -94,6 +167,7 @@ main (int argc, char *argv[])
   enum vmferry_migrate_outcome outcome = VMFERRY_MIGRATE_NOTHING;
   double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
+  bool do_abort = false;
   uint64_t n;
 
   vmferry_tool_init (argv[0]);
@@ -148,6 +222,8 @@ main (int argc, char *argv[])
     case OPT_AUTO_CONVERGE: opts.auto_converge = true; break;
     case OPT_POSTCOPY: opts.postcopy = true; break;
     case OPT_MIGRATE_URI: opts.migrate_uri = optarg; break;
+    case OPT_ABORT: do_abort = true; break;
+    case OPT_REMOVE_SOURCE_STORAGE: opts.remove_source_storage = true; break;
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.rewrite, optarg) < 0)
         goto bad_arg;
@@ -178,15 +254,49 @@ main (int argc, char *argv[])
              vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
-  opts.domain = argv[optind];
-  opts.ssh.destination = argv[optind + 1];
+  if (opts.remove_source_storage && (!opts.undefine_source || opts.live)) {
+    fprintf (stderr, "%s: --remove-source-storage needs --undefine-source, and "
+             "does not go with --live\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  opts.domain = domain_arg = argv[optind];
+  opts.ssh.destination = host_arg = argv[optind + 1];
   signal (SIGPIPE, SIG_IGN);
+  if (do_abort) {
+    CLEANUP_FREE char *what = NULL;
+    if (opts.dry_run || opts.undefine_source || opts.start) {
+      fprintf (stderr, "%s: --abort does not go with --dry-run, --start or "
+               "--undefine-source\n", vmferry_program_name ());
+      vmferry_tool_usage_error ();
+    }
+    r = vmferry_migrate_abort (&opts, &what);
+    if (r < 0)
+      vmferry_tool_print_error ();
+    else if (vmferry_get_verbosity () >= 0)
+      printf ("%s: removed %s\n", vmferry_program_name (), what);
+    vmferry_rewrite_free (opts.rewrite);
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+  }
   if (opts.live) {
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset (&sa.sa_mask);
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
     opts.cancel = &cancelled;
+  }
+  else if (!opts.dry_run) {
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigfillset (&sa.sa_mask);
+    set_interrupt_msg ("%s: interrupted before anything was sent: nothing was "
+                       "changed on %s\n", vmferry_program_name (), host_arg);
+    for (size_t i = 0; i < sizeof interrupts / sizeof interrupts[0]; i++) {
+      struct sigaction old;
+      /* An ignored signal stays ignored (nohup, a background job). */
+      if (sigaction (interrupts[i], NULL, &old) == 0 &&
+          old.sa_handler != SIG_IGN)
+        sigaction (interrupts[i], &sa, NULL);
+    }
+    opts.at_send = at_send;
   }
   if (!opts.dry_run)
     opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);

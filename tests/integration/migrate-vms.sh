@@ -23,12 +23,13 @@ drop_b() {
 out=$(on_a vmferry-migrate vmf-qcow2 hostb --rename mig-dry --dest-dir "$dest" --dry-run) ||
     fail "--dry-run failed"
 grep -q 'Dry run' <<<"$out" || fail "--dry-run printed no plan: $out"
-grep -q "$dest/vmf-qcow2.qcow2" <<<"$out" || fail "--dry-run does not say where: $out"
+# The file under the name it will have there (it follows --rename).
+grep -q "$dest/mig-dry.qcow2" <<<"$out" || fail "--dry-run does not say where: $out"
 # A qcow2's plan line gives the disk's virtual size beside the file's.
 vsize=$(on_a qemu-img info --output=json "$IMAGES_DIR/vmf-qcow2.qcow2" | jq -r '."virtual-size"')
 fsize=$(stat -c %s "$IMAGES_A/vmf-qcow2.qcow2")
 ((vsize != fsize)) || fail "vmf-qcow2's virtual size equals its file size: test is void"
-grep -qE "vmf-qcow2\.qcow2 \(file size [^,]+, virtual size [^,]+, allocated" <<<"$out" ||
+grep -qE "mig-dry\.qcow2 \(file size [^,]+, virtual size [^,]+, allocated" <<<"$out" ||
     fail "--dry-run does not give the qcow2's virtual size: $out"
 grep -qE '^ok:|^blocked|^warning' <<<"$out" || fail "--dry-run printed no findings: $out"
 virsh_b domuuid mig-dry >/dev/null 2>&1 && fail "--dry-run defined the domain"
@@ -73,7 +74,7 @@ for vm in $TESTBED_VMS; do
     done < <(virsh_a domblklist "$vm" | awk 'NR > 2 && $2 ~ /^\// {print $1, $2}')
     if [[ $vm == vmf-uefi ]]; then
         cmp "$VMFERRY_TESTBED_DIR/a/lib/qemu/nvram/vmf-uefi_VARS.fd" \
-            "$IMAGES_B/migrate/vmf-uefi_VARS.fd" || fail "NVRAM differs"
+            "$IMAGES_B/migrate/${copy}_VARS.fd" || fail "NVRAM differs"
         echo "   NVRAM identical"
     fi
     echo "   runs on B"

@@ -128,7 +128,7 @@ drop_b cut3
 out=$(on_a vmferry-migrate -v "$vm" hostb --rename mig3 --dest-dir "$dest" --connections 3 2>&1) ||
     fail "vmferry-migrate --connections 3 failed: $out"
 grep -q 'sending over 3 connections' <<<"$out" || fail "migrate did not use 3 connections"
-qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/$vm.img" ||
+qemu-img compare -q -f raw -F raw "$IMAGES_A/$vm.img" "$IMAGES_B/connections/mig3.img" ||
     fail "the migrated copy differs"
 nothing_left "migrate"
 drop_b mig3

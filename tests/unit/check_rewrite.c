@@ -568,6 +568,33 @@ START_TEST (test_map_file)
 }
 END_TEST
 
+/* vmferry-migrate --rename adds a rule per file beside the admin's
+ * directory rule: the file's own (longer) rule wins, for the XML and the
+ * manifest alike.
+ */
+START_TEST (test_rename_file_rule)
+{
+  static const char xml[] = DOMAIN ("",
+    DISK ("/var/lib/libvirt/images/web01.qcow2", "vda", "virtio")
+    DISK ("/var/lib/libvirt/images/data.img", "vdb", "virtio"));
+  const char *const opts[] = {
+    "rename", "web01-copy",
+    "map-path", "/var/lib/libvirt/images=/srv/vm",
+    "map-path", "/var/lib/libvirt/images/web01.qcow2=/srv/vm/web01-copy.qcow2",
+    NULL };
+  struct vmferry_rewrite *rw = rules (opts);
+  CLEANUP_FREE char *out = apply (rw, xml);
+
+  ck_assert_str_eq (vmferry_rewrite_get_rename (rw), "web01-copy");
+  ck_assert_ptr_null (vmferry_rewrite_get_rename (NULL));
+  has (out, "file='/srv/vm/web01-copy.qcow2'");
+  has (out, "file='/srv/vm/data.img'");
+  has (out, "<name>web01-copy</name>");
+  idempotent (rw, out);
+  vmferry_rewrite_free (rw);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- manifest */
 
 START_TEST (test_manifest)
@@ -815,4 +842,5 @@ VMFERRY_UNIT_MAIN ("rewrite",
                    test_two_disks_one_path, test_pool, test_identity,
                    test_networks, test_disk_bus, test_cpu_machine_emulator_drop,
                    test_bad_xml, test_map_file, test_manifest, test_stream,
-                   test_stream_nothing_written, test_check_input)
+                   test_stream_nothing_written, test_check_input,
+                   test_rename_file_rule)
