@@ -272,10 +272,12 @@ main (int argc, char *argv[])
     r = vmferry_migrate_abort (&opts, &what);
     if (r < 0)
       vmferry_tool_print_error ();
-    else if (vmferry_get_verbosity () >= 0)
-      printf ("%s: removed %s\n", vmferry_program_name (), what);
+    else {
+      vmferry_set_summary ("removed %s", what);
+      vmferry_tool_print_summary ();
+    }
     vmferry_rewrite_free (opts.rewrite);
-    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   if (opts.live) {
     struct sigaction sa = { .sa_handler = on_signal };
