@@ -1375,6 +1375,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
     r = 0;
     goto out;
   }
+  {
+    uint64_t total = 0;
+    for (size_t i = 0; i < plan.nr_files; i++)
+      total += plan.files[i].size;
+    vmferry_progress_set_total (opts->progress, name, total, plan.nr_files);
+  }
   r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:
   plan_free (&plan);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -26,6 +27,15 @@ struct vmferry_progress {
   uint64_t total, done;
   double started, last_shown;
   bool active;
+
+  /* The run (vmferry_progress_set_total), when there is one. */
+  bool run, run_begun;
+  char *run_name;
+  uint64_t run_total, run_done;
+  size_t run_items, run_ended;
+  double run_started;
+
+  bool line_open;               /* a bar drawn without its newline */
 };
 
 static double
@@ -61,14 +71,60 @@ vmferry_progress_auto (int progress_fd, bool quiet)
   return NULL;
 }
 
+bool
+vmferry_progress_fd_is_sink (int fd)
+{
+  struct stat st;
+
+  if (fstat (fd, &st) < 0)
+    return false;
+  return !S_ISFIFO (st.st_mode) && !S_ISSOCK (st.st_mode);
+}
+
+struct vmferry_progress *
+vmferry_progress_auto_stream (int progress_fd, bool quiet, int stream_fd)
+{
+  if (progress_fd < 0 && !vmferry_progress_fd_is_sink (stream_fd))
+    return NULL;
+  return vmferry_progress_auto (progress_fd, quiet);
+}
+
+/* Defined below, with the drawing. */
+static void write_all (int fd, const char *buf, size_t len);
+
 void
 vmferry_progress_free (struct vmferry_progress *p)
 {
   if (p == NULL)
     return;
+  if (p->line_open)
+    write_all (p->fd, "\n", 1);
   pthread_mutex_destroy (&p->lock);
   free (p->label);
+  free (p->run_name);
   free (p);
+}
+
+void
+vmferry_progress_set_total (struct vmferry_progress *p, const char *name,
+                            uint64_t total, size_t nr_items)
+{
+  char *copy = NULL;
+
+  if (p == NULL)
+    return;
+  if (name)
+    copy = strdup (name);       /* without it, the bar shows items only */
+  pthread_mutex_lock (&p->lock);
+  free (p->run_name);
+  p->run_name = copy;
+  p->run = true;
+  p->run_begun = false;
+  p->run_total = total;
+  p->run_done = 0;
+  p->run_items = nr_items;
+  p->run_ended = 0;
+  pthread_mutex_unlock (&p->lock);
 }
 
 void
@@ -163,6 +219,12 @@ show_machine (struct vmferry_progress *p, const char *event, double now)
   json_object_object_add (o, "total", json_object_new_uint64 (p->total));
   json_object_object_add (o, "rate", json_object_new_int64 ((int64_t) rate));
   json_object_object_add (o, "eta", json_object_new_int64 ((int64_t) eta));
+  if (p->run) {
+    json_object_object_add (o, "run_done",
+                            json_object_new_uint64 (p->run_done));
+    json_object_object_add (o, "run_total",
+                            json_object_new_uint64 (p->run_total));
+  }
   if (strcmp (event, "end") == 0)
     json_object_object_add (o, "elapsed",
                             json_object_new_double (now - p->started));
@@ -174,32 +236,70 @@ show_machine (struct vmferry_progress *p, const char *event, double now)
   json_object_put (o);
 }
 
-static void
-show_bar (struct vmferry_progress *p, bool final, double now)
+size_t
+vmferry_progress_format_bar (char *buf, size_t len, const char *label,
+                             uint64_t done, uint64_t total, double rate,
+                             double seconds, bool final)
 {
   enum { width = 24 };
-  char done[32], total[32], speed[32], eta_s[32], bar[width + 1], line[512];
-  double rate, eta, frac;
+  char done_s[32], total_s[32], speed[32], time_s[32], bar[width + 1];
+  double frac;
   int filled, n;
 
-  rate_eta (p, now, &rate, &eta);
-  frac = p->total ? (double) p->done / p->total : 0;
+  if (len == 0)
+    return 0;
+  frac = total ? (double) done / total : 0;
   if (frac > 1)
     frac = 1;
   filled = (int) (frac * width);
   for (int i = 0; i < width; i++)
     bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
   bar[width] = '\0';
-  vmferry_human_size (p->done, done, sizeof done);
-  vmferry_human_size (p->total, total, sizeof total);
-  vmferry_human_size ((uint64_t) rate, speed, sizeof speed);
-  vmferry_human_duration (final ? now - p->started : eta, eta_s, sizeof eta_s);
-  n = snprintf (line, sizeof line,
-                "\r%-20.20s %3d%% [%s] %s/%s %s/s %s %s\033[K%s",
-                p->label, (int) (frac * 100), bar, done, total, speed,
-                final ? "in" : "ETA", eta_s, final ? "\n" : "");
-  if (n > 0)
-    write_all (p->fd, line, (size_t) n < sizeof line ? (size_t) n : sizeof line - 1);
+  vmferry_human_size (done, done_s, sizeof done_s);
+  vmferry_human_size (total, total_s, sizeof total_s);
+  vmferry_human_size (rate > 0 ? (uint64_t) rate : 0, speed, sizeof speed);
+  vmferry_human_duration (seconds, time_s, sizeof time_s);
+  if (total)
+    n = snprintf (buf, len, "\r%-20.20s %3d%% [%s] %s/%s %s/s %s %s\033[K%s",
+                  label, (int) (frac * 100), bar, done_s, total_s, speed,
+                  final ? "in" : "ETA", time_s, final ? "\n" : "");
+  else
+    n = snprintf (buf, len, "\r%-20.20s %s %s/s%s%s\033[K%s", label, done_s,
+                  speed, final ? " in " : "", final ? time_s : "",
+                  final ? "\n" : "");
+  if (n < 0) {
+    buf[0] = '\0';
+    return 0;
+  }
+  return (size_t) n < len ? (size_t) n : len - 1;
+}
+
+/* Draw the item, or with a run the run, in place; FINAL ends the line. */
+static void
+show_bar (struct vmferry_progress *p, bool final, double now)
+{
+  char line[512], label[256];
+  double rate, eta, elapsed;
+  uint64_t done = p->done, total = p->total;
+  size_t n;
+
+  rate_eta (p, now, &rate, &eta);
+  elapsed = now - p->started;
+  if (p->run) {
+    done = p->run_done;
+    total = p->run_total;
+    elapsed = now - p->run_started;
+    rate = elapsed > 0 ? done / elapsed : 0;
+    eta = total > 0 && rate > 0 && done <= total ? (total - done) / rate : -1;
+    snprintf (label, sizeof label, "%s%s%s", p->run_name ? p->run_name : "",
+              p->run_name ? " " : "", p->label);
+  }
+  else
+    snprintf (label, sizeof label, "%s", p->label);
+  n = vmferry_progress_format_bar (line, sizeof line, label, done, total, rate,
+                                   final ? elapsed : eta, final);
+  write_all (p->fd, line, n);
+  p->line_open = !final;
 }
 
 void
@@ -219,6 +319,10 @@ vmferry_progress_begin (struct vmferry_progress *p, const char *label,
   p->total = total;
   p->done = 0;
   p->started = p->last_shown = p->clock (p->clock_opaque);
+  if (p->run && !p->run_begun) {
+    p->run_started = p->started;
+    p->run_begun = true;
+  }
   p->active = p->label != NULL;
   if (p->active) {
     if (p->mode == VMFERRY_PROGRESS_MACHINE)
@@ -240,6 +344,7 @@ vmferry_progress_add (struct vmferry_progress *p, uint64_t bytes)
   if (!p->active)
     goto out;
   p->done += bytes;
+  p->run_done += bytes;
   now = p->clock (p->clock_opaque);
   interval = p->mode == VMFERRY_PROGRESS_MACHINE ? 1.0 : 0.1;
   if (now - p->last_shown >= interval) {
@@ -263,10 +368,11 @@ vmferry_progress_end (struct vmferry_progress *p)
   pthread_mutex_lock (&p->lock);
   if (p->active) {
     now = p->clock (p->clock_opaque);
+    p->run_ended++;
     if (p->mode == VMFERRY_PROGRESS_MACHINE)
       show_machine (p, "end", now);
     else
-      show_bar (p, true, now);
+      show_bar (p, !p->run || p->run_ended >= p->run_items, now);
     p->active = false;
   }
   pthread_mutex_unlock (&p->lock);
