@@ -881,7 +881,7 @@ job_done (void *opaque, void *jobp)
     vmferry_progress_begin (ex->opts->progress, f->name, f->size);
     return vmferry_stream_write_file_begin (ex->w, j->file, j->length);
   case JOB_FILE_END:
-    vmferry_progress_end (ex->opts->progress);
+    vmferry_progress_done (ex->opts->progress);
     return vmferry_stream_write_file_end (ex->w, j->file, j->digest);
   case JOB_DATA:
     vmferry_progress_add (ex->opts->progress, j->length);

@@ -1319,7 +1319,7 @@ job_done (void *opaque, void *jobp)
     return -1;
   vmferry_import_close_file (f);
   f->verified = true;
-  vmferry_progress_end (im->opts->progress);
+  vmferry_progress_done (im->opts->progress);
   if (rf && vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
     return -1;
   if (vmferry_fault ("import-file-verified") < 0)

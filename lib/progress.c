@@ -38,6 +38,9 @@ struct vmferry_progress {
   bool line_open;               /* a bar drawn without its newline */
 };
 
+/* Defined below, with the drawing. */
+static void write_all (int fd, const char *buf, size_t len);
+
 static double
 monotonic_clock (void *opaque)
 {
@@ -66,9 +69,55 @@ vmferry_progress_auto (int progress_fd, bool quiet)
 {
   if (progress_fd >= 0)
     return vmferry_progress_new (VMFERRY_PROGRESS_MACHINE, progress_fd);
-  if (!quiet && isatty (STDERR_FILENO))
-    return vmferry_progress_new (VMFERRY_PROGRESS_BAR, STDERR_FILENO);
+  if (!quiet && isatty (STDERR_FILENO)) {
+    struct vmferry_progress *p = vmferry_progress_new (VMFERRY_PROGRESS_BAR,
+                                                       STDERR_FILENO);
+    vmferry_progress_own_line (p);
+    return p;
+  }
   return NULL;
+}
+
+/* The bar that owns its terminal line; one per process. */
+static struct vmferry_progress *line_owner;
+
+void
+vmferry_progress_break_line (void)
+{
+  struct vmferry_progress *p = __atomic_load_n (&line_owner, __ATOMIC_ACQUIRE);
+
+  if (p == NULL)
+    return;
+  pthread_mutex_lock (&p->lock);
+  if (p->line_open) {
+    write_all (p->fd, "\n", 1);
+    p->line_open = false;
+  }
+  pthread_mutex_unlock (&p->lock);
+}
+
+/* vmferry_log's sink while a bar owns the line (called under its lock). */
+static void
+log_below_bar (void *opaque, int level, const char *msg)
+{
+  struct vmferry_progress *p = opaque;
+  char *line;
+
+  (void) level;
+  vmferry_progress_break_line ();
+  if (asprintf (&line, "%s: %s\n", vmferry_program_name (), msg) >= 0) {
+    write_all (p->fd, line, strlen (line));
+    free (line);
+  }
+}
+
+void
+vmferry_progress_own_line (struct vmferry_progress *p)
+{
+  if (p == NULL || p->mode != VMFERRY_PROGRESS_BAR)
+    return;
+  __atomic_store_n (&line_owner, p, __ATOMIC_RELEASE);
+  vmferry_set_log_fn (log_below_bar, p);
 }
 
 bool
@@ -89,14 +138,15 @@ vmferry_progress_auto_stream (int progress_fd, bool quiet, int stream_fd)
   return vmferry_progress_auto (progress_fd, quiet);
 }
 
-/* Defined below, with the drawing. */
-static void write_all (int fd, const char *buf, size_t len);
-
 void
 vmferry_progress_free (struct vmferry_progress *p)
 {
   if (p == NULL)
     return;
+  if (__atomic_load_n (&line_owner, __ATOMIC_ACQUIRE) == p) {
+    vmferry_set_log_fn (NULL, NULL);
+    __atomic_store_n (&line_owner, NULL, __ATOMIC_RELEASE);
+  }
   if (p->line_open)
     write_all (p->fd, "\n", 1);
   pthread_mutex_destroy (&p->lock);
@@ -358,14 +408,18 @@ vmferry_progress_add (struct vmferry_progress *p, uint64_t bytes)
   pthread_mutex_unlock (&p->lock);
 }
 
-void
-vmferry_progress_end (struct vmferry_progress *p)
+static void
+end_item (struct vmferry_progress *p, bool complete)
 {
   double now;
 
   if (p == NULL)
     return;
   pthread_mutex_lock (&p->lock);
+  if (p->active && complete && p->done < p->total) {
+    p->run_done += p->total - p->done;
+    p->done = p->total;
+  }
   if (p->active) {
     now = p->clock (p->clock_opaque);
     p->run_ended++;
@@ -376,4 +430,16 @@ vmferry_progress_end (struct vmferry_progress *p)
     p->active = false;
   }
   pthread_mutex_unlock (&p->lock);
+}
+
+void
+vmferry_progress_end (struct vmferry_progress *p)
+{
+  end_item (p, false);
+}
+
+void
+vmferry_progress_done (struct vmferry_progress *p)
+{
+  end_item (p, true);
 }

@@ -62,6 +62,18 @@ bool vmferry_progress_fd_is_sink (int fd);
  */
 void vmferry_progress_free (struct vmferry_progress *p);
 
+/* Make P the bar that owns its terminal line (vmferry_progress_auto does
+ * it for the bar on stderr): until P is freed, vmferry_log messages are
+ * written to P's FD on a line of their own, ending an open bar line
+ * first; the bar is drawn again below at its next update.
+ */
+void vmferry_progress_own_line (struct vmferry_progress *p);
+
+/* End the open line of the bar that owns its terminal, if any: for a
+ * message printed directly to stderr (the tools' error line).
+ */
+void vmferry_progress_break_line (void);
+
 /* Tests replace the clock (seconds, monotonic). */
 void vmferry_progress_set_clock (struct vmferry_progress *p,
                                  double (*clock) (void *opaque),
@@ -80,7 +92,13 @@ void vmferry_progress_set_total (struct vmferry_progress *p, const char *name,
 void vmferry_progress_begin (struct vmferry_progress *p, const char *label,
                              uint64_t total);
 void vmferry_progress_add (struct vmferry_progress *p, uint64_t bytes);
+/* End the item where it stopped. */
 void vmferry_progress_end (struct vmferry_progress *p);
+
+/* End the item complete: what was not counted (holes a stream leaves
+ * out) counts as done.
+ */
+void vmferry_progress_done (struct vmferry_progress *p);
 
 /* One bar line into BUF (LEN bytes, always NUL-terminated): "\r", LABEL
  * in 20 columns, the percentage of DONE in TOTAL (capped at 100) and a bar,

@@ -421,7 +421,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
       }
       break;
     case VMFERRY_REC_FILE_END:
-      vmferry_progress_end (opts->progress);
+      vmferry_progress_done (opts->progress);
       break;
     }
     /* Renumbered when records were left out; else the very bytes. */
