@@ -23,10 +23,21 @@ struct vmferry_progress {
   double (*clock) (void *opaque);
   void *clock_opaque;
 
+  /* The item shown: the oldest begun and not ended. */
   char *label;
   uint64_t total, done;
   double started, last_shown;
   bool active;
+
+  /* Items begun while that one was open (an import's reader starts the
+   * next file before the writers end the last), shown in turn.
+   */
+  struct queued {
+    char *label;
+    uint64_t total;
+    double started;
+  } *queue;
+  size_t nr_queued;
 
   /* The run (vmferry_progress_set_total), when there is one. */
   bool run, run_begun;
@@ -151,6 +162,9 @@ vmferry_progress_free (struct vmferry_progress *p)
     write_all (p->fd, "\n", 1);
   pthread_mutex_destroy (&p->lock);
   free (p->label);
+  for (size_t i = 0; i < p->nr_queued; i++)
+    free (p->queue[i].label);
+  free (p->queue);
   free (p->run_name);
   free (p);
 }
@@ -291,7 +305,10 @@ vmferry_progress_format_bar (char *buf, size_t len, const char *label,
                              uint64_t done, uint64_t total, double rate,
                              double seconds, bool final)
 {
-  enum { width = 24 };
+  /* At most 79 columns with the widest figures (a terminal wraps a
+   * longer line, and "\r" then redraws only its last row).
+   */
+  enum { width = 9 };
   char done_s[32], total_s[32], speed[32], time_s[32], bar[width + 1];
   double frac;
   int filled, n;
@@ -310,11 +327,11 @@ vmferry_progress_format_bar (char *buf, size_t len, const char *label,
   vmferry_human_size (rate > 0 ? (uint64_t) rate : 0, speed, sizeof speed);
   vmferry_human_duration (seconds, time_s, sizeof time_s);
   if (total)
-    n = snprintf (buf, len, "\r%-20.20s %3d%% [%s] %s/%s %s/s %s %s\033[K%s",
+    n = snprintf (buf, len, "\r%-14.14s %3d%% [%s] %s/%s %s/s %s %s\033[K%s",
                   label, (int) (frac * 100), bar, done_s, total_s, speed,
                   final ? "in" : "ETA", time_s, final ? "\n" : "");
   else
-    n = snprintf (buf, len, "\r%-20.20s %s %s/s%s%s\033[K%s", label, done_s,
+    n = snprintf (buf, len, "\r%-14.14s %s %s/s%s%s\033[K%s", label, done_s,
                   speed, final ? " in " : "", final ? time_s : "",
                   final ? "\n" : "");
   if (n < 0) {
@@ -341,8 +358,7 @@ show_bar (struct vmferry_progress *p, bool final, double now)
     elapsed = now - p->run_started;
     rate = elapsed > 0 ? done / elapsed : 0;
     eta = total > 0 && rate > 0 && done <= total ? (total - done) / rate : -1;
-    snprintf (label, sizeof label, "%s%s%s", p->run_name ? p->run_name : "",
-              p->run_name ? " " : "", p->label);
+    snprintf (label, sizeof label, "%s", p->run_name ? p->run_name : p->label);
   }
   else
     snprintf (label, sizeof label, "%s", p->label);
@@ -352,34 +368,50 @@ show_bar (struct vmferry_progress *p, bool final, double now)
   p->line_open = !final;
 }
 
+/* Show item LABEL (owned) of TOTAL bytes, begun at STARTED. */
+static void
+show_item (struct vmferry_progress *p, char *label, uint64_t total,
+           double started)
+{
+  free (p->label);
+  p->label = label;
+  p->total = total;
+  p->done = 0;
+  p->started = p->last_shown = started;
+  p->active = true;
+  if (p->mode == VMFERRY_PROGRESS_MACHINE)
+    show_machine (p, "begin", started);
+  else
+    show_bar (p, false, p->clock (p->clock_opaque));
+}
+
 void
 vmferry_progress_begin (struct vmferry_progress *p, const char *label,
                         uint64_t total)
 {
+  struct queued *q;
   char *copy;
+  double now;
 
   if (p == NULL)
     return;
   copy = strdup (label ? label : "");
+  if (copy == NULL)
+    return;                     /* best effort: the item is not shown */
   pthread_mutex_lock (&p->lock);
-  if (copy) {
-    free (p->label);
-    p->label = copy;
-  }
-  p->total = total;
-  p->done = 0;
-  p->started = p->last_shown = p->clock (p->clock_opaque);
+  now = p->clock (p->clock_opaque);
   if (p->run && !p->run_begun) {
-    p->run_started = p->started;
+    p->run_started = now;
     p->run_begun = true;
   }
-  p->active = p->label != NULL;
-  if (p->active) {
-    if (p->mode == VMFERRY_PROGRESS_MACHINE)
-      show_machine (p, "begin", p->started);
-    else
-      show_bar (p, false, p->started);
+  if (!p->active)
+    show_item (p, copy, total, now);
+  else if ((q = realloc (p->queue, (p->nr_queued + 1) * sizeof *q))) {
+    p->queue = q;
+    q[p->nr_queued++] = (struct queued) { copy, total, now };
   }
+  else
+    free (copy);
   pthread_mutex_unlock (&p->lock);
 }
 
@@ -411,11 +443,19 @@ vmferry_progress_add (struct vmferry_progress *p, uint64_t bytes)
 static void
 end_item (struct vmferry_progress *p, bool complete)
 {
+  uint64_t carry = 0;
   double now;
 
   if (p == NULL)
     return;
   pthread_mutex_lock (&p->lock);
+  /* Bytes beyond the item with one queued: the next one's, counted while
+   * this one was shown.
+   */
+  if (p->active && p->nr_queued > 0 && p->total && p->done > p->total) {
+    carry = p->done - p->total;
+    p->done = p->total;
+  }
   if (p->active && complete && p->done < p->total) {
     p->run_done += p->total - p->done;
     p->done = p->total;
@@ -428,6 +468,13 @@ end_item (struct vmferry_progress *p, bool complete)
     else
       show_bar (p, !p->run || p->run_ended >= p->run_items, now);
     p->active = false;
+    if (p->nr_queued > 0) {
+      struct queued q = p->queue[0];
+
+      memmove (p->queue, p->queue + 1, --p->nr_queued * sizeof *p->queue);
+      show_item (p, q.label, q.total, q.started);
+      p->done = carry;
+    }
   }
   pthread_mutex_unlock (&p->lock);
 }

@@ -2,7 +2,7 @@
  *
  * Two forms, chosen by the tool:
  *  - a bar on a terminal:
- *      "web01 vda  42% [=========>      ] 1.2 GiB/3.0 GiB 310 MiB/s ETA 0:06",
+ *      "web01           42% [===>     ] 1.2 GiB/3.0 GiB 310.0 MiB/s ETA 0:06",
  *    redrawn in place at most 10 times a second.  With a run total
  *    (vmferry_progress_set_total) one line covers every item of the run,
  *    figures for the whole run, ended by a newline once it is all done;
@@ -81,8 +81,9 @@ void vmferry_progress_set_clock (struct vmferry_progress *p,
 
 /* The run is NR_ITEMS items of TOTAL bytes in all, named NAME (a domain;
  * may be NULL).  Call before the first item.  The bar then shows the run:
- * "NAME ITEM", bytes done of TOTAL, the rate and ETA since the first
- * item began, and ends its line when NR_ITEMS items have ended.  Machine
+ * NAME (else the item's label), bytes done of TOTAL, the rate and ETA
+ * since the first item began, and ends its line when NR_ITEMS items have
+ * ended (-v names each file as it starts; the line has no room).  Machine
  * lines are per item as before and add "run_done" and "run_total".
  */
 void vmferry_progress_set_total (struct vmferry_progress *p, const char *name,
@@ -101,7 +102,7 @@ void vmferry_progress_end (struct vmferry_progress *p);
 void vmferry_progress_done (struct vmferry_progress *p);
 
 /* One bar line into BUF (LEN bytes, always NUL-terminated): "\r", LABEL
- * in 20 columns, the percentage of DONE in TOTAL (capped at 100) and a bar,
+ * in 14 columns, the percentage of DONE in TOTAL (capped at 100) and a bar,
  * "DONE/TOTAL", RATE per second, and "ETA " SECONDS or, FINAL, "in "
  * SECONDS and a newline.  TOTAL 0 (unknown) shows DONE and the rate only.
  * Returns the length written.

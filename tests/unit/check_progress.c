@@ -3,6 +3,7 @@
 
 #include "unit.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -162,14 +163,12 @@ START_TEST (test_format_bar)
   n = vmferry_progress_format_bar (buf, sizeof buf, "web01 vda", 3 << 20,
                                    12 << 20, 1 << 20, 9, false);
   ck_assert_uint_eq (n, strlen (buf));
-  ck_assert_str_eq (buf, "\rweb01 vda             25% "
-                    "[======>                 ] "
+  ck_assert_str_eq (buf, "\rweb01 vda       25% [==>      ] "
                     "3.0 MiB/12.0 MiB 1.0 MiB/s ETA 0:09\033[K");
   /* Done: full, the time taken, and the line ends. */
   vmferry_progress_format_bar (buf, sizeof buf, "vda", 12 << 20, 12 << 20,
                                1 << 20, 12, true);
-  ck_assert_str_eq (buf, "\rvda                  100% "
-                    "[========================] "
+  ck_assert_str_eq (buf, "\rvda            100% [=========] "
                     "12.0 MiB/12.0 MiB 1.0 MiB/s in 0:12\033[K\n");
   /* More than the total (a file rewritten on resume): never past 100%. */
   vmferry_progress_format_bar (buf, sizeof buf, "vda", 13 << 20, 12 << 20,
@@ -179,7 +178,7 @@ START_TEST (test_format_bar)
   /* Unknown total: no percentage, no bar. */
   vmferry_progress_format_bar (buf, sizeof buf, "memory", 1536, 0, 512, 3,
                                true);
-  ck_assert_str_eq (buf, "\rmemory               "
+  ck_assert_str_eq (buf, "\rmemory         "
                     "1.5 KiB 512 B/s in 0:03\033[K\n");
   /* A label longer than its columns is cut, a small buffer truncates. */
   n = vmferry_progress_format_bar (buf, 8, "a-very-long-label-indeed-yes", 1, 2,
@@ -188,7 +187,16 @@ START_TEST (test_format_bar)
   ck_assert_str_eq (buf, "\ra-very");
   vmferry_progress_format_bar (buf, sizeof buf, "a-very-long-label-indeed-yes",
                                1, 2, 1, 1, false);
-  ck_assert_ptr_nonnull (strstr (buf, "\ra-very-long-label-in  50% "));
+  ck_assert_ptr_nonnull (strstr (buf, "\ra-very-long-la  50% "));
+  /* The widest figures fit an 80-column terminal: a wrapped line would
+   * be redrawn from its last row only.
+   */
+  n = vmferry_progress_format_bar (buf, sizeof buf, "a-very-long-label",
+                                   1023ULL << 40, 1023ULL << 40,
+                                   1023.9 * (1 << 30), 359999, false);
+  ck_assert_ptr_nonnull (strstr (buf, "1023.0 TiB/1023.0 TiB"));
+  ck_assert_ptr_nonnull (strstr (buf, " ETA 99:59:59\033[K"));
+  ck_assert_uint_le (n - strlen ("\r\033[K"), 79);
 }
 END_TEST
 
@@ -223,12 +231,12 @@ START_TEST (test_run)
   count_lines (buf, &cr, &nl);
   ck_assert_int_eq (cr, 3);
   ck_assert_int_eq (nl, 0);
-  ck_assert_ptr_nonnull (strstr (buf, "\rweb01 vda             75% "));
+  ck_assert_ptr_nonnull (strstr (buf, "\rweb01           75% "));
   ck_assert_ptr_nonnull (strstr (buf, " 3.0 MiB/4.0 MiB 3.0 MiB/s ETA 0:00"));
   fake_now = 12;
   vmferry_progress_begin (p, "nvram", 1 << 20);
   drain (pfd[0], buf, sizeof buf);
-  ck_assert_ptr_nonnull (strstr (buf, "\rweb01 nvram           75% "));
+  ck_assert_ptr_nonnull (strstr (buf, "\rweb01           75% "));
   /* Half of it a hole the stream leaves out: done counts it. */
   fake_now = 14;
   vmferry_progress_add (p, 1 << 19);
@@ -237,7 +245,7 @@ START_TEST (test_run)
   count_lines (buf, &cr, &nl);
   ck_assert_int_eq (nl, 1);
   ck_assert_int_eq (buf[strlen (buf) - 1], '\n');
-  ck_assert_ptr_nonnull (strstr (buf, "100% [========================] "
+  ck_assert_ptr_nonnull (strstr (buf, "100% [=========] "
                                  "4.0 MiB/4.0 MiB 1.0 MiB/s in 0:04"));
   /* Ended: freeing adds nothing. */
   vmferry_progress_free (p);
@@ -290,6 +298,65 @@ START_TEST (test_run_cut)
   ck_assert (json_object_object_get_ex (o, "run_total", &v));
   ck_assert_int_eq (json_object_get_int64 (v), 4 << 20);
   json_object_put (o);
+  vmferry_progress_free (p);
+  close (pfd[0]);
+  close (pfd[1]);
+}
+END_TEST
+
+START_TEST (test_overlap)
+{
+  int pfd[2];
+  char buf[8192], *line, *save;
+  struct vmferry_progress *p;
+  const char *want[] = {
+    "begin vda 0/3145728", "end vda 3145728/3145728",
+    "begin nvram 0/1048576", "end nvram 1048576/1048576",
+  };
+  size_t n = 0;
+
+  /* An import begins the next file before the last one ends, and its
+   * reader counts the next file's zeros meanwhile: items are shown in
+   * turn, each complete once, and the run ends at its total.
+   */
+  ck_assert_int_eq (pipe (pfd), 0);
+  p = vmferry_progress_new (VMFERRY_PROGRESS_MACHINE, pfd[1]);
+  vmferry_progress_set_clock (p, fake_clock, NULL);
+  vmferry_progress_set_total (p, "web01", 4 << 20, 2);
+  fake_now = 0;
+  vmferry_progress_begin (p, "vda", 3 << 20);
+  vmferry_progress_add (p, 2 << 20);
+  vmferry_progress_begin (p, "nvram", 1 << 20);
+  vmferry_progress_add (p, 1 << 20);            /* vda's last data */
+  vmferry_progress_add (p, 1 << 19);            /* nvram's zeros */
+  vmferry_progress_done (p);
+  vmferry_progress_done (p);
+  vmferry_progress_done (p);                    /* nothing left to end */
+  drain (pfd[0], buf, sizeof buf);
+  for (line = strtok_r (buf, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save)) {
+    json_object *o = json_tokener_parse (line), *ev, *label, *done, *total;
+    char got[128];
+
+    ck_assert_ptr_nonnull (o);
+    ck_assert (json_object_object_get_ex (o, "event", &ev));
+    ck_assert (json_object_object_get_ex (o, "label", &label));
+    ck_assert (json_object_object_get_ex (o, "done", &done));
+    ck_assert (json_object_object_get_ex (o, "total", &total));
+    snprintf (got, sizeof got, "%s %s %" PRIu64 "/%" PRIu64,
+              json_object_get_string (ev), json_object_get_string (label),
+              json_object_get_uint64 (done), json_object_get_uint64 (total));
+    ck_assert_uint_lt (n, sizeof want / sizeof want[0]);
+    ck_assert_str_eq (got, want[n]);
+    n++;
+    if (strcmp (json_object_get_string (ev), "end") == 0 &&
+        strcmp (json_object_get_string (label), "nvram") == 0) {
+      ck_assert (json_object_object_get_ex (o, "run_done", &done));
+      ck_assert_uint_eq (json_object_get_uint64 (done), 4 << 20);
+    }
+    json_object_put (o);
+  }
+  ck_assert_uint_eq (n, 4);
   vmferry_progress_free (p);
   close (pfd[0]);
   close (pfd[1]);
@@ -385,5 +452,5 @@ END_TEST
 
 VMFERRY_UNIT_MAIN ("progress", test_human_size, test_human_duration,
                    test_machine_lines, test_bar, test_format_bar, test_run,
-                   test_run_cut, test_sink, test_own_line,
+                   test_run_cut, test_overlap, test_sink, test_own_line,
                    test_null_is_ignored)
