@@ -83,7 +83,7 @@ void vmferry_progress_set_clock (struct vmferry_progress *p,
  * may be NULL).  Call before the first item.  The bar then shows the run:
  * NAME (else the item's label), bytes done of TOTAL, the rate and ETA
  * since the first item began, and ends its line when NR_ITEMS items have
- * ended (-v names each file as it starts; the line has no room).  Machine
+ * ended (a file's name would not fit in 80 columns as well).  Machine
  * lines are per item as before and add "run_done" and "run_total".
  */
 void vmferry_progress_set_total (struct vmferry_progress *p, const char *name,
