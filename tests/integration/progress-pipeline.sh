@@ -79,14 +79,14 @@ EOF
 # return on it a bar, the last at 100% of TOTAL (to 0.05 MiB: the bar
 # shows one decimal), finished.
 one_bar() {
-    local what=$1 out draws pct done tot end label
+    local what=$1 out draws pct got tot end label
     out=$(bars "$2")
     [[ -n $out ]] || fail "$what: no bar was drawn: $(od -c "$2" | head -20)"
     [[ $out != *$'\n'* ]] || fail "$what: more than one line of bars: $out"
-    read -r draws pct done tot end label <<<"$out"
+    read -r draws pct got tot end label <<<"$out"
     ((pct == 100)) || fail "$what: the bar ends at $pct%: $out"
     [[ $end == in ]] || fail "$what: the bar is not finished: $out"
-    ((done == tot)) || fail "$what: $done of $tot bytes: $out"
+    ((got == tot)) || fail "$what: $got of $tot bytes: $out"
     (((tot > $3 ? tot - $3 : $3 - tot) <= 52429)) ||
         fail "$what: total $tot, the stream holds $3"
     echo "$what: one bar ($draws draws), 100% of $tot bytes, label $label"
@@ -144,7 +144,8 @@ out=$(bars "$log")
 echo "live: $out"
 labels=$(awk '{print $6}' <<<"$out" | tr '\n' ' ')
 [[ $labels == "disks memory " ]] || fail "live: bars $labels, not disks then memory"
-while read -r draws pct done tot end label; do
-    ((pct == 100)) && [[ $end == in ]] && ((done == tot)) ||
-        fail "live: the $label bar ends at $pct% ($done of $tot, $end)"
+while read -r draws pct got tot end label; do
+    if ((pct != 100)) || [[ $end != in ]] || ((got != tot)); then
+        fail "live: the $label bar ends at $pct% ($got of $tot, $end)"
+    fi
 done <<<"$out"
