@@ -882,7 +882,7 @@ job_done (void *opaque, void *jobp)
     vmferry_progress_begin (ex->opts->progress, f->name, f->size);
     return vmferry_stream_write_file_begin (ex->w, j->file, j->length);
   case JOB_FILE_END:
-    vmferry_progress_end (ex->opts->progress);
+    vmferry_progress_done (ex->opts->progress);
     return vmferry_stream_write_file_end (ex->w, j->file, j->digest);
   case JOB_DATA:
     vmferry_progress_add (ex->opts->progress, j->length);
@@ -1382,6 +1382,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
     manifest = NULL;
     r = 0;
     goto out;
+  }
+  {
+    uint64_t total = 0;
+    for (size_t i = 0; i < plan.nr_files; i++)
+      total += plan.files[i].size;
+    vmferry_progress_set_total (opts->progress, name, total, plan.nr_files);
   }
   r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:

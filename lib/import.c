@@ -94,6 +94,17 @@ struct job {
   unsigned char digest[16];
 };
 
+/* The bar covers the whole stream: its size is in the manifest. */
+static void
+progress_total (struct vmferry_progress *p, const struct vmferry_manifest *m)
+{
+  uint64_t total = 0;
+
+  for (size_t i = 0; i < m->nr_files; i++)
+    total += m->files[i].size;
+  vmferry_progress_set_total (p, m->domain_name, total, m->nr_files);
+}
+
 /* The files of the stream, from its manifest as the validator parsed it
  * (formats/manifest.h: every name already a safe component, or for TPM
  * state a safe relative path).  A disk that is a volume of a pool is
@@ -1308,7 +1319,7 @@ job_done (void *opaque, void *jobp)
     return -1;
   vmferry_import_close_file (f);
   f->verified = true;
-  vmferry_progress_end (im->opts->progress);
+  vmferry_progress_done (im->opts->progress);
   if (rf && vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
     return -1;
   if (vmferry_fault ("import-file-verified") < 0)
@@ -1546,6 +1557,7 @@ read_stream (struct importer *im)
       if (files_from_manifest (im, vmferry_validator_manifest (v)) < 0 ||
           pool_from_manifest (im) < 0 || (im->dir == NULL && dir_from_manifest (im) < 0))
         goto out;
+      progress_total (opts->progress, vmferry_validator_manifest (v));
       k = vmferry_resume_stream_id (json, len, im->stream_id);
       if (k < 0)
         goto out;

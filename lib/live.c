@@ -223,6 +223,91 @@ vmferry_live_sample_parse (virTypedParameterPtr params, int nparams,
   GET (VIR_DOMAIN_JOB_MEMORY_TOTAL, mem_total);
   GET (VIR_DOMAIN_JOB_MEMORY_ITERATION, mem_iteration);
 #undef GET
+  if (virTypedParamsGetULLong (params, nparams, VIR_DOMAIN_JOB_DISK_REMAINING,
+                               &v) == 1) {
+    s->disk_remaining = v;
+    s->has_disk_remaining = true;
+  }
+  if (virTypedParamsGetULLong (params, nparams,
+                               VIR_DOMAIN_JOB_MEMORY_REMAINING, &v) == 1) {
+    s->mem_remaining = v;
+    s->has_mem_remaining = true;
+  }
+}
+
+/* Done in a phase: the total less what remains, else what was sent. */
+static uint64_t
+phase_done (uint64_t total, uint64_t processed, bool has_remaining,
+            uint64_t remaining)
+{
+  if (has_remaining && remaining <= total)
+    return total - remaining;
+  return processed;
+}
+
+static void
+bar_phase (struct vmferry_progress *p, struct vmferry_live_bar *b, int phase,
+           uint64_t total, uint64_t done)
+{
+  if (b->phase != phase) {
+    b->phase = phase;
+    b->shown = 0;
+    vmferry_progress_begin (p, phase == 1 ? "disks" : "memory", total);
+  }
+  if (done > b->shown) {
+    vmferry_progress_add (p, done - b->shown);
+    b->shown = done;
+  }
+}
+
+/* The disk phase is over: show all of it. */
+static void
+bar_disks_done (struct vmferry_progress *p, struct vmferry_live_bar *b)
+{
+  bar_phase (p, b, 1, b->last.disk_total, b->last.disk_total);
+  vmferry_progress_end (p);
+}
+
+void
+vmferry_live_bar_report (struct vmferry_progress *p, struct vmferry_live_bar *b,
+                         const struct vmferry_live_sample *s)
+{
+  /* libvirt copies the disks first (NBD mirrors) and starts migrating
+   * memory only when every mirror is in sync.
+   */
+  if (s->mem_processed > 0 || (s->mem_total > 0 && s->disk_total == 0)) {
+    if (b->phase == 1)
+      bar_disks_done (p, b);
+    b->last = *s;
+    bar_phase (p, b, 2, s->mem_total,
+               phase_done (s->mem_total, s->mem_processed,
+                           s->has_mem_remaining, s->mem_remaining));
+  }
+  else if (s->disk_total > 0 && b->phase != 2) {
+    b->last = *s;
+    bar_phase (p, b, 1, s->disk_total,
+               phase_done (s->disk_total, s->disk_processed,
+                           s->has_disk_remaining, s->disk_remaining));
+  }
+}
+
+void
+vmferry_live_bar_end (struct vmferry_progress *p, struct vmferry_live_bar *b,
+                      bool completed)
+{
+  if (!completed) {
+    if (b->phase)
+      vmferry_progress_end (p);
+    b->phase = 0;
+    return;
+  }
+  if (b->phase == 1 || (b->phase == 0 && b->last.disk_total > 0))
+    bar_disks_done (p, b);
+  if (b->last.mem_total > 0)
+    bar_phase (p, b, 2, b->last.mem_total, b->last.mem_total);
+  if (b->phase)
+    vmferry_progress_end (p);
+  b->phase = 0;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -675,45 +760,9 @@ job_thread (void *arg)
 }
 
 struct monitor {
-  int phase;                    /* 0 none, 1 disks, 2 memory */
-  uint64_t shown;               /* bytes reported in this phase */
+  struct vmferry_live_bar bar;
   bool aborted, postcopy_started, told_postcopy;
 };
-
-static void
-report (struct live *l, struct monitor *m, const struct vmferry_live_sample *s)
-{
-  struct vmferry_progress *p = l->opts->progress;
-  uint64_t done;
-
-  /* libvirt copies the disks first (NBD mirrors) and starts migrating
-   * memory only when every mirror is in sync.
-   */
-  if (s->mem_processed > 0 || (s->mem_total > 0 && s->disk_total == 0)) {
-    if (m->phase != 2) {
-      if (m->phase == 1)
-        vmferry_progress_end (p);
-      vmferry_progress_begin (p, "memory", s->mem_total);
-      m->phase = 2;
-      m->shown = 0;
-    }
-    done = s->mem_processed;
-  }
-  else if (s->disk_total > 0) {
-    if (m->phase != 1) {
-      vmferry_progress_begin (p, "disks", s->disk_total);
-      m->phase = 1;
-      m->shown = 0;
-    }
-    done = s->disk_processed;
-  }
-  else
-    return;
-  if (done > m->shown) {
-    vmferry_progress_add (p, done - m->shown);
-    m->shown = done;
-  }
-}
 
 static void
 poll_job (struct live *l, struct monitor *m, unsigned tick)
@@ -744,7 +793,7 @@ poll_job (struct live *l, struct monitor *m, unsigned tick)
     return;                     /* the job may just have ended */
   if (type == VIR_DOMAIN_JOB_UNBOUNDED || type == VIR_DOMAIN_JOB_BOUNDED) {
     vmferry_live_sample_parse (params, nparams, &s);
-    report (l, m, &s);
+    vmferry_live_bar_report (o->progress, &m->bar, &s);
     if (o->postcopy && !m->postcopy_started && !m->aborted &&
         s.mem_iteration >= 2) {
       /* The first pass over memory is done: what is left is what the
@@ -1283,8 +1332,7 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     }
     goto fail;
   }
-  if (mon.phase)
-    vmferry_progress_end (opts->progress);
+  vmferry_live_bar_end (opts->progress, &mon.bar, true);
 
   vmferry_fault ("live-migrated");
   /* The job is done: from here on the destination is the domain. */
@@ -1323,8 +1371,7 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   goto out;
 
  fail:
-  if (mon.phase)
-    vmferry_progress_end (opts->progress);
+  vmferry_live_bar_end (opts->progress, &mon.bar, false);
   outcome = roll_back (&l, started);
  out:
   /* The journal stays only where something may be left to undo. */

@@ -148,13 +148,40 @@ int vmferry_live_prepare_xml (xmlDocPtr doc, const char *const *targets,
 
 /* Phase and figures derived from one sample of virDomainGetJobStats. */
 struct vmferry_live_sample {
-  uint64_t disk_processed, disk_total;
-  uint64_t mem_processed, mem_total;
+  uint64_t disk_processed, disk_total, disk_remaining;
+  uint64_t mem_processed, mem_total, mem_remaining;
+  bool has_disk_remaining, has_mem_remaining;
   uint64_t mem_iteration;
 };
 
 /* Fill S from job statistics PARAMS (NPARAMS typed parameters). */
 void vmferry_live_sample_parse (virTypedParameterPtr params, int nparams,
                                 struct vmferry_live_sample *s);
+
+/* The bars of a live migration, one per phase: "disks" (libvirt's NBD
+ * mirrors) then "memory".  Zero-initialised by the caller.
+ */
+struct vmferry_live_bar {
+  int phase;                    /* 0 none, 1 disks, 2 memory */
+  uint64_t shown;               /* bytes reported in this phase */
+  struct vmferry_live_sample last;
+};
+
+/* Report sample S.  What is done is the total less what libvirt says
+ * remains: "processed" counts bytes sent, and QEMU sends a zero page as a
+ * marker, so a guest of mostly zero memory would end near 0%.  The disks
+ * end at 100% when memory starts: libvirt starts it only once every mirror
+ * is in sync.
+ */
+void vmferry_live_bar_report (struct vmferry_progress *p,
+                              struct vmferry_live_bar *b,
+                              const struct vmferry_live_sample *s);
+
+/* The job ended.  COMPLETED: libvirt finished it, so every phase is shown
+ * at 100% (one too quick to be sampled included); else the bar ends where
+ * the job stopped and the caller's error says why.
+ */
+void vmferry_live_bar_end (struct vmferry_progress *p,
+                           struct vmferry_live_bar *b, bool completed);
 
 #endif

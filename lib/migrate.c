@@ -734,7 +734,6 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     .uri = opts->uri, .domain = opts->domain, .out_fd = -1, .out_name = "export",
     .out_fn = vmferry_handoff_writev, .out_opaque = x.h[0],
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,
-    .progress = opts->progress,
   };
   if (pthread_create (&x.export_st.thread, NULL, export_thread, &x) != 0) {
     vmferry_set_error ("cannot start the export thread");
@@ -766,6 +765,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   so.in = sin;
   so.in_name = rewriting ? "rewrite" : "export";
   so.no_resume = opts->no_resume;
+  /* The bar is the send's, as in export | send: what has reached the
+   * remote, not what the export has read ahead into the buffer.
+   */
+  so.progress = opts->progress;
   if (conn.st.started && !(so.session = connector_join (&conn)))
     vmferry_restore_error (conn.st.err, conn.st.errnum);
   else {

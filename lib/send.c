@@ -109,14 +109,29 @@ read_metadata (struct sender *sd)
       if (m && json_object_object_get_ex (m, "files", &files) &&
           json_object_is_type (files, json_type_array)) {
         size_t n = json_object_array_length (files);
+        uint64_t total = 0;
+        json_object *d, *v;
         sd->names = calloc (n ? n : 1, sizeof *sd->names);
         for (size_t i = 0; sd->names && i < n; i++) {
-          json_object *f = json_object_array_get_idx (files, i), *v;
+          json_object *f = json_object_array_get_idx (files, i);
           if (json_object_object_get_ex (f, "name", &v) &&
               json_object_is_type (v, json_type_string))
             sd->names[i] = strdup (json_object_get_string (v));
+          if (json_object_object_get_ex (f, "size", &v) &&
+              json_object_is_type (v, json_type_int))
+            total += json_object_get_uint64 (v);
           sd->nr_names = i + 1;
         }
+        /* One bar for the stream (the remote import's is not drawn:
+         * its stderr is no terminal).
+         */
+        if (!json_object_object_get_ex (m, "domain", &d) ||
+            !json_object_object_get_ex (d, "name", &v) ||
+            !json_object_is_type (v, json_type_string))
+          v = NULL;
+        vmferry_progress_set_total (sd->opts->progress,
+                                    v ? json_object_get_string (v) : NULL,
+                                    total, n);
       }
       json_object_put (m);
       break;
@@ -407,7 +422,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
       }
       break;
     case VMFERRY_REC_FILE_END:
-      vmferry_progress_end (opts->progress);
+      vmferry_progress_done (opts->progress);
       break;
     }
     /* Renumbered when records were left out; else the very bytes. */

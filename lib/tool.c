@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "progress.h"
 #include "tool.h"
 
 void
@@ -117,6 +118,7 @@ vmferry_tool_print_error (void)
 {
   const char *msg = vmferry_get_error ();
 
+  vmferry_progress_break_line ();
   fprintf (stderr, "%s: %s\n", vmferry_program_name (),
            *msg ? msg : "unknown error");
 }

@@ -74,8 +74,9 @@ main (int argc, char *argv[])
   }
   opts.out_fd = out.fd;
   opts.out_name = out.name;
-  opts.progress = vmferry_progress_auto (progress_fd,
-                                         vmferry_get_verbosity () < 0);
+  opts.progress = vmferry_progress_auto_stream (progress_fd,
+                                                vmferry_get_verbosity () < 0,
+                                                out.fd);
   r = vmferry_export (&opts);
   if (r == 0)
     r = vmferry_output_commit (&out);

@@ -5,7 +5,11 @@
 
 #include "unit.h"
 
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "cleanup.h"
 #include "domain.h"
@@ -154,9 +158,108 @@ START_TEST (test_sample)
   /* Missing fields read as zero. */
   ck_assert_uint_eq (s.mem_processed, 0);
   ck_assert_uint_eq (s.mem_total, 0);
+  ck_assert (!s.has_mem_remaining && !s.has_disk_remaining);
+  ck_assert_int_eq (virTypedParamsAddULLong (&p, &n, &max,
+                                             VIR_DOMAIN_JOB_MEMORY_REMAINING,
+                                             0), 0);
+  vmferry_live_sample_parse (p, n, &s);
+  ck_assert (s.has_mem_remaining);
+  ck_assert_uint_eq (s.mem_remaining, 0);
   virTypedParamsFree (p, n);
 }
 END_TEST
 
+/* The "end" events the bar wrote to FD so far, as "label=done/total"
+ * joined by spaces.
+ */
+static void
+ends (int fd, char *out, size_t len)
+{
+  char buf[8192], *line, *save;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+
+  ck_assert_int_ge (n, 0);
+  buf[n] = '\0';
+  out[0] = '\0';
+  for (line = strtok_r (buf, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save)) {
+    json_object *o = json_tokener_parse (line), *ev, *label, *done, *total;
+    size_t at = strlen (out);
+
+    ck_assert_ptr_nonnull (o);
+    ck_assert (json_object_object_get_ex (o, "event", &ev));
+    ck_assert (json_object_object_get_ex (o, "label", &label));
+    ck_assert (json_object_object_get_ex (o, "done", &done));
+    ck_assert (json_object_object_get_ex (o, "total", &total));
+    if (strcmp (json_object_get_string (ev), "end") == 0)
+      snprintf (out + at, len - at, "%s%s=%" PRIu64 "/%" PRIu64, at ? " " : "",
+                json_object_get_string (label), json_object_get_uint64 (done),
+                json_object_get_uint64 (total));
+    json_object_put (o);
+  }
+}
+
+START_TEST (test_bar)
+{
+  int pfd[2];
+  char got[1024];
+  struct vmferry_progress *p;
+  struct vmferry_live_bar b = { 0 };
+  struct vmferry_live_sample disks = {
+    .disk_total = 1000, .disk_processed = 260, .mem_total = 4000,
+  };
+  struct vmferry_live_sample mem = {
+    .disk_total = 1000, .disk_processed = 1000, .mem_total = 4000,
+    .mem_processed = 10, .has_mem_remaining = true, .mem_remaining = 3000,
+  };
+
+  ck_assert_int_eq (pipe (pfd), 0);
+  p = vmferry_progress_new (VMFERRY_PROGRESS_MACHINE, pfd[1]);
+  ck_assert_ptr_nonnull (p);
+
+  /* Seen: the disks' last sample said 26%, memory's said almost nothing
+   * sent (zero pages go as markers).  Memory's start ends the disks in
+   * full; the completed job ends memory in full.
+   */
+  vmferry_live_bar_report (p, &b, &disks);
+  vmferry_live_bar_report (p, &b, &mem);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "disks=1000/1000");
+  vmferry_live_bar_end (p, &b, true);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "memory=4000/4000");
+
+  /* Memory too quick to be sampled: it is shown done, from the total the
+   * disks' samples carried.
+   */
+  memset (&b, 0, sizeof b);
+  vmferry_live_bar_report (p, &b, &disks);
+  vmferry_live_bar_end (p, &b, true);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "disks=1000/1000 memory=4000/4000");
+
+  /* A job that failed ends where it stopped (the error says why), and a
+   * late sample without memory figures does not start the disks again.
+   */
+  memset (&b, 0, sizeof b);
+  vmferry_live_bar_report (p, &b, &disks);
+  vmferry_live_bar_report (p, &b, &mem);
+  disks.disk_processed = 1000;
+  vmferry_live_bar_report (p, &b, &disks);
+  vmferry_live_bar_end (p, &b, false);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "disks=1000/1000 memory=1000/4000");
+
+  /* Nothing sampled, nothing drawn. */
+  memset (&b, 0, sizeof b);
+  vmferry_live_bar_end (p, &b, true);
+  vmferry_progress_free (p);
+  close (pfd[1]);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "");
+  close (pfd[0]);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("live", test_volume_xml, test_prepare_xml,
-                   test_prepare_no_targets, test_sample)
+                   test_prepare_no_targets, test_sample, test_bar)
