@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "linediff.h"
 #include "log.h"
 #include "rewrite.h"
 #include "stream.h"
@@ -2252,30 +2253,11 @@ vmferry_rewrite_stream_preview (struct vmferry_rewrite *rw, int in_fd,
 
 /* ---------------------------------------------------------------- bare XML */
 
+/* Bare XML from IN_FD into *BUF_RTN (at most VMFERRY_DOMAIN_MAX_SIZE). */
 static int
-write_all (int fd, const char *name, const char *buf, size_t len)
-{
-  while (len > 0) {
-    ssize_t r = write (fd, buf, len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write", name);
-      return -1;
-    }
-    buf += r;
-    len -= r;
-  }
-  return 0;
-}
-
-int
-vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
-                        const char *in_name, int out_fd, const char *out_name,
-                        virConnectPtr dest)
+read_xml (int in_fd, const char *in_name, char **buf_rtn, size_t *len_rtn)
 {
   CLEANUP_FREE char *buf = malloc (VMFERRY_DOMAIN_MAX_SIZE + 1);
-  CLEANUP_FREE char *out = NULL;
   size_t len = 0;
 
   if (buf == NULL) {
@@ -2299,10 +2281,81 @@ vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
       return -1;
     }
   }
+  buf[len] = '\0';
+  *buf_rtn = buf;
+  *len_rtn = len;
+  buf = NULL;
+  return 0;
+}
+
+static int
+write_all (int fd, const char *name, const char *buf, size_t len)
+{
+  while (len > 0) {
+    ssize_t r = write (fd, buf, len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      vmferry_set_error_errno (errno, "%s: write", name);
+      return -1;
+    }
+    buf += r;
+    len -= r;
+  }
+  return 0;
+}
+
+int
+vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
+                        const char *in_name, int out_fd, const char *out_name,
+                        virConnectPtr dest)
+{
+  CLEANUP_FREE char *buf = NULL;
+  CLEANUP_FREE char *out = NULL;
+  size_t len;
+
+  if (read_xml (in_fd, in_name, &buf, &len) == -1)
+    return -1;
   out = vmferry_rewrite_xml (rw, buf, len, in_name, dest, NULL);
   if (out == NULL)
     return -1;
   return write_all (out_fd, out_name, out, strlen (out));
+}
+
+/* ---------------------------------------------------------------- diff */
+
+int
+vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
+                      const char *in_name, bool stream, virConnectPtr dest,
+                      char **diff_rtn)
+{
+  CLEANUP_FREE char *before = NULL;
+  CLEANUP_FREE char *after = NULL;
+  CLEANUP_FREE char *label = NULL;
+  size_t len;
+
+  *diff_rtn = NULL;
+  if (stream) {
+    if (vmferry_rewrite_stream_preview (rw, in_fd, in_name, dest, &before,
+                                        &after) == -1)
+      return -1;
+    len = strlen (before);
+  }
+  else {
+    if (read_xml (in_fd, in_name, &before, &len) == -1)
+      return -1;
+    after = vmferry_rewrite_xml (rw, before, len, in_name, dest, NULL);
+    if (after == NULL)
+      return -1;
+  }
+  if (asprintf (&label, "%s (rewritten)", in_name) < 0) {
+    label = NULL;
+    vmferry_set_error_errno (ENOMEM, "%s", in_name);
+    return -1;
+  }
+  *diff_rtn = vmferry_diff_unified (before, len, in_name, after,
+                                    strlen (after), label, 3, NULL);
+  return *diff_rtn ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- check input */
