@@ -29,6 +29,7 @@
 #include "log.h"
 #include "rewrite.h"
 #include "stream.h"
+#include "text.h"
 #include "virt.h"
 #include "xmlsource.h"
 
@@ -2324,10 +2325,39 @@ vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
 
 /* ---------------------------------------------------------------- diff */
 
+/* TEXT with each line as vmferry_text_escape shows it.  Caller frees. */
+static char *
+escape_lines (const char *text)
+{
+  char *out = NULL;
+  size_t size = 0;
+  FILE *fp = open_memstream (&out, &size);
+
+  if (fp == NULL)
+    return NULL;
+  while (*text) {
+    const char *nl = strchrnul (text, '\n');
+    char *e = vmferry_text_escape (text, nl - text);
+    if (e == NULL || fprintf (fp, "%s%s", e, *nl ? "\n" : "") < 0) {
+      free (e);
+      fclose (fp);
+      free (out);
+      return NULL;
+    }
+    free (e);
+    text = *nl ? nl + 1 : nl;
+  }
+  if (fclose (fp) != 0) {
+    free (out);
+    return NULL;
+  }
+  return out;
+}
+
 int
 vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
-                      const char *in_name, bool stream, virConnectPtr dest,
-                      char **diff_rtn)
+                      const char *in_name, bool stream, bool escape,
+                      virConnectPtr dest, char **diff_rtn)
 {
   CLEANUP_FREE char *before = NULL;
   CLEANUP_FREE char *after = NULL;
@@ -2355,6 +2385,13 @@ vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
   }
   *diff_rtn = vmferry_diff_unified (before, len, in_name, after,
                                     strlen (after), label, 3, NULL);
+  if (*diff_rtn && escape) {
+    char *e = escape_lines (*diff_rtn);
+    free (*diff_rtn);
+    *diff_rtn = e;
+    if (e == NULL)
+      vmferry_set_error_errno (ENOMEM, "%s: diff", in_name);
+  }
   return *diff_rtn ? 0 : -1;
 }
 

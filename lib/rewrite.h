@@ -153,11 +153,13 @@ int vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
  * messages and in the diff's header): a vmferry stream when STREAM (read
  * to its end and checked, see vmferry_rewrite_stream_preview), else bare
  * domain XML, as a unified diff of the domain XML before and after (the
- * empty string when the rules change nothing).  Nothing is written.  The
+ * empty string when the rules change nothing).  With ESCAPE (for a
+ * terminal), each line as vmferry_text_escape shows it: a stream's XML
+ * may hold characters that drive a terminal.  Nothing is written.  The
  * caller frees *DIFF_RTN.  Returns 0, or -1 with the error set.
  */
 int vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
-                          const char *in_name, bool stream,
+                          const char *in_name, bool stream, bool escape,
                           virConnectPtr dest, char **diff_rtn);
 
 #endif

@@ -137,7 +137,8 @@ main (int argc, char *argv[])
   }
 
   if (show_diff) {
-    r = vmferry_rewrite_diff (rw, in_fd, in_name, xml == NULL, dest, &diff);
+    r = vmferry_rewrite_diff (rw, in_fd, in_name, xml == NULL,
+                              isatty (STDOUT_FILENO), dest, &diff);
     if (r == 0 && (fputs (diff, stdout) == EOF || fflush (stdout) == EOF)) {
       vmferry_set_error_errno (errno, "stdout");
       r = -1;

@@ -906,6 +906,43 @@ START_TEST (test_stream_layout)
 }
 END_TEST
 
+/* --diff: diff -u of the bare XML before and after; for a terminal,
+ * what could drive it (a C1 control, a bidirectional override) escaped.
+ */
+START_TEST (test_diff)
+{
+  static const char xml[] =
+    "<domain type='kvm'>\n"
+    "  <name>web01</name>\n"
+    "  <description>a\xc2\x9b" "2J b\xe2\x80\xae</description>\n"
+    "</domain>\n";
+  const char *const opts[] = { "rename", "web02", NULL, NULL };
+  struct vmferry_rewrite *rw = rules (opts);
+
+  for (int escape = 0; escape <= 1; escape++) {
+    char path[] = "/tmp/vmferry-diff-XXXXXX";
+    CLEANUP_CLOSE int fd = mkstemp (path);
+    CLEANUP_FREE char *d = NULL;
+    char want[512];
+
+    ck_assert_int_ge (fd, 0);
+    unlink (path);
+    ck_assert_int_eq (write (fd, xml, strlen (xml)), (ssize_t) strlen (xml));
+    lseek (fd, 0, SEEK_SET);
+    ck_assert_msg (vmferry_rewrite_diff (rw, fd, "w.xml", false, escape, NULL,
+                                         &d) == 0, "%s", vmferry_get_error ());
+    snprintf (want, sizeof want,
+              "--- w.xml\n+++ w.xml (rewritten)\n@@ -1,4 +1,4 @@\n"
+              " <domain type='kvm'>\n-  <name>web01</name>\n"
+              "+  <name>web02</name>\n   <description>a%s2J b%s</description>\n"
+              " </domain>\n",
+              escape ? "\\u009b" : "\xc2\x9b", escape ? "\\u202e" : "\xe2\x80\xae");
+    ck_assert_str_eq (d, want);
+  }
+  vmferry_rewrite_free (rw);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- corpus */
 
 /* Real definitions (VMFERRY_XML_CORPUS: a directory of domain XML files,
@@ -1074,7 +1111,7 @@ main (int argc, char *argv[])
       test_two_disks_one_path, test_pool, test_identity, test_networks,
       test_disk_bus, test_cpu_machine_emulator_drop, test_bad_xml,
       test_map_file, test_manifest, test_stream, test_stream_nothing_written,
-      test_check_input, test_layout, test_stream_layout,
+      test_check_input, test_layout, test_stream_layout, test_diff,
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
       _tcase_add_test (tc, tests[i], 0, 0, 0, 1);
