@@ -249,4 +249,68 @@ START_TEST (test_no_source)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("xmlsource", test_keep, test_edits, test_no_source)
+/* Mutated documents (a fixed seed, so a failure repeats): whenever
+ * libxml2 accepts one and a source is made, the splice of the unchanged
+ * tree is the text, and after an edit the splice says what the tree says.
+ */
+START_TEST (test_mutations)
+{
+  static const char base[] =
+    "<?xml version='1.0'?>\n<!-- c -->\n"
+    "<domain type='kvm' xmlns:q=\"urn:q\">\r\n"
+    "  <name>a&amp;b&#65;</name>\n"
+    "  <devices><disk type=\"file\" device='disk'>\n"
+    "    <source file='/x&apos;y' q:z='1'/><![CDATA[<&>]]>\n"
+    "  </disk><?pi x?><e\n  a = 'b' /></devices>\n"
+    "</domain>\n";
+  static const char pick[] = "<>'\"&;#x\r\n\t =/!?-[]ae:1";
+  size_t len = strlen (base), made = 0, parsed = 0;
+  char buf[sizeof base];
+
+  srand (1);
+  for (int round = 0; round < 20000; round++) {
+    xmlDocPtr doc;
+    struct vmferry_xml_source *src;
+    char *out;
+
+    memcpy (buf, base, sizeof base);
+    for (int k = 0, n = 1 + rand () % 3; k < n; k++)
+      buf[rand () % len] = pick[rand () % (sizeof pick - 1)];
+    vmferry_clear_error ();
+    doc = vmferry_domain_parse (buf, len, "m");
+    if (doc == NULL)
+      continue;
+    parsed++;
+    src = vmferry_xml_source_new (doc, buf, len);
+    if (src) {
+      xmlNodePtr root = xmlDocGetRootElement (doc), el;
+      made++;
+      out = vmferry_xml_source_splice (src, doc, NULL);
+      ck_assert_msg (out && strcmp (out, buf) == 0, "round %d: splice "
+                     "differs from\n%s", round, buf);
+      free (out);
+      for (el = root->children; el && el->type != XML_ELEMENT_NODE; el = el->next)
+        ;
+      if (el) {
+        CLEANUP_FREE char *want = NULL;
+        CLEANUP_FREE char *got = NULL;
+        ck_assert_ptr_nonnull (xmlSetProp (el, BAD_CAST "v", BAD_CAST "'\"&<\n"));
+        out = vmferry_xml_source_splice (src, doc, NULL);
+        ck_assert_ptr_nonnull (out);
+        want = vmferry_domain_to_string (doc);
+        got = canonical (out);
+        ck_assert_msg (strcmp (got, want) == 0, "round %d: after an edit\n%s",
+                       round, out);
+        free (out);
+      }
+      vmferry_xml_source_free (src);
+    }
+    xmlFreeDoc (doc);
+  }
+  printf ("mutations: %zu parsed, %zu tied to their text\n", parsed, made);
+  ck_assert_uint_gt (made, 100);
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("xmlsource", test_keep, test_edits, test_no_source,
+                   test_mutations)
