@@ -43,7 +43,7 @@ struct tok {
   char *name;                   /* START, END: qualified name; PI: target */
   char *content;                /* TEXT, CDATA, COMMENT, PI: decoded */
   struct src_attr *attrs;       /* START */
-  size_t nr_attrs, nr_nsdecl;
+  size_t nr_attrs, cap_attrs, nr_nsdecl;
   size_t name_end;              /* after "<NAME" */
   size_t attrs_end;             /* after the last attribute: the tail */
   bool empty;                   /* <NAME/> */
@@ -271,11 +271,14 @@ markup_tok (struct vmferry_xml_source *src, size_t p, size_t *next)
 static int
 add_attr (struct tok *t, struct src_attr *a)
 {
-  struct src_attr *v = reallocarray (t->attrs, t->nr_attrs + 1, sizeof *v);
-
-  if (v == NULL)
-    return -1;
-  t->attrs = v;
+  if (t->nr_attrs == t->cap_attrs) {
+    size_t cap = t->cap_attrs ? t->cap_attrs * 2 : 4;
+    struct src_attr *v = reallocarray (t->attrs, cap, sizeof *v);
+    if (v == NULL)
+      return -1;
+    t->attrs = v;
+    t->cap_attrs = cap;
+  }
   t->attrs[t->nr_attrs++] = *a;
   if (a->nsdecl)
     t->nr_nsdecl++;
@@ -807,7 +810,11 @@ put_new_element (struct out *o, const struct vmferry_xml_source *src,
 
 /* Element N tied to start tag T: the bytes of every attribute still as
  * it was, the new value of a changed one in its own quotes, nothing for
- * a removed one, new ones at the end.
+ * a removed one, new ones at the end.  One pass over both lists (a
+ * hostile element may have very many attributes): libxml2 keeps an
+ * attribute's place when its value is set and appends new ones, so the
+ * tree's attributes that the tag had come in the tag's order; one that
+ * does not (removed and added again) is written as a new one.
  */
 static void
 put_kept_element (struct out *o, const struct vmferry_xml_source *src,
@@ -819,10 +826,12 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
   if (same_attrs (t, n) && !(t->empty && open))
     put_raw (o, src, t->start, t->end);
   else {
+    xmlAttrPtr a = n->properties;
+
     put_raw (o, src, t->start, t->name_end);
     for (size_t i = 0; i < t->nr_attrs; i++) {
       const struct src_attr *sa = &t->attrs[i];
-      xmlAttrPtr a;
+      char *q, *v;
       if (sa->nsdecl) {
         put_raw (o, src, sa->ws, sa->end);
         continue;
@@ -831,39 +840,31 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
         quote = sa->quote;
         have_quote = true;
       }
-      for (a = n->properties; a; a = a->next) {
-        char *q = attr_qname (a);
-        bool eq = q && strcmp (q, sa->qname) == 0;
-        free (q);
-        if (eq)
-          break;
-      }
       if (a == NULL)
         continue;               /* removed */
-      {
-        char *v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
-        if (v && strcmp (v, sa->value) == 0)
-          put_raw (o, src, sa->ws, sa->end);
-        else if (v) {
-          put_raw (o, src, sa->ws, sa->val);
-          put_escaped (o, v, sa->quote, false);
-          put (o, &sa->quote, 1);
-        }
-        else
+      q = attr_qname (a);
+      if (q == NULL || strcmp (q, sa->qname) != 0) {
+        if (q == NULL)
           o->nomem = true;
-        xmlFree (v);
+        free (q);
+        continue;               /* removed */
       }
-    }
-    for (xmlAttrPtr a = n->properties; a; a = a->next) {
-      char *q = attr_qname (a);
-      bool known = false;
-      for (size_t i = 0; q && i < t->nr_attrs; i++)
-        if (!t->attrs[i].nsdecl && strcmp (q, t->attrs[i].qname) == 0)
-          known = true;
       free (q);
-      if (!known)
-        put_attr (o, a, quote);
+      v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+      if (v && strcmp (v, sa->value) == 0)
+        put_raw (o, src, sa->ws, sa->end);
+      else if (v) {
+        put_raw (o, src, sa->ws, sa->val);
+        put_escaped (o, v, sa->quote, false);
+        put (o, &sa->quote, 1);
+      }
+      else
+        o->nomem = true;
+      xmlFree (v);
+      a = a->next;
     }
+    for (; a; a = a->next)
+      put_attr (o, a, quote);
     /* The tail: ">", "/>", " />"; an empty tag that now has children
      * loses its '/'.
      */
