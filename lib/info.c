@@ -135,8 +135,30 @@ print_json (FILE *out, const struct vmferry_manifest *m,
   return 0;
 }
 
-int
-vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
+/* The domain XML as stored, to OUT; with ESCAPE, each line as
+ * vmferry_text_escape shows it (for a terminal: the XML is not parsed
+ * here, so nothing else keeps control characters from it).
+ */
+static int
+print_xml (FILE *out, const char *xml, size_t len, bool escape)
+{
+  if (!escape)
+    return fwrite (xml, 1, len, out) == len ? 0 : -1;
+  for (size_t i = 0; i < len; ) {
+    const char *nl = memchr (xml + i, '\n', len - i);
+    size_t n = nl ? (size_t) (nl - (xml + i)) : len - i;
+    CLEANUP_FREE char *e = vmferry_text_escape (xml + i, n);
+    if (e == NULL || fprintf (out, "%s\n", e) < 0)
+      return -1;
+    i += n + 1;
+  }
+  return 0;
+}
+
+/* vmferry_info, or with XML (ESCAPE as print_xml) vmferry_info_xml. */
+static int
+info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
+      FILE *out)
 {
   struct vmferry_stream_reader *rd = vmferry_stream_reader_new (fd, name);
   struct vmferry_validator *v = vmferry_validator_new (name);
@@ -223,7 +245,15 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
   }
   if (r < 0 || vmferry_validator_finish (v) < 0)
     goto out;
-  if (json) {
+  if (xml) {
+    size_t len;
+    const char *x = vmferry_validator_xml (v, &len);
+    if (print_xml (out, x, len, escape) < 0) {
+      vmferry_set_error_errno (errno, "%s: domain XML: cannot print", name);
+      goto out;
+    }
+  }
+  else if (json) {
     if (print_json (out, m, st, total_wire, verify) < 0)
       goto out;
   }
@@ -237,4 +267,17 @@ vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
   vmferry_validator_free (v);
   vmferry_stream_reader_free (rd);
   return ret;
+}
+
+int
+vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out)
+{
+  return info (fd, name, json, false, false, verify, out);
+}
+
+int
+vmferry_info_xml (int fd, const char *name, bool verify, bool escape,
+                  FILE *out)
+{
+  return info (fd, name, false, true, escape, verify, out);
 }

@@ -16,4 +16,12 @@
  */
 int vmferry_info (int fd, const char *name, bool json, bool verify, FILE *out);
 
+/* The same reading and checks as vmferry_info, then the domain XML the
+ * stream carries, as stored (byte for byte), to OUT.  With ESCAPE (for
+ * a terminal), every line is printed as vmferry_text_escape shows it.
+ * Nothing is printed unless the whole stream passed.
+ */
+int vmferry_info_xml (int fd, const char *name, bool verify, bool escape,
+                      FILE *out);
+
 #endif

@@ -25,10 +25,13 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "linediff.h"
 #include "log.h"
 #include "rewrite.h"
 #include "stream.h"
+#include "text.h"
 #include "virt.h"
+#include "xmlsource.h"
 
 #define MAP_FILE_MAX (1024 * 1024)
 #define MAP_LINE_MAX 4096
@@ -820,7 +823,9 @@ remove_node (xmlNodePtr n)
 }
 
 /* Append NODE as the last element child of PARENT, indented like its
- * other children.
+ * other children.  The node goes in before the whitespace is copied: a
+ * text node added next to another text node is merged into it by
+ * libxml2, which would put the indentation after the node.
  */
 static int
 append_child (xmlNodePtr parent, xmlNodePtr node)
@@ -837,16 +842,42 @@ append_child (xmlNodePtr parent, xmlNodePtr node)
         prev_ws = n;
         break;
       }
-    if (prev_ws) {
+    if (xmlAddPrevSibling (last, node) == NULL)
+      return -1;
+    if (prev_ws && !is_blank (node->prev)) {
       xmlNodePtr ws = xmlCopyNode (prev_ws, 0);
-      if (ws == NULL || xmlAddPrevSibling (last, ws) == NULL) {
+      if (ws == NULL || xmlAddPrevSibling (node, ws) == NULL) {
         xmlFreeNode (ws);
         return -1;
       }
     }
-    return xmlAddPrevSibling (last, node) ? 0 : -1;
+    return 0;
   }
   return xmlAddChild (parent, node) ? 0 : -1;
+}
+
+/* Insert NODE as the first child of PARENT, on a line of its own when
+ * the children are indented.
+ */
+static int
+prepend_child (xmlNodePtr parent, xmlNodePtr node)
+{
+  xmlNodePtr first = parent->children;
+
+  if (first == NULL)
+    return xmlAddChild (parent, node) ? 0 : -1;
+  if (!is_blank (first))
+    return xmlAddPrevSibling (first, node) ? 0 : -1;
+  if (xmlAddNextSibling (first, node) == NULL)
+    return -1;
+  if (node->next && !is_blank (node->next)) {
+    xmlNodePtr ws = xmlCopyNode (first, 0);
+    if (ws == NULL || xmlAddNextSibling (node, ws) == NULL) {
+      xmlFreeNode (ws);
+      return -1;
+    }
+  }
+  return 0;
 }
 
 /* Insert NODE after PREV, with PREV's indentation. */
@@ -1498,8 +1529,7 @@ rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
   em = vmferry_xml_child (devs, "emulator");
   if (em == NULL) {
     em = xmlNewDocNode (root->doc, NULL, BAD_CAST "emulator", NULL);
-    if (em == NULL || (devs->children ? xmlAddPrevSibling (devs->children, em)
-                                      : xmlAddChild (devs, em)) == NULL) {
+    if (em == NULL || prepend_child (devs, em) == -1) {
       xmlFreeNode (em);
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
@@ -1858,22 +1888,55 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
   return ret;
 }
 
+/* The source of DOC, parsed from XML[0..LEN), so that the rewritten
+ * definition keeps its text wherever nothing changed; NULL (said in
+ * debug messages) when the text cannot be tied to the tree, and the
+ * result is then written by libxml2.
+ */
+static struct vmferry_xml_source *
+source_of (xmlDocPtr doc, const char *xml, size_t len, const char *name)
+{
+  struct vmferry_xml_source *src = vmferry_xml_source_new (doc, xml, len);
+
+  if (src == NULL) {
+    vmferry_debug ("%s: %s: written as libxml2 serialises it", name,
+                   vmferry_get_error ());
+    vmferry_clear_error ();
+  }
+  return src;
+}
+
+/* DOC as text: spliced into its source when there is one. */
+static char *
+doc_text (const struct vmferry_xml_source *src, xmlDocPtr doc)
+{
+  return src ? vmferry_xml_source_splice (src, doc, NULL)
+    : vmferry_domain_to_string (doc);
+}
+
 char *
 vmferry_rewrite_xml (struct vmferry_rewrite *rw, const char *xml, size_t len,
                      const char *name, virConnectPtr dest, bool *changed_rtn)
 {
   CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, len, name);
+  struct vmferry_xml_source *src;
   char *out;
   int r;
 
   if (doc == NULL)
     return NULL;
+  src = source_of (doc, xml, len, name ? name : "domain XML");
   r = vmferry_rewrite_doc (rw, doc, dest);
   if (r < 0) {
+    vmferry_xml_source_free (src);
     vmferry_prefix_error ("%s", name ? name : "domain XML");
     return NULL;
   }
-  out = vmferry_domain_to_string (doc);
+  /* Nothing changed: the input, byte for byte. */
+  out = r == 0 ? strndup (xml, len) : doc_text (src, doc);
+  vmferry_xml_source_free (src);
+  if (out == NULL && r == 0)
+    vmferry_set_error_errno (errno, "%s", name ? name : "domain XML");
   if (out && changed_rtn)
     *changed_rtn = r > 0 && !(strlen (out) == len && memcmp (out, xml, len) == 0);
   return out;
@@ -2032,10 +2095,13 @@ vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
   return ret;
 }
 
-int
-vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
-                         const char *in_name, struct vmferry_stream_writer *w,
-                         virConnectPtr dest)
+/* vmferry_rewrite_records; W NULL: write nothing.  BEFORE_RTN and
+ * AFTER_RTN (may be NULL) get the domain XML as read and as rewritten.
+ */
+static int
+rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
+                 const char *in_name, struct vmferry_stream_writer *w,
+                 virConnectPtr dest, char **before_rtn, char **after_rtn)
 {
   struct held held[MAX_HELD];
   size_t nr_held = 0, manifest_at = SIZE_MAX;
@@ -2043,6 +2109,7 @@ vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reade
   CLEANUP_FREE char *new_xml = NULL;
   CLEANUP_FREE char *new_manifest = NULL;
   bool xml_changed = false, manifest_changed = false, seen_xml = false;
+  struct vmferry_xml_source *src = NULL;
   int rr, ret = -1;
 
   vmferry_stream_reader_pass_skipped (r, true);
@@ -2075,15 +2142,24 @@ vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reade
       doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
       if (doc == NULL)
         goto out;
+      src = source_of (doc, xml, len, in_name);
       if ((c = vmferry_rewrite_doc (rw, doc, dest)) < 0) {
         vmferry_prefix_error ("%s: domain XML", in_name);
         goto out;
       }
       if (c > 0) {
-        new_xml = vmferry_domain_to_string (doc);
+        new_xml = doc_text (src, doc);
         if (new_xml == NULL)
           goto out;
         xml_changed = !(strlen (new_xml) == len && memcmp (new_xml, xml, len) == 0);
+      }
+      if (before_rtn) {
+        *before_rtn = strndup (xml, len);
+        *after_rtn = strdup (xml_changed ? new_xml : *before_rtn ? *before_rtn : "");
+        if (*before_rtn == NULL || *after_rtn == NULL) {
+          vmferry_set_error_errno (ENOMEM, "%s", in_name);
+          goto out;
+        }
       }
       name = rw->rename ? strdup (rw->rename) : NULL;
       uuid = rw->new_uuid && rw->uuid ? strdup (rw->uuid) : NULL;
@@ -2124,7 +2200,7 @@ vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reade
   }
 
   /* Everything checked: now the output begins. */
-  for (size_t i = 0; i < nr_held; i++) {
+  for (size_t i = 0; w && i < nr_held; i++) {
     int wr;
     if (i == manifest_at && manifest_changed)
       wr = vmferry_stream_write_manifest (w, new_manifest);
@@ -2133,8 +2209,8 @@ vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reade
     if (wr == -1)
       goto out;
   }
-  if ((xml_changed ? vmferry_stream_write_xml (w, new_xml)
-                   : vmferry_stream_copy_record (w, &rec, rec.payload)) == -1)
+  if (w && (xml_changed ? vmferry_stream_write_xml (w, new_xml)
+                        : vmferry_stream_copy_record (w, &rec, rec.payload)) == -1)
     goto out;
   vmferry_verbose ("%s: domain XML %s, manifest %s", in_name,
                    xml_changed ? "rewritten" : "unchanged",
@@ -2142,18 +2218,82 @@ vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reade
 
   /* The rest: byte for byte. */
   while ((rr = vmferry_stream_read_record (r, &rec)) == 1)
-    if (vmferry_stream_copy_record (w, &rec, rec.payload) == -1)
+    if (w && vmferry_stream_copy_record (w, &rec, rec.payload) == -1)
       goto out;
   if (rr < 0)
     goto out;
   ret = 0;
  out:
+  if (ret == -1 && before_rtn) {
+    free (*before_rtn);
+    free (*after_rtn);
+    *before_rtn = *after_rtn = NULL;
+  }
+  vmferry_xml_source_free (src);
   for (size_t i = 0; i < nr_held; i++)
     free (held[i].payload);
   return ret;
 }
 
+int
+vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
+                         const char *in_name, struct vmferry_stream_writer *w,
+                         virConnectPtr dest)
+{
+  return rewrite_records (rw, r, in_name, w, dest, NULL, NULL);
+}
+
+int
+vmferry_rewrite_stream_preview (struct vmferry_rewrite *rw, int in_fd,
+                                const char *in_name, virConnectPtr dest,
+                                char **before_rtn, char **after_rtn)
+{
+  struct vmferry_stream_reader *r = vmferry_stream_reader_new (in_fd, in_name);
+  int ret = -1;
+
+  *before_rtn = *after_rtn = NULL;
+  if (r)
+    ret = rewrite_records (rw, r, in_name, NULL, dest, before_rtn, after_rtn);
+  vmferry_stream_reader_free (r);
+  return ret;
+}
+
 /* ---------------------------------------------------------------- bare XML */
+
+/* Bare XML from IN_FD into *BUF_RTN (at most VMFERRY_DOMAIN_MAX_SIZE). */
+static int
+read_xml (int in_fd, const char *in_name, char **buf_rtn, size_t *len_rtn)
+{
+  CLEANUP_FREE char *buf = malloc (VMFERRY_DOMAIN_MAX_SIZE + 1);
+  size_t len = 0;
+
+  if (buf == NULL) {
+    vmferry_set_error_errno (errno, "%s", in_name);
+    return -1;
+  }
+  for (;;) {
+    ssize_t r = read (in_fd, buf + len, VMFERRY_DOMAIN_MAX_SIZE + 1 - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      vmferry_set_error_errno (errno, "%s: read", in_name);
+      return -1;
+    }
+    if (r == 0)
+      break;
+    len += r;
+    if (len > VMFERRY_DOMAIN_MAX_SIZE) {
+      vmferry_set_error ("%s: more than %d MiB: not domain XML", in_name,
+                         VMFERRY_DOMAIN_MAX_SIZE / (1024 * 1024));
+      return -1;
+    }
+  }
+  buf[len] = '\0';
+  *buf_rtn = buf;
+  *len_rtn = len;
+  buf = NULL;
+  return 0;
+}
 
 static int
 write_all (int fd, const char *name, const char *buf, size_t len)
@@ -2177,46 +2317,88 @@ vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
                         const char *in_name, int out_fd, const char *out_name,
                         virConnectPtr dest)
 {
-  CLEANUP_FREE char *buf = malloc (VMFERRY_DOMAIN_MAX_SIZE + 1);
+  CLEANUP_FREE char *buf = NULL;
   CLEANUP_FREE char *out = NULL;
-  size_t len = 0, olen;
+  size_t len;
 
-  if (buf == NULL) {
-    vmferry_set_error_errno (errno, "%s", in_name);
+  if (read_xml (in_fd, in_name, &buf, &len) == -1)
     return -1;
-  }
-  for (;;) {
-    ssize_t r = read (in_fd, buf + len, VMFERRY_DOMAIN_MAX_SIZE + 1 - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read", in_name);
-      return -1;
-    }
-    if (r == 0)
-      break;
-    len += r;
-    if (len > VMFERRY_DOMAIN_MAX_SIZE) {
-      vmferry_set_error ("%s: more than %d MiB: not domain XML", in_name,
-                         VMFERRY_DOMAIN_MAX_SIZE / (1024 * 1024));
-      return -1;
-    }
-  }
   out = vmferry_rewrite_xml (rw, buf, len, in_name, dest, NULL);
   if (out == NULL)
     return -1;
-  olen = strlen (out);
-  if (olen == 0 || out[olen - 1] != '\n') {
-    char *p = realloc (out, olen + 2);
-    if (p == NULL) {
-      vmferry_set_error_errno (errno, "%s", out_name);
-      return -1;
+  return write_all (out_fd, out_name, out, strlen (out));
+}
+
+/* ---------------------------------------------------------------- diff */
+
+/* TEXT with each line as vmferry_text_escape shows it.  Caller frees. */
+static char *
+escape_lines (const char *text)
+{
+  char *out = NULL;
+  size_t size = 0;
+  FILE *fp = open_memstream (&out, &size);
+
+  if (fp == NULL)
+    return NULL;
+  while (*text) {
+    const char *nl = strchrnul (text, '\n');
+    char *e = vmferry_text_escape (text, nl - text);
+    if (e == NULL || fprintf (fp, "%s%s", e, *nl ? "\n" : "") < 0) {
+      free (e);
+      fclose (fp);
+      free (out);
+      return NULL;
     }
-    out = p;
-    out[olen++] = '\n';
-    out[olen] = '\0';
+    free (e);
+    text = *nl ? nl + 1 : nl;
   }
-  return write_all (out_fd, out_name, out, olen);
+  if (fclose (fp) != 0) {
+    free (out);
+    return NULL;
+  }
+  return out;
+}
+
+int
+vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
+                      const char *in_name, bool stream, bool escape,
+                      virConnectPtr dest, char **diff_rtn)
+{
+  CLEANUP_FREE char *before = NULL;
+  CLEANUP_FREE char *after = NULL;
+  CLEANUP_FREE char *label = NULL;
+  size_t len;
+
+  *diff_rtn = NULL;
+  if (stream) {
+    if (vmferry_rewrite_stream_preview (rw, in_fd, in_name, dest, &before,
+                                        &after) == -1)
+      return -1;
+    len = strlen (before);
+  }
+  else {
+    if (read_xml (in_fd, in_name, &before, &len) == -1)
+      return -1;
+    after = vmferry_rewrite_xml (rw, before, len, in_name, dest, NULL);
+    if (after == NULL)
+      return -1;
+  }
+  if (asprintf (&label, "%s (rewritten)", in_name) < 0) {
+    label = NULL;
+    vmferry_set_error_errno (ENOMEM, "%s", in_name);
+    return -1;
+  }
+  *diff_rtn = vmferry_diff_unified (before, len, in_name, after,
+                                    strlen (after), label, 3, NULL);
+  if (*diff_rtn && escape) {
+    char *e = escape_lines (*diff_rtn);
+    free (*diff_rtn);
+    *diff_rtn = e;
+    if (e == NULL)
+      vmferry_set_error_errno (ENOMEM, "%s: diff", in_name);
+  }
+  return *diff_rtn ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- check input */

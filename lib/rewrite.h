@@ -11,7 +11,9 @@
  * random UUID) and idempotent (rewriting the output again changes
  * nothing): rule sets whose output another rule would match again, such
  * as --map-network a=b --map-network b=c, are refused when added.
- * Elements and attributes the rules do not name are kept as they are.
+ * Elements and attributes the rules do not name are kept as they are,
+ * and so is their text: a diff of the input and output shows the lines
+ * the rules changed and no others.
  *
  * Rule values checked only against a destination ("auto") need a libvirt
  * connection to it; without one, such a rule is an error at apply time.
@@ -79,7 +81,10 @@ int vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
 char *vmferry_rewrite_map_path (const struct vmferry_rewrite *rw,
                                 const char *path);
 
-/* Parse LEN bytes of domain XML named NAME, apply the rules, serialise.
+/* Parse LEN bytes of domain XML named NAME, apply the rules, and write
+ * the result as the input was written: the input's bytes wherever the
+ * rules changed nothing (quoting, layout, comments, an XML declaration;
+ * see xmlsource.h), so with no change the output is the input.
  * *CHANGED_RTN (may be NULL) says whether anything changed.  The caller
  * frees the result; NULL with the error set.
  */
@@ -118,6 +123,16 @@ int vmferry_rewrite_records (struct vmferry_rewrite *rw,
                              struct vmferry_stream_reader *r, const char *in_name,
                              struct vmferry_stream_writer *w, virConnectPtr dest);
 
+/* What vmferry_rewrite_stream would do to the stream on IN_FD, without
+ * writing anything: the stream is read to its end and checked as the
+ * filter checks it, and *BEFORE_RTN and *AFTER_RTN are its domain XML as
+ * it is and as the rules make it (equal when they change nothing).  The
+ * caller frees both.  Returns 0, or -1 with the error set (both NULL).
+ */
+int vmferry_rewrite_stream_preview (struct vmferry_rewrite *rw, int in_fd,
+                                    const char *in_name, virConnectPtr dest,
+                                    char **before_rtn, char **after_rtn);
+
 /* Apply the rules to what vmferry_check will look at: IN's document, and
  * the path of each of IN's files the same way (--map-path, and files
  * that became pool volumes: "volume:POOL/NAME"), so that the check sees
@@ -129,12 +144,25 @@ int vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
                                  virConnectPtr dest);
 
 /* Read bare domain XML from IN_FD (at most VMFERRY_DOMAIN_MAX_SIZE
- * bytes), rewrite it, and write it to OUT_FD with a final newline.
+ * bytes), rewrite it (vmferry_rewrite_xml), and write it to OUT_FD.
  * Nothing is written unless the whole rewrite succeeded.  Returns 0, or
  * -1 with the error set.
  */
 int vmferry_rewrite_xml_fd (struct vmferry_rewrite *rw, int in_fd,
                             const char *in_name, int out_fd,
                             const char *out_name, virConnectPtr dest);
+
+/* The rules' effect on the definition read from IN_FD (IN_NAME in
+ * messages and in the diff's header): a vmferry stream when STREAM (read
+ * to its end and checked, see vmferry_rewrite_stream_preview), else bare
+ * domain XML, as a unified diff of the domain XML before and after (the
+ * empty string when the rules change nothing).  With ESCAPE (for a
+ * terminal), each line as vmferry_text_escape shows it: a stream's XML
+ * may hold characters that drive a terminal.  Nothing is written.  The
+ * caller frees *DIFF_RTN.  Returns 0, or -1 with the error set.
+ */
+int vmferry_rewrite_diff (struct vmferry_rewrite *rw, int in_fd,
+                          const char *in_name, bool stream, bool escape,
+                          virConnectPtr dest, char **diff_rtn);
 
 #endif

@@ -15,11 +15,12 @@
 
 #include "vmferry-info-synopsis.h"
 
-enum { OPT_JSON = 256, OPT_VERIFY };
+enum { OPT_JSON = 256, OPT_VERIFY, OPT_XML };
 
 static const struct option long_options[] = {
   { "json", no_argument, NULL, OPT_JSON },
   { "verify", no_argument, NULL, OPT_VERIFY },
+  { "xml", no_argument, NULL, OPT_XML },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -27,7 +28,7 @@ static const struct option long_options[] = {
 int
 main (int argc, char *argv[])
 {
-  bool json = false, verify = false;
+  bool json = false, verify = false, xml = false;
   const char *name = "stdin";
   int fd = STDIN_FILENO, c, r;
 
@@ -38,13 +39,15 @@ main (int argc, char *argv[])
     switch (c) {
     case OPT_JSON: json = true; break;
     case OPT_VERIFY: verify = true; break;
+    case OPT_XML: xml = true; break;
     default:
       if (!vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
     }
   }
-  if (argc - optind > 1) {
-    vmferry_set_error ("expected at most one FILE");
+  if (argc - optind > 1 || (json && xml)) {
+    vmferry_set_error ("expected at most one FILE, and not both --json and "
+                       "--xml");
     vmferry_tool_print_error ();
     vmferry_tool_usage_error ();
   }
@@ -56,7 +59,12 @@ main (int argc, char *argv[])
       return vmferry_tool_fail (VMFERRY_EXIT_FAILED);
     }
   }
-  r = vmferry_info (fd, name, json, verify, stdout);
+  r = xml ? vmferry_info_xml (fd, name, verify, isatty (STDOUT_FILENO), stdout)
+          : vmferry_info (fd, name, json, verify, stdout);
+  if (r == 0 && fflush (stdout) == EOF) {
+    vmferry_set_error_errno (errno, "stdout");
+    r = -1;
+  }
   if (fd != STDIN_FILENO)
     close (fd);
   return r == 0 ? VMFERRY_EXIT_OK : vmferry_tool_fail (VMFERRY_EXIT_FAILED);

@@ -22,7 +22,7 @@
 enum {
   OPT_MAP_PATH = 256, OPT_POOL, OPT_RENAME, OPT_NEW_UUID, OPT_NEW_MACS,
   OPT_MAP_NETWORK, OPT_MAP_BRIDGE, OPT_MACHINE, OPT_CPU, OPT_EMULATOR,
-  OPT_DISK_BUS, OPT_DROP_DEVICE,
+  OPT_DISK_BUS, OPT_DROP_DEVICE, OPT_DIFF,
 };
 
 static const struct option long_options[] = {
@@ -42,6 +42,7 @@ static const struct option long_options[] = {
   { "emulator", required_argument, NULL, OPT_EMULATOR },
   { "disk-bus", required_argument, NULL, OPT_DISK_BUS },
   { "drop-device", required_argument, NULL, OPT_DROP_DEVICE },
+  { "diff", no_argument, NULL, OPT_DIFF },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -51,7 +52,7 @@ static const char *
 rule_name (int c)
 {
   for (const struct option *o = long_options; o->name; o++)
-    if (o->val == c && c >= OPT_MAP_PATH)
+    if (o->val == c && c >= OPT_MAP_PATH && c != OPT_DIFF)
       return o->name;
   return NULL;
 }
@@ -60,11 +61,13 @@ int
 main (int argc, char *argv[])
 {
   struct vmferry_rewrite *rw;
-  const char *xml = NULL, *output = "-", *uri = NULL;
+  const char *xml = NULL, *output = NULL, *uri = NULL;
   const char *in_name = "stdin", *src;
   struct vmferry_output out = { .fd = -1 };
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
   CLEANUP_CLOSE int in_fd = -1;
+  CLEANUP_FREE char *diff = NULL;
+  bool show_diff = false;
   int c, r = -1;
 
   vmferry_tool_init (argv[0]);
@@ -79,6 +82,7 @@ main (int argc, char *argv[])
     case 'x': xml = optarg; break;
     case 'o': output = optarg; break;
     case 'c': uri = optarg; break;
+    case OPT_DIFF: show_diff = true; break;
     case 'm':
       if (vmferry_rewrite_add_map_file (rw, optarg) == -1)
         goto bad_arg;
@@ -98,6 +102,14 @@ main (int argc, char *argv[])
              vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
+  if (show_diff && output) {
+    fprintf (stderr, "%s: --diff prints to standard output and writes no "
+             "rewritten output: -o does not go with it\n",
+             vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (output == NULL)
+    output = "-";
   if (vmferry_rewrite_needs_dest (rw) && uri == NULL) {
     fprintf (stderr, "%s: 'auto' chooses from the destination's capabilities: "
              "give its URI with -c\n", vmferry_program_name ());
@@ -124,6 +136,15 @@ main (int argc, char *argv[])
       goto out;
   }
 
+  if (show_diff) {
+    r = vmferry_rewrite_diff (rw, in_fd, in_name, xml == NULL,
+                              isatty (STDOUT_FILENO), dest, &diff);
+    if (r == 0 && (fputs (diff, stdout) == EOF || fflush (stdout) == EOF)) {
+      vmferry_set_error_errno (errno, "stdout");
+      r = -1;
+    }
+    goto out;
+  }
   /* Bare XML may go to a terminal; a stream may not. */
   if (xml && strcmp (output, "-") == 0) {
     out.fd = STDOUT_FILENO;

@@ -104,7 +104,8 @@ $VG vmferry-rewrite -c "$URI_B" --machine auto --emulator auto --xml "$SCRATCH/r
     -o "$SCRATCH/auto.xml" || fail "rewrite with auto failed"
 emulator_b=$(virsh_b domcapabilities --virttype "$VIRT_TYPE" | sed -n 's|.*<path>\(.*\)</path>.*|\1|p')
 grep -qF "<emulator>$emulator_b</emulator>" "$SCRATCH/auto.xml" || fail "--emulator auto did not pick B's"
-machine=$(sed -n "s|.*machine=\"\([^\"]*\)\".*|\1|p" "$SCRATCH/auto.xml")
+# The rewrite keeps the input's quoting: single quotes, as libvirt writes.
+machine=$(sed -n "s|.*machine='\([^']*\)'.*|\1|p" "$SCRATCH/auto.xml")
 [[ $machine == pc-i440fx-* && $machine != *rhel* ]] || fail "--machine auto gave '$machine'"
 if command -v virt-xml-validate >/dev/null; then
     virt-xml-validate "$SCRATCH/auto.xml" domain >/dev/null || fail "the rewritten XML does not validate"

@@ -6,6 +6,7 @@
 
 #include "unit.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,10 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "linediff.h"
 #include "rewrite.h"
 #include "stream.h"
+#include "xmlsource.h"
 
 #define UUID "c7a5fdbd-edaf-9455-926a-d65c16db1809"
 
@@ -837,10 +840,310 @@ START_TEST (test_check_input)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("rewrite",
-                   test_rule_syntax, test_rule_conflicts, test_map_path,
-                   test_two_disks_one_path, test_pool, test_identity,
-                   test_networks, test_disk_bus, test_cpu_machine_emulator_drop,
-                   test_bad_xml, test_map_file, test_manifest, test_stream,
-                   test_stream_nothing_written, test_check_input,
-                   test_rename_file_rule)
+/* ---------------------------------------------------------------- layout */
+
+/* The output is the input where nothing changed: its quoting, its
+ * declaration, comments and line ends; a diff shows the changed lines
+ * only.
+ */
+START_TEST (test_layout)
+{
+  static const char xml[] =
+    "<?xml version='1.0' encoding='UTF-8'?>\r\n"
+    "<!-- virsh dumpxml web01 -->\r\n"
+    "<domain type='kvm' xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\">\r\n"
+    "  <name>web01</name>\r\n"
+    "  <uuid>" UUID "</uuid>\r\n"
+    "  <vcpu placement = \"static\" >2</vcpu>\r\n"
+    "  <devices>\r\n"
+    "    <disk type='file' device=\"disk\">\r\n"
+    "      <source file='/var/lib/libvirt/images/web01.qcow2' index=\"1\"/>\r\n"
+    "      <target dev='vda'\r\n"
+    "              bus='virtio'/>\r\n"
+    "      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>\r\n"
+    "    </disk>\r\n"
+    "    <interface type='bridge'>\r\n"
+    "      <source bridge='br0'/><!-- uplink -->\r\n"
+    "    </interface>\r\n"
+    "  </devices>\r\n"
+    "</domain>";
+  static const char want[] =
+    "--- a\n+++ b\n"
+    "@@ -4 +4 @@\n"
+    "-  <name>web01</name>\r\n"
+    "+  <name>web01-dr</name>\r\n"
+    "@@ -9,4 +9,3 @@\n"
+    "-      <source file='/var/lib/libvirt/images/web01.qcow2' index=\"1\"/>\r\n"
+    "-      <target dev='vda'\r\n"
+    "-              bus='virtio'/>\r\n"
+    "-      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>\r\n"
+    "+      <source file='/srv/vm/web01.qcow2' index=\"1\"/>\r\n"
+    "+      <target dev='sda'\r\n"
+    "+              bus='scsi'/>\r\n"
+    "@@ -15 +14 @@\n"
+    "-      <source bridge='br0'/><!-- uplink -->\r\n"
+    "+      <source bridge='br9'/><!-- uplink -->\r\n"
+    "@@ -16,0 +16 @@\n"
+    "+    <controller type='scsi' index='0' model='virtio-scsi'/>\r\n";
+  const char *const opts[] = { "rename", "web01-dr",
+    "map-path", "/var/lib/libvirt/images=/srv/vm", "map-bridge", "br0=br9",
+    "disk-bus", "virtio=scsi", NULL, NULL };
+  struct vmferry_rewrite *none = vmferry_rewrite_new ();
+  struct vmferry_rewrite *rw = rules (opts);
+  CLEANUP_FREE char *same = apply (none, xml);
+  CLEANUP_FREE char *out = apply (rw, xml);
+  CLEANUP_FREE char *d = NULL;
+
+  /* No rules: byte for byte, without a final newline as it came. */
+  ck_assert_str_eq (same, xml);
+  d = vmferry_diff_unified (xml, strlen (xml), "a", out, strlen (out), "b",
+                            0, NULL);
+  ck_assert_ptr_nonnull (d);
+  ck_assert_msg (strcmp (d, want) == 0, "got:\n%s\nwant:\n%s", d, want);
+  idempotent (rw, out);
+  vmferry_rewrite_free (rw);
+  vmferry_rewrite_free (none);
+}
+END_TEST
+
+/* The same through a stream: the XML record of the output is the input's
+ * with the changed lines only.
+ */
+START_TEST (test_stream_layout)
+{
+  static const char xml[] = DOMAIN ("", NIC ("bridge", "bridge", "br0",
+                                              "52:54:00:11:22:34"));
+  const char *const opts[] = { "map-bridge", "br0=br9", NULL, NULL };
+  struct vmferry_rewrite *rw = rules (opts);
+  CLEANUP_FREE char *before = NULL;
+  CLEANUP_FREE char *after = NULL;
+  CLEANUP_FREE char *d = NULL;
+  CLEANUP_CLOSE int in = make_stream (xml);
+
+  ck_assert_msg (vmferry_rewrite_stream_preview (rw, in, "in", NULL, &before,
+                                                 &after) == 0,
+                 "%s", vmferry_get_error ());
+  ck_assert_str_eq (before, xml);
+  d = vmferry_diff_unified (before, strlen (before), "a", after, strlen (after),
+                            "b", 0, NULL);
+  ck_assert_str_eq (d, "--- a\n+++ b\n@@ -13 +13 @@\n"
+                    "-      <source bridge='br0'/>\n"
+                    "+      <source bridge='br9'/>\n");
+  vmferry_rewrite_free (rw);
+}
+END_TEST
+
+/* --diff: diff -u of the bare XML before and after; for a terminal,
+ * what could drive it (a C1 control, a bidirectional override) escaped.
+ */
+START_TEST (test_diff)
+{
+  static const char xml[] =
+    "<domain type='kvm'>\n"
+    "  <name>web01</name>\n"
+    "  <description>a\xc2\x9b" "2J b\xe2\x80\xae</description>\n"
+    "</domain>\n";
+  const char *const opts[] = { "rename", "web02", NULL, NULL };
+  struct vmferry_rewrite *rw = rules (opts);
+
+  for (int escape = 0; escape <= 1; escape++) {
+    char path[] = "/tmp/vmferry-diff-XXXXXX";
+    CLEANUP_CLOSE int fd = mkstemp (path);
+    CLEANUP_FREE char *d = NULL;
+    char want[512];
+
+    ck_assert_int_ge (fd, 0);
+    unlink (path);
+    ck_assert_int_eq (write (fd, xml, strlen (xml)), (ssize_t) strlen (xml));
+    lseek (fd, 0, SEEK_SET);
+    ck_assert_msg (vmferry_rewrite_diff (rw, fd, "w.xml", false, escape, NULL,
+                                         &d) == 0, "%s", vmferry_get_error ());
+    snprintf (want, sizeof want,
+              "--- w.xml\n+++ w.xml (rewritten)\n@@ -1,4 +1,4 @@\n"
+              " <domain type='kvm'>\n-  <name>web01</name>\n"
+              "+  <name>web02</name>\n   <description>a%s2J b%s</description>\n"
+              " </domain>\n",
+              escape ? "\\u009b" : "\xc2\x9b", escape ? "\\u202e" : "\xe2\x80\xae");
+    ck_assert_str_eq (d, want);
+  }
+  vmferry_rewrite_free (rw);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- corpus */
+
+/* Real definitions (VMFERRY_XML_CORPUS: a directory of domain XML files,
+ * e.g. the virt-manager test data): with no rules the output is the
+ * input byte for byte, and each source ties to its tree (no fallback to
+ * libxml2's serialisation); with rules the output means what libxml2's
+ * serialisation of the rewritten tree means, and a diff against the
+ * input shows no more changed lines than the diff of the two libxml2
+ * serialisations (the changes alone).
+ */
+static const char *const corpus_rules[][9] = {
+  { "map-path", "/var/lib/libvirt/images=/srv/vm", "rename", "renamed" },
+  { "new-uuid", "11111111-2222-3333-4444-555555555555", "new-macs", NULL },
+  { "map-network", "default=prod", "map-bridge", "br0=br9" },
+  { "disk-bus", "virtio=scsi" },
+  { "disk-bus", "ide=sata", "disk-bus", "scsi=virtio" },
+  { "cpu", "host-passthrough" },
+  { "cpu", "Skylake-Client" },
+  { "machine", "q35", "emulator", "/usr/bin/qemu-system-x" },
+  { "drop-device", "hostdev", "drop-device", "graphics", "drop-device", "interface" },
+  { "pool", "default=p2", "pool", "/var/lib/libvirt/images=p3" },
+  { "map-path", "/var=/srv/dr", "map-path", "/usr/share=/opt/share" },
+};
+
+static char *
+read_file (const char *path, size_t *len_rtn)
+{
+  FILE *fp = fopen (path, "r");
+  char *buf = malloc (VMFERRY_DOMAIN_MAX_SIZE);
+  size_t len;
+
+  ck_assert_ptr_nonnull (fp);
+  ck_assert_ptr_nonnull (buf);
+  len = fread (buf, 1, VMFERRY_DOMAIN_MAX_SIZE - 1, fp);
+  fclose (fp);
+  buf[len] = '\0';
+  *len_rtn = len;
+  return buf;
+}
+
+static char *
+serialised (const char *xml, size_t len, struct vmferry_rewrite *rw)
+{
+  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, len, "corpus");
+  char *s;
+
+  ck_assert_ptr_nonnull (doc);
+  if (rw)
+    ck_assert_int_ge (vmferry_rewrite_doc (rw, doc, NULL), 0);
+  s = vmferry_domain_to_string (doc);
+  ck_assert_ptr_nonnull (s);
+  return s;
+}
+
+START_TEST (test_corpus)
+{
+  const char *dir = getenv ("VMFERRY_XML_CORPUS");
+  size_t files = 0, other = 0, changed[sizeof corpus_rules / sizeof corpus_rules[0]] = { 0 };
+  size_t refused_n = 0;
+  struct dirent **names;
+  int n;
+
+  ck_assert_ptr_nonnull (dir);
+  n = scandir (dir, &names, NULL, alphasort);
+  ck_assert_msg (n >= 0, "%s: cannot list", dir);
+  for (int i = 0; i < n; i++) {
+    char path[4096];
+    CLEANUP_FREE char *xml = NULL;
+    CLEANUP_FREE char *same = NULL;
+    CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+    struct vmferry_rewrite *none;
+    size_t len;
+    bool ch = true;
+
+    snprintf (path, sizeof path, "%s/%s", dir, names[i]->d_name);
+    if (strlen (names[i]->d_name) < 5 ||
+        strcmp (names[i]->d_name + strlen (names[i]->d_name) - 4, ".xml") != 0) {
+      free (names[i]);
+      continue;
+    }
+    free (names[i]);
+    xml = read_file (path, &len);
+    doc = vmferry_domain_parse (xml, len, path);
+    if (doc == NULL) {
+      /* Not a domain (a snapshot): nothing to rewrite. */
+      ck_assert_msg (strstr (vmferry_get_error (), "not <domain>"), "%s", vmferry_get_error ());
+      other++;
+      continue;
+    }
+    files++;
+    {
+      struct vmferry_xml_source *src = vmferry_xml_source_new (doc, xml, len);
+      CLEANUP_FREE char *sp = NULL;
+      ck_assert_msg (src != NULL, "%s: %s", path, vmferry_get_error ());
+      sp = vmferry_xml_source_splice (src, doc, NULL);
+      ck_assert_msg (sp && strcmp (sp, xml) == 0, "%s: splice differs", path);
+      vmferry_xml_source_free (src);
+    }
+    none = vmferry_rewrite_new ();
+    same = vmferry_rewrite_xml (none, xml, len, path, NULL, &ch);
+    ck_assert_msg (same && strcmp (same, xml) == 0 && !ch, "%s: identity", path);
+    vmferry_rewrite_free (none);
+
+    for (size_t r = 0; r < sizeof corpus_rules / sizeof corpus_rules[0]; r++) {
+      struct vmferry_rewrite *rw = rules (corpus_rules[r]);
+      CLEANUP_FREE char *out = NULL;
+      CLEANUP_FREE char *want = NULL;
+      CLEANUP_FREE char *got = NULL;
+      CLEANUP_FREE char *plain = NULL;
+      CLEANUP_FREE char *d1 = NULL;
+      CLEANUP_FREE char *d2 = NULL;
+      size_t c1, c2;
+
+      out = vmferry_rewrite_xml (rw, xml, len, path, NULL, &ch);
+      if (out == NULL) {
+        refused_n++;            /* e.g. --machine on a non-hvm guest */
+        vmferry_rewrite_free (rw);
+        continue;
+      }
+      if (ch) {
+        changed[r]++;
+        want = serialised (xml, len, rw);
+        got = serialised (out, strlen (out), NULL);
+        ck_assert_msg (strcmp (got, want) == 0, "%s, rules %zu: the output "
+                       "means something else than the rewritten tree", path, r);
+        plain = serialised (xml, len, NULL);
+        d1 = vmferry_diff_unified (xml, len, "a", out, strlen (out), "b", 0, &c1);
+        d2 = vmferry_diff_unified (plain, strlen (plain), "a", want,
+                                   strlen (want), "b", 0, &c2);
+        ck_assert_msg (c1 <= c2, "%s, rules %zu: %zu changed lines, the "
+                       "rewrite changes %zu:\n%s", path, r, c1, c2, d1);
+      }
+      vmferry_rewrite_free (rw);
+    }
+  }
+  free (names);
+  printf ("corpus: %zu domains (and %zu other files), %zu refusals;"
+          " changed per rule set:", files, other, refused_n);
+  for (size_t r = 0; r < sizeof changed / sizeof changed[0]; r++)
+    printf (" %zu", changed[r]);
+  printf ("\n");
+  ck_assert_uint_gt (files, 0);
+}
+END_TEST
+
+/* With "corpus" as the argument: test_corpus alone (77, skipped, when
+ * VMFERRY_XML_CORPUS is not set).
+ */
+int
+main (int argc, char *argv[])
+{
+  Suite *s = suite_create ("rewrite");
+  TCase *tc = tcase_create ("core");
+
+  tcase_set_timeout (tc, 300);
+  if (argc > 1 && strcmp (argv[1], "corpus") == 0) {
+    if (getenv ("VMFERRY_XML_CORPUS") == NULL) {
+      printf ("skipped: VMFERRY_XML_CORPUS names no directory of domain XML\n");
+      return 77;
+    }
+    tcase_add_test (tc, test_corpus);
+  }
+  else {
+    const TTest *tests[] = {
+      test_rule_syntax, test_rule_conflicts, test_map_path,
+      test_two_disks_one_path, test_pool, test_identity, test_networks,
+      test_disk_bus, test_cpu_machine_emulator_drop, test_bad_xml,
+      test_map_file, test_manifest, test_stream, test_stream_nothing_written,
+      test_check_input, test_rename_file_rule, test_layout, test_stream_layout,
+      test_diff,
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+      _tcase_add_test (tc, tests[i], 0, 0, 0, 1);
+  }
+  suite_add_tcase (s, tc);
+  return vmferry_run_suite (s);
+}
