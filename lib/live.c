@@ -1139,7 +1139,8 @@ live_open (struct live *l, const struct vmferry_live_opts *opts)
     vmferry_virt_error ("domain %s", opts->domain);
     return -1;
   }
-  l->dst = vmferry_virt_connect (opts->dest_uri);
+  l->dst = vmferry_virt_connect (opts->connect_uri ? opts->connect_uri
+                                 : opts->dest_uri);
   return l->dst ? 0 : -1;
 }
 

@@ -47,6 +47,8 @@ struct vmferry_live_opts {
   const char *uri;              /* source libvirt URI; NULL: libvirt's default */
   const char *domain;           /* name or UUID of a running (or paused) domain */
   const char *dest_uri;         /* destination libvirt URI (required) */
+  const char *connect_uri;      /* the one to open, if not dest_uri
+                                 * (ssh.h's with its helper) */
   /* Where QEMU sends the migration data (VIR_MIGRATE_PARAM_URI, e.g.
    * "tcp://10.0.0.2"); NULL lets the destination libvirtd choose (its
    * host name and a port of its migration range).

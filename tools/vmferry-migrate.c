@@ -37,6 +37,7 @@ static const struct option long_options[] = {
   { "no-check", no_argument, NULL, OPT_NO_CHECK },
   { "no-resume", no_argument, NULL, OPT_NO_RESUME },
   { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
+  { "ssh-config", required_argument, NULL, 'F' },
   { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
   { "connections", required_argument, NULL, OPT_CONNECTIONS },
   { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
@@ -102,7 +103,7 @@ main (int argc, char *argv[])
     vmferry_tool_print_error ();
     return EXIT_FAILURE;
   }
-  while ((c = getopt_long (argc, argv, "c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
+  while ((c = getopt_long (argc, argv, "c:F:m:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
     case 'c': opts.uri = optarg; break;
@@ -115,6 +116,7 @@ main (int argc, char *argv[])
     case OPT_NO_CHECK: opts.no_check = true; break;
     case OPT_NO_RESUME: opts.no_resume = true; break;
     case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
+    case 'F': opts.ssh.config = optarg; break;
     case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
     case OPT_CONNECTIONS:
       if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
@@ -176,6 +178,11 @@ main (int argc, char *argv[])
   if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri)) {
     fprintf (stderr, "%s: --auto-converge, --postcopy and --migrate-uri need --live\n",
              vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (opts.ssh.config && opts.ssh.ssh_command) {
+    fprintf (stderr, "%s: give -F inside --ssh-command (\"ssh -F FILE\"), not "
+             "beside it\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
   opts.domain = argv[optind];
