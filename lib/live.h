@@ -112,6 +112,16 @@ enum vmferry_live_outcome {
   VMFERRY_LIVE_ALREADY = 5,
 };
 
+/* The files an interrupted live migration of OPTS->domain to
+ * OPTS->dest_uri made on the destination, as its journal lists them:
+ * the next run removes them before anything else (a dry run's check
+ * must not count them as in the way).  *PATHS_RTN (caller frees each
+ * and the array; NULL when none) and *N_RTN.  Returns 0, or -1 with the
+ * error set.
+ */
+int vmferry_live_leftovers (const struct vmferry_live_opts *opts,
+                            char ***paths_rtn, size_t *n_rtn);
+
 /* Migrate OPTS->domain live to OPTS->dest_uri.  Returns 0 (*OUTCOME_RTN
  * is VMFERRY_LIVE_MIGRATED) or -1 with the error set and *OUTCOME_RTN
  * saying where the domain and its files are.  OUTCOME_RTN may be NULL.

@@ -403,6 +403,7 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   struct dest d;
   const char *dest_uri;
   struct vmferry_check_input in = { 0 };
+  char **leftovers = NULL;
   struct vmferry_findings findings = { 0 };
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   FILE *report = opts->report ? opts->report : stdout;
@@ -445,6 +446,12 @@ migrate_live (const struct vmferry_migrate_opts *opts,
     if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0 ||
         (rewriting && vmferry_rewrite_check_input (opts->rewrite, &in, dest) < 0))
       goto out;
+    in.check_for = VMFERRY_CHECK_FOR_LIVE;
+    /* A real run removes these first (vmferry_live_recover, above). */
+    if (opts->dry_run &&
+        vmferry_live_leftovers (&lopts, &leftovers, &in.nr_leftovers) < 0)
+      goto out;
+    in.leftovers = leftovers;
     if (vmferry_check (dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
@@ -485,6 +492,9 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   }
  out:
   vmferry_findings_free (&findings);
+  for (size_t i = 0; leftovers && i < in.nr_leftovers; i++)
+    free (leftovers[i]);
+  free (leftovers);
   vmferry_check_input_free (&in);
   if (dest) {
     virConnectClose (dest);
@@ -587,6 +597,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (!opts->no_check && !already) {
     if (dir && relocate (&in, dir) < 0)
       goto out;
+    in.check_for = VMFERRY_CHECK_FOR_MIGRATE;
+    in.dest_dir = opts->dest_dir;
     if (vmferry_check (x.dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
