@@ -66,6 +66,17 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 }
 };
 
+/* vmferry-import's options, as a user of vmferry-send types them. */
+static const struct vmferry_option_hint import_options[] = {
+  { "--dir", "vmferry-import's --dir is --dest-dir DIR here" },
+  { "--name", "to give the copy another name, use --rename NAME" },
+  { "--define", "vmferry-migrate defines the domain on HOST anyway "
+    "(--start starts it too)" },
+  { "--force", "vmferry-migrate replaces nothing on HOST: remove what is in "
+    "the way there, or choose --rename NAME or --dest-dir DIR" },
+  { NULL, NULL }
+};
+
 /* --live: Ctrl-C and SIGTERM abort the migration job cleanly. */
 static volatile sig_atomic_t cancelled;
 
@@ -162,8 +173,11 @@ main (int argc, char *argv[])
           goto bad_arg;
         break;
       }
-      if (!vmferry_tool_common_option (c, synopsis))
+      if (!vmferry_tool_common_option (c, synopsis)) {
+        if (c == '?')
+          vmferry_tool_option_hint (argv[optind - 1], import_options);
         vmferry_tool_usage_error ();
+      }
     }
   }
   if (argc - optind != 2) {
