@@ -186,8 +186,8 @@ dest_setup (const struct vmferry_migrate_opts *opts, struct connector *conn,
     }
   }
   if (opts->ssh.ssh_command || opts->ssh.config) {
-    d->connect = d->own_connect = vmferry_ssh_libvirt_uri (&opts->ssh, &d->helper);
-    if (d->connect == NULL)
+    d->own_connect = vmferry_ssh_libvirt_uri (&opts->ssh, &d->helper);
+    if ((d->connect = d->own_connect) == NULL)
       return -1;
   }
   return 0;
@@ -468,8 +468,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       goto out;
     }
     if (opts->dry_run) {
-      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see the "
-                         "findings above): the migration would be refused",
+      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see "
+                         "the findings above): the migration would be refused",
                          opts->domain, dest_uri);
       goto out;
     }
@@ -551,7 +551,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     goto out;
   }
 
-  need_dest = !opts->no_check || (rewriting && vmferry_rewrite_needs_dest (opts->rewrite));
+  need_dest = !opts->no_check ||
+    (rewriting && vmferry_rewrite_needs_dest (opts->rewrite));
   if (dest_setup (opts, &conn, need_dest, &d) < 0)
     goto out;
   dest_uri = d.uri;

@@ -1027,11 +1027,15 @@ file_exists (struct ctx *c, const char *object, const char *path, bool pending)
               c->in->dest_dir ? "" : " or --map-path OLD=NEW");
     break;
   case VMFERRY_CHECK_FOR_LIVE:
-    if (strncmp (path, "volume:", 7) == 0)
+    if (strncmp (path, "volume:", 7) == 0) {
+      /* "volume:POOL/NAME" */
+      const char *pool = path + 7;
+      int plen = (int) strcspn (pool, "/");
       snprintf (hint, sizeof hint, "remove it on the destination if nothing "
                 "needs it (virsh vol-delete --pool %.*s %s), or --pool the "
-                "disks elsewhere", (int) strcspn (path + 7, "/"), path + 7,
-                path + 7 + strcspn (path + 7, "/") + (path[7 + strcspn (path + 7, "/")] != '\0'));
+                "disks elsewhere", plen, pool,
+                pool[plen] ? pool + plen + 1 : "");
+    }
     else
       snprintf (hint, sizeof hint, "remove it on the destination if nothing "
                 "needs it (virsh vol-delete %s), or --map-path the disks "
@@ -1082,8 +1086,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
 
   if (!look.exists) {
     CLEANUP_FREE char *pair = NULL;
-    if (carried && target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir) &&
-        asprintf (&pair, "%s=%s", dir, target) < 0)
+    if (carried && target && strcmp (target, dir) != 0 &&
+        !is_dest_dir (c, dir) && asprintf (&pair, "%s=%s", dir, target) < 0)
       pair = NULL;
     {
       const char *fix[] = { "--map-path", pair, NULL };
@@ -1095,8 +1099,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
         snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
                   "or create it on the destination: mkdir -p %s", dir);
       else
-        snprintf (hint, sizeof hint, "or create it on the destination: mkdir -p %s",
-                  dir);
+        snprintf (hint, sizeof hint,
+                  "or create it on the destination: mkdir -p %s", dir);
       if (carried)
         add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL, hint,
              "does not exist on the destination, or cannot be used there (%s)",
@@ -1111,7 +1115,8 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     {
       const char *fix[] = { "--map-path", pair, NULL };
       add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL,
-           is_dest_dir (c, dir) ? "give --dest-dir a directory it can write" : NULL,
+           is_dest_dir (c, dir) ?
+           "give --dest-dir a directory it can write" : NULL,
            "exists on the destination but a file cannot be created in it (%s)",
            look.error);
     }
@@ -2194,8 +2199,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
                x->check, x->object, x->message);
       if (x->fix) {
         /* vmferry-migrate takes the rewrite options itself. */
-        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ? "  fix: vmferry-rewrite"
-               : "  fix: add", out);
+        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
+               "  fix: vmferry-rewrite" : "  fix: add", out);
         for (size_t k = 0; x->fix[k]; k++) {
           fputc (' ', out);
           print_word (out, x->fix[k]);
@@ -2215,8 +2220,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
                counts[2], counts[2] == 1 ? "" : "s", counts[1], counts[1] == 1 ? "" : "s",
                domain ? domain : "the domain", dest_uri ? dest_uri : "the destination");
       if (any_fix) {
-        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ? "rewrite with: vmferry-rewrite"
-               : "add to the command:", out);
+        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
+               "rewrite with: vmferry-rewrite" : "add to the command:", out);
         for (size_t i = 0; i < f->n; i++)
           for (size_t k = 0; f->v[i].fix && f->v[i].fix[k]; k++) {
             fputc (' ', out);

@@ -428,8 +428,8 @@ libssh_connect (struct vmferry_ssh *s)
     return -1;
   }
   if (ssh_options_parse_config (s->session, s->opts.config) < 0) {
-    vmferry_set_error ("%s: cannot read the SSH configuration%s%s: %s", s->label,
-                       s->opts.config ? " " : "",
+    vmferry_set_error ("%s: cannot read the SSH configuration%s%s: %s",
+                       s->label, s->opts.config ? " " : "",
                        s->opts.config ? s->opts.config : "",
                        ssh_get_error (s->session));
     return -1;
@@ -925,7 +925,8 @@ uri_append (char **buf, const char *s, const char *keep)
   for (; *s; s++) {
     unsigned char c = *s;
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9') || strchr ("-._~", c) || (keep && strchr (keep, c)))
+        (c >= '0' && c <= '9') || strchr ("-._~", c) ||
+        (keep && strchr (keep, c)))
       *q++ = c;
     else
       q += sprintf (q, "%%%02X", c);
@@ -961,7 +962,8 @@ make_uri_helper (const struct vmferry_ssh_opts *opts)
       return NULL;
   }
   if (cmd == NULL ||
-      asprintf (&dir, "%s/vmferry-ssh-XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp") < 0) {
+      asprintf (&dir, "%s/vmferry-ssh-XXXXXX",
+                tmp && *tmp == '/' ? tmp : "/tmp") < 0) {
     dir = NULL;
     vmferry_set_error_errno (ENOMEM, "libvirt URI");
     return NULL;
@@ -1010,13 +1012,15 @@ vmferry_ssh_libvirt_uri (const struct vmferry_ssh_opts *opts, char **helper_rtn)
   int port;
 
   *helper_rtn = NULL;
-  if (vmferry_ssh_parse_destination (opts->destination, &user, &host, &port) < 0)
+  if (vmferry_ssh_parse_destination (opts->destination, &user, &host,
+                                     &port) < 0)
     return NULL;
   if ((opts->ssh_command || opts->config) && !(helper = make_uri_helper (opts)))
     return NULL;
   if ((uri = strdup ("qemu+ssh://")) == NULL)
     goto oom;
-  if (user && (uri_append (&uri, user, NULL) < 0 || uri_append (&uri, "@", "@") < 0))
+  if (user && (uri_append (&uri, user, NULL) < 0 ||
+               uri_append (&uri, "@", "@") < 0))
     goto fail;
   if (uri_append (&uri, strchr (host, ':') ? "[" : "", "[") < 0 ||
       uri_append (&uri, host, ":") < 0 ||

@@ -49,7 +49,8 @@ vmferry_tool_usage_error (void)
 }
 
 bool
-vmferry_tool_option_hint (const char *arg, const struct vmferry_option_hint *hints)
+vmferry_tool_option_hint (const char *arg,
+                          const struct vmferry_option_hint *hints)
 {
   size_t len;
 
