@@ -868,7 +868,11 @@ roll_back (struct live *l, bool started)
 
     if (f->vol == NULL)
       continue;
-    if (virStorageVolDelete (f->vol, 0) == 0)
+    /* The fault tests make a removal fail here (it can, e.g. when the
+     * destination's libvirtd went away).
+     */
+    if (vmferry_fault ("live-rollback-delete") == 0 &&
+        virStorageVolDelete (f->vol, 0) == 0)
       list_add (removed, sizeof removed, f->dst_path);
     else
       list_add (left, sizeof left, f->dst_path);
@@ -887,11 +891,25 @@ roll_back (struct live *l, bool started)
   }
   if (*left)
     outcome = VMFERRY_LIVE_LEFTOVERS;
-  vmferry_set_error ("%s; %s; %s %s%s%s%s%s%s", why, srcstate,
-                     *removed ? "removed from" : "nothing had been made on", dest,
-                     *removed ? ": " : "", removed,
-                     *left ? "; could not remove from it: " : "", left,
-                     *left ? " (remove by hand)" : "");
+  /* Each part only when it is so: "nothing had been made" beside
+   * "could not remove" would contradict itself.  The journal stays
+   * where something is left, and the next run removes it first.
+   */
+  if (*removed && *left)
+    vmferry_set_error ("%s; %s; removed from %s: %s; could not remove from it: "
+                       "%s (run the same command again to remove them first, "
+                       "or remove them by hand)", why, srcstate, dest, removed,
+                       left);
+  else if (*left)
+    vmferry_set_error ("%s; %s; could not remove from %s: %s (run the same "
+                       "command again to remove them first, or remove them "
+                       "by hand)", why, srcstate, dest, left);
+  else if (*removed)
+    vmferry_set_error ("%s; %s; removed from %s: %s", why, srcstate, dest,
+                       removed);
+  else
+    vmferry_set_error ("%s; %s; nothing had been made on %s", why, srcstate,
+                       dest);
   return outcome;
 }
 
@@ -1126,6 +1144,39 @@ recover (struct live *l)
   return 0;
 }
 
+int
+vmferry_live_leftovers (const struct vmferry_live_opts *opts,
+                        char ***paths_rtn, size_t *n_rtn)
+{
+  CLEANUP_VIR_CONNECT virConnectPtr src = NULL;
+  CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  struct journal j;
+  int r;
+
+  *paths_rtn = NULL;
+  *n_rtn = 0;
+  if (!(src = vmferry_virt_connect (opts->uri)) ||
+      !(dom = vmferry_virt_lookup_domain (src, opts->domain)))
+    return -1;
+  if (virDomainGetUUIDString (dom, uuid) < 0) {
+    vmferry_virt_error ("domain %s", opts->domain);
+    return -1;
+  }
+  r = journal_load (uuid, &j);
+  if (r <= 0)
+    return r;
+  /* Another destination's: this run refuses to go on (recover). */
+  if (strcmp (j.dest_uri, opts->dest_uri) == 0) {
+    *paths_rtn = j.paths;
+    *n_rtn = j.nr_paths;
+    j.paths = NULL;
+    j.nr_paths = 0;
+  }
+  journal_free (&j);
+  return 0;
+}
+
 /* ------------------------------------------------------------ entry */
 
 static int
@@ -1188,7 +1239,8 @@ live_open (struct live *l, const struct vmferry_live_opts *opts)
     vmferry_virt_error ("domain %s", opts->domain);
     return -1;
   }
-  l->dst = vmferry_virt_connect (opts->dest_uri);
+  l->dst = vmferry_virt_connect (opts->connect_uri ? opts->connect_uri
+                                 : opts->dest_uri);
   return l->dst ? 0 : -1;
 }
 

@@ -47,6 +47,8 @@ struct vmferry_live_opts {
   const char *uri;              /* source libvirt URI; NULL: libvirt's default */
   const char *domain;           /* name or UUID of a running (or paused) domain */
   const char *dest_uri;         /* destination libvirt URI (required) */
+  const char *connect_uri;      /* the one to open, if not dest_uri
+                                 * (ssh.h's with its helper) */
   /* Where QEMU sends the migration data (VIR_MIGRATE_PARAM_URI, e.g.
    * "tcp://10.0.0.2"); NULL lets the destination libvirtd choose (its
    * host name and a port of its migration range).
@@ -109,6 +111,16 @@ enum vmferry_live_outcome {
    */
   VMFERRY_LIVE_ALREADY = 5,
 };
+
+/* The files an interrupted live migration of OPTS->domain to
+ * OPTS->dest_uri made on the destination, as its journal lists them:
+ * the next run removes them before anything else (a dry run's check
+ * must not count them as in the way).  *PATHS_RTN (caller frees each
+ * and the array; NULL when none) and *N_RTN.  Returns 0, or -1 with the
+ * error set.
+ */
+int vmferry_live_leftovers (const struct vmferry_live_opts *opts,
+                            char ***paths_rtn, size_t *n_rtn);
 
 /* Migrate OPTS->domain live to OPTS->dest_uri.  Returns 0 (*OUTCOME_RTN
  * is VMFERRY_LIVE_MIGRATED) or -1 with the error set and *OUTCOME_RTN

@@ -132,21 +132,70 @@ rewrite_thread (void *arg)
   return NULL;
 }
 
-static char *
-default_dest_uri (const struct vmferry_ssh_opts *ssh)
-{
-  CLEANUP_FREE char *user = NULL, *host = NULL;
-  char *uri = NULL;
-  int port;
+/* The destination's libvirtd: the URI messages and the live journal
+ * name, and the one libvirt opens (with the helper it runs as its ssh,
+ * ssh.h); --dest-uri for both when given.
+ */
+struct dest {
+  const char *uri, *connect;
+  char *own_uri, *own_connect, *helper;
+};
 
-  if (vmferry_ssh_parse_destination (ssh->destination, &user, &host, &port) < 0)
-    return NULL;
-  if (asprintf (&uri, "qemu+ssh://%s%s%s%s%.0d/system", user ? user : "", user ? "@" : "",
-                host, port ? ":" : "", port) < 0) {
-    vmferry_set_error_errno (ENOMEM, "destination URI");
-    return NULL;
+static void
+dest_free (struct dest *d)
+{
+  free (d->own_uri);
+  free (d->own_connect);
+  vmferry_ssh_uri_helper_remove (d->helper);
+  memset (d, 0, sizeof *d);
+}
+
+/* Without --dest-uri, the destination's libvirtd is reached as the data
+ * is: the one URI of ssh.h.  When CONNECTING, libvirt's ssh must find
+ * the host key the data's session accepted, so that session is made
+ * first (CONN's, or one of its own when CONN has none): an unknown or
+ * changed key is refused with its fingerprint, and
+ * --accept-new-host-key records an unknown one in the known_hosts both
+ * read.
+ */
+static int
+dest_setup (const struct vmferry_migrate_opts *opts, struct connector *conn,
+            bool connecting, struct dest *d)
+{
+  struct vmferry_ssh_opts plain = opts->ssh;
+  char *none;
+
+  memset (d, 0, sizeof *d);
+  if (opts->dest_uri) {
+    d->uri = d->connect = opts->dest_uri;
+    return 0;
   }
-  return uri;
+  plain.ssh_command = plain.config = NULL;
+  if (!(d->uri = d->own_uri = vmferry_ssh_libvirt_uri (&plain, &none)))
+    return -1;
+  d->connect = d->uri;
+  if (!connecting)
+    return 0;
+  if (opts->ssh.ssh_command == NULL) {
+    if (conn && conn->st.started) {
+      if (connector_join (conn) == NULL) {
+        vmferry_restore_error (conn->st.err, conn->st.errnum);
+        return -1;
+      }
+    }
+    else {
+      struct vmferry_ssh *s = vmferry_ssh_connect (&opts->ssh);
+      if (s == NULL)
+        return -1;
+      vmferry_ssh_free (s);
+    }
+  }
+  if (opts->ssh.ssh_command || opts->ssh.config) {
+    d->own_connect = vmferry_ssh_libvirt_uri (&opts->ssh, &d->helper);
+    if ((d->connect = d->own_connect) == NULL)
+      return -1;
+  }
+  return 0;
 }
 
 static const char *
@@ -458,10 +507,11 @@ static int
 migrate_live (const struct vmferry_migrate_opts *opts,
               enum vmferry_migrate_outcome *outcome_rtn)
 {
-  CLEANUP_FREE char *dest_uri_own = NULL;
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
-  const char *dest_uri = opts->dest_uri;
+  struct dest d;
+  const char *dest_uri;
   struct vmferry_check_input in = { 0 };
+  char **leftovers = NULL;
   struct vmferry_findings findings = { 0 };
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   FILE *report = opts->report ? opts->report : stdout;
@@ -469,10 +519,14 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   struct vmferry_live_opts lopts;
   int r = -1;
 
-  if (dest_uri == NULL && !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+  if (dest_setup (opts, NULL, true, &d) < 0) {
+    dest_free (&d);
     return -1;
+  }
+  dest_uri = d.uri;
   lopts = (struct vmferry_live_opts) {
     .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
+    .connect_uri = d.connect,
     .migrate_uri = opts->migrate_uri,
     .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
     /* libvirt counts MiB/s; never round a limit down to "unlimited". */
@@ -492,24 +546,39 @@ migrate_live (const struct vmferry_migrate_opts *opts,
     }
   }
   if (!opts->no_check || opts->dry_run) {
-    dest = vmferry_virt_connect (dest_uri);
+    dest = vmferry_virt_connect (d.connect);
     if (dest == NULL) {
       vmferry_prefix_error ("destination");
-      return -1;
+      goto out;
     }
     if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0 ||
         (rewriting && vmferry_rewrite_check_input (opts->rewrite, &in, dest) < 0))
       goto out;
+    in.check_for = VMFERRY_CHECK_FOR_LIVE;
+    /* A real run removes these first (vmferry_live_recover, above). */
+    if (opts->dry_run &&
+        vmferry_live_leftovers (&lopts, &leftovers, &in.nr_leftovers) < 0)
+      goto out;
+    in.leftovers = leftovers;
     if (vmferry_check (dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
     if (opts->dry_run || findings.n > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
-    if (opts->dry_run) {
+    /* A plan the check blocks would be refused: the dry run says so in
+     * its status, as the real run's pre-flight would.
+     */
+    if (opts->dry_run && !vmferry_findings_blocking (&findings)) {
       fprintf (report, "Dry run: %s would be migrated live to %s; nothing was done.\n",
                opts->domain, dest_uri);
       r = 0;
+      goto out;
+    }
+    if (opts->dry_run) {
+      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see "
+                         "the findings above): the migration would be refused",
+                         opts->domain, dest_uri);
       goto out;
     }
     if (vmferry_findings_blocking (&findings)) {
@@ -531,7 +600,15 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   }
  out:
   vmferry_findings_free (&findings);
+  for (size_t i = 0; leftovers && i < in.nr_leftovers; i++)
+    free (leftovers[i]);
+  free (leftovers);
   vmferry_check_input_free (&in);
+  if (dest) {
+    virConnectClose (dest);
+    dest = NULL;
+  }
+  dest_free (&d);
   return r;
 }
 
@@ -597,7 +674,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
                  enum vmferry_migrate_outcome *outcome_rtn)
 {
   enum vmferry_migrate_outcome dummy;
-  CLEANUP_FREE char *dest_uri_own = NULL, *dir = NULL;
+  CLEANUP_FREE char *dir = NULL;
+  struct dest d = { 0 };
   CLEANUP_VIR_CONNECT virConnectPtr src = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   struct vmferry_check_input in = { 0 }, src_in = { 0 };
@@ -607,9 +685,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   struct vmferry_send_opts so = { .ssh = opts->ssh, .connections = opts->connections };
   struct vmferry_send_stats stats = { 0 };
   struct connector conn = { 0 };
-  const char *dest_uri = opts->dest_uri, *args[8];
+  const char *dest_uri, *args[8];
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   bool already = false;      /* this very move is done on the destination */
+  bool need_dest;
   int changes = 0, na = 0, r = -1, state;
   FILE *report = opts->report ? opts->report : stdout;
 
@@ -639,10 +718,13 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     goto out;
   }
 
-  if (dest_uri == NULL && !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+  need_dest = !opts->no_check ||
+    (rewriting && vmferry_rewrite_needs_dest (opts->rewrite));
+  if (dest_setup (opts, &conn, need_dest, &d) < 0)
     goto out;
-  if (!opts->no_check || (rewriting && vmferry_rewrite_needs_dest (opts->rewrite))) {
-    x.dest = vmferry_virt_connect (dest_uri);
+  dest_uri = d.uri;
+  if (need_dest) {
+    x.dest = vmferry_virt_connect (d.connect);
     if (x.dest == NULL) {
       vmferry_prefix_error ("destination");
       goto out;
@@ -687,6 +769,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (!opts->no_check && !already) {
     if (dir && relocate (&in, dir) < 0)
       goto out;
+    in.check_for = VMFERRY_CHECK_FOR_MIGRATE;
+    in.dest_dir = opts->dest_dir;
     if (vmferry_check (x.dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
@@ -769,7 +853,9 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
    * remote, not what the export has read ahead into the buffer.
    */
   so.progress = opts->progress;
-  if (conn.st.started && !(so.session = connector_join (&conn)))
+  /* The session may have been joined already (dest_setup). */
+  so.session = connector_join (&conn);
+  if (conn.st.rc < 0)
     vmferry_restore_error (conn.st.err, conn.st.errnum);
   else {
     if (opts->at_send) {
@@ -881,6 +967,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   vmferry_check_input_free (&in);
   if (x.dest)
     virConnectClose (x.dest);
+  dest_free (&d);
   return r;
 }
 
@@ -894,16 +981,17 @@ plan_target (const struct vmferry_migrate_opts *opts, char **name_rtn,
 {
   struct vmferry_check_input in = { 0 };
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
-  CLEANUP_FREE char *dest_uri = NULL;
+  struct dest d = { 0 };
   int r = -1;
 
   *name_rtn = *dir_rtn = NULL;
   if (opts->rewrite && vmferry_rewrite_needs_dest (opts->rewrite)) {
-    if (!opts->dest_uri && !(dest_uri = default_dest_uri (&opts->ssh)))
+    if (dest_setup (opts, NULL, true, &d) < 0)
       return -1;
-    dest = vmferry_virt_connect (opts->dest_uri ? opts->dest_uri : dest_uri);
+    dest = vmferry_virt_connect (d.connect);
     if (dest == NULL) {
       vmferry_prefix_error ("destination");
+      dest_free (&d);
       return -1;
     }
   }
@@ -928,43 +1016,48 @@ plan_target (const struct vmferry_migrate_opts *opts, char **name_rtn,
     *name_rtn = NULL;
   }
   vmferry_check_input_free (&in);
+  dest_free (&d);
   return r;
 }
 
 static int
 abort_live (const struct vmferry_migrate_opts *opts, char **what_rtn)
 {
-  CLEANUP_FREE char *dest_uri_own = NULL;
-  const char *dest_uri = opts->dest_uri;
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   enum vmferry_live_outcome lo = VMFERRY_LIVE_NOTHING;
   struct vmferry_live_opts lopts;
-  int k;
+  struct dest d = { 0 };
+  const char *dest_uri;
+  int k, r = -1;
 
-  if (dest_uri == NULL &&
-      !(dest_uri = dest_uri_own = default_dest_uri (&opts->ssh)))
+  if (dest_setup (opts, NULL, true, &d) < 0)
     return -1;
+  dest_uri = d.uri;
   /* Never --undefine-source here: an abort leaves the source as it is. */
   lopts = (struct vmferry_live_opts) {
-    .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
+    .uri = opts->uri, .domain = opts->domain, .dest_uri = d.uri,
+    .connect_uri = d.connect,
     .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
   };
   k = vmferry_live_recover (&lopts, &lo);
   if (k < 0)
-    return -1;
+    goto out;
   if (k > 0) {
     vmferry_set_error ("domain %s: nothing to abort: it runs on %s and not on "
                        "the source (the live migration was completed)",
                        opts->domain, dest_uri);
-    return -1;
+    goto out;
   }
   if (asprintf (what_rtn, "what an interrupted live migration of %s left "
                 "on %s, if anything", opts->domain, dest_uri) < 0) {
     *what_rtn = NULL;
     vmferry_set_error_errno (ENOMEM, "migrate");
-    return -1;
+    goto out;
   }
-  return 0;
+  r = 0;
+ out:
+  dest_free (&d);
+  return r;
 }
 
 int

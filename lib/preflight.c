@@ -1014,19 +1014,71 @@ pending_import (struct ctx *c, virStoragePoolPtr p)
   return true;
 }
 
-/* A carried file that is already at its place on the destination. */
-static void
-file_exists (struct ctx *c, const char *object, bool pending)
+static bool
+is_leftover (const struct ctx *c, const char *path)
 {
-  if (pending)
+  for (size_t i = 0; i < c->in->nr_leftovers; i++)
+    if (strcmp (c->in->leftovers[i], path) == 0)
+      return true;
+  return false;
+}
+
+/* A carried file PATH that is already at its place on the destination. */
+static void
+file_exists (struct ctx *c, const char *object, const char *path, bool pending)
+{
+  char hint[4400];
+
+  if (pending) {
     add (c, VMFERRY_SEV_WARNING, "path", object, NULL, NULL,
          "already exists on the destination, where an interrupted import of this "
          "domain left its state: the import finishes or undoes that first");
-  else
-    add (c, VMFERRY_SEV_ERROR, "path", object, NULL,
-         "vmferry-import --force replaces it once the new copy is verified; "
-         "or --map-path the files elsewhere",
-         "already exists on the destination");
+    return;
+  }
+  if (is_leftover (c, path)) {
+    add (c, VMFERRY_SEV_WARNING, "path", object, NULL, NULL,
+         "already exists on the destination, made there by an interrupted live "
+         "migration of this domain: the migration removes it first");
+    return;
+  }
+  switch (c->in->check_for) {
+  case VMFERRY_CHECK_FOR_MIGRATE:
+    /* vmferry-migrate never replaces a file. */
+    snprintf (hint, sizeof hint, "remove it on the destination if nothing "
+              "needs it, or put the files elsewhere: --dest-dir DIR%s",
+              c->in->dest_dir ? "" : " or --map-path OLD=NEW");
+    break;
+  case VMFERRY_CHECK_FOR_LIVE:
+    if (strncmp (path, "volume:", 7) == 0) {
+      /* "volume:POOL/NAME" */
+      const char *pool = path + 7;
+      int plen = (int) strcspn (pool, "/");
+      snprintf (hint, sizeof hint, "remove it on the destination if nothing "
+                "needs it (virsh vol-delete --pool %.*s %s), or --pool the "
+                "disks elsewhere", plen, pool,
+                pool[plen] ? pool + plen + 1 : "");
+    }
+    else
+      snprintf (hint, sizeof hint, "remove it on the destination if nothing "
+                "needs it (virsh vol-delete %s), or --map-path the disks "
+                "elsewhere", path);
+    break;
+  default:
+    snprintf (hint, sizeof hint, "vmferry-import --force replaces it once the "
+              "new copy is verified; or --map-path the files elsewhere");
+  }
+  add (c, VMFERRY_SEV_ERROR, "path", object, NULL, hint,
+       "already exists on the destination");
+}
+
+/* DIR is where vmferry-migrate --dest-dir puts the files: that option
+ * moves them, --map-path does not.
+ */
+static bool
+is_dest_dir (const struct ctx *c, const char *dir)
+{
+  return c->in->check_for == VMFERRY_CHECK_FOR_MIGRATE && c->in->dest_dir &&
+    strcmp (c->in->dest_dir, dir) == 0;
 }
 
 static void
@@ -1057,12 +1109,20 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
   if (!look.exists) {
     CLEANUP_FREE char *pair = NULL;
     if (carried && target && strcmp (target, dir) != 0 &&
-        asprintf (&pair, "%s=%s", dir, target) < 0)
+        !is_dest_dir (c, dir) && asprintf (&pair, "%s=%s", dir, target) < 0)
       pair = NULL;
     {
       const char *fix[] = { "--map-path", pair, NULL };
-      char hint[4200];
-      snprintf (hint, sizeof hint, "or create it on the destination: mkdir -p %s", dir);
+      char hint[8500];
+      if (is_dest_dir (c, dir) && target && strcmp (target, dir) != 0)
+        snprintf (hint, sizeof hint, "give --dest-dir a directory it has (%s), "
+                  "or create it on the destination: mkdir -p %s", target, dir);
+      else if (is_dest_dir (c, dir))
+        snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
+                  "or create it on the destination: mkdir -p %s", dir);
+      else
+        snprintf (hint, sizeof hint,
+                  "or create it on the destination: mkdir -p %s", dir);
       if (carried)
         add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL, hint,
              "does not exist on the destination, or cannot be used there (%s)",
@@ -1071,18 +1131,23 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
   }
   else if (carried && !look.writable) {
     CLEANUP_FREE char *pair = NULL;
-    if (target && strcmp (target, dir) != 0 && asprintf (&pair, "%s=%s", dir, target) < 0)
+    if (target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir) &&
+        asprintf (&pair, "%s=%s", dir, target) < 0)
       pair = NULL;
     {
       const char *fix[] = { "--map-path", pair, NULL };
-      add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL, NULL,
+      add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL,
+           is_dest_dir (c, dir) ?
+           "give --dest-dir a directory it can write" : NULL,
            "exists on the destination but a file cannot be created in it (%s)",
            look.error);
     }
   }
   else if (carried && look.have_space && need > look.available) {
-    add_space (c, object, "free space there, or --map-path the files to a "
-               "larger directory", "the files", need, look.available);
+    add_space (c, object,
+               is_dest_dir (c, dir) ? "free space there, or give --dest-dir a "
+               "larger directory" : "free space there, or --map-path the files "
+               "to a larger directory", "the files", need, look.available);
   }
 
   /* Each file: carried ones must not be there yet, others must be. */
@@ -1099,7 +1164,7 @@ check_dir (struct ctx *c, const char *dir, struct want *w, size_t n,
     if (v) {
       virStorageVolFree (v);
       if (w[i].carried)
-        file_exists (c, fobject, pending_import (c, p));
+        file_exists (c, fobject, w[i].key, pending_import (c, p));
       continue;
     }
     if (!w[i].must_exist || w[i].is_loader)
@@ -1238,7 +1303,7 @@ check_storage (struct ctx *c)
       if (v) {
         virStorageVolFree (v);
         if (w[i].carried)
-          file_exists (c, vobject, pending_import (c, p));
+          file_exists (c, vobject, w[i].key, pending_import (c, p));
       }
       else if (w[i].must_exist)
         add (c, VMFERRY_SEV_ERROR, "path", vobject, NULL, NULL,
@@ -1250,6 +1315,8 @@ check_storage (struct ctx *c)
           need += w[k].allocated;
       if (virStoragePoolGetInfo (p, &info) == 0 && need > info.available)
         add_space (c, object,
+                   c->in->check_for == VMFERRY_CHECK_FOR_MIGRATE ?
+                   "free space in the pool, or give --dest-pool another one" :
                    "free space in the pool, or --pool the disks to another one",
                    "the volumes", need, info.available);
     }
@@ -1305,7 +1372,10 @@ check_identity (struct ctx *c)
       newname = NULL;
     const char *fix[] = { "--rename", newname, "--new-uuid", "--new-macs", NULL };
     snprintf (object, sizeof object, "domain %s", name);
+    /* Only vmferry-import replaces a domain (--force). */
     add (c, VMFERRY_SEV_ERROR, "name", object, newname ? fix : NULL,
+         c->in->check_for != VMFERRY_CHECK_FOR_IMPORT ?
+         "or, if that one is not needed, undefine it there first" :
          "or replace it: vmferry-import --force (only once the new copy is verified)",
          "a domain of this name is already defined on the destination");
   }
@@ -1618,6 +1688,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
 
   findings_rtn->v = NULL;
   findings_rtn->n = 0;
+  findings_rtn->check_for = in ? in->check_for : VMFERRY_CHECK_FOR_IMPORT;
   if (dest == NULL || in == NULL || in->doc == NULL ||
       (c.root = xmlDocGetRootElement (in->doc)) == NULL) {
     vmferry_set_error_errno (EINVAL, "check: nothing to check");
@@ -2154,7 +2225,9 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
       fprintf (out, "%s: %s: %s: %s\n", vmferry_severity_name (x->severity),
                x->check, x->object, x->message);
       if (x->fix) {
-        fputs ("  fix: vmferry-rewrite", out);
+        /* vmferry-migrate takes the rewrite options itself. */
+        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
+               "  fix: vmferry-rewrite" : "  fix: add", out);
         for (size_t k = 0; x->fix[k]; k++) {
           fputc (' ', out);
           print_word (out, x->fix[k]);
@@ -2174,7 +2247,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
                counts[2], counts[2] == 1 ? "" : "s", counts[1], counts[1] == 1 ? "" : "s",
                domain ? domain : "the domain", dest_uri ? dest_uri : "the destination");
       if (any_fix) {
-        fputs ("rewrite with: vmferry-rewrite", out);
+        fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
+               "rewrite with: vmferry-rewrite" : "add to the command:", out);
         for (size_t i = 0; i < f->n; i++)
           for (size_t k = 0; f->v[i].fix && f->v[i].fix[k]; k++) {
             fputc (' ', out);

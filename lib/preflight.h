@@ -50,9 +50,20 @@ struct vmferry_finding {
   uint64_t need, available;
 };
 
+/* Who acts on the findings: the hints name what it offers. */
+enum vmferry_check_for {
+  VMFERRY_CHECK_FOR_IMPORT = 0, /* vmferry-rewrite and vmferry-import
+                                 * (vmferry-check, a pipeline) */
+  VMFERRY_CHECK_FOR_MIGRATE,    /* vmferry-migrate: the rewrite options
+                                 * are its own, files go to --dest-dir
+                                 * or --dest-pool, nothing is replaced */
+  VMFERRY_CHECK_FOR_LIVE,       /* vmferry-migrate --live */
+};
+
 struct vmferry_findings {
   struct vmferry_finding *v;
   size_t n;
+  int check_for;                /* enum vmferry_check_for, from the input */
 };
 
 void vmferry_findings_free (struct vmferry_findings *f);
@@ -83,6 +94,18 @@ struct vmferry_check_input {
    */
   char **allow;
   size_t nr_allow;
+  /* For the hints (not freed by vmferry_check_input_free): */
+  int check_for;                /* enum vmferry_check_for */
+  /* vmferry-migrate --dest-dir: the carried files go there whatever
+   * their paths say, so that option, not --map-path, moves them.
+   */
+  const char *dest_dir;
+  /* Files on the destination that an interrupted live migration of this
+   * domain made (its journal, live.h): the next run removes them before
+   * anything else, so they are not in the way.
+   */
+  char *const *leftovers;
+  size_t nr_leftovers;
 };
 
 void vmferry_check_input_free (struct vmferry_check_input *in);

@@ -23,6 +23,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "extent.h"
 #include "log.h"
 #include "ssh.h"
 
@@ -417,11 +418,19 @@ libssh_connect (struct vmferry_ssh *s)
     vmferry_set_error ("%s: %s", s->label, ssh_get_error (s->session));
     return -1;
   }
-  /* ~/.ssh/config, then /etc/ssh/ssh_config.  libssh lets the config's
-   * Port override one set before, so ours is set after.
+  /* ~/.ssh/config, then /etc/ssh/ssh_config, or only the file given
+   * (as ssh -F does).  libssh lets the config's Port override one set
+   * before, so ours is set after.
    */
-  if (ssh_options_parse_config (s->session, NULL) < 0) {
-    vmferry_set_error ("%s: cannot read the SSH configuration: %s", s->label,
+  if (s->opts.config && access (s->opts.config, R_OK) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot read the SSH configuration %s",
+                             s->label, s->opts.config);
+    return -1;
+  }
+  if (ssh_options_parse_config (s->session, s->opts.config) < 0) {
+    vmferry_set_error ("%s: cannot read the SSH configuration%s%s: %s",
+                       s->label, s->opts.config ? " " : "",
+                       s->opts.config ? s->opts.config : "",
                        ssh_get_error (s->session));
     return -1;
   }
@@ -895,6 +904,163 @@ static const struct remote_ops command_ops = {
   .connect = command_connect, .start = command_start, .write = command_write,
   .finish = command_finish, .abandon = command_abandon,
 };
+
+/* ---- libvirt's connection to the destination ---- */
+
+/* Append S to *BUF (realloc'd), percent-encoding all but unreserved
+ * characters (and KEEP), as a URI component.
+ */
+static int
+uri_append (char **buf, const char *s, const char *keep)
+{
+  size_t old = *buf ? strlen (*buf) : 0;
+  char *p = realloc (*buf, old + 3 * strlen (s) + 1), *q;
+
+  if (p == NULL) {
+    vmferry_set_error_errno (ENOMEM, "libvirt URI");
+    return -1;
+  }
+  *buf = p;
+  q = p + old;
+  for (; *s; s++) {
+    unsigned char c = *s;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9') || strchr ("-._~", c) ||
+        (keep && strchr (keep, c)))
+      *q++ = c;
+    else
+      q += sprintf (q, "%%%02X", c);
+  }
+  *q = '\0';
+  return 0;
+}
+
+/* The helper libvirt runs as its ssh: "exec CMD "$@"", where CMD is
+ * the command line OPTS give.  Returns its path (caller frees), NULL
+ * with the error set.
+ */
+static char *
+make_uri_helper (const struct vmferry_ssh_opts *opts)
+{
+  const char *tmp = getenv ("TMPDIR");
+  CLEANUP_FREE char *cmd = NULL, *dir = NULL, *text = NULL;
+  char *path = NULL;
+  int fd = -1;
+
+  if (opts->ssh_command)
+    cmd = strdup (opts->ssh_command);
+  else {
+    /* libvirt's ssh need not run where we do. */
+    CLEANUP_FREE char *abs = realpath (opts->config, NULL);
+    if (abs == NULL) {
+      vmferry_set_error_errno (errno, "%s: cannot read the SSH configuration",
+                               opts->config);
+      return NULL;
+    }
+    if ((cmd = strdup ("ssh -F")) != NULL &&
+        vmferry_shell_quote_append (&cmd, abs) < 0)
+      return NULL;
+  }
+  if (cmd == NULL ||
+      asprintf (&dir, "%s/vmferry-ssh-XXXXXX",
+                tmp && *tmp == '/' ? tmp : "/tmp") < 0) {
+    dir = NULL;
+    vmferry_set_error_errno (ENOMEM, "libvirt URI");
+    return NULL;
+  }
+  if (asprintf (&text, "#!/bin/sh\n# vmferry: libvirt's ssh, as the data's\n"
+                "exec %s \"$@\"\n", cmd) < 0) {
+    text = NULL;
+    vmferry_set_error_errno (ENOMEM, "libvirt URI");
+    return NULL;
+  }
+  if (mkdtemp (dir) == NULL) {
+    vmferry_set_error_errno (errno, "%s: cannot make a directory for libvirt's "
+                             "ssh command", dir);
+    return NULL;
+  }
+  if (asprintf (&path, "%s/ssh", dir) < 0) {
+    path = NULL;
+    vmferry_set_error_errno (ENOMEM, "libvirt URI");
+    rmdir (dir);
+    return NULL;
+  }
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot create", path);
+    vmferry_ssh_uri_helper_remove (path);
+    return NULL;
+  }
+  if (vmferry_write_full (fd, path, text, strlen (text)) < 0) {
+    close (fd);
+    vmferry_ssh_uri_helper_remove (path);
+    return NULL;
+  }
+  if (close (fd) < 0) {
+    vmferry_set_error_errno (errno, "%s: cannot write", path);
+    vmferry_ssh_uri_helper_remove (path);
+    return NULL;
+  }
+  return path;
+}
+
+char *
+vmferry_ssh_libvirt_uri (const struct vmferry_ssh_opts *opts, char **helper_rtn)
+{
+  CLEANUP_FREE char *user = NULL, *host = NULL;
+  char *uri = NULL, *helper = NULL;
+  int port;
+
+  *helper_rtn = NULL;
+  if (vmferry_ssh_parse_destination (opts->destination, &user, &host,
+                                     &port) < 0)
+    return NULL;
+  if ((opts->ssh_command || opts->config) && !(helper = make_uri_helper (opts)))
+    return NULL;
+  if ((uri = strdup ("qemu+ssh://")) == NULL)
+    goto oom;
+  if (user && (uri_append (&uri, user, NULL) < 0 ||
+               uri_append (&uri, "@", "@") < 0))
+    goto fail;
+  if (uri_append (&uri, strchr (host, ':') ? "[" : "", "[") < 0 ||
+      uri_append (&uri, host, ":") < 0 ||
+      uri_append (&uri, strchr (host, ':') ? "]" : "", "]") < 0)
+    goto fail;
+  if (port) {
+    char p[16];
+    snprintf (p, sizeof p, ":%d", port);
+    if (uri_append (&uri, p, ":") < 0)
+      goto fail;
+  }
+  if (uri_append (&uri, "/system", "/") < 0 ||
+      (helper && (uri_append (&uri, "?command=", "?=") < 0 ||
+                  uri_append (&uri, helper, "/") < 0)))
+    goto fail;
+  *helper_rtn = helper;
+  return uri;
+ oom:
+  vmferry_set_error_errno (ENOMEM, "libvirt URI");
+ fail:
+  free (uri);
+  vmferry_ssh_uri_helper_remove (helper);
+  return NULL;
+}
+
+void
+vmferry_ssh_uri_helper_remove (char *helper)
+{
+  char *slash;
+
+  if (helper == NULL)
+    return;
+  unlink (helper);
+  slash = strrchr (helper, '/');
+  if (slash) {
+    *slash = '\0';
+    rmdir (helper);
+  }
+  free (helper);
+}
 
 /* ---- interface ---- */
 

@@ -29,6 +29,10 @@
 struct vmferry_ssh_opts {
   const char *destination;      /* [ssh://][USER@]HOST[:PORT] */
   bool accept_new_host_key;
+  /* The SSH configuration file (ssh -F) instead of ~/.ssh/config and
+   * /etc/ssh/ssh_config; NULL: those.  Not with ssh_command.
+   */
+  const char *config;
   const char *ssh_command;      /* NULL: libssh */
   int stdout_fd, stderr_fd;     /* remote output goes here; -1: dropped */
   uint64_t bandwidth;           /* bytes per second, 0: unlimited */
@@ -42,6 +46,25 @@ int vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
 
 /* Quote ARG for a POSIX shell ('...'), appending to *BUF (realloc'd). */
 int vmferry_shell_quote_append (char **buf, const char *arg);
+
+/* The URI of the system libvirtd on OPTS's destination, reached as the
+ * data is: qemu+ssh://[USER@]HOST[:PORT]/system, its ssh the same
+ * program with the same configuration file, so that both see the same
+ * known_hosts and keys.  libvirt's ssh transport runs one program (its
+ * command= parameter), not a command line: with ssh_command or config,
+ * a helper that runs "ssh_command ARGS..." or "ssh -F config ARGS..."
+ * is made in a private directory; *HELPER_RTN is set to it (NULL when
+ * none was needed) and must be given to vmferry_ssh_uri_helper_remove
+ * once libvirt connections are made no more.  Caller frees the URI;
+ * NULL with the error set.
+ */
+char *vmferry_ssh_libvirt_uri (const struct vmferry_ssh_opts *opts,
+                               char **helper_rtn);
+
+/* Remove the helper vmferry_ssh_libvirt_uri made, and free HELPER.
+ * NULL is fine.
+ */
+void vmferry_ssh_uri_helper_remove (char *helper);
 
 struct vmferry_ssh;
 

@@ -113,6 +113,23 @@ vmferry_tool_print_summary (void)
     fprintf (stderr, "%s: %s\n", vmferry_program_name (), s);
 }
 
+bool
+vmferry_tool_option_hint (const char *arg,
+                          const struct vmferry_option_hint *hints)
+{
+  size_t len;
+
+  if (arg == NULL || strncmp (arg, "--", 2) != 0)
+    return false;
+  len = strcspn (arg, "=");
+  for (const struct vmferry_option_hint *h = hints; h->option; h++)
+    if (strlen (h->option) == len && strncmp (arg, h->option, len) == 0) {
+      fprintf (stderr, "%s: %s\n", vmferry_program_name (), h->hint);
+      return true;
+    }
+  return false;
+}
+
 void
 vmferry_tool_print_error (void)
 {

@@ -50,6 +50,21 @@ bool vmferry_tool_common_option (int opt, const char *synopsis);
  */
 void vmferry_tool_usage_error (void) __attribute__ ((noreturn));
 
+/* An option of another tool, and what this tool takes instead. */
+struct vmferry_option_hint {
+  const char *option;           /* "--dir": matches "--dir" and "--dir=..." */
+  const char *hint;             /* one sentence, no final period */
+};
+
+/* After getopt_long reported an unknown option (it returned '?'), with
+ * ARG the word it stopped at (argv[optind - 1]): when that is one of
+ * HINTS' options (a table ending in { NULL, NULL }), print its hint to
+ * stderr, so that an option given in another tool's form is answered
+ * with this tool's.  Returns true when a hint was printed.
+ */
+bool vmferry_tool_option_hint (const char *arg,
+                               const struct vmferry_option_hint *hints);
+
 /* Print "prog: <thread's vmferry error>" to stderr. */
 void vmferry_tool_print_error (void);
 

@@ -27,6 +27,21 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 }
 };
 
+/* vmferry-rewrite's options (vmferry-migrate takes them too). */
+#define REWRITE_HINT "vmferry-check judges the definition as it is given: " \
+  "rewrite it first (vmferry-export DOMAIN | vmferry-rewrite OPTIONS | " \
+  "vmferry-check -c URI -), or let vmferry-migrate --dry-run OPTIONS check it"
+static const struct vmferry_option_hint rewrite_options[] = {
+  { "--map-file", REWRITE_HINT }, { "--map-path", REWRITE_HINT },
+  { "--pool", REWRITE_HINT }, { "--rename", REWRITE_HINT },
+  { "--new-uuid", REWRITE_HINT }, { "--new-macs", REWRITE_HINT },
+  { "--map-network", REWRITE_HINT }, { "--map-bridge", REWRITE_HINT },
+  { "--machine", REWRITE_HINT }, { "--cpu", REWRITE_HINT },
+  { "--emulator", REWRITE_HINT }, { "--disk-bus", REWRITE_HINT },
+  { "--drop-device", REWRITE_HINT },
+  { NULL, NULL }
+};
+
 int
 main (int argc, char *argv[])
 {
@@ -63,8 +78,11 @@ main (int argc, char *argv[])
       break;
     }
     default:
-      if (!vmferry_tool_common_option (c, synopsis))
+      if (!vmferry_tool_common_option (c, synopsis)) {
+        if (c == '?')
+          vmferry_tool_option_hint (argv[optind - 1], rewrite_options);
         vmferry_tool_usage_error ();
+      }
     }
   }
   if (dest_uri == NULL || argc - optind != 1) {

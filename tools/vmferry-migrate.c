@@ -41,6 +41,7 @@ static const struct option long_options[] = {
   { "no-check", no_argument, NULL, OPT_NO_CHECK },
   { "no-resume", no_argument, NULL, OPT_NO_RESUME },
   { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
+  { "ssh-config", required_argument, NULL, 'F' },
   { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
   { "connections", required_argument, NULL, OPT_CONNECTIONS },
   { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
@@ -69,6 +70,17 @@ static const struct option long_options[] = {
   { "drop-device", required_argument, NULL, OPT_RULE + 11 },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
+};
+
+/* vmferry-import's options, as a user of vmferry-send types them. */
+static const struct vmferry_option_hint import_options[] = {
+  { "--dir", "vmferry-import's --dir is --dest-dir DIR here" },
+  { "--name", "to give the copy another name, use --rename NAME" },
+  { "--define", "vmferry-migrate defines the domain on HOST anyway "
+    "(--start starts it too)" },
+  { "--force", "vmferry-migrate replaces nothing on HOST: remove what is in "
+    "the way there, or choose --rename NAME or --dest-dir DIR" },
+  { NULL, NULL }
 };
 
 /* --live: Ctrl-C and SIGTERM abort the migration job cleanly. */
@@ -176,7 +188,7 @@ main (int argc, char *argv[])
     vmferry_tool_print_error ();
     return VMFERRY_EXIT_FAILED;
   }
-  while ((c = getopt_long (argc, argv, "c:m:" VMFERRY_COMMON_SHORT_OPTIONS,
+  while ((c = getopt_long (argc, argv, "c:F:m:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
     case 'c': opts.uri = optarg; break;
@@ -189,6 +201,7 @@ main (int argc, char *argv[])
     case OPT_NO_CHECK: opts.no_check = true; break;
     case OPT_NO_RESUME: opts.no_resume = true; break;
     case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
+    case 'F': opts.ssh.config = optarg; break;
     case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
     case OPT_CONNECTIONS:
       if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
@@ -236,8 +249,11 @@ main (int argc, char *argv[])
           goto bad_arg;
         break;
       }
-      if (!vmferry_tool_common_option (c, synopsis))
+      if (!vmferry_tool_common_option (c, synopsis)) {
+        if (c == '?')
+          vmferry_tool_option_hint (argv[optind - 1], import_options);
         vmferry_tool_usage_error ();
+      }
     }
   }
   if (argc - optind != 2) {
@@ -252,6 +268,11 @@ main (int argc, char *argv[])
   if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri)) {
     fprintf (stderr, "%s: --auto-converge, --postcopy and --migrate-uri need --live\n",
              vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (opts.ssh.config && opts.ssh.ssh_command) {
+    fprintf (stderr, "%s: give -F inside --ssh-command (\"ssh -F FILE\"), not "
+             "beside it\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
   if (opts.remove_source_storage && (!opts.undefine_source || opts.live)) {

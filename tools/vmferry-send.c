@@ -26,6 +26,7 @@ enum { OPT_ACCEPT_NEW = 256, OPT_SSH_COMMAND, OPT_CONNECTIONS, OPT_BANDWIDTH,
 static const struct option long_options[] = {
   { "input", required_argument, NULL, 'i' },
   { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
+  { "ssh-config", required_argument, NULL, 'F' },
   { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
   { "connections", required_argument, NULL, OPT_CONNECTIONS },
   { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
@@ -51,11 +52,12 @@ main (int argc, char *argv[])
   uint64_t n;
 
   vmferry_tool_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "i:" VMFERRY_COMMON_SHORT_OPTIONS,
+  while ((c = getopt_long (argc, argv, "i:F:" VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
     case 'i': input = optarg; break;
     case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
+    case 'F': opts.ssh.config = optarg; break;
     case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
     case OPT_CONNECTIONS:
       if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
@@ -93,6 +95,11 @@ main (int argc, char *argv[])
   }
   if (optind >= argc) {
     fprintf (stderr, "%s: expected a destination HOST\n", vmferry_program_name ());
+    vmferry_tool_usage_error ();
+  }
+  if (opts.ssh.config && opts.ssh.ssh_command) {
+    fprintf (stderr, "%s: give -F inside --ssh-command (\"ssh -F FILE\"), not "
+             "beside it\n", vmferry_program_name ());
     vmferry_tool_usage_error ();
   }
   opts.ssh.destination = argv[optind];

@@ -3,7 +3,8 @@
 # changed key, a key of another type and a @revoked key are refused with
 # the fingerprint and nothing is sent (B's sshd sees no authenticated
 # session, nothing appears on B); --accept-new-host-key adds an unknown key
-# (then it works) but still refuses a changed one.  Remote errors come back
+# (then it works) but still refuses a changed one.  -F FILE is the only
+# configuration read.  Remote errors come back
 # verbatim and set the exit status.  --ssh-command runs the system's ssh.
 . "$(dirname "$0")/functions.sh"
 
@@ -87,6 +88,24 @@ on_a vmferry-send -i "$SCRATCH/s.vmf" hostb -- --no-such-option 2>"$SCRATCH/err"
 grep -q "^vmferry-import: unrecognized option '--no-such-option'" "$SCRATCH/err" ||
     fail "remote usage error not verbatim: $(cat "$SCRATCH/err")"
 echo "   remote errors come back verbatim"
+
+# -F FILE: the alias hostf and its known_hosts exist only in FILE (not in
+# ~/.ssh/config); an unknown key is still refused, then accepted into
+# FILE's known_hosts with --accept-new-host-key.
+virsh_b -q undefine t-hostkey >/dev/null
+on_b sh -c "rm -f $dest/*"
+: >"$SCRATCH/kh-f"
+printf '%s\n' "Host hostf" "  HostName $SSH_ADDR_B" "  Port $SSH_PORT_B" "  User $SSH_USER_B" \
+    "  IdentityFile /root/.ssh/id_ed25519" "  UserKnownHostsFile $SCRATCH/kh-f" \
+    "  GlobalKnownHostsFile /dev/null" >"$SCRATCH/conf"
+on_a vmferry-send -F "$SCRATCH/conf" -i "$SCRATCH/s.vmf" hostf -- --dir "$dest" --define \
+    --name t-hostkey 2>"$SCRATCH/err" && fail "-F: an unknown key was accepted"
+grep -q "unknown host key" "$SCRATCH/err" || fail "-F: $(cat "$SCRATCH/err")"
+on_a vmferry-send -F "$SCRATCH/conf" --accept-new-host-key -i "$SCRATCH/s.vmf" hostf -- \
+    --dir "$dest" --define --name t-hostkey 2>"$SCRATCH/err" || fail "-F: $(cat "$SCRATCH/err")"
+grep -q "$(cut -d' ' -f2 "$VMFERRY_TESTBED_DIR/ssh/ssh_host_ed25519_key.pub")" "$SCRATCH/kh-f" ||
+    fail "-F: key not added to the file's known_hosts"
+echo "   -F: the file's host, user, key and known_hosts"
 
 # --ssh-command: the system's ssh (with its own host key checking).
 virsh_b -q undefine t-hostkey >/dev/null

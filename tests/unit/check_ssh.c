@@ -3,9 +3,12 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "error.h"
 #include "send.h"
 #include "ssh.h"
 #include "unit.h"
@@ -80,4 +83,87 @@ START_TEST (test_bandwidth)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("ssh", test_destinations, test_quote, test_bandwidth);
+/* The one URI of the destination's libvirtd: escaped, and with a helper
+ * that runs ssh -F FILE or the --ssh-command, removed afterwards.
+ */
+START_TEST (test_libvirt_uri)
+{
+  static const struct {
+    const char *dest, *uri;
+  } t[] = {
+    { "hostb", "qemu+ssh://hostb/system" },
+    { "ssh://root@10.0.0.2:2222", "qemu+ssh://root@10.0.0.2:2222/system" },
+    { "[fd00::2]:22", "qemu+ssh://[fd00::2]:22/system" },
+    { "a%b?c#@hostb", "qemu+ssh://a%25b%3Fc%23@hostb/system" },
+  };
+  char tmpl[] = "/tmp/check_ssh-XXXXXX", conf[64], *helper, *uri, text[512];
+  struct vmferry_ssh_opts o = { 0 };
+  FILE *fp;
+  size_t n;
+
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    o.destination = t[i].dest;
+    uri = vmferry_ssh_libvirt_uri (&o, &helper);
+    ck_assert_msg (uri && strcmp (uri, t[i].uri) == 0, "%s: %s", t[i].dest,
+                   uri ? uri : vmferry_get_error ());
+    ck_assert_ptr_null (helper);
+    free (uri);
+  }
+  o.destination = "-oProxyCommand=x";
+  ck_assert_ptr_null (vmferry_ssh_libvirt_uri (&o, &helper));
+
+  /* -F: a helper runs ssh -F with the file's absolute path. */
+  ck_assert_ptr_nonnull (mkdtemp (tmpl));
+  ck_assert_int_eq (setenv ("TMPDIR", tmpl, 1), 0);
+  snprintf (conf, sizeof conf, "%s/it's", tmpl);
+  fp = fopen (conf, "w");
+  ck_assert_ptr_nonnull (fp);
+  fclose (fp);
+  o.destination = "hostb";
+  o.config = conf;
+  uri = vmferry_ssh_libvirt_uri (&o, &helper);
+  ck_assert_msg (uri != NULL, "%s", vmferry_get_error ());
+  ck_assert_ptr_nonnull (helper);
+  ck_assert_msg (strncmp (helper, tmpl, strlen (tmpl)) == 0, "%s", helper);
+  ck_assert_msg (strncmp (uri, "qemu+ssh://hostb/system?command=", 32) == 0 &&
+                 strcmp (uri + 32, helper) == 0, "%s", uri);
+  fp = fopen (helper, "r");
+  ck_assert_ptr_nonnull (fp);
+  n = fread (text, 1, sizeof text - 1, fp);
+  text[n] = '\0';
+  fclose (fp);
+  ck_assert_msg (strstr (text, "#!/bin/sh\n") == text, "%s", text);
+  ck_assert_msg (strstr (text, "\nexec ssh -F '") &&
+                 strstr (text, "/it'\\''s' \"$@\"\n"), "%s", text);
+  ck_assert_int_eq (access (helper, X_OK), 0);
+  vmferry_ssh_uri_helper_remove (helper);
+  ck_assert_int_eq (unlink (conf), 0);
+  /* Nothing but the directory itself is left. */
+  ck_assert_int_eq (rmdir (tmpl), 0);
+
+  /* --ssh-command: run as given; a config that cannot be read fails. */
+  ck_assert_ptr_nonnull (mkdtemp (strcpy (tmpl, "/tmp/check_ssh-XXXXXX")));
+  ck_assert_int_eq (setenv ("TMPDIR", tmpl, 1), 0);
+  o.config = NULL;
+  o.ssh_command = "ssh -o BatchMode=yes";
+  uri = vmferry_ssh_libvirt_uri (&o, &helper);
+  ck_assert_ptr_nonnull (uri);
+  fp = fopen (helper, "r");
+  ck_assert_ptr_nonnull (fp);
+  n = fread (text, 1, sizeof text - 1, fp);
+  text[n] = '\0';
+  fclose (fp);
+  ck_assert_msg (strstr (text, "\nexec ssh -o BatchMode=yes \"$@\"\n"), "%s", text);
+  vmferry_ssh_uri_helper_remove (helper);
+  free (uri);
+  o.ssh_command = NULL;
+  o.config = "/nonexistent/config";
+  ck_assert_ptr_null (vmferry_ssh_libvirt_uri (&o, &helper));
+  ck_assert_ptr_null (helper);
+  ck_assert_int_eq (rmdir (tmpl), 0);
+  unsetenv ("TMPDIR");
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("ssh", test_destinations, test_quote, test_bandwidth,
+                   test_libvirt_uri);

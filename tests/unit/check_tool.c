@@ -177,6 +177,25 @@ START_TEST (test_summary)
 }
 END_TEST
 
+/* Another tool's option, as getopt_long left it in argv[optind - 1]. */
+START_TEST (test_option_hint)
+{
+  static const struct vmferry_option_hint hints[] = {
+    { "--dir", "use --dest-dir" }, { "--name", "use --rename" }, { NULL, NULL }
+  };
+
+  ck_assert (vmferry_tool_option_hint ("--dir", hints));
+  ck_assert (vmferry_tool_option_hint ("--dir=/srv/vm", hints));
+  ck_assert (vmferry_tool_option_hint ("--name", hints));
+  ck_assert (!vmferry_tool_option_hint ("--di", hints));
+  ck_assert (!vmferry_tool_option_hint ("--dirs", hints));
+  ck_assert (!vmferry_tool_option_hint ("-d", hints));
+  ck_assert (!vmferry_tool_option_hint ("dir", hints));
+  ck_assert (!vmferry_tool_option_hint (NULL, hints));
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("tool", test_parse_uint, test_parse_fd, test_common_options,
                    test_exit_codes, test_fail_text, test_fail_json,
-                   test_summary)
+                   test_summary,
+                   test_option_hint)
