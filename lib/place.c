@@ -476,6 +476,22 @@ move_back (const struct vmferry_target *t, const char *tmp, const char *final,
   }
   else if (tpm_in_use (t, final) > 0)
     return -1;
+  if (replace) {
+    /* The old copy, under the temporary name since the exchange, was
+     * removed meanwhile (by hand: it looks like a leftover).  Nothing can
+     * bring it back; the undo must not stop there for good.
+     */
+    struct stat sb;
+    int r = vmferry_target_stat (t, tmp, &sb);
+    if (r < 0)
+      return -1;
+    if (r == 0) {
+      vmferry_warn ("%s/%s: the old copy of %s was removed since the import "
+                    "was killed: %s is left without one", t->path, tmp, final,
+                    path);
+      replace = false;
+    }
+  }
   return vmferry_target_rename (t, final, t, tmp, replace ? RENAME_EXCHANGE
                                                          : RENAME_NOREPLACE);
 }
