@@ -985,7 +985,7 @@ vmferry_place (struct importer *im)
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
     /* Our own locks would make the new files look in use. */
     locks_release (l);
-    if (undo (im, st) < 0) {
+    if (undo (im, st) < 0 && st->phase == VMFERRY_RESUME_PLACE) {
       char more[VMFERRY_ERROR_MAX];
       snprintf (more, sizeof more, "%s", vmferry_get_error ());
       vmferry_set_error ("%s; and undoing the placement failed: %s (the journal %s/%s "
@@ -994,6 +994,10 @@ vmferry_place (struct importer *im)
       im->keep_state = true;
     }
     else
+      /* Undone; or every file is back and only saving that failed (a
+       * full disk): then the state on disk still says where each file
+       * is, and the caller keeps or removes the copy as for any failure.
+       */
       vmferry_restore_error (saved, saved_errno);
   }
  out:

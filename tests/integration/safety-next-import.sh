@@ -12,6 +12,10 @@
 #             while the first runs: refused once it has waited for the
 #             lock, and the first one's state and temporary files are
 #             untouched, so the first finishes
+#   full      the disk fills up right before the placement (its journal
+#             cannot be written), with --force over older files: refused,
+#             the older files whole, and what the message says is kept is
+#             what is there
 . "$(dirname "$0")/functions.sh"
 
 type report >/dev/null 2>&1 || report() { :; }
@@ -90,3 +94,39 @@ wait "$job" || fail "twice: the first import failed: $(cat "$SCRATCH/first")"
 [[ $(files) == "$sum_b" ]] || fail "twice: the copy is not whole"
 report race import-twice-at-once refused
 echo "   a second import of the domain meanwhile: refused, the first finishes"
+
+# full
+full=/var/lib/libvirt/images/next-full
+dir_on_b "$full"
+on_b mount -t tmpfs -o size=2M tmpfs "$full"
+cleanup_add on_b umount "$full"
+for res in "" --resumable; do
+    on_b sh -c "rm -rf $full/* $full/.[!.]*; echo old0 >$full/disk0.img; echo old1 >$full/disk1.img"
+    rm -f "$SCRATCH/notify"
+    mkfifo "$SCRATCH/notify"
+    on_b env VMFERRY_FAULT=import-end:stop VMFERRY_FAULT_NOTIFY="$SCRATCH/notify" \
+        vmferry-import $res --force --dir "$full" "$SCRATCH/b.vmf" >"$SCRATCH/out" 2>&1 &
+    job=$!
+    read -r at pid <"$SCRATCH/notify" || fail "full: no word from the import"
+    free=$(on_b df -B1 --output=avail "$full" | tail -n 1)
+    on_b fallocate -l "$free" "$full/filler"
+    kill -CONT "$pid"
+    wait "$job" && fail "full$res: placed on a full disk"
+    grep -q 'No space left' "$SCRATCH/out" || fail "full$res: unclear: $(cat "$SCRATCH/out")"
+    echo old0 | on_b cmp -s - "$full/disk0.img" && echo old1 | on_b cmp -s - "$full/disk1.img" ||
+        fail "full$res: the older files changed"
+    left=$(on_b ls -A "$full" | grep vmferry || true)
+    if grep -q 'is kept\|was kept' "$SCRATCH/out"; then
+        [[ -n $left ]] || fail "full$res: the message says kept, nothing is: $(cat "$SCRATCH/out")"
+        on_b rm "$full/filler"
+        on_b vmferry-import --force --dir "$full" "$SCRATCH/b.vmf" >"$SCRATCH/out" 2>&1 ||
+            fail "full$res: the next import failed: $(cat "$SCRATCH/out")"
+        [[ $(on_b sh -c "cd $full && cat disk0.img disk1.img" | sha256sum) == "$sum_b" ]] ||
+            fail "full$res: the next import's copy is not whole"
+    else
+        grep -q 'no file was left' "$SCRATCH/out" || fail "full$res: unclear: $(cat "$SCRATCH/out")"
+        [[ -z $left ]] || fail "full$res: left over: $left"
+    fi
+    report fault "import-next-disk-full$res" survived
+done
+echo "   the disk full before the placement: refused, the older files whole"
