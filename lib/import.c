@@ -780,7 +780,9 @@ load_state (struct importer *im, struct vmferry_resume_state *old)
         !(im->conn = vmferry_virt_connect (im->opts->uri)))
       goto recover_failed;
     k = vmferry_place_recover (im, old);
-    if (k < 0)
+    /* It may have opened the journal's TPM root: this run's own again. */
+    vmferry_target_close (&im->tpm_root);
+    if (k < 0 || open_tpm_root (im) < 0)
       goto recover_failed;
     if (k > 0) {
       vmferry_resume_state_free (old);

@@ -622,12 +622,19 @@ committed (struct importer *im, struct vmferry_resume_state *st)
 int
 vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
 {
+  const char *root = st->tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE : im->tgt.path;
   int c;
 
-  if (st->tpm_tmp && im->tpm_root.fd < 0 &&
-      vmferry_target_open (&im->tpm_root, st->tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE
-                                                            : im->tgt.path, false, 0) < 0)
-    return -1;
+  /* The journal's TPM state is where that run kept it, which is not
+   * where this run keeps its own if one used --define and the other not
+   * (looked for in the wrong place, a committed placement was undone).
+   */
+  if (st->tpm_tmp &&
+      (im->tpm_root.fd < 0 || strcmp (im->tpm_root.path, root) != 0)) {
+    vmferry_target_close (&im->tpm_root);
+    if (vmferry_target_open (&im->tpm_root, root, false, 0) < 0)
+      return -1;
+  }
   c = committed (im, st);
   if (c < 0)
     return -1;
