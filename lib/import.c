@@ -763,8 +763,10 @@ remove_stale_temporaries (struct importer *im)
 
 /* Take the lock of this domain's transfers into the target directory
  * and read what an earlier run left there (into *OLD; the return value
- * of vmferry_resume_load).  A run killed while placing is finished or
- * undone first (place.c), so what is left is a transfer or nothing.
+ * of vmferry_resume_load; -2 when the lock is held by an import that is
+ * running, or a placement cannot be recovered).  A run killed while
+ * placing is finished or undone first (place.c), so what is left is a
+ * transfer or nothing.
  */
 static int
 load_state (struct importer *im, struct vmferry_resume_state *old)
@@ -777,7 +779,10 @@ load_state (struct importer *im, struct vmferry_resume_state *old)
     return -1;
   im->lock_fd = vmferry_resume_lock (&im->tgt, im->name, LOCK_WAIT_SECONDS);
   if (im->lock_fd < 0)
-    return -1;
+    /* Not a damaged state: another import's, running.  Starting afresh
+     * would remove its state and temporary files under it.
+     */
+    return -2;
   vmferry_resume_remove_stale (&im->tgt, im->name);
   r = vmferry_resume_load (&im->tgt, im->state_file, old);
   if (r == 1 && old->phase == VMFERRY_RESUME_PLACE) {
@@ -786,7 +791,9 @@ load_state (struct importer *im, struct vmferry_resume_state *old)
         !(im->conn = vmferry_virt_connect (im->opts->uri)))
       goto recover_failed;
     k = vmferry_place_recover (im, old);
-    if (k < 0)
+    /* It may have opened the journal's TPM root: this run's own again. */
+    vmferry_target_close (&im->tpm_root);
+    if (k < 0 || open_tpm_root (im) < 0)
       goto recover_failed;
     if (k > 0) {
       vmferry_resume_state_free (old);

@@ -477,6 +477,22 @@ move_back (const struct vmferry_target *t, const char *tmp, const char *final,
   }
   else if (tpm_in_use (t, final) > 0)
     return -1;
+  if (replace) {
+    /* The old copy, under the temporary name since the exchange, was
+     * removed meanwhile (by hand: it looks like a leftover).  Nothing can
+     * bring it back; the undo must not stop there for good.
+     */
+    struct stat sb;
+    int r = vmferry_target_stat (t, tmp, &sb);
+    if (r < 0)
+      return -1;
+    if (r == 0) {
+      vmferry_warn ("%s/%s: the old copy of %s was removed since the import "
+                    "was killed: %s is left without one", t->path, tmp, final,
+                    path);
+      replace = false;
+    }
+  }
   return vmferry_target_rename (t, final, t, tmp, replace ? RENAME_EXCHANGE
                                                          : RENAME_NOREPLACE);
 }
@@ -607,12 +623,19 @@ committed (struct importer *im, struct vmferry_resume_state *st)
 int
 vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
 {
+  const char *root = st->tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE : im->tgt.path;
   int c;
 
-  if (st->tpm_tmp && im->tpm_root.fd < 0 &&
-      vmferry_target_open (&im->tpm_root, st->tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE
-                                                            : im->tgt.path, false, 0) < 0)
-    return -1;
+  /* The journal's TPM state is where that run kept it, which is not
+   * where this run keeps its own if one used --define and the other not
+   * (looked for in the wrong place, a committed placement was undone).
+   */
+  if (st->tpm_tmp &&
+      (im->tpm_root.fd < 0 || strcmp (im->tpm_root.path, root) != 0)) {
+    vmferry_target_close (&im->tpm_root);
+    if (vmferry_target_open (&im->tpm_root, root, false, 0) < 0)
+      return -1;
+  }
   c = committed (im, st);
   if (c < 0)
     return -1;
@@ -1044,7 +1067,7 @@ vmferry_place (struct importer *im)
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
     /* Our own locks would make the new files look in use. */
     locks_release (l);
-    if (undo (im, st) < 0) {
+    if (undo (im, st) < 0 && st->phase == VMFERRY_RESUME_PLACE) {
       char more[VMFERRY_ERROR_MAX];
       snprintf (more, sizeof more, "%s", vmferry_get_error ());
       vmferry_set_error ("%s; and undoing the placement failed: %s (the journal %s/%s "
@@ -1053,6 +1076,10 @@ vmferry_place (struct importer *im)
       im->keep_state = true;
     }
     else
+      /* Undone; or every file is back and only saving that failed (a
+       * full disk): then the state on disk still says where each file
+       * is, and the caller keeps or removes the copy as for any failure.
+       */
       vmferry_restore_error (saved, saved_errno);
   }
  out:

@@ -400,6 +400,25 @@ hidden_component_ok (const char *s)
   return vmferry_name_ok (s, VMFERRY_NAME_HIDDEN_OK);
 }
 
+/* A name the placement gives a domain for a while: NAME.vmferry-WHAT-
+ * and six random characters (vmferry_target_random_name), or with
+ * SAME_OK NAME itself.  Recovery renames and undefines the domains these
+ * name: a state must not be able to point it at any other domain.
+ */
+static bool
+domain_tmp_ok (const char *name, const char *tmp, const char *what,
+               bool same_ok)
+{
+  size_t n = strlen (name), w = strlen (what);
+
+  if (same_ok && strcmp (tmp, name) == 0)
+    return true;
+  return strncmp (tmp, name, n) == 0 &&
+    strncmp (tmp + n, ".vmferry-", 9) == 0 &&
+    strncmp (tmp + n + 9, what, w) == 0 && tmp[n + 9 + w] == '-' &&
+    strlen (tmp + n + 10 + w) == 6;
+}
+
 /* The members of file RF that only a placement has. */
 static int
 parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
@@ -558,7 +577,11 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
         (st->tpm_tmp != NULL) != (st->tpm_final != NULL) ||
         (st->tpm_tmp && (!ju64 (o, "tpm_dev", &st->tpm_dev) ||
                          !ju64 (o, "tpm_ino", &st->tpm_ino))) ||
-        (st->define && (st->uuid == NULL || st->define_tmp == NULL))) {
+        (st->define && (st->uuid == NULL || st->define_tmp == NULL)) ||
+        (st->define &&
+         !domain_tmp_ok (st->name, st->define_tmp, "new", true)) ||
+        (st->define && st->aside &&
+         !domain_tmp_ok (st->name, st->aside, "old", false))) {
       vmferry_set_error ("%s: invalid resume state: bad placement", path);
       goto out;
     }
@@ -619,7 +642,24 @@ vmferry_resume_load (const struct vmferry_target *t, const char *file,
     vmferry_set_error_errno (n < 0 ? errno : EIO, "%s: read", path);
     return -1;
   }
-  return vmferry_resume_parse (buf, n, path, st);
+  if (vmferry_resume_parse (buf, n, path, st) < 0)
+    return -1;
+  /* The state of domain NAME is in the files named after NAME: one that
+   * speaks for another domain would have a run of NAME act for that one.
+   */
+  {
+    size_t p = strlen (STATE_PREFIX), k = strlen (st->name);
+    if (strncmp (file, STATE_PREFIX, p) != 0 ||
+        strncmp (file + p, st->name, k) != 0 ||
+        (strcmp (file + p + k, ".json") != 0 &&
+         strcmp (file + p + k, ".written") != 0)) {
+      vmferry_set_error ("%s: invalid resume state: it names domain %s", path,
+                         st->name);
+      vmferry_resume_state_free (st);
+      return -1;
+    }
+  }
+  return 1;
 }
 
 /* "\ncheck " and 16 hex digits and "\n" */

@@ -2,18 +2,22 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/xpath.h>
 
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "qcow2.h"
 #include "virt.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -124,11 +128,80 @@ vmferry_virt_state_name (int state)
   }
 }
 
-/* Whether the XML of one domain names PATH (or, with ST, the same file)
- * in any source, backing store or NVRAM element.
+/* Whether V (a path from a definition) is PATH, or with ST the same file. */
+static bool
+same_file (const char *v, const char *path, const struct stat *st)
+{
+  struct stat sb;
+
+  return strcmp (v, path) == 0 ||
+    (st && v[0] == '/' && stat (v, &sb) == 0 &&
+     sb.st_dev == st->st_dev && sb.st_ino == st->st_ino);
+}
+
+/* Whether the qcow2 image at IMAGE has PATH (ST) in its backing chain.
+ * The chain is in the images' headers, not in an inactive definition:
+ * libvirt finds it when the domain starts, so replacing a backing file
+ * changes what an overlay of another domain reads.  Only regular files
+ * are opened, without blocking, and only as far as the headers say
+ * qcow2 (a raw image's first bytes are guest data).  Read errors end the
+ * walk: what QEMU could not open either is nobody's backing file.
  */
 static bool
-xml_uses (const char *xml, const char *path, const struct stat *st)
+chain_uses (const char *image, const char *path, const struct stat *st)
+{
+  char *cur = strdup (image);
+  bool uses = false;
+
+  for (int depth = 0; cur && !uses && depth < VMFERRY_QCOW2_MAX_CHAIN;
+       depth++) {
+    struct vmferry_qcow2_info info;
+    struct stat sb;
+    char *next = NULL;
+    int fd = -1;
+
+    if (stat (cur, &sb) == 0 && S_ISREG (sb.st_mode))
+      fd = open (cur, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0 && vmferry_qcow2_probe (fd, cur, &info) == 1 &&
+        info.has_backing &&
+        (next = vmferry_qcow2_backing_path (cur, info.backing_file))) {
+      uses = same_file (next, path, st);
+      if (info.backing_format[0] &&
+          strcmp (info.backing_format, "qcow2") != 0) {
+        free (next);   /* raw: the chain ends there */
+        next = NULL;
+      }
+    }
+    if (fd >= 0)
+      close (fd);
+    free (cur);
+    cur = next;
+  }
+  free (cur);
+  vmferry_clear_error ();
+  return uses;
+}
+
+/* The path of volume VOLUME of pool POOL on CONN; NULL if there is none. */
+static char *
+volume_path (virConnectPtr conn, const char *pool, const char *volume)
+{
+  CLEANUP_VIR_POOL virStoragePoolPtr p =
+    virStoragePoolLookupByName (conn, pool);
+  CLEANUP_VIR_VOL virStorageVolPtr v = NULL;
+
+  if (p == NULL || (v = virStorageVolLookupByName (p, volume)) == NULL)
+    return NULL;
+  return virStorageVolGetPath (v);
+}
+
+/* Whether the XML of one domain names PATH (or, with ST, the same file)
+ * in any source, backing store or NVRAM element, as a volume of a pool,
+ * or in the backing chain of a qcow2 disk.
+ */
+static bool
+xml_uses (virConnectPtr conn, const char *xml, const char *path,
+          const struct stat *st)
 {
   static const char *const expr =
     "//source/@file | //source/@dev | //source/@path | //source/@dir |"
@@ -137,26 +210,52 @@ xml_uses (const char *xml, const char *path, const struct stat *st)
   CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml), "domain XML");
   CLEANUP_XPATH_CTX xmlXPathContextPtr ctx = NULL;
   CLEANUP_XPATH_OBJ xmlXPathObjectPtr obj = NULL;
+  CLEANUP_XPATH_OBJ xmlXPathObjectPtr disks = NULL;
+  bool uses = false;
 
   if (doc == NULL || (ctx = xmlXPathNewContext (doc)) == NULL ||
       (obj = xmlXPathEvalExpression (BAD_CAST expr, ctx)) == NULL ||
       obj->nodesetval == NULL)
     return false;
-  for (int i = 0; i < obj->nodesetval->nodeNr; i++) {
+  for (int i = 0; i < obj->nodesetval->nodeNr && !uses; i++) {
     xmlChar *v = xmlNodeGetContent (obj->nodesetval->nodeTab[i]);
-    struct stat sb;
-    bool same;
 
-    if (v == NULL)
-      continue;
-    same = strcmp ((const char *) v, path) == 0 ||
-      (st && v[0] == '/' && stat ((const char *) v, &sb) == 0 &&
-       sb.st_dev == st->st_dev && sb.st_ino == st->st_ino);
+    uses = v && same_file ((const char *) v, path, st);
     xmlFree (v);
-    if (same)
-      return true;
   }
-  return false;
+  /* Disks named as pool volumes, and the backing chains of qcow2 disks. */
+  disks = uses ? NULL : xmlXPathEvalExpression (BAD_CAST "//disk", ctx);
+  for (int i = 0; disks && disks->nodesetval &&
+       i < disks->nodesetval->nodeNr && !uses; i++) {
+    xmlNodePtr disk = disks->nodesetval->nodeTab[i];
+    xmlNodePtr source = vmferry_xml_child (disk, "source");
+    xmlNodePtr driver = vmferry_xml_child (disk, "driver");
+    xmlChar *type = driver ? xmlGetProp (driver, BAD_CAST "type") : NULL;
+    xmlChar *file = NULL, *pool = NULL, *vol = NULL;
+    char *image = NULL;
+
+    if (source) {
+      file = xmlGetProp (source, BAD_CAST "file");
+      if (file == NULL)
+        file = xmlGetProp (source, BAD_CAST "dev");
+      pool = xmlGetProp (source, BAD_CAST "pool");
+      vol = xmlGetProp (source, BAD_CAST "volume");
+    }
+    if (file)
+      image = strdup ((const char *) file);
+    else if (pool && vol && conn &&
+             (image = volume_path (conn, (const char *) pool,
+                                   (const char *) vol)) != NULL)
+      uses = same_file (image, path, st);
+    if (image && !uses && type && strcmp ((const char *) type, "qcow2") == 0)
+      uses = chain_uses (image, path, st);
+    free (image);
+    xmlFree (type);
+    xmlFree (file);
+    xmlFree (pool);
+    xmlFree (vol);
+  }
+  return uses;
 }
 
 char *
@@ -186,7 +285,7 @@ vmferry_virt_file_users (virConnectPtr conn, const char *path, const struct stat
         if (!live && virDomainIsPersistent (doms[i]) != 1)
           continue;
         xml = virDomainGetXMLDesc (doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
-        uses = xml && xml_uses (xml, path, st);
+        uses = xml && xml_uses (conn, xml, path, st);
       }
     }
     if (uses) {

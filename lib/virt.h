@@ -36,8 +36,9 @@ const char *vmferry_virt_state_name (int state);
  * (may be NULL), whose definition (persistent, and live when running)
  * refers to PATH, or with ST to the same file (device and inode), in any
  * disk or filesystem source, backing store, NVRAM, loader, kernel or
- * initrd: ", "-separated, "" when none.  The caller frees.  NULL with the
- * error set.
+ * initrd, as a volume of a storage pool, or in the backing chain (the
+ * qcow2 headers) of a qcow2 disk: ", "-separated, "" when none.  The
+ * caller frees.  NULL with the error set.
  */
 char *vmferry_virt_file_users (virConnectPtr conn, const char *path,
                                const struct stat *st, const char *exclude_uuid);

@@ -214,6 +214,32 @@ for how in query abort; do
     [[ $(on_b stat -c %h "$canary_dir/canary") == 1 ]] || fail "hard-linked temp ($how): still linked"
     planted "hard-linked-temp-$how"
 done
+# A forged placement journal (sealed with a valid check line) that names
+# another domain of the host as the one the placement renamed aside, or
+# as its temporary definition: recovery (--abort here, or the next
+# import) renames aside-domains back and undefines temporary ones, so it
+# must not act on any domain but this import's own.
+printf "<domain type='%s'><name>t-hostile-victim</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>\n" \
+    "$VIRT_TYPE" >"$SCRATCH/victim.xml"
+virsh_b -q define "$SCRATCH/victim.xml" >/dev/null
+cleanup_add virsh_b -q undefine t-hostile-victim
+victim_uuid=$(virsh_b domuuid t-hostile-victim)
+journal() {   # journal DEFINE_TMP ASIDE: forge mk's journal in the target
+    printf '{"format":"vmferry-resume","version":1,"name":"mk","stream_id":"%s","token":"%s","phase":"place","define":true,"uuid":"%s","define_tmp":"%s"%s,"files":[]}\n' \
+        0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 \
+        "$uuid" "$1" "${2:+,\"aside\":\"$2\"}" >"$SCRATCH/journal.json"
+    "$MKSTREAM" --seal-state "$SCRATCH/journal.json" "$SCRATCH/journal"
+    on_b cp "$SCRATCH/journal" "$dest/.vmferry-resume-mk.json"
+}
+for forged in aside define_tmp; do
+    if [[ $forged == aside ]]; then journal mk.vmferry-new-aaaaaa t-hostile-victim
+    else journal t-hostile-victim ""; fi
+    on_b vmferry-import --abort=mk --dir "$dest" >"$SCRATCH/out" 2>&1 || true
+    [[ $(virsh_b domuuid t-hostile-victim 2>/dev/null) == "$victim_uuid" ]] ||
+        fail "forged journal ($forged): another domain was renamed or undefined: $(cat "$SCRATCH/out")"
+    virsh_b domuuid mk >/dev/null 2>&1 && fail "forged journal ($forged): a domain mk appeared"
+    planted "forged-journal-$forged"
+done
 # A forged state naming a file above the target, for --abort.
 on_b sh -c "printf '%s\n' '{\"format\":\"vmferry-resume\",\"name\":\"mk\",\"files\":[{\"name\":\"x\",\"tmp\":\"../canary/canary\",\"size\":1,\"offset\":0}]}' >$dest/.vmferry-resume-mk.json"
 on_b vmferry-import --abort=mk --dir "$dest" >"$SCRATCH/out" 2>&1 || true

@@ -30,6 +30,9 @@
  *   --no-end               stop before END (a truncated stream)
  *   --content FILE         every file's bytes are FILE's (its size is
  *                          SIZE): a real image, say a hostile qcow2
+ *   --seal-state FILE      write no stream: OUTPUT gets FILE's text (a
+ *                          resume state's JSON) with the check line an
+ *                          importer writes after it, for forged states
  *   --raw                  encode records here, without the writer's
  *                          checks (for records the writer refuses, such
  *                          as a raw payload beyond the limits)
@@ -49,6 +52,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "digest.h"
@@ -456,6 +460,7 @@ enum {
   OPT_FILES = 256, OPT_SIZE, OPT_SET, OPT_DEL, OPT_MANIFEST, OPT_MANIFEST_ZSTD,
   OPT_XML, OPT_XML_SIZE, OPT_XML_ZSTD, OPT_BEGIN_SIZE, OPT_BAD_DIGEST,
   OPT_END_COUNT, OPT_NO_END, OPT_RAW, OPT_OMIT_FILES, OPT_CONTENT,
+  OPT_SEAL_STATE,
 };
 
 static const struct option long_options[] = {
@@ -475,6 +480,7 @@ static const struct option long_options[] = {
   { "raw", no_argument, NULL, OPT_RAW },
   { "omit-files", required_argument, NULL, OPT_OMIT_FILES },
   { "content", required_argument, NULL, OPT_CONTENT },
+  { "seal-state", required_argument, NULL, OPT_SEAL_STATE },
   { NULL, 0, NULL, 0 }
 };
 
@@ -486,7 +492,7 @@ main (int argc, char *argv[])
     .end_count = -1,
   };
   struct out o = { .fd = STDOUT_FILENO };
-  const char *out_name = "stdout";
+  const char *out_name = "stdout", *seal = NULL;
   char *manifest, *xml;
   size_t manifest_len, xml_len;
   int c;
@@ -530,6 +536,7 @@ main (int argc, char *argv[])
       op.size = len;
       break;
     }
+    case OPT_SEAL_STATE: seal = optarg; break;
     default:
       die ("usage: mkstream [OPTION]... OUTPUT|- (see tests/tools/mkstream.c)");
     }
@@ -543,6 +550,24 @@ main (int argc, char *argv[])
     o.fd = open (out_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (o.fd < 0)
       die ("%s: %s", out_name, strerror (errno));
+  }
+  if (seal) {
+    /* As lib/resume.c writes it: the JSON, a newline, then "check " and
+     * the XXH3 of everything before, in 16 hex digits.
+     */
+    size_t len;
+    char *json = read_file (seal, &len);
+    char check[32];
+    while (len && json[len - 1] == '\n')
+      len--;
+    json[len++] = '\n';
+    snprintf (check, sizeof check, "check %016" PRIx64 "\n",
+              (uint64_t) XXH3_64bits (json, len));
+    if (write (o.fd, json, len) != (ssize_t) len ||
+        write (o.fd, check, strlen (check)) != (ssize_t) strlen (check))
+      die ("%s: %s", out_name, strerror (errno));
+    free (json);
+    return 0;
   }
   if (!op.raw && (o.w = vmferry_stream_writer_new (o.fd, out_name)) == NULL)
     die_lib ("writer");
