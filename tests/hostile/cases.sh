@@ -98,3 +98,21 @@ hostile_cases() {
     hostile_case truncated 'truncated: end of input before the END record' --no-end
     hostile_case digest-wrong 'digest mismatch' --bad-digest 0
 }
+
+# hostile_reader_setup: what a test that feeds the cases to vmferry-info
+# needs: MKSTREAM and INFO (the tools), VG (valgrind when
+# VMFERRY_VALGRIND=1), a temporary directory $tmp removed at exit, and
+# bad MESSAGE, which records a failure in $failed.
+hostile_reader_setup() {
+    MKSTREAM=${VMFERRY_TEST_TOOLS_DIR:?}/mkstream
+    INFO=${VMFERRY_TOOLS_DIR:?}/vmferry-info
+    VG=""
+    if [[ ${VMFERRY_VALGRIND:-0} == 1 ]]; then
+        command -v valgrind >/dev/null || { echo "SKIP: no valgrind"; exit 77; }
+        VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
+    fi
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    failed=0 count=0
+}
+bad() { echo "FAIL: $*" >&2; failed=1; }

@@ -5,20 +5,9 @@
 # error.  Hermetic: streams from mkstream in a temporary directory.
 set -euo pipefail
 
-MKSTREAM=${VMFERRY_TEST_TOOLS_DIR:?}/mkstream
-INFO=${VMFERRY_TOOLS_DIR:?}/vmferry-info
-VG=""
-if [[ ${VMFERRY_VALGRIND:-0} == 1 ]]; then
-    command -v valgrind >/dev/null || { echo "SKIP: no valgrind"; exit 77; }
-    VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=cases.sh
 . "$(dirname "$0")/cases.sh"
-
-failed=0 count=0
-bad() { echo "FAIL: $*" >&2; failed=1; }
+hostile_reader_setup
 
 # A line of the report printed by scripts/test.sh (tests/report-summary.sh).
 report() {

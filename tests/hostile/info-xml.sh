@@ -6,20 +6,9 @@
 # streams from mkstream in a temporary directory.
 set -euo pipefail
 
-MKSTREAM=${VMFERRY_TEST_TOOLS_DIR:?}/mkstream
-INFO=${VMFERRY_TOOLS_DIR:?}/vmferry-info
-VG=""
-if [[ ${VMFERRY_VALGRIND:-0} == 1 ]]; then
-    command -v valgrind >/dev/null || { echo "SKIP: no valgrind"; exit 77; }
-    VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 # shellcheck source=cases.sh
 . "$(dirname "$0")/cases.sh"
-
-failed=0 count=0
-bad() { echo "FAIL: $*" >&2; failed=1; }
+hostile_reader_setup
 
 # ---- as stored: single quotes, a comment, no final newline
 printf "<?xml version='1.0'?>\n<!-- kept -->\n<domain type='kvm'>\n  <name>web01</name>\n</domain>" \
