@@ -1384,6 +1384,22 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     }
     goto fail;
   }
+  /* The last sample may be from the disks: the job's final statistics
+   * give the memory phase, however quick it was.
+   */
+  if (opts->progress) {
+    virTypedParameterPtr stats = NULL;
+    int nstats = 0, type;
+
+    if (virDomainGetJobStats (l.dom, &type, &stats, &nstats,
+                              VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+      struct vmferry_live_sample s;
+
+      vmferry_live_sample_parse (stats, nstats, &s);
+      vmferry_live_bar_report (opts->progress, &mon.bar, &s);
+      virTypedParamsFree (stats, nstats);
+    }
+  }
   vmferry_live_bar_end (opts->progress, &mon.bar, true);
 
   vmferry_fault ("live-migrated");

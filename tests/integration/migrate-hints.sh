@@ -46,13 +46,14 @@ blocked "missing disk directory" 1 on_a vmferry-migrate vmf-qcow2 hostb --rename
 grep -q "fix: add --map-path '\?/nonexistent/dir=" <<<"$out" ||
     fail "missing disk directory: no --map-path fix as migrate's option"
 
-# 2. The file is already there (a real run: refused before any data).
-on_b qemu-img create -q -f raw "$dest/vmf-qcow2.qcow2" 1M
+# 2. The file is already there under the name the copy's file takes (a
+# real run: refused before any data).
+on_b qemu-img create -q -f raw "$dest/t-hints.qcow2" 1M
 blocked "file exists" 1 on_a vmferry-migrate vmf-qcow2 hostb --rename t-hints --dest-dir "$dest"
 grep -q 'already exists on the destination' <<<"$out" || fail "file exists: not found"
 grep -q 'remove it on the destination if nothing needs it, or put the files elsewhere: --dest-dir' \
     <<<"$out" || fail "file exists: no hint migrate can follow"
-on_b rm -f "$dest/vmf-qcow2.qcow2"
+on_b rm -f "$dest/t-hints.qcow2"
 
 # 3. A domain of that name on B.
 virsh_a dumpxml --inactive vmf-raw | sed -e '/<uuid>/d' -e 's|<name>vmf-raw<|<name>t-hints<|' \

@@ -100,7 +100,7 @@ grep -q "^ok:" "$SCRATCH/out" || fail "--ssh-command: no check: $(cat "$SCRATCH/
 rc=0
 on_a vmferry-migrate --ssh-command ssh -F "$SCRATCH/conf" vmf-qcow2 hostf \
     2>"$SCRATCH/err" || rc=$?
-((rc == 1)) || fail "-F with --ssh-command: status $rc"
+((rc == 2)) || fail "-F with --ssh-command: status $rc"
 grep -q "give -F inside --ssh-command" "$SCRATCH/err" || fail "-F with --ssh-command: $(cat "$SCRATCH/err")"
 # No helper is left behind.
 [[ -z $(ls -A "$TMPDIR") ]] || fail "a helper was left: $(ls -A "$TMPDIR")"
