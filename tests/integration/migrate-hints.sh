@@ -98,7 +98,7 @@ VMFERRY_FAULT=live-created:fail,live-rollback-delete:fail \
     "${LIVE[@]}" "$name" hostb 2>"$SCRATCH/err" || rc=$?
 msg=$(<"$SCRATCH/err")
 echo "$msg" | sed 's/^/   | /'
-((rc == 3)) || fail "failed cleanup: exit status $rc, not 3"
+((rc == 4)) || fail "failed cleanup: exit status $rc, not 4 (leftovers)"
 [[ -e $IMAGES_B/$name.qcow2 ]] || fail "failed cleanup: the disk is not on B: test is void"
 grep -q "could not remove from $TCP_URI_B: $path" <<<"$msg" || fail "failed cleanup: does not name $path"
 grep -q 'nothing had been made' <<<"$msg" && fail "failed cleanup: the message contradicts itself"
