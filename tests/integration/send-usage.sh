@@ -33,13 +33,14 @@ usage_error 0 hostb --connections
 # The same for the tools that take another tool's options in their own
 # form: vmferry-migrate (vmferry-import's), vmferry-check
 # (vmferry-rewrite's).
-# other_tool TOOL WANT-HINT-TEXT ARG...: status 1, getopt's complaint and
-# the hint (or, with an empty WANT, only the complaint).
+# other_tool TOOL WANT-HINT-TEXT ARG...: status 2 (a usage error),
+# getopt's complaint and the hint (or, with an empty WANT, only the
+# complaint).
 other_tool() {
     local tool=$1 want=$2 rc=0 out
     shift 2
     out=$(on_a $VG "$tool" "$@" 2>&1 </dev/null) || rc=$?
-    ((rc == 1)) || fail "$tool $*: status $rc, not 1: $out"
+    ((rc == 2)) || fail "$tool $*: status $rc, not 2: $out"
     grep -q "unrecognized option" <<<"$out" || fail "$tool $*: $out"
     if [[ -n $want ]]; then
         grep -qF -- "$want" <<<"$out" || fail "$tool $*: no hint: $out"
