@@ -137,6 +137,7 @@ START_TEST (test_libvirt_uri)
                  strstr (text, "/it'\\''s' \"$@\"\n"), "%s", text);
   ck_assert_int_eq (access (helper, X_OK), 0);
   vmferry_ssh_uri_helper_remove (helper);
+  free (uri);
   ck_assert_int_eq (unlink (conf), 0);
   /* Nothing but the directory itself is left. */
   ck_assert_int_eq (rmdir (tmpl), 0);
