@@ -102,7 +102,7 @@ hostile_cases() {
 # hostile_reader_setup: what a test that feeds the cases to vmferry-info
 # needs: MKSTREAM and INFO (the tools), VG (valgrind when
 # VMFERRY_VALGRIND=1), a temporary directory $tmp removed at exit, and
-# bad MESSAGE, which records a failure in $failed.
+# bad MESSAGE, which records a failure in $failed, and report NAME RESULT.
 hostile_reader_setup() {
     MKSTREAM=${VMFERRY_TEST_TOOLS_DIR:?}/mkstream
     INFO=${VMFERRY_TOOLS_DIR:?}/vmferry-info
@@ -114,5 +114,14 @@ hostile_reader_setup() {
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     failed=0 count=0
+    # report NAME RESULT: a line of the report printed by scripts/test.sh
+    # (tests/report-summary.sh), in the file of the calling test.
+    report() {
+        [[ -n ${VMFERRY_REPORT_DIR:-} ]] || return 0
+        mkdir -p "$VMFERRY_REPORT_DIR"
+        printf 'hostile\t%s\t%s\t1\n' "$1" "$2" \
+            >>"$VMFERRY_REPORT_DIR/$(basename "$0" .sh).tsv"
+    }
+    bad() { echo "FAIL: $*" >&2; failed=1; }
 }
-bad() { echo "FAIL: $*" >&2; failed=1; }
+

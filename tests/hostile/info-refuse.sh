@@ -9,13 +9,6 @@ set -euo pipefail
 . "$(dirname "$0")/cases.sh"
 hostile_reader_setup
 
-# A line of the report printed by scripts/test.sh (tests/report-summary.sh).
-report() {
-    [[ -n ${VMFERRY_REPORT_DIR:-} ]] || return 0
-    mkdir -p "$VMFERRY_REPORT_DIR"
-    printf 'hostile\tinfo-%s\t%s\t1\n' "$1" "$2" >>"$VMFERRY_REPORT_DIR/info-refuse.tsv"
-}
-
 # Output with a control character other than the newline.
 has_control() { LC_ALL=C grep -q '[[:cntrl:]]' "$1"; }
 
@@ -53,9 +46,9 @@ hostile_case() {
         refuses "$name" "$expected"
     fi
     if ((failed == before)); then
-        report "$name" refused
+        report "info-$name" refused
     else
-        report "$name" FAILED
+        report "info-$name" FAILED
     fi
     rm -f "$tmp/$name.vmf"
 }

@@ -33,7 +33,7 @@ echo "   --xml: the XML as stored, plain and compressed, checked or verified"
 
 # ---- nothing from a stream that does not pass
 hostile_case() {
-    local name=$1 expected=$2 rc=0
+    local name=$1 expected=$2 rc=0 before=$failed
     shift 2
     count=$((count + 1))
     "$MKSTREAM" "$@" "$tmp/$name.vmf" || { bad "$name: mkstream $* failed"; return 0; }
@@ -41,6 +41,11 @@ hostile_case() {
     [[ $rc == 1 ]] || bad "$name: vmferry-info --xml --verify exited $rc"
     [[ -s $tmp/out ]] && bad "$name: --xml printed from a refused stream"
     grep -qF -- "$expected" "$tmp/err" || bad "$name: expected '$expected', got: $(cat -v "$tmp/err")"
+    if ((failed == before)); then
+        report "info-xml-$name" refused
+    else
+        report "info-xml-$name" FAILED
+    fi
     return 0
 }
 hostile_setup "$tmp"
