@@ -867,26 +867,18 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
     for (size_t i = 0; i < st->nr_files; i++) {
       struct vmferry_resume_file *f = &st->files[i];
       const struct vmferry_resume_file *c = &w.files[i];
-      uint64_t at = c->offset, from = f->offset;
+      uint64_t at = c->offset;
       size_t k = 0;
 
       if (c->nr_claims == 0 || f->tmp == NULL || c->tmp == NULL ||
           strcmp (f->tmp, c->tmp) != 0 || f->size != c->size ||
-          f->offset == VMFERRY_RESUME_COMPLETE || c->offset > f->size)
+          f->offset == VMFERRY_RESUME_COMPLETE || c->offset > f->offset)
         continue;
-      /* The importer takes an offset as durable once fdatasync made it
-       * so, and rewrites the state file after: a kill in between leaves
-       * claims written from the newer offset over a state that has the
-       * older one.  What lies below the newer one was synced.
-       */
-      if (c->offset > from)
-        from = c->offset;
       /* The state may have been saved after these claims were written. */
-      while (k < c->nr_claims && at < from)
+      while (k < c->nr_claims && at < f->offset)
         at = c->claims[k++].end;
-      if (at != from || k == c->nr_claims)
+      if (at != f->offset || k == c->nr_claims)
         continue;
-      f->offset = from;
       f->nr_claims = c->nr_claims - k;
       memcpy (f->claims, c->claims + k, f->nr_claims * sizeof f->claims[0]);
       n++;
