@@ -413,28 +413,47 @@ vmferry_import_save_state (struct importer *im, int idx, uint64_t offset)
 
   if (!im->keep_state)
     return 0;
+  struct vmferry_resume_file *rf = NULL;
+
   pthread_mutex_lock (&im->save_lock);
   pthread_mutex_lock (&im->st_lock);
   if (idx >= 0) {
-    struct vmferry_resume_file *rf = &im->st.files[idx];
     const struct import_file *f = &im->files[idx];
+    rf = &im->st.files[idx];
     if (f->tmp && f->role != VMFERRY_ROLE_TPM &&
         (rf->tmp == NULL || strcmp (rf->tmp, f->tmp) != 0)) {
       free (rf->tmp);
       rf->tmp = strdup (f->tmp);
     }
-    if (rf->tmp) {
-      size_t k = 0;
-      rf->offset = offset;
-      while (k < rf->nr_claims && rf->claims[k].end <= offset)
-        k++;
-      rf->nr_claims -= k;
-      memmove (rf->claims, rf->claims + k, rf->nr_claims * sizeof rf->claims[0]);
-    }
+    if (rf->tmp == NULL)
+      rf = NULL;
   }
-  text = vmferry_resume_text (&im->st);
+  /* The state file gets the new offset; the claims (the .written file,
+   * which the collector may rewrite meanwhile) keep the old one and the
+   * ranges above it until the state file has it: a kill in between
+   * leaves claims that still lead up to the state's offset.
+   */
+  if (rf) {
+    uint64_t old = rf->offset;
+    rf->offset = offset;
+    text = vmferry_resume_text (&im->st);
+    rf->offset = old;
+  }
+  else
+    text = vmferry_resume_text (&im->st);
   pthread_mutex_unlock (&im->st_lock);
   r = text ? vmferry_resume_save_text (&im->tgt, im->state_file, text) : -1;
+  if (r == 0 && rf) {
+    size_t k = 0;
+
+    pthread_mutex_lock (&im->st_lock);
+    rf->offset = offset;
+    while (k < rf->nr_claims && rf->claims[k].end <= offset)
+      k++;
+    rf->nr_claims -= k;
+    memmove (rf->claims, rf->claims + k, rf->nr_claims * sizeof rf->claims[0]);
+    pthread_mutex_unlock (&im->st_lock);
+  }
   pthread_mutex_unlock (&im->save_lock);
   return r;
 }
