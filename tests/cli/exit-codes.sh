@@ -1,5 +1,5 @@
 #!/bin/bash
-# The one exit-status table (lib/tool.h, EXIT STATUS of every page), seen
+# The one exit-status table (tools/tool.h, EXIT STATUS of every page), seen
 # from the command line: every tool ends a usage error with 2 and a job
 # that failed with 1 (vmferry-check: 2 when it could not check), a
 # success with 0 and one line saying what was done (none with -q), an

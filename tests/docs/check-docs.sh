@@ -2,7 +2,7 @@
 # Docs test for one tool: the options --help lists and the options the man
 # page documents must be the same set, and the common ones must be there;
 # the page's EXIT STATUS section is the one table of every tool
-# (tests/docs/exit-status.scd, the codes of lib/tool.h).
+# (tests/docs/exit-status.scd, the codes of tools/tool.h).
 # Usage: check-docs.sh TOOL MANPAGE
 set -u
 tool=$1 page=$2
@@ -47,11 +47,11 @@ elif ! sed -n '/^# EXIT STATUS$/,/^# /p' "$src" | sed '$d' |
         sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' | diff -u "$table" - >&2; then
     echo "$tool: the EXIT STATUS of $src is not the table of $table"; fail=1
 fi
-# Every code of the table is one lib/tool.h names, and back.
+# Every code of the table is one tools/tool.h names, and back.
 codes_h=$(sed -n 's/^ *VMFERRY_EXIT_[A-Z_]* = \([0-9]*\),.*/\1/p' \
-    "$here/../../lib/tool.h" | grep -vx 128 | sort -un)
+    "$here/../../tools/tool.h" | grep -vx 128 | sort -un)
 codes_t=$(sed -n 's/^\*\([0-9]*\)\*$/\1/p' "$table" | sort -un)
 [ "$codes_h" = "$codes_t" ] ||
-    { echo "$tool: lib/tool.h has codes $(echo $codes_h), the table $(echo $codes_t)"; fail=1; }
+    { echo "$tool: tools/tool.h has codes $(echo $codes_h), the table $(echo $codes_t)"; fail=1; }
 [ $fail -eq 0 ] && echo "$tool: $(printf '%s\n' "$help_opts" | wc -l) options documented in --help and $page"
 exit $fail

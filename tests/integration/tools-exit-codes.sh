@@ -1,5 +1,5 @@
 #!/bin/bash
-# The exit-status table (lib/tool.h) and the one line a successful run
+# The exit-status table (tools/tool.h) and the one line a successful run
 # ends with, where libvirt and SSH are needed (the hermetic part:
 # tests/cli/exit-codes.sh): export of a domain that does not exist fails
 # with 1, a move the pre-flight blocks with 1, a check that cannot reach

@@ -1,4 +1,4 @@
-/* Unit tests for lib/tool.c: argument parsing shared by the tools. */
+/* Unit tests for tools/tool.c: argument parsing shared by the tools. */
 #include "config.h"
 
 #include "unit.h"
