@@ -103,3 +103,35 @@ vmferry_restore_error (const char *msg, int errnum)
   snprintf (last_error, sizeof last_error, "%s", msg);
   last_errno = errnum;
 }
+
+void
+vmferry_save_error (struct vmferry_saved_error *saved)
+{
+  memcpy (saved->msg, last_error, sizeof saved->msg);
+  saved->errnum = last_errno;
+}
+
+void
+vmferry_restore_saved_error (const struct vmferry_saved_error *saved)
+{
+  memcpy (last_error, saved->msg, sizeof last_error);
+  last_errno = saved->errnum;
+}
+
+void
+vmferry_append_error (const struct vmferry_saved_error *saved,
+                      const char *fs, ...)
+{
+  char more[VMFERRY_ERROR_MAX];
+  va_list args;
+  int saved_errno = errno;
+
+  va_start (args, fs);
+  vsnprintf (more, sizeof more, fs, args);
+  va_end (args);
+  /* Truncation is the intent: the first failure is what matters. */
+  snprintf (last_error, sizeof last_error, "%.*s; %s",
+            (int) (sizeof last_error - 3), saved->msg, more);
+  last_errno = saved->errnum;
+  errno = saved_errno;
+}

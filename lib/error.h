@@ -38,4 +38,29 @@ void vmferry_clear_error (void);
  */
 void vmferry_restore_error (const char *msg, int errnum);
 
+/* An error kept across a cleanup that may set another one:
+ *
+ *   struct vmferry_saved_error saved;
+ *   vmferry_save_error (&saved);
+ *   ... undo, which may fail ...
+ *   vmferry_restore_saved_error (&saved);
+ *
+ * The message and its errno both come back.
+ */
+struct vmferry_saved_error {
+  char msg[VMFERRY_ERROR_MAX];
+  int errnum;
+};
+
+void vmferry_save_error (struct vmferry_saved_error *saved);
+void vmferry_restore_saved_error (const struct vmferry_saved_error *saved);
+
+/* Restore SAVED and append "; " and a formatted message to it, keeping
+ * SAVED's errno: the first failure stays first, what happened while
+ * undoing it follows ("X failed; and Y could not be undone").
+ */
+void vmferry_append_error (const struct vmferry_saved_error *saved,
+                           const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
 #endif

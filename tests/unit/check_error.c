@@ -69,7 +69,36 @@ START_TEST (test_thread_local)
 }
 END_TEST
 
+START_TEST (test_save_restore)
+{
+  struct vmferry_saved_error saved;
+
+  vmferry_set_error_errno (ENOSPC, "a.img: write");
+  vmferry_save_error (&saved);
+  vmferry_set_error_errno (EACCES, "cleanup failed");
+  vmferry_restore_saved_error (&saved);
+  ck_assert_str_eq (vmferry_get_error (), "a.img: write: No space left on device");
+  ck_assert_int_eq (vmferry_get_errno (), ENOSPC);
+}
+END_TEST
+
+START_TEST (test_append)
+{
+  struct vmferry_saved_error saved;
+
+  vmferry_set_error_errno (ENOSPC, "a.img: write");
+  vmferry_save_error (&saved);
+  vmferry_set_error ("undo failed");
+  vmferry_append_error (&saved, "and %s is left", "b.img");
+  ck_assert_str_eq (vmferry_get_error (),
+                    "a.img: write: No space left on device; and b.img is left");
+  ck_assert_int_eq (vmferry_get_errno (), ENOSPC);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("error",
+                   test_save_restore,
+                   test_append,
                    test_set_and_get,
                    test_errno_appended,
                    test_prefix,
