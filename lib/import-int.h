@@ -152,6 +152,15 @@ int vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
  */
 int vmferry_place_already (struct importer *im);
 
+/* The file at F's final name, which --force replaces, is not one that
+ * any other domain of this host refers to (the domain this import
+ * replaces excepted).  Returns 0, or -1 with the error set naming the
+ * domain.  Asked before the transfer and again at the moment of the
+ * replace.
+ */
+int vmferry_place_file_users (struct importer *im,
+                              const struct import_file *f);
+
 /* Remove the temporary files and TPM directory of this run (after a
  * failure before placement).
  */

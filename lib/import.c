@@ -363,17 +363,8 @@ check_targets (struct importer *im)
                          "one link): not replaced", f->final_path);
       return -1;
     }
-    if (im->conn) {
-      CLEANUP_FREE char *users =
-        vmferry_virt_file_users (im->conn, f->final_path, &st, opts->define ? im->uuid : NULL);
-      if (users == NULL)
-        return -1;
-      if (users[0]) {
-        vmferry_set_error ("%s: used by domain %s: never replaced (import under "
-                           "another --name, or into another --dir)", f->final_path, users);
-        return -1;
-      }
-    }
+    if (im->conn && vmferry_place_file_users (im, f) < 0)
+      return -1;
   }
   if (im->tpm_dir) {
     r = vmferry_target_stat (&im->tpm_root, im->tpm_dir, &st);

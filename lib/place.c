@@ -17,14 +17,16 @@
  *     file created there meanwhile is never overwritten), or, with
  *     --force, is exchanged with the old one (RENAME_EXCHANGE: the old
  *     file then carries the temporary name, whole, until the end).
+ *     Before the first file, the domain the import replaces (--force)
+ *     is renamed aside (libvirt refuses to rename a running one): after
+ *     a kill, no domain of NAME points at files that changed under it.
  *  4. Define: the commit.  The definition carries the import's mark
  *     (stamp.h).  A new domain is defined under a temporary name and
  *     renamed: libvirt refuses both if a domain of that UUID or name
- *     appeared meanwhile, so nothing defined since is replaced.  With
- *     --force, an old domain of another UUID is first renamed aside
- *     (libvirt refuses to rename a running one) and undefined at the end;
- *     one of the same UUID is replaced by the define, while its files are
- *     locked.  Without --define the last rename is the commit.
+ *     appeared meanwhile, so nothing defined since is replaced.  An old
+ *     domain of another UUID, aside, is undefined at the end; one of the
+ *     same UUID is replaced by the define under its aside name, which
+ *     then becomes NAME.  Without --define the last rename is the commit.
  *  5. Finish: the old files and definitions go, then the state.
  *
  * A run killed anywhere leaves the journal; the next run (or --abort)
@@ -328,90 +330,104 @@ nvram_unnamed (xmlDocPtr doc)
   return loader && !named;
 }
 
-/* Define the domain: the commit.  OLD_SAME: a domain of this name and
- * UUID exists (checked inactive, its files locked) and is replaced by
- * the define.  Returns 0, or -1 with the error set and nothing defined
- * (the old domain, if renamed aside, is back).
+/* Define the domain: the commit.  The domain it replaces, if any, was
+ * renamed aside before the first file was exchanged (rename_aside).
+ * OLD_SAME: that domain has this UUID; the new definition replaces it
+ * under the aside name (libvirt keeps one definition per UUID), which
+ * is then renamed to NAME.  Otherwise the new domain is defined under a
+ * temporary name of its own and renamed to NAME, and the old one stays
+ * aside until finish.  Returns 0; -1 with the error set and nothing
+ * defined (the old domain, if aside, is back); or -2 when the new
+ * definition replaced the old one but kept the aside name: committed,
+ * the journal kept for the next run to finish.
  */
 static int
 define (struct importer *im, bool old_same)
 {
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
-  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
   CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char *old_xml = NULL;
+  const char *tmp = old_same ? im->st.aside : im->st.define_tmp;
   bool unnamed = nvram_unnamed (im->doc);
 
-  if (im->st.aside) {
-    old = virDomainLookupByName (im->conn, im->name);
-    if (old == NULL || virDomainRename (old, im->st.aside, 0) < 0) {
-      vmferry_virt_error ("domain %s: cannot rename the old definition aside "
-                          "(is it running?)", im->name);
-      return -1;
-    }
-    if (vmferry_fault ("place-aside") < 0)
-      goto undo_aside;
-  }
   if (old_same) {
-    old = virDomainLookupByName (im->conn, im->name);
-    if (old && virDomainIsActive (old) != 0) {
-      vmferry_set_error ("domain %s was started: it is not replaced", im->name);
-      return -1;
-    }
-    xml = domain_xml (im, NULL);
-    if (xml == NULL)
-      return -1;
-    dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-    if (dom == NULL) {
-      vmferry_virt_error ("domain %s: define failed", im->name);
+    /* Kept to put back if NAME is taken before the new one gets it. */
+    CLEANUP_VIR_DOMAIN virDomainPtr old =
+      virDomainLookupByName (im->conn, tmp);
+    old_xml = old ? virDomainGetXMLDesc (old, VIR_DOMAIN_XML_INACTIVE |
+                                              VIR_DOMAIN_XML_SECURE)
+                  : NULL;
+    if (old_xml == NULL) {
+      vmferry_virt_error ("domain %s (the old definition, aside)", tmp);
       return -1;
     }
   }
-  else {
-    xml = domain_xml (im, im->st.define_tmp);
-    if (xml == NULL)
-      goto undo_aside;
-    dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-    if (dom == NULL) {
-      vmferry_virt_error ("domain %s: define failed", im->name);
-      goto undo_aside;
+  xml = domain_xml (im, tmp);
+  if (xml == NULL)
+    return -1;
+  dom = virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+  if (dom == NULL) {
+    vmferry_virt_error ("domain %s: define failed", im->name);
+    return -1;
+  }
+  if (vmferry_fault ("place-defined-tmp") < 0 ||
+      virDomainRename (dom, im->name, 0) < 0) {
+    if (!strstr (vmferry_get_error (), "injected"))
+      vmferry_virt_error ("domain %s: a domain of that name was defined on "
+                          "this host meanwhile; it is not replaced", im->name);
+    if (old_same) {
+      virDomainPtr back = virDomainDefineXMLFlags (im->conn, old_xml, 0);
+      if (back == NULL) {
+        vmferry_prefix_error ("domain %s is defined, as %s", im->name, tmp);
+        return -2;
+      }
+      virDomainFree (back);
     }
-    if (vmferry_fault ("place-defined-tmp") < 0 || virDomainRename (dom, im->name, 0) < 0) {
-      if (!vmferry_get_error ()[0] || strstr (vmferry_get_error (), "injected") == NULL)
-        vmferry_virt_error ("domain %s: a domain of that name was defined on this host "
-                            "meanwhile; it is not replaced", im->name);
+    else
       virDomainUndefineFlags (dom, UNDEFINE_KEEP);
-      goto undo_aside;
-    }
-    if (unnamed) {
-      /* libvirt named the variable store after the temporary name: define
-       * again under the real one so it gets that one's.
-       */
-      virDomainPtr again;
-      free (xml);
-      xml = domain_xml (im, NULL);
-      again = xml ? virDomainDefineXMLFlags (im->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE) : NULL;
-      if (again)
-        virDomainFree (again);
-      else
-        vmferry_warn ("domain %s: its UEFI variable store is named after a temporary "
-                      "name (virsh edit %s to rename it)", im->name, im->name);
-    }
+    return -1;
+  }
+  if (unnamed) {
+    /* libvirt named the variable store after the temporary name: define
+     * again under the real one so it gets that one's.
+     */
+    virDomainPtr again;
+    free (xml);
+    xml = domain_xml (im, NULL);
+    again = xml ? virDomainDefineXMLFlags (im->conn, xml,
+                                           VIR_DOMAIN_DEFINE_VALIDATE)
+                : NULL;
+    if (again)
+      virDomainFree (again);
+    else
+      vmferry_warn ("domain %s: its UEFI variable store is named after a "
+                    "temporary name (virsh edit %s to rename it)", im->name,
+                    im->name);
   }
   vmferry_verbose ("domain %s defined", im->name);
   return 0;
+}
 
- undo_aside:
-  if (old && im->st.aside) {
-    char saved[VMFERRY_ERROR_MAX];
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
-    if (virDomainRename (old, im->name, 0) < 0)
-      vmferry_set_error ("%s; and the old definition could not be renamed back: it "
-                         "is domain %s now (virsh domrename %s %s)", saved,
-                         im->st.aside, im->st.aside, im->name);
-    else
-      vmferry_restore_error (saved, 0);
+/* Rename the domain that the import replaces aside, before its files
+ * are exchanged: from then on no domain of NAME exists whose definition
+ * points at files that change under it, so a `virsh start NAME` after
+ * a kill cannot run the old definition on the new disks.  libvirt
+ * refuses to rename a running domain (the check made at this moment).
+ */
+static int
+rename_aside (struct importer *im)
+{
+  CLEANUP_VIR_DOMAIN virDomainPtr old = NULL;
+
+  if (im->st.aside == NULL)
+    return 0;
+  old = virDomainLookupByName (im->conn, im->name);
+  if (old == NULL || virDomainRename (old, im->st.aside, 0) < 0) {
+    vmferry_virt_error ("domain %s: cannot rename it aside before its files "
+                        "are replaced (was it started?)", im->name);
+    return -1;
   }
-  return -1;
+  return vmferry_fault ("place-aside");
 }
 
 /* ---- recovery: finish or undo ---- */
@@ -508,9 +524,22 @@ undo (struct importer *im, struct vmferry_resume_state *st)
 
   if (st->aside && im->conn) {
     CLEANUP_VIR_DOMAIN virDomainPtr a = virDomainLookupByName (im->conn, st->aside);
+    CLEANUP_VIR_DOMAIN virDomainPtr taken = NULL;
     if (a && virDomainRename (a, st->name, 0) < 0) {
-      vmferry_virt_error ("domain %s: cannot rename it back to %s", st->aside, st->name);
-      ret = -1;
+      /* A domain of that name was defined meanwhile (with --force): the
+       * old one stays whole, under the aside name.
+       */
+      taken = virDomainLookupByName (im->conn, st->name);
+      if (taken)
+        vmferry_warn ("domain %s was defined on this host meanwhile: the old "
+                      "definition is kept as %s (virsh domrename %s %s once "
+                      "%s is gone)", st->name, st->aside, st->aside, st->name,
+                      st->name);
+      else {
+        vmferry_virt_error ("domain %s: cannot rename it back to %s",
+                            st->aside, st->name);
+        ret = -1;
+      }
     }
   }
   if (st->tpm_final && st->tpm_tmp) {
@@ -591,6 +620,22 @@ committed (struct importer *im, struct vmferry_resume_state *st)
 
     if (dom && (r = marked (dom, st->stream_id, st->token)) != 0)
       return r;
+    /* Killed after the new definition replaced the old one (same UUID)
+     * under the aside name: the old one is gone, the files are in place;
+     * it only needs its name.
+     */
+    if (st->aside) {
+      CLEANUP_VIR_DOMAIN virDomainPtr a =
+        virDomainLookupByName (im->conn, st->aside);
+      if (a && (r = marked (a, st->stream_id, st->token)) != 0) {
+        if (r > 0 && virDomainRename (a, st->name, 0) < 0) {
+          vmferry_virt_error ("domain %s (defined by the killed import): "
+                              "cannot rename it to %s", st->aside, st->name);
+          return -1;
+        }
+        return r;
+      }
+    }
     /* Killed between the define under the temporary name and the rename:
      * that definition goes.
      */
@@ -656,8 +701,8 @@ vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
  * other domain of this host refers to (the domain this import replaces
  * excepted).  Returns 0, or -1 with the error set naming the domain.
  */
-static int
-file_users (struct importer *im, const struct import_file *f)
+int
+vmferry_place_file_users (struct importer *im, const struct import_file *f)
 {
   const struct vmferry_import_opts *opts = im->opts;
   CLEANUP_FREE char *users = NULL;
@@ -670,9 +715,13 @@ file_users (struct importer *im, const struct import_file *f)
   if (users == NULL)
     return -1;
   if (users[0] && opts->define) {
-    /* A domain of the same name and another UUID is replaced too. */
-    CLEANUP_VIR_DOMAIN virDomainPtr same = virDomainLookupByName (im->conn, im->name);
-    if (same && strcmp (users, im->name) == 0)
+    /* A domain of the same name and another UUID is replaced too; once
+     * renamed aside, under its aside name.
+     */
+    CLEANUP_VIR_DOMAIN virDomainPtr same =
+      virDomainLookupByName (im->conn, im->name);
+    if ((same && strcmp (users, im->name) == 0) ||
+        (im->st.aside && strcmp (users, im->st.aside) == 0))
       users[0] = '\0';
   }
   if (users[0]) {
@@ -860,7 +909,7 @@ vmferry_place (struct importer *im)
                          "(use --force to let the domain have it)", im->nvram_new);
       goto out;
     }
-    if (r > 0 && (im->conn == NULL || file_users (im, &nv) < 0))
+    if (r > 0 && (im->conn == NULL || vmferry_place_file_users (im, &nv) < 0))
       goto out;
   }
 
@@ -909,7 +958,7 @@ vmferry_place (struct importer *im)
       vmferry_prefix_error ("not replaced");
       goto refuse;
     }
-    if (file_users (im, f) < 0)
+    if (vmferry_place_file_users (im, f) < 0)
       goto refuse;
     rf->replace = true;
   }
@@ -954,6 +1003,7 @@ vmferry_place (struct importer *im)
     }
     if (old) {
       char uuid[VIR_UUID_STRING_BUFLEN];
+      CLEANUP_FREE char *prefix = NULL;
       if (!opts->force) {
         vmferry_set_error ("domain %s was defined on this host during the transfer: "
                            "not replaced (use --force to replace it)", im->name);
@@ -967,13 +1017,11 @@ vmferry_place (struct importer *im)
         vmferry_set_error ("domain %s is running: it is not replaced", im->name);
         goto refuse;
       }
-      old_same = virDomainGetUUIDString (old, uuid) == 0 && strcmp (uuid, im->uuid) == 0;
-      if (!old_same) {
-        CLEANUP_FREE char *prefix = NULL;
-        if (asprintf (&prefix, "%s.vmferry-old-", im->name) < 0 ||
-            !(st->aside = vmferry_target_random_name (prefix)))
-          goto refuse;
-      }
+      old_same = virDomainGetUUIDString (old, uuid) == 0 &&
+                 strcmp (uuid, im->uuid) == 0;
+      if (asprintf (&prefix, "%s.vmferry-old-", im->name) < 0 ||
+          !(st->aside = vmferry_target_random_name (prefix)))
+        goto refuse;
     }
     st->define = true;
     free (st->uuid);
@@ -1001,7 +1049,9 @@ vmferry_place (struct importer *im)
       vmferry_fault ("place-journaled") < 0)
     goto undo;
 
-  /* 3. Rename. */
+  /* 3. Rename: the old domain aside, then the files. */
+  if (opts->define && rename_aside (im) < 0)
+    goto undo;
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
     if (f->role == VMFERRY_ROLE_TPM)
@@ -1009,7 +1059,7 @@ vmferry_place (struct importer *im)
     /* A domain defined since the check may refer to the old file: asked
      * again right before it is replaced.
      */
-    if (st->files[i].replace && file_users (im, f) < 0)
+    if (st->files[i].replace && vmferry_place_file_users (im, f) < 0)
       goto undo;
     if (vmferry_target_rename (&im->tgt, f->tmp, &im->tgt, f->final,
                                st->files[i].replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0) {
@@ -1032,8 +1082,18 @@ vmferry_place (struct importer *im)
     goto undo;
 
   /* 4. Define: the commit. */
-  if (opts->define && define (im, old_same) < 0)
-    goto undo;
+  if (opts->define) {
+    int d = define (im, old_same);
+    if (d == -2) {
+      vmferry_prefix_error ("the import of %s is not finished (the journal "
+                            "%s/%s is kept: run the import again)", im->name,
+                            im->dir, im->state_file);
+      im->keep_state = true;
+      goto out;
+    }
+    if (d < 0)
+      goto undo;
+  }
   /* Past the commit: a kill from here on is finished by the next run. */
   vmferry_fault ("place-committed");
   if (!opts->define)

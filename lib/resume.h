@@ -118,9 +118,11 @@ struct vmferry_resume_state {
    * define that cannot replace a domain defined meanwhile).
    */
   char *define_tmp;
-  /* --force over a domain of another UUID: it was renamed to this name
-   * first (libvirt refuses to rename a running domain), and is undefined
-   * once the new one is defined.
+  /* --force over a domain: it is renamed to this name before its files
+   * are replaced (libvirt refuses to rename a running domain).  Of
+   * another UUID, it is undefined once the new one is defined; of the
+   * same UUID, the new definition replaces it under this name and is
+   * renamed to NAME.
    */
   char *aside;
 };
