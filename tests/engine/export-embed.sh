@@ -8,7 +8,8 @@
 # changing it, with any compression and thread count; the import into a
 # second root writes them byte for byte, points the overlay at its copied
 # backing file, and defines the domain on them; the same stream again is
-# "already there"; --name defines a second copy.  Hermetic
+# "already there"; --name defines a second copy; a newer copy replaces
+# it only with --force, and only whole.  Hermetic
 # (tests/engine/engine.sh); needs virsh, qemu-img and the QEMU binary
 # (libvirt reads its capabilities), else skipped.
 # shellcheck source=engine.sh
@@ -84,12 +85,14 @@ same() {
     local d=$2 p=${3:+$3-}
     qemu-img compare -q -f qcow2 -F qcow2 "$s/top.qcow2" "$d/${p}top.qcow2" ||
         bad "$1: ${p}top.qcow2 differs"
-    cmp -s "$s/base.qcow2" "$d/${p}base.qcow2" || bad "$1: ${p}base.qcow2 differs"
+    cmp -s "$s/base.qcow2" "$d/${p}base.qcow2" ||
+        bad "$1: ${p}base.qcow2 differs"
     cmp -s "$s/data.raw" "$d/${p}data.raw" || bad "$1: ${p}data.raw differs"
     cmp -s "$s/VARS.fd" "$d/${p}VARS.fd" || bad "$1: ${p}VARS.fd differs"
-    qemu-img info "$d/${p}top.qcow2" |
-        grep -qx "backing file: ${p}base.qcow2 (actual path: $d/${p}base.qcow2)" ||
-        bad "$1: the overlay's backing file: $(qemu-img info "$d/${p}top.qcow2")"
+    local want="backing file: ${p}base.qcow2 (actual path: $d/${p}base.qcow2)"
+    qemu-img info "$d/${p}top.qcow2" >"$tmp/info"
+    grep -qxF "$want" "$tmp/info" ||
+        bad "$1: the overlay's backing file: $(cat "$tmp/info")"
 }
 
 # 2. Other compressions and thread counts, through a pipe: the same files.
@@ -126,7 +129,8 @@ grep -qF "$s/" "$tmp/b.xml" && bad "import: a source path is left"
 after=$(cd "$tmp/dst" && sha256sum ./*)
 run 0 vmferry-import -c "$B" --define --allow-path "$tmp/loader.fd" \
     --dir "$tmp/dst" "$tmp/e.vmf" && errs 'already on this host'
-[[ $(cd "$tmp/dst" && sha256sum ./*) == "$after" ]] || bad "again: files changed"
+[[ $(cd "$tmp/dst" && sha256sum ./*) == "$after" ]] ||
+    bad "again: files changed"
 
 # 5. --name: a second domain beside it, its own UUID and files.
 run 0 vmferry-import -c "$B" --define --name copy \
@@ -134,10 +138,31 @@ run 0 vmferry-import -c "$B" --define --name copy \
 same --name "$tmp/copy" copy
 u2=$(virsh -q -c "$B" domuuid copy) || bad "--name: not defined"
 [[ -n $u2 && $u2 != "$uuid" ]] || bad "--name: the UUID is $u2"
-virsh -q -c "$B" dumpxml --inactive copy | grep -qF "$tmp/copy/copy-top.qcow2" ||
+virsh -q -c "$B" dumpxml --inactive copy |
+    grep -qF "$tmp/copy/copy-top.qcow2" ||
     bad "--name: the domain is not on its copy"
 
-# 6. A domain the driver does not have: refused, nothing written.
+# 6. A newer state of the source: refused over the domain and files
+# there without --force, and a cut stream with --force changes nothing;
+# with --force and the whole stream, replaced once verified.
+mkimage "$tmp/block" 1 0=random
+dd if="$tmp/block" of="$s/data.raw" bs=64K seek=9 conv=notrunc status=none
+run 0 vmferry-export -q -c "$A" -o "$tmp/e2.vmf" emb
+had=$(cd "$tmp/dst" && sha256sum ./*)
+run 1 vmferry-import -c "$B" --define --allow-path "$tmp/loader.fd" \
+    --dir "$tmp/dst" "$tmp/e2.vmf" && errs 'already exists'
+head -c $(($(stat -c %s "$tmp/e2.vmf") - 100)) "$tmp/e2.vmf" >"$tmp/cut.vmf"
+run 1 vmferry-import -c "$B" --define --force --allow-path "$tmp/loader.fd" \
+    --dir "$tmp/dst" "$tmp/cut.vmf" && errs truncated
+[[ $(cd "$tmp/dst" && sha256sum ./*) == "$had" ]] ||
+    bad "a refused import changed the files there"
+run 0 vmferry-import -c "$B" --define --force --allow-path "$tmp/loader.fd" \
+    --dir "$tmp/dst" "$tmp/e2.vmf"
+same --force "$tmp/dst"
+[[ $(virsh -q -c "$B" domuuid emb) == "$uuid" ]] || bad "--force: not $uuid"
+[[ -z $(leftovers "$tmp/dst") ]] || bad "--force: left $(leftovers "$tmp/dst")"
+
+# 7. A domain the driver does not have: refused, nothing written.
 run 1 vmferry-export -c "$A" -o "$tmp/none.vmf" nosuch && errs 'no such domain'
 [[ ! -e $tmp/none.vmf ]] || bad "a stream was left for no domain"
 
