@@ -4,9 +4,10 @@
 # zeros and holes, a short last block, a block whose only non-zero byte is
 # its last; disks, NVRAM and TPM state where each belongs, and the domain
 # XML beside them pointing at them; under --name; from a pipe.  It
-# refuses to replace a file (--force needs libvirt), never writes through a
-# link, and a cut stream leaves nothing.  vmferry-info describes and
-# verifies the same streams.  Hermetic (tests/engine/engine.sh).
+# refuses to replace a file (--force asks libvirt: export-embed.sh),
+# never writes through a link, and a cut stream leaves nothing.
+# vmferry-info describes and verifies the same streams, and gives the
+# domain XML as it came.  Hermetic (tests/engine/engine.sh).
 # shellcheck source=engine.sh
 . "$(dirname "$0")/engine.sh"
 
@@ -109,6 +110,8 @@ EOF
     --set 'files.1.source_path="/var/lib/libvirt/qemu/nvram/mk_VARS.fd"' \
     --set 'files.2.role="tpm"' --set 'files.2.name="tpm2/tpm2-00.permall"' \
     --xml "$tmp/dom.xml" --zstd "$tmp/roles.vmf"
+run 0 vmferry-info --xml "$tmp/roles.vmf" &&
+    { cmp -s "$tmp/dom.xml" "$tmp/out" || bad "info --xml: $(cat "$tmp/out")"; }
 mkdir "$tmp/d4"
 run 0 vmferry-import --dir "$tmp/d4" "$tmp/roles.vmf"
 same roles "$tmp/A" "$tmp/d4/disk0.img"
@@ -141,7 +144,7 @@ grep -q '6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e' "$x" &&
 grep -qF "$tmp/d5/copy-disk0.img" "$x" || bad "--name: $(cat "$x")"
 
 # 6. Files of the same name: refused, and unchanged.  (--force asks
-# libvirt which domains use them: the test bed's import-refuse.sh.)
+# libvirt which domains use them: export-embed.sh.)
 printf 'not the stream' >"$tmp/d1/disk1.img"
 run 1 vmferry-import --dir "$tmp/d1" "$tmp/raw.vmf" && errs 'already exists'
 [[ $(cat "$tmp/d1/disk1.img") == 'not the stream' ]] ||
