@@ -272,6 +272,8 @@ vmferry_pipeline_slot (struct vmferry_pipeline *p)
     p->state[p->head % p->depth] = SLOT_FILLING;
     job = job_at (p, p->head);
   }
+  else if (!p->aborted)
+    vmferry_restore_error (p->error, p->error_errno);
   pthread_mutex_unlock (&p->lock);
   if (stalled)
     p->stall (p->stall_opaque, false);

@@ -36,7 +36,9 @@ struct vmferry_pipeline *vmferry_pipeline_new (const struct vmferry_pipeline_ops
                                                unsigned depth, size_t job_size);
 
 /* The producer's next slot, waiting for one to be free.  NULL if the
- * pipeline has failed (then call vmferry_pipeline_finish for the error).
+ * pipeline has failed, with the failed job's error set in the producer's
+ * thread too (vmferry_pipeline_finish sets it again), so that no older
+ * message of the producer's stands for it.
  */
 void *vmferry_pipeline_slot (struct vmferry_pipeline *p);
 

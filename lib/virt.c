@@ -52,12 +52,27 @@ vmferry_virt_error (const char *fs, ...)
     vmferry_set_error ("%s: unknown libvirt error", context);
 }
 
+/* The embedded driver (qemu:///embed?root=DIR: libvirt's QEMU driver in
+ * this process, no daemon) does not open without an event loop.  Only
+ * then: a client with a loop it never runs would offer a daemon
+ * keepalive it never answers, and lose a connection it holds idle for
+ * long, as export does while it reads the disks.
+ */
+static void
+virt_init_embed (void)
+{
+  virEventRegisterDefaultImpl ();
+}
+
 virConnectPtr
 vmferry_virt_connect (const char *uri)
 {
+  static pthread_once_t embed_once = PTHREAD_ONCE_INIT;
   virConnectPtr conn;
 
   pthread_once (&init_once, virt_init);
+  if (uri && strstr (uri, ":///embed"))
+    pthread_once (&embed_once, virt_init_embed);
   conn = virConnectOpen (uri);
   if (conn == NULL) {
     vmferry_virt_error ("%s: cannot connect", uri ? uri : "default libvirt URI");

@@ -4,10 +4,12 @@
 # (unit suites, docs checks, and the integration tests on the real two-host
 # test bed, which ctest starts before them and tears down after them).
 # Then builds build-san/ with ASan and UBSan (with clang: also the
-# libFuzzer harnesses) and runs there the unit suites, the fuzz harnesses
-# (VMFERRY_FUZZ_SECONDS each, default 20) and the tests labelled `safety`
-# (hostile inputs, faults, races: see tests/CMakeLists.txt), with the
-# tools of build-san; those run there only, not in build/.  Ends with the report of tests/report-summary.sh.
+# libFuzzer harnesses) and runs there the unit suites, the hermetic
+# engine tests, the fuzz harnesses (VMFERRY_FUZZ_SECONDS each, default
+# 20) and the tests labelled `safety` (hostile inputs, faults, races: see
+# tests/CMakeLists.txt), with the tools of build-san; the safety tests run
+# there only, not in build/.  Ends with the report of
+# tests/report-summary.sh.
 # Arguments go to both ctest runs (e.g. -R 'unit/').
 set -eu
 cd "$(dirname "$0")/.."
@@ -53,7 +55,7 @@ ctest --test-dir build --output-on-failure --timeout 1200 -LE safety \
     --output-junit report/ctest.xml "$@" || rc=$?
 t3=$(now)
 ctest --test-dir build-san --output-on-failure --timeout 1200 -j"$(nproc)" \
-    -L 'unit|fuzz|safety' --output-junit report/ctest.xml "$@" || rc=$?
+    -L 'unit|engine|fuzz|safety' --output-junit report/ctest.xml "$@" || rc=$?
 t4=$(now)
 
 if [ "$(find /etc/libvirt -type f -exec md5sum {} + 2>/dev/null | sort)" != "$etc_before" ]; then

@@ -107,7 +107,8 @@ summarise() {
                 print out
             }' /dev/null "$report"/*.tsv 2>/dev/null)
         read -r tries good tests rest <<<"$line"
-        if ((tries == 0)); then
+        # (Tests that recorded only skips have 0 tries, said as such.)
+        if ((tests == 0)); then
             printf '  %-8s none\n' "$kind"
         else
             printf '  %-8s %d %s in %d test(s): %s\n' "$kind" "$tries" \

@@ -7,11 +7,26 @@
 # allocation over 2 GiB.  The input that did it is kept in
 # $VMFERRY_BUILD_DIR/fuzz-artifacts/NAME/ (reproduce: HARNESS FILE).
 # The number of inputs run goes to the report (tests/report-summary.sh):
-#   fuzz <TAB> NAME <TAB> ok|FAILED <TAB> EXECUTIONS
+#   fuzz <TAB> NAME <TAB> ok|FAILED|skipped <TAB> EXECUTIONS
+#
+#   run-fuzzer.sh --unbuilt NAME
+# stands for a harness that this build tree could not build (it was not
+# configured with clang and -DVMFERRY_FUZZ=ON): it says so and why,
+# records NAME as skipped, and exits 77 (skipped, for ctest).
 set -uo pipefail
 
+if (($# == 2)) && [[ $1 == --unbuilt ]]; then
+    echo "run-fuzzer.sh: SKIP: $2 is not built in this tree: libFuzzer" \
+        "needs clang (configure with -DCMAKE_C_COMPILER=clang" \
+        "-DVMFERRY_FUZZ=ON; scripts/test.sh does when clang is installed)"
+    if [[ -n ${VMFERRY_REPORT_DIR:-} ]]; then
+        mkdir -p "$VMFERRY_REPORT_DIR"
+        printf 'fuzz\t%s\tskipped\t0\n' "$2" >>"$VMFERRY_REPORT_DIR/$2.tsv"
+    fi
+    exit 77
+fi
 if (($# != 2)); then
-    echo "usage: run-fuzzer.sh HARNESS SEED_DIR" >&2
+    echo "usage: run-fuzzer.sh HARNESS SEED_DIR | --unbuilt NAME" >&2
     exit 2
 fi
 harness=$1 seeds=$2

@@ -29,7 +29,12 @@
  *   --end-count N          END says N files
  *   --no-end               stop before END (a truncated stream)
  *   --content FILE         every file's bytes are FILE's (its size is
- *                          SIZE): a real image, say a hostile qcow2
+ *                          SIZE): a real image, say a hostile qcow2;
+ *                          given N times, file K gets the (K mod N)th
+ *                          FILE and its size
+ *   --zeros                --content's all-zero blocks are ZERO records
+ *                          (default: holes)
+ *   --zstd                 DATA payloads are zstd frames
  *   --seal-state FILE      write no stream: OUTPUT gets FILE's text (a
  *                          resume state's JSON) with the check line an
  *                          importer writes after it, for forged states
@@ -61,6 +66,7 @@
 #include "stream.h"
 
 #define MAX_EDITS 64
+#define MAX_CONTENTS 8
 
 static const char *prog = "mkstream";
 
@@ -78,8 +84,21 @@ struct opts {
   unsigned omit;                /* files listed but not carried */
   long long end_count;          /* -1: the real count */
   bool no_end, raw;
-  unsigned char *content;       /* --content, SIZE bytes */
+  /* --content: file K's bytes are contents[K % nr_contents]. */
+  unsigned char *contents[MAX_CONTENTS];
+  uint64_t content_sizes[MAX_CONTENTS];
+  size_t nr_contents;
+  bool zeros, zstd;
 };
+
+/* File K's size as the manifest gives it. */
+static uint64_t
+file_size (const struct opts *op, unsigned k)
+{
+  if (op->nr_contents)
+    return op->content_sizes[k % op->nr_contents];
+  return op->size;
+}
 
 static void __attribute__ ((noreturn, format (printf, 1, 2)))
 die (const char *fs, ...)
@@ -343,7 +362,7 @@ make_manifest (const struct opts *op, size_t *len_rtn)
     f->name = names[k];
     f->source_path = paths[k];
     f->format = (char *) "raw";
-    f->size = f->allocated = f->virtual_size = op->size;
+    f->size = f->allocated = f->virtual_size = file_size (op, k);
     f->has_virtual_size = true;
     f->backing = -1;
   }
@@ -408,10 +427,37 @@ make_xml (const struct opts *op, size_t *len_rtn)
 
 /* ---- Files ---- */
 
+/* A DATA record of LEN bytes at OFF of file K: raw, or with --zstd one
+ * frame that declares its size.
+ */
+static void
+emit_data (struct out *o, const struct opts *op, unsigned k, uint64_t off,
+           const unsigned char *p, size_t len)
+{
+  size_t cap, n;
+  void *frame;
+
+  if (!op->zstd) {
+    emit (o, VMFERRY_REC_DATA, 0, k, off, len, p, len);
+    return;
+  }
+  cap = ZSTD_compressBound (len);
+  frame = xmalloc (cap);
+  n = ZSTD_compress (frame, cap, p, len, 3);
+  if (ZSTD_isError (n))
+    die ("zstd: %s", ZSTD_getErrorName (n));
+  emit (o, VMFERRY_REC_DATA, VMFERRY_REC_F_ZSTD, k, off, len, frame, n);
+  free (frame);
+}
+
 static void
 emit_file (struct out *o, const struct opts *op, unsigned k)
 {
-  uint64_t size = (long) k == op->begin_file ? op->begin_size : op->size;
+  uint64_t size = (long) k == op->begin_file ? op->begin_size
+                  : file_size (op, k);
+  const unsigned char *content =
+    op->nr_contents ? op->contents[k % op->nr_contents] : NULL;
+  uint64_t content_size = content ? file_size (op, k) : 0;
   unsigned char *block = xmalloc (VMFERRY_BLOCK_SIZE);
   struct vmferry_digest *dg = vmferry_digest_new ();
   unsigned char digest[16];
@@ -420,26 +466,31 @@ emit_file (struct out *o, const struct opts *op, unsigned k)
     die_lib ("digest");
   emit_u64 (o, VMFERRY_REC_FILE_BEGIN, k, size);
   /* Block by block: data, zero, hole, data, ... (or --content's data,
-   * its zero blocks left as holes).
+   * its zero blocks left as holes or, with --zeros, ZERO records).
    */
   for (uint64_t off = 0, b = 0; off < size; off += VMFERRY_BLOCK_SIZE, b++) {
     uint64_t len = size - off < VMFERRY_BLOCK_SIZE
                    ? size - off : VMFERRY_BLOCK_SIZE;
-    if (op->content) {
-      const unsigned char *p = op->content + off;
+    if (content) {
+      /* --begin-size may make the file longer than its content. */
+      uint64_t have = off < content_size ? content_size - off : 0;
       bool zero = true;
+      memset (block, 0, len);
+      memcpy (block, content + off, have < len ? have : len);
       for (uint64_t i = 0; i < len && zero; i++)
-        zero = p[i] == 0;
+        zero = block[i] == 0;
       if (!zero) {
-        emit (o, VMFERRY_REC_DATA, 0, k, off, len, p, len);
-        if (vmferry_digest_update (dg, off, p, len) < 0)
+        emit_data (o, op, k, off, block, len);
+        if (vmferry_digest_update (dg, off, block, len) < 0)
           die_lib ("digest");
       }
+      else if (op->zeros)
+        emit (o, VMFERRY_REC_ZERO, 0, k, off, len, NULL, 0);
     }
     else if (b % 3 == 0) {
       for (uint64_t i = 0; i < len; i++)
         block[i] = (unsigned char) (k * 7 + b + i) | 1;
-      emit (o, VMFERRY_REC_DATA, 0, k, off, len, block, len);
+      emit_data (o, op, k, off, block, len);
       if (vmferry_digest_update (dg, off, block, len) < 0)
         die_lib ("digest");
     }
@@ -460,7 +511,7 @@ enum {
   OPT_FILES = 256, OPT_SIZE, OPT_SET, OPT_DEL, OPT_MANIFEST, OPT_MANIFEST_ZSTD,
   OPT_XML, OPT_XML_SIZE, OPT_XML_ZSTD, OPT_BEGIN_SIZE, OPT_BAD_DIGEST,
   OPT_END_COUNT, OPT_NO_END, OPT_RAW, OPT_OMIT_FILES, OPT_CONTENT,
-  OPT_SEAL_STATE,
+  OPT_SEAL_STATE, OPT_ZEROS, OPT_ZSTD,
 };
 
 static const struct option long_options[] = {
@@ -481,6 +532,8 @@ static const struct option long_options[] = {
   { "omit-files", required_argument, NULL, OPT_OMIT_FILES },
   { "content", required_argument, NULL, OPT_CONTENT },
   { "seal-state", required_argument, NULL, OPT_SEAL_STATE },
+  { "zeros", no_argument, NULL, OPT_ZEROS },
+  { "zstd", no_argument, NULL, OPT_ZSTD },
   { NULL, 0, NULL, 0 }
 };
 
@@ -532,10 +585,14 @@ main (int argc, char *argv[])
     case OPT_OMIT_FILES: op.omit = number (optarg, "--omit-files"); break;
     case OPT_CONTENT: {
       size_t len;
-      op.content = (unsigned char *) read_file (optarg, &len);
-      op.size = len;
+      if (op.nr_contents == MAX_CONTENTS)
+        die ("too many --content");
+      op.contents[op.nr_contents] = (unsigned char *) read_file (optarg, &len);
+      op.content_sizes[op.nr_contents++] = len;
       break;
     }
+    case OPT_ZEROS: op.zeros = true; break;
+    case OPT_ZSTD: op.zstd = true; break;
     case OPT_SEAL_STATE: seal = optarg; break;
     default:
       die ("usage: mkstream [OPTION]... OUTPUT|- (see tests/tools/mkstream.c)");
@@ -595,7 +652,8 @@ main (int argc, char *argv[])
   vmferry_stream_writer_free (o.w);
   free (manifest);
   free (xml);
-  free (op.content);
+  for (size_t i = 0; i < op.nr_contents; i++)
+    free (op.contents[i]);
   if (o.fd != STDOUT_FILENO && close (o.fd) < 0)
     die ("%s: %s", out_name, strerror (errno));
   return EXIT_SUCCESS;
