@@ -34,6 +34,7 @@
 #include "refs.h"
 #include "stream.h"
 #include "virt.h"
+#include "xmlnode.h"
 
 /* ---------------------------------------------------------------- findings */
 
@@ -184,35 +185,6 @@ virt_code (void)
 
 /* ---------------------------------------------------------------- XML helpers */
 
-/* Attribute or text as a malloc'd string (not xmlFree): NULL if absent. */
-static char *
-attr (xmlNodePtr n, const char *name)
-{
-  xmlChar *v = n ? xmlGetNoNsProp (n, BAD_CAST name) : NULL;
-  char *r = v ? strdup ((const char *) v) : NULL;
-
-  xmlFree (v);
-  return r;
-}
-
-static char *
-text (xmlNodePtr n)
-{
-  xmlChar *v = n ? xmlNodeGetContent (n) : NULL;
-  char *r = v ? strdup ((const char *) v) : NULL;
-
-  xmlFree (v);
-  return r;
-}
-
-static bool
-attr_eq (xmlNodePtr n, const char *name, const char *value)
-{
-  CLEANUP_FREE char *v = attr (n, name);
-
-  return v && strcmp (v, value) == 0;
-}
-
 static xmlDocPtr
 parse_trusted (const char *xml)
 {
@@ -228,13 +200,13 @@ static int
 enum_has (xmlNodePtr parent, const char *name, const char *value)
 {
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") || !attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") || !vmferry_xml_attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
       if (!vmferry_xml_is_elem (v, "value"))
         continue;
-      t = text (v);
+      t = vmferry_xml_text (v);
       if (t && strcmp (t, value) == 0)
         return 1;
     }
@@ -251,11 +223,11 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
 
   buf[0] = '\0';
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") || !attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") || !vmferry_xml_attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
-      if (!vmferry_xml_is_elem (v, "value") || (t = text (v)) == NULL)
+      if (!vmferry_xml_is_elem (v, "value") || (t = vmferry_xml_text (v)) == NULL)
         continue;
       used += snprintf (buf + used, used < len ? len - used : 0, "%s%s",
                         used ? ", " : "", t);
@@ -288,7 +260,7 @@ dirname_of (const char *p)
 static char *
 domcaps_path (xmlDocPtr caps)
 {
-  return caps ? text (vmferry_xml_child (xmlDocGetRootElement (caps), "path")) : NULL;
+  return caps ? vmferry_xml_text (vmferry_xml_child (xmlDocGetRootElement (caps), "path")) : NULL;
 }
 
 static xmlDocPtr
@@ -393,18 +365,18 @@ check_machine (struct ctx *c)
 
   for (xmlNodePtr g = xmlDocGetRootElement (d)->children; g; g = g->next) {
     xmlNodePtr a = vmferry_xml_child (g, "arch");
-    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (c->arch && !attr_eq (a, "name", c->arch)))
+    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (c->arch && !vmferry_xml_attr_eq (a, "name", c->arch)))
       continue;
     for (xmlNodePtr m = a->children; m; m = m->next) {
       CLEANUP_FREE char *t = NULL;
       CLEANUP_FREE char *canon = NULL;
-      if (!vmferry_xml_is_elem (m, "machine") || (t = text (m)) == NULL)
+      if (!vmferry_xml_is_elem (m, "machine") || (t = vmferry_xml_text (m)) == NULL)
         continue;
       if (strcmp (t, c->machine) == 0) {
         c->machine_ok = true;
         return;
       }
-      canon = attr (m, "canonical");
+      canon = vmferry_xml_attr (m, "canonical");
       if (fam && strcmp (t, fam) == 0 && family_pick == NULL)
         family_pick = strdup (canon ? canon : t);
       if (used < sizeof offered - 64)
@@ -440,8 +412,8 @@ check_cpu (struct ctx *c)
 {
   xmlNodePtr cpu = vmferry_xml_child (c->root, "cpu");
   xmlNodePtr caps_cpu = c->domcaps ? vmferry_xml_child (xmlDocGetRootElement (c->domcaps), "cpu") : NULL;
-  CLEANUP_FREE char *mode = attr (cpu, "mode");
-  CLEANUP_FREE char *model = text (vmferry_xml_child (cpu, "model"));
+  CLEANUP_FREE char *mode = vmferry_xml_attr (cpu, "mode");
+  CLEANUP_FREE char *model = vmferry_xml_text (vmferry_xml_child (cpu, "model"));
   xmlBufferPtr buf;
   char why[1024], object[300];
   int r;
@@ -454,8 +426,8 @@ check_cpu (struct ctx *c)
                strcmp (mode, "maximum") == 0)) {
     bool supported = true;
     for (xmlNodePtr m = caps_cpu ? caps_cpu->children : NULL; m; m = m->next)
-      if (vmferry_xml_is_elem (m, "mode") && attr_eq (m, "name", mode))
-        supported = attr_eq (m, "supported", "yes");
+      if (vmferry_xml_is_elem (m, "mode") && vmferry_xml_attr_eq (m, "name", mode))
+        supported = vmferry_xml_attr_eq (m, "supported", "yes");
     snprintf (object, sizeof object, "cpu mode %s", mode);
     if (!supported) {
       const char *fix[] = { "--cpu", "host-model", NULL };
@@ -513,7 +485,7 @@ check_cpu (struct ctx *c)
       /* check='none': libvirt leaves it to QEMU, which warns about missing
        * features and starts the guest anyway; so does this check.
        */
-      bool advisory = attr_eq (cpu, "check", "none");
+      bool advisory = vmferry_xml_attr_eq (cpu, "check", "none");
       add (c, advisory ? VMFERRY_SEV_WARNING : VMFERRY_SEV_ERROR, "cpu", object,
            pick && !advisory ? fix : NULL,
            pick || advisory ? NULL : "choose a CPU model the destination can run "
@@ -632,12 +604,12 @@ check_interfaces (struct ctx *c)
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
       xmlNodePtr src = vmferry_xml_child (n, "source");
-      bool net = attr_eq (n, "type", "network"), br = attr_eq (n, "type", "bridge");
+      bool net = vmferry_xml_attr_eq (n, "type", "network"), br = vmferry_xml_attr_eq (n, "type", "bridge");
       CLEANUP_FREE char *name = NULL;
       char object[300], list[1024], key[300];
 
       if (!vmferry_xml_is_elem (n, "interface") || !(net || br) ||
-          (name = attr (src, net ? "network" : "bridge")) == NULL)
+          (name = vmferry_xml_attr (src, net ? "network" : "bridge")) == NULL)
         continue;
       snprintf (key, sizeof key, "%c%s", net ? 'n' : 'b', name);
       if (seen_before (seen, nseen, key) || nseen == 256)
@@ -746,8 +718,8 @@ list_pools (struct ctx *c, struct pool_info **rtn, size_t *n_rtn)
     if (v && d) {
       xmlNodePtr r = xmlDocGetRootElement (d);
       v[i].name = strdup (virStoragePoolGetName (pools[i]));
-      v[i].type = attr (r, "type");
-      v[i].target = text (vmferry_xml_child (vmferry_xml_child (r, "target"), "path"));
+      v[i].type = vmferry_xml_attr (r, "type");
+      v[i].target = vmferry_xml_text (vmferry_xml_child (vmferry_xml_child (r, "target"), "path"));
       v[i].active = virStoragePoolIsActive (pools[i]) == 1;
     }
     virStoragePoolFree (pools[i]);
@@ -860,16 +832,16 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
 
       if (!vmferry_xml_is_elem (d, "disk") || src == NULL)
         continue;
-      type = attr (d, "type");
-      dev = attr (vmferry_xml_child (d, "target"), "dev");
+      type = vmferry_xml_attr (d, "type");
+      dev = vmferry_xml_attr (vmferry_xml_child (d, "target"), "dev");
       snprintf (what, sizeof what, "disk %s", dev ? dev : "(no target)");
       if (type == NULL || strcmp (type, "file") == 0)
-        key = attr (src, "file");
+        key = vmferry_xml_attr (src, "file");
       else if (strcmp (type, "block") == 0)
-        key = attr (src, "dev");
+        key = vmferry_xml_attr (src, "dev");
       else if (strcmp (type, "volume") == 0) {
-        CLEANUP_FREE char *pool = attr (src, "pool");
-        CLEANUP_FREE char *vol = attr (src, "volume");
+        CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
+        CLEANUP_FREE char *vol = vmferry_xml_attr (src, "volume");
         if (pool && vol && asprintf (&key, "volume:%s/%s", pool, vol) < 0)
           key = NULL;
       }
@@ -878,9 +850,9 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
     }
   }
   if (os) {
-    CLEANUP_FREE char *loader = text (vmferry_xml_child (os, "loader"));
-    CLEANUP_FREE char *kernel = text (vmferry_xml_child (os, "kernel"));
-    CLEANUP_FREE char *initrd = text (vmferry_xml_child (os, "initrd"));
+    CLEANUP_FREE char *loader = vmferry_xml_text (vmferry_xml_child (os, "loader"));
+    CLEANUP_FREE char *kernel = vmferry_xml_text (vmferry_xml_child (os, "kernel"));
+    CLEANUP_FREE char *initrd = vmferry_xml_text (vmferry_xml_child (os, "initrd"));
     CLEANUP_FREE char *tmpl = NULL;
     CLEANUP_FREE char *nvpath = NULL;
     if (loader && *loader == '/') {
@@ -892,16 +864,16 @@ gather_files (struct ctx *c, struct want **w_rtn, size_t *n_rtn)
         (initrd && *initrd == '/' && want_add (c, &w, &n, initrd, "initrd", false) == -1))
       goto nomem;
     if ((nv = vmferry_xml_child (os, "nvram")) != NULL) {
-      tmpl = attr (nv, "template");
+      tmpl = vmferry_xml_attr (nv, "template");
       if (tmpl && *tmpl == '/') {
         if (want_add (c, &w, &n, tmpl, "nvram template", false) == -1)
           goto nomem;
         w[n - 1].is_template = strcmp (w[n - 1].key, tmpl) == 0;
       }
-      if (attr_eq (nv, "type", "file"))
-        nvpath = attr (vmferry_xml_child (nv, "source"), "file");
+      if (vmferry_xml_attr_eq (nv, "type", "file"))
+        nvpath = vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file");
       else if (!xmlHasNsProp (nv, BAD_CAST "type", NULL))
-        nvpath = text (nv);
+        nvpath = vmferry_xml_text (nv);
       if (nvpath && *nvpath == '/') {
         if (want_add (c, &w, &n, nvpath, "nvram", true) == -1)
           goto nomem;
@@ -1003,7 +975,7 @@ look_at_dir (struct ctx *c, virStoragePoolPtr p, struct dir_look *look)
 static bool
 pending_import (struct ctx *c, virStoragePoolPtr p)
 {
-  CLEANUP_FREE char *name = text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *name = vmferry_xml_text (vmferry_xml_child (c->root, "name"));
   CLEANUP_FREE char *state = name ? vmferry_resume_name (name, "json") : NULL;
   virStorageVolPtr v = state ? virStorageVolLookupByName (p, state) : NULL;
 
@@ -1196,7 +1168,7 @@ check_loader (struct ctx *c, const struct want *w, struct pool_info *pools,
   (void) npools;
   for (xmlNodePtr v = os ? os->children : NULL; v; v = v->next) {
     CLEANUP_FREE char *t = NULL;
-    if (!vmferry_xml_is_elem (v, "value") || (t = text (v)) == NULL)
+    if (!vmferry_xml_is_elem (v, "value") || (t = vmferry_xml_text (v)) == NULL)
       continue;
     if (strcmp (t, w->key) == 0)
       return;
@@ -1218,7 +1190,7 @@ check_loader (struct ctx *c, const struct want *w, struct pool_info *pools,
       list[0] = '\0';
       for (xmlNodePtr v = os->children; v; v = v->next) {
         CLEANUP_FREE char *t = NULL;
-        if (vmferry_xml_is_elem (v, "value") && (t = text (v)) != NULL)
+        if (vmferry_xml_is_elem (v, "value") && (t = vmferry_xml_text (v)) != NULL)
           used += snprintf (list + used, used < sizeof list ? sizeof list - used : 0,
                             "%s%s", used ? ", " : "", t);
       }
@@ -1360,8 +1332,8 @@ check_storage (struct ctx *c)
 static void
 check_identity (struct ctx *c)
 {
-  CLEANUP_FREE char *name = text (vmferry_xml_child (c->root, "name"));
-  CLEANUP_FREE char *uuid = text (vmferry_xml_child (c->root, "uuid"));
+  CLEANUP_FREE char *name = vmferry_xml_text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *uuid = vmferry_xml_text (vmferry_xml_child (c->root, "uuid"));
   virDomainPtr by_name = name ? virDomainLookupByName (c->dest, name) : NULL;
   virDomainPtr by_uuid = uuid ? virDomainLookupByUUIDString (c->dest, uuid) : NULL;
   char object[600];
@@ -1403,8 +1375,8 @@ check_identity (struct ctx *c)
 
   {
     xmlNodePtr mem = vmferry_xml_child (c->root, "memory");
-    CLEANUP_FREE char *t = text (mem);
-    CLEANUP_FREE char *unit = attr (mem, "unit");
+    CLEANUP_FREE char *t = vmferry_xml_text (mem);
+    CLEANUP_FREE char *unit = vmferry_xml_attr (mem, "unit");
     virNodeInfo info;
     unsigned long long kib;
     char *end;
@@ -1445,7 +1417,7 @@ check_devices (struct ctx *c)
 
   /* firmware='efi' auto-selection needs EFI firmware there. */
   if (os && caps) {
-    CLEANUP_FREE char *fw = attr (os, "firmware");
+    CLEANUP_FREE char *fw = vmferry_xml_attr (os, "firmware");
     if (fw && enum_has (vmferry_xml_child (caps, "os"), "firmware", fw) == 0) {
       snprintf (object, sizeof object, "firmware %s", fw);
       add (c, VMFERRY_SEV_ERROR, "firmware", object, NULL,
@@ -1459,8 +1431,8 @@ check_devices (struct ctx *c)
       continue;
     for (xmlNodePtr d = devs->children; d; d = d->next) {
       if (vmferry_xml_is_elem (d, "disk") && cdev) {
-        CLEANUP_FREE char *bus = attr (vmferry_xml_child (d, "target"), "bus");
-        CLEANUP_FREE char *dev = attr (vmferry_xml_child (d, "target"), "dev");
+        CLEANUP_FREE char *bus = vmferry_xml_attr (vmferry_xml_child (d, "target"), "bus");
+        CLEANUP_FREE char *dev = vmferry_xml_attr (vmferry_xml_child (d, "target"), "dev");
         if (bus && enum_has (vmferry_xml_child (cdev, "disk"), "bus", bus) == 0) {
           CLEANUP_FREE char *pair = NULL;
           const char *nb = enum_has (vmferry_xml_child (cdev, "disk"), "bus", "virtio") == 1 ? "virtio" : NULL;
@@ -1474,7 +1446,7 @@ check_devices (struct ctx *c)
         }
       }
       else if (vmferry_xml_is_elem (d, "graphics") && cdev) {
-        CLEANUP_FREE char *type = attr (d, "type");
+        CLEANUP_FREE char *type = vmferry_xml_attr (d, "type");
         if (type && enum_has (vmferry_xml_child (cdev, "graphics"), "type", type) == 0) {
           const char *fix[] = { "--drop-device", "graphics", NULL };
           snprintf (object, sizeof object, "graphics %s", type);
@@ -1484,7 +1456,7 @@ check_devices (struct ctx *c)
         }
       }
       else if (vmferry_xml_is_elem (d, "video") && cdev) {
-        CLEANUP_FREE char *type = attr (vmferry_xml_child (d, "model"), "type");
+        CLEANUP_FREE char *type = vmferry_xml_attr (vmferry_xml_child (d, "model"), "type");
         if (type && enum_has (vmferry_xml_child (cdev, "video"), "modelType", type) == 0) {
           snprintf (object, sizeof object, "video %s", type);
           enum_list (vmferry_xml_child (cdev, "video"), "modelType", list, sizeof list);
@@ -1494,9 +1466,9 @@ check_devices (struct ctx *c)
         }
       }
       else if (vmferry_xml_is_elem (d, "tpm") && cdev) {
-        CLEANUP_FREE char *bt = attr (vmferry_xml_child (d, "backend"), "type");
+        CLEANUP_FREE char *bt = vmferry_xml_attr (vmferry_xml_child (d, "backend"), "type");
         xmlNodePtr t = vmferry_xml_child (cdev, "tpm");
-        if (bt && t && (!attr_eq (t, "supported", "yes") ||
+        if (bt && t && (!vmferry_xml_attr_eq (t, "supported", "yes") ||
                         enum_has (t, "backendModel", bt) == 0)) {
           const char *fix[] = { "--drop-device", "tpm", NULL };
           snprintf (object, sizeof object, "tpm backend %s", bt);
@@ -1508,12 +1480,12 @@ check_devices (struct ctx *c)
       else if (vmferry_xml_is_elem (d, "hostdev")) {
         const char *fix[] = { "--drop-device", "hostdev", NULL };
         xmlNodePtr addr = vmferry_xml_child (vmferry_xml_child (d, "source"), "address");
-        CLEANUP_FREE char *type = attr (d, "type");
+        CLEANUP_FREE char *type = vmferry_xml_attr (d, "type");
         if (type && strcmp (type, "pci") == 0 && addr) {
-          CLEANUP_FREE char *dom = attr (addr, "domain");
-          CLEANUP_FREE char *bus = attr (addr, "bus");
-          CLEANUP_FREE char *slot = attr (addr, "slot");
-          CLEANUP_FREE char *fn = attr (addr, "function");
+          CLEANUP_FREE char *dom = vmferry_xml_attr (addr, "domain");
+          CLEANUP_FREE char *bus = vmferry_xml_attr (addr, "bus");
+          CLEANUP_FREE char *slot = vmferry_xml_attr (addr, "slot");
+          CLEANUP_FREE char *fn = vmferry_xml_attr (addr, "function");
           unsigned long v[4] = { 0 };
           const char *s[4] = { dom, bus, slot, fn };
           char nodedev[64];
@@ -1700,10 +1672,10 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
     return -1;
   }
   type = vmferry_xml_child (vmferry_xml_child (c.root, "os"), "type");
-  c.arch = attr (type, "arch");
-  c.machine = attr (type, "machine");
-  c.virt = attr (c.root, "type");
-  c.emulator = text (vmferry_xml_child (vmferry_xml_child (c.root, "devices"), "emulator"));
+  c.arch = vmferry_xml_attr (type, "arch");
+  c.machine = vmferry_xml_attr (type, "machine");
+  c.virt = vmferry_xml_attr (c.root, "type");
+  c.emulator = vmferry_xml_text (vmferry_xml_child (vmferry_xml_child (c.root, "devices"), "emulator"));
   if (c.emulator && *c.emulator == '\0') {
     free (c.emulator);
     c.emulator = NULL;
@@ -1988,7 +1960,7 @@ load_stream (struct vmferry_check_input *in, int fd, const unsigned char *prefix
 static bool
 carried_disk (xmlNodePtr d)
 {
-  CLEANUP_FREE char *dev = attr (d, "device");
+  CLEANUP_FREE char *dev = vmferry_xml_attr (d, "device");
 
   return !(dev && (strcmp (dev, "cdrom") == 0 || strcmp (dev, "floppy") == 0)) &&
     vmferry_xml_child (d, "readonly") == NULL && vmferry_xml_child (d, "shareable") == NULL;
@@ -2010,11 +1982,11 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
       uint64_t alloc = 0;
       if (!vmferry_xml_is_elem (d, "disk"))
         continue;
-      type = attr (d, "type");
+      type = vmferry_xml_attr (d, "type");
       if (type == NULL || strcmp (type, "file") == 0)
-        path = attr (vmferry_xml_child (d, "source"), "file");
+        path = vmferry_xml_attr (vmferry_xml_child (d, "source"), "file");
       else if (strcmp (type, "block") == 0)
-        path = attr (vmferry_xml_child (d, "source"), "dev");
+        path = vmferry_xml_attr (vmferry_xml_child (d, "source"), "dev");
       if (path == NULL || *path != '/')
         continue;
       if (dom) {
@@ -2032,9 +2004,9 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
     }
   }
   if (nv) {
-    CLEANUP_FREE char *path = attr_eq (nv, "type", "file")
-      ? attr (vmferry_xml_child (nv, "source"), "file")
-      : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : text (nv);
+    CLEANUP_FREE char *path = vmferry_xml_attr_eq (nv, "type", "file")
+      ? vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file")
+      : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : vmferry_xml_text (nv);
     if (path && *path == '/' && add_file (in, path, 540672, true, NULL) == -1)
       return -1;
   }

@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "error.h"
 #include "refs.h"
 #include "virt.h"
+#include "xmlnode.h"
 
 #define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
 #define LIBVIRT_NS_PREFIX "http://libvirt.org/schemas/domain/"
@@ -191,19 +191,6 @@ vmferry_refs_free (struct vmferry_ref *refs, size_t n)
   free (refs);
 }
 
-/* Attribute NAME of N (no namespace, as libvirt reads it), malloc'd, or
- * NULL when absent.
- */
-static char *
-prop (xmlNodePtr n, const char *name)
-{
-  xmlChar *v = n ? xmlGetNoNsProp (n, BAD_CAST name) : NULL;
-  char *r = v ? strdup ((const char *) v) : NULL;
-
-  xmlFree (v);
-  return r;
-}
-
 /* The element's whole text, as libvirt's string() reads it; NULL when
  * there is none or it is only white space (libvirt's default then: an
  * <nvram> that only holds a <source> has indentation for text).
@@ -211,27 +198,13 @@ prop (xmlNodePtr n, const char *name)
 static char *
 text (xmlNodePtr n)
 {
-  xmlChar *v = n ? xmlNodeGetContent (n) : NULL;
-  char *r = NULL;
+  char *v = vmferry_xml_text (n);
 
-  if (v) {
-    bool blank = true;
-    for (const xmlChar *p = v; *p; p++)
-      if (!isspace (*p))
-        blank = false;
-    if (!blank)
-      r = strdup ((const char *) v);
+  if (v && v[strspn (v, " \t\n\r\f\v")] == '\0') {
+    free (v);
+    return NULL;
   }
-  xmlFree (v);
-  return r;
-}
-
-static bool
-prop_eq (xmlNodePtr n, const char *name, const char *value)
-{
-  CLEANUP_FREE char *v = prop (n, name);
-
-  return v && strcmp (v, value) == 0;
+  return v;
 }
 
 /* Add one reference; VALUE is taken over (freed here on failure).  An
@@ -319,7 +292,7 @@ ignore (struct collector *c, xmlNodePtr n, const char *attr)
 
 /* Attribute ATTR of N as a path reference. */
 #define ADD_PATH_ATTR(c, kind, n, attr, format, ...) \
-  add (c, kind, true, prop (n, attr), format, n, attr, __VA_ARGS__)
+  add (c, kind, true, vmferry_xml_attr (n, attr), format, n, attr, __VA_ARGS__)
 /* The text of N as a path reference. */
 #define ADD_PATH_TEXT(c, kind, n, format, ...) \
   add (c, kind, true, text (n), format, n, NULL, __VA_ARGS__)
@@ -353,7 +326,7 @@ name_of (const char *fs, ...)
 static long long
 number (xmlNodePtr n, const char *attr)
 {
-  CLEANUP_FREE char *v = prop (n, attr);
+  CLEANUP_FREE char *v = vmferry_xml_attr (n, attr);
   unsigned long long r;
   char *end;
 
@@ -385,10 +358,10 @@ pci_name (xmlNodePtr addr)
     d = 0;                      /* libvirt's default domain */
   if (b >= 0 && s >= 0 && f >= 0)
     return name_of ("pci:%04llx:%02llx:%02llx.%llx", d, b, s, f);
-  ds = prop (addr, "domain");
-  bs = prop (addr, "bus");
-  ss = prop (addr, "slot");
-  fs = prop (addr, "function");
+  ds = vmferry_xml_attr (addr, "domain");
+  bs = vmferry_xml_attr (addr, "bus");
+  ss = vmferry_xml_attr (addr, "slot");
+  fs = vmferry_xml_attr (addr, "function");
   return name_of ("pci:%s:%s:%s.%s", ds ? ds : "", bs ? bs : "",
                   ss ? ss : "", fs ? fs : "");
 }
@@ -403,9 +376,9 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
                const char *format, const char *where)
 {
   FOR_CHILDREN (src, store, "source") {
-    CLEANUP_FREE char *protocol = prop (src, "protocol");
-    CLEANUP_FREE char *pool = prop (src, "pool");
-    CLEANUP_FREE char *volume = prop (src, "volume");
+    CLEANUP_FREE char *protocol = vmferry_xml_attr (src, "protocol");
+    CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
+    CLEANUP_FREE char *volume = vmferry_xml_attr (src, "volume");
 
     ADD_PATH_ATTR (c, file_kind, src, "file", format, "%s source", where);
     ADD_PATH_ATTR (c, file_kind, src, "dev", format, "%s source", where);
@@ -414,7 +387,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
     ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, src, "path", NULL,
                    "%s source socket", where);
     if (protocol) {
-      CLEANUP_FREE char *name = prop (src, "name");
+      CLEANUP_FREE char *name = vmferry_xml_attr (src, "name");
       add (c, VMFERRY_REF_NETWORK_DISK, false,
            name_of ("%s:%s", protocol, name ? name : ""), format, src,
            "protocol", "%s source", where);
@@ -448,7 +421,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
            "%s source", where);
     FOR_CHILDREN (ds, src, "dataStore") {
       CLEANUP_FREE char *dsfmt =
-        prop (vmferry_xml_child (ds, "format"), "type");
+        vmferry_xml_attr (vmferry_xml_child (ds, "format"), "type");
       char w[300];
       snprintf (w, sizeof w, "%s data store", where);
       store_sources (c, ds, VMFERRY_REF_DISK, dsfmt, w);
@@ -459,8 +432,8 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
 static void
 disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
 {
-  CLEANUP_FREE char *dev = prop (vmferry_xml_child (disk, "target"), "dev");
-  CLEANUP_FREE char *fmt = prop (vmferry_xml_child (disk, "driver"), "type");
+  CLEANUP_FREE char *dev = vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
+  CLEANUP_FREE char *fmt = vmferry_xml_attr (vmferry_xml_child (disk, "driver"), "type");
   char where[300];
   unsigned depth = 0;
 
@@ -476,16 +449,16 @@ disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
    */
   for (xmlNodePtr bs = vmferry_xml_child (disk, "backingStore"); bs;
        bs = vmferry_xml_child (bs, "backingStore")) {
-    CLEANUP_FREE char *bfmt = prop (vmferry_xml_child (bs, "format"), "type");
+    CLEANUP_FREE char *bfmt = vmferry_xml_attr (vmferry_xml_child (bs, "format"), "type");
     char w[340];
     snprintf (w, sizeof w, "%s backing store %u", where, ++depth);
     store_sources (c, bs, VMFERRY_REF_DISK, bfmt, w);
   }
   FOR_CHILDREN (m, disk, "mirror") {
-    CLEANUP_FREE char *mfmt = prop (m, "format");
+    CLEANUP_FREE char *mfmt = vmferry_xml_attr (m, "format");
     char w[340];
     if (mfmt == NULL)
-      mfmt = prop (vmferry_xml_child (m, "format"), "type");
+      mfmt = vmferry_xml_attr (vmferry_xml_child (m, "format"), "type");
     snprintf (w, sizeof w, "%s mirror", where);
     ADD_PATH_ATTR (c, VMFERRY_REF_DISK, m, "file", mfmt, "%s", w);
     store_sources (c, m, VMFERRY_REF_DISK, mfmt, w);
@@ -500,7 +473,7 @@ static void
 chardev_refs (struct collector *c, xmlNodePtr type_node, xmlNodePtr src_parent,
               const char *where)
 {
-  CLEANUP_FREE char *type = prop (type_node, "type");
+  CLEANUP_FREE char *type = vmferry_xml_attr (type_node, "type");
   int kind = VMFERRY_REF_CHARDEV;
 
   /* A pty's path is what libvirt reports back; it makes a new pty. */
@@ -530,8 +503,8 @@ static void
 filesystem_refs (struct collector *c, xmlNodePtr fs, const char *where)
 {
   FOR_CHILDREN (src, fs, "source") {
-    CLEANUP_FREE char *pool = prop (src, "pool");
-    CLEANUP_FREE char *volume = prop (src, "volume");
+    CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
+    CLEANUP_FREE char *volume = vmferry_xml_attr (src, "volume");
     ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "dir", NULL,
                    "%s source", where);
     ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "file", NULL,
@@ -553,7 +526,7 @@ filesystem_refs (struct collector *c, xmlNodePtr fs, const char *where)
 static void
 interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
 {
-  CLEANUP_FREE char *type = prop (iface, "type");
+  CLEANUP_FREE char *type = vmferry_xml_attr (iface, "type");
 
   FOR_CHILDREN (src, iface, "source") {
     /* vhost-user: a socket; vdpa: a device.  Direct (macvtap) and
@@ -566,7 +539,7 @@ interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
                      "%s source device", where);
     if (type && strcmp (type, "hostdev") == 0)
       FOR_CHILDREN (a, src, "address") {
-        CLEANUP_FREE char *atype = prop (a, "type");
+        CLEANUP_FREE char *atype = vmferry_xml_attr (a, "type");
         if (atype && strcmp (atype, "usb") == 0)
           add (c, VMFERRY_REF_HOST_DEVICE, false,
                name_of ("usb:%lld.%lld", number (a, "bus"),
@@ -596,8 +569,8 @@ interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
 static void
 graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
 {
-  CLEANUP_FREE char *display = prop (g, "display");
-  CLEANUP_FREE char *address = prop (g, "address");
+  CLEANUP_FREE char *display = vmferry_xml_attr (g, "display");
+  CLEANUP_FREE char *address = vmferry_xml_attr (g, "address");
 
   ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, g, "socket", NULL, "%s socket", where);
   ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, g, "xauth", NULL,
@@ -607,7 +580,7 @@ graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
     add (c, VMFERRY_REF_SOCKET, false, name_of ("display:%s", display),
          NULL, g, "display", "%s display", where);
   /* D-Bus display: a bus address. */
-  if (address && prop_eq (g, "type", "dbus"))
+  if (address && vmferry_xml_attr_eq (g, "type", "dbus"))
     add (c, VMFERRY_REF_SOCKET, false, name_of ("dbus:%s", address),
          NULL, g, "address", "%s bus address", where);
   FOR_CHILDREN (l, g, "listen")
@@ -621,8 +594,8 @@ graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
 static void
 hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
 {
-  CLEANUP_FREE char *type = prop (h, "type");
-  CLEANUP_FREE char *mode = prop (h, "mode");
+  CLEANUP_FREE char *type = vmferry_xml_attr (h, "type");
+  CLEANUP_FREE char *mode = vmferry_xml_attr (h, "mode");
   xmlNodePtr src = vmferry_xml_child (h, "source");
 
   if (mode && strcmp (mode, "capabilities") == 0) {
@@ -665,10 +638,10 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   }
   else if (strcmp (type, "scsi") == 0) {
     FOR_CHILDREN (s, h, "source") {
-      CLEANUP_FREE char *protocol = prop (s, "protocol");
-      CLEANUP_FREE char *name = prop (s, "name");
+      CLEANUP_FREE char *protocol = vmferry_xml_attr (s, "protocol");
+      CLEANUP_FREE char *name = vmferry_xml_attr (s, "name");
       CLEANUP_FREE char *adapter =
-        prop (vmferry_xml_child (s, "adapter"), "name");
+        vmferry_xml_attr (vmferry_xml_child (s, "adapter"), "name");
       xmlNodePtr a = vmferry_xml_child (s, "address");
       if (protocol)
         add (c, VMFERRY_REF_HOST_DEVICE, false,
@@ -684,7 +657,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   }
   else if (strcmp (type, "scsi_host") == 0) {
     FOR_CHILDREN (s, h, "source") {
-      CLEANUP_FREE char *wwpn = prop (s, "wwpn");
+      CLEANUP_FREE char *wwpn = vmferry_xml_attr (s, "wwpn");
       add (c, VMFERRY_REF_HOST_DEVICE, false,
            name_of ("scsi_host:%s", wwpn ? wwpn : ""), NULL, s, NULL,
            "%s source", where);
@@ -693,7 +666,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   else if (strcmp (type, "mdev") == 0) {
     FOR_CHILDREN (s, h, "source")
       FOR_CHILDREN (a, s, "address") {
-        CLEANUP_FREE char *uuid = prop (a, "uuid");
+        CLEANUP_FREE char *uuid = vmferry_xml_attr (a, "uuid");
         add (c, VMFERRY_REF_HOST_DEVICE, false,
              name_of ("mdev:%s", uuid ? uuid : ""), NULL, a, NULL,
              "%s source", where);
@@ -709,7 +682,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
 static void
 smartcard_refs (struct collector *c, xmlNodePtr sc, const char *where)
 {
-  CLEANUP_FREE char *mode = prop (sc, "mode");
+  CLEANUP_FREE char *mode = vmferry_xml_attr (sc, "mode");
 
   if (mode && strcmp (mode, "passthrough") == 0)
     chardev_refs (c, sc, sc, where);
@@ -729,7 +702,7 @@ static void
 rng_refs (struct collector *c, xmlNodePtr rng, const char *where)
 {
   FOR_CHILDREN (b, rng, "backend") {
-    CLEANUP_FREE char *model = prop (b, "model");
+    CLEANUP_FREE char *model = vmferry_xml_attr (b, "model");
     if (model && strcmp (model, "random") == 0)
       ADD_PATH_TEXT (c, VMFERRY_REF_ENTROPY_SOURCE, b, NULL, "%s backend",
                      where);
@@ -742,7 +715,7 @@ static void
 tpm_refs (struct collector *c, xmlNodePtr tpm, const char *where)
 {
   FOR_CHILDREN (b, tpm, "backend") {
-    CLEANUP_FREE char *type = prop (b, "type");
+    CLEANUP_FREE char *type = vmferry_xml_attr (b, "type");
     FOR_CHILDREN (d, b, "device")
       ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, d, "path", NULL,
                      "%s passthrough device", where);
@@ -765,7 +738,7 @@ memory_refs (struct collector *c, xmlNodePtr mem, const char *where)
 static void
 audio_refs (struct collector *c, xmlNodePtr a, const char *where)
 {
-  CLEANUP_FREE char *server = prop (a, "serverName");
+  CLEANUP_FREE char *server = vmferry_xml_attr (a, "serverName");
 
   ADD_PATH_ATTR (c, VMFERRY_REF_OUTPUT_FILE, a, "path", NULL, "%s file",
                  where);
@@ -867,7 +840,7 @@ devices_refs (struct collector *c, xmlNodePtr devs)
     else if (vmferry_xml_is_elem (d, "hostdev"))
       hostdev_refs (c, d, where);
     else if (vmferry_xml_is_elem (d, "shmem")) {
-      CLEANUP_FREE char *name = prop (d, "name");
+      CLEANUP_FREE char *name = vmferry_xml_attr (d, "name");
       /* ivshmem: memory shared with whatever else on the host opens the
        * same name.
        */
@@ -903,8 +876,8 @@ static void
 os_refs (struct collector *c, xmlNodePtr os)
 {
   FOR_CHILDREN (l, os, "loader") {
-    CLEANUP_FREE char *ro = prop (l, "readonly");
-    CLEANUP_FREE char *type = prop (l, "type");
+    CLEANUP_FREE char *ro = vmferry_xml_attr (l, "readonly");
+    CLEANUP_FREE char *type = vmferry_xml_attr (l, "type");
     size_t before = c->n;
     ADD_PATH_TEXT (c, VMFERRY_REF_LOADER, l, NULL, "os/loader");
     if (c->n > before)
@@ -913,7 +886,7 @@ os_refs (struct collector *c, xmlNodePtr os)
         (type && strcmp (type, "pflash") == 0 && !(ro && strcmp (ro, "yes") == 0));
   }
   FOR_CHILDREN (nv, os, "nvram") {
-    CLEANUP_FREE char *fmt = prop (nv, "format");
+    CLEANUP_FREE char *fmt = vmferry_xml_attr (nv, "format");
     ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM_TEMPLATE, nv, "template", NULL,
                    "os/nvram template");
     /* The text form; with type='file' or 'network' a <source>. */
@@ -942,8 +915,8 @@ os_refs (struct collector *c, xmlNodePtr os)
 static void
 seclabel_refs (struct collector *c, xmlNodePtr sl)
 {
-  CLEANUP_FREE char *type = prop (sl, "type");
-  CLEANUP_FREE char *model = prop (sl, "model");
+  CLEANUP_FREE char *type = vmferry_xml_attr (sl, "type");
+  CLEANUP_FREE char *model = vmferry_xml_attr (sl, "model");
   CLEANUP_FREE char *label = NULL;
 
   /* Dynamic (the default when no type is given): libvirt confines the
@@ -1097,7 +1070,7 @@ safety_net (struct collector *c, xmlNodePtr root)
           const char *name = (const char *) a->name;
           if (a->ns || !in_list (net_attrs, a->name))
             continue;
-          v = prop (n, name);
+          v = vmferry_xml_attr (n, name);
           if (v && v[0] == '/' && !claimed (cl, ncl, n, name)) {
             /* The attribute name must outlive the document: use ours. */
             for (size_t i = 0; net_attrs[i]; i++)

@@ -31,6 +31,7 @@
 #include "stream.h"
 #include "text.h"
 #include "virt.h"
+#include "xmlnode.h"
 #include "xmlsource.h"
 
 #define MAP_FILE_MAX (1024 * 1024)
@@ -722,179 +723,6 @@ vmferry_rewrite_add_map_file (struct vmferry_rewrite *rw, const char *path)
   return ret;
 }
 
-/* ---------------------------------------------------------------- XML helpers */
-
-/* Attribute NAME (no namespace) of N as a string libxml2 owns, or NULL.
- * The caller frees it with xmlFree.
- */
-static char *
-attr (xmlNodePtr n, const char *name)
-{
-  return n ? (char *) xmlGetNoNsProp (n, BAD_CAST name) : NULL;
-}
-
-static bool
-attr_eq (xmlNodePtr n, const char *name, const char *value)
-{
-  char *v = attr (n, name);
-  bool r = v && strcmp (v, value) == 0;
-
-  xmlFree (v);
-  return r;
-}
-
-/* Set an attribute; counts a change only when the value differs. */
-static int
-set_attr (xmlNodePtr n, const char *name, const char *value, int *changes)
-{
-  char *v = attr (n, name);
-  bool same = v && strcmp (v, value) == 0;
-
-  xmlFree (v);
-  if (same)
-    return 0;
-  if (xmlSetProp (n, BAD_CAST name, BAD_CAST value) == NULL) {
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s %s>", (const char *) n->name, name);
-    return -1;
-  }
-  (*changes)++;
-  return 0;
-}
-
-static void
-unset_attr (xmlNodePtr n, const char *name, int *changes)
-{
-  xmlAttrPtr a = xmlHasNsProp (n, BAD_CAST name, NULL);
-
-  if (a) {
-    xmlRemoveProp (a);
-    (*changes)++;
-  }
-}
-
-static char *
-text (xmlNodePtr n)
-{
-  return n ? (char *) xmlNodeGetContent (n) : NULL;
-}
-
-static int
-set_text (xmlNodePtr n, const char *s, int *changes)
-{
-  char *v = text (n);
-  bool same = v && strcmp (v, s) == 0;
-  xmlNodePtr t;
-
-  xmlFree (v);
-  if (same)
-    return 0;
-  t = xmlNewDocText (n->doc, BAD_CAST s);
-  if (t == NULL) {
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
-    return -1;
-  }
-  xmlNodeSetContent (n, NULL);
-  if (xmlAddChild (n, t) == NULL) {
-    xmlFreeNode (t);
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
-    return -1;
-  }
-  (*changes)++;
-  return 0;
-}
-
-static bool
-is_blank (xmlNodePtr n)
-{
-  return n && n->type == XML_TEXT_NODE && xmlIsBlankNode (n);
-}
-
-/* Unlink and free N with the indentation in front of it. */
-static void
-remove_node (xmlNodePtr n)
-{
-  if (is_blank (n->prev)) {
-    xmlNodePtr ws = n->prev;
-    xmlUnlinkNode (ws);
-    xmlFreeNode (ws);
-  }
-  xmlUnlinkNode (n);
-  xmlFreeNode (n);
-}
-
-/* Append NODE as the last element child of PARENT, indented like its
- * other children.  The node goes in before the whitespace is copied: a
- * text node added next to another text node is merged into it by
- * libxml2, which would put the indentation after the node.
- */
-static int
-append_child (xmlNodePtr parent, xmlNodePtr node)
-{
-  xmlNodePtr last = parent->last;
-
-  if (last && is_blank (last)) {
-    /* "\n    " before the closing tag: put the new node before it, with
-     * the indentation of the previous element.
-     */
-    xmlNodePtr prev_ws = NULL;
-    for (xmlNodePtr n = last->prev; n; n = n->prev)
-      if (is_blank (n)) {
-        prev_ws = n;
-        break;
-      }
-    if (xmlAddPrevSibling (last, node) == NULL)
-      return -1;
-    if (prev_ws && !is_blank (node->prev)) {
-      xmlNodePtr ws = xmlCopyNode (prev_ws, 0);
-      if (ws == NULL || xmlAddPrevSibling (node, ws) == NULL) {
-        xmlFreeNode (ws);
-        return -1;
-      }
-    }
-    return 0;
-  }
-  return xmlAddChild (parent, node) ? 0 : -1;
-}
-
-/* Insert NODE as the first child of PARENT, on a line of its own when
- * the children are indented.
- */
-static int
-prepend_child (xmlNodePtr parent, xmlNodePtr node)
-{
-  xmlNodePtr first = parent->children;
-
-  if (first == NULL)
-    return xmlAddChild (parent, node) ? 0 : -1;
-  if (!is_blank (first))
-    return xmlAddPrevSibling (first, node) ? 0 : -1;
-  if (xmlAddNextSibling (first, node) == NULL)
-    return -1;
-  if (node->next && !is_blank (node->next)) {
-    xmlNodePtr ws = xmlCopyNode (first, 0);
-    if (ws == NULL || xmlAddNextSibling (node, ws) == NULL) {
-      xmlFreeNode (ws);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-/* Insert NODE after PREV, with PREV's indentation. */
-static int
-insert_after (xmlNodePtr prev, xmlNodePtr node)
-{
-  if (is_blank (prev->prev)) {
-    xmlNodePtr ws = xmlCopyNode (prev->prev, 0);
-    if (ws == NULL || xmlAddNextSibling (prev, ws) == NULL) {
-      xmlFreeNode (ws);
-      return -1;
-    }
-    prev = ws;
-  }
-  return xmlAddNextSibling (prev, node) ? 0 : -1;
-}
-
 /* ---------------------------------------------------------------- paths */
 
 /* Longest matching OLD wins; NULL when none matches. */
@@ -1025,38 +853,38 @@ static int
 map_node_path (struct vmferry_rewrite *rw, xmlNodePtr n, const char *name,
                const char *label, struct dests *d, int *changes)
 {
-  char *old = name ? attr (n, name) : text (n);
+  char *old = name ? vmferry_xml_attr (n, name) : vmferry_xml_text (n);
   CLEANUP_FREE char *new = NULL;
   CLEANUP_FREE char *b = NULL;
   CLEANUP_FREE char *a = NULL;
   int r = 0;
 
   if (old == NULL || old[0] != '/') {
-    xmlFree (old);
+    free (old);
     return 0;
   }
   new = vmferry_rewrite_map_path (rw, old);
   if (new == NULL ||
       asprintf (&b, "path:%s", old) < 0 || asprintf (&a, "path:%s", new) < 0) {
-    xmlFree (old);
+    free (old);
     vmferry_set_error_errno (ENOMEM, "rewrite");
     return -1;
   }
   if (d && dests_add (d, b, a, label) == -1)
     r = -1;
   else if (strcmp (old, new) != 0)
-    r = name ? set_attr (n, name, new, changes) : set_text (n, new, changes);
-  xmlFree (old);
+    r = name ? vmferry_xml_set_attr (n, name, new, changes) : vmferry_xml_set_text (n, new, changes);
+  free (old);
   return r;
 }
 
 static const char *
 disk_label (xmlNodePtr disk, char *buf, size_t len)
 {
-  char *dev = attr (vmferry_xml_child (disk, "target"), "dev");
+  char *dev = vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
 
   snprintf (buf, len, "disk %s", dev ? dev : "(no target)");
-  xmlFree (dev);
+  free (dev);
   return buf;
 }
 
@@ -1071,14 +899,14 @@ map_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
   disk_label (disk, label, sizeof label);
   while (n) {
     xmlNodePtr src = vmferry_xml_child (n, "source");
-    char *type = attr (n, "type");
+    char *type = vmferry_xml_attr (n, "type");
     const char *a = type && strcmp (type, "block") == 0 ? "dev"
       : (type == NULL || strcmp (type, "file") == 0) ? "file" : NULL;
     int r = 0;
 
     if (src && a)
       r = map_node_path (rw, src, a, label, n == disk ? d : NULL, changes);
-    xmlFree (type);
+    free (type);
     if (r == -1)
       return -1;
     n = vmferry_xml_child (n, "backingStore");
@@ -1105,9 +933,9 @@ map_os_paths (struct vmferry_rewrite *rw, xmlNodePtr root, struct dests *d,
     return 0;
   if (map_node_path (rw, nvram, "template", "nvram template", NULL, changes) == -1)
     return -1;
-  if (attr_eq (nvram, "type", "file"))
+  if (vmferry_xml_attr_eq (nvram, "type", "file"))
     return map_node_path (rw, vmferry_xml_child (nvram, "source"), "file", "nvram", d, changes);
-  if (attr_eq (nvram, "type", "block"))
+  if (vmferry_xml_attr_eq (nvram, "type", "block"))
     return map_node_path (rw, vmferry_xml_child (nvram, "source"), "dev", "nvram", d, changes);
   if (!xmlHasNsProp (nvram, BAD_CAST "type", NULL))
     return map_node_path (rw, nvram, NULL, "nvram", d, changes);
@@ -1148,17 +976,17 @@ pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
 {
   xmlNodePtr src = vmferry_xml_child (disk, "source");
   char label[128];
-  char *type = attr (disk, "type");
+  char *type = vmferry_xml_attr (disk, "type");
   bool is_volume = type && strcmp (type, "volume") == 0;
   bool is_file = type == NULL || strcmp (type, "file") == 0;
 
-  xmlFree (type);
+  free (type);
   if (src == NULL || rw->pools.n == 0 || (!is_volume && !is_file))
     return 0;
   disk_label (disk, label, sizeof label);
 
   if (is_volume) {
-    char *pool = attr (src, "pool"), *vol = attr (src, "volume");
+    char *pool = vmferry_xml_attr (src, "pool"), *vol = vmferry_xml_attr (src, "volume");
     CLEANUP_FREE char *b = NULL;
     CLEANUP_FREE char *a = NULL;
     int r = 0;
@@ -1169,19 +997,19 @@ pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
       if (asprintf (&b, "vol::%s/%s", pool, vol) < 0 ||
           asprintf (&a, "volume:%s/%s", p->new, vol) < 0 ||
           dests_add (d, b, a, label) == -1 ||
-          set_attr (src, "pool", p->new, changes) == -1)
+          vmferry_xml_set_attr (src, "pool", p->new, changes) == -1)
         r = -1;
       else
         r = 1;
       break;
     }
-    xmlFree (pool);
-    xmlFree (vol);
+    free (pool);
+    free (vol);
     return r;
   }
 
   {
-    char *path = attr (src, "file");
+    char *path = vmferry_xml_attr (src, "file");
     const struct pair *best = NULL;
     CLEANUP_FREE char *b = NULL;
     CLEANUP_FREE char *a = NULL;
@@ -1198,7 +1026,7 @@ pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
         best = p;
     }
     if (best == NULL) {
-      xmlFree (path);
+      free (path);
       return 0;
     }
     /* A volume is one name in the pool's directory. */
@@ -1206,22 +1034,22 @@ pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
     if (strchr (path + strlen (best->old) + 1, '/')) {
       vmferry_set_error ("%s: %s is in a subdirectory of %s: a pool volume is "
                          "a file directly in the pool", label, path, best->old);
-      xmlFree (path);
+      free (path);
       return -1;
     }
     if (asprintf (&b, "path:%s", path) < 0 ||
         asprintf (&a, "volume:%s/%s", best->new, base) < 0 ||
         dests_add (d, b, a, label) == -1 ||
         note_volume (rw, path, best->new, base) == -1 ||
-        set_attr (disk, "type", "volume", changes) == -1 ||
-        set_attr (src, "pool", best->new, changes) == -1 ||
-        set_attr (src, "volume", base, changes) == -1)
+        vmferry_xml_set_attr (disk, "type", "volume", changes) == -1 ||
+        vmferry_xml_set_attr (src, "pool", best->new, changes) == -1 ||
+        vmferry_xml_set_attr (src, "volume", base, changes) == -1)
       r = -1;
     else {
-      unset_attr (src, "file", changes);
+      vmferry_xml_unset_attr (src, "file", changes);
       r = 1;
     }
-    xmlFree (path);
+    free (path);
     return r;
   }
 }
@@ -1322,7 +1150,7 @@ rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
       if (!vmferry_xml_is_elem (n, "interface") || (mac = vmferry_xml_child (n, "mac")) == NULL)
         continue;
       derived_mac (canon, i++, m);
-      if (set_attr (mac, "address", m, changes) == -1)
+      if (vmferry_xml_set_attr (mac, "address", m, changes) == -1)
         return -1;
     }
   }
@@ -1334,14 +1162,14 @@ rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
 static char *
 xml_get_arch (xmlNodePtr root)
 {
-  return attr (vmferry_xml_child (vmferry_xml_child (root, "os"), "type"), "arch");
+  return vmferry_xml_attr (vmferry_xml_child (vmferry_xml_child (root, "os"), "type"), "arch");
 }
 
 /* The destination's emulator for the domain's arch and virt type. */
 static char *
 dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
 {
-  char *arch = xml_get_arch (root), *virt = attr (root, "type");
+  char *arch = xml_get_arch (root), *virt = vmferry_xml_attr (root, "type");
   CLEANUP_FREE char *caps = virConnectGetDomainCapabilities (dest, NULL, arch, NULL, virt, 0);
   CLEANUP_XMLDOC xmlDocPtr d = NULL;
   char *path = NULL, *ret = NULL;
@@ -1354,7 +1182,7 @@ dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
   }
   d = xmlReadMemory (caps, strlen (caps), NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
                      XML_PARSE_NOWARNING);
-  path = d ? text (vmferry_xml_child (xmlDocGetRootElement (d), "path")) : NULL;
+  path = d ? vmferry_xml_text (vmferry_xml_child (xmlDocGetRootElement (d), "path")) : NULL;
   if (path == NULL || path[0] != '/') {
     vmferry_set_error ("%s: the destination's domain capabilities name no "
                        "emulator", what);
@@ -1362,9 +1190,9 @@ dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
   }
   ret = strdup (path);
  out:
-  xmlFree (arch);
-  xmlFree (virt);
-  xmlFree (path);
+  free (arch);
+  free (virt);
+  free (path);
   return ret;
 }
 
@@ -1409,7 +1237,7 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
   }
   for (xmlNodePtr g = xmlDocGetRootElement (d)->children; g; g = g->next) {
     xmlNodePtr a = vmferry_xml_child (g, "arch");
-    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (arch && !attr_eq (a, "name", arch)))
+    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (arch && !vmferry_xml_attr_eq (a, "name", arch)))
       continue;
     /* Machines of the arch, and those of the virt type's <domain>. */
     for (xmlNodePtr parent = a; parent; ) {
@@ -1418,8 +1246,8 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
         void *p1, *p2;
         if (!vmferry_xml_is_elem (m, "machine"))
           continue;
-        t = text (m);
-        c = attr (m, "canonical");
+        t = vmferry_xml_text (m);
+        c = vmferry_xml_attr (m, "canonical");
         p1 = reallocarray (names, n + 2, sizeof *names);
         if (p1)
           names = p1;
@@ -1427,22 +1255,22 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
         if (p2)
           canon = p2;
         if (!p1 || !p2 || !t) {
-          xmlFree (t);
-          xmlFree (c);
+          free (t);
+          free (c);
           goto nomem;
         }
         names[n] = strdup (t);
         canon[n] = strdup (c ? c : t);
         names[n + 1] = canon[n + 1] = NULL;
         n++;
-        xmlFree (t);
-        xmlFree (c);
+        free (t);
+        free (c);
       }
       if (parent != a)
         break;
       parent = NULL;
       for (xmlNodePtr dm = a->children; dm; dm = dm->next)
-        if (vmferry_xml_is_elem (dm, "domain") && virt && attr_eq (dm, "type", virt)) {
+        if (vmferry_xml_is_elem (dm, "domain") && virt && vmferry_xml_attr_eq (dm, "type", virt)) {
           parent = dm;
           break;
         }
@@ -1466,7 +1294,7 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
 static char *
 auto_machine (virConnectPtr dest, xmlNodePtr root, const char *current)
 {
-  char *arch = xml_get_arch (root), *virt = attr (root, "type");
+  char *arch = xml_get_arch (root), *virt = vmferry_xml_attr (root, "type");
   CLEANUP_STRV_FREE char **names = NULL;
   CLEANUP_STRV_FREE char **canon = NULL;
   size_t n = 0;
@@ -1494,8 +1322,8 @@ auto_machine (virConnectPtr dest, xmlNodePtr root, const char *current)
   vmferry_set_error ("--machine auto: the destination offers no '%s' machine "
                      "for arch %s", fam, arch ? arch : "(default)");
  out:
-  xmlFree (arch);
-  xmlFree (virt);
+  free (arch);
+  free (virt);
   return ret;
 }
 
@@ -1529,13 +1357,13 @@ rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
   em = vmferry_xml_child (devs, "emulator");
   if (em == NULL) {
     em = xmlNewDocNode (root->doc, NULL, BAD_CAST "emulator", NULL);
-    if (em == NULL || prepend_child (devs, em) == -1) {
+    if (em == NULL || vmferry_xml_prepend_child (devs, em) == -1) {
       xmlFreeNode (em);
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
     }
   }
-  return set_text (em, value, changes);
+  return vmferry_xml_set_text (em, value, changes);
 }
 
 static int
@@ -1553,19 +1381,19 @@ rewrite_machine (struct vmferry_rewrite *rw, xmlNodePtr root,
     return -1;
   }
   {
-    char *ostype = text (type);
+    char *ostype = vmferry_xml_text (type);
     bool hvm = ostype && strcmp (ostype, "hvm") == 0;
     if (!hvm)
       vmferry_set_error ("--machine: only hvm guests have a machine type "
                          "(this one is '%s')", ostype ? ostype : "");
-    xmlFree (ostype);
+    free (ostype);
     if (!hvm)
       return -1;
   }
-  cur = attr (type, "machine");
+  cur = vmferry_xml_attr (type, "machine");
   if (strcmp (rw->machine, "auto") == 0) {
     if (dest == NULL) {
-      xmlFree (cur);
+      free (cur);
       vmferry_set_error ("--machine auto needs a destination (-c URI)");
       return -1;
     }
@@ -1573,10 +1401,10 @@ rewrite_machine (struct vmferry_rewrite *rw, xmlNodePtr root,
   }
   else
     value = strdup (rw->machine);
-  xmlFree (cur);
+  free (cur);
   if (value == NULL)
     return -1;
-  return set_attr (type, "machine", value, changes);
+  return vmferry_xml_set_attr (type, "machine", value, changes);
 }
 
 static int
@@ -1591,7 +1419,7 @@ rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
     xmlNodePtr after = vmferry_xml_child (root, "vcpu");
     cpu = xmlNewDocNode (root->doc, NULL, BAD_CAST "cpu", NULL);
     if (cpu == NULL ||
-        (after ? insert_after (after, cpu) : append_child (root, cpu)) == -1) {
+        (after ? vmferry_xml_insert_after (after, cpu) : vmferry_xml_append_child (root, cpu)) == -1) {
       xmlFreeNode (cpu);
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
@@ -1604,28 +1432,28 @@ rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   for (n = cpu->children; n; n = next) {
     next = n->next;
     if (vmferry_xml_is_elem (n, "vendor") || (mode && vmferry_xml_is_elem (n, "model"))) {
-      remove_node (n);
+      vmferry_xml_remove (n);
       (*changes)++;
     }
     else if (vmferry_xml_is_elem (n, "feature")) {
-      char *pol = attr (n, "policy");
+      char *pol = vmferry_xml_attr (n, "policy");
       bool adds = pol == NULL || strcmp (pol, "require") == 0 ||
         strcmp (pol, "force") == 0;
-      xmlFree (pol);
+      free (pol);
       if (adds) {
-        remove_node (n);
+        vmferry_xml_remove (n);
         (*changes)++;
       }
     }
   }
   if (mode) {
-    unset_attr (cpu, "match", changes);
-    return set_attr (cpu, "mode", rw->cpu, changes);
+    vmferry_xml_unset_attr (cpu, "match", changes);
+    return vmferry_xml_set_attr (cpu, "mode", rw->cpu, changes);
   }
-  if (set_attr (cpu, "mode", "custom", changes) == -1)
+  if (vmferry_xml_set_attr (cpu, "mode", "custom", changes) == -1)
     return -1;
   if (!xmlHasNsProp (cpu, BAD_CAST "match", NULL) &&
-      set_attr (cpu, "match", "exact", changes) == -1)
+      vmferry_xml_set_attr (cpu, "match", "exact", changes) == -1)
     return -1;
   n = vmferry_xml_child (cpu, "model");
   if (n == NULL) {
@@ -1635,10 +1463,10 @@ rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
     }
-    if (set_attr (n, "fallback", "forbid", changes) == -1)
+    if (vmferry_xml_set_attr (n, "fallback", "forbid", changes) == -1)
       return -1;
   }
-  return set_text (n, rw->cpu, changes);
+  return vmferry_xml_set_text (n, rw->cpu, changes);
 }
 
 /* ---------------------------------------------------------------- networks */
@@ -1658,22 +1486,22 @@ rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
       char *v;
       if (!vmferry_xml_is_elem (n, "interface") || src == NULL)
         continue;
-      if (attr_eq (n, "type", "network"))
+      if (vmferry_xml_attr_eq (n, "type", "network"))
         p = &rw->networks, a = "network";
-      else if (attr_eq (n, "type", "bridge"))
+      else if (vmferry_xml_attr_eq (n, "type", "bridge"))
         p = &rw->bridges, a = "bridge";
       else
         continue;
-      v = attr (src, a);
+      v = vmferry_xml_attr (src, a);
       for (size_t i = 0; v && i < p->n; i++)
         if (strcmp (p->v[i].old, v) == 0) {
-          if (set_attr (src, a, p->v[i].new, changes) == -1) {
-            xmlFree (v);
+          if (vmferry_xml_set_attr (src, a, p->v[i].new, changes) == -1) {
+            free (v);
             return -1;
           }
           break;
         }
-      xmlFree (v);
+      free (v);
     }
   }
   return 0;
@@ -1720,7 +1548,7 @@ dev_used (xmlNodePtr root, const char *dev, xmlNodePtr except)
     if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (vmferry_xml_is_elem (n, "disk") && n != except && attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
+      if (vmferry_xml_is_elem (n, "disk") && n != except && vmferry_xml_attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
         return true;
   }
   return false;
@@ -1744,25 +1572,25 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
 
       if (!vmferry_xml_is_elem (n, "disk") || tgt == NULL)
         continue;
-      bus = attr (tgt, "bus");
+      bus = vmferry_xml_attr (tgt, "bus");
       for (size_t i = 0; bus && i < rw->buses.n; i++)
         if (strcmp (rw->buses.v[i].old, bus) == 0)
           rule = &rw->buses.v[i];
-      xmlFree (bus);
+      free (bus);
       if (rule == NULL || strcmp (rule->old, rule->new) == 0)
         continue;
-      if (set_attr (tgt, "bus", rule->new, changes) == -1)
+      if (vmferry_xml_set_attr (tgt, "bus", rule->new, changes) == -1)
         return -1;
       if (strcmp (rule->new, "scsi") == 0)
         want_scsi = true;
       /* The old bus's address means nothing on the new one. */
       if ((addr = vmferry_xml_child (n, "address")) != NULL) {
-        remove_node (addr);
+        vmferry_xml_remove (addr);
         (*changes)++;
       }
       op = bus_prefix (rule->old);
       np = bus_prefix (rule->new);
-      dev = attr (tgt, "dev");
+      dev = vmferry_xml_attr (tgt, "dev");
       if (dev && op && np && strcmp (op, np) != 0) {
         char newdev[32], suf[16];
         for (unsigned i = 0; i < 18278; i++) {
@@ -1771,12 +1599,12 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
           if (!dev_used (root, newdev, n))
             break;
         }
-        if (set_attr (tgt, "dev", newdev, changes) == -1) {
-          xmlFree (dev);
+        if (vmferry_xml_set_attr (tgt, "dev", newdev, changes) == -1) {
+          free (dev);
           return -1;
         }
       }
-      xmlFree (dev);
+      free (dev);
     }
   }
 
@@ -1786,13 +1614,13 @@ rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
   if (want_scsi) {
     xmlNodePtr devs = vmferry_xml_child (root, "devices"), ctl;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (vmferry_xml_is_elem (n, "controller") && attr_eq (n, "type", "scsi"))
+      if (vmferry_xml_is_elem (n, "controller") && vmferry_xml_attr_eq (n, "type", "scsi"))
         return 0;
     ctl = xmlNewDocNode (root->doc, NULL, BAD_CAST "controller", NULL);
     if (ctl == NULL || xmlSetProp (ctl, BAD_CAST "type", BAD_CAST "scsi") == NULL ||
         xmlSetProp (ctl, BAD_CAST "index", BAD_CAST "0") == NULL ||
         xmlSetProp (ctl, BAD_CAST "model", BAD_CAST "virtio-scsi") == NULL ||
-        append_child (devs, ctl) == -1) {
+        vmferry_xml_append_child (devs, ctl) == -1) {
       xmlFreeNode (ctl);
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
@@ -1815,7 +1643,7 @@ drop_devices (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
       for (n = devs->children; n; n = next) {
         next = n->next;
         if (vmferry_xml_is_elem (n, rw->drop[k])) {
-          remove_node (n);
+          vmferry_xml_remove (n);
           (*changes)++;
         }
       }

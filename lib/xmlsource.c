@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "xmlnode.h"
 #include "xmlsource.h"
 
 struct src_attr {
@@ -500,11 +501,11 @@ same_attrs (const struct tok *t, xmlNodePtr n)
     if (a == NULL)
       return false;
     q = attr_qname (a);
-    v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+    v = vmferry_xml_attr_value (a);
     eq = q && v && strcmp (q, t->attrs[i].qname) == 0 &&
       strcmp (v, t->attrs[i].value) == 0;
     free (q);
-    xmlFree (v);
+    free (v);
     if (!eq)
       return false;
     a = a->next;
@@ -760,7 +761,7 @@ static void
 put_attr (struct out *o, xmlAttrPtr a, char quote)
 {
   char *q = attr_qname (a);
-  char *v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+  char *v = vmferry_xml_attr_value (a);
 
   if (q == NULL || v == NULL)
     o->nomem = true;
@@ -773,7 +774,7 @@ put_attr (struct out *o, xmlAttrPtr a, char quote)
     put (o, &quote, 1);
   }
   free (q);
-  xmlFree (v);
+  free (v);
 }
 
 /* An element the source does not have, written whole. */
@@ -850,7 +851,7 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
         continue;               /* removed */
       }
       free (q);
-      v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+      v = vmferry_xml_attr_value (a);
       if (v && strcmp (v, sa->value) == 0)
         put_raw (o, src, sa->ws, sa->end);
       else if (v) {
@@ -860,7 +861,7 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
       }
       else
         o->nomem = true;
-      xmlFree (v);
+      free (v);
       a = a->next;
     }
     for (; a; a = a->next)
