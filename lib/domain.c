@@ -300,8 +300,10 @@ struct file_list {
   size_t n, alloc;
 };
 
+/* A new entry for NODE, which takes *PATH over (PATH may be NULL). */
 static struct vmferry_domain_file *
-list_add (struct file_list *l, int role, xmlNodePtr node)
+list_add (struct file_list *l, int role, xmlNodePtr node, char **path,
+          bool block)
 {
   struct vmferry_domain_file *f;
 
@@ -319,6 +321,11 @@ list_add (struct file_list *l, int role, xmlNodePtr node)
   memset (f, 0, sizeof *f);
   f->role = role;
   f->node = node;
+  f->block = block;
+  if (path) {
+    f->path = *path;
+    *path = NULL;
+  }
   return f;
 }
 
@@ -372,12 +379,9 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
                          label, depth, block ? "dev" : "file");
       return -1;
     }
-    f = list_add (l, VMFERRY_ROLE_BACKING, src);
+    f = list_add (l, VMFERRY_ROLE_BACKING, src, &path, block);
     if (f == NULL)
       return -1;
-    f->path = path;
-    path = NULL;
-    f->block = block;
     f->readonly = true;
     f->depth = depth;
     f->disk_index = disk_index;
@@ -459,19 +463,17 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   }
 
   index = l->n;
-  f = list_add (l, VMFERRY_ROLE_DISK, src);
+  f = list_add (l, VMFERRY_ROLE_DISK, src, &path, block);
   if (f == NULL)
     return -1;
-  f->path = path;
   f->pool = pool;
   f->volume = vol;
-  path = pool = vol = NULL;
+  pool = vol = NULL;
   f->readonly = readonly;
   f->shareable = shareable;
   f->cdrom = cdrom;
   f->floppy = floppy;
   f->lun = lun;
-  f->block = block;
   if (vmferry_xml_get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
       vmferry_xml_get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
     return -1;
@@ -512,12 +514,9 @@ add_nvram (struct file_list *l, xmlNodePtr nvram)
   if (path == NULL || *path == '\0')
     return 0;
 
-  f = list_add (l, VMFERRY_ROLE_NVRAM, node);
+  f = list_add (l, VMFERRY_ROLE_NVRAM, node, &path, block);
   if (f == NULL)
     return -1;
-  f->path = path;
-  path = NULL;
-  f->block = block;
   if (vmferry_xml_get_attr (nvram, "format", &f->format) == -1 ||
       vmferry_xml_get_attr (nvram, "template", &f->nvram_template) == -1)
     return -1;
@@ -535,7 +534,7 @@ add_tpm (struct file_list *l, xmlNodePtr tpm)
   if (backend == NULL || !vmferry_xml_attr_eq (backend, "type", "emulator"))
     return 0;
   src = vmferry_xml_child (backend, "source");
-  f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend);
+  f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend, NULL, false);
   if (f == NULL)
     return -1;
   if (vmferry_xml_get_attr (backend, "version", &f->tpm_version) == -1)
