@@ -320,6 +320,57 @@ name_of (const char *fs, ...)
        child = child->next)                                             \
     if (vmferry_xml_is_elem (child, name))
 
+/* A path a rule reads: attribute ATTR (NULL: the text) of each child
+ * named ELEM (NULL: of the element itself), a reference of KIND named
+ * "WHERE WHAT" (WHAT alone when there is no WHERE).
+ */
+struct path_rule {
+  const char *elem, *attr;
+  int kind;
+  const char *what;
+};
+
+static void
+add_path (struct collector *c, xmlNodePtr n, const struct path_rule *r,
+          const char *where)
+{
+  const char *sep = *where ? " " : "";
+
+  if (r->attr)
+    ADD_PATH_ATTR (c, r->kind, n, r->attr, NULL, "%s%s%s", where, sep,
+                   r->what);
+  else
+    ADD_PATH_TEXT (c, r->kind, n, NULL, "%s%s%s", where, sep, r->what);
+}
+
+/* The paths RULES name under N, in the order of the rules; the rules
+ * that follow one another with one ELEM read each such child in turn.
+ */
+#define ADD_PATHS(c, n, rules, where) \
+  add_paths (c, n, rules, sizeof rules / sizeof rules[0], where)
+
+static void
+add_paths (struct collector *c, xmlNodePtr n, const struct path_rule *rules,
+           size_t nrules, const char *where)
+{
+  for (size_t i = 0, j; i < nrules; i = j) {
+    const char *elem = rules[i].elem;
+
+    for (j = i + 1; j < nrules && (rules[j].elem == elem ||
+                                   (elem && rules[j].elem &&
+                                    strcmp (rules[j].elem, elem) == 0)); j++)
+      ;
+    if (elem == NULL) {
+      for (size_t k = i; k < j; k++)
+        add_path (c, n, &rules[k], where);
+      continue;
+    }
+    FOR_CHILDREN (e, n, elem)
+      for (size_t k = i; k < j; k++)
+        add_path (c, e, &rules[k], where);
+  }
+}
+
 /* An unsigned number as libvirt reads addresses (0x prefix for hex),
  * or -1.
  */
@@ -366,6 +417,16 @@ pci_name (xmlNodePtr addr)
                   ss ? ss : "", fs ? fs : "");
 }
 
+/* Of a store's <source>: network disks' hosts and credentials. */
+static const struct path_rule source_paths[] = {
+  { "host", "socket", VMFERRY_REF_SOCKET, "host socket" },
+  { "config", "file", VMFERRY_REF_CONFIG_FILE, "source config file" },
+  { "knownHosts", "path", VMFERRY_REF_CONFIG_FILE,
+    "source known hosts file" },
+  { "identity", "keyfile", VMFERRY_REF_CONFIG_FILE, "source identity key" },
+  { "identity", "agentsock", VMFERRY_REF_SOCKET, "source agent socket" },
+};
+
 /* The sources of a disk-like store: <source> children of STORE (a
  * <disk>, <backingStore>, <dataStore>, <mirror> or <nvram>).  FILE_KIND
  * is the kind of a file, block device or directory there; WHERE names
@@ -396,21 +457,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
       add (c, VMFERRY_REF_VOLUME, false,
            name_of ("volume:%s/%s", pool ? pool : "", volume ? volume : ""),
            format, src, "volume", "%s source", where);
-    FOR_CHILDREN (h, src, "host")
-      ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, h, "socket", NULL,
-                     "%s host socket", where);
-    FOR_CHILDREN (cf, src, "config")
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, cf, "file", NULL,
-                     "%s source config file", where);
-    FOR_CHILDREN (kh, src, "knownHosts")
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, kh, "path", NULL,
-                     "%s source known hosts file", where);
-    FOR_CHILDREN (id, src, "identity") {
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, id, "keyfile", NULL,
-                     "%s source identity key", where);
-      ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, id, "agentsock", NULL,
-                     "%s source agent socket", where);
-    }
+    ADD_PATHS (c, src, source_paths, where);
     FOR_CHILDREN (res, src, "reservations")
       FOR_CHILDREN (rs, res, "source")
         ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, rs, "path", NULL,
@@ -499,29 +546,39 @@ chardev_refs (struct collector *c, xmlNodePtr type_node, xmlNodePtr src_parent,
                    "%s log file", where);
 }
 
+static const struct path_rule filesystem_source_paths[] = {
+  { NULL, "dir", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "file", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "dev", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "socket", VMFERRY_REF_SOCKET, "source socket" },
+};
+
+static const struct path_rule filesystem_paths[] = {
+  { "binary", "path", VMFERRY_REF_EXECUTABLE, "virtiofsd binary" },
+};
+
 static void
 filesystem_refs (struct collector *c, xmlNodePtr fs, const char *where)
 {
   FOR_CHILDREN (src, fs, "source") {
     CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
     CLEANUP_FREE char *volume = vmferry_xml_attr (src, "volume");
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "dir", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "file", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "dev", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, src, "socket", NULL,
-                   "%s source socket", where);
+    ADD_PATHS (c, src, filesystem_source_paths, where);
     if (pool || volume)
       add (c, VMFERRY_REF_VOLUME, false,
            name_of ("volume:%s/%s", pool ? pool : "", volume ? volume : ""),
            NULL, src, "volume", "%s source", where);
   }
-  FOR_CHILDREN (b, fs, "binary")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, b, "path", NULL,
-                   "%s virtiofsd binary", where);
+  ADD_PATHS (c, fs, filesystem_paths, where);
 }
+
+static const struct path_rule interface_paths[] = {
+  { "script", "path", VMFERRY_REF_EXECUTABLE, "script" },
+  { "downscript", "path", VMFERRY_REF_EXECUTABLE, "downscript" },
+  { "backend", "tap", VMFERRY_REF_DEVICE_NODE, "backend tap" },
+  { "backend", "vhost", VMFERRY_REF_DEVICE_NODE, "backend vhost" },
+  { "backend", "logFile", VMFERRY_REF_OUTPUT_FILE, "backend log file" },
+};
 
 static void
 interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
@@ -550,21 +607,18 @@ interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
                NULL, "%s source", where);
       }
   }
-  FOR_CHILDREN (s, iface, "script")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, s, "path", NULL,
-                   "%s script", where);
-  FOR_CHILDREN (s, iface, "downscript")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, s, "path", NULL,
-                   "%s downscript", where);
-  FOR_CHILDREN (b, iface, "backend") {
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, b, "tap", NULL,
-                   "%s backend tap", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, b, "vhost", NULL,
-                   "%s backend vhost", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_OUTPUT_FILE, b, "logFile", NULL,
-                   "%s backend log file", where);
-  }
+  ADD_PATHS (c, iface, interface_paths, where);
 }
+
+static const struct path_rule graphics_paths[] = {
+  { NULL, "socket", VMFERRY_REF_SOCKET, "socket" },
+  { NULL, "xauth", VMFERRY_REF_CONFIG_FILE, "X authority file" },
+};
+
+static const struct path_rule graphics_child_paths[] = {
+  { "listen", "socket", VMFERRY_REF_SOCKET, "listen socket" },
+  { "gl", "rendernode", VMFERRY_REF_DEVICE_NODE, "render node" },
+};
 
 static void
 graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
@@ -572,9 +626,7 @@ graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
   CLEANUP_FREE char *display = vmferry_xml_attr (g, "display");
   CLEANUP_FREE char *address = vmferry_xml_attr (g, "address");
 
-  ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, g, "socket", NULL, "%s socket", where);
-  ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, g, "xauth", NULL,
-                 "%s X authority file", where);
+  ADD_PATHS (c, g, graphics_paths, where);
   /* SDL and desktop: a display of the host's X server. */
   if (display)
     add (c, VMFERRY_REF_SOCKET, false, name_of ("display:%s", display),
@@ -583,12 +635,7 @@ graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
   if (address && vmferry_xml_attr_eq (g, "type", "dbus"))
     add (c, VMFERRY_REF_SOCKET, false, name_of ("dbus:%s", address),
          NULL, g, "address", "%s bus address", where);
-  FOR_CHILDREN (l, g, "listen")
-    ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, l, "socket", NULL,
-                   "%s listen socket", where);
-  FOR_CHILDREN (gl, g, "gl")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, gl, "rendernode", NULL,
-                   "%s render node", where);
+  ADD_PATHS (c, g, graphics_child_paths, where);
 }
 
 static void
@@ -735,24 +782,26 @@ memory_refs (struct collector *c, xmlNodePtr mem, const char *where)
                      where);
 }
 
+static const struct path_rule audio_paths[] = {
+  { NULL, "path", VMFERRY_REF_OUTPUT_FILE, "file" },
+  { NULL, "runtimeDir", VMFERRY_REF_SOCKET, "runtime directory" },
+};
+
+static const struct path_rule audio_child_paths[] = {
+  { "input", "dev", VMFERRY_REF_DEVICE_NODE, "input device" },
+  { "output", "dev", VMFERRY_REF_DEVICE_NODE, "output device" },
+};
+
 static void
 audio_refs (struct collector *c, xmlNodePtr a, const char *where)
 {
   CLEANUP_FREE char *server = vmferry_xml_attr (a, "serverName");
 
-  ADD_PATH_ATTR (c, VMFERRY_REF_OUTPUT_FILE, a, "path", NULL, "%s file",
-                 where);
-  ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, a, "runtimeDir", NULL,
-                 "%s runtime directory", where);
+  ADD_PATHS (c, a, audio_paths, where);
   if (server)
     add (c, VMFERRY_REF_SOCKET, false, name_of ("audio-server:%s", server),
          NULL, a, "serverName", "%s server", where);
-  FOR_CHILDREN (in, a, "input")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, in, "dev", NULL,
-                   "%s input device", where);
-  FOR_CHILDREN (out, a, "output")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, out, "dev", NULL,
-                   "%s output device", where);
+  ADD_PATHS (c, a, audio_child_paths, where);
 }
 
 /* A name for the Nth device of its element name, for messages. */
@@ -872,6 +921,16 @@ devices_refs (struct collector *c, xmlNodePtr devs)
   }
 }
 
+static const struct path_rule os_paths[] = {
+  { "varstore", "path", VMFERRY_REF_NVRAM, "os/varstore" },
+  { "varstore", "template", VMFERRY_REF_NVRAM_TEMPLATE,
+    "os/varstore template" },
+  { "kernel", NULL, VMFERRY_REF_BOOT_FILE, "os/kernel" },
+  { "initrd", NULL, VMFERRY_REF_BOOT_FILE, "os/initrd" },
+  { "dtb", NULL, VMFERRY_REF_BOOT_FILE, "os/dtb" },
+  { "shim", NULL, VMFERRY_REF_BOOT_FILE, "os/shim" },
+};
+
 static void
 os_refs (struct collector *c, xmlNodePtr os)
 {
@@ -894,19 +953,7 @@ os_refs (struct collector *c, xmlNodePtr os)
       ADD_PATH_TEXT (c, VMFERRY_REF_NVRAM, nv, fmt, "os/nvram");
     store_sources (c, nv, VMFERRY_REF_NVRAM, fmt, "os/nvram");
   }
-  FOR_CHILDREN (vs, os, "varstore") {
-    ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM, vs, "path", NULL, "os/varstore");
-    ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM_TEMPLATE, vs, "template", NULL,
-                   "os/varstore template");
-  }
-  FOR_CHILDREN (k, os, "kernel")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, k, NULL, "os/kernel");
-  FOR_CHILDREN (i, os, "initrd")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, i, NULL, "os/initrd");
-  FOR_CHILDREN (d, os, "dtb")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, d, NULL, "os/dtb");
-  FOR_CHILDREN (s, os, "shim")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, s, NULL, "os/shim");
+  ADD_PATHS (c, os, os_paths, "");
   FOR_CHILDREN (a, os, "acpi")
     FOR_CHILDREN (t, a, "table")
       ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, t, NULL, "os/acpi table");
