@@ -281,7 +281,8 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
   }
   if (!vmferry_xml_is_elem (root, "domain")) {
     vmferry_set_error ("%s: root element is <%s%s%s>, not <domain>", name,
-                       root->ns && root->ns->prefix ? (const char *) root->ns->prefix : "",
+                       root->ns && root->ns->prefix
+                       ? (const char *) root->ns->prefix : "",
                        root->ns && root->ns->prefix ? ":" : "",
                        (const char *) root->name);
     return NULL;
@@ -388,7 +389,8 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
     if (l->v[disk_index].target &&
         (f->target = strdup (l->v[disk_index].target)) == NULL)
       goto nomem;
-    if (vmferry_xml_get_attr (vmferry_xml_child (bs, "format"), "type", &f->format) == -1)
+    if (vmferry_xml_get_attr (vmferry_xml_child (bs, "format"), "type",
+                              &f->format) == -1)
       return -1;
     parent = bs;
   }
@@ -443,7 +445,8 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
     /* A volume of a storage pool: named, not located (the exporter asks
      * libvirt for its path).
      */
-    if (vmferry_xml_get_attr (src, "pool", &pool) == -1 || vmferry_xml_get_attr (src, "volume", &vol) == -1)
+    if (vmferry_xml_get_attr (src, "pool", &pool) == -1 ||
+        vmferry_xml_get_attr (src, "volume", &vol) == -1)
       return -1;
     if (pool == NULL || vol == NULL || !*pool || !*vol)
       return 0;                 /* no source, like an empty CD-ROM */
@@ -474,8 +477,10 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   f->cdrom = cdrom;
   f->floppy = floppy;
   f->lun = lun;
-  if (vmferry_xml_get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
-      vmferry_xml_get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
+  if (vmferry_xml_get_attr (vmferry_xml_child (disk, "target"), "dev",
+                            &f->target) == -1 ||
+      vmferry_xml_get_attr (vmferry_xml_child (disk, "driver"), "type",
+                            &f->format) == -1)
     return -1;
 
   return add_backing (l, disk, index, label);
@@ -578,7 +583,8 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
 
   for (xmlNodePtr os = root->children; os; os = os->next) {
     xmlNodePtr nvram;
-    if (vmferry_xml_is_elem (os, "os") && (nvram = vmferry_xml_child (os, "nvram")) != NULL) {
+    if (vmferry_xml_is_elem (os, "os") &&
+        (nvram = vmferry_xml_child (os, "nvram")) != NULL) {
       if (add_nvram (&l, nvram) == -1)
         goto error;
       break;
@@ -720,7 +726,8 @@ vmferry_domain_set_backing_path (xmlDocPtr doc, const char *oldpath,
         continue;
       while ((bs = vmferry_xml_child (bs, "backingStore")) != NULL) {
         xmlNodePtr src = vmferry_xml_child (bs, "source");
-        const char *attr = vmferry_xml_attr_eq (bs, "type", "block") ? "dev" : "file";
+        const char *attr =
+          vmferry_xml_attr_eq (bs, "type", "block") ? "dev" : "file";
         if (src && vmferry_xml_attr_eq (src, attr, oldpath)) {
           if (vmferry_xml_set_attr (src, attr, newpath, NULL) == -1)
             return -1;
@@ -849,7 +856,8 @@ vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
     name = vmferry_xml_child (root, "name");
     if (n == NULL ||
         (name ? vmferry_xml_insert_after (name, n)
-              : root->children ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)
+              : root->children
+              ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)
               : (xmlAddChild (root, n) ? 0 : -1)) == -1) {
       xmlFreeNode (n);
       vmferry_set_error_errno (ENOMEM, "domain XML: <uuid>");

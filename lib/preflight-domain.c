@@ -15,7 +15,7 @@
 #include "preflight.h"
 #include "xmlnode.h"
 
-/* ---------------------------------------------------------------- name, UUID, memory */
+/* ------------------------------------------------------- name, UUID, memory */
 
 /* Does the domcaps <enum name=NAME> under PARENT hold VALUE?  -1 when
  * the enum is not there (nothing known).
@@ -24,7 +24,8 @@ static int
 enum_has (xmlNodePtr parent, const char *name, const char *value)
 {
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") || !vmferry_xml_attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") ||
+        !vmferry_xml_attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
@@ -47,11 +48,13 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
 
   buf[0] = '\0';
   for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") || !vmferry_xml_attr_eq (e, "name", name))
+    if (!vmferry_xml_is_elem (e, "enum") ||
+        !vmferry_xml_attr_eq (e, "name", name))
       continue;
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
-      if (!vmferry_xml_is_elem (v, "value") || (t = vmferry_xml_text (v)) == NULL)
+      if (!vmferry_xml_is_elem (v, "value") ||
+          (t = vmferry_xml_text (v)) == NULL)
         continue;
       used += snprintf (buf + used, used < len ? len - used : 0, "%s%s",
                         used ? ", " : "", t);
@@ -62,26 +65,35 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
 void
 vmferry_preflight_identity (struct preflight *c)
 {
-  CLEANUP_FREE char *name = vmferry_xml_text (vmferry_xml_child (c->root, "name"));
-  CLEANUP_FREE char *uuid = vmferry_xml_text (vmferry_xml_child (c->root, "uuid"));
+  CLEANUP_FREE char *name =
+    vmferry_xml_text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *uuid =
+    vmferry_xml_text (vmferry_xml_child (c->root, "uuid"));
   virDomainPtr by_name = name ? virDomainLookupByName (c->dest, name) : NULL;
-  virDomainPtr by_uuid = uuid ? virDomainLookupByUUIDString (c->dest, uuid) : NULL;
+  virDomainPtr by_uuid =
+    uuid ? virDomainLookupByUUIDString (c->dest, uuid) : NULL;
   char object[600];
 
   if (by_name) {
     CLEANUP_FREE char *newname = NULL;
     if (asprintf (&newname, "%s-copy", name) < 0)
       newname = NULL;
-    const char *fix[] = { "--rename", newname, "--new-uuid", "--new-macs", NULL };
+    const char *fix[] =
+      { "--rename", newname, "--new-uuid", "--new-macs", NULL };
     snprintf (object, sizeof object, "domain %s", name);
     /* Only vmferry-import replaces a domain (--force). */
-    vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "name", object, newname ? fix : NULL,
-         c->in->check_for != VMFERRY_CHECK_FOR_IMPORT ?
-         "or, if that one is not needed, undefine it there first" :
-         "or replace it: vmferry-import --force (only once the new copy is verified)",
-         "a domain of this name is already defined on the destination");
+    vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "name", object,
+                           newname ? fix : NULL,
+                           c->in->check_for != VMFERRY_CHECK_FOR_IMPORT ?
+                           "or, if that one is not needed, undefine it there "
+                           "first" :
+                           "or replace it: vmferry-import --force (only once "
+                           "the new copy is verified)",
+                           "a domain of this name is already defined on the "
+                           "destination");
   }
-  if (by_uuid && (by_name == NULL || strcmp (virDomainGetName (by_uuid), name) != 0)) {
+  if (by_uuid &&
+      (by_name == NULL || strcmp (virDomainGetName (by_uuid), name) != 0)) {
     const char *fix[] = { "--new-uuid", NULL };
     const char *other = virDomainGetName (by_uuid);
     size_t len = name ? strlen (name) : 0;
@@ -92,11 +104,13 @@ vmferry_preflight_identity (struct preflight *c)
     if (name && strncmp (other, name, len) == 0 &&
         strncmp (other + len, ".vmferry-new-", 13) == 0)
       vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "uuid", object, NULL, NULL,
-           "domain %s on the destination has this UUID: an import of this domain "
-           "was killed as it defined it; the next import removes it first", other);
+                             "domain %s on the destination has this UUID: an "
+                             "import of this domain was killed as it defined "
+                             "it; the next import removes it first", other);
     else
       vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "uuid", object, fix, NULL,
-           "domain %s on the destination already has this UUID", other);
+                             "domain %s on the destination already has this "
+                             "UUID", other);
   }
   if (by_name)
     virDomainFree (by_name);
@@ -128,9 +142,11 @@ vmferry_preflight_identity (struct preflight *c)
     else
       return;
     if (kib > info.memory)
-      vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "memory", "memory", NULL, NULL,
-           "the domain has %llu KiB, the destination %lu KiB in all", kib,
-           info.memory);
+      vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "memory", "memory", NULL,
+                             NULL,
+                             "the domain has %llu KiB, the destination %lu KiB "
+                             "in all", kib,
+                             info.memory);
   }
 }
 
@@ -151,8 +167,9 @@ vmferry_preflight_devices (struct preflight *c)
     if (fw && enum_has (vmferry_xml_child (caps, "os"), "firmware", fw) == 0) {
       snprintf (object, sizeof object, "firmware %s", fw);
       vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "firmware", object, NULL,
-           "install the firmware (e.g. ovmf) on the destination",
-           "the destination has no firmware of this kind");
+                             "install the firmware (e.g. ovmf) on the "
+                             "destination",
+                             "the destination has no firmware of this kind");
     }
   }
 
@@ -161,55 +178,77 @@ vmferry_preflight_devices (struct preflight *c)
       continue;
     for (xmlNodePtr d = devs->children; d; d = d->next) {
       if (vmferry_xml_is_elem (d, "disk") && cdev) {
-        CLEANUP_FREE char *bus = vmferry_xml_attr (vmferry_xml_child (d, "target"), "bus");
-        CLEANUP_FREE char *dev = vmferry_xml_attr (vmferry_xml_child (d, "target"), "dev");
-        if (bus && enum_has (vmferry_xml_child (cdev, "disk"), "bus", bus) == 0) {
+        CLEANUP_FREE char *bus =
+          vmferry_xml_attr (vmferry_xml_child (d, "target"), "bus");
+        CLEANUP_FREE char *dev =
+          vmferry_xml_attr (vmferry_xml_child (d, "target"), "dev");
+        if (bus &&
+            enum_has (vmferry_xml_child (cdev, "disk"), "bus", bus) == 0) {
           CLEANUP_FREE char *pair = NULL;
-          const char *nb = enum_has (vmferry_xml_child (cdev, "disk"), "bus", "virtio") == 1 ? "virtio" : NULL;
+          const char *nb =
+            enum_has (vmferry_xml_child (cdev, "disk"), "bus", "virtio") == 1
+            ? "virtio" : NULL;
           if (nb && asprintf (&pair, "%s=%s", bus, nb) < 0)
             pair = NULL;
           const char *fix[] = { "--disk-bus", pair, NULL };
-          enum_list (vmferry_xml_child (cdev, "disk"), "bus", list, sizeof list);
-          snprintf (object, sizeof object, "disk %s bus %s", dev ? dev : "?", bus);
-          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, pair ? fix : NULL, NULL,
-               "the destination does not support this disk bus (it has: %s)", list);
+          enum_list (vmferry_xml_child (cdev, "disk"), "bus", list,
+                     sizeof list);
+          snprintf (object, sizeof object, "disk %s bus %s", dev ? dev : "?",
+                    bus);
+          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object,
+                                 pair ? fix : NULL, NULL,
+                                 "the destination does not support this disk "
+                                 "bus (it has: %s)", list);
         }
       }
       else if (vmferry_xml_is_elem (d, "graphics") && cdev) {
         CLEANUP_FREE char *type = vmferry_xml_attr (d, "type");
-        if (type && enum_has (vmferry_xml_child (cdev, "graphics"), "type", type) == 0) {
+        if (type &&
+            enum_has (vmferry_xml_child (cdev, "graphics"), "type",
+                      type) == 0) {
           const char *fix[] = { "--drop-device", "graphics", NULL };
           snprintf (object, sizeof object, "graphics %s", type);
-          enum_list (vmferry_xml_child (cdev, "graphics"), "type", list, sizeof list);
-          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, fix, NULL,
-               "the destination does not support this graphics type (it has: %s)", list);
+          enum_list (vmferry_xml_child (cdev, "graphics"), "type", list,
+                     sizeof list);
+          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, fix,
+                                 NULL,
+                                 "the destination does not support this "
+                                 "graphics type (it has: %s)", list);
         }
       }
       else if (vmferry_xml_is_elem (d, "video") && cdev) {
-        CLEANUP_FREE char *type = vmferry_xml_attr (vmferry_xml_child (d, "model"), "type");
-        if (type && enum_has (vmferry_xml_child (cdev, "video"), "modelType", type) == 0) {
+        CLEANUP_FREE char *type =
+          vmferry_xml_attr (vmferry_xml_child (d, "model"), "type");
+        if (type &&
+            enum_has (vmferry_xml_child (cdev, "video"), "modelType",
+                      type) == 0) {
           snprintf (object, sizeof object, "video %s", type);
-          enum_list (vmferry_xml_child (cdev, "video"), "modelType", list, sizeof list);
+          enum_list (vmferry_xml_child (cdev, "video"), "modelType", list,
+                     sizeof list);
           vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, NULL,
-               "change the video model", "the destination does not support this "
-               "video model (it has: %s)", list);
+                                 "change the video model",
+                                 "the destination does not support this video "
+                                 "model (it has: %s)", list);
         }
       }
       else if (vmferry_xml_is_elem (d, "tpm") && cdev) {
-        CLEANUP_FREE char *bt = vmferry_xml_attr (vmferry_xml_child (d, "backend"), "type");
+        CLEANUP_FREE char *bt =
+          vmferry_xml_attr (vmferry_xml_child (d, "backend"), "type");
         xmlNodePtr t = vmferry_xml_child (cdev, "tpm");
         if (bt && t && (!vmferry_xml_attr_eq (t, "supported", "yes") ||
                         enum_has (t, "backendModel", bt) == 0)) {
           const char *fix[] = { "--drop-device", "tpm", NULL };
           snprintf (object, sizeof object, "tpm backend %s", bt);
           vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, fix,
-               "or install swtpm on the destination",
-               "the destination does not support this TPM backend");
+                                 "or install swtpm on the destination",
+                                 "the destination does not support this TPM "
+                                 "backend");
         }
       }
       else if (vmferry_xml_is_elem (d, "hostdev")) {
         const char *fix[] = { "--drop-device", "hostdev", NULL };
-        xmlNodePtr addr = vmferry_xml_child (vmferry_xml_child (d, "source"), "address");
+        xmlNodePtr addr =
+          vmferry_xml_child (vmferry_xml_child (d, "source"), "address");
         CLEANUP_FREE char *type = vmferry_xml_attr (d, "type");
         if (type && strcmp (type, "pci") == 0 && addr) {
           CLEANUP_FREE char *dom = vmferry_xml_attr (addr, "domain");
@@ -228,21 +267,26 @@ vmferry_preflight_devices (struct preflight *c)
                     v[0], v[1], v[2], v[3]);
           nd = virNodeDeviceLookupByName (c->dest, nodedev);
           if (nd == NULL)
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, fix, NULL,
-                 "no such PCI device on the destination");
+            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object, fix,
+                                   NULL,
+                                   "no such PCI device on the destination");
           else {
             virNodeDeviceFree (nd);
-            vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "device", object, fix, NULL,
-                 "a PCI device at this address exists on the destination, but "
-                 "passthrough ties the domain to one host's hardware: make sure "
-                 "it is the same kind of device and free");
+            vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "device", object,
+                                   fix, NULL,
+                                   "a PCI device at this address exists on the "
+                                   "destination, but passthrough ties the "
+                                   "domain to one host's hardware: make sure "
+                                   "it is the same kind of device and free");
           }
         }
         else if (!hostdev_seen) {
           snprintf (object, sizeof object, "hostdev %s", type ? type : "");
-          vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "device", object, fix, NULL,
-               "host device passthrough ties the domain to one host's hardware; "
-               "vmferry cannot check this kind on the destination");
+          vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "device", object, fix,
+                                 NULL,
+                                 "host device passthrough ties the domain to "
+                                 "one host's hardware; vmferry cannot check "
+                                 "this kind on the destination");
         }
         hostdev_seen = true;
       }

@@ -68,7 +68,8 @@ static int
 add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
           bool carried, const char *format)
 {
-  struct vmferry_check_file *v = reallocarray (in->files, in->nr_files + 1, sizeof *v);
+  struct vmferry_check_file *v =
+    reallocarray (in->files, in->nr_files + 1, sizeof *v);
 
   if (v == NULL)
     return -1;
@@ -108,7 +109,8 @@ read_full (int fd, void *buf, size_t len)
 
 /* Files from a manifest: by source_path, or pool/volume. */
 static int
-files_from_manifest (struct vmferry_check_input *in, const char *json, size_t len)
+files_from_manifest (struct vmferry_check_input *in, const char *json,
+                     size_t len)
 {
   json_tokener *tok = json_tokener_new_ex (32);
   json_object *m = NULL, *files;
@@ -123,7 +125,8 @@ files_from_manifest (struct vmferry_check_input *in, const char *json, size_t le
     vmferry_set_error ("%s: manifest: not a vmferry manifest", in->name);
     goto out;
   }
-  for (size_t i = 0; i < json_object_array_length (files) && i < VMFERRY_MAX_FILES; i++) {
+  for (size_t i = 0; i < json_object_array_length (files) &&
+       i < VMFERRY_MAX_FILES; i++) {
     json_object *f = json_object_array_get_idx (files, i), *v;
     const char *src = NULL, *pool = NULL, *vol = NULL, *role = NULL;
     const char *format = NULL;
@@ -166,8 +169,8 @@ files_from_manifest (struct vmferry_check_input *in, const char *json, size_t le
  * holds bytes already read from FD.
  */
 static int
-load_stream (struct vmferry_check_input *in, int fd, const unsigned char *prefix,
-             size_t plen)
+load_stream (struct vmferry_check_input *in, int fd,
+             const unsigned char *prefix, size_t plen)
 {
   CLEANUP_FREE char *manifest = NULL;
   size_t mlen = 0;
@@ -206,18 +209,21 @@ load_stream (struct vmferry_check_input *in, int fd, const unsigned char *prefix
       vmferry_set_error ("%s: truncated before the domain XML", in->name);
       goto out;
     }
-    if (vmferry_record_checksum (hdr, payload, rec.payload_len) != rec.checksum ||
+    if (vmferry_record_checksum (hdr, payload,
+                                 rec.payload_len) != rec.checksum ||
         rec.seq != seq) {
-      vmferry_set_error ("%s: record %" PRIu64 ": checksum mismatch or bad number",
-                         in->name, seq);
+      vmferry_set_error ("%s: record %" PRIu64 ": checksum mismatch or "
+                         "bad number", in->name, seq);
       goto out;
     }
     rec.payload = payload;
     if (seq == 0) {
       if (rec.type != VMFERRY_REC_STREAM_HEADER ||
-          vmferry_stream_parse_header (payload, rec.payload_len, NULL, NULL) < 0) {
+          vmferry_stream_parse_header (payload, rec.payload_len, NULL,
+                                       NULL) < 0) {
         if (rec.type != VMFERRY_REC_STREAM_HEADER)
-          vmferry_set_error ("%s: does not start with a stream header", in->name);
+          vmferry_set_error ("%s: does not start with a stream header",
+                             in->name);
         else
           vmferry_prefix_error ("%s", in->name);
         goto out;
@@ -239,7 +245,8 @@ load_stream (struct vmferry_check_input *in, int fd, const unsigned char *prefix
         goto out;
       }
       if (manifest == NULL) {
-        vmferry_set_error ("%s: the domain XML came before the manifest", in->name);
+        vmferry_set_error ("%s: the domain XML came before the manifest",
+                           in->name);
         goto out;
       }
       in->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
@@ -268,8 +275,10 @@ carried_disk (xmlNodePtr d)
 {
   CLEANUP_FREE char *dev = vmferry_xml_attr (d, "device");
 
-  return !(dev && (strcmp (dev, "cdrom") == 0 || strcmp (dev, "floppy") == 0)) &&
-    vmferry_xml_child (d, "readonly") == NULL && vmferry_xml_child (d, "shareable") == NULL;
+  return !(dev &&
+           (strcmp (dev, "cdrom") == 0 || strcmp (dev, "floppy") == 0)) &&
+    vmferry_xml_child (d, "readonly") == NULL &&
+    vmferry_xml_child (d, "shareable") == NULL;
 }
 
 /* Files of a bare XML or a domain: sizes from FN (NULL: stat here). */
@@ -277,7 +286,8 @@ static int
 files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
 {
   xmlNodePtr root = xmlDocGetRootElement (in->doc);
-  xmlNodePtr os = vmferry_xml_child (root, "os"), nv = vmferry_xml_child (os, "nvram");
+  xmlNodePtr os = vmferry_xml_child (root, "os");
+  xmlNodePtr nv = vmferry_xml_child (os, "nvram");
 
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
     if (!vmferry_xml_is_elem (devs, "devices"))
@@ -330,7 +340,8 @@ vmferry_check_input_load (const char *what, const char *source_uri,
     vmferry_set_error_errno (EINVAL, "check: nothing to check");
     return -1;
   }
-  if (strcmp (what, "-") == 0 || (strchr (what, '/') && stat (what, &st) == 0) ||
+  if (strcmp (what, "-") == 0 ||
+      (strchr (what, '/') && stat (what, &st) == 0) ||
       (stat (what, &st) == 0 && S_ISREG (st.st_mode))) {
     CLEANUP_CLOSE int fd = strcmp (what, "-") == 0 ? dup (STDIN_FILENO)
       : open (what, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -374,7 +385,8 @@ vmferry_check_input_load (const char *what, const char *source_uri,
       len += r;
       if (len > VMFERRY_DOMAIN_MAX_SIZE) {
         vmferry_set_error ("%s: neither a vmferry stream nor domain XML of at "
-                           "most %d MiB", in->name, VMFERRY_DOMAIN_MAX_SIZE >> 20);
+                           "most %d MiB", in->name,
+                           VMFERRY_DOMAIN_MAX_SIZE >> 20);
         goto fail;
       }
       in->doc = vmferry_domain_parse (buf, len, in->name);
@@ -396,7 +408,8 @@ vmferry_check_input_load (const char *what, const char *source_uri,
     dom = vmferry_virt_lookup_domain (src, what);
     if (dom == NULL)
       goto fail;
-    xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+    xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE |
+                               VIR_DOMAIN_XML_SECURE |
                                VIR_DOMAIN_XML_MIGRATABLE);
     if (xml == NULL) {
       vmferry_virt_error ("domain %s: cannot read its XML", what);

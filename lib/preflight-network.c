@@ -16,7 +16,7 @@
 #include "preflight.h"
 #include "xmlnode.h"
 
-/* ---------------------------------------------------------------- networks, bridges */
+/* -------------------------------------------------------- networks, bridges */
 
 /* An active network to suggest: "default" if active, else the first
  * active one by name.  Also a list for the message.
@@ -25,7 +25,8 @@ static char *
 pick_network (struct preflight *c, char *list, size_t len)
 {
   virNetworkPtr *nets = NULL;
-  int n = virConnectListAllNetworks (c->dest, &nets, VIR_CONNECT_LIST_NETWORKS_ACTIVE);
+  int n = virConnectListAllNetworks (c->dest, &nets,
+                                     VIR_CONNECT_LIST_NETWORKS_ACTIVE);
   char *pick = NULL;
   size_t used = 0;
 
@@ -53,7 +54,8 @@ static bool
 network_bridge (struct preflight *c, const char *br)
 {
   virNetworkPtr *nets = NULL;
-  int n = virConnectListAllNetworks (c->dest, &nets, VIR_CONNECT_LIST_NETWORKS_ACTIVE);
+  int n = virConnectListAllNetworks (c->dest, &nets,
+                                     VIR_CONNECT_LIST_NETWORKS_ACTIVE);
   bool ret = false;
 
   for (int i = 0; i < n; i++) {
@@ -123,7 +125,8 @@ vmferry_preflight_interfaces (struct preflight *c)
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
       xmlNodePtr src = vmferry_xml_child (n, "source");
-      bool net = vmferry_xml_attr_eq (n, "type", "network"), br = vmferry_xml_attr_eq (n, "type", "bridge");
+      bool net = vmferry_xml_attr_eq (n, "type", "network");
+      bool br = vmferry_xml_attr_eq (n, "type", "bridge");
       CLEANUP_FREE char *name = NULL;
       char object[300], list[1024], key[300];
 
@@ -138,7 +141,8 @@ vmferry_preflight_interfaces (struct preflight *c)
         nseen--;
         c->oom = true;
       }
-      snprintf (object, sizeof object, "%s %s", net ? "network" : "bridge", name);
+      snprintf (object, sizeof object, "%s %s", net ? "network" : "bridge",
+                name);
 
       if (net) {
         virNetworkPtr nw = virNetworkLookupByName (c->dest, name);
@@ -155,15 +159,21 @@ vmferry_preflight_interfaces (struct preflight *c)
         {
           const char *fix[] = { "--map-network", pair, NULL };
           if (nw == NULL)
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object, pair ? fix : NULL,
-                 pair ? NULL : "define the network on the destination",
-                 "no such network on the destination (its active networks: %s)",
-                 list[0] ? list : "none");
+            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object,
+                                   pair ? fix : NULL,
+                                   pair ? NULL
+                                     : "define the network on the destination",
+                                   "no such network on the destination (its "
+                                   "active networks: %s)",
+                                   list[0] ? list : "none");
           else {
             char hint[300];
-            snprintf (hint, sizeof hint, "or start it there: virsh net-start %s", name);
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object, pair ? fix : NULL, hint,
-                 "the network exists on the destination but is not active");
+            snprintf (hint, sizeof hint,
+                      "or start it there: virsh net-start %s", name);
+            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object,
+                                   pair ? fix : NULL, hint,
+                                   "the network exists on the destination but "
+                                   "is not active");
           }
         }
       }
@@ -175,13 +185,17 @@ vmferry_preflight_interfaces (struct preflight *c)
           CLEANUP_FREE char *xml = virInterfaceGetXMLDesc (ifp, 0);
           virInterfaceFree (ifp);
           if (xml && strstr (xml, "type='bridge'") == NULL)
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "bridge", object, NULL, NULL,
-                 "the destination has an interface of this name, but it is not a bridge");
+            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "bridge", object, NULL,
+                                   NULL,
+                                   "the destination has an interface of this "
+                                   "name, but it is not a bridge");
           continue;
         }
         if (vmferry_preflight_virt_code () == VIR_ERR_NO_SUPPORT) {
-          vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "bridge", object, NULL, NULL,
-               "cannot list the destination's interfaces: %s", vmferry_preflight_virt_msg ());
+          vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "bridge", object, NULL,
+                                 NULL,
+                                 "cannot list the destination's interfaces: %s",
+                                 vmferry_preflight_virt_msg ());
           continue;
         }
         pick = pick_bridge (c, list, sizeof list);
@@ -189,10 +203,14 @@ vmferry_preflight_interfaces (struct preflight *c)
           pair = NULL;
         {
           const char *fix[] = { "--map-bridge", pair, NULL };
-          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "bridge", object, pair ? fix : NULL,
-               pair ? NULL : "create the bridge on the destination, or use a network",
-               "no such bridge on the destination (its bridges: %s)",
-               list[0] ? list : "none");
+          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "bridge", object,
+                                 pair ? fix : NULL,
+                                 pair ? NULL
+                                   : "create the bridge on the destination, or "
+                                     "use a network",
+                                 "no such bridge on the destination (its "
+                                 "bridges: %s)",
+                                 list[0] ? list : "none");
         }
       }
     }

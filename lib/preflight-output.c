@@ -42,8 +42,10 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
 {
   size_t counts[3] = { 0 };
 
-  for (size_t i = 0; i < f->n; i++)
-    counts[f->v[i].severity >= 0 && f->v[i].severity <= 2 ? f->v[i].severity : 0]++;
+  for (size_t i = 0; i < f->n; i++) {
+    int sev = f->v[i].severity;
+    counts[sev >= 0 && sev <= 2 ? sev : 0]++;
+  }
 
   if (json) {
     json_object *o = json_object_new_object (), *arr = json_object_new_array ();
@@ -57,18 +59,26 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
     }
     json_object_object_add (o, "format",
                             json_object_new_string (VMFERRY_CHECK_JSON_FORMAT));
-    json_object_object_add (o, "destination", json_object_new_string (dest_uri ? dest_uri : ""));
-    json_object_object_add (o, "domain", json_object_new_string (domain ? domain : ""));
-    json_object_object_add (o, "ok", json_object_new_boolean (!vmferry_findings_blocking (f)));
+    json_object_object_add (o, "destination",
+                            json_object_new_string (dest_uri ? dest_uri : ""));
+    json_object_object_add (o, "domain",
+                            json_object_new_string (domain ? domain : ""));
+    json_object_object_add (o, "ok",
+                            json_object_new_boolean
+                              (!vmferry_findings_blocking (f)));
     json_object_object_add (o, "errors", json_object_new_int ((int) counts[2]));
-    json_object_object_add (o, "warnings", json_object_new_int ((int) counts[1]));
+    json_object_object_add (o, "warnings",
+                            json_object_new_int ((int) counts[1]));
     for (size_t i = 0; i < f->n; i++) {
       const struct vmferry_finding *x = &f->v[i];
       json_object *e = json_object_new_object ();
-      json_object_object_add (e, "severity", json_object_new_string (vmferry_severity_name (x->severity)));
+      json_object_object_add (e, "severity",
+                              json_object_new_string
+                                (vmferry_severity_name (x->severity)));
       json_object_object_add (e, "check", json_object_new_string (x->check));
       json_object_object_add (e, "object", json_object_new_string (x->object));
-      json_object_object_add (e, "message", json_object_new_string (x->message));
+      json_object_object_add (e, "message",
+                              json_object_new_string (x->message));
       if (x->fix) {
         json_object *fa = json_object_new_array ();
         for (size_t k = 0; x->fix[k]; k++) {
@@ -79,7 +89,9 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
       }
       else
         json_object_object_add (e, "fix", NULL);
-      json_object_object_add (e, "hint", x->hint ? json_object_new_string (x->hint) : NULL);
+      json_object_object_add (e, "hint",
+                              x->hint ? json_object_new_string (x->hint)
+                              : NULL);
       if (x->check && strcmp (x->check, "space") == 0) {
         json_object_object_add (e, "need_bytes",
                                 json_object_new_uint64 (x->need));
@@ -90,9 +102,10 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
     }
     json_object_object_add (o, "findings", arr);
     json_object_object_add (o, "fix", all);
-    fprintf (out, "%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
-                                                        JSON_C_TO_STRING_SPACED |
-                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    fprintf (out, "%s\n",
+             json_object_to_json_string_ext
+               (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put (o);
   }
   else {
@@ -117,12 +130,17 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
     }
     if (!vmferry_findings_blocking (f))
       fprintf (out, "ok: %s can be defined and started on %s (%zu warning%s)\n",
-               domain ? domain : "the domain", dest_uri ? dest_uri : "the destination",
+               domain ? domain : "the domain",
+               dest_uri ? dest_uri : "the destination",
                counts[1], counts[1] == 1 ? "" : "s");
     else {
-      fprintf (out, "blocked: %zu error%s, %zu warning%s: %s cannot run on %s as it is\n",
-               counts[2], counts[2] == 1 ? "" : "s", counts[1], counts[1] == 1 ? "" : "s",
-               domain ? domain : "the domain", dest_uri ? dest_uri : "the destination");
+      fprintf (out,
+               "blocked: %zu error%s, %zu warning%s: %s cannot run on %s as it "
+               "is\n",
+               counts[2], counts[2] == 1 ? "" : "s", counts[1],
+               counts[1] == 1 ? "" : "s",
+               domain ? domain : "the domain",
+               dest_uri ? dest_uri : "the destination");
       if (any_fix) {
         fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
                "rewrite with: vmferry-rewrite" : "add to the command:", out);

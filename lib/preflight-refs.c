@@ -12,7 +12,7 @@
 #include "preflight.h"
 #include "refs.h"
 
-/* ---------------------------------------------------------------- host references */
+/* ---------------------------------------------------------- host references */
 
 /* What a kind's reference can be fixed with besides --allow-path. */
 static const char *
@@ -121,7 +121,8 @@ vmferry_preflight_refs (struct preflight *c)
       c->oom = true;
       break;
     }
-    vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "reference", object, NULL, hint, "%s", why);
+    vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "reference", object, NULL,
+                           hint, "%s", why);
     if (r->is_path && f[i].reason != VMFERRY_REF_FORMAT_MISMATCH) {
       char **v = reallocarray (c->refused, c->nrefused + 1, sizeof *v);
       if (v == NULL || (v[c->nrefused] = strdup (r->value)) == NULL) {

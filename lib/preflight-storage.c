@@ -69,12 +69,14 @@ list_pools (struct preflight *c, struct pool_info **rtn, size_t *n_rtn)
   v = calloc (n ? n : 1, sizeof *v);
   for (int i = 0; i < n; i++) {
     CLEANUP_FREE char *xml = virStoragePoolGetXMLDesc (pools[i], 0);
-    CLEANUP_XMLDOC xmlDocPtr d = xml ? vmferry_preflight_parse_trusted (xml) : NULL;
+    CLEANUP_XMLDOC xmlDocPtr d =
+      xml ? vmferry_preflight_parse_trusted (xml) : NULL;
     if (v && d) {
       xmlNodePtr r = xmlDocGetRootElement (d);
+      xmlNodePtr target = vmferry_xml_child (r, "target");
       v[i].name = strdup (virStoragePoolGetName (pools[i]));
       v[i].type = vmferry_xml_attr (r, "type");
-      v[i].target = vmferry_xml_text (vmferry_xml_child (vmferry_xml_child (r, "target"), "path"));
+      v[i].target = vmferry_xml_text (vmferry_xml_child (target, "path"));
       v[i].active = virStoragePoolIsActive (pools[i]) == 1;
     }
     virStoragePoolFree (pools[i]);
@@ -98,8 +100,9 @@ pick_pool (struct pool_info *p, size_t n, bool want_dir)
   for (size_t i = 0; i < n; i++) {
     if (!p[i].active || !p[i].name || !p[i].target)
       continue;
-    if (!(p[i].type && (strcmp (p[i].type, "dir") == 0 || strcmp (p[i].type, "fs") == 0 ||
-                        strcmp (p[i].type, "netfs") == 0)))
+    if (!(p[i].type &&
+          (strcmp (p[i].type, "dir") == 0 || strcmp (p[i].type, "fs") == 0 ||
+           strcmp (p[i].type, "netfs") == 0)))
       continue;
     if (strcmp (p[i].name, "default") == 0)
       return want_dir ? p[i].target : p[i].name;
@@ -205,9 +208,12 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
     }
   }
   if (os) {
-    CLEANUP_FREE char *loader = vmferry_xml_text (vmferry_xml_child (os, "loader"));
-    CLEANUP_FREE char *kernel = vmferry_xml_text (vmferry_xml_child (os, "kernel"));
-    CLEANUP_FREE char *initrd = vmferry_xml_text (vmferry_xml_child (os, "initrd"));
+    CLEANUP_FREE char *loader =
+      vmferry_xml_text (vmferry_xml_child (os, "loader"));
+    CLEANUP_FREE char *kernel =
+      vmferry_xml_text (vmferry_xml_child (os, "kernel"));
+    CLEANUP_FREE char *initrd =
+      vmferry_xml_text (vmferry_xml_child (os, "initrd"));
     CLEANUP_FREE char *tmpl = NULL;
     CLEANUP_FREE char *nvpath = NULL;
     if (loader && *loader == '/') {
@@ -215,8 +221,10 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
         goto nomem;
       w[n - 1].is_loader = strcmp (w[n - 1].key, loader) == 0;
     }
-    if ((kernel && *kernel == '/' && want_add (c, &w, &n, kernel, "kernel", false) == -1) ||
-        (initrd && *initrd == '/' && want_add (c, &w, &n, initrd, "initrd", false) == -1))
+    if ((kernel && *kernel == '/' &&
+         want_add (c, &w, &n, kernel, "kernel", false) == -1) ||
+        (initrd && *initrd == '/' &&
+         want_add (c, &w, &n, initrd, "initrd", false) == -1))
       goto nomem;
     if ((nv = vmferry_xml_child (os, "nvram")) != NULL) {
       tmpl = vmferry_xml_attr (nv, "template");
@@ -268,7 +276,8 @@ open_dir_pool (struct preflight *c, const char *dir, struct pool_info *pools,
 
   *transient = false;
   for (size_t i = 0; i < npools; i++)
-    if (pools[i].target && pools[i].name && strcmp (pools[i].target, dir) == 0 &&
+    if (pools[i].target && pools[i].name &&
+        strcmp (pools[i].target, dir) == 0 &&
         pools[i].active) {
       p = virStoragePoolLookupByName (c->dest, pools[i].name);
       if (p) {
@@ -283,7 +292,8 @@ open_dir_pool (struct preflight *c, const char *dir, struct pool_info *pools,
               "vmferry does not put in pool XML");
     return NULL;
   }
-  snprintf (name, sizeof name, "vmferry-check-%ld-%u", (long) getpid (), c->probe++);
+  snprintf (name, sizeof name, "vmferry-check-%ld-%u", (long) getpid (),
+            c->probe++);
   if (asprintf (&xml, "<pool type='dir'><name>%s</name><target><path>%s</path>"
                 "</target></pool>", name, dir) < 0) {
     c->oom = true;
@@ -291,7 +301,8 @@ open_dir_pool (struct preflight *c, const char *dir, struct pool_info *pools,
   }
   p = virStoragePoolCreateXML (c->dest, xml, 0);
   if (p == NULL) {
-    snprintf (look->error, sizeof look->error, "%s", vmferry_preflight_virt_msg ());
+    snprintf (look->error, sizeof look->error, "%s",
+              vmferry_preflight_virt_msg ());
     return NULL;
   }
   *transient = true;
@@ -310,12 +321,14 @@ look_at_dir (struct preflight *c, virStoragePoolPtr p, struct dir_look *look)
     look->have_space = true;
     look->available = info.available;
   }
-  snprintf (name, sizeof name, ".vmferry-check-%ld-%u", (long) getpid (), c->probe++);
+  snprintf (name, sizeof name, ".vmferry-check-%ld-%u", (long) getpid (),
+            c->probe++);
   snprintf (xml, sizeof xml, "<volume><name>%s</name><capacity>0</capacity>"
             "<target><format type='raw'/></target></volume>", name);
   v = virStorageVolCreateXML (p, xml, 0);
   if (v == NULL) {
-    snprintf (look->error, sizeof look->error, "%s", vmferry_preflight_virt_msg ());
+    snprintf (look->error, sizeof look->error, "%s",
+              vmferry_preflight_virt_msg ());
     return;
   }
   look->writable = true;
@@ -330,7 +343,8 @@ look_at_dir (struct preflight *c, virStoragePoolPtr p, struct dir_look *look)
 static bool
 pending_import (struct preflight *c, virStoragePoolPtr p)
 {
-  CLEANUP_FREE char *name = vmferry_xml_text (vmferry_xml_child (c->root, "name"));
+  CLEANUP_FREE char *name =
+    vmferry_xml_text (vmferry_xml_child (c->root, "name"));
   CLEANUP_FREE char *state = name ? vmferry_resume_name (name, "json") : NULL;
   virStorageVolPtr v = state ? virStorageVolLookupByName (p, state) : NULL;
 
@@ -352,20 +366,23 @@ is_leftover (const struct preflight *c, const char *path)
 
 /* A carried file PATH that is already at its place on the destination. */
 static void
-file_exists (struct preflight *c, const char *object, const char *path, bool pending)
+file_exists (struct preflight *c, const char *object, const char *path,
+             bool pending)
 {
   char hint[4400];
 
   if (pending) {
     vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "path", object, NULL, NULL,
-         "already exists on the destination, where an interrupted import of this "
-         "domain left its state: the import finishes or undoes that first");
+                           "already exists on the destination, where an "
+                           "interrupted import of this domain left its state: "
+                           "the import finishes or undoes that first");
     return;
   }
   if (is_leftover (c, path)) {
     vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "path", object, NULL, NULL,
-         "already exists on the destination, made there by an interrupted live "
-         "migration of this domain: the migration removes it first");
+                           "already exists on the destination, made there by "
+                           "an interrupted live migration of this domain: the "
+                           "migration removes it first");
     return;
   }
   switch (c->in->check_for) {
@@ -395,7 +412,7 @@ file_exists (struct preflight *c, const char *object, const char *path, bool pen
               "new copy is verified; or --map-path the files elsewhere");
   }
   vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object, NULL, hint,
-       "already exists on the destination");
+                         "already exists on the destination");
 }
 
 /* DIR is where vmferry-migrate --dest-dir puts the files: that option
@@ -414,7 +431,8 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
 {
   struct dir_look look = { 0 };
   bool transient;
-  virStoragePoolPtr p = open_dir_pool (c, dir, pools, npools, &look, &transient);
+  virStoragePoolPtr p =
+    open_dir_pool (c, dir, pools, npools, &look, &transient);
   const char *target = pick_pool (pools, npools, true);
   uint64_t need = 0;
   bool carried = false;
@@ -425,7 +443,8 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
   snprintf (object, sizeof object, "directory %s", dir);
   for (size_t i = 0; i < n; i++) {
     CLEANUP_FREE char *d = dirname_of (w[i].key);
-    if (d == NULL || strcmp (d, dir) != 0 || strncmp (w[i].key, "volume:", 7) == 0)
+    if (d == NULL || strcmp (d, dir) != 0 ||
+        strncmp (w[i].key, "volume:", 7) == 0)
       continue;
     if (w[i].carried) {
       carried = true;
@@ -451,9 +470,11 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
         snprintf (hint, sizeof hint,
                   "or create it on the destination: mkdir -p %s", dir);
       if (carried)
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL, hint,
-             "does not exist on the destination, or cannot be used there (%s)",
-             look.error);
+        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
+                               pair ? fix : NULL, hint,
+                               "does not exist on the destination, or cannot "
+                               "be used there (%s)",
+                               look.error);
     }
   }
   else if (carried && !look.writable) {
@@ -463,18 +484,22 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
       pair = NULL;
     {
       const char *fix[] = { "--map-path", pair, NULL };
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object, pair ? fix : NULL,
-           is_dest_dir (c, dir) ?
-           "give --dest-dir a directory it can write" : NULL,
-           "exists on the destination but a file cannot be created in it (%s)",
-           look.error);
+      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
+                             pair ? fix : NULL,
+                             is_dest_dir (c, dir) ?
+                             "give --dest-dir a directory it can write" : NULL,
+                             "exists on the destination but a file cannot be "
+                             "created in it (%s)",
+                             look.error);
     }
   }
   else if (carried && look.have_space && need > look.available) {
-    vmferry_preflight_add_space (c, object,
-               is_dest_dir (c, dir) ? "free space there, or give --dest-dir a "
-               "larger directory" : "free space there, or --map-path the files "
-               "to a larger directory", "the files", need, look.available);
+    const char *hint = is_dest_dir (c, dir)
+      ? "free space there, or give --dest-dir a larger directory"
+      : "free space there, or --map-path the files to a larger directory";
+
+    vmferry_preflight_add_space (c, object, hint, "the files", need,
+                                 look.available);
   }
 
   /* Each file: carried ones must not be there yet, others must be. */
@@ -482,7 +507,8 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
     CLEANUP_FREE char *d = dirname_of (w[i].key);
     virStorageVolPtr v;
     char fobject[4300];
-    if (d == NULL || strcmp (d, dir) != 0 || strncmp (w[i].key, "volume:", 7) == 0)
+    if (d == NULL || strcmp (d, dir) != 0 ||
+        strncmp (w[i].key, "volume:", 7) == 0)
       continue;
     if (vmferry_preflight_seen_before (c->refused, c->nrefused, w[i].key))
       continue;
@@ -496,12 +522,16 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
     }
     if (!w[i].must_exist || w[i].is_loader)
       continue;
-    vmferry_preflight_add (c, VMFERRY_SEV_ERROR, w[i].is_template ? "firmware" : "path", fobject,
-         NULL, w[i].is_template ? "install the firmware package there, or "
-         "--map-path the template to one it has" :
-         "copy it to the destination, or carry it (vmferry-export "
-         "--include-readonly)",
-         "does not exist on the destination, and does not travel with the domain");
+    vmferry_preflight_add (c, VMFERRY_SEV_ERROR,
+                           w[i].is_template ? "firmware" : "path", fobject,
+                           NULL,
+                           w[i].is_template
+                           ? "install the firmware package there, or "
+                             "--map-path the template to one it has"
+                           : "copy it to the destination, or carry it "
+                             "(vmferry-export --include-readonly)",
+                           "does not exist on the destination, and does not "
+                           "travel with the domain");
   }
   if (p) {
     if (transient)
@@ -511,10 +541,13 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
 }
 
 static void
-check_loader (struct preflight *c, const struct want *w, struct pool_info *pools,
+check_loader (struct preflight *c, const struct want *w,
+              struct pool_info *pools,
               size_t npools)
 {
-  xmlNodePtr os = c->domcaps ? vmferry_xml_child (vmferry_xml_child (xmlDocGetRootElement (c->domcaps), "os"), "loader") : NULL;
+  xmlNodePtr caps = c->domcaps ? xmlDocGetRootElement (c->domcaps) : NULL;
+  xmlNodePtr os = vmferry_xml_child (vmferry_xml_child (caps, "os"),
+                                     "loader");
   const char *alt = NULL;
   CLEANUP_FREE char *val = NULL;
   char object[4300];
@@ -545,14 +578,19 @@ check_loader (struct preflight *c, const struct want *w, struct pool_info *pools
       list[0] = '\0';
       for (xmlNodePtr v = os->children; v; v = v->next) {
         CLEANUP_FREE char *t = NULL;
-        if (vmferry_xml_is_elem (v, "value") && (t = vmferry_xml_text (v)) != NULL)
-          used += snprintf (list + used, used < sizeof list ? sizeof list - used : 0,
+        if (vmferry_xml_is_elem (v, "value") &&
+            (t = vmferry_xml_text (v)) != NULL)
+          used += snprintf (list + used,
+                            used < sizeof list ? sizeof list - used : 0,
                             "%s%s", used ? ", " : "", t);
       }
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "firmware", object, pair ? fix : NULL,
-           pair ? NULL : "install the firmware on the destination",
-           "not among the firmware the destination offers (%s)",
-           list[0] ? list : "none");
+      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "firmware", object,
+                             pair ? fix : NULL,
+                             pair ? NULL
+                               : "install the firmware on the destination",
+                             "not among the firmware the destination offers "
+                             "(%s)",
+                             list[0] ? list : "none");
     }
   }
 }
@@ -571,8 +609,10 @@ vmferry_preflight_storage (struct preflight *c)
     return;
   }
   if (list_pools (c, &pools, &npools) == -1) {
-    vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "pool", "storage", NULL, NULL,
-         "cannot list the destination's storage pools: %s", vmferry_preflight_virt_msg ());
+    vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "pool", "storage", NULL,
+                           NULL,
+                           "cannot list the destination's storage pools: %s",
+                           vmferry_preflight_virt_msg ());
     wants_free (w, n);
     return;
   }
@@ -607,9 +647,11 @@ vmferry_preflight_storage (struct preflight *c)
         if (pick && asprintf (&pair, "%s=%s", pool, pick) < 0)
           pair = NULL;
         const char *fix[] = { "--pool", pair, NULL };
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "pool", object, pair ? fix : NULL,
-             pair ? NULL : "define the pool on the destination",
-             "no such storage pool on the destination");
+        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "pool", object,
+                               pair ? fix : NULL,
+                               pair ? NULL
+                                 : "define the pool on the destination",
+                               "no such storage pool on the destination");
       }
       continue;
     }
@@ -618,7 +660,7 @@ vmferry_preflight_storage (struct preflight *c)
       snprintf (hint, sizeof hint, "start it there: virsh pool-start %s", pool);
       if (first)
         vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "pool", object, NULL, hint,
-             "the pool is not active on the destination");
+                               "the pool is not active on the destination");
       virStoragePoolFree (p);
       continue;
     }
@@ -626,26 +668,33 @@ vmferry_preflight_storage (struct preflight *c)
     {
       virStorageVolPtr v = virStorageVolLookupByName (p, slash + 1);
       char vobject[700];
-      snprintf (vobject, sizeof vobject, "%s volume %s/%s", w[i].what, pool, slash + 1);
+      snprintf (vobject, sizeof vobject, "%s volume %s/%s", w[i].what, pool,
+                slash + 1);
       if (v) {
         virStorageVolFree (v);
         if (w[i].carried)
           file_exists (c, vobject, w[i].key, pending_import (c, p));
       }
       else if (w[i].must_exist)
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", vobject, NULL, NULL,
-             "does not exist on the destination, and does not travel with the domain");
+        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", vobject, NULL,
+                               NULL,
+                               "does not exist on the destination, and does "
+                               "not travel with the domain");
     }
     if (first) {
       for (size_t k = i; k < n; k++)
-        if (strncmp (w[k].key, w[i].key, slash - w[i].key + 1) == 0 && w[k].carried)
+        if (strncmp (w[k].key, w[i].key, slash - w[i].key + 1) == 0 &&
+            w[k].carried)
           need += w[k].allocated;
       if (virStoragePoolGetInfo (p, &info) == 0 && need > info.available)
         vmferry_preflight_add_space (c, object,
-                   c->in->check_for == VMFERRY_CHECK_FOR_MIGRATE ?
-                   "free space in the pool, or give --dest-pool another one" :
-                   "free space in the pool, or --pool the disks to another one",
-                   "the volumes", need, info.available);
+                                     c->in->check_for
+                                     == VMFERRY_CHECK_FOR_MIGRATE ?
+                                     "free space in the pool, or give "
+                                     "--dest-pool another one" :
+                                     "free space in the pool, or --pool the "
+                                     "disks to another one",
+                                     "the volumes", need, info.available);
     }
     virStoragePoolFree (p);
   }

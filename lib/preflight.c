@@ -70,8 +70,9 @@ vmferry_findings_blocking (const struct vmferry_findings *f)
 
 /* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
 void
-vmferry_preflight_add (struct preflight *c, int sev, const char *check, const char *object,
-     const char *const *fix, const char *hint, const char *fs, ...)
+vmferry_preflight_add (struct preflight *c, int sev, const char *check,
+                       const char *object, const char *const *fix,
+                       const char *hint, const char *fs, ...)
 {
   struct vmferry_finding *v, *f;
   va_list args;
@@ -114,16 +115,17 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check, const ch
  * where AVAILABLE are free.  Rounded in the message, exact in the JSON.
  */
 void
-vmferry_preflight_add_space (struct preflight *c, const char *object, const char *hint,
-           const char *what, uint64_t need, uint64_t available)
+vmferry_preflight_add_space (struct preflight *c, const char *object,
+                             const char *hint, const char *what,
+                             uint64_t need, uint64_t available)
 {
   char a[32], b[32];
 
   vmferry_human_size (need, a, sizeof a);
   vmferry_human_size (available, b, sizeof b);
   vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "space", object, NULL, hint,
-       "%s need %s, %s %s free", what, a, b,
-       available >= 1024 ? "are" : "is");
+                         "%s need %s, %s %s free", what, a, b,
+                         available >= 1024 ? "are" : "is");
   if (!c->oom) {
     c->out->v[c->out->n - 1].need = need;
     c->out->v[c->out->n - 1].available = available;
@@ -147,14 +149,15 @@ vmferry_preflight_virt_code (void)
   return e ? e->code : 0;
 }
 
-/* ---------------------------------------------------------------- XML helpers */
+/* -------------------------------------------------------------- XML helpers */
 
 xmlDocPtr
 vmferry_preflight_parse_trusted (const char *xml)
 {
   /* Our own destination's answers; still no network, no entities. */
   return xmlReadMemory (xml, strlen (xml), NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+                        XML_PARSE_NONET | XML_PARSE_NOERROR |
+                        XML_PARSE_NOWARNING);
 }
 
 /* ---------------------------------------------------------------- run */
@@ -164,7 +167,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
                struct vmferry_findings *findings_rtn)
 {
   struct preflight c = { .dest = dest, .in = in, .out = findings_rtn };
-  xmlNodePtr type;
+  xmlNodePtr type, devices;
   int ret = -1;
 
   findings_rtn->v = NULL;
@@ -184,7 +187,8 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   c.arch = vmferry_xml_attr (type, "arch");
   c.machine = vmferry_xml_attr (type, "machine");
   c.virt = vmferry_xml_attr (c.root, "type");
-  c.emulator = vmferry_xml_text (vmferry_xml_child (vmferry_xml_child (c.root, "devices"), "emulator"));
+  devices = vmferry_xml_child (c.root, "devices");
+  c.emulator = vmferry_xml_text (vmferry_xml_child (devices, "emulator"));
   if (c.emulator && *c.emulator == '\0') {
     free (c.emulator);
     c.emulator = NULL;
@@ -197,7 +201,9 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   vmferry_preflight_type_and_emulator (&c);
   vmferry_preflight_machine (&c);
   if (c.use_emulator)
-    c.domcaps = vmferry_preflight_domcaps (&c, c.use_emulator, c.machine_ok ? c.machine : NULL);
+    c.domcaps =
+      vmferry_preflight_domcaps (&c, c.use_emulator,
+                                 c.machine_ok ? c.machine : NULL);
   vmferry_preflight_cpu (&c);
   vmferry_preflight_interfaces (&c);
   vmferry_preflight_refs (&c);

@@ -161,7 +161,7 @@ vmferry_path_within (const char *path, const char *dir)
     (path[len] == '\0' || path[len] == '/');
 }
 
-/* ---------------------------------------------------------------- collecting */
+/* --------------------------------------------------------------- collecting */
 
 /* A place a rule has read: the safety net leaves it alone. */
 struct claim {
@@ -479,8 +479,10 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
 static void
 disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
 {
-  CLEANUP_FREE char *dev = vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
-  CLEANUP_FREE char *fmt = vmferry_xml_attr (vmferry_xml_child (disk, "driver"), "type");
+  CLEANUP_FREE char *dev =
+    vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
+  CLEANUP_FREE char *fmt =
+    vmferry_xml_attr (vmferry_xml_child (disk, "driver"), "type");
   char where[300];
   unsigned depth = 0;
 
@@ -496,7 +498,8 @@ disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
    */
   for (xmlNodePtr bs = vmferry_xml_child (disk, "backingStore"); bs;
        bs = vmferry_xml_child (bs, "backingStore")) {
-    CLEANUP_FREE char *bfmt = vmferry_xml_attr (vmferry_xml_child (bs, "format"), "type");
+    CLEANUP_FREE char *bfmt =
+      vmferry_xml_attr (vmferry_xml_child (bs, "format"), "type");
     char w[340];
     snprintf (w, sizeof w, "%s backing store %u", where, ++depth);
     store_sources (c, bs, VMFERRY_REF_DISK, bfmt, w);
@@ -942,7 +945,8 @@ os_refs (struct collector *c, xmlNodePtr os)
     if (c->n > before)
       c->v[before].writable_loader =
         (ro && strcmp (ro, "no") == 0) ||
-        (type && strcmp (type, "pflash") == 0 && !(ro && strcmp (ro, "yes") == 0));
+        (type && strcmp (type, "pflash") == 0 &&
+         !(ro && strcmp (ro, "yes") == 0));
   }
   FOR_CHILDREN (nv, os, "nvram") {
     CLEANUP_FREE char *fmt = vmferry_xml_attr (nv, "format");

@@ -18,7 +18,8 @@
 /* ---------------------------------------------------------------- networks */
 
 int
-vmferry_rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
+vmferry_rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root,
+                            int *changes)
 {
   if (rw->networks.n == 0 && rw->bridges.n == 0)
     return 0;
@@ -94,14 +95,16 @@ dev_used (xmlNodePtr root, const char *dev, xmlNodePtr except)
     if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (vmferry_xml_is_elem (n, "disk") && n != except && vmferry_xml_attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
+      if (vmferry_xml_is_elem (n, "disk") && n != except &&
+          vmferry_xml_attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
         return true;
   }
   return false;
 }
 
 int
-vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
+vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
+                            int *changes)
 {
   bool want_scsi = false;
 
@@ -160,10 +163,12 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *ch
   if (want_scsi) {
     xmlNodePtr devs = vmferry_xml_child (root, "devices"), ctl;
     for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (vmferry_xml_is_elem (n, "controller") && vmferry_xml_attr_eq (n, "type", "scsi"))
+      if (vmferry_xml_is_elem (n, "controller") &&
+          vmferry_xml_attr_eq (n, "type", "scsi"))
         return 0;
     ctl = xmlNewDocNode (root->doc, NULL, BAD_CAST "controller", NULL);
-    if (ctl == NULL || xmlSetProp (ctl, BAD_CAST "type", BAD_CAST "scsi") == NULL ||
+    if (ctl == NULL ||
+        xmlSetProp (ctl, BAD_CAST "type", BAD_CAST "scsi") == NULL ||
         xmlSetProp (ctl, BAD_CAST "index", BAD_CAST "0") == NULL ||
         xmlSetProp (ctl, BAD_CAST "model", BAD_CAST "virtio-scsi") == NULL ||
         vmferry_xml_append_child (devs, ctl) == -1) {
@@ -179,7 +184,8 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root, int *ch
 /* ---------------------------------------------------------------- drop */
 
 int
-vmferry_rewrite_drop_devices (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
+vmferry_rewrite_drop_devices (struct vmferry_rewrite *rw, xmlNodePtr root,
+                              int *changes)
 {
   for (size_t k = 0; k < rw->nr_drop; k++)
     for (xmlNodePtr devs = root->children; devs; devs = devs->next) {

@@ -41,7 +41,8 @@ random_uuid (char out[37])
 }
 
 int
-vmferry_rewrite_identity (struct vmferry_rewrite *rw, xmlDocPtr doc, int *changes)
+vmferry_rewrite_identity (struct vmferry_rewrite *rw, xmlDocPtr doc,
+                          int *changes)
 {
   if (rw->rename) {
     CLEANUP_FREE char *old = vmferry_domain_get_name (doc);
@@ -69,7 +70,8 @@ vmferry_rewrite_identity (struct vmferry_rewrite *rw, xmlDocPtr doc, int *change
     }
     old = vmferry_domain_get_uuid (doc);
     vmferry_clear_error ();
-    if (old == NULL || vmferry_uuid_canonical (old, canon) == -1 || strcmp (canon, rw->uuid) != 0) {
+    if (old == NULL || vmferry_uuid_canonical (old, canon) == -1 ||
+        strcmp (canon, rw->uuid) != 0) {
       if (vmferry_domain_set_uuid (doc, rw->uuid) == -1)
         return -1;
       (*changes)++;
@@ -113,7 +115,8 @@ vmferry_rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
     for (xmlNodePtr n = devs->children; n; n = n->next) {
       xmlNodePtr mac;
       char m[18];
-      if (!vmferry_xml_is_elem (n, "interface") || (mac = vmferry_xml_child (n, "mac")) == NULL)
+      if (!vmferry_xml_is_elem (n, "interface") ||
+          (mac = vmferry_xml_child (n, "mac")) == NULL)
         continue;
       derived_mac (canon, i++, m);
       if (vmferry_xml_set_attr (mac, "address", m, changes) == -1)

@@ -21,7 +21,9 @@
 static char *
 xml_get_arch (xmlNodePtr root)
 {
-  return vmferry_xml_attr (vmferry_xml_child (vmferry_xml_child (root, "os"), "type"), "arch");
+  xmlNodePtr type = vmferry_xml_child (vmferry_xml_child (root, "os"), "type");
+
+  return vmferry_xml_attr (type, "arch");
 }
 
 /* The destination's emulator for the domain's arch and virt type. */
@@ -29,7 +31,8 @@ static char *
 dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
 {
   char *arch = xml_get_arch (root), *virt = vmferry_xml_attr (root, "type");
-  CLEANUP_FREE char *caps = virConnectGetDomainCapabilities (dest, NULL, arch, NULL, virt, 0);
+  CLEANUP_FREE char *caps =
+    virConnectGetDomainCapabilities (dest, NULL, arch, NULL, virt, 0);
   CLEANUP_XMLDOC xmlDocPtr d = NULL;
   char *path = NULL, *ret = NULL;
 
@@ -39,9 +42,12 @@ dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
                         virt ? virt : "(default)");
     goto out;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
+                     XML_PARSE_NONET | XML_PARSE_NOERROR |
                      XML_PARSE_NOWARNING);
-  path = d ? vmferry_xml_text (vmferry_xml_child (xmlDocGetRootElement (d), "path")) : NULL;
+  if (d)
+    path = vmferry_xml_text (vmferry_xml_child (xmlDocGetRootElement (d),
+                                                "path"));
   if (path == NULL || path[0] != '/') {
     vmferry_set_error ("%s: the destination's domain capabilities name no "
                        "emulator", what);
@@ -88,7 +94,8 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
     vmferry_virt_error ("destination: cannot read its capabilities");
     return -1;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
+                     XML_PARSE_NONET | XML_PARSE_NOERROR |
                      XML_PARSE_NOWARNING);
   if (d == NULL) {
     vmferry_set_error ("destination: cannot parse its capabilities");
@@ -96,7 +103,8 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
   }
   for (xmlNodePtr g = xmlDocGetRootElement (d)->children; g; g = g->next) {
     xmlNodePtr a = vmferry_xml_child (g, "arch");
-    if (!vmferry_xml_is_elem (g, "guest") || a == NULL || (arch && !vmferry_xml_attr_eq (a, "name", arch)))
+    if (!vmferry_xml_is_elem (g, "guest") || a == NULL ||
+        (arch && !vmferry_xml_attr_eq (a, "name", arch)))
       continue;
     /* Machines of the arch, and those of the virt type's <domain>. */
     for (xmlNodePtr parent = a; parent; ) {
@@ -129,7 +137,8 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
         break;
       parent = NULL;
       for (xmlNodePtr dm = a->children; dm; dm = dm->next)
-        if (vmferry_xml_is_elem (dm, "domain") && virt && vmferry_xml_attr_eq (dm, "type", virt)) {
+        if (vmferry_xml_is_elem (dm, "domain") && virt &&
+            vmferry_xml_attr_eq (dm, "type", virt)) {
           parent = dm;
           break;
         }
@@ -186,11 +195,11 @@ auto_machine (virConnectPtr dest, xmlNodePtr root, const char *current)
   return ret;
 }
 
-/* ---------------------------------------------------------------- machine, CPU, emulator */
+/* --------------------------------------------------- machine, CPU, emulator */
 
 int
 vmferry_rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
-                  virConnectPtr dest, int *changes)
+                          virConnectPtr dest, int *changes)
 {
   CLEANUP_FREE char *value = NULL;
   xmlNodePtr devs = vmferry_xml_child (root, "devices"), em;
@@ -227,7 +236,7 @@ vmferry_rewrite_emulator (struct vmferry_rewrite *rw, xmlNodePtr root,
 
 int
 vmferry_rewrite_machine (struct vmferry_rewrite *rw, xmlNodePtr root,
-                 virConnectPtr dest, int *changes)
+                         virConnectPtr dest, int *changes)
 {
   xmlNodePtr type = vmferry_xml_child (vmferry_xml_child (root, "os"), "type");
   char *cur;
@@ -278,7 +287,8 @@ vmferry_rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
     xmlNodePtr after = vmferry_xml_child (root, "vcpu");
     cpu = xmlNewDocNode (root->doc, NULL, BAD_CAST "cpu", NULL);
     if (cpu == NULL ||
-        (after ? vmferry_xml_insert_after (after, cpu) : vmferry_xml_append_child (root, cpu)) == -1) {
+        (after ? vmferry_xml_insert_after (after, cpu)
+         : vmferry_xml_append_child (root, cpu)) == -1) {
       xmlFreeNode (cpu);
       vmferry_set_error_errno (ENOMEM, "rewrite");
       return -1;
@@ -290,7 +300,8 @@ vmferry_rewrite_cpu (struct vmferry_rewrite *rw, xmlNodePtr root, int *changes)
    */
   for (n = cpu->children; n; n = next) {
     next = n->next;
-    if (vmferry_xml_is_elem (n, "vendor") || (mode && vmferry_xml_is_elem (n, "model"))) {
+    if (vmferry_xml_is_elem (n, "vendor") ||
+        (mode && vmferry_xml_is_elem (n, "model"))) {
       vmferry_xml_remove (n);
       (*changes)++;
     }

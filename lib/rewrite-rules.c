@@ -153,8 +153,8 @@ normal_path (const char *where, const char *what, const char *p)
     end = strchrnul (p, '/');
     len = end - p;
     if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) {
-      vmferry_set_error ("%s: %s: '.' and '..' are not allowed in a mapped path",
-                         where, what);
+      vmferry_set_error ("%s: %s: '.' and '..' are not allowed in a "
+                         "mapped path", where, what);
       free (ret);
       return NULL;
     }
@@ -252,7 +252,9 @@ pair_chains (const struct pairs *p, const char *old, const char *new,
       if (strcmp (o2, n2) == 0)
         continue;
       /* Paths: what rule i produces overlaps what rule k takes. */
-      if (paths ? (vmferry_rewrite_path_under (nw, o2) || vmferry_rewrite_path_under (o2, nw)) : strcmp (nw, o2) == 0) {
+      if (paths ? (vmferry_rewrite_path_under (nw, o2) ||
+                   vmferry_rewrite_path_under (o2, nw))
+                : strcmp (nw, o2) == 0) {
         *other_rtn = k < p->n ? &p->v[k] : (i < p->n ? &p->v[i] : NULL);
         return true;
       }
@@ -316,7 +318,8 @@ add_pair (struct pairs *p, const char *opt, const char *where,
     if (!plain_name (old, max) || !plain_name (new, max)) {
       vmferry_set_error ("%s: --%s: '%s' is not a valid %s name", where, opt,
                          plain_name (old, max) ? new : old,
-                         strcmp (opt, "map-bridge") == 0 ? "bridge" : "network");
+                         strcmp (opt, "map-bridge") == 0
+                         ? "bridge" : "network");
       return -1;
     }
   }
@@ -415,7 +418,8 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
   if (where == NULL)
     where = opt;
   if (value && !plain_text (value)) {
-    vmferry_set_error ("%s: --%s: the value has control characters", where, opt);
+    vmferry_set_error ("%s: --%s: the value has control characters", where,
+                       opt);
     return -1;
   }
   if (needs_value (opt) && (value == NULL || *value == '\0')) {
@@ -461,7 +465,8 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
   }
   if (strcmp (opt, "machine") == 0) {
     if (!plain_name (value, 255)) {
-      vmferry_set_error ("%s: --machine: '%s' is not a machine type", where, value);
+      vmferry_set_error ("%s: --machine: '%s' is not a machine type", where,
+                         value);
       return -1;
     }
     return set_single (&rw->machine, &rw->machine_where, opt, where, value);
@@ -488,8 +493,8 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
     char **v;
     for (const char *p = value; *p; p++)
       if (!islower ((unsigned char) *p)) {
-        vmferry_set_error ("%s: --drop-device: '%s' is not a device kind "
-                           "(an element of <devices>, e.g. hostdev)", where, value);
+        vmferry_set_error ("%s: --drop-device: '%s' is not a device kind (an "
+                           "element of <devices>, e.g. hostdev)", where, value);
         return -1;
       }
     if (strcmp (value, "disk") == 0 || strcmp (value, "emulator") == 0) {
@@ -564,7 +569,8 @@ read_small_file (const char *path, char **buf_rtn, size_t *len_rtn)
   }
   buf[len] = '\0';
   if (memchr (buf, '\0', len)) {
-    vmferry_set_error ("%s: the map file is not text (it has a NUL byte)", path);
+    vmferry_set_error ("%s: the map file is not text (it has a NUL byte)",
+                       path);
     return -1;
   }
   *buf_rtn = buf;
@@ -659,12 +665,22 @@ vmferry_rewrite_add_map_file (struct vmferry_rewrite *rw, const char *path)
         if (vmferry_rewrite_add (rw, lists[l].opt, v, pr->where) == -1)
           goto out;
       }
-    if ((tmp->rename && vmferry_rewrite_add (rw, "rename", tmp->rename, tmp->rename_where) == -1) ||
-        (tmp->new_uuid && vmferry_rewrite_add (rw, "new-uuid", tmp->uuid, tmp->uuid_where) == -1) ||
-        (tmp->new_macs && vmferry_rewrite_add (rw, "new-macs", NULL, path) == -1) ||
-        (tmp->machine && vmferry_rewrite_add (rw, "machine", tmp->machine, tmp->machine_where) == -1) ||
-        (tmp->cpu && vmferry_rewrite_add (rw, "cpu", tmp->cpu, tmp->cpu_where) == -1) ||
-        (tmp->emulator && vmferry_rewrite_add (rw, "emulator", tmp->emulator, tmp->emulator_where) == -1))
+    if ((tmp->rename &&
+         vmferry_rewrite_add (rw, "rename", tmp->rename,
+                              tmp->rename_where) == -1) ||
+        (tmp->new_uuid &&
+         vmferry_rewrite_add (rw, "new-uuid", tmp->uuid,
+                              tmp->uuid_where) == -1) ||
+        (tmp->new_macs &&
+         vmferry_rewrite_add (rw, "new-macs", NULL, path) == -1) ||
+        (tmp->machine &&
+         vmferry_rewrite_add (rw, "machine", tmp->machine,
+                              tmp->machine_where) == -1) ||
+        (tmp->cpu &&
+         vmferry_rewrite_add (rw, "cpu", tmp->cpu, tmp->cpu_where) == -1) ||
+        (tmp->emulator &&
+         vmferry_rewrite_add (rw, "emulator", tmp->emulator,
+                              tmp->emulator_where) == -1))
       goto out;
     for (size_t i = 0; i < tmp->nr_drop; i++)
       if (vmferry_rewrite_add (rw, "drop-device", tmp->drop[i], path) == -1)

@@ -122,7 +122,8 @@ vmferry_rewrite_dests_check (const struct dests *d)
         vmferry_set_error ("rewrite refused: %s (%s) and %s (%s) would both "
                            "become %s", d->v[i].label,
                            dest_text (d->v[i].before, b1, sizeof b1),
-                           d->v[k].label, dest_text (d->v[k].before, b2, sizeof b2),
+                           d->v[k].label,
+                           dest_text (d->v[k].before, b2, sizeof b2),
                            dest_text (d->v[k].after, b3, sizeof b3));
         return -1;
       }
@@ -131,8 +132,9 @@ vmferry_rewrite_dests_check (const struct dests *d)
 
 /* Map the path in attribute NAME of N (or its text, NAME NULL). */
 int
-vmferry_rewrite_node_path (struct vmferry_rewrite *rw, xmlNodePtr n, const char *name,
-               const char *label, struct dests *d, int *changes)
+vmferry_rewrite_node_path (struct vmferry_rewrite *rw, xmlNodePtr n,
+                           const char *name, const char *label,
+                           struct dests *d, int *changes)
 {
   char *old = name ? vmferry_xml_attr (n, name) : vmferry_xml_text (n);
   CLEANUP_FREE char *new = NULL;
@@ -153,8 +155,10 @@ vmferry_rewrite_node_path (struct vmferry_rewrite *rw, xmlNodePtr n, const char 
   }
   if (d && dests_add (d, b, a, label) == -1)
     r = -1;
+  else if (strcmp (old, new) != 0 && name)
+    r = vmferry_xml_set_attr (n, name, new, changes);
   else if (strcmp (old, new) != 0)
-    r = name ? vmferry_xml_set_attr (n, name, new, changes) : vmferry_xml_set_text (n, new, changes);
+    r = vmferry_xml_set_text (n, new, changes);
   free (old);
   return r;
 }
@@ -172,7 +176,7 @@ disk_label (xmlNodePtr disk, char *buf, size_t len)
 /* A disk's own source and its backing chain. */
 int
 vmferry_rewrite_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
-                struct dests *d, int *changes)
+                            struct dests *d, int *changes)
 {
   char label[128];
   xmlNodePtr n = disk;
@@ -186,7 +190,8 @@ vmferry_rewrite_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
     int r = 0;
 
     if (src && a)
-      r = vmferry_rewrite_node_path (rw, src, a, label, n == disk ? d : NULL, changes);
+      r = vmferry_rewrite_node_path (rw, src, a, label,
+                                     n == disk ? d : NULL, changes);
     free (type);
     if (r == -1)
       return -1;
@@ -196,28 +201,35 @@ vmferry_rewrite_disk_paths (struct vmferry_rewrite *rw, xmlNodePtr disk,
 }
 
 int
-vmferry_rewrite_os_paths (struct vmferry_rewrite *rw, xmlNodePtr root, struct dests *d,
-              int *changes)
+vmferry_rewrite_os_paths (struct vmferry_rewrite *rw, xmlNodePtr root,
+                          struct dests *d, int *changes)
 {
   xmlNodePtr os = vmferry_xml_child (root, "os");
   xmlNodePtr nvram;
 
   if (os == NULL)
     return 0;
-  if (vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "loader"), NULL, "loader", NULL, changes) == -1 ||
-      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "kernel"), NULL, "kernel", NULL, changes) == -1 ||
-      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "initrd"), NULL, "initrd", NULL, changes) == -1 ||
-      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "dtb"), NULL, "dtb", NULL, changes) == -1)
+  if (vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "loader"), NULL,
+                                 "loader", NULL, changes) == -1 ||
+      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "kernel"), NULL,
+                                 "kernel", NULL, changes) == -1 ||
+      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "initrd"), NULL,
+                                 "initrd", NULL, changes) == -1 ||
+      vmferry_rewrite_node_path (rw, vmferry_xml_child (os, "dtb"), NULL, "dtb",
+                                 NULL, changes) == -1)
     return -1;
   nvram = vmferry_xml_child (os, "nvram");
   if (nvram == NULL)
     return 0;
-  if (vmferry_rewrite_node_path (rw, nvram, "template", "nvram template", NULL, changes) == -1)
+  if (vmferry_rewrite_node_path (rw, nvram, "template", "nvram template", NULL,
+                                 changes) == -1)
     return -1;
   if (vmferry_xml_attr_eq (nvram, "type", "file"))
-    return vmferry_rewrite_node_path (rw, vmferry_xml_child (nvram, "source"), "file", "nvram", d, changes);
+    return vmferry_rewrite_node_path (rw, vmferry_xml_child (nvram, "source"),
+                                      "file", "nvram", d, changes);
   if (vmferry_xml_attr_eq (nvram, "type", "block"))
-    return vmferry_rewrite_node_path (rw, vmferry_xml_child (nvram, "source"), "dev", "nvram", d, changes);
+    return vmferry_rewrite_node_path (rw, vmferry_xml_child (nvram, "source"),
+                                      "dev", "nvram", d, changes);
   if (!xmlHasNsProp (nvram, BAD_CAST "type", NULL))
     return vmferry_rewrite_node_path (rw, nvram, NULL, "nvram", d, changes);
   return 0;
@@ -252,8 +264,8 @@ note_volume (struct vmferry_rewrite *rw, const char *path, const char *pool,
  * a volume handled here, so path rules leave it alone.
  */
 int
-vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct dests *d,
-           int *changes)
+vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk,
+                           struct dests *d, int *changes)
 {
   xmlNodePtr src = vmferry_xml_child (disk, "source");
   char label[128];
@@ -267,7 +279,8 @@ vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk, struct d
   disk_label (disk, label, sizeof label);
 
   if (is_volume) {
-    char *pool = vmferry_xml_attr (src, "pool"), *vol = vmferry_xml_attr (src, "volume");
+    char *pool = vmferry_xml_attr (src, "pool");
+    char *vol = vmferry_xml_attr (src, "volume");
     CLEANUP_FREE char *b = NULL;
     CLEANUP_FREE char *a = NULL;
     int r = 0;

@@ -26,7 +26,8 @@ jstr (json_object *o, const char *key)
 {
   json_object *v;
 
-  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
+  if (!json_object_object_get_ex (o, key, &v) ||
+      !json_object_is_type (v, json_type_string))
     return NULL;
   return json_object_get_string (v);
 }
@@ -69,7 +70,8 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
       !json_object_is_type (m, json_type_object) ||
       !json_object_object_get_ex (m, "files", &files) ||
       !json_object_is_type (files, json_type_array)) {
-    vmferry_set_error ("manifest: not a vmferry manifest (bad JSON or no files)");
+    vmferry_set_error ("manifest: not a vmferry manifest "
+                       "(bad JSON or no files)");
     goto out;
   }
   if (json_object_object_get_ex (m, "domain", &dom) &&
@@ -85,7 +87,8 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
     CLEANUP_FREE char *mapped = NULL;
     bool vol = false;
 
-    if (!json_object_is_type (f, json_type_object) || role == NULL || src == NULL)
+    if (!json_object_is_type (f, json_type_object) || role == NULL ||
+        src == NULL)
       continue;
     if (strcmp (role, "tpm") == 0)
       continue;
@@ -133,9 +136,9 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
     ret = strndup (json, len);
   }
   else
-    ret = strdup (json_object_to_json_string_ext (m, JSON_C_TO_STRING_PRETTY |
-                                                  JSON_C_TO_STRING_SPACED |
-                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+    ret = strdup (json_object_to_json_string_ext
+                  (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                   JSON_C_TO_STRING_NOSLASHESCAPE));
   if (ret == NULL)
     vmferry_set_error_errno (ENOMEM, "manifest");
   if (changed_rtn)
@@ -162,7 +165,8 @@ vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
                         virConnectPtr dest)
 {
   struct vmferry_stream_reader *r = vmferry_stream_reader_new (in_fd, in_name);
-  struct vmferry_stream_writer *w = vmferry_stream_writer_new (out_fd, out_name);
+  struct vmferry_stream_writer *w =
+    vmferry_stream_writer_new (out_fd, out_name);
   int ret = -1;
 
   if (r && w)
@@ -201,7 +205,8 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
     }
     if (rec.type == VMFERRY_REC_DOMAIN_XML) {
       size_t len;
-      CLEANUP_FREE char *xml = vmferry_record_metadata (&rec, rec.payload, &len);
+      CLEANUP_FREE char *xml =
+        vmferry_record_metadata (&rec, rec.payload, &len);
       CLEANUP_XMLDOC xmlDocPtr doc = NULL;
       CLEANUP_FREE char *name = NULL;
       CLEANUP_FREE char *uuid = NULL;
@@ -213,7 +218,8 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
         goto out;
       }
       if (manifest_at == SIZE_MAX) {
-        vmferry_set_error ("%s: the domain XML came before the manifest", in_name);
+        vmferry_set_error ("%s: the domain XML came before the manifest",
+                           in_name);
         goto out;
       }
       doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
@@ -228,11 +234,13 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
         new_xml = vmferry_rewrite_doc_text (src, doc);
         if (new_xml == NULL)
           goto out;
-        xml_changed = !(strlen (new_xml) == len && memcmp (new_xml, xml, len) == 0);
+        xml_changed =
+          !(strlen (new_xml) == len && memcmp (new_xml, xml, len) == 0);
       }
       if (before_rtn) {
         *before_rtn = strndup (xml, len);
-        *after_rtn = strdup (xml_changed ? new_xml : *before_rtn ? *before_rtn : "");
+        *after_rtn = strdup (xml_changed ? new_xml
+                             : *before_rtn ? *before_rtn : "");
         if (*before_rtn == NULL || *after_rtn == NULL) {
           vmferry_set_error_errno (ENOMEM, "%s", in_name);
           goto out;
@@ -241,9 +249,9 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
       name = rw->rename ? strdup (rw->rename) : NULL;
       uuid = rw->new_uuid && rw->uuid ? strdup (rw->uuid) : NULL;
       {
-        CLEANUP_FREE char *mj = vmferry_record_metadata (&held[manifest_at].rec,
-                                                         held[manifest_at].payload,
-                                                         &mlen);
+        CLEANUP_FREE char *mj =
+          vmferry_record_metadata (&held[manifest_at].rec,
+                                   held[manifest_at].payload, &mlen);
         if (mj == NULL) {
           vmferry_prefix_error ("%s", in_name);
           goto out;
@@ -286,8 +294,9 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
     if (wr == -1)
       goto out;
   }
-  if (w && (xml_changed ? vmferry_stream_write_xml (w, new_xml)
-                        : vmferry_stream_copy_record (w, &rec, rec.payload)) == -1)
+  if (w && (xml_changed
+            ? vmferry_stream_write_xml (w, new_xml)
+            : vmferry_stream_copy_record (w, &rec, rec.payload)) == -1)
     goto out;
   vmferry_verbose ("%s: domain XML %s, manifest %s", in_name,
                    xml_changed ? "rewritten" : "unchanged",
@@ -313,7 +322,8 @@ rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
 }
 
 int
-vmferry_rewrite_records (struct vmferry_rewrite *rw, struct vmferry_stream_reader *r,
+vmferry_rewrite_records (struct vmferry_rewrite *rw,
+                         struct vmferry_stream_reader *r,
                          const char *in_name, struct vmferry_stream_writer *w,
                          virConnectPtr dest)
 {

@@ -73,7 +73,8 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
       }
       else if (vmferry_xml_is_elem (n, "tpm")) {
         xmlNodePtr be = vmferry_xml_child (n, "backend");
-        if (vmferry_rewrite_node_path (rw, vmferry_xml_child (be, "source"), "path", "tpm", NULL, &changes) == -1)
+        if (vmferry_rewrite_node_path (rw, vmferry_xml_child (be, "source"),
+                                       "path", "tpm", NULL, &changes) == -1)
           goto out;
       }
     }
@@ -96,7 +97,8 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
  * result is then written by libxml2.
  */
 struct vmferry_xml_source *
-vmferry_rewrite_source_of (xmlDocPtr doc, const char *xml, size_t len, const char *name)
+vmferry_rewrite_source_of (xmlDocPtr doc, const char *xml, size_t len,
+                           const char *name)
 {
   struct vmferry_xml_source *src = vmferry_xml_source_new (doc, xml, len);
 
@@ -140,11 +142,12 @@ vmferry_rewrite_xml (struct vmferry_rewrite *rw, const char *xml, size_t len,
   if (out == NULL && r == 0)
     vmferry_set_error_errno (errno, "%s", name ? name : "domain XML");
   if (out && changed_rtn)
-    *changed_rtn = r > 0 && !(strlen (out) == len && memcmp (out, xml, len) == 0);
+    *changed_rtn = r > 0 &&
+      !(strlen (out) == len && memcmp (out, xml, len) == 0);
   return out;
 }
 
-/* ---------------------------------------------------------------- check input */
+/* -------------------------------------------------------------- check input */
 
 int
 vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
@@ -167,7 +170,8 @@ vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
       const char *slash = strchr (f->path + 7, '/');
       for (size_t k = 0; slash && k < rw->pools.n; k++) {
         const struct pair *p = &rw->pools.v[k];
-        if (p->old[0] != '/' && strlen (p->old) == (size_t) (slash - f->path - 7) &&
+        if (p->old[0] != '/' &&
+            strlen (p->old) == (size_t) (slash - f->path - 7) &&
             strncmp (p->old, f->path + 7, slash - f->path - 7) == 0) {
           if (asprintf (&np, "volume:%s%s", p->new, slash) < 0)
             np = NULL;
@@ -180,7 +184,8 @@ vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
     }
     for (size_t k = 0; k < rw->nr_vols; k++)
       if (strcmp (rw->vols[k].path, f->path) == 0) {
-        if (asprintf (&np, "volume:%s/%s", rw->vols[k].pool, rw->vols[k].volume) < 0) {
+        if (asprintf (&np, "volume:%s/%s", rw->vols[k].pool,
+                      rw->vols[k].volume) < 0) {
           np = NULL;
           goto nomem;
         }

@@ -323,7 +323,8 @@ start_tok (struct vmferry_xml_source *src, size_t p, size_t *next)
     a.qname = dup_range (s + n, e - n);
     if (a.qname == NULL)
       return -1;
-    a.nsdecl = strcmp (a.qname, "xmlns") == 0 || strncmp (a.qname, "xmlns:", 6) == 0;
+    a.nsdecl = strcmp (a.qname, "xmlns") == 0 ||
+      strncmp (a.qname, "xmlns:", 6) == 0;
     while (e < src->len && is_ws (s[e]))
       e++;
     if (e >= src->len || s[e] != '=')
@@ -613,7 +614,8 @@ vmferry_xml_source_new (xmlDocPtr doc, const char *text, size_t len)
     vmferry_set_error_errno (EINVAL, "XML source");
     return NULL;
   }
-  if (doc->encoding && strcasecmp ((const char *) doc->encoding, "UTF-8") != 0) {
+  if (doc->encoding &&
+      strcasecmp ((const char *) doc->encoding, "UTF-8") != 0) {
     vmferry_set_error ("XML source: encoded as %s, not UTF-8",
                        (const char *) doc->encoding);
     return NULL;
@@ -738,7 +740,8 @@ static const struct tok *
 tok_of (const struct vmferry_xml_source *src, xmlNodePtr n)
 {
   uintptr_t p = (uintptr_t) n->_private;
-  uintptr_t lo = (uintptr_t) src->toks, hi = (uintptr_t) (src->toks + src->nr_toks);
+  uintptr_t lo = (uintptr_t) src->toks;
+  uintptr_t hi = (uintptr_t) (src->toks + src->nr_toks);
   const struct tok *t;
 
   if (p < lo || p >= hi || (p - lo) % sizeof *src->toks != 0)
@@ -897,7 +900,8 @@ put_node (struct out *o, const struct vmferry_xml_source *src, xmlNodePtr n)
     char *name = qname (n);
     if (name == NULL)
       o->nomem = true;
-    else if (t && strcmp (name, t->name) == 0 && count_nsdef (n) == t->nr_nsdecl)
+    else if (t && strcmp (name, t->name) == 0 &&
+             count_nsdef (n) == t->nr_nsdecl)
       put_kept_element (o, src, n, t);
     else
       put_new_element (o, src, n, name);
