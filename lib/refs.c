@@ -196,15 +196,19 @@ vmferry_refs_free (struct vmferry_ref *refs, size_t n)
  * <nvram> that only holds a <source> has indentation for text).
  */
 static char *
-text (xmlNodePtr n)
+nonblank (char *v)
 {
-  char *v = vmferry_xml_text (n);
-
   if (v && v[strspn (v, " \t\n\r\f\v")] == '\0') {
     free (v);
     return NULL;
   }
   return v;
+}
+
+static char *
+text (xmlNodePtr n)
+{
+  return nonblank (vmferry_xml_text (n));
 }
 
 /* Add one reference; VALUE is taken over (freed here on failure).  An
@@ -290,12 +294,29 @@ ignore (struct collector *c, xmlNodePtr n, const char *attr)
   v[c->nignored++].attr = attr;
 }
 
+/* Attribute ATTR of N, or its text (ATTR NULL), for a path reference.
+ * Out of memory stops the collection: a path lost to a failed
+ * allocation must not look absent.
+ */
+static char *
+path_value (struct collector *c, xmlNodePtr n, const char *attr)
+{
+  char *v = NULL;
+
+  if (c->failed || n == NULL)
+    return NULL;
+  if (attr ? vmferry_xml_get_attr (n, attr, &v) == -1
+      : (v = vmferry_xml_text (n)) == NULL)
+    c->failed = true;
+  return attr ? v : nonblank (v);
+}
+
 /* Attribute ATTR of N as a path reference. */
 #define ADD_PATH_ATTR(c, kind, n, attr, format, ...) \
-  add (c, kind, true, vmferry_xml_attr (n, attr), format, n, attr, __VA_ARGS__)
+  add (c, kind, true, path_value (c, n, attr), format, n, attr, __VA_ARGS__)
 /* The text of N as a path reference. */
 #define ADD_PATH_TEXT(c, kind, n, format, ...) \
-  add (c, kind, true, text (n), format, n, NULL, __VA_ARGS__)
+  add (c, kind, true, path_value (c, n, NULL), format, n, NULL, __VA_ARGS__)
 
 /* A resource name made with printf. */
 static char *

@@ -6,7 +6,7 @@
  *
  * The vmferry_rewrite_* functions below that take CHANGES add one to it
  * per change made to the document (xmlnode.h), and return 0, or -1 with
- * the error set.
+ * the error set, unless they say otherwise.
  */
 #ifndef VMFERRY_REWRITE_INT_H
 #define VMFERRY_REWRITE_INT_H

@@ -28,13 +28,14 @@ vmferry_xml_child (xmlNodePtr parent, const char *name)
   return NULL;
 }
 
-/* libxml2's string as ours; "" for NULL, which xmlNodeGetContent gives
- * for an attribute or element with nothing in it.  V is freed.
+/* libxml2's string V (freed here) as ours.  xmlNodeGetContent gives ""
+ * for an element or attribute with nothing in it, so NULL is libxml2
+ * out of memory.
  */
 static char *
 own (xmlChar *v, const char *what, const xmlChar *name)
 {
-  char *r = strdup (v ? (const char *) v : "");
+  char *r = v ? strdup ((const char *) v) : NULL;
 
   xmlFree (v);
   if (r == NULL)

@@ -5,6 +5,8 @@
 
 #include "unit.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,9 +17,11 @@
 #include "xmlnode.h"
 
 /* libxml2's allocations still live: a string that came back from it
- * rather than from malloc shows as one more.
+ * rather than from malloc shows as one more.  With xml_fail set, every
+ * allocation of libxml2's fails.
  */
 static long xml_live;
+static bool xml_fail;
 
 static void
 count_free (void *p)
@@ -30,7 +34,7 @@ count_free (void *p)
 static void *
 count_malloc (size_t n)
 {
-  void *p = malloc (n);
+  void *p = xml_fail ? NULL : malloc (n);
 
   if (p)
     xml_live++;
@@ -40,7 +44,7 @@ count_malloc (size_t n)
 static void *
 count_realloc (void *p, size_t n)
 {
-  void *r = realloc (p, n);
+  void *r = xml_fail ? NULL : realloc (p, n);
 
   if (r && p == NULL)
     xml_live++;
@@ -50,7 +54,7 @@ count_realloc (void *p, size_t n)
 static char *
 count_strdup (const char *s)
 {
-  char *r = strdup (s);
+  char *r = xml_fail ? NULL : strdup (s);
 
   if (r)
     xml_live++;
@@ -211,6 +215,46 @@ START_TEST (test_ownership)
 }
 END_TEST
 
+/* libxml2 reports its own failures too; not on the test's output. */
+static void
+quiet (void *ctx __attribute__ ((unused)),
+       const char *fs __attribute__ ((unused)), ...)
+{
+}
+
+/* Out of memory is an error, never an attribute that looks absent. */
+START_TEST (test_nomem)
+{
+  xmlDocPtr doc;
+  xmlNodePtr disk;
+  char *v = (char *) "unset";
+
+  ck_assert_int_eq (xmlMemSetup (count_free, count_malloc, count_realloc,
+                                 count_strdup), 0);
+  doc = parse (DOC);
+  disk = vmferry_xml_child (root_of (doc), "disk");
+  xmlSetGenericErrorFunc (NULL, quiet);
+  xml_fail = true;
+
+  vmferry_clear_error ();
+  ck_assert_int_eq (vmferry_xml_get_attr (disk, "type", &v), -1);
+  ck_assert (v == NULL);
+  ck_assert_int_eq (vmferry_get_errno (), ENOMEM);
+  vmferry_clear_error ();
+  ck_assert (vmferry_xml_attr (disk, "blank") == NULL);
+  ck_assert_int_eq (vmferry_get_errno (), ENOMEM);
+  vmferry_clear_error ();
+  ck_assert (vmferry_xml_text (disk) == NULL);
+  ck_assert_int_eq (vmferry_get_errno (), ENOMEM);
+  /* Absent is still absent. */
+  ck_assert_int_eq (vmferry_xml_get_attr (disk, "device", &v), 0);
+  ck_assert (v == NULL);
+
+  xml_fail = false;
+  xmlFreeDoc (doc);
+}
+END_TEST
+
 START_TEST (test_set_attr)
 {
   CLEANUP_XMLDOC xmlDocPtr doc = parse (DOC);
@@ -351,5 +395,5 @@ START_TEST (test_layout_flat)
 END_TEST
 
 VMFERRY_UNIT_MAIN ("xmlnode", test_elements, test_attr, test_text,
-                   test_ownership, test_set_attr, test_set_text, test_layout,
-                   test_layout_flat)
+                   test_ownership, test_nomem, test_set_attr, test_set_text,
+                   test_layout, test_layout_flat)
