@@ -61,11 +61,6 @@ void vmferry_preflight_add_space (struct preflight *c, const char *object,
 const char *vmferry_preflight_virt_msg (void);
 int vmferry_preflight_virt_code (void);
 
-/* Parse XML the destination's libvirtd sent (no network, no entities);
- * the caller frees it with xmlFreeDoc.  NULL when it does not parse.
- */
-xmlDocPtr vmferry_preflight_parse_trusted (const char *xml);
-
 /* preflight-machine.c */
 
 /* The destination's domain capabilities for EMULATOR and MACHINE (NULL:

@@ -33,7 +33,7 @@ vmferry_preflight_domcaps (struct preflight *c, const char *emulator,
     virConnectGetDomainCapabilities (c->dest, emulator, c->arch, machine,
                                      c->virt, 0);
 
-  return xml ? vmferry_preflight_parse_trusted (xml) : NULL;
+  return xml ? vmferry_xml_parse_libvirt (xml) : NULL;
 }
 
 void
@@ -119,7 +119,7 @@ vmferry_preflight_machine (struct preflight *c)
     return;
   }
   caps = virConnectGetCapabilities (c->dest);
-  if (caps == NULL || (d = vmferry_preflight_parse_trusted (caps)) == NULL) {
+  if (caps == NULL || (d = vmferry_xml_parse_libvirt (caps)) == NULL) {
     vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "machine", c->machine, NULL,
                            NULL,
                            "cannot read the destination's capabilities: %s",

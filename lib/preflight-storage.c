@@ -70,7 +70,7 @@ list_pools (struct preflight *c, struct pool_info **rtn, size_t *n_rtn)
   for (int i = 0; i < n; i++) {
     CLEANUP_FREE char *xml = virStoragePoolGetXMLDesc (pools[i], 0);
     CLEANUP_XMLDOC xmlDocPtr d =
-      xml ? vmferry_preflight_parse_trusted (xml) : NULL;
+      xml ? vmferry_xml_parse_libvirt (xml) : NULL;
     if (v && d) {
       xmlNodePtr r = xmlDocGetRootElement (d);
       xmlNodePtr target = vmferry_xml_child (r, "target");

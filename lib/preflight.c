@@ -149,17 +149,6 @@ vmferry_preflight_virt_code (void)
   return e ? e->code : 0;
 }
 
-/* -------------------------------------------------------------- XML helpers */
-
-xmlDocPtr
-vmferry_preflight_parse_trusted (const char *xml)
-{
-  /* Our own destination's answers; still no network, no entities. */
-  return xmlReadMemory (xml, strlen (xml), NULL, NULL,
-                        XML_PARSE_NONET | XML_PARSE_NOERROR |
-                        XML_PARSE_NOWARNING);
-}
-
 /* ---------------------------------------------------------------- run */
 
 int

@@ -1538,9 +1538,7 @@ vmferry_refs_host_emulators (virConnectPtr conn, char ***emulators_rtn,
     vmferry_virt_error ("cannot read the host's capabilities");
     return -1;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
-                     XML_PARSE_NONET | XML_PARSE_NOERROR |
-                     XML_PARSE_NOWARNING);
+  d = vmferry_xml_parse_libvirt (caps);
   if (d == NULL || xmlDocGetRootElement (d) == NULL) {
     vmferry_set_error ("cannot parse the host's capabilities");
     return -1;

@@ -42,9 +42,7 @@ dest_emulator (virConnectPtr dest, xmlNodePtr root, const char *what)
                         virt ? virt : "(default)");
     goto out;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
-                     XML_PARSE_NONET | XML_PARSE_NOERROR |
-                     XML_PARSE_NOWARNING);
+  d = vmferry_xml_parse_libvirt (caps);
   if (d)
     path = vmferry_xml_text (vmferry_xml_child (xmlDocGetRootElement (d),
                                                 "path"));
@@ -94,9 +92,7 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
     vmferry_virt_error ("destination: cannot read its capabilities");
     return -1;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
-                     XML_PARSE_NONET | XML_PARSE_NOERROR |
-                     XML_PARSE_NOWARNING);
+  d = vmferry_xml_parse_libvirt (caps);
   if (d == NULL) {
     vmferry_set_error ("destination: cannot parse its capabilities");
     return -1;

@@ -7,8 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+
 #include "error.h"
 #include "xmlnode.h"
+
+xmlDocPtr
+vmferry_xml_parse_libvirt (const char *xml)
+{
+  return xmlReadMemory (xml, strlen (xml), NULL, NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR |
+                        XML_PARSE_NOWARNING);
+}
 
 bool
 vmferry_xml_is_elem (xmlNodePtr n, const char *name)

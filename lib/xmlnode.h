@@ -21,6 +21,15 @@
 
 #include <libxml/tree.h>
 
+/* Parse XML that libvirtd sent (capabilities, pool and network
+ * definitions): no network access, no entity substitution, and libxml2
+ * prints nothing.  The caller frees the document with xmlFreeDoc (or
+ * CLEANUP_XMLDOC).  NULL when it does not parse, with no error set (the
+ * caller says what it asked for).  Untrusted XML goes through
+ * vmferry_domain_parse (domain.h) instead.
+ */
+xmlDocPtr vmferry_xml_parse_libvirt (const char *xml);
+
 /* N is an element named NAME, in no namespace. */
 bool vmferry_xml_is_elem (xmlNodePtr n, const char *name);
 

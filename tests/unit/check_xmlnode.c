@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 
@@ -102,6 +103,32 @@ dump (xmlDocPtr doc)
   ck_assert (r != NULL);
   return r;
 }
+
+/* libvirtd's answers: parsed, but an entity never pulls a file in. */
+START_TEST (test_parse_libvirt)
+{
+  char path[] = "/tmp/check_xmlnode-XXXXXX";
+  int fd = mkstemp (path);
+  CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char *text = NULL;
+  xmlDocPtr doc;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (write (fd, "SECRET", 6), 6);
+  close (fd);
+  ck_assert_int_gt (asprintf (&xml, "<!DOCTYPE d [<!ENTITY e SYSTEM "
+                              "'file://%s'>]><d>a&e;b</d>", path), 0);
+  doc = vmferry_xml_parse_libvirt (xml);
+  unlink (path);
+  ck_assert (doc != NULL);
+  text = vmferry_xml_text (root_of (doc));
+  ck_assert_msg (strstr (text, "SECRET") == NULL, "%s", text);
+  xmlFreeDoc (doc);
+
+  ck_assert (vmferry_xml_parse_libvirt ("<d>") == NULL);
+  ck_assert (vmferry_xml_parse_libvirt ("") == NULL);
+}
+END_TEST
 
 START_TEST (test_elements)
 {
@@ -394,6 +421,6 @@ START_TEST (test_layout_flat)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("xmlnode", test_elements, test_attr, test_text,
-                   test_ownership, test_nomem, test_set_attr, test_set_text,
-                   test_layout, test_layout_flat)
+VMFERRY_UNIT_MAIN ("xmlnode", test_parse_libvirt, test_elements, test_attr,
+                   test_text, test_ownership, test_nomem, test_set_attr,
+                   test_set_text, test_layout, test_layout_flat)
