@@ -15,7 +15,18 @@
 #include "preflight.h"
 #include "xmlnode.h"
 
-/* ------------------------------------------------------- name, UUID, memory */
+/* The next domcaps <enum name=NAME> under PARENT after E (NULL: the
+ * first), or NULL.
+ */
+static xmlNodePtr
+next_enum (xmlNodePtr parent, xmlNodePtr e, const char *name)
+{
+  for (e = e ? e->next : parent ? parent->children : NULL; e; e = e->next)
+    if (vmferry_xml_is_elem (e, "enum") &&
+        vmferry_xml_attr_eq (e, "name", name))
+      return e;
+  return NULL;
+}
 
 /* Does the domcaps <enum name=NAME> under PARENT hold VALUE?  -1 when
  * the enum is not there (nothing known).
@@ -23,21 +34,19 @@
 static int
 enum_has (xmlNodePtr parent, const char *name, const char *value)
 {
-  for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") ||
-        !vmferry_xml_attr_eq (e, "name", name))
+  xmlNodePtr e = next_enum (parent, NULL, name);
+
+  if (e == NULL)
+    return -1;
+  for (xmlNodePtr v = e->children; v; v = v->next) {
+    CLEANUP_FREE char *t = NULL;
+    if (!vmferry_xml_is_elem (v, "value"))
       continue;
-    for (xmlNodePtr v = e->children; v; v = v->next) {
-      CLEANUP_FREE char *t = NULL;
-      if (!vmferry_xml_is_elem (v, "value"))
-        continue;
-      t = vmferry_xml_text (v);
-      if (t && strcmp (t, value) == 0)
-        return 1;
-    }
-    return 0;
+    t = vmferry_xml_text (v);
+    if (t && strcmp (t, value) == 0)
+      return 1;
   }
-  return -1;
+  return 0;
 }
 
 /* The values of an enum, comma-separated, for messages. */
@@ -47,10 +56,8 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
   size_t used = 0;
 
   buf[0] = '\0';
-  for (xmlNodePtr e = parent ? parent->children : NULL; e; e = e->next) {
-    if (!vmferry_xml_is_elem (e, "enum") ||
-        !vmferry_xml_attr_eq (e, "name", name))
-      continue;
+  for (xmlNodePtr e = next_enum (parent, NULL, name); e;
+       e = next_enum (parent, e, name)) {
     for (xmlNodePtr v = e->children; v; v = v->next) {
       CLEANUP_FREE char *t = NULL;
       if (!vmferry_xml_is_elem (v, "value") ||
@@ -61,6 +68,8 @@ enum_list (xmlNodePtr parent, const char *name, char *buf, size_t len)
     }
   }
 }
+
+/* ------------------------------------------------------- name, UUID, memory */
 
 void
 vmferry_preflight_identity (struct preflight *c)
