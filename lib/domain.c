@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "xmlnode.h"
 
 /* libxml2 2.12 made the structured error const. */
 #if LIBXML_VERSION >= 21200
@@ -175,27 +176,6 @@ refuse_resolve_entity (void *ctx, const xmlChar *public_id,
   return NULL;
 }
 
-/* Elements of the libvirt schema have no namespace; metadata and
- * qemu:commandline elements do and are never what we look for.
- */
-bool
-vmferry_xml_is_elem (xmlNodePtr n, const char *name)
-{
-  return n && n->type == XML_ELEMENT_NODE && n->ns == NULL &&
-    xmlStrEqual (n->name, BAD_CAST name);
-}
-
-xmlNodePtr
-vmferry_xml_child (xmlNodePtr parent, const char *name)
-{
-  if (parent == NULL)
-    return NULL;
-  for (xmlNodePtr n = parent->children; n; n = n->next)
-    if (vmferry_xml_is_elem (n, name))
-      return n;
-  return NULL;
-}
-
 /* Walk iteratively: a recursive walk is what a deep document attacks. */
 static int
 check_depth (xmlNodePtr root, const char *name)
@@ -301,7 +281,8 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
   }
   if (!vmferry_xml_is_elem (root, "domain")) {
     vmferry_set_error ("%s: root element is <%s%s%s>, not <domain>", name,
-                       root->ns && root->ns->prefix ? (const char *) root->ns->prefix : "",
+                       root->ns && root->ns->prefix
+                       ? (const char *) root->ns->prefix : "",
                        root->ns && root->ns->prefix ? ":" : "",
                        (const char *) root->name);
     return NULL;
@@ -314,104 +295,16 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
   return ret;
 }
 
-/* Copy attribute NAME (no namespace) of N into *RTN, NULL when absent.
- * The caller frees *RTN.  -1 only when out of memory.
- */
-static int
-get_attr (xmlNodePtr n, const char *name, char **rtn)
-{
-  xmlAttrPtr a;
-  xmlChar *v;
-
-  *rtn = NULL;
-  if (n == NULL || (a = xmlHasNsProp (n, BAD_CAST name, NULL)) == NULL)
-    return 0;
-  v = xmlNodeGetContent ((xmlNodePtr) a);
-  if (v == NULL)
-    v = xmlStrdup (BAD_CAST "");
-  if (v == NULL || (*rtn = strdup ((const char *) v)) == NULL) {
-    xmlFree (v);
-    vmferry_set_error_errno (ENOMEM, "domain XML: attribute %s", name);
-    return -1;
-  }
-  xmlFree (v);
-  return 0;
-}
-
-/* Text content of N; "" for an element without text.  Caller frees. */
-static char *
-get_text (xmlNodePtr n)
-{
-  xmlChar *v = xmlNodeGetContent (n);
-  char *ret = strdup (v ? (const char *) v : "");
-
-  xmlFree (v);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
-  return ret;
-}
-
-/* Does attribute NAME of N equal VALUE?  An absent attribute is DEF. */
-static bool
-attr_is (xmlNodePtr n, const char *name, const char *value, bool def)
-{
-  xmlChar *v = xmlGetNoNsProp (n, BAD_CAST name);
-  bool ret = v ? xmlStrEqual (v, BAD_CAST value) : def;
-
-  xmlFree (v);
-  return ret;
-}
-
-/* Replace the text of element N by the literal string S (no entity
- * parsing: '&' in a path stays '&').
- */
-static int
-set_text (xmlNodePtr n, const char *s)
-{
-  xmlNodePtr t = xmlNewDocText (n->doc, BAD_CAST s);
-
-  if (t == NULL) {
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
-    return -1;
-  }
-  xmlNodeSetContent (n, NULL);
-  if (xmlAddChild (n, t) == NULL) {
-    xmlFreeNode (t);
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s>", (const char *) n->name);
-    return -1;
-  }
-  return 0;
-}
-
-/* xmlSetProp stores the value literally. */
-static int
-set_attr (xmlNodePtr n, const char *name, const char *value)
-{
-  if (xmlSetProp (n, BAD_CAST name, BAD_CAST value) == NULL) {
-    vmferry_set_error_errno (ENOMEM, "domain XML: <%s %s>",
-                             (const char *) n->name, name);
-    return -1;
-  }
-  return 0;
-}
-
-static void
-unset_attr (xmlNodePtr n, const char *name)
-{
-  xmlAttrPtr a = xmlHasNsProp (n, BAD_CAST name, NULL);
-
-  if (a)
-    xmlRemoveProp (a);
-}
-
 /* Growable result array. */
 struct file_list {
   struct vmferry_domain_file *v;
   size_t n, alloc;
 };
 
+/* A new entry for NODE, which takes *PATH over (PATH may be NULL). */
 static struct vmferry_domain_file *
-list_add (struct file_list *l, int role, xmlNodePtr node)
+list_add (struct file_list *l, int role, xmlNodePtr node, char **path,
+          bool block)
 {
   struct vmferry_domain_file *f;
 
@@ -429,6 +322,11 @@ list_add (struct file_list *l, int role, xmlNodePtr node)
   memset (f, 0, sizeof *f);
   f->role = role;
   f->node = node;
+  f->block = block;
+  if (path) {
+    f->path = *path;
+    *path = NULL;
+  }
   return f;
 }
 
@@ -436,13 +334,13 @@ list_add (struct file_list *l, int role, xmlNodePtr node)
 static void
 disk_label (xmlNodePtr disk, size_t ordinal, char *buf, size_t len)
 {
-  xmlChar *dev = xmlGetNoNsProp (vmferry_xml_child (disk, "target"), BAD_CAST "dev");
+  CLEANUP_FREE char *dev =
+    vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
 
   if (dev && *dev)
-    snprintf (buf, len, "disk %s", (const char *) dev);
+    snprintf (buf, len, "disk %s", dev);
   else
     snprintf (buf, len, "disk #%zu", ordinal);
-  xmlFree (dev);
 }
 
 /* Note the <backingStore> chain under DISK (entries after the disk's). */
@@ -459,7 +357,7 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
     struct vmferry_domain_file *f;
     bool block;
 
-    if (get_attr (bs, "type", &type) == -1)
+    if (vmferry_xml_get_attr (bs, "type", &type) == -1)
       return -1;
     /* <backingStore/> says "no backing file". */
     if (type == NULL)
@@ -475,26 +373,24 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
       return -1;
     }
     src = vmferry_xml_child (bs, "source");
-    if (get_attr (src, block ? "dev" : "file", &path) == -1)
+    if (vmferry_xml_get_attr (src, block ? "dev" : "file", &path) == -1)
       return -1;
     if (path == NULL || *path == '\0') {
       vmferry_set_error ("%s: backing store %u has no source %s",
                          label, depth, block ? "dev" : "file");
       return -1;
     }
-    f = list_add (l, VMFERRY_ROLE_BACKING, src);
+    f = list_add (l, VMFERRY_ROLE_BACKING, src, &path, block);
     if (f == NULL)
       return -1;
-    f->path = path;
-    path = NULL;
-    f->block = block;
     f->readonly = true;
     f->depth = depth;
     f->disk_index = disk_index;
     if (l->v[disk_index].target &&
         (f->target = strdup (l->v[disk_index].target)) == NULL)
       goto nomem;
-    if (get_attr (vmferry_xml_child (bs, "format"), "type", &f->format) == -1)
+    if (vmferry_xml_get_attr (vmferry_xml_child (bs, "format"), "type",
+                              &f->format) == -1)
       return -1;
     parent = bs;
   }
@@ -519,8 +415,8 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   size_t index;
 
   disk_label (disk, ordinal, label, sizeof label);
-  if (get_attr (disk, "type", &type) == -1 ||
-      get_attr (disk, "device", &device) == -1)
+  if (vmferry_xml_get_attr (disk, "type", &type) == -1 ||
+      vmferry_xml_get_attr (disk, "device", &device) == -1)
     return -1;
 
   /* libvirt's defaults when the attributes are absent. */
@@ -549,13 +445,14 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
     /* A volume of a storage pool: named, not located (the exporter asks
      * libvirt for its path).
      */
-    if (get_attr (src, "pool", &pool) == -1 || get_attr (src, "volume", &vol) == -1)
+    if (vmferry_xml_get_attr (src, "pool", &pool) == -1 ||
+        vmferry_xml_get_attr (src, "volume", &vol) == -1)
       return -1;
     if (pool == NULL || vol == NULL || !*pool || !*vol)
       return 0;                 /* no source, like an empty CD-ROM */
   }
   else {
-    if (get_attr (src, block ? "dev" : "file", &path) == -1)
+    if (vmferry_xml_get_attr (src, block ? "dev" : "file", &path) == -1)
       return -1;
     /* libvirt treats an empty path as no source too. */
     if (path == NULL || *path == '\0')
@@ -569,21 +466,21 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
   }
 
   index = l->n;
-  f = list_add (l, VMFERRY_ROLE_DISK, src);
+  f = list_add (l, VMFERRY_ROLE_DISK, src, &path, block);
   if (f == NULL)
     return -1;
-  f->path = path;
   f->pool = pool;
   f->volume = vol;
-  path = pool = vol = NULL;
+  pool = vol = NULL;
   f->readonly = readonly;
   f->shareable = shareable;
   f->cdrom = cdrom;
   f->floppy = floppy;
   f->lun = lun;
-  f->block = block;
-  if (get_attr (vmferry_xml_child (disk, "target"), "dev", &f->target) == -1 ||
-      get_attr (vmferry_xml_child (disk, "driver"), "type", &f->format) == -1)
+  if (vmferry_xml_get_attr (vmferry_xml_child (disk, "target"), "dev",
+                            &f->target) == -1 ||
+      vmferry_xml_get_attr (vmferry_xml_child (disk, "driver"), "type",
+                            &f->format) == -1)
     return -1;
 
   return add_backing (l, disk, index, label);
@@ -602,16 +499,16 @@ add_nvram (struct file_list *l, xmlNodePtr nvram)
   struct vmferry_domain_file *f;
   bool block = false;
 
-  if (get_attr (nvram, "type", &type) == -1)
+  if (vmferry_xml_get_attr (nvram, "type", &type) == -1)
     return -1;
   if (type == NULL) {
-    if ((path = get_text (nvram)) == NULL)
+    if ((path = vmferry_xml_text (nvram)) == NULL)
       return -1;
   }
   else if (strcmp (type, "file") == 0 || strcmp (type, "block") == 0) {
     block = type[0] == 'b';
     node = vmferry_xml_child (nvram, "source");
-    if (get_attr (node, block ? "dev" : "file", &path) == -1)
+    if (vmferry_xml_get_attr (node, block ? "dev" : "file", &path) == -1)
       return -1;
   }
   else {
@@ -622,14 +519,11 @@ add_nvram (struct file_list *l, xmlNodePtr nvram)
   if (path == NULL || *path == '\0')
     return 0;
 
-  f = list_add (l, VMFERRY_ROLE_NVRAM, node);
+  f = list_add (l, VMFERRY_ROLE_NVRAM, node, &path, block);
   if (f == NULL)
     return -1;
-  f->path = path;
-  path = NULL;
-  f->block = block;
-  if (get_attr (nvram, "format", &f->format) == -1 ||
-      get_attr (nvram, "template", &f->nvram_template) == -1)
+  if (vmferry_xml_get_attr (nvram, "format", &f->format) == -1 ||
+      vmferry_xml_get_attr (nvram, "template", &f->nvram_template) == -1)
     return -1;
   return 0;
 }
@@ -642,18 +536,18 @@ add_tpm (struct file_list *l, xmlNodePtr tpm)
   xmlNodePtr src;
   struct vmferry_domain_file *f;
 
-  if (backend == NULL || !attr_is (backend, "type", "emulator", false))
+  if (backend == NULL || !vmferry_xml_attr_eq (backend, "type", "emulator"))
     return 0;
   src = vmferry_xml_child (backend, "source");
-  f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend);
+  f = list_add (l, VMFERRY_ROLE_TPM, src ? src : backend, NULL, false);
   if (f == NULL)
     return -1;
-  if (get_attr (backend, "version", &f->tpm_version) == -1)
+  if (vmferry_xml_get_attr (backend, "version", &f->tpm_version) == -1)
     return -1;
   if (src) {
-    if (get_attr (src, "path", &f->path) == -1)
+    if (vmferry_xml_get_attr (src, "path", &f->path) == -1)
       return -1;
-    f->tpm_state_file = attr_is (src, "type", "file", false);
+    f->tpm_state_file = vmferry_xml_attr_eq (src, "type", "file");
     if (f->path && *f->path == '\0') {
       free (f->path);
       f->path = NULL;
@@ -689,7 +583,8 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
 
   for (xmlNodePtr os = root->children; os; os = os->next) {
     xmlNodePtr nvram;
-    if (vmferry_xml_is_elem (os, "os") && (nvram = vmferry_xml_child (os, "nvram")) != NULL) {
+    if (vmferry_xml_is_elem (os, "os") &&
+        (nvram = vmferry_xml_child (os, "nvram")) != NULL) {
       if (add_nvram (&l, nvram) == -1)
         goto error;
       break;
@@ -743,10 +638,11 @@ set_source (xmlNodePtr src, const char *label, bool lun, const char *path,
     vmferry_set_error ("%s: a 'lun' disk must stay a block device", label);
     return -1;
   }
-  if (set_attr (parent, "type", block ? "block" : "file") == -1 ||
-      set_attr (src, block ? "dev" : "file", path) == -1)
+  if (vmferry_xml_set_attr (parent, "type", block ? "block" : "file",
+                            NULL) == -1 ||
+      vmferry_xml_set_attr (src, block ? "dev" : "file", path, NULL) == -1)
     return -1;
-  unset_attr (src, block ? "file" : "dev");
+  vmferry_xml_unset_attr (src, block ? "file" : "dev", NULL);
   return 0;
 }
 
@@ -783,7 +679,7 @@ vmferry_domain_set_path (xmlDocPtr doc, const struct vmferry_domain_file *f,
                            "a block device");
         return -1;
       }
-      return set_text (f->node, newpath);
+      return vmferry_xml_set_text (f->node, newpath, NULL);
     }
     if (!vmferry_xml_is_elem (f->node, "source")) {
       vmferry_set_error_errno (EINVAL, "nvram: not a <source> element");
@@ -801,7 +697,7 @@ vmferry_domain_set_path (xmlDocPtr doc, const struct vmferry_domain_file *f,
       vmferry_set_error ("tpm: state cannot be a block device");
       return -1;
     }
-    return set_attr (f->node, "path", newpath);
+    return vmferry_xml_set_attr (f->node, "path", newpath, NULL);
 
   default:
     vmferry_set_error_errno (EINVAL, "domain XML: unknown file role %d",
@@ -830,9 +726,10 @@ vmferry_domain_set_backing_path (xmlDocPtr doc, const char *oldpath,
         continue;
       while ((bs = vmferry_xml_child (bs, "backingStore")) != NULL) {
         xmlNodePtr src = vmferry_xml_child (bs, "source");
-        const char *attr = attr_is (bs, "type", "block", false) ? "dev" : "file";
-        if (src && attr_is (src, attr, oldpath, false)) {
-          if (set_attr (src, attr, newpath) == -1)
+        const char *attr =
+          vmferry_xml_attr_eq (bs, "type", "block") ? "dev" : "file";
+        if (src && vmferry_xml_attr_eq (src, attr, oldpath)) {
+          if (vmferry_xml_set_attr (src, attr, newpath, NULL) == -1)
             return -1;
           count++;
         }
@@ -853,7 +750,7 @@ get_child_text (xmlDocPtr doc, const char *name)
     vmferry_set_error ("domain XML: no <%s> element", name);
     return NULL;
   }
-  if ((ret = get_text (n)) == NULL)
+  if ((ret = vmferry_xml_text (n)) == NULL)
     return NULL;
   if (*ret == '\0') {
     free (ret);
@@ -873,32 +770,6 @@ char *
 vmferry_domain_get_uuid (xmlDocPtr doc)
 {
   return get_child_text (doc, "uuid");
-}
-
-/* Whitespace-only text node? */
-static bool
-is_blank (xmlNodePtr n)
-{
-  return n && n->type == XML_TEXT_NODE && xmlIsBlankNode (n);
-}
-
-/* Insert NEW after PREV, copying the indentation in front of PREV so a
- * pretty-printed document stays pretty.
- */
-static int
-insert_after (xmlNodePtr prev, xmlNodePtr node)
-{
-  if (is_blank (prev->prev)) {
-    xmlNodePtr ws = xmlCopyNode (prev->prev, 0);
-    if (ws == NULL)
-      return -1;
-    if (xmlAddNextSibling (prev, ws) == NULL) {
-      xmlFreeNode (ws);
-      return -1;
-    }
-    prev = ws;
-  }
-  return xmlAddNextSibling (prev, node) ? 0 : -1;
 }
 
 int
@@ -927,7 +798,7 @@ vmferry_domain_set_name (xmlDocPtr doc, const char *name)
       return -1;
     }
   }
-  return set_text (n, name);
+  return vmferry_xml_set_text (n, name, NULL);
 }
 
 int
@@ -967,15 +838,8 @@ vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
   n = vmferry_xml_child (root, "uuid");
   if (uuid == NULL) {
     while (n) {
-      xmlNodePtr next;
-      if (is_blank (n->prev)) {
-        xmlNodePtr ws = n->prev;
-        xmlUnlinkNode (ws);
-        xmlFreeNode (ws);
-      }
-      next = n->next;
-      xmlUnlinkNode (n);
-      xmlFreeNode (n);
+      xmlNodePtr next = n->next;
+      vmferry_xml_remove (n);
       /* libvirt would read only the first; leave none to read. */
       for (n = next; n && !vmferry_xml_is_elem (n, "uuid"); n = n->next)
         ;
@@ -991,15 +855,16 @@ vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid)
     n = xmlNewDocNode (doc, NULL, BAD_CAST "uuid", NULL);
     name = vmferry_xml_child (root, "name");
     if (n == NULL ||
-        (name ? insert_after (name, n)
-              : root->children ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)
+        (name ? vmferry_xml_insert_after (name, n)
+              : root->children
+              ? (xmlAddPrevSibling (root->children, n) ? 0 : -1)
               : (xmlAddChild (root, n) ? 0 : -1)) == -1) {
       xmlFreeNode (n);
       vmferry_set_error_errno (ENOMEM, "domain XML: <uuid>");
       return -1;
     }
   }
-  return set_text (n, canon);
+  return vmferry_xml_set_text (n, canon, NULL);
 }
 
 char *

@@ -17,6 +17,9 @@
 
 #include <libxml/tree.h>
 
+/* The readers of domain XML walk it with these. */
+#include "xmlnode.h"
+
 #define VMFERRY_DOMAIN_MAX_SIZE (16 * 1024 * 1024)
 /* The same as libxml2's own limit without XML_PARSE_HUGE. */
 #define VMFERRY_DOMAIN_MAX_DEPTH 256
@@ -138,14 +141,6 @@ int vmferry_domain_set_uuid (xmlDocPtr doc, const char *uuid);
  * error set on failure.
  */
 char *vmferry_domain_to_string (xmlDocPtr doc);
-
-/* Shared XML helpers for the modules that read domain XML. */
-
-/* N is an element named NAME, in no namespace (NULL-safe). */
-bool vmferry_xml_is_elem (xmlNodePtr n, const char *name);
-
-/* The first child element of PARENT named NAME, or NULL (NULL-safe). */
-xmlNodePtr vmferry_xml_child (xmlNodePtr parent, const char *name);
 
 /* UUID (32 hex digits, dashes allowed in the usual 8-4-4-4-12 places) in
  * canonical lower-case 8-4-4-4-12 form into OUT.  -1 if it is not one.

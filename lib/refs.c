@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "error.h"
 #include "refs.h"
 #include "virt.h"
+#include "xmlnode.h"
 
 #define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
 #define LIBVIRT_NS_PREFIX "http://libvirt.org/schemas/domain/"
@@ -161,7 +161,7 @@ vmferry_path_within (const char *path, const char *dir)
     (path[len] == '\0' || path[len] == '/');
 }
 
-/* ---------------------------------------------------------------- collecting */
+/* --------------------------------------------------------------- collecting */
 
 /* A place a rule has read: the safety net leaves it alone. */
 struct claim {
@@ -191,47 +191,24 @@ vmferry_refs_free (struct vmferry_ref *refs, size_t n)
   free (refs);
 }
 
-/* Attribute NAME of N (no namespace, as libvirt reads it), malloc'd, or
- * NULL when absent.
- */
-static char *
-prop (xmlNodePtr n, const char *name)
-{
-  xmlChar *v = n ? xmlGetNoNsProp (n, BAD_CAST name) : NULL;
-  char *r = v ? strdup ((const char *) v) : NULL;
-
-  xmlFree (v);
-  return r;
-}
-
 /* The element's whole text, as libvirt's string() reads it; NULL when
  * there is none or it is only white space (libvirt's default then: an
  * <nvram> that only holds a <source> has indentation for text).
  */
 static char *
-text (xmlNodePtr n)
+nonblank (char *v)
 {
-  xmlChar *v = n ? xmlNodeGetContent (n) : NULL;
-  char *r = NULL;
-
-  if (v) {
-    bool blank = true;
-    for (const xmlChar *p = v; *p; p++)
-      if (!isspace (*p))
-        blank = false;
-    if (!blank)
-      r = strdup ((const char *) v);
+  if (v && v[strspn (v, " \t\n\r\f\v")] == '\0') {
+    free (v);
+    return NULL;
   }
-  xmlFree (v);
-  return r;
+  return v;
 }
 
-static bool
-prop_eq (xmlNodePtr n, const char *name, const char *value)
+static char *
+text (xmlNodePtr n)
 {
-  CLEANUP_FREE char *v = prop (n, name);
-
-  return v && strcmp (v, value) == 0;
+  return nonblank (vmferry_xml_text (n));
 }
 
 /* Add one reference; VALUE is taken over (freed here on failure).  An
@@ -317,12 +294,29 @@ ignore (struct collector *c, xmlNodePtr n, const char *attr)
   v[c->nignored++].attr = attr;
 }
 
+/* Attribute ATTR of N, or its text (ATTR NULL), for a path reference.
+ * Out of memory stops the collection: a path lost to a failed
+ * allocation must not look absent.
+ */
+static char *
+path_value (struct collector *c, xmlNodePtr n, const char *attr)
+{
+  char *v = NULL;
+
+  if (c->failed || n == NULL)
+    return NULL;
+  if (attr ? vmferry_xml_get_attr (n, attr, &v) == -1
+      : (v = vmferry_xml_text (n)) == NULL)
+    c->failed = true;
+  return attr ? v : nonblank (v);
+}
+
 /* Attribute ATTR of N as a path reference. */
 #define ADD_PATH_ATTR(c, kind, n, attr, format, ...) \
-  add (c, kind, true, prop (n, attr), format, n, attr, __VA_ARGS__)
+  add (c, kind, true, path_value (c, n, attr), format, n, attr, __VA_ARGS__)
 /* The text of N as a path reference. */
 #define ADD_PATH_TEXT(c, kind, n, format, ...) \
-  add (c, kind, true, text (n), format, n, NULL, __VA_ARGS__)
+  add (c, kind, true, path_value (c, n, NULL), format, n, NULL, __VA_ARGS__)
 
 /* A resource name made with printf. */
 static char *
@@ -347,13 +341,64 @@ name_of (const char *fs, ...)
        child = child->next)                                             \
     if (vmferry_xml_is_elem (child, name))
 
+/* A path a rule reads: attribute ATTR (NULL: the text) of each child
+ * named ELEM (NULL: of the element itself), a reference of KIND named
+ * "WHERE WHAT" (WHAT alone when there is no WHERE).
+ */
+struct path_rule {
+  const char *elem, *attr;
+  int kind;
+  const char *what;
+};
+
+static void
+add_path (struct collector *c, xmlNodePtr n, const struct path_rule *r,
+          const char *where)
+{
+  const char *sep = *where ? " " : "";
+
+  if (r->attr)
+    ADD_PATH_ATTR (c, r->kind, n, r->attr, NULL, "%s%s%s", where, sep,
+                   r->what);
+  else
+    ADD_PATH_TEXT (c, r->kind, n, NULL, "%s%s%s", where, sep, r->what);
+}
+
+/* The paths RULES name under N, in the order of the rules; the rules
+ * that follow one another with one ELEM read each such child in turn.
+ */
+#define ADD_PATHS(c, n, rules, where) \
+  add_paths (c, n, rules, sizeof rules / sizeof rules[0], where)
+
+static void
+add_paths (struct collector *c, xmlNodePtr n, const struct path_rule *rules,
+           size_t nrules, const char *where)
+{
+  for (size_t i = 0, j; i < nrules; i = j) {
+    const char *elem = rules[i].elem;
+
+    for (j = i + 1; j < nrules && (rules[j].elem == elem ||
+                                   (elem && rules[j].elem &&
+                                    strcmp (rules[j].elem, elem) == 0)); j++)
+      ;
+    if (elem == NULL) {
+      for (size_t k = i; k < j; k++)
+        add_path (c, n, &rules[k], where);
+      continue;
+    }
+    FOR_CHILDREN (e, n, elem)
+      for (size_t k = i; k < j; k++)
+        add_path (c, e, &rules[k], where);
+  }
+}
+
 /* An unsigned number as libvirt reads addresses (0x prefix for hex),
  * or -1.
  */
 static long long
 number (xmlNodePtr n, const char *attr)
 {
-  CLEANUP_FREE char *v = prop (n, attr);
+  CLEANUP_FREE char *v = vmferry_xml_attr (n, attr);
   unsigned long long r;
   char *end;
 
@@ -385,13 +430,23 @@ pci_name (xmlNodePtr addr)
     d = 0;                      /* libvirt's default domain */
   if (b >= 0 && s >= 0 && f >= 0)
     return name_of ("pci:%04llx:%02llx:%02llx.%llx", d, b, s, f);
-  ds = prop (addr, "domain");
-  bs = prop (addr, "bus");
-  ss = prop (addr, "slot");
-  fs = prop (addr, "function");
+  ds = vmferry_xml_attr (addr, "domain");
+  bs = vmferry_xml_attr (addr, "bus");
+  ss = vmferry_xml_attr (addr, "slot");
+  fs = vmferry_xml_attr (addr, "function");
   return name_of ("pci:%s:%s:%s.%s", ds ? ds : "", bs ? bs : "",
                   ss ? ss : "", fs ? fs : "");
 }
+
+/* Of a store's <source>: network disks' hosts and credentials. */
+static const struct path_rule source_paths[] = {
+  { "host", "socket", VMFERRY_REF_SOCKET, "host socket" },
+  { "config", "file", VMFERRY_REF_CONFIG_FILE, "source config file" },
+  { "knownHosts", "path", VMFERRY_REF_CONFIG_FILE,
+    "source known hosts file" },
+  { "identity", "keyfile", VMFERRY_REF_CONFIG_FILE, "source identity key" },
+  { "identity", "agentsock", VMFERRY_REF_SOCKET, "source agent socket" },
+};
 
 /* The sources of a disk-like store: <source> children of STORE (a
  * <disk>, <backingStore>, <dataStore>, <mirror> or <nvram>).  FILE_KIND
@@ -403,9 +458,9 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
                const char *format, const char *where)
 {
   FOR_CHILDREN (src, store, "source") {
-    CLEANUP_FREE char *protocol = prop (src, "protocol");
-    CLEANUP_FREE char *pool = prop (src, "pool");
-    CLEANUP_FREE char *volume = prop (src, "volume");
+    CLEANUP_FREE char *protocol = vmferry_xml_attr (src, "protocol");
+    CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
+    CLEANUP_FREE char *volume = vmferry_xml_attr (src, "volume");
 
     ADD_PATH_ATTR (c, file_kind, src, "file", format, "%s source", where);
     ADD_PATH_ATTR (c, file_kind, src, "dev", format, "%s source", where);
@@ -414,7 +469,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
     ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, src, "path", NULL,
                    "%s source socket", where);
     if (protocol) {
-      CLEANUP_FREE char *name = prop (src, "name");
+      CLEANUP_FREE char *name = vmferry_xml_attr (src, "name");
       add (c, VMFERRY_REF_NETWORK_DISK, false,
            name_of ("%s:%s", protocol, name ? name : ""), format, src,
            "protocol", "%s source", where);
@@ -423,21 +478,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
       add (c, VMFERRY_REF_VOLUME, false,
            name_of ("volume:%s/%s", pool ? pool : "", volume ? volume : ""),
            format, src, "volume", "%s source", where);
-    FOR_CHILDREN (h, src, "host")
-      ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, h, "socket", NULL,
-                     "%s host socket", where);
-    FOR_CHILDREN (cf, src, "config")
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, cf, "file", NULL,
-                     "%s source config file", where);
-    FOR_CHILDREN (kh, src, "knownHosts")
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, kh, "path", NULL,
-                     "%s source known hosts file", where);
-    FOR_CHILDREN (id, src, "identity") {
-      ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, id, "keyfile", NULL,
-                     "%s source identity key", where);
-      ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, id, "agentsock", NULL,
-                     "%s source agent socket", where);
-    }
+    ADD_PATHS (c, src, source_paths, where);
     FOR_CHILDREN (res, src, "reservations")
       FOR_CHILDREN (rs, res, "source")
         ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, rs, "path", NULL,
@@ -448,7 +489,7 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
            "%s source", where);
     FOR_CHILDREN (ds, src, "dataStore") {
       CLEANUP_FREE char *dsfmt =
-        prop (vmferry_xml_child (ds, "format"), "type");
+        vmferry_xml_attr (vmferry_xml_child (ds, "format"), "type");
       char w[300];
       snprintf (w, sizeof w, "%s data store", where);
       store_sources (c, ds, VMFERRY_REF_DISK, dsfmt, w);
@@ -459,8 +500,10 @@ store_sources (struct collector *c, xmlNodePtr store, int file_kind,
 static void
 disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
 {
-  CLEANUP_FREE char *dev = prop (vmferry_xml_child (disk, "target"), "dev");
-  CLEANUP_FREE char *fmt = prop (vmferry_xml_child (disk, "driver"), "type");
+  CLEANUP_FREE char *dev =
+    vmferry_xml_attr (vmferry_xml_child (disk, "target"), "dev");
+  CLEANUP_FREE char *fmt =
+    vmferry_xml_attr (vmferry_xml_child (disk, "driver"), "type");
   char where[300];
   unsigned depth = 0;
 
@@ -476,16 +519,17 @@ disk_refs (struct collector *c, xmlNodePtr disk, size_t index)
    */
   for (xmlNodePtr bs = vmferry_xml_child (disk, "backingStore"); bs;
        bs = vmferry_xml_child (bs, "backingStore")) {
-    CLEANUP_FREE char *bfmt = prop (vmferry_xml_child (bs, "format"), "type");
+    CLEANUP_FREE char *bfmt =
+      vmferry_xml_attr (vmferry_xml_child (bs, "format"), "type");
     char w[340];
     snprintf (w, sizeof w, "%s backing store %u", where, ++depth);
     store_sources (c, bs, VMFERRY_REF_DISK, bfmt, w);
   }
   FOR_CHILDREN (m, disk, "mirror") {
-    CLEANUP_FREE char *mfmt = prop (m, "format");
+    CLEANUP_FREE char *mfmt = vmferry_xml_attr (m, "format");
     char w[340];
     if (mfmt == NULL)
-      mfmt = prop (vmferry_xml_child (m, "format"), "type");
+      mfmt = vmferry_xml_attr (vmferry_xml_child (m, "format"), "type");
     snprintf (w, sizeof w, "%s mirror", where);
     ADD_PATH_ATTR (c, VMFERRY_REF_DISK, m, "file", mfmt, "%s", w);
     store_sources (c, m, VMFERRY_REF_DISK, mfmt, w);
@@ -500,7 +544,7 @@ static void
 chardev_refs (struct collector *c, xmlNodePtr type_node, xmlNodePtr src_parent,
               const char *where)
 {
-  CLEANUP_FREE char *type = prop (type_node, "type");
+  CLEANUP_FREE char *type = vmferry_xml_attr (type_node, "type");
   int kind = VMFERRY_REF_CHARDEV;
 
   /* A pty's path is what libvirt reports back; it makes a new pty. */
@@ -526,34 +570,44 @@ chardev_refs (struct collector *c, xmlNodePtr type_node, xmlNodePtr src_parent,
                    "%s log file", where);
 }
 
+static const struct path_rule filesystem_source_paths[] = {
+  { NULL, "dir", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "file", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "dev", VMFERRY_REF_FILESYSTEM, "source" },
+  { NULL, "socket", VMFERRY_REF_SOCKET, "source socket" },
+};
+
+static const struct path_rule filesystem_paths[] = {
+  { "binary", "path", VMFERRY_REF_EXECUTABLE, "virtiofsd binary" },
+};
+
 static void
 filesystem_refs (struct collector *c, xmlNodePtr fs, const char *where)
 {
   FOR_CHILDREN (src, fs, "source") {
-    CLEANUP_FREE char *pool = prop (src, "pool");
-    CLEANUP_FREE char *volume = prop (src, "volume");
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "dir", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "file", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_FILESYSTEM, src, "dev", NULL,
-                   "%s source", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, src, "socket", NULL,
-                   "%s source socket", where);
+    CLEANUP_FREE char *pool = vmferry_xml_attr (src, "pool");
+    CLEANUP_FREE char *volume = vmferry_xml_attr (src, "volume");
+    ADD_PATHS (c, src, filesystem_source_paths, where);
     if (pool || volume)
       add (c, VMFERRY_REF_VOLUME, false,
            name_of ("volume:%s/%s", pool ? pool : "", volume ? volume : ""),
            NULL, src, "volume", "%s source", where);
   }
-  FOR_CHILDREN (b, fs, "binary")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, b, "path", NULL,
-                   "%s virtiofsd binary", where);
+  ADD_PATHS (c, fs, filesystem_paths, where);
 }
+
+static const struct path_rule interface_paths[] = {
+  { "script", "path", VMFERRY_REF_EXECUTABLE, "script" },
+  { "downscript", "path", VMFERRY_REF_EXECUTABLE, "downscript" },
+  { "backend", "tap", VMFERRY_REF_DEVICE_NODE, "backend tap" },
+  { "backend", "vhost", VMFERRY_REF_DEVICE_NODE, "backend vhost" },
+  { "backend", "logFile", VMFERRY_REF_OUTPUT_FILE, "backend log file" },
+};
 
 static void
 interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
 {
-  CLEANUP_FREE char *type = prop (iface, "type");
+  CLEANUP_FREE char *type = vmferry_xml_attr (iface, "type");
 
   FOR_CHILDREN (src, iface, "source") {
     /* vhost-user: a socket; vdpa: a device.  Direct (macvtap) and
@@ -566,7 +620,7 @@ interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
                      "%s source device", where);
     if (type && strcmp (type, "hostdev") == 0)
       FOR_CHILDREN (a, src, "address") {
-        CLEANUP_FREE char *atype = prop (a, "type");
+        CLEANUP_FREE char *atype = vmferry_xml_attr (a, "type");
         if (atype && strcmp (atype, "usb") == 0)
           add (c, VMFERRY_REF_HOST_DEVICE, false,
                name_of ("usb:%lld.%lld", number (a, "bus"),
@@ -577,52 +631,42 @@ interface_refs (struct collector *c, xmlNodePtr iface, const char *where)
                NULL, "%s source", where);
       }
   }
-  FOR_CHILDREN (s, iface, "script")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, s, "path", NULL,
-                   "%s script", where);
-  FOR_CHILDREN (s, iface, "downscript")
-    ADD_PATH_ATTR (c, VMFERRY_REF_EXECUTABLE, s, "path", NULL,
-                   "%s downscript", where);
-  FOR_CHILDREN (b, iface, "backend") {
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, b, "tap", NULL,
-                   "%s backend tap", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, b, "vhost", NULL,
-                   "%s backend vhost", where);
-    ADD_PATH_ATTR (c, VMFERRY_REF_OUTPUT_FILE, b, "logFile", NULL,
-                   "%s backend log file", where);
-  }
+  ADD_PATHS (c, iface, interface_paths, where);
 }
+
+static const struct path_rule graphics_paths[] = {
+  { NULL, "socket", VMFERRY_REF_SOCKET, "socket" },
+  { NULL, "xauth", VMFERRY_REF_CONFIG_FILE, "X authority file" },
+};
+
+static const struct path_rule graphics_child_paths[] = {
+  { "listen", "socket", VMFERRY_REF_SOCKET, "listen socket" },
+  { "gl", "rendernode", VMFERRY_REF_DEVICE_NODE, "render node" },
+};
 
 static void
 graphics_refs (struct collector *c, xmlNodePtr g, const char *where)
 {
-  CLEANUP_FREE char *display = prop (g, "display");
-  CLEANUP_FREE char *address = prop (g, "address");
+  CLEANUP_FREE char *display = vmferry_xml_attr (g, "display");
+  CLEANUP_FREE char *address = vmferry_xml_attr (g, "address");
 
-  ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, g, "socket", NULL, "%s socket", where);
-  ADD_PATH_ATTR (c, VMFERRY_REF_CONFIG_FILE, g, "xauth", NULL,
-                 "%s X authority file", where);
+  ADD_PATHS (c, g, graphics_paths, where);
   /* SDL and desktop: a display of the host's X server. */
   if (display)
     add (c, VMFERRY_REF_SOCKET, false, name_of ("display:%s", display),
          NULL, g, "display", "%s display", where);
   /* D-Bus display: a bus address. */
-  if (address && prop_eq (g, "type", "dbus"))
+  if (address && vmferry_xml_attr_eq (g, "type", "dbus"))
     add (c, VMFERRY_REF_SOCKET, false, name_of ("dbus:%s", address),
          NULL, g, "address", "%s bus address", where);
-  FOR_CHILDREN (l, g, "listen")
-    ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, l, "socket", NULL,
-                   "%s listen socket", where);
-  FOR_CHILDREN (gl, g, "gl")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, gl, "rendernode", NULL,
-                   "%s render node", where);
+  ADD_PATHS (c, g, graphics_child_paths, where);
 }
 
 static void
 hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
 {
-  CLEANUP_FREE char *type = prop (h, "type");
-  CLEANUP_FREE char *mode = prop (h, "mode");
+  CLEANUP_FREE char *type = vmferry_xml_attr (h, "type");
+  CLEANUP_FREE char *mode = vmferry_xml_attr (h, "mode");
   xmlNodePtr src = vmferry_xml_child (h, "source");
 
   if (mode && strcmp (mode, "capabilities") == 0) {
@@ -665,10 +709,10 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   }
   else if (strcmp (type, "scsi") == 0) {
     FOR_CHILDREN (s, h, "source") {
-      CLEANUP_FREE char *protocol = prop (s, "protocol");
-      CLEANUP_FREE char *name = prop (s, "name");
+      CLEANUP_FREE char *protocol = vmferry_xml_attr (s, "protocol");
+      CLEANUP_FREE char *name = vmferry_xml_attr (s, "name");
       CLEANUP_FREE char *adapter =
-        prop (vmferry_xml_child (s, "adapter"), "name");
+        vmferry_xml_attr (vmferry_xml_child (s, "adapter"), "name");
       xmlNodePtr a = vmferry_xml_child (s, "address");
       if (protocol)
         add (c, VMFERRY_REF_HOST_DEVICE, false,
@@ -684,7 +728,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   }
   else if (strcmp (type, "scsi_host") == 0) {
     FOR_CHILDREN (s, h, "source") {
-      CLEANUP_FREE char *wwpn = prop (s, "wwpn");
+      CLEANUP_FREE char *wwpn = vmferry_xml_attr (s, "wwpn");
       add (c, VMFERRY_REF_HOST_DEVICE, false,
            name_of ("scsi_host:%s", wwpn ? wwpn : ""), NULL, s, NULL,
            "%s source", where);
@@ -693,7 +737,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
   else if (strcmp (type, "mdev") == 0) {
     FOR_CHILDREN (s, h, "source")
       FOR_CHILDREN (a, s, "address") {
-        CLEANUP_FREE char *uuid = prop (a, "uuid");
+        CLEANUP_FREE char *uuid = vmferry_xml_attr (a, "uuid");
         add (c, VMFERRY_REF_HOST_DEVICE, false,
              name_of ("mdev:%s", uuid ? uuid : ""), NULL, a, NULL,
              "%s source", where);
@@ -709,7 +753,7 @@ hostdev_refs (struct collector *c, xmlNodePtr h, const char *where)
 static void
 smartcard_refs (struct collector *c, xmlNodePtr sc, const char *where)
 {
-  CLEANUP_FREE char *mode = prop (sc, "mode");
+  CLEANUP_FREE char *mode = vmferry_xml_attr (sc, "mode");
 
   if (mode && strcmp (mode, "passthrough") == 0)
     chardev_refs (c, sc, sc, where);
@@ -729,7 +773,7 @@ static void
 rng_refs (struct collector *c, xmlNodePtr rng, const char *where)
 {
   FOR_CHILDREN (b, rng, "backend") {
-    CLEANUP_FREE char *model = prop (b, "model");
+    CLEANUP_FREE char *model = vmferry_xml_attr (b, "model");
     if (model && strcmp (model, "random") == 0)
       ADD_PATH_TEXT (c, VMFERRY_REF_ENTROPY_SOURCE, b, NULL, "%s backend",
                      where);
@@ -742,7 +786,7 @@ static void
 tpm_refs (struct collector *c, xmlNodePtr tpm, const char *where)
 {
   FOR_CHILDREN (b, tpm, "backend") {
-    CLEANUP_FREE char *type = prop (b, "type");
+    CLEANUP_FREE char *type = vmferry_xml_attr (b, "type");
     FOR_CHILDREN (d, b, "device")
       ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, d, "path", NULL,
                      "%s passthrough device", where);
@@ -762,24 +806,26 @@ memory_refs (struct collector *c, xmlNodePtr mem, const char *where)
                      where);
 }
 
+static const struct path_rule audio_paths[] = {
+  { NULL, "path", VMFERRY_REF_OUTPUT_FILE, "file" },
+  { NULL, "runtimeDir", VMFERRY_REF_SOCKET, "runtime directory" },
+};
+
+static const struct path_rule audio_child_paths[] = {
+  { "input", "dev", VMFERRY_REF_DEVICE_NODE, "input device" },
+  { "output", "dev", VMFERRY_REF_DEVICE_NODE, "output device" },
+};
+
 static void
 audio_refs (struct collector *c, xmlNodePtr a, const char *where)
 {
-  CLEANUP_FREE char *server = prop (a, "serverName");
+  CLEANUP_FREE char *server = vmferry_xml_attr (a, "serverName");
 
-  ADD_PATH_ATTR (c, VMFERRY_REF_OUTPUT_FILE, a, "path", NULL, "%s file",
-                 where);
-  ADD_PATH_ATTR (c, VMFERRY_REF_SOCKET, a, "runtimeDir", NULL,
-                 "%s runtime directory", where);
+  ADD_PATHS (c, a, audio_paths, where);
   if (server)
     add (c, VMFERRY_REF_SOCKET, false, name_of ("audio-server:%s", server),
          NULL, a, "serverName", "%s server", where);
-  FOR_CHILDREN (in, a, "input")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, in, "dev", NULL,
-                   "%s input device", where);
-  FOR_CHILDREN (out, a, "output")
-    ADD_PATH_ATTR (c, VMFERRY_REF_DEVICE_NODE, out, "dev", NULL,
-                   "%s output device", where);
+  ADD_PATHS (c, a, audio_child_paths, where);
 }
 
 /* A name for the Nth device of its element name, for messages. */
@@ -867,7 +913,7 @@ devices_refs (struct collector *c, xmlNodePtr devs)
     else if (vmferry_xml_is_elem (d, "hostdev"))
       hostdev_refs (c, d, where);
     else if (vmferry_xml_is_elem (d, "shmem")) {
-      CLEANUP_FREE char *name = prop (d, "name");
+      CLEANUP_FREE char *name = vmferry_xml_attr (d, "name");
       /* ivshmem: memory shared with whatever else on the host opens the
        * same name.
        */
@@ -899,21 +945,32 @@ devices_refs (struct collector *c, xmlNodePtr devs)
   }
 }
 
+static const struct path_rule os_paths[] = {
+  { "varstore", "path", VMFERRY_REF_NVRAM, "os/varstore" },
+  { "varstore", "template", VMFERRY_REF_NVRAM_TEMPLATE,
+    "os/varstore template" },
+  { "kernel", NULL, VMFERRY_REF_BOOT_FILE, "os/kernel" },
+  { "initrd", NULL, VMFERRY_REF_BOOT_FILE, "os/initrd" },
+  { "dtb", NULL, VMFERRY_REF_BOOT_FILE, "os/dtb" },
+  { "shim", NULL, VMFERRY_REF_BOOT_FILE, "os/shim" },
+};
+
 static void
 os_refs (struct collector *c, xmlNodePtr os)
 {
   FOR_CHILDREN (l, os, "loader") {
-    CLEANUP_FREE char *ro = prop (l, "readonly");
-    CLEANUP_FREE char *type = prop (l, "type");
+    CLEANUP_FREE char *ro = vmferry_xml_attr (l, "readonly");
+    CLEANUP_FREE char *type = vmferry_xml_attr (l, "type");
     size_t before = c->n;
     ADD_PATH_TEXT (c, VMFERRY_REF_LOADER, l, NULL, "os/loader");
     if (c->n > before)
       c->v[before].writable_loader =
         (ro && strcmp (ro, "no") == 0) ||
-        (type && strcmp (type, "pflash") == 0 && !(ro && strcmp (ro, "yes") == 0));
+        (type && strcmp (type, "pflash") == 0 &&
+         !(ro && strcmp (ro, "yes") == 0));
   }
   FOR_CHILDREN (nv, os, "nvram") {
-    CLEANUP_FREE char *fmt = prop (nv, "format");
+    CLEANUP_FREE char *fmt = vmferry_xml_attr (nv, "format");
     ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM_TEMPLATE, nv, "template", NULL,
                    "os/nvram template");
     /* The text form; with type='file' or 'network' a <source>. */
@@ -921,19 +978,7 @@ os_refs (struct collector *c, xmlNodePtr os)
       ADD_PATH_TEXT (c, VMFERRY_REF_NVRAM, nv, fmt, "os/nvram");
     store_sources (c, nv, VMFERRY_REF_NVRAM, fmt, "os/nvram");
   }
-  FOR_CHILDREN (vs, os, "varstore") {
-    ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM, vs, "path", NULL, "os/varstore");
-    ADD_PATH_ATTR (c, VMFERRY_REF_NVRAM_TEMPLATE, vs, "template", NULL,
-                   "os/varstore template");
-  }
-  FOR_CHILDREN (k, os, "kernel")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, k, NULL, "os/kernel");
-  FOR_CHILDREN (i, os, "initrd")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, i, NULL, "os/initrd");
-  FOR_CHILDREN (d, os, "dtb")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, d, NULL, "os/dtb");
-  FOR_CHILDREN (s, os, "shim")
-    ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, s, NULL, "os/shim");
+  ADD_PATHS (c, os, os_paths, "");
   FOR_CHILDREN (a, os, "acpi")
     FOR_CHILDREN (t, a, "table")
       ADD_PATH_TEXT (c, VMFERRY_REF_BOOT_FILE, t, NULL, "os/acpi table");
@@ -942,8 +987,8 @@ os_refs (struct collector *c, xmlNodePtr os)
 static void
 seclabel_refs (struct collector *c, xmlNodePtr sl)
 {
-  CLEANUP_FREE char *type = prop (sl, "type");
-  CLEANUP_FREE char *model = prop (sl, "model");
+  CLEANUP_FREE char *type = vmferry_xml_attr (sl, "type");
+  CLEANUP_FREE char *model = vmferry_xml_attr (sl, "model");
   CLEANUP_FREE char *label = NULL;
 
   /* Dynamic (the default when no type is given): libvirt confines the
@@ -1097,7 +1142,7 @@ safety_net (struct collector *c, xmlNodePtr root)
           const char *name = (const char *) a->name;
           if (a->ns || !in_list (net_attrs, a->name))
             continue;
-          v = prop (n, name);
+          v = vmferry_xml_attr (n, name);
           if (v && v[0] == '/' && !claimed (cl, ncl, n, name)) {
             /* The attribute name must outlive the document: use ours. */
             for (size_t i = 0; net_attrs[i]; i++)
@@ -1493,9 +1538,7 @@ vmferry_refs_host_emulators (virConnectPtr conn, char ***emulators_rtn,
     vmferry_virt_error ("cannot read the host's capabilities");
     return -1;
   }
-  d = xmlReadMemory (caps, strlen (caps), NULL, NULL,
-                     XML_PARSE_NONET | XML_PARSE_NOERROR |
-                     XML_PARSE_NOWARNING);
+  d = vmferry_xml_parse_libvirt (caps);
   if (d == NULL || xmlDocGetRootElement (d) == NULL) {
     vmferry_set_error ("cannot parse the host's capabilities");
     return -1;

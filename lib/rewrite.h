@@ -120,8 +120,10 @@ int vmferry_rewrite_stream (struct vmferry_rewrite *rw, int in_fd,
  * a handoff (handoff.h).  Neither is freed.
  */
 int vmferry_rewrite_records (struct vmferry_rewrite *rw,
-                             struct vmferry_stream_reader *r, const char *in_name,
-                             struct vmferry_stream_writer *w, virConnectPtr dest);
+                             struct vmferry_stream_reader *r,
+                             const char *in_name,
+                             struct vmferry_stream_writer *w,
+                             virConnectPtr dest);
 
 /* What vmferry_rewrite_stream would do to the stream on IN_FD, without
  * writing anything: the stream is read to its end and checked as the

@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "xmlnode.h"
 #include "xmlsource.h"
 
 struct src_attr {
@@ -322,7 +323,8 @@ start_tok (struct vmferry_xml_source *src, size_t p, size_t *next)
     a.qname = dup_range (s + n, e - n);
     if (a.qname == NULL)
       return -1;
-    a.nsdecl = strcmp (a.qname, "xmlns") == 0 || strncmp (a.qname, "xmlns:", 6) == 0;
+    a.nsdecl = strcmp (a.qname, "xmlns") == 0 ||
+      strncmp (a.qname, "xmlns:", 6) == 0;
     while (e < src->len && is_ws (s[e]))
       e++;
     if (e >= src->len || s[e] != '=')
@@ -500,11 +502,11 @@ same_attrs (const struct tok *t, xmlNodePtr n)
     if (a == NULL)
       return false;
     q = attr_qname (a);
-    v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+    v = vmferry_xml_attr_value (a);
     eq = q && v && strcmp (q, t->attrs[i].qname) == 0 &&
       strcmp (v, t->attrs[i].value) == 0;
     free (q);
-    xmlFree (v);
+    free (v);
     if (!eq)
       return false;
     a = a->next;
@@ -612,7 +614,8 @@ vmferry_xml_source_new (xmlDocPtr doc, const char *text, size_t len)
     vmferry_set_error_errno (EINVAL, "XML source");
     return NULL;
   }
-  if (doc->encoding && strcasecmp ((const char *) doc->encoding, "UTF-8") != 0) {
+  if (doc->encoding &&
+      strcasecmp ((const char *) doc->encoding, "UTF-8") != 0) {
     vmferry_set_error ("XML source: encoded as %s, not UTF-8",
                        (const char *) doc->encoding);
     return NULL;
@@ -737,7 +740,8 @@ static const struct tok *
 tok_of (const struct vmferry_xml_source *src, xmlNodePtr n)
 {
   uintptr_t p = (uintptr_t) n->_private;
-  uintptr_t lo = (uintptr_t) src->toks, hi = (uintptr_t) (src->toks + src->nr_toks);
+  uintptr_t lo = (uintptr_t) src->toks;
+  uintptr_t hi = (uintptr_t) (src->toks + src->nr_toks);
   const struct tok *t;
 
   if (p < lo || p >= hi || (p - lo) % sizeof *src->toks != 0)
@@ -760,7 +764,7 @@ static void
 put_attr (struct out *o, xmlAttrPtr a, char quote)
 {
   char *q = attr_qname (a);
-  char *v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+  char *v = vmferry_xml_attr_value (a);
 
   if (q == NULL || v == NULL)
     o->nomem = true;
@@ -773,7 +777,7 @@ put_attr (struct out *o, xmlAttrPtr a, char quote)
     put (o, &quote, 1);
   }
   free (q);
-  xmlFree (v);
+  free (v);
 }
 
 /* An element the source does not have, written whole. */
@@ -850,7 +854,7 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
         continue;               /* removed */
       }
       free (q);
-      v = (char *) xmlNodeGetContent ((xmlNodePtr) a);
+      v = vmferry_xml_attr_value (a);
       if (v && strcmp (v, sa->value) == 0)
         put_raw (o, src, sa->ws, sa->end);
       else if (v) {
@@ -860,7 +864,7 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
       }
       else
         o->nomem = true;
-      xmlFree (v);
+      free (v);
       a = a->next;
     }
     for (; a; a = a->next)
@@ -896,7 +900,8 @@ put_node (struct out *o, const struct vmferry_xml_source *src, xmlNodePtr n)
     char *name = qname (n);
     if (name == NULL)
       o->nomem = true;
-    else if (t && strcmp (name, t->name) == 0 && count_nsdef (n) == t->nr_nsdecl)
+    else if (t && strcmp (name, t->name) == 0 &&
+             count_nsdef (n) == t->nr_nsdecl)
       put_kept_element (o, src, n, t);
     else
       put_new_element (o, src, n, name);
