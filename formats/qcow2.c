@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
 #include "qcow2.h"
 

@@ -11,10 +11,12 @@
 
 #include <xxhash.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "digest.h"
 #include "error.h"
 #include "extent.h"
+#include "full-rw.h"
+#include "iszero.h"
 #include "stream.h"           /* VMFERRY_BLOCK_SIZE */
 
 /* digest_fd reads this much at a time: large enough to keep the disk

@@ -24,12 +24,16 @@
 #include <libxml/uri.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
 #include "export.h"
 #include "extent.h"
+#include "full-rw.h"
+#include "human.h"
 #include "imagelock.h"
+#include "iszero.h"
 #include "log.h"
 #include "manifest.h"
 #include "pipeline.h"

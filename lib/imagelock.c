@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
 #include "imagelock.h"
 

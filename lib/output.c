@@ -15,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
+#include "human.h"
 #include "log.h"
 #include "output.h"
 #include "progress.h"

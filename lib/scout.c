@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "extent.h"
+#include "iszero.h"
 #include "scout.h"
 #include "stream.h"
 

@@ -21,10 +21,12 @@
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
+#include "clock.h"
 #include "error.h"
-#include "extent.h"
+#include "full-rw.h"
 #include "log.h"
+#include "quote.h"
 #include "ssh.h"
 
 extern char **environ;
@@ -161,37 +163,6 @@ vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
   free (host);
   vmferry_set_error ("%s: not a destination ([ssh://][USER@]HOST[:PORT])", dest);
   return -1;
-}
-
-int
-vmferry_shell_quote_append (char **buf, const char *arg)
-{
-  size_t old = *buf ? strlen (*buf) : 0, n = old + 4;
-  char *p, *q;
-
-  for (const char *s = arg; *s; s++)
-    n += *s == '\'' ? 4 : 1;
-  p = realloc (*buf, n);
-  if (p == NULL) {
-    vmferry_set_error_errno (ENOMEM, "command line");
-    return -1;
-  }
-  *buf = p;
-  q = p + old;
-  if (old)
-    *q++ = ' ';
-  *q++ = '\'';
-  for (const char *s = arg; *s; s++) {
-    if (*s == '\'') {
-      memcpy (q, "'\\''", 4);
-      q += 4;
-    }
-    else
-      *q++ = *s;
-  }
-  *q++ = '\'';
-  *q = '\0';
-  return 0;
 }
 
 /* Copy what the remote wrote to FD, as it is. */

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
+#include "clock.h"
 #include "error.h"
+#include "human.h"
 #include "log.h"
 #include "migrate.h"
 #include "progress.h"
