@@ -41,6 +41,7 @@
 #include "qcow2.h"
 #include "scout.h"
 #include "stream.h"
+#include "vector.h"
 #include "virt.h"
 
 /* libvirt's default swtpm_storage (qemu.conf); state is per domain UUID. */
@@ -64,16 +65,17 @@ struct export_file {
   uint64_t size, virtual_size, allocated;
 };
 
+DEFINE_VECTOR_TYPE (export_file_vector, struct export_file);
+
 struct plan {
-  struct export_file *files;
-  size_t nr_files;
+  struct export_file_vector files;
 };
 
 static void
 plan_free (struct plan *plan)
 {
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    struct export_file *f = &plan->files.ptr[i];
     free (f->path);
     free (f->name);
     free (f->target);
@@ -82,9 +84,7 @@ plan_free (struct plan *plan)
     free (f->pool);
     free (f->volume);
   }
-  free (plan->files);
-  plan->files = NULL;
-  plan->nr_files = 0;
+  export_file_vector_reset (&plan->files);
 }
 
 /* What a file that is not a disk is, for the refusal. */
@@ -146,8 +146,8 @@ open_source (const char *path, bool nofollow)
 static bool
 name_taken (const struct plan *plan, const char *name)
 {
-  for (size_t i = 0; i < plan->nr_files; i++)
-    if (strcmp (plan->files[i].name, name) == 0)
+  for (size_t i = 0; i < plan->files.len; i++)
+    if (strcmp (plan->files.ptr[i].name, name) == 0)
       return true;
   return false;
 }
@@ -160,11 +160,11 @@ static int
 plan_add (struct plan *plan, int fd, const char *path, int role,
           const char *name, const char *format)
 {
-  struct export_file *files, *f;
+  struct export_file *f;
   struct stat st;
   CLEANUP_FREE char *unique = NULL;
 
-  if (plan->nr_files >= VMFERRY_MAX_FILES) {
+  if (plan->files.len >= VMFERRY_MAX_FILES) {
     vmferry_set_error ("%s: too many files (the limit is %d)", path,
                        VMFERRY_MAX_FILES);
     return -1;
@@ -179,16 +179,13 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
     if (asprintf (&unique, "%u-%s", n, name) < 0)
       unique = NULL;
   }
-  files = realloc (plan->files, (plan->nr_files + 1) * sizeof *files);
-  if (files == NULL || unique == NULL) {
+  if (unique == NULL ||
+      export_file_vector_append (&plan->files,
+                                 (struct export_file) { 0 }) == -1) {
     vmferry_set_error_errno (ENOMEM, "%s", path);
-    if (files)
-      plan->files = files;
     return -1;
   }
-  plan->files = files;
-  f = &files[plan->nr_files];
-  memset (f, 0, sizeof *f);
+  f = &plan->files.ptr[plan->files.len - 1];
   f->role = role;
   f->backing = -1;
   f->dev = st.st_dev;
@@ -200,7 +197,6 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   f->name = unique;
   unique = NULL;
   f->format = strdup (format ? format : "raw");
-  plan->nr_files++;
   if (!f->path || !f->format) {
     vmferry_set_error_errno (ENOMEM, "%s", path);
     return -1;
@@ -211,7 +207,7 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   if (S_ISBLK (st.st_mode))
     f->allocated = f->size;
   f->virtual_size = f->size;
-  return (int) plan->nr_files - 1;
+  return (int) plan->files.len - 1;
 }
 
 static int
@@ -220,9 +216,11 @@ plan_find (const struct plan *plan, int fd)
   struct stat st;
 
   if (fstat (fd, &st) == 0)
-    for (size_t i = 0; i < plan->nr_files; i++)
-      if (plan->files[i].dev == st.st_dev && plan->files[i].ino == st.st_ino)
+    for (size_t i = 0; i < plan->files.len; i++) {
+      const struct export_file *f = &plan->files.ptr[i];
+      if (f->dev == st.st_dev && f->ino == st.st_ino)
         return (int) i;
+    }
   return -1;
 }
 
@@ -291,7 +289,7 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
   }
   idx = plan_add (plan, fd, path, role, base_name (path), format);
   if (idx >= 0) {
-    struct export_file *f = &plan->files[idx];
+    struct export_file *f = &plan->files.ptr[idx];
     f->backing = backing;
     if (qcow2) {
       f->virtual_size = info.virtual_size;
@@ -356,7 +354,7 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
       else if (plan_add (plan, fd, path, VMFERRY_ROLE_TPM, name, "raw") < 0)
         r = -1;
       /* plan_add made the name unique; TPM names must stay exact. */
-      else if (strcmp (plan->files[plan->nr_files - 1].name, name) != 0) {
+      else if (strcmp (plan->files.ptr[plan->files.len - 1].name, name) != 0) {
         vmferry_set_error ("%s: TPM state file name clashes with a disk", path);
         r = -1;
       }
@@ -444,7 +442,7 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
       r = -1;
     }
     else {
-      struct export_file *f = &plan->files[idx];
+      struct export_file *f = &plan->files.ptr[idx];
       f->role = VMFERRY_ROLE_DISK;
       f->readonly = df->readonly;
       if ((df->target && !f->target && !(f->target = strdup (df->target))) ||
@@ -487,8 +485,8 @@ plan_lookup_path (const struct plan *plan, const char *path)
   struct stat st;
   bool have_st = stat (path, &st) == 0;
 
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
 
     if (strcmp (f->path, path) == 0)
       return f;
@@ -622,8 +620,8 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
     virDomainFree (doms[i]);
   }
   free (doms);
-  for (size_t i = 0; r == 0 && i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; r == 0 && i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
     CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
     struct vmferry_image_lock lk;
 
@@ -738,15 +736,15 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
   m.source_uri = (char *) uri;
   m.domain_name = (char *) name;
   m.domain_uuid = (char *) uuid;
-  m.nr_files = plan->nr_files;
-  m.files = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *m.files);
-  idents = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *idents);
+  m.nr_files = plan->files.len;
+  m.files = calloc (plan->files.len ? plan->files.len : 1, sizeof *m.files);
+  idents = calloc (plan->files.len ? plan->files.len : 1, sizeof *idents);
   if (m.files == NULL || idents == NULL) {
     vmferry_set_error_errno (ENOMEM, "manifest");
     goto out;
   }
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
     struct vmferry_manifest_file *mf = &m.files[i];
 
     snprintf (idents[i], sizeof idents[i],
@@ -858,7 +856,7 @@ job_work (void *opaque, void *jobp, unsigned worker)
                         j->out, j->out_cap, &j->out_len);
   if (r < 0) {
     vmferry_prefix_error ("%s: offset %" PRIu64,
-                          ex->plan->files[j->file].path, j->offset);
+                          ex->plan->files.ptr[j->file].path, j->offset);
     return -1;
   }
   j->zstd = r == 1;
@@ -870,7 +868,7 @@ job_done (void *opaque, void *jobp)
 {
   struct exporter *ex = opaque;
   struct job *j = jobp;
-  const struct export_file *f = &ex->plan->files[j->file];
+  const struct export_file *f = &ex->plan->files.ptr[j->file];
 
   if (j->zero_length) {
     if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset, j->zero_length) < 0)
@@ -1099,7 +1097,7 @@ static int
 export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
                   uint32_t idx, unsigned char *scratch)
 {
-  const struct export_file *f = &ex->plan->files[idx];
+  const struct export_file *f = &ex->plan->files.ptr[idx];
   CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
   struct vmferry_digest *dg = NULL;
   struct zero_run z = { 0, 0 };
@@ -1188,18 +1186,18 @@ static int
 start_scout (struct exporter *ex, struct vmferry_pipeline *p)
 {
   const struct plan *plan = ex->plan;
-  CLEANUP_FREE const char **paths = calloc (plan->nr_files + 1, sizeof *paths);
-  CLEANUP_FREE uint64_t *sizes = calloc (plan->nr_files + 1, sizeof *sizes);
+  CLEANUP_FREE const char **paths = calloc (plan->files.len + 1, sizeof *paths);
+  CLEANUP_FREE uint64_t *sizes = calloc (plan->files.len + 1, sizeof *sizes);
 
   if (paths == NULL || sizes == NULL) {
     vmferry_set_error_errno (ENOMEM, "export");
     return -1;
   }
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    paths[i] = plan->files[i].path;
-    sizes[i] = plan->files[i].size;
+  for (size_t i = 0; i < plan->files.len; i++) {
+    paths[i] = plan->files.ptr[i].path;
+    sizes[i] = plan->files.ptr[i].size;
   }
-  ex->scout = vmferry_scout_new (paths, sizes, plan->nr_files);
+  ex->scout = vmferry_scout_new (paths, sizes, plan->files.len);
   if (ex->scout == NULL)
     return -1;
   vmferry_pipeline_on_stall (p, vmferry_scout_stall, ex->scout);
@@ -1246,7 +1244,7 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   p = vmferry_pipeline_new (&export_ops, &ex, threads, depth, sizeof (struct job));
   if (p == NULL || start_scout (&ex, p) < 0)
     goto out;
-  for (uint32_t i = 0; i < plan->nr_files; i++)
+  for (uint32_t i = 0; i < plan->files.len; i++)
     if (export_file_data (&ex, p, i, scratch) < 0) {
       vmferry_pipeline_abort (p);
       break;
@@ -1271,13 +1269,13 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     append_error ("; the stream is incomplete and will not import");
     goto out;
   }
-  if (vmferry_stream_write_end (ex.w, plan->nr_files) < 0)
+  if (vmferry_stream_write_end (ex.w, plan->files.len) < 0)
     goto out;
   vmferry_human_size (vmferry_stream_writer_bytes (ex.w), size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
   vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
-                       "in %s)", opts->domain, opts->out_name, plan->nr_files,
-                       plan->nr_files == 1 ? "" : "s", size, took);
+                       "in %s)", opts->domain, opts->out_name, plan->files.len,
+                       plan->files.len == 1 ? "" : "s", size, took);
   vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
                    vmferry_stream_writer_bytes (ex.w), opts->out_name);
   r = 0;
@@ -1330,7 +1328,7 @@ vmferry_export (const struct vmferry_export_opts *opts)
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
   CLEANUP_XMLDOC xmlDocPtr doc = NULL;
-  struct plan plan = { NULL, 0 };
+  struct plan plan = { .files = VECTOR_INIT };
   int state, r = -1;
 
   if (refuse_remote (opts->uri, opts->domain) < 0)
@@ -1380,7 +1378,7 @@ vmferry_export (const struct vmferry_export_opts *opts)
   manifest = make_manifest (&plan, opts->uri, name, uuid);
   if (manifest == NULL)
     goto out;
-  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.nr_files);
+  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.files.len);
   if (opts->manifest_rtn) {
     *opts->manifest_rtn = manifest;
     manifest = NULL;
@@ -1389,9 +1387,9 @@ vmferry_export (const struct vmferry_export_opts *opts)
   }
   {
     uint64_t total = 0;
-    for (size_t i = 0; i < plan.nr_files; i++)
-      total += plan.files[i].size;
-    vmferry_progress_set_total (opts->progress, name, total, plan.nr_files);
+    for (size_t i = 0; i < plan.files.len; i++)
+      total += plan.files.ptr[i].size;
+    vmferry_progress_set_total (opts->progress, name, total, plan.files.len);
   }
   r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:

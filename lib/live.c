@@ -25,6 +25,7 @@
 #include "names.h"
 #include "progress.h"
 #include "stream.h"
+#include "vector.h"
 #include "virt.h"
 
 /* An NVRAM file is a few hundred KiB; refuse anything absurd. */
@@ -47,6 +48,8 @@ struct live_file {
   virStorageVolPtr vol;         /* on the destination, once created */
 };
 
+DEFINE_VECTOR_TYPE (pool_vector, virStoragePoolPtr);
+
 struct live {
   const struct vmferry_live_opts *opts;
   virConnectPtr src, dst;
@@ -56,8 +59,7 @@ struct live {
   struct live_file *files;
   size_t nr_files;
   /* Transient pools we started on either host, destroyed at the end. */
-  virStoragePoolPtr *pools;
-  size_t nr_pools;
+  struct pool_vector pools;
   unsigned pool_serial;
 };
 
@@ -324,12 +326,12 @@ free_live (struct live *l)
       virStorageVolFree (l->files[i].vol);
   }
   free (l->files);
-  for (size_t i = 0; i < l->nr_pools; i++) {
-    if (virStoragePoolIsActive (l->pools[i]) == 1)
-      virStoragePoolDestroy (l->pools[i]);
-    virStoragePoolFree (l->pools[i]);
+  for (size_t i = 0; i < l->pools.len; i++) {
+    if (virStoragePoolIsActive (l->pools.ptr[i]) == 1)
+      virStoragePoolDestroy (l->pools.ptr[i]);
+    virStoragePoolFree (l->pools.ptr[i]);
   }
-  free (l->pools);
+  pool_vector_reset (&l->pools);
   free (l->name);
   free (l->uuid);
   free (l->dest_name);
@@ -377,7 +379,6 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
   virStoragePoolPtr pool = virStoragePoolLookupByTargetPath (conn, dir);
   CLEANUP_FREE char *xml = NULL;
   char name[64];
-  virStoragePoolPtr *p;
 
   if (pool && virStoragePoolIsActive (pool) == 1) {
     if (virStoragePoolRefresh (pool, 0) < 0) {
@@ -389,12 +390,11 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
   }
   if (pool)
     virStoragePoolFree (pool);
-  p = realloc (l->pools, (l->nr_pools + 1) * sizeof *p);
-  if (p == NULL) {
-    vmferry_set_error_errno (errno, "realloc");
+  /* Room first: a pool started must be recorded, to be destroyed. */
+  if (pool_vector_reserve (&l->pools, 1) == -1) {
+    vmferry_set_error_errno (errno, "%s: %s: storage pools", host, dir);
     return NULL;
   }
-  l->pools = p;
   snprintf (name, sizeof name, "vmferry-live-%ld-%u", (long) getpid (),
             l->pool_serial++);
   xml = pool_xml (name, dir);
@@ -407,7 +407,7 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
     return NULL;
   }
   vmferry_debug ("%s: transient storage pool %s over %s", host, name, dir);
-  l->pools[l->nr_pools++] = pool;
+  l->pools.ptr[l->pools.len++] = pool;       /* reserved above */
   if (virStoragePoolRef (pool) < 0) {
     vmferry_virt_error ("%s: pool %s", host, name);
     return NULL;
@@ -457,31 +457,20 @@ create_disk (struct live *l, struct live_file *f)
   return 0;
 }
 
-struct buf {
-  char *data;
-  size_t len, alloc;
-};
+DEFINE_VECTOR_TYPE (byte_vector, char);
 
 static int
 sink_buf (virStreamPtr st, const char *data, size_t n, void *opaque)
 {
-  struct buf *b = opaque;
+  struct byte_vector *b = opaque;
 
   (void) st;
   if (b->len + n > NVRAM_MAX) {
     errno = EFBIG;
     return -1;
   }
-  if (b->len + n > b->alloc) {
-    size_t na = (b->len + n) * 2;
-    char *p = realloc (b->data, na);
-    if (p == NULL)
-      return -1;
-    b->data = p;
-    b->alloc = na;
-  }
-  memcpy (b->data + b->len, data, n);
-  b->len += n;
+  if (byte_vector_append_many (b, data, n) == -1)
+    return -1;
   return (int) n;
 }
 
@@ -514,7 +503,7 @@ upload_nvram (struct live *l, struct live_file *f)
   CLEANUP_FREE char *xml = NULL;
   CLEANUP_VIR_POOL virStoragePoolPtr spool = NULL, dpool = NULL;
   CLEANUP_VIR_VOL virStorageVolPtr svol = NULL;
-  struct buf b = { 0 };
+  struct byte_vector b = VECTOR_INIT;
   struct source s;
   virStreamPtr st = NULL;
   int ret = -1;
@@ -556,7 +545,7 @@ upload_nvram (struct live *l, struct live_file *f)
     vmferry_virt_error ("%s: %s: cannot create the NVRAM file", host, f->dst_path);
     goto out;
   }
-  s = (struct source) { .data = b.data, .len = b.len };
+  s = (struct source) { .data = b.ptr, .len = b.len };
   st = virStreamNew (l->dst, 0);
   if (st == NULL || virStorageVolUpload (f->vol, st, 0, b.len, 0) < 0 ||
       virStreamSendAll (st, source_buf, &s) < 0 || virStreamFinish (st) < 0) {
@@ -571,7 +560,7 @@ upload_nvram (struct live *l, struct live_file *f)
  out:
   if (st)
     virStreamFree (st);
-  free (b.data);
+  byte_vector_reset (&b);
   return ret;
 }
 

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "quote.h"
 #include "ssh.h"
+#include "vector.h"
 
 extern char **environ;
 
@@ -74,11 +75,12 @@ struct vmferry_ssh {
   ssh_session session;          /* libssh */
 };
 
+DEFINE_VECTOR_TYPE (byte_vector, char);
+
 struct vmferry_remote {
   struct vmferry_ssh *s;
   bool capture;
-  char *out;                    /* captured stdout */
-  size_t out_len;
+  struct byte_vector out;       /* captured stdout, NUL-terminated */
   uint64_t bytes;
   struct timespec started;
   int cancelled;                /* vmferry_remote_cancel (atomic) */
@@ -183,21 +185,17 @@ relay (int fd, const char *buf, size_t len)
 static int
 capture_append (struct vmferry_remote *r, const char *buf, size_t len)
 {
-  char *p;
-
-  if (r->out_len + len > MAX_CAPTURE) {
-    vmferry_set_error ("%s: the remote command's answer is too long", r->s->label);
+  if (r->out.len + len > MAX_CAPTURE) {
+    vmferry_set_error ("%s: the remote command's answer is too long",
+                       r->s->label);
     return -1;
   }
-  p = realloc (r->out, r->out_len + len + 1);
-  if (p == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", r->s->label);
+  if (byte_vector_reserve (&r->out, len + 1) == -1) {
+    vmferry_set_error_errno (errno, "%s", r->s->label);
     return -1;
   }
-  memcpy (p + r->out_len, buf, len);
-  r->out = p;
-  r->out_len += len;
-  p[r->out_len] = '\0';
+  byte_vector_append_many (&r->out, buf, len);  /* reserved above */
+  r->out.ptr[r->out.len] = '\0';
   return 0;
 }
 
@@ -1103,7 +1101,7 @@ remote_free (struct vmferry_remote *r)
     close (r->in_fd);
   if (r->out_fd >= 0)
     close (r->out_fd);
-  free (r->out);
+  byte_vector_reset (&r->out);
   free (r);
 }
 
@@ -1185,9 +1183,9 @@ vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn
 
 
   if (status >= 0 && out_rtn) {
-    *out_rtn = r->out ? r->out : strdup ("");
-    *len_rtn = r->out_len;
-    r->out = NULL;
+    *out_rtn = r->out.ptr ? r->out.ptr : strdup ("");
+    *len_rtn = r->out.len;
+    r->out = (struct byte_vector) VECTOR_INIT;
   }
   remote_free (r);
   return status;
