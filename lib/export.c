@@ -1291,37 +1291,6 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
 }
 
 int
-vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
-                        int *level_rtn)
-{
-  char *end;
-  long level;
-
-  *level_rtn = 1;
-  if (strcmp (arg, "auto") == 0)
-    *method_rtn = VMFERRY_COMPRESS_AUTO;
-  else if (strcmp (arg, "none") == 0)
-    *method_rtn = VMFERRY_COMPRESS_NONE;
-  else if (strcmp (arg, "zstd") == 0)
-    *method_rtn = VMFERRY_COMPRESS_ZSTD;
-  else if (strncmp (arg, "zstd:", 5) == 0) {
-    errno = 0;
-    level = strtol (arg + 5, &end, 10);
-    if (errno || *end || end == arg + 5 || level < 1 || level > 19) {
-      vmferry_set_error ("--compress: '%s': the zstd level must be 1 to 19", arg);
-      return -1;
-    }
-    *method_rtn = VMFERRY_COMPRESS_ZSTD;
-    *level_rtn = (int) level;
-  }
-  else {
-    vmferry_set_error ("--compress: '%s': use auto, none, zstd or zstd:LEVEL", arg);
-    return -1;
-  }
-  return 0;
-}
-
-int
 vmferry_export (const struct vmferry_export_opts *opts)
 {
   CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;

@@ -82,12 +82,9 @@ main (int argc, char *argv[])
       }
     }
   }
-  if (dest_uri == NULL || argc - optind != 1) {
-    vmferry_set_error ("give the destination with -c URI and one DOMAIN, "
-                       "STREAM or XML");
-    vmferry_tool_print_error ();
-    vmferry_tool_usage_error ();
-  }
+  if (dest_uri == NULL || argc - optind != 1)
+    vmferry_tool_usage_fail ("give the destination with -c URI and one "
+                             "DOMAIN, STREAM or XML");
 
   if (vmferry_check_input_load (argv[optind], source_uri, &in) == -1)
     goto out;
