@@ -134,7 +134,8 @@ open_source (const char *path, bool nofollow)
     vmferry_set_error_errno (errno, "%s: cannot open", path);
     return -1;
   }
-  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev ||
+      fst.st_ino != st.st_ino) {
     vmferry_set_error ("%s was replaced while it was being opened", path);
     close (fd);
     return -1;
@@ -262,13 +263,15 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
     if (r < 0)
       return -1;
     if (r == 0) {
-      vmferry_set_error ("%s: declared as qcow2 but is not a qcow2 image", path);
+      vmferry_set_error ("%s: declared as qcow2 but is not a qcow2 image",
+                         path);
       return -1;
     }
     if (vmferry_qcow2_check_carriable (&info, path) < 0)
       return -1;
     if (info.has_backing) {
-      CLEANUP_FREE char *bpath = vmferry_qcow2_backing_path (path, info.backing_file);
+      CLEANUP_FREE char *bpath = vmferry_qcow2_backing_path (path,
+                                                             info.backing_file);
 
       if (bpath == NULL)
         return -1;
@@ -371,8 +374,8 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
 
 /* Build the list of files to carry from the domain XML. */
 static int
-make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_readonly,
-           struct plan *plan)
+make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid,
+           bool include_readonly, struct plan *plan)
 {
   struct vmferry_domain_file *dfiles = NULL;
   size_t n = 0;
@@ -423,13 +426,15 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
     }
     if (df->pool) {
       /* A volume disk: libvirt knows where the volume's file is. */
-      CLEANUP_VIR_POOL virStoragePoolPtr pool = virStoragePoolLookupByName (conn, df->pool);
+      CLEANUP_VIR_POOL virStoragePoolPtr pool =
+        virStoragePoolLookupByName (conn, df->pool);
       CLEANUP_VIR_VOL virStorageVolPtr vol =
         pool ? virStorageVolLookupByName (pool, df->volume) : NULL;
       char *path = vol ? virStorageVolGetPath (vol) : NULL;
       if (path == NULL) {
         vmferry_virt_error ("disk %s: volume %s of pool %s",
-                            df->target ? df->target : "?", df->volume, df->pool);
+                            df->target ? df->target : "?", df->volume,
+                            df->pool);
         r = -1;
         continue;
       }
@@ -512,7 +517,8 @@ xml_attr (xmlNodePtr n, const char *name)
  * error and returns 1 if so; 0 if not (or it stopped meanwhile).
  */
 static int
-domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *plan)
+domain_writes_plan (virConnectPtr conn, virDomainPtr dom,
+                    const struct plan *plan)
 {
   const char *other = virDomainGetName (dom);
   CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, 0);
@@ -554,7 +560,8 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
         xmlFree (pool);
         xmlFree (volume);
       }
-      else if ((path = xml_attr (src, "file")) || (path = xml_attr (src, "dev")))
+      else if ((path = xml_attr (src, "file")) ||
+               (path = xml_attr (src, "dev")))
         f = plan_lookup_path (plan, path);
     }
     xmlFree (path);
@@ -562,9 +569,9 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
     xmlFree (device);
     if (f) {
       target = xml_attr (vmferry_xml_child (n, "target"), "dev");
-      vmferry_set_error ("%s is in use by running domain %s (its disk %s): a copy "
-                         "made now could be inconsistent; shut %s down first",
-                         file_label (f, label, sizeof label), other,
+      vmferry_set_error ("%s is in use by running domain %s (its disk %s): a "
+                         "copy made now could be inconsistent; shut %s down "
+                         "first", file_label (f, label, sizeof label), other,
                          target ? target : "?", other);
       xmlFree (target);
       return 1;
@@ -581,9 +588,10 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
     f = text && *text ? plan_lookup_path (plan, text) : NULL;
     xmlFree (text);
     if (f) {
-      vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a copy "
-                         "made now could be inconsistent; shut %s down first",
-                         file_label (f, label, sizeof label), other, other);
+      vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a "
+                         "copy made now could be inconsistent; shut %s down "
+                         "first", file_label (f, label, sizeof label), other,
+                         other);
       return 1;
     }
   }
@@ -632,8 +640,8 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
     if (lk.used & (VMFERRY_QEMU_PERM_WRITE | VMFERRY_QEMU_PERM_WRITE_UNCHANGED |
                    VMFERRY_QEMU_PERM_RESIZE)) {
       vmferry_set_error ("%s is open for writing by %s (it holds QEMU's write "
-                         "lock): a copy made now could be inconsistent; stop it "
-                         "first", file_label (f, label, sizeof label),
+                         "lock): a copy made now could be inconsistent; stop "
+                         "it first", file_label (f, label, sizeof label),
                          vmferry_image_lock_who (&lk, who, sizeof who));
       r = -1;
     }
@@ -686,7 +694,8 @@ uri_is_remote (const char *uri, char **host_rtn)
   h = u->server;
   if (h && *h && strcmp (h, "localhost") != 0 &&
       strcmp (h, "localhost.localdomain") != 0 && strncmp (h, "127.", 4) != 0 &&
-      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 && !names_this_host (h)) {
+      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 &&
+      !names_this_host (h)) {
     remote = true;
     *host_rtn = strdup (h);
   }
@@ -701,12 +710,12 @@ refuse_remote (const char *uri, const char *domain)
 
   if (!uri_is_remote (uri, &host))
     return 0;
-  vmferry_set_error ("%s is another host (%s): vmferry-export reads the domain's "
-                     "disks from this machine's file system, so it must run on "
-                     "the host that has them: run it there (ssh %s vmferry-export "
-                     "%s > FILE), or run vmferry-migrate there (nothing was "
-                     "written)", uri, host ? host : "?", host ? host : "HOST",
-                     domain);
+  vmferry_set_error ("%s is another host (%s): vmferry-export reads the "
+                     "domain's disks from this machine's file system, so it "
+                     "must run on the host that has them: run it there (ssh %s "
+                     "vmferry-export %s > FILE), or run vmferry-migrate there "
+                     "(nothing was written)", uri, host ? host : "?",
+                     host ? host : "HOST", domain);
   return -1;
 }
 
@@ -729,7 +738,8 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
                   (int) VMFERRY_MANIFEST_BACKING == VMFERRY_ROLE_BACKING,
                   "manifest roles are domain roles");
   gethostname (host, sizeof host - 1);
-  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ",
+            gmtime_r (&now, &tm));
   m.tool = tool;
   m.created = created;
   m.source_host = host[0] ? host : NULL;
@@ -827,7 +837,8 @@ job_init (void *opaque, void *jobp)
     j->out_cap = vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
     j->out = malloc (j->out_cap);
   }
-  if (j->raw == NULL || (ex->opts->compress != VMFERRY_COMPRESS_NONE && j->out == NULL)) {
+  if (j->raw == NULL ||
+      (ex->opts->compress != VMFERRY_COMPRESS_NONE && j->out == NULL)) {
     vmferry_set_error_errno (ENOMEM, "export buffers");
     return -1;
   }
@@ -871,7 +882,8 @@ job_done (void *opaque, void *jobp)
   const struct export_file *f = &ex->plan->files.ptr[j->file];
 
   if (j->zero_length) {
-    if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset, j->zero_length) < 0)
+    if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset,
+                                   j->zero_length) < 0)
       return -1;
     vmferry_progress_add (ex->opts->progress, j->zero_length);
   }
@@ -945,7 +957,8 @@ add_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z,
 
 static void
 submit_data (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
-             uint32_t file, uint64_t offset, uint64_t length, struct zero_run *z)
+             uint32_t file, uint64_t offset, uint64_t length,
+             struct zero_run *z)
 {
   j->kind = JOB_DATA;
   j->file = file;
@@ -977,7 +990,8 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
   bool first_zero = vmferry_is_zero (j->data, block_len (len, 0));
 
   for (run = 1; run < nblocks; run++)
-    if (vmferry_is_zero (j->data + run * bs, block_len (len, run)) != first_zero)
+    if (vmferry_is_zero (j->data + run * bs,
+                         block_len (len, run)) != first_zero)
       break;
   if (run == nblocks && !first_zero) {
     submit_data (ex, p, j, file, offset, len, z);
@@ -1000,7 +1014,8 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
     size_t e = i + 1, rlen;
     struct job *d;
 
-    while (e < nblocks && vmferry_is_zero (scratch + e * bs, block_len (len, e)) == zero)
+    while (e < nblocks &&
+           vmferry_is_zero (scratch + e * bs, block_len (len, e)) == zero)
       e++;
     rlen = (e == nblocks ? len : e * bs) - i * bs;
     if (zero) {
@@ -1049,8 +1064,8 @@ read_chunk (int fd, int *dfd, const char *path, bool use_map, struct job *j,
      * a file that shrank since the plan is an error, as for read(2).
      */
     if (fstat (fd, &st) == 0 && (uint64_t) st.st_size < off + len) {
-      vmferry_set_error ("%s: the file shrank to %" PRIu64 " bytes while it was "
-                         "exported", path, (uint64_t) st.st_size);
+      vmferry_set_error ("%s: the file shrank to %" PRIu64 " bytes while it "
+                         "was exported", path, (uint64_t) st.st_size);
       return -1;
     }
     delta = off % (uint64_t) page;
@@ -1139,9 +1154,11 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->zero_length = 0;
   vmferry_pipeline_submit (p, j, false);
 
-  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start, &end)) == 1) {
+  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start,
+                                    &end)) == 1) {
     for (uint64_t off = start; off < end; ) {
-      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
+      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off
+                                                   : VMFERRY_CHUNK_SIZE;
       if (vmferry_scout_zero (ex->scout, idx, off, len)) {
         /* Zeros the scout found ahead: not read again. */
         if (add_zero (p, idx, &z, off, len) < 0)
@@ -1219,9 +1236,11 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   int r = -1;
 
   vmferry_pipeline_shape (opts->threads, &threads, &depth);
-  ex.w = opts->out_fn ? vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
-                                                      opts->out_name)
-                      : vmferry_stream_writer_new (opts->out_fd, opts->out_name);
+  if (opts->out_fn)
+    ex.w = vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
+                                         opts->out_name);
+  else
+    ex.w = vmferry_stream_writer_new (opts->out_fd, opts->out_name);
   scratch = malloc (VMFERRY_CHUNK_SIZE);
   ex.compressors = calloc (threads, sizeof *ex.compressors);
   if (ex.w == NULL || scratch == NULL || ex.compressors == NULL) {
@@ -1241,7 +1260,8 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     goto out;
 
   /* Memory stays flat: depth x 8 MiB, and a zstd context per worker. */
-  p = vmferry_pipeline_new (&export_ops, &ex, threads, depth, sizeof (struct job));
+  p = vmferry_pipeline_new (&export_ops, &ex, threads, depth,
+                            sizeof (struct job));
   if (p == NULL || start_scout (&ex, p) < 0)
     goto out;
   for (uint32_t i = 0; i < plan->files.len; i++)
@@ -1252,8 +1272,8 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   if (vmferry_pipeline_finish (p) < 0)
     goto out;
   if (vmferry_scout_skipped (ex.scout))
-    vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the scout, "
-                     "not read again", vmferry_scout_skipped (ex.scout));
+    vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the "
+                     "scout, not read again", vmferry_scout_skipped (ex.scout));
   /* A domain started while we read its disks leaves an inconsistent
    * copy: say so and leave the stream without its END record, so no
    * importer accepts it.
@@ -1318,11 +1338,13 @@ vmferry_export (const struct vmferry_export_opts *opts)
   if (state < 0)
     return -1;
   if (state != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: shut it down first (nothing was written)",
-                       opts->domain, vmferry_virt_state_name (state));
+    vmferry_set_error ("domain %s is %s: shut it down first (nothing was "
+                       "written)", opts->domain,
+                       vmferry_virt_state_name (state));
     return -1;
   }
-  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE |
+                             VIR_DOMAIN_XML_SECURE |
                              VIR_DOMAIN_XML_MIGRATABLE);
   if (xml == NULL) {
     vmferry_virt_error ("domain %s: cannot get its XML", opts->domain);

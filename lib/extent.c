@@ -53,7 +53,8 @@ round_down (uint64_t v)
 static uint64_t
 round_up_capped (uint64_t v, uint64_t size)
 {
-  uint64_t r = v + (VMFERRY_BLOCK_SIZE - v % VMFERRY_BLOCK_SIZE) % VMFERRY_BLOCK_SIZE;
+  uint64_t r = v + (VMFERRY_BLOCK_SIZE - v % VMFERRY_BLOCK_SIZE)
+                   % VMFERRY_BLOCK_SIZE;
 
   return r < size ? r : size;
 }

@@ -117,7 +117,8 @@ pool_xml (const char *name, const char *dir)
   if (doc == NULL)
     goto nomem;
   root = xmlNewDocNode (doc, NULL, BAD_CAST "pool", NULL);
-  if (root == NULL || xmlNewProp (root, BAD_CAST "type", BAD_CAST "dir") == NULL)
+  if (root == NULL ||
+      xmlNewProp (root, BAD_CAST "type", BAD_CAST "dir") == NULL)
     goto nomem;
   xmlDocSetRootElement (doc, root);
   if (xmlNewTextChild (root, NULL, BAD_CAST "name", BAD_CAST name) == NULL)
@@ -184,7 +185,8 @@ vmferry_live_prepare_xml (xmlDocPtr doc, const char *const *targets,
           xmlFreeNode (c);
         }
       }
-      if (detect_zeroes && driver && !xmlHasProp (driver, BAD_CAST "detect_zeroes")) {
+      if (detect_zeroes && driver &&
+          !xmlHasProp (driver, BAD_CAST "detect_zeroes")) {
         xmlChar *discard = xmlGetProp (driver, BAD_CAST "discard");
         const char *mode = "unmap";
         bool ok = true;
@@ -194,13 +196,15 @@ vmferry_live_prepare_xml (xmlDocPtr doc, const char *const *targets,
          * plain zero detection (zeroed, not deallocated, clusters).
          */
         if (discard == NULL)
-          ok = xmlSetProp (driver, BAD_CAST "discard", BAD_CAST "unmap") != NULL;
+          ok = xmlSetProp (driver, BAD_CAST "discard",
+                           BAD_CAST "unmap") != NULL;
         else if (!xmlStrEqual (discard, BAD_CAST "unmap"))
           mode = "on";
         xmlFree (discard);
         if (!ok || xmlSetProp (driver, BAD_CAST "detect_zeroes",
                                BAD_CAST mode) == NULL) {
-          vmferry_set_error_errno (ENOMEM, "domain XML: cannot set detect_zeroes");
+          vmferry_set_error_errno (ENOMEM,
+                                   "domain XML: cannot set detect_zeroes");
           return -1;
         }
       }
@@ -542,14 +546,16 @@ upload_nvram (struct live *l, struct live_file *f)
     goto out;
   f->vol = virStorageVolCreateXML (dpool, xml, 0);
   if (f->vol == NULL) {
-    vmferry_virt_error ("%s: %s: cannot create the NVRAM file", host, f->dst_path);
+    vmferry_virt_error ("%s: %s: cannot create the NVRAM file", host,
+                        f->dst_path);
     goto out;
   }
   s = (struct source) { .data = b.ptr, .len = b.len };
   st = virStreamNew (l->dst, 0);
   if (st == NULL || virStorageVolUpload (f->vol, st, 0, b.len, 0) < 0 ||
       virStreamSendAll (st, source_buf, &s) < 0 || virStreamFinish (st) < 0) {
-    vmferry_virt_error ("%s: %s: cannot write the NVRAM file", host, f->dst_path);
+    vmferry_virt_error ("%s: %s: cannot write the NVRAM file", host,
+                        f->dst_path);
     if (st)
       virStreamAbort (st);
     goto out;
@@ -592,7 +598,8 @@ plan_files (struct live *l, xmlDocPtr src_doc, xmlDocPtr dst_doc)
       if (df[j].role != sf[i].role)
         continue;
       if (sf[i].role == VMFERRY_ROLE_NVRAM ||
-          (sf[i].target && df[j].target && strcmp (sf[i].target, df[j].target) == 0))
+          (sf[i].target && df[j].target &&
+           strcmp (sf[i].target, df[j].target) == 0))
         d = &df[j];
     }
     if (d == NULL || d->path == NULL) {
@@ -739,10 +746,12 @@ job_thread (void *arg)
 {
   struct job *j = arg;
 
-  j->result = virDomainMigrate3 (j->dom, j->dst, j->params, j->nparams, j->flags);
+  j->result = virDomainMigrate3 (j->dom, j->dst, j->params, j->nparams,
+                                 j->flags);
   if (j->result == NULL) {
     virErrorPtr err = virGetLastError ();
-    j->error = strdup (err && err->message ? err->message : "unknown libvirt error");
+    j->error = strdup (err && err->message ? err->message
+                       : "unknown libvirt error");
   }
   __atomic_store_n (&j->done, 1, __ATOMIC_RELEASE);
   return NULL;
@@ -875,7 +884,8 @@ roll_back (struct live *l, bool started)
               state == VIR_DOMAIN_RUNNING ? "still runs" : "is still paused");
   else {
     snprintf (srcstate, sizeof srcstate, "the domain is %s on the source",
-              state < 0 ? "in an unknown state" : vmferry_virt_state_name (state));
+              state < 0 ? "in an unknown state"
+              : vmferry_virt_state_name (state));
     outcome = VMFERRY_LIVE_LEFTOVERS;
   }
   if (*left)
@@ -947,7 +957,8 @@ journal_path (const char *uuid)
     vmferry_set_error ("%s: not a UUID", uuid);
     return NULL;
   }
-  if (asprintf (&p, "%s/live-%s.json", dir && *dir ? dir : STATE_DIR, uuid) < 0) {
+  if (asprintf (&p, "%s/live-%s.json", dir && *dir ? dir : STATE_DIR,
+                uuid) < 0) {
     vmferry_set_error_errno (ENOMEM, "journal");
     return NULL;
   }
@@ -965,7 +976,8 @@ journal_save (struct live *l, bool started)
   if (path == NULL || o == NULL || a == NULL)
     goto out;
   json_object_object_add (o, "format", json_object_new_string ("vmferry-live"));
-  json_object_object_add (o, "dest_uri", json_object_new_string (l->opts->dest_uri));
+  json_object_object_add (o, "dest_uri",
+                          json_object_new_string (l->opts->dest_uri));
   json_object_object_add (o, "domain", json_object_new_string (l->name));
   json_object_object_add (o, "started", json_object_new_boolean (started));
   for (size_t i = 0; i < l->nr_files; i++)
@@ -983,15 +995,16 @@ journal_save (struct live *l, bool started)
   }
   *strrchr (dir, '/') = '\0';
   if (mkdir (dir, 0700) < 0 && errno != EEXIST) {
-    vmferry_set_error_errno (errno, "%s: cannot keep the live migration's journal "
-                             "there (VMFERRY_STATE_DIR)", dir);
+    vmferry_set_error_errno (errno, "%s: cannot keep the live migration's "
+                             "journal there (VMFERRY_STATE_DIR)", dir);
     goto out;
   }
   unlink (tmp);
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 || vmferry_write_full (fd, tmp, text, strlen (text)) < 0 ||
       fsync (fd) < 0 || rename (tmp, path) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot write the live migration's journal",
+    vmferry_set_error_errno (errno,
+                             "%s: cannot write the live migration's journal",
                              path);
     unlink (tmp);
     goto out;
@@ -1025,11 +1038,12 @@ journal_load (const char *uuid, struct journal *j)
       !json_object_object_get_ex (o, "made", &a) ||
       !json_object_is_type (a, json_type_array) ||
       json_object_array_length (a) > VMFERRY_MAX_FILES) {
-    vmferry_set_error ("%s: a damaged journal of a live migration (remove it once "
-                       "the destination holds nothing of it)", path);
+    vmferry_set_error ("%s: a damaged journal of a live migration (remove it "
+                       "once the destination holds nothing of it)", path);
     goto out;
   }
-  j->started = json_object_object_get_ex (o, "started", &v) && json_object_get_boolean (v);
+  j->started = json_object_object_get_ex (o, "started", &v) &&
+               json_object_get_boolean (v);
   j->paths = calloc (json_object_array_length (a) + 1, sizeof *j->paths);
   if (j->paths == NULL)
     goto out;
@@ -1066,7 +1080,8 @@ static int
 recover (struct live *l)
 {
   struct journal j;
-  CLEANUP_VIR_DOMAIN virDomainPtr d = virDomainLookupByUUIDString (l->dst, l->uuid);
+  CLEANUP_VIR_DOMAIN virDomainPtr d = virDomainLookupByUUIDString (l->dst,
+                                                                   l->uuid);
   bool here = virDomainIsActive (l->dom) == 1;
   bool there = d && virDomainIsActive (d) == 1;
   char removed[4096] = "";
@@ -1086,16 +1101,17 @@ recover (struct live *l)
   if (r == 0)
     return 0;
   if (strcmp (j.dest_uri, l->opts->dest_uri) != 0) {
-    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted; "
-                       "run that one again to clear what it left there first",
-                       l->name, j.dest_uri);
+    vmferry_set_error ("domain %s: a live migration of it to %s was "
+                       "interrupted; run that one again to clear what it left "
+                       "there first", l->name, j.dest_uri);
     journal_free (&j);
     return -1;
   }
   if (here == there) {
-    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted and "
-                       "the domain %s: nothing was touched; see virsh domjobinfo "
-                       "on both hosts", l->name, j.dest_uri,
+    vmferry_set_error ("domain %s: a live migration of it to %s was "
+                       "interrupted and the domain %s: nothing was touched; "
+                       "see virsh domjobinfo on both hosts", l->name,
+                       j.dest_uri,
                        here ? "runs on both hosts" : "runs on neither host");
     journal_free (&j);
     return -1;
@@ -1117,8 +1133,8 @@ recover (struct live *l)
     }
     vol = virStorageVolLookupByName (pool, base);
     if (vol && virStorageVolDelete (vol, 0) < 0) {
-      vmferry_virt_error ("%s: %s, left by an interrupted live migration, cannot "
-                          "be removed", l->opts->dest_uri, j.paths[i]);
+      vmferry_virt_error ("%s: %s, left by an interrupted live migration, "
+                          "cannot be removed", l->opts->dest_uri, j.paths[i]);
       journal_free (&j);
       return -1;
     }
@@ -1128,8 +1144,9 @@ recover (struct live *l)
   journal_drop (l->uuid);
   journal_free (&j);
   vmferry_notice ("domain %s: an earlier live migration to %s was interrupted; "
-                  "removed what it had made there%s%s", l->name, l->opts->dest_uri,
-                  *removed ? ": " : " (nothing was left)", removed);
+                  "removed what it had made there%s%s", l->name,
+                  l->opts->dest_uri, *removed ? ": " : " (nothing was left)",
+                  removed);
   return 0;
 }
 
@@ -1213,7 +1230,8 @@ live_open (struct live *l, const struct vmferry_live_opts *opts)
 
   l->opts = opts;
   if (opts->domain == NULL || opts->dest_uri == NULL) {
-    vmferry_set_error ("live migration: a domain and a destination URI are needed");
+    vmferry_set_error ("live migration: a domain and a destination URI are "
+                       "needed");
     return -1;
   }
   l->src = vmferry_virt_connect (opts->uri);
@@ -1307,8 +1325,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   }
 
   /* Nothing is made on the destination until here. */
-  if (build_xml (&l) < 0 || check_dest_free (&l) < 0 || journal_save (&l, false) < 0 ||
-      vmferry_fault ("live-journaled") < 0)
+  if (build_xml (&l) < 0 || check_dest_free (&l) < 0 ||
+      journal_save (&l, false) < 0 || vmferry_fault ("live-journaled") < 0)
     goto out;
   for (size_t i = 0; i < l.nr_files; i++) {
     struct live_file *f = &l.files[i];
@@ -1340,7 +1358,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     goto fail;
   errno = pthread_create (&thread, NULL, job_thread, &job);
   if (errno) {
-    vmferry_set_error_errno (errno, "domain %s: cannot start the migration thread",
+    vmferry_set_error_errno (errno,
+                             "domain %s: cannot start the migration thread",
                              l.name);
     goto fail;
   }
@@ -1360,7 +1379,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
                          opts->dest_uri, job.error ? job.error : "");
     else
       vmferry_set_error ("domain %s: live migration to %s failed: %s", l.name,
-                         opts->dest_uri, job.error ? job.error : "unknown error");
+                         opts->dest_uri,
+                         job.error ? job.error : "unknown error");
     if (mon.postcopy_started) {
       char msg[VMFERRY_ERROR_MAX];
       snprintf (msg, sizeof msg, "%s; it failed after the switch to post-copy, "
@@ -1403,13 +1423,15 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED) {
     vmferry_set_error ("domain %s: migrated to %s but is %s there; the source "
                        "definition is kept", l.dest_name, opts->dest_uri,
-                       state < 0 ? "in an unknown state" : vmferry_virt_state_name (state));
+                       state < 0 ? "in an unknown state"
+                       : vmferry_virt_state_name (state));
     outcome = VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED;
     goto out;
   }
   if (virDomainIsPersistent (ddom) != 1) {
     vmferry_set_error ("domain %s: runs on %s but is not persistent there; the "
-                       "source definition is kept", l.dest_name, opts->dest_uri);
+                       "source definition is kept", l.dest_name,
+                       opts->dest_uri);
     outcome = VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED;
     goto out;
   }
@@ -1432,8 +1454,9 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   outcome = roll_back (&l, started);
  out:
   /* The journal stays only where something may be left to undo. */
-  if (l.uuid && (outcome == VMFERRY_LIVE_NOTHING || outcome == VMFERRY_LIVE_MIGRATED ||
-                 outcome == VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED))
+  if (l.uuid &&
+      (outcome == VMFERRY_LIVE_NOTHING || outcome == VMFERRY_LIVE_MIGRATED ||
+       outcome == VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED))
     journal_drop (l.uuid);
   free (job.error);
   virTypedParamsFree (params, nparams);

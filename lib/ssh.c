@@ -154,7 +154,8 @@ vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
   }
   else if (host[strlen (host) - 1] == '/')
     host[strlen (host) - 1] = '\0';
-  if (host == NULL || host[0] == '\0' || host[0] == '-' || strpbrk (host, " /'\"\\"))
+  if (host == NULL || host[0] == '\0' || host[0] == '-' ||
+      strpbrk (host, " /'\"\\"))
     goto bad;
   *user_rtn = user;
   *host_rtn = host;
@@ -163,7 +164,8 @@ vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
  bad:
   free (user);
   free (host);
-  vmferry_set_error ("%s: not a destination ([ssh://][USER@]HOST[:PORT])", dest);
+  vmferry_set_error ("%s: not a destination ([ssh://][USER@]HOST[:PORT])",
+                     dest);
   return -1;
 }
 
@@ -249,8 +251,10 @@ check_host_key (struct vmferry_ssh *s)
   int r = -1;
 
   if (ssh_get_server_publickey (s->session, &key) < 0 ||
-      ssh_get_publickey_hash (key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) < 0 ||
-      (fp = ssh_get_fingerprint_hash (SSH_PUBLICKEY_HASH_SHA256, hash, hlen)) == NULL ||
+      ssh_get_publickey_hash (key, SSH_PUBLICKEY_HASH_SHA256,
+                              &hash, &hlen) < 0 ||
+      (fp = ssh_get_fingerprint_hash (SSH_PUBLICKEY_HASH_SHA256,
+                                      hash, hlen)) == NULL ||
       ssh_pki_export_pubkey_base64 (key, &b64) < 0) {
     vmferry_set_error ("%s: cannot read the host key: %s", s->label,
                        ssh_get_error (s->session));
@@ -262,8 +266,8 @@ check_host_key (struct vmferry_ssh *s)
   if (ssh_options_get (s->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, &global) < 0)
     global = NULL;
   if (revoked_in (known, b64) || revoked_in (global, b64)) {
-    vmferry_set_error ("%s: the host key %s %s is marked @revoked in known_hosts; "
-                       "nothing was sent", s->label, type, fp);
+    vmferry_set_error ("%s: the host key %s %s is marked @revoked in "
+                       "known_hosts; nothing was sent", s->label, type, fp);
     goto out;
   }
   state = ssh_session_is_known_server (s->session);
@@ -273,36 +277,41 @@ check_host_key (struct vmferry_ssh *s)
     r = 0;
     break;
   case SSH_KNOWN_HOSTS_CHANGED:
-    vmferry_set_error ("%s: the host key has CHANGED (it is now %s %s): someone could "
-                       "be intercepting the connection; nothing was sent.  If the "
-                       "change is expected, remove the old key (ssh-keygen -R) and "
-                       "check the new one", s->label, type, fp);
+    vmferry_set_error ("%s: the host key has CHANGED (it is now %s %s): "
+                       "someone could be intercepting the connection; nothing "
+                       "was sent.  If the change is expected, remove the old "
+                       "key (ssh-keygen -R) and check the new one", s->label,
+                       type, fp);
     break;
   case SSH_KNOWN_HOSTS_OTHER:
-    vmferry_set_error ("%s: the host offers a %s key %s, but known_hosts holds a key "
-                       "of another type for it; nothing was sent", s->label, type, fp);
+    vmferry_set_error ("%s: the host offers a %s key %s, but known_hosts holds "
+                       "a key of another type for it; nothing was sent",
+                       s->label, type, fp);
     break;
   case SSH_KNOWN_HOSTS_NOT_FOUND:
   case SSH_KNOWN_HOSTS_UNKNOWN:
     if (!s->opts.accept_new_host_key) {
-      vmferry_set_error ("%s: unknown host key %s %s (not in known_hosts); nothing "
-                         "was sent.  Check the fingerprint, then add it (ssh-keyscan) "
-                         "or pass --accept-new-host-key", s->label, type, fp);
+      vmferry_set_error ("%s: unknown host key %s %s (not in known_hosts); "
+                         "nothing was sent.  Check the fingerprint, then add "
+                         "it (ssh-keyscan) or pass --accept-new-host-key",
+                         s->label, type, fp);
       break;
     }
     if (ssh_session_update_known_hosts (s->session) != SSH_OK) {
       vmferry_set_error ("%s: cannot add the host key to %s: %s", s->label,
-                         known ? known : "known_hosts", ssh_get_error (s->session));
+                         known ? known : "known_hosts",
+                         ssh_get_error (s->session));
       break;
     }
-    vmferry_notice ("%s: first contact: added host key %s %s to %s", s->label, type,
-                    fp, known ? known : "known_hosts");
+    vmferry_notice ("%s: first contact: added host key %s %s to %s", s->label,
+                    type, fp, known ? known : "known_hosts");
     r = 0;
     break;
   case SSH_KNOWN_HOSTS_ERROR:
   default:
-    vmferry_set_error ("%s: cannot check the host key %s %s against known_hosts: %s; "
-                       "nothing was sent", s->label, type, fp, ssh_get_error (s->session));
+    vmferry_set_error ("%s: cannot check the host key %s %s against "
+                       "known_hosts: %s; nothing was sent", s->label, type, fp,
+                       ssh_get_error (s->session));
     break;
   }
  out:
@@ -319,7 +328,8 @@ check_host_key (struct vmferry_ssh *s)
  * be pasted into a shell.  Caller frees; NULL if out of memory.
  */
 static char *
-proxy_for_humans (const char *proxy, const char *host, unsigned port, const char *user)
+proxy_for_humans (const char *proxy, const char *host, unsigned port,
+                  const char *user)
 {
   char *out = NULL;
   size_t len = 0;
@@ -380,10 +390,13 @@ libssh_connect (struct vmferry_ssh *s)
     return -1;
   }
   if (ssh_options_set (s->session, SSH_OPTIONS_HOST, s->host) < 0 ||
-      (s->user && ssh_options_set (s->session, SSH_OPTIONS_USER, s->user) < 0) ||
+      (s->user &&
+       ssh_options_set (s->session, SSH_OPTIONS_USER, s->user) < 0) ||
       (have_aesni () &&
-       (ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_C_S, CIPHERS_AESNI) < 0 ||
-        ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_S_C, CIPHERS_AESNI) < 0))) {
+       (ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_C_S,
+                         CIPHERS_AESNI) < 0 ||
+        ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_S_C,
+                         CIPHERS_AESNI) < 0))) {
     vmferry_set_error ("%s: %s", s->label, ssh_get_error (s->session));
     return -1;
   }
@@ -405,7 +418,8 @@ libssh_connect (struct vmferry_ssh *s)
   }
   /* The config's LogLevel would make libssh print on stderr. */
   {
-    int v = vmferry_get_verbosity () >= VMFERRY_LOG_DEBUG ? SSH_LOG_WARNING : SSH_LOG_NOLOG;
+    int v = vmferry_get_verbosity () >= VMFERRY_LOG_DEBUG
+            ? SSH_LOG_WARNING : SSH_LOG_NOLOG;
     ssh_options_set (s->session, SSH_OPTIONS_LOG_VERBOSITY, &v);
   }
   if (s->port) {
@@ -425,9 +439,9 @@ libssh_connect (struct vmferry_ssh *s)
   }
   if (proxy)
     shown = proxy_for_humans (proxy, host ? host : s->host, port, user);
-  vmferry_verbose ("%s: connecting to %s@%s port %u%s%s", s->label, user ? user : "?",
-                   host ? host : s->host, port, shown ? " through " : "",
-                   shown ? shown : "");
+  vmferry_verbose ("%s: connecting to %s@%s port %u%s%s", s->label,
+                   user ? user : "?", host ? host : s->host, port,
+                   shown ? " through " : "", shown ? shown : "");
   ssh_string_free_char (host);
   ssh_string_free_char (user);
   ssh_string_free_char (proxy);
@@ -435,11 +449,13 @@ libssh_connect (struct vmferry_ssh *s)
   if (ssh_connect (s->session) != SSH_OK) {
     /* libssh sends the proxy command's own messages to /dev/null. */
     if (shown)
-      vmferry_set_error ("%s: cannot connect through the configuration's ProxyJump "
-                         "or ProxyCommand, %s (run it to see its messages): %s",
-                         s->label, shown, ssh_get_error (s->session));
+      vmferry_set_error ("%s: cannot connect through the configuration's "
+                         "ProxyJump or ProxyCommand, %s (run it to see its "
+                         "messages): %s", s->label, shown,
+                         ssh_get_error (s->session));
     else
-      vmferry_set_error ("%s: cannot connect: %s", s->label, ssh_get_error (s->session));
+      vmferry_set_error ("%s: cannot connect: %s", s->label,
+                         ssh_get_error (s->session));
     return -1;
   }
   if (check_host_key (s) < 0)
@@ -449,9 +465,9 @@ libssh_connect (struct vmferry_ssh *s)
    */
   rc = ssh_userauth_publickey_auto (s->session, NULL, NULL);
   if (rc != SSH_AUTH_SUCCESS) {
-    vmferry_set_error ("%s: authentication failed (public keys from the agent and "
-                       "the identity files were refused; vmferry never asks for a "
-                       "password)%s%s", s->label,
+    vmferry_set_error ("%s: authentication failed (public keys from the agent "
+                       "and the identity files were refused; vmferry never "
+                       "asks for a password)%s%s", s->label,
                        rc == SSH_AUTH_ERROR ? ": " : "",
                        rc == SSH_AUTH_ERROR ? ssh_get_error (s->session) : "");
     return -1;
@@ -470,10 +486,12 @@ libssh_drain (struct vmferry_remote *r)
   char buf[16384];
   int n;
 
-  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
+  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                            1)) > 0)
     relay (r->s->opts.stderr_fd, buf, n);
   if (!r->capture)
-    while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0)) > 0)
+    while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                              0)) > 0)
       relay (r->s->opts.stdout_fd, buf, n);
 }
 
@@ -694,9 +712,11 @@ libssh_finish (struct vmferry_remote *r)
     ssh_channel_poll_timeout (r->channel, WAIT_SLICE_MS, 0);
   }
   /* What is left of stderr after stdout's end. */
-  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
+  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                            1)) > 0)
     relay (r->s->opts.stderr_fd, buf, n);
-  status = r->exited ? r->exit_status : ssh_channel_get_exit_status (r->channel);
+  status = r->exited ? r->exit_status
+           : ssh_channel_get_exit_status (r->channel);
   if (r->exit_signal[0]) {
     vmferry_set_error ("%s: the remote command was killed by signal %s",
                        r->s->label, r->exit_signal);
@@ -744,7 +764,8 @@ command_start (struct vmferry_remote *r, const char *command)
     err = asprintf (&dest, "ssh://%s%s%s:%d", s->user ? s->user : "",
                     s->user ? "@" : "", s->host, s->port);
   else
-    err = asprintf (&dest, "%s%s%s", s->user ? s->user : "", s->user ? "@" : "", s->host);
+    err = asprintf (&dest, "%s%s%s", s->user ? s->user : "", s->user ? "@" : "",
+                    s->host);
   if (err < 0 || asprintf (&script, "%s \"$@\"", s->opts.ssh_command) < 0) {
     vmferry_set_error_errno (ENOMEM, "%s", s->label);
     return -1;
@@ -756,9 +777,11 @@ command_start (struct vmferry_remote *r, const char *command)
   }
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_adddup2 (&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2 (&fa, r->capture ? out[1] :
-                                    s->opts.stdout_fd >= 0 ? s->opts.stdout_fd : null_fd, 1);
-  posix_spawn_file_actions_adddup2 (&fa, s->opts.stderr_fd >= 0 ? s->opts.stderr_fd : null_fd, 2);
+  posix_spawn_file_actions_adddup2 (&fa, r->capture ? out[1]
+                                    : s->opts.stdout_fd >= 0
+                                    ? s->opts.stdout_fd : null_fd, 1);
+  posix_spawn_file_actions_adddup2 (&fa, s->opts.stderr_fd >= 0
+                                    ? s->opts.stderr_fd : null_fd, 2);
   argv[0] = (char *) "/bin/sh";
   argv[1] = (char *) "-c";
   argv[2] = script;
@@ -770,7 +793,8 @@ command_start (struct vmferry_remote *r, const char *command)
   err = posix_spawn (&r->pid, "/bin/sh", &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   if (err) {
-    vmferry_set_error_errno (err, "%s: cannot run %s", s->label, s->opts.ssh_command);
+    vmferry_set_error_errno (err, "%s: cannot run %s", s->label,
+                             s->opts.ssh_command);
     goto fail;
   }
   close (in[0]);
@@ -852,8 +876,8 @@ command_finish (struct vmferry_remote *r)
   r->pid = -1;
   if (WIFEXITED (status))
     return WEXITSTATUS (status);
-  vmferry_set_error ("%s: %s was killed by signal %d", r->s->label, r->s->opts.ssh_command,
-                     WTERMSIG (status));
+  vmferry_set_error ("%s: %s was killed by signal %d", r->s->label,
+                     r->s->opts.ssh_command, WTERMSIG (status));
   return -1;
 }
 
@@ -1044,7 +1068,8 @@ vmferry_ssh_connect (const struct vmferry_ssh_opts *opts)
   }
   s->opts = *opts;
   s->ops = opts->ssh_command ? &command_ops : &libssh_ops;
-  if (vmferry_ssh_parse_destination (opts->destination, &s->user, &s->host, &s->port) < 0)
+  if (vmferry_ssh_parse_destination (opts->destination, &s->user, &s->host,
+                                     &s->port) < 0)
     goto fail;
   s->label = strdup (s->host);
   if (s->label == NULL) {
@@ -1138,7 +1163,8 @@ throttle (struct vmferry_remote *r)
   if (r->s->opts.bandwidth == 0)
     return;
   clock_gettime (CLOCK_MONOTONIC, &now);
-  elapsed = (now.tv_sec - r->started.tv_sec) + (now.tv_nsec - r->started.tv_nsec) / 1e9;
+  elapsed = (now.tv_sec - r->started.tv_sec) +
+            (now.tv_nsec - r->started.tv_nsec) / 1e9;
   due = (double) r->bytes / r->s->opts.bandwidth;
   if (due > elapsed) {
     double d = due - elapsed;
@@ -1177,7 +1203,8 @@ vmferry_remote_cancel (struct vmferry_remote *r)
 }
 
 int
-vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn)
+vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn,
+                       size_t *len_rtn)
 {
   int status = r->s->ops->finish (r);
 

@@ -61,7 +61,8 @@ vmferry_virt_connect (const char *uri)
   pthread_once (&init_once, virt_init);
   conn = virConnectOpen (uri);
   if (conn == NULL) {
-    vmferry_virt_error ("%s: cannot connect", uri ? uri : "default libvirt URI");
+    vmferry_virt_error ("%s: cannot connect",
+                        uri ? uri : "default libvirt URI");
     return NULL;
   }
   virConnSetErrorFunc (conn, NULL, silent_handler);
@@ -88,7 +89,8 @@ vmferry_virt_lookup_domain (virConnectPtr conn, const char *name)
       return NULL;
     }
     dom = virDomainLookupByUUIDString (conn, uuid);
-    if (dom == NULL && (err = virGetLastError ()) && err->code == VIR_ERR_NO_DOMAIN) {
+    if (dom == NULL && (err = virGetLastError ()) &&
+        err->code == VIR_ERR_NO_DOMAIN) {
       vmferry_set_error ("domain %s: no such domain (virsh list --all shows "
                          "the defined ones)", name);
       return NULL;
@@ -208,7 +210,8 @@ xml_uses (virConnectPtr conn, const char *xml, const char *path,
     "//source/@file | //source/@dev | //source/@path | //source/@dir |"
     " /domain/os/nvram/text() | /domain/os/loader/text() |"
     " /domain/os/kernel/text() | /domain/os/initrd/text()";
-  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml), "domain XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml),
+                                                       "domain XML");
   CLEANUP_XPATH_CTX xmlXPathContextPtr ctx = NULL;
   CLEANUP_XPATH_OBJ xmlXPathObjectPtr obj = NULL;
   CLEANUP_XPATH_OBJ xmlXPathObjectPtr disks = NULL;

@@ -207,15 +207,15 @@ vmferry_parse_size (const char *what, const char *arg, uint64_t min,
   if (*end)
     goto bad;
   if (v > (UINTMAX_MAX >> shift) || (v << shift) < min || (v << shift) > max) {
-    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 " bytes)",
-                       what, arg, min, max);
+    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 " "
+                       "bytes)", what, arg, min, max);
     return false;
   }
   *rtn = v << shift;
   return true;
  bad:
-  vmferry_set_error ("%s: '%s' is not a size (a number of bytes, or with K, M or G)",
-                     what, arg);
+  vmferry_set_error ("%s: '%s' is not a size (a number of bytes, or with K, M "
+                     "or G)", what, arg);
   return false;
 }
 

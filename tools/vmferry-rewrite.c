@@ -89,7 +89,8 @@ main (int argc, char *argv[])
       break;
     default:
       if (rule_name (c)) {
-        if (vmferry_rewrite_add (rw, rule_name (c), optarg, "command line") == -1)
+        if (vmferry_rewrite_add (rw, rule_name (c), optarg,
+                                 "command line") == -1)
           goto bad_arg;
         break;
       }
