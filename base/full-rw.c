@@ -8,22 +8,38 @@
 #include "error.h"
 #include "full-rw.h"
 
-int
-vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
-                    uint64_t offset)
-{
-  unsigned char *p = buf;
+/* What a call moves: read at an offset, write at one, write in order. */
+enum full_op { PREAD, PWRITE, WRITE };
 
+/* Move LEN bytes between BUF and FD, retrying EINTR and short counts. */
+static int
+full_rw (enum full_op op, int fd, const char *name, unsigned char *p,
+         size_t len, uint64_t offset)
+{
   while (len > 0) {
-    ssize_t r = pread (fd, p, len, (off_t) offset);
+    ssize_t r;
+
+    if (op == PREAD)
+      r = pread (fd, p, len, (off_t) offset);
+    else if (op == PWRITE)
+      r = pwrite (fd, p, len, (off_t) offset);
+    else
+      r = write (fd, p, len);
     if (r < 0 && errno == EINTR)
       continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read at offset %" PRIu64, name,
-                               offset);
+    if (r < 0 && op == WRITE) {
+      vmferry_set_error_errno (errno, "%s: write", name);
       return -1;
     }
-    if (r == 0) {
+    if (r < 0) {
+      vmferry_set_error_errno (errno, op == PREAD
+                               ? "%s: read at offset %" PRIu64
+                               : "%s: write at offset %" PRIu64,
+                               name, offset);
+      return -1;
+    }
+    /* Never zeros in place of what is not there. */
+    if (r == 0 && op == PREAD) {
       vmferry_set_error ("%s: file shrank while being read"
                          " (at offset %" PRIu64 ")", name, offset);
       return -1;
@@ -36,42 +52,22 @@ vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
 }
 
 int
+vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
+                    uint64_t offset)
+{
+  return full_rw (PREAD, fd, name, buf, len, offset);
+}
+
+int
 vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
                      uint64_t offset)
 {
-  const unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, (off_t) offset);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write at offset %" PRIu64, name,
-                               offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
+  /* Written from, never to: the cast only shares the loop. */
+  return full_rw (PWRITE, fd, name, (unsigned char *) buf, len, offset);
 }
 
 int
 vmferry_write_full (int fd, const char *name, const void *buf, size_t len)
 {
-  const unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = write (fd, p, len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write", name);
-      return -1;
-    }
-    p += r;
-    len -= r;
-  }
-  return 0;
+  return full_rw (WRITE, fd, name, (unsigned char *) buf, len, 0);
 }
