@@ -649,16 +649,6 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
   return r;
 }
 
-/* Append TEXT to the error message. */
-static void
-append_error (const char *text)
-{
-  char msg[VMFERRY_ERROR_MAX];
-
-  snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-  vmferry_set_error ("%s%s", msg, text);
-}
-
 /* Is H this host's name: the same, or the short form of the other
  * ("web1" and "web1.example.com")?
  */
@@ -1285,8 +1275,12 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   }
   /* Likewise a file another domain or QEMU began to write. */
   if (check_not_in_use (conn, uuid, plan) < 0) {
+    struct vmferry_saved_error saved;
+
     vmferry_prefix_error ("domain %s: during the export", opts->domain);
-    append_error ("; the stream is incomplete and will not import");
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "the stream is incomplete and will not "
+                          "import");
     goto out;
   }
   if (vmferry_stream_write_end (ex.w, plan->files.len) < 0)
@@ -1362,8 +1356,11 @@ vmferry_export (const struct vmferry_export_opts *opts)
     goto out;
   }
   if (check_not_in_use (conn, uuid, &plan) < 0) {
+    struct vmferry_saved_error saved;
+
     vmferry_prefix_error ("domain %s", name);
-    append_error (" (nothing was written)");
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "nothing was written");
     goto out;
   }
   manifest = make_manifest (&plan, opts->uri, name, uuid);

@@ -831,13 +831,14 @@ static enum vmferry_live_outcome
 roll_back (struct live *l, bool started)
 {
   const char *dest = l->opts->dest_uri;
-  char removed[4096] = "", left[4096] = "", why[VMFERRY_ERROR_MAX];
+  char removed[4096] = "", left[4096] = "";
+  struct vmferry_saved_error why;
   char srcstate[256];
   enum vmferry_live_outcome outcome = VMFERRY_LIVE_NOTHING;
   virDomainPtr d;
   int state;
 
-  snprintf (why, sizeof why, "%s", vmferry_get_error ());
+  vmferry_save_error (&why);
 
   if (started) {
     d = virDomainLookupByUUIDString (l->dst, l->uuid);
@@ -895,20 +896,20 @@ roll_back (struct live *l, bool started)
    * where something is left, and the next run removes it first.
    */
   if (*removed && *left)
-    vmferry_set_error ("%s; %s; removed from %s: %s; could not remove from it: "
-                       "%s (run the same command again to remove them first, "
-                       "or remove them by hand)", why, srcstate, dest, removed,
-                       left);
+    vmferry_append_error (&why, "%s; removed from %s: %s; could not remove "
+                          "from it: %s (run the same command again to remove "
+                          "them first, or remove them by hand)", srcstate,
+                          dest, removed, left);
   else if (*left)
-    vmferry_set_error ("%s; %s; could not remove from %s: %s (run the same "
-                       "command again to remove them first, or remove them "
-                       "by hand)", why, srcstate, dest, left);
+    vmferry_append_error (&why, "%s; could not remove from %s: %s (run the "
+                          "same command again to remove them first, or "
+                          "remove them by hand)", srcstate, dest, left);
   else if (*removed)
-    vmferry_set_error ("%s; %s; removed from %s: %s", why, srcstate, dest,
-                       removed);
+    vmferry_append_error (&why, "%s; removed from %s: %s", srcstate, dest,
+                          removed);
   else
-    vmferry_set_error ("%s; %s; nothing had been made on %s", why, srcstate,
-                       dest);
+    vmferry_append_error (&why, "%s; nothing had been made on %s", srcstate,
+                          dest);
   return outcome;
 }
 
@@ -1382,12 +1383,14 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
                          opts->dest_uri,
                          job.error ? job.error : "unknown error");
     if (mon.postcopy_started) {
-      char msg[VMFERRY_ERROR_MAX];
-      snprintf (msg, sizeof msg, "%s; it failed after the switch to post-copy, "
-                "so the domain's state is split between the hosts and nothing "
-                "was removed: recover it with 'virsh migrate --postcopy "
-                "--postcopy-resume' or by hand", vmferry_get_error ());
-      vmferry_set_error ("%s", msg);
+      struct vmferry_saved_error saved;
+
+      vmferry_save_error (&saved);
+      vmferry_append_error (&saved, "it failed after the switch to "
+                            "post-copy, so the domain's state is split "
+                            "between the hosts and nothing was removed: "
+                            "recover it with 'virsh migrate --postcopy "
+                            "--postcopy-resume' or by hand");
       outcome = VMFERRY_LIVE_SPLIT;
       goto out;
     }
