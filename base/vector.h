@@ -70,7 +70,7 @@ void vmferry_cleanup_vector (void *v);
                                                                         \
   /* Append N elements copied from ELEMS. */                            \
   static inline int __attribute__ ((__unused__))                        \
-  name##_append_many (struct name *v, const type *elems, size_t n)      \
+  name##_append_many (struct name *v, type const *elems, size_t n)      \
   {                                                                     \
     if (n > v->cap - v->len && name##_reserve (v, n) == -1)             \
       return -1;                                                        \
