@@ -29,8 +29,8 @@ vmferry_name_component (const char *s, size_t len, unsigned flags)
 bool
 vmferry_name_ok (const char *s, unsigned flags)
 {
-  return s != NULL && vmferry_name_component (s, strnlen (s, VMFERRY_NAME_MAX + 1),
-                                              flags);
+  return s != NULL &&
+         vmferry_name_component (s, strnlen (s, VMFERRY_NAME_MAX + 1), flags);
 }
 
 bool

@@ -36,7 +36,8 @@ bool vmferry_name_ok (const char *s, unsigned flags);
  * vmferry_name_component accepts with FLAGS, separated by single '/'s (no
  * leading, trailing or doubled '/').
  */
-bool vmferry_name_relpath_ok (const char *s, unsigned max_parts, unsigned flags);
+bool vmferry_name_relpath_ok (const char *s, unsigned max_parts,
+                              unsigned flags);
 
 /* S is a UUID in canonical form: 36 characters, lower-case hex digits
  * with dashes at 8, 13, 18, 23 (what libvirt prints and what names a

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
 #include "qcow2.h"
 
@@ -330,7 +330,8 @@ int
 vmferry_qcow2_check_carriable (const struct vmferry_qcow2_info *info,
                                const char *name)
 {
-  uint64_t unknown = info->incompatible_features & ~VMFERRY_QCOW2_INCOMPAT_KNOWN;
+  uint64_t unknown = info->incompatible_features &
+                     ~VMFERRY_QCOW2_INCOMPAT_KNOWN;
 
   if (info->has_data_file) {
     vmferry_set_error ("%s: qcow2 image keeps its data in an external data "

@@ -235,7 +235,8 @@ vmferry_stream_parse_header (const void *payload, size_t len,
    */
   if ((mandatory & VMFERRY_FEATURE_RESUME) &&
       len < VMFERRY_STREAM_HEADER_SIZE + VMFERRY_RESUME_TOKEN_SIZE) {
-    vmferry_set_error ("stream header: a resumed stream without its resume token");
+    vmferry_set_error ("stream header: a resumed stream without its resume "
+                       "token");
     return -1;
   }
   if (major_rtn)
@@ -394,7 +395,8 @@ check_record (struct order *o, const struct vmferry_record *rec,
       return -1;
     }
     /* Written this way round so that it cannot overflow. */
-    if (rec->length > o->file_size || rec->offset > o->file_size - rec->length) {
+    if (rec->length > o->file_size ||
+        rec->offset > o->file_size - rec->length) {
       vmferry_set_error ("range %" PRIu64 "+%" PRIu64
                          " goes beyond the file size %" PRIu64,
                          rec->offset, rec->length, o->file_size);
@@ -471,7 +473,9 @@ check_record (struct order *o, const struct vmferry_record *rec,
 uint64_t
 vmferry_stream_header_mandatory (const void *payload, size_t len)
 {
-  return len >= VMFERRY_STREAM_HEADER_SIZE ? get_le64 ((const unsigned char *) payload + 16) : 0;
+  if (len < VMFERRY_STREAM_HEADER_SIZE)
+    return 0;
+  return get_le64 ((const unsigned char *) payload + 16);
 }
 
 /* ---- Writing ---- */
@@ -598,6 +602,7 @@ write_record (struct vmferry_stream_writer *w, struct vmferry_record *rec,
   unsigned char hdr[VMFERRY_REC_HEADER_SIZE];
   struct vmferry_record check;
   struct iovec iov[2];
+  int iovcnt;
   char tbuf[32];
 
   if (w->broken) {
@@ -619,16 +624,17 @@ write_record (struct vmferry_stream_writer *w, struct vmferry_record *rec,
                           type_label (rec->type, tbuf, sizeof tbuf));
     return -1;
   }
-  rec->checksum = keep_checksum ? checksum
-                                : vmferry_record_checksum (hdr, payload, rec->payload_len);
+  rec->checksum = keep_checksum
+    ? checksum : vmferry_record_checksum (hdr, payload, rec->payload_len);
   put_le64 (hdr + 40, rec->checksum);
 
   iov[0].iov_base = hdr;
   iov[0].iov_len = sizeof hdr;
   iov[1].iov_base = (void *) payload;
   iov[1].iov_len = rec->payload_len;
-  if (w->fn ? w->fn (w->fn_opaque, iov, rec->payload_len > 0 ? 2 : 1) < 0
-            : writev_all (w->fd, w->name, iov, rec->payload_len > 0 ? 2 : 1) < 0) {
+  iovcnt = rec->payload_len > 0 ? 2 : 1;
+  if (w->fn ? w->fn (w->fn_opaque, iov, iovcnt) < 0
+            : writev_all (w->fd, w->name, iov, iovcnt) < 0) {
     w->broken = true;
     return -1;
   }
@@ -652,8 +658,8 @@ vmferry_stream_copy_record (struct vmferry_stream_writer *w,
 {
   struct vmferry_record copy = {
     .type = rec->type, .flags = rec->flags, .file = rec->file,
-    .payload_len = rec->payload_len, .offset = rec->offset, .length = rec->length,
-    .checksum = rec->checksum,
+    .payload_len = rec->payload_len, .offset = rec->offset,
+    .length = rec->length, .checksum = rec->checksum,
   };
 
   /* Same fields, same number, same payload: the same bytes, so the
@@ -704,7 +710,8 @@ vmferry_stream_write_header_ex (struct vmferry_stream_writer *w,
   memcpy (p, VMFERRY_STREAM_MAGIC, 8);
   put_le16 (p + 8, VMFERRY_STREAM_VERSION_MAJOR);
   /* RESUME came with 1.1. */
-  put_le16 (p + 10, mandatory & VMFERRY_FEATURE_RESUME ? 1 : VMFERRY_STREAM_VERSION_MINOR);
+  put_le16 (p + 10, mandatory & VMFERRY_FEATURE_RESUME
+            ? 1 : VMFERRY_STREAM_VERSION_MINOR);
   put_le64 (p + 16, mandatory);
   put_le64 (p + 24, optional);
   if (extra_len)
@@ -1024,7 +1031,8 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
     }
     if (vmferry_record_decode_header (hdr, rec) < 0) {
       /* After bad magic nothing in the header means anything. */
-      return reader_fail (r, memcmp (hdr, VMFERRY_REC_MAGIC, 4) == 0 ? rec : NULL,
+      return reader_fail (r,
+                          memcmp (hdr, VMFERRY_REC_MAGIC, 4) == 0 ? rec : NULL,
                           at);
     }
     rec->stream_offset = at;
@@ -1045,7 +1053,8 @@ vmferry_stream_read_record (struct vmferry_stream_reader *r,
     rec->payload = rec->payload_len > 0 ? r->payload : empty;
 
     if (!r->trusted &&
-        vmferry_record_checksum (hdr, rec->payload, rec->payload_len) != rec->checksum) {
+        vmferry_record_checksum (hdr, rec->payload, rec->payload_len) !=
+            rec->checksum) {
       vmferry_set_error ("checksum mismatch");
       return reader_fail (r, rec, at);
     }
@@ -1212,7 +1221,8 @@ vmferry_record_metadata (const struct vmferry_record *rec, const void *payload,
   size_t len = rec->payload_len;
   char *text;
 
-  if (rec->type != VMFERRY_REC_MANIFEST && rec->type != VMFERRY_REC_DOMAIN_XML) {
+  if (rec->type != VMFERRY_REC_MANIFEST &&
+      rec->type != VMFERRY_REC_DOMAIN_XML) {
     vmferry_set_error ("not a metadata record");
     goto fail;
   }

@@ -123,11 +123,13 @@ struct vmferry_record {
  */
 void vmferry_record_encode_header (const struct vmferry_record *rec,
                                    unsigned char out[VMFERRY_REC_HEADER_SIZE]);
-int vmferry_record_decode_header (const unsigned char in[VMFERRY_REC_HEADER_SIZE],
-                                  struct vmferry_record *rec);
+int
+vmferry_record_decode_header (const unsigned char in[VMFERRY_REC_HEADER_SIZE],
+                              struct vmferry_record *rec);
 /* XXH3-64 over header bytes 0..39 and the payload. */
-uint64_t vmferry_record_checksum (const unsigned char header[VMFERRY_REC_HEADER_SIZE],
-                                  const void *payload, size_t len);
+uint64_t
+vmferry_record_checksum (const unsigned char header[VMFERRY_REC_HEADER_SIZE],
+                         const void *payload, size_t len);
 const char *vmferry_record_type_name (uint16_t type);
 
 /* ---- Writing ---- */
@@ -135,7 +137,8 @@ const char *vmferry_record_type_name (uint16_t type);
 struct vmferry_stream_writer;
 
 /* Write to FD (not owned).  NAME names the output in error messages. */
-struct vmferry_stream_writer *vmferry_stream_writer_new (int fd, const char *name);
+struct vmferry_stream_writer *vmferry_stream_writer_new (int fd,
+                                                         const char *name);
 /* Frees; does not close the fd and does not write END. */
 void vmferry_stream_writer_free (struct vmferry_stream_writer *w);
 
@@ -145,9 +148,9 @@ void vmferry_stream_writer_free (struct vmferry_stream_writer *w);
  */
 typedef int (*vmferry_stream_write_fn) (void *opaque, const struct iovec *iov,
                                         int iovcnt);
-struct vmferry_stream_writer *vmferry_stream_writer_new_fn (vmferry_stream_write_fn fn,
-                                                            void *opaque,
-                                                            const char *name);
+struct vmferry_stream_writer *
+vmferry_stream_writer_new_fn (vmferry_stream_write_fn fn, void *opaque,
+                              const char *name);
 
 /* Write one record: fills in seq and checksum, writes header and payload.
  * Returns 0, or -1 with the error set (e.g. "stdout: write: Broken pipe").
@@ -179,8 +182,10 @@ int vmferry_stream_write_xml (struct vmferry_stream_writer *w, const char *xml);
 int vmferry_stream_write_file_begin (struct vmferry_stream_writer *w,
                                      uint32_t file, uint64_t size);
 int vmferry_stream_write_file_end (struct vmferry_stream_writer *w,
-                                   uint32_t file, const unsigned char digest[16]);
-int vmferry_stream_write_end (struct vmferry_stream_writer *w, uint32_t nr_files);
+                                   uint32_t file,
+                                   const unsigned char digest[16]);
+int vmferry_stream_write_end (struct vmferry_stream_writer *w,
+                              uint32_t nr_files);
 /* DATA and ZERO records.  PAYLOAD is LENGTH raw bytes (payload_len ==
  * length), or with VMFERRY_REC_F_ZSTD in FLAGS one zstd frame of
  * PAYLOAD_LEN bytes that decompresses to LENGTH (see vmferry_compress).
@@ -231,16 +236,17 @@ int vmferry_compress (struct vmferry_compressor *c, const void *in, size_t len,
 struct vmferry_stream_reader;
 
 /* Read from FD (not owned).  NAME names the input in errors. */
-struct vmferry_stream_reader *vmferry_stream_reader_new (int fd, const char *name);
+struct vmferry_stream_reader *vmferry_stream_reader_new (int fd,
+                                                         const char *name);
 void vmferry_stream_reader_free (struct vmferry_stream_reader *r);
 
 /* Read through FN instead: like read(2) but never EINTR; returns bytes
  * read (at most LEN), 0 at end of input, or -1 with the error set.
  */
 typedef ssize_t (*vmferry_stream_read_fn) (void *opaque, void *buf, size_t len);
-struct vmferry_stream_reader *vmferry_stream_reader_new_fn (vmferry_stream_read_fn fn,
-                                                            void *opaque,
-                                                            const char *name);
+struct vmferry_stream_reader *
+vmferry_stream_reader_new_fn (vmferry_stream_read_fn fn, void *opaque,
+                              const char *name);
 
 /* Read the next record into *rec.  Returns 1 for a record, 0 at a clean
  * end of input, -1 on error.  Checks: magic, known flags, payload bound,

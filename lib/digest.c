@@ -11,10 +11,12 @@
 
 #include <xxhash.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "digest.h"
 #include "error.h"
 #include "extent.h"
+#include "full-rw.h"
+#include "iszero.h"
 #include "stream.h"           /* VMFERRY_BLOCK_SIZE */
 
 /* digest_fd reads this much at a time: large enough to keep the disk
@@ -192,7 +194,8 @@ vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
     return -1;
   }
   /* Only a hint: failure (e.g. on a pipe-like device) does not matter. */
-  posix_fadvise (fd, (off_t) start, (off_t) (end - start), POSIX_FADV_SEQUENTIAL);
+  posix_fadvise (fd, (off_t) start, (off_t) (end - start),
+                 POSIX_FADV_SEQUENTIAL);
 
   while ((r = vmferry_next_data (fd, name, pos, end, &dstart, &dend)) == 1) {
     for (pos = dstart; pos < dend; ) {

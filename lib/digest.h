@@ -52,7 +52,8 @@ int vmferry_digest_fd (int fd, const char *name, uint64_t size,
  * fed with just the data at and after START, up to END, gives.  START is
  * block-aligned; END is block-aligned or the end of the file.
  */
-int vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
+int vmferry_digest_fd_range (int fd, const char *name, uint64_t start,
+                             uint64_t end,
                              unsigned char out[VMFERRY_DIGEST_SIZE]);
 
 /* 32 lower-case hex digits and a NUL. */

@@ -24,12 +24,16 @@
 #include <libxml/uri.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
 #include "export.h"
 #include "extent.h"
+#include "full-rw.h"
+#include "human.h"
 #include "imagelock.h"
+#include "iszero.h"
 #include "log.h"
 #include "manifest.h"
 #include "pipeline.h"
@@ -37,6 +41,7 @@
 #include "qcow2.h"
 #include "scout.h"
 #include "stream.h"
+#include "vector.h"
 #include "virt.h"
 
 /* libvirt's default swtpm_storage (qemu.conf); state is per domain UUID. */
@@ -60,16 +65,17 @@ struct export_file {
   uint64_t size, virtual_size, allocated;
 };
 
+DEFINE_VECTOR_TYPE (export_file_vector, struct export_file);
+
 struct plan {
-  struct export_file *files;
-  size_t nr_files;
+  struct export_file_vector files;
 };
 
 static void
 plan_free (struct plan *plan)
 {
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    struct export_file *f = &plan->files.ptr[i];
     free (f->path);
     free (f->name);
     free (f->target);
@@ -78,9 +84,7 @@ plan_free (struct plan *plan)
     free (f->pool);
     free (f->volume);
   }
-  free (plan->files);
-  plan->files = NULL;
-  plan->nr_files = 0;
+  export_file_vector_reset (&plan->files);
 }
 
 /* What a file that is not a disk is, for the refusal. */
@@ -130,7 +134,8 @@ open_source (const char *path, bool nofollow)
     vmferry_set_error_errno (errno, "%s: cannot open", path);
     return -1;
   }
-  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev ||
+      fst.st_ino != st.st_ino) {
     vmferry_set_error ("%s was replaced while it was being opened", path);
     close (fd);
     return -1;
@@ -142,8 +147,8 @@ open_source (const char *path, bool nofollow)
 static bool
 name_taken (const struct plan *plan, const char *name)
 {
-  for (size_t i = 0; i < plan->nr_files; i++)
-    if (strcmp (plan->files[i].name, name) == 0)
+  for (size_t i = 0; i < plan->files.len; i++)
+    if (strcmp (plan->files.ptr[i].name, name) == 0)
       return true;
   return false;
 }
@@ -156,11 +161,11 @@ static int
 plan_add (struct plan *plan, int fd, const char *path, int role,
           const char *name, const char *format)
 {
-  struct export_file *files, *f;
+  struct export_file *f;
   struct stat st;
   CLEANUP_FREE char *unique = NULL;
 
-  if (plan->nr_files >= VMFERRY_MAX_FILES) {
+  if (plan->files.len >= VMFERRY_MAX_FILES) {
     vmferry_set_error ("%s: too many files (the limit is %d)", path,
                        VMFERRY_MAX_FILES);
     return -1;
@@ -175,16 +180,13 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
     if (asprintf (&unique, "%u-%s", n, name) < 0)
       unique = NULL;
   }
-  files = realloc (plan->files, (plan->nr_files + 1) * sizeof *files);
-  if (files == NULL || unique == NULL) {
+  if (unique == NULL ||
+      export_file_vector_append (&plan->files,
+                                 (struct export_file) { 0 }) == -1) {
     vmferry_set_error_errno (ENOMEM, "%s", path);
-    if (files)
-      plan->files = files;
     return -1;
   }
-  plan->files = files;
-  f = &files[plan->nr_files];
-  memset (f, 0, sizeof *f);
+  f = &plan->files.ptr[plan->files.len - 1];
   f->role = role;
   f->backing = -1;
   f->dev = st.st_dev;
@@ -196,7 +198,6 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   f->name = unique;
   unique = NULL;
   f->format = strdup (format ? format : "raw");
-  plan->nr_files++;
   if (!f->path || !f->format) {
     vmferry_set_error_errno (ENOMEM, "%s", path);
     return -1;
@@ -207,7 +208,7 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
   if (S_ISBLK (st.st_mode))
     f->allocated = f->size;
   f->virtual_size = f->size;
-  return (int) plan->nr_files - 1;
+  return (int) plan->files.len - 1;
 }
 
 static int
@@ -216,9 +217,11 @@ plan_find (const struct plan *plan, int fd)
   struct stat st;
 
   if (fstat (fd, &st) == 0)
-    for (size_t i = 0; i < plan->nr_files; i++)
-      if (plan->files[i].dev == st.st_dev && plan->files[i].ino == st.st_ino)
+    for (size_t i = 0; i < plan->files.len; i++) {
+      const struct export_file *f = &plan->files.ptr[i];
+      if (f->dev == st.st_dev && f->ino == st.st_ino)
         return (int) i;
+    }
   return -1;
 }
 
@@ -260,13 +263,15 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
     if (r < 0)
       return -1;
     if (r == 0) {
-      vmferry_set_error ("%s: declared as qcow2 but is not a qcow2 image", path);
+      vmferry_set_error ("%s: declared as qcow2 but is not a qcow2 image",
+                         path);
       return -1;
     }
     if (vmferry_qcow2_check_carriable (&info, path) < 0)
       return -1;
     if (info.has_backing) {
-      CLEANUP_FREE char *bpath = vmferry_qcow2_backing_path (path, info.backing_file);
+      CLEANUP_FREE char *bpath = vmferry_qcow2_backing_path (path,
+                                                             info.backing_file);
 
       if (bpath == NULL)
         return -1;
@@ -287,7 +292,7 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
   }
   idx = plan_add (plan, fd, path, role, base_name (path), format);
   if (idx >= 0) {
-    struct export_file *f = &plan->files[idx];
+    struct export_file *f = &plan->files.ptr[idx];
     f->backing = backing;
     if (qcow2) {
       f->virtual_size = info.virtual_size;
@@ -352,7 +357,7 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
       else if (plan_add (plan, fd, path, VMFERRY_ROLE_TPM, name, "raw") < 0)
         r = -1;
       /* plan_add made the name unique; TPM names must stay exact. */
-      else if (strcmp (plan->files[plan->nr_files - 1].name, name) != 0) {
+      else if (strcmp (plan->files.ptr[plan->files.len - 1].name, name) != 0) {
         vmferry_set_error ("%s: TPM state file name clashes with a disk", path);
         r = -1;
       }
@@ -369,8 +374,8 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
 
 /* Build the list of files to carry from the domain XML. */
 static int
-make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_readonly,
-           struct plan *plan)
+make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid,
+           bool include_readonly, struct plan *plan)
 {
   struct vmferry_domain_file *dfiles = NULL;
   size_t n = 0;
@@ -421,13 +426,15 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
     }
     if (df->pool) {
       /* A volume disk: libvirt knows where the volume's file is. */
-      CLEANUP_VIR_POOL virStoragePoolPtr pool = virStoragePoolLookupByName (conn, df->pool);
+      CLEANUP_VIR_POOL virStoragePoolPtr pool =
+        virStoragePoolLookupByName (conn, df->pool);
       CLEANUP_VIR_VOL virStorageVolPtr vol =
         pool ? virStorageVolLookupByName (pool, df->volume) : NULL;
       char *path = vol ? virStorageVolGetPath (vol) : NULL;
       if (path == NULL) {
         vmferry_virt_error ("disk %s: volume %s of pool %s",
-                            df->target ? df->target : "?", df->volume, df->pool);
+                            df->target ? df->target : "?", df->volume,
+                            df->pool);
         r = -1;
         continue;
       }
@@ -440,7 +447,7 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid, bool include_rea
       r = -1;
     }
     else {
-      struct export_file *f = &plan->files[idx];
+      struct export_file *f = &plan->files.ptr[idx];
       f->role = VMFERRY_ROLE_DISK;
       f->readonly = df->readonly;
       if ((df->target && !f->target && !(f->target = strdup (df->target))) ||
@@ -483,8 +490,8 @@ plan_lookup_path (const struct plan *plan, const char *path)
   struct stat st;
   bool have_st = stat (path, &st) == 0;
 
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
 
     if (strcmp (f->path, path) == 0)
       return f;
@@ -510,7 +517,8 @@ xml_attr (xmlNodePtr n, const char *name)
  * error and returns 1 if so; 0 if not (or it stopped meanwhile).
  */
 static int
-domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *plan)
+domain_writes_plan (virConnectPtr conn, virDomainPtr dom,
+                    const struct plan *plan)
 {
   const char *other = virDomainGetName (dom);
   CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, 0);
@@ -552,7 +560,8 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
         xmlFree (pool);
         xmlFree (volume);
       }
-      else if ((path = xml_attr (src, "file")) || (path = xml_attr (src, "dev")))
+      else if ((path = xml_attr (src, "file")) ||
+               (path = xml_attr (src, "dev")))
         f = plan_lookup_path (plan, path);
     }
     xmlFree (path);
@@ -560,9 +569,9 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
     xmlFree (device);
     if (f) {
       target = xml_attr (vmferry_xml_child (n, "target"), "dev");
-      vmferry_set_error ("%s is in use by running domain %s (its disk %s): a copy "
-                         "made now could be inconsistent; shut %s down first",
-                         file_label (f, label, sizeof label), other,
+      vmferry_set_error ("%s is in use by running domain %s (its disk %s): a "
+                         "copy made now could be inconsistent; shut %s down "
+                         "first", file_label (f, label, sizeof label), other,
                          target ? target : "?", other);
       xmlFree (target);
       return 1;
@@ -579,9 +588,10 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom, const struct plan *pla
     f = text && *text ? plan_lookup_path (plan, text) : NULL;
     xmlFree (text);
     if (f) {
-      vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a copy "
-                         "made now could be inconsistent; shut %s down first",
-                         file_label (f, label, sizeof label), other, other);
+      vmferry_set_error ("%s is in use by running domain %s (its NVRAM): a "
+                         "copy made now could be inconsistent; shut %s down "
+                         "first", file_label (f, label, sizeof label), other,
+                         other);
       return 1;
     }
   }
@@ -618,8 +628,8 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
     virDomainFree (doms[i]);
   }
   free (doms);
-  for (size_t i = 0; r == 0 && i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; r == 0 && i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
     CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
     struct vmferry_image_lock lk;
 
@@ -630,23 +640,13 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
     if (lk.used & (VMFERRY_QEMU_PERM_WRITE | VMFERRY_QEMU_PERM_WRITE_UNCHANGED |
                    VMFERRY_QEMU_PERM_RESIZE)) {
       vmferry_set_error ("%s is open for writing by %s (it holds QEMU's write "
-                         "lock): a copy made now could be inconsistent; stop it "
-                         "first", file_label (f, label, sizeof label),
+                         "lock): a copy made now could be inconsistent; stop "
+                         "it first", file_label (f, label, sizeof label),
                          vmferry_image_lock_who (&lk, who, sizeof who));
       r = -1;
     }
   }
   return r;
-}
-
-/* Append TEXT to the error message. */
-static void
-append_error (const char *text)
-{
-  char msg[VMFERRY_ERROR_MAX];
-
-  snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-  vmferry_set_error ("%s%s", msg, text);
 }
 
 /* Is H this host's name: the same, or the short form of the other
@@ -684,7 +684,8 @@ uri_is_remote (const char *uri, char **host_rtn)
   h = u->server;
   if (h && *h && strcmp (h, "localhost") != 0 &&
       strcmp (h, "localhost.localdomain") != 0 && strncmp (h, "127.", 4) != 0 &&
-      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 && !names_this_host (h)) {
+      strcmp (h, "::1") != 0 && strcmp (h, "[::1]") != 0 &&
+      !names_this_host (h)) {
     remote = true;
     *host_rtn = strdup (h);
   }
@@ -699,12 +700,12 @@ refuse_remote (const char *uri, const char *domain)
 
   if (!uri_is_remote (uri, &host))
     return 0;
-  vmferry_set_error ("%s is another host (%s): vmferry-export reads the domain's "
-                     "disks from this machine's file system, so it must run on "
-                     "the host that has them: run it there (ssh %s vmferry-export "
-                     "%s > FILE), or run vmferry-migrate there (nothing was "
-                     "written)", uri, host ? host : "?", host ? host : "HOST",
-                     domain);
+  vmferry_set_error ("%s is another host (%s): vmferry-export reads the "
+                     "domain's disks from this machine's file system, so it "
+                     "must run on the host that has them: run it there (ssh %s "
+                     "vmferry-export %s > FILE), or run vmferry-migrate there "
+                     "(nothing was written)", uri, host ? host : "?",
+                     host ? host : "HOST", domain);
   return -1;
 }
 
@@ -727,22 +728,23 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
                   (int) VMFERRY_MANIFEST_BACKING == VMFERRY_ROLE_BACKING,
                   "manifest roles are domain roles");
   gethostname (host, sizeof host - 1);
-  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r (&now, &tm));
+  strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ",
+            gmtime_r (&now, &tm));
   m.tool = tool;
   m.created = created;
   m.source_host = host[0] ? host : NULL;
   m.source_uri = (char *) uri;
   m.domain_name = (char *) name;
   m.domain_uuid = (char *) uuid;
-  m.nr_files = plan->nr_files;
-  m.files = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *m.files);
-  idents = calloc (plan->nr_files ? plan->nr_files : 1, sizeof *idents);
+  m.nr_files = plan->files.len;
+  m.files = calloc (plan->files.len ? plan->files.len : 1, sizeof *m.files);
+  idents = calloc (plan->files.len ? plan->files.len : 1, sizeof *idents);
   if (m.files == NULL || idents == NULL) {
     vmferry_set_error_errno (ENOMEM, "manifest");
     goto out;
   }
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    const struct export_file *f = &plan->files[i];
+  for (size_t i = 0; i < plan->files.len; i++) {
+    const struct export_file *f = &plan->files.ptr[i];
     struct vmferry_manifest_file *mf = &m.files[i];
 
     snprintf (idents[i], sizeof idents[i],
@@ -825,7 +827,8 @@ job_init (void *opaque, void *jobp)
     j->out_cap = vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
     j->out = malloc (j->out_cap);
   }
-  if (j->raw == NULL || (ex->opts->compress != VMFERRY_COMPRESS_NONE && j->out == NULL)) {
+  if (j->raw == NULL ||
+      (ex->opts->compress != VMFERRY_COMPRESS_NONE && j->out == NULL)) {
     vmferry_set_error_errno (ENOMEM, "export buffers");
     return -1;
   }
@@ -854,7 +857,7 @@ job_work (void *opaque, void *jobp, unsigned worker)
                         j->out, j->out_cap, &j->out_len);
   if (r < 0) {
     vmferry_prefix_error ("%s: offset %" PRIu64,
-                          ex->plan->files[j->file].path, j->offset);
+                          ex->plan->files.ptr[j->file].path, j->offset);
     return -1;
   }
   j->zstd = r == 1;
@@ -866,10 +869,11 @@ job_done (void *opaque, void *jobp)
 {
   struct exporter *ex = opaque;
   struct job *j = jobp;
-  const struct export_file *f = &ex->plan->files[j->file];
+  const struct export_file *f = &ex->plan->files.ptr[j->file];
 
   if (j->zero_length) {
-    if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset, j->zero_length) < 0)
+    if (vmferry_stream_write_zero (ex->w, j->file, j->zero_offset,
+                                   j->zero_length) < 0)
       return -1;
     vmferry_progress_add (ex->opts->progress, j->zero_length);
   }
@@ -943,7 +947,8 @@ add_zero (struct vmferry_pipeline *p, uint32_t file, struct zero_run *z,
 
 static void
 submit_data (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
-             uint32_t file, uint64_t offset, uint64_t length, struct zero_run *z)
+             uint32_t file, uint64_t offset, uint64_t length,
+             struct zero_run *z)
 {
   j->kind = JOB_DATA;
   j->file = file;
@@ -975,7 +980,8 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
   bool first_zero = vmferry_is_zero (j->data, block_len (len, 0));
 
   for (run = 1; run < nblocks; run++)
-    if (vmferry_is_zero (j->data + run * bs, block_len (len, run)) != first_zero)
+    if (vmferry_is_zero (j->data + run * bs,
+                         block_len (len, run)) != first_zero)
       break;
   if (run == nblocks && !first_zero) {
     submit_data (ex, p, j, file, offset, len, z);
@@ -998,7 +1004,8 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
     size_t e = i + 1, rlen;
     struct job *d;
 
-    while (e < nblocks && vmferry_is_zero (scratch + e * bs, block_len (len, e)) == zero)
+    while (e < nblocks &&
+           vmferry_is_zero (scratch + e * bs, block_len (len, e)) == zero)
       e++;
     rlen = (e == nblocks ? len : e * bs) - i * bs;
     if (zero) {
@@ -1047,8 +1054,8 @@ read_chunk (int fd, int *dfd, const char *path, bool use_map, struct job *j,
      * a file that shrank since the plan is an error, as for read(2).
      */
     if (fstat (fd, &st) == 0 && (uint64_t) st.st_size < off + len) {
-      vmferry_set_error ("%s: the file shrank to %" PRIu64 " bytes while it was "
-                         "exported", path, (uint64_t) st.st_size);
+      vmferry_set_error ("%s: the file shrank to %" PRIu64 " bytes while it "
+                         "was exported", path, (uint64_t) st.st_size);
       return -1;
     }
     delta = off % (uint64_t) page;
@@ -1095,7 +1102,7 @@ static int
 export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
                   uint32_t idx, unsigned char *scratch)
 {
-  const struct export_file *f = &ex->plan->files[idx];
+  const struct export_file *f = &ex->plan->files.ptr[idx];
   CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
   struct vmferry_digest *dg = NULL;
   struct zero_run z = { 0, 0 };
@@ -1137,9 +1144,11 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->zero_length = 0;
   vmferry_pipeline_submit (p, j, false);
 
-  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start, &end)) == 1) {
+  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start,
+                                    &end)) == 1) {
     for (uint64_t off = start; off < end; ) {
-      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off : VMFERRY_CHUNK_SIZE;
+      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off
+                                                   : VMFERRY_CHUNK_SIZE;
       if (vmferry_scout_zero (ex->scout, idx, off, len)) {
         /* Zeros the scout found ahead: not read again. */
         if (add_zero (p, idx, &z, off, len) < 0)
@@ -1184,18 +1193,18 @@ static int
 start_scout (struct exporter *ex, struct vmferry_pipeline *p)
 {
   const struct plan *plan = ex->plan;
-  CLEANUP_FREE const char **paths = calloc (plan->nr_files + 1, sizeof *paths);
-  CLEANUP_FREE uint64_t *sizes = calloc (plan->nr_files + 1, sizeof *sizes);
+  CLEANUP_FREE const char **paths = calloc (plan->files.len + 1, sizeof *paths);
+  CLEANUP_FREE uint64_t *sizes = calloc (plan->files.len + 1, sizeof *sizes);
 
   if (paths == NULL || sizes == NULL) {
     vmferry_set_error_errno (ENOMEM, "export");
     return -1;
   }
-  for (size_t i = 0; i < plan->nr_files; i++) {
-    paths[i] = plan->files[i].path;
-    sizes[i] = plan->files[i].size;
+  for (size_t i = 0; i < plan->files.len; i++) {
+    paths[i] = plan->files.ptr[i].path;
+    sizes[i] = plan->files.ptr[i].size;
   }
-  ex->scout = vmferry_scout_new (paths, sizes, plan->nr_files);
+  ex->scout = vmferry_scout_new (paths, sizes, plan->files.len);
   if (ex->scout == NULL)
     return -1;
   vmferry_pipeline_on_stall (p, vmferry_scout_stall, ex->scout);
@@ -1217,9 +1226,11 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   int r = -1;
 
   vmferry_pipeline_shape (opts->threads, &threads, &depth);
-  ex.w = opts->out_fn ? vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
-                                                      opts->out_name)
-                      : vmferry_stream_writer_new (opts->out_fd, opts->out_name);
+  if (opts->out_fn)
+    ex.w = vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
+                                         opts->out_name);
+  else
+    ex.w = vmferry_stream_writer_new (opts->out_fd, opts->out_name);
   scratch = malloc (VMFERRY_CHUNK_SIZE);
   ex.compressors = calloc (threads, sizeof *ex.compressors);
   if (ex.w == NULL || scratch == NULL || ex.compressors == NULL) {
@@ -1239,10 +1250,11 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     goto out;
 
   /* Memory stays flat: depth x 8 MiB, and a zstd context per worker. */
-  p = vmferry_pipeline_new (&export_ops, &ex, threads, depth, sizeof (struct job));
+  p = vmferry_pipeline_new (&export_ops, &ex, threads, depth,
+                            sizeof (struct job));
   if (p == NULL || start_scout (&ex, p) < 0)
     goto out;
-  for (uint32_t i = 0; i < plan->nr_files; i++)
+  for (uint32_t i = 0; i < plan->files.len; i++)
     if (export_file_data (&ex, p, i, scratch) < 0) {
       vmferry_pipeline_abort (p);
       break;
@@ -1250,8 +1262,8 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   if (vmferry_pipeline_finish (p) < 0)
     goto out;
   if (vmferry_scout_skipped (ex.scout))
-    vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the scout, "
-                     "not read again", vmferry_scout_skipped (ex.scout));
+    vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the "
+                     "scout, not read again", vmferry_scout_skipped (ex.scout));
   /* A domain started while we read its disks leaves an inconsistent
    * copy: say so and leave the stream without its END record, so no
    * importer accepts it.
@@ -1263,17 +1275,21 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   }
   /* Likewise a file another domain or QEMU began to write. */
   if (check_not_in_use (conn, uuid, plan) < 0) {
+    struct vmferry_saved_error saved;
+
     vmferry_prefix_error ("domain %s: during the export", opts->domain);
-    append_error ("; the stream is incomplete and will not import");
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "the stream is incomplete and will not "
+                          "import");
     goto out;
   }
-  if (vmferry_stream_write_end (ex.w, plan->nr_files) < 0)
+  if (vmferry_stream_write_end (ex.w, plan->files.len) < 0)
     goto out;
   vmferry_human_size (vmferry_stream_writer_bytes (ex.w), size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
   vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
-                       "in %s)", opts->domain, opts->out_name, plan->nr_files,
-                       plan->nr_files == 1 ? "" : "s", size, took);
+                       "in %s)", opts->domain, opts->out_name, plan->files.len,
+                       plan->files.len == 1 ? "" : "s", size, took);
   vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
                    vmferry_stream_writer_bytes (ex.w), opts->out_name);
   r = 0;
@@ -1289,44 +1305,13 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
 }
 
 int
-vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
-                        int *level_rtn)
-{
-  char *end;
-  long level;
-
-  *level_rtn = 1;
-  if (strcmp (arg, "auto") == 0)
-    *method_rtn = VMFERRY_COMPRESS_AUTO;
-  else if (strcmp (arg, "none") == 0)
-    *method_rtn = VMFERRY_COMPRESS_NONE;
-  else if (strcmp (arg, "zstd") == 0)
-    *method_rtn = VMFERRY_COMPRESS_ZSTD;
-  else if (strncmp (arg, "zstd:", 5) == 0) {
-    errno = 0;
-    level = strtol (arg + 5, &end, 10);
-    if (errno || *end || end == arg + 5 || level < 1 || level > 19) {
-      vmferry_set_error ("--compress: '%s': the zstd level must be 1 to 19", arg);
-      return -1;
-    }
-    *method_rtn = VMFERRY_COMPRESS_ZSTD;
-    *level_rtn = (int) level;
-  }
-  else {
-    vmferry_set_error ("--compress: '%s': use auto, none, zstd or zstd:LEVEL", arg);
-    return -1;
-  }
-  return 0;
-}
-
-int
 vmferry_export (const struct vmferry_export_opts *opts)
 {
   CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
   CLEANUP_XMLDOC xmlDocPtr doc = NULL;
-  struct plan plan = { NULL, 0 };
+  struct plan plan = { .files = VECTOR_INIT };
   int state, r = -1;
 
   if (refuse_remote (opts->uri, opts->domain) < 0)
@@ -1347,11 +1332,13 @@ vmferry_export (const struct vmferry_export_opts *opts)
   if (state < 0)
     return -1;
   if (state != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: shut it down first (nothing was written)",
-                       opts->domain, vmferry_virt_state_name (state));
+    vmferry_set_error ("domain %s is %s: shut it down first (nothing was "
+                       "written)", opts->domain,
+                       vmferry_virt_state_name (state));
     return -1;
   }
-  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE |
+  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE |
+                             VIR_DOMAIN_XML_SECURE |
                              VIR_DOMAIN_XML_MIGRATABLE);
   if (xml == NULL) {
     vmferry_virt_error ("domain %s: cannot get its XML", opts->domain);
@@ -1369,14 +1356,17 @@ vmferry_export (const struct vmferry_export_opts *opts)
     goto out;
   }
   if (check_not_in_use (conn, uuid, &plan) < 0) {
+    struct vmferry_saved_error saved;
+
     vmferry_prefix_error ("domain %s", name);
-    append_error (" (nothing was written)");
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "nothing was written");
     goto out;
   }
   manifest = make_manifest (&plan, opts->uri, name, uuid);
   if (manifest == NULL)
     goto out;
-  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.nr_files);
+  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.files.len);
   if (opts->manifest_rtn) {
     *opts->manifest_rtn = manifest;
     manifest = NULL;
@@ -1385,9 +1375,9 @@ vmferry_export (const struct vmferry_export_opts *opts)
   }
   {
     uint64_t total = 0;
-    for (size_t i = 0; i < plan.nr_files; i++)
-      total += plan.files[i].size;
-    vmferry_progress_set_total (opts->progress, name, total, plan.nr_files);
+    for (size_t i = 0; i < plan.files.len; i++)
+      total += plan.files.ptr[i].size;
+    vmferry_progress_set_total (opts->progress, name, total, plan.files.len);
   }
   r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:

@@ -32,10 +32,6 @@ struct vmferry_export_opts {
   char **manifest_rtn;
 };
 
-/* Parse --compress: "auto", "none", "zstd" or "zstd:LEVEL" (1..19). */
-int vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
-                            int *level_rtn);
-
 /* Write the whole stream.  Refuses a domain that is not shut off.
  * Returns 0, or -1 with the error set; the source is never modified.
  */

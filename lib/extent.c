@@ -14,24 +14,6 @@
 #include "extent.h"
 #include "stream.h"           /* VMFERRY_BLOCK_SIZE */
 
-/* If the first 16 bytes are zero and every byte equals the one 16 bytes
- * before it, all are zero.  glibc's memcmp is vectorised and beats a
- * hand-written word loop here (about 14 GB/s against 9 GB/s).
- */
-bool
-vmferry_is_zero (const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-  size_t head = len < 16 ? len : 16;
-
-  for (size_t i = 0; i < head; i++)
-    if (p[i] != 0)
-      return false;
-  if (len <= 16)
-    return true;
-  return memcmp (p, p + 16, len - 16) == 0;
-}
-
 int
 vmferry_file_size (int fd, const char *name, uint64_t *size_rtn)
 {
@@ -71,7 +53,8 @@ round_down (uint64_t v)
 static uint64_t
 round_up_capped (uint64_t v, uint64_t size)
 {
-  uint64_t r = v + (VMFERRY_BLOCK_SIZE - v % VMFERRY_BLOCK_SIZE) % VMFERRY_BLOCK_SIZE;
+  uint64_t r = v + (VMFERRY_BLOCK_SIZE - v % VMFERRY_BLOCK_SIZE)
+                   % VMFERRY_BLOCK_SIZE;
 
   return r < size ? r : size;
 }
@@ -140,71 +123,5 @@ vmferry_allocated_bytes (int fd, uint64_t *rtn)
     return -1;
   }
   *rtn = S_ISBLK (st.st_mode) ? 0 : (uint64_t) st.st_blocks * 512;
-  return 0;
-}
-
-int
-vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
-                    uint64_t offset)
-{
-  unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, (off_t) offset);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read at offset %" PRIu64, name, offset);
-      return -1;
-    }
-    if (r == 0) {
-      vmferry_set_error ("%s: file shrank while being read (at offset %" PRIu64 ")",
-                         name, offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-int
-vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
-                     uint64_t offset)
-{
-  const unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, (off_t) offset);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write at offset %" PRIu64, name, offset);
-      return -1;
-    }
-    p += r;
-    len -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-int
-vmferry_write_full (int fd, const char *name, const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = write (fd, p, len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: write", name);
-      return -1;
-    }
-    p += r;
-    len -= r;
-  }
   return 0;
 }

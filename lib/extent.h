@@ -1,4 +1,4 @@
-/* vmferry: where a file's data is, and whether a buffer is all zero.
+/* vmferry: where a file's data is.
  *
  * Holes are never read or sent (SEEK_DATA/SEEK_HOLE), and blocks of
  * written zeros are detected before they are compressed or hashed.
@@ -12,10 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* True if BUF[0..LEN) holds only zero bytes (LEN 0 is all zero).  Runs
- * at memory bandwidth.
+/* What walks extents reads them whole and tests them for zeros: the
+ * base's full reads and writes and zero test come with this header.
  */
-bool vmferry_is_zero (const void *buf, size_t len);
+#include "full-rw.h"
+#include "iszero.h"
 
 /* Size in bytes of a regular file or block device.  NAME is for errors;
  * anything else (a pipe, a directory) is an error.
@@ -38,18 +39,5 @@ int vmferry_next_data (int fd, const char *name, uint64_t pos, uint64_t size,
  * block devices.  The caller prefixes errors with the file's name.
  */
 int vmferry_allocated_bytes (int fd, uint64_t *rtn);
-
-/* pread exactly LEN bytes at OFFSET: EINTR retried, and a short read is
- * an error ("NAME: file shrank while being read"), never zeros.
- */
-int vmferry_pread_full (int fd, const char *name, void *buf, size_t len,
-                        uint64_t offset);
-
-/* write exactly LEN bytes (a pipe, a socket), or fail naming NAME. */
-int vmferry_write_full (int fd, const char *name, const void *buf, size_t len);
-
-/* pwrite exactly LEN bytes at OFFSET, or fail naming NAME. */
-int vmferry_pwrite_full (int fd, const char *name, const void *buf, size_t len,
-                         uint64_t offset);
 
 #endif

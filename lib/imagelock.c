@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
 #include "imagelock.h"
 
@@ -143,9 +143,11 @@ int
 vmferry_image_lock (int fd, const char *path)
 {
   struct flock fl = {
-    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = VMFERRY_QEMU_LOCK_PERM_BASE,
-    .l_len = VMFERRY_QEMU_LOCK_SHARED_BASE + VMFERRY_QEMU_LOCK_BITS
-             - VMFERRY_QEMU_LOCK_PERM_BASE,
+    .l_type = F_WRLCK,
+    .l_whence = SEEK_SET,
+    .l_start = VMFERRY_QEMU_LOCK_PERM_BASE,
+    .l_len = VMFERRY_QEMU_LOCK_SHARED_BASE + VMFERRY_QEMU_LOCK_BITS -
+             VMFERRY_QEMU_LOCK_PERM_BASE,
   };
 
   if (fcntl (fd, F_OFD_SETLK, &fl) == 0)
@@ -155,8 +157,9 @@ vmferry_image_lock (int fd, const char *path)
     char who[96];
     if (vmferry_image_lock_holder (fd, path, &lock) <= 0)
       memset (&lock, 0, sizeof lock);
-    vmferry_set_error_errno (EAGAIN, "%s: in use by %s (it holds its image lock)",
-                             path, vmferry_image_lock_who (&lock, who, sizeof who));
+    vmferry_set_error_errno (EAGAIN,
+                             "%s: in use by %s (it holds its image lock)", path,
+                             vmferry_image_lock_who (&lock, who, sizeof who));
   }
   else
     vmferry_set_error_errno (errno, "%s: cannot lock", path);

@@ -8,9 +8,10 @@
 
 #include <json-c/json.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "digest.h"
 #include "error.h"
+#include "human.h"
 #include "info.h"
 #include "manifest.h"
 #include "progress.h"

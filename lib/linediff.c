@@ -99,7 +99,8 @@ edit_script (const struct line *a, size_t na, const struct line *b, size_t nb,
         ops[k++] = (struct op) { ' ', head + i, head + j };
         i++, j++;
       }
-      else if (i < n && (j == m || dp == NULL || DP (i + 1, j) >= DP (i, j + 1))) {
+      else if (i < n &&
+               (j == m || dp == NULL || DP (i + 1, j) >= DP (i, j + 1))) {
         ops[k++] = (struct op) { '-', head + i, head + j };
         i++;
       }
@@ -141,7 +142,8 @@ vmferry_diff_unified (const char *a, size_t alen, const char *a_name,
   char *out = NULL;
   FILE *fp = NULL;
 
-  if (la == NULL || lb == NULL || edit_script (la, na, lb, nb, &ops, &nops) == -1)
+  if (la == NULL || lb == NULL ||
+      edit_script (la, na, lb, nb, &ops, &nops) == -1)
     goto nomem;
   fp = open_memstream (&out, &size);
   if (fp == NULL)
@@ -179,7 +181,8 @@ vmferry_diff_unified (const char *a, size_t alen, const char *a_name,
     print_range (fp, ops[first].bi, bcount);
     fputs (" @@\n", fp);
     for (size_t k = first; k < end; k++) {
-      const struct line *l = ops[k].kind == '+' ? &lb[ops[k].bi] : &la[ops[k].ai];
+      const struct line *l = ops[k].kind == '+' ? &lb[ops[k].bi]
+                                                : &la[ops[k].ai];
       fputc (ops[k].kind, fp);
       fwrite (l->p, 1, l->len, fp);
       fputs (l->nl ? "\n" : "\n\\ No newline at end of file\n", fp);

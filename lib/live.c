@@ -18,13 +18,14 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
-#include "extent.h"
 #include "fault.h"
+#include "full-rw.h"
 #include "live.h"
 #include "log.h"
 #include "names.h"
 #include "progress.h"
 #include "stream.h"
+#include "vector.h"
 #include "virt.h"
 
 /* An NVRAM file is a few hundred KiB; refuse anything absurd. */
@@ -47,6 +48,8 @@ struct live_file {
   virStorageVolPtr vol;         /* on the destination, once created */
 };
 
+DEFINE_VECTOR_TYPE (pool_vector, virStoragePoolPtr);
+
 struct live {
   const struct vmferry_live_opts *opts;
   virConnectPtr src, dst;
@@ -56,8 +59,7 @@ struct live {
   struct live_file *files;
   size_t nr_files;
   /* Transient pools we started on either host, destroyed at the end. */
-  virStoragePoolPtr *pools;
-  size_t nr_pools;
+  struct pool_vector pools;
   unsigned pool_serial;
 };
 
@@ -115,7 +117,8 @@ pool_xml (const char *name, const char *dir)
   if (doc == NULL)
     goto nomem;
   root = xmlNewDocNode (doc, NULL, BAD_CAST "pool", NULL);
-  if (root == NULL || xmlNewProp (root, BAD_CAST "type", BAD_CAST "dir") == NULL)
+  if (root == NULL ||
+      xmlNewProp (root, BAD_CAST "type", BAD_CAST "dir") == NULL)
     goto nomem;
   xmlDocSetRootElement (doc, root);
   if (xmlNewTextChild (root, NULL, BAD_CAST "name", BAD_CAST name) == NULL)
@@ -182,7 +185,8 @@ vmferry_live_prepare_xml (xmlDocPtr doc, const char *const *targets,
           xmlFreeNode (c);
         }
       }
-      if (detect_zeroes && driver && !xmlHasProp (driver, BAD_CAST "detect_zeroes")) {
+      if (detect_zeroes && driver &&
+          !xmlHasProp (driver, BAD_CAST "detect_zeroes")) {
         xmlChar *discard = xmlGetProp (driver, BAD_CAST "discard");
         const char *mode = "unmap";
         bool ok = true;
@@ -192,13 +196,15 @@ vmferry_live_prepare_xml (xmlDocPtr doc, const char *const *targets,
          * plain zero detection (zeroed, not deallocated, clusters).
          */
         if (discard == NULL)
-          ok = xmlSetProp (driver, BAD_CAST "discard", BAD_CAST "unmap") != NULL;
+          ok = xmlSetProp (driver, BAD_CAST "discard",
+                           BAD_CAST "unmap") != NULL;
         else if (!xmlStrEqual (discard, BAD_CAST "unmap"))
           mode = "on";
         xmlFree (discard);
         if (!ok || xmlSetProp (driver, BAD_CAST "detect_zeroes",
                                BAD_CAST mode) == NULL) {
-          vmferry_set_error_errno (ENOMEM, "domain XML: cannot set detect_zeroes");
+          vmferry_set_error_errno (ENOMEM,
+                                   "domain XML: cannot set detect_zeroes");
           return -1;
         }
       }
@@ -324,12 +330,12 @@ free_live (struct live *l)
       virStorageVolFree (l->files[i].vol);
   }
   free (l->files);
-  for (size_t i = 0; i < l->nr_pools; i++) {
-    if (virStoragePoolIsActive (l->pools[i]) == 1)
-      virStoragePoolDestroy (l->pools[i]);
-    virStoragePoolFree (l->pools[i]);
+  for (size_t i = 0; i < l->pools.len; i++) {
+    if (virStoragePoolIsActive (l->pools.ptr[i]) == 1)
+      virStoragePoolDestroy (l->pools.ptr[i]);
+    virStoragePoolFree (l->pools.ptr[i]);
   }
-  free (l->pools);
+  pool_vector_reset (&l->pools);
   free (l->name);
   free (l->uuid);
   free (l->dest_name);
@@ -377,7 +383,6 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
   virStoragePoolPtr pool = virStoragePoolLookupByTargetPath (conn, dir);
   CLEANUP_FREE char *xml = NULL;
   char name[64];
-  virStoragePoolPtr *p;
 
   if (pool && virStoragePoolIsActive (pool) == 1) {
     if (virStoragePoolRefresh (pool, 0) < 0) {
@@ -389,12 +394,11 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
   }
   if (pool)
     virStoragePoolFree (pool);
-  p = realloc (l->pools, (l->nr_pools + 1) * sizeof *p);
-  if (p == NULL) {
-    vmferry_set_error_errno (errno, "realloc");
+  /* Room first: a pool started must be recorded, to be destroyed. */
+  if (pool_vector_reserve (&l->pools, 1) == -1) {
+    vmferry_set_error_errno (errno, "%s: %s: storage pools", host, dir);
     return NULL;
   }
-  l->pools = p;
   snprintf (name, sizeof name, "vmferry-live-%ld-%u", (long) getpid (),
             l->pool_serial++);
   xml = pool_xml (name, dir);
@@ -407,7 +411,7 @@ pool_for_dir (struct live *l, virConnectPtr conn, const char *host,
     return NULL;
   }
   vmferry_debug ("%s: transient storage pool %s over %s", host, name, dir);
-  l->pools[l->nr_pools++] = pool;
+  l->pools.ptr[l->pools.len++] = pool;       /* reserved above */
   if (virStoragePoolRef (pool) < 0) {
     vmferry_virt_error ("%s: pool %s", host, name);
     return NULL;
@@ -457,31 +461,20 @@ create_disk (struct live *l, struct live_file *f)
   return 0;
 }
 
-struct buf {
-  char *data;
-  size_t len, alloc;
-};
+DEFINE_VECTOR_TYPE (byte_vector, char);
 
 static int
 sink_buf (virStreamPtr st, const char *data, size_t n, void *opaque)
 {
-  struct buf *b = opaque;
+  struct byte_vector *b = opaque;
 
   (void) st;
   if (b->len + n > NVRAM_MAX) {
     errno = EFBIG;
     return -1;
   }
-  if (b->len + n > b->alloc) {
-    size_t na = (b->len + n) * 2;
-    char *p = realloc (b->data, na);
-    if (p == NULL)
-      return -1;
-    b->data = p;
-    b->alloc = na;
-  }
-  memcpy (b->data + b->len, data, n);
-  b->len += n;
+  if (byte_vector_append_many (b, data, n) == -1)
+    return -1;
   return (int) n;
 }
 
@@ -514,7 +507,7 @@ upload_nvram (struct live *l, struct live_file *f)
   CLEANUP_FREE char *xml = NULL;
   CLEANUP_VIR_POOL virStoragePoolPtr spool = NULL, dpool = NULL;
   CLEANUP_VIR_VOL virStorageVolPtr svol = NULL;
-  struct buf b = { 0 };
+  struct byte_vector b = VECTOR_INIT;
   struct source s;
   virStreamPtr st = NULL;
   int ret = -1;
@@ -553,14 +546,16 @@ upload_nvram (struct live *l, struct live_file *f)
     goto out;
   f->vol = virStorageVolCreateXML (dpool, xml, 0);
   if (f->vol == NULL) {
-    vmferry_virt_error ("%s: %s: cannot create the NVRAM file", host, f->dst_path);
+    vmferry_virt_error ("%s: %s: cannot create the NVRAM file", host,
+                        f->dst_path);
     goto out;
   }
-  s = (struct source) { .data = b.data, .len = b.len };
+  s = (struct source) { .data = b.ptr, .len = b.len };
   st = virStreamNew (l->dst, 0);
   if (st == NULL || virStorageVolUpload (f->vol, st, 0, b.len, 0) < 0 ||
       virStreamSendAll (st, source_buf, &s) < 0 || virStreamFinish (st) < 0) {
-    vmferry_virt_error ("%s: %s: cannot write the NVRAM file", host, f->dst_path);
+    vmferry_virt_error ("%s: %s: cannot write the NVRAM file", host,
+                        f->dst_path);
     if (st)
       virStreamAbort (st);
     goto out;
@@ -571,7 +566,7 @@ upload_nvram (struct live *l, struct live_file *f)
  out:
   if (st)
     virStreamFree (st);
-  free (b.data);
+  byte_vector_reset (&b);
   return ret;
 }
 
@@ -603,7 +598,8 @@ plan_files (struct live *l, xmlDocPtr src_doc, xmlDocPtr dst_doc)
       if (df[j].role != sf[i].role)
         continue;
       if (sf[i].role == VMFERRY_ROLE_NVRAM ||
-          (sf[i].target && df[j].target && strcmp (sf[i].target, df[j].target) == 0))
+          (sf[i].target && df[j].target &&
+           strcmp (sf[i].target, df[j].target) == 0))
         d = &df[j];
     }
     if (d == NULL || d->path == NULL) {
@@ -750,10 +746,12 @@ job_thread (void *arg)
 {
   struct job *j = arg;
 
-  j->result = virDomainMigrate3 (j->dom, j->dst, j->params, j->nparams, j->flags);
+  j->result = virDomainMigrate3 (j->dom, j->dst, j->params, j->nparams,
+                                 j->flags);
   if (j->result == NULL) {
     virErrorPtr err = virGetLastError ();
-    j->error = strdup (err && err->message ? err->message : "unknown libvirt error");
+    j->error = strdup (err && err->message ? err->message
+                       : "unknown libvirt error");
   }
   __atomic_store_n (&j->done, 1, __ATOMIC_RELEASE);
   return NULL;
@@ -833,13 +831,14 @@ static enum vmferry_live_outcome
 roll_back (struct live *l, bool started)
 {
   const char *dest = l->opts->dest_uri;
-  char removed[4096] = "", left[4096] = "", why[VMFERRY_ERROR_MAX];
+  char removed[4096] = "", left[4096] = "";
+  struct vmferry_saved_error why;
   char srcstate[256];
   enum vmferry_live_outcome outcome = VMFERRY_LIVE_NOTHING;
   virDomainPtr d;
   int state;
 
-  snprintf (why, sizeof why, "%s", vmferry_get_error ());
+  vmferry_save_error (&why);
 
   if (started) {
     d = virDomainLookupByUUIDString (l->dst, l->uuid);
@@ -886,7 +885,8 @@ roll_back (struct live *l, bool started)
               state == VIR_DOMAIN_RUNNING ? "still runs" : "is still paused");
   else {
     snprintf (srcstate, sizeof srcstate, "the domain is %s on the source",
-              state < 0 ? "in an unknown state" : vmferry_virt_state_name (state));
+              state < 0 ? "in an unknown state"
+              : vmferry_virt_state_name (state));
     outcome = VMFERRY_LIVE_LEFTOVERS;
   }
   if (*left)
@@ -896,20 +896,20 @@ roll_back (struct live *l, bool started)
    * where something is left, and the next run removes it first.
    */
   if (*removed && *left)
-    vmferry_set_error ("%s; %s; removed from %s: %s; could not remove from it: "
-                       "%s (run the same command again to remove them first, "
-                       "or remove them by hand)", why, srcstate, dest, removed,
-                       left);
+    vmferry_append_error (&why, "%s; removed from %s: %s; could not remove "
+                          "from it: %s (run the same command again to remove "
+                          "them first, or remove them by hand)", srcstate,
+                          dest, removed, left);
   else if (*left)
-    vmferry_set_error ("%s; %s; could not remove from %s: %s (run the same "
-                       "command again to remove them first, or remove them "
-                       "by hand)", why, srcstate, dest, left);
+    vmferry_append_error (&why, "%s; could not remove from %s: %s (run the "
+                          "same command again to remove them first, or "
+                          "remove them by hand)", srcstate, dest, left);
   else if (*removed)
-    vmferry_set_error ("%s; %s; removed from %s: %s", why, srcstate, dest,
-                       removed);
+    vmferry_append_error (&why, "%s; removed from %s: %s", srcstate, dest,
+                          removed);
   else
-    vmferry_set_error ("%s; %s; nothing had been made on %s", why, srcstate,
-                       dest);
+    vmferry_append_error (&why, "%s; nothing had been made on %s", srcstate,
+                          dest);
   return outcome;
 }
 
@@ -958,7 +958,8 @@ journal_path (const char *uuid)
     vmferry_set_error ("%s: not a UUID", uuid);
     return NULL;
   }
-  if (asprintf (&p, "%s/live-%s.json", dir && *dir ? dir : STATE_DIR, uuid) < 0) {
+  if (asprintf (&p, "%s/live-%s.json", dir && *dir ? dir : STATE_DIR,
+                uuid) < 0) {
     vmferry_set_error_errno (ENOMEM, "journal");
     return NULL;
   }
@@ -976,7 +977,8 @@ journal_save (struct live *l, bool started)
   if (path == NULL || o == NULL || a == NULL)
     goto out;
   json_object_object_add (o, "format", json_object_new_string ("vmferry-live"));
-  json_object_object_add (o, "dest_uri", json_object_new_string (l->opts->dest_uri));
+  json_object_object_add (o, "dest_uri",
+                          json_object_new_string (l->opts->dest_uri));
   json_object_object_add (o, "domain", json_object_new_string (l->name));
   json_object_object_add (o, "started", json_object_new_boolean (started));
   for (size_t i = 0; i < l->nr_files; i++)
@@ -994,15 +996,16 @@ journal_save (struct live *l, bool started)
   }
   *strrchr (dir, '/') = '\0';
   if (mkdir (dir, 0700) < 0 && errno != EEXIST) {
-    vmferry_set_error_errno (errno, "%s: cannot keep the live migration's journal "
-                             "there (VMFERRY_STATE_DIR)", dir);
+    vmferry_set_error_errno (errno, "%s: cannot keep the live migration's "
+                             "journal there (VMFERRY_STATE_DIR)", dir);
     goto out;
   }
   unlink (tmp);
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 || vmferry_write_full (fd, tmp, text, strlen (text)) < 0 ||
       fsync (fd) < 0 || rename (tmp, path) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot write the live migration's journal",
+    vmferry_set_error_errno (errno,
+                             "%s: cannot write the live migration's journal",
                              path);
     unlink (tmp);
     goto out;
@@ -1036,11 +1039,12 @@ journal_load (const char *uuid, struct journal *j)
       !json_object_object_get_ex (o, "made", &a) ||
       !json_object_is_type (a, json_type_array) ||
       json_object_array_length (a) > VMFERRY_MAX_FILES) {
-    vmferry_set_error ("%s: a damaged journal of a live migration (remove it once "
-                       "the destination holds nothing of it)", path);
+    vmferry_set_error ("%s: a damaged journal of a live migration (remove it "
+                       "once the destination holds nothing of it)", path);
     goto out;
   }
-  j->started = json_object_object_get_ex (o, "started", &v) && json_object_get_boolean (v);
+  j->started = json_object_object_get_ex (o, "started", &v) &&
+               json_object_get_boolean (v);
   j->paths = calloc (json_object_array_length (a) + 1, sizeof *j->paths);
   if (j->paths == NULL)
     goto out;
@@ -1077,7 +1081,8 @@ static int
 recover (struct live *l)
 {
   struct journal j;
-  CLEANUP_VIR_DOMAIN virDomainPtr d = virDomainLookupByUUIDString (l->dst, l->uuid);
+  CLEANUP_VIR_DOMAIN virDomainPtr d = virDomainLookupByUUIDString (l->dst,
+                                                                   l->uuid);
   bool here = virDomainIsActive (l->dom) == 1;
   bool there = d && virDomainIsActive (d) == 1;
   char removed[4096] = "";
@@ -1097,16 +1102,17 @@ recover (struct live *l)
   if (r == 0)
     return 0;
   if (strcmp (j.dest_uri, l->opts->dest_uri) != 0) {
-    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted; "
-                       "run that one again to clear what it left there first",
-                       l->name, j.dest_uri);
+    vmferry_set_error ("domain %s: a live migration of it to %s was "
+                       "interrupted; run that one again to clear what it left "
+                       "there first", l->name, j.dest_uri);
     journal_free (&j);
     return -1;
   }
   if (here == there) {
-    vmferry_set_error ("domain %s: a live migration of it to %s was interrupted and "
-                       "the domain %s: nothing was touched; see virsh domjobinfo "
-                       "on both hosts", l->name, j.dest_uri,
+    vmferry_set_error ("domain %s: a live migration of it to %s was "
+                       "interrupted and the domain %s: nothing was touched; "
+                       "see virsh domjobinfo on both hosts", l->name,
+                       j.dest_uri,
                        here ? "runs on both hosts" : "runs on neither host");
     journal_free (&j);
     return -1;
@@ -1128,8 +1134,8 @@ recover (struct live *l)
     }
     vol = virStorageVolLookupByName (pool, base);
     if (vol && virStorageVolDelete (vol, 0) < 0) {
-      vmferry_virt_error ("%s: %s, left by an interrupted live migration, cannot "
-                          "be removed", l->opts->dest_uri, j.paths[i]);
+      vmferry_virt_error ("%s: %s, left by an interrupted live migration, "
+                          "cannot be removed", l->opts->dest_uri, j.paths[i]);
       journal_free (&j);
       return -1;
     }
@@ -1139,8 +1145,9 @@ recover (struct live *l)
   journal_drop (l->uuid);
   journal_free (&j);
   vmferry_notice ("domain %s: an earlier live migration to %s was interrupted; "
-                  "removed what it had made there%s%s", l->name, l->opts->dest_uri,
-                  *removed ? ": " : " (nothing was left)", removed);
+                  "removed what it had made there%s%s", l->name,
+                  l->opts->dest_uri, *removed ? ": " : " (nothing was left)",
+                  removed);
   return 0;
 }
 
@@ -1224,7 +1231,8 @@ live_open (struct live *l, const struct vmferry_live_opts *opts)
 
   l->opts = opts;
   if (opts->domain == NULL || opts->dest_uri == NULL) {
-    vmferry_set_error ("live migration: a domain and a destination URI are needed");
+    vmferry_set_error ("live migration: a domain and a destination URI are "
+                       "needed");
     return -1;
   }
   l->src = vmferry_virt_connect (opts->uri);
@@ -1318,8 +1326,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   }
 
   /* Nothing is made on the destination until here. */
-  if (build_xml (&l) < 0 || check_dest_free (&l) < 0 || journal_save (&l, false) < 0 ||
-      vmferry_fault ("live-journaled") < 0)
+  if (build_xml (&l) < 0 || check_dest_free (&l) < 0 ||
+      journal_save (&l, false) < 0 || vmferry_fault ("live-journaled") < 0)
     goto out;
   for (size_t i = 0; i < l.nr_files; i++) {
     struct live_file *f = &l.files[i];
@@ -1351,7 +1359,8 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
     goto fail;
   errno = pthread_create (&thread, NULL, job_thread, &job);
   if (errno) {
-    vmferry_set_error_errno (errno, "domain %s: cannot start the migration thread",
+    vmferry_set_error_errno (errno,
+                             "domain %s: cannot start the migration thread",
                              l.name);
     goto fail;
   }
@@ -1371,14 +1380,17 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
                          opts->dest_uri, job.error ? job.error : "");
     else
       vmferry_set_error ("domain %s: live migration to %s failed: %s", l.name,
-                         opts->dest_uri, job.error ? job.error : "unknown error");
+                         opts->dest_uri,
+                         job.error ? job.error : "unknown error");
     if (mon.postcopy_started) {
-      char msg[VMFERRY_ERROR_MAX];
-      snprintf (msg, sizeof msg, "%s; it failed after the switch to post-copy, "
-                "so the domain's state is split between the hosts and nothing "
-                "was removed: recover it with 'virsh migrate --postcopy "
-                "--postcopy-resume' or by hand", vmferry_get_error ());
-      vmferry_set_error ("%s", msg);
+      struct vmferry_saved_error saved;
+
+      vmferry_save_error (&saved);
+      vmferry_append_error (&saved, "it failed after the switch to "
+                            "post-copy, so the domain's state is split "
+                            "between the hosts and nothing was removed: "
+                            "recover it with 'virsh migrate --postcopy "
+                            "--postcopy-resume' or by hand");
       outcome = VMFERRY_LIVE_SPLIT;
       goto out;
     }
@@ -1414,13 +1426,15 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED) {
     vmferry_set_error ("domain %s: migrated to %s but is %s there; the source "
                        "definition is kept", l.dest_name, opts->dest_uri,
-                       state < 0 ? "in an unknown state" : vmferry_virt_state_name (state));
+                       state < 0 ? "in an unknown state"
+                       : vmferry_virt_state_name (state));
     outcome = VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED;
     goto out;
   }
   if (virDomainIsPersistent (ddom) != 1) {
     vmferry_set_error ("domain %s: runs on %s but is not persistent there; the "
-                       "source definition is kept", l.dest_name, opts->dest_uri);
+                       "source definition is kept", l.dest_name,
+                       opts->dest_uri);
     outcome = VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED;
     goto out;
   }
@@ -1443,8 +1457,9 @@ vmferry_migrate_live (const struct vmferry_live_opts *opts,
   outcome = roll_back (&l, started);
  out:
   /* The journal stays only where something may be left to undo. */
-  if (l.uuid && (outcome == VMFERRY_LIVE_NOTHING || outcome == VMFERRY_LIVE_MIGRATED ||
-                 outcome == VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED))
+  if (l.uuid &&
+      (outcome == VMFERRY_LIVE_NOTHING || outcome == VMFERRY_LIVE_MIGRATED ||
+       outcome == VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED))
     journal_drop (l.uuid);
   free (job.error);
   virTypedParamsFree (params, nparams);

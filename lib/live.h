@@ -44,8 +44,8 @@
 #include "progress.h"
 
 struct vmferry_live_opts {
-  const char *uri;              /* source libvirt URI; NULL: libvirt's default */
-  const char *domain;           /* name or UUID of a running (or paused) domain */
+  const char *uri;              /* source libvirt URI; NULL: default */
+  const char *domain;           /* name or UUID, running (or paused) */
   const char *dest_uri;         /* destination libvirt URI (required) */
   const char *connect_uri;      /* the one to open, if not dest_uri
                                  * (ssh.h's with its helper) */
@@ -75,7 +75,7 @@ struct vmferry_live_opts {
    */
   bool postcopy;
   bool undefine_source;         /* after success only */
-  bool keep_zeroes;             /* do not add detect_zeroes on the destination */
+  bool keep_zeroes;             /* no detect_zeroes on the destination */
   struct vmferry_progress *progress;   /* may be NULL */
   /* Polled about 10 times a second: non-zero aborts the job (set from a
    * signal handler).  May be NULL.

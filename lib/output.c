@@ -15,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
 #include "error.h"
+#include "human.h"
 #include "log.h"
 #include "output.h"
 #include "progress.h"
@@ -65,8 +66,9 @@ remove_stale (const char *dir, const char *base)
     /* Held by a live run: not stale.  Holding the lock ourselves, no
      * run can take the file while we look.
      */
-    if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_uid != geteuid () ||
-        st.st_nlink != 1 || flock (fd, LOCK_EX | LOCK_NB) < 0) {
+    if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) ||
+        st.st_uid != geteuid () || st.st_nlink != 1 ||
+        flock (fd, LOCK_EX | LOCK_NB) < 0) {
       close (fd);
       continue;
     }
@@ -105,7 +107,8 @@ create_locked (const char *dir, const char *base, char **tmp_rtn)
     if (flock (fd, LOCK_EX) < 0)
       goto fallback;
     for (int tries = 0; tries < 100; tries++) {
-      static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+      static const char chars[] =
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
       unsigned char rnd[TMP_RANDOM];
       char suffix[TMP_RANDOM + 1];
 
@@ -272,7 +275,8 @@ vmferry_output_commit (struct vmferry_output *out)
     vmferry_set_error_errno (errno, "%s: fsync", out->path);
     return -1;
   }
-  if (renameat2 (AT_FDCWD, out->tmp, AT_FDCWD, out->path, RENAME_NOREPLACE) < 0) {
+  if (renameat2 (AT_FDCWD, out->tmp, AT_FDCWD, out->path,
+                 RENAME_NOREPLACE) < 0) {
     vmferry_set_error_errno (errno, "%s: cannot rename %s into place",
                              out->path, out->tmp);
     return -1;

@@ -12,9 +12,21 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "error.h"
+#include "human.h"
 #include "log.h"
 #include "progress.h"
+#include "vector.h"
+
+/* An item begun while another is shown. */
+struct queued {
+  char *label;
+  uint64_t total;
+  double started;
+};
+
+DEFINE_VECTOR_TYPE (queued_vector, struct queued);
 
 struct vmferry_progress {
   enum vmferry_progress_mode mode;
@@ -32,12 +44,7 @@ struct vmferry_progress {
   /* Items begun while that one was open (an import's reader starts the
    * next file before the writers end the last), shown in turn.
    */
-  struct queued {
-    char *label;
-    uint64_t total;
-    double started;
-  } *queue;
-  size_t nr_queued;
+  struct queued_vector queue;
 
   /* The run (vmferry_progress_set_total), when there is one. */
   bool run, run_begun;
@@ -162,9 +169,9 @@ vmferry_progress_free (struct vmferry_progress *p)
     write_all (p->fd, "\n", 1);
   pthread_mutex_destroy (&p->lock);
   free (p->label);
-  for (size_t i = 0; i < p->nr_queued; i++)
-    free (p->queue[i].label);
-  free (p->queue);
+  for (size_t i = 0; i < p->queue.len; i++)
+    free (p->queue.ptr[i].label);
+  queued_vector_reset (&p->queue);
   free (p->run_name);
   free (p);
 }
@@ -199,42 +206,6 @@ vmferry_progress_set_clock (struct vmferry_progress *p,
     return;
   p->clock = clock;
   p->clock_opaque = opaque;
-}
-
-void
-vmferry_human_size (uint64_t bytes, char *buf, size_t len)
-{
-  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-  double v = bytes;
-  size_t u = 0;
-
-  if (bytes < 1024) {
-    snprintf (buf, len, "%" PRIu64 " B", bytes);
-    return;
-  }
-  v /= 1024;
-  while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-    v /= 1024;
-    u++;
-  }
-  snprintf (buf, len, "%.1f %s", v, units[u]);
-}
-
-void
-vmferry_human_duration (double seconds, char *buf, size_t len)
-{
-  uint64_t s;
-
-  if (seconds < 0) {
-    snprintf (buf, len, "--:--");
-    return;
-  }
-  s = (uint64_t) (seconds + 0.5);
-  if (s >= 3600)
-    snprintf (buf, len, "%" PRIu64 ":%02u:%02u", s / 3600,
-              (unsigned) (s / 60 % 60), (unsigned) (s % 60));
-  else
-    snprintf (buf, len, "%u:%02u", (unsigned) (s / 60), (unsigned) (s % 60));
 }
 
 /* Write all of BUF; progress is best effort, so errors are ignored (a
@@ -389,7 +360,6 @@ void
 vmferry_progress_begin (struct vmferry_progress *p, const char *label,
                         uint64_t total)
 {
-  struct queued *q;
   char *copy;
   double now;
 
@@ -406,11 +376,8 @@ vmferry_progress_begin (struct vmferry_progress *p, const char *label,
   }
   if (!p->active)
     show_item (p, copy, total, now);
-  else if ((q = realloc (p->queue, (p->nr_queued + 1) * sizeof *q))) {
-    p->queue = q;
-    q[p->nr_queued++] = (struct queued) { copy, total, now };
-  }
-  else
+  else if (queued_vector_append (&p->queue,
+                                 (struct queued) { copy, total, now }) == -1)
     free (copy);
   pthread_mutex_unlock (&p->lock);
 }
@@ -452,7 +419,7 @@ end_item (struct vmferry_progress *p, bool complete)
   /* Bytes beyond the item with one queued: the next one's, counted while
    * this one was shown.
    */
-  if (p->active && p->nr_queued > 0 && p->total && p->done > p->total) {
+  if (p->active && p->queue.len > 0 && p->total && p->done > p->total) {
     carry = p->done - p->total;
     p->done = p->total;
   }
@@ -468,10 +435,10 @@ end_item (struct vmferry_progress *p, bool complete)
     else
       show_bar (p, !p->run || p->run_ended >= p->run_items, now);
     p->active = false;
-    if (p->nr_queued > 0) {
-      struct queued q = p->queue[0];
+    if (p->queue.len > 0) {
+      struct queued q = p->queue.ptr[0];
 
-      memmove (p->queue, p->queue + 1, --p->nr_queued * sizeof *p->queue);
+      queued_vector_remove (&p->queue, 0);
       show_item (p, q.label, q.total, q.started);
       p->done = carry;
     }

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "human.h"            /* the bar's sizes and durations */
+
 enum vmferry_progress_mode {
   VMFERRY_PROGRESS_BAR,
   VMFERRY_PROGRESS_MACHINE,
@@ -110,11 +112,5 @@ void vmferry_progress_done (struct vmferry_progress *p);
 size_t vmferry_progress_format_bar (char *buf, size_t len, const char *label,
                                     uint64_t done, uint64_t total, double rate,
                                     double seconds, bool final);
-
-/* "1.5 GiB", "512 B": binary units, one decimal above KiB. */
-void vmferry_human_size (uint64_t bytes, char *buf, size_t len);
-
-/* "1:02:03" or "2:03"; "--:--" for negative (unknown). */
-void vmferry_human_duration (double seconds, char *buf, size_t len);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "extent.h"
+#include "iszero.h"
 #include "scout.h"
 #include "stream.h"
 
@@ -114,7 +115,8 @@ note_piece (struct vmferry_scout *s, struct cursor *c, bool zero, uint64_t len)
     c->run_listed = false;
     /* A run the other cursor listed may end right here: carry it on. */
     i = find_range (s, c->file, c->pos);
-    if (i > 0 && s->ranges[i - 1].file == c->file && s->ranges[i - 1].end == c->pos) {
+    if (i > 0 && s->ranges[i - 1].file == c->file &&
+        s->ranges[i - 1].end == c->pos) {
       c->run_start = s->ranges[i - 1].start;
       c->run_listed = true;
     }
@@ -122,12 +124,15 @@ note_piece (struct vmferry_scout *s, struct cursor *c, bool zero, uint64_t len)
   c->run_end = c->pos + len;
   if (c->run_listed) {
     i = find_range (s, c->file, c->run_start);
-    if (i < s->count && s->ranges[i].file == c->file && s->ranges[i].start == c->run_start)
+    if (i < s->count && s->ranges[i].file == c->file &&
+        s->ranges[i].start == c->run_start)
       s->ranges[i].end = c->run_end;
   }
-  else if (c->run_end - c->run_start >= VMFERRY_CHUNK_SIZE && s->count < SCOUT_RANGES) {
+  else if (c->run_end - c->run_start >= VMFERRY_CHUNK_SIZE &&
+           s->count < SCOUT_RANGES) {
     i = find_range (s, c->file, c->run_start);
-    memmove (&s->ranges[i + 1], &s->ranges[i], (s->count - i) * sizeof s->ranges[0]);
+    memmove (&s->ranges[i + 1], &s->ranges[i],
+             (s->count - i) * sizeof s->ranges[0]);
     s->ranges[i] = (struct range) { c->file, c->run_start, c->run_end };
     s->count++;
     c->run_listed = true;
@@ -197,7 +202,8 @@ pick_cursor (struct vmferry_scout *s, struct cursor *later, struct cursor *near)
     move_cursor (later, s->rfile + 1, 0);
   if (later->file < s->nr)
     return later;
-  if (near->file != s->rfile || before (near->file, near->pos, s->rfile, s->rpos))
+  if (near->file != s->rfile ||
+      before (near->file, near->pos, s->rfile, s->rpos))
     move_cursor (near, s->rfile, s->rpos);
   /* Not again what the later cursor read before the reader got here. */
   if (near->file < s->nr && near->pos < s->scanned[near->file])
@@ -228,7 +234,8 @@ scout_thread (void *arg)
     /* Set by the wait below unless the scout stops. */
     struct cursor *c = NULL;
 
-    while (!s->stop && (!may_read (s) || !(c = pick_cursor (s, &later, &near)))) {
+    while (!s->stop &&
+           (!may_read (s) || !(c = pick_cursor (s, &later, &near)))) {
       /* Nothing left to read for now: tell vmferry_scout_drain. */
       s->idle = may_read (s);
       if (s->idle)
@@ -281,7 +288,8 @@ vmferry_scout_new (const char *const *paths, const uint64_t *sizes, uint32_t nr)
   s->paths = calloc (nr ? nr : 1, sizeof *s->paths);
   s->sizes = calloc (nr ? nr : 1, sizeof *s->sizes);
   s->scanned = calloc (nr ? nr : 1, sizeof *s->scanned);
-  if (!s->paths || !s->sizes || !s->scanned || posix_memalign ((void **) &s->buf, 4096, SCOUT_PIECE) != 0)
+  if (!s->paths || !s->sizes || !s->scanned ||
+      posix_memalign ((void **) &s->buf, 4096, SCOUT_PIECE) != 0)
     goto nomem;
   for (uint32_t i = 0; i < nr; i++) {
     s->sizes[i] = sizes[i];
@@ -330,7 +338,8 @@ vmferry_scout_reading (struct vmferry_scout *s, bool reading)
 }
 
 bool
-vmferry_scout_zero (struct vmferry_scout *s, uint32_t file, uint64_t off, uint64_t len)
+vmferry_scout_zero (struct vmferry_scout *s, uint32_t file, uint64_t off,
+                    uint64_t len)
 {
   unsigned passed = 0;
   bool hit;
@@ -350,8 +359,8 @@ vmferry_scout_zero (struct vmferry_scout *s, uint32_t file, uint64_t off, uint64
     s->count -= passed;
     memmove (&s->ranges[0], &s->ranges[passed], s->count * sizeof s->ranges[0]);
   }
-  hit = s->count > 0 && s->ranges[0].file == file && s->ranges[0].start <= off &&
-        off + len <= s->ranges[0].end;
+  hit = s->count > 0 && s->ranges[0].file == file &&
+        s->ranges[0].start <= off && off + len <= s->ranges[0].end;
   if (hit)
     s->skipped += len;
   pthread_mutex_unlock (&s->lock);

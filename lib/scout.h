@@ -9,8 +9,9 @@
  * the data before it, not after.  The scout reads the files after the
  * reader's first, never while the reader reads, and outside the reader's
  * stalls only while it finds enough zeros to pay for its reads; it keeps
- * only the positions of zero runs (a fixed table), so memory stays flat.  Its verdicts are only ever "all zero", which the
- * stream expresses as a ZERO record and the file digest skips.
+ * only the positions of zero runs (a fixed table), so memory stays flat.  Its
+ * verdicts are only ever "all zero", which the stream expresses as a ZERO
+ * record and the file digest skips.
  */
 #ifndef VMFERRY_SCOUT_H
 #define VMFERRY_SCOUT_H

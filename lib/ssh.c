@@ -21,11 +21,14 @@
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
+#include "clock.h"
 #include "error.h"
-#include "extent.h"
+#include "full-rw.h"
 #include "log.h"
+#include "quote.h"
 #include "ssh.h"
+#include "vector.h"
 
 extern char **environ;
 
@@ -72,11 +75,12 @@ struct vmferry_ssh {
   ssh_session session;          /* libssh */
 };
 
+DEFINE_VECTOR_TYPE (byte_vector, char);
+
 struct vmferry_remote {
   struct vmferry_ssh *s;
   bool capture;
-  char *out;                    /* captured stdout */
-  size_t out_len;
+  struct byte_vector out;       /* captured stdout, NUL-terminated */
   uint64_t bytes;
   struct timespec started;
   int cancelled;                /* vmferry_remote_cancel (atomic) */
@@ -150,7 +154,8 @@ vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
   }
   else if (host[strlen (host) - 1] == '/')
     host[strlen (host) - 1] = '\0';
-  if (host == NULL || host[0] == '\0' || host[0] == '-' || strpbrk (host, " /'\"\\"))
+  if (host == NULL || host[0] == '\0' || host[0] == '-' ||
+      strpbrk (host, " /'\"\\"))
     goto bad;
   *user_rtn = user;
   *host_rtn = host;
@@ -159,39 +164,9 @@ vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
  bad:
   free (user);
   free (host);
-  vmferry_set_error ("%s: not a destination ([ssh://][USER@]HOST[:PORT])", dest);
+  vmferry_set_error ("%s: not a destination ([ssh://][USER@]HOST[:PORT])",
+                     dest);
   return -1;
-}
-
-int
-vmferry_shell_quote_append (char **buf, const char *arg)
-{
-  size_t old = *buf ? strlen (*buf) : 0, n = old + 4;
-  char *p, *q;
-
-  for (const char *s = arg; *s; s++)
-    n += *s == '\'' ? 4 : 1;
-  p = realloc (*buf, n);
-  if (p == NULL) {
-    vmferry_set_error_errno (ENOMEM, "command line");
-    return -1;
-  }
-  *buf = p;
-  q = p + old;
-  if (old)
-    *q++ = ' ';
-  *q++ = '\'';
-  for (const char *s = arg; *s; s++) {
-    if (*s == '\'') {
-      memcpy (q, "'\\''", 4);
-      q += 4;
-    }
-    else
-      *q++ = *s;
-  }
-  *q++ = '\'';
-  *q = '\0';
-  return 0;
 }
 
 /* Copy what the remote wrote to FD, as it is. */
@@ -212,21 +187,17 @@ relay (int fd, const char *buf, size_t len)
 static int
 capture_append (struct vmferry_remote *r, const char *buf, size_t len)
 {
-  char *p;
-
-  if (r->out_len + len > MAX_CAPTURE) {
-    vmferry_set_error ("%s: the remote command's answer is too long", r->s->label);
+  if (r->out.len + len > MAX_CAPTURE) {
+    vmferry_set_error ("%s: the remote command's answer is too long",
+                       r->s->label);
     return -1;
   }
-  p = realloc (r->out, r->out_len + len + 1);
-  if (p == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", r->s->label);
+  if (byte_vector_reserve (&r->out, len + 1) == -1) {
+    vmferry_set_error_errno (errno, "%s", r->s->label);
     return -1;
   }
-  memcpy (p + r->out_len, buf, len);
-  r->out = p;
-  r->out_len += len;
-  p[r->out_len] = '\0';
+  byte_vector_append_many (&r->out, buf, len);  /* reserved above */
+  r->out.ptr[r->out.len] = '\0';
   return 0;
 }
 
@@ -280,8 +251,10 @@ check_host_key (struct vmferry_ssh *s)
   int r = -1;
 
   if (ssh_get_server_publickey (s->session, &key) < 0 ||
-      ssh_get_publickey_hash (key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) < 0 ||
-      (fp = ssh_get_fingerprint_hash (SSH_PUBLICKEY_HASH_SHA256, hash, hlen)) == NULL ||
+      ssh_get_publickey_hash (key, SSH_PUBLICKEY_HASH_SHA256,
+                              &hash, &hlen) < 0 ||
+      (fp = ssh_get_fingerprint_hash (SSH_PUBLICKEY_HASH_SHA256,
+                                      hash, hlen)) == NULL ||
       ssh_pki_export_pubkey_base64 (key, &b64) < 0) {
     vmferry_set_error ("%s: cannot read the host key: %s", s->label,
                        ssh_get_error (s->session));
@@ -293,8 +266,8 @@ check_host_key (struct vmferry_ssh *s)
   if (ssh_options_get (s->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, &global) < 0)
     global = NULL;
   if (revoked_in (known, b64) || revoked_in (global, b64)) {
-    vmferry_set_error ("%s: the host key %s %s is marked @revoked in known_hosts; "
-                       "nothing was sent", s->label, type, fp);
+    vmferry_set_error ("%s: the host key %s %s is marked @revoked in "
+                       "known_hosts; nothing was sent", s->label, type, fp);
     goto out;
   }
   state = ssh_session_is_known_server (s->session);
@@ -304,36 +277,41 @@ check_host_key (struct vmferry_ssh *s)
     r = 0;
     break;
   case SSH_KNOWN_HOSTS_CHANGED:
-    vmferry_set_error ("%s: the host key has CHANGED (it is now %s %s): someone could "
-                       "be intercepting the connection; nothing was sent.  If the "
-                       "change is expected, remove the old key (ssh-keygen -R) and "
-                       "check the new one", s->label, type, fp);
+    vmferry_set_error ("%s: the host key has CHANGED (it is now %s %s): "
+                       "someone could be intercepting the connection; nothing "
+                       "was sent.  If the change is expected, remove the old "
+                       "key (ssh-keygen -R) and check the new one", s->label,
+                       type, fp);
     break;
   case SSH_KNOWN_HOSTS_OTHER:
-    vmferry_set_error ("%s: the host offers a %s key %s, but known_hosts holds a key "
-                       "of another type for it; nothing was sent", s->label, type, fp);
+    vmferry_set_error ("%s: the host offers a %s key %s, but known_hosts holds "
+                       "a key of another type for it; nothing was sent",
+                       s->label, type, fp);
     break;
   case SSH_KNOWN_HOSTS_NOT_FOUND:
   case SSH_KNOWN_HOSTS_UNKNOWN:
     if (!s->opts.accept_new_host_key) {
-      vmferry_set_error ("%s: unknown host key %s %s (not in known_hosts); nothing "
-                         "was sent.  Check the fingerprint, then add it (ssh-keyscan) "
-                         "or pass --accept-new-host-key", s->label, type, fp);
+      vmferry_set_error ("%s: unknown host key %s %s (not in known_hosts); "
+                         "nothing was sent.  Check the fingerprint, then add "
+                         "it (ssh-keyscan) or pass --accept-new-host-key",
+                         s->label, type, fp);
       break;
     }
     if (ssh_session_update_known_hosts (s->session) != SSH_OK) {
       vmferry_set_error ("%s: cannot add the host key to %s: %s", s->label,
-                         known ? known : "known_hosts", ssh_get_error (s->session));
+                         known ? known : "known_hosts",
+                         ssh_get_error (s->session));
       break;
     }
-    vmferry_notice ("%s: first contact: added host key %s %s to %s", s->label, type,
-                    fp, known ? known : "known_hosts");
+    vmferry_notice ("%s: first contact: added host key %s %s to %s", s->label,
+                    type, fp, known ? known : "known_hosts");
     r = 0;
     break;
   case SSH_KNOWN_HOSTS_ERROR:
   default:
-    vmferry_set_error ("%s: cannot check the host key %s %s against known_hosts: %s; "
-                       "nothing was sent", s->label, type, fp, ssh_get_error (s->session));
+    vmferry_set_error ("%s: cannot check the host key %s %s against "
+                       "known_hosts: %s; nothing was sent", s->label, type, fp,
+                       ssh_get_error (s->session));
     break;
   }
  out:
@@ -350,7 +328,8 @@ check_host_key (struct vmferry_ssh *s)
  * be pasted into a shell.  Caller frees; NULL if out of memory.
  */
 static char *
-proxy_for_humans (const char *proxy, const char *host, unsigned port, const char *user)
+proxy_for_humans (const char *proxy, const char *host, unsigned port,
+                  const char *user)
 {
   char *out = NULL;
   size_t len = 0;
@@ -411,10 +390,13 @@ libssh_connect (struct vmferry_ssh *s)
     return -1;
   }
   if (ssh_options_set (s->session, SSH_OPTIONS_HOST, s->host) < 0 ||
-      (s->user && ssh_options_set (s->session, SSH_OPTIONS_USER, s->user) < 0) ||
+      (s->user &&
+       ssh_options_set (s->session, SSH_OPTIONS_USER, s->user) < 0) ||
       (have_aesni () &&
-       (ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_C_S, CIPHERS_AESNI) < 0 ||
-        ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_S_C, CIPHERS_AESNI) < 0))) {
+       (ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_C_S,
+                         CIPHERS_AESNI) < 0 ||
+        ssh_options_set (s->session, SSH_OPTIONS_CIPHERS_S_C,
+                         CIPHERS_AESNI) < 0))) {
     vmferry_set_error ("%s: %s", s->label, ssh_get_error (s->session));
     return -1;
   }
@@ -436,7 +418,8 @@ libssh_connect (struct vmferry_ssh *s)
   }
   /* The config's LogLevel would make libssh print on stderr. */
   {
-    int v = vmferry_get_verbosity () >= VMFERRY_LOG_DEBUG ? SSH_LOG_WARNING : SSH_LOG_NOLOG;
+    int v = vmferry_get_verbosity () >= VMFERRY_LOG_DEBUG
+            ? SSH_LOG_WARNING : SSH_LOG_NOLOG;
     ssh_options_set (s->session, SSH_OPTIONS_LOG_VERBOSITY, &v);
   }
   if (s->port) {
@@ -456,9 +439,9 @@ libssh_connect (struct vmferry_ssh *s)
   }
   if (proxy)
     shown = proxy_for_humans (proxy, host ? host : s->host, port, user);
-  vmferry_verbose ("%s: connecting to %s@%s port %u%s%s", s->label, user ? user : "?",
-                   host ? host : s->host, port, shown ? " through " : "",
-                   shown ? shown : "");
+  vmferry_verbose ("%s: connecting to %s@%s port %u%s%s", s->label,
+                   user ? user : "?", host ? host : s->host, port,
+                   shown ? " through " : "", shown ? shown : "");
   ssh_string_free_char (host);
   ssh_string_free_char (user);
   ssh_string_free_char (proxy);
@@ -466,11 +449,13 @@ libssh_connect (struct vmferry_ssh *s)
   if (ssh_connect (s->session) != SSH_OK) {
     /* libssh sends the proxy command's own messages to /dev/null. */
     if (shown)
-      vmferry_set_error ("%s: cannot connect through the configuration's ProxyJump "
-                         "or ProxyCommand, %s (run it to see its messages): %s",
-                         s->label, shown, ssh_get_error (s->session));
+      vmferry_set_error ("%s: cannot connect through the configuration's "
+                         "ProxyJump or ProxyCommand, %s (run it to see its "
+                         "messages): %s", s->label, shown,
+                         ssh_get_error (s->session));
     else
-      vmferry_set_error ("%s: cannot connect: %s", s->label, ssh_get_error (s->session));
+      vmferry_set_error ("%s: cannot connect: %s", s->label,
+                         ssh_get_error (s->session));
     return -1;
   }
   if (check_host_key (s) < 0)
@@ -480,9 +465,9 @@ libssh_connect (struct vmferry_ssh *s)
    */
   rc = ssh_userauth_publickey_auto (s->session, NULL, NULL);
   if (rc != SSH_AUTH_SUCCESS) {
-    vmferry_set_error ("%s: authentication failed (public keys from the agent and "
-                       "the identity files were refused; vmferry never asks for a "
-                       "password)%s%s", s->label,
+    vmferry_set_error ("%s: authentication failed (public keys from the agent "
+                       "and the identity files were refused; vmferry never "
+                       "asks for a password)%s%s", s->label,
                        rc == SSH_AUTH_ERROR ? ": " : "",
                        rc == SSH_AUTH_ERROR ? ssh_get_error (s->session) : "");
     return -1;
@@ -501,10 +486,12 @@ libssh_drain (struct vmferry_remote *r)
   char buf[16384];
   int n;
 
-  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
+  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                            1)) > 0)
     relay (r->s->opts.stderr_fd, buf, n);
   if (!r->capture)
-    while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0)) > 0)
+    while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                              0)) > 0)
       relay (r->s->opts.stdout_fd, buf, n);
 }
 
@@ -725,9 +712,11 @@ libssh_finish (struct vmferry_remote *r)
     ssh_channel_poll_timeout (r->channel, WAIT_SLICE_MS, 0);
   }
   /* What is left of stderr after stdout's end. */
-  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1)) > 0)
+  while ((n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf,
+                                            1)) > 0)
     relay (r->s->opts.stderr_fd, buf, n);
-  status = r->exited ? r->exit_status : ssh_channel_get_exit_status (r->channel);
+  status = r->exited ? r->exit_status
+           : ssh_channel_get_exit_status (r->channel);
   if (r->exit_signal[0]) {
     vmferry_set_error ("%s: the remote command was killed by signal %s",
                        r->s->label, r->exit_signal);
@@ -775,7 +764,8 @@ command_start (struct vmferry_remote *r, const char *command)
     err = asprintf (&dest, "ssh://%s%s%s:%d", s->user ? s->user : "",
                     s->user ? "@" : "", s->host, s->port);
   else
-    err = asprintf (&dest, "%s%s%s", s->user ? s->user : "", s->user ? "@" : "", s->host);
+    err = asprintf (&dest, "%s%s%s", s->user ? s->user : "", s->user ? "@" : "",
+                    s->host);
   if (err < 0 || asprintf (&script, "%s \"$@\"", s->opts.ssh_command) < 0) {
     vmferry_set_error_errno (ENOMEM, "%s", s->label);
     return -1;
@@ -787,9 +777,11 @@ command_start (struct vmferry_remote *r, const char *command)
   }
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_adddup2 (&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2 (&fa, r->capture ? out[1] :
-                                    s->opts.stdout_fd >= 0 ? s->opts.stdout_fd : null_fd, 1);
-  posix_spawn_file_actions_adddup2 (&fa, s->opts.stderr_fd >= 0 ? s->opts.stderr_fd : null_fd, 2);
+  posix_spawn_file_actions_adddup2 (&fa, r->capture ? out[1]
+                                    : s->opts.stdout_fd >= 0
+                                    ? s->opts.stdout_fd : null_fd, 1);
+  posix_spawn_file_actions_adddup2 (&fa, s->opts.stderr_fd >= 0
+                                    ? s->opts.stderr_fd : null_fd, 2);
   argv[0] = (char *) "/bin/sh";
   argv[1] = (char *) "-c";
   argv[2] = script;
@@ -801,7 +793,8 @@ command_start (struct vmferry_remote *r, const char *command)
   err = posix_spawn (&r->pid, "/bin/sh", &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   if (err) {
-    vmferry_set_error_errno (err, "%s: cannot run %s", s->label, s->opts.ssh_command);
+    vmferry_set_error_errno (err, "%s: cannot run %s", s->label,
+                             s->opts.ssh_command);
     goto fail;
   }
   close (in[0]);
@@ -883,8 +876,8 @@ command_finish (struct vmferry_remote *r)
   r->pid = -1;
   if (WIFEXITED (status))
     return WEXITSTATUS (status);
-  vmferry_set_error ("%s: %s was killed by signal %d", r->s->label, r->s->opts.ssh_command,
-                     WTERMSIG (status));
+  vmferry_set_error ("%s: %s was killed by signal %d", r->s->label,
+                     r->s->opts.ssh_command, WTERMSIG (status));
   return -1;
 }
 
@@ -1075,7 +1068,8 @@ vmferry_ssh_connect (const struct vmferry_ssh_opts *opts)
   }
   s->opts = *opts;
   s->ops = opts->ssh_command ? &command_ops : &libssh_ops;
-  if (vmferry_ssh_parse_destination (opts->destination, &s->user, &s->host, &s->port) < 0)
+  if (vmferry_ssh_parse_destination (opts->destination, &s->user, &s->host,
+                                     &s->port) < 0)
     goto fail;
   s->label = strdup (s->host);
   if (s->label == NULL) {
@@ -1132,7 +1126,7 @@ remote_free (struct vmferry_remote *r)
     close (r->in_fd);
   if (r->out_fd >= 0)
     close (r->out_fd);
-  free (r->out);
+  byte_vector_reset (&r->out);
   free (r);
 }
 
@@ -1169,7 +1163,8 @@ throttle (struct vmferry_remote *r)
   if (r->s->opts.bandwidth == 0)
     return;
   clock_gettime (CLOCK_MONOTONIC, &now);
-  elapsed = (now.tv_sec - r->started.tv_sec) + (now.tv_nsec - r->started.tv_nsec) / 1e9;
+  elapsed = (now.tv_sec - r->started.tv_sec) +
+            (now.tv_nsec - r->started.tv_nsec) / 1e9;
   due = (double) r->bytes / r->s->opts.bandwidth;
   if (due > elapsed) {
     double d = due - elapsed;
@@ -1208,15 +1203,16 @@ vmferry_remote_cancel (struct vmferry_remote *r)
 }
 
 int
-vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn)
+vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn,
+                       size_t *len_rtn)
 {
   int status = r->s->ops->finish (r);
 
 
   if (status >= 0 && out_rtn) {
-    *out_rtn = r->out ? r->out : strdup ("");
-    *len_rtn = r->out_len;
-    r->out = NULL;
+    *out_rtn = r->out.ptr ? r->out.ptr : strdup ("");
+    *len_rtn = r->out.len;
+    r->out = (struct byte_vector) VECTOR_INIT;
   }
   remote_free (r);
   return status;

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "quote.h"            /* remote command lines */
+
 struct vmferry_ssh_opts {
   const char *destination;      /* [ssh://][USER@]HOST[:PORT] */
   bool accept_new_host_key;
@@ -43,9 +45,6 @@ struct vmferry_ssh_opts {
  */
 int vmferry_ssh_parse_destination (const char *dest, char **user_rtn,
                                    char **host_rtn, int *port_rtn);
-
-/* Quote ARG for a POSIX shell ('...'), appending to *BUF (realloc'd). */
-int vmferry_shell_quote_append (char **buf, const char *arg);
 
 /* The URI of the system libvirtd on OPTS's destination, reached as the
  * data is: qemu+ssh://[USER@]HOST[:PORT]/system, its ssh the same
@@ -120,7 +119,8 @@ void vmferry_remote_cancel (struct vmferry_remote *r);
  * a signal, connection lost).  With capture, *OUT_RTN (NUL-terminated,
  * caller frees) and *LEN_RTN hold its standard output.  Frees R.
  */
-int vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn, size_t *len_rtn);
+int vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn,
+                           size_t *len_rtn);
 
 /* Close without waiting (after a local failure): the remote sees its
  * input end early.  Frees R.  NULL is fine.

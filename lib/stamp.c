@@ -77,7 +77,8 @@ vmferry_stamp_set (xmlDocPtr doc, const char *stream_id, const char *token)
 int
 vmferry_stamp_get (const char *xml, char **stream_rtn, char **token_rtn)
 {
-  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml), "domain XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml),
+                                                       "domain XML");
   xmlNodePtr meta;
 
   *stream_rtn = *token_rtn = NULL;

@@ -18,6 +18,7 @@
 #include "domain.h"
 #include "error.h"
 #include "qcow2.h"
+#include "vector.h"
 #include "virt.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -75,7 +76,8 @@ vmferry_virt_connect (const char *uri)
     pthread_once (&embed_once, virt_init_embed);
   conn = virConnectOpen (uri);
   if (conn == NULL) {
-    vmferry_virt_error ("%s: cannot connect", uri ? uri : "default libvirt URI");
+    vmferry_virt_error ("%s: cannot connect",
+                        uri ? uri : "default libvirt URI");
     return NULL;
   }
   virConnSetErrorFunc (conn, NULL, silent_handler);
@@ -102,7 +104,8 @@ vmferry_virt_lookup_domain (virConnectPtr conn, const char *name)
       return NULL;
     }
     dom = virDomainLookupByUUIDString (conn, uuid);
-    if (dom == NULL && (err = virGetLastError ()) && err->code == VIR_ERR_NO_DOMAIN) {
+    if (dom == NULL && (err = virGetLastError ()) &&
+        err->code == VIR_ERR_NO_DOMAIN) {
       vmferry_set_error ("domain %s: no such domain (virsh list --all shows "
                          "the defined ones)", name);
       return NULL;
@@ -222,7 +225,8 @@ xml_uses (virConnectPtr conn, const char *xml, const char *path,
     "//source/@file | //source/@dev | //source/@path | //source/@dir |"
     " /domain/os/nvram/text() | /domain/os/loader/text() |"
     " /domain/os/kernel/text() | /domain/os/initrd/text()";
-  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml), "domain XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = vmferry_domain_parse (xml, strlen (xml),
+                                                       "domain XML");
   CLEANUP_XPATH_CTX xmlXPathContextPtr ctx = NULL;
   CLEANUP_XPATH_OBJ xmlXPathObjectPtr obj = NULL;
   CLEANUP_XPATH_OBJ xmlXPathObjectPtr disks = NULL;
@@ -273,21 +277,22 @@ xml_uses (virConnectPtr conn, const char *xml, const char *path,
   return uses;
 }
 
+DEFINE_VECTOR_TYPE (byte_vector, char);
+
 char *
-vmferry_virt_file_users (virConnectPtr conn, const char *path, const struct stat *st,
-                         const char *exclude_uuid)
+vmferry_virt_file_users (virConnectPtr conn, const char *path,
+                         const struct stat *st, const char *exclude_uuid)
 {
   virDomainPtr *doms = NULL;
-  char *list = NULL;
-  size_t len = 0;
+  struct byte_vector list = VECTOR_INIT;
+  bool failed = false;
   int n = virConnectListAllDomains (conn, &doms, 0);
 
   if (n < 0) {
     vmferry_virt_error ("cannot list the domains of this host");
     return NULL;
   }
-  list = strdup ("");
-  for (int i = 0; i < n && list; i++) {
+  for (int i = 0; i < n && !failed; i++) {
     char uuid[VIR_UUID_STRING_BUFLEN];
     bool uses = false;
 
@@ -299,26 +304,25 @@ vmferry_virt_file_users (virConnectPtr conn, const char *path, const struct stat
           continue;
         if (!live && virDomainIsPersistent (doms[i]) != 1)
           continue;
-        xml = virDomainGetXMLDesc (doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
+        xml = virDomainGetXMLDesc (doms[i],
+                                   live ? 0 : VIR_DOMAIN_XML_INACTIVE);
         uses = xml && xml_uses (conn, xml, path, st);
       }
     }
     if (uses) {
       const char *name = virDomainGetName (doms[i]);
-      char *more = realloc (list, len + strlen (name) + 3);
-      if (more == NULL) {
-        free (list);
-        list = NULL;
-        break;
-      }
-      list = more;
-      len += sprintf (list + len, "%s%s", len ? ", " : "", name);
+      failed = (list.len > 0 &&
+                byte_vector_append_many (&list, ", ", 2) == -1) ||
+               byte_vector_append_many (&list, name, strlen (name)) == -1;
     }
   }
   for (int i = 0; i < n; i++)
     virDomainFree (doms[i]);
   free (doms);
-  if (list == NULL)
+  if (failed || byte_vector_append (&list, '\0') == -1) {
     vmferry_set_error_errno (ENOMEM, "domains");
-  return list;
+    byte_vector_reset (&list);
+    return NULL;
+  }
+  return list.ptr;
 }

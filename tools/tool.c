@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@
 #include "error.h"
 #include "log.h"
 #include "progress.h"
+#include "send.h"               /* vmferry_parse_bandwidth */
+#include "stripe.h"             /* VMFERRY_STRIPE_MAX */
 #include "tool.h"
 
 void
@@ -91,6 +94,20 @@ vmferry_tool_usage_error (void)
     print_json_error (msg, VMFERRY_EXIT_USAGE);
   }
   exit (VMFERRY_EXIT_USAGE);
+}
+
+void
+vmferry_tool_usage_fail (const char *fs, ...)
+{
+  char msg[VMFERRY_ERROR_MAX];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  vmferry_set_error ("%s", msg);
+  vmferry_tool_print_error ();
+  vmferry_tool_usage_error ();
 }
 
 int
@@ -190,15 +207,15 @@ vmferry_parse_size (const char *what, const char *arg, uint64_t min,
   if (*end)
     goto bad;
   if (v > (UINTMAX_MAX >> shift) || (v << shift) < min || (v << shift) > max) {
-    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 " bytes)",
-                       what, arg, min, max);
+    vmferry_set_error ("%s: %s is out of range (%" PRIu64 " to %" PRIu64 " "
+                       "bytes)", what, arg, min, max);
     return false;
   }
   *rtn = v << shift;
   return true;
  bad:
-  vmferry_set_error ("%s: '%s' is not a size (a number of bytes, or with K, M or G)",
-                     what, arg);
+  vmferry_set_error ("%s: '%s' is not a size (a number of bytes, or with K, M "
+                     "or G)", what, arg);
   return false;
 }
 
@@ -215,4 +232,114 @@ vmferry_parse_fd (const char *what, const char *arg, int *fd_rtn)
   }
   *fd_rtn = (int) v;
   return true;
+}
+
+bool
+vmferry_parse_compress (const char *arg, enum vmferry_compress *method_rtn,
+                        int *level_rtn)
+{
+  char *end;
+  long level;
+
+  *level_rtn = 1;
+  if (strcmp (arg, "auto") == 0)
+    *method_rtn = VMFERRY_COMPRESS_AUTO;
+  else if (strcmp (arg, "none") == 0)
+    *method_rtn = VMFERRY_COMPRESS_NONE;
+  else if (strcmp (arg, "zstd") == 0)
+    *method_rtn = VMFERRY_COMPRESS_ZSTD;
+  else if (strncmp (arg, "zstd:", 5) == 0) {
+    errno = 0;
+    level = strtol (arg + 5, &end, 10);
+    if (errno || *end || end == arg + 5 || level < 1 || level > 19) {
+      vmferry_set_error ("--compress: '%s': the zstd level must be 1 to 19",
+                         arg);
+      return false;
+    }
+    *method_rtn = VMFERRY_COMPRESS_ZSTD;
+    *level_rtn = (int) level;
+  }
+  else {
+    vmferry_set_error ("--compress: '%s': use auto, none, zstd or "
+                       "zstd:LEVEL", arg);
+    return false;
+  }
+  return true;
+}
+
+/* The SSH group's options. */
+static int
+ssh_option (const struct vmferry_tool_shared *shared, int opt,
+            const char *arg)
+{
+  uint64_t n;
+
+  switch (opt) {
+  case VMFERRY_OPT_ACCEPT_NEW:
+    shared->ssh->accept_new_host_key = true;
+    return 1;
+  case 'F':
+    shared->ssh->config = arg;
+    return 1;
+  case VMFERRY_OPT_SSH_COMMAND:
+    shared->ssh->ssh_command = arg;
+    return 1;
+  case VMFERRY_OPT_CONNECTIONS:
+    if (!vmferry_parse_uint ("--connections", arg, 1, VMFERRY_STRIPE_MAX,
+                             &n))
+      return -1;
+    *shared->connections = (unsigned) n;
+    return 1;
+  case VMFERRY_OPT_BANDWIDTH:
+    return vmferry_parse_bandwidth (arg, &shared->ssh->bandwidth) < 0 ? -1 : 1;
+  case VMFERRY_OPT_BUFFER:
+    if (!vmferry_parse_size ("--buffer", arg, 0, VMFERRY_BUFFER_MAX, &n))
+      return -1;
+    *shared->buffer = (size_t) n;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+int
+vmferry_tool_shared_option (const struct vmferry_tool_shared *shared,
+                            int opt, const char *arg)
+{
+  uint64_t n;
+
+  switch (opt) {
+  case VMFERRY_OPT_COMPRESS:
+    if (shared->compress == NULL)
+      return 0;
+    return vmferry_parse_compress (arg, shared->compress, shared->level)
+      ? 1 : -1;
+  case VMFERRY_OPT_THREADS:
+    if (shared->threads == NULL)
+      return 0;
+    if (!vmferry_parse_uint ("--threads", arg, 1, 256, &n))
+      return -1;
+    *shared->threads = (unsigned) n;
+    return 1;
+  case VMFERRY_OPT_PROGRESS:
+    if (shared->progress_fd == NULL)
+      return 0;
+    return vmferry_parse_fd ("--progress", arg, shared->progress_fd) ? 1 : -1;
+  default:
+    return shared->ssh ? ssh_option (shared, opt, arg) : 0;
+  }
+}
+
+void
+vmferry_tool_check_ssh (const struct vmferry_ssh_opts *ssh)
+{
+  if (ssh->config && ssh->ssh_command)
+    vmferry_tool_usage_fail ("give -F inside --ssh-command (\"ssh -F FILE\"), "
+                             "not beside it");
+}
+
+struct vmferry_progress *
+vmferry_tool_progress (int progress_fd)
+{
+  return vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
 }

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "export.h"             /* enum vmferry_compress */
+#include "ssh.h"                /* struct vmferry_ssh_opts */
+
 /* The exit status of every tool: one table, the same in the EXIT STATUS
  * section of every man page (tests/docs/exit-status.scd; check-docs.sh
  * checks each page against it).  Scripts tell "it failed" (1) from "it
@@ -49,6 +52,100 @@ bool vmferry_tool_common_option (int opt, const char *synopsis);
  * --json, the error object too, naming the thread's error if one is set).
  */
 void vmferry_tool_usage_error (void) __attribute__ ((noreturn));
+
+/* The same after "prog: MESSAGE" (the formatted message, which becomes
+ * the thread's error): for a command line each option of which is right
+ * but not together ("give at most one of --dir and --pool").
+ */
+void vmferry_tool_usage_fail (const char *fs, ...)
+  __attribute__ ((noreturn, format (printf, 1, 2)));
+
+/* ---- the option groups the tools share ----
+ *
+ * Written once here, not once a tool: a group is its entries for the
+ * tool's option table (a macro, with the short options for getopt's
+ * string), and one parser.  A tool puts the groups it takes in its
+ * table, and gives each option its own switch does not know to
+ * vmferry_tool_shared_option with where that tool keeps the values
+ * (struct vmferry_tool_shared).  No global: the values are the tool's.
+ * The values of getopt start above those of the tools' own options
+ * (256 up).
+ */
+enum {
+  VMFERRY_OPT_ACCEPT_NEW = 1024,
+  VMFERRY_OPT_SSH_COMMAND,
+  VMFERRY_OPT_CONNECTIONS,
+  VMFERRY_OPT_BANDWIDTH,
+  VMFERRY_OPT_BUFFER,
+  VMFERRY_OPT_COMPRESS,
+  VMFERRY_OPT_THREADS,
+  VMFERRY_OPT_PROGRESS,
+};
+
+/* SSH: how the remote host is reached and the stream pushed into it
+ * (vmferry-send, vmferry-migrate).
+ */
+#define VMFERRY_SSH_SHORT_OPTIONS "F:"
+#define VMFERRY_SSH_LONG_OPTIONS                                        \
+  { "accept-new-host-key", no_argument, NULL, VMFERRY_OPT_ACCEPT_NEW }, \
+  { "ssh-config", required_argument, NULL, 'F' },                       \
+  { "ssh-command", required_argument, NULL, VMFERRY_OPT_SSH_COMMAND },  \
+  { "connections", required_argument, NULL, VMFERRY_OPT_CONNECTIONS },  \
+  { "bandwidth", required_argument, NULL, VMFERRY_OPT_BANDWIDTH },      \
+  { "buffer", required_argument, NULL, VMFERRY_OPT_BUFFER }
+
+/* --compress=auto|none|zstd|zstd:LEVEL (vmferry-export, -migrate). */
+#define VMFERRY_COMPRESS_LONG_OPTION                                    \
+  { "compress", required_argument, NULL, VMFERRY_OPT_COMPRESS }
+
+/* --threads=N, the copy's worker threads (export, import, migrate). */
+#define VMFERRY_THREADS_LONG_OPTION                                     \
+  { "threads", required_argument, NULL, VMFERRY_OPT_THREADS }
+
+/* --progress=FD, machine-readable progress (every tool that copies). */
+#define VMFERRY_PROGRESS_LONG_OPTION                                    \
+  { "progress", required_argument, NULL, VMFERRY_OPT_PROGRESS }
+
+/* Where a tool keeps the values of the groups it takes; NULL for a
+ * group it does not take.
+ */
+struct vmferry_tool_shared {
+  /* SSH: -F, --ssh-command, --accept-new-host-key, --bandwidth into
+   * *ssh; --connections and --buffer into their own.
+   */
+  struct vmferry_ssh_opts *ssh;
+  unsigned *connections;
+  size_t *buffer;
+  enum vmferry_compress *compress;      /* and *level, for zstd */
+  int *level;
+  unsigned *threads;
+  int *progress_fd;                     /* -1 until given */
+};
+
+/* OPT (getopt_long's return) with its ARG: 1 when it is an option of
+ * one of the groups in SHARED, parsed into it; 0 when it is none of
+ * theirs; -1 when ARG is wrong (error set: print it and end with a
+ * usage error).
+ */
+int vmferry_tool_shared_option (const struct vmferry_tool_shared *shared,
+                                int opt, const char *arg);
+
+/* After parsing: -F and --ssh-command together are a usage error (the
+ * command carries its own configuration).  Exits if so.
+ */
+void vmferry_tool_check_ssh (const struct vmferry_ssh_opts *ssh);
+
+/* The tool's progress reporter: machine lines on PROGRESS_FD (>= 0),
+ * else a bar on a terminal's stderr unless -q (vmferry_progress_auto).
+ */
+struct vmferry_progress *vmferry_tool_progress (int progress_fd);
+
+/* Parse --compress: "auto", "none", "zstd" or "zstd:LEVEL" (1..19);
+ * false (error set) if ARG is none of them.
+ */
+bool vmferry_parse_compress (const char *arg,
+                             enum vmferry_compress *method_rtn,
+                             int *level_rtn);
 
 /* An option of another tool, and what this tool takes instead. */
 struct vmferry_option_hint {

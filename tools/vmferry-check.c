@@ -12,6 +12,7 @@
 #include "preflight.h"
 #include "refs.h"
 #include "tool.h"
+#include "vector.h"
 #include "virt.h"
 
 #include "vmferry-check-synopsis.h"
@@ -42,6 +43,8 @@ static const struct vmferry_option_hint rewrite_options[] = {
   { NULL, NULL }
 };
 
+DEFINE_VECTOR_TYPE (string_vector, const char *);
+
 int
 main (int argc, char *argv[])
 {
@@ -49,8 +52,7 @@ main (int argc, char *argv[])
   struct vmferry_check_input in = { 0 };
   struct vmferry_findings findings = { 0 };
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
-  CLEANUP_FREE const char **allow = NULL;
-  size_t nr_allow = 0;
+  CLEANUP_VECTOR struct string_vector allow = VECTOR_INIT;
   bool json = false;
   int c, status = VMFERRY_EXIT_CANNOT_RUN;
 
@@ -62,21 +64,16 @@ main (int argc, char *argv[])
     case 'c': dest_uri = optarg; break;
     case 's': source_uri = optarg; break;
     case OPT_JSON: json = true; break;
-    case OPT_ALLOW_PATH: {
-      const char **v;
+    case OPT_ALLOW_PATH:
       if (vmferry_refs_allow_valid (optarg) == -1) {
         vmferry_tool_print_error ();
         vmferry_tool_usage_error ();
       }
-      v = reallocarray (allow, nr_allow + 1, sizeof *v);
-      if (v == NULL) {
+      if (string_vector_append (&allow, optarg) == -1) {
         vmferry_set_error_errno (errno, "--allow-path");
         return vmferry_tool_fail (VMFERRY_EXIT_CANNOT_RUN);
       }
-      allow = v;
-      allow[nr_allow++] = optarg;
       break;
-    }
     default:
       if (!vmferry_tool_common_option (c, synopsis)) {
         if (c == '?')
@@ -85,17 +82,14 @@ main (int argc, char *argv[])
       }
     }
   }
-  if (dest_uri == NULL || argc - optind != 1) {
-    vmferry_set_error ("give the destination with -c URI and one DOMAIN, "
-                       "STREAM or XML");
-    vmferry_tool_print_error ();
-    vmferry_tool_usage_error ();
-  }
+  if (dest_uri == NULL || argc - optind != 1)
+    vmferry_tool_usage_fail ("give the destination with -c URI and one "
+                             "DOMAIN, STREAM or XML");
 
   if (vmferry_check_input_load (argv[optind], source_uri, &in) == -1)
     goto out;
-  for (size_t i = 0; i < nr_allow; i++)
-    if (vmferry_check_input_allow (&in, allow[i]) == -1)
+  for (size_t i = 0; i < allow.len; i++)
+    if (vmferry_check_input_allow (&in, allow.ptr[i]) == -1)
       goto out;
   dest = vmferry_virt_connect (dest_uri);
   if (dest == NULL)

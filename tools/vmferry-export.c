@@ -13,15 +13,15 @@
 
 #include "vmferry-export-synopsis.h"
 
-enum { OPT_INCLUDE_READONLY = 256, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS };
+enum { OPT_INCLUDE_READONLY = 256 };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
   { "output", required_argument, NULL, 'o' },
   { "include-readonly", no_argument, NULL, OPT_INCLUDE_READONLY },
-  { "compress", required_argument, NULL, OPT_COMPRESS },
-  { "threads", required_argument, NULL, OPT_THREADS },
-  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_COMPRESS_LONG_OPTION,
+  VMFERRY_THREADS_LONG_OPTION,
+  VMFERRY_PROGRESS_LONG_OPTION,
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -29,11 +29,16 @@ static const struct option long_options[] = {
 int
 main (int argc, char *argv[])
 {
-  struct vmferry_export_opts opts = { .compress = VMFERRY_COMPRESS_AUTO, .level = 1 };
+  struct vmferry_export_opts opts = {
+    .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
+  };
   struct vmferry_output out;
   const char *output = "-";
   int progress_fd = -1, c, r;
-  uint64_t n;
+  const struct vmferry_tool_shared shared = {
+    .compress = &opts.compress, .level = &opts.level,
+    .threads = &opts.threads, .progress_fd = &progress_fd,
+  };
 
   vmferry_tool_init (argv[0]);
   while ((c = getopt_long (argc, argv, "c:o:" VMFERRY_COMMON_SHORT_OPTIONS,
@@ -42,28 +47,16 @@ main (int argc, char *argv[])
     case 'c': opts.uri = optarg; break;
     case 'o': output = optarg; break;
     case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
-    case OPT_COMPRESS:
-      if (vmferry_parse_compress (optarg, &opts.compress, &opts.level) < 0)
-        goto bad_arg;
-      break;
-    case OPT_THREADS:
-      if (!vmferry_parse_uint ("--threads", optarg, 1, 256, &n))
-        goto bad_arg;
-      opts.threads = (unsigned) n;
-      break;
-    case OPT_PROGRESS:
-      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
-        goto bad_arg;
-      break;
     default:
-      if (!vmferry_tool_common_option (c, synopsis))
+      r = vmferry_tool_shared_option (&shared, c, optarg);
+      if (r == -1)
+        goto bad_arg;
+      if (r == 0 && !vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
     }
   }
-  if (argc - optind != 1) {
-    fprintf (stderr, "%s: expected one DOMAIN\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (argc - optind != 1)
+    vmferry_tool_usage_fail ("expected one DOMAIN");
   opts.domain = argv[optind];
 
   if (vmferry_output_open (output, &out) < 0 ||

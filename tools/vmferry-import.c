@@ -21,8 +21,8 @@
 
 #include "vmferry-import-synopsis.h"
 
-enum { OPT_DEFINE = 256, OPT_START, OPT_THREADS, OPT_PROGRESS, OPT_RESUMABLE,
-       OPT_RESUME_QUERY, OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH };
+enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
+       OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -35,8 +35,8 @@ static const struct option long_options[] = {
   { "start", no_argument, NULL, OPT_START },
   { "name", required_argument, NULL, 'n' },
   { "force", no_argument, NULL, 'f' },
-  { "threads", required_argument, NULL, OPT_THREADS },
-  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_THREADS_LONG_OPTION,
+  VMFERRY_PROGRESS_LONG_OPTION,
   { "resumable", no_argument, NULL, OPT_RESUMABLE },
   { "resume-query", no_argument, NULL, OPT_RESUME_QUERY },
   { "abort", optional_argument, NULL, OPT_ABORT },
@@ -69,7 +69,9 @@ main (int argc, char *argv[])
   unsigned stripes = 0, index;
   bool do_abort = false;
   int progress_fd = -1, c, r, fd = -1;
-  uint64_t n;
+  const struct vmferry_tool_shared shared = {
+    .threads = &opts.threads, .progress_fd = &progress_fd,
+  };
 
   vmferry_tool_init (argv[0]);
   while ((c = getopt_long (argc, argv, "c:d:p:n:f" VMFERRY_COMMON_SHORT_OPTIONS,
@@ -82,15 +84,6 @@ main (int argc, char *argv[])
     case OPT_START: opts.define = opts.start = true; break;
     case 'n': opts.new_name = optarg; break;
     case 'f': opts.force = true; break;
-    case OPT_THREADS:
-      if (!vmferry_parse_uint ("--threads", optarg, 1, 256, &n))
-        goto bad_arg;
-      opts.threads = (unsigned) n;
-      break;
-    case OPT_PROGRESS:
-      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
-        goto bad_arg;
-      break;
     case OPT_RESUMABLE: opts.resumable = true; break;
     case OPT_RESUME_QUERY: opts.resume_query = true; break;
     case OPT_ABORT: do_abort = true; abort_name = optarg; break;
@@ -114,39 +107,31 @@ main (int argc, char *argv[])
       join = optarg;
       break;
     default:
-      if (!vmferry_tool_common_option (c, synopsis))
+      r = vmferry_tool_shared_option (&shared, c, optarg);
+      if (r == -1)
+        goto bad_arg;
+      if (r == 0 && !vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
     }
   }
-  if (argc - optind > 1) {
-    fprintf (stderr, "%s: expected at most one FILE\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (opts.dir && opts.pool) {
-    fprintf (stderr, "%s: give at most one of --dir and --pool\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (argc - optind > 1)
+    vmferry_tool_usage_fail ("expected at most one FILE");
+  if (opts.dir && opts.pool)
+    vmferry_tool_usage_fail ("give at most one of --dir and --pool");
   if (join) {
-    if (argc - optind > 0) {
-      fprintf (stderr, "%s: --join takes nothing else\n", vmferry_program_name ());
-      vmferry_tool_usage_error ();
-    }
+    if (argc - optind > 0)
+      vmferry_tool_usage_fail ("--join takes nothing else");
     r = vmferry_stripe_join (token, index, STDIN_FILENO);
     if (r != 0 && vmferry_get_error ()[0])
       vmferry_tool_print_error ();
     return r;
   }
-  if (stripes && (argc - optind > 0 || opts.resume_query || do_abort)) {
-    fprintf (stderr, "%s: --stripes reads standard input and does not go with "
-             "FILE, --resume-query or --abort\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (stripes && (argc - optind > 0 || opts.resume_query || do_abort))
+    vmferry_tool_usage_fail ("--stripes reads standard input and does not go "
+                             "with FILE, --resume-query or --abort");
   if (do_abort) {
-    if (argc - optind > 0 || opts.resume_query) {
-      fprintf (stderr, "%s: --abort takes no FILE and no --resume-query\n",
-               vmferry_program_name ());
-      vmferry_tool_usage_error ();
-    }
+    if (argc - optind > 0 || opts.resume_query)
+      vmferry_tool_usage_fail ("--abort takes no FILE and no --resume-query");
     r = vmferry_import_abort (&opts, abort_name);
     if (r < 0)
       vmferry_tool_print_error ();
@@ -181,7 +166,7 @@ main (int argc, char *argv[])
     vmferry_tool_print_error ();
     return VMFERRY_EXIT_FAILED;
   }
-  opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+  opts.progress = vmferry_tool_progress (progress_fd);
   r = vmferry_import (&opts);
   if (r < 0)
     vmferry_tool_print_error ();

@@ -45,12 +45,9 @@ main (int argc, char *argv[])
         vmferry_tool_usage_error ();
     }
   }
-  if (argc - optind > 1 || (json && xml)) {
-    vmferry_set_error ("expected at most one FILE, and not both --json and "
-                       "--xml");
-    vmferry_tool_print_error ();
-    vmferry_tool_usage_error ();
-  }
+  if (argc - optind > 1 || (json && xml))
+    vmferry_tool_usage_fail ("expected at most one FILE, and not both --json "
+                             "and --xml");
   if (argc - optind == 1 && strcmp (argv[optind], "-") != 0) {
     name = argv[optind];
     fd = open (name, O_RDONLY | O_CLOEXEC);

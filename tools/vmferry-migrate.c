@@ -10,21 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "cleanup-libc.h"
+#include "clock.h"
 #include "error.h"
+#include "human.h"
 #include "log.h"
 #include "migrate.h"
 #include "progress.h"
 #include "rewrite.h"
 #include "send.h"
-#include "stripe.h"
 #include "tool.h"
 
 #include "vmferry-migrate-synopsis.h"
 
-enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START, OPT_UNDEFINE_SOURCE,
-       OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME, OPT_ACCEPT_NEW, OPT_SSH_COMMAND,
-       OPT_CONNECTIONS, OPT_BANDWIDTH, OPT_BUFFER, OPT_COMPRESS, OPT_THREADS, OPT_PROGRESS,
+enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
+       OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
        OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE,
        /* rewrite rules: from here on, named by their long option */
@@ -40,15 +40,10 @@ static const struct option long_options[] = {
   { "dry-run", no_argument, NULL, OPT_DRY_RUN },
   { "no-check", no_argument, NULL, OPT_NO_CHECK },
   { "no-resume", no_argument, NULL, OPT_NO_RESUME },
-  { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
-  { "ssh-config", required_argument, NULL, 'F' },
-  { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
-  { "connections", required_argument, NULL, OPT_CONNECTIONS },
-  { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
-  { "buffer", required_argument, NULL, OPT_BUFFER },
-  { "compress", required_argument, NULL, OPT_COMPRESS },
-  { "threads", required_argument, NULL, OPT_THREADS },
-  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_SSH_LONG_OPTIONS,
+  VMFERRY_COMPRESS_LONG_OPTION,
+  VMFERRY_THREADS_LONG_OPTION,
+  VMFERRY_PROGRESS_LONG_OPTION,
   { "live", no_argument, NULL, OPT_LIVE },
   { "auto-converge", no_argument, NULL, OPT_AUTO_CONVERGE },
   { "postcopy", no_argument, NULL, OPT_POSTCOPY },
@@ -159,11 +154,14 @@ at_send (void *opaque, const char *name, const char *where)
                        domain_arg, host_arg);
 }
 
+/* The rewrite rule option C stands for; NULL if none.  The shared
+ * groups' options (tool.h) are numbered above the rules.
+ */
 static const char *
 rule_name (int c)
 {
   for (const struct option *o = long_options; o->name; o++)
-    if (o->val == c && c >= OPT_RULE)
+    if (o->val == c && c >= OPT_RULE && c < VMFERRY_OPT_ACCEPT_NEW)
       return o->name;
   return NULL;
 }
@@ -180,7 +178,12 @@ main (int argc, char *argv[])
   double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
   bool do_abort = false;
-  uint64_t n;
+  const struct vmferry_tool_shared shared = {
+    .ssh = &opts.ssh, .connections = &opts.connections,
+    .buffer = &opts.buffer, .compress = &opts.compress,
+    .level = &opts.level, .threads = &opts.threads,
+    .progress_fd = &progress_fd,
+  };
 
   vmferry_tool_init (argv[0]);
   opts.rewrite = vmferry_rewrite_new ();
@@ -188,7 +191,9 @@ main (int argc, char *argv[])
     vmferry_tool_print_error ();
     return VMFERRY_EXIT_FAILED;
   }
-  while ((c = getopt_long (argc, argv, "c:F:m:" VMFERRY_COMMON_SHORT_OPTIONS,
+  while ((c = getopt_long (argc, argv,
+                           "c:" VMFERRY_SSH_SHORT_OPTIONS "m:"
+                           VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
     case 'c': opts.uri = optarg; break;
@@ -200,37 +205,6 @@ main (int argc, char *argv[])
     case OPT_DRY_RUN: opts.dry_run = true; break;
     case OPT_NO_CHECK: opts.no_check = true; break;
     case OPT_NO_RESUME: opts.no_resume = true; break;
-    case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
-    case 'F': opts.ssh.config = optarg; break;
-    case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
-    case OPT_CONNECTIONS:
-      if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
-                               &n))
-        goto bad_arg;
-      opts.connections = (unsigned) n;
-      break;
-    case OPT_BANDWIDTH:
-      if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
-        goto bad_arg;
-      break;
-    case OPT_BUFFER:
-      if (!vmferry_parse_size ("--buffer", optarg, 0, VMFERRY_BUFFER_MAX, &n))
-        goto bad_arg;
-      opts.buffer = (size_t) n;
-      break;
-    case OPT_COMPRESS:
-      if (vmferry_parse_compress (optarg, &opts.compress, &opts.level) < 0)
-        goto bad_arg;
-      break;
-    case OPT_THREADS:
-      if (!vmferry_parse_uint ("--threads", optarg, 1, 256, &n))
-        goto bad_arg;
-      opts.threads = (unsigned) n;
-      break;
-    case OPT_PROGRESS:
-      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
-        goto bad_arg;
-      break;
     case OPT_LIVE: opts.live = true; break;
     case OPT_AUTO_CONVERGE: opts.auto_converge = true; break;
     case OPT_POSTCOPY: opts.postcopy = true; break;
@@ -242,10 +216,16 @@ main (int argc, char *argv[])
         goto bad_arg;
       break;
     default:
-      if (c >= OPT_RULE) {
+      r = vmferry_tool_shared_option (&shared, c, optarg);
+      if (r == -1)
+        goto bad_arg;
+      if (r == 1)
+        break;
+      if (rule_name (c)) {
         char where[64];
         snprintf (where, sizeof where, "--%s", rule_name (c));
-        if (vmferry_rewrite_add (opts.rewrite, rule_name (c), optarg, where) < 0)
+        if (vmferry_rewrite_add (opts.rewrite, rule_name (c), optarg,
+                                 where) < 0)
           goto bad_arg;
         break;
       }
@@ -256,40 +236,25 @@ main (int argc, char *argv[])
       }
     }
   }
-  if (argc - optind != 2) {
-    fprintf (stderr, "%s: expected DOMAIN and HOST\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (opts.dest_dir && opts.dest_pool) {
-    fprintf (stderr, "%s: give at most one of --dest-dir and --dest-pool\n",
-             vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri)) {
-    fprintf (stderr, "%s: --auto-converge, --postcopy and --migrate-uri need --live\n",
-             vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (opts.ssh.config && opts.ssh.ssh_command) {
-    fprintf (stderr, "%s: give -F inside --ssh-command (\"ssh -F FILE\"), not "
-             "beside it\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (opts.remove_source_storage && (!opts.undefine_source || opts.live)) {
-    fprintf (stderr, "%s: --remove-source-storage needs --undefine-source, and "
-             "does not go with --live\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (argc - optind != 2)
+    vmferry_tool_usage_fail ("expected DOMAIN and HOST");
+  if (opts.dest_dir && opts.dest_pool)
+    vmferry_tool_usage_fail ("give at most one of --dest-dir and --dest-pool");
+  if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri))
+    vmferry_tool_usage_fail ("--auto-converge, --postcopy and --migrate-uri "
+                             "need --live");
+  vmferry_tool_check_ssh (&opts.ssh);
+  if (opts.remove_source_storage && (!opts.undefine_source || opts.live))
+    vmferry_tool_usage_fail ("--remove-source-storage needs "
+                             "--undefine-source, and does not go with --live");
   opts.domain = domain_arg = argv[optind];
   opts.ssh.destination = host_arg = argv[optind + 1];
   signal (SIGPIPE, SIG_IGN);
   if (do_abort) {
     CLEANUP_FREE char *what = NULL;
-    if (opts.dry_run || opts.undefine_source || opts.start) {
-      fprintf (stderr, "%s: --abort does not go with --dry-run, --start or "
-               "--undefine-source\n", vmferry_program_name ());
-      vmferry_tool_usage_error ();
-    }
+    if (opts.dry_run || opts.undefine_source || opts.start)
+      vmferry_tool_usage_fail ("--abort does not go with --dry-run, --start "
+                               "or --undefine-source");
     r = vmferry_migrate_abort (&opts, &what);
     if (r < 0)
       vmferry_tool_print_error ();
@@ -322,7 +287,7 @@ main (int argc, char *argv[])
     opts.at_send = at_send;
   }
   if (!opts.dry_run)
-    opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+    opts.progress = vmferry_tool_progress (progress_fd);
   r = vmferry_migrate (&opts, &outcome);
   if (r < 0)
     vmferry_tool_print_error ();

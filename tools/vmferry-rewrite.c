@@ -89,7 +89,8 @@ main (int argc, char *argv[])
       break;
     default:
       if (rule_name (c)) {
-        if (vmferry_rewrite_add (rw, rule_name (c), optarg, "command line") == -1)
+        if (vmferry_rewrite_add (rw, rule_name (c), optarg,
+                                 "command line") == -1)
           goto bad_arg;
         break;
       }
@@ -97,24 +98,16 @@ main (int argc, char *argv[])
         vmferry_tool_usage_error ();
     }
   }
-  if (argc - optind > 1 || (xml && argc - optind > 0)) {
-    fprintf (stderr, "%s: expected at most one FILE, and none with --xml\n",
-             vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (show_diff && output) {
-    fprintf (stderr, "%s: --diff prints to standard output and writes no "
-             "rewritten output: -o does not go with it\n",
-             vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (argc - optind > 1 || (xml && argc - optind > 0))
+    vmferry_tool_usage_fail ("expected at most one FILE, and none with --xml");
+  if (show_diff && output)
+    vmferry_tool_usage_fail ("--diff prints to standard output and writes no "
+                             "rewritten output: -o does not go with it");
   if (output == NULL)
     output = "-";
-  if (vmferry_rewrite_needs_dest (rw) && uri == NULL) {
-    fprintf (stderr, "%s: 'auto' chooses from the destination's capabilities: "
-             "give its URI with -c\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (vmferry_rewrite_needs_dest (rw) && uri == NULL)
+    vmferry_tool_usage_fail ("'auto' chooses from the destination's "
+                             "capabilities: give its URI with -c");
   if (vmferry_rewrite_is_empty (rw))
     vmferry_verbose ("no rules given: the output is the input");
 

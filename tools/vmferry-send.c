@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,25 +14,18 @@
 #include "log.h"
 #include "progress.h"
 #include "send.h"
-#include "stripe.h"
 #include "tool.h"
 
 #include "vmferry-send-synopsis.h"
 
-enum { OPT_ACCEPT_NEW = 256, OPT_SSH_COMMAND, OPT_CONNECTIONS, OPT_BANDWIDTH,
-       OPT_BUFFER, OPT_NO_RESUME, OPT_REMOTE_IMPORT, OPT_PROGRESS };
+enum { OPT_NO_RESUME = 256, OPT_REMOTE_IMPORT };
 
 static const struct option long_options[] = {
   { "input", required_argument, NULL, 'i' },
-  { "accept-new-host-key", no_argument, NULL, OPT_ACCEPT_NEW },
-  { "ssh-config", required_argument, NULL, 'F' },
-  { "ssh-command", required_argument, NULL, OPT_SSH_COMMAND },
-  { "connections", required_argument, NULL, OPT_CONNECTIONS },
-  { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
-  { "buffer", required_argument, NULL, OPT_BUFFER },
+  VMFERRY_SSH_LONG_OPTIONS,
   { "no-resume", no_argument, NULL, OPT_NO_RESUME },
   { "remote-import", required_argument, NULL, OPT_REMOTE_IMPORT },
-  { "progress", required_argument, NULL, OPT_PROGRESS },
+  VMFERRY_PROGRESS_LONG_OPTION,
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -49,59 +41,40 @@ main (int argc, char *argv[])
   struct vmferry_send_stats stats;
   const char *input = "-";
   int progress_fd = -1, c, r, fd = -1;
-  uint64_t n;
+  const struct vmferry_tool_shared shared = {
+    .ssh = &opts.ssh, .connections = &opts.connections,
+    .buffer = &opts.buffer, .progress_fd = &progress_fd,
+  };
 
   vmferry_tool_init (argv[0]);
-  while ((c = getopt_long (argc, argv, "i:F:" VMFERRY_COMMON_SHORT_OPTIONS,
+  while ((c = getopt_long (argc, argv,
+                           "i:" VMFERRY_SSH_SHORT_OPTIONS
+                           VMFERRY_COMMON_SHORT_OPTIONS,
                            long_options, NULL)) != -1) {
     switch (c) {
     case 'i': input = optarg; break;
-    case OPT_ACCEPT_NEW: opts.ssh.accept_new_host_key = true; break;
-    case 'F': opts.ssh.config = optarg; break;
-    case OPT_SSH_COMMAND: opts.ssh.ssh_command = optarg; break;
-    case OPT_CONNECTIONS:
-      if (!vmferry_parse_uint ("--connections", optarg, 1, VMFERRY_STRIPE_MAX,
-                               &n))
-        goto bad_arg;
-      opts.connections = (unsigned) n;
-      break;
-    case OPT_BANDWIDTH:
-      if (vmferry_parse_bandwidth (optarg, &opts.ssh.bandwidth) < 0)
-        goto bad_arg;
-      break;
-    case OPT_BUFFER:
-      if (!vmferry_parse_size ("--buffer", optarg, 0, VMFERRY_BUFFER_MAX, &n))
-        goto bad_arg;
-      opts.buffer = (size_t) n;
-      break;
     case OPT_NO_RESUME: opts.no_resume = true; break;
     case OPT_REMOTE_IMPORT: opts.remote_import = optarg; break;
-    case OPT_PROGRESS:
-      if (!vmferry_parse_fd ("--progress", optarg, &progress_fd))
-        goto bad_arg;
-      break;
     default:
-      if (!vmferry_tool_common_option (c, synopsis)) {
+      r = vmferry_tool_shared_option (&shared, c, optarg);
+      if (r == -1)
+        goto bad_arg;
+      if (r == 0 && !vmferry_tool_common_option (c, synopsis)) {
         /* An unknown option is most often one of vmferry-import's given
          * in the wrong place (getopt named it already).
          */
         if (c == '?' && (optopt == 0 || strchr ("cdfnp", optopt)))
-          fprintf (stderr, "%s: options for the remote vmferry-import go after "
-                   "the destination and '--': %s HOST -- --dir DIR --define\n",
-                   vmferry_program_name (), vmferry_program_name ());
+          fprintf (stderr, "%s: options for the remote vmferry-import go "
+                   "after the destination and '--': %s HOST -- --dir DIR "
+                   "--define\n", vmferry_program_name (),
+                   vmferry_program_name ());
         vmferry_tool_usage_error ();
       }
     }
   }
-  if (optind >= argc) {
-    fprintf (stderr, "%s: expected a destination HOST\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
-  if (opts.ssh.config && opts.ssh.ssh_command) {
-    fprintf (stderr, "%s: give -F inside --ssh-command (\"ssh -F FILE\"), not "
-             "beside it\n", vmferry_program_name ());
-    vmferry_tool_usage_error ();
-  }
+  if (optind >= argc)
+    vmferry_tool_usage_fail ("expected a destination HOST");
+  vmferry_tool_check_ssh (&opts.ssh);
   opts.ssh.destination = argv[optind];
   /* Everything after the destination (getopt consumed the "--") is for
    * the remote vmferry-import.
@@ -110,7 +83,8 @@ main (int argc, char *argv[])
   if (strcmp (input, "-") != 0) {
     fd = open (input, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), input, strerror (errno));
+      fprintf (stderr, "%s: %s: %s\n", vmferry_program_name (), input,
+               strerror (errno));
       return VMFERRY_EXIT_FAILED;
     }
     opts.in_fd = fd;
@@ -118,7 +92,7 @@ main (int argc, char *argv[])
   }
   /* A remote that goes away must be an error we report, not a signal. */
   signal (SIGPIPE, SIG_IGN);
-  opts.progress = vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+  opts.progress = vmferry_tool_progress (progress_fd);
   r = vmferry_send (&opts, &stats);
   if (r < 0)
     vmferry_tool_print_error ();

@@ -195,7 +195,73 @@ START_TEST (test_option_hint)
 }
 END_TEST
 
+/* The shared option groups parse into the fields they are given, and
+ * leave alone an option of a group the tool did not give.
+ */
+START_TEST (test_shared_options)
+{
+  struct vmferry_ssh_opts ssh = { 0 };
+  unsigned connections = 0, threads = 0;
+  size_t buffer = 0;
+  enum vmferry_compress compress = VMFERRY_COMPRESS_AUTO;
+  int level = 0, progress_fd = -1;
+  const struct vmferry_tool_shared all = {
+    .ssh = &ssh, .connections = &connections, .buffer = &buffer,
+    .compress = &compress, .level = &level, .threads = &threads,
+    .progress_fd = &progress_fd,
+  };
+  const struct vmferry_tool_shared none = { 0 };
+
+  ck_assert_int_eq (vmferry_tool_shared_option (&all, 'F', "cfg"), 1);
+  ck_assert_str_eq (ssh.config, "cfg");
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_SSH_COMMAND, "ssh -x"), 1);
+  ck_assert_str_eq (ssh.ssh_command, "ssh -x");
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_ACCEPT_NEW, NULL), 1);
+  ck_assert (ssh.accept_new_host_key);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_CONNECTIONS, "4"), 1);
+  ck_assert_uint_eq (connections, 4);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_CONNECTIONS, "0"), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "--connections: 0 is out of range (1 to 64)");
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_BANDWIDTH, "1M"), 1);
+  ck_assert_uint_eq (ssh.bandwidth, 1 << 20);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_BUFFER, "2M"), 1);
+  ck_assert_uint_eq (buffer, 2 << 20);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_COMPRESS, "zstd:7"), 1);
+  ck_assert_int_eq (compress, VMFERRY_COMPRESS_ZSTD);
+  ck_assert_int_eq (level, 7);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_COMPRESS, "zstd:20"), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "--compress: 'zstd:20': the zstd level must be 1 to 19");
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_COMPRESS, "none"), 1);
+  ck_assert_int_eq (compress, VMFERRY_COMPRESS_NONE);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_THREADS, "3"), 1);
+  ck_assert_uint_eq (threads, 3);
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&all, VMFERRY_OPT_PROGRESS, "2"), 1);
+  ck_assert_int_eq (progress_fd, 2);
+
+  /* Not the tool's groups, not its own options: not handled. */
+  ck_assert_int_eq (vmferry_tool_shared_option
+                    (&none, VMFERRY_OPT_THREADS, "3"), 0);
+  ck_assert_int_eq (vmferry_tool_shared_option (&none, 'F', "x"), 0);
+  ck_assert_int_eq (vmferry_tool_shared_option (&all, 'v', NULL), 0);
+  ck_assert_int_eq (vmferry_tool_shared_option (&all, '?', NULL), 0);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("tool", test_parse_uint, test_parse_fd, test_common_options,
                    test_exit_codes, test_fail_text, test_fail_json,
                    test_summary,
-                   test_option_hint)
+                   test_option_hint,
+                   test_shared_options)

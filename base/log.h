@@ -9,6 +9,8 @@
 #ifndef VMFERRY_LOG_H
 #define VMFERRY_LOG_H
 
+#include "clock.h"            /* the clock that messages time with */
+
 enum {
   VMFERRY_LOG_QUIET = -1,   /* -q: errors only (printed by the tool) */
   VMFERRY_LOG_NORMAL = 0,   /* warnings and notices */
@@ -28,9 +30,6 @@ int vmferry_get_verbosity (void);
 void vmferry_set_log_fn (vmferry_log_fn fn, void *opaque);
 
 /* Log at LEVEL if the verbosity is at least LEVEL. */
-/* Seconds on the monotonic clock, for deadlines and rates. */
-double vmferry_monotonic (void);
-
 void vmferry_log (int level, const char *fs, ...)
   __attribute__ ((format (printf, 2, 3)));
 
@@ -46,7 +45,8 @@ void vmferry_set_summary (const char *fs, ...)
 const char *vmferry_get_summary (void);
 void vmferry_clear_summary (void);
 
-#define vmferry_warn(...) vmferry_log (VMFERRY_LOG_NORMAL, "warning: " __VA_ARGS__)
+#define vmferry_warn(...) \
+  vmferry_log (VMFERRY_LOG_NORMAL, "warning: " __VA_ARGS__)
 #define vmferry_notice(...) vmferry_log (VMFERRY_LOG_NORMAL, __VA_ARGS__)
 #define vmferry_verbose(...) vmferry_log (VMFERRY_LOG_VERBOSE, __VA_ARGS__)
 #define vmferry_debug(...) vmferry_log (VMFERRY_LOG_DEBUG, __VA_ARGS__)

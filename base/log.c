@@ -100,12 +100,3 @@ vmferry_clear_summary (void)
 {
   summary[0] = '\0';
 }
-
-double
-vmferry_monotonic (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
