@@ -90,6 +90,9 @@ race() {
                 intruder=1
             fi
             ;;
+        dir)
+            on_b mkdir "$dest/$vm.img" 2>/dev/null && intruder=1
+            ;;
         domain)
             virsh_b -q undefine "$vm" >/dev/null 2>&1 || true
             define_other "$vm" 11111111-2222-3333-4444-555555555555 "$other/intruder.img"
@@ -113,6 +116,14 @@ race() {
                 [[ $(on_b cat "$dest/$vm.img") == intruder ]] || fail "$point file: the intruder changed"
                 grep -q 'was created during the transfer\|already exists' "$SCRATCH/out" ||
                     fail "$point file: unclear: $(cat "$SCRATCH/out")"
+            fi
+            ;;
+        dir)
+            if [[ -n $intruder ]]; then
+                ((rc == 1)) || fail "$point dir: a directory that appeared was replaced"
+                on_b test -d "$dest/$vm.img" || fail "$point dir: the directory is gone"
+                grep -q 'was created during the transfer\|already exists\|not a plain file' \
+                    "$SCRATCH/out" || fail "$point dir: unclear: $(cat "$SCRATCH/out")"
             fi
             ;;
         domain)
@@ -174,7 +185,7 @@ on_b vmferry-import --dir "$dest" --define "$SCRATCH/old.vmf" >/dev/null 2>&1
 mapfile -t forced < <(trace --force "$SCRATCH/new.vmf" | grep -E "^($wanted)$")
 ((${#fresh[@]} >= 6 && ${#forced[@]} >= 6)) || fail "too few points: ${fresh[*]} / ${forced[*]}"
 for p in "${fresh[@]}"; do
-    for a in file domain; do
+    for a in file dir domain; do
         race fresh "$p" "$a"
         echo "   fresh, $p, $a: $outcome"
     done
