@@ -1151,18 +1151,16 @@ vmferry_place (struct importer *im)
 
  undo:
   {
-    char saved[VMFERRY_ERROR_MAX];
-    int saved_errno = vmferry_get_errno ();
+    struct vmferry_saved_error saved;
 
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    vmferry_save_error (&saved);
     /* Our own locks would make the new files look in use. */
     locks_release (l);
     if (undo (im, st) < 0 && st->phase == VMFERRY_RESUME_PLACE) {
-      char more[VMFERRY_ERROR_MAX];
-      snprintf (more, sizeof more, "%s", vmferry_get_error ());
-      vmferry_set_error ("%s; and undoing the placement failed: %s (the journal %s/%s "
-                         "is kept: run the import again or --abort)", saved, more,
-                         im->dir, im->state_file);
+      vmferry_append_error (&saved, "and undoing the placement failed: %s "
+                            "(the journal %s/%s is kept: run the import "
+                            "again or --abort)", vmferry_get_error (),
+                            im->dir, im->state_file);
       im->keep_state = true;
     }
     else
@@ -1170,7 +1168,7 @@ vmferry_place (struct importer *im)
        * full disk): then the state on disk still says where each file
        * is, and the caller keeps or removes the copy as for any failure.
        */
-      vmferry_restore_error (saved, saved_errno);
+      vmferry_restore_saved_error (&saved);
   }
  out:
   locks_release (l);
