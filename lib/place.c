@@ -63,7 +63,8 @@
 #include "stream.h"
 #include "virt.h"
 
-#define UNDEFINE_KEEP (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM | \
+#define UNDEFINE_KEEP (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | \
+                       VIR_DOMAIN_UNDEFINE_KEEP_TPM | \
                        VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | \
                        VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | \
                        VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
@@ -182,7 +183,8 @@ tpm_in_use (const struct vmferry_target *root, const char *name)
     if (fd < 0)
       continue;
     if (fcntl (fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-      vmferry_set_error ("%s/%s: in use: swtpm runs on this TPM state", root->path, name);
+      vmferry_set_error ("%s/%s: in use: swtpm runs on this TPM state",
+                         root->path, name);
       return 1;
     }
   }
@@ -191,7 +193,8 @@ tpm_in_use (const struct vmferry_target *root, const char *name)
 }
 
 static void
-hex_token (const unsigned char *token, char out[2 * VMFERRY_RESUME_TOKEN_LEN + 1])
+hex_token (const unsigned char *token,
+           char out[2 * VMFERRY_RESUME_TOKEN_LEN + 1])
 {
   for (size_t i = 0; i < VMFERRY_RESUME_TOKEN_LEN; i++)
     snprintf (out + 2 * i, 3, "%02x", token[i]);
@@ -260,7 +263,8 @@ domain_xml (struct importer *im, const char *name_as)
           df[k].role != VMFERRY_ROLE_BACKING &&
           vmferry_domain_set_path (im->doc, &df[k], f->final_path, 0) < 0)
         goto out;
-    if (vmferry_domain_set_backing_path (im->doc, f->source_path, f->final_path) < 0)
+    if (vmferry_domain_set_backing_path (im->doc, f->source_path,
+                                         f->final_path) < 0)
       goto out;
   }
   /* A UEFI variable store the stream did not carry (the source domain
@@ -463,10 +467,11 @@ where (const struct vmferry_target *t, const char *tmp, const char *final,
   if (final && vmferry_target_stat (t, final, &sb) == 1 &&
       sb.st_dev == dev && sb.st_ino == ino)
     return 1;
-  if (vmferry_target_stat (t, tmp, &sb) == 1 && sb.st_dev == dev && sb.st_ino == ino)
+  if (vmferry_target_stat (t, tmp, &sb) == 1 &&
+      sb.st_dev == dev && sb.st_ino == ino)
     return 0;
-  vmferry_set_error ("%s: the new copy of %s is neither at %s nor at %s", t->path,
-                     final ? final : tmp, final ? final : "-", tmp);
+  vmferry_set_error ("%s: the new copy of %s is neither at %s nor at %s",
+                     t->path, final ? final : tmp, final ? final : "-", tmp);
   return -1;
 }
 
@@ -486,8 +491,9 @@ move_back (const struct vmferry_target *t, const char *tmp, const char *final,
     struct vmferry_image_lock lock;
     char who[96];
     if (fd >= 0 && vmferry_image_lock_holder (fd, path, &lock) > 0) {
-      vmferry_set_error ("%s: %s has opened the new copy since: it is left in place",
-                         path, vmferry_image_lock_who (&lock, who, sizeof who));
+      vmferry_set_error ("%s: %s has opened the new copy since: it is left "
+                         "in place", path,
+                         vmferry_image_lock_who (&lock, who, sizeof who));
       return -1;
     }
   }
@@ -523,7 +529,8 @@ undo (struct importer *im, struct vmferry_resume_state *st)
   int ret = 0;
 
   if (st->aside && im->conn) {
-    CLEANUP_VIR_DOMAIN virDomainPtr a = virDomainLookupByName (im->conn, st->aside);
+    CLEANUP_VIR_DOMAIN virDomainPtr a =
+      virDomainLookupByName (im->conn, st->aside);
     CLEANUP_VIR_DOMAIN virDomainPtr taken = NULL;
     if (a && virDomainRename (a, st->name, 0) < 0) {
       /* A domain of that name was defined meanwhile (with --force): the
@@ -543,9 +550,10 @@ undo (struct importer *im, struct vmferry_resume_state *st)
     }
   }
   if (st->tpm_final && st->tpm_tmp) {
-    int w = where (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_dev, st->tpm_ino);
-    if (w > 0 && move_back (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_replace,
-                            true) < 0)
+    int w = where (&im->tpm_root, st->tpm_tmp, st->tpm_final,
+                   st->tpm_dev, st->tpm_ino);
+    if (w > 0 && move_back (&im->tpm_root, st->tpm_tmp, st->tpm_final,
+                            st->tpm_replace, true) < 0)
       ret = -1;
     if (w < 0) {
       free (st->tpm_tmp);     /* sent again in any case */
@@ -559,7 +567,8 @@ undo (struct importer *im, struct vmferry_resume_state *st)
     if (rf->tmp == NULL || rf->final == NULL)
       continue;
     w = where (&im->tgt, rf->tmp, rf->final, rf->dev, rf->ino);
-    if (w > 0 && move_back (&im->tgt, rf->tmp, rf->final, rf->replace, false) < 0)
+    if (w > 0 &&
+        move_back (&im->tgt, rf->tmp, rf->final, rf->replace, false) < 0)
       ret = -1;
     if (w < 0) {
       /* Lost: send it again. */
@@ -575,7 +584,8 @@ undo (struct importer *im, struct vmferry_resume_state *st)
   if (vmferry_resume_save (&im->tgt, im->state_file, st) < 0 ||
       vmferry_target_sync (&im->tgt) < 0)
     return -1;
-  vmferry_verbose ("placement of %s undone: the old files are as they were", st->name);
+  vmferry_verbose ("placement of %s undone: the old files are as they were",
+                   st->name);
   return 0;
 }
 
@@ -590,18 +600,21 @@ finish (struct importer *im, struct vmferry_resume_state *st)
     const struct vmferry_resume_file *rf = &st->files[i];
     struct stat sb;
 
-    if (rf->replace && rf->tmp && vmferry_target_stat (&im->tgt, rf->tmp, &sb) == 1 &&
+    if (rf->replace && rf->tmp &&
+        vmferry_target_stat (&im->tgt, rf->tmp, &sb) == 1 &&
         !(sb.st_dev == rf->dev && sb.st_ino == rf->ino))
       vmferry_target_unlink (&im->tgt, rf->tmp);
   }
   if (st->tpm_replace && st->tpm_tmp)
     vmferry_target_remove_tree (&im->tpm_root, st->tpm_tmp);
   if (st->aside && im->conn) {
-    CLEANUP_VIR_DOMAIN virDomainPtr a = virDomainLookupByName (im->conn, st->aside);
+    CLEANUP_VIR_DOMAIN virDomainPtr a =
+      virDomainLookupByName (im->conn, st->aside);
     if (a && virDomainUndefineFlags (a, UNDEFINE_KEEP) < 0) {
-      vmferry_virt_error ("domain %s (the definition replaced by the import)", st->aside);
-      vmferry_warn ("%s: it is left defined (virsh undefine %s)", vmferry_get_error (),
-                    st->aside);
+      vmferry_virt_error ("domain %s (the definition replaced by the import)",
+                          st->aside);
+      vmferry_warn ("%s: it is left defined (virsh undefine %s)",
+                    vmferry_get_error (), st->aside);
     }
   }
   vmferry_target_unlink (&im->tgt, im->state_file);
@@ -614,7 +627,8 @@ static int
 committed (struct importer *im, struct vmferry_resume_state *st)
 {
   if (st->define) {
-    CLEANUP_VIR_DOMAIN virDomainPtr dom = virDomainLookupByName (im->conn, st->name);
+    CLEANUP_VIR_DOMAIN virDomainPtr dom =
+      virDomainLookupByName (im->conn, st->name);
     CLEANUP_VIR_DOMAIN virDomainPtr tmp = NULL;
     int r;
 
@@ -642,8 +656,8 @@ committed (struct importer *im, struct vmferry_resume_state *st)
     tmp = virDomainLookupByName (im->conn, st->define_tmp);
     if (tmp && marked (tmp, st->stream_id, st->token) > 0) {
       if (virDomainIsActive (tmp) != 0) {
-        vmferry_set_error ("domain %s (defined by the killed import) is running: "
-                           "not touched", st->define_tmp);
+        vmferry_set_error ("domain %s (defined by the killed import) is "
+                           "running: not touched", st->define_tmp);
         return -1;
       }
       if (virDomainUndefineFlags (tmp, UNDEFINE_KEEP) < 0) {
@@ -655,11 +669,13 @@ committed (struct importer *im, struct vmferry_resume_state *st)
   }
   for (size_t i = 0; i < st->nr_files; i++) {
     const struct vmferry_resume_file *rf = &st->files[i];
-    if (rf->final && where (&im->tgt, rf->tmp, rf->final, rf->dev, rf->ino) != 1)
+    if (rf->final &&
+        where (&im->tgt, rf->tmp, rf->final, rf->dev, rf->ino) != 1)
       return 0;
   }
   if (st->tpm_final &&
-      where (&im->tpm_root, st->tpm_tmp, st->tpm_final, st->tpm_dev, st->tpm_ino) != 1)
+      where (&im->tpm_root, st->tpm_tmp, st->tpm_final,
+             st->tpm_dev, st->tpm_ino) != 1)
     return 0;
   vmferry_clear_error ();
   return 1;
@@ -685,13 +701,14 @@ vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st)
   if (c < 0)
     return -1;
   if (c > 0) {
-    vmferry_notice ("%s: an import of %s was killed after it defined the domain; "
-                    "finishing it", im->dir, st->name);
+    vmferry_notice ("%s: an import of %s was killed after it defined the "
+                    "domain; finishing it", im->dir, st->name);
     finish (im, st);
     return 1;
   }
-  vmferry_notice ("%s: an import of %s was killed while it put its files in place; "
-                  "undoing that: the old files are kept", im->dir, st->name);
+  vmferry_notice ("%s: an import of %s was killed while it put its files in "
+                  "place; undoing that: the old files are kept", im->dir,
+                  st->name);
   return undo (im, st);
 }
 
@@ -726,16 +743,13 @@ vmferry_place_file_users (struct importer *im, const struct import_file *f)
   }
   if (users[0]) {
     vmferry_set_error ("%s: used by domain %s: never replaced (import under "
-                       "another --name, or into another --dir)", f->final_path, users);
+                       "another --name, or into another --dir)",
+                       f->final_path, users);
     return -1;
   }
   return 0;
 }
 
-/* Every host resource the domain as it will be defined refers to is one
- * the stream carried into the target, or one the user allowed by name
- * (lib/refs.h); and its emulator is one of this host's.
- */
 /* WARN false: every host resource the domain as it will be defined
  * refers to is one the stream carried into the target, or one the user
  * allowed by name (lib/refs.h), and its emulator one of this host's; else
@@ -799,7 +813,8 @@ check_refs (struct importer *im, bool warn)
   if (!warn) {
     r = vmferry_refs_enforce (im->doc, &policy);
     if (r < 0)
-      vmferry_prefix_error ("%s: domain %s is not defined", im->opts->in_name, im->name);
+      vmferry_prefix_error ("%s: domain %s is not defined",
+                            im->opts->in_name, im->name);
   }
   else {
     struct vmferry_ref *refs = NULL;
@@ -848,9 +863,10 @@ write_xml (struct importer *im)
   if (check_refs (im, true) < 0)
     goto fail;
   r = vmferry_target_stat (&im->tgt, file, &sb);
-  if (r > 0 && (!im->opts->force || !S_ISREG (sb.st_mode) || sb.st_nlink != 1)) {
-    vmferry_warn ("%s: exists: the domain's definition was not written there (it "
-                  "is in the stream: vmferry-info --xml)", path);
+  if (r > 0 &&
+      (!im->opts->force || !S_ISREG (sb.st_mode) || sb.st_nlink != 1)) {
+    vmferry_warn ("%s: exists: the domain's definition was not written there "
+                  "(it is in the stream: vmferry-info --xml)", path);
     return;
   }
   fd = vmferry_target_create (&im->tgt, tmp, O_WRONLY, 0600, false);
@@ -887,9 +903,10 @@ vmferry_place (struct importer *im)
     vmferry_set_error_errno (ENOMEM, "import");
     return -1;
   }
-  if (opts->force && im->conn == NULL && !(im->conn = vmferry_virt_connect (opts->uri))) {
-    vmferry_prefix_error ("--force: cannot check which domains use the files it "
-                          "would replace");
+  if (opts->force && im->conn == NULL &&
+      !(im->conn = vmferry_virt_connect (opts->uri))) {
+    vmferry_prefix_error ("--force: cannot check which domains use the files "
+                          "it would replace");
     goto out;
   }
   if (opts->define && check_refs (im, false) < 0)
@@ -899,14 +916,17 @@ vmferry_place (struct importer *im)
      * or, with --force, only one no other domain uses.
      */
     const char *base = strrchr (im->nvram_new, '/') + 1;
-    struct import_file nv = { .final = (char *) base, .final_path = im->nvram_new };
+    struct import_file nv = {
+      .final = (char *) base, .final_path = im->nvram_new,
+    };
     int r = vmferry_target_stat (&im->tgt, base, &sb);
     if (r < 0)
       goto out;
     if (r > 0 && !opts->force) {
-      vmferry_set_error ("%s: exists (the domain's UEFI variable store, which the "
-                         "stream does not carry, would be this file): not used "
-                         "(use --force to let the domain have it)", im->nvram_new);
+      vmferry_set_error ("%s: exists (the domain's UEFI variable store, which "
+                         "the stream does not carry, would be this file): not "
+                         "used (use --force to let the domain have it)",
+                         im->nvram_new);
       goto out;
     }
     if (r > 0 && (im->conn == NULL || vmferry_place_file_users (im, &nv) < 0))
@@ -945,8 +965,8 @@ vmferry_place (struct importer *im)
     if (r == 0)
       continue;
     if (!opts->force) {
-      vmferry_set_error ("%s: was created during the transfer: not replaced (use "
-                         "--force to replace it)", f->final_path);
+      vmferry_set_error ("%s: was created during the transfer: not replaced "
+                         "(use --force to replace it)", f->final_path);
       goto refuse;
     }
     fd = vmferry_target_open_file (&im->tgt, f->final, O_RDWR);
@@ -966,8 +986,8 @@ vmferry_place (struct importer *im)
     int r = vmferry_target_stat (&im->tpm_root, st->tpm_tmp, &sb);
     if (r <= 0) {
       if (r == 0)
-        vmferry_set_error ("%s/%s: the new TPM state is gone", im->tpm_root.path,
-                           st->tpm_tmp);
+        vmferry_set_error ("%s/%s: the new TPM state is gone",
+                           im->tpm_root.path, st->tpm_tmp);
       goto refuse;
     }
     st->tpm_dev = sb.st_dev;
@@ -981,8 +1001,9 @@ vmferry_place (struct importer *im)
     if (r < 0)
       goto refuse;
     if (r > 0 && !opts->force) {
-      vmferry_set_error ("%s/%s: TPM state was created during the transfer: not "
-                         "replaced (use --force)", im->tpm_root.path, im->tpm_dir);
+      vmferry_set_error ("%s/%s: TPM state was created during the transfer: "
+                         "not replaced (use --force)", im->tpm_root.path,
+                         im->tpm_dir);
       goto refuse;
     }
     if (r > 0 && tpm_in_use (&im->tpm_root, im->tpm_dir) != 0)
@@ -992,7 +1013,8 @@ vmferry_place (struct importer *im)
 
   /* The domain it replaces: it must not run, and cannot start now. */
   if (opts->define) {
-    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid = virDomainLookupByUUIDString (im->conn, im->uuid);
+    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid =
+      virDomainLookupByUUIDString (im->conn, im->uuid);
 
     old = virDomainLookupByName (im->conn, im->name);
     if (by_uuid && strcmp (virDomainGetName (by_uuid), im->name) != 0) {
@@ -1005,8 +1027,9 @@ vmferry_place (struct importer *im)
       char uuid[VIR_UUID_STRING_BUFLEN];
       CLEANUP_FREE char *prefix = NULL;
       if (!opts->force) {
-        vmferry_set_error ("domain %s was defined on this host during the transfer: "
-                           "not replaced (use --force to replace it)", im->name);
+        vmferry_set_error ("domain %s was defined on this host during the "
+                           "transfer: not replaced (use --force to replace "
+                           "it)", im->name);
         goto refuse;
       }
       if (lock_domain_files (l, old) < 0) {
@@ -1014,7 +1037,8 @@ vmferry_place (struct importer *im)
         goto refuse;
       }
       if (virDomainIsActive (old) != 0) {
-        vmferry_set_error ("domain %s is running: it is not replaced", im->name);
+        vmferry_set_error ("domain %s is running: it is not replaced",
+                           im->name);
         goto refuse;
       }
       old_same = virDomainGetUUIDString (old, uuid) == 0 &&
@@ -1045,7 +1069,8 @@ vmferry_place (struct importer *im)
 
   /* 2. The journal. */
   st->phase = VMFERRY_RESUME_PLACE;
-  if (vmferry_import_save_state (im, -1, 0) < 0 || vmferry_target_sync (&im->tgt) < 0 ||
+  if (vmferry_import_save_state (im, -1, 0) < 0 ||
+      vmferry_target_sync (&im->tgt) < 0 ||
       vmferry_fault ("place-journaled") < 0)
     goto undo;
 
@@ -1062,18 +1087,22 @@ vmferry_place (struct importer *im)
     if (st->files[i].replace && vmferry_place_file_users (im, f) < 0)
       goto undo;
     if (vmferry_target_rename (&im->tgt, f->tmp, &im->tgt, f->final,
-                               st->files[i].replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0) {
+                               (st->files[i].replace
+                                ? RENAME_EXCHANGE : RENAME_NOREPLACE)) < 0) {
       if (errno == EEXIST)
-        vmferry_set_error ("%s: was created during the transfer: not replaced (use "
-                           "--force to replace it)", f->final_path);
+        vmferry_set_error ("%s: was created during the transfer: not "
+                           "replaced (use --force to replace it)",
+                           f->final_path);
       goto undo;
     }
     if (vmferry_fault ("place-renamed") < 0)
       goto undo;
   }
   if (st->tpm_final &&
-      (vmferry_target_rename (&im->tpm_root, st->tpm_tmp, &im->tpm_root, st->tpm_final,
-                              st->tpm_replace ? RENAME_EXCHANGE : RENAME_NOREPLACE) < 0 ||
+      (vmferry_target_rename (&im->tpm_root, st->tpm_tmp,
+                              &im->tpm_root, st->tpm_final,
+                              (st->tpm_replace
+                               ? RENAME_EXCHANGE : RENAME_NOREPLACE)) < 0 ||
        vmferry_fault ("place-tpm-renamed") < 0))
     goto undo;
   if (vmferry_target_sync (&im->tgt) < 0 ||
@@ -1105,10 +1134,11 @@ vmferry_place (struct importer *im)
   im->keep_state = false;
   ret = 0;
   if (opts->start) {
-    CLEANUP_VIR_DOMAIN virDomainPtr dom = virDomainLookupByName (im->conn, im->name);
+    CLEANUP_VIR_DOMAIN virDomainPtr dom =
+      virDomainLookupByName (im->conn, im->name);
     if (dom == NULL || virDomainCreate (dom) < 0) {
-      vmferry_virt_error ("domain %s was defined and verified but did not start",
-                          im->name);
+      vmferry_virt_error ("domain %s was defined and verified but did not "
+                          "start", im->name);
       ret = 1;
     }
   }
@@ -1121,18 +1151,16 @@ vmferry_place (struct importer *im)
 
  undo:
   {
-    char saved[VMFERRY_ERROR_MAX];
-    int saved_errno = vmferry_get_errno ();
+    struct vmferry_saved_error saved;
 
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    vmferry_save_error (&saved);
     /* Our own locks would make the new files look in use. */
     locks_release (l);
     if (undo (im, st) < 0 && st->phase == VMFERRY_RESUME_PLACE) {
-      char more[VMFERRY_ERROR_MAX];
-      snprintf (more, sizeof more, "%s", vmferry_get_error ());
-      vmferry_set_error ("%s; and undoing the placement failed: %s (the journal %s/%s "
-                         "is kept: run the import again or --abort)", saved, more,
-                         im->dir, im->state_file);
+      vmferry_append_error (&saved, "and undoing the placement failed: %s "
+                            "(the journal %s/%s is kept: run the import "
+                            "again or --abort)", vmferry_get_error (),
+                            im->dir, im->state_file);
       im->keep_state = true;
     }
     else
@@ -1140,7 +1168,7 @@ vmferry_place (struct importer *im)
        * full disk): then the state on disk still says where each file
        * is, and the caller keeps or removes the copy as for any failure.
        */
-      vmferry_restore_error (saved, saved_errno);
+      vmferry_restore_saved_error (&saved);
   }
  out:
   locks_release (l);

@@ -95,7 +95,8 @@ walk (const struct vmferry_target *t, const char *name, bool mkdirs,
   const char *p = name;
   int dfd;
 
-  if (!vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, VMFERRY_NAME_HIDDEN_OK)) {
+  if (!vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS,
+                                VMFERRY_NAME_HIDDEN_OK)) {
     vmferry_set_error_errno (EINVAL, "%s/%s: not a plain name below the "
                              "target directory", t->path, name);
     return -1;
@@ -117,8 +118,8 @@ walk (const struct vmferry_target *t, const char *name, bool mkdirs,
     memcpy (part, p, slash - p);
     part[slash - p] = '\0';
     if (mkdirs && mkdirat (dfd, part, 0700) < 0 && errno != EEXIST) {
-      vmferry_set_error_errno (errno, "%s/%s: cannot make directory %s", t->path,
-                               name, part);
+      vmferry_set_error_errno (errno, "%s/%s: cannot make directory %s",
+                               t->path, name, part);
       close (dfd);
       return -1;
     }
@@ -146,20 +147,35 @@ check_plain (const struct vmferry_target *t, const char *name, int fd)
     return -1;
   }
   if (!S_ISREG (st.st_mode)) {
-    vmferry_set_error_errno (EINVAL, "%s/%s: not a regular file", t->path, name);
+    vmferry_set_error_errno (EINVAL, "%s/%s: not a regular file",
+                             t->path, name);
     return -1;
   }
   if (st.st_nlink != 1) {
-    vmferry_set_error_errno (EMLINK, "%s/%s: has %ju links (a hard link to a file "
-                             "elsewhere?): not used", t->path, name,
+    vmferry_set_error_errno (EMLINK, "%s/%s: has %ju links (a hard link to "
+                             "a file elsewhere?): not used", t->path, name,
                              (uintmax_t) st.st_nlink);
     return -1;
   }
   return 0;
 }
 
+/* The call on NAME below T failed with ERR: "T/NAME: WHAT: reason" is
+ * recorded, and ERR is left in errno too, for callers that test it.
+ * Returns -1.
+ */
+static int
+failed (const struct vmferry_target *t, const char *name, int err,
+        const char *what)
+{
+  vmferry_set_error_errno (err, "%s/%s: %s", t->path, name, what);
+  errno = err;
+  return -1;
+}
+
 int
-vmferry_target_open_file (const struct vmferry_target *t, const char *name, int flags)
+vmferry_target_open_file (const struct vmferry_target *t, const char *name,
+                          int flags)
 {
   const char *base;
   int dfd = walk (t, name, false, &base), fd, err;
@@ -167,14 +183,12 @@ vmferry_target_open_file (const struct vmferry_target *t, const char *name, int 
   if (dfd < 0)
     return -1;
   /* O_NONBLOCK: a FIFO planted here must not hang the open. */
-  fd = openat (dfd, base, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  fd = openat (dfd, base,
+               flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   err = errno;
   close (dfd);
-  if (fd < 0) {
-    vmferry_set_error_errno (err, "%s/%s: cannot open", t->path, name);
-    errno = err;
-    return -1;
-  }
+  if (fd < 0)
+    return failed (t, name, err, "cannot open");
   if (check_plain (t, name, fd) < 0) {
     err = vmferry_get_errno ();
     close (fd);
@@ -187,27 +201,26 @@ vmferry_target_open_file (const struct vmferry_target *t, const char *name, int 
 }
 
 int
-vmferry_target_create (const struct vmferry_target *t, const char *name, int flags,
-                       mode_t mode, bool mkdirs)
+vmferry_target_create (const struct vmferry_target *t, const char *name,
+                       int flags, mode_t mode, bool mkdirs)
 {
   const char *base;
   int dfd = walk (t, name, mkdirs, &base), fd, err;
 
   if (dfd < 0)
     return -1;
-  fd = openat (dfd, base, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  fd = openat (dfd, base, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+               mode);
   err = errno;
   close (dfd);
-  if (fd < 0) {
-    vmferry_set_error_errno (err, "%s/%s: cannot create", t->path, name);
-    errno = err;
-    return -1;
-  }
+  if (fd < 0)
+    return failed (t, name, err, "cannot create");
   return fd;
 }
 
 int
-vmferry_target_stat (const struct vmferry_target *t, const char *name, struct stat *st)
+vmferry_target_stat (const struct vmferry_target *t, const char *name,
+                     struct stat *st)
 {
   const char *base;
   int dfd = walk (t, name, false, &base), r, err;
@@ -221,8 +234,7 @@ vmferry_target_stat (const struct vmferry_target *t, const char *name, struct st
     return 1;
   if (err == ENOENT)
     return 0;
-  vmferry_set_error_errno (err, "%s/%s: stat", t->path, name);
-  return -1;
+  return failed (t, name, err, "stat");
 }
 
 int
@@ -236,10 +248,8 @@ vmferry_target_unlink (const struct vmferry_target *t, const char *name)
   r = unlinkat (dfd, base, 0);
   err = errno;
   close (dfd);
-  if (r < 0 && err != ENOENT) {
-    vmferry_set_error_errno (err, "%s/%s: cannot remove", t->path, name);
-    return -1;
-  }
+  if (r < 0 && err != ENOENT)
+    return failed (t, name, err, "cannot remove");
   return 0;
 }
 
@@ -263,7 +273,8 @@ vmferry_target_rename (const struct vmferry_target *t, const char *from,
   if (r < 0) {
     err = errno;
     vmferry_set_error_errno (err, "%s/%s: cannot %s %s/%s", to_t->path, to,
-                             flags & RENAME_EXCHANGE ? "exchange it with" : "rename into it",
+                             (flags & RENAME_EXCHANGE
+                              ? "exchange it with" : "rename into it"),
                              t->path, from);
   }
  out:
@@ -275,8 +286,8 @@ vmferry_target_rename (const struct vmferry_target *t, const char *from,
 }
 
 int
-vmferry_target_mkdir (const struct vmferry_target *t, const char *name, mode_t mode,
-                      bool exclusive)
+vmferry_target_mkdir (const struct vmferry_target *t, const char *name,
+                      mode_t mode, bool exclusive)
 {
   const char *base;
   int dfd = walk (t, name, false, &base), r, err;
@@ -286,11 +297,8 @@ vmferry_target_mkdir (const struct vmferry_target *t, const char *name, mode_t m
   r = mkdirat (dfd, base, mode);
   err = errno;
   close (dfd);
-  if (r < 0 && (err != EEXIST || exclusive)) {
-    vmferry_set_error_errno (err, "%s/%s: cannot make the directory", t->path, name);
-    errno = err;
-    return -1;
-  }
+  if (r < 0 && (err != EEXIST || exclusive))
+    return failed (t, name, err, "cannot make the directory");
   return 0;
 }
 
