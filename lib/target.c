@@ -50,9 +50,12 @@ vmferry_target_open (struct vmferry_target *t, const char *path, bool create,
     vmferry_set_error_errno (errno, "%s: not a directory", path);
     return -1;
   }
-  t->path = strdup (path);
+  /* Paths built from it go into domain definitions, which libvirt wants
+   * absolute: a relative one is the directory just opened.
+   */
+  t->path = path[0] == '/' ? strdup (path) : realpath (path, NULL);
   if (t->path == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", path);
+    vmferry_set_error_errno (errno, "%s", path);
     vmferry_target_close (t);
     return -1;
   }

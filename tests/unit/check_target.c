@@ -183,6 +183,28 @@ START_TEST (test_not_plain_name)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("target", test_open_missing, test_open_hard_link,
+/* A relative directory is kept as the absolute path of the directory
+ * opened: paths built from it go into domain definitions.
+ */
+START_TEST (test_relative)
+{
+  struct vmferry_target rel;
+  char cwd[4096], *want;
+
+  open_target ();
+  ck_assert_ptr_nonnull (getcwd (cwd, sizeof cwd));
+  ck_assert_int_eq (chdir (T.path), 0);
+  ck_assert_int_eq (mkdir ("sub", 0700), 0);
+  ck_assert_int_eq (vmferry_target_open (&rel, "sub", false, 0), 0);
+  ck_assert_int_ge (asprintf (&want, "%s/sub", T.path), 0);
+  ck_assert_str_eq (rel.path, want);
+  free (want);
+  vmferry_target_close (&rel);
+  ck_assert_int_eq (chdir (cwd), 0);
+  close_target ();
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("target", test_relative, test_open_missing, test_open_hard_link,
                    test_create_existing, test_stat, test_unlink, test_mkdir,
                    test_rename, test_not_plain_name)
