@@ -9,6 +9,7 @@
 #include "unit.h"
 
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,27 @@ allocated (void)
   struct mallinfo2 mi = mallinfo2 ();
 
   return mi.uordblks + mi.hblkhd;
+}
+
+/* Whether mallinfo2 sees allocations (an AddressSanitizer build's
+ * allocator does not report to it): if not, the share tests say so and
+ * pass.
+ */
+static bool
+allocations_seen (void)
+{
+  static char *volatile p;      /* volatile: the allocation stays */
+  size_t before = allocated ();
+  bool seen;
+
+  p = malloc (MIB);
+  ck_assert_ptr_nonnull (p);
+  seen = allocated () >= before + MIB;
+  free (p);
+  if (!seen)
+    fprintf (stderr, "mallinfo2 does not see this allocator: shares not "
+             "measured\n");
+  return seen;
 }
 
 START_TEST (test_buffer_default)
@@ -116,6 +138,8 @@ START_TEST (test_compressor_share)
 
   ck_assert_ptr_nonnull (in);
   ck_assert_ptr_nonnull (out);
+  if (!allocations_seen ())
+    goto out;
   /* Half noise, half text-like: the tables are all used. */
   for (size_t i = 0; i < VMFERRY_CHUNK_SIZE; i++) {
     x = x * 1103515245 + 12345;
@@ -138,6 +162,7 @@ START_TEST (test_compressor_share)
     ck_assert_uint_ge (held, share - share / 10);
     vmferry_compressor_free (c);
   }
+ out:
   free (in);
   free (out);
 }
@@ -183,11 +208,17 @@ grow_stream (void)
 START_TEST (test_reader_share)
 {
   int fd = grow_stream ();
-  size_t before = allocated (), peak = 0;
-  struct vmferry_stream_reader *r = vmferry_stream_reader_new (fd, "grow");
+  size_t before, peak = 0;
+  struct vmferry_stream_reader *r;
   struct vmferry_record rec;
   int got, data = 0;
 
+  if (!allocations_seen ()) {
+    close (fd);
+    return;
+  }
+  before = allocated ();
+  r = vmferry_stream_reader_new (fd, "grow");
   ck_assert_ptr_nonnull (r);
   vmferry_stream_reader_trust (r);
   while ((got = vmferry_stream_read_record (r, &rec)) == 1) {
