@@ -22,6 +22,7 @@
 
 #define XXH_STATIC_LINKING_ONLY   /* XXH3_state_t on the stack */
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY  /* ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -843,6 +844,12 @@ vmferry_stream_reader_free (struct vmferry_stream_reader *r)
   free (r);
 }
 
+size_t
+vmferry_stream_reader_memory (void)
+{
+  return READ_BUFFER_SIZE + VMFERRY_MAX_PAYLOAD;
+}
+
 uint64_t
 vmferry_stream_reader_bytes (const struct vmferry_stream_reader *r)
 {
@@ -977,6 +984,11 @@ grow_payload (struct vmferry_stream_reader *r, size_t len)
     cap = 64 * 1024;
   if (cap > VMFERRY_MAX_METADATA)
     cap = VMFERRY_MAX_METADATA;
+  /* Nor, for data, past a DATA record's largest: doubling a 3 MiB
+   * buffer would hold 6 MiB for ever (vmferry_stream_reader_memory).
+   */
+  if (cap > VMFERRY_MAX_PAYLOAD && len <= VMFERRY_MAX_PAYLOAD)
+    cap = VMFERRY_MAX_PAYLOAD;
   p = realloc (r->payload, cap);
   if (p == NULL) {
     vmferry_set_error_errno (errno, "malloc (%zu bytes)", cap);
@@ -1427,6 +1439,18 @@ size_t
 vmferry_zstd_bound (size_t len)
 {
   return ZSTD_compressBound (len);
+}
+
+size_t
+vmferry_compressor_memory (int level)
+{
+  /* What ZSTD_compress2 allocates for a chunk at LEVEL: zstd sizes its
+   * tables by the content size it is told (measured: exact).
+   */
+  ZSTD_compressionParameters cp = ZSTD_getCParams (level, VMFERRY_CHUNK_SIZE,
+                                                   0);
+
+  return ZSTD_estimateCCtxSize_usingCParams (cp);
 }
 
 int

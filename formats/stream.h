@@ -222,6 +222,11 @@ int vmferry_compressor_set_level (struct vmferry_compressor *c, int level);
 /* Worst-case size of one frame for LEN input bytes. */
 size_t vmferry_zstd_bound (size_t len);
 
+/* The memory a compressor at LEVEL holds once it has compressed a chunk
+ * (a budget's share; see send.h).
+ */
+size_t vmferry_compressor_memory (int level);
+
 /* Compress IN[0..LEN) into one zstd frame with its content size set, as
  * a DATA record's payload.  Returns 1 and *LEN_RTN when that saves at
  * least 1/32 of LEN; 0 when the raw bytes should be sent instead
@@ -239,6 +244,11 @@ struct vmferry_stream_reader;
 struct vmferry_stream_reader *vmferry_stream_reader_new (int fd,
                                                          const char *name);
 void vmferry_stream_reader_free (struct vmferry_stream_reader *r);
+/* The most a reader of a stream of data records holds: its input
+ * buffer and a payload buffer that grows to the largest record (a
+ * budget's share; see send.h).
+ */
+size_t vmferry_stream_reader_memory (void);
 
 /* Read through FN instead: like read(2) but never EINTR; returns bytes
  * read (at most LEN), 0 at end of input, or -1 with the error set.

@@ -846,6 +846,30 @@ job_fini (void *opaque, void *jobp)
   free (j->out);
 }
 
+/* The zstd level of OPTS' compressors (auto: 1). */
+static int
+export_level (const struct vmferry_export_opts *opts)
+{
+  return opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
+}
+
+size_t
+vmferry_export_memory (const struct vmferry_export_opts *opts)
+{
+  bool zstd = opts->compress != VMFERRY_COMPRESS_NONE;
+  unsigned threads, depth;
+  size_t slot = VMFERRY_CHUNK_SIZE;
+
+  /* As write_stream allocates: the slots (job_init), the scratch chunk
+   * and a compressor per worker.
+   */
+  vmferry_pipeline_shape (opts->threads, &threads, &depth);
+  if (zstd)
+    slot += vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
+  return depth * slot + VMFERRY_CHUNK_SIZE +
+         (zstd ? threads * vmferry_compressor_memory (export_level (opts)) : 0);
+}
+
 static int
 job_work (void *opaque, void *jobp, unsigned worker)
 {
@@ -1220,7 +1244,7 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   struct vmferry_pipeline *p = NULL;
   CLEANUP_FREE unsigned char *scratch = NULL;
   unsigned threads, depth;
-  int level = opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
+  int level = export_level (opts);
   double t0 = vmferry_monotonic ();
   char size[32], took[32];
   int r = -1;

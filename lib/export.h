@@ -37,4 +37,9 @@ struct vmferry_export_opts {
  */
 int vmferry_export (const struct vmferry_export_opts *opts);
 
+/* The most vmferry_export holds with OPTS in buffers and compressors,
+ * whatever the disks' size (a budget's share; see send.h).
+ */
+size_t vmferry_export_memory (const struct vmferry_export_opts *opts);
+
 #endif

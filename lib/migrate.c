@@ -96,6 +96,18 @@ connector_join (struct connector *c)
   return c->ssh;
 }
 
+/* What the stages hold besides the ring, which gets what the budget
+ * leaves (send.h): the export, the rewrite's reader of its input, the
+ * send.
+ */
+static size_t
+migrate_memory (const struct vmferry_export_opts *eopts,
+                const struct vmferry_send_opts *so, bool rewriting)
+{
+  return vmferry_export_memory (eopts) + vmferry_send_memory (so) +
+         (rewriting ? vmferry_stream_reader_memory () : 0);
+}
+
 static void *
 export_thread (void *arg)
 {
@@ -686,6 +698,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   struct vmferry_send_stats stats = { 0 };
   struct connector conn = { 0 };
   const char *dest_uri, *args[8];
+  size_t buffer;
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   bool already = false;      /* this very move is done on the destination */
   bool need_dest;
@@ -805,20 +818,24 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
    * on without the kernel (handoff.h) and its checksums verified once,
    * by the import on B.
    */
+  x.eopts = (struct vmferry_export_opts) {
+    .uri = opts->uri, .domain = opts->domain, .out_fd = -1,
+    .out_name = "export", .out_fn = vmferry_handoff_writev,
+    .compress = opts->compress, .level = opts->level, .threads = opts->threads,
+  };
+  buffer = opts->buffer;
+  if (buffer == VMFERRY_SEND_BUFFER)
+    buffer = vmferry_buffer_default (migrate_memory (&x.eopts, &so, rewriting));
   for (int i = 0; i < (rewriting ? 2 : 1); i++)
     if (!(x.h[i] = vmferry_handoff_new (i == 0 ? "export" : "rewrite",
-                                        i == rewriting ? opts->buffer : 0)))
+                                        i == rewriting ? buffer : 0)))
       goto out;
+  x.eopts.out_opaque = x.h[0];
   sin = vmferry_stream_reader_new_fn (vmferry_handoff_read, x.h[rewriting],
                                       rewriting ? "rewrite" : "export");
   if (sin == NULL)
     goto out;
   vmferry_stream_reader_trust (sin);
-  x.eopts = (struct vmferry_export_opts) {
-    .uri = opts->uri, .domain = opts->domain, .out_fd = -1, .out_name = "export",
-    .out_fn = vmferry_handoff_writev, .out_opaque = x.h[0],
-    .compress = opts->compress, .level = opts->level, .threads = opts->threads,
-  };
   if (pthread_create (&x.export_st.thread, NULL, export_thread, &x) != 0) {
     vmferry_set_error ("cannot start the export thread");
     goto out;

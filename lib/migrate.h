@@ -45,7 +45,8 @@ struct vmferry_migrate_opts {
   int level;
   unsigned threads;
   /* Bytes of the stream the export may run ahead of the send (0: none);
-   * the tool's default is VMFERRY_SEND_BUFFER.
+   * the tool's default is VMFERRY_SEND_BUFFER: what the memory budget
+   * leaves once the stages are counted (send.h).
    */
   size_t buffer;
   struct vmferry_progress *progress;

@@ -488,6 +488,38 @@ vmferry_send_connect (const struct vmferry_send_opts *opts)
   return vmferry_ssh_connect (&ssh_opts);
 }
 
+/* libssh's buffers per connection: what the channel's window lets it
+ * take ahead of the socket (OpenSSH opens it 2 MiB wide), and a packet
+ * being read.  Measured: 2.1 MB.
+ */
+#define SSH_CONN_MEMORY ((size_t) 3 << 20)
+
+size_t
+vmferry_send_memory (const struct vmferry_send_opts *opts)
+{
+  unsigned n = opts->connections > 1 ? opts->connections : 1;
+
+  return vmferry_stream_reader_memory () + n * SSH_CONN_MEMORY +
+         (n > 1 ? vmferry_stripes_out_memory (n) : 0);
+}
+
+size_t
+vmferry_buffer_default (size_t held)
+{
+  const size_t room = VMFERRY_MEMORY_BUDGET - VMFERRY_MEMORY_BASE;
+  size_t ring = held < room ? (room - held) & ~(((size_t) 1 << 20) - 1) : 0;
+  char h[32], b[32], r[32];
+
+  if (ring > VMFERRY_BUFFER_USEFUL)
+    ring = VMFERRY_BUFFER_USEFUL;
+  vmferry_human_size (held + VMFERRY_MEMORY_BASE, h, sizeof h);
+  vmferry_human_size (VMFERRY_MEMORY_BUDGET, b, sizeof b);
+  vmferry_human_size (ring, r, sizeof r);
+  vmferry_verbose ("--buffer: %s (%s held besides it, of a budget of %s)",
+                   r, h, b);
+  return ring;
+}
+
 /* --buffer: the input read ahead into a ring by a thread of its own. */
 struct read_ahead {
   struct vmferry_handoff *h;
@@ -512,14 +544,15 @@ read_ahead_thread (void *arg)
   return NULL;
 }
 
-/* A reader of the ring, or NULL with the error set. */
+/* A reader of a ring of BUFFER bytes, or NULL with the error set. */
 static struct vmferry_stream_reader *
-read_ahead_start (struct read_ahead *ra, const struct vmferry_send_opts *opts)
+read_ahead_start (struct read_ahead *ra, const struct vmferry_send_opts *opts,
+                  size_t buffer)
 {
   int err;
 
   ra->opts = opts;
-  if ((ra->h = vmferry_handoff_new (opts->in_name, opts->buffer)) == NULL)
+  if ((ra->h = vmferry_handoff_new (opts->in_name, buffer)) == NULL)
     return NULL;
   err = pthread_create (&ra->thread, NULL, read_ahead_thread, ra);
   if (err) {
@@ -561,6 +594,7 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
   struct read_ahead ra = { 0 };
   struct push_conns pc = { 0 };
   struct vmferry_stream_writer *w = NULL;
+  size_t buffer = opts->buffer;
   double t0 = vmferry_monotonic ();
   int r = -1;
 
@@ -573,10 +607,12 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
                        VMFERRY_STRIPE_MAX);
     return -1;
   }
+  if (!opts->in && buffer == VMFERRY_SEND_BUFFER)
+    buffer = vmferry_buffer_default (vmferry_send_memory (opts));
   if (opts->in)
     sd.rd = opts->in;
-  else if (opts->buffer > 0)
-    sd.rd = own_rd = read_ahead_start (&ra, opts);
+  else if (buffer > 0)
+    sd.rd = own_rd = read_ahead_start (&ra, opts, buffer);
   else
     sd.rd = own_rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   if (sd.rd == NULL || read_metadata (&sd) < 0)

@@ -32,7 +32,8 @@ struct vmferry_send_opts {
   int in_fd;                        /* the stream (not closed) */
   const char *in_name;
   /* Read in_fd up to this many bytes ahead of the send, in a thread
-   * (0: no thread; the tool's default is VMFERRY_SEND_BUFFER).
+   * (0: no thread; VMFERRY_SEND_BUFFER, the tool's default: what the
+   * budget leaves, vmferry_buffer_default).
    */
   size_t buffer;
   /* Or this reader (not freed), e.g. of a handoff (handoff.h). */
@@ -46,9 +47,39 @@ struct vmferry_send_opts {
   struct vmferry_ssh *session;
 };
 
-/* --buffer's default, in vmferry-send and vmferry-migrate. */
-#define VMFERRY_SEND_BUFFER ((size_t) 64 << 20)
+/* The memory budget of vmferry-send and vmferry-migrate: with the
+ * default --buffer a process stays within it, its ring (handoff.h)
+ * getting what the rest leaves.  The rest is counted where it is
+ * allocated: vmferry_export_memory (the slots, the compressors),
+ * vmferry_stream_reader_memory, vmferry_send_memory (the transport).
+ */
+#define VMFERRY_MEMORY_BUDGET ((size_t) 128 << 20)
+/* What a process holds besides those: the libraries' code and data
+ * (libvirt, libssh, GnuTLS, libxml2), thread stacks, the scout's buffer
+ * and small allocations.  vmferry-migrate measured 15 MiB (bench/README,
+ * bench-memory); vmferry-send less.
+ */
+#define VMFERRY_MEMORY_BASE ((size_t) 16 << 20)
+/* The default ring at most: a larger one gained nothing measurable on a
+ * 1 Gbit/s link (bench/README, bench-migrate).
+ */
+#define VMFERRY_BUFFER_USEFUL ((size_t) 64 << 20)
+/* --buffer's default in vmferry-send and vmferry-migrate: sized by
+ * vmferry_buffer_default when the stages are known.
+ */
+#define VMFERRY_SEND_BUFFER SIZE_MAX
 #define VMFERRY_BUFFER_MAX ((uint64_t) 4 << 30)
+
+/* The ring that leaves a process holding HELD bytes besides it (and
+ * VMFERRY_MEMORY_BASE) within VMFERRY_MEMORY_BUDGET: at most
+ * VMFERRY_BUFFER_USEFUL, whole MiB, 0 when nothing is left.
+ */
+size_t vmferry_buffer_default (size_t held);
+
+/* What vmferry_send holds with OPTS besides its ring: the reader of its
+ * input and the connections' buffers.
+ */
+size_t vmferry_send_memory (const struct vmferry_send_opts *opts);
 
 struct vmferry_send_stats {
   uint64_t sent;                /* stream bytes written to the import */

@@ -184,6 +184,15 @@ emit (struct vmferry_stripes_out *s, struct chunk *ch)
   return 0;
 }
 
+size_t
+vmferry_stripes_out_memory (unsigned n)
+{
+  /* Each connection's queue (the chunk its thread sends stays in it
+   * until sent) and the one being filled: get_chunk reuses them.
+   */
+  return ((size_t) n * QUEUE_DEPTH + 1) * sizeof (struct chunk);
+}
+
 static struct chunk *
 get_chunk (struct vmferry_stripes_out *s)
 {

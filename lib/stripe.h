@@ -58,6 +58,11 @@ int vmferry_stripes_out_finish (struct vmferry_stripes_out *s, bool end);
 /* Stop the threads (after a failure, or after finish).  NULL is fine. */
 void vmferry_stripes_out_free (struct vmferry_stripes_out *s);
 
+/* The most the chunks of N connections hold (a budget's share; see
+ * send.h).
+ */
+size_t vmferry_stripes_out_memory (unsigned n);
+
 /* A fresh random token (VMFERRY_STRIPE_TOKEN_LEN hex digits and NUL). */
 int vmferry_stripe_token (char token[VMFERRY_STRIPE_TOKEN_LEN + 1]);
 
