@@ -52,6 +52,7 @@
 #include "pipeline.h"
 #include "progress.h"
 #include "qcow2.h"
+#include "quit.h"
 #include "stripe.h"
 #include "stream.h"
 #include "validate.h"
@@ -80,11 +81,6 @@
 #define DEFAULT_IMAGES_DIR "/var/lib/libvirt/images"
 
 extern char **environ;
-
-/* vmferry_import_interrupt: the signal, and the stream fd to cut. */
-static volatile sig_atomic_t interrupted;
-static volatile int interrupt_in_fd = -1, interrupt_null_fd = -1;
-static struct vmferry_stripes_in *volatile interrupt_stripes;
 
 struct job {
   bool end;                     /* FILE_END: verify; else DATA: write */
@@ -1703,10 +1699,11 @@ read_stream (struct importer *im)
     }
   }
   if (!seen_end) {
-    if (interrupted)
+    int sig = vmferry_quit_signal ();
+    /* A signal that asked to quit ended the input (quit.h). */
+    if (sig)
       vmferry_set_error ("%s: interrupted by signal %d (%s) before the end of the "
-                         "stream", opts->in_name, (int) interrupted,
-                         strsignal (interrupted));
+                         "stream", opts->in_name, sig, strsignal (sig));
     else if (r == 0)
       vmferry_set_error ("%s: truncated: the stream ended before its END record",
                          opts->in_name);
@@ -1730,7 +1727,7 @@ read_stream (struct importer *im)
   ret = 0;
   goto out_nofinish;
  out:
-  im->cut = vmferry_stream_reader_was_cut (rd) || interrupted;
+  im->cut = vmferry_stream_reader_was_cut (rd) || vmferry_quit_signal ();
   if (im->p && im->cut && im->resumable) {
     char saved[VMFERRY_ERROR_MAX];
     snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
@@ -1904,10 +1901,6 @@ vmferry_import (const struct vmferry_import_opts *opts)
     if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
       goto out;
   }
-  if (interrupt_null_fd < 0)
-    interrupt_null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  interrupt_in_fd = opts->stripes ? -1 : opts->in_fd;
-  interrupt_stripes = opts->stripes;
   if (read_stream (&im) < 0) {
     if (im.keep_state && im.cut && im.resumable)
       goto fail_keep_state;
@@ -1979,18 +1972,6 @@ vmferry_import (const struct vmferry_import_opts *opts)
  out:
   importer_free (&im);
   return r;
-}
-
-void
-vmferry_import_interrupt (int signo)
-{
-  int fd = interrupt_in_fd, null_fd = interrupt_null_fd;
-
-  interrupted = signo;
-  /* The reader sees the end of its input, as when the link is cut. */
-  if (fd >= 0 && null_fd >= 0)
-    dup2 (null_fd, fd);
-  vmferry_stripes_in_interrupt (interrupt_stripes, null_fd);
 }
 
 /* Abort the transfer of domain NAME into the target of IM (a name from a

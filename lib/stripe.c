@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
+#include "quit.h"
 #include "stripe.h"
 
 #define CHUNK_MAGIC "VMFC"
@@ -593,8 +594,9 @@ accept_one (struct vmferry_stripes_in *s)
   return 0;
 }
 
-/* Until connection I has joined.  Returns 1, 0 if interrupted by a
- * signal (the import's handler acts on it), -1 on timeout or error.
+/* Until connection I has joined.  Returns 1, 0 if a signal asked to
+ * quit (quit.h: the stream ends there, as if cut), -1 on timeout or
+ * error.
  */
 static int
 wait_joined (struct vmferry_stripes_in *s, unsigned i)
@@ -602,7 +604,6 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
   double deadline = vmferry_monotonic () + JOIN_SECONDS;
 
   while (s->fds[i] < 0) {
-    struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
     double left = deadline - vmferry_monotonic ();
     int r;
 
@@ -611,11 +612,11 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
                          i + 1, s->n, JOIN_SECONDS);
       return -1;
     }
-    r = poll (&pfd, 1, (int) (left * 1000) + 1);
-    if (r < 0 && errno == EINTR)
+    r = vmferry_quit_poll (s->listen_fd, POLLIN, (int) (left * 1000) + 1);
+    if (r == VMFERRY_QUIT)
       return 0;
     if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: poll", s->path);
+      vmferry_prefix_error ("%s", s->path);
       return -1;
     }
     if (r == 1 && accept_one (s) < 0)
@@ -624,19 +625,17 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
   return 1;
 }
 
-/* read(2) of connection I, through EINTR: 0 means its end. */
+/* read(2) of connection I: 0 means its end, or that a signal asked to
+ * quit (quit.h).
+ */
 static ssize_t
 read_conn (struct vmferry_stripes_in *s, unsigned i, void *buf, size_t len)
 {
-  for (;;) {
-    ssize_t n = read (s->fds[i], buf, len);
-    if (n >= 0)
-      return n;
-    if (errno != EINTR) {
-      vmferry_set_error_errno (errno, "connection %u of %u: read", i + 1, s->n);
-      return -1;
-    }
-  }
+  ssize_t n = vmferry_quit_read (s->fds[i], buf, len);
+
+  if (n < 0)
+    vmferry_prefix_error ("connection %u of %u", i + 1, s->n);
+  return n;
 }
 
 ssize_t
@@ -688,16 +687,6 @@ vmferry_stripes_read (void *opaque, void *buf, size_t len)
   if (n > 0)
     s->left -= n;
   return n;
-}
-
-void
-vmferry_stripes_in_interrupt (struct vmferry_stripes_in *s, int null_fd)
-{
-  if (s == NULL || null_fd < 0)
-    return;
-  for (unsigned i = 0; i < s->n; i++)
-    if (s->fds[i] >= 0)
-      dup2 (null_fd, s->fds[i]);
 }
 
 void

@@ -79,13 +79,10 @@ int vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_
  */
 struct vmferry_stripes_in *vmferry_stripes_in_new (const char *token, unsigned n, int fd0);
 
-/* A stream reader's function (stream.h). */
-ssize_t vmferry_stripes_read (void *stripes, void *buf, size_t len);
-
-/* Async-signal-safe: make every connection read as ended (dup2 of
- * NULL_FD over each), as when the link is cut.
+/* A stream reader's function (stream.h).  A signal that asks to quit
+ * (quit.h) ends the stream as a cut does.
  */
-void vmferry_stripes_in_interrupt (struct vmferry_stripes_in *s, int null_fd);
+ssize_t vmferry_stripes_read (void *stripes, void *buf, size_t len);
 
 /* Tell every joined process STATUS (its exit status), remove the
  * socket, free.  NULL is fine.
