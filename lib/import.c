@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -448,6 +449,7 @@ vmferry_import_save_state (struct importer *im, int idx, uint64_t offset)
       k++;
     rf->nr_claims -= k;
     memmove (rf->claims, rf->claims + k, rf->nr_claims * sizeof rf->claims[0]);
+    assert (vmferry_resume_claims_ordered (rf));
     pthread_mutex_unlock (&im->st_lock);
   }
   pthread_mutex_unlock (&im->save_lock);
@@ -625,6 +627,7 @@ claim_record (struct importer *im, uint32_t idx, uint64_t offset, uint64_t len)
   }
   rf->claims[k] = open;
   rf->nr_claims = k + 1;
+  assert (vmferry_resume_claims_ordered (rf));
   if (im->sync_idx < 0 && !im->sync_stop &&
       (f->written_end - f->seg_start >= SYNC_BYTES || now - f->seg_at >= SYNC_SECONDS)) {
     im->sync_idx = idx;

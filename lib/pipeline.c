@@ -1,6 +1,7 @@
 /* vmferry: an ordered worker pipeline (see pipeline.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,11 @@
 #include "error.h"
 #include "pipeline.h"
 
+/* A slot goes FREE -> FILLING (the producer's) -> READY (a worker's to
+ * take) -> WORKING -> DONE (the collector's) -> FREE, or from FILLING
+ * straight to DONE for a job without work.  Each move is made by the
+ * one thread whose state it leaves.
+ */
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_WORKING, SLOT_DONE };
 
 struct vmferry_pipeline {
@@ -45,6 +51,19 @@ static void *
 job_at (struct vmferry_pipeline *p, uint64_t i)
 {
   return p->jobs + (i % p->depth) * p->job_size;
+}
+
+/* Move slot I from state FROM to TO; the lock held.  The collector
+ * finishes in order what the producer filled in order, and the ring
+ * holds at most DEPTH jobs between them.
+ */
+static void
+move_locked (struct vmferry_pipeline *p, uint64_t i, enum slot_state from,
+             enum slot_state to)
+{
+  assert (p->tail <= p->head && p->head - p->tail <= p->depth);
+  assert (p->state[i % p->depth] == from);
+  p->state[i % p->depth] = to;
 }
 
 /* Record the failure of a job run in this thread; first one wins. */
@@ -89,7 +108,7 @@ worker_thread (void *argp)
       continue;
     }
     i = p->next_work++;
-    p->state[i % p->depth] = SLOT_WORKING;
+    move_locked (p, i, SLOT_READY, SLOT_WORKING);
     job = job_at (p, i);
     pthread_mutex_unlock (&p->lock);
     r = p->ops->work (p->opaque, job, id);
@@ -98,7 +117,7 @@ worker_thread (void *argp)
       fail_locked (p);
       break;
     }
-    p->state[i % p->depth] = SLOT_DONE;
+    move_locked (p, i, SLOT_WORKING, SLOT_DONE);
     pthread_cond_broadcast (&p->cond);
   }
   pthread_mutex_unlock (&p->lock);
@@ -126,7 +145,7 @@ collector_thread (void *argp)
         fail_locked (p);
         break;
       }
-      p->state[p->tail % p->depth] = SLOT_FREE;
+      move_locked (p, p->tail, SLOT_DONE, SLOT_FREE);
       p->tail++;
       pthread_cond_broadcast (&p->cond);
       continue;
@@ -192,8 +211,8 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
       return NULL;
     }
   }
-  /* The threads take no signals: a handler must run in the thread that
-   * produces, e.g. to interrupt the import's read of its input.
+  /* The threads take no signals, so that none interrupts a job's system
+   * calls: the caller's threads take them (quit.h).
    */
   sigfillset (&all);
   pthread_sigmask (SIG_BLOCK, &all, &old);
@@ -269,7 +288,9 @@ vmferry_pipeline_slot (struct vmferry_pipeline *p)
     pthread_cond_wait (&p->cond, &p->lock);
   }
   if (!p->failed) {
-    p->state[p->head % p->depth] = SLOT_FILLING;
+    /* Free: the job DEPTH before it was finished. */
+    assert (p->head - p->tail < p->depth);
+    move_locked (p, p->head, SLOT_FREE, SLOT_FILLING);
     job = job_at (p, p->head);
   }
   pthread_mutex_unlock (&p->lock);
@@ -283,11 +304,10 @@ vmferry_pipeline_submit (struct vmferry_pipeline *p, void *job, bool work)
 {
   pthread_mutex_lock (&p->lock);
   /* The producer fills one slot at a time, always the one at head. */
-  if (job == job_at (p, p->head)) {
-    p->state[p->head % p->depth] = work ? SLOT_READY : SLOT_DONE;
-    p->head++;
-    pthread_cond_broadcast (&p->cond);
-  }
+  assert (job == job_at (p, p->head));
+  move_locked (p, p->head, SLOT_FILLING, work ? SLOT_READY : SLOT_DONE);
+  p->head++;
+  pthread_cond_broadcast (&p->cond);
   pthread_mutex_unlock (&p->lock);
 }
 

@@ -1,6 +1,7 @@
 /* vmferry: resume state of an interrupted import (see resume.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -317,14 +318,27 @@ tpm_tmp_ok (const char *p)
   return strncmp (p + n - 15, ".vmferry-", 9) == 0;
 }
 
+bool
+vmferry_resume_claims_ordered (const struct vmferry_resume_file *f)
+{
+  uint64_t prev = f->offset;
+
+  if (f->nr_claims > VMFERRY_RESUME_MAX_CLAIMS)
+    return false;
+  for (size_t i = 0; i < f->nr_claims; i++) {
+    if (f->claims[i].end <= prev || f->claims[i].end > f->size)
+      return false;
+    prev = f->claims[i].end;
+  }
+  return true;
+}
+
 /* The "claims" array V of file RF: ranges in order, each past the one
  * before (the first past the offset), within the file, block-aligned.
  */
 static int
 load_claims (struct vmferry_resume_file *rf, json_object *v)
 {
-  uint64_t prev = rf->offset;
-
   if (rf->tmp == NULL || rf->offset == VMFERRY_RESUME_COMPLETE ||
       !json_object_is_type (v, json_type_array) ||
       json_object_array_length (v) > VMFERRY_RESUME_MAX_CLAIMS)
@@ -334,13 +348,12 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
     json_object *c = json_object_array_get_idx (v, i);
     struct vmferry_resume_claim *cl = &rf->claims[i];
 
-    if (!ju64 (c, "end", &cl->end) || cl->end <= prev || cl->end > rf->size ||
+    if (!ju64 (c, "end", &cl->end) ||
         (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
         unhex (jstr (c, "digest"), cl->digest, sizeof cl->digest) < 0)
       return -1;
-    prev = cl->end;
   }
-  return 0;
+  return vmferry_resume_claims_ordered (rf) ? 0 : -1;
 }
 
 /* An optional boolean member: false when absent, -1 if not a boolean. */
@@ -717,6 +730,9 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       json_object_object_add (j, "offset", json_object_new_uint64 (f->offset));
     if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE && f->nr_claims) {
       json_object *a = json_object_new_array ();
+
+      /* Made by this import (load_claims checks what it reads). */
+      assert (vmferry_resume_claims_ordered (f));
       for (size_t k = 0; k < f->nr_claims; k++) {
         json_object *c = json_object_new_object ();
         char dg[2 * sizeof f->claims[k].digest + 1];
@@ -881,6 +897,7 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
         continue;
       f->nr_claims = c->nr_claims - k;
       memcpy (f->claims, c->claims + k, f->nr_claims * sizeof f->claims[0]);
+      assert (vmferry_resume_claims_ordered (f));
       n++;
     }
   }

@@ -195,6 +195,12 @@ int vmferry_resume_save_text (const struct vmferry_target *t, const char *file,
  */
 int vmferry_resume_create_written (const struct vmferry_target *t, const char *file);
 
+/* F's claims are as struct vmferry_resume_file says: at most
+ * VMFERRY_RESUME_MAX_CLAIMS, each ending past the one before (the first
+ * past F's offset), none past F's size.
+ */
+bool vmferry_resume_claims_ordered (const struct vmferry_resume_file *f);
+
 /* Write ST with its claims over the .written file open on FD
  * (PATH for messages), in place and without fdatasync, so that it is
  * cheap enough for every record.  A write cut short or lost in a crash

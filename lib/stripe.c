@@ -1,6 +1,7 @@
 /* vmferry: one stream over several connections (see stripe.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,8 @@
  * connections take turns often.
  */
 #define CHUNK_SIZE (1024 * 1024)
+_Static_assert (CHUNK_SIZE <= VMFERRY_STRIPE_CHUNK_MAX,
+                "a receiver refuses chunks above VMFERRY_STRIPE_CHUNK_MAX");
 /* Chunks queued per connection. */
 #define QUEUE_DEPTH 2
 /* How long one side waits for the other to appear. */
@@ -84,6 +87,7 @@ conn_thread (void *arg)
       pthread_cond_wait (&s->cond, &s->lock);
     if (s->failed >= 0 || c->count == 0)
       break;
+    assert (c->count <= QUEUE_DEPTH && c->head < QUEUE_DEPTH);
     ch = c->queue[c->head];
     pthread_mutex_unlock (&s->lock);
 
@@ -164,10 +168,12 @@ failed_error (struct vmferry_stripes_out *s)
 static int
 emit (struct vmferry_stripes_out *s, struct chunk *ch)
 {
+  /* Chunk K to connection K mod N: the reader expects no other. */
   struct conn *c = &s->conns[s->seq % s->n];
   uint32_t len = htole32 ((uint32_t) ch->len);
   uint64_t seq = htole64 (s->seq);
 
+  assert (ch->len <= CHUNK_SIZE);
   memcpy (ch->buf, CHUNK_MAGIC, 4);
   memcpy (ch->buf + 4, &len, 4);
   memcpy (ch->buf + 8, &seq, 8);
@@ -178,6 +184,7 @@ emit (struct vmferry_stripes_out *s, struct chunk *ch)
     s->spare = ch;
     return -1;
   }
+  assert (c->count < QUEUE_DEPTH);
   c->queue[(c->head + c->count) % QUEUE_DEPTH] = ch;
   c->count++;
   s->seq++;
@@ -681,6 +688,9 @@ vmferry_stripes_read (void *opaque, void *buf, size_t len)
     }
     s->left = clen;
   }
+  /* Within the chunk of connection SEQ - 1 mod N. */
+  assert (s->left <= VMFERRY_STRIPE_CHUNK_MAX &&
+          s->cur == (s->seq - 1) % s->n);
   if (len > s->left)
     len = s->left;
   n = read_conn (s, s->cur, buf, len);
