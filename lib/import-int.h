@@ -1,6 +1,8 @@
-/* vmferry: what the parts of the importer share (import.c reads the
- * stream into verified temporary files; place.c puts them in place and
- * defines the domain).  Private to those two files.
+/* vmferry: what the parts of the importer share.  import.c reads the
+ * stream; import-target.c decides where the files go, import-write.c
+ * writes and verifies them as temporary files, import-resume.c keeps the
+ * resume state; place.c puts them in place and defines the domain.
+ * Private to those files.
  */
 #ifndef VMFERRY_IMPORT_INT_H
 #define VMFERRY_IMPORT_INT_H
@@ -14,7 +16,9 @@
 
 #include "error.h"
 #include "import.h"
+#include "pipeline.h"
 #include "resume.h"
+#include "stream.h"
 #include "target.h"
 
 /* libvirt's TPM state directory: one per domain UUID below it. */
@@ -125,9 +129,47 @@ struct importer {
   char sync_error[VMFERRY_ERROR_MAX];
 };
 
-/* import.c */
+/* A slot of the pipeline: one record of the stream. */
+struct job {
+  bool end;                     /* FILE_END: verify; else DATA: write */
+  struct vmferry_record rec;
+  unsigned char *in;            /* payload copy */
+  unsigned char *out;           /* decompressed */
+  unsigned char digest[16];
+};
+
+/* Each function's contract is stated where it is defined. */
+
+/* import-target.c */
+int vmferry_import_plan_names (struct importer *im);
+int vmferry_import_open_tpm_root (struct importer *im);
+int vmferry_import_check_targets (struct importer *im);
+char *vmferry_import_pool_dir (virConnectPtr conn, const char *pool);
+int vmferry_import_pool_from_manifest (struct importer *im);
+int vmferry_import_dir_from_manifest (struct importer *im);
+
+/* import-resume.c */
 int vmferry_import_save_state (struct importer *im, int idx, uint64_t offset);
+int vmferry_import_syncer_start (struct importer *im);
+int vmferry_import_syncer_wait (struct importer *im, bool stop);
+int vmferry_import_digest_record (struct importer *im, struct import_file *f,
+                                  bool claim, uint64_t offset,
+                                  const unsigned char *data, uint64_t len);
+int vmferry_import_claim_record (struct importer *im, uint32_t idx,
+                                 uint64_t offset, uint64_t len);
+int vmferry_import_answer_query (struct importer *im,
+                                 const struct vmferry_resume_state *st,
+                                 const char *reason, bool done);
+int vmferry_import_load_state (struct importer *im,
+                               struct vmferry_resume_state *old);
+int vmferry_import_setup_resume (struct importer *im,
+                                 struct vmferry_resume_state *old, int r);
+
+/* import-write.c */
+int vmferry_import_begin_file (struct importer *im, uint32_t idx,
+                               uint64_t size);
 void vmferry_import_close_file (struct import_file *f);
+extern const struct vmferry_pipeline_ops vmferry_import_ops;
 
 /* place.c */
 
