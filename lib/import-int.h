@@ -126,7 +126,7 @@ struct importer {
   bool syncer_started, sync_stop, sync_failed;
   int sync_idx;                 /* the file to sync, -1: none */
   uint64_t sync_offset;         /* ... and what will then be durable */
-  char sync_error[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error sync_error;
 };
 
 /* A slot of the pipeline: one record of the stream. */

@@ -148,7 +148,7 @@ syncer_thread (void *arg)
       r = write_claims_locked (im);
     if (r < 0 && !im->sync_failed) {
       im->sync_failed = true;
-      snprintf (im->sync_error, sizeof im->sync_error, "%s", vmferry_get_error ());
+      vmferry_save_error (&im->sync_error);
     }
     im->sync_idx = -1;
     pthread_cond_broadcast (&im->st_cond);
@@ -190,7 +190,7 @@ vmferry_import_syncer_wait (struct importer *im, bool stop)
   while (im->sync_idx >= 0)
     pthread_cond_wait (&im->st_cond, &im->st_lock);
   if (im->sync_failed) {
-    vmferry_set_error ("%s", im->sync_error);
+    vmferry_restore_saved_error (&im->sync_error);
     r = -1;
   }
   pthread_mutex_unlock (&im->st_lock);
@@ -256,7 +256,7 @@ vmferry_import_claim_record (struct importer *im, uint32_t idx, uint64_t offset,
 
   pthread_mutex_lock (&im->st_lock);
   if (im->sync_failed) {
-    vmferry_set_error ("%s", im->sync_error);
+    vmferry_restore_saved_error (&im->sync_error);
     pthread_mutex_unlock (&im->st_lock);
     return -1;
   }
@@ -541,16 +541,17 @@ vmferry_import_setup_resume (struct importer *im, struct vmferry_resume_state *o
   else {
     bool match = strcmp (old->stream_id, im->stream_id) == 0 &&
       strcmp (old->name, im->name) == 0;
-    char msg[VMFERRY_ERROR_MAX] = "";
+    struct vmferry_saved_error why = { .msg = "" };
 
     if (match && check_state_files (im, old) < 0) {
-      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      vmferry_save_error (&why);
       match = false;
     }
     if (!match) {
       snprintf (reason, sizeof reason, "%s/%s: the interrupted transfer there belongs "
                 "to another stream (%s)", im->dir, im->state_file,
-                msg[0] ? msg : "another domain, or the source disks changed since");
+                why.msg[0] ? why.msg
+                : "another domain, or the source disks changed since");
       if (asks) {
         vmferry_resume_state_free (old);
         goto refuse;

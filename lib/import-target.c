@@ -394,12 +394,13 @@ known_storage (struct importer *im, const char *dir)
     return -1;
   }
   for (int i = 0; i < n; i++) {
-    char saved[VMFERRY_ERROR_MAX];
+    struct vmferry_saved_error saved;
     CLEANUP_FREE char *path = NULL;
 
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
-    path = found ? NULL : pool_path (pools[i], virStoragePoolGetName (pools[i]));
-    vmferry_restore_error (saved, 0);
+    vmferry_save_error (&saved);
+    path = found ? NULL
+                 : pool_path (pools[i], virStoragePoolGetName (pools[i]));
+    vmferry_restore_saved_error (&saved);
     if (path && stat (path, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
       found = 1;
     virStoragePoolFree (pools[i]);

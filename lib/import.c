@@ -285,24 +285,26 @@ read_stream (struct importer *im)
  out:
   im->cut = vmferry_stream_reader_was_cut (rd) || vmferry_quit_signal ();
   if (im->p && im->cut && im->resumable) {
-    char saved[VMFERRY_ERROR_MAX];
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
     /* A cut: every record that came whole was checked, so write them
      * all before the progress is kept.  A failure now (a write, a
      * digest) is a real one.
      */
     if (vmferry_pipeline_finish (im->p) == 0)
-      vmferry_restore_error (saved, 0);
+      vmferry_restore_saved_error (&saved);
     else
       im->cut = false;
   }
   else if (im->p) {
-    char saved[VMFERRY_ERROR_MAX];
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
     vmferry_pipeline_abort (im->p);
     /* A worker's error (e.g. ENOSPC) explains more than "aborted". */
-    if (vmferry_pipeline_finish (im->p) == 0 || saved[0])
-      vmferry_restore_error (saved, 0);
+    if (vmferry_pipeline_finish (im->p) == 0 || saved.msg[0])
+      vmferry_restore_saved_error (&saved);
   }
  out_nofinish:
   /* Whatever it was asked is done before the state is kept or dropped. */
@@ -321,9 +323,9 @@ read_stream (struct importer *im)
 static int
 keep_progress (struct importer *im)
 {
-  char saved[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error saved;
 
-  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  vmferry_save_error (&saved);
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
     if (f->fd < 0)
@@ -334,7 +336,7 @@ keep_progress (struct importer *im)
       return -1;
     vmferry_import_close_file (f);
   }
-  vmferry_restore_error (saved, 0);
+  vmferry_restore_saved_error (&saved);
   return 0;
 }
 
@@ -478,16 +480,18 @@ vmferry_import (const struct vmferry_import_opts *opts)
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)
     goto out;                   /* stuck: the journal is kept, the message says so */
   if (k < 0) {
-    char msg[VMFERRY_ERROR_MAX];
+    struct vmferry_saved_error saved;
+
     if (!im.resumable)
       goto fail;
     /* Every file is verified and kept: placing them later needs no data. */
-    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    vmferry_set_error ("%s; nothing was defined or replaced; the verified copy is "
-                       "kept in %s (%s): run the same vmferry-send or vmferry-migrate "
-                       "again to place it without sending the data again, or "
-                       "vmferry-import --abort=%s --dir %s to remove it",
-                       msg, im.dir, im.state_file, im.name, im.dir);
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "nothing was defined or replaced; the "
+                          "verified copy is kept in %s (%s): run the same "
+                          "vmferry-send or vmferry-migrate again to place it "
+                          "without sending the data again, or vmferry-import "
+                          "--abort=%s --dir %s to remove it",
+                          im.dir, im.state_file, im.name, im.dir);
     goto out;
   }
   if (k > 0)                    /* defined but not started */
@@ -508,22 +512,25 @@ vmferry_import (const struct vmferry_import_opts *opts)
 
  fail_keep_state:
   if (keep_progress (&im) == 0) {
-    char msg[VMFERRY_ERROR_MAX];
-    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    vmferry_set_error ("%s; nothing was defined; the verified progress was kept in %s "
-                       "(%s): run the same vmferry-send or vmferry-migrate again to "
-                       "resume, or vmferry-import --abort=%s --dir %s to remove it",
-                       msg, im.dir, im.state_file, im.name, im.dir);
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "nothing was defined; the verified progress "
+                          "was kept in %s (%s): run the same vmferry-send or "
+                          "vmferry-migrate again to resume, or vmferry-import "
+                          "--abort=%s --dir %s to remove it",
+                          im.dir, im.state_file, im.name, im.dir);
     goto out;
   }
   /* fall through: the progress could not be kept */
  fail:
   drop_everything (&im);
   {
-    char msg[VMFERRY_ERROR_MAX];
-    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    vmferry_set_error ("%s; nothing was defined and no file was left in %s",
-                       msg, im.dir ? im.dir : "the target directory");
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "nothing was defined and no file was left "
+                          "in %s", im.dir ? im.dir : "the target directory");
   }
  out:
   importer_free (&im);
@@ -566,12 +573,13 @@ abort_one (struct importer *im, const char *name)
   }
   if (r < 0) {
     /* Damaged: it cannot say which files are its own. */
-    char msg[VMFERRY_ERROR_MAX];
-    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
     vmferry_target_unlink (&im->tgt, im->state_file);
     vmferry_target_unlink (&im->tgt, im->written_file);
     vmferry_notice ("%s; removed it, but not its temporary files "
-                    "(%s/.NAME.vmferry-XXXXXX)", msg, im->dir);
+                    "(%s/.NAME.vmferry-XXXXXX)", saved.msg, im->dir);
     r = 1;
     goto out;
   }

@@ -35,8 +35,7 @@ struct vmferry_pipeline {
   uint64_t next_work;           /* next slot a worker looks at */
   uint64_t tail;                /* next slot the collector finishes */
   bool closing, failed, aborted;
-  char error[VMFERRY_ERROR_MAX];
-  int error_errno;
+  struct vmferry_saved_error error;     /* the first failure's */
 
   pthread_t *workers;
   unsigned started_workers;
@@ -72,8 +71,7 @@ fail_locked (struct vmferry_pipeline *p)
 {
   if (!p->failed) {
     p->failed = true;
-    snprintf (p->error, sizeof p->error, "%s", vmferry_get_error ());
-    p->error_errno = vmferry_get_errno ();
+    vmferry_save_error (&p->error);
   }
   pthread_cond_broadcast (&p->cond);
 }
@@ -244,12 +242,13 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
  threads:
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   {
-    char saved[VMFERRY_ERROR_MAX];
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
     vmferry_pipeline_abort (p);
     vmferry_pipeline_finish (p);
     vmferry_pipeline_free (p);
-    vmferry_set_error ("%s", saved);
+    vmferry_restore_saved_error (&saved);
   }
   return NULL;
  nomem:
@@ -342,7 +341,7 @@ vmferry_pipeline_finish (struct vmferry_pipeline *p)
 
   failed = p->failed;
   if (failed && !p->aborted)
-    vmferry_restore_error (p->error, p->error_errno);
+    vmferry_restore_saved_error (&p->error);
   return failed ? -1 : 0;
 }
 

@@ -272,18 +272,17 @@ void
 vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
                               int lock_fd)
 {
-  char saved[VMFERRY_ERROR_MAX];
-  int saved_errno = vmferry_get_errno ();
+  struct vmferry_saved_error saved;
   CLEANUP_FREE char *file = NULL;
 
   /* Called on the way out of a failure too: its message stays. */
-  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  vmferry_save_error (&saved);
   file = vmferry_resume_name (name, "lock");
   if (file)
     vmferry_target_unlink (t, file);
   if (lock_fd >= 0)
     close (lock_fd);
-  vmferry_restore_error (saved, saved_errno);
+  vmferry_restore_saved_error (&saved);
 }
 
 bool
@@ -865,16 +864,16 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
                              struct vmferry_resume_state *st)
 {
   struct vmferry_resume_state w;
-  char saved[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error saved;
   unsigned n = 0;
   int r;
 
   for (size_t i = 0; i < st->nr_files; i++)
     st->files[i].nr_claims = 0;
   /* A damaged claim is no error: keep the caller's message. */
-  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  vmferry_save_error (&saved);
   r = vmferry_resume_load (t, file, &w);
-  vmferry_restore_error (saved, 0);
+  vmferry_restore_saved_error (&saved);
   if (r != 1)
     return 0;
   if (strcmp (w.name, st->name) == 0 && strcmp (w.stream_id, st->stream_id) == 0 &&
@@ -915,14 +914,39 @@ vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN])
   return 0;
 }
 
+/* An answer: a new object O with its format and whether it resumes. */
+static json_object *
+answer_new (bool resume)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "format",
+                          json_object_new_string ("vmferry-resume-answer"));
+  json_object_object_add (o, "resume", json_object_new_boolean (resume));
+  return o;
+}
+
+/* The answer O as one line of JSON, O freed.  NULL with the error set.
+ * The caller frees the line.
+ */
+static char *
+answer_text (json_object *o)
+{
+  char *ret = strdup (json_object_to_json_string_ext (
+                        o, JSON_C_TO_STRING_PLAIN |
+                        JSON_C_TO_STRING_NOSLASHESCAPE));
+
+  json_object_put (o);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume answer");
+  return ret;
+}
+
 char *
 vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason)
 {
-  json_object *o = json_object_new_object ();
-  char *ret;
+  json_object *o = answer_new (st != NULL);
 
-  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
-  json_object_object_add (o, "resume", json_object_new_boolean (st != NULL));
   if (st) {
     char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
     json_object *files = json_object_new_array ();
@@ -940,30 +964,17 @@ vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason
   }
   if (reason)
     json_object_object_add (o, "reason", json_object_new_string (reason));
-  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (o);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "resume answer");
-  return ret;
+  return answer_text (o);
 }
 
 char *
 vmferry_resume_answer_done (const char *what)
 {
-  json_object *o = json_object_new_object ();
-  char *ret;
+  json_object *o = answer_new (false);
 
-  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
-  json_object_object_add (o, "resume", json_object_new_boolean (0));
   json_object_object_add (o, "done", json_object_new_boolean (1));
   json_object_object_add (o, "reason", json_object_new_string (what));
-  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (o);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "resume answer");
-  return ret;
+  return answer_text (o);
 }
 
 int

@@ -68,7 +68,7 @@ struct vmferry_stripes_out {
   uint64_t seq;                 /* of the next chunk */
   bool stop;                    /* no more chunks will come */
   int failed;                   /* first failed connection, or -1 */
-  char error[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error error;     /* the first failure's */
 };
 
 static void *
@@ -102,8 +102,8 @@ conn_thread (void *arg)
     s->spare = ch;
     if (r < 0 && s->failed < 0) {
       s->failed = c->index;
-      snprintf (s->error, sizeof s->error, "connection %u of %u: %s",
-                c->index + 1, s->n, vmferry_get_error ());
+      vmferry_prefix_error ("connection %u of %u", c->index + 1, s->n);
+      vmferry_save_error (&s->error);
       /* The others may wait on remotes that read nothing more (the
        * import refused, so its joiners wait for a socket that never
        * comes): the push is over, so are their writes.
@@ -158,7 +158,7 @@ vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n, const char
 static int
 failed_error (struct vmferry_stripes_out *s)
 {
-  vmferry_set_error ("%s", s->error);
+  vmferry_restore_saved_error (&s->error);
   return -1;
 }
 
