@@ -48,7 +48,8 @@ vmferry_handoff_new (const char *name, size_t buffer)
   }
   h->wake_fd = -1;
   if (buffer > 0 && (h->buf = malloc (buffer)) == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s: a buffer of %zu bytes (give a smaller "
+    vmferry_set_error_errno (ENOMEM,
+                             "%s: a buffer of %zu bytes (give a smaller "
                              "--buffer)", name, buffer);
     free (h->name);
     free (h);
@@ -265,7 +266,8 @@ vmferry_handoff_read (void *hp, void *buf, size_t len)
     assert (h->iov_off < h->iov->iov_len);
     if (k > len - got)
       k = len - got;
-    memcpy ((char *) buf + got, (const char *) h->iov->iov_base + h->iov_off, k);
+    memcpy ((char *) buf + got, (const char *) h->iov->iov_base + h->iov_off,
+            k);
     got += k;
     h->iov_off += k;
     if (h->iov_off == h->iov->iov_len) {

@@ -110,7 +110,7 @@ struct importer {
   bool resumable_id;            /* the stream id names the source state */
   bool cut;                     /* the stream was cut, not corrupt */
   bool query_done;
-  bool already;                 /* the domain is already here from this stream */
+  bool already;                 /* here already, from this stream */
   char *state_file;             /* names in tgt */
   char *written_file;
   int written_fd;
@@ -187,7 +187,8 @@ int vmferry_place (struct importer *im);
  * gone), 0 when undone, -1 with the error set if neither could be done
  * safely (nothing more was changed).
  */
-int vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st);
+int vmferry_place_recover (struct importer *im,
+                           struct vmferry_resume_state *st);
 
 /* The domain NAME is defined with the mark of stream ID (stamp.h):
  * 1 yes, 0 no, -1 error.

@@ -113,7 +113,8 @@ write_claims_locked (struct importer *im)
     if (im->written_fd < 0)
       return -1;
   }
-  return vmferry_resume_write_claims (im->written_fd, im->written_file, &im->st);
+  return vmferry_resume_write_claims (im->written_fd, im->written_file,
+                                      &im->st);
 }
 
 /* The syncer: fdatasync the file the collector asks for, record what is
@@ -138,7 +139,8 @@ syncer_thread (void *arg)
     fd = im->files[idx].fd;
     pthread_mutex_unlock (&im->st_lock);
     if (fdatasync (fd) < 0) {
-      vmferry_set_error_errno (errno, "%s/%s: fdatasync", im->dir, im->files[idx].tmp);
+      vmferry_set_error_errno (errno, "%s/%s: fdatasync", im->dir,
+                               im->files[idx].tmp);
       r = -1;
     }
     else
@@ -203,13 +205,14 @@ vmferry_import_syncer_wait (struct importer *im, bool stop)
 
 /* In the collector, for every data record of file F: add it to the
  * file's digest (a fresh file's) and, with CLAIM, to the open segment's
- * (see vmferry_import_claim_record), in one pass over the bytes where both take all of
- * them.  A resumed file's first record may begin below its durable
+ * (see vmferry_import_claim_record), in one pass over the bytes where both take
+ * all of them.  A resumed file's first record may begin below its durable
  * offset: the segment takes only what is above.
  */
 int
-vmferry_import_digest_record (struct importer *im, struct import_file *f, bool claim,
-               uint64_t offset, const unsigned char *data, uint64_t len)
+vmferry_import_digest_record (struct importer *im, struct import_file *f,
+                              bool claim, uint64_t offset,
+                              const unsigned char *data, uint64_t len)
 {
   int r = 0;
 
@@ -223,7 +226,8 @@ vmferry_import_digest_record (struct importer *im, struct import_file *f, bool c
     if (f->dg)
       r = vmferry_digest_update (f->dg, offset, data, len);
     if (r == 0 && claim && skip < len)
-      r = vmferry_digest_update (f->wdg, offset + skip, data + skip, len - skip);
+      r = vmferry_digest_update (f->wdg, offset + skip, data + skip,
+                                 len - skip);
   }
   if (r < 0)
     vmferry_prefix_error ("%s: file %s", im->opts->in_name, f->name);
@@ -231,15 +235,16 @@ vmferry_import_digest_record (struct importer *im, struct import_file *f, bool c
 }
 
 /* In the collector, for every data record of file IDX, after
- * vmferry_import_digest_record: claim the open segment in the .written file, so that
- * an import killed before it could sync leaves ranges the next one can
+ * vmferry_import_digest_record: claim the open segment in the .written file, so
+ * that an import killed before it could sync leaves ranges the next one can
  * read back, check and keep (verify_written).  When enough was written
  * (SYNC_BYTES or SYNC_SECONDS) and the syncer is free, close the segment
  * and ask the syncer to make it durable; its claim stays until that is
  * done.
  */
 int
-vmferry_import_claim_record (struct importer *im, uint32_t idx, uint64_t offset, uint64_t len)
+vmferry_import_claim_record (struct importer *im, uint32_t idx, uint64_t offset,
+                             uint64_t len)
 {
   struct import_file *f = &im->files[idx];
   struct vmferry_resume_file *rf;
@@ -277,7 +282,8 @@ vmferry_import_claim_record (struct importer *im, uint32_t idx, uint64_t offset,
   rf->nr_claims = k + 1;
   assert (vmferry_resume_claims_ordered (rf));
   if (im->sync_idx < 0 && !im->sync_stop &&
-      (f->written_end - f->seg_start >= SYNC_BYTES || now - f->seg_at >= SYNC_SECONDS)) {
+      (f->written_end - f->seg_start >= SYNC_BYTES ||
+       now - f->seg_at >= SYNC_SECONDS)) {
     im->sync_idx = idx;
     im->sync_offset = f->written_end;
     pthread_cond_broadcast (&im->st_cond);
@@ -324,15 +330,17 @@ verify_written (struct importer *im, struct vmferry_resume_state *st)
       at = rf->claims[k].end;
     }
     if (at > rf->offset && fdatasync (fd) == 0) {
-      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
-                       "when the import was cut, read back as sent: kept", rf->name,
-                       rf->offset, at);
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64
+                       ", written but not synced "
+                       "when the import was cut, read back as sent: kept",
+                       rf->name, rf->offset, at);
       rf->offset = at;
       kept++;
     }
     if (at < rf->claims[rf->nr_claims - 1].end)
-      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64 ", written but not synced "
-                       "when the import was cut, did not read back as sent: sent again",
+      vmferry_verbose ("%s: bytes %" PRIu64 " to %" PRIu64
+                       ", written but not synced when the import was cut, did "
+                       "not read back as sent: sent again",
                        rf->name, at, rf->claims[rf->nr_claims - 1].end);
     rf->nr_claims = 0;
   }
@@ -345,8 +353,9 @@ verify_written (struct importer *im, struct vmferry_resume_state *st)
  * resume and REASON, or (DONE) that the move is already complete.
  */
 int
-vmferry_import_answer_query (struct importer *im, const struct vmferry_resume_state *st,
-              const char *reason, bool done)
+vmferry_import_answer_query (struct importer *im,
+                             const struct vmferry_resume_state *st,
+                             const char *reason, bool done)
 {
   CLEANUP_FREE char *a = done ? vmferry_resume_answer_done (reason)
                               : vmferry_resume_answer (st, reason);
@@ -368,24 +377,27 @@ static int
 check_state_files (struct importer *im, const struct vmferry_resume_state *st)
 {
   if (st->nr_files != im->nr_files) {
-    vmferry_set_error ("it has %zu files, the stream %zu", st->nr_files, im->nr_files);
+    vmferry_set_error ("it has %zu files, the stream %zu", st->nr_files,
+                       im->nr_files);
     return -1;
   }
   for (size_t i = 0; i < st->nr_files; i++) {
     const struct vmferry_resume_file *rf = &st->files[i];
     struct stat sb;
 
-    if (strcmp (rf->name, im->files[i].name) != 0 || rf->size != im->files[i].size) {
+    if (strcmp (rf->name, im->files[i].name) != 0 ||
+        rf->size != im->files[i].size) {
       vmferry_set_error ("file %zu is %s, the stream has %s", i, rf->name,
                          im->files[i].name);
       return -1;
     }
     if (rf->tmp == NULL)
       continue;
-    if (vmferry_target_stat (&im->tgt, rf->tmp, &sb) != 1 || !S_ISREG (sb.st_mode) ||
-        sb.st_nlink != 1 || (uint64_t) sb.st_size != rf->size) {
-      vmferry_set_error ("its temporary file %s/%s is missing or not what it says",
-                         im->dir, rf->tmp);
+    if (vmferry_target_stat (&im->tgt, rf->tmp, &sb) != 1 ||
+        !S_ISREG (sb.st_mode) || sb.st_nlink != 1 ||
+        (uint64_t) sb.st_size != rf->size) {
+      vmferry_set_error ("its temporary file %s/%s is missing or not what it "
+                         "says", im->dir, rf->tmp);
       return -1;
     }
   }
@@ -435,7 +447,8 @@ remove_stale_temporaries (struct importer *im)
  * transfer or nothing.
  */
 int
-vmferry_import_load_state (struct importer *im, struct vmferry_resume_state *old)
+vmferry_import_load_state (struct importer *im,
+                           struct vmferry_resume_state *old)
 {
   int r;
 
@@ -468,9 +481,9 @@ vmferry_import_load_state (struct importer *im, struct vmferry_resume_state *old
   }
   return r;
  recover_failed:
-  vmferry_prefix_error ("%s/%s: an import of domain %s was killed while it put its "
-                        "files in place, and that cannot be finished or undone now",
-                        im->dir, im->state_file, im->name);
+  vmferry_prefix_error ("%s/%s: an import of domain %s was killed while it "
+                        "put its files in place, and that cannot be finished "
+                        "or undone now", im->dir, im->state_file, im->name);
   vmferry_resume_state_free (old);
   return -2;
 }
@@ -504,13 +517,14 @@ fresh_state (struct importer *im)
   return vmferry_import_save_state (im, -1, 0);
 }
 
-/* Decide, with what an earlier run left (OLD, R from vmferry_import_load_state), how
- * this stream goes on: a resume query is answered; a RESUME stream takes
- * over the state it was built for or is refused; a fresh stream replaces
- * whatever is there with a state of its own.
+/* Decide, with what an earlier run left (OLD, R from
+ * vmferry_import_load_state), how this stream goes on: a resume query is
+ * answered; a RESUME stream takes over the state it was built for or is
+ * refused; a fresh stream replaces whatever is there with a state of its own.
  */
 int
-vmferry_import_setup_resume (struct importer *im, struct vmferry_resume_state *old, int r)
+vmferry_import_setup_resume (struct importer *im,
+                             struct vmferry_resume_state *old, int r)
 {
   const struct vmferry_import_opts *opts = im->opts;
   bool resume_stream = im->mandatory & VMFERRY_FEATURE_RESUME;
@@ -548,16 +562,20 @@ vmferry_import_setup_resume (struct importer *im, struct vmferry_resume_state *o
       match = false;
     }
     if (!match) {
-      snprintf (reason, sizeof reason, "%s/%s: the interrupted transfer there belongs "
-                "to another stream (%s)", im->dir, im->state_file,
-                why.msg[0] ? why.msg
-                : "another domain, or the source disks changed since");
+      snprintf (reason, sizeof reason,
+                "%s/%s: the interrupted transfer there belongs "
+                "to another stream (%s)",
+                im->dir, im->state_file,
+                why.msg[0]
+                    ? why.msg
+                    : "another domain, or the source disks changed since");
       if (asks) {
         vmferry_resume_state_free (old);
         goto refuse;
       }
       vmferry_notice ("%s: removed, starting afresh", reason);
-      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL, old);
+      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL,
+                              old);
       vmferry_resume_state_free (old);
     }
     else if (opts->resume_query) {
@@ -569,14 +587,17 @@ vmferry_import_setup_resume (struct importer *im, struct vmferry_resume_state *o
     }
     else if (!resume_stream) {
       /* The sender chose to start over (or this import is not resumable). */
-      vmferry_verbose ("%s/%s: a fresh stream replaces the interrupted transfer",
-                       im->dir, im->state_file);
-      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL, old);
+      vmferry_verbose ("%s/%s: a fresh stream replaces the interrupted "
+                       "transfer", im->dir, im->state_file);
+      vmferry_resume_discard (&im->tgt, old->tpm_tmp ? &im->tpm_root : NULL,
+                              old);
       vmferry_resume_state_free (old);
     }
     else if (memcmp (old->token, im->token, VMFERRY_RESUME_TOKEN_LEN) != 0) {
-      snprintf (reason, sizeof reason, "%s/%s: the resume state changed since the "
-                "sender asked (another sender?)", im->dir, im->state_file);
+      snprintf (reason, sizeof reason,
+                "%s/%s: the resume state changed since the "
+                "sender asked (another sender?)",
+                im->dir, im->state_file);
       vmferry_resume_state_free (old);
       goto refuse;
     }
@@ -612,7 +633,8 @@ vmferry_import_setup_resume (struct importer *im, struct vmferry_resume_state *o
       if (vmferry_resume_new_token (im->st.token) < 0 ||
           vmferry_import_save_state (im, -1, 0) < 0)
         return -1;
-      vmferry_verbose ("resuming the transfer of %s: %" PRIu64 " bytes already held",
+      vmferry_verbose ("resuming the transfer of %s: %" PRIu64
+                       " bytes already held",
                        im->name, held);
       return 0;
     }

@@ -52,8 +52,8 @@ vmferry_import_follow_name (const char *file, const char *old, const char *new)
 
 /* Fix the name and UUID the domain will have, and every file's final
  * name, from the stream and the options.  Nothing is checked against the
- * host here: see vmferry_import_check_targets, and place.c, which decides at the moment
- * it acts.
+ * host here: see vmferry_import_check_targets, and place.c, which decides at
+ * the moment it acts.
  */
 int
 vmferry_import_plan_names (struct importer *im)
@@ -97,7 +97,8 @@ vmferry_import_plan_names (struct importer *im)
     if (u == NULL)
       return -1;
     if (vmferry_uuid_canonical (u, uuid) < 0) {
-      vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID", opts->in_name, u);
+      vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID",
+                         opts->in_name, u);
       return -1;
     }
     im->uuid = strdup (uuid);
@@ -105,7 +106,8 @@ vmferry_import_plan_names (struct importer *im)
   if (im->uuid == NULL)
     goto nomem;
   if (!vmferry_name_uuid_ok (im->uuid)) {
-    vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID", opts->in_name, im->uuid);
+    vmferry_set_error ("%s: the domain's UUID '%s' is not a UUID",
+                       opts->in_name, im->uuid);
     return -1;
   }
 
@@ -131,9 +133,11 @@ vmferry_import_plan_names (struct importer *im)
     if (f->final == NULL)
       goto nomem_or_set;
     for (size_t k = 0; k < i; k++)
-      if (im->files[k].role != VMFERRY_ROLE_TPM && f->role != VMFERRY_ROLE_TPM &&
+      if (im->files[k].role != VMFERRY_ROLE_TPM &&
+          f->role != VMFERRY_ROLE_TPM &&
           strcmp (im->files[k].final, f->final) == 0) {
-        vmferry_set_error ("%s: two files would be named %s", opts->in_name, f->final);
+        vmferry_set_error ("%s: two files would be named %s", opts->in_name,
+                           f->final);
         return -1;
       }
     if (f->role != VMFERRY_ROLE_TPM &&
@@ -169,7 +173,8 @@ vmferry_import_open_tpm_root (struct importer *im)
   if (!im->has_tpm)
     return 0;
   if (im->opts->define)
-    return vmferry_target_open (&im->tpm_root, VMFERRY_SWTPM_STORAGE, true, 0711);
+    return vmferry_target_open (&im->tpm_root, VMFERRY_SWTPM_STORAGE, true,
+                                0711);
   return vmferry_target_open (&im->tpm_root, im->dir, false, 0);
 }
 
@@ -190,13 +195,15 @@ vmferry_import_check_targets (struct importer *im)
   int r;
 
   if (opts->define) {
-    CLEANUP_VIR_DOMAIN virDomainPtr by_name = virDomainLookupByName (im->conn, im->name);
-    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid = virDomainLookupByUUIDString (im->conn, im->uuid);
+    CLEANUP_VIR_DOMAIN virDomainPtr by_name =
+        virDomainLookupByName (im->conn, im->name);
+    CLEANUP_VIR_DOMAIN virDomainPtr by_uuid =
+        virDomainLookupByUUIDString (im->conn, im->uuid);
 
     if (by_uuid && strcmp (virDomainGetName (by_uuid), im->name) != 0) {
       vmferry_set_error ("domain %s already exists with this UUID (%s); "
-                         "import it as a copy with --name NEW", virDomainGetName (by_uuid),
-                         im->uuid);
+                         "import it as a copy with --name NEW",
+                         virDomainGetName (by_uuid), im->uuid);
       return -1;
     }
     if (by_name) {
@@ -209,20 +216,21 @@ vmferry_import_check_targets (struct importer *im)
       }
     }
     if (by_name && !opts->force) {
-      vmferry_set_error ("domain %s already exists on this host (use --force to "
-                         "replace it once the new copy is verified, or --name NEW)",
-                         im->name);
+      vmferry_set_error ("domain %s already exists on this host (use --force "
+                         "to replace it once the new copy is verified, or "
+                         "--name NEW)", im->name);
       return -1;
     }
     if (by_name && virDomainIsActive (by_name) != 0) {
-      vmferry_set_error ("domain %s exists and is running: it cannot be replaced",
-                         im->name);
+      vmferry_set_error ("domain %s exists and is running: it cannot be "
+                         "replaced", im->name);
       return -1;
     }
   }
-  if (opts->force && im->conn == NULL && !(im->conn = vmferry_virt_connect (opts->uri))) {
-    vmferry_prefix_error ("--force: cannot check which domains use the files it "
-                          "would replace");
+  if (opts->force && im->conn == NULL &&
+      !(im->conn = vmferry_virt_connect (opts->uri))) {
+    vmferry_prefix_error ("--force: cannot check which domains use the files "
+                          "it would replace");
     return -1;
   }
   for (size_t i = 0; i < im->nr_files; i++) {
@@ -242,18 +250,20 @@ vmferry_import_check_targets (struct importer *im)
       return -1;
     }
     if (!S_ISREG (st.st_mode) || st.st_nlink != 1) {
-      vmferry_set_error ("%s: exists and is not a plain file (a regular file with "
-                         "one link): not replaced", f->final_path);
+      vmferry_set_error ("%s: exists and is not a plain file (a regular file "
+                         "with one link): not replaced", f->final_path);
       return -1;
     }
     if (im->conn) {
       CLEANUP_FREE char *users =
-        vmferry_virt_file_users (im->conn, f->final_path, &st, opts->define ? im->uuid : NULL);
+          vmferry_virt_file_users (im->conn, f->final_path, &st,
+                                   opts->define ? im->uuid : NULL);
       if (users == NULL)
         return -1;
       if (users[0]) {
-        vmferry_set_error ("%s: used by domain %s: never replaced (import under "
-                           "another --name, or into another --dir)", f->final_path, users);
+        vmferry_set_error ("%s: used by domain %s: never replaced (import "
+                           "under another --name, or into another --dir)",
+                           f->final_path, users);
         return -1;
       }
     }
@@ -263,18 +273,20 @@ vmferry_import_check_targets (struct importer *im)
     if (r < 0)
       return -1;
     if (r > 0 && !opts->force) {
-      vmferry_set_error ("%s/%s: TPM state already exists (use --force to replace "
-                         "it once the new copy is verified)", im->tpm_root.path, im->tpm_dir);
+      vmferry_set_error ("%s/%s: TPM state already exists (use --force to "
+                         "replace it once the new copy is verified)",
+                         im->tpm_root.path, im->tpm_dir);
       return -1;
     }
   }
   /* Refuse early rather than fill the disk: holes take no space. */
-  if (fstatvfs (im->tgt.fd, &sv) == 0 && (uint64_t) sv.f_bavail * sv.f_frsize < need) {
+  if (fstatvfs (im->tgt.fd, &sv) == 0 &&
+      (uint64_t) sv.f_bavail * sv.f_frsize < need) {
     char a[32], b[32];
     vmferry_human_size (need, a, sizeof a);
     vmferry_human_size ((uint64_t) sv.f_bavail * sv.f_frsize, b, sizeof b);
-    vmferry_set_error ("%s: not enough free space: the files need %s, %s are free",
-                       im->dir, a, b);
+    vmferry_set_error ("%s: not enough free space: the files need %s, %s are "
+                       "free", im->dir, a, b);
     return -1;
   }
   return 0;
@@ -293,10 +305,11 @@ pool_path (virStoragePoolPtr p, const char *pool)
     vmferry_virt_error ("storage pool %s", pool);
     return NULL;
   }
-  if (strstr (xml, "<pool type='dir'") == NULL && strstr (xml, "<pool type='fs'") == NULL &&
+  if (strstr (xml, "<pool type='dir'") == NULL &&
+      strstr (xml, "<pool type='fs'") == NULL &&
       strstr (xml, "<pool type='netfs'") == NULL) {
-    vmferry_set_error ("storage pool %s: only directory-backed pools (dir, fs, netfs) "
-                       "are supported", pool);
+    vmferry_set_error ("storage pool %s: only directory-backed pools (dir, fs, "
+                       "netfs) are supported", pool);
     return NULL;
   }
   start = strstr (xml, "<target>");
@@ -314,14 +327,16 @@ pool_path (virStoragePoolPtr p, const char *pool)
 char *
 vmferry_import_pool_dir (virConnectPtr conn, const char *pool)
 {
-  CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (conn, pool);
+  CLEANUP_VIR_POOL virStoragePoolPtr p =
+      virStoragePoolLookupByName (conn, pool);
 
   if (p == NULL) {
     vmferry_virt_error ("storage pool %s", pool);
     return NULL;
   }
   if (virStoragePoolIsActive (p) != 1) {
-    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)", pool, pool);
+    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)",
+                       pool, pool);
     return NULL;
   }
   return pool_path (p, pool);
@@ -342,7 +357,8 @@ vmferry_import_pool_from_manifest (struct importer *im)
     if (pool && strcmp (pool, f->pool) != 0) {
       vmferry_set_error ("%s: the disks are volumes of two pools (%s, %s): "
                          "import them with --dir, after vmferry-rewrite --pool "
-                         "moved them into one", im->opts->in_name, pool, f->pool);
+                         "moved them into one",
+                         im->opts->in_name, pool, f->pool);
       return -1;
     }
     pool = f->pool;
@@ -351,7 +367,8 @@ vmferry_import_pool_from_manifest (struct importer *im)
     return 0;
   if (im->opts->dir) {
     vmferry_set_error ("%s: the disks are volumes of pool %s: import without "
-                       "--dir (or with --pool %s)", im->opts->in_name, pool, pool);
+                       "--dir (or with --pool %s)",
+                       im->opts->in_name, pool, pool);
     return -1;
   }
   if (im->opts->pool && strcmp (im->opts->pool, pool) != 0) {
@@ -388,7 +405,8 @@ known_storage (struct importer *im, const char *dir)
     return 1;
   if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
     return -1;
-  n = virConnectListAllStoragePools (im->conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+  n = virConnectListAllStoragePools (im->conn, &pools,
+                                     VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
   if (n < 0) {
     vmferry_virt_error ("cannot list the storage pools");
     return -1;
@@ -401,7 +419,8 @@ known_storage (struct importer *im, const char *dir)
     path = found ? NULL
                  : pool_path (pools[i], virStoragePoolGetName (pools[i]));
     vmferry_restore_saved_error (&saved);
-    if (path && stat (path, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+    if (path && stat (path, &st) == 0 && st.st_dev == want.st_dev &&
+        st.st_ino == want.st_ino)
       found = 1;
     virStoragePoolFree (pools[i]);
   }
@@ -422,7 +441,8 @@ vmferry_import_dir_from_manifest (struct importer *im)
     im->dir = vmferry_import_pool_dir (im->conn, im->pool);
     if (im->dir == NULL)
       return -1;
-    vmferry_verbose ("the disks are volumes of pool %s: writing into %s", im->pool, im->dir);
+    vmferry_verbose ("the disks are volumes of pool %s: writing into %s",
+                     im->pool, im->dir);
     return vmferry_target_open (&im->tgt, im->dir, false, 0);
   }
   for (size_t i = 0; i < im->nr_files && !path; i++)
@@ -453,12 +473,13 @@ vmferry_import_dir_from_manifest (struct importer *im)
   if (r < 0)
     return -1;
   if (r == 0) {
-    vmferry_set_error ("%s: the stream puts its disks in %s, which is neither a "
-                       "storage pool of this host nor %s: give --dir %s (or --pool) "
-                       "if that is where they belong", im->opts->in_name, im->dir,
-                       DEFAULT_IMAGES_DIR, im->dir);
+    vmferry_set_error ("%s: the stream puts its disks in %s, which is neither "
+                       "a storage pool of this host nor %s: give --dir %s (or "
+                       "--pool) if that is where they belong",
+                       im->opts->in_name, im->dir, DEFAULT_IMAGES_DIR, im->dir);
     return -1;
   }
-  vmferry_verbose ("no --dir: writing into %s, the directory of the first disk", im->dir);
+  vmferry_verbose ("no --dir: writing into %s, the directory of the first disk",
+                   im->dir);
   return vmferry_target_open (&im->tgt, im->dir, false, 0);
 }

@@ -60,7 +60,8 @@ create_temporary (struct importer *im, uint32_t idx)
         vmferry_fault ("import-temp-named") < 0)
       return -1;
     fd = vmferry_target_create (&im->tgt, f->tmp, O_RDWR,
-                                f->role == VMFERRY_ROLE_NVRAM ? 0600 : 0644, false);
+                                f->role == VMFERRY_ROLE_NVRAM ? 0600 : 0644,
+                                false);
     if (fd >= 0 || errno != EEXIST)
       return fd;
   }
@@ -107,11 +108,13 @@ int
 vmferry_import_begin_file (struct importer *im, uint32_t idx, uint64_t size)
 {
   struct import_file *f = &im->files[idx];
-  const struct vmferry_target *t = f->role == VMFERRY_ROLE_TPM ? &im->tpm_root : &im->tgt;
+  const struct vmferry_target *t =
+      f->role == VMFERRY_ROLE_TPM ? &im->tpm_root : &im->tgt;
 
   if (size != f->size) {
-    vmferry_set_error ("%s: file %s: size %" PRIu64 " differs from the manifest's %"
-                       PRIu64, im->opts->in_name, f->name, size, f->size);
+    vmferry_set_error ("%s: file %s: size %" PRIu64
+                       " differs from the manifest's %" PRIu64,
+                       im->opts->in_name, f->name, size, f->size);
     return -1;
   }
   if (f->tmp) {
@@ -120,26 +123,30 @@ vmferry_import_begin_file (struct importer *im, uint32_t idx, uint64_t size)
     f->fd = vmferry_target_open_file (t, f->tmp, O_RDWR);
     if (f->fd < 0 || fstat (f->fd, &sb) < 0 || (uint64_t) sb.st_size != size) {
       if (f->fd >= 0)
-        vmferry_set_error ("%s/%s: not the size the state says", t->path, f->tmp);
+        vmferry_set_error ("%s/%s: not the size the state says", t->path,
+                           f->tmp);
       vmferry_prefix_error ("%s: cannot resume", f->name);
       return -1;
     }
     /* Below the offset the state vouches for the data; above it this
      * run writes everything again, so what a cut left there goes.
      */
-    if (f->resume_offset != VMFERRY_RESUME_COMPLETE && f->resume_offset < size &&
+    if (f->resume_offset != VMFERRY_RESUME_COMPLETE &&
+        f->resume_offset < size &&
         fallocate (f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                   (off_t) f->resume_offset, (off_t) (size - f->resume_offset)) < 0 &&
+                   (off_t) f->resume_offset,
+                   (off_t) (size - f->resume_offset)) < 0 &&
         errno != EOPNOTSUPP) {
-      vmferry_set_error_errno (errno, "%s/%s: cannot clear beyond the resume point",
+      vmferry_set_error_errno (errno,
+                               "%s/%s: cannot clear beyond the resume point",
                                t->path, f->tmp);
       return -1;
     }
     f->written_end = f->seg_start = f->resume_offset == VMFERRY_RESUME_COMPLETE
       ? size : f->resume_offset;
     f->seg_at = vmferry_monotonic ();
-    vmferry_verbose ("%s: resuming %s/%s at byte %" PRIu64, f->name, t->path, f->tmp,
-                     f->written_end);
+    vmferry_verbose ("%s: resuming %s/%s at byte %" PRIu64, f->name, t->path,
+                     f->tmp, f->written_end);
     vmferry_progress_begin (im->opts->progress, f->name, size);
     vmferry_progress_add (im->opts->progress, f->written_end);
     return 0;
@@ -198,7 +205,8 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
      * the file is closed.
      */
     __atomic_store_n (&f->direct_refused, true, __ATOMIC_RELAXED);
-    vmferry_debug ("%s: O_DIRECT refused, writing through the page cache", f->tmp);
+    vmferry_debug ("%s: O_DIRECT refused, writing through the page cache",
+                   f->tmp);
   }
   return vmferry_pwrite_full (f->fd, f->tmp, data, len, off);
 }
@@ -211,17 +219,21 @@ static int
 rebase (const char *overlay, const char *backing, const char *format)
 {
   char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
-                   (char *) "-f", (char *) "qcow2", (char *) "-b", (char *) backing,
-                   (char *) "-F", (char *) format, (char *) overlay, NULL };
+                   (char *) "-f", (char *) "qcow2", (char *) "-b",
+                   (char *) backing, (char *) "-F", (char *) format,
+                   (char *) overlay, NULL };
   pid_t pid;
   int status, err;
 
   err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
   if (err) {
-    vmferry_set_error_errno (err, "%s: cannot run qemu-img to set its backing file", overlay);
+    vmferry_set_error_errno (err,
+                             "%s: cannot run qemu-img to set its backing file",
+                             overlay);
     return -1;
   }
-  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) || WEXITSTATUS (status)) {
+  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) ||
+      WEXITSTATUS (status)) {
     vmferry_set_error ("%s: qemu-img rebase -u -b %s failed", overlay, backing);
     return -1;
   }
@@ -235,7 +247,8 @@ rebase (const char *overlay, const char *backing, const char *format)
  * backing file (after rebase_file), NULL before.
  */
 static int
-check_arrival (struct importer *im, struct import_file *f, const char *backing_name)
+check_arrival (struct importer *im, struct import_file *f,
+               const char *backing_name)
 {
   const struct import_file *b = f->backing >= 0 ? &im->files[f->backing] : NULL;
   struct vmferry_qcow2_expect exp = {
@@ -342,10 +355,12 @@ job_done (void *opaque, void *jobp)
 
   if (!j->end) {
     uint64_t end = j->rec.offset + j->rec.length;
-    const unsigned char *data = j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
+    const unsigned char *data =
+        j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
     bool claim = im->resumable && f->role != VMFERRY_ROLE_TPM;
 
-    if (vmferry_import_digest_record (im, f, claim, j->rec.offset, data, j->rec.length) < 0)
+    if (vmferry_import_digest_record (im, f, claim, j->rec.offset, data,
+                                      j->rec.length) < 0)
       return -1;
     vmferry_progress_add (im->opts->progress, j->rec.length);
     /* In stream order, so everything below END is written. */
@@ -353,7 +368,8 @@ job_done (void *opaque, void *jobp)
       f->written_end = end;
     if (!claim)
       return 0;
-    return vmferry_import_claim_record (im, j->rec.file, j->rec.offset, j->rec.length);
+    return vmferry_import_claim_record (im, j->rec.file, j->rec.offset,
+                                        j->rec.length);
   }
   /* The syncer must be done with this file before it is closed. */
   if (vmferry_import_syncer_wait (im, false) < 0)
@@ -369,22 +385,26 @@ job_done (void *opaque, void *jobp)
   }
   else if (vmferry_digest_fd (f->fd, f->tmp, f->size, got) < 0)
     return -1;
-  rf = f->role != VMFERRY_ROLE_TPM && im->keep_state ? &im->st.files[j->rec.file] : NULL;
+  rf = f->role != VMFERRY_ROLE_TPM && im->keep_state
+           ? &im->st.files[j->rec.file]
+           : NULL;
   if (rf && rf->changed) {
     /* Complete and changed here by an earlier run (rebased): read back as
      * it was left, and the stream's digest must be the one it had.
      */
-    if (memcmp (got, rf->local_digest, 16) != 0 || memcmp (j->digest, rf->stream_digest, 16) != 0) {
-      vmferry_set_error ("%s: file %s: not as an earlier run left it", im->opts->in_name,
-                         f->name);
+    if (memcmp (got, rf->local_digest, 16) != 0 ||
+        memcmp (j->digest, rf->stream_digest, 16) != 0) {
+      vmferry_set_error ("%s: file %s: not as an earlier run left it",
+                         im->opts->in_name, f->name);
       return -1;
     }
   }
   else if (memcmp (got, j->digest, 16) != 0) {
     vmferry_digest_hex (j->digest, want_hex);
     vmferry_digest_hex (got, got_hex);
-    vmferry_set_error ("%s: file %s: digest mismatch after writing (stream says %s, "
-                       "what was written has %s)", im->opts->in_name, f->name, want_hex, got_hex);
+    vmferry_set_error ("%s: file %s: digest mismatch after writing (stream "
+                       "says %s, what was written has %s)",
+                       im->opts->in_name, f->name, want_hex, got_hex);
     return -1;
   }
   else if (check_arrival (im, f, NULL) < 0 ||
@@ -393,7 +413,8 @@ job_done (void *opaque, void *jobp)
   vmferry_import_close_file (f);
   f->verified = true;
   vmferry_progress_done (im->opts->progress);
-  if (rf && vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
+  if (rf &&
+      vmferry_import_save_state (im, j->rec.file, VMFERRY_RESUME_COMPLETE) < 0)
     return -1;
   if (vmferry_fault ("import-file-verified") < 0)
     return -1;

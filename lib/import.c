@@ -85,7 +85,8 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
     f->format = strdup (mf->format);
     if (!f->name || !f->source_path || !f->format)
       goto nomem;
-    if (mf->volume && (!(f->pool = strdup (mf->pool)) || !(f->volume = strdup (mf->volume))))
+    if (mf->volume &&
+        (!(f->pool = strdup (mf->pool)) || !(f->volume = strdup (mf->volume))))
       goto nomem;
   }
   return 0;
@@ -99,9 +100,11 @@ static int
 read_stream (struct importer *im)
 {
   const struct vmferry_import_opts *opts = im->opts;
-  struct vmferry_stream_reader *rd = opts->stripes
-    ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes, opts->in_name)
-    : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+  struct vmferry_stream_reader *rd =
+      opts->stripes
+          ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes,
+                                          opts->in_name)
+          : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   /* The same checks as vmferry-info --verify (formats/validate.h): one
    * validator decides what a stream may say.
    */
@@ -133,7 +136,8 @@ read_stream (struct importer *im)
         goto out;
       }
       if (files_from_manifest (im, vmferry_validator_manifest (v)) < 0 ||
-          vmferry_import_pool_from_manifest (im) < 0 || (im->dir == NULL && vmferry_import_dir_from_manifest (im) < 0))
+          vmferry_import_pool_from_manifest (im) < 0 ||
+          (im->dir == NULL && vmferry_import_dir_from_manifest (im) < 0))
         goto out;
       progress_total (opts->progress, vmferry_validator_manifest (v));
       k = vmferry_resume_stream_id (json, len, im->stream_id);
@@ -160,11 +164,13 @@ read_stream (struct importer *im)
       struct vmferry_resume_state old;
       int k;
       if (im->files == NULL) {
-        vmferry_set_error ("%s: the domain XML came before the manifest", opts->in_name);
+        vmferry_set_error ("%s: the domain XML came before the manifest",
+                           opts->in_name);
         goto out;
       }
       im->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
-      if (im->doc == NULL || vmferry_import_plan_names (im) < 0 || vmferry_import_open_tpm_root (im) < 0)
+      if (im->doc == NULL || vmferry_import_plan_names (im) < 0 ||
+          vmferry_import_open_tpm_root (im) < 0)
         goto out;
       k = vmferry_import_load_state (im, &old);
       if (k < -1)
@@ -179,8 +185,10 @@ read_stream (struct importer *im)
           vmferry_resume_state_free (&old);
         if (opts->resume_query) {
           char what[512];
-          snprintf (what, sizeof what, "domain %s is already defined on this host "
-                    "from the same source state", im->name);
+          snprintf (what, sizeof what,
+                    "domain %s is already defined on this host "
+                    "from the same source state",
+                    im->name);
           if (vmferry_import_answer_query (im, NULL, what, true) < 0)
             goto out;
         }
@@ -200,16 +208,19 @@ read_stream (struct importer *im)
         goto out_nofinish;
       }
       vmferry_pipeline_shape (opts->threads, &threads, &depth);
-      im->p = vmferry_pipeline_new (&vmferry_import_ops, im, threads, depth, sizeof (struct job));
-      if (im->p == NULL || (im->resumable && vmferry_import_syncer_start (im) < 0))
+      im->p = vmferry_pipeline_new (&vmferry_import_ops, im, threads, depth,
+                                    sizeof (struct job));
+      if (im->p == NULL ||
+          (im->resumable && vmferry_import_syncer_start (im) < 0))
         goto out;
       break;
     }
     case VMFERRY_REC_FILE_BEGIN: {
       uint64_t size;
       if (im->p == NULL || rec.file >= im->nr_files) {
-        vmferry_set_error ("%s: record %" PRIu64 ": file %" PRIu32 " before the "
-                           "domain XML", opts->in_name, rec.seq, rec.file);
+        vmferry_set_error ("%s: record %" PRIu64 ": file %" PRIu32
+                           " before the domain XML",
+                           opts->in_name, rec.seq, rec.file);
         goto out;
       }
       if (vmferry_record_file_begin (&rec, rec.payload, &size) < 0 ||
@@ -258,17 +269,19 @@ read_stream (struct importer *im)
     int sig = vmferry_quit_signal ();
     /* A signal that asked to quit ended the input (quit.h). */
     if (sig)
-      vmferry_set_error ("%s: interrupted by signal %d (%s) before the end of the "
-                         "stream", opts->in_name, sig, strsignal (sig));
+      vmferry_set_error ("%s: interrupted by signal %d (%s) before the end of "
+                         "the stream", opts->in_name, sig, strsignal (sig));
     else if (r == 0)
-      vmferry_set_error ("%s: truncated: the stream ended before its END record",
-                         opts->in_name);
+      vmferry_set_error ("%s: truncated: the stream ended before its END "
+                         "record", opts->in_name);
     goto out;
   }
   /* Nothing may follow END (the reader checks) and all must be verified. */
-  if (vmferry_validator_finish (v) < 0 || vmferry_stream_read_record (rd, &rec) != 0)
+  if (vmferry_validator_finish (v) < 0 ||
+      vmferry_stream_read_record (rd, &rec) != 0)
     goto out;
-  if (vmferry_pipeline_finish (im->p) < 0 || vmferry_import_syncer_wait (im, true) < 0) {
+  if (vmferry_pipeline_finish (im->p) < 0 ||
+      vmferry_import_syncer_wait (im, true) < 0) {
     /* The pipeline is finished: out does not finish it again. */
     vmferry_pipeline_free (im->p);
     im->p = NULL;
@@ -331,8 +344,8 @@ keep_progress (struct importer *im)
     if (f->fd < 0)
       continue;
     if (f->role != VMFERRY_ROLE_TPM && !f->verified && im->st.files[i].tmp &&
-        f->written_end > im->st.files[i].offset &&
-        fdatasync (f->fd) == 0 && vmferry_import_save_state (im, i, f->written_end) < 0)
+        f->written_end > im->st.files[i].offset && fdatasync (f->fd) == 0 &&
+        vmferry_import_save_state (im, i, f->written_end) < 0)
       return -1;
     vmferry_import_close_file (f);
   }
@@ -455,7 +468,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     goto out;
   }
   if (opts->pool || opts->dir) {
-    im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool) : strdup (opts->dir);
+    im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool)
+                        : strdup (opts->dir);
     if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
       goto out;
   }
@@ -478,7 +492,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
     goto fail;
   k = vmferry_place (&im);
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)
-    goto out;                   /* stuck: the journal is kept, the message says so */
+    goto out;                   /* stuck: the journal is kept, and said */
   if (k < 0) {
     struct vmferry_saved_error saved;
 
@@ -500,7 +514,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     /* The files are in place and verified: a refresh that fails only
      * delays the pool's listing, so it is a warning.
      */
-    CLEANUP_VIR_POOL virStoragePoolPtr p = virStoragePoolLookupByName (im.conn, im.pool);
+    CLEANUP_VIR_POOL virStoragePoolPtr p =
+        virStoragePoolLookupByName (im.conn, im.pool);
     if (p == NULL || virStoragePoolRefresh (p, 0) < 0) {
       vmferry_virt_error ("storage pool %s: refresh", im.pool);
       vmferry_warn ("%s", vmferry_get_error ());
@@ -567,7 +582,8 @@ abort_one (struct importer *im, const char *name)
   vmferry_resume_remove_stale (&im->tgt, name);
   r = vmferry_resume_load (&im->tgt, im->state_file, &st);
   if (r == 0) {
-    vmferry_set_error ("%s: no interrupted transfer of domain %s", im->dir, name);
+    vmferry_set_error ("%s: no interrupted transfer of domain %s", im->dir,
+                       name);
     r = -1;
     goto out;
   }
@@ -585,28 +601,32 @@ abort_one (struct importer *im, const char *name)
   }
   vmferry_target_close (&im->tpm_root);
   if (st.tpm_tmp &&
-      vmferry_target_open (&im->tpm_root, st.tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE : im->dir,
+      vmferry_target_open (&im->tpm_root,
+                           st.tpm_in_swtpm ? VMFERRY_SWTPM_STORAGE : im->dir,
                            false, 0) < 0)
     goto fail_state;
   if (st.phase == VMFERRY_RESUME_PLACE) {
     int k;
-    if (st.define && im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
+    if (st.define && im->conn == NULL &&
+        !(im->conn = vmferry_virt_connect (im->opts->uri)))
       goto fail_state;
     k = vmferry_place_recover (im, &st);
     if (k < 0)
       goto fail_state;
     if (k > 0) {
-      vmferry_notice ("the import of %s into %s had completed: it was finished, "
-                      "nothing was removed", name, im->dir);
+      vmferry_notice ("the import of %s into %s had completed: it was "
+                      "finished, nothing was removed", name, im->dir);
       vmferry_resume_state_free (&st);
       r = 1;
       goto out;
     }
   }
   {
-    unsigned n = vmferry_resume_discard (&im->tgt, st.tpm_tmp ? &im->tpm_root : NULL, &st);
-    vmferry_verbose ("aborted the transfer of %s into %s: %u files removed", name,
-                     im->dir, n);
+    unsigned n =
+        vmferry_resume_discard (&im->tgt, st.tpm_tmp ? &im->tpm_root : NULL,
+                                &st);
+    vmferry_verbose ("aborted the transfer of %s into %s: %u files removed",
+                     name, im->dir, n);
   }
   vmferry_resume_state_free (&st);
   r = 1;
@@ -632,12 +652,14 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
 
   importer_init (&im, opts);
   if (!opts->pool && !opts->dir) {
-    vmferry_set_error ("--abort: give the --dir or --pool the transfer was going to");
+    vmferry_set_error ("--abort: give the --dir or --pool the transfer was "
+                       "going to");
     goto out;
   }
   if (opts->pool && !(im.conn = vmferry_virt_connect (opts->uri)))
     goto out;
-  im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool) : strdup (opts->dir);
+  im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool)
+                      : strdup (opts->dir);
   if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
     goto out;
   if (name) {

@@ -19,7 +19,9 @@
  * straight to DONE for a job without work.  Each move is made by the
  * one thread whose state it leaves.
  */
-enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_WORKING, SLOT_DONE };
+enum slot_state {
+  SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_WORKING, SLOT_DONE
+};
 
 struct vmferry_pipeline {
   const struct vmferry_pipeline_ops *ops;
@@ -165,7 +167,8 @@ vmferry_default_threads (void)
 }
 
 void
-vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn, unsigned *depth_rtn)
+vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn,
+                        unsigned *depth_rtn)
 {
   unsigned t = threads ? threads : vmferry_default_threads ();
   unsigned depth = t < (VMFERRY_PIPELINE_MAX_DEPTH - 2) / 2 ? t * 2 + 2
@@ -262,7 +265,8 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
 
 void
 vmferry_pipeline_on_stall (struct vmferry_pipeline *p,
-                           void (*stall) (void *opaque, bool waiting), void *opaque)
+                           void (*stall) (void *opaque, bool waiting),
+                           void *opaque)
 {
   p->stall = stall;
   p->stall_opaque = opaque;

@@ -119,12 +119,14 @@ conn_thread (void *arg)
 }
 
 struct vmferry_stripes_out *
-vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n, const char *name)
+vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n,
+                         const char *name)
 {
   struct vmferry_stripes_out *s;
 
   if (n < 1 || n > VMFERRY_STRIPE_MAX) {
-    vmferry_set_error ("%s: %u connections: give 1 to %d", name, n, VMFERRY_STRIPE_MAX);
+    vmferry_set_error ("%s: %u connections: give 1 to %d", name, n,
+                       VMFERRY_STRIPE_MAX);
     return NULL;
   }
   s = calloc (1, sizeof *s);
@@ -345,11 +347,11 @@ vmferry_stripe_parse_stripes (const char *arg, unsigned *n_rtn,
 
   errno = 0;
   n = strtoul (arg, &end, 10);
-  if (colon == NULL || end != colon || errno || n < 2 || n > VMFERRY_STRIPE_MAX ||
-      !token_ok (colon + 1, strlen (colon + 1))) {
-    vmferry_set_error ("--stripes: '%s': expected N:TOKEN (N from 2 to %d, TOKEN "
-                       "%d hex digits), as vmferry-send gives it", arg,
-                       VMFERRY_STRIPE_MAX, VMFERRY_STRIPE_TOKEN_LEN);
+  if (colon == NULL || end != colon || errno || n < 2 ||
+      n > VMFERRY_STRIPE_MAX || !token_ok (colon + 1, strlen (colon + 1))) {
+    vmferry_set_error ("--stripes: '%s': expected N:TOKEN (N from 2 to %d, "
+                       "TOKEN %d hex digits), as vmferry-send gives it",
+                       arg, VMFERRY_STRIPE_MAX, VMFERRY_STRIPE_TOKEN_LEN);
     return -1;
   }
   memcpy (token, colon + 1, VMFERRY_STRIPE_TOKEN_LEN + 1);
@@ -358,7 +360,8 @@ vmferry_stripe_parse_stripes (const char *arg, unsigned *n_rtn,
 }
 
 int
-vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
+vmferry_stripe_parse_join (const char *arg,
+                           char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
                            unsigned *index_rtn)
 {
   const char *colon = strchr (arg, ':');
@@ -368,16 +371,17 @@ vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_LEN 
   if (colon && token_ok (arg, colon - arg)) {
     errno = 0;
     i = strtoul (colon + 1, &end, 10);
-    if (!errno && *end == '\0' && end != colon + 1 && i >= 1 && i < VMFERRY_STRIPE_MAX) {
+    if (!errno && *end == '\0' && end != colon + 1 && i >= 1 &&
+        i < VMFERRY_STRIPE_MAX) {
       memcpy (token, arg, VMFERRY_STRIPE_TOKEN_LEN);
       token[VMFERRY_STRIPE_TOKEN_LEN] = '\0';
       *index_rtn = (unsigned) i;
       return 0;
     }
   }
-  vmferry_set_error ("--join: '%s': expected TOKEN:I (TOKEN %d hex digits, I from "
-                     "1 to %d), as vmferry-send gives it", arg,
-                     VMFERRY_STRIPE_TOKEN_LEN, VMFERRY_STRIPE_MAX - 1);
+  vmferry_set_error ("--join: '%s': expected TOKEN:I (TOKEN %d hex digits, I "
+                     "from 1 to %d), as vmferry-send gives it",
+                     arg, VMFERRY_STRIPE_TOKEN_LEN, VMFERRY_STRIPE_MAX - 1);
   return -1;
 }
 
@@ -436,7 +440,7 @@ socket_address (const char *dir, const char *token, struct sockaddr_un *sa)
 struct vmferry_stripes_in {
   unsigned n;
   int fds[VMFERRY_STRIPE_MAX];          /* -1: not joined yet */
-  int socks[VMFERRY_STRIPE_MAX];        /* the joiner's socket, for its status */
+  int socks[VMFERRY_STRIPE_MAX];        /* the joiner's, for its status */
   int listen_fd;
   char *path;
   uint64_t seq;                 /* of the next chunk */
@@ -526,7 +530,9 @@ send_join (int sock, unsigned index, int fd)
   cm->cmsg_type = SCM_RIGHTS;
   cm->cmsg_len = CMSG_LEN (sizeof (int));
   memcpy (CMSG_DATA (cm), &fd, sizeof fd);
-  return sendmsg (sock, &m.msg, MSG_NOSIGNAL) == (ssize_t) sizeof m.index ? 0 : -1;
+  if (sendmsg (sock, &m.msg, MSG_NOSIGNAL) != (ssize_t) sizeof m.index)
+    return -1;
+  return 0;
 }
 
 /* Receive a join from SOCK: the index and the descriptor (owned by the
@@ -675,7 +681,8 @@ vmferry_stripes_read (void *opaque, void *buf, size_t len)
     seq = le64toh (seq);
     if (memcmp (hdr, CHUNK_MAGIC, 4) != 0 || seq != s->seq ||
         clen > VMFERRY_STRIPE_CHUNK_MAX) {
-      vmferry_set_error ("connection %u of %u: chunk %" PRIu64 ": bad chunk header "
+      vmferry_set_error ("connection %u of %u: chunk %" PRIu64
+                         ": bad chunk header "
                          "(magic, sequence %" PRIu64 " or length %" PRIu32 ")",
                          i + 1, s->n, s->seq, seq, clen);
       return -1;
@@ -715,7 +722,8 @@ vmferry_stripes_in_free (struct vmferry_stripes_in *s, int status)
     unlink (s->path);
   if (s->listen_fd >= 0) {
     struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
-    for (unsigned k = 0; k < 2 * VMFERRY_STRIPE_MAX && poll (&pfd, 1, 0) == 1; k++)
+    for (unsigned k = 0;
+         k < 2 * VMFERRY_STRIPE_MAX && poll (&pfd, 1, 0) == 1; k++)
       if (accept_one (s) < 0)
         break;
     close (s->listen_fd);
@@ -776,9 +784,10 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
         ioctl (fd, FIONREAD, &avail) == 0 && avail == 0)
       return 0;
     if (vmferry_monotonic () > deadline) {
-      vmferry_set_error ("no vmferry-import is waiting for connection %u (%s/%s did "
-                         "not appear within %d seconds)", index + 1,
-                         dir ? dir : "the join directory", token, JOIN_SECONDS);
+      vmferry_set_error ("no vmferry-import is waiting for connection %u "
+                         "(%s/%s did not appear within %d seconds)",
+                         index + 1, dir ? dir : "the join directory", token,
+                         JOIN_SECONDS);
       return 1;
     }
     poll (NULL, 0, 50);
@@ -794,8 +803,8 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
     n = read (sock, &st, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1) {
-    vmferry_set_error ("connection %u: the vmferry-import it joined ended without "
-                       "an exit status", index + 1);
+    vmferry_set_error ("connection %u: the vmferry-import it joined ended "
+                       "without an exit status", index + 1);
     return 1;
   }
   return st;
