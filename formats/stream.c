@@ -27,6 +27,7 @@
 #include <zstd_errors.h>
 
 #include "error.h"
+#include "quit.h"
 #include "stream.h"
 
 /* Input is read in pieces of this size; larger payloads go straight into
@@ -874,36 +875,19 @@ vmferry_stream_reader_was_cut (const struct vmferry_stream_reader *r)
   return r->failed && r->cut;
 }
 
-/* One read(2) into BUF, through EINTR and a non-blocking fd.  Returns
+/* One read(2) into BUF, through EINTR and a non-blocking fd; a signal
+ * that asks to quit (quit.h) reads as the end of input, a cut.  Returns
  * bytes read, 0 at end of input, -1 on error.
  */
 static ssize_t
 read_some (struct vmferry_stream_reader *r, void *buf, size_t len)
 {
-  if (r->fn) {
-    ssize_t n = r->fn (r->opaque, buf, len);
-    if (n < 0)
-      vmferry_prefix_error ("%s", r->name);
-    return n;
-  }
-  for (;;) {
-    ssize_t n = read (r->fd, buf, len);
+  ssize_t n = r->fn ? r->fn (r->opaque, buf, len)
+                    : vmferry_quit_read (r->fd, buf, len);
 
-    if (n >= 0)
-      return n;
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
-      if (poll (&pfd, 1, -1) < 0 && errno != EINTR) {
-        vmferry_set_error_errno (errno, "%s: poll", r->name);
-        return -1;
-      }
-      continue;
-    }
-    vmferry_set_error_errno (errno, "%s: read", r->name);
-    return -1;
-  }
+  if (n < 0)
+    vmferry_prefix_error ("%s", r->name);
+  return n;
 }
 
 /* Read up to LEN bytes into DST.  Returns how many; less than LEN only at

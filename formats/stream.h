@@ -240,7 +240,9 @@ int vmferry_compress (struct vmferry_compressor *c, const void *in, size_t len,
 
 struct vmferry_stream_reader;
 
-/* Read from FD (not owned).  NAME names the input in errors. */
+/* Read from FD (not owned).  NAME names the input in errors.  A signal
+ * that asks to quit (quit.h) ends the input as a cut does.
+ */
 struct vmferry_stream_reader *vmferry_stream_reader_new (int fd,
                                                          const char *name);
 void vmferry_stream_reader_free (struct vmferry_stream_reader *r);

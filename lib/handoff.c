@@ -1,6 +1,7 @@
 /* vmferry: a pipe between two threads, without the kernel (see handoff.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -47,7 +48,8 @@ vmferry_handoff_new (const char *name, size_t buffer)
   }
   h->wake_fd = -1;
   if (buffer > 0 && (h->buf = malloc (buffer)) == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s: a buffer of %zu bytes (give a smaller "
+    vmferry_set_error_errno (ENOMEM,
+                             "%s: a buffer of %zu bytes (give a smaller "
                              "--buffer)", name, buffer);
     free (h->name);
     free (h);
@@ -94,6 +96,7 @@ ring_room (struct vmferry_handoff *h, size_t max, char **at)
   pthread_mutex_lock (&h->lock);
   while (h->used == h->size && !h->read_closed)
     pthread_cond_wait (&h->cond, &h->lock);
+  assert (h->head < h->size && h->used <= h->size);
   tail = (h->head + h->used) % h->size;
   k = h->read_closed ? 0 : h->size - h->used;
   pthread_mutex_unlock (&h->lock);
@@ -107,6 +110,8 @@ static void
 ring_commit (struct vmferry_handoff *h, size_t k)
 {
   pthread_mutex_lock (&h->lock);
+  /* The reader only empties: the room ring_room saw is still there. */
+  assert (k <= h->size - h->used);
   if (h->used == 0)
     pthread_cond_broadcast (&h->cond);  /* the reader may wait */
   h->used += k;
@@ -195,6 +200,8 @@ ring_get (struct vmferry_handoff *h, char *dst, size_t len)
     memcpy (dst + got, h->buf + head, k);
     got += k;
     pthread_mutex_lock (&h->lock);
+    /* The writer only fills: what was used here still is. */
+    assert (h->head == head && k <= h->used);
     if (h->used == h->size)
       pthread_cond_broadcast (&h->cond);        /* the writer may wait */
     h->head = (head + k) % h->size;
@@ -222,6 +229,8 @@ vmferry_handoff_writev (void *hp, const struct iovec *iov, int iovcnt)
     iovcnt--;
   }
   pthread_mutex_lock (&h->lock);
+  /* One writer: the write before this one was taken whole or failed. */
+  assert (h->iovcnt == 0);
   h->iov = iov;
   h->iovcnt = iovcnt;
   h->iov_off = 0;
@@ -253,9 +262,12 @@ vmferry_handoff_read (void *hp, void *buf, size_t len)
   while (got < len && h->iovcnt > 0) {
     size_t k = h->iov->iov_len - h->iov_off;
 
+    /* The entry at hand always has bytes left (empty ones skipped). */
+    assert (h->iov_off < h->iov->iov_len);
     if (k > len - got)
       k = len - got;
-    memcpy ((char *) buf + got, (const char *) h->iov->iov_base + h->iov_off, k);
+    memcpy ((char *) buf + got, (const char *) h->iov->iov_base + h->iov_off,
+            k);
     got += k;
     h->iov_off += k;
     if (h->iov_off == h->iov->iov_len) {

@@ -49,7 +49,8 @@ ssize_t vmferry_handoff_read (void *h, void *buf, size_t len);
  * the reader's close, so vmferry_handoff_close_read ends it even while
  * FD stays open and silent: no thread needs to be cancelled.
  */
-int vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name);
+int vmferry_handoff_fill (struct vmferry_handoff *h, int fd,
+                          const char *fd_name);
 
 /* The writer is done: the reader sees the end of its input. */
 void vmferry_handoff_close_write (struct vmferry_handoff *h);

@@ -1,6 +1,8 @@
-/* vmferry: what the parts of the importer share (import.c reads the
- * stream into verified temporary files; place.c puts them in place and
- * defines the domain).  Private to those two files.
+/* vmferry: what the parts of the importer share.  import.c reads the
+ * stream; import-target.c decides where the files go, import-write.c
+ * writes and verifies them as temporary files, import-resume.c keeps the
+ * resume state; place.c puts them in place and defines the domain.
+ * Private to those files.
  */
 #ifndef VMFERRY_IMPORT_INT_H
 #define VMFERRY_IMPORT_INT_H
@@ -14,7 +16,9 @@
 
 #include "error.h"
 #include "import.h"
+#include "pipeline.h"
 #include "resume.h"
+#include "stream.h"
 #include "target.h"
 
 /* libvirt's TPM state directory: one per domain UUID below it. */
@@ -106,7 +110,7 @@ struct importer {
   bool resumable_id;            /* the stream id names the source state */
   bool cut;                     /* the stream was cut, not corrupt */
   bool query_done;
-  bool already;                 /* the domain is already here from this stream */
+  bool already;                 /* here already, from this stream */
   char *state_file;             /* names in tgt */
   char *written_file;
   int written_fd;
@@ -122,12 +126,50 @@ struct importer {
   bool syncer_started, sync_stop, sync_failed;
   int sync_idx;                 /* the file to sync, -1: none */
   uint64_t sync_offset;         /* ... and what will then be durable */
-  char sync_error[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error sync_error;
 };
 
-/* import.c */
+/* A slot of the pipeline: one record of the stream. */
+struct job {
+  bool end;                     /* FILE_END: verify; else DATA: write */
+  struct vmferry_record rec;
+  unsigned char *in;            /* payload copy */
+  unsigned char *out;           /* decompressed */
+  unsigned char digest[16];
+};
+
+/* Each function's contract is stated where it is defined. */
+
+/* import-target.c */
+int vmferry_import_plan_names (struct importer *im);
+int vmferry_import_open_tpm_root (struct importer *im);
+int vmferry_import_check_targets (struct importer *im);
+char *vmferry_import_pool_dir (virConnectPtr conn, const char *pool);
+int vmferry_import_pool_from_manifest (struct importer *im);
+int vmferry_import_dir_from_manifest (struct importer *im);
+
+/* import-resume.c */
 int vmferry_import_save_state (struct importer *im, int idx, uint64_t offset);
+int vmferry_import_syncer_start (struct importer *im);
+int vmferry_import_syncer_wait (struct importer *im, bool stop);
+int vmferry_import_digest_record (struct importer *im, struct import_file *f,
+                                  bool claim, uint64_t offset,
+                                  const unsigned char *data, uint64_t len);
+int vmferry_import_claim_record (struct importer *im, uint32_t idx,
+                                 uint64_t offset, uint64_t len);
+int vmferry_import_answer_query (struct importer *im,
+                                 const struct vmferry_resume_state *st,
+                                 const char *reason, bool done);
+int vmferry_import_load_state (struct importer *im,
+                               struct vmferry_resume_state *old);
+int vmferry_import_setup_resume (struct importer *im,
+                                 struct vmferry_resume_state *old, int r);
+
+/* import-write.c */
+int vmferry_import_begin_file (struct importer *im, uint32_t idx,
+                               uint64_t size);
 void vmferry_import_close_file (struct import_file *f);
+extern const struct vmferry_pipeline_ops vmferry_import_ops;
 
 /* place.c */
 
@@ -145,7 +187,8 @@ int vmferry_place (struct importer *im);
  * gone), 0 when undone, -1 with the error set if neither could be done
  * safely (nothing more was changed).
  */
-int vmferry_place_recover (struct importer *im, struct vmferry_resume_state *st);
+int vmferry_place_recover (struct importer *im,
+                           struct vmferry_resume_state *st);
 
 /* The domain NAME is defined with the mark of stream ID (stamp.h):
  * 1 yes, 0 no, -1 error.

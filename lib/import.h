@@ -43,8 +43,10 @@ struct vmferry_import_opts {
  * before are as they were; temporary files are removed, or kept for a
  * resumable import (the message says so and how to go on).  A kill at
  * any moment leaves what the next run, or --abort, finishes or removes.
- * Returns 0, VMFERRY_IMPORT_ALREADY, or -1 with the error set (naming
- * what was left behind, if anything).
+ * A signal that asks to quit (quit.h) before the stream's end ends it as
+ * a cut link does (the error names the signal).  Returns 0,
+ * VMFERRY_IMPORT_ALREADY, or -1 with the error set (naming what was left
+ * behind, if anything).
  */
 int vmferry_import (const struct vmferry_import_opts *opts);
 
@@ -71,11 +73,5 @@ int vmferry_import_abort (const struct vmferry_import_opts *opts, const char *na
  */
 char *vmferry_import_follow_name (const char *file, const char *old,
                                   const char *new);
-
-/* For the tool's SIGINT/SIGTERM/SIGHUP handler (async-signal-safe): end
- * the running import as if its input had been cut, so it keeps its
- * resume state and says so.
- */
-void vmferry_import_interrupt (int signo);
 
 #endif

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "output.h"
 #include "progress.h"
+#include "quit.h"
 
 #define TMP_SUFFIX ".vmferry-"
 #define TMP_RANDOM 6                    /* as mkstemp's XXXXXX */
@@ -201,69 +203,75 @@ vmferry_output_open (const char *path, struct vmferry_output *out)
 
 /* ---- removal on a signal ---- */
 
-/* The temporary file the handler removes: set while one exists. */
-static char signal_tmp[PATH_MAX];
-static volatile sig_atomic_t signal_armed;
+/* The temporary file the watch thread removes: set while one exists.
+ * Handlers never see it (quit.h): they only wake the thread.
+ */
+static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *signal_tmp;
+static struct vmferry_quit_watch *signal_watch;   /* until the end */
 
+/* The signals that end a process and can wait for a thread.  A fault
+ * (SIGSEGV, SIGBUS, SIGABRT...) cannot: it leaves the file as SIGKILL
+ * does, for the next run to remove.
+ */
 static const int fatal_signals[] = {
   SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2,
-  SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGBUS, SIGSEGV, SIGILL, SIGFPE,
-  SIGABRT, SIGSYS, SIGTRAP,
+  SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
 };
 
-/* Async-signal-safe: remove the file, then die of the signal as if no
- * handler were there (SA_RESETHAND restored the default; the signal
- * raised again is delivered when we return).
- */
+/* Remove the file, then die of the signal as if no handler were there. */
 static void
-remove_on_signal (int sig)
+remove_on_signal (int sig, void *opaque)
 {
-  int saved = errno;
-
-  if (signal_armed) {
-    signal_armed = 0;
+  (void) sig;
+  (void) opaque;
+  /* Never given back: a commit or discard that comes now waits for
+   * the end.
+   */
+  pthread_mutex_lock (&signal_lock);
+  if (signal_tmp)
     unlink (signal_tmp);
-  }
-  raise (sig);
-  errno = saved;
+  vmferry_quit_die ();
 }
 
 int
 vmferry_output_remove_on_signal (const struct vmferry_output *out)
 {
-  struct sigaction sa;
+  char *tmp;
 
   if (out->tmp == NULL)
     return 0;
-  if (strlen (out->tmp) >= sizeof signal_tmp) {
-    vmferry_set_error ("%s: the temporary file's name is too long", out->tmp);
+  tmp = strdup (out->tmp);
+  if (tmp == NULL) {
+    vmferry_set_error_errno (errno, "%s", out->tmp);
     return -1;
   }
-  memcpy (signal_tmp, out->tmp, strlen (out->tmp) + 1);
-  signal_armed = 1;
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = remove_on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigfillset (&sa.sa_mask);
-  for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
-    struct sigaction old;
-
-    /* An ignored signal stays ignored (nohup), and a handler already
-     * there (a sanitizer's) is kept.
-     */
-    if (sigaction (fatal_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-        !(old.sa_flags & SA_SIGINFO))
-      sigaction (fatal_signals[i], &sa, NULL);
-  }
+  pthread_mutex_lock (&signal_lock);
+  free (signal_tmp);
+  signal_tmp = tmp;
+  pthread_mutex_unlock (&signal_lock);
+  /* An ignored signal stays ignored (nohup), and a handler already
+   * there (a sanitizer's) is kept.
+   */
+  for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+    if (vmferry_quit_on (fatal_signals[i], true) < 0)
+      return -1;
+  if (signal_watch == NULL &&
+      (signal_watch = vmferry_quit_watch (remove_on_signal, NULL)) == NULL)
+    return -1;
   return 0;
 }
 
-/* The handler must not remove a name that is no longer ours. */
+/* The watch must not remove a name that is no longer ours. */
 static void
 disarm (const struct vmferry_output *out)
 {
-  if (signal_armed && out->tmp && strcmp (signal_tmp, out->tmp) == 0)
-    signal_armed = 0;
+  pthread_mutex_lock (&signal_lock);
+  if (signal_tmp && out->tmp && strcmp (signal_tmp, out->tmp) == 0) {
+    free (signal_tmp);
+    signal_tmp = NULL;
+  }
+  pthread_mutex_unlock (&signal_lock);
 }
 
 int

@@ -9,9 +9,10 @@
  * carries TPM state and disks.
  *
  * What an interrupted run leaves: the temporary file is removed on
- * every signal that can be caught (vmferry_output_remove_on_signal),
- * and a run killed otherwise (SIGKILL, a crash of the machine) leaves
- * one that the next run writing the same NAME removes, saying so.  A
+ * every signal that ends a process and can be caught, except a fault
+ * (vmferry_output_remove_on_signal), and a run killed otherwise
+ * (SIGKILL, a fault, a crash of the machine) leaves one that the next
+ * run writing the same NAME removes, saying so.  A
  * running export holds a lock (flock) on its temporary file from
  * before the file has its name, so only files no live process holds
  * are removed.
@@ -28,11 +29,12 @@ struct vmferry_output {
 
 int vmferry_output_open (const char *path, struct vmferry_output *out);
 /* Remove OUT's temporary file if the process is killed by a signal
- * that can be caught, then die of it as before.  Installs handlers for
- * the terminating signals whose action is the default (an ignored one
- * stays ignored).  For one output per process: call it from main()
- * after vmferry_output_open; commit and discard end it.  0, or -1 with
- * the error set.
+ * that can be caught, then die of it as before.  Makes the terminating
+ * signals whose action is the default ask to quit (quit.h; an ignored
+ * one stays ignored), and a thread removes the file when one does.
+ * For one output per process: call it from main() after
+ * vmferry_output_open; commit and discard end it.  0, or -1 with the
+ * error set.
  */
 int vmferry_output_remove_on_signal (const struct vmferry_output *out);
 /* Flush and rename into place (no-op for stdout). */

@@ -1,6 +1,7 @@
 /* vmferry: an ordered worker pipeline (see pipeline.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,7 +14,14 @@
 #include "error.h"
 #include "pipeline.h"
 
-enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_WORKING, SLOT_DONE };
+/* A slot goes FREE -> FILLING (the producer's) -> READY (a worker's to
+ * take) -> WORKING -> DONE (the collector's) -> FREE, or from FILLING
+ * straight to DONE for a job without work.  Each move is made by the
+ * one thread whose state it leaves.
+ */
+enum slot_state {
+  SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_WORKING, SLOT_DONE
+};
 
 struct vmferry_pipeline {
   const struct vmferry_pipeline_ops *ops;
@@ -29,8 +37,7 @@ struct vmferry_pipeline {
   uint64_t next_work;           /* next slot a worker looks at */
   uint64_t tail;                /* next slot the collector finishes */
   bool closing, failed, aborted;
-  char error[VMFERRY_ERROR_MAX];
-  int error_errno;
+  struct vmferry_saved_error error;     /* the first failure's */
 
   pthread_t *workers;
   unsigned started_workers;
@@ -47,14 +54,26 @@ job_at (struct vmferry_pipeline *p, uint64_t i)
   return p->jobs + (i % p->depth) * p->job_size;
 }
 
+/* Move slot I from state FROM to TO; the lock held.  The collector
+ * finishes in order what the producer filled in order, and the ring
+ * holds at most DEPTH jobs between them.
+ */
+static void
+move_locked (struct vmferry_pipeline *p, uint64_t i, enum slot_state from,
+             enum slot_state to)
+{
+  assert (p->tail <= p->head && p->head - p->tail <= p->depth);
+  assert (p->state[i % p->depth] == from);
+  p->state[i % p->depth] = to;
+}
+
 /* Record the failure of a job run in this thread; first one wins. */
 static void
 fail_locked (struct vmferry_pipeline *p)
 {
   if (!p->failed) {
     p->failed = true;
-    snprintf (p->error, sizeof p->error, "%s", vmferry_get_error ());
-    p->error_errno = vmferry_get_errno ();
+    vmferry_save_error (&p->error);
   }
   pthread_cond_broadcast (&p->cond);
 }
@@ -89,7 +108,7 @@ worker_thread (void *argp)
       continue;
     }
     i = p->next_work++;
-    p->state[i % p->depth] = SLOT_WORKING;
+    move_locked (p, i, SLOT_READY, SLOT_WORKING);
     job = job_at (p, i);
     pthread_mutex_unlock (&p->lock);
     r = p->ops->work (p->opaque, job, id);
@@ -98,7 +117,7 @@ worker_thread (void *argp)
       fail_locked (p);
       break;
     }
-    p->state[i % p->depth] = SLOT_DONE;
+    move_locked (p, i, SLOT_WORKING, SLOT_DONE);
     pthread_cond_broadcast (&p->cond);
   }
   pthread_mutex_unlock (&p->lock);
@@ -126,7 +145,7 @@ collector_thread (void *argp)
         fail_locked (p);
         break;
       }
-      p->state[p->tail % p->depth] = SLOT_FREE;
+      move_locked (p, p->tail, SLOT_DONE, SLOT_FREE);
       p->tail++;
       pthread_cond_broadcast (&p->cond);
       continue;
@@ -148,7 +167,8 @@ vmferry_default_threads (void)
 }
 
 void
-vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn, unsigned *depth_rtn)
+vmferry_pipeline_shape (unsigned threads, unsigned *workers_rtn,
+                        unsigned *depth_rtn)
 {
   unsigned t = threads ? threads : vmferry_default_threads ();
   unsigned depth = t < (VMFERRY_PIPELINE_MAX_DEPTH - 2) / 2 ? t * 2 + 2
@@ -192,8 +212,8 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
       return NULL;
     }
   }
-  /* The threads take no signals: a handler must run in the thread that
-   * produces, e.g. to interrupt the import's read of its input.
+  /* The threads take no signals, so that none interrupts a job's system
+   * calls: the caller's threads take them (quit.h).
    */
   sigfillset (&all);
   pthread_sigmask (SIG_BLOCK, &all, &old);
@@ -225,12 +245,13 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
  threads:
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   {
-    char saved[VMFERRY_ERROR_MAX];
-    snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
     vmferry_pipeline_abort (p);
     vmferry_pipeline_finish (p);
     vmferry_pipeline_free (p);
-    vmferry_set_error ("%s", saved);
+    vmferry_restore_saved_error (&saved);
   }
   return NULL;
  nomem:
@@ -244,7 +265,8 @@ vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
 
 void
 vmferry_pipeline_on_stall (struct vmferry_pipeline *p,
-                           void (*stall) (void *opaque, bool waiting), void *opaque)
+                           void (*stall) (void *opaque, bool waiting),
+                           void *opaque)
 {
   p->stall = stall;
   p->stall_opaque = opaque;
@@ -269,11 +291,13 @@ vmferry_pipeline_slot (struct vmferry_pipeline *p)
     pthread_cond_wait (&p->cond, &p->lock);
   }
   if (!p->failed) {
-    p->state[p->head % p->depth] = SLOT_FILLING;
+    /* Free: the job DEPTH before it was finished. */
+    assert (p->head - p->tail < p->depth);
+    move_locked (p, p->head, SLOT_FREE, SLOT_FILLING);
     job = job_at (p, p->head);
   }
   else if (!p->aborted)
-    vmferry_restore_error (p->error, p->error_errno);
+    vmferry_restore_saved_error (&p->error);
   pthread_mutex_unlock (&p->lock);
   if (stalled)
     p->stall (p->stall_opaque, false);
@@ -285,11 +309,10 @@ vmferry_pipeline_submit (struct vmferry_pipeline *p, void *job, bool work)
 {
   pthread_mutex_lock (&p->lock);
   /* The producer fills one slot at a time, always the one at head. */
-  if (job == job_at (p, p->head)) {
-    p->state[p->head % p->depth] = work ? SLOT_READY : SLOT_DONE;
-    p->head++;
-    pthread_cond_broadcast (&p->cond);
-  }
+  assert (job == job_at (p, p->head));
+  move_locked (p, p->head, SLOT_FILLING, work ? SLOT_READY : SLOT_DONE);
+  p->head++;
+  pthread_cond_broadcast (&p->cond);
   pthread_mutex_unlock (&p->lock);
 }
 
@@ -324,7 +347,7 @@ vmferry_pipeline_finish (struct vmferry_pipeline *p)
 
   failed = p->failed;
   if (failed && !p->aborted)
-    vmferry_restore_error (p->error, p->error_errno);
+    vmferry_restore_saved_error (&p->error);
   return failed ? -1 : 0;
 }
 

@@ -31,9 +31,9 @@ struct vmferry_pipeline_ops {
 /* WORKERS threads, DEPTH slots of JOB_SIZE bytes each (zeroed, then init).
  * Returns NULL with the error set.
  */
-struct vmferry_pipeline *vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops,
-                                               void *opaque, unsigned workers,
-                                               unsigned depth, size_t job_size);
+struct vmferry_pipeline *
+vmferry_pipeline_new (const struct vmferry_pipeline_ops *ops, void *opaque,
+                      unsigned workers, unsigned depth, size_t job_size);
 
 /* The producer's next slot, waiting for one to be free.  NULL if the
  * pipeline has failed, with the failed job's error set in the producer's

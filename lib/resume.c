@@ -1,6 +1,7 @@
 /* vmferry: resume state of an interrupted import (see resume.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +83,8 @@ static const char *
 jstr (json_object *o, const char *key)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
+  if (!json_object_object_get_ex (o, key, &v) ||
+      !json_object_is_type (v, json_type_string))
     return NULL;
   return json_object_get_string (v);
 }
@@ -91,7 +93,8 @@ static bool
 ju64 (json_object *o, const char *key, uint64_t *rtn)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_int))
+  if (!json_object_object_get_ex (o, key, &v) ||
+      !json_object_is_type (v, json_type_int))
     return false;
   if (json_object_get_int64 (v) < 0)
     return false;
@@ -132,7 +135,8 @@ vmferry_resume_stream_id (const char *manifest, size_t len,
       !json_object_is_type (files, json_type_array) ||
       !json_object_object_get_ex (m, "domain", &dom) ||
       (name = jstr (dom, "name")) == NULL) {
-    vmferry_set_error ("manifest: cannot identify the stream (no domain name or files)");
+    vmferry_set_error ("manifest: cannot identify the stream (no domain name "
+                       "or files)");
     goto out;
   }
   h = XXH3_createState ();
@@ -183,8 +187,10 @@ vmferry_resume_name (const char *name, const char *suffix)
   char *p;
 
   if (!vmferry_name_ok (name, VMFERRY_NAME_HIDDEN_OK) ||
-      strlen (name) + strlen (STATE_PREFIX) + strlen (suffix) + 1 > VMFERRY_NAME_MAX) {
-    vmferry_set_error ("domain name '%s' cannot name a resume state file", name);
+      strlen (name) + strlen (STATE_PREFIX) + strlen (suffix) + 1 >
+          VMFERRY_NAME_MAX) {
+    vmferry_set_error ("domain name '%s' cannot name a resume state file",
+                       name);
     return NULL;
   }
   if (asprintf (&p, STATE_PREFIX "%s.%s", name, suffix) < 0) {
@@ -225,7 +231,8 @@ vmferry_resume_lock (const struct vmferry_target *t, const char *name,
       /* The holder before us may have removed the file (and another
        * import made a new one): then this lock guards nothing.
        */
-      if (fstat (fd, &held) == 0 && vmferry_target_stat (t, file, &named) == 1 &&
+      if (fstat (fd, &held) == 0 &&
+          vmferry_target_stat (t, file, &named) == 1 &&
           held.st_dev == named.st_dev && held.st_ino == named.st_ino)
         return fd;
       close (fd);
@@ -239,8 +246,9 @@ vmferry_resume_lock (const struct vmferry_target *t, const char *name,
     close (fd);
     clock_gettime (CLOCK_MONOTONIC, &now);
     if (now.tv_sec - start.tv_sec >= (time_t) wait_seconds) {
-      vmferry_set_error ("%s/%s: another import of domain %s into %s is running "
-                         "(waited %u s)", t->path, file, name, t->path, wait_seconds);
+      vmferry_set_error ("%s/%s: another import of domain %s into %s is "
+                         "running (waited %u s)",
+                         t->path, file, name, t->path, wait_seconds);
       return -1;
     }
     nanosleep (&pause, NULL);
@@ -271,18 +279,17 @@ void
 vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
                               int lock_fd)
 {
-  char saved[VMFERRY_ERROR_MAX];
-  int saved_errno = vmferry_get_errno ();
+  struct vmferry_saved_error saved;
   CLEANUP_FREE char *file = NULL;
 
   /* Called on the way out of a failure too: its message stays. */
-  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  vmferry_save_error (&saved);
   file = vmferry_resume_name (name, "lock");
   if (file)
     vmferry_target_unlink (t, file);
   if (lock_fd >= 0)
     close (lock_fd);
-  vmferry_restore_error (saved, saved_errno);
+  vmferry_restore_saved_error (&saved);
 }
 
 bool
@@ -290,16 +297,17 @@ vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
 {
   size_t n = strlen (name);
 
-  if (!vmferry_name_ok (name, 0) || !vmferry_name_ok (tmp, VMFERRY_NAME_HIDDEN_OK) ||
-      tmp[0] != '.' || strncmp (tmp + 1, name, n) != 0 ||
+  if (!vmferry_name_ok (name, 0) ||
+      !vmferry_name_ok (tmp, VMFERRY_NAME_HIDDEN_OK) || tmp[0] != '.' ||
+      strncmp (tmp + 1, name, n) != 0 ||
       strncmp (tmp + 1 + n, ".vmferry-", 9) != 0)
     return false;
   tmp += 1 + n + 9;
   if (strlen (tmp) != 6)
     return false;
   for (int i = 0; i < 6; i++)
-    if (!((tmp[i] >= 'a' && tmp[i] <= 'z') || (tmp[i] >= 'A' && tmp[i] <= 'Z') ||
-          (tmp[i] >= '0' && tmp[i] <= '9')))
+    if (!((tmp[i] >= 'a' && tmp[i] <= 'z') ||
+          (tmp[i] >= 'A' && tmp[i] <= 'Z') || (tmp[i] >= '0' && tmp[i] <= '9')))
       return false;
   return true;
 }
@@ -317,14 +325,27 @@ tpm_tmp_ok (const char *p)
   return strncmp (p + n - 15, ".vmferry-", 9) == 0;
 }
 
+bool
+vmferry_resume_claims_ordered (const struct vmferry_resume_file *f)
+{
+  uint64_t prev = f->offset;
+
+  if (f->nr_claims > VMFERRY_RESUME_MAX_CLAIMS)
+    return false;
+  for (size_t i = 0; i < f->nr_claims; i++) {
+    if (f->claims[i].end <= prev || f->claims[i].end > f->size)
+      return false;
+    prev = f->claims[i].end;
+  }
+  return true;
+}
+
 /* The "claims" array V of file RF: ranges in order, each past the one
  * before (the first past the offset), within the file, block-aligned.
  */
 static int
 load_claims (struct vmferry_resume_file *rf, json_object *v)
 {
-  uint64_t prev = rf->offset;
-
   if (rf->tmp == NULL || rf->offset == VMFERRY_RESUME_COMPLETE ||
       !json_object_is_type (v, json_type_array) ||
       json_object_array_length (v) > VMFERRY_RESUME_MAX_CLAIMS)
@@ -334,13 +355,12 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
     json_object *c = json_object_array_get_idx (v, i);
     struct vmferry_resume_claim *cl = &rf->claims[i];
 
-    if (!ju64 (c, "end", &cl->end) || cl->end <= prev || cl->end > rf->size ||
+    if (!ju64 (c, "end", &cl->end) ||
         (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
         unhex (jstr (c, "digest"), cl->digest, sizeof cl->digest) < 0)
       return -1;
-    prev = cl->end;
   }
-  return 0;
+  return vmferry_resume_claims_ordered (rf) ? 0 : -1;
 }
 
 /* An optional boolean member: false when absent, -1 if not a boolean. */
@@ -369,7 +389,8 @@ jname (json_object *o, const char *key, bool (*ok) (const char *), bool *bad)
 
   if (!json_object_object_get_ex (o, key, &v))
     return NULL;
-  if (!json_object_is_type (v, json_type_string) || !ok (json_object_get_string (v)) ||
+  if (!json_object_is_type (v, json_type_string) ||
+      !ok (json_object_get_string (v)) ||
       !(s = strdup (json_object_get_string (v)))) {
     *bad = true;
     return NULL;
@@ -483,9 +504,9 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     return -1;
   }
   o = parse_json (buf, nl - buf);
-  if (o == NULL || (s = jstr (o, "format")) == NULL || strcmp (s, STATE_FORMAT) != 0 ||
-      (s = jstr (o, "name")) == NULL || !hidden_component_ok (s) ||
-      !(st->name = strdup (s)) ||
+  if (o == NULL || (s = jstr (o, "format")) == NULL ||
+      strcmp (s, STATE_FORMAT) != 0 || (s = jstr (o, "name")) == NULL ||
+      !hidden_component_ok (s) || !(st->name = strdup (s)) ||
       (s = jstr (o, "stream_id")) == NULL || !hex_ok (s) ||
       unhex (jstr (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
@@ -533,37 +554,43 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     /* A TPM state file's name is a relative path (it has no temporary
      * file of its own: its directory has).
      */
-    if (name == NULL || !vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, 0) ||
+    if (name == NULL ||
+        !vmferry_name_relpath_ok (name, VMFERRY_NAME_MAX_PARTS, 0) ||
         (tmp && !component_ok (name)) || !ju64 (f, "size", &rf->size) ||
-        jbool (f, "complete", &complete) < 0 ||
-        !(rf->name = strdup (name)) ||
-        (tmp && (!vmferry_resume_tmp_name_ok (name, tmp) || !(rf->tmp = strdup (tmp))))) {
+        jbool (f, "complete", &complete) < 0 || !(rf->name = strdup (name)) ||
+        (tmp && (!vmferry_resume_tmp_name_ok (name, tmp) ||
+                 !(rf->tmp = strdup (tmp))))) {
       vmferry_set_error ("%s: invalid resume state: file %zu", path, i);
       goto out;
     }
     for (size_t k = 0; k < i; k++)
       if (strcmp (st->files[k].name, name) == 0) {
-        vmferry_set_error ("%s: invalid resume state: two files named %s", path, name);
+        vmferry_set_error ("%s: invalid resume state: two files named %s", path,
+                           name);
         goto out;
       }
     if (complete)
       rf->offset = VMFERRY_RESUME_COMPLETE;
     else if (!ju64 (f, "offset", &rf->offset) || rf->offset > rf->size ||
              (rf->offset % VMFERRY_BLOCK_SIZE && rf->offset != rf->size)) {
-      vmferry_set_error ("%s: invalid resume state: file %s: bad offset", path, name);
+      vmferry_set_error ("%s: invalid resume state: file %s: bad offset", path,
+                         name);
       goto out;
     }
     if (tmp == NULL && rf->offset != 0) {
-      vmferry_set_error ("%s: invalid resume state: file %s: progress without a file",
-                         path, name);
+      vmferry_set_error ("%s: invalid resume state: file %s: progress without "
+                         "a file", path, name);
       goto out;
     }
-    if (json_object_object_get_ex (f, "claims", &v) && load_claims (rf, v) < 0) {
-      vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path, name);
+    if (json_object_object_get_ex (f, "claims", &v) &&
+        load_claims (rf, v) < 0) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path,
+                         name);
       goto out;
     }
     if (parse_placement (rf, f, st->phase == VMFERRY_RESUME_PLACE) < 0) {
-      vmferry_set_error ("%s: invalid resume state: file %s: bad placement", path, name);
+      vmferry_set_error ("%s: invalid resume state: file %s: bad placement",
+                         path, name);
       goto out;
     }
   }
@@ -682,25 +709,32 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
   json_object_object_add (o, "format", json_object_new_string (STATE_FORMAT));
   json_object_object_add (o, "version", json_object_new_int (1));
   json_object_object_add (o, "name", json_object_new_string (st->name));
-  json_object_object_add (o, "stream_id", json_object_new_string (st->stream_id));
+  json_object_object_add (o, "stream_id",
+                          json_object_new_string (st->stream_id));
   json_object_object_add (o, "token", json_object_new_string (tok));
   if (st->tpm_tmp) {
     json_object_object_add (o, "tpm_tmp", json_object_new_string (st->tpm_tmp));
-    json_object_object_add (o, "tpm_in_swtpm", json_object_new_boolean (st->tpm_in_swtpm));
+    json_object_object_add (o, "tpm_in_swtpm",
+                            json_object_new_boolean (st->tpm_in_swtpm));
   }
   if (st->phase == VMFERRY_RESUME_PLACE) {
     json_object_object_add (o, "phase", json_object_new_string ("place"));
     if (st->tpm_final) {
-      json_object_object_add (o, "tpm_final", json_object_new_string (st->tpm_final));
-      json_object_object_add (o, "tpm_dev", json_object_new_uint64 (st->tpm_dev));
-      json_object_object_add (o, "tpm_ino", json_object_new_uint64 (st->tpm_ino));
-      json_object_object_add (o, "tpm_replace", json_object_new_boolean (st->tpm_replace));
+      json_object_object_add (o, "tpm_final",
+                              json_object_new_string (st->tpm_final));
+      json_object_object_add (o, "tpm_dev",
+                              json_object_new_uint64 (st->tpm_dev));
+      json_object_object_add (o, "tpm_ino",
+                              json_object_new_uint64 (st->tpm_ino));
+      json_object_object_add (o, "tpm_replace",
+                              json_object_new_boolean (st->tpm_replace));
     }
     json_object_object_add (o, "define", json_object_new_boolean (st->define));
     if (st->uuid)
       json_object_object_add (o, "uuid", json_object_new_string (st->uuid));
     if (st->define_tmp)
-      json_object_object_add (o, "define_tmp", json_object_new_string (st->define_tmp));
+      json_object_object_add (o, "define_tmp",
+                              json_object_new_string (st->define_tmp));
     if (st->aside)
       json_object_object_add (o, "aside", json_object_new_string (st->aside));
   }
@@ -715,13 +749,18 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       json_object_object_add (j, "complete", json_object_new_boolean (1));
     else
       json_object_object_add (j, "offset", json_object_new_uint64 (f->offset));
-    if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE && f->nr_claims) {
+    if (claims && f->tmp && f->offset != VMFERRY_RESUME_COMPLETE &&
+        f->nr_claims) {
       json_object *a = json_object_new_array ();
+
+      /* Made by this import (load_claims checks what it reads). */
+      assert (vmferry_resume_claims_ordered (f));
       for (size_t k = 0; k < f->nr_claims; k++) {
         json_object *c = json_object_new_object ();
         char dg[2 * sizeof f->claims[k].digest + 1];
         hex (f->claims[k].digest, sizeof f->claims[k].digest, dg);
-        json_object_object_add (c, "end", json_object_new_uint64 (f->claims[k].end));
+        json_object_object_add (c, "end",
+                                json_object_new_uint64 (f->claims[k].end));
         json_object_object_add (c, "digest", json_object_new_string (dg));
         json_object_array_add (a, c);
       }
@@ -738,7 +777,8 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       json_object_object_add (j, "final", json_object_new_string (f->final));
       json_object_object_add (j, "dev", json_object_new_uint64 (f->dev));
       json_object_object_add (j, "ino", json_object_new_uint64 (f->ino));
-      json_object_object_add (j, "replace", json_object_new_boolean (f->replace));
+      json_object_object_add (j, "replace",
+                              json_object_new_boolean (f->replace));
     }
     json_object_array_add (files, j);
   }
@@ -802,7 +842,8 @@ vmferry_resume_save_text (const struct vmferry_target *t, const char *file,
   if (fd < 0)
     return -1;
   if (vmferry_pwrite_full (fd, tmp, text, len, 0) < 0 || fdatasync (fd) < 0) {
-    vmferry_set_error_errno (errno, "%s/%s: cannot write the resume state", t->path, tmp);
+    vmferry_set_error_errno (errno, "%s/%s: cannot write the resume state",
+                             t->path, tmp);
     close (fd);
     vmferry_target_unlink (t, tmp);
     return -1;
@@ -849,19 +890,20 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
                              struct vmferry_resume_state *st)
 {
   struct vmferry_resume_state w;
-  char saved[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error saved;
   unsigned n = 0;
   int r;
 
   for (size_t i = 0; i < st->nr_files; i++)
     st->files[i].nr_claims = 0;
   /* A damaged claim is no error: keep the caller's message. */
-  snprintf (saved, sizeof saved, "%s", vmferry_get_error ());
+  vmferry_save_error (&saved);
   r = vmferry_resume_load (t, file, &w);
-  vmferry_restore_error (saved, 0);
+  vmferry_restore_saved_error (&saved);
   if (r != 1)
     return 0;
-  if (strcmp (w.name, st->name) == 0 && strcmp (w.stream_id, st->stream_id) == 0 &&
+  if (strcmp (w.name, st->name) == 0 &&
+      strcmp (w.stream_id, st->stream_id) == 0 &&
       memcmp (w.token, st->token, VMFERRY_RESUME_TOKEN_LEN) == 0 &&
       w.nr_files == st->nr_files) {
     for (size_t i = 0; i < st->nr_files; i++) {
@@ -881,6 +923,7 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
         continue;
       f->nr_claims = c->nr_claims - k;
       memcpy (f->claims, c->claims + k, f->nr_claims * sizeof f->claims[0]);
+      assert (vmferry_resume_claims_ordered (f));
       n++;
     }
   }
@@ -891,21 +934,47 @@ vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
 int
 vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN])
 {
-  if (getrandom (token, VMFERRY_RESUME_TOKEN_LEN, 0) != VMFERRY_RESUME_TOKEN_LEN) {
+  if (getrandom (token, VMFERRY_RESUME_TOKEN_LEN, 0) !=
+      VMFERRY_RESUME_TOKEN_LEN) {
     vmferry_set_error_errno (errno, "getrandom");
     return -1;
   }
   return 0;
 }
 
-char *
-vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason)
+/* An answer: a new object O with its format and whether it resumes. */
+static json_object *
+answer_new (bool resume)
 {
   json_object *o = json_object_new_object ();
-  char *ret;
 
-  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
-  json_object_object_add (o, "resume", json_object_new_boolean (st != NULL));
+  json_object_object_add (o, "format",
+                          json_object_new_string ("vmferry-resume-answer"));
+  json_object_object_add (o, "resume", json_object_new_boolean (resume));
+  return o;
+}
+
+/* The answer O as one line of JSON, O freed.  NULL with the error set.
+ * The caller frees the line.
+ */
+static char *
+answer_text (json_object *o)
+{
+  int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+  char *ret = strdup (json_object_to_json_string_ext (o, flags));
+
+  json_object_put (o);
+  if (ret == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume answer");
+  return ret;
+}
+
+char *
+vmferry_resume_answer (const struct vmferry_resume_state *st,
+                       const char *reason)
+{
+  json_object *o = answer_new (st != NULL);
+
   if (st) {
     char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
     json_object *files = json_object_new_array ();
@@ -916,37 +985,25 @@ vmferry_resume_answer (const struct vmferry_resume_state *st, const char *reason
       if (st->files[i].offset == VMFERRY_RESUME_COMPLETE)
         json_object_object_add (f, "complete", json_object_new_boolean (1));
       else
-        json_object_object_add (f, "offset", json_object_new_uint64 (st->files[i].offset));
+        json_object_object_add (f, "offset",
+                                json_object_new_uint64 (st->files[i].offset));
       json_object_array_add (files, f);
     }
     json_object_object_add (o, "files", files);
   }
   if (reason)
     json_object_object_add (o, "reason", json_object_new_string (reason));
-  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (o);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "resume answer");
-  return ret;
+  return answer_text (o);
 }
 
 char *
 vmferry_resume_answer_done (const char *what)
 {
-  json_object *o = json_object_new_object ();
-  char *ret;
+  json_object *o = answer_new (false);
 
-  json_object_object_add (o, "format", json_object_new_string ("vmferry-resume-answer"));
-  json_object_object_add (o, "resume", json_object_new_boolean (0));
   json_object_object_add (o, "done", json_object_new_boolean (1));
   json_object_object_add (o, "reason", json_object_new_string (what));
-  ret = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (o);
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "resume answer");
-  return ret;
+  return answer_text (o);
 }
 
 int
@@ -987,7 +1044,8 @@ vmferry_resume_parse_answer (const char *json, size_t len,
     goto nomem;
   for (size_t i = 0; i < pt->nr_files; i++) {
     json_object *f = json_object_array_get_idx (files, i);
-    if (json_object_object_get_ex (f, "complete", &v) && json_object_get_boolean (v))
+    if (json_object_object_get_ex (f, "complete", &v) &&
+        json_object_get_boolean (v))
       pt->offsets[i] = VMFERRY_RESUME_COMPLETE;
     else if (!ju64 (f, "offset", &pt->offsets[i])) {
       vmferry_set_error ("the remote import's resume answer is not valid");
@@ -1022,11 +1080,14 @@ vmferry_resume_discard (const struct vmferry_target *t,
 
   for (size_t i = 0; i < st->nr_files; i++) {
     struct stat sb;
-    if (st->files[i].tmp && vmferry_target_stat (t, st->files[i].tmp, &sb) == 1 &&
-        S_ISREG (sb.st_mode) && vmferry_target_unlink (t, st->files[i].tmp) == 0)
+    if (st->files[i].tmp &&
+        vmferry_target_stat (t, st->files[i].tmp, &sb) == 1 &&
+        S_ISREG (sb.st_mode) &&
+        vmferry_target_unlink (t, st->files[i].tmp) == 0)
       n++;
   }
-  if (st->tpm_tmp && tpm_root && vmferry_target_remove_tree (tpm_root, st->tpm_tmp) > 0)
+  if (st->tpm_tmp && tpm_root &&
+      vmferry_target_remove_tree (tpm_root, st->tpm_tmp) > 0)
     n++;
   if (st->name) {
     CLEANUP_FREE char *p = vmferry_resume_name (st->name, "json");

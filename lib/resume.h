@@ -155,13 +155,14 @@ int vmferry_resume_lock (const struct vmferry_target *t, const char *name,
 /* Remove what a save of NAME's state killed midway left in T (its
  * temporary ".new-XXXXXX" files).  With the lock held.
  */
-void vmferry_resume_remove_stale (const struct vmferry_target *t, const char *name);
+void vmferry_resume_remove_stale (const struct vmferry_target *t,
+                                  const char *name);
 
 /* Remove the lock file of NAME while holding its lock on LOCK_FD, then
  * release it (LOCK_FD is closed).
  */
-void vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
-                                   int lock_fd);
+void vmferry_resume_unlock_remove (const struct vmferry_target *t,
+                                   const char *name, int lock_fd);
 
 /* Read the state file FILE in T (a regular file with one link, never
  * through a link).  Returns 1 with *ST filled, 0 if there is no state, -1
@@ -195,7 +196,14 @@ int vmferry_resume_save_text (const struct vmferry_target *t, const char *file,
  * a name, never a file elsewhere).  Returns the fd, or -1 with the error
  * set.
  */
-int vmferry_resume_create_written (const struct vmferry_target *t, const char *file);
+int vmferry_resume_create_written (const struct vmferry_target *t,
+                                   const char *file);
+
+/* F's claims are as struct vmferry_resume_file says: at most
+ * VMFERRY_RESUME_MAX_CLAIMS, each ending past the one before (the first
+ * past F's offset), none past F's size.
+ */
+bool vmferry_resume_claims_ordered (const struct vmferry_resume_file *f);
 
 /* Write ST with its claims over the .written file open on FD
  * (PATH for messages), in place and without fdatasync, so that it is
@@ -212,7 +220,8 @@ int vmferry_resume_write_claims (int fd, const char *path,
  * many files got claims (0 also when the file is missing or damaged:
  * claims are only worth trying).
  */
-unsigned vmferry_resume_load_written (const struct vmferry_target *t, const char *file,
+unsigned vmferry_resume_load_written (const struct vmferry_target *t,
+                                      const char *file,
                                       struct vmferry_resume_state *st);
 
 /* Whether TMP is a name the importer gives the temporary file of NAME:

@@ -1,6 +1,7 @@
 /* vmferry: one stream over several connections (see stripe.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
+#include "quit.h"
 #include "stripe.h"
 
 #define CHUNK_MAGIC "VMFC"
@@ -30,6 +32,8 @@
  * connections take turns often.
  */
 #define CHUNK_SIZE (1024 * 1024)
+_Static_assert (CHUNK_SIZE <= VMFERRY_STRIPE_CHUNK_MAX,
+                "a receiver refuses chunks above VMFERRY_STRIPE_CHUNK_MAX");
 /* Chunks queued per connection. */
 #define QUEUE_DEPTH 2
 /* How long one side waits for the other to appear. */
@@ -64,7 +68,7 @@ struct vmferry_stripes_out {
   uint64_t seq;                 /* of the next chunk */
   bool stop;                    /* no more chunks will come */
   int failed;                   /* first failed connection, or -1 */
-  char error[VMFERRY_ERROR_MAX];
+  struct vmferry_saved_error error;     /* the first failure's */
 };
 
 static void *
@@ -83,6 +87,7 @@ conn_thread (void *arg)
       pthread_cond_wait (&s->cond, &s->lock);
     if (s->failed >= 0 || c->count == 0)
       break;
+    assert (c->count <= QUEUE_DEPTH && c->head < QUEUE_DEPTH);
     ch = c->queue[c->head];
     pthread_mutex_unlock (&s->lock);
 
@@ -97,8 +102,8 @@ conn_thread (void *arg)
     s->spare = ch;
     if (r < 0 && s->failed < 0) {
       s->failed = c->index;
-      snprintf (s->error, sizeof s->error, "connection %u of %u: %s",
-                c->index + 1, s->n, vmferry_get_error ());
+      vmferry_prefix_error ("connection %u of %u", c->index + 1, s->n);
+      vmferry_save_error (&s->error);
       /* The others may wait on remotes that read nothing more (the
        * import refused, so its joiners wait for a socket that never
        * comes): the push is over, so are their writes.
@@ -114,12 +119,14 @@ conn_thread (void *arg)
 }
 
 struct vmferry_stripes_out *
-vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n, const char *name)
+vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n,
+                         const char *name)
 {
   struct vmferry_stripes_out *s;
 
   if (n < 1 || n > VMFERRY_STRIPE_MAX) {
-    vmferry_set_error ("%s: %u connections: give 1 to %d", name, n, VMFERRY_STRIPE_MAX);
+    vmferry_set_error ("%s: %u connections: give 1 to %d", name, n,
+                       VMFERRY_STRIPE_MAX);
     return NULL;
   }
   s = calloc (1, sizeof *s);
@@ -153,7 +160,7 @@ vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n, const char
 static int
 failed_error (struct vmferry_stripes_out *s)
 {
-  vmferry_set_error ("%s", s->error);
+  vmferry_restore_saved_error (&s->error);
   return -1;
 }
 
@@ -163,10 +170,12 @@ failed_error (struct vmferry_stripes_out *s)
 static int
 emit (struct vmferry_stripes_out *s, struct chunk *ch)
 {
+  /* Chunk K to connection K mod N: the reader expects no other. */
   struct conn *c = &s->conns[s->seq % s->n];
   uint32_t len = htole32 ((uint32_t) ch->len);
   uint64_t seq = htole64 (s->seq);
 
+  assert (ch->len <= CHUNK_SIZE);
   memcpy (ch->buf, CHUNK_MAGIC, 4);
   memcpy (ch->buf + 4, &len, 4);
   memcpy (ch->buf + 8, &seq, 8);
@@ -177,6 +186,7 @@ emit (struct vmferry_stripes_out *s, struct chunk *ch)
     s->spare = ch;
     return -1;
   }
+  assert (c->count < QUEUE_DEPTH);
   c->queue[(c->head + c->count) % QUEUE_DEPTH] = ch;
   c->count++;
   s->seq++;
@@ -346,11 +356,11 @@ vmferry_stripe_parse_stripes (const char *arg, unsigned *n_rtn,
 
   errno = 0;
   n = strtoul (arg, &end, 10);
-  if (colon == NULL || end != colon || errno || n < 2 || n > VMFERRY_STRIPE_MAX ||
-      !token_ok (colon + 1, strlen (colon + 1))) {
-    vmferry_set_error ("--stripes: '%s': expected N:TOKEN (N from 2 to %d, TOKEN "
-                       "%d hex digits), as vmferry-send gives it", arg,
-                       VMFERRY_STRIPE_MAX, VMFERRY_STRIPE_TOKEN_LEN);
+  if (colon == NULL || end != colon || errno || n < 2 ||
+      n > VMFERRY_STRIPE_MAX || !token_ok (colon + 1, strlen (colon + 1))) {
+    vmferry_set_error ("--stripes: '%s': expected N:TOKEN (N from 2 to %d, "
+                       "TOKEN %d hex digits), as vmferry-send gives it",
+                       arg, VMFERRY_STRIPE_MAX, VMFERRY_STRIPE_TOKEN_LEN);
     return -1;
   }
   memcpy (token, colon + 1, VMFERRY_STRIPE_TOKEN_LEN + 1);
@@ -359,7 +369,8 @@ vmferry_stripe_parse_stripes (const char *arg, unsigned *n_rtn,
 }
 
 int
-vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
+vmferry_stripe_parse_join (const char *arg,
+                           char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
                            unsigned *index_rtn)
 {
   const char *colon = strchr (arg, ':');
@@ -369,16 +380,17 @@ vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_LEN 
   if (colon && token_ok (arg, colon - arg)) {
     errno = 0;
     i = strtoul (colon + 1, &end, 10);
-    if (!errno && *end == '\0' && end != colon + 1 && i >= 1 && i < VMFERRY_STRIPE_MAX) {
+    if (!errno && *end == '\0' && end != colon + 1 && i >= 1 &&
+        i < VMFERRY_STRIPE_MAX) {
       memcpy (token, arg, VMFERRY_STRIPE_TOKEN_LEN);
       token[VMFERRY_STRIPE_TOKEN_LEN] = '\0';
       *index_rtn = (unsigned) i;
       return 0;
     }
   }
-  vmferry_set_error ("--join: '%s': expected TOKEN:I (TOKEN %d hex digits, I from "
-                     "1 to %d), as vmferry-send gives it", arg,
-                     VMFERRY_STRIPE_TOKEN_LEN, VMFERRY_STRIPE_MAX - 1);
+  vmferry_set_error ("--join: '%s': expected TOKEN:I (TOKEN %d hex digits, I "
+                     "from 1 to %d), as vmferry-send gives it",
+                     arg, VMFERRY_STRIPE_TOKEN_LEN, VMFERRY_STRIPE_MAX - 1);
   return -1;
 }
 
@@ -437,7 +449,7 @@ socket_address (const char *dir, const char *token, struct sockaddr_un *sa)
 struct vmferry_stripes_in {
   unsigned n;
   int fds[VMFERRY_STRIPE_MAX];          /* -1: not joined yet */
-  int socks[VMFERRY_STRIPE_MAX];        /* the joiner's socket, for its status */
+  int socks[VMFERRY_STRIPE_MAX];        /* the joiner's, for its status */
   int listen_fd;
   char *path;
   uint64_t seq;                 /* of the next chunk */
@@ -527,7 +539,9 @@ send_join (int sock, unsigned index, int fd)
   cm->cmsg_type = SCM_RIGHTS;
   cm->cmsg_len = CMSG_LEN (sizeof (int));
   memcpy (CMSG_DATA (cm), &fd, sizeof fd);
-  return sendmsg (sock, &m.msg, MSG_NOSIGNAL) == (ssize_t) sizeof m.index ? 0 : -1;
+  if (sendmsg (sock, &m.msg, MSG_NOSIGNAL) != (ssize_t) sizeof m.index)
+    return -1;
+  return 0;
 }
 
 /* Receive a join from SOCK: the index and the descriptor (owned by the
@@ -602,8 +616,9 @@ accept_one (struct vmferry_stripes_in *s)
   return 0;
 }
 
-/* Until connection I has joined.  Returns 1, 0 if interrupted by a
- * signal (the import's handler acts on it), -1 on timeout or error.
+/* Until connection I has joined.  Returns 1, 0 if a signal asked to
+ * quit (quit.h: the stream ends there, as if cut), -1 on timeout or
+ * error.
  */
 static int
 wait_joined (struct vmferry_stripes_in *s, unsigned i)
@@ -611,7 +626,6 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
   double deadline = vmferry_monotonic () + JOIN_SECONDS;
 
   while (s->fds[i] < 0) {
-    struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
     double left = deadline - vmferry_monotonic ();
     int r;
 
@@ -620,11 +634,11 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
                          i + 1, s->n, JOIN_SECONDS);
       return -1;
     }
-    r = poll (&pfd, 1, (int) (left * 1000) + 1);
-    if (r < 0 && errno == EINTR)
+    r = vmferry_quit_poll (s->listen_fd, POLLIN, (int) (left * 1000) + 1);
+    if (r == VMFERRY_QUIT)
       return 0;
     if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: poll", s->path);
+      vmferry_prefix_error ("%s", s->path);
       return -1;
     }
     if (r == 1 && accept_one (s) < 0)
@@ -633,19 +647,17 @@ wait_joined (struct vmferry_stripes_in *s, unsigned i)
   return 1;
 }
 
-/* read(2) of connection I, through EINTR: 0 means its end. */
+/* read(2) of connection I: 0 means its end, or that a signal asked to
+ * quit (quit.h).
+ */
 static ssize_t
 read_conn (struct vmferry_stripes_in *s, unsigned i, void *buf, size_t len)
 {
-  for (;;) {
-    ssize_t n = read (s->fds[i], buf, len);
-    if (n >= 0)
-      return n;
-    if (errno != EINTR) {
-      vmferry_set_error_errno (errno, "connection %u of %u: read", i + 1, s->n);
-      return -1;
-    }
-  }
+  ssize_t n = vmferry_quit_read (s->fds[i], buf, len);
+
+  if (n < 0)
+    vmferry_prefix_error ("connection %u of %u", i + 1, s->n);
+  return n;
 }
 
 ssize_t
@@ -678,7 +690,8 @@ vmferry_stripes_read (void *opaque, void *buf, size_t len)
     seq = le64toh (seq);
     if (memcmp (hdr, CHUNK_MAGIC, 4) != 0 || seq != s->seq ||
         clen > VMFERRY_STRIPE_CHUNK_MAX) {
-      vmferry_set_error ("connection %u of %u: chunk %" PRIu64 ": bad chunk header "
+      vmferry_set_error ("connection %u of %u: chunk %" PRIu64
+                         ": bad chunk header "
                          "(magic, sequence %" PRIu64 " or length %" PRIu32 ")",
                          i + 1, s->n, s->seq, seq, clen);
       return -1;
@@ -691,22 +704,15 @@ vmferry_stripes_read (void *opaque, void *buf, size_t len)
     }
     s->left = clen;
   }
+  /* Within the chunk of connection SEQ - 1 mod N. */
+  assert (s->left <= VMFERRY_STRIPE_CHUNK_MAX &&
+          s->cur == (s->seq - 1) % s->n);
   if (len > s->left)
     len = s->left;
   n = read_conn (s, s->cur, buf, len);
   if (n > 0)
     s->left -= n;
   return n;
-}
-
-void
-vmferry_stripes_in_interrupt (struct vmferry_stripes_in *s, int null_fd)
-{
-  if (s == NULL || null_fd < 0)
-    return;
-  for (unsigned i = 0; i < s->n; i++)
-    if (s->fds[i] >= 0)
-      dup2 (null_fd, s->fds[i]);
 }
 
 void
@@ -725,7 +731,8 @@ vmferry_stripes_in_free (struct vmferry_stripes_in *s, int status)
     unlink (s->path);
   if (s->listen_fd >= 0) {
     struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
-    for (unsigned k = 0; k < 2 * VMFERRY_STRIPE_MAX && poll (&pfd, 1, 0) == 1; k++)
+    for (unsigned k = 0;
+         k < 2 * VMFERRY_STRIPE_MAX && poll (&pfd, 1, 0) == 1; k++)
       if (accept_one (s) < 0)
         break;
     close (s->listen_fd);
@@ -786,9 +793,10 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
         ioctl (fd, FIONREAD, &avail) == 0 && avail == 0)
       return 0;
     if (vmferry_monotonic () > deadline) {
-      vmferry_set_error ("no vmferry-import is waiting for connection %u (%s/%s did "
-                         "not appear within %d seconds)", index + 1,
-                         dir ? dir : "the join directory", token, JOIN_SECONDS);
+      vmferry_set_error ("no vmferry-import is waiting for connection %u "
+                         "(%s/%s did not appear within %d seconds)",
+                         index + 1, dir ? dir : "the join directory", token,
+                         JOIN_SECONDS);
       return 1;
     }
     poll (NULL, 0, 50);
@@ -804,8 +812,8 @@ vmferry_stripe_join (const char *token, unsigned index, int fd)
     n = read (sock, &st, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1) {
-    vmferry_set_error ("connection %u: the vmferry-import it joined ended without "
-                       "an exit status", index + 1);
+    vmferry_set_error ("connection %u: the vmferry-import it joined ended "
+                       "without an exit status", index + 1);
     return 1;
   }
   return st;

@@ -41,8 +41,9 @@ struct vmferry_stripes_out;
 /* Spread over REMOTES[0..N-1] (not owned; they must stay until free).
  * NAME names the destination in errors.
  */
-struct vmferry_stripes_out *vmferry_stripes_out_new (struct vmferry_remote **remotes,
-                                                     unsigned n, const char *name);
+struct vmferry_stripes_out *
+vmferry_stripes_out_new (struct vmferry_remote **remotes, unsigned n,
+                         const char *name);
 
 /* A stream writer's function (stream.h): queue IOV for the connections.
  * -1 with the error set once any connection failed.
@@ -75,22 +76,21 @@ struct vmferry_stripes_in;
  */
 int vmferry_stripe_parse_stripes (const char *arg, unsigned *n_rtn,
                                   char token[VMFERRY_STRIPE_TOKEN_LEN + 1]);
-int vmferry_stripe_parse_join (const char *arg, char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
+int vmferry_stripe_parse_join (const char *arg,
+                               char token[VMFERRY_STRIPE_TOKEN_LEN + 1],
                                unsigned *index_rtn);
 
 /* The main import: listen for the N-1 joining connections under TOKEN;
  * connection 0 is FD0.  Joiners are accepted as the stream reaches
  * their chunks, waiting at most a minute for each.
  */
-struct vmferry_stripes_in *vmferry_stripes_in_new (const char *token, unsigned n, int fd0);
+struct vmferry_stripes_in *vmferry_stripes_in_new (const char *token,
+                                                   unsigned n, int fd0);
 
-/* A stream reader's function (stream.h). */
-ssize_t vmferry_stripes_read (void *stripes, void *buf, size_t len);
-
-/* Async-signal-safe: make every connection read as ended (dup2 of
- * NULL_FD over each), as when the link is cut.
+/* A stream reader's function (stream.h).  A signal that asks to quit
+ * (quit.h) ends the stream as a cut does.
  */
-void vmferry_stripes_in_interrupt (struct vmferry_stripes_in *s, int null_fd);
+ssize_t vmferry_stripes_read (void *stripes, void *buf, size_t len);
 
 /* Tell every joined process STATUS (its exit status), remove the
  * socket, free.  NULL is fine.

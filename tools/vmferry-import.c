@@ -15,6 +15,7 @@
 #include "import.h"
 #include "log.h"
 #include "progress.h"
+#include "quit.h"
 #include "refs.h"
 #include "stripe.h"
 #include "tool.h"
@@ -47,22 +48,11 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 }
 };
 
-/* The signal that ended the import: its exit status says so. */
-static volatile sig_atomic_t caught;
-
-static void
-on_signal (int signo)
-{
-  caught = signo;
-  vmferry_import_interrupt (signo);
-}
-
 int
 main (int argc, char *argv[])
 {
   struct vmferry_import_opts opts = { .in_fd = STDIN_FILENO, .in_name = "stdin",
                                       .out_fd = STDOUT_FILENO };
-  struct sigaction sa = { .sa_handler = on_signal };
   const char *abort_name = NULL, *join = NULL;
   const char *allow[MAX_ALLOW];
   char token[VMFERRY_STRIPE_TOKEN_LEN + 1];
@@ -144,13 +134,15 @@ main (int argc, char *argv[])
     return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   /* A cut keeps resume state: SIGPIPE must not kill us before we say so,
-   * and these signals end the import like a cut link.
+   * and these signals end the import like a cut link (quit.h).
    */
   signal (SIGPIPE, SIG_IGN);
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-  sigaction (SIGHUP, &sa, NULL);
+  if (vmferry_quit_on (SIGINT, false) < 0 ||
+      vmferry_quit_on (SIGTERM, false) < 0 ||
+      vmferry_quit_on (SIGHUP, false) < 0) {
+    vmferry_tool_print_error ();
+    return VMFERRY_EXIT_FAILED;
+  }
   if (argc - optind == 1 && strcmp (argv[optind], "-") != 0) {
     fd = open (argv[optind], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -175,8 +167,11 @@ main (int argc, char *argv[])
   vmferry_progress_free (opts.progress);
   if (fd >= 0)
     close (fd);
-  if (r < 0)
-    return caught ? VMFERRY_EXIT_SIGNAL + caught : VMFERRY_EXIT_FAILED;
+  if (r < 0) {
+    int sig = vmferry_quit_signal ();
+    /* The signal that ended the import: its exit status says so. */
+    return sig ? VMFERRY_EXIT_SIGNAL + sig : VMFERRY_EXIT_FAILED;
+  }
   /* VMFERRY_IMPORT_ALREADY: said so, and is success. */
   if (r == 0 && !opts.resume_query)
     vmferry_tool_print_summary ();

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "progress.h"
+#include "quit.h"
 #include "rewrite.h"
 #include "send.h"
 #include "tool.h"
@@ -78,22 +80,13 @@ static const struct vmferry_option_hint import_options[] = {
   { NULL, NULL }
 };
 
-/* --live: Ctrl-C and SIGTERM abort the migration job cleanly. */
-static volatile sig_atomic_t cancelled;
-
-static void
-on_signal (int sig)
-{
-  cancelled = sig;
-}
-
 /* Offline: an interrupt says what the destination keeps and how to go
  * on, then ends the tool by the signal (status 128+N).  The line is
- * made before the signal can come (at_send), written by the handler
- * with write(2) only.
+ * made before the signal can come (at_send) and written by a thread
+ * that watches for it (quit.h), under the lock that keeps it whole.
  */
+static pthread_mutex_t interrupt_lock = PTHREAD_MUTEX_INITIALIZER;
 static char interrupt_msg[2048];
-static volatile sig_atomic_t interrupt_len;
 
 static void
 set_interrupt_msg (const char *fmt, ...)
@@ -102,35 +95,30 @@ set_interrupt_msg (const char *fmt, ...)
 static void
 set_interrupt_msg (const char *fmt, ...)
 {
-  char buf[sizeof interrupt_msg];
   va_list ap;
   int n;
 
+  pthread_mutex_lock (&interrupt_lock);
   va_start (ap, fmt);
-  n = vsnprintf (buf, sizeof buf, fmt, ap);
+  n = vsnprintf (interrupt_msg, sizeof interrupt_msg, fmt, ap);
   va_end (ap);
-  if (n < 0 || (size_t) n >= sizeof buf)
-    n = snprintf (buf, sizeof buf, "%s: interrupted\n",
-                  vmferry_program_name ());
-  /* The handler reads a whole line: never one being rewritten. */
-  interrupt_len = 0;
-  memcpy (interrupt_msg, buf, (size_t) n);
-  interrupt_len = n;
+  if (n < 0 || (size_t) n >= sizeof interrupt_msg)
+    snprintf (interrupt_msg, sizeof interrupt_msg, "%s: interrupted\n",
+              vmferry_program_name ());
+  pthread_mutex_unlock (&interrupt_lock);
 }
 
 static void
-on_interrupt (int sig)
+on_interrupt (int sig, void *opaque)
 {
-  int saved = errno;
-
+  (void) sig;
+  (void) opaque;
+  /* The lock is never given back: the line is the last word. */
+  pthread_mutex_lock (&interrupt_lock);
   /* Nothing more can be said if stderr is gone. */
-  if (interrupt_len > 0) {
-    ssize_t w = write (STDERR_FILENO, interrupt_msg, interrupt_len);
-    (void) w;
-  }
-  signal (sig, SIG_DFL);
-  raise (sig);
-  errno = saved;
+  if (write (STDERR_FILENO, interrupt_msg, strlen (interrupt_msg)) < 0)
+    vmferry_debug ("stderr: %m");
+  vmferry_quit_die ();
 }
 
 static const int interrupts[] = { SIGINT, SIGTERM, SIGHUP };
@@ -266,23 +254,29 @@ main (int argc, char *argv[])
     return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   if (opts.live) {
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset (&sa.sa_mask);
-    sigaction (SIGINT, &sa, NULL);
-    sigaction (SIGTERM, &sa, NULL);
-    opts.cancel = &cancelled;
+    /* Ctrl-C and SIGTERM abort the migration job cleanly. */
+    if (vmferry_quit_on (SIGINT, false) < 0 ||
+        vmferry_quit_on (SIGTERM, false) < 0) {
+      vmferry_tool_print_error ();
+      return VMFERRY_EXIT_FAILED;
+    }
+    opts.cancel = vmferry_quit_flag ();
   }
   else if (!opts.dry_run) {
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigfillset (&sa.sa_mask);
+    static struct vmferry_quit_watch *watch;   /* until the end */
+
     set_interrupt_msg ("%s: interrupted before anything was sent: nothing was "
                        "changed on %s\n", vmferry_program_name (), host_arg);
-    for (size_t i = 0; i < sizeof interrupts / sizeof interrupts[0]; i++) {
-      struct sigaction old;
-      /* An ignored signal stays ignored (nohup, a background job). */
-      if (sigaction (interrupts[i], NULL, &old) == 0 &&
-          old.sa_handler != SIG_IGN)
-        sigaction (interrupts[i], &sa, NULL);
+    /* An ignored signal stays ignored (nohup, a background job). */
+    for (size_t i = 0; i < sizeof interrupts / sizeof interrupts[0]; i++)
+      if (vmferry_quit_on (interrupts[i], true) < 0) {
+        vmferry_tool_print_error ();
+        return VMFERRY_EXIT_FAILED;
+      }
+    watch = vmferry_quit_watch (on_interrupt, NULL);
+    if (watch == NULL) {
+      vmferry_tool_print_error ();
+      return VMFERRY_EXIT_FAILED;
     }
     opts.at_send = at_send;
   }
@@ -314,7 +308,8 @@ main (int argc, char *argv[])
   case VMFERRY_MIGRATE_LEFTOVERS: return VMFERRY_EXIT_LEFTOVERS;
   case VMFERRY_MIGRATE_SPLIT: return VMFERRY_EXIT_SPLIT;
   default:
-    return cancelled ? VMFERRY_EXIT_SIGNAL + cancelled : VMFERRY_EXIT_FAILED;
+    return vmferry_quit_signal ()
+      ? VMFERRY_EXIT_SIGNAL + vmferry_quit_signal () : VMFERRY_EXIT_FAILED;
   }
 
  bad_arg:

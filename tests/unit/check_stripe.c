@@ -8,6 +8,7 @@
 
 #include <endian.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "quit.h"
 #include "stripe.h"
 
 #define TOKEN "0123456789abcdef0123456789abcdef"
@@ -185,4 +187,56 @@ START_TEST (test_private_dir)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("stripe", test_parse, test_reassemble, test_refuse, test_private_dir)
+static void *
+send_quit (void *arg)
+{
+  (void) arg;
+  raise (SIGUSR1);
+  return NULL;
+}
+
+/* A signal that asks to quit ends a read that waits for data on a
+ * connection (JOIN false) or for a connection to join (JOIN true, which
+ * would otherwise fail after a minute): the stream ends there, as if
+ * cut.
+ */
+static void
+read_until_quit (bool join)
+{
+  struct vmferry_stripes_in *in;
+  char out[64];
+  pthread_t t;
+  int p[2];
+
+  use_private_tmpdir ();
+  ck_assert_int_eq (vmferry_quit_on (SIGUSR1, false), 0);
+  ck_assert_int_eq (pipe (p), 0);
+  in = vmferry_stripes_in_new (TOKEN, 2, p[0]);
+  ck_assert_msg (in != NULL, "%s", vmferry_get_error ());
+  if (join) {
+    write_chunk (p[1], 0, "chunk 00;", 9);
+    ck_assert_int_eq (vmferry_stripes_read (in, out, sizeof out), 9);
+  }
+  ck_assert_int_eq (pthread_create (&t, NULL, send_quit, NULL), 0);
+  ck_assert_int_eq (vmferry_stripes_read (in, out, sizeof out), 0);
+  ck_assert_int_eq (pthread_join (t, NULL), 0);
+  ck_assert_int_eq (vmferry_quit_signal (), SIGUSR1);
+  vmferry_stripes_in_free (in, 1);
+  close (p[0]);
+  close (p[1]);
+}
+
+START_TEST (test_quit_read)
+{
+  read_until_quit (false);
+}
+END_TEST
+
+START_TEST (test_quit_join)
+{
+  read_until_quit (true);
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("stripe", test_parse, test_reassemble, test_refuse,
+                   test_private_dir, test_quit_read, test_quit_join)
