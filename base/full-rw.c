@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -70,4 +71,17 @@ int
 vmferry_write_full (int fd, const char *name, const void *buf, size_t len)
 {
   return full_rw (WRITE, fd, name, (unsigned char *) buf, len, 0);
+}
+
+void *
+vmferry_alloc_direct (size_t len)
+{
+  void *p;
+  int err = posix_memalign (&p, VMFERRY_DIRECT_ALIGN, len);
+
+  if (err != 0) {
+    errno = err;
+    return NULL;
+  }
+  return p;
 }

@@ -24,4 +24,14 @@ int vmferry_write_full (int fd, const char *name, const void *buf,
 int vmferry_pwrite_full (int fd, const char *name, const void *buf,
                          size_t len, uint64_t offset);
 
+/* O_DIRECT wants buffers, offsets and lengths aligned to the device's
+ * logical block size; 4096 covers every device in use.
+ */
+#define VMFERRY_DIRECT_ALIGN 4096
+
+/* LEN bytes aligned for O_DIRECT, to free with free(3); NULL (errno
+ * set) when out of memory.
+ */
+void *vmferry_alloc_direct (size_t len);
+
 #endif

@@ -820,9 +820,7 @@ job_init (void *opaque, void *jobp)
   struct exporter *ex = opaque;
   struct job *j = jobp;
 
-  /* Aligned for O_DIRECT. */
-  if (posix_memalign ((void **) &j->raw, 4096, VMFERRY_CHUNK_SIZE) != 0)
-    j->raw = NULL;
+  j->raw = vmferry_alloc_direct (VMFERRY_CHUNK_SIZE);
   if (ex->opts->compress != VMFERRY_COMPRESS_NONE) {
     j->out_cap = vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
     j->out = malloc (j->out_cap);

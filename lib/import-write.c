@@ -20,6 +20,7 @@
 #include "domain.h"
 #include "error.h"
 #include "extent.h"
+#include "full-rw.h"
 #include "fault.h"
 #include "import-int.h"
 #include "log.h"
@@ -31,7 +32,6 @@
 /* O_DIRECT writes: buffer, offset and length aligned to this (the
  * largest logical block size in use), for disks of at least this size.
  */
-#define DIRECT_ALIGN 4096
 #define DIRECT_MIN_SIZE ((uint64_t) 64 * 1024 * 1024)
 
 extern char **environ;
@@ -195,8 +195,8 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
   int dfd = f->dfd;
 
   if (dfd >= 0 && !__atomic_load_n (&f->direct_refused, __ATOMIC_RELAXED) &&
-      off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
-      (uintptr_t) data % DIRECT_ALIGN == 0) {
+      off % VMFERRY_DIRECT_ALIGN == 0 && len % VMFERRY_DIRECT_ALIGN == 0 &&
+      (uintptr_t) data % VMFERRY_DIRECT_ALIGN == 0) {
     if (vmferry_pwrite_full (dfd, f->tmp, data, len, off) == 0)
       return 0;
     if (vmferry_get_errno () != EINVAL)
@@ -301,11 +301,8 @@ job_init (void *opaque, void *jobp)
   struct job *j = jobp;
 
   (void) opaque;
-  /* Aligned for O_DIRECT. */
-  if (posix_memalign ((void **) &j->in, DIRECT_ALIGN, VMFERRY_MAX_PAYLOAD) != 0)
-    j->in = NULL;
-  if (posix_memalign ((void **) &j->out, DIRECT_ALIGN, VMFERRY_CHUNK_SIZE) != 0)
-    j->out = NULL;
+  j->in = vmferry_alloc_direct (VMFERRY_MAX_PAYLOAD);
+  j->out = vmferry_alloc_direct (VMFERRY_CHUNK_SIZE);
   if (j->in == NULL || j->out == NULL) {
     vmferry_set_error_errno (ENOMEM, "import buffers");
     return -1;

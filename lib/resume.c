@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "extent.h"
+#include "json.h"
 #include "names.h"
 #include "resume.h"
 #include "stream.h"
@@ -79,16 +80,6 @@ unhex (const char *s, unsigned char *out, size_t n)
   return 0;
 }
 
-static const char *
-jstr (json_object *o, const char *key)
-{
-  json_object *v;
-  if (!json_object_object_get_ex (o, key, &v) ||
-      !json_object_is_type (v, json_type_string))
-    return NULL;
-  return json_object_get_string (v);
-}
-
 static bool
 ju64 (json_object *o, const char *key, uint64_t *rtn)
 {
@@ -134,7 +125,7 @@ vmferry_resume_stream_id (const char *manifest, size_t len,
   if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       !json_object_object_get_ex (m, "domain", &dom) ||
-      (name = jstr (dom, "name")) == NULL) {
+      (name = vmferry_json_str (dom, "name")) == NULL) {
     vmferry_set_error ("manifest: cannot identify the stream (no domain name "
                        "or files)");
     goto out;
@@ -150,7 +141,7 @@ vmferry_resume_stream_id (const char *manifest, size_t len,
   XXH3_128bits_update (h, name, strlen (name) + 1);
   for (size_t i = 0; i < json_object_array_length (files); i++) {
     json_object *f = json_object_array_get_idx (files, i);
-    const char *fname = jstr (f, "name"), *ident = jstr (f, "source_identity");
+    const char *fname = vmferry_json_str (f, "name"), *ident = vmferry_json_str (f, "source_identity");
     uint64_t size;
     char buf[32];
 
@@ -357,7 +348,7 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
 
     if (!ju64 (c, "end", &cl->end) ||
         (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
-        unhex (jstr (c, "digest"), cl->digest, sizeof cl->digest) < 0)
+        unhex (vmferry_json_str (c, "digest"), cl->digest, sizeof cl->digest) < 0)
       return -1;
   }
   return vmferry_resume_claims_ordered (rf) ? 0 : -1;
@@ -451,8 +442,8 @@ parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
     return -1;
   if (json_object_object_get_ex (f, "local_digest", NULL)) {
     if (rf->offset != VMFERRY_RESUME_COMPLETE ||
-        unhex (jstr (f, "stream_digest"), rf->stream_digest, 16) < 0 ||
-        unhex (jstr (f, "local_digest"), rf->local_digest, 16) < 0)
+        unhex (vmferry_json_str (f, "stream_digest"), rf->stream_digest, 16) < 0 ||
+        unhex (vmferry_json_str (f, "local_digest"), rf->local_digest, 16) < 0)
       return -1;
     rf->changed = true;
   }
@@ -504,11 +495,11 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
     return -1;
   }
   o = parse_json (buf, nl - buf);
-  if (o == NULL || (s = jstr (o, "format")) == NULL ||
-      strcmp (s, STATE_FORMAT) != 0 || (s = jstr (o, "name")) == NULL ||
+  if (o == NULL || (s = vmferry_json_str (o, "format")) == NULL ||
+      strcmp (s, STATE_FORMAT) != 0 || (s = vmferry_json_str (o, "name")) == NULL ||
       !hidden_component_ok (s) || !(st->name = strdup (s)) ||
-      (s = jstr (o, "stream_id")) == NULL || !hex_ok (s) ||
-      unhex (jstr (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+      (s = vmferry_json_str (o, "stream_id")) == NULL || !hex_ok (s) ||
+      unhex (vmferry_json_str (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {
@@ -533,7 +524,7 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
   }
   if (st->tpm_tmp == NULL)
     st->tpm_in_swtpm = false;   /* says where a TPM directory is: none */
-  if ((s = jstr (o, "phase")) != NULL && strcmp (s, "place") == 0)
+  if ((s = vmferry_json_str (o, "phase")) != NULL && strcmp (s, "place") == 0)
     st->phase = VMFERRY_RESUME_PLACE;
   else if (s != NULL && strcmp (s, "transfer") != 0) {
     vmferry_set_error ("%s: invalid resume state: phase", path);
@@ -548,7 +539,7 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
   for (size_t i = 0; i < st->nr_files; i++) {
     json_object *f = json_object_array_get_idx (files, i), *v;
     struct vmferry_resume_file *rf = &st->files[i];
-    const char *name = jstr (f, "name"), *tmp = jstr (f, "tmp");
+    const char *name = vmferry_json_str (f, "name"), *tmp = vmferry_json_str (f, "tmp");
     bool complete;
 
     /* A TPM state file's name is a relative path (it has no temporary
@@ -1016,13 +1007,13 @@ vmferry_resume_parse_answer (const char *json, size_t len,
 
   memset (pt, 0, sizeof *pt);
   o = parse_json (json, len);
-  if (o == NULL || (s = jstr (o, "format")) == NULL ||
+  if (o == NULL || (s = vmferry_json_str (o, "format")) == NULL ||
       strcmp (s, "vmferry-resume-answer") != 0 ||
       !json_object_object_get_ex (o, "resume", &v)) {
     vmferry_set_error ("the remote import's resume answer is not valid");
     goto out;
   }
-  if ((s = jstr (o, "reason")) != NULL && !(pt->reason = strdup (s)))
+  if ((s = vmferry_json_str (o, "reason")) != NULL && !(pt->reason = strdup (s)))
     goto nomem;
   pt->resume = json_object_get_boolean (v);
   if (json_object_object_get_ex (o, "done", &v))
@@ -1031,7 +1022,7 @@ vmferry_resume_parse_answer (const char *json, size_t len,
     r = 0;
     goto out;
   }
-  if (unhex (jstr (o, "token"), pt->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+  if (unhex (vmferry_json_str (o, "token"), pt->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {

@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "json.h"
 #include "log.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
@@ -21,21 +22,10 @@
 
 /* ---------------------------------------------------------------- manifest */
 
-static const char *
-jstr (json_object *o, const char *key)
-{
-  json_object *v;
-
-  if (!json_object_object_get_ex (o, key, &v) ||
-      !json_object_is_type (v, json_type_string))
-    return NULL;
-  return json_object_get_string (v);
-}
-
 static int
 jset (json_object *o, const char *key, const char *value, bool *changed)
 {
-  const char *old = jstr (o, key);
+  const char *old = vmferry_json_str (o, key);
   json_object *v;
 
   if (old && strcmp (old, value) == 0)
@@ -83,7 +73,7 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
   n = json_object_array_length (files);
   for (size_t i = 0; i < n; i++) {
     json_object *f = json_object_array_get_idx (files, i);
-    const char *role = jstr (f, "role"), *src = jstr (f, "source_path");
+    const char *role = vmferry_json_str (f, "role"), *src = vmferry_json_str (f, "source_path");
     CLEANUP_FREE char *mapped = NULL;
     bool vol = false;
 
@@ -123,8 +113,8 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
     for (size_t k = i + 1; k < n; k++) {
       json_object *a = json_object_array_get_idx (files, i);
       json_object *b = json_object_array_get_idx (files, k);
-      const char *na = jstr (a, "name"), *nb = jstr (b, "name");
-      const char *ra = jstr (a, "role"), *rb = jstr (b, "role");
+      const char *na = vmferry_json_str (a, "name"), *nb = vmferry_json_str (b, "name");
+      const char *ra = vmferry_json_str (a, "role"), *rb = vmferry_json_str (b, "role");
       if (na && nb && ra && rb && strcmp (ra, "tpm") != 0 &&
           strcmp (rb, "tpm") != 0 && strcmp (na, nb) == 0) {
         vmferry_set_error ("rewrite refused: files %zu and %zu of the stream "
