@@ -282,8 +282,14 @@ vmferry_live_bar_report (struct vmferry_progress *p, struct vmferry_live_bar *b,
    * memory only when every mirror is in sync.
    */
   if (s->mem_processed > 0 || (s->mem_total > 0 && s->disk_total == 0)) {
-    if (b->phase == 1)
+    /* The disks were done before the first sample came: they are shown
+     * done all the same.
+     */
+    if (b->phase == 1 || (b->phase == 0 && s->disk_total > 0)) {
+      if (b->phase == 0)
+        b->last = *s;
       bar_disks_done (p, b);
+    }
     b->last = *s;
     bar_phase (p, b, 2, s->mem_total,
                phase_done (s->mem_total, s->mem_processed,

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
 
 #include "cleanup.h"
 #include "domain.h"
@@ -23,6 +22,7 @@
 #include "import.h"
 #include "live.h"
 #include "log.h"
+#include "manifest.h"
 #include "migrate.h"
 #include "preflight.h"
 #include "resume.h"
@@ -373,22 +373,26 @@ follow_rename (const struct vmferry_migrate_opts *opts)
 
 /* --dry-run: what would be copied, where, how much. */
 static int
-print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_uri,
-            const char *where, int changes, xmlDocPtr doc)
+print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
+            const char *dest_uri, const char *where, int changes,
+            xmlDocPtr doc)
 {
-  struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain, .out_fd = -1,
-                                   .out_name = "plan" };
+  struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
+                                   .out_fd = -1, .out_name = "plan" };
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *dname = NULL;
   CLEANUP_FREE char *uuid = NULL;
-  json_object *m, *m0 = NULL, *files, *files0 = NULL, *dom, *v;
+  struct vmferry_manifest *m = NULL, *m0 = NULL;
+  const char *plan;
   uint64_t tsize = 0, talloc = 0;
   char a[32], b[32];
+  int r = -1;
 
   e.manifest_rtn = &manifest;
   if (vmferry_export (&e) < 0)
     return -1;
   /* The files under the names they will have there (--rename,
-   * --map-path), as the stream the rewrite makes will say.
+   * --map-path), as the stream the rewrite makes will say; each file's
+   * source path from the source's manifest (same order).
    */
   if (opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite)) {
     if (!(dname = vmferry_domain_get_name (doc)) ||
@@ -397,69 +401,59 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp, const char *dest_
                                                 strlen (manifest), dname, uuid,
                                                 NULL)))
       return -1;
-    /* Each file's source path from the source's manifest (same order). */
-    m0 = json_tokener_parse (manifest);
-    if (m0 && !json_object_object_get_ex (m0, "files", &files0))
-      files0 = NULL;
   }
-  m = json_tokener_parse (rewritten ? rewritten : manifest);
-  if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
-      !json_object_object_get_ex (m, "domain", &dom)) {
-    json_object_put (m);
-    json_object_put (m0);
-    vmferry_set_error ("dry run: cannot read the plan");
-    return -1;
-  }
+  plan = rewritten ? rewritten : manifest;
+  if (vmferry_manifest_parse (manifest, strlen (manifest), "dry run", &m0) < 0 ||
+      vmferry_manifest_parse (plan, strlen (plan), "dry run", &m) < 0)
+    goto out;
   fprintf (fp, "Dry run: nothing is copied or changed.\n");
-  fprintf (fp, "Domain %s (%s) on %s\n",
-           json_object_object_get_ex (dom, "name", &v) ? json_object_get_string (v) : "?",
-           json_object_object_get_ex (dom, "uuid", &v) ? json_object_get_string (v) : "?",
+  fprintf (fp, "Domain %s (%s) on %s\n", m->domain_name, m->domain_uuid,
            opts->uri ? opts->uri : "libvirt's default URI");
-  fprintf (fp, "  to %s (libvirt %s), files into %s\n", opts->ssh.destination, dest_uri, where);
-  for (size_t i = 0; i < json_object_array_length (files); i++) {
-    json_object *f = json_object_array_get_idx (files, i);
-    uint64_t size = 0, alloc = 0, vsize = 0;
-    const char *role = "", *name = "", *src = "";
+  fprintf (fp, "  to %s (libvirt %s), files into %s\n",
+           opts->ssh.destination, dest_uri, where);
+  for (size_t i = 0; i < m->nr_files; i++) {
+    const struct vmferry_manifest_file *f = &m->files[i];
+    const char *role = vmferry_manifest_role_name (f->role);
+    const char *src = i < m0->nr_files && m0->files[i].source_path
+                      ? m0->files[i].source_path : "";
+    bool tpm = f->role == VMFERRY_MANIFEST_TPM;
     char c[64] = "";
-    if (json_object_object_get_ex (f, "size", &v)) size = json_object_get_uint64 (v);
-    if (json_object_object_get_ex (f, "virtual_size", &v)) vsize = json_object_get_uint64 (v);
-    if (json_object_object_get_ex (f, "allocated", &v)) alloc = json_object_get_uint64 (v);
-    if (json_object_object_get_ex (f, "role", &v)) role = json_object_get_string (v);
-    if (json_object_object_get_ex (f, "name", &v)) name = json_object_get_string (v);
-    if (files0 && i < json_object_array_length (files0))
-      f = json_object_array_get_idx (files0, i);
-    if (json_object_object_get_ex (f, "source_path", &v)) src = json_object_get_string (v);
-    vmferry_human_size (size, a, sizeof a);
-    vmferry_human_size (alloc, b, sizeof b);
+
+    vmferry_human_size (f->size, a, sizeof a);
+    vmferry_human_size (f->allocated, b, sizeof b);
     /* A qcow2's own size is not the disk's size the guest sees. */
-    if (vsize && vsize != size) {
+    if (f->has_virtual_size && f->virtual_size && f->virtual_size != f->size) {
       char d[32];
-      vmferry_human_size (vsize, d, sizeof d);
+      vmferry_human_size (f->virtual_size, d, sizeof d);
       snprintf (c, sizeof c, ", virtual size %s", d);
     }
-    fprintf (fp, "  %-7s %s -> %s%s%s (file size %s%s, allocated %s)\n", role, src,
-             strcmp (role, "tpm") == 0 ? "TPM state/" : where,
-             strcmp (role, "tpm") == 0 ? "" : "/", name, a, c, b);
-    tsize += size;
-    talloc += alloc;
+    fprintf (fp, "  %-7s %s -> %s%s%s (file size %s%s, allocated %s)\n",
+             role, src, tpm ? "TPM state/" : where, tpm ? "" : "/", f->name,
+             a, c, b);
+    tsize += f->size;
+    talloc += f->allocated;
   }
   vmferry_human_size (tsize, a, sizeof a);
   vmferry_human_size (talloc, b, sizeof b);
-  fprintf (fp, "  %zu files, %s in all, %s allocated: at most that much data is read and "
-           "sent (less after compression; holes are never sent)\n",
-           json_object_array_length (files), a, b);
+  fprintf (fp, "  %zu files, %s in all, %s allocated: at most that much data "
+           "is read and sent (less after compression; holes are never "
+           "sent)\n", m->nr_files, a, b);
   if (changes > 0)
-    fprintf (fp, "Rewrite: %d change%s to the definition\n", changes, changes == 1 ? "" : "s");
+    fprintf (fp, "Rewrite: %d change%s to the definition\n", changes,
+             changes == 1 ? "" : "s");
   else
     fprintf (fp, "Rewrite: none\n");
   fprintf (fp, "Then: define%s on the destination%s%s\n",
            opts->start ? " and start" : "",
-           opts->undefine_source ? "; undefine the source once that succeeded" : "",
-           opts->remove_source_storage ? ", and remove its files that no other "
-           "domain uses" : "");
-  json_object_put (m);
-  json_object_put (m0);
-  return 0;
+           opts->undefine_source ? "; undefine the source once that succeeded"
+                                 : "",
+           opts->remove_source_storage ? ", and remove its files that no "
+           "other domain uses" : "");
+  r = 0;
+ out:
+  vmferry_manifest_free (m);
+  vmferry_manifest_free (m0);
+  return r;
 }
 
 /* Is this very move already done?  The stream the export would write

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include <json-c/json.h>
 
 #include "cleanup.h"
 #include "error.h"
 #include "fault.h"
 #include "handoff.h"
 #include "log.h"
+#include "manifest.h"
 #include "progress.h"
 #include "resume.h"
 #include "send.h"
@@ -98,42 +98,29 @@ read_metadata (struct sender *sd)
       break;
     case VMFERRY_REC_MANIFEST: {
       CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, NULL);
-      json_object *m, *files;
+      struct vmferry_manifest *m;
+      uint64_t total = 0;
       if (json == NULL) {
         vmferry_prefix_error ("%s", sd->opts->in_name);
         return -1;
       }
       if (keep_meta (&rec, &sd->manifest) < 0)
         return -1;
-      m = json_tokener_parse (json);
-      if (m && json_object_object_get_ex (m, "files", &files) &&
-          json_object_is_type (files, json_type_array)) {
-        size_t n = json_object_array_length (files);
-        uint64_t total = 0;
-        json_object *d, *v;
-        sd->names = calloc (n ? n : 1, sizeof *sd->names);
-        for (size_t i = 0; sd->names && i < n; i++) {
-          json_object *f = json_object_array_get_idx (files, i);
-          if (json_object_object_get_ex (f, "name", &v) &&
-              json_object_is_type (v, json_type_string))
-            sd->names[i] = strdup (json_object_get_string (v));
-          if (json_object_object_get_ex (f, "size", &v) &&
-              json_object_is_type (v, json_type_int))
-            total += json_object_get_uint64 (v);
-          sd->nr_names = i + 1;
-        }
-        /* One bar for the stream (the remote import's is not drawn:
-         * its stderr is no terminal).
-         */
-        if (!json_object_object_get_ex (m, "domain", &d) ||
-            !json_object_object_get_ex (d, "name", &v) ||
-            !json_object_is_type (v, json_type_string))
-          v = NULL;
-        vmferry_progress_set_total (sd->opts->progress,
-                                    v ? json_object_get_string (v) : NULL,
-                                    total, n);
+      if (vmferry_manifest_parse (json, strlen (json), sd->opts->in_name,
+                                  &m) < 0)
+        return -1;
+      sd->names = calloc (m->nr_files ? m->nr_files : 1, sizeof *sd->names);
+      for (size_t i = 0; sd->names && i < m->nr_files; i++) {
+        sd->names[i] = strdup (m->files[i].name);
+        total += m->files[i].size;
+        sd->nr_names = i + 1;
       }
-      json_object_put (m);
+      /* One bar for the stream (the remote import's is not drawn: its
+       * stderr is no terminal).
+       */
+      vmferry_progress_set_total (sd->opts->progress, m->domain_name, total,
+                                  m->nr_files);
+      vmferry_manifest_free (m);
       break;
     }
     case VMFERRY_REC_DOMAIN_XML:
@@ -403,8 +390,11 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     switch (rec.type) {
     case VMFERRY_REC_FILE_BEGIN: {
       uint64_t size;
-      memcpy (&size, rec.payload, 8);
-      size = le64toh (size);
+      if (vmferry_record_file_begin (&rec, rec.payload, &size) < 0) {
+        vmferry_prefix_error ("%s", opts->in_name);
+        r = -1;
+        goto input_failed;
+      }
       skip = pt->resume && rec.file < pt->nr_files ? pt->offsets[rec.file] : 0;
       name = rec.file < sd->nr_names && sd->names[rec.file] ? sd->names[rec.file] : "file";
       vmferry_progress_begin (opts->progress, name, size);
@@ -433,6 +423,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     if (rec.type == VMFERRY_REC_DATA && vmferry_fault ("send-data") < 0)
       goto remote_error;
   }
+ input_failed:
   if (r <= 0) {
     /* Our input failed (r == 0 cannot happen: the reader reports a
      * stream without END).  The remote sees its input end early and

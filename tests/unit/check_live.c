@@ -250,6 +250,15 @@ START_TEST (test_bar)
   ends (pfd[0], got, sizeof got);
   ck_assert_str_eq (got, "disks=1000/1000 memory=1000/4000");
 
+  /* The disks done before the first sample (it is memory's already):
+   * they are shown done first.
+   */
+  memset (&b, 0, sizeof b);
+  vmferry_live_bar_report (p, &b, &mem);
+  vmferry_live_bar_end (p, &b, true);
+  ends (pfd[0], got, sizeof got);
+  ck_assert_str_eq (got, "disks=1000/1000 memory=4000/4000");
+
   /* Nothing sampled, nothing drawn. */
   memset (&b, 0, sizeof b);
   vmferry_live_bar_end (p, &b, true);
