@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
 #include <libxml/tree.h>
 
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "manifest.h"
 #include "preflight.h"
 #include "refs.h"
 #include "stream.h"
@@ -107,62 +107,31 @@ read_full (int fd, void *buf, size_t len)
   return got;
 }
 
-/* Files from a manifest: by source_path, or pool/volume. */
+/* The files of manifest M: by pool/volume, or source_path. */
 static int
-files_from_manifest (struct vmferry_check_input *in, const char *json,
-                     size_t len)
+files_from_manifest (struct vmferry_check_input *in,
+                     const struct vmferry_manifest *m)
 {
-  json_tokener *tok = json_tokener_new_ex (32);
-  json_object *m = NULL, *files;
-  int ret = -1;
-
-  if (tok == NULL)
-    return -1;
-  m = json_tokener_parse_ex (tok, json, (int) len);
-  if (m == NULL || json_tokener_get_error (tok) != json_tokener_success ||
-      !json_object_object_get_ex (m, "files", &files) ||
-      !json_object_is_type (files, json_type_array)) {
-    vmferry_set_error ("%s: manifest: not a vmferry manifest", in->name);
-    goto out;
-  }
-  for (size_t i = 0; i < json_object_array_length (files) &&
-       i < VMFERRY_MAX_FILES; i++) {
-    json_object *f = json_object_array_get_idx (files, i), *v;
-    const char *src = NULL, *pool = NULL, *vol = NULL, *role = NULL;
-    const char *format = NULL;
-    uint64_t alloc = 0;
+  for (size_t i = 0; i < m->nr_files; i++) {
+    const struct vmferry_manifest_file *f = &m->files[i];
     CLEANUP_FREE char *key = NULL;
-    if (json_object_object_get_ex (f, "role", &v))
-      role = json_object_get_string (v);
-    if (json_object_object_get_ex (f, "source_path", &v))
-      src = json_object_get_string (v);
-    if (json_object_object_get_ex (f, "pool", &v))
-      pool = json_object_get_string (v);
-    if (json_object_object_get_ex (f, "volume", &v))
-      vol = json_object_get_string (v);
-    if (json_object_object_get_ex (f, "allocated", &v))
-      alloc = json_object_get_uint64 (v);
-    if (json_object_object_get_ex (f, "format", &v))
-      format = json_object_get_string (v);
-    if (role && strcmp (role, "tpm") == 0)
+
+    /* TPM state goes where the domain's UUID says: no reference. */
+    if (f->role == VMFERRY_MANIFEST_TPM)
       continue;
-    if (pool && vol) {
-      if (asprintf (&key, "volume:%s/%s", pool, vol) < 0)
-        goto nomem;
+    if (f->pool) {
+      if (asprintf (&key, "volume:%s/%s", f->pool, f->volume) < 0)
+        key = NULL;
     }
-    else if (src && (key = strdup (src)) == NULL)
-      goto nomem;
-    if (key && add_file (in, key, alloc, true, format) == -1)
-      goto nomem;
+    else
+      key = strdup (f->source_path);
+    if (key == NULL ||
+        add_file (in, key, f->allocated, true, f->format) == -1) {
+      vmferry_set_error_errno (ENOMEM, "%s", in->name);
+      return -1;
+    }
   }
-  ret = 0;
-  goto out;
- nomem:
-  vmferry_set_error_errno (ENOMEM, "%s", in->name);
- out:
-  json_object_put (m);
-  json_tokener_free (tok);
-  return ret;
+  return 0;
 }
 
 /* The first records of a stream: header, manifest, domain XML.  PREFIX
@@ -172,9 +141,9 @@ static int
 load_stream (struct vmferry_check_input *in, int fd,
              const unsigned char *prefix, size_t plen)
 {
-  CLEANUP_FREE char *manifest = NULL;
-  size_t mlen = 0;
+  struct vmferry_manifest *m = NULL;
   unsigned char *payload = NULL;
+  uint64_t offset = 0;          /* of the record, in the stream */
   int ret = -1;
 
   for (uint64_t seq = 0; seq < 64; seq++) {
@@ -217,6 +186,8 @@ load_stream (struct vmferry_check_input *in, int fd,
       goto out;
     }
     rec.payload = payload;
+    rec.stream_offset = offset;
+    offset += sizeof hdr + rec.payload_len;
     if (seq == 0) {
       if (rec.type != VMFERRY_REC_STREAM_HEADER ||
           vmferry_stream_parse_header (payload, rec.payload_len, NULL,
@@ -231,9 +202,25 @@ load_stream (struct vmferry_check_input *in, int fd,
       continue;
     }
     if (rec.type == VMFERRY_REC_MANIFEST) {
-      manifest = vmferry_record_metadata (&rec, payload, &mlen);
-      if (manifest == NULL) {
+      CLEANUP_FREE char *json = NULL;
+      size_t len;
+      if (m) {
+        vmferry_set_error ("%s: record %" PRIu64 " (manifest) at byte %"
+                           PRIu64 ": a second manifest", in->name, seq,
+                           rec.stream_offset);
+        goto out;
+      }
+      json = vmferry_record_metadata (&rec, payload, &len);
+      if (json == NULL) {
         vmferry_prefix_error ("%s", in->name);
+        goto out;
+      }
+      /* The importer's parser and its words (formats/validate.c): what
+       * the import would refuse is refused here.
+       */
+      if (vmferry_manifest_parse (json, len, NULL, &m) < 0) {
+        vmferry_prefix_error ("%s: record %" PRIu64 " (manifest) at byte %"
+                              PRIu64, in->name, seq, rec.stream_offset);
         goto out;
       }
     }
@@ -244,13 +231,13 @@ load_stream (struct vmferry_check_input *in, int fd,
         vmferry_prefix_error ("%s", in->name);
         goto out;
       }
-      if (manifest == NULL) {
+      if (m == NULL) {
         vmferry_set_error ("%s: the domain XML came before the manifest",
                            in->name);
         goto out;
       }
       in->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
-      if (in->doc == NULL || files_from_manifest (in, manifest, mlen) == -1)
+      if (in->doc == NULL || files_from_manifest (in, m) == -1)
         goto out;
       ret = 0;
       goto out;
@@ -263,6 +250,7 @@ load_stream (struct vmferry_check_input *in, int fd,
   }
   vmferry_set_error ("%s: no domain XML in the first 64 records", in->name);
  out:
+  vmferry_manifest_free (m);
   free (payload);
   return ret;
 }

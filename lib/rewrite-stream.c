@@ -7,14 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
 #include <libxml/tree.h>
 
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
-#include "json.h"
 #include "log.h"
+#include "manifest.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
 #include "stream.h"
@@ -22,21 +21,58 @@
 
 /* ---------------------------------------------------------------- manifest */
 
+/* Set the string *FIELD to VALUE unless it holds it already. */
 static int
-jset (json_object *o, const char *key, const char *value, bool *changed)
+set_string (char **field, const char *value, bool *changed)
 {
-  const char *old = vmferry_json_str (o, key);
-  json_object *v;
+  char *copy;
 
-  if (old && strcmp (old, value) == 0)
+  if (*field && strcmp (*field, value) == 0)
     return 0;
-  v = json_object_new_string (value);
-  if (v == NULL || json_object_object_add (o, key, v) < 0) {
-    json_object_put (v);
+  copy = strdup (value);
+  if (copy == NULL) {
     vmferry_set_error_errno (ENOMEM, "manifest");
     return -1;
   }
+  free (*field);
+  *field = copy;
   *changed = true;
+  return 0;
+}
+
+/* The rules for file I of the manifest: a pool volume now, or a path
+ * (and with it a name) that --map-path moves.
+ */
+static int
+rewrite_file (struct vmferry_rewrite *rw, struct vmferry_manifest_file *f,
+              size_t i, bool *changed)
+{
+  CLEANUP_FREE char *mapped = NULL;
+  const char *base;
+
+  /* TPM state goes where the domain's UUID says, not by its path. */
+  if (f->role == VMFERRY_MANIFEST_TPM)
+    return 0;
+  for (size_t k = 0; k < rw->nr_vols; k++)
+    if (strcmp (rw->vols[k].path, f->source_path) == 0)
+      return set_string (&f->pool, rw->vols[k].pool, changed) < 0 ||
+        set_string (&f->volume, rw->vols[k].volume, changed) < 0 ? -1 : 0;
+  if (f->source_path[0] != '/')
+    return 0;
+  mapped = vmferry_rewrite_map_path (rw, f->source_path);
+  if (mapped == NULL)
+    return -1;
+  if (strcmp (mapped, f->source_path) == 0)
+    return 0;
+  base = strrchr (mapped, '/') + 1;
+  if (*base == '\0') {
+    vmferry_set_error ("manifest: file %zu: --map-path makes %s a "
+                       "directory (%s)", i, f->source_path, mapped);
+    return -1;
+  }
+  if (set_string (&f->name, base, changed) < 0 ||
+      set_string (&f->source_path, mapped, changed) < 0)
+    return -1;
   return 0;
 }
 
@@ -45,97 +81,41 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
                           size_t len, const char *new_name,
                           const char *new_uuid, bool *changed_rtn)
 {
-  json_tokener *tok = json_tokener_new_ex (32);
-  json_object *m = NULL, *files, *dom;
+  struct vmferry_manifest *m;
   bool changed = false;
   char *ret = NULL;
-  size_t n;
 
-  if (tok == NULL) {
-    vmferry_set_error_errno (ENOMEM, "manifest");
+  /* The importer's parser: what it would refuse is refused here. */
+  if (vmferry_manifest_parse (json, len, NULL, &m) < 0)
     return NULL;
-  }
-  m = json_tokener_parse_ex (tok, json, (int) len);
-  if (m == NULL || json_tokener_get_error (tok) != json_tokener_success ||
-      !json_object_is_type (m, json_type_object) ||
-      !json_object_object_get_ex (m, "files", &files) ||
-      !json_object_is_type (files, json_type_array)) {
-    vmferry_set_error ("manifest: not a vmferry manifest "
-                       "(bad JSON or no files)");
+  if ((new_name && set_string (&m->domain_name, new_name, &changed) < 0) ||
+      (new_uuid && set_string (&m->domain_uuid, new_uuid, &changed) < 0))
     goto out;
-  }
-  if (json_object_object_get_ex (m, "domain", &dom) &&
-      json_object_is_type (dom, json_type_object)) {
-    if ((new_name && jset (dom, "name", new_name, &changed) == -1) ||
-        (new_uuid && jset (dom, "uuid", new_uuid, &changed) == -1))
+  for (size_t i = 0; i < m->nr_files; i++)
+    if (rewrite_file (rw, &m->files[i], i, &changed) < 0)
       goto out;
-  }
-  n = json_object_array_length (files);
-  for (size_t i = 0; i < n; i++) {
-    json_object *f = json_object_array_get_idx (files, i);
-    const char *role = vmferry_json_str (f, "role"), *src = vmferry_json_str (f, "source_path");
-    CLEANUP_FREE char *mapped = NULL;
-    bool vol = false;
-
-    if (!json_object_is_type (f, json_type_object) || role == NULL ||
-        src == NULL)
-      continue;
-    if (strcmp (role, "tpm") == 0)
-      continue;
-    for (size_t k = 0; k < rw->nr_vols; k++)
-      if (strcmp (rw->vols[k].path, src) == 0) {
-        if (jset (f, "pool", rw->vols[k].pool, &changed) == -1 ||
-            jset (f, "volume", rw->vols[k].volume, &changed) == -1)
-          goto out;
-        vol = true;
-        break;
-      }
-    if (vol || src[0] != '/')
-      continue;
-    mapped = vmferry_rewrite_map_path (rw, src);
-    if (mapped == NULL)
-      goto out;
-    if (strcmp (mapped, src) != 0) {
-      const char *base = strrchr (mapped, '/') + 1;
-      if (*base == '\0') {
-        vmferry_set_error ("manifest: file %zu: --map-path makes %s a "
-                           "directory (%s)", i, src, mapped);
-        goto out;
-      }
-      /* jset may free SRC (it lives in the object it replaces). */
-      if (jset (f, "name", base, &changed) == -1 ||
-          jset (f, "source_path", mapped, &changed) == -1)
-        goto out;
-    }
-  }
-  /* The importer places files by name: two of one name would collide. */
-  for (size_t i = 0; i < n; i++)
-    for (size_t k = i + 1; k < n; k++) {
-      json_object *a = json_object_array_get_idx (files, i);
-      json_object *b = json_object_array_get_idx (files, k);
-      const char *na = vmferry_json_str (a, "name"), *nb = vmferry_json_str (b, "name");
-      const char *ra = vmferry_json_str (a, "role"), *rb = vmferry_json_str (b, "role");
-      if (na && nb && ra && rb && strcmp (ra, "tpm") != 0 &&
-          strcmp (rb, "tpm") != 0 && strcmp (na, nb) == 0) {
+  /* The importer places files by name: two of one name would collide.
+   * (The writer would refuse them too, but not say that a rule did it.)
+   */
+  for (size_t i = 0; i < m->nr_files; i++)
+    for (size_t k = i + 1; k < m->nr_files; k++)
+      if (strcmp (m->files[i].name, m->files[k].name) == 0) {
         vmferry_set_error ("rewrite refused: files %zu and %zu of the stream "
-                           "would both be named %s", i, k, na);
+                           "would both be named %s", i, k, m->files[i].name);
         goto out;
       }
-    }
+  /* Unchanged, the input's very bytes; else the one writer's text. */
   if (!changed) {
     ret = strndup (json, len);
+    if (ret == NULL)
+      vmferry_set_error_errno (ENOMEM, "manifest");
   }
   else
-    ret = strdup (json_object_to_json_string_ext
-                  (m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                   JSON_C_TO_STRING_NOSLASHESCAPE));
-  if (ret == NULL)
-    vmferry_set_error_errno (ENOMEM, "manifest");
-  if (changed_rtn)
+    ret = vmferry_manifest_to_json (m);
+  if (ret && changed_rtn)
     *changed_rtn = changed;
  out:
-  json_object_put (m);
-  json_tokener_free (tok);
+  vmferry_manifest_free (m);
   return ret;
 }
 

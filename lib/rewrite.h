@@ -96,8 +96,12 @@ char *vmferry_rewrite_xml (struct vmferry_rewrite *rw, const char *xml,
  * stays consistent with the rewritten XML: the domain's name and UUID,
  * each file's source_path and name under --map-path, and "pool"/"volume"
  * for files that became pool volumes.  NEW_NAME and NEW_UUID are the
- * rewritten XML's (NULL: keep).  The caller frees the result; NULL with
- * the error set (including two files that would get one name).
+ * rewritten XML's (NULL: keep).  The manifest is read by the importer's
+ * parser and, when changed, written by formats' one writer (manifest.h),
+ * so what either refuses is refused here; unchanged, the result is the
+ * input's bytes.  *CHANGED_RTN (may be NULL) says which.  The caller
+ * frees the result; NULL with the error set (including two files that
+ * would get one name).
  */
 char *vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
                                 size_t len, const char *new_name,

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "preflight.h"
 #include "stream.h"
+#include "validate.h"
 
 static const char xml[] =
   "<domain type='kvm'><name>web01</name>"
@@ -30,13 +31,17 @@ static const char xml[] =
 
 static const char manifest[] =
   "{\"format\": \"vmferry-manifest\", \"version\": 1,"
-  " \"domain\": {\"name\": \"web01\"},"
+  " \"domain\": {\"name\": \"web01\","
+  " \"uuid\": \"4dea22b3-1d52-d8f3-2516-782e98ab3fa0\"},"
   " \"files\": [{\"index\": 0, \"role\": \"disk\", \"name\": \"web01.qcow2\","
-  " \"source_path\": \"/nonexistent/web01.qcow2\", \"allocated\": 12345,"
-  " \"format\": \"qcow2\"},"
+  " \"source_path\": \"/nonexistent/web01.qcow2\", \"format\": \"qcow2\","
+  " \"size\": 65536, \"allocated\": 12345},"
   " {\"index\": 1, \"role\": \"disk\", \"name\": \"v\", \"pool\": \"p\","
-  " \"volume\": \"v\", \"source_path\": \"/old/v\", \"allocated\": 7},"
-  " {\"index\": 2, \"role\": \"tpm\", \"name\": \"tpm2/x\", \"source_path\": \"/x\"}]}";
+  " \"volume\": \"v\", \"source_path\": \"/old/v\", \"format\": \"raw\","
+  " \"size\": 7, \"allocated\": 7},"
+  " {\"index\": 2, \"role\": \"tpm\", \"name\": \"tpm2/x\","
+  " \"source_path\": \"/x\", \"format\": \"raw\", \"size\": 1,"
+  " \"allocated\": 1}]}";
 
 static char *
 write_file (const void *buf, size_t len)
@@ -104,7 +109,7 @@ START_TEST (test_load_stream)
   f = find (&in, "volume:p/v");
   ck_assert_ptr_nonnull (f);
   ck_assert_uint_eq (f->allocated, 7);
-  ck_assert_ptr_null (f->format);
+  ck_assert_str_eq (f->format, "raw");
   ck_assert_ptr_null (find (&in, "/x"));        /* TPM state: by UUID */
 
   /* --allow-path values: paths and resource names, never relative. */
@@ -134,6 +139,68 @@ START_TEST (test_load_refused)
     ck_assert_int_eq (vmferry_check_input_load (p, NULL, &in), -1);
     ck_assert_msg (strstr (vmferry_get_error (), want[i]), "%zu: %s", i, vmferry_get_error ());
     ck_assert_ptr_null (in.doc);
+  }
+}
+END_TEST
+
+/* A manifest the importer refuses is refused here, in the importer's
+ * words (formats/validate.c): one parser decides for both.
+ */
+START_TEST (test_load_manifest_refused)
+{
+  static const char *const bad[] = {
+    /* No UUID, files without format and size: what check once took. */
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"domain\": {\"name\": \"web01\"}, \"files\": []}",
+    /* A name that is a path. */
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"domain\": {\"name\": \"web01\","
+    " \"uuid\": \"4dea22b3-1d52-d8f3-2516-782e98ab3fa0\"},"
+    " \"files\": [{\"index\": 0, \"role\": \"disk\", \"name\": \"../x\","
+    " \"source_path\": \"/x\", \"format\": \"raw\", \"size\": 1,"
+    " \"allocated\": 1}]}",
+    /* A version this vmferry does not read. */
+    "{\"format\": \"vmferry-manifest\", \"version\": 2}",
+  };
+  static const char *const want[] = {
+    "manifest: domain.uuid: missing", "manifest: files[0].name: ",
+    "manifest: version 2 is not supported",
+  };
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char path[] = "/tmp/vmferry-pf-XXXXXX";
+    int fd = mkstemp (path);
+    struct vmferry_stream_writer *w = vmferry_stream_writer_new (fd, path);
+    struct vmferry_stream_reader *r;
+    struct vmferry_validator *v = vmferry_validator_new (path);
+    struct vmferry_check_input in;
+    struct vmferry_record rec;
+    CLEANUP_FREE char *msg = NULL;
+    int got, vr = 0;
+
+    ck_assert_int_eq (vmferry_stream_write_header (w), 0);
+    ck_assert_int_eq (vmferry_stream_write_manifest (w, bad[i]), 0);
+    ck_assert_int_eq (vmferry_stream_write_xml (w, xml), 0);
+    vmferry_stream_writer_free (w);
+
+    ck_assert_int_eq (vmferry_check_input_load (path, NULL, &in), -1);
+    ck_assert_ptr_null (in.doc);
+    msg = strdup (vmferry_get_error ());
+    ck_assert_msg (strstr (msg, want[i]), "%zu: %s", i, msg);
+    ck_assert_msg (strstr (msg, ": record 1 (manifest) at byte "),
+                   "%zu: %s", i, msg);
+
+    /* The importer's validator, on the same bytes: the same message. */
+    lseek (fd, 0, SEEK_SET);
+    r = vmferry_stream_reader_new (fd, path);
+    while (vr == 0 && (got = vmferry_stream_read_record (r, &rec)) == 1)
+      vr = vmferry_validator_record (v, &rec);
+    ck_assert_int_eq (vr, -1);
+    ck_assert_str_eq (vmferry_get_error (), msg);
+    vmferry_stream_reader_free (r);
+    vmferry_validator_free (v);
+    close (fd);
+    unlink (path);
   }
 }
 END_TEST
@@ -191,4 +258,4 @@ START_TEST (test_print)
 END_TEST
 
 VMFERRY_UNIT_MAIN ("preflight", test_load_xml, test_load_stream,
-                   test_load_refused, test_print)
+                   test_load_refused, test_load_manifest_refused, test_print)

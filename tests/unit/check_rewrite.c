@@ -17,6 +17,7 @@
 #include "domain.h"
 #include "error.h"
 #include "linediff.h"
+#include "manifest.h"
 #include "rewrite.h"
 #include "stream.h"
 #include "xmlsource.h"
@@ -608,13 +609,22 @@ START_TEST (test_manifest)
     " \"future\": {\"kept\": true},"
     " \"files\": ["
     "  {\"index\": 0, \"role\": \"disk\", \"name\": \"w.qcow2\","
-    "   \"source_path\": \"/var/lib/libvirt/images/w.qcow2\", \"allocated\": 5},"
+    "   \"source_path\": \"/var/lib/libvirt/images/w.qcow2\","
+    "   \"format\": \"qcow2\", \"size\": 9, \"allocated\": 5},"
     "  {\"index\": 1, \"role\": \"nvram\", \"name\": \"w_VARS.fd\","
-    "   \"source_path\": \"/var/lib/libvirt/qemu/nvram/w_VARS.fd\", \"allocated\": 5},"
+    "   \"source_path\": \"/var/lib/libvirt/qemu/nvram/w_VARS.fd\","
+    "   \"format\": \"raw\", \"size\": 5, \"allocated\": 5},"
     "  {\"index\": 2, \"role\": \"tpm\", \"name\": \"tpm2/tpm2-00.permall\","
-    "   \"source_path\": \"/var/lib/libvirt/swtpm/x/tpm2/tpm2-00.permall\"}]}";
+    "   \"source_path\": \"/var/lib/libvirt/swtpm/x/tpm2/tpm2-00.permall\","
+    "   \"format\": \"raw\", \"size\": 1, \"allocated\": 1}]}";
   const char *const opts[] = { "map-path", "/var/lib/libvirt/images/w.qcow2=/srv/vm/web02.qcow2", NULL };
   const char *const clash[] = { "map-path", "/var/lib/libvirt/images/w.qcow2=/srv/vm/w_VARS.fd", NULL };
+  const char *const hidden[] = {
+    "map-path", "/var/lib/libvirt/images/w.qcow2=/srv/vm/.w", NULL };
+  static const char loose[] =
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"domain\": {\"name\": \"web01\"}, \"files\": []}";
+  struct vmferry_manifest *pm;
   struct vmferry_rewrite *rw = rules (opts);
   bool changed = false;
   CLEANUP_FREE char *out = vmferry_rewrite_manifest (rw, m, strlen (m), "web02", NULL, &changed);
@@ -628,6 +638,23 @@ START_TEST (test_manifest)
   has (out, "\"kept\": true");
   has (out, "/var/lib/libvirt/qemu/nvram/w_VARS.fd");
   has (out, "tpm2/tpm2-00.permall");
+  /* Written by formats' one writer: what the parser reads back, totals
+   * and all; the same rules again change nothing.
+   */
+  ck_assert_msg (vmferry_manifest_parse (out, strlen (out), "out", &pm) == 0,
+                 "%s", vmferry_get_error ());
+  ck_assert_str_eq (pm->domain_name, "web02");
+  ck_assert_str_eq (pm->domain_uuid, UUID);
+  ck_assert_str_eq (pm->files[0].name, "web02.qcow2");
+  ck_assert_str_eq (pm->files[1].name, "w_VARS.fd");
+  ck_assert_ptr_nonnull (strstr (pm->extra, "\"future\""));
+  vmferry_manifest_free (pm);
+  has (out, "\"totals\": {");
+  same = vmferry_rewrite_manifest (rw, out, strlen (out), "web02", NULL,
+                                   &changed);
+  ck_assert (!changed);
+  ck_assert_str_eq (same, out);
+  free (same);
   vmferry_rewrite_free (rw);
 
   /* No change: the very same text. */
@@ -635,6 +662,20 @@ START_TEST (test_manifest)
   same = vmferry_rewrite_manifest (rw, m, strlen (m), NULL, NULL, &changed);
   ck_assert (!changed);
   ck_assert_str_eq (same, m);
+  vmferry_rewrite_free (rw);
+
+  /* What the importer would refuse is refused, in the parser's words,
+   * changed or not.
+   */
+  rw = rules (NULL);
+  ck_assert_ptr_null (vmferry_rewrite_manifest (rw, loose, strlen (loose),
+                                                NULL, NULL, NULL));
+  has (vmferry_get_error (), "manifest: domain.uuid: missing");
+  vmferry_rewrite_free (rw);
+  rw = rules (hidden);
+  ck_assert_ptr_null (vmferry_rewrite_manifest (rw, m, strlen (m), NULL,
+                                                NULL, NULL));
+  has (vmferry_get_error (), "manifest: files[0].name: not a safe file name");
   vmferry_rewrite_free (rw);
 
   /* Two files of one name would collide in the importer's directory. */
