@@ -140,7 +140,8 @@ read_stream (struct importer *im)
           (im->dir == NULL && vmferry_import_dir_from_manifest (im) < 0))
         goto out;
       progress_total (opts->progress, vmferry_validator_manifest (v));
-      k = vmferry_resume_stream_id (json, len, im->stream_id);
+      k = vmferry_resume_stream_id (vmferry_validator_manifest (v),
+                                    im->stream_id);
       if (k < 0)
         goto out;
       im->resumable_id = k > 0;

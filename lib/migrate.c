@@ -474,8 +474,10 @@ already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *name = NULL, *uuid = NULL;
   CLEANUP_FREE char *xml = NULL, *stream = NULL, *token = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
+  struct vmferry_manifest *pm;
   char id[VMFERRY_RESUME_ID_LEN + 1];
   const char *m;
+  int r;
 
   if (dest == NULL || !(name = vmferry_domain_get_name (doc)) ||
       !(dom = virDomainLookupByName (dest, name)))
@@ -495,8 +497,12 @@ already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
       return -1;
     m = rewritten;
   }
-  if (vmferry_resume_stream_id (m, strlen (m), id) != 1)
-    return 0;
+  if (vmferry_manifest_parse (m, strlen (m), "plan", &pm) < 0)
+    return -1;
+  r = vmferry_resume_stream_id (pm, id);
+  vmferry_manifest_free (pm);
+  if (r != 1)
+    return r;
   return strcmp (id, stream) == 0;
 }
 

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "extent.h"
 #include "json.h"
+#include "manifest.h"
 #include "names.h"
 #include "resume.h"
 #include "stream.h"
@@ -113,58 +114,39 @@ parse_json (const char *text, size_t len)
 }
 
 int
-vmferry_resume_stream_id (const char *manifest, size_t len,
+vmferry_resume_stream_id (const struct vmferry_manifest *m,
                           char id_rtn[VMFERRY_RESUME_ID_LEN + 1])
 {
-  json_object *m = parse_json (manifest, len), *files, *dom;
-  XXH3_state_t *h = NULL;
+  XXH3_state_t *h;
   XXH128_canonical_t c;
-  const char *name;
-  int r = -1;
 
-  if (m == NULL || !json_object_object_get_ex (m, "files", &files) ||
-      !json_object_is_type (files, json_type_array) ||
-      !json_object_object_get_ex (m, "domain", &dom) ||
-      (name = vmferry_json_str (dom, "name")) == NULL) {
-    vmferry_set_error ("manifest: cannot identify the stream (no domain name "
-                       "or files)");
-    goto out;
-  }
+  /* An older writer's stream: not resumable. */
+  for (size_t i = 0; i < m->nr_files; i++)
+    if (m->files[i].source_identity == NULL)
+      return 0;
   h = XXH3_createState ();
   if (h == NULL) {
     vmferry_set_error_errno (ENOMEM, "manifest");
-    goto out;
+    return -1;
   }
   XXH3_128bits_reset (h);
   /* Each field NUL-terminated, so no two lists hash alike. */
   XXH3_128bits_update (h, "vmferry-stream-id-1", 20);
-  XXH3_128bits_update (h, name, strlen (name) + 1);
-  for (size_t i = 0; i < json_object_array_length (files); i++) {
-    json_object *f = json_object_array_get_idx (files, i);
-    const char *fname = vmferry_json_str (f, "name"), *ident = vmferry_json_str (f, "source_identity");
-    uint64_t size;
+  XXH3_128bits_update (h, m->domain_name, strlen (m->domain_name) + 1);
+  for (size_t i = 0; i < m->nr_files; i++) {
+    const struct vmferry_manifest_file *f = &m->files[i];
     char buf[32];
 
-    if (fname == NULL || !ju64 (f, "size", &size)) {
-      vmferry_set_error ("manifest: file %zu: no name or size", i);
-      goto out;
-    }
-    if (ident == NULL) {
-      r = 0;                    /* an older writer: not resumable */
-      goto out;
-    }
-    snprintf (buf, sizeof buf, "%" PRIu64, size);
-    XXH3_128bits_update (h, fname, strlen (fname) + 1);
+    snprintf (buf, sizeof buf, "%" PRIu64, f->size);
+    XXH3_128bits_update (h, f->name, strlen (f->name) + 1);
     XXH3_128bits_update (h, buf, strlen (buf) + 1);
-    XXH3_128bits_update (h, ident, strlen (ident) + 1);
+    XXH3_128bits_update (h, f->source_identity,
+                         strlen (f->source_identity) + 1);
   }
   XXH128_canonicalFromHash (&c, XXH3_128bits_digest (h));
   hex (c.digest, 16, id_rtn);
-  r = 1;
- out:
   XXH3_freeState (h);
-  json_object_put (m);
-  return r;
+  return 1;
 }
 
 /* The prefix of every state file; the importer's own temporary files

@@ -43,6 +43,8 @@
 
 #include "target.h"
 
+struct vmferry_manifest;
+
 #define VMFERRY_RESUME_ID_LEN 32        /* hex digits */
 #define VMFERRY_RESUME_TOKEN_LEN 16     /* bytes */
 /* offset of a file that is complete and verified */
@@ -129,11 +131,13 @@ struct vmferry_resume_state {
 
 void vmferry_resume_state_free (struct vmferry_resume_state *st);
 
-/* The identity of a stream from its manifest text.  Returns 1 with
- * ID_RTN filled, 0 if the manifest lacks what makes a stream resumable
- * (a file without "source_identity"), -1 if it cannot be parsed.
+/* The identity of the stream of manifest M (formats' parser read it):
+ * its domain name and each file's name, size and source identity.
+ * Returns 1 with ID_RTN filled, 0 if the manifest lacks what makes a
+ * stream resumable (a file without "source_identity": an older
+ * writer's), -1 with the error set if out of memory.
  */
-int vmferry_resume_stream_id (const char *manifest, size_t len,
+int vmferry_resume_stream_id (const struct vmferry_manifest *m,
                               char id_rtn[VMFERRY_RESUME_ID_LEN + 1]);
 
 /* The base name of NAME's state file in DIR: ".vmferry-resume-NAME.SUFFIX"

@@ -8,7 +8,8 @@
  * file (without one the state file serves as both).  The state file is
  * loaded with vmferry_resume_load, the .written file then with
  * vmferry_resume_load_written; the first part is also parsed as a
- * resume answer and as a manifest (vmferry_resume_stream_id).
+ * resume answer, and as a manifest (formats' parser) whose stream
+ * identity is taken (vmferry_resume_stream_id).
  *
  * The files are written to a private temporary directory, not a memfd:
  * the state is opened with O_NOFOLLOW, which refuses /proc/self/fd/N.
@@ -33,6 +34,7 @@
 #include <xxhash.h>
 
 #include "error.h"
+#include "manifest.h"
 #include "resume.h"
 #include "target.h"
 
@@ -199,6 +201,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct vmferry_resume_state st;
   struct vmferry_resume_point pt;
   char id[VMFERRY_RESUME_ID_LEN + 1];
+  struct vmferry_manifest *m;
 
   if (dir[0] == '\0')
     setup ();
@@ -216,6 +219,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (vmferry_resume_parse_answer ((const char *) data, first, &pt) == 0)
     vmferry_resume_point_free (&pt);
-  vmferry_resume_stream_id ((const char *) data, first, id);
+  if (vmferry_manifest_parse ((const char *) data, first, NULL, &m) == 0) {
+    vmferry_resume_stream_id (m, id);
+    vmferry_manifest_free (m);
+  }
   return 0;
 }

@@ -22,6 +22,7 @@
 
 #include "digest.h"
 #include "error.h"
+#include "manifest.h"
 #include "resume.h"
 #include "stream.h"
 
@@ -434,6 +435,7 @@ resume_seeds (void)
     .nr_files = 2, .files = files,
   };
   char *state, *answer, *m;
+  struct vmferry_manifest *pm;
   char written[8192];
   ssize_t n;
   int fd;
@@ -441,8 +443,10 @@ resume_seeds (void)
   for (size_t i = 0; i < sizeof st.token; i++)
     st.token[i] = (unsigned char) (0xa0 + i);
   m = manifest (true);
-  if (vmferry_resume_stream_id (m, strlen (m), st.stream_id) != 1)
+  if (vmferry_manifest_parse (m, strlen (m), NULL, &pm) < 0 ||
+      vmferry_resume_stream_id (pm, st.stream_id) != 1)
     die ("stream id");
+  vmferry_manifest_free (pm);
 
   /* The state file as the importer saves it. */
   state = vmferry_resume_text (&st);
