@@ -576,7 +576,7 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
-    if (opts->dry_run || findings.n > 0)
+    if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     /* A plan the check blocks would be refused: the dry run says so in
      * its status, as the real run's pre-flight would.
@@ -788,7 +788,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
-    if (opts->dry_run || findings.n > 0)
+    if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     if (vmferry_findings_blocking (&findings) && !opts->dry_run) {
       vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "

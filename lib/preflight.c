@@ -47,23 +47,21 @@ vmferry_findings_free (struct vmferry_findings *f)
 {
   if (f == NULL)
     return;
-  for (size_t i = 0; i < f->n; i++) {
-    free (f->v[i].check);
-    free (f->v[i].object);
-    free (f->v[i].message);
-    vmferry_strv_free (f->v[i].fix);
-    free (f->v[i].hint);
+  for (size_t i = 0; i < f->list.len; i++) {
+    free (f->list.ptr[i].check);
+    free (f->list.ptr[i].object);
+    free (f->list.ptr[i].message);
+    vmferry_strv_free (f->list.ptr[i].fix);
+    free (f->list.ptr[i].hint);
   }
-  free (f->v);
-  f->v = NULL;
-  f->n = 0;
+  vmferry_finding_vector_reset (&f->list);
 }
 
 bool
 vmferry_findings_blocking (const struct vmferry_findings *f)
 {
-  for (size_t i = 0; i < f->n; i++)
-    if (f->v[i].severity == VMFERRY_SEV_ERROR)
+  for (size_t i = 0; i < f->list.len; i++)
+    if (f->list.ptr[i].severity == VMFERRY_SEV_ERROR)
       return true;
   return false;
 }
@@ -74,19 +72,17 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check,
                        const char *object, const char *const *fix,
                        const char *hint, const char *fs, ...)
 {
-  struct vmferry_finding *v, *f;
+  struct vmferry_finding *f;
   va_list args;
   size_t nfix = 0;
 
   if (c->oom)
     return;
-  v = reallocarray (c->out->v, c->out->n + 1, sizeof *v);
-  if (v == NULL) {
+  if (vmferry_finding_vector_reserve (&c->out->list, 1) == -1) {
     c->oom = true;
     return;
   }
-  c->out->v = v;
-  f = &v[c->out->n];
+  f = &c->out->list.ptr[c->out->list.len];
   memset (f, 0, sizeof *f);
   f->severity = sev;
   f->check = strdup (check);
@@ -105,7 +101,7 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check,
       if ((f->fix[i] = strdup (fix[i])) == NULL)
         c->oom = true;
   }
-  c->out->n++;
+  c->out->list.len++;
   if (!f->check || !f->object || !f->message || (hint && !f->hint) ||
       (fix && !f->fix))
     c->oom = true;
@@ -127,8 +123,8 @@ vmferry_preflight_add_space (struct preflight *c, const char *object,
                          "%s need %s, %s %s free", what, a, b,
                          available >= 1024 ? "are" : "is");
   if (!c->oom) {
-    c->out->v[c->out->n - 1].need = need;
-    c->out->v[c->out->n - 1].available = available;
+    c->out->list.ptr[c->out->list.len - 1].need = need;
+    c->out->list.ptr[c->out->list.len - 1].available = available;
   }
 }
 
@@ -159,8 +155,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   xmlNodePtr type, devices;
   int ret = -1;
 
-  findings_rtn->v = NULL;
-  findings_rtn->n = 0;
+  findings_rtn->list = (struct vmferry_finding_vector) VECTOR_INIT;
   findings_rtn->check_for = in ? in->check_for : VMFERRY_CHECK_FOR_IMPORT;
   if (dest == NULL || in == NULL || in->doc == NULL ||
       (c.root = xmlDocGetRootElement (in->doc)) == NULL) {

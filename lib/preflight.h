@@ -23,6 +23,8 @@
 #include <libvirt/libvirt.h>
 #include <libxml/tree.h>
 
+#include "vector.h"
+
 enum vmferry_severity {
   VMFERRY_SEV_INFO = 0,         /* worth knowing, nothing to do */
   VMFERRY_SEV_WARNING = 1,      /* it may work, or work differently */
@@ -60,9 +62,10 @@ enum vmferry_check_for {
   VMFERRY_CHECK_FOR_LIVE,       /* vmferry-migrate --live */
 };
 
+DEFINE_VECTOR_TYPE (vmferry_finding_vector, struct vmferry_finding);
+
 struct vmferry_findings {
-  struct vmferry_finding *v;
-  size_t n;
+  struct vmferry_finding_vector list;
   int check_for;                /* enum vmferry_check_for, from the input */
 };
 

@@ -216,13 +216,15 @@ START_TEST (test_print)
       .object = strdup ("memory"), .message = strdup ("little"),
       .hint = strdup ("buy more") },
   };
-  struct vmferry_findings f = { .v = malloc (sizeof v), .n = 2 };
+  struct vmferry_findings f = {
+    .list = { .ptr = malloc (sizeof v), .len = 2, .cap = 2 },
+  };
   char *buf = NULL;
   size_t len = 0;
   FILE *out;
 
   memcpy (v[0].fix, fix1, sizeof fix1);
-  memcpy (f.v, v, sizeof v);
+  memcpy (f.list.ptr, v, sizeof v);
   ck_assert (vmferry_findings_blocking (&f));
 
   out = open_memstream (&buf, &len);
@@ -245,7 +247,7 @@ START_TEST (test_print)
   free (buf);
 
   /* Only a warning: nothing blocks. */
-  f.v[0].severity = VMFERRY_SEV_INFO;
+  f.list.ptr[0].severity = VMFERRY_SEV_INFO;
   ck_assert (!vmferry_findings_blocking (&f));
   out = open_memstream (&buf, &len);
   ck_assert_int_eq (vmferry_findings_print (&f, out, false, "qemu:///x", "web01"), 0);
@@ -253,7 +255,7 @@ START_TEST (test_print)
   ck_assert_msg (strstr (buf, "ok: web01 can be defined and started on qemu:///x (1 warning)"), "%s", buf);
   free (buf);
   vmferry_findings_free (&f);
-  ck_assert_ptr_null (f.v);
+  ck_assert_ptr_null (f.list.ptr);
 }
 END_TEST
 
