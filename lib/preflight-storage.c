@@ -159,11 +159,11 @@ want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
   }
   v->carried = false;
   v->must_exist = true;
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (strcmp (in->files[i].path, key) == 0) {
-      v->carried = in->files[i].carried;
+  for (size_t i = 0; i < in->files.len; i++)
+    if (strcmp (in->files.ptr[i].path, key) == 0) {
+      v->carried = in->files.ptr[i].carried;
       v->must_exist = !v->carried;
-      v->allocated = in->files[i].allocated;
+      v->allocated = in->files.ptr[i].allocated;
       break;
     }
   (void) carried_default;

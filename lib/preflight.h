@@ -85,18 +85,19 @@ struct vmferry_check_file {
   char *format;                 /* the stream's format for it, or NULL */
 };
 
+DEFINE_VECTOR_TYPE (vmferry_check_file_vector, struct vmferry_check_file);
+DEFINE_VECTOR_TYPE (vmferry_check_string_vector, char *);
+
 /* What to check: the domain XML and its files' sizes. */
 struct vmferry_check_input {
   xmlDocPtr doc;
   char *name;                   /* for messages: domain or file name */
-  struct vmferry_check_file *files;
-  size_t nr_files;
+  struct vmferry_check_file_vector files;
   /* --allow-path values: host paths and resources the domain may refer
    * to without carrying them (lib/refs.h), as vmferry-import would
    * accept them.
    */
-  char **allow;
-  size_t nr_allow;
+  struct vmferry_check_string_vector allow;
   /* For the hints (not freed by vmferry_check_input_free): */
   int check_for;                /* enum vmferry_check_for */
   /* vmferry-migrate --dest-dir: the carried files go there whatever

@@ -58,9 +58,9 @@ write_file (const void *buf, size_t len)
 static const struct vmferry_check_file *
 find (const struct vmferry_check_input *in, const char *path)
 {
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (strcmp (in->files[i].path, path) == 0)
-      return &in->files[i];
+  for (size_t i = 0; i < in->files.len; i++)
+    if (strcmp (in->files.ptr[i].path, path) == 0)
+      return &in->files.ptr[i];
   return NULL;
 }
 
@@ -117,8 +117,8 @@ START_TEST (test_load_stream)
   ck_assert_int_eq (vmferry_check_input_allow (&in, "rbd:pool/img"), 0);
   ck_assert_int_eq (vmferry_check_input_allow (&in, "srv/iso"), -1);
   ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "--allow-path: 'srv/iso'"));
-  ck_assert_uint_eq (in.nr_allow, 2);
-  ck_assert_str_eq (in.allow[1], "rbd:pool/img");
+  ck_assert_uint_eq (in.allow.len, 2);
+  ck_assert_str_eq (in.allow.ptr[1], "rbd:pool/img");
   vmferry_check_input_free (&in);
   unlink (path);
 }
