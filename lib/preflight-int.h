@@ -34,8 +34,7 @@ struct preflight {
    * are not looked at (a transient pool over /dev or /etc is no way to
    * learn what the answer already is).
    */
-  char **refused;
-  size_t nrefused;
+  struct vmferry_check_string_vector refused;
   /* The destination's emulators (its capabilities), when it told. */
   char **emulators;
   size_t nemulators;

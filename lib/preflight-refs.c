@@ -124,15 +124,13 @@ vmferry_preflight_refs (struct preflight *c)
     vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "reference", object, NULL,
                            hint, "%s", why);
     if (r->is_path && f[i].reason != VMFERRY_REF_FORMAT_MISMATCH) {
-      char **v = reallocarray (c->refused, c->nrefused + 1, sizeof *v);
-      if (v == NULL || (v[c->nrefused] = strdup (r->value)) == NULL) {
-        if (v)
-          c->refused = v;
+      char *v = strdup (r->value);
+      if (v == NULL ||
+          vmferry_check_string_vector_append (&c->refused, v) == -1) {
+        free (v);
         c->oom = true;
         break;
       }
-      c->refused = v;
-      c->nrefused++;
     }
   }
  out:

@@ -15,6 +15,7 @@
 #include "preflight-int.h"
 #include "preflight.h"
 #include "resume.h"
+#include "vector.h"
 #include "xmlnode.h"
 
 /* ---------------------------------------------------------------- storage */
@@ -122,18 +123,20 @@ struct want {
   bool is_loader, is_template;
 };
 
+DEFINE_VECTOR_TYPE (want_vector, struct want);
+
 static void
-wants_free (struct want *w, size_t n)
+wants_free (struct want_vector *w)
 {
-  for (size_t i = 0; i < n; i++) {
-    free (w[i].key);
-    free (w[i].what);
+  for (size_t i = 0; i < w->len; i++) {
+    free (w->ptr[i].key);
+    free (w->ptr[i].what);
   }
-  free (w);
+  want_vector_reset (w);
 }
 
 static int
-want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
+want_add (struct preflight *c, struct want_vector *w, const char *key,
           const char *what, bool carried_default)
 {
   struct want *v;
@@ -141,14 +144,12 @@ want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
 
   if (key == NULL || *key == '\0')
     return 0;
-  for (size_t i = 0; i < *n; i++)
-    if (strcmp ((*w)[i].key, key) == 0)
+  for (size_t i = 0; i < w->len; i++)
+    if (strcmp (w->ptr[i].key, key) == 0)
       return 0;
-  v = reallocarray (*w, *n + 1, sizeof *v);
-  if (v == NULL)
+  if (want_vector_reserve (w, 1) == -1)
     return -1;
-  *w = v;
-  v = &v[*n];
+  v = &w->ptr[w->len];
   memset (v, 0, sizeof *v);
   v->key = strdup (key);
   v->what = strdup (what);
@@ -167,15 +168,14 @@ want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
       break;
     }
   (void) carried_default;
-  (*n)++;
+  w->len++;
   return 0;
 }
 
+/* The files of the domain into W (empty); on failure W is empty again. */
 static int
-gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
+gather_files (struct preflight *c, struct want_vector *w)
 {
-  struct want *w = NULL;
-  size_t n = 0;
   xmlNodePtr os = vmferry_xml_child (c->root, "os"), nv;
 
   for (xmlNodePtr devs = c->root->children; devs; devs = devs->next) {
@@ -203,7 +203,7 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
         if (pool && vol && asprintf (&key, "volume:%s/%s", pool, vol) < 0)
           key = NULL;
       }
-      if (key && want_add (c, &w, &n, key, what, true) == -1)
+      if (key && want_add (c, w, key, what, true) == -1)
         goto nomem;
     }
   }
@@ -217,39 +217,39 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
     CLEANUP_FREE char *tmpl = NULL;
     CLEANUP_FREE char *nvpath = NULL;
     if (loader && *loader == '/') {
-      if (want_add (c, &w, &n, loader, "loader", false) == -1)
+      if (want_add (c, w, loader, "loader", false) == -1)
         goto nomem;
-      w[n - 1].is_loader = strcmp (w[n - 1].key, loader) == 0;
+      w->ptr[w->len - 1].is_loader =
+        strcmp (w->ptr[w->len - 1].key, loader) == 0;
     }
     if ((kernel && *kernel == '/' &&
-         want_add (c, &w, &n, kernel, "kernel", false) == -1) ||
+         want_add (c, w, kernel, "kernel", false) == -1) ||
         (initrd && *initrd == '/' &&
-         want_add (c, &w, &n, initrd, "initrd", false) == -1))
+         want_add (c, w, initrd, "initrd", false) == -1))
       goto nomem;
     if ((nv = vmferry_xml_child (os, "nvram")) != NULL) {
       tmpl = vmferry_xml_attr (nv, "template");
       if (tmpl && *tmpl == '/') {
-        if (want_add (c, &w, &n, tmpl, "nvram template", false) == -1)
+        if (want_add (c, w, tmpl, "nvram template", false) == -1)
           goto nomem;
-        w[n - 1].is_template = strcmp (w[n - 1].key, tmpl) == 0;
+        w->ptr[w->len - 1].is_template =
+          strcmp (w->ptr[w->len - 1].key, tmpl) == 0;
       }
       if (vmferry_xml_attr_eq (nv, "type", "file"))
         nvpath = vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file");
       else if (!xmlHasNsProp (nv, BAD_CAST "type", NULL))
         nvpath = vmferry_xml_text (nv);
       if (nvpath && *nvpath == '/') {
-        if (want_add (c, &w, &n, nvpath, "nvram", true) == -1)
+        if (want_add (c, w, nvpath, "nvram", true) == -1)
           goto nomem;
         /* libvirt makes it from the template when missing. */
-        w[n - 1].must_exist = false;
+        w->ptr[w->len - 1].must_exist = false;
       }
     }
   }
-  *w_rtn = w;
-  *n_rtn = n;
   return 0;
  nomem:
-  wants_free (w, n);
+  wants_free (w);
   return -1;
 }
 
@@ -510,7 +510,8 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
     if (d == NULL || strcmp (d, dir) != 0 ||
         strncmp (w[i].key, "volume:", 7) == 0)
       continue;
-    if (vmferry_preflight_seen_before (c->refused, c->nrefused, w[i].key))
+    if (vmferry_preflight_seen_before (c->refused.ptr, c->refused.len,
+                                       w[i].key))
       continue;
     snprintf (fobject, sizeof fobject, "%s %s", w[i].what, w[i].key);
     v = p ? virStorageVolLookupByName (p, basename_of (w[i].key)) : NULL;
@@ -598,22 +599,24 @@ check_loader (struct preflight *c, const struct want *w,
 void
 vmferry_preflight_storage (struct preflight *c)
 {
-  struct want *w = NULL;
-  size_t n = 0, npools = 0;
+  struct want_vector wants = VECTOR_INIT;
+  struct want *w;
+  size_t n, npools = 0;
   struct pool_info *pools = NULL;
-  char **dirs = NULL;
-  size_t ndirs = 0;
+  struct vmferry_check_string_vector dirs = VECTOR_INIT;
 
-  if (gather_files (c, &w, &n) == -1) {
+  if (gather_files (c, &wants) == -1) {
     c->oom = true;
     return;
   }
+  w = wants.ptr;
+  n = wants.len;
   if (list_pools (c, &pools, &npools) == -1) {
     vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "pool", "storage", NULL,
                            NULL,
                            "cannot list the destination's storage pools: %s",
                            vmferry_preflight_virt_msg ());
-    wants_free (w, n);
+    wants_free (&wants);
     return;
   }
 
@@ -707,26 +710,23 @@ vmferry_preflight_storage (struct preflight *c)
   /* Files, by directory. */
   for (size_t i = 0; i < n; i++) {
     CLEANUP_FREE char *d = NULL;
-    char **v;
     if (strncmp (w[i].key, "volume:", 7) == 0 || w[i].key[0] != '/' ||
-        vmferry_preflight_seen_before (c->refused, c->nrefused, w[i].key))
+        vmferry_preflight_seen_before (c->refused.ptr, c->refused.len,
+                                       w[i].key))
       continue;
     d = dirname_of (w[i].key);
-    if (d == NULL || vmferry_preflight_seen_before (dirs, ndirs, d))
+    if (d == NULL || vmferry_preflight_seen_before (dirs.ptr, dirs.len, d))
       continue;
-    v = reallocarray (dirs, ndirs + 1, sizeof *v);
-    if (v == NULL) {
+    if (vmferry_check_string_vector_append (&dirs, d) == -1) {
       c->oom = true;
       break;
     }
-    dirs = v;
-    dirs[ndirs++] = d;
     d = NULL;
-    check_dir (c, dirs[ndirs - 1], w, n, pools, npools);
+    check_dir (c, dirs.ptr[dirs.len - 1], w, n, pools, npools);
   }
-  for (size_t i = 0; i < ndirs; i++)
-    free (dirs[i]);
-  free (dirs);
+  for (size_t i = 0; i < dirs.len; i++)
+    free (dirs.ptr[i]);
+  vmferry_check_string_vector_reset (&dirs);
   pools_free (pools, npools);
-  wants_free (w, n);
+  wants_free (&wants);
 }

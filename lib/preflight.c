@@ -208,9 +208,9 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   free (c.emulator);
   free (c.use_emulator);
   free (c.default_emulator);
-  for (size_t i = 0; i < c.nrefused; i++)
-    free (c.refused[i]);
-  free (c.refused);
+  for (size_t i = 0; i < c.refused.len; i++)
+    free (c.refused.ptr[i]);
+  vmferry_check_string_vector_reset (&c.refused);
   vmferry_strv_free (c.emulators);
   if (c.domcaps)
     xmlFreeDoc (c.domcaps);
