@@ -434,6 +434,12 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
   virStoragePoolPtr p =
     open_dir_pool (c, dir, pools, npools, &look, &transient);
   const char *target = pick_pool (pools, npools, true);
+  /* Where --map-path could move the files: the pool directory picked,
+   * unless it is this one, or --dest-dir, not --map-path, places them.
+   */
+  const char *move_to =
+    target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir)
+    ? target : NULL;
   uint64_t need = 0;
   bool carried = false;
   char object[4200];
@@ -453,45 +459,32 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
   }
 
   if (!look.exists) {
-    CLEANUP_FREE char *pair = NULL;
-    if (carried && target && strcmp (target, dir) != 0 &&
-        !is_dest_dir (c, dir) && asprintf (&pair, "%s=%s", dir, target) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      char hint[8500];
-      if (is_dest_dir (c, dir) && target && strcmp (target, dir) != 0)
-        snprintf (hint, sizeof hint, "give --dest-dir a directory it has (%s), "
-                  "or create it on the destination: mkdir -p %s", target, dir);
-      else if (is_dest_dir (c, dir))
-        snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
-                  "or create it on the destination: mkdir -p %s", dir);
-      else
-        snprintf (hint, sizeof hint,
-                  "or create it on the destination: mkdir -p %s", dir);
-      if (carried)
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
-                               pair ? fix : NULL, hint,
-                               "does not exist on the destination, or cannot "
-                               "be used there (%s)",
-                               look.error);
-    }
+    char hint[8500];
+    if (is_dest_dir (c, dir) && target && strcmp (target, dir) != 0)
+      snprintf (hint, sizeof hint, "give --dest-dir a directory it has (%s), "
+                "or create it on the destination: mkdir -p %s", target, dir);
+    else if (is_dest_dir (c, dir))
+      snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
+                "or create it on the destination: mkdir -p %s", dir);
+    else
+      snprintf (hint, sizeof hint,
+                "or create it on the destination: mkdir -p %s", dir);
+    if (carried)
+      vmferry_preflight_add_pick (c, "path", object, "--map-path", dir,
+                                  move_to, hint, hint,
+                                  "does not exist on the destination, or "
+                                  "cannot be used there (%s)",
+                                  look.error);
   }
   else if (carried && !look.writable) {
-    CLEANUP_FREE char *pair = NULL;
-    if (target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir) &&
-        asprintf (&pair, "%s=%s", dir, target) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
-                             pair ? fix : NULL,
-                             is_dest_dir (c, dir) ?
-                             "give --dest-dir a directory it can write" : NULL,
-                             "exists on the destination but a file cannot be "
-                             "created in it (%s)",
-                             look.error);
-    }
+    const char *hint = is_dest_dir (c, dir)
+      ? "give --dest-dir a directory it can write" : NULL;
+
+    vmferry_preflight_add_pick (c, "path", object, "--map-path", dir, move_to,
+                                hint, hint,
+                                "exists on the destination but a file "
+                                "cannot be created in it (%s)",
+                                look.error);
   }
   else if (carried && look.have_space && need > look.available) {
     const char *hint = is_dest_dir (c, dir)
@@ -552,6 +545,8 @@ check_loader (struct preflight *c, const struct want *w,
   const char *alt = NULL;
   CLEANUP_FREE char *val = NULL;
   char object[4300];
+  char list[2048];
+  size_t used = 0;
 
   (void) pools;
   (void) npools;
@@ -568,32 +563,21 @@ check_loader (struct preflight *c, const struct want *w,
     return;                     /* the destination lists no firmware */
   alt = val;
   snprintf (object, sizeof object, "loader %s", w->key);
-  {
-    CLEANUP_FREE char *pair = NULL;
-    if (alt && asprintf (&pair, "%s=%s", w->key, alt) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      char list[2048];
-      size_t used = 0;
-      list[0] = '\0';
-      for (xmlNodePtr v = os->children; v; v = v->next) {
-        CLEANUP_FREE char *t = NULL;
-        if (vmferry_xml_is_elem (v, "value") &&
-            (t = vmferry_xml_text (v)) != NULL)
-          used += snprintf (list + used,
-                            used < sizeof list ? sizeof list - used : 0,
-                            "%s%s", used ? ", " : "", t);
-      }
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "firmware", object,
-                             pair ? fix : NULL,
-                             pair ? NULL
-                               : "install the firmware on the destination",
-                             "not among the firmware the destination offers "
-                             "(%s)",
-                             list[0] ? list : "none");
-    }
+  list[0] = '\0';
+  for (xmlNodePtr v = os->children; v; v = v->next) {
+    CLEANUP_FREE char *t = NULL;
+    if (vmferry_xml_is_elem (v, "value") &&
+        (t = vmferry_xml_text (v)) != NULL)
+      used += snprintf (list + used,
+                        used < sizeof list ? sizeof list - used : 0,
+                        "%s%s", used ? ", " : "", t);
   }
+  vmferry_preflight_add_pick (c, "firmware", object, "--map-path", w->key,
+                              alt, NULL,
+                              "install the firmware on the destination",
+                              "not among the firmware the destination "
+                              "offers (%s)",
+                              list[0] ? list : "none");
 }
 
 void
@@ -644,18 +628,12 @@ vmferry_preflight_storage (struct preflight *c)
     snprintf (object, sizeof object, "pool %s", pool);
     p = virStoragePoolLookupByName (c->dest, pool);
     if (p == NULL) {
-      if (first) {
-        const char *pick = pick_pool (pools, npools, false);
-        CLEANUP_FREE char *pair = NULL;
-        if (pick && asprintf (&pair, "%s=%s", pool, pick) < 0)
-          pair = NULL;
-        const char *fix[] = { "--pool", pair, NULL };
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "pool", object,
-                               pair ? fix : NULL,
-                               pair ? NULL
-                                 : "define the pool on the destination",
-                               "no such storage pool on the destination");
-      }
+      if (first)
+        vmferry_preflight_add_pick (c, "pool", object, "--pool", pool,
+                                    pick_pool (pools, npools, false), NULL,
+                                    "define the pool on the destination",
+                                    "no such storage pool on the "
+                                    "destination");
       continue;
     }
     if (virStoragePoolIsActive (p) != 1) {

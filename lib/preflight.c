@@ -66,14 +66,12 @@ vmferry_findings_blocking (const struct vmferry_findings *f)
   return false;
 }
 
-/* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
-void
-vmferry_preflight_add (struct preflight *c, int sev, const char *check,
-                       const char *object, const char *const *fix,
-                       const char *hint, const char *fs, ...)
+static void
+add_v (struct preflight *c, int sev, const char *check, const char *object,
+       const char *const *fix, const char *hint, const char *fs,
+       va_list args)
 {
   struct vmferry_finding *f;
-  va_list args;
   size_t nfix = 0;
 
   if (c->oom)
@@ -87,10 +85,8 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check,
   f->severity = sev;
   f->check = strdup (check);
   f->object = strdup (object);
-  va_start (args, fs);
   if (vasprintf (&f->message, fs, args) < 0)
     f->message = NULL;
-  va_end (args);
   if (hint)
     f->hint = strdup (hint);
   if (fix) {
@@ -105,6 +101,43 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check,
   if (!f->check || !f->object || !f->message || (hint && !f->hint) ||
       (fix && !f->fix))
     c->oom = true;
+}
+
+/* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
+void
+vmferry_preflight_add (struct preflight *c, int sev, const char *check,
+                       const char *object, const char *const *fix,
+                       const char *hint, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  add_v (c, sev, check, object, fix, hint, fs, args);
+  va_end (args);
+}
+
+/* An error that vmferry-rewrite's OPTION OLD=PICK fixes when PICK is not
+ * NULL: then with that fix and HINT, else (also when memory for the pair
+ * runs out) with no fix and NO_PICK for the hint.
+ */
+void
+vmferry_preflight_add_pick (struct preflight *c, const char *check,
+                            const char *object, const char *option,
+                            const char *old, const char *pick,
+                            const char *hint, const char *no_pick,
+                            const char *fs, ...)
+{
+  CLEANUP_FREE char *pair = NULL;
+  const char *fix[] = { option, NULL, NULL };
+  va_list args;
+
+  if (pick && asprintf (&pair, "%s=%s", old, pick) < 0)
+    pair = NULL;
+  fix[1] = pair;
+  va_start (args, fs);
+  add_v (c, VMFERRY_SEV_ERROR, check, object, pair ? fix : NULL,
+         pair ? hint : no_pick, fs, args);
+  va_end (args);
 }
 
 /* A "space" error: WHAT ("the files", "the volumes") need NEED bytes
