@@ -259,9 +259,10 @@ relocate (struct vmferry_check_input *in, const char *dir)
 
     if (!df[k].path || (df[k].role != VMFERRY_ROLE_DISK && df[k].role != VMFERRY_ROLE_NVRAM))
       continue;
-    for (size_t i = 0; i < in->nr_files; i++)
-      if (in->files[i].carried &&
-          strcmp (base_name (in->files[i].path), base_name (df[k].path)) == 0)
+    for (size_t i = 0; i < in->files.len; i++)
+      if (in->files.ptr[i].carried &&
+          strcmp (base_name (in->files.ptr[i].path),
+                  base_name (df[k].path)) == 0)
         carried = true;
     /* An NVRAM file that does not exist yet is made from its template. */
     if (!carried && df[k].role != VMFERRY_ROLE_NVRAM)
@@ -275,15 +276,15 @@ relocate (struct vmferry_check_input *in, const char *dir)
         vmferry_domain_set_path (in->doc, &df[k], p, 0) < 0)
       goto out;
   }
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (in->files[i].carried) {
+  for (size_t i = 0; i < in->files.len; i++)
+    if (in->files.ptr[i].carried) {
       char *p;
-      if (asprintf (&p, "%s/%s", dir, base_name (in->files[i].path)) < 0) {
+      if (asprintf (&p, "%s/%s", dir, base_name (in->files.ptr[i].path)) < 0) {
         vmferry_set_error_errno (ENOMEM, "check");
         goto out;
       }
-      free (in->files[i].path);
-      in->files[i].path = p;
+      free (in->files.ptr[i].path);
+      in->files.ptr[i].path = p;
     }
   r = 0;
  out:
@@ -319,14 +320,14 @@ follow_rename (const struct vmferry_migrate_opts *opts)
     r = 0;
     goto out;
   }
-  for (size_t i = 0; i < in.nr_files; i++) {
-    const char *path = in.files[i].path;
+  for (size_t i = 0; i < in.files.len; i++) {
+    const char *path = in.files.ptr[i].path;
     CLEANUP_FREE char *mapped = NULL, *dir = NULL, *mdir = NULL;
     CLEANUP_FREE char *moved = NULL, *base = NULL, *rule = NULL;
     const char *slash = strrchr (path, '/');
     const char *sep;
 
-    if (!in.files[i].carried || path[0] != '/' || slash[1] == '\0')
+    if (!in.files.ptr[i].carried || path[0] != '/' || slash[1] == '\0')
       continue;
     /* Where the rules put the file, and where they put its directory:
      * when the two disagree, a rule names the file itself.
@@ -576,7 +577,7 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
-    if (opts->dry_run || findings.n > 0)
+    if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     /* A plan the check blocks would be refused: the dry run says so in
      * its status, as the real run's pre-flight would.
@@ -639,13 +640,13 @@ static void
 remove_source_storage (const struct vmferry_migrate_opts *opts,
                        virConnectPtr src, const struct vmferry_check_input *in)
 {
-  for (size_t i = 0; i < in->nr_files; i++) {
-    const char *path = in->files[i].path;
+  for (size_t i = 0; i < in->files.len; i++) {
+    const char *path = in->files.ptr[i].path;
     CLEANUP_FREE char *users = NULL;
     CLEANUP_CLOSE int fd = -1;
     struct stat st, now;
 
-    if (!in->files[i].carried || path[0] != '/')
+    if (!in->files.ptr[i].carried || path[0] != '/')
       continue;
     fd = open (path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
@@ -788,7 +789,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
-    if (opts->dry_run || findings.n > 0)
+    if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     if (vmferry_findings_blocking (&findings) && !opts->dry_run) {
       vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "

@@ -34,33 +34,30 @@ vmferry_check_input_free (struct vmferry_check_input *in)
   if (in->doc)
     xmlFreeDoc (in->doc);
   free (in->name);
-  for (size_t i = 0; i < in->nr_files; i++) {
-    free (in->files[i].path);
-    free (in->files[i].format);
+  for (size_t i = 0; i < in->files.len; i++) {
+    free (in->files.ptr[i].path);
+    free (in->files.ptr[i].format);
   }
-  free (in->files);
-  for (size_t i = 0; i < in->nr_allow; i++)
-    free (in->allow[i]);
-  free (in->allow);
+  vmferry_check_file_vector_reset (&in->files);
+  for (size_t i = 0; i < in->allow.len; i++)
+    free (in->allow.ptr[i]);
+  vmferry_check_string_vector_reset (&in->allow);
   memset (in, 0, sizeof *in);
 }
 
 int
 vmferry_check_input_allow (struct vmferry_check_input *in, const char *value)
 {
-  char **v;
+  char *v;
 
   if (vmferry_refs_allow_valid (value) == -1)
     return -1;
-  v = reallocarray (in->allow, in->nr_allow + 1, sizeof *v);
-  if (v == NULL || (v[in->nr_allow] = strdup (value)) == NULL) {
-    if (v)
-      in->allow = v;
+  v = strdup (value);
+  if (v == NULL || vmferry_check_string_vector_append (&in->allow, v) == -1) {
+    free (v);
     vmferry_set_error_errno (ENOMEM, "--allow-path");
     return -1;
   }
-  in->allow = v;
-  in->nr_allow++;
   return 0;
 }
 
@@ -68,13 +65,11 @@ static int
 add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
           bool carried, const char *format)
 {
-  struct vmferry_check_file *v =
-    reallocarray (in->files, in->nr_files + 1, sizeof *v);
+  struct vmferry_check_file *v;
 
-  if (v == NULL)
+  if (vmferry_check_file_vector_reserve (&in->files, 1) == -1)
     return -1;
-  in->files = v;
-  v = &v[in->nr_files];
+  v = &in->files.ptr[in->files.len];
   memset (v, 0, sizeof *v);
   v->path = strdup (path);
   if (v->path == NULL)
@@ -85,7 +80,7 @@ add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
   }
   v->allocated = allocated;
   v->carried = carried;
-  in->nr_files++;
+  in->files.len++;
   return 0;
 }
 

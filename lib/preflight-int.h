@@ -34,8 +34,7 @@ struct preflight {
    * are not looked at (a transient pool over /dev or /etc is no way to
    * learn what the answer already is).
    */
-  char **refused;
-  size_t nrefused;
+  struct vmferry_check_string_vector refused;
   /* The destination's emulators (its capabilities), when it told. */
   char **emulators;
   size_t nemulators;
@@ -49,6 +48,17 @@ void vmferry_preflight_add (struct preflight *c, int sev, const char *check,
                             const char *object, const char *const *fix,
                             const char *hint, const char *fs, ...)
   __attribute__ ((format (printf, 7, 8)));
+
+/* An error that vmferry-rewrite's OPTION OLD=PICK fixes when PICK is not
+ * NULL: then with that fix and HINT, else (also when memory for the pair
+ * runs out) with no fix and NO_PICK for the hint.
+ */
+void vmferry_preflight_add_pick (struct preflight *c, const char *check,
+                                 const char *object, const char *option,
+                                 const char *old, const char *pick,
+                                 const char *hint, const char *no_pick,
+                                 const char *fs, ...)
+  __attribute__ ((format (printf, 9, 10)));
 
 /* A "space" error: WHAT ("the files", "the volumes") need NEED bytes
  * where AVAILABLE are free.  Rounded in the message, exact in the JSON.

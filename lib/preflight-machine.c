@@ -66,8 +66,8 @@ vmferry_preflight_type_and_emulator (struct preflight *c)
                              (const char *const *) c->emulators,
                              c->nemulators) &&
       !vmferry_refs_allowed (c->emulator, true,
-                             (const char *const *) c->in->allow,
-                             c->in->nr_allow)) {
+                             (const char *const *) c->in->allow.ptr,
+                             c->in->allow.len)) {
     const char *fix[] = { "--emulator", c->default_emulator, NULL };
     char hint[4200], list[1024];
     size_t used = 0;

@@ -147,40 +147,32 @@ vmferry_preflight_interfaces (struct preflight *c)
       if (net) {
         virNetworkPtr nw = virNetworkLookupByName (c->dest, name);
         CLEANUP_FREE char *pick = NULL;
-        CLEANUP_FREE char *pair = NULL;
         int active = nw ? virNetworkIsActive (nw) : -1;
         if (nw)
           virNetworkFree (nw);
         if (active == 1)
           continue;
         pick = pick_network (c, list, sizeof list);
-        if (pick && asprintf (&pair, "%s=%s", name, pick) < 0)
-          pair = NULL;
-        {
-          const char *fix[] = { "--map-network", pair, NULL };
-          if (nw == NULL)
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object,
-                                   pair ? fix : NULL,
-                                   pair ? NULL
-                                     : "define the network on the destination",
-                                   "no such network on the destination (its "
-                                   "active networks: %s)",
-                                   list[0] ? list : "none");
-          else {
-            char hint[300];
-            snprintf (hint, sizeof hint,
-                      "or start it there: virsh net-start %s", name);
-            vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "network", object,
-                                   pair ? fix : NULL, hint,
-                                   "the network exists on the destination but "
-                                   "is not active");
-          }
+        if (nw == NULL)
+          vmferry_preflight_add_pick (c, "network", object, "--map-network",
+                                      name, pick, NULL,
+                                      "define the network on the destination",
+                                      "no such network on the destination "
+                                      "(its active networks: %s)",
+                                      list[0] ? list : "none");
+        else {
+          char hint[300];
+          snprintf (hint, sizeof hint,
+                    "or start it there: virsh net-start %s", name);
+          vmferry_preflight_add_pick (c, "network", object, "--map-network",
+                                      name, pick, hint, hint,
+                                      "the network exists on the destination "
+                                      "but is not active");
         }
       }
       else {
         virInterfacePtr ifp = virInterfaceLookupByName (c->dest, name);
         CLEANUP_FREE char *pick = NULL;
-        CLEANUP_FREE char *pair = NULL;
         if (ifp) {
           CLEANUP_FREE char *xml = virInterfaceGetXMLDesc (ifp, 0);
           virInterfaceFree (ifp);
@@ -199,19 +191,13 @@ vmferry_preflight_interfaces (struct preflight *c)
           continue;
         }
         pick = pick_bridge (c, list, sizeof list);
-        if (pick && asprintf (&pair, "%s=%s", name, pick) < 0)
-          pair = NULL;
-        {
-          const char *fix[] = { "--map-bridge", pair, NULL };
-          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "bridge", object,
-                                 pair ? fix : NULL,
-                                 pair ? NULL
-                                   : "create the bridge on the destination, or "
-                                     "use a network",
-                                 "no such bridge on the destination (its "
-                                 "bridges: %s)",
-                                 list[0] ? list : "none");
-        }
+        vmferry_preflight_add_pick (c, "bridge", object, "--map-bridge", name,
+                                    pick, NULL,
+                                    "create the bridge on the destination, "
+                                    "or use a network",
+                                    "no such bridge on the destination (its "
+                                    "bridges: %s)",
+                                    list[0] ? list : "none");
       }
     }
   }

@@ -42,8 +42,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
 {
   size_t counts[3] = { 0 };
 
-  for (size_t i = 0; i < f->n; i++) {
-    int sev = f->v[i].severity;
+  for (size_t i = 0; i < f->list.len; i++) {
+    int sev = f->list.ptr[i].severity;
     counts[sev >= 0 && sev <= 2 ? sev : 0]++;
   }
 
@@ -69,8 +69,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
     json_object_object_add (o, "errors", json_object_new_int ((int) counts[2]));
     json_object_object_add (o, "warnings",
                             json_object_new_int ((int) counts[1]));
-    for (size_t i = 0; i < f->n; i++) {
-      const struct vmferry_finding *x = &f->v[i];
+    for (size_t i = 0; i < f->list.len; i++) {
+      const struct vmferry_finding *x = &f->list.ptr[i];
       json_object *e = json_object_new_object ();
       json_object_object_add (e, "severity",
                               json_object_new_string
@@ -110,8 +110,8 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
   }
   else {
     bool any_fix = false;
-    for (size_t i = 0; i < f->n; i++) {
-      const struct vmferry_finding *x = &f->v[i];
+    for (size_t i = 0; i < f->list.len; i++) {
+      const struct vmferry_finding *x = &f->list.ptr[i];
       fprintf (out, "%s: %s: %s: %s\n", vmferry_severity_name (x->severity),
                x->check, x->object, x->message);
       if (x->fix) {
@@ -144,10 +144,10 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
       if (any_fix) {
         fputs (f->check_for == VMFERRY_CHECK_FOR_IMPORT ?
                "rewrite with: vmferry-rewrite" : "add to the command:", out);
-        for (size_t i = 0; i < f->n; i++)
-          for (size_t k = 0; f->v[i].fix && f->v[i].fix[k]; k++) {
+        for (size_t i = 0; i < f->list.len; i++)
+          for (size_t k = 0; f->list.ptr[i].fix && f->list.ptr[i].fix[k]; k++) {
             fputc (' ', out);
-            print_word (out, f->v[i].fix[k]);
+            print_word (out, f->list.ptr[i].fix[k]);
           }
         fputc ('\n', out);
       }

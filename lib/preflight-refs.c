@@ -54,20 +54,20 @@ vmferry_preflight_refs (struct preflight *c)
     c->oom = true;
     return;
   }
-  carried = calloc (in->nr_files + 1, sizeof *carried);
+  carried = calloc (in->files.len + 1, sizeof *carried);
   if (carried == NULL) {
     c->oom = true;
     goto out;
   }
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (in->files[i].carried) {
-      carried[ncarried].path = in->files[i].path;
-      carried[ncarried++].format = in->files[i].format;
+  for (size_t i = 0; i < in->files.len; i++)
+    if (in->files.ptr[i].carried) {
+      carried[ncarried].path = in->files.ptr[i].path;
+      carried[ncarried++].format = in->files.ptr[i].format;
     }
   p.carried = carried;
   p.n_carried = ncarried;
-  p.allow = (const char *const *) in->allow;
-  p.n_allow = in->nr_allow;
+  p.allow = (const char *const *) in->allow.ptr;
+  p.n_allow = in->allow.len;
   p.emulators = (const char *const *) c->emulators;
   p.n_emulators = c->nemulators;
   p.have_emulators = c->have_emulators;
@@ -124,15 +124,13 @@ vmferry_preflight_refs (struct preflight *c)
     vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "reference", object, NULL,
                            hint, "%s", why);
     if (r->is_path && f[i].reason != VMFERRY_REF_FORMAT_MISMATCH) {
-      char **v = reallocarray (c->refused, c->nrefused + 1, sizeof *v);
-      if (v == NULL || (v[c->nrefused] = strdup (r->value)) == NULL) {
-        if (v)
-          c->refused = v;
+      char *v = strdup (r->value);
+      if (v == NULL ||
+          vmferry_check_string_vector_append (&c->refused, v) == -1) {
+        free (v);
         c->oom = true;
         break;
       }
-      c->refused = v;
-      c->nrefused++;
     }
   }
  out:

@@ -15,6 +15,7 @@
 #include "preflight-int.h"
 #include "preflight.h"
 #include "resume.h"
+#include "vector.h"
 #include "xmlnode.h"
 
 /* ---------------------------------------------------------------- storage */
@@ -122,18 +123,20 @@ struct want {
   bool is_loader, is_template;
 };
 
+DEFINE_VECTOR_TYPE (want_vector, struct want);
+
 static void
-wants_free (struct want *w, size_t n)
+wants_free (struct want_vector *w)
 {
-  for (size_t i = 0; i < n; i++) {
-    free (w[i].key);
-    free (w[i].what);
+  for (size_t i = 0; i < w->len; i++) {
+    free (w->ptr[i].key);
+    free (w->ptr[i].what);
   }
-  free (w);
+  want_vector_reset (w);
 }
 
 static int
-want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
+want_add (struct preflight *c, struct want_vector *w, const char *key,
           const char *what, bool carried_default)
 {
   struct want *v;
@@ -141,14 +144,12 @@ want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
 
   if (key == NULL || *key == '\0')
     return 0;
-  for (size_t i = 0; i < *n; i++)
-    if (strcmp ((*w)[i].key, key) == 0)
+  for (size_t i = 0; i < w->len; i++)
+    if (strcmp (w->ptr[i].key, key) == 0)
       return 0;
-  v = reallocarray (*w, *n + 1, sizeof *v);
-  if (v == NULL)
+  if (want_vector_reserve (w, 1) == -1)
     return -1;
-  *w = v;
-  v = &v[*n];
+  v = &w->ptr[w->len];
   memset (v, 0, sizeof *v);
   v->key = strdup (key);
   v->what = strdup (what);
@@ -159,23 +160,22 @@ want_add (struct preflight *c, struct want **w, size_t *n, const char *key,
   }
   v->carried = false;
   v->must_exist = true;
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (strcmp (in->files[i].path, key) == 0) {
-      v->carried = in->files[i].carried;
+  for (size_t i = 0; i < in->files.len; i++)
+    if (strcmp (in->files.ptr[i].path, key) == 0) {
+      v->carried = in->files.ptr[i].carried;
       v->must_exist = !v->carried;
-      v->allocated = in->files[i].allocated;
+      v->allocated = in->files.ptr[i].allocated;
       break;
     }
   (void) carried_default;
-  (*n)++;
+  w->len++;
   return 0;
 }
 
+/* The files of the domain into W (empty); on failure W is empty again. */
 static int
-gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
+gather_files (struct preflight *c, struct want_vector *w)
 {
-  struct want *w = NULL;
-  size_t n = 0;
   xmlNodePtr os = vmferry_xml_child (c->root, "os"), nv;
 
   for (xmlNodePtr devs = c->root->children; devs; devs = devs->next) {
@@ -203,7 +203,7 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
         if (pool && vol && asprintf (&key, "volume:%s/%s", pool, vol) < 0)
           key = NULL;
       }
-      if (key && want_add (c, &w, &n, key, what, true) == -1)
+      if (key && want_add (c, w, key, what, true) == -1)
         goto nomem;
     }
   }
@@ -217,39 +217,39 @@ gather_files (struct preflight *c, struct want **w_rtn, size_t *n_rtn)
     CLEANUP_FREE char *tmpl = NULL;
     CLEANUP_FREE char *nvpath = NULL;
     if (loader && *loader == '/') {
-      if (want_add (c, &w, &n, loader, "loader", false) == -1)
+      if (want_add (c, w, loader, "loader", false) == -1)
         goto nomem;
-      w[n - 1].is_loader = strcmp (w[n - 1].key, loader) == 0;
+      w->ptr[w->len - 1].is_loader =
+        strcmp (w->ptr[w->len - 1].key, loader) == 0;
     }
     if ((kernel && *kernel == '/' &&
-         want_add (c, &w, &n, kernel, "kernel", false) == -1) ||
+         want_add (c, w, kernel, "kernel", false) == -1) ||
         (initrd && *initrd == '/' &&
-         want_add (c, &w, &n, initrd, "initrd", false) == -1))
+         want_add (c, w, initrd, "initrd", false) == -1))
       goto nomem;
     if ((nv = vmferry_xml_child (os, "nvram")) != NULL) {
       tmpl = vmferry_xml_attr (nv, "template");
       if (tmpl && *tmpl == '/') {
-        if (want_add (c, &w, &n, tmpl, "nvram template", false) == -1)
+        if (want_add (c, w, tmpl, "nvram template", false) == -1)
           goto nomem;
-        w[n - 1].is_template = strcmp (w[n - 1].key, tmpl) == 0;
+        w->ptr[w->len - 1].is_template =
+          strcmp (w->ptr[w->len - 1].key, tmpl) == 0;
       }
       if (vmferry_xml_attr_eq (nv, "type", "file"))
         nvpath = vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file");
       else if (!xmlHasNsProp (nv, BAD_CAST "type", NULL))
         nvpath = vmferry_xml_text (nv);
       if (nvpath && *nvpath == '/') {
-        if (want_add (c, &w, &n, nvpath, "nvram", true) == -1)
+        if (want_add (c, w, nvpath, "nvram", true) == -1)
           goto nomem;
         /* libvirt makes it from the template when missing. */
-        w[n - 1].must_exist = false;
+        w->ptr[w->len - 1].must_exist = false;
       }
     }
   }
-  *w_rtn = w;
-  *n_rtn = n;
   return 0;
  nomem:
-  wants_free (w, n);
+  wants_free (w);
   return -1;
 }
 
@@ -434,6 +434,12 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
   virStoragePoolPtr p =
     open_dir_pool (c, dir, pools, npools, &look, &transient);
   const char *target = pick_pool (pools, npools, true);
+  /* Where --map-path could move the files: the pool directory picked,
+   * unless it is this one, or --dest-dir, not --map-path, places them.
+   */
+  const char *move_to =
+    target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir)
+    ? target : NULL;
   uint64_t need = 0;
   bool carried = false;
   char object[4200];
@@ -453,45 +459,32 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
   }
 
   if (!look.exists) {
-    CLEANUP_FREE char *pair = NULL;
-    if (carried && target && strcmp (target, dir) != 0 &&
-        !is_dest_dir (c, dir) && asprintf (&pair, "%s=%s", dir, target) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      char hint[8500];
-      if (is_dest_dir (c, dir) && target && strcmp (target, dir) != 0)
-        snprintf (hint, sizeof hint, "give --dest-dir a directory it has (%s), "
-                  "or create it on the destination: mkdir -p %s", target, dir);
-      else if (is_dest_dir (c, dir))
-        snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
-                  "or create it on the destination: mkdir -p %s", dir);
-      else
-        snprintf (hint, sizeof hint,
-                  "or create it on the destination: mkdir -p %s", dir);
-      if (carried)
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
-                               pair ? fix : NULL, hint,
-                               "does not exist on the destination, or cannot "
-                               "be used there (%s)",
-                               look.error);
-    }
+    char hint[8500];
+    if (is_dest_dir (c, dir) && target && strcmp (target, dir) != 0)
+      snprintf (hint, sizeof hint, "give --dest-dir a directory it has (%s), "
+                "or create it on the destination: mkdir -p %s", target, dir);
+    else if (is_dest_dir (c, dir))
+      snprintf (hint, sizeof hint, "give --dest-dir a directory it has, "
+                "or create it on the destination: mkdir -p %s", dir);
+    else
+      snprintf (hint, sizeof hint,
+                "or create it on the destination: mkdir -p %s", dir);
+    if (carried)
+      vmferry_preflight_add_pick (c, "path", object, "--map-path", dir,
+                                  move_to, hint, hint,
+                                  "does not exist on the destination, or "
+                                  "cannot be used there (%s)",
+                                  look.error);
   }
   else if (carried && !look.writable) {
-    CLEANUP_FREE char *pair = NULL;
-    if (target && strcmp (target, dir) != 0 && !is_dest_dir (c, dir) &&
-        asprintf (&pair, "%s=%s", dir, target) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "path", object,
-                             pair ? fix : NULL,
-                             is_dest_dir (c, dir) ?
-                             "give --dest-dir a directory it can write" : NULL,
-                             "exists on the destination but a file cannot be "
-                             "created in it (%s)",
-                             look.error);
-    }
+    const char *hint = is_dest_dir (c, dir)
+      ? "give --dest-dir a directory it can write" : NULL;
+
+    vmferry_preflight_add_pick (c, "path", object, "--map-path", dir, move_to,
+                                hint, hint,
+                                "exists on the destination but a file "
+                                "cannot be created in it (%s)",
+                                look.error);
   }
   else if (carried && look.have_space && need > look.available) {
     const char *hint = is_dest_dir (c, dir)
@@ -510,7 +503,8 @@ check_dir (struct preflight *c, const char *dir, struct want *w, size_t n,
     if (d == NULL || strcmp (d, dir) != 0 ||
         strncmp (w[i].key, "volume:", 7) == 0)
       continue;
-    if (vmferry_preflight_seen_before (c->refused, c->nrefused, w[i].key))
+    if (vmferry_preflight_seen_before (c->refused.ptr, c->refused.len,
+                                       w[i].key))
       continue;
     snprintf (fobject, sizeof fobject, "%s %s", w[i].what, w[i].key);
     v = p ? virStorageVolLookupByName (p, basename_of (w[i].key)) : NULL;
@@ -551,6 +545,8 @@ check_loader (struct preflight *c, const struct want *w,
   const char *alt = NULL;
   CLEANUP_FREE char *val = NULL;
   char object[4300];
+  char list[2048];
+  size_t used = 0;
 
   (void) pools;
   (void) npools;
@@ -567,53 +563,44 @@ check_loader (struct preflight *c, const struct want *w,
     return;                     /* the destination lists no firmware */
   alt = val;
   snprintf (object, sizeof object, "loader %s", w->key);
-  {
-    CLEANUP_FREE char *pair = NULL;
-    if (alt && asprintf (&pair, "%s=%s", w->key, alt) < 0)
-      pair = NULL;
-    {
-      const char *fix[] = { "--map-path", pair, NULL };
-      char list[2048];
-      size_t used = 0;
-      list[0] = '\0';
-      for (xmlNodePtr v = os->children; v; v = v->next) {
-        CLEANUP_FREE char *t = NULL;
-        if (vmferry_xml_is_elem (v, "value") &&
-            (t = vmferry_xml_text (v)) != NULL)
-          used += snprintf (list + used,
-                            used < sizeof list ? sizeof list - used : 0,
-                            "%s%s", used ? ", " : "", t);
-      }
-      vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "firmware", object,
-                             pair ? fix : NULL,
-                             pair ? NULL
-                               : "install the firmware on the destination",
-                             "not among the firmware the destination offers "
-                             "(%s)",
-                             list[0] ? list : "none");
-    }
+  list[0] = '\0';
+  for (xmlNodePtr v = os->children; v; v = v->next) {
+    CLEANUP_FREE char *t = NULL;
+    if (vmferry_xml_is_elem (v, "value") &&
+        (t = vmferry_xml_text (v)) != NULL)
+      used += snprintf (list + used,
+                        used < sizeof list ? sizeof list - used : 0,
+                        "%s%s", used ? ", " : "", t);
   }
+  vmferry_preflight_add_pick (c, "firmware", object, "--map-path", w->key,
+                              alt, NULL,
+                              "install the firmware on the destination",
+                              "not among the firmware the destination "
+                              "offers (%s)",
+                              list[0] ? list : "none");
 }
 
 void
 vmferry_preflight_storage (struct preflight *c)
 {
-  struct want *w = NULL;
-  size_t n = 0, npools = 0;
+  struct want_vector wants = VECTOR_INIT;
+  struct want *w;
+  size_t n, npools = 0;
   struct pool_info *pools = NULL;
-  char **dirs = NULL;
-  size_t ndirs = 0;
+  struct vmferry_check_string_vector dirs = VECTOR_INIT;
 
-  if (gather_files (c, &w, &n) == -1) {
+  if (gather_files (c, &wants) == -1) {
     c->oom = true;
     return;
   }
+  w = wants.ptr;
+  n = wants.len;
   if (list_pools (c, &pools, &npools) == -1) {
     vmferry_preflight_add (c, VMFERRY_SEV_WARNING, "pool", "storage", NULL,
                            NULL,
                            "cannot list the destination's storage pools: %s",
                            vmferry_preflight_virt_msg ());
-    wants_free (w, n);
+    wants_free (&wants);
     return;
   }
 
@@ -641,18 +628,12 @@ vmferry_preflight_storage (struct preflight *c)
     snprintf (object, sizeof object, "pool %s", pool);
     p = virStoragePoolLookupByName (c->dest, pool);
     if (p == NULL) {
-      if (first) {
-        const char *pick = pick_pool (pools, npools, false);
-        CLEANUP_FREE char *pair = NULL;
-        if (pick && asprintf (&pair, "%s=%s", pool, pick) < 0)
-          pair = NULL;
-        const char *fix[] = { "--pool", pair, NULL };
-        vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "pool", object,
-                               pair ? fix : NULL,
-                               pair ? NULL
-                                 : "define the pool on the destination",
-                               "no such storage pool on the destination");
-      }
+      if (first)
+        vmferry_preflight_add_pick (c, "pool", object, "--pool", pool,
+                                    pick_pool (pools, npools, false), NULL,
+                                    "define the pool on the destination",
+                                    "no such storage pool on the "
+                                    "destination");
       continue;
     }
     if (virStoragePoolIsActive (p) != 1) {
@@ -707,26 +688,23 @@ vmferry_preflight_storage (struct preflight *c)
   /* Files, by directory. */
   for (size_t i = 0; i < n; i++) {
     CLEANUP_FREE char *d = NULL;
-    char **v;
     if (strncmp (w[i].key, "volume:", 7) == 0 || w[i].key[0] != '/' ||
-        vmferry_preflight_seen_before (c->refused, c->nrefused, w[i].key))
+        vmferry_preflight_seen_before (c->refused.ptr, c->refused.len,
+                                       w[i].key))
       continue;
     d = dirname_of (w[i].key);
-    if (d == NULL || vmferry_preflight_seen_before (dirs, ndirs, d))
+    if (d == NULL || vmferry_preflight_seen_before (dirs.ptr, dirs.len, d))
       continue;
-    v = reallocarray (dirs, ndirs + 1, sizeof *v);
-    if (v == NULL) {
+    if (vmferry_check_string_vector_append (&dirs, d) == -1) {
       c->oom = true;
       break;
     }
-    dirs = v;
-    dirs[ndirs++] = d;
     d = NULL;
-    check_dir (c, dirs[ndirs - 1], w, n, pools, npools);
+    check_dir (c, dirs.ptr[dirs.len - 1], w, n, pools, npools);
   }
-  for (size_t i = 0; i < ndirs; i++)
-    free (dirs[i]);
-  free (dirs);
+  for (size_t i = 0; i < dirs.len; i++)
+    free (dirs.ptr[i]);
+  vmferry_check_string_vector_reset (&dirs);
   pools_free (pools, npools);
-  wants_free (w, n);
+  wants_free (&wants);
 }

@@ -47,54 +47,46 @@ vmferry_findings_free (struct vmferry_findings *f)
 {
   if (f == NULL)
     return;
-  for (size_t i = 0; i < f->n; i++) {
-    free (f->v[i].check);
-    free (f->v[i].object);
-    free (f->v[i].message);
-    vmferry_strv_free (f->v[i].fix);
-    free (f->v[i].hint);
+  for (size_t i = 0; i < f->list.len; i++) {
+    free (f->list.ptr[i].check);
+    free (f->list.ptr[i].object);
+    free (f->list.ptr[i].message);
+    vmferry_strv_free (f->list.ptr[i].fix);
+    free (f->list.ptr[i].hint);
   }
-  free (f->v);
-  f->v = NULL;
-  f->n = 0;
+  vmferry_finding_vector_reset (&f->list);
 }
 
 bool
 vmferry_findings_blocking (const struct vmferry_findings *f)
 {
-  for (size_t i = 0; i < f->n; i++)
-    if (f->v[i].severity == VMFERRY_SEV_ERROR)
+  for (size_t i = 0; i < f->list.len; i++)
+    if (f->list.ptr[i].severity == VMFERRY_SEV_ERROR)
       return true;
   return false;
 }
 
-/* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
-void
-vmferry_preflight_add (struct preflight *c, int sev, const char *check,
-                       const char *object, const char *const *fix,
-                       const char *hint, const char *fs, ...)
+static void
+add_v (struct preflight *c, int sev, const char *check, const char *object,
+       const char *const *fix, const char *hint, const char *fs,
+       va_list args)
 {
-  struct vmferry_finding *v, *f;
-  va_list args;
+  struct vmferry_finding *f;
   size_t nfix = 0;
 
   if (c->oom)
     return;
-  v = reallocarray (c->out->v, c->out->n + 1, sizeof *v);
-  if (v == NULL) {
+  if (vmferry_finding_vector_reserve (&c->out->list, 1) == -1) {
     c->oom = true;
     return;
   }
-  c->out->v = v;
-  f = &v[c->out->n];
+  f = &c->out->list.ptr[c->out->list.len];
   memset (f, 0, sizeof *f);
   f->severity = sev;
   f->check = strdup (check);
   f->object = strdup (object);
-  va_start (args, fs);
   if (vasprintf (&f->message, fs, args) < 0)
     f->message = NULL;
-  va_end (args);
   if (hint)
     f->hint = strdup (hint);
   if (fix) {
@@ -105,10 +97,47 @@ vmferry_preflight_add (struct preflight *c, int sev, const char *check,
       if ((f->fix[i] = strdup (fix[i])) == NULL)
         c->oom = true;
   }
-  c->out->n++;
+  c->out->list.len++;
   if (!f->check || !f->object || !f->message || (hint && !f->hint) ||
       (fix && !f->fix))
     c->oom = true;
+}
+
+/* Add a finding.  FIX: NULL-terminated words (copied), or NULL. */
+void
+vmferry_preflight_add (struct preflight *c, int sev, const char *check,
+                       const char *object, const char *const *fix,
+                       const char *hint, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  add_v (c, sev, check, object, fix, hint, fs, args);
+  va_end (args);
+}
+
+/* An error that vmferry-rewrite's OPTION OLD=PICK fixes when PICK is not
+ * NULL: then with that fix and HINT, else (also when memory for the pair
+ * runs out) with no fix and NO_PICK for the hint.
+ */
+void
+vmferry_preflight_add_pick (struct preflight *c, const char *check,
+                            const char *object, const char *option,
+                            const char *old, const char *pick,
+                            const char *hint, const char *no_pick,
+                            const char *fs, ...)
+{
+  CLEANUP_FREE char *pair = NULL;
+  const char *fix[] = { option, NULL, NULL };
+  va_list args;
+
+  if (pick && asprintf (&pair, "%s=%s", old, pick) < 0)
+    pair = NULL;
+  fix[1] = pair;
+  va_start (args, fs);
+  add_v (c, VMFERRY_SEV_ERROR, check, object, pair ? fix : NULL,
+         pair ? hint : no_pick, fs, args);
+  va_end (args);
 }
 
 /* A "space" error: WHAT ("the files", "the volumes") need NEED bytes
@@ -127,8 +156,8 @@ vmferry_preflight_add_space (struct preflight *c, const char *object,
                          "%s need %s, %s %s free", what, a, b,
                          available >= 1024 ? "are" : "is");
   if (!c->oom) {
-    c->out->v[c->out->n - 1].need = need;
-    c->out->v[c->out->n - 1].available = available;
+    c->out->list.ptr[c->out->list.len - 1].need = need;
+    c->out->list.ptr[c->out->list.len - 1].available = available;
   }
 }
 
@@ -159,8 +188,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   xmlNodePtr type, devices;
   int ret = -1;
 
-  findings_rtn->v = NULL;
-  findings_rtn->n = 0;
+  findings_rtn->list = (struct vmferry_finding_vector) VECTOR_INIT;
   findings_rtn->check_for = in ? in->check_for : VMFERRY_CHECK_FOR_IMPORT;
   if (dest == NULL || in == NULL || in->doc == NULL ||
       (c.root = xmlDocGetRootElement (in->doc)) == NULL) {
@@ -213,9 +241,9 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   free (c.emulator);
   free (c.use_emulator);
   free (c.default_emulator);
-  for (size_t i = 0; i < c.nrefused; i++)
-    free (c.refused[i]);
-  free (c.refused);
+  for (size_t i = 0; i < c.refused.len; i++)
+    free (c.refused.ptr[i]);
+  vmferry_check_string_vector_reset (&c.refused);
   vmferry_strv_free (c.emulators);
   if (c.domcaps)
     xmlFreeDoc (c.domcaps);

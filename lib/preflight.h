@@ -23,6 +23,8 @@
 #include <libvirt/libvirt.h>
 #include <libxml/tree.h>
 
+#include "vector.h"
+
 enum vmferry_severity {
   VMFERRY_SEV_INFO = 0,         /* worth knowing, nothing to do */
   VMFERRY_SEV_WARNING = 1,      /* it may work, or work differently */
@@ -60,9 +62,10 @@ enum vmferry_check_for {
   VMFERRY_CHECK_FOR_LIVE,       /* vmferry-migrate --live */
 };
 
+DEFINE_VECTOR_TYPE (vmferry_finding_vector, struct vmferry_finding);
+
 struct vmferry_findings {
-  struct vmferry_finding *v;
-  size_t n;
+  struct vmferry_finding_vector list;
   int check_for;                /* enum vmferry_check_for, from the input */
 };
 
@@ -82,18 +85,19 @@ struct vmferry_check_file {
   char *format;                 /* the stream's format for it, or NULL */
 };
 
+DEFINE_VECTOR_TYPE (vmferry_check_file_vector, struct vmferry_check_file);
+DEFINE_VECTOR_TYPE (vmferry_check_string_vector, char *);
+
 /* What to check: the domain XML and its files' sizes. */
 struct vmferry_check_input {
   xmlDocPtr doc;
   char *name;                   /* for messages: domain or file name */
-  struct vmferry_check_file *files;
-  size_t nr_files;
+  struct vmferry_check_file_vector files;
   /* --allow-path values: host paths and resources the domain may refer
    * to without carrying them (lib/refs.h), as vmferry-import would
    * accept them.
    */
-  char **allow;
-  size_t nr_allow;
+  struct vmferry_check_string_vector allow;
   /* For the hints (not freed by vmferry_check_input_free): */
   int check_for;                /* enum vmferry_check_for */
   /* vmferry-migrate --dest-dir: the carried files go there whatever

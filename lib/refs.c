@@ -22,6 +22,7 @@
 #include "domain.h"
 #include "error.h"
 #include "refs.h"
+#include "vector.h"
 #include "virt.h"
 #include "xmlnode.h"
 
@@ -169,12 +170,14 @@ struct claim {
   const char *attr;             /* NULL: the element's text */
 };
 
+DEFINE_VECTOR_TYPE (ref_vector, struct vmferry_ref);
+DEFINE_VECTOR_TYPE (claim_vector, struct claim);
+DEFINE_VECTOR_TYPE (string_vector, char *);
+
 struct collector {
-  struct vmferry_ref *v;
-  size_t n, cap;
+  struct ref_vector refs;
   /* Places read on purpose without a reference (a pty's path). */
-  struct claim *ignored;
-  size_t nignored;
+  struct claim_vector ignored;
   bool failed;                  /* the error is set */
 };
 
@@ -232,22 +235,16 @@ add (struct collector *c, int kind, bool is_path, char *value,
     free (value);
     return;
   }
-  if (c->n == VMFERRY_REFS_MAX) {
+  if (c->refs.len == VMFERRY_REFS_MAX) {
     vmferry_set_error ("domain XML: more than %d host references",
                        VMFERRY_REFS_MAX);
     c->failed = true;
     free (value);
     return;
   }
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 16;
-    struct vmferry_ref *v = reallocarray (c->v, cap, sizeof *v);
-    if (v == NULL)
-      goto nomem;
-    c->v = v;
-    c->cap = cap;
-  }
-  r = &c->v[c->n];
+  if (ref_vector_reserve (&c->refs, 1) == -1)
+    goto nomem;
+  r = &c->refs.ptr[c->refs.len];
   memset (r, 0, sizeof *r);
   r->kind = kind;
   r->is_path = is_path;
@@ -267,7 +264,7 @@ add (struct collector *c, int kind, bool is_path, char *value,
     free (r->format);
     goto nomem;
   }
-  c->n++;
+  c->refs.len++;
   return;
  nomem:
   free (value);
@@ -279,19 +276,14 @@ add (struct collector *c, int kind, bool is_path, char *value,
 static void
 ignore (struct collector *c, xmlNodePtr n, const char *attr)
 {
-  struct claim *v;
+  struct claim cl = { .node = n, .attr = attr };
 
   if (c->failed)
     return;
-  v = reallocarray (c->ignored, c->nignored + 1, sizeof *v);
-  if (v == NULL) {
+  if (claim_vector_append (&c->ignored, cl) == -1) {
     vmferry_set_error_errno (ENOMEM, "domain XML: host references");
     c->failed = true;
-    return;
   }
-  c->ignored = v;
-  v[c->nignored].node = n;
-  v[c->nignored++].attr = attr;
 }
 
 /* Attribute ATTR of N, or its text (ATTR NULL), for a path reference.
@@ -961,10 +953,10 @@ os_refs (struct collector *c, xmlNodePtr os)
   FOR_CHILDREN (l, os, "loader") {
     CLEANUP_FREE char *ro = vmferry_xml_attr (l, "readonly");
     CLEANUP_FREE char *type = vmferry_xml_attr (l, "type");
-    size_t before = c->n;
+    size_t before = c->refs.len;
     ADD_PATH_TEXT (c, VMFERRY_REF_LOADER, l, NULL, "os/loader");
-    if (c->n > before)
-      c->v[before].writable_loader =
+    if (c->refs.len > before)
+      c->refs.ptr[before].writable_loader =
         (ro && strcmp (ro, "no") == 0) ||
         (type && strcmp (type, "pflash") == 0 &&
          !(ro && strcmp (ro, "yes") == 0));
@@ -1112,7 +1104,7 @@ safety_net (struct collector *c, xmlNodePtr root)
 {
   xmlNodePtr n = root;
   CLEANUP_FREE struct claim *cl = NULL;
-  size_t ncl = c->n + c->nignored;
+  size_t ncl = c->refs.len + c->ignored.len;
 
   if (c->failed)
     return;
@@ -1122,12 +1114,12 @@ safety_net (struct collector *c, xmlNodePtr root)
     c->failed = true;
     return;
   }
-  for (size_t i = 0; i < c->n; i++) {
-    cl[i].node = c->v[i].node;
-    cl[i].attr = c->v[i].attr;
+  for (size_t i = 0; i < c->refs.len; i++) {
+    cl[i].node = c->refs.ptr[i].node;
+    cl[i].attr = c->refs.ptr[i].attr;
   }
-  if (c->nignored)
-    memcpy (cl + c->n, c->ignored, c->nignored * sizeof *cl);
+  if (c->ignored.len)
+    memcpy (cl + c->refs.len, c->ignored.ptr, c->ignored.len * sizeof *cl);
   qsort (cl, ncl, sizeof *cl, claim_cmp);
 
   while (n && !c->failed) {
@@ -1179,7 +1171,7 @@ int
 vmferry_domain_refs (xmlDocPtr doc, struct vmferry_ref **refs_rtn,
                      size_t *n_rtn)
 {
-  struct collector c = { 0 };
+  struct collector c = { .refs = VECTOR_INIT, .ignored = VECTOR_INIT };
   xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
 
   if (root == NULL) {
@@ -1212,14 +1204,14 @@ vmferry_domain_refs (xmlDocPtr doc, struct vmferry_ref **refs_rtn,
                      "launchSecurity quote generation service");
   namespace_refs (&c, root);
   safety_net (&c, root);
-  free (c.ignored);
+  claim_vector_reset (&c.ignored);
 
   if (c.failed) {
-    vmferry_refs_free (c.v, c.n);
+    vmferry_refs_free (c.refs.ptr, c.refs.len);
     return -1;
   }
-  *refs_rtn = c.v;
-  *n_rtn = c.n;
+  *refs_rtn = c.refs.ptr;
+  *n_rtn = c.refs.len;
   return 0;
 }
 
@@ -1531,8 +1523,8 @@ vmferry_refs_host_emulators (virConnectPtr conn, char ***emulators_rtn,
 {
   CLEANUP_FREE char *caps = virConnectGetCapabilities (conn);
   CLEANUP_XMLDOC xmlDocPtr d = NULL;
-  char **v = NULL;
-  size_t n = 0;
+  /* NULL-terminated beyond its LEN. */
+  struct string_vector v = VECTOR_INIT;
 
   if (caps == NULL) {
     vmferry_virt_error ("cannot read the host's capabilities");
@@ -1543,9 +1535,9 @@ vmferry_refs_host_emulators (virConnectPtr conn, char ***emulators_rtn,
     vmferry_set_error ("cannot parse the host's capabilities");
     return -1;
   }
-  v = calloc (1, sizeof *v);
-  if (v == NULL)
+  if (string_vector_reserve (&v, 1) == -1)
     goto nomem;
+  v.ptr[0] = NULL;
   FOR_CHILDREN (g, xmlDocGetRootElement (d), "guest")
     FOR_CHILDREN (a, g, "arch") {
       xmlNodePtr ems[64];
@@ -1559,28 +1551,25 @@ vmferry_refs_host_emulators (virConnectPtr conn, char ***emulators_rtn,
             ems[nems++] = e;
       for (size_t i = 0; i < nems; i++) {
         char *t = text (ems[i]);
-        char **nv;
         if (t == NULL)
           continue;
-        if (list_has ((const char *const *) v, n, t)) {
+        if (list_has ((const char *const *) v.ptr, v.len, t)) {
           free (t);
           continue;
         }
-        nv = reallocarray (v, n + 2, sizeof *v);
-        if (nv == NULL) {
+        if (string_vector_reserve (&v, 2) == -1) {
           free (t);
           goto nomem;
         }
-        v = nv;
-        v[n++] = t;
-        v[n] = NULL;
+        v.ptr[v.len++] = t;
+        v.ptr[v.len] = NULL;
       }
     }
-  *emulators_rtn = v;
-  *n_rtn = n;
+  *emulators_rtn = v.ptr;
+  *n_rtn = v.len;
   return 0;
  nomem:
-  vmferry_strv_free (v);
+  vmferry_strv_free (v.ptr);
   vmferry_set_error_errno (ENOMEM, "host emulators");
   return -1;
 }

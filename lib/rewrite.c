@@ -162,8 +162,8 @@ vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
   r = vmferry_rewrite_doc (rw, in->doc, dest);
   if (r < 0)
     return -1;
-  for (size_t i = 0; i < in->nr_files; i++) {
-    struct vmferry_check_file *f = &in->files[i];
+  for (size_t i = 0; i < in->files.len; i++) {
+    struct vmferry_check_file *f = &in->files.ptr[i];
     char *np = NULL;
 
     if (strncmp (f->path, "volume:", 7) == 0) {

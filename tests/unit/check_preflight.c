@@ -58,9 +58,9 @@ write_file (const void *buf, size_t len)
 static const struct vmferry_check_file *
 find (const struct vmferry_check_input *in, const char *path)
 {
-  for (size_t i = 0; i < in->nr_files; i++)
-    if (strcmp (in->files[i].path, path) == 0)
-      return &in->files[i];
+  for (size_t i = 0; i < in->files.len; i++)
+    if (strcmp (in->files.ptr[i].path, path) == 0)
+      return &in->files.ptr[i];
   return NULL;
 }
 
@@ -117,8 +117,8 @@ START_TEST (test_load_stream)
   ck_assert_int_eq (vmferry_check_input_allow (&in, "rbd:pool/img"), 0);
   ck_assert_int_eq (vmferry_check_input_allow (&in, "srv/iso"), -1);
   ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "--allow-path: 'srv/iso'"));
-  ck_assert_uint_eq (in.nr_allow, 2);
-  ck_assert_str_eq (in.allow[1], "rbd:pool/img");
+  ck_assert_uint_eq (in.allow.len, 2);
+  ck_assert_str_eq (in.allow.ptr[1], "rbd:pool/img");
   vmferry_check_input_free (&in);
   unlink (path);
 }
@@ -216,13 +216,15 @@ START_TEST (test_print)
       .object = strdup ("memory"), .message = strdup ("little"),
       .hint = strdup ("buy more") },
   };
-  struct vmferry_findings f = { .v = malloc (sizeof v), .n = 2 };
+  struct vmferry_findings f = {
+    .list = { .ptr = malloc (sizeof v), .len = 2, .cap = 2 },
+  };
   char *buf = NULL;
   size_t len = 0;
   FILE *out;
 
   memcpy (v[0].fix, fix1, sizeof fix1);
-  memcpy (f.v, v, sizeof v);
+  memcpy (f.list.ptr, v, sizeof v);
   ck_assert (vmferry_findings_blocking (&f));
 
   out = open_memstream (&buf, &len);
@@ -245,7 +247,7 @@ START_TEST (test_print)
   free (buf);
 
   /* Only a warning: nothing blocks. */
-  f.v[0].severity = VMFERRY_SEV_INFO;
+  f.list.ptr[0].severity = VMFERRY_SEV_INFO;
   ck_assert (!vmferry_findings_blocking (&f));
   out = open_memstream (&buf, &len);
   ck_assert_int_eq (vmferry_findings_print (&f, out, false, "qemu:///x", "web01"), 0);
@@ -253,7 +255,7 @@ START_TEST (test_print)
   ck_assert_msg (strstr (buf, "ok: web01 can be defined and started on qemu:///x (1 warning)"), "%s", buf);
   free (buf);
   vmferry_findings_free (&f);
-  ck_assert_ptr_null (f.v);
+  ck_assert_ptr_null (f.list.ptr);
 }
 END_TEST
 

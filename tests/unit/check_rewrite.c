@@ -867,15 +867,15 @@ START_TEST (test_check_input)
   };
   struct vmferry_check_input in = {
     .doc = vmferry_domain_parse (xml, strlen (xml), "t"),
-    .files = malloc (sizeof files), .nr_files = 4,
+    .files = { .ptr = malloc (sizeof files), .len = 4, .cap = 4 },
   };
 
-  memcpy (in.files, files, sizeof files);
+  memcpy (in.files.ptr, files, sizeof files);
   ck_assert_int_gt (vmferry_rewrite_check_input (rw, &in, NULL), 0);
-  ck_assert_str_eq (in.files[0].path, "/srv/vm/w.qcow2");
-  ck_assert_str_eq (in.files[1].path, "volume:bulk/data.raw");
-  ck_assert_str_eq (in.files[2].path, "volume:new/v1");
-  ck_assert_str_eq (in.files[3].path, "/iso/x.iso");
+  ck_assert_str_eq (in.files.ptr[0].path, "/srv/vm/w.qcow2");
+  ck_assert_str_eq (in.files.ptr[1].path, "volume:bulk/data.raw");
+  ck_assert_str_eq (in.files.ptr[2].path, "volume:new/v1");
+  ck_assert_str_eq (in.files.ptr[3].path, "/iso/x.iso");
   vmferry_check_input_free (&in);
   vmferry_rewrite_free (rw);
 }
