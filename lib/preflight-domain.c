@@ -193,21 +193,17 @@ vmferry_preflight_devices (struct preflight *c)
           vmferry_xml_attr (vmferry_xml_child (d, "target"), "dev");
         if (bus &&
             enum_has (vmferry_xml_child (cdev, "disk"), "bus", bus) == 0) {
-          CLEANUP_FREE char *pair = NULL;
           const char *nb =
             enum_has (vmferry_xml_child (cdev, "disk"), "bus", "virtio") == 1
             ? "virtio" : NULL;
-          if (nb && asprintf (&pair, "%s=%s", bus, nb) < 0)
-            pair = NULL;
-          const char *fix[] = { "--disk-bus", pair, NULL };
           enum_list (vmferry_xml_child (cdev, "disk"), "bus", list,
                      sizeof list);
           snprintf (object, sizeof object, "disk %s bus %s", dev ? dev : "?",
                     bus);
-          vmferry_preflight_add (c, VMFERRY_SEV_ERROR, "device", object,
-                                 pair ? fix : NULL, NULL,
-                                 "the destination does not support this disk "
-                                 "bus (it has: %s)", list);
+          vmferry_preflight_add_pick (c, "device", object, "--disk-bus", bus,
+                                      nb, NULL, NULL,
+                                      "the destination does not support "
+                                      "this disk bus (it has: %s)", list);
         }
       }
       else if (vmferry_xml_is_elem (d, "graphics") && cdev) {
