@@ -17,6 +17,7 @@
 #include <libvirt/libvirt.h>
 #include <libxml/tree.h>
 
+#include "vector.h"
 #include "xmlsource.h"
 
 struct pair {
@@ -24,15 +25,16 @@ struct pair {
   char *where;
 };
 
-struct pairs {
-  struct pair *v;
-  size_t n;
-};
+DEFINE_VECTOR_TYPE (pairs, struct pair);
 
 /* A file that became a pool volume: for the manifest. */
 struct volmap {
   char *path, *pool, *volume;
 };
+
+DEFINE_VECTOR_TYPE (volmaps, struct volmap);
+
+DEFINE_VECTOR_TYPE (strings, char *);
 
 struct vmferry_rewrite {
   struct pairs paths, pools, networks, bridges, buses;
@@ -43,12 +45,10 @@ struct vmferry_rewrite {
   char *machine, *machine_where;
   char *cpu, *cpu_where;
   char *emulator, *emulator_where;
-  char **drop;
-  size_t nr_drop;
+  struct strings drop;          /* --drop-device: element names */
   bool in_map_file;
   /* Filled by vmferry_rewrite_doc for vmferry_rewrite_manifest. */
-  struct volmap *vols;
-  size_t nr_vols;
+  struct volmaps vols;
 };
 
 /* What every mapped or converted file is, before and after: to refuse
@@ -59,10 +59,7 @@ struct dest_entry {
   char *label;
 };
 
-struct dests {
-  struct dest_entry *v;
-  size_t n;
-};
+DEFINE_VECTOR_TYPE (dests, struct dest_entry);
 
 /* rewrite-rules.c */
 
