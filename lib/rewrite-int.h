@@ -128,6 +128,16 @@ int vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
 int vmferry_rewrite_drop_devices (struct vmferry_rewrite *rw,
                                   xmlNodePtr root, int *changes);
 
+/* rewrite-xmlfile.c */
+
+/* At most MAX bytes from FD (NAME in messages) into *BUF_RTN, with a NUL
+ * after them (the caller frees it), their number into *LEN_RTN.  Returns
+ * 0; 1 when FD holds more than MAX bytes, with the error not set, so that
+ * the caller says what its limit is for; or -1 with the error set.
+ */
+int vmferry_rewrite_read_fd (int fd, const char *name, size_t max,
+                             char **buf_rtn, size_t *len_rtn);
+
 /* rewrite.c */
 
 /* The source of DOC, parsed from XML[0..LEN), so that the rewritten

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 #include "domain.h"
@@ -520,7 +519,8 @@ read_small_file (const char *path, char **buf_rtn, size_t *len_rtn)
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   CLEANUP_FREE char *buf = NULL;
   struct stat st;
-  size_t len = 0;
+  size_t len;
+  int r;
 
   if (fd < 0) {
     vmferry_set_error_errno (errno, "%s: cannot open map file", path);
@@ -530,29 +530,12 @@ read_small_file (const char *path, char **buf_rtn, size_t *len_rtn)
     vmferry_set_error ("%s: the map file is not a regular file", path);
     return -1;
   }
-  buf = malloc (MAP_FILE_MAX + 1);
-  if (buf == NULL) {
-    vmferry_set_error_errno (errno, "%s", path);
+  r = vmferry_rewrite_read_fd (fd, path, MAP_FILE_MAX, &buf, &len);
+  if (r == 1)
+    vmferry_set_error ("%s: the map file is larger than %d bytes", path,
+                       MAP_FILE_MAX);
+  if (r != 0)
     return -1;
-  }
-  for (;;) {
-    ssize_t r = read (fd, buf + len, MAP_FILE_MAX + 1 - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read", path);
-      return -1;
-    }
-    if (r == 0)
-      break;
-    len += r;
-    if (len > MAP_FILE_MAX) {
-      vmferry_set_error ("%s: the map file is larger than %d bytes", path,
-                         MAP_FILE_MAX);
-      return -1;
-    }
-  }
-  buf[len] = '\0';
   if (memchr (buf, '\0', len)) {
     vmferry_set_error ("%s: the map file is not text (it has a NUL byte)",
                        path);
