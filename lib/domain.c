@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "vector.h"
 #include "xmlnode.h"
 
 /* libxml2 2.12 made the structured error const. */
@@ -295,39 +296,26 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
   return ret;
 }
 
-/* Growable result array. */
-struct file_list {
-  struct vmferry_domain_file *v;
-  size_t n, alloc;
-};
+/* The result array. */
+DEFINE_VECTOR_TYPE (file_list, struct vmferry_domain_file);
 
 /* A new entry for NODE, which takes *PATH over (PATH may be NULL). */
 static struct vmferry_domain_file *
 list_add (struct file_list *l, int role, xmlNodePtr node, char **path,
           bool block)
 {
-  struct vmferry_domain_file *f;
+  struct vmferry_domain_file f = { .role = role, .node = node,
+                                   .block = block };
 
-  if (l->n == l->alloc) {
-    size_t alloc = l->alloc ? l->alloc * 2 : 8;
-    void *p = reallocarray (l->v, alloc, sizeof *l->v);
-    if (p == NULL) {
-      vmferry_set_error_errno (errno, "domain XML: file list");
-      return NULL;
-    }
-    l->v = p;
-    l->alloc = alloc;
+  if (file_list_append (l, f) == -1) {
+    vmferry_set_error_errno (errno, "domain XML: file list");
+    return NULL;
   }
-  f = &l->v[l->n++];
-  memset (f, 0, sizeof *f);
-  f->role = role;
-  f->node = node;
-  f->block = block;
   if (path) {
-    f->path = *path;
+    l->ptr[l->len - 1].path = *path;
     *path = NULL;
   }
-  return f;
+  return &l->ptr[l->len - 1];
 }
 
 /* "disk vda", or "disk #2" for a disk with no target. */
@@ -386,8 +374,8 @@ add_backing (struct file_list *l, xmlNodePtr disk, size_t disk_index,
     f->readonly = true;
     f->depth = depth;
     f->disk_index = disk_index;
-    if (l->v[disk_index].target &&
-        (f->target = strdup (l->v[disk_index].target)) == NULL)
+    if (l->ptr[disk_index].target &&
+        (f->target = strdup (l->ptr[disk_index].target)) == NULL)
       goto nomem;
     if (vmferry_xml_get_attr (vmferry_xml_child (bs, "format"), "type",
                               &f->format) == -1)
@@ -465,7 +453,7 @@ add_disk (struct file_list *l, xmlNodePtr disk, size_t ordinal,
     return -1;
   }
 
-  index = l->n;
+  index = l->len;
   f = list_add (l, VMFERRY_ROLE_DISK, src, &path, block);
   if (f == NULL)
     return -1;
@@ -560,7 +548,7 @@ int
 vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
                       struct vmferry_domain_file **files_rtn, size_t *n_rtn)
 {
-  struct file_list l = { 0 };
+  struct file_list l = VECTOR_INIT;
   xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
   size_t ordinal = 0;
 
@@ -599,12 +587,12 @@ vmferry_domain_files (xmlDocPtr doc, bool include_readonly,
         goto error;
   }
 
-  *files_rtn = l.v;
-  *n_rtn = l.n;
+  *files_rtn = l.ptr;
+  *n_rtn = l.len;
   return 0;
 
  error:
-  vmferry_domain_files_free (l.v, l.n);
+  vmferry_domain_files_free (l.ptr, l.len);
   return -1;
 }
 

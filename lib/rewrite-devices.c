@@ -21,7 +21,7 @@ int
 vmferry_rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root,
                             int *changes)
 {
-  if (rw->networks.n == 0 && rw->bridges.n == 0)
+  if (rw->networks.len == 0 && rw->bridges.len == 0)
     return 0;
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
     if (!vmferry_xml_is_elem (devs, "devices"))
@@ -40,9 +40,9 @@ vmferry_rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root,
       else
         continue;
       v = vmferry_xml_attr (src, a);
-      for (size_t i = 0; v && i < p->n; i++)
-        if (strcmp (p->v[i].old, v) == 0) {
-          if (vmferry_xml_set_attr (src, a, p->v[i].new, changes) == -1) {
+      for (size_t i = 0; v && i < p->len; i++)
+        if (strcmp (p->ptr[i].old, v) == 0) {
+          if (vmferry_xml_set_attr (src, a, p->ptr[i].new, changes) == -1) {
             free (v);
             return -1;
           }
@@ -108,7 +108,7 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
 {
   bool want_scsi = false;
 
-  if (rw->buses.n == 0)
+  if (rw->buses.len == 0)
     return 0;
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
     if (!vmferry_xml_is_elem (devs, "devices"))
@@ -122,9 +122,9 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
       if (!vmferry_xml_is_elem (n, "disk") || tgt == NULL)
         continue;
       bus = vmferry_xml_attr (tgt, "bus");
-      for (size_t i = 0; bus && i < rw->buses.n; i++)
-        if (strcmp (rw->buses.v[i].old, bus) == 0)
-          rule = &rw->buses.v[i];
+      for (size_t i = 0; bus && i < rw->buses.len; i++)
+        if (strcmp (rw->buses.ptr[i].old, bus) == 0)
+          rule = &rw->buses.ptr[i];
       free (bus);
       if (rule == NULL || strcmp (rule->old, rule->new) == 0)
         continue;
@@ -187,14 +187,14 @@ int
 vmferry_rewrite_drop_devices (struct vmferry_rewrite *rw, xmlNodePtr root,
                               int *changes)
 {
-  for (size_t k = 0; k < rw->nr_drop; k++)
+  for (size_t k = 0; k < rw->drop.len; k++)
     for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
       xmlNodePtr n, next;
       if (!vmferry_xml_is_elem (devs, "devices"))
         continue;
       for (n = devs->children; n; n = next) {
         next = n->next;
-        if (vmferry_xml_is_elem (n, rw->drop[k])) {
+        if (vmferry_xml_is_elem (n, rw->drop.ptr[k])) {
           vmferry_xml_remove (n);
           (*changes)++;
         }

@@ -17,6 +17,7 @@
 #include <libvirt/libvirt.h>
 #include <libxml/tree.h>
 
+#include "vector.h"
 #include "xmlsource.h"
 
 struct pair {
@@ -24,15 +25,16 @@ struct pair {
   char *where;
 };
 
-struct pairs {
-  struct pair *v;
-  size_t n;
-};
+DEFINE_VECTOR_TYPE (pairs, struct pair);
 
 /* A file that became a pool volume: for the manifest. */
 struct volmap {
   char *path, *pool, *volume;
 };
+
+DEFINE_VECTOR_TYPE (volmaps, struct volmap);
+
+DEFINE_VECTOR_TYPE (strings, char *);
 
 struct vmferry_rewrite {
   struct pairs paths, pools, networks, bridges, buses;
@@ -43,12 +45,10 @@ struct vmferry_rewrite {
   char *machine, *machine_where;
   char *cpu, *cpu_where;
   char *emulator, *emulator_where;
-  char **drop;
-  size_t nr_drop;
+  struct strings drop;          /* --drop-device: element names */
   bool in_map_file;
   /* Filled by vmferry_rewrite_doc for vmferry_rewrite_manifest. */
-  struct volmap *vols;
-  size_t nr_vols;
+  struct volmaps vols;
 };
 
 /* What every mapped or converted file is, before and after: to refuse
@@ -59,10 +59,7 @@ struct dest_entry {
   char *label;
 };
 
-struct dests {
-  struct dest_entry *v;
-  size_t n;
-};
+DEFINE_VECTOR_TYPE (dests, struct dest_entry);
 
 /* rewrite-rules.c */
 
@@ -130,6 +127,16 @@ int vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
                                 int *changes);
 int vmferry_rewrite_drop_devices (struct vmferry_rewrite *rw,
                                   xmlNodePtr root, int *changes);
+
+/* rewrite-xmlfile.c */
+
+/* At most MAX bytes from FD (NAME in messages) into *BUF_RTN, with a NUL
+ * after them (the caller frees it), their number into *LEN_RTN.  Returns
+ * 0; 1 when FD holds more than MAX bytes, with the error not set, so that
+ * the caller says what its limit is for; or -1 with the error set.
+ */
+int vmferry_rewrite_read_fd (int fd, const char *name, size_t max,
+                             char **buf_rtn, size_t *len_rtn);
 
 /* rewrite.c */
 

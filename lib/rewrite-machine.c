@@ -13,6 +13,7 @@
 #include "error.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
+#include "vector.h"
 #include "virt.h"
 #include "xmlnode.h"
 
@@ -76,17 +77,33 @@ machine_family (const char *m)
   return NULL;
 }
 
-/* The machine types the destination offers for ARCH (and virt type), as
- * pairs (name, canonical) into *V.  Caller frees with vmferry_strv_free.
+/* A machine type the destination offers, and the one it stands for. */
+struct machine {
+  char *name, *canon;
+};
+
+DEFINE_VECTOR_TYPE (machine_vector, struct machine);
+
+static void
+machines_free (struct machine_vector *v)
+{
+  for (size_t i = 0; i < v->len; i++) {
+    free (v->ptr[i].name);
+    free (v->ptr[i].canon);
+  }
+  machine_vector_reset (v);
+}
+
+/* The machine types the destination offers for ARCH (and virt type),
+ * appended to *MACHINES (which the caller frees with machines_free, also
+ * after an error).
  */
 static int
 dest_machines (virConnectPtr dest, const char *arch, const char *virt,
-               char ***names_rtn, char ***canon_rtn, size_t *n_rtn)
+               struct machine_vector *machines)
 {
   CLEANUP_FREE char *caps = virConnectGetCapabilities (dest);
   CLEANUP_XMLDOC xmlDocPtr d = NULL;
-  char **names = NULL, **canon = NULL;
-  size_t n = 0;
 
   if (caps == NULL) {
     vmferry_virt_error ("destination: cannot read its capabilities");
@@ -105,29 +122,20 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
     /* Machines of the arch, and those of the virt type's <domain>. */
     for (xmlNodePtr parent = a; parent; ) {
       for (xmlNodePtr m = parent->children; m; m = m->next) {
-        char *t, *c;
-        void *p1, *p2;
+        struct machine mt;
         if (!vmferry_xml_is_elem (m, "machine"))
           continue;
-        t = vmferry_xml_text (m);
-        c = vmferry_xml_attr (m, "canonical");
-        p1 = reallocarray (names, n + 2, sizeof *names);
-        if (p1)
-          names = p1;
-        p2 = reallocarray (canon, n + 2, sizeof *canon);
-        if (p2)
-          canon = p2;
-        if (!p1 || !p2 || !t) {
-          free (t);
-          free (c);
-          goto nomem;
+        mt.name = vmferry_xml_text (m);
+        mt.canon = vmferry_xml_attr (m, "canonical");
+        if (mt.name && mt.canon == NULL)
+          mt.canon = strdup (mt.name);
+        if (mt.name == NULL || mt.canon == NULL ||
+            machine_vector_append (machines, mt) == -1) {
+          free (mt.name);
+          free (mt.canon);
+          vmferry_set_error_errno (ENOMEM, "destination capabilities");
+          return -1;
         }
-        names[n] = strdup (t);
-        canon[n] = strdup (c ? c : t);
-        names[n + 1] = canon[n + 1] = NULL;
-        n++;
-        free (t);
-        free (c);
       }
       if (parent != a)
         break;
@@ -141,15 +149,7 @@ dest_machines (virConnectPtr dest, const char *arch, const char *virt,
     }
     break;
   }
-  *names_rtn = names;
-  *canon_rtn = canon;
-  *n_rtn = n;
   return 0;
- nomem:
-  vmferry_strv_free (names);
-  vmferry_strv_free (canon);
-  vmferry_set_error_errno (ENOMEM, "destination capabilities");
-  return -1;
 }
 
 /* --machine auto: keep the machine when the destination offers it, else
@@ -159,16 +159,14 @@ static char *
 auto_machine (virConnectPtr dest, xmlNodePtr root, const char *current)
 {
   char *arch = xml_get_arch (root), *virt = vmferry_xml_attr (root, "type");
-  CLEANUP_STRV_FREE char **names = NULL;
-  CLEANUP_STRV_FREE char **canon = NULL;
-  size_t n = 0;
+  struct machine_vector machines = VECTOR_INIT;
   const char *fam = current ? machine_family (current) : NULL;
   char *ret = NULL;
 
-  if (dest_machines (dest, arch, virt, &names, &canon, &n) == -1)
+  if (dest_machines (dest, arch, virt, &machines) == -1)
     goto out;
-  for (size_t i = 0; current && i < n; i++)
-    if (strcmp (names[i], current) == 0) {
+  for (size_t i = 0; current && i < machines.len; i++)
+    if (strcmp (machines.ptr[i].name, current) == 0) {
       ret = strdup (current);
       goto out;
     }
@@ -178,14 +176,15 @@ auto_machine (virConnectPtr dest, xmlNodePtr root, const char *current)
                        "it; give --machine TYPE", current ? current : "(none)");
     goto out;
   }
-  for (size_t i = 0; i < n; i++)
-    if (strcmp (names[i], fam) == 0) {
-      ret = strdup (canon[i]);
+  for (size_t i = 0; i < machines.len; i++)
+    if (strcmp (machines.ptr[i].name, fam) == 0) {
+      ret = strdup (machines.ptr[i].canon);
       goto out;
     }
   vmferry_set_error ("--machine auto: the destination offers no '%s' machine "
                      "for arch %s", fam, arch ? arch : "(default)");
  out:
+  machines_free (&machines);
   free (arch);
   free (virt);
   return ret;

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 #include "domain.h"
@@ -37,27 +36,23 @@ vmferry_rewrite_new (void)
 static void
 pairs_free (struct pairs *p)
 {
-  for (size_t i = 0; i < p->n; i++) {
-    free (p->v[i].old);
-    free (p->v[i].new);
-    free (p->v[i].where);
+  for (size_t i = 0; i < p->len; i++) {
+    free (p->ptr[i].old);
+    free (p->ptr[i].new);
+    free (p->ptr[i].where);
   }
-  free (p->v);
-  p->v = NULL;
-  p->n = 0;
+  pairs_reset (p);
 }
 
 void
 vmferry_rewrite_vols_free (struct vmferry_rewrite *rw)
 {
-  for (size_t i = 0; i < rw->nr_vols; i++) {
-    free (rw->vols[i].path);
-    free (rw->vols[i].pool);
-    free (rw->vols[i].volume);
+  for (size_t i = 0; i < rw->vols.len; i++) {
+    free (rw->vols.ptr[i].path);
+    free (rw->vols.ptr[i].pool);
+    free (rw->vols.ptr[i].volume);
   }
-  free (rw->vols);
-  rw->vols = NULL;
-  rw->nr_vols = 0;
+  volmaps_reset (&rw->vols);
 }
 
 void
@@ -80,9 +75,9 @@ vmferry_rewrite_free (struct vmferry_rewrite *rw)
   free (rw->cpu_where);
   free (rw->emulator);
   free (rw->emulator_where);
-  for (size_t i = 0; i < rw->nr_drop; i++)
-    free (rw->drop[i]);
-  free (rw->drop);
+  for (size_t i = 0; i < rw->drop.len; i++)
+    free (rw->drop.ptr[i]);
+  strings_reset (&rw->drop);
   vmferry_rewrite_vols_free (rw);
   free (rw);
 }
@@ -90,10 +85,10 @@ vmferry_rewrite_free (struct vmferry_rewrite *rw)
 bool
 vmferry_rewrite_is_empty (const struct vmferry_rewrite *rw)
 {
-  return rw->paths.n == 0 && rw->pools.n == 0 && rw->networks.n == 0 &&
-    rw->bridges.n == 0 && rw->buses.n == 0 && !rw->rename && !rw->new_uuid &&
-    !rw->new_macs && !rw->machine && !rw->cpu && !rw->emulator &&
-    rw->nr_drop == 0;
+  return rw->paths.len == 0 && rw->pools.len == 0 &&
+    rw->networks.len == 0 && rw->bridges.len == 0 && rw->buses.len == 0 &&
+    !rw->rename && !rw->new_uuid && !rw->new_macs && !rw->machine &&
+    !rw->cpu && !rw->emulator && rw->drop.len == 0;
 }
 
 const char *
@@ -240,22 +235,23 @@ static bool
 pair_chains (const struct pairs *p, const char *old, const char *new,
              bool paths, const struct pair **other_rtn)
 {
-  for (size_t i = 0; i <= p->n; i++) {
-    const char *o = i < p->n ? p->v[i].old : old;
-    const char *nw = i < p->n ? p->v[i].new : new;
+  for (size_t i = 0; i <= p->len; i++) {
+    const char *o = i < p->len ? p->ptr[i].old : old;
+    const char *nw = i < p->len ? p->ptr[i].new : new;
     /* identity rules change nothing */
     if (strcmp (o, nw) == 0)
       continue;
-    for (size_t k = 0; k <= p->n; k++) {
-      const char *o2 = k < p->n ? p->v[k].old : old;
-      const char *n2 = k < p->n ? p->v[k].new : new;
+    for (size_t k = 0; k <= p->len; k++) {
+      const char *o2 = k < p->len ? p->ptr[k].old : old;
+      const char *n2 = k < p->len ? p->ptr[k].new : new;
       if (strcmp (o2, n2) == 0)
         continue;
       /* Paths: what rule i produces overlaps what rule k takes. */
       if (paths ? (vmferry_rewrite_path_under (nw, o2) ||
                    vmferry_rewrite_path_under (o2, nw))
                 : strcmp (nw, o2) == 0) {
-        *other_rtn = k < p->n ? &p->v[k] : (i < p->n ? &p->v[i] : NULL);
+        *other_rtn = k < p->len ? &p->ptr[k]
+          : i < p->len ? &p->ptr[i] : NULL;
         return true;
       }
     }
@@ -270,7 +266,7 @@ add_pair (struct pairs *p, const char *opt, const char *where,
   CLEANUP_FREE char *old = NULL;
   CLEANUP_FREE char *new = NULL;
   const struct pair *other = NULL;
-  struct pair *v;
+  struct pair rule;
 
   if (split_pair (opt, where, value, &old, &new) == -1)
     return -1;
@@ -324,13 +320,13 @@ add_pair (struct pairs *p, const char *opt, const char *where,
     }
   }
 
-  for (size_t i = 0; i < p->n; i++) {
-    if (strcmp (p->v[i].old, old) != 0)
+  for (size_t i = 0; i < p->len; i++) {
+    if (strcmp (p->ptr[i].old, old) != 0)
       continue;
-    if (strcmp (p->v[i].new, new) == 0)
+    if (strcmp (p->ptr[i].new, new) == 0)
       return 0;                 /* said twice: one rule */
     vmferry_set_error ("%s: --%s %s=%s contradicts %s=%s (%s)", where, opt,
-                       old, new, p->v[i].old, p->v[i].new, p->v[i].where);
+                       old, new, p->ptr[i].old, p->ptr[i].new, p->ptr[i].where);
     return -1;
   }
   if (pair_chains (p, old, new, paths, &other)) {
@@ -346,22 +342,13 @@ add_pair (struct pairs *p, const char *opt, const char *where,
     return -1;
   }
 
-  v = reallocarray (p->v, p->n + 1, sizeof *p->v);
-  if (v == NULL) {
-    vmferry_set_error_errno (errno, "%s", where);
+  rule = (struct pair) { .old = old, .new = new, .where = strdup (where) };
+  if (rule.where == NULL || pairs_append (p, rule) == -1) {
+    free (rule.where);
+    vmferry_set_error_errno (ENOMEM, "%s", where);
     return -1;
   }
-  p->v = v;
-  v = &p->v[p->n];
-  v->where = strdup (where);
-  if (v->where == NULL) {
-    vmferry_set_error_errno (errno, "%s", where);
-    return -1;
-  }
-  v->old = old;
-  v->new = new;
-  old = new = NULL;
-  p->n++;
+  old = new = NULL;             /* the rule has them */
   return 0;
 }
 
@@ -490,7 +477,7 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
     return set_single (&rw->emulator, &rw->emulator_where, opt, where, value);
   }
   if (strcmp (opt, "drop-device") == 0) {
-    char **v;
+    char *kind;
     for (const char *p = value; *p; p++)
       if (!islower ((unsigned char) *p)) {
         vmferry_set_error ("%s: --drop-device: '%s' is not a device kind (an "
@@ -502,18 +489,15 @@ vmferry_rewrite_add (struct vmferry_rewrite *rw, const char *opt,
                          "dropped by a rewrite", where, value, value);
       return -1;
     }
-    for (size_t i = 0; i < rw->nr_drop; i++)
-      if (strcmp (rw->drop[i], value) == 0)
+    for (size_t i = 0; i < rw->drop.len; i++)
+      if (strcmp (rw->drop.ptr[i], value) == 0)
         return 0;
-    v = reallocarray (rw->drop, rw->nr_drop + 1, sizeof *v);
-    if (v == NULL || (v[rw->nr_drop] = strdup (value)) == NULL) {
-      if (v)
-        rw->drop = v;
+    kind = strdup (value);
+    if (kind == NULL || strings_append (&rw->drop, kind) == -1) {
+      free (kind);
       vmferry_set_error_errno (ENOMEM, "%s", where);
       return -1;
     }
-    rw->drop = v;
-    rw->nr_drop++;
     return 0;
   }
   if (strcmp (opt, "map-file") == 0) {
@@ -535,7 +519,8 @@ read_small_file (const char *path, char **buf_rtn, size_t *len_rtn)
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   CLEANUP_FREE char *buf = NULL;
   struct stat st;
-  size_t len = 0;
+  size_t len;
+  int r;
 
   if (fd < 0) {
     vmferry_set_error_errno (errno, "%s: cannot open map file", path);
@@ -545,29 +530,12 @@ read_small_file (const char *path, char **buf_rtn, size_t *len_rtn)
     vmferry_set_error ("%s: the map file is not a regular file", path);
     return -1;
   }
-  buf = malloc (MAP_FILE_MAX + 1);
-  if (buf == NULL) {
-    vmferry_set_error_errno (errno, "%s", path);
+  r = vmferry_rewrite_read_fd (fd, path, MAP_FILE_MAX, &buf, &len);
+  if (r == 1)
+    vmferry_set_error ("%s: the map file is larger than %d bytes", path,
+                       MAP_FILE_MAX);
+  if (r != 0)
     return -1;
-  }
-  for (;;) {
-    ssize_t r = read (fd, buf + len, MAP_FILE_MAX + 1 - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read", path);
-      return -1;
-    }
-    if (r == 0)
-      break;
-    len += r;
-    if (len > MAP_FILE_MAX) {
-      vmferry_set_error ("%s: the map file is larger than %d bytes", path,
-                         MAP_FILE_MAX);
-      return -1;
-    }
-  }
-  buf[len] = '\0';
   if (memchr (buf, '\0', len)) {
     vmferry_set_error ("%s: the map file is not text (it has a NUL byte)",
                        path);
@@ -654,8 +622,8 @@ vmferry_rewrite_add_map_file (struct vmferry_rewrite *rw, const char *path)
       { &tmp->buses, "disk-bus" },
     };
     for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
-      for (size_t i = 0; i < lists[l].p->n; i++) {
-        const struct pair *pr = &lists[l].p->v[i];
+      for (size_t i = 0; i < lists[l].p->len; i++) {
+        const struct pair *pr = &lists[l].p->ptr[i];
         CLEANUP_FREE char *v = NULL;
         if (asprintf (&v, "%s=%s", pr->old, pr->new) < 0) {
           v = NULL;
@@ -682,8 +650,9 @@ vmferry_rewrite_add_map_file (struct vmferry_rewrite *rw, const char *path)
          vmferry_rewrite_add (rw, "emulator", tmp->emulator,
                               tmp->emulator_where) == -1))
       goto out;
-    for (size_t i = 0; i < tmp->nr_drop; i++)
-      if (vmferry_rewrite_add (rw, "drop-device", tmp->drop[i], path) == -1)
+    for (size_t i = 0; i < tmp->drop.len; i++)
+      if (vmferry_rewrite_add (rw, "drop-device", tmp->drop.ptr[i],
+                               path) == -1)
         goto out;
   }
   ret = 0;

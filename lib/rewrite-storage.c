@@ -25,8 +25,8 @@ find_path_rule (const struct vmferry_rewrite *rw, const char *path)
 {
   const struct pair *best = NULL;
 
-  for (size_t i = 0; i < rw->paths.n; i++) {
-    const struct pair *p = &rw->paths.v[i];
+  for (size_t i = 0; i < rw->paths.len; i++) {
+    const struct pair *p = &rw->paths.ptr[i];
     if (vmferry_rewrite_path_under (path, p->old) &&
         (best == NULL || strlen (p->old) > strlen (best->old)))
       best = p;
@@ -66,31 +66,27 @@ vmferry_rewrite_map_path (const struct vmferry_rewrite *rw, const char *path)
 void
 vmferry_rewrite_dests_free (struct dests *d)
 {
-  for (size_t i = 0; i < d->n; i++) {
-    free (d->v[i].before);
-    free (d->v[i].after);
-    free (d->v[i].label);
+  for (size_t i = 0; i < d->len; i++) {
+    free (d->ptr[i].before);
+    free (d->ptr[i].after);
+    free (d->ptr[i].label);
   }
-  free (d->v);
+  dests_reset (d);
 }
 
 static int
 dests_add (struct dests *d, const char *before, const char *after,
            const char *label)
 {
-  struct dest_entry *v = reallocarray (d->v, d->n + 1, sizeof *v);
+  struct dest_entry e = {
+    .before = strdup (before), .after = strdup (after),
+    .label = strdup (label),
+  };
 
-  if (v == NULL) {
-    vmferry_set_error_errno (errno, "rewrite");
-    return -1;
-  }
-  d->v = v;
-  v = &d->v[d->n];
-  v->before = strdup (before);
-  v->after = strdup (after);
-  v->label = strdup (label);
-  d->n++;
-  if (!v->before || !v->after || !v->label) {
+  if (!e.before || !e.after || !e.label || dests_append (d, e) == -1) {
+    free (e.before);
+    free (e.after);
+    free (e.label);
     vmferry_set_error_errno (ENOMEM, "rewrite");
     return -1;
   }
@@ -115,16 +111,16 @@ vmferry_rewrite_dests_check (const struct dests *d)
 {
   char b1[512], b2[512], b3[512];
 
-  for (size_t i = 0; i < d->n; i++)
-    for (size_t k = i + 1; k < d->n; k++)
-      if (strcmp (d->v[i].after, d->v[k].after) == 0 &&
-          strcmp (d->v[i].before, d->v[k].before) != 0) {
+  for (size_t i = 0; i < d->len; i++)
+    for (size_t k = i + 1; k < d->len; k++)
+      if (strcmp (d->ptr[i].after, d->ptr[k].after) == 0 &&
+          strcmp (d->ptr[i].before, d->ptr[k].before) != 0) {
         vmferry_set_error ("rewrite refused: %s (%s) and %s (%s) would both "
-                           "become %s", d->v[i].label,
-                           dest_text (d->v[i].before, b1, sizeof b1),
-                           d->v[k].label,
-                           dest_text (d->v[k].before, b2, sizeof b2),
-                           dest_text (d->v[k].after, b3, sizeof b3));
+                           "become %s", d->ptr[i].label,
+                           dest_text (d->ptr[i].before, b1, sizeof b1),
+                           d->ptr[k].label,
+                           dest_text (d->ptr[k].before, b2, sizeof b2),
+                           dest_text (d->ptr[k].after, b3, sizeof b3));
         return -1;
       }
   return 0;
@@ -241,18 +237,14 @@ static int
 note_volume (struct vmferry_rewrite *rw, const char *path, const char *pool,
              const char *volume)
 {
-  struct volmap *v = reallocarray (rw->vols, rw->nr_vols + 1, sizeof *v);
+  struct volmap v = {
+    .path = strdup (path), .pool = strdup (pool), .volume = strdup (volume),
+  };
 
-  if (v == NULL) {
-    vmferry_set_error_errno (errno, "rewrite");
-    return -1;
-  }
-  rw->vols = v;
-  v = &rw->vols[rw->nr_vols++];
-  v->path = strdup (path);
-  v->pool = strdup (pool);
-  v->volume = strdup (volume);
-  if (!v->path || !v->pool || !v->volume) {
+  if (!v.path || !v.pool || !v.volume || volmaps_append (&rw->vols, v) == -1) {
+    free (v.path);
+    free (v.pool);
+    free (v.volume);
     vmferry_set_error_errno (ENOMEM, "rewrite");
     return -1;
   }
@@ -274,7 +266,7 @@ vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk,
   bool is_file = type == NULL || strcmp (type, "file") == 0;
 
   free (type);
-  if (src == NULL || rw->pools.n == 0 || (!is_volume && !is_file))
+  if (src == NULL || rw->pools.len == 0 || (!is_volume && !is_file))
     return 0;
   disk_label (disk, label, sizeof label);
 
@@ -284,8 +276,8 @@ vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk,
     CLEANUP_FREE char *b = NULL;
     CLEANUP_FREE char *a = NULL;
     int r = 0;
-    for (size_t i = 0; pool && vol && i < rw->pools.n; i++) {
-      const struct pair *p = &rw->pools.v[i];
+    for (size_t i = 0; pool && vol && i < rw->pools.len; i++) {
+      const struct pair *p = &rw->pools.ptr[i];
       if (p->old[0] == '/' || strcmp (p->old, pool) != 0)
         continue;
       if (asprintf (&b, "vol::%s/%s", pool, vol) < 0 ||
@@ -312,8 +304,8 @@ vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk,
 
     if (path == NULL)
       return 0;
-    for (size_t i = 0; i < rw->pools.n; i++) {
-      const struct pair *p = &rw->pools.v[i];
+    for (size_t i = 0; i < rw->pools.len; i++) {
+      const struct pair *p = &rw->pools.ptr[i];
       if (p->old[0] == '/' && vmferry_rewrite_path_under (path, p->old) &&
           strcmp (path, p->old) != 0 &&
           (best == NULL || strlen (p->old) > strlen (best->old)))

@@ -53,10 +53,11 @@ rewrite_file (struct vmferry_rewrite *rw, struct vmferry_manifest_file *f,
   /* TPM state goes where the domain's UUID says, not by its path. */
   if (f->role == VMFERRY_MANIFEST_TPM)
     return 0;
-  for (size_t k = 0; k < rw->nr_vols; k++)
-    if (strcmp (rw->vols[k].path, f->source_path) == 0)
-      return set_string (&f->pool, rw->vols[k].pool, changed) < 0 ||
-        set_string (&f->volume, rw->vols[k].volume, changed) < 0 ? -1 : 0;
+  for (size_t k = 0; k < rw->vols.len; k++)
+    if (strcmp (rw->vols.ptr[k].path, f->source_path) == 0)
+      return set_string (&f->pool, rw->vols.ptr[k].pool, changed) < 0 ||
+        set_string (&f->volume, rw->vols.ptr[k].volume, changed) < 0
+        ? -1 : 0;
   if (f->source_path[0] != '/')
     return 0;
   mapped = vmferry_rewrite_map_path (rw, f->source_path);

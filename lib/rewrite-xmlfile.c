@@ -19,39 +19,49 @@
 
 /* ---------------------------------------------------------------- bare XML */
 
-/* Bare XML from IN_FD into *BUF_RTN (at most VMFERRY_DOMAIN_MAX_SIZE). */
-static int
-read_xml (int in_fd, const char *in_name, char **buf_rtn, size_t *len_rtn)
+int
+vmferry_rewrite_read_fd (int fd, const char *name, size_t max,
+                         char **buf_rtn, size_t *len_rtn)
 {
-  CLEANUP_FREE char *buf = malloc (VMFERRY_DOMAIN_MAX_SIZE + 1);
+  CLEANUP_FREE char *buf = malloc (max + 1);
   size_t len = 0;
 
   if (buf == NULL) {
-    vmferry_set_error_errno (errno, "%s", in_name);
+    vmferry_set_error_errno (errno, "%s", name);
     return -1;
   }
   for (;;) {
-    ssize_t r = read (in_fd, buf + len, VMFERRY_DOMAIN_MAX_SIZE + 1 - len);
+    ssize_t r = read (fd, buf + len, max + 1 - len);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
-      vmferry_set_error_errno (errno, "%s: read", in_name);
+      vmferry_set_error_errno (errno, "%s: read", name);
       return -1;
     }
     if (r == 0)
       break;
     len += r;
-    if (len > VMFERRY_DOMAIN_MAX_SIZE) {
-      vmferry_set_error ("%s: more than %d MiB: not domain XML", in_name,
-                         VMFERRY_DOMAIN_MAX_SIZE / (1024 * 1024));
-      return -1;
-    }
+    if (len > max)
+      return 1;
   }
   buf[len] = '\0';
   *buf_rtn = buf;
   *len_rtn = len;
   buf = NULL;
   return 0;
+}
+
+/* Bare XML from IN_FD into *BUF_RTN (at most VMFERRY_DOMAIN_MAX_SIZE). */
+static int
+read_xml (int in_fd, const char *in_name, char **buf_rtn, size_t *len_rtn)
+{
+  int r = vmferry_rewrite_read_fd (in_fd, in_name, VMFERRY_DOMAIN_MAX_SIZE,
+                                   buf_rtn, len_rtn);
+
+  if (r == 1)
+    vmferry_set_error ("%s: more than %d MiB: not domain XML", in_name,
+                       VMFERRY_DOMAIN_MAX_SIZE / (1024 * 1024));
+  return r == 0 ? 0 : -1;
 }
 
 static int

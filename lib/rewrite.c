@@ -168,8 +168,8 @@ vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
 
     if (strncmp (f->path, "volume:", 7) == 0) {
       const char *slash = strchr (f->path + 7, '/');
-      for (size_t k = 0; slash && k < rw->pools.n; k++) {
-        const struct pair *p = &rw->pools.v[k];
+      for (size_t k = 0; slash && k < rw->pools.len; k++) {
+        const struct pair *p = &rw->pools.ptr[k];
         if (p->old[0] != '/' &&
             strlen (p->old) == (size_t) (slash - f->path - 7) &&
             strncmp (p->old, f->path + 7, slash - f->path - 7) == 0) {
@@ -182,10 +182,10 @@ vmferry_rewrite_check_input (struct vmferry_rewrite *rw,
       }
       continue;
     }
-    for (size_t k = 0; k < rw->nr_vols; k++)
-      if (strcmp (rw->vols[k].path, f->path) == 0) {
-        if (asprintf (&np, "volume:%s/%s", rw->vols[k].pool,
-                      rw->vols[k].volume) < 0) {
+    for (size_t k = 0; k < rw->vols.len; k++)
+      if (strcmp (rw->vols.ptr[k].path, f->path) == 0) {
+        if (asprintf (&np, "volume:%s/%s", rw->vols.ptr[k].pool,
+                      rw->vols.ptr[k].volume) < 0) {
           np = NULL;
           goto nomem;
         }

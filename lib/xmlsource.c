@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "vector.h"
 #include "xmlnode.h"
 #include "xmlsource.h"
 
@@ -36,6 +37,8 @@ struct src_attr {
   bool nsdecl;                  /* xmlns or xmlns:PREFIX */
 };
 
+DEFINE_VECTOR_TYPE (src_attr_vector, struct src_attr);
+
 enum tok_kind { TOK_START, TOK_END, TOK_TEXT, TOK_CDATA, TOK_COMMENT, TOK_PI };
 
 struct tok {
@@ -43,19 +46,20 @@ struct tok {
   size_t start, end;            /* the token's bytes */
   char *name;                   /* START, END: qualified name; PI: target */
   char *content;                /* TEXT, CDATA, COMMENT, PI: decoded */
-  struct src_attr *attrs;       /* START */
-  size_t nr_attrs, cap_attrs, nr_nsdecl;
+  struct src_attr_vector attrs; /* START */
+  size_t nr_nsdecl;
   size_t name_end;              /* after "<NAME" */
   size_t attrs_end;             /* after the last attribute: the tail */
   bool empty;                   /* <NAME/> */
   size_t end_tok;               /* START, not empty: its END token */
 };
 
+DEFINE_VECTOR_TYPE (tok_vector, struct tok);
+
 struct vmferry_xml_source {
   char *text;
   size_t len;
-  struct tok *toks;
-  size_t nr_toks, cap_toks;
+  struct tok_vector toks;
   size_t root;
   char quote;                   /* for attributes of new elements */
   bool crlf;                    /* lines end in "\r\n": new ones too */
@@ -198,21 +202,11 @@ dup_range (const char *s, size_t len)
 static struct tok *
 new_tok (struct vmferry_xml_source *src, enum tok_kind kind, size_t start)
 {
-  struct tok *t;
+  struct tok t = { .kind = kind, .start = start };
 
-  if (src->nr_toks == src->cap_toks) {
-    size_t cap = src->cap_toks ? src->cap_toks * 2 : 256;
-    t = reallocarray (src->toks, cap, sizeof *t);
-    if (t == NULL)
-      return NULL;
-    src->toks = t;
-    src->cap_toks = cap;
-  }
-  t = &src->toks[src->nr_toks++];
-  memset (t, 0, sizeof *t);
-  t->kind = kind;
-  t->start = start;
-  return t;
+  if (tok_vector_append (&src->toks, t) == -1)
+    return NULL;
+  return &src->toks.ptr[src->toks.len - 1];
 }
 
 static bool
@@ -272,15 +266,8 @@ markup_tok (struct vmferry_xml_source *src, size_t p, size_t *next)
 static int
 add_attr (struct tok *t, struct src_attr *a)
 {
-  if (t->nr_attrs == t->cap_attrs) {
-    size_t cap = t->cap_attrs ? t->cap_attrs * 2 : 4;
-    struct src_attr *v = reallocarray (t->attrs, cap, sizeof *v);
-    if (v == NULL)
-      return -1;
-    t->attrs = v;
-    t->cap_attrs = cap;
-  }
-  t->attrs[t->nr_attrs++] = *a;
+  if (src_attr_vector_append (&t->attrs, *a) == -1)
+    return -1;
   if (a->nsdecl)
     t->nr_nsdecl++;
   return 0;
@@ -395,7 +382,7 @@ tokenise (struct vmferry_xml_source *src)
       break;
   }
 
-  src->root = src->nr_toks;
+  src->root = src->toks.len;
   do {
     if (s[p] != '<') {
       size_t q = p;
@@ -431,16 +418,16 @@ tokenise (struct vmferry_xml_source *src)
       if (e >= src->len || s[e] != '>')
         return -1;
       t->end = p = e + 1;
-      open = &src->toks[stack[--depth]];
+      open = &src->toks.ptr[stack[--depth]];
       if (strcmp (open->name, t->name) != 0)
         return -1;
-      open->end_tok = src->nr_toks - 1;
+      open->end_tok = src->toks.len - 1;
     }
     else {
-      size_t me = src->nr_toks;
+      size_t me = src->toks.len;
       if (depth > VMFERRY_DOMAIN_MAX_DEPTH || start_tok (src, p, &p) == -1)
         return -1;
-      if (!src->toks[me].empty)
+      if (!src->toks.ptr[me].empty)
         stack[depth++] = me;
     }
     if (p >= src->len && depth > 0)
@@ -494,17 +481,17 @@ same_attrs (const struct tok *t, xmlNodePtr n)
 {
   xmlAttrPtr a = n->properties;
 
-  for (size_t i = 0; i < t->nr_attrs; i++) {
+  for (size_t i = 0; i < t->attrs.len; i++) {
     char *q, *v;
     bool eq;
-    if (t->attrs[i].nsdecl)
+    if (t->attrs.ptr[i].nsdecl)
       continue;
     if (a == NULL)
       return false;
     q = attr_qname (a);
     v = vmferry_xml_attr_value (a);
-    eq = q && v && strcmp (q, t->attrs[i].qname) == 0 &&
-      strcmp (v, t->attrs[i].value) == 0;
+    eq = q && v && strcmp (q, t->attrs.ptr[i].qname) == 0 &&
+      strcmp (v, t->attrs.ptr[i].value) == 0;
     free (q);
     free (v);
     if (!eq)
@@ -524,7 +511,7 @@ static int
 match_children (struct vmferry_xml_source *src, xmlNodePtr parent, size_t *ti)
 {
   for (xmlNodePtr c = parent->children; c; c = c->next) {
-    struct tok *t = *ti < src->nr_toks ? &src->toks[*ti] : NULL;
+    struct tok *t = *ti < src->toks.len ? &src->toks.ptr[*ti] : NULL;
     char *q;
     bool ok;
 
@@ -587,17 +574,17 @@ vmferry_xml_source_free (struct vmferry_xml_source *src)
 {
   if (src == NULL)
     return;
-  for (size_t i = 0; i < src->nr_toks; i++) {
-    struct tok *t = &src->toks[i];
+  for (size_t i = 0; i < src->toks.len; i++) {
+    struct tok *t = &src->toks.ptr[i];
     free (t->name);
     free (t->content);
-    for (size_t k = 0; k < t->nr_attrs; k++) {
-      free (t->attrs[k].qname);
-      free (t->attrs[k].value);
+    for (size_t k = 0; k < t->attrs.len; k++) {
+      free (t->attrs.ptr[k].qname);
+      free (t->attrs.ptr[k].value);
     }
-    free (t->attrs);
+    src_attr_vector_reset (&t->attrs);
   }
-  free (src->toks);
+  tok_vector_reset (&src->toks);
   free (src->text);
   free (src);
 }
@@ -638,7 +625,7 @@ vmferry_xml_source_new (xmlDocPtr doc, const char *text, size_t len)
 
   /* The root, then what is inside it. */
   ti = src->root;
-  rt = &src->toks[ti];
+  rt = &src->toks.ptr[ti];
   {
     char *q = qname (root);
     bool ok = rt->kind == TOK_START && q && strcmp (q, rt->name) == 0 &&
@@ -667,9 +654,11 @@ vmferry_xml_source_new (xmlDocPtr doc, const char *text, size_t len)
 
 /* ---------------------------------------------------------------- splice */
 
+DEFINE_VECTOR_TYPE (byte_vector, char);
+
+/* The text, NUL-terminated; NOMEM once a put failed. */
 struct out {
-  char *p;
-  size_t len, cap;
+  struct byte_vector text;
   bool nomem;
 };
 
@@ -678,22 +667,12 @@ put (struct out *o, const char *s, size_t n)
 {
   if (o->nomem)
     return;
-  if (o->len + n + 1 > o->cap) {
-    size_t cap = o->cap ? o->cap : 4096;
-    char *p;
-    while (cap < o->len + n + 1)
-      cap *= 2;
-    p = realloc (o->p, cap);
-    if (p == NULL) {
-      o->nomem = true;
-      return;
-    }
-    o->p = p;
-    o->cap = cap;
+  if (byte_vector_reserve (&o->text, n + 1) == -1) {
+    o->nomem = true;
+    return;
   }
-  memcpy (o->p + o->len, s, n);
-  o->len += n;
-  o->p[o->len] = '\0';
+  byte_vector_append_many (&o->text, s, n);     /* reserved above */
+  o->text.ptr[o->text.len] = '\0';
 }
 
 static void
@@ -740,11 +719,11 @@ static const struct tok *
 tok_of (const struct vmferry_xml_source *src, xmlNodePtr n)
 {
   uintptr_t p = (uintptr_t) n->_private;
-  uintptr_t lo = (uintptr_t) src->toks;
-  uintptr_t hi = (uintptr_t) (src->toks + src->nr_toks);
+  uintptr_t lo = (uintptr_t) src->toks.ptr;
+  uintptr_t hi = (uintptr_t) (src->toks.ptr + src->toks.len);
   const struct tok *t;
 
-  if (p < lo || p >= hi || (p - lo) % sizeof *src->toks != 0)
+  if (p < lo || p >= hi || (p - lo) % sizeof *src->toks.ptr != 0)
     return NULL;
   t = n->_private;
   switch (n->type) {
@@ -833,8 +812,8 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
     xmlAttrPtr a = n->properties;
 
     put_raw (o, src, t->start, t->name_end);
-    for (size_t i = 0; i < t->nr_attrs; i++) {
-      const struct src_attr *sa = &t->attrs[i];
+    for (size_t i = 0; i < t->attrs.len; i++) {
+      const struct src_attr *sa = &t->attrs.ptr[i];
       char *q, *v;
       if (sa->nsdecl) {
         put_raw (o, src, sa->ws, sa->end);
@@ -879,7 +858,7 @@ put_kept_element (struct out *o, const struct vmferry_xml_source *src,
   for (xmlNodePtr c = n->children; c; c = c->next)
     put_node (o, src, c);
   if (!t->empty) {
-    const struct tok *e = &src->toks[t->end_tok];
+    const struct tok *e = &src->toks.ptr[t->end_tok];
     put_raw (o, src, e->start, e->end);
   }
   else if (open) {
@@ -972,25 +951,25 @@ vmferry_xml_source_splice (const struct vmferry_xml_source *src, xmlDocPtr doc,
 {
   xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
   const struct tok *rt;
-  struct out o = { 0 };
+  struct out o = { .text = VECTOR_INIT };
   size_t after;
 
   if (src == NULL || root == NULL || (rt = tok_of (src, root)) == NULL ||
-      rt != &src->toks[src->root]) {
+      rt != &src->toks.ptr[src->root]) {
     vmferry_set_error_errno (EINVAL, "XML source: not the document it was "
                              "made from");
     return NULL;
   }
-  after = rt->empty ? rt->end : src->toks[rt->end_tok].end;
+  after = rt->empty ? rt->end : src->toks.ptr[rt->end_tok].end;
   put_raw (&o, src, 0, rt->start);
   put_node (&o, src, root);
   put_raw (&o, src, after, src->len);
-  if (o.nomem || o.p == NULL) {
-    free (o.p);
+  if (o.nomem || o.text.ptr == NULL) {
+    byte_vector_reset (&o.text);
     vmferry_set_error_errno (ENOMEM, "XML source");
     return NULL;
   }
   if (len_rtn)
-    *len_rtn = o.len;
-  return o.p;
+    *len_rtn = o.text.len;
+  return o.text.ptr;
 }
