@@ -62,7 +62,8 @@ int vmferry_import (const struct vmferry_import_opts *opts);
  * Returns the number of transfers removed (0 is an error: nothing to
  * abort), or -1 with the error set.
  */
-int vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name);
+int vmferry_import_abort (const struct vmferry_import_opts *opts,
+                          const char *name);
 
 /* The name FILE takes when its domain OLD is imported as NEW (--name,
  * and vmferry-migrate --rename), so a copy never shares a file with the

@@ -126,10 +126,10 @@ rewrite_thread (void *arg)
 {
   struct xfer *x = arg;
 
-  struct vmferry_stream_reader *r = vmferry_stream_reader_new_fn (vmferry_handoff_read,
-                                                                  x->h[0], "export");
-  struct vmferry_stream_writer *w = vmferry_stream_writer_new_fn (vmferry_handoff_writev,
-                                                                  x->h[1], "rewrite");
+  struct vmferry_stream_reader *r =
+    vmferry_stream_reader_new_fn (vmferry_handoff_read, x->h[0], "export");
+  struct vmferry_stream_writer *w =
+    vmferry_stream_writer_new_fn (vmferry_handoff_writev, x->h[1], "rewrite");
   int rc = -1;
 
   if (r && w) {
@@ -237,7 +237,8 @@ first_disk_dir (xmlDocPtr doc)
     }
   vmferry_domain_files_free (df, n);
   if (dir == NULL)
-    vmferry_set_error ("the domain has no disk with a path: give --dest-dir or --dest-pool");
+    vmferry_set_error ("the domain has no disk with a path: give --dest-dir "
+                       "or --dest-pool");
   return dir;
 }
 
@@ -257,7 +258,8 @@ relocate (struct vmferry_check_input *in, const char *dir)
     CLEANUP_FREE char *p = NULL;
     bool carried = false;
 
-    if (!df[k].path || (df[k].role != VMFERRY_ROLE_DISK && df[k].role != VMFERRY_ROLE_NVRAM))
+    if (!df[k].path || (df[k].role != VMFERRY_ROLE_DISK &&
+                        df[k].role != VMFERRY_ROLE_NVRAM))
       continue;
     for (size_t i = 0; i < in->files.len; i++)
       if (in->files.ptr[i].carried &&
@@ -404,7 +406,8 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
       return -1;
   }
   plan = rewritten ? rewritten : manifest;
-  if (vmferry_manifest_parse (manifest, strlen (manifest), "dry run", &m0) < 0 ||
+  if (vmferry_manifest_parse (manifest, strlen (manifest), "dry run",
+                              &m0) < 0 ||
       vmferry_manifest_parse (plan, strlen (plan), "dry run", &m) < 0)
     goto out;
   fprintf (fp, "Dry run: nothing is copied or changed.\n");
@@ -472,7 +475,8 @@ already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
 {
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
                                    .out_fd = -1, .out_name = "plan" };
-  CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *name = NULL, *uuid = NULL;
+  CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *name = NULL;
+  CLEANUP_FREE char *uuid = NULL;
   CLEANUP_FREE char *xml = NULL, *stream = NULL, *token = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   struct vmferry_manifest *pm;
@@ -492,8 +496,8 @@ already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
   m = manifest;
   if (opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite)) {
     uuid = vmferry_domain_get_uuid (doc);
-    rewritten = vmferry_rewrite_manifest (opts->rewrite, manifest, strlen (manifest),
-                                          name, uuid, NULL);
+    rewritten = vmferry_rewrite_manifest (opts->rewrite, manifest,
+                                          strlen (manifest), name, uuid, NULL);
     if (rewritten == NULL)
       return -1;
     m = rewritten;
@@ -543,7 +547,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
     .migrate_uri = opts->migrate_uri,
     .rewrite = rewriting ? live_rewrite : NULL, .opaque = opts->rewrite,
     /* libvirt counts MiB/s; never round a limit down to "unlimited". */
-    .bandwidth = opts->ssh.bandwidth ? (opts->ssh.bandwidth + (1 << 20) - 1) >> 20 : 0,
+    .bandwidth = opts->ssh.bandwidth
+                 ? (opts->ssh.bandwidth + (1 << 20) - 1) >> 20 : 0,
     .auto_converge = opts->auto_converge, .postcopy = opts->postcopy,
     .undefine_source = opts->undefine_source, .progress = opts->progress,
     .cancel = opts->cancel,
@@ -565,7 +570,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       goto out;
     }
     if (vmferry_check_input_load (opts->domain, opts->uri, &in) < 0 ||
-        (rewriting && vmferry_rewrite_check_input (opts->rewrite, &in, dest) < 0))
+        (rewriting &&
+         vmferry_rewrite_check_input (opts->rewrite, &in, dest) < 0))
       goto out;
     in.check_for = VMFERRY_CHECK_FOR_LIVE;
     /* A real run removes these first (vmferry_live_recover, above). */
@@ -583,8 +589,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
      * its status, as the real run's pre-flight would.
      */
     if (opts->dry_run && !vmferry_findings_blocking (&findings)) {
-      fprintf (report, "Dry run: %s would be migrated live to %s; nothing was done.\n",
-               opts->domain, dest_uri);
+      fprintf (report, "Dry run: %s would be migrated live to %s; "
+               "nothing was done.\n", opts->domain, dest_uri);
       r = 0;
       goto out;
     }
@@ -595,8 +601,9 @@ migrate_live (const struct vmferry_migrate_opts *opts,
       goto out;
     }
     if (vmferry_findings_blocking (&findings)) {
-      vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "
-                         "nothing was started and the domain still runs on the source",
+      vmferry_set_error ("domain %s cannot run on %s as it is (see the "
+                         "findings above); nothing was started and the "
+                         "domain still runs on the source",
                          opts->domain, dest_uri);
       goto out;
     }
@@ -606,7 +613,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   switch (lo) {
   case VMFERRY_LIVE_NOTHING: *outcome_rtn = VMFERRY_MIGRATE_NOTHING; break;
   case VMFERRY_LIVE_MIGRATED: *outcome_rtn = VMFERRY_MIGRATE_DONE; break;
-  case VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED: *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED; break;
+  case VMFERRY_LIVE_MIGRATED_SOURCE_DEFINED:
+    *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED; break;
   case VMFERRY_LIVE_LEFTOVERS: *outcome_rtn = VMFERRY_MIGRATE_LEFTOVERS; break;
   case VMFERRY_LIVE_SPLIT: *outcome_rtn = VMFERRY_MIGRATE_SPLIT; break;
   case VMFERRY_LIVE_ALREADY: *outcome_rtn = VMFERRY_MIGRATE_ALREADY; break;
@@ -695,7 +703,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   struct vmferry_findings findings = { 0 };
   struct xfer x = { .opts = opts };
   struct vmferry_stream_reader *sin = NULL;
-  struct vmferry_send_opts so = { .ssh = opts->ssh, .connections = opts->connections };
+  struct vmferry_send_opts so = { .ssh = opts->ssh,
+                                  .connections = opts->connections };
   struct vmferry_send_stats stats = { 0 };
   struct connector conn = { 0 };
   const char *dest_uri, *args[8];
@@ -726,8 +735,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (state < 0)
     goto out;
   if (state != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: an offline migration needs it shut off "
-                       "(or use --live); nothing was done", opts->domain,
+    vmferry_set_error ("domain %s is %s: an offline migration needs it shut "
+                       "off (or use --live); nothing was done", opts->domain,
                        vmferry_virt_state_name (state));
     goto out;
   }
@@ -769,8 +778,9 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     if (k < 0)
       goto out;
     if (k > 0 && opts->dry_run) {
-      vmferry_notice ("domain %s is already on %s, moved from this same source state: "
-                      "nothing would be copied", opts->domain, opts->ssh.destination);
+      vmferry_notice ("domain %s is already on %s, moved from this same "
+                      "source state: nothing would be copied", opts->domain,
+                      opts->ssh.destination);
       r = 0;
       goto out;
     }
@@ -792,22 +802,24 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     if (vmferry_findings_blocking (&findings) && !opts->dry_run) {
-      vmferry_set_error ("domain %s cannot run on %s as it is (see the findings above); "
-                         "nothing was copied and the source is unchanged",
+      vmferry_set_error ("domain %s cannot run on %s as it is (see the "
+                         "findings above); nothing was copied and the "
+                         "source is unchanged",
                          opts->domain, opts->ssh.destination);
       goto out;
     }
   }
   if (opts->dry_run) {
     CLEANUP_FREE char *where = NULL;
-    if (asprintf (&where, "%s%s", dir ? dir : "pool ", dir ? "" : opts->dest_pool) < 0)
+    if (asprintf (&where, "%s%s", dir ? dir : "pool ",
+                  dir ? "" : opts->dest_pool) < 0)
       goto out;
     r = print_plan (opts, report, dest_uri, where, changes, in.doc);
     /* A plan the check blocks would be refused: say so in the status. */
     if (r == 0 && !opts->no_check && vmferry_findings_blocking (&findings)) {
-      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is (see the "
-                         "findings above): the migration would be refused",
-                         opts->domain, opts->ssh.destination);
+      vmferry_set_error ("--dry-run: domain %s cannot run on %s as it is "
+                         "(see the findings above): the migration would be "
+                         "refused", opts->domain, opts->ssh.destination);
       r = -1;
     }
     goto out;
@@ -906,11 +918,13 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     /* The first stage's own failure is the cause; a broken pipe there
      * only echoes a later stage's.
      */
-    if (x.export_st.started && x.export_st.rc < 0 && x.export_st.errnum != EPIPE) {
+    if (x.export_st.started && x.export_st.rc < 0 &&
+        x.export_st.errnum != EPIPE) {
       vmferry_restore_error (x.export_st.err, x.export_st.errnum);
       r = -1;
     }
-    else if (x.rewrite_st.started && x.rewrite_st.rc < 0 && x.rewrite_st.errnum != EPIPE) {
+    else if (x.rewrite_st.started && x.rewrite_st.rc < 0 &&
+             x.rewrite_st.errnum != EPIPE) {
       vmferry_restore_error (x.rewrite_st.err, x.rewrite_st.errnum);
       r = -1;
     }
@@ -931,8 +945,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   *outcome_rtn = stats.already ? VMFERRY_MIGRATE_ALREADY : VMFERRY_MIGRATE_DONE;
   if (!stats.already)
     vmferry_verbose ("domain %s: copied, verified and defined on %s (%" PRIu64
-                     " bytes sent%s)", opts->domain, opts->ssh.destination, stats.sent,
-                     stats.resumed ? ", resumed" : "");
+                     " bytes sent%s)", opts->domain, opts->ssh.destination,
+                     stats.sent, stats.resumed ? ", resumed" : "");
 
   if (opts->undefine_source) {
     /* What the source's definition names, read while it exists. */
@@ -959,12 +973,13 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
                                 VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
                                 VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0) {
       if (state != VIR_DOMAIN_SHUTOFF)
-        vmferry_set_error ("domain %s: copied and defined on %s, but the source was "
-                           "started meanwhile: it was not undefined", opts->domain,
-                           opts->ssh.destination);
+        vmferry_set_error ("domain %s: copied and defined on %s, but the "
+                           "source was started meanwhile: it was not "
+                           "undefined", opts->domain, opts->ssh.destination);
       else
-        vmferry_virt_error ("domain %s: copied and defined on %s, but the source "
-                            "could not be undefined", opts->domain, opts->ssh.destination);
+        vmferry_virt_error ("domain %s: copied and defined on %s, but the "
+                            "source could not be undefined", opts->domain,
+                            opts->ssh.destination);
       *outcome_rtn = VMFERRY_MIGRATE_SOURCE_DEFINED;
       goto out;
     }

@@ -56,7 +56,8 @@ struct vmferry_migrate_opts {
    * (lib/live.h), after the same pre-flight check and rewrite.
    */
   bool live, auto_converge, postcopy;
-  const char *migrate_uri;      /* QEMU's data channel; NULL: libvirt's choice */
+  const char *migrate_uri;      /* QEMU's data channel; NULL: libvirt's
+                                   choice */
   const volatile sig_atomic_t *cancel;   /* set by SIGINT/SIGTERM */
 
   /* Offline: called (may be NULL) right before the remote import starts,

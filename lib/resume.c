@@ -330,7 +330,8 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
 
     if (!ju64 (c, "end", &cl->end) ||
         (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
-        unhex (vmferry_json_str (c, "digest"), cl->digest, sizeof cl->digest) < 0)
+        unhex (vmferry_json_str (c, "digest"), cl->digest,
+               sizeof cl->digest) < 0)
       return -1;
   }
   return vmferry_resume_claims_ordered (rf) ? 0 : -1;
@@ -424,7 +425,8 @@ parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
     return -1;
   if (json_object_object_get_ex (f, "local_digest", NULL)) {
     if (rf->offset != VMFERRY_RESUME_COMPLETE ||
-        unhex (vmferry_json_str (f, "stream_digest"), rf->stream_digest, 16) < 0 ||
+        unhex (vmferry_json_str (f, "stream_digest"), rf->stream_digest,
+               16) < 0 ||
         unhex (vmferry_json_str (f, "local_digest"), rf->local_digest, 16) < 0)
       return -1;
     rf->changed = true;
@@ -478,10 +480,12 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
   }
   o = parse_json (buf, nl - buf);
   if (o == NULL || (s = vmferry_json_str (o, "format")) == NULL ||
-      strcmp (s, STATE_FORMAT) != 0 || (s = vmferry_json_str (o, "name")) == NULL ||
+      strcmp (s, STATE_FORMAT) != 0 ||
+      (s = vmferry_json_str (o, "name")) == NULL ||
       !hidden_component_ok (s) || !(st->name = strdup (s)) ||
       (s = vmferry_json_str (o, "stream_id")) == NULL || !hex_ok (s) ||
-      unhex (vmferry_json_str (o, "token"), st->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+      unhex (vmferry_json_str (o, "token"), st->token,
+             VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {
@@ -521,7 +525,8 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
   for (size_t i = 0; i < st->nr_files; i++) {
     json_object *f = json_object_array_get_idx (files, i), *v;
     struct vmferry_resume_file *rf = &st->files[i];
-    const char *name = vmferry_json_str (f, "name"), *tmp = vmferry_json_str (f, "tmp");
+    const char *name = vmferry_json_str (f, "name");
+    const char *tmp = vmferry_json_str (f, "tmp");
     bool complete;
 
     /* A TPM state file's name is a relative path (it has no temporary
@@ -995,7 +1000,8 @@ vmferry_resume_parse_answer (const char *json, size_t len,
     vmferry_set_error ("the remote import's resume answer is not valid");
     goto out;
   }
-  if ((s = vmferry_json_str (o, "reason")) != NULL && !(pt->reason = strdup (s)))
+  if ((s = vmferry_json_str (o, "reason")) != NULL &&
+      !(pt->reason = strdup (s)))
     goto nomem;
   pt->resume = json_object_get_boolean (v);
   if (json_object_object_get_ex (o, "done", &v))
@@ -1004,7 +1010,8 @@ vmferry_resume_parse_answer (const char *json, size_t len,
     r = 0;
     goto out;
   }
-  if (unhex (vmferry_json_str (o, "token"), pt->token, VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+  if (unhex (vmferry_json_str (o, "token"), pt->token,
+             VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {

@@ -39,12 +39,14 @@ struct sender {
 };
 
 static int
-build_command (const struct vmferry_send_opts *opts, const char *mode, char **cmd_rtn)
+build_command (const struct vmferry_send_opts *opts, const char *mode,
+               char **cmd_rtn)
 {
   char *cmd = NULL;
 
-  if (vmferry_shell_quote_append (&cmd, opts->remote_import ? opts->remote_import
-                                  : "vmferry-import") < 0 ||
+  if (vmferry_shell_quote_append (&cmd, opts->remote_import
+                                        ? opts->remote_import
+                                        : "vmferry-import") < 0 ||
       vmferry_shell_quote_append (&cmd, mode) < 0)
     goto fail;
   for (size_t i = 0; opts->import_args && opts->import_args[i]; i++)
@@ -97,7 +99,8 @@ read_metadata (struct sender *sd)
       }
       break;
     case VMFERRY_REC_MANIFEST: {
-      CLEANUP_FREE char *json = vmferry_record_metadata (&rec, rec.payload, NULL);
+      CLEANUP_FREE char *json =
+        vmferry_record_metadata (&rec, rec.payload, NULL);
       struct vmferry_manifest *m;
       uint64_t total = 0;
       if (json == NULL) {
@@ -127,12 +130,14 @@ read_metadata (struct sender *sd)
       return keep_meta (&rec, &sd->xml);
     default:
       vmferry_set_error ("%s: unexpected %s record before the domain XML",
-                         sd->opts->in_name, vmferry_record_type_name (rec.type));
+                         sd->opts->in_name,
+                         vmferry_record_type_name (rec.type));
       return -1;
     }
   }
   if (r == 0)
-    vmferry_set_error ("%s: the stream ended before its domain XML", sd->opts->in_name);
+    vmferry_set_error ("%s: the stream ended before its domain XML",
+                       sd->opts->in_name);
   return -1;
 }
 
@@ -141,15 +146,16 @@ static void
 remote_failed (struct sender *sd, const char *what, int status)
 {
   if (status > 0)
-    vmferry_set_error ("%s: %s failed (exit status %d)", vmferry_ssh_host (sd->ssh),
-                       what, status);
+    vmferry_set_error ("%s: %s failed (exit status %d)",
+                       vmferry_ssh_host (sd->ssh), what, status);
   else
     vmferry_prefix_error ("%s", what);
 }
 
 /* Ask the remote what it holds of this stream. */
 static int
-query (struct sender *sd, struct vmferry_resume_point *pt, struct vmferry_send_stats *stats)
+query (struct sender *sd, struct vmferry_resume_point *pt,
+       struct vmferry_send_stats *stats)
 {
   CLEANUP_FREE char *cmd = NULL, *out = NULL;
   struct vmferry_stream_writer *w = NULL;
@@ -162,7 +168,8 @@ query (struct sender *sd, struct vmferry_resume_point *pt, struct vmferry_send_s
   rem = vmferry_remote_start (sd->ssh, cmd, true);
   if (rem == NULL)
     return -1;
-  w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem, vmferry_ssh_host (sd->ssh));
+  w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem,
+                                    vmferry_ssh_host (sd->ssh));
   /* A write failing means the query already ended: its status says why. */
   if (w)
     (void) (vmferry_stream_write_header (w) < 0 ||
@@ -236,12 +243,14 @@ start_joiners (const struct vmferry_send_opts *opts, struct push_conns *pc,
     j[i].so = opts->ssh;
     j[i].so.bandwidth = opts->ssh.bandwidth / pc->n;
     snprintf (arg, sizeof arg, "--join=%s:%u", token, i);
-    if (vmferry_shell_quote_append (&j[i].cmd, opts->remote_import ? opts->remote_import
-                                    : "vmferry-import") < 0 ||
+    if (vmferry_shell_quote_append (&j[i].cmd, opts->remote_import
+                                               ? opts->remote_import
+                                               : "vmferry-import") < 0 ||
         vmferry_shell_quote_append (&j[i].cmd, arg) < 0)
       r = -1;
     else if (pthread_create (&j[i].thread, NULL, joiner_thread, &j[i]) != 0) {
-      vmferry_set_error ("connection %u of %u: cannot start a thread", i + 1, pc->n);
+      vmferry_set_error ("connection %u of %u: cannot start a thread", i + 1,
+                         pc->n);
       r = -1;
     }
     else
@@ -280,9 +289,11 @@ open_conns (struct sender *sd, struct push_conns *pc)
     if (build_command (opts, "--resumable", &cmd) < 0 ||
         (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
       return NULL;
-    return vmferry_stream_writer_new_fn (vmferry_remote_writev, pc->rem[0], host);
+    return vmferry_stream_writer_new_fn (vmferry_remote_writev, pc->rem[0],
+                                         host);
   }
-  if (vmferry_stripe_token (token) < 0 || build_command (opts, "--resumable", &cmd) < 0)
+  if (vmferry_stripe_token (token) < 0 ||
+      build_command (opts, "--resumable", &cmd) < 0)
     return NULL;
   snprintf (arg, sizeof arg, "--stripes=%u:%s", pc->n, token);
   if (vmferry_shell_quote_append (&cmd, arg) < 0 ||
@@ -294,7 +305,8 @@ open_conns (struct sender *sd, struct push_conns *pc)
   pc->stripes = vmferry_stripes_out_new (pc->rem, pc->n, host);
   if (pc->stripes == NULL)
     return NULL;
-  return vmferry_stream_writer_new_fn (vmferry_stripes_writev, pc->stripes, host);
+  return vmferry_stream_writer_new_fn (vmferry_stripes_writev, pc->stripes,
+                                       host);
 }
 
 /* Deliver what the writer queued: with END the remote sees the stream's
@@ -379,8 +391,8 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   int r, status, ret = -1;
 
   if ((pt->resume
-       ? vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_RESUME, 0, pt->token,
-                                         VMFERRY_RESUME_TOKEN_LEN)
+       ? vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_RESUME, 0,
+                                         pt->token, VMFERRY_RESUME_TOKEN_LEN)
        : vmferry_stream_write_header (w)) < 0 ||
       write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0)
     goto remote_error;
@@ -396,11 +408,13 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
         goto input_failed;
       }
       skip = pt->resume && rec.file < pt->nr_files ? pt->offsets[rec.file] : 0;
-      name = rec.file < sd->nr_names && sd->names[rec.file] ? sd->names[rec.file] : "file";
+      name = rec.file < sd->nr_names && sd->names[rec.file]
+             ? sd->names[rec.file] : "file";
       vmferry_progress_begin (opts->progress, name, size);
       if (skip)
         vmferry_verbose ("%s: the remote holds %s", name,
-                         skip == VMFERRY_RESUME_COMPLETE ? "all of it" : "part of it");
+                         skip == VMFERRY_RESUME_COMPLETE
+                         ? "all of it" : "part of it");
       break;
     }
     case VMFERRY_REC_DATA:
@@ -437,8 +451,8 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     end_writer (&w, stats);
     (void) flush_conns (pc, false);
     close_conns (pc);
-    vmferry_set_error ("%s; the remote import keeps what it verified: run the same "
-                       "command again to resume", msg);
+    vmferry_set_error ("%s; the remote import keeps what it verified: run "
+                       "the same command again to resume", msg);
     return -1;
   }
   end_writer (&w, stats);
@@ -551,7 +565,8 @@ read_ahead_start (struct read_ahead *ra, const struct vmferry_send_opts *opts,
     return NULL;
   }
   ra->started = true;
-  return vmferry_stream_reader_new_fn (vmferry_handoff_read, ra->h, opts->in_name);
+  return vmferry_stream_reader_new_fn (vmferry_handoff_read, ra->h,
+                                       opts->in_name);
 }
 
 /* The thread may wait for input that never comes (the send failed, or
@@ -575,7 +590,8 @@ read_ahead_stop (struct read_ahead *ra, bool failed)
 }
 
 int
-vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *stats)
+vmferry_send (const struct vmferry_send_opts *opts,
+              struct vmferry_send_stats *stats)
 {
   struct vmferry_send_stats dummy;
   struct sender sd = { .opts = opts };
@@ -608,7 +624,8 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
     sd.rd = own_rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   if (sd.rd == NULL || read_metadata (&sd) < 0)
     goto out;
-  sd.ssh = opts->session ? opts->session : (own_ssh = vmferry_send_connect (opts));
+  sd.ssh = opts->session ? opts->session
+           : (own_ssh = vmferry_send_connect (opts));
   if (sd.ssh == NULL)
     goto out;
   /* Where the import can start unseen, it starts now: its start-up on
@@ -627,12 +644,13 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
     goto out;
   }
   if (pt.resume && opts->no_resume) {
-    vmferry_notice ("%s: discarding the interrupted transfer there (--no-resume)",
-                    vmferry_ssh_host (sd.ssh));
+    vmferry_notice ("%s: discarding the interrupted transfer there "
+                    "(--no-resume)", vmferry_ssh_host (sd.ssh));
     pt.resume = false;
   }
   if (pt.resume)
-    vmferry_verbose ("%s: resuming an interrupted transfer", vmferry_ssh_host (sd.ssh));
+    vmferry_verbose ("%s: resuming an interrupted transfer",
+                     vmferry_ssh_host (sd.ssh));
   else
     vmferry_verbose ("%s: nothing to resume (%s)", vmferry_ssh_host (sd.ssh),
                      pt.reason ? pt.reason : "no state");
@@ -651,9 +669,10 @@ vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *s
                          pt.resume ? "; resumed, " : "",
                          pt.resume ? skipped : "",
                          pt.resume ? " were already there" : "");
-    vmferry_verbose ("%s: sent %" PRIu64 " bytes%s; %" PRIu64 " bytes of file data "
-                     "were already there", vmferry_ssh_host (sd.ssh), stats->sent,
-                     pt.resume ? " (resumed)" : "", stats->skipped);
+    vmferry_verbose ("%s: sent %" PRIu64 " bytes%s; %" PRIu64 " bytes of "
+                     "file data were already there", vmferry_ssh_host (sd.ssh),
+                     stats->sent, pt.resume ? " (resumed)" : "",
+                     stats->skipped);
   }
  out:
   /* The import started ahead of a query that failed, or could not start:
@@ -685,12 +704,14 @@ vmferry_parse_bandwidth (const char *arg, uint64_t *rtn)
   v = strtod (arg, &end);
   if (errno || end == arg || v <= 0)
     goto bad;
-  if (strcasecmp (end + (*end ? 1 : 0), "bit") == 0 || strcasecmp (end, "bit") == 0)
+  if (strcasecmp (end + (*end ? 1 : 0), "bit") == 0 ||
+      strcasecmp (end, "bit") == 0)
     bits = true;
   switch (*end) {
   case 'k': case 'K': mult = bits ? 1000 : 1024; end++; break;
   case 'm': case 'M': mult = bits ? 1000000 : 1024 * 1024; end++; break;
-  case 'g': case 'G': mult = bits ? 1000000000 : 1024 * 1024 * 1024; end++; break;
+  case 'g': case 'G':
+    mult = bits ? 1000000000 : 1024 * 1024 * 1024; end++; break;
   }
   if (bits && strcasecmp (end, "bit") == 0)
     end += 3;
@@ -706,7 +727,7 @@ vmferry_parse_bandwidth (const char *arg, uint64_t *rtn)
   *rtn = (uint64_t) v;
   return 0;
  bad:
-  vmferry_set_error ("--bandwidth: '%s': give bytes per second (e.g. 50M) or bits "
-                     "(e.g. 400Mbit)", arg);
+  vmferry_set_error ("--bandwidth: '%s': give bytes per second (e.g. 50M) "
+                     "or bits (e.g. 400Mbit)", arg);
   return -1;
 }

@@ -27,7 +27,8 @@
 
 struct vmferry_send_opts {
   struct vmferry_ssh_opts ssh;
-  const char *const *import_args;   /* for the remote vmferry-import, NULL-terminated */
+  const char *const *import_args;   /* for the remote vmferry-import,
+                                       NULL-terminated */
   const char *remote_import;        /* NULL: "vmferry-import" */
   int in_fd;                        /* the stream (not closed) */
   const char *in_name;
@@ -96,7 +97,8 @@ struct vmferry_send_stats {
  * either way.  A remote failure sets remote_status; the remote's own
  * messages went to ssh.stderr_fd as they came.
  */
-int vmferry_send (const struct vmferry_send_opts *opts, struct vmferry_send_stats *stats);
+int vmferry_send (const struct vmferry_send_opts *opts,
+                  struct vmferry_send_stats *stats);
 
 /* Connect and authenticate as vmferry_send does (the bandwidth shared
  * by the connections).  NULL with the error set.

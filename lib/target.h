@@ -89,7 +89,8 @@ int vmferry_target_mkdir (const struct vmferry_target *t, const char *name,
  * never following a link and never leaving T.  A missing NAME is fine.
  * Returns how many entries were removed, or -1 with the error set.
  */
-int vmferry_target_remove_tree (const struct vmferry_target *t, const char *name);
+int vmferry_target_remove_tree (const struct vmferry_target *t,
+                                const char *name);
 
 /* A directory stream of T itself, with its own position (a dup of T's
  * fd would share one with every other dup, and a second listing would

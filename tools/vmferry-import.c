@@ -153,8 +153,9 @@ main (int argc, char *argv[])
     opts.in_fd = fd;
     opts.in_name = argv[optind];
   }
-  if (stripes && (opts.stripes = vmferry_stripes_in_new (token, stripes,
-                                                         STDIN_FILENO)) == NULL) {
+  if (stripes &&
+      (opts.stripes = vmferry_stripes_in_new (token, stripes,
+                                              STDIN_FILENO)) == NULL) {
     vmferry_tool_print_error ();
     return VMFERRY_EXIT_FAILED;
   }
