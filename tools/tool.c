@@ -331,6 +331,20 @@ vmferry_tool_shared_option (const struct vmferry_tool_shared *shared,
 }
 
 void
+vmferry_tool_other_option (const struct vmferry_tool_shared *shared,
+                           int opt, const char *arg, const char *synopsis)
+{
+  int r = vmferry_tool_shared_option (shared, opt, arg);
+
+  if (r == -1) {
+    vmferry_tool_print_error ();
+    vmferry_tool_usage_error ();
+  }
+  if (r == 0 && !vmferry_tool_common_option (opt, synopsis))
+    vmferry_tool_usage_error ();
+}
+
+void
 vmferry_tool_check_ssh (const struct vmferry_ssh_opts *ssh)
 {
   if (ssh->config && ssh->ssh_command)

@@ -130,6 +130,14 @@ struct vmferry_tool_shared {
 int vmferry_tool_shared_option (const struct vmferry_tool_shared *shared,
                                 int opt, const char *arg);
 
+/* The default branch of a tool's option switch: OPT is one of SHARED's
+ * groups (parsed into it) or a common option (vmferry_tool_common_option);
+ * anything else, or a wrong ARG, ends the program with a usage error.
+ */
+void vmferry_tool_other_option (const struct vmferry_tool_shared *shared,
+                                int opt, const char *arg,
+                                const char *synopsis);
+
 /* After parsing: -F and --ssh-command together are a usage error (the
  * command carries its own configuration).  Exits if so.
  */

@@ -48,11 +48,7 @@ main (int argc, char *argv[])
     case 'o': output = optarg; break;
     case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
     default:
-      r = vmferry_tool_shared_option (&shared, c, optarg);
-      if (r == -1)
-        goto bad_arg;
-      if (r == 0 && !vmferry_tool_common_option (c, synopsis))
-        vmferry_tool_usage_error ();
+      vmferry_tool_other_option (&shared, c, optarg, synopsis);
     }
   }
   if (argc - optind != 1)
@@ -85,8 +81,4 @@ main (int argc, char *argv[])
   if (r == 0)
     vmferry_tool_print_summary ();
   return r == 0 ? VMFERRY_EXIT_OK : VMFERRY_EXIT_FAILED;
-
- bad_arg:
-  vmferry_tool_print_error ();
-  vmferry_tool_usage_error ();
 }

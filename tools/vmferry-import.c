@@ -97,11 +97,7 @@ main (int argc, char *argv[])
       join = optarg;
       break;
     default:
-      r = vmferry_tool_shared_option (&shared, c, optarg);
-      if (r == -1)
-        goto bad_arg;
-      if (r == 0 && !vmferry_tool_common_option (c, synopsis))
-        vmferry_tool_usage_error ();
+      vmferry_tool_other_option (&shared, c, optarg, synopsis);
     }
   }
   if (argc - optind > 1)
