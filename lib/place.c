@@ -839,6 +839,22 @@ check_refs (struct importer *im, bool warn)
   return r;
 }
 
+/* TEXT and a newline into FD (NAME in messages), flushed to disk.
+ * Returns 0, or -1 with the error set.
+ */
+static int
+write_text (int fd, const char *name, const char *text)
+{
+  if (vmferry_write_full (fd, name, text, strlen (text)) < 0 ||
+      vmferry_write_full (fd, name, "\n", 1) < 0)
+    return -1;
+  if (fsync (fd) < 0) {
+    vmferry_set_error_errno (errno, "%s: fsync", name);
+    return -1;
+  }
+  return 0;
+}
+
 /* Without --define: the definition as it would be defined, written
  * beside the files as NAME.xml (a new file, or with --force over a plain
  * one), so that an admin can define it by hand.  After the files are in
@@ -869,14 +885,30 @@ write_xml (struct importer *im)
                   "(it is in the stream: vmferry-info --xml)", path);
     return;
   }
-  fd = vmferry_target_create (&im->tgt, tmp, O_WRONLY, 0600, false);
-  if (fd < 0 || vmferry_write_full (fd, tmp, xml, strlen (xml)) < 0 ||
-      vmferry_write_full (fd, tmp, "\n", 1) < 0 || fsync (fd) < 0 ||
-      vmferry_target_rename (&im->tgt, tmp, &im->tgt, file,
-                             r > 0 ? 0 : RENAME_NOREPLACE) < 0) {
-    if (fd >= 0)
-      vmferry_target_unlink (&im->tgt, tmp);
-    goto fail;
+  /* A new NAME.xml is written unnamed and linked when complete, so a
+   * kill leaves nothing; one that replaces a file (or on a file system
+   * without O_TMPFILE) goes through a temporary name and a rename.
+   */
+  if (r == 0) {
+    fd = vmferry_target_create_unnamed (&im->tgt, 0600);
+    if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
+      goto fail;
+  }
+  if (fd >= 0) {
+    if (write_text (fd, path, xml) < 0 ||
+        vmferry_fault ("place-xml-written") < 0 ||
+        vmferry_target_link (&im->tgt, fd, file) < 0)
+      goto fail;
+  }
+  else {
+    fd = vmferry_target_create (&im->tgt, tmp, O_WRONLY, 0600, false);
+    if (fd < 0 || write_text (fd, tmp, xml) < 0 ||
+        vmferry_target_rename (&im->tgt, tmp, &im->tgt, file,
+                               r > 0 ? 0 : RENAME_NOREPLACE) < 0) {
+      if (fd >= 0)
+        vmferry_target_unlink (&im->tgt, tmp);
+      goto fail;
+    }
   }
   close (fd);
   vmferry_verbose ("%s: the domain's definition (virsh define %s)", path, path);

@@ -222,6 +222,40 @@ vmferry_target_create (const struct vmferry_target *t, const char *name,
 }
 
 int
+vmferry_target_create_unnamed (const struct vmferry_target *t, mode_t mode)
+{
+  int fd = openat (t->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+
+  if (fd < 0) {
+    int err = errno;
+    vmferry_set_error_errno (err, "%s: cannot create an unnamed file",
+                             t->path);
+    errno = err;
+  }
+  return fd;
+}
+
+int
+vmferry_target_link (const struct vmferry_target *t, int fd,
+                     const char *name)
+{
+  char proc[64];
+  const char *base;
+  int dfd = walk (t, name, false, &base), r, err;
+
+  if (dfd < 0)
+    return -1;
+  /* Through /proc: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH. */
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+  r = linkat (AT_FDCWD, proc, dfd, base, AT_SYMLINK_FOLLOW);
+  err = errno;
+  close (dfd);
+  if (r < 0)
+    return failed (t, name, err, "cannot link");
+  return 0;
+}
+
+int
 vmferry_target_stat (const struct vmferry_target *t, const char *name,
                      struct stat *st)
 {

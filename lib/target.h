@@ -58,6 +58,22 @@ int vmferry_target_open_file (const struct vmferry_target *t, const char *name,
 int vmferry_target_create (const struct vmferry_target *t, const char *name,
                            int flags, mode_t mode, bool mkdirs);
 
+/* A new file in T's directory that has no name yet (O_TMPFILE), opened
+ * O_RDWR with MODE: a kill before vmferry_target_link leaves nothing.
+ * Returns the fd, or -1 with the error set and errno kept (EOPNOTSUPP or
+ * EISDIR where the file system cannot: create a named temporary file
+ * then).
+ */
+int vmferry_target_create_unnamed (const struct vmferry_target *t,
+                                   mode_t mode);
+
+/* Give the unnamed file FD (vmferry_target_create_unnamed) the name NAME
+ * below T; atomically never over an existing one (EEXIST).  Returns 0,
+ * or -1 with the error set and errno kept.
+ */
+int vmferry_target_link (const struct vmferry_target *t, int fd,
+                         const char *name);
+
 /* lstat NAME below T.  Returns 1 with *ST filled, 0 if it does not
  * exist, -1 with the error set.
  */

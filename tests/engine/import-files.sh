@@ -191,4 +191,15 @@ for at in 100 $((size / 2)) $((size - 60)); do
     run 1 vmferry-info "$tmp/cut.vmf" && errs truncated
 done
 
+# 11. A kill while NAME.xml is written (it is written unnamed, then
+# linked) leaves no temporary file of it and no partial NAME.xml; the
+# placed files stay.
+mkdir "$tmp/d11"
+VMFERRY_FAULT=place-xml-written:kill \
+    run 137 vmferry-import --dir "$tmp/d11" "$tmp/roles.vmf"
+same killed "$tmp/A" "$tmp/d11/disk0.img"
+[[ ! -e $tmp/d11/mk.xml ]] || bad "killed: mk.xml written: $(cat "$tmp/d11/mk.xml")"
+leftovers "$tmp/d11" | grep -q 'xml' &&
+    bad "killed: left $(leftovers "$tmp/d11")"
+
 finish

@@ -5,6 +5,7 @@
 
 #include "unit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -205,6 +206,61 @@ START_TEST (test_relative)
 }
 END_TEST
 
+/* An unnamed file: nothing in the directory until it is linked, then
+ * its bytes and mode under the name; never over an existing name, never
+ * outside the target.
+ */
+START_TEST (test_unnamed)
+{
+  struct stat sb;
+  char buf[8];
+  int fd, fd2, r;
+  DIR *d;
+  struct dirent *e;
+
+  open_target ();
+  fd = vmferry_target_create_unnamed (&T, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+    printf ("skip: %s has no O_TMPFILE\n", T.path);
+    close_target ();
+    return;
+  }
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (write (fd, "data", 4), 4);
+  d = vmferry_target_opendir (&T);
+  ck_assert_ptr_nonnull (d);
+  while ((e = readdir (d)) != NULL)
+    ck_assert_msg (strcmp (e->d_name, ".") == 0 ||
+                   strcmp (e->d_name, "..") == 0, "named: %s", e->d_name);
+  closedir (d);
+  ck_assert_int_eq (vmferry_target_link (&T, fd, "a"), 0);
+  ck_assert_int_eq (vmferry_target_stat (&T, "a", &sb), 1);
+  ck_assert_int_eq (sb.st_mode & 07777, 0600);
+  fd2 = vmferry_target_open_file (&T, "a", O_RDONLY);
+  ck_assert_int_ge (fd2, 0);
+  ck_assert_int_eq (read (fd2, buf, sizeof buf), 4);
+  ck_assert (memcmp (buf, "data", 4) == 0);
+  close (fd2);
+  close (fd);
+
+  /* An existing name is kept as it is. */
+  make_file ("b");
+  fd = vmferry_target_create_unnamed (&T, 0600);
+  ck_assert_int_eq (write (fd, "new", 3), 3);
+  errno = 0;
+  ck_assert_int_eq (vmferry_target_link (&T, fd, "b"), -1);
+  ck_assert_int_eq (errno, EEXIST);
+  expect_error (EEXIST, "%s/b: cannot link: %s", T.path, strerror (EEXIST));
+  ck_assert_int_eq (vmferry_target_stat (&T, "b", &sb), 1);
+  ck_assert_int_eq (sb.st_size, 0);
+  r = vmferry_target_link (&T, fd, "../b");
+  ck_assert_int_eq (r, -1);
+  ck_assert_int_eq (vmferry_get_errno (), EINVAL);
+  close (fd);
+  close_target ();
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("target", test_relative, test_open_missing, test_open_hard_link,
                    test_create_existing, test_stat, test_unlink, test_mkdir,
-                   test_rename, test_not_plain_name)
+                   test_rename, test_not_plain_name, test_unnamed)
