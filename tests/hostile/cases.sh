@@ -102,7 +102,8 @@ hostile_cases() {
 # hostile_reader_setup: what a test that feeds the cases to vmferry-info
 # needs: MKSTREAM and INFO (the tools), VG (valgrind when
 # VMFERRY_VALGRIND=1), a temporary directory $tmp removed at exit, and
-# bad MESSAGE, which records a failure in $failed, and report NAME RESULT.
+# bad MESSAGE, which counts a failure in $failed, report NAME RESULT and
+# report_case NAME BEFORE.
 hostile_reader_setup() {
     MKSTREAM=${VMFERRY_TEST_TOOLS_DIR:?}/mkstream
     INFO=${VMFERRY_TOOLS_DIR:?}/vmferry-info
@@ -122,6 +123,15 @@ hostile_reader_setup() {
         printf 'hostile\t%s\t%s\t1\n' "$1" "$2" \
             >>"$VMFERRY_REPORT_DIR/$(basename "$0" .sh).tsv"
     }
-    bad() { echo "FAIL: $*" >&2; failed=1; }
+    bad() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+    # report_case NAME BEFORE: NAME was refused as it should be unless a
+    # failure was recorded since $failed was BEFORE.
+    report_case() {
+        if ((failed == $2)); then
+            report "$1" refused
+        else
+            report "$1" FAILED
+        fi
+    }
 }
 

@@ -54,11 +54,7 @@ hostile_case() {
   vmferry-info said: $(cat -v "$tmp/info-err")"
     rewrite_refuses
     rewrite_refuses --rename copy --map-path /var/lib/libvirt/images=/srv
-    if ((failed == before)); then
-        report "filter-$name" refused
-    else
-        report "filter-$name" FAILED
-    fi
+    report_case "filter-$name" "$before"
     rm -f "$tmp/$name.vmf"
 }
 

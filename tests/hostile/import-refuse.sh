@@ -38,11 +38,7 @@ hostile_case() {
         bad "$name: wrote beside the target: $(ls -A "$tmp/top")"
     [[ -z $(find "$tmp" -name 'escaped*') ]] ||
         bad "$name: escaped: $(find "$tmp" -name 'escaped*')"
-    if ((failed == before)); then
-        report "import-$name" refused
-    else
-        report "import-$name" FAILED
-    fi
+    report_case "import-$name" "$before"
     rm -rf "${dest:?}"/* "${dest:?}"/.[!.]* "$tmp/$name.vmf"
 }
 

@@ -45,11 +45,7 @@ hostile_case() {
     else
         refuses "$name" "$expected"
     fi
-    if ((failed == before)); then
-        report "info-$name" refused
-    else
-        report "info-$name" FAILED
-    fi
+    report_case "info-$name" "$before"
     rm -f "$tmp/$name.vmf"
 }
 
