@@ -886,8 +886,9 @@ write_xml (struct importer *im)
     return;
   }
   /* A new NAME.xml is written unnamed and linked when complete, so a
-   * kill leaves nothing; one that replaces a file (or on a file system
-   * without O_TMPFILE) goes through a temporary name and a rename.
+   * kill leaves nothing; one that replaces a file (or where the system
+   * cannot: no O_TMPFILE, or neither CAP_DAC_READ_SEARCH nor /proc to
+   * link it) goes through a temporary name and a rename.
    */
   if (r == 0) {
     fd = vmferry_target_create_unnamed (&im->tgt, 0600);
@@ -896,11 +897,16 @@ write_xml (struct importer *im)
   }
   if (fd >= 0) {
     if (write_text (fd, path, xml) < 0 ||
-        vmferry_fault ("place-xml-written") < 0 ||
-        vmferry_target_link (&im->tgt, fd, file) < 0)
+        vmferry_fault ("place-xml-written") < 0)
       goto fail;
+    if (vmferry_target_link (&im->tgt, fd, file) < 0) {
+      if (errno != EOPNOTSUPP)
+        goto fail;
+      close (fd);
+      fd = -1;
+    }
   }
-  else {
+  if (fd < 0) {
     fd = vmferry_target_create (&im->tgt, tmp, O_WRONLY, 0600, false);
     if (fd < 0 || write_text (fd, tmp, xml) < 0 ||
         vmferry_target_rename (&im->tgt, tmp, &im->tgt, file,

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "log.h"
 #include "manifest.h"
+#include "names.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
 #include "stream.h"
@@ -71,6 +72,13 @@ rewrite_file (struct vmferry_rewrite *rw, struct vmferry_manifest_file *f,
                        "directory (%s)", i, f->source_path, mapped);
     return -1;
   }
+  /* The importer names the copy so: the rule, not the stream, is wrong. */
+  if (!vmferry_name_ok (base, 0)) {
+    vmferry_set_error ("rewrite refused: --map-path makes file %zu (%s) "
+                       "%s, whose name is not a safe file name (not "
+                       "starting with '.')", i, f->source_path, mapped);
+    return -1;
+  }
   if (set_string (&f->name, base, changed) < 0 ||
       set_string (&f->source_path, mapped, changed) < 0)
     return -1;
@@ -89,6 +97,12 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
   /* The importer's parser: what it would refuse is refused here. */
   if (vmferry_manifest_parse (json, len, NULL, &m) < 0)
     return NULL;
+  if (new_name && !vmferry_name_ok (new_name, VMFERRY_NAME_HIDDEN_OK)) {
+    vmferry_set_error ("rewrite refused: the new domain name '%s' cannot "
+                       "be part of a path (no '/', not '.' or '..')",
+                       new_name);
+    goto out;
+  }
   if ((new_name && set_string (&m->domain_name, new_name, &changed) < 0) ||
       (new_uuid && set_string (&m->domain_uuid, new_uuid, &changed) < 0))
     goto out;

@@ -245,10 +245,18 @@ vmferry_target_link (const struct vmferry_target *t, int fd,
 
   if (dfd < 0)
     return -1;
-  /* Through /proc: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH. */
-  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
-  r = linkat (AT_FDCWD, proc, dfd, base, AT_SYMLINK_FOLLOW);
+  /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (root has it); without it,
+   * through /proc, when /proc is there.
+   */
+  r = linkat (fd, "", dfd, base, AT_EMPTY_PATH);
   err = errno;
+  if (r < 0 && (err == EPERM || err == ENOENT)) {
+    snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+    r = linkat (AT_FDCWD, proc, dfd, base, AT_SYMLINK_FOLLOW);
+    err = errno;
+    if (r < 0 && err == ENOENT && access ("/proc/self/fd", F_OK) < 0)
+      err = EOPNOTSUPP;
+  }
   close (dfd);
   if (r < 0)
     return failed (t, name, err, "cannot link");

@@ -69,7 +69,9 @@ int vmferry_target_create_unnamed (const struct vmferry_target *t,
 
 /* Give the unnamed file FD (vmferry_target_create_unnamed) the name NAME
  * below T; atomically never over an existing one (EEXIST).  Returns 0,
- * or -1 with the error set and errno kept.
+ * or -1 with the error set and errno kept (EOPNOTSUPP: not possible
+ * here, as without CAP_DAC_READ_SEARCH and /proc: use a named temporary
+ * file).
  */
 int vmferry_target_link (const struct vmferry_target *t, int fd,
                          const char *name);

@@ -202,4 +202,20 @@ same killed "$tmp/A" "$tmp/d11/disk0.img"
 leftovers "$tmp/d11" | grep -q 'xml' &&
     bad "killed: left $(leftovers "$tmp/d11")"
 
+# 12. Where the unnamed file cannot be linked (no CAP_DAC_READ_SEARCH and
+# no /proc, as in a bare chroot), NAME.xml is still written, through a
+# named temporary file.
+if [[ $(id -u) == 0 ]] && command -v capsh >/dev/null &&
+    unshare -m true 2>/dev/null; then
+    mkdir "$tmp/d12"
+    unshare -m --propagation private sh -c 'umount -l /proc &&
+        exec capsh --drop=cap_dac_read_search -- -c "exec \"\$0\" \"\$@\"" \
+            "$@"' sh "$T/vmferry-import" --dir "$tmp/d12" "$tmp/roles.vmf" \
+        >"$tmp/out" 2>"$tmp/err" || bad "no /proc: $(cat -v "$tmp/err")"
+    [[ -s $tmp/d12/mk.xml ]] || bad "no /proc: no mk.xml: $(cat -v "$tmp/err")"
+    [[ -z $(leftovers "$tmp/d12") ]] || bad "no /proc: left $(leftovers "$tmp/d12")"
+else
+    echo "skip 12: needs root, capsh and unshare (a mount namespace without /proc)"
+fi
+
 finish

@@ -675,7 +675,14 @@ START_TEST (test_manifest)
   rw = rules (hidden);
   ck_assert_ptr_null (vmferry_rewrite_manifest (rw, m, strlen (m), NULL,
                                                 NULL, NULL));
-  has (vmferry_get_error (), "manifest: files[0].name: not a safe file name");
+  /* A rule that makes a name the importer refuses: the rule is named. */
+  has (vmferry_get_error (), "rewrite refused: --map-path makes file 0 "
+       "(/var/lib/libvirt/images/w.qcow2) /srv/vm/.w, whose name is not a "
+       "safe file name");
+  ck_assert_ptr_null (vmferry_rewrite_manifest (rw, m, strlen (m), "..",
+                                                NULL, NULL));
+  has (vmferry_get_error (), "rewrite refused: the new domain name '..' "
+       "cannot be part of a path");
   vmferry_rewrite_free (rw);
 
   /* Two files of one name would collide in the importer's directory. */
