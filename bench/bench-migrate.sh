@@ -349,7 +349,7 @@ run_contender() {
     echo "$t.b" >"$IMPORT_TIME_TARGET"
     prepare_cache "${BENCH_SET_FILES[@]/#/$IMAGES_A/}"
     load=$(loadavg1)
-    local sampler= e0 e1
+    local sampler='' e0 e1
     if [[ $link == 1gbit ]]; then
         qa0=$(qdisc_sent "$VETH_A") qb0=$(qdisc_sent "$VETH_B" "$NETNS") v0=$(veth_tx)
         sample_link "$t.link" &
@@ -362,7 +362,7 @@ run_contender() {
     t1=$(now)
     e1=$EPOCHREALTIME
     if [[ -n $sampler ]]; then
-        kill "$sampler" && wait "$sampler" 2>/dev/null || true
+        if kill "$sampler"; then wait "$sampler" 2>/dev/null || true; fi
         link_timeline "$e0" "$e1" "$t.link" >"$t.timeline"
     fi
     if [[ $link == 1gbit ]]; then
