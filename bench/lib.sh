@@ -512,7 +512,8 @@ loadavg1() { awk '{ print $1 }' /proc/loadavg; }
 #                  --reflink=never of the set's files into DIR, then
 #                  `sync FILE...` of the copies (as tar's receiver does
 #                  with BENCH_SYNC=1): every allocated byte read,
-#                  zeros turned into holes, the rest written durably.
+#                  zeros turned into holes, the rest written durably
+#                  (and cp's CPU seconds, user + sys).
 # Writes "key<TAB>value" rows to $BENCH_OUT/machine.tsv and prints them
 # as "machine:" lines (bench_machine_print).  BENCH_FLOOR=0 skips all of
 # it (then machine.tsv is empty and the ratios print "-").
@@ -571,15 +572,16 @@ bench_machine() {
     mkdir -p -- "$dir/copy"
     _machine_drop_cache
     t0=$(now)
-    bg_run cp --sparse=always --reflink=never -- "${src[@]}" "$dir/copy/"
+    bg_run /usr/bin/time -f "$TIME_FMT" -o "$BENCH_OUT/machine-floor.time" \
+        cp --sparse=always --reflink=never -- "${src[@]}" "$dir/copy/"
     bg_run sync -- "${BENCH_SET_FILES[@]/#/$dir/copy/}"
     t1=$(now)
     for i in "${BENCH_SET_FILES[@]}"; do
         [[ $(stat -c %s -- "$dir/copy/$i") == $(stat -c %s -- "$IMAGES_A/$i") ]] ||
             die "the local copy of $i has not its source's size"
     done
-    printf 'floor\t%s\t%s\t%s\n' "$(($(alloc_kib "${src[@]}") * 1024))" "$(elapsed "$t0" "$t1")" \
-        "$(($(alloc_kib "$dir/copy") * 1024))" >>"$out"
+    printf 'floor\t%s\t%s\t%s\t%s\n' "$(($(alloc_kib "${src[@]}") * 1024))" "$(elapsed "$t0" "$t1")" \
+        "$(($(alloc_kib "$dir/copy") * 1024))" "$(cpu_s "$BENCH_OUT/machine-floor.time")" >>"$out"
     printf 'load\t%s\t%s\n' "$load0" "$(loadavg1)" >>"$out"
     rm -rf -- "$dir"
     bench_machine_print "$out"
@@ -612,7 +614,7 @@ bench_machine_print() {
             split(v["write"], r, "\t")
             printf "machine: write %s (%.0f MiB on B'"'"'s file system, %s: %.2f s)\n", rate(r[2], r[3]), r[2] / 1048576, r[4], r[3]
             split(v["floor"], r, "\t")
-            printf "machine: local-copy floor %.2f s (cp --sparse=always of the set + sync of the copies, cold: %.1f MiB allocated read, %.1f MiB written)\n", r[3], r[2] / 1048576, r[4] / 1048576
+            printf "machine: local-copy floor %.2f s (cp --sparse=always of the set + sync of the copies, cold: %.1f MiB allocated read, %.1f MiB written; cp CPU %s s)\n", r[3], r[2] / 1048576, r[4] / 1048576, r[5]
             printf "machine: load %s before these figures, %s after\n", l[2], l[3]
         }' "$1"
 }
@@ -620,6 +622,13 @@ bench_machine_print() {
 # floor_s: the local-copy floor of this sitting in seconds, or "-".
 floor_s() {
     awk -F '\t' '$1 == "floor" { print $3; f = 1 } END { if (!f) print "-" }' "$BENCH_OUT/machine.tsv" 2>/dev/null || echo -
+}
+
+# x_floor WALL_S: WALL_S as a ratio to floor_s, or "-" without a floor.
+x_floor() {
+    local fl
+    fl=$(floor_s)
+    if [[ $fl == - ]]; then echo -; else ratio "$1" "$fl"; fi
 }
 
 # ---------------------------------------------------------------- printing
