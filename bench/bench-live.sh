@@ -19,8 +19,9 @@
 # BENCH_LIVE_CMD (the live command; default the build's vmferry-migrate).
 : "${BENCH_TESTBED_DIR:=/var/tmp/vmf-bench-live}"
 : "${BENCH_PORT_OFFSET:=500}"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-# shellcheck source=../tests/testbed/vmlib.sh
+# shellcheck source-path=SCRIPTDIR source=../tests/testbed/vmlib.sh
 . "$REPO_DIR/tests/testbed/vmlib.sh"
 
 : "${BENCH_FORMATS:=qcow2 raw}"
@@ -98,7 +99,7 @@ echo
     printf 'contender\tformat\twall s (median)\tsource alloc MiB\tdest alloc MiB\tdest/source\n'
     for fmt in $BENCH_FORMATS; do
         for c in virsh vmferry; do
-            w=$(median $(awk -F '\t' -v c="$c" -v f="$fmt" '$1 == c && $2 == f { print $3 }' "$results"))
+            w=$(awk -F '\t' -v c="$c" -v f="$fmt" '$1 == c && $2 == f { print $3 }' "$results" | median_stdin)
             read -r s d < <(awk -F '\t' -v c="$c" -v f="$fmt" '$1 == c && $2 == f { s = $4; d = $5 } END { print s, d }' "$results")
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$fmt" "$w" "$(mib $((s * 1024)))" \
                 "$(mib $((d * 1024)))" "$(ratio "$d" "$s")"

@@ -23,7 +23,10 @@
 # ratio of their sum to tar+zstd's (less sensitive to a busy machine than
 # wall time); and
 # vmferry's peak RSS of export and import.  Target: vmferry's wall time
-# <= 0.5x tar+zstd's.
+# <= 0.5x tar+zstd's.  Before the contenders, once, the machine (lib.sh:
+# bench_machine): its read and write rates and the local-copy floor,
+# printed as "machine:" lines; each wall time is also given as a ratio
+# to that floor (the last column, "x floor").
 #
 # Environment, besides bench/lib.sh's:
 #   BENCH_ROUNDS        rounds of all contenders (1); medians when > 1
@@ -85,18 +88,19 @@ run_contender() {
 # ---------------------------------------------------------------- report
 
 report() {
-    local r=$BENCH_OUT/results.tsv
+    local r=$BENCH_OUT/results.tsv fl vw
+    fl=$(floor_s)
     echo
     say "results ($BENCH_CACHE cache, BENCH_SYNC=$BENCH_SYNC, rounds $BENCH_ROUNDS, $(nproc) CPUs; ratios to tar+zstd of the same round)"
     {
-        printf 'contender\tround\twall s\tx tar\twire MiB\tx tar\tB alloc MiB\tx tar\tCPU A s\tCPU B s\tCPU x tar\tload\n'
-        awk -F '\t' '
+        printf 'contender\tround\twall s\tx tar\twire MiB\tx tar\tB alloc MiB\tx tar\tCPU A s\tCPU B s\tCPU x tar\tload\tx floor\n'
+        awk -F '\t' -v fl="$fl" '
             { row[NR] = $0; if ($1 == "tar") { tw[$2] = $3; tb[$2] = $4; ta[$2] = $5; tc[$2] = $6 + $7 } }
             function rt(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
             END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t")
-                printf "%s\t%s\t%.2f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], rt(f[3], tw[f[2]]),
+                printf "%s\t%s\t%.2f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", f[1], f[2], f[3], rt(f[3], tw[f[2]]),
                     f[4] / 1048576, rt(f[4], tb[f[2]]), f[5] / 1048576, rt(f[5], ta[f[2]]), f[6], f[7],
-                    rt(f[6] + f[7], tc[f[2]]), f[8] } }' "$r"
+                    rt(f[6] + f[7], tc[f[2]]), f[8], fl == "-" ? "-" : rt(f[3], fl) } }' "$r"
     } | print_table
     if ((BENCH_ROUNDS > 1)); then
         echo
@@ -104,10 +108,10 @@ report() {
         local c w tw
         tw=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median_stdin)
         {
-            printf 'contender\twall s\tx tar\n'
+            printf 'contender\twall s\tx tar\tx floor\n'
             for c in $BENCH_CONTENDERS; do
                 w=$(awk -F '\t' -v c="$c" '$1 == c { print $3 }' "$r" | median_stdin)
-                printf '%s\t%s\t%s\n' "$c" "$w" "$(ratio "$w" "$tw")"
+                printf '%s\t%s\t%s\t%s\n' "$c" "$w" "$(ratio "$w" "$tw")" "$(x_floor "$w")"
             done
         } | print_table
     fi
@@ -122,6 +126,11 @@ report() {
         tw2=$(awk -F '\t' '$1 == "tar" { print $3 }' "$r" | median_stdin)
         x=$(ratio "$vw" "$tw2")
         echo "target: vmferry wall <= 0.5x tar+zstd: ${x}x -> $(awk -v x="$x" 'BEGIN { print (x <= 0.5) ? "MET" : "MISSED" }')"
+    fi
+    bench_machine_print "$BENCH_OUT/machine.tsv"
+    if [[ $fl != - && " $BENCH_CONTENDERS " == *" vmferry "* ]]; then
+        vw=$(awk -F '\t' '$1 == "vmferry" { print $3 }' "$r" | median_stdin)
+        echo "vmferry wall / the local-copy floor: ${vw} s / ${fl} s = $(ratio "$vw" "$fl")x"
     fi
     echo "machine now: $(machine_state)"
     echo "raw figures and logs: $BENCH_OUT"
@@ -140,6 +149,8 @@ bench_set_build
 bench_bed_up
 bench_pv_cost | tee "$BENCH_OUT/pv-cost.txt"
 bench_set_install
+((BENCH_FLOOR)) && say "the machine and the local-copy floor (cold cache; BENCH_FLOOR=0 skips)"
+bench_machine "$IMAGES_B/bench-machine"
 bench_write_rsync_rsh
 : >"$BENCH_OUT/results.tsv"
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do

@@ -32,6 +32,9 @@
 #                       (/var/tmp/vmf-bench-results/<script>-<date>)
 #   BENCH_B_TOOLS_DIR   first in PATH of B's SSH sessions, set by a
 #                       benchmark that wraps a tool there  (VMFERRY_TOOLS_DIR)
+#   BENCH_FLOOR         1: measure the machine and the local-copy floor
+#                       once per sitting (bench_machine); 0: skip       (1)
+#   BENCH_MACHINE_WRITE_MIB  bench_machine's write, MiB, >= 16       (1024)
 # The bench set (bench_set_build, used by bench-offline and bench-migrate):
 #   BENCH_REBUILD       1: rebuild the cached bench set                (0)
 #   BENCH_FILES_MIB     real files in the ext4                      (2200)
@@ -73,6 +76,8 @@ BENCH_NAME=$(basename "$0" .sh)
 : "${BENCH_RANDOM_MIB:=512}"
 : "${BENCH_ZEROS_MIB:=2048}"
 : "${BENCH_QCOW2_MIB:=400}"
+: "${BENCH_FLOOR:=1}"
+: "${BENCH_MACHINE_WRITE_MIB:=1024}"
 
 # The bench's bed, whatever VMFERRY_TESTBED_* the caller's shell holds.
 VMFERRY_TESTBED_DIR=$BENCH_TESTBED_DIR
@@ -97,6 +102,10 @@ bench_check() {
     [[ $(id -u) == 0 ]] || die "must run as root (test bed, drop_caches)"
     [[ $BENCH_CACHE == cold || $BENCH_CACHE == warm ]] || die "BENCH_CACHE must be cold or warm"
     [[ $BENCH_SYNC == 0 || $BENCH_SYNC == 1 ]] || die "BENCH_SYNC must be 0 or 1"
+    [[ $BENCH_FLOOR == 0 || $BENCH_FLOOR == 1 ]] || die "BENCH_FLOOR must be 0 or 1"
+    if ! [[ $BENCH_MACHINE_WRITE_MIB =~ ^[0-9]+$ ]] || ((BENCH_MACHINE_WRITE_MIB < 16)); then
+        die "BENCH_MACHINE_WRITE_MIB must be a number >= 16"
+    fi
     case $(realpath -m -- "$BENCH_TESTBED_DIR") in
         /var/tmp/vmferry-testbed) die "BENCH_TESTBED_DIR is the default test bed (the suite's); use another" ;;
     esac
@@ -481,6 +490,146 @@ machine_state() {
     echo "load $load, $(nproc) CPUs, $(awk '/MemAvailable/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) available"
 }
 loadavg1() { awk '{ print $1 }' /proc/loadavg; }
+
+# ---------------------------------------------------------------- the machine and the floor
+
+# bench_machine DIR: measure the machine once per sitting, before the
+# contenders, so a figure read later says what machine it came from and
+# how far it is from what a local copy costs there.  DIR is a scratch
+# directory on host B's file system (made and removed here).  Every step
+# starts with a cold cache (whatever BENCH_CACHE says) and is timed with
+# now():
+#   read_buffered  dd bs=4M of the set's largest dense file (allocation
+#                  >= 90 % of its size: a sparse file would time its
+#                  holes, not the disk), the page cache in between;
+#   read_direct    the same with iflag=direct (what O_DIRECT achieves
+#                  with one 4 MiB read in flight);
+#   write          BENCH_MACHINE_WRITE_MIB (1024; whole 16 MiB) of a
+#                  16 MiB random pattern into DIR, dd bs=4M oflag=direct
+#                  conv=fdatasync (not zeros: a virtual disk may skip
+#                  writing them);
+#   floor          the local-copy floor: cp --sparse=always
+#                  --reflink=never of the set's files into DIR, then
+#                  `sync FILE...` of the copies (as tar's receiver does
+#                  with BENCH_SYNC=1): every allocated byte read,
+#                  zeros turned into holes, the rest written durably
+#                  (and cp's CPU seconds, user + sys).
+# Writes "key<TAB>value" rows to $BENCH_OUT/machine.tsv and prints them
+# as "machine:" lines (bench_machine_print).  BENCH_FLOOR=0 skips all of
+# it (then machine.tsv is empty and the ratios print "-").
+bench_machine() {
+    local dir=$1 out=$BENCH_OUT/machine.tsv f best='' best_alloc=0 size alloc
+    local t0 t1 pat i n load0 src=("${BENCH_SET_FILES[@]/#/$IMAGES_A/}")
+    : >"$out"
+    ((BENCH_FLOOR)) || return 0
+    n=$BENCH_MACHINE_WRITE_MIB
+    load0=$(loadavg1)
+    rm -rf -- "$dir"
+    mkdir -p -- "$dir"
+    bench_cleanup_add rm -rf -- "$dir"
+    {
+        printf 'cpu\t%s\n' "$(nproc) x $(awk -F ': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+        printf 'memory\t%s\n' "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+        printf 'kernel\t%s\n' "$(uname -r)"
+        printf 'fs\t%s\n' "$(findmnt -n -o FSTYPE,SOURCE -T "$dir" | awk '{ print $1 " on " $2 }')"
+    } >>"$out"
+
+    for f in "${src[@]}"; do
+        size=$(stat -c %s -- "$f")
+        alloc=$(($(alloc_kib "$f") * 1024))
+        if ((alloc * 10 >= size * 9 && alloc > best_alloc)); then
+            best=$f best_alloc=$alloc
+        fi
+    done
+    if [[ -n $best ]]; then
+        size=$(stat -c %s -- "$best")
+        _machine_drop_cache
+        t0=$(now)
+        bg_run dd if="$best" of=/dev/null bs=4M status=none
+        t1=$(now)
+        printf 'read_buffered\t%s\t%s\t%s\n' "$size" "$(elapsed "$t0" "$t1")" "${best##*/}" >>"$out"
+        _machine_drop_cache
+        t0=$(now)
+        bg_run dd if="$best" of=/dev/null bs=4M iflag=direct status=none
+        t1=$(now)
+        printf 'read_direct\t%s\t%s\t%s\n' "$size" "$(elapsed "$t0" "$t1")" "${best##*/}" >>"$out"
+    fi
+
+    pat=$dir/pattern
+    head -c $((16 * MIB)) /dev/urandom >"$pat"
+    _machine_drop_cache
+    cat -- "$pat" >/dev/null # the pattern only, back in the cache
+    t0=$(now)
+    # shellcheck disable=SC2016 # for the inner bash
+    bg_run bash -c 'for ((i = 0; i < $2 / 16; i++)); do cat -- "$1"; done |
+        dd of="$3" bs=4M iflag=fullblock oflag=direct conv=fdatasync status=none' \
+        _ "$pat" "$n" "$dir/write"
+    t1=$(now)
+    printf 'write\t%s\t%s\t%s\n' "$(stat -c %s -- "$dir/write")" "$(elapsed "$t0" "$t1")" \
+        "dd bs=4M oflag=direct conv=fdatasync" >>"$out"
+    rm -f -- "$pat" "$dir/write"
+
+    mkdir -p -- "$dir/copy"
+    _machine_drop_cache
+    t0=$(now)
+    bg_run /usr/bin/time -f "$TIME_FMT" -o "$BENCH_OUT/machine-floor.time" \
+        cp --sparse=always --reflink=never -- "${src[@]}" "$dir/copy/"
+    bg_run sync -- "${BENCH_SET_FILES[@]/#/$dir/copy/}"
+    t1=$(now)
+    for i in "${BENCH_SET_FILES[@]}"; do
+        [[ $(stat -c %s -- "$dir/copy/$i") == $(stat -c %s -- "$IMAGES_A/$i") ]] ||
+            die "the local copy of $i has not its source's size"
+    done
+    printf 'floor\t%s\t%s\t%s\t%s\n' "$(($(alloc_kib "${src[@]}") * 1024))" "$(elapsed "$t0" "$t1")" \
+        "$(($(alloc_kib "$dir/copy") * 1024))" "$(cpu_s "$BENCH_OUT/machine-floor.time")" >>"$out"
+    printf 'load\t%s\t%s\n' "$load0" "$(loadavg1)" >>"$out"
+    rm -rf -- "$dir"
+    bench_machine_print "$out"
+}
+
+# _machine_drop_cache: flush dirty pages and drop the page cache.
+_machine_drop_cache() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+}
+
+# bench_machine_print FILE: machine.tsv's rows as "machine:" lines.
+# Rates in MB/s (1e6 bytes a second), sizes in MiB.
+bench_machine_print() {
+    awk -F '\t' '
+        function rate(b, s) { return s > 0 ? sprintf("%.0f MB/s", b / s / 1e6) : "- MB/s" }
+        { v[$1] = $0 }
+        END {
+            if (!("cpu" in v)) exit
+            split(v["cpu"], c, "\t"); split(v["memory"], m, "\t"); split(v["kernel"], k, "\t")
+            split(v["fs"], fs, "\t"); split(v["load"], l, "\t")
+            printf "machine: %s, %s RAM, kernel %s; B'"'"'s images on %s\n", c[2], m[2], k[2], fs[2]
+            if ("read_buffered" in v) {
+                split(v["read_buffered"], r, "\t")
+                printf "machine: buffered read %s (%s, %.0f MiB, cold, dd bs=4M: %.2f s)\n", rate(r[2], r[3]), r[4], r[2] / 1048576, r[3]
+                split(v["read_direct"], r, "\t")
+                printf "machine: O_DIRECT read %s (the same, dd bs=4M iflag=direct: %.2f s)\n", rate(r[2], r[3]), r[3]
+            }
+            split(v["write"], r, "\t")
+            printf "machine: write %s (%.0f MiB on B'"'"'s file system, %s: %.2f s)\n", rate(r[2], r[3]), r[2] / 1048576, r[4], r[3]
+            split(v["floor"], r, "\t")
+            printf "machine: local-copy floor %.2f s (cp --sparse=always of the set + sync of the copies, cold: %.1f MiB allocated read, %.1f MiB written; cp CPU %s s)\n", r[3], r[2] / 1048576, r[4] / 1048576, r[5]
+            printf "machine: load %s before these figures, %s after\n", l[2], l[3]
+        }' "$1"
+}
+
+# floor_s: the local-copy floor of this sitting in seconds, or "-".
+floor_s() {
+    awk -F '\t' '$1 == "floor" { print $3; f = 1 } END { if (!f) print "-" }' "$BENCH_OUT/machine.tsv" 2>/dev/null || echo -
+}
+
+# x_floor WALL_S: WALL_S as a ratio to floor_s, or "-" without a floor.
+x_floor() {
+    local fl
+    fl=$(floor_s)
+    if [[ $fl == - ]]; then echo -; else ratio "$1" "$fl"; fi
+}
 
 # ---------------------------------------------------------------- printing
 
