@@ -77,10 +77,11 @@ run() {
     local name=$1 expected=$2 label=$3 rc=0 start end
     shift 3
     start=$(date +%s%N)
-    timeout "$LIMIT" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    # A tool catches SIGTERM but acts on it only between steps.
+    timeout -k 5 "$LIMIT" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
     end=$(date +%s%N)
     printf '   %-18s %-14s %5d ms  rc %d\n' "$name" "$label" $(((end - start) / 1000000)) $rc
-    if [[ $rc == 124 ]]; then
+    if [[ $rc == 124 || $rc == 137 ]]; then
         bad "$name: $label took more than $LIMIT s"
     elif [[ -z $expected && $label == check ]]; then
         grep -q 'cannot connect' "$tmp/err" ||
