@@ -133,5 +133,5 @@ try namespaces-deep "line 1: $ns" "${in_stream}1: $ns"
 try disks-3000 '' ''
 try value-9mb '' ''
 try depth-250 '' ''
-echo "   $count shapes, each tool within $LIMIT s"
+((failed)) || echo "   $count shapes, each tool within $LIMIT s"
 exit $failed
