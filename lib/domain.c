@@ -207,6 +207,146 @@ check_depth (xmlNodePtr root, const char *name)
   }
 }
 
+/* The line of offset P in XML, for a message. */
+static unsigned
+line_of (const char *xml, size_t p)
+{
+  unsigned line = 1;
+
+  for (const char *q = xml; (q = memchr (q, '\n', xml + p - q)) != NULL; q++)
+    line++;
+  return line;
+}
+
+/* Where S[P..LEN) has END next, or LEN. */
+static size_t
+skip_to (const char *s, size_t p, size_t len, const char *end)
+{
+  const char *hit = memmem (s + p, len - p, end, strlen (end));
+
+  return hit ? (size_t) (hit - s) + strlen (end) : len;
+}
+
+static bool
+scan_ws (char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* One linear pass over the text before libxml2 sees it, refusing the
+ * shapes whose cost in libxml2 grows with the square of their size: the
+ * attributes of one element (libxml2 2.9 checks each against every
+ * other and appends each by walking the list) and the namespace
+ * declarations in scope (every element's and prefixed attribute's
+ * namespace is looked up through all of them); and the nodes of the
+ * document, each of which costs libxml2 and the readers after it an
+ * allocation or more.  Only markup is read, and only as far as counting
+ * goes; whatever is malformed the parser refuses with its own message.
+ */
+static int
+check_shape (const char *s, size_t len, const char *name)
+{
+  size_t p = 0, depth = 0, in_scope = 0, nodes = 0;
+  /* Namespace declarations of each open element. */
+  unsigned short ns_at[VMFERRY_DOMAIN_MAX_DEPTH + 1];
+
+  while (p < len) {
+    const char *lt = memchr (s + p, '<', len - p);
+    size_t tag, attrs = 0, ns = 0;
+
+    if (lt == NULL)
+      return 0;
+    p = tag = lt - s;
+    if (len - p >= 2 && s[p + 1] != '/' && ++nodes > VMFERRY_DOMAIN_MAX_NODES)
+      goto too_many;
+    if (len - p >= 4 && memcmp (s + p, "<!--", 4) == 0) {
+      p = skip_to (s, p + 4, len, "-->");
+      continue;
+    }
+    if (len - p >= 9 && memcmp (s + p, "<![CDATA[", 9) == 0) {
+      p = skip_to (s, p + 9, len, "]]>");
+      continue;
+    }
+    if (len - p >= 2 && s[p + 1] == '?') {
+      p = skip_to (s, p + 2, len, "?>");
+      continue;
+    }
+    if (len - p >= 2 && s[p + 1] == '!')
+      return 0;                 /* a DOCTYPE: the parser refuses it */
+    if (len - p >= 2 && s[p + 1] == '/') {
+      p = skip_to (s, p + 2, len, ">");
+      if (depth > 0)
+        in_scope -= ns_at[--depth];
+      continue;
+    }
+    /* A start tag: its name, then NAME = 'VALUE' pairs. */
+    p++;
+    while (p < len && !scan_ws (s[p]) && s[p] != '>' && s[p] != '/')
+      p++;
+    for (;;) {
+      size_t an;
+      while (p < len && scan_ws (s[p]))
+        p++;
+      if (p >= len)
+        return 0;
+      if (s[p] == '>' || s[p] == '/')
+        break;
+      an = p;
+      while (p < len && s[p] != '=' && s[p] != '>' && !scan_ws (s[p]))
+        p++;
+      while (p < len && scan_ws (s[p]))
+        p++;
+      if (p >= len || s[p] != '=')
+        return 0;
+      p++;
+      while (p < len && scan_ws (s[p]))
+        p++;
+      if (p >= len || (s[p] != '\'' && s[p] != '"'))
+        return 0;
+      {
+        const char *q = memchr (s + p + 1, s[p], len - p - 1);
+        if (q == NULL)
+          return 0;
+        p = q - s + 1;
+      }
+      if (++nodes > VMFERRY_DOMAIN_MAX_NODES)
+        goto too_many;
+      if (++attrs > VMFERRY_DOMAIN_MAX_ATTRS) {
+        vmferry_set_error ("%s: line %u: an element has more than %d "
+                           "attributes", name, line_of (s, tag),
+                           VMFERRY_DOMAIN_MAX_ATTRS);
+        return -1;
+      }
+      if (p - an > 5 && memcmp (s + an, "xmlns", 5) == 0 &&
+          (s[an + 5] == ':' || s[an + 5] == '=' || scan_ws (s[an + 5])))
+        ns++;
+    }
+    in_scope += ns;
+    if (in_scope > VMFERRY_DOMAIN_MAX_NS) {
+      vmferry_set_error ("%s: line %u: more than %d XML namespace "
+                         "declarations in scope", name, line_of (s, tag),
+                         VMFERRY_DOMAIN_MAX_NS);
+      return -1;
+    }
+    if (s[p] == '>') {
+      /* Deeper than the limit: the parser refuses it. */
+      if (depth >= VMFERRY_DOMAIN_MAX_DEPTH)
+        return 0;
+      ns_at[depth++] = ns;
+    }
+    else
+      in_scope -= ns;
+    p++;
+  }
+  return 0;
+
+ too_many:
+  vmferry_set_error ("%s: line %u: more than %d elements, attributes, "
+                     "comments and processing instructions",
+                     name, line_of (s, p), VMFERRY_DOMAIN_MAX_NODES);
+  return -1;
+}
+
 xmlDocPtr
 vmferry_domain_parse (const char *xml, size_t len, const char *name)
 {
@@ -232,6 +372,9 @@ vmferry_domain_parse (const char *xml, size_t len, const char *name)
     vmferry_set_error ("%s: cannot parse XML: the document is empty", name);
     return NULL;
   }
+
+  if (check_shape (xml, len, name) == -1)
+    return NULL;
 
   pthread_once (&init_once, xml_init);
   ctxt = xmlNewParserCtxt ();

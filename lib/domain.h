@@ -3,8 +3,11 @@
  * The XML comes from libvirt on the exporting side and from a stream (so:
  * untrusted) on the importing side.  Parsing refuses anything that could
  * make libxml2 fetch, expand or allocate without bound: a DOCTYPE of any
- * kind (entities live there), more than VMFERRY_DOMAIN_MAX_SIZE bytes, or
- * elements nested deeper than VMFERRY_DOMAIN_MAX_DEPTH.  libxml2 never
+ * kind (entities live there), more than VMFERRY_DOMAIN_MAX_SIZE bytes,
+ * elements nested deeper than VMFERRY_DOMAIN_MAX_DEPTH, an element with
+ * more than VMFERRY_DOMAIN_MAX_ATTRS attributes, more than
+ * VMFERRY_DOMAIN_MAX_NS namespace declarations in scope, or more than
+ * VMFERRY_DOMAIN_MAX_NODES nodes.  libxml2 never
  * prints: its messages become the vmferry error.
  *
  * Everything here is pure XML work: no libvirt calls, no file access.
@@ -23,6 +26,18 @@
 #define VMFERRY_DOMAIN_MAX_SIZE (16 * 1024 * 1024)
 /* The same as libxml2's own limit without XML_PARSE_HUGE. */
 #define VMFERRY_DOMAIN_MAX_DEPTH 256
+/* Attributes (namespace declarations included) on one element, and
+ * namespace declarations in scope at once: libxml2's cost grows with the
+ * square of either.  libvirt writes at most a dozen of each; the limits
+ * leave a wide margin and keep any accepted input to a second.
+ */
+#define VMFERRY_DOMAIN_MAX_ATTRS 256
+#define VMFERRY_DOMAIN_MAX_NS 256
+/* Elements, attributes, comments, processing instructions and CDATA
+ * sections in one document: each costs an allocation or more, here and
+ * in libxml2.  libvirt's largest test domains have about 2,000.
+ */
+#define VMFERRY_DOMAIN_MAX_NODES 100000
 
 /* Parse LEN bytes of domain XML (no NUL terminator needed).  NAME names
  * the input in messages ("web01.xml", "stream record 2").  The root must

@@ -10,6 +10,7 @@
 
 #include <libxml/tree.h>
 
+#include "cleanup.h"
 #include "error.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
@@ -88,28 +89,94 @@ disk_suffix (unsigned i, char *out, size_t len)
   out[n < len - 1 ? n : len - 1] = '\0';
 }
 
-static bool
-dev_used (xmlNodePtr root, const char *dev, xmlNodePtr except)
+/* How many disks use each name PREFIX + disk_suffix (i): the names a
+ * renamed disk may take, counted once so that renaming every disk of a
+ * domain with very many is not a scan of all disks per name tried.
+ */
+#define DISK_SUFFIXES 18278     /* "a" to "zzz" */
+
+struct dev_names {
+  const char *prefix;
+  unsigned *used;               /* [DISK_SUFFIXES] */
+  unsigned first_free;          /* every index below is used */
+};
+
+/* The index of DEV's suffix if DEV is PREFIX + disk_suffix (i), or -1. */
+static long
+dev_index (const char *dev, const char *prefix)
 {
-  for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
-    if (!vmferry_xml_is_elem (devs, "devices"))
-      continue;
-    for (xmlNodePtr n = devs->children; n; n = n->next)
-      if (vmferry_xml_is_elem (n, "disk") && n != except &&
-          vmferry_xml_attr_eq (vmferry_xml_child (n, "target"), "dev", dev))
-        return true;
+  size_t n = strlen (prefix), k = strlen (dev) - n;
+  long v = 0;
+
+  if (strncmp (dev, prefix, n) != 0 || k < 1 || k > 3)
+    return -1;
+  for (const char *c = dev + n; *c; c++) {
+    if (*c < 'a' || *c > 'z')
+      return -1;
+    v = v * 26 + (*c - 'a' + 1);
   }
-  return false;
+  return v - 1;
+}
+
+static void
+dev_count (struct dev_names *names, size_t nr, const char *dev, int delta)
+{
+  for (size_t k = 0; dev && k < nr; k++) {
+    long i = dev_index (dev, names[k].prefix);
+    if (i < 0)
+      continue;
+    names[k].used[i] += delta;
+    if (names[k].used[i] == 0 && (unsigned long) i < names[k].first_free)
+      names[k].first_free = i;
+  }
+}
+
+/* The first free index of PREFIX (the last one when all are used). */
+static unsigned
+dev_free (struct dev_names *names, size_t nr, const char *prefix)
+{
+  for (size_t k = 0; k < nr; k++) {
+    struct dev_names *d = &names[k];
+    if (strcmp (d->prefix, prefix) != 0)
+      continue;
+    while (d->first_free < DISK_SUFFIXES - 1 && d->used[d->first_free])
+      d->first_free++;
+    return d->first_free;
+  }
+  return 0;
 }
 
 int
 vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
                             int *changes)
 {
+  static const char *const prefixes[] = { "vd", "sd", "hd", "xvd", "fd",
+                                           "ubd" };
+  struct dev_names names[sizeof prefixes / sizeof prefixes[0]] = { 0 };
+  const size_t nr = sizeof names / sizeof names[0];
   bool want_scsi = false;
+  int r = -1;
 
   if (rw->buses.len == 0)
     return 0;
+  for (size_t k = 0; k < nr; k++) {
+    names[k].prefix = prefixes[k];
+    names[k].used = calloc (DISK_SUFFIXES, sizeof *names[k].used);
+    if (names[k].used == NULL) {
+      vmferry_set_error_errno (errno, "rewrite");
+      goto out;
+    }
+  }
+  for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
+    if (!vmferry_xml_is_elem (devs, "devices"))
+      continue;
+    for (xmlNodePtr n = devs->children; n; n = n->next)
+      if (vmferry_xml_is_elem (n, "disk")) {
+        CLEANUP_FREE char *dev =
+          vmferry_xml_attr (vmferry_xml_child (n, "target"), "dev");
+        dev_count (names, nr, dev, 1);
+      }
+  }
   for (xmlNodePtr devs = root->children; devs; devs = devs->next) {
     if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
@@ -129,7 +196,7 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
       if (rule == NULL || strcmp (rule->old, rule->new) == 0)
         continue;
       if (vmferry_xml_set_attr (tgt, "bus", rule->new, changes) == -1)
-        return -1;
+        goto out;
       if (strcmp (rule->new, "scsi") == 0)
         want_scsi = true;
       /* The old bus's address means nothing on the new one. */
@@ -142,16 +209,15 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
       dev = vmferry_xml_attr (tgt, "dev");
       if (dev && op && np && strcmp (op, np) != 0) {
         char newdev[32], suf[16];
-        for (unsigned i = 0; i < 18278; i++) {
-          disk_suffix (i, suf, sizeof suf);
-          snprintf (newdev, sizeof newdev, "%s%s", np, suf);
-          if (!dev_used (root, newdev, n))
-            break;
-        }
+        /* Any name but the disk's own. */
+        dev_count (names, nr, dev, -1);
+        disk_suffix (dev_free (names, nr, np), suf, sizeof suf);
+        snprintf (newdev, sizeof newdev, "%s%s", np, suf);
         if (vmferry_xml_set_attr (tgt, "dev", newdev, changes) == -1) {
           free (dev);
-          return -1;
+          goto out;
         }
+        dev_count (names, nr, newdev, 1);
       }
       free (dev);
     }
@@ -164,8 +230,10 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
     xmlNodePtr devs = vmferry_xml_child (root, "devices"), ctl;
     for (xmlNodePtr n = devs->children; n; n = n->next)
       if (vmferry_xml_is_elem (n, "controller") &&
-          vmferry_xml_attr_eq (n, "type", "scsi"))
-        return 0;
+          vmferry_xml_attr_eq (n, "type", "scsi")) {
+        r = 0;
+        goto out;
+      }
     ctl = xmlNewDocNode (root->doc, NULL, BAD_CAST "controller", NULL);
     if (ctl == NULL ||
         xmlSetProp (ctl, BAD_CAST "type", BAD_CAST "scsi") == NULL ||
@@ -174,11 +242,15 @@ vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
         vmferry_xml_append_child (devs, ctl) == -1) {
       xmlFreeNode (ctl);
       vmferry_set_error_errno (ENOMEM, "rewrite");
-      return -1;
+      goto out;
     }
     (*changes)++;
   }
-  return 0;
+  r = 0;
+ out:
+  for (size_t k = 0; k < nr; k++)
+    free (names[k].used);
+  return r;
 }
 
 /* ---------------------------------------------------------------- drop */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,24 +107,67 @@ dest_text (const char *key, char *buf, size_t len)
   return buf;
 }
 
+struct dest_ref {
+  const char *after, *before;
+  size_t i;
+};
+
+static int
+dest_ref_cmp (const void *a, const void *b)
+{
+  const struct dest_ref *x = a, *y = b;
+  int c = strcmp (x->after, y->after);
+
+  if (c)
+    return c;
+  return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sorted by destination, so that a domain with very many disks is not
+ * a comparison of every pair.  The pair named is the one a comparison
+ * of every pair in order would find first: of the destinations with two
+ * sources, the one whose first entry comes first, with the first entry
+ * after it that differs.
+ */
 int
 vmferry_rewrite_dests_check (const struct dests *d)
 {
   char b1[512], b2[512], b3[512];
+  CLEANUP_FREE struct dest_ref *refs = NULL;
+  size_t bad_i = SIZE_MAX, bad_k = 0;
 
+  if (d->len < 2)
+    return 0;
+  refs = malloc (d->len * sizeof *refs);
+  if (refs == NULL) {
+    vmferry_set_error_errno (errno, "rewrite");
+    return -1;
+  }
   for (size_t i = 0; i < d->len; i++)
-    for (size_t k = i + 1; k < d->len; k++)
-      if (strcmp (d->ptr[i].after, d->ptr[k].after) == 0 &&
-          strcmp (d->ptr[i].before, d->ptr[k].before) != 0) {
-        vmferry_set_error ("rewrite refused: %s (%s) and %s (%s) would both "
-                           "become %s", d->ptr[i].label,
-                           dest_text (d->ptr[i].before, b1, sizeof b1),
-                           d->ptr[k].label,
-                           dest_text (d->ptr[k].before, b2, sizeof b2),
-                           dest_text (d->ptr[k].after, b3, sizeof b3));
-        return -1;
+    refs[i] = (struct dest_ref) { d->ptr[i].after, d->ptr[i].before, i };
+  qsort (refs, d->len, sizeof *refs, dest_ref_cmp);
+  for (size_t g = 0, e; g < d->len; g = e) {
+    for (e = g + 1; e < d->len && strcmp (refs[e].after, refs[g].after) == 0;
+         e++)
+      ;
+    for (size_t k = g + 1; k < e; k++)
+      if (strcmp (refs[k].before, refs[g].before) != 0) {
+        if (refs[g].i < bad_i) {
+          bad_i = refs[g].i;
+          bad_k = refs[k].i;
+        }
+        break;
       }
-  return 0;
+  }
+  if (bad_i == SIZE_MAX)
+    return 0;
+  vmferry_set_error ("rewrite refused: %s (%s) and %s (%s) would both "
+                     "become %s", d->ptr[bad_i].label,
+                     dest_text (d->ptr[bad_i].before, b1, sizeof b1),
+                     d->ptr[bad_k].label,
+                     dest_text (d->ptr[bad_k].before, b2, sizeof b2),
+                     dest_text (d->ptr[bad_k].after, b3, sizeof b3));
+  return -1;
 }
 
 /* Map the path in attribute NAME of N (or its text, NAME NULL). */

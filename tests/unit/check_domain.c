@@ -716,6 +716,77 @@ START_TEST (test_refuse_too_big)
 }
 END_TEST
 
+/* <domain> with N attributes a0..; then BODY. */
+static size_t
+with_attrs (char *xml, size_t n, const char *body)
+{
+  size_t len = sprintf (xml, "<domain");
+
+  for (size_t i = 0; i < n; i++)
+    len += sprintf (xml + len, " a%zu = \"%s\"", i, i == 0 ? "/>'" : "");
+  return len + sprintf (xml + len, ">%s</domain>", body);
+}
+
+/* The shapes libxml2 takes quadratic time for, refused before it sees
+ * them, each just past its limit; just inside it parses.
+ */
+START_TEST (test_refuse_shapes)
+{
+  const size_t n = VMFERRY_DOMAIN_MAX_NODES;
+  CLEANUP_FREE char *xml = malloc (n * 8 + 4096);
+  size_t len;
+
+  capture_stderr ();
+  /* Attributes: a value with '>', '/' and a quote is no tag's end. */
+  len = with_attrs (xml, VMFERRY_DOMAIN_MAX_ATTRS + 1, "");
+  refuse (xml, len, "evil.xml: line 1: an element has more than 256 "
+          "attributes");
+  len = with_attrs (xml, VMFERRY_DOMAIN_MAX_ATTRS, "");
+  xmlFreeDoc (parse (xml));
+  /* Markup in a comment or CDATA section is not counted. */
+  len = sprintf (xml, "<domain><!-- <x");
+  for (size_t i = 0; i < 300; i++)
+    len += sprintf (xml + len, " a%zu=''", i);
+  len += sprintf (xml + len, "/> --><![CDATA[<x a=''");
+  for (size_t i = 1; i < 300; i++)
+    len += sprintf (xml + len, " a%zu=''", i);
+  len += sprintf (xml + len, "/>]]></domain>");
+  xmlFreeDoc (parse (xml));
+
+  /* Namespace declarations: those in scope at once count. */
+  len = sprintf (xml, "<domain>\n<a:x");
+  for (size_t i = 0; i < 200; i++)
+    len += sprintf (xml + len, " xmlns:a%zu='u'", i);
+  len += sprintf (xml + len, " xmlns:a='u'><b:x xmlns:b='u'");
+  for (size_t i = 0; i < 100; i++)
+    len += sprintf (xml + len, " xmlns:b%zu='u'", i);
+  len += sprintf (xml + len, "/></a:x></domain>");
+  refuse (xml, len, "evil.xml: line 2: more than 256 XML namespace "
+          "declarations in scope");
+  /* Siblings: one's declarations are gone when the next starts. */
+  len = sprintf (xml, "<domain>");
+  for (size_t k = 0; k < 3; k++) {
+    len += sprintf (xml + len, "<a:x xmlns:a='u'");
+    for (size_t i = 0; i < 200; i++)
+      len += sprintf (xml + len, " xmlns:a%zu='u'", i);
+    len += sprintf (xml + len, k == 0 ? "/>" : "></a:x>");
+  }
+  len += sprintf (xml + len, "</domain>");
+  xmlFreeDoc (parse (xml));
+
+  /* Nodes: <domain>, N - 2 elements and a comment, then one more. */
+  len = sprintf (xml, "<domain><!---->");
+  for (size_t i = 0; i < n - 2; i++)
+    len += sprintf (xml + len, "<x/>");
+  sprintf (xml + len, "</domain>");
+  xmlFreeDoc (parse (xml));
+  len += sprintf (xml + len, "<?x?></domain>");
+  refuse (xml, len, "evil.xml: line 1: more than 100000 elements, "
+          "attributes, comments and processing instructions");
+  check_quiet ();
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("domain",
                    test_parse_basic,
                    test_files_kinds,
@@ -733,4 +804,5 @@ VMFERRY_UNIT_MAIN ("domain",
                    test_refuse_entity_bomb,
                    test_refuse_deep_nesting,
                    test_refuse_malformed,
-                   test_refuse_too_big)
+                   test_refuse_too_big,
+                   test_refuse_shapes)

@@ -401,6 +401,25 @@ START_TEST (test_disk_bus)
 }
 END_TEST
 
+/* A name a disk leaves is free for the disks renamed after it. */
+START_TEST (test_disk_bus_freed_name)
+{
+  static const char xml[] = DOMAIN ("",
+    DISK ("/v/a.qcow2", "hda", "ide")
+    DISK ("/v/b.qcow2", "sda", "scsi")
+    DISK ("/v/c.qcow2", "hdb", "ide"));
+  const char *const opts[] = { "disk-bus", "ide=sata",
+                               "disk-bus", "scsi=virtio", NULL };
+  struct vmferry_rewrite *rw = rules (opts);
+  CLEANUP_FREE char *out = apply (rw, xml);
+
+  has (out, "<target dev=\"sdb\" bus=\"sata\"/>");
+  has (out, "<target dev=\"vda\" bus=\"virtio\"/>");
+  has (out, "<target dev=\"sda\" bus=\"sata\"/>");
+  vmferry_rewrite_free (rw);
+}
+END_TEST
+
 START_TEST (test_cpu_machine_emulator_drop)
 {
   static const char xml[] = DOMAIN ("",
@@ -1188,7 +1207,8 @@ main (int argc, char *argv[])
     const TTest *tests[] = {
       test_rule_syntax, test_rule_conflicts, test_map_path,
       test_two_disks_one_path, test_pool, test_identity, test_networks,
-      test_disk_bus, test_cpu_machine_emulator_drop, test_bad_xml,
+      test_disk_bus, test_disk_bus_freed_name,
+      test_cpu_machine_emulator_drop, test_bad_xml,
       test_map_file, test_manifest, test_stream, test_stream_nothing_written,
       test_check_input, test_rename_file_rule, test_layout, test_stream_layout,
       test_diff,
