@@ -112,7 +112,12 @@ try() {
     run "$name" "$stream_msg" import "$IMPORT" --dir "$tmp/imp" "$tmp/$name.vmf"
     rm -f "$tmp/$name.xml" "$tmp/$name.vmf"
     if ((failed == before)); then
-        report "xml-shape-$name" "${file_msg:+refused}${file_msg:-handled}"
+        # One word: refused (the limit named) or ok (handled in time).
+        if [[ -n $file_msg ]]; then
+            report "xml-shape-$name" refused
+        else
+            report "xml-shape-$name" ok
+        fi
     else
         report "xml-shape-$name" FAILED
     fi
