@@ -4,8 +4,11 @@
  * The file source (source-file.c) is what the export always read: an
  * open regular file or block device, its map from SEEK_DATA/SEEK_HOLE
  * (extent.h), chunks mapped from the page cache or read with O_DIRECT.
- * Other backends (an NBD export, docs/design-dr.md §5) come behind the
- * same calls.
+ * The NBD source (source-nbd.c) reads an NBD export through libnbd (a
+ * running domain's pull backup, a qemu-nbd of an image): its map from
+ * block status (base:allocation), its reads in pieces of at most
+ * VMFERRY_SOURCE_NBD_PIECE bytes, several in flight, since QEMU's NBD
+ * server serves larger requests several times slower (docs/design-dr.md).
  * A source is used by one thread at a time.
  */
 #ifndef VMFERRY_SOURCE_H
@@ -44,6 +47,15 @@ int vmferry_source_open_fd (const char *path, bool nofollow);
  */
 struct vmferry_source *vmferry_source_open_file (const char *path,
                                                  bool nofollow);
+
+/* An NBD source over the export that URI names (libnbd's URI syntax:
+ * nbd://HOST/EXPORT, nbd+unix:///EXPORT?socket=PATH), read-only.
+ * NULL with the error set.  Free it with vmferry_source_free.
+ */
+struct vmferry_source *vmferry_source_open_nbd (const char *uri);
+
+/* The largest read the NBD source asks its server for. */
+#define VMFERRY_SOURCE_NBD_PIECE (512 * 1024)
 
 /* The name errors give the source (the path, the URI). */
 const char *vmferry_source_name (const struct vmferry_source *s);

@@ -1,5 +1,11 @@
 /* Unit tests for lib/source*.c: the file source against the extent walk
- * and pread(2) of the same file.
+ * and pread(2) of the same file; the NBD source against an nbdkit the
+ * test starts on a socket it made (socket activation, so nothing waits
+ * for a server to come up), serving that file: its map against
+ * SEEK_DATA's, its bytes against the file's, its requests (nbdkit's log)
+ * no larger than VMFERRY_SOURCE_NBD_PIECE; and nbdkit's extentlist
+ * filter for holes, zeros and blocks that mix them.  Without nbdkit the
+ * NBD cases say so and pass.
  */
 #include "config.h"
 
@@ -8,10 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup-libc.h"
@@ -217,4 +227,265 @@ START_TEST (test_file_refused)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("source", test_file_source, test_file_refused)
+/* ---- NBD ---- */
+
+/* Is PROG on $PATH? */
+static bool
+on_path (const char *prog)
+{
+  const char *path = getenv ("PATH");
+  CLEANUP_FREE char *copy = strdup (path ? path : "/usr/bin:/bin");
+  char *save = NULL;
+
+  for (char *d = strtok_r (copy, ":", &save); d;
+       d = strtok_r (NULL, ":", &save)) {
+    char p[4096];
+
+    snprintf (p, sizeof p, "%s/%s", d, prog);
+    if (access (p, X_OK) == 0)
+      return true;
+  }
+  return false;
+}
+
+struct server {
+  pid_t pid;
+  char uri[256];
+};
+
+/* Start nbdkit with ARGS (after the program name and its common
+ * options), handed a listening socket in DIR (systemd's socket
+ * activation), so a client connects at once.  False, having said why,
+ * when there is no nbdkit.
+ */
+static bool
+start_nbdkit (struct server *srv, const char *const *args)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  const char *argv[32] = { "nbdkit", "-r", "-f", "--exit-with-parent" };
+  size_t n = 4;
+  int sock;
+
+  if (!on_path ("nbdkit")) {
+    fprintf (stderr, "check_source: no nbdkit on $PATH (Debian: apt-get "
+             "install nbdkit): NBD source case not run\n");
+    return false;
+  }
+  for (size_t i = 0; args[i]; i++) {
+    ck_assert_uint_lt (n + 1, sizeof argv / sizeof argv[0]);
+    argv[n++] = args[i];
+  }
+  argv[n] = NULL;
+  snprintf (sun.sun_path, sizeof sun.sun_path, "%s/nbd.sock", dir);
+  snprintf (srv->uri, sizeof srv->uri, "nbd+unix:///?socket=%s",
+            sun.sun_path);
+  unlink (sun.sun_path);        /* the previous server's */
+  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge (sock, 0);
+  ck_assert_int_eq (bind (sock, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (listen (sock, 8), 0);
+  srv->pid = fork ();
+  ck_assert_int_ge (srv->pid, 0);
+  if (srv->pid == 0) {
+    char pid[32];
+
+    snprintf (pid, sizeof pid, "%d", (int) getpid ());
+    if (dup2 (sock, 3) != 3)
+      _exit (126);
+    setenv ("LISTEN_PID", pid, 1);
+    setenv ("LISTEN_FDS", "1", 1);
+    execvp ("nbdkit", (char *const *) argv);
+    _exit (127);
+  }
+  close (sock);
+  return true;
+}
+
+static void
+stop_nbdkit (struct server *srv)
+{
+  int status;
+
+  kill (srv->pid, SIGTERM);
+  ck_assert_int_eq (waitpid (srv->pid, &status, 0), srv->pid);
+}
+
+START_TEST (test_nbd_file)
+{
+  CLEANUP_FREE char *path = NULL, *log = NULL, *logarg = NULL;
+  CLEANUP_FREE char *line = NULL;
+  struct server srv;
+  struct vmferry_source *s;
+  struct vmferry_source_view v = { 0 };
+  unsigned char *buf = vmferry_alloc_direct (VMFERRY_CHUNK_SIZE);
+  unsigned reads = 0, biggest = 0, count;
+  size_t cap = 0;
+  FILE *fp;
+  int fd;
+
+  make_dir ();
+  path = make_sparse ();
+  log = in_dir ("nbdkit.log");
+  ck_assert_int_ge (asprintf (&logarg, "logfile=%s", log), 0);
+  if (!start_nbdkit (&srv, (const char *[]) { "--filter=log", "file", path,
+                                              logarg, NULL })) {
+    cleanup ();
+    return;
+  }
+  s = vmferry_source_open_nbd (srv.uri);
+  ck_assert_msg (s != NULL, "%s", vmferry_get_error ());
+  ck_assert_int_eq (vmferry_source_fd (s), -1);
+  fd = open (path, O_RDONLY);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_uint_ge (compare_with_file (s, fd, sparse_size), 1);
+
+  /* Past the end is refused before anything is sent. */
+  ck_assert_int_eq (vmferry_source_read (s, sparse_size - 10, 100, buf, &v),
+                    -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "past its end"));
+  vmferry_source_free (s);      /* disconnects: the log is complete */
+  stop_nbdkit (&srv);
+
+  /* Every read the server saw was one piece at most; the 5 MiB of
+   * data took at least 5 MiB / piece of them.
+   */
+  fp = fopen (log, "r");
+  ck_assert_ptr_nonnull (fp);
+  while (getline (&line, &cap, fp) > 0) {
+    const char *c = strstr (line, " Read ");
+    if (c && (c = strstr (c, "count=")) &&
+        sscanf (c, "count=%x", &count) == 1) {
+      reads++;
+      if (count > biggest)
+        biggest = count;
+    }
+  }
+  fclose (fp);
+  ck_assert_uint_le (biggest, VMFERRY_SOURCE_NBD_PIECE);
+  ck_assert_uint_ge (reads, 5 * MiB / VMFERRY_SOURCE_NBD_PIECE);
+  close (fd);
+  free (buf);
+  cleanup ();
+}
+END_TEST
+
+struct want {
+  uint64_t start, end;
+  bool zero;
+};
+
+/* Walk S from POS, asking for zeros or not, and compare with WANT
+ * (N extents).
+ */
+static void
+check_map (struct vmferry_source *s, uint64_t pos, bool zeros,
+           const struct want *want, size_t n)
+{
+  uint64_t start, end, size = vmferry_source_size (s);
+  bool zero;
+  size_t i = 0;
+  int r;
+
+  while ((r = vmferry_source_next_data (s, pos, size, &start, &end,
+                                        zeros ? &zero : NULL)) == 1) {
+    ck_assert_msg (i < n, "extra extent [%" PRIu64 ", %" PRIu64 ")",
+                   start, end);
+    ck_assert_msg (start == want[i].start && end == want[i].end &&
+                   (!zeros || zero == want[i].zero),
+                   "extent %zu: [%" PRIu64 ", %" PRIu64 ") zero %d, want [%"
+                   PRIu64 ", %" PRIu64 ") zero %d", i, start, end,
+                   zeros && zero, want[i].start, want[i].end, want[i].zero);
+    pos = end;
+    i++;
+  }
+  ck_assert_msg (r == 0, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (i, n);
+}
+
+START_TEST (test_nbd_extents)
+{
+  CLEANUP_FREE char *path = NULL, *list = NULL, *listarg = NULL;
+  struct server srv;
+  struct vmferry_source *s;
+  FILE *fp;
+  int fd;
+  /* 16 blocks of data on disk; the list says what the server reports.
+   * Block 3 is half hole, half zero: zero (not a hole).  Block 6 is a
+   * hole that does not read as zeros: data.  Block 7 starts with a
+   * hole: data.  From block 8 on the list says nothing: holes.
+   */
+  static const char extents[] =
+    "0 64K\n"
+    "64K 128K hole,zero\n"
+    "192K 32K hole,zero\n"
+    "224K 32K zero\n"
+    "256K 128K zero\n"
+    "384K 64K hole\n"
+    "448K 10000 hole,zero\n"
+    "468752 55536\n";
+  static const struct want with_zeros[] = {
+    { 0, BS, false }, { 3 * BS, 6 * BS, true }, { 6 * BS, 8 * BS, false },
+  };
+  static const struct want as_data[] = {
+    { 0, BS, false }, { 3 * BS, 8 * BS, false },
+  };
+  static const struct want from_inside[] = { { 3 * BS, 8 * BS, false } };
+
+  make_dir ();
+  path = in_dir ("data.img");
+  fd = open (path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  ck_assert_int_ge (fd, 0);
+  put (fd, 0, 16 * BS);
+  close (fd);
+  list = in_dir ("extents");
+  fp = fopen (list, "w");
+  ck_assert_ptr_nonnull (fp);
+  fputs (extents, fp);
+  ck_assert_int_eq (fclose (fp), 0);
+  ck_assert_int_ge (asprintf (&listarg, "extentlist=%s", list), 0);
+  if (!start_nbdkit (&srv, (const char *[]) { "--filter=extentlist", "file",
+                                              path, listarg, NULL })) {
+    cleanup ();
+    return;
+  }
+  s = vmferry_source_open_nbd (srv.uri);
+  ck_assert_msg (s != NULL, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (vmferry_source_size (s), 16 * BS);
+  check_map (s, 0, true, with_zeros, 3);
+  check_map (s, 0, false, as_data, 2);
+  /* An unaligned start inside a hole: the next data's block. */
+  check_map (s, BS + 5000, false, from_inside, 1);
+  vmferry_source_free (s);
+  stop_nbdkit (&srv);
+
+  /* A server without block status: all data. */
+  if (start_nbdkit (&srv, (const char *[]) { "--filter=noextents", "file",
+                                             path, NULL })) {
+    static const struct want all[] = { { 0, 16 * BS, false } };
+
+    s = vmferry_source_open_nbd (srv.uri);
+    ck_assert_msg (s != NULL, "%s", vmferry_get_error ());
+    check_map (s, 0, true, all, 1);
+    vmferry_source_free (s);
+    stop_nbdkit (&srv);
+  }
+  cleanup ();
+}
+END_TEST
+
+START_TEST (test_nbd_refused)
+{
+  char uri[128];
+
+  make_dir ();
+  /* No server: the error names the URI. */
+  snprintf (uri, sizeof uri, "nbd+unix:///?socket=%s/none.sock", dir);
+  ck_assert_ptr_null (vmferry_source_open_nbd (uri));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), uri));
+  ck_assert_ptr_null (vmferry_source_open_nbd ("http://example.com/x"));
+  cleanup ();
+}
+END_TEST
+
+VMFERRY_UNIT_MAIN ("source", test_file_source, test_file_refused,
+                   test_nbd_file, test_nbd_extents, test_nbd_refused)
