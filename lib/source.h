@@ -35,8 +35,9 @@ struct vmferry_source_view {
  * block device only (a FIFO, a socket, a character device, a directory
  * are refused before they are opened, and the open neither blocks nor
  * takes a terminal).  With NOFOLLOW the path itself must be the file,
- * not a link to it.  Returns the fd, or -1 with the error set (its
- * errno ENOENT when nothing is there).  The caller closes it.
+ * not a link to it.  Returns the fd (its reads block), or -1 with the
+ * error set (its errno ENOENT when nothing is there).  The caller
+ * closes it.
  */
 int vmferry_source_open_fd (const char *path, bool nofollow);
 
