@@ -34,25 +34,33 @@
 #define BS VMFERRY_BLOCK_SIZE
 #define MiB (1024 * 1024)
 
-/* A scratch directory in /var/tmp (a disk file system, where SEEK_DATA
- * is exact), removed by cleanup ().
+/* Each test's scratch directory, inside TOP, which main makes in
+ * /var/tmp (a disk file system, where SEEK_DATA is exact) and removes
+ * after the suite: a failed assertion ends a test's process before its
+ * cleanup ().
  */
-static char dir[64];
+static char top[64], dir[128];
 
 static void
 make_dir (void)
 {
-  strcpy (dir, "/var/tmp/check_source.XXXXXX");
+  snprintf (dir, sizeof dir, "%s/t.XXXXXX", top);
   ck_assert_ptr_nonnull (mkdtemp (dir));
+}
+
+static int
+remove_tree (const char *path)
+{
+  char cmd[256];
+
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", path);
+  return system (cmd);
 }
 
 static void
 cleanup (void)
 {
-  char cmd[128];
-
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-  ck_assert_int_eq (system (cmd), 0);
+  ck_assert_int_eq (remove_tree (dir), 0);
 }
 
 static char *
@@ -487,5 +495,27 @@ START_TEST (test_nbd_refused)
 }
 END_TEST
 
-VMFERRY_UNIT_MAIN ("source", test_file_source, test_file_refused,
-                   test_nbd_file, test_nbd_extents, test_nbd_refused)
+int
+main (void)
+{
+  Suite *s = suite_create ("source");
+  TCase *tc = tcase_create ("core");
+  int r;
+
+  strcpy (top, "/var/tmp/check_source.XXXXXX");
+  if (mkdtemp (top) == NULL) {
+    perror (top);
+    return EXIT_FAILURE;
+  }
+  tcase_set_timeout (tc, 60);
+  tcase_add_test (tc, test_file_source);
+  tcase_add_test (tc, test_file_refused);
+  tcase_add_test (tc, test_nbd_file);
+  tcase_add_test (tc, test_nbd_extents);
+  tcase_add_test (tc, test_nbd_refused);
+  suite_add_tcase (s, tc);
+  r = vmferry_run_suite (s);
+  if (remove_tree (top) != 0)
+    r = EXIT_FAILURE;
+  return r;
+}
