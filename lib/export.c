@@ -9,14 +9,12 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +38,7 @@
 #include "progress.h"
 #include "qcow2.h"
 #include "scout.h"
+#include "source.h"
 #include "stream.h"
 #include "vector.h"
 #include "virt.h"
@@ -85,63 +84,6 @@ plan_free (struct plan *plan)
     free (f->volume);
   }
   export_file_vector_reset (&plan->files);
-}
-
-/* What a file that is not a disk is, for the refusal. */
-static const char *
-file_kind (mode_t mode)
-{
-  if (S_ISFIFO (mode))
-    return "a FIFO (named pipe)";
-  if (S_ISSOCK (mode))
-    return "a socket";
-  if (S_ISCHR (mode))
-    return "a character device";
-  if (S_ISDIR (mode))
-    return "a directory";
-  if (S_ISLNK (mode))
-    return "a symbolic link";
-  return "of an unknown type";
-}
-
-/* Open PATH, a file the domain names, to read it.  Only a regular file
- * or a block device holds a disk: anything else is refused before it
- * is opened (opening a FIFO waits for a writer, for ever; opening some
- * character devices acts, e.g. a watchdog's), and the open neither
- * blocks nor takes a terminal, in case the path changed since.  With
- * NOFOLLOW the path itself must be the file, not a link to it.
- * Returns the fd (blocking reads), or -1 with the error set (its errno
- * ENOENT when nothing is there).
- */
-static int
-open_source (const char *path, bool nofollow)
-{
-  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-  struct stat st, fst;
-  int fd;
-
-  if ((nofollow ? lstat (path, &st) : stat (path, &st)) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", path);
-    return -1;
-  }
-  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
-    vmferry_set_error ("%s is %s, not a regular file or a block device: "
-                       "it cannot be exported", path, file_kind (st.st_mode));
-    return -1;
-  }
-  fd = open (path, flags | (nofollow ? O_NOFOLLOW : 0));
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot open", path);
-    return -1;
-  }
-  if (fstat (fd, &fst) < 0 || fst.st_dev != st.st_dev ||
-      fst.st_ino != st.st_ino) {
-    vmferry_set_error ("%s was replaced while it was being opened", path);
-    close (fd);
-    return -1;
-  }
-  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-  return fd;
 }
 
 static bool
@@ -250,7 +192,7 @@ plan_add_image (struct plan *plan, const char *path, const char *format,
     vmferry_set_error ("%s: backing chain longer than 64 files", path);
     return -1;
   }
-  fd = open_source (path, false);
+  fd = vmferry_source_open_fd (path, false);
   if (fd < 0)
     return -1;
   idx = plan_find (plan, fd);
@@ -349,7 +291,7 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
     else if (S_ISDIR (st.st_mode))
       r = plan_add_tpm_dir (plan, path, name, depth + 1);
     else if (S_ISREG (st.st_mode)) {
-      CLEANUP_CLOSE int fd = open_source (path, true);
+      CLEANUP_CLOSE int fd = vmferry_source_open_fd (path, true);
       if (fd < 0) {
         vmferry_prefix_error ("TPM state");
         r = -1;
@@ -409,7 +351,7 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid,
       continue;
     }
     if (df->role == VMFERRY_ROLE_NVRAM) {
-      CLEANUP_CLOSE int fd = open_source (df->path, false);
+      CLEANUP_CLOSE int fd = vmferry_source_open_fd (df->path, false);
       if (fd < 0 && vmferry_get_errno () == ENOENT) {
         /* libvirt creates it from the template at first start. */
         vmferry_verbose ("NVRAM %s does not exist yet: not carried", df->path);
@@ -630,7 +572,8 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
   free (doms);
   for (size_t i = 0; r == 0 && i < plan->files.len; i++) {
     const struct export_file *f = &plan->files.ptr[i];
-    CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
+    CLEANUP_CLOSE int fd = vmferry_source_open_fd (f->path,
+                                                   f->role == VMFERRY_ROLE_TPM);
     struct vmferry_image_lock lk;
 
     if (fd < 0)
@@ -787,9 +730,8 @@ struct job {
   uint64_t zero_offset, zero_length;  /* a ZERO record to write first */
   uint64_t offset, length;      /* DATA; FILE_BEGIN: length = size */
   unsigned char *raw;           /* VMFERRY_CHUNK_SIZE */
-  const unsigned char *data;    /* the chunk: raw, or in map */
-  void *map;                    /* a mapping of the source, or NULL */
-  size_t map_len;
+  const unsigned char *data;    /* the chunk: raw, or in view's map */
+  struct vmferry_source_view view;
   unsigned char *out;           /* compressed, out_cap */
   size_t out_cap, out_len;
   bool zstd;
@@ -804,15 +746,6 @@ struct exporter {
   unsigned nr_workers;
   struct vmferry_scout *scout;  /* or NULL */
 };
-
-static void
-unmap_job (struct job *j)
-{
-  if (j->map) {
-    munmap (j->map, j->map_len);
-    j->map = NULL;
-  }
-}
 
 static int
 job_init (void *opaque, void *jobp)
@@ -839,7 +772,7 @@ job_fini (void *opaque, void *jobp)
   struct job *j = jobp;
 
   (void) opaque;
-  unmap_job (j);
+  vmferry_source_view_release (&j->view);
   free (j->raw);
   free (j->out);
 }
@@ -1046,116 +979,27 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
   return 0;
 }
 
-/* Make J's data the LEN bytes at OFF of FD, without the copy into a
- * buffer that read(2) makes.  Where the chunk is in the page cache, it is
- * mapped, and the digest, the zero test and the compressor read the
- * cache itself (measured here: 1.5 GB/s with pread into pipeline buffers,
- * 5 GB/s mapped).  Where it is not, it is read with O_DIRECT (DFD) into
- * the job's buffer: the disk writes there directly, and no page cache is
- * filled with data read once (filling it cost ~10 CPU-s per 5 GB on
- * this kind of machine).  Without DFD, or unaligned, it is read(2).  A
- * mapping is dropped when the slot is used again.
- */
-static int
-read_chunk (int fd, int *dfd, const char *path, bool use_map, struct job *j,
-            size_t len, uint64_t off)
-{
-  static long page;
-  unsigned char vec[VMFERRY_CHUNK_SIZE / 4096 + 2];
-  uint64_t delta;
-  size_t maplen, pages, i;
-  void *m;
-
-  unmap_job (j);
-  if (page == 0)
-    page = sysconf (_SC_PAGESIZE);
-  if (use_map) {
-    struct stat st;
-
-    /* Touching a mapping past the end of the file kills with SIGBUS:
-     * a file that shrank since the plan is an error, as for read(2).
-     */
-    if (fstat (fd, &st) == 0 && (uint64_t) st.st_size < off + len) {
-      vmferry_set_error ("%s: the file shrank to %" PRIu64 " bytes while it "
-                         "was exported", path, (uint64_t) st.st_size);
-      return -1;
-    }
-    delta = off % (uint64_t) page;
-    maplen = len + delta;
-    pages = (maplen + page - 1) / page;
-    m = mmap (NULL, maplen, PROT_READ, MAP_SHARED, fd, (off_t) (off - delta));
-    if (m != MAP_FAILED) {
-      bool cached = pages <= sizeof vec && mincore (m, maplen, vec) == 0;
-      for (i = 0; cached && i < pages; i++)
-        cached = vec[i] & 1;
-      if (cached || *dfd < 0) {
-        madvise (m, maplen, MADV_POPULATE_READ);
-        j->map = m;
-        j->map_len = maplen;
-        j->data = (const unsigned char *) m + delta;
-        return 0;
-      }
-      munmap (m, maplen);
-    }
-  }
-  j->data = j->raw;
-  if (*dfd >= 0 && off % 4096 == 0) {
-    /* Whole blocks; the file's end may cut the last one short. */
-    size_t alen = (len + 4095) & ~(size_t) 4095;
-    ssize_t n;
-
-    do
-      n = pread (*dfd, j->raw, alen, (off_t) off);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0 && (size_t) n >= len)
-      return 0;
-    /* Refused by the file system: read the ordinary way from now on
-     * (a short read is the file's end, which the ordinary read reports).
-     */
-    if (n < 0 && errno == EINVAL) {
-      close (*dfd);
-      *dfd = -1;
-    }
-  }
-  return vmferry_pread_full (fd, path, j->raw, len, off);
-}
-
 static int
 export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
                   uint32_t idx, unsigned char *scratch)
 {
   const struct export_file *f = &ex->plan->files.ptr[idx];
-  CLEANUP_CLOSE int fd = open_source (f->path, f->role == VMFERRY_ROLE_TPM);
+  struct vmferry_source *src;
   struct vmferry_digest *dg = NULL;
   struct zero_run z = { 0, 0 };
   uint64_t pos = 0, start, end;
   struct stat st;
   struct job *j;
-  bool use_map;
-  CLEANUP_CLOSE int dfd = -1;
   int r = -1, more, got;
 
-  if (fd < 0)
+  src = vmferry_source_open_file (f->path, f->role == VMFERRY_ROLE_TPM);
+  if (src == NULL)
     return -1;
   /* The very file the plan measured, not one put at its path since. */
-  if (fstat (fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+  if (fstat (vmferry_source_fd (src), &st) < 0 || st.st_dev != f->dev ||
+      st.st_ino != f->ino) {
     vmferry_set_error ("%s was replaced since the export began", f->path);
-    return -1;
-  }
-  posix_fadvise (fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  use_map = S_ISREG (st.st_mode);
-  if (use_map) {
-    char self[64];
-    struct stat dst;
-
-    /* O_DIRECT on the open file itself, not on its path. */
-    snprintf (self, sizeof self, "/proc/self/fd/%d", fd);
-    dfd = open (self, O_RDONLY | O_DIRECT | O_CLOEXEC);
-    if (dfd >= 0 && (fstat (dfd, &dst) < 0 || dst.st_ino != st.st_ino ||
-                     dst.st_dev != st.st_dev)) {
-      close (dfd);
-      dfd = -1;
-    }
+    goto out;
   }
   dg = vmferry_digest_new ();
   if (dg == NULL || !(j = vmferry_pipeline_slot (p)))
@@ -1166,8 +1010,8 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->zero_length = 0;
   vmferry_pipeline_submit (p, j, false);
 
-  while ((more = vmferry_next_data (fd, f->path, pos, f->size, &start,
-                                    &end)) == 1) {
+  while ((more = vmferry_source_next_data (src, pos, f->size, &start, &end,
+                                          NULL)) == 1) {
     for (uint64_t off = start; off < end; ) {
       size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off
                                                    : VMFERRY_CHUNK_SIZE;
@@ -1181,7 +1025,8 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
       if (!(j = vmferry_pipeline_slot (p)))
         goto out;
       vmferry_scout_reading (ex->scout, true);
-      got = read_chunk (fd, &dfd, f->path, use_map, j, len, off);
+      got = vmferry_source_read (src, off, len, j->raw, &j->view);
+      j->data = j->view.data;
       vmferry_scout_reading (ex->scout, false);
       if (got < 0 || vmferry_digest_update (dg, off, j->data, len) < 0) {
         submit_empty (p, j, idx, &z);
@@ -1203,6 +1048,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   r = 0;
  out:
   vmferry_digest_free (dg);
+  vmferry_source_free (src);
   return r;
 }
 

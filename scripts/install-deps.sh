@@ -15,14 +15,17 @@ export DEBIAN_FRONTEND=noninteractive
 # reports name no functions (clang only recommends it).
 build="build-essential cmake pkg-config scdoc
   libvirt-dev libxml2-dev libzstd-dev libssh-dev libarchive-dev
-  libguestfs-dev libxxhash-dev libjson-c-dev check
+  libguestfs-dev libxxhash-dev libjson-c-dev libnbd-dev check
   clang libclang-rt-14-dev llvm"
 
+# nbdkit serves check_source's NBD cases; libnbd-bin (nbdinfo, nbdcopy)
+# looks at an NBD export by hand.
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
-  zstd tar rsync pv time jq valgrind strace coreutils gawk"
+  zstd tar rsync pv time jq valgrind strace coreutils gawk
+  nbdkit libnbd-bin"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
