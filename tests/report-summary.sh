@@ -153,7 +153,7 @@ for d in "$@"; do
 done
 printf 'totals: %d faults injected, %d survived; %d races tried, %d ok;' \
     "${TOTAL[fault]}" "${GOOD[fault]}" "${TOTAL[race]}" "${GOOD[race]}"
-printf ' %d hostile inputs tried, %d refused; %d fuzz executions\n' \
+printf ' %d hostile inputs tried, %d refused or handled; %d fuzz executions\n' \
     "${TOTAL[hostile]}" "${GOOD[hostile]}" "${TOTAL[fuzz]}"
 if ((${#problems[@]})); then
     echo "failures (${#problems[@]}):"
