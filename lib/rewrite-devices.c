@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +58,19 @@ vmferry_rewrite_interfaces (struct vmferry_rewrite *rw, xmlNodePtr root,
 
 /* ---------------------------------------------------------------- disk bus */
 
+static const struct { const char *bus, *prefix; } bus_prefixes[] = {
+  { "virtio", "vd" }, { "scsi", "sd" }, { "sata", "sd" }, { "usb", "sd" },
+  { "sd", "sd" }, { "ide", "hd" }, { "xen", "xvd" }, { "fdc", "fd" },
+  { "uml", "ubd" },
+};
+#define NR_BUS_PREFIXES (sizeof bus_prefixes / sizeof bus_prefixes[0])
+
 static const char *
 bus_prefix (const char *bus)
 {
-  static const struct { const char *bus, *prefix; } t[] = {
-    { "virtio", "vd" }, { "scsi", "sd" }, { "sata", "sd" }, { "usb", "sd" },
-    { "sd", "sd" }, { "ide", "hd" }, { "xen", "xvd" }, { "fdc", "fd" },
-    { "uml", "ubd" },
-  };
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-    if (strcmp (t[i].bus, bus) == 0)
-      return t[i].prefix;
+  for (size_t i = 0; i < NR_BUS_PREFIXES; i++)
+    if (strcmp (bus_prefixes[i].bus, bus) == 0)
+      return bus_prefixes[i].prefix;
   return NULL;
 }
 
@@ -143,6 +146,7 @@ dev_free (struct dev_names *names, size_t nr, const char *prefix)
       d->first_free++;
     return d->first_free;
   }
+  assert (!"a prefix of bus_prefixes is counted");
   return 0;
 }
 
@@ -150,19 +154,23 @@ int
 vmferry_rewrite_disk_buses (struct vmferry_rewrite *rw, xmlNodePtr root,
                             int *changes)
 {
-  static const char *const prefixes[] = { "vd", "sd", "hd", "xvd", "fd",
-                                           "ubd" };
-  struct dev_names names[sizeof prefixes / sizeof prefixes[0]] = { 0 };
-  const size_t nr = sizeof names / sizeof names[0];
+  struct dev_names names[NR_BUS_PREFIXES] = { 0 };
+  size_t nr = 0;
   bool want_scsi = false;
   int r = -1;
 
   if (rw->buses.len == 0)
     return 0;
-  for (size_t k = 0; k < nr; k++) {
-    names[k].prefix = prefixes[k];
-    names[k].used = calloc (DISK_SUFFIXES, sizeof *names[k].used);
-    if (names[k].used == NULL) {
+  /* One count per prefix a bus gives its disks. */
+  for (size_t i = 0; i < NR_BUS_PREFIXES; i++) {
+    size_t k = 0;
+    while (k < nr && strcmp (names[k].prefix, bus_prefixes[i].prefix) != 0)
+      k++;
+    if (k < nr)
+      continue;
+    names[nr].prefix = bus_prefixes[i].prefix;
+    names[nr].used = calloc (DISK_SUFFIXES, sizeof *names[nr].used);
+    if (names[nr++].used == NULL) {
       vmferry_set_error_errno (errno, "rewrite");
       goto out;
     }

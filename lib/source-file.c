@@ -175,7 +175,6 @@ file_close (struct vmferry_source *s)
 }
 
 static const struct vmferry_source_ops file_ops = {
-  .kind = "file",
   .next_data = file_next_data,
   .read = file_read,
   .close = file_close,

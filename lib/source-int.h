@@ -9,7 +9,6 @@
 
 /* A backend: the calls of source.h, each on a source it made. */
 struct vmferry_source_ops {
-  const char *kind;                   /* "file", "nbd" */
   int (*next_data) (struct vmferry_source *s, uint64_t pos, uint64_t size,
                     uint64_t *start_rtn, uint64_t *end_rtn, bool *zero_rtn);
   int (*read) (struct vmferry_source *s, uint64_t off, size_t len,

@@ -123,9 +123,8 @@ map_at (struct nbd_source *ns, uint64_t off, uint32_t *flags_rtn,
     return 0;
   }
   if (ns->map.len == 0 || off < ns->map.ptr[0].off ||
-      off - ns->map.ptr[0].off >=
-      ns->map.ptr[ns->map.len - 1].off + ns->map.ptr[ns->map.len - 1].len -
-      ns->map.ptr[0].off) {
+      off >= ns->map.ptr[ns->map.len - 1].off +
+             ns->map.ptr[ns->map.len - 1].len) {
     if (map_fetch (ns, off) < 0)
       return -1;
   }
@@ -185,7 +184,7 @@ block_class (struct nbd_source *ns, uint64_t b, uint64_t size,
 
 static int
 source_nbd_next_data (struct vmferry_source *s, uint64_t pos, uint64_t size,
-               uint64_t *start_rtn, uint64_t *end_rtn, bool *zero_rtn)
+                      uint64_t *start_rtn, uint64_t *end_rtn, bool *zero_rtn)
 {
   struct nbd_source *ns = (struct nbd_source *) s;
   uint64_t b = pos - pos % VMFERRY_BLOCK_SIZE, run_end, start;
@@ -254,7 +253,7 @@ drain (struct nbd_source *ns)
 
 static int
 source_nbd_read (struct vmferry_source *s, uint64_t off, size_t len,
-          unsigned char *buf, struct vmferry_source_view *v)
+                 unsigned char *buf, struct vmferry_source_view *v)
 {
   struct nbd_source *ns = (struct nbd_source *) s;
   size_t done = 0;
@@ -318,7 +317,6 @@ source_nbd_close (struct vmferry_source *s)
 }
 
 static const struct vmferry_source_ops nbd_ops = {
-  .kind = "nbd",
   .next_data = source_nbd_next_data,
   .read = source_nbd_read,
   .close = source_nbd_close,
