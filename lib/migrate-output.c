@@ -81,7 +81,8 @@ vmferry_migrate_result_json (const struct vmferry_migrate_opts *opts,
   json_object_object_add (o, "mode",
                           json_object_new_string (opts->live ? "live"
                                                   : "offline"));
-  json_object_object_add (o, "dry_run", json_object_new_boolean (opts->dry_run));
+  json_object_object_add (o, "dry_run",
+                          json_object_new_boolean (opts->dry_run));
 
   json_object_object_add (dest, "host",
                           string_or_null (opts->ssh.destination));
