@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: migrate
 short_description: Move one libvirt domain to another host with vmferry-migrate
-version_added: "0.1.0"
+version_added: "1.0.0"
 description:
   - Runs C(vmferry-migrate --json) on the host the task runs on (the
     source), for one domain and one destination host, and returns the
