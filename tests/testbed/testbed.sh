@@ -28,7 +28,10 @@
 #           a second destination, for moves A->C, B->C and C->B.  Every
 #           host's root has the client setup (~/.ssh), so B and C reach
 #           each other as A reaches both.  It costs the bed's start-up
-#           about a second (measured: 2 hosts ~20 s, 3 hosts ~21 s).
+#           a few seconds: about 4 s of serial steps (its daemons, sshd,
+#           pool, network), and its capabilities probe shares the CPU
+#           with making the VMs (measured at load 6-9 on 2 cores, 2 vs 3
+#           hosts: 35/37, 53/56, 52/59 s).
 # `up` writes $STATE/env (sourced by tests/integration/functions.sh).
 #
 # Teardown when a test run is killed: every process of the test bed lives
