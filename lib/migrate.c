@@ -294,6 +294,82 @@ relocate (struct vmferry_check_input *in, const char *dir)
   return r;
 }
 
+/* The result's picture of the destination (opts->result): the domain's
+ * name there and where its carried files go, as IN (checked, relocated)
+ * says.  Only memory can fail here, and then the result says less: the
+ * move goes on.
+ */
+static void
+note_dest (struct vmferry_migrate_result *res, const char *dest_uri,
+           const struct vmferry_check_input *in, const char *dir,
+           const char *pool)
+{
+  if (res == NULL)
+    return;
+  free (res->dest_uri);
+  free (res->dest_name);
+  free (res->dest_where);
+  res->dest_uri = dest_uri ? strdup (dest_uri) : NULL;
+  res->dest_name = vmferry_domain_get_name (in->doc);
+  res->dest_where = NULL;
+  if (dir)
+    res->dest_where = strdup (dir);
+  else if (pool && asprintf (&res->dest_where, "pool %s", pool) < 0)
+    res->dest_where = NULL;
+  for (size_t i = 0; i < res->dest_files.len; i++)
+    free (res->dest_files.ptr[i]);
+  res->dest_files.len = 0;
+  for (size_t i = 0; i < in->files.len; i++) {
+    const char *path = in->files.ptr[i].path;
+    char *p = NULL;
+
+    if (!in->files.ptr[i].carried)
+      continue;
+    if (pool && !dir) {
+      if (asprintf (&p, "%s/%s", pool, base_name (path)) < 0)
+        p = NULL;
+    }
+    else
+      p = strdup (path);
+    if (p == NULL ||
+        vmferry_check_string_vector_append (&res->dest_files, p) < 0) {
+      free (p);
+      return;
+    }
+  }
+}
+
+/* The findings go to the result, which then owns them. */
+static void
+note_findings (struct vmferry_migrate_result *res,
+               struct vmferry_findings *findings, bool checked, bool blocked)
+{
+  if (res == NULL)
+    return;
+  res->checked = checked;
+  res->blocked = blocked;
+  if (checked) {
+    vmferry_findings_free (&res->findings);
+    res->findings = *findings;
+    memset (findings, 0, sizeof *findings);
+  }
+}
+
+void
+vmferry_migrate_result_free (struct vmferry_migrate_result *res)
+{
+  if (res == NULL)
+    return;
+  vmferry_findings_free (&res->findings);
+  free (res->dest_uri);
+  free (res->dest_name);
+  free (res->dest_where);
+  for (size_t i = 0; i < res->dest_files.len; i++)
+    free (res->dest_files.ptr[i]);
+  free (res->dest_files.ptr);
+  memset (res, 0, sizeof *res);
+}
+
 /* --rename NEW: a new name never shares a file with another domain (the
  * original may be on the destination too, or it is the source itself).
  * Each file the domain carries (disks, NVRAM) follows the new name as
@@ -380,6 +456,7 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
             const char *dest_uri, const char *where, int changes,
             xmlDocPtr doc)
 {
+  struct vmferry_migrate_result *res = opts->result;
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
                                    .out_fd = -1, .out_name = "plan" };
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *dname = NULL;
@@ -453,6 +530,13 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
                                  : "",
            opts->remove_source_storage ? ", and remove its files that no "
            "other domain uses" : "");
+  if (res) {
+    res->has_plan = true;
+    res->plan_files = m->nr_files;
+    res->plan_size = tsize;
+    res->plan_allocated = talloc;
+    res->plan_changes = changes;
+  }
   r = 0;
  out:
   vmferry_manifest_free (m);
@@ -534,6 +618,7 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   FILE *report = opts->report ? opts->report : stdout;
   enum vmferry_live_outcome lo = VMFERRY_LIVE_NOTHING;
   struct vmferry_live_opts lopts;
+  bool checked = false;
   int r = -1;
 
   if (dest_setup (opts, NULL, true, &d) < 0) {
@@ -541,6 +626,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
     return -1;
   }
   dest_uri = d.uri;
+  if (opts->result && !opts->result->dest_uri)
+    opts->result->dest_uri = strdup (dest_uri);
   lopts = (struct vmferry_live_opts) {
     .uri = opts->uri, .domain = opts->domain, .dest_uri = dest_uri,
     .connect_uri = d.connect,
@@ -579,12 +666,14 @@ migrate_live (const struct vmferry_migrate_opts *opts,
         vmferry_live_leftovers (&lopts, &leftovers, &in.nr_leftovers) < 0)
       goto out;
     in.leftovers = leftovers;
+    note_dest (opts->result, dest_uri, &in, NULL, NULL);
     if (vmferry_check (dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
     if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
+    checked = true;
     /* A plan the check blocks would be refused: the dry run says so in
      * its status, as the real run's pre-flight would.
      */
@@ -620,6 +709,8 @@ migrate_live (const struct vmferry_migrate_opts *opts,
   case VMFERRY_LIVE_ALREADY: *outcome_rtn = VMFERRY_MIGRATE_ALREADY; break;
   }
  out:
+  note_findings (opts->result, &findings, checked,
+                 checked && vmferry_findings_blocking (&findings));
   vmferry_findings_free (&findings);
   for (size_t i = 0; leftovers && i < in.nr_leftovers; i++)
     free (leftovers[i]);
@@ -711,7 +802,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   size_t buffer;
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   bool already = false;      /* this very move is done on the destination */
-  bool need_dest;
+  bool need_dest, checked = false;
   int changes = 0, na = 0, r = -1, state;
   FILE *report = opts->report ? opts->report : stdout;
 
@@ -746,6 +837,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (dest_setup (opts, &conn, need_dest, &d) < 0)
     goto out;
   dest_uri = d.uri;
+  if (opts->result && !opts->result->dest_uri)
+    opts->result->dest_uri = strdup (dest_uri);
   if (need_dest) {
     x.dest = vmferry_virt_connect (d.connect);
     if (x.dest == NULL) {
@@ -770,6 +863,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   else if (!(dir = first_disk_dir (in.doc)))
     goto out;
 
+  if (dir && relocate (&in, dir) < 0)
+    goto out;
+  note_dest (opts->result, dest_uri, &in, dir, opts->dest_pool);
+
   /* A move that was done already (an earlier run may have been killed
    * after the destination finished): nothing to copy.
    */
@@ -781,6 +878,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       vmferry_notice ("domain %s is already on %s, moved from this same "
                       "source state: nothing would be copied", opts->domain,
                       opts->ssh.destination);
+      *outcome_rtn = VMFERRY_MIGRATE_ALREADY;
       r = 0;
       goto out;
     }
@@ -791,14 +889,13 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       already = true;
   }
   if (!opts->no_check && !already) {
-    if (dir && relocate (&in, dir) < 0)
-      goto out;
     in.check_for = VMFERRY_CHECK_FOR_MIGRATE;
     in.dest_dir = opts->dest_dir;
     if (vmferry_check (x.dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;
     }
+    checked = true;
     if (opts->dry_run || findings.list.len > 0)
       vmferry_findings_print (&findings, report, false, dest_uri, opts->domain);
     if (vmferry_findings_blocking (&findings) && !opts->dry_run) {
@@ -901,6 +998,14 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       opts->at_send (opts->at_send_opaque, name, where);
     }
     r = vmferry_send (&so, &stats);
+    if (opts->result) {
+      opts->result->has_bytes = true;
+      opts->result->bytes_read = stats.read;
+      opts->result->bytes_sent = stats.sent;
+      opts->result->bytes_written = stats.written;
+      opts->result->bytes_skipped = stats.skipped;
+      opts->result->resumed = stats.resumed;
+    }
     if (r == 0 && opts->at_send)
       opts->at_send (opts->at_send_opaque, NULL, NULL);
   }
@@ -996,6 +1101,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   vmferry_handoff_free (x.h[0]);
   vmferry_handoff_free (x.h[1]);
   vmferry_ssh_free (connector_join (&conn));
+  note_findings (opts->result, &findings, checked,
+                 checked && vmferry_findings_blocking (&findings));
   vmferry_findings_free (&findings);
   vmferry_check_input_free (&in);
   if (x.dest)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "export.h"
+#include "preflight.h"
 #include "progress.h"
 #include "rewrite.h"
 #include "ssh.h"
@@ -69,7 +70,43 @@ struct vmferry_migrate_opts {
    */
   void (*at_send) (void *opaque, const char *name, const char *where);
   void *at_send_opaque;
+
+  /* Filled (may be NULL) with what the run found and did, as far as it
+   * got, also when it fails: for vmferry-migrate --json.
+   */
+  struct vmferry_migrate_result *result;
 };
+
+/* What one run found and did (vmferry_migrate_result_json).  Zero it
+ * before the run; vmferry_migrate_result_free frees what it holds.
+ */
+struct vmferry_migrate_result {
+  bool checked;                 /* the pre-flight check ran: findings */
+  bool blocked;                 /* its findings refused the move */
+  struct vmferry_findings findings;
+  char *dest_uri;               /* the destination's libvirt URI */
+  char *dest_name;              /* the domain's name there */
+  char *dest_where;             /* "DIR" or "pool POOL"; NULL: --live */
+  /* The files the domain carries, as their paths will be there (with
+   * --dest-pool: their names in the pool).
+   */
+  struct vmferry_check_string_vector dest_files;
+  bool has_bytes;               /* offline: the counts below are known */
+  uint64_t bytes_read, bytes_sent, bytes_written, bytes_skipped;
+  bool resumed;
+  /* --dry-run: the plan (print_plan's figures). */
+  bool has_plan;
+  uint64_t plan_files, plan_size, plan_allocated;
+  int plan_changes;
+};
+
+void vmferry_migrate_result_free (struct vmferry_migrate_result *res);
+
+/* The layout's version: the object's "version" member.  A member is
+ * added without a change of version; one renamed, removed or given
+ * another meaning changes it.
+ */
+#define VMFERRY_MIGRATE_JSON_VERSION 1
 
 enum vmferry_migrate_outcome {
   VMFERRY_MIGRATE_NOTHING = 0,  /* failed: the source is as it was */
@@ -99,6 +136,20 @@ enum vmferry_migrate_outcome {
  */
 int vmferry_migrate (const struct vmferry_migrate_opts *opts,
                      enum vmferry_migrate_outcome *outcome_rtn);
+
+/* The one result object of vmferry-migrate --json (its man page lists
+ * the members), written to OUT as one line.  R and OUTCOME are what
+ * vmferry_migrate returned, ERROR its message (NULL if none), EXIT_CODE
+ * the tool's status, START and END wall-clock times (seconds since the
+ * epoch) and SECONDS the run's duration.  Returns 0, or -1 with the
+ * error set.
+ */
+int vmferry_migrate_result_json (const struct vmferry_migrate_opts *opts,
+                                 const struct vmferry_migrate_result *res,
+                                 int r, enum vmferry_migrate_outcome outcome,
+                                 const char *error, int exit_code,
+                                 double start, double end, double seconds,
+                                 FILE *out);
 
 /* vmferry-migrate --abort: remove what an interrupted migration of
  * OPTS->domain with these options left on the destination.  Offline: the

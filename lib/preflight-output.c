@@ -36,6 +36,73 @@ print_word (FILE *out, const char *w)
   fputc ('\'', out);
 }
 
+json_object *
+vmferry_findings_json (const struct vmferry_findings *f, const char *dest_uri,
+                       const char *domain)
+{
+  size_t counts[3] = { 0 };
+  json_object *o = json_object_new_object (), *arr = json_object_new_array ();
+  json_object *all = json_object_new_array ();
+
+  if (!o || !arr || !all) {
+    json_object_put (o);
+    json_object_put (arr);
+    json_object_put (all);
+    vmferry_set_error_errno (ENOMEM, "check output");
+    return NULL;
+  }
+  for (size_t i = 0; i < f->list.len; i++) {
+    int sev = f->list.ptr[i].severity;
+    counts[sev >= 0 && sev <= 2 ? sev : 0]++;
+  }
+  json_object_object_add (o, "format",
+                          json_object_new_string (VMFERRY_CHECK_JSON_FORMAT));
+  json_object_object_add (o, "destination",
+                          json_object_new_string (dest_uri ? dest_uri : ""));
+  json_object_object_add (o, "domain",
+                          json_object_new_string (domain ? domain : ""));
+  json_object_object_add (o, "ok",
+                          json_object_new_boolean
+                            (!vmferry_findings_blocking (f)));
+  json_object_object_add (o, "errors", json_object_new_int ((int) counts[2]));
+  json_object_object_add (o, "warnings",
+                          json_object_new_int ((int) counts[1]));
+  for (size_t i = 0; i < f->list.len; i++) {
+    const struct vmferry_finding *x = &f->list.ptr[i];
+    json_object *e = json_object_new_object ();
+    json_object_object_add (e, "severity",
+                            json_object_new_string
+                              (vmferry_severity_name (x->severity)));
+    json_object_object_add (e, "check", json_object_new_string (x->check));
+    json_object_object_add (e, "object", json_object_new_string (x->object));
+    json_object_object_add (e, "message",
+                            json_object_new_string (x->message));
+    if (x->fix) {
+      json_object *fa = json_object_new_array ();
+      for (size_t k = 0; x->fix[k]; k++) {
+        json_object_array_add (fa, json_object_new_string (x->fix[k]));
+        json_object_array_add (all, json_object_new_string (x->fix[k]));
+      }
+      json_object_object_add (e, "fix", fa);
+    }
+    else
+      json_object_object_add (e, "fix", NULL);
+    json_object_object_add (e, "hint",
+                            x->hint ? json_object_new_string (x->hint)
+                            : NULL);
+    if (x->check && strcmp (x->check, "space") == 0) {
+      json_object_object_add (e, "need_bytes",
+                              json_object_new_uint64 (x->need));
+      json_object_object_add (e, "free_bytes",
+                              json_object_new_uint64 (x->available));
+    }
+    json_object_array_add (arr, e);
+  }
+  json_object_object_add (o, "findings", arr);
+  json_object_object_add (o, "fix", all);
+  return o;
+}
+
 int
 vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
                         const char *dest_uri, const char *domain)
@@ -48,60 +115,9 @@ vmferry_findings_print (const struct vmferry_findings *f, FILE *out, bool json,
   }
 
   if (json) {
-    json_object *o = json_object_new_object (), *arr = json_object_new_array ();
-    json_object *all = json_object_new_array ();
-    if (!o || !arr || !all) {
-      json_object_put (o);
-      json_object_put (arr);
-      json_object_put (all);
-      vmferry_set_error_errno (ENOMEM, "check output");
+    json_object *o = vmferry_findings_json (f, dest_uri, domain);
+    if (o == NULL)
       return -1;
-    }
-    json_object_object_add (o, "format",
-                            json_object_new_string (VMFERRY_CHECK_JSON_FORMAT));
-    json_object_object_add (o, "destination",
-                            json_object_new_string (dest_uri ? dest_uri : ""));
-    json_object_object_add (o, "domain",
-                            json_object_new_string (domain ? domain : ""));
-    json_object_object_add (o, "ok",
-                            json_object_new_boolean
-                              (!vmferry_findings_blocking (f)));
-    json_object_object_add (o, "errors", json_object_new_int ((int) counts[2]));
-    json_object_object_add (o, "warnings",
-                            json_object_new_int ((int) counts[1]));
-    for (size_t i = 0; i < f->list.len; i++) {
-      const struct vmferry_finding *x = &f->list.ptr[i];
-      json_object *e = json_object_new_object ();
-      json_object_object_add (e, "severity",
-                              json_object_new_string
-                                (vmferry_severity_name (x->severity)));
-      json_object_object_add (e, "check", json_object_new_string (x->check));
-      json_object_object_add (e, "object", json_object_new_string (x->object));
-      json_object_object_add (e, "message",
-                              json_object_new_string (x->message));
-      if (x->fix) {
-        json_object *fa = json_object_new_array ();
-        for (size_t k = 0; x->fix[k]; k++) {
-          json_object_array_add (fa, json_object_new_string (x->fix[k]));
-          json_object_array_add (all, json_object_new_string (x->fix[k]));
-        }
-        json_object_object_add (e, "fix", fa);
-      }
-      else
-        json_object_object_add (e, "fix", NULL);
-      json_object_object_add (e, "hint",
-                              x->hint ? json_object_new_string (x->hint)
-                              : NULL);
-      if (x->check && strcmp (x->check, "space") == 0) {
-        json_object_object_add (e, "need_bytes",
-                                json_object_new_uint64 (x->need));
-        json_object_object_add (e, "free_bytes",
-                                json_object_new_uint64 (x->available));
-      }
-      json_object_array_add (arr, e);
-    }
-    json_object_object_add (o, "findings", arr);
-    json_object_object_add (o, "fix", all);
     fprintf (out, "%s\n",
              json_object_to_json_string_ext
                (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

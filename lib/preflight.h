@@ -154,6 +154,15 @@ int vmferry_findings_print (const struct vmferry_findings *f, FILE *out,
                             bool json, const char *dest_uri,
                             const char *domain);
 
+/* The findings as vmferry-check --json prints them, as a new json-c
+ * object (the caller puts it), for a tool's own JSON to carry
+ * (vmferry-migrate --json).  NULL with the error set.
+ */
+struct json_object;
+struct json_object *vmferry_findings_json (const struct vmferry_findings *f,
+                                           const char *dest_uri,
+                                           const char *domain);
+
 /* "error", "warning", "info". */
 const char *vmferry_severity_name (int severity);
 

@@ -420,10 +420,13 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
     case VMFERRY_REC_DATA:
     case VMFERRY_REC_ZERO:
       vmferry_progress_add (opts->progress, rec.length);
+      stats->read += rec.length;
       if (skip == VMFERRY_RESUME_COMPLETE || rec.offset + rec.length <= skip) {
         stats->skipped += rec.length;
         continue;
       }
+      if (rec.type == VMFERRY_REC_DATA)
+        stats->written += rec.length;
       break;
     case VMFERRY_REC_FILE_END:
       vmferry_progress_done (opts->progress);

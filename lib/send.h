@@ -85,6 +85,11 @@ size_t vmferry_send_memory (const struct vmferry_send_opts *opts);
 struct vmferry_send_stats {
   uint64_t sent;                /* stream bytes written to the import */
   uint64_t skipped;             /* file bytes left out: already there */
+  /* File bytes the stream carried as data or zero ranges (what the
+   * export read; holes are not in it), and of those the data bytes sent
+   * for the import to write (not the zero ranges, not what was skipped).
+   */
+  uint64_t read, written;
   bool resumed;
   /* The destination already holds this very move, complete (the domain
    * defined from the same source state): nothing was sent.

@@ -22,7 +22,8 @@ echo "== installed: $(command -v vmferry-export vmferry-import vmferry-info | tr
 if ((!keep)); then
     trap 'echo "== taking the test hosts down"; tests/testbed/testbed.sh down >/dev/null' EXIT
 fi
-tests/testbed/testbed.sh up
+# The demo needs two hosts: host C (a second destination) stays out.
+VMFERRY_TESTBED_HOSTS=${VMFERRY_TESTBED_HOSTS:-2} tests/testbed/testbed.sh up
 . "${VMFERRY_TESTBED_DIR:-/var/tmp/vmferry-testbed}/env"
 ssh_b() { ssh -F "$SSH_CONFIG" "$SSH_HOST_B" "$@"; }
 on_a() { nsenter --mount --target "$PID_A" -- "$@"; }

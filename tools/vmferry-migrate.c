@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cleanup-libc.h"
@@ -28,7 +29,7 @@
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
        OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
-       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE,
+       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
 
@@ -52,6 +53,7 @@ static const struct option long_options[] = {
   { "migrate-uri", required_argument, NULL, OPT_MIGRATE_URI },
   { "abort", no_argument, NULL, OPT_ABORT },
   { "remove-source-storage", no_argument, NULL, OPT_REMOVE_SOURCE_STORAGE },
+  { "json", no_argument, NULL, OPT_JSON },
   { "map-file", required_argument, NULL, 'm' },
   { "map-path", required_argument, NULL, OPT_RULE + 0 },
   { "pool", required_argument, NULL, OPT_RULE + 1 },
@@ -142,6 +144,35 @@ at_send (void *opaque, const char *name, const char *where)
                        domain_arg, host_arg);
 }
 
+/* The status of a run that returned R with OUTCOME: the one table of
+ * tool.h.
+ */
+static int
+exit_status (int r, enum vmferry_migrate_outcome outcome)
+{
+  if (r == 0)
+    return VMFERRY_EXIT_OK;
+  switch (outcome) {
+  case VMFERRY_MIGRATE_SOURCE_DEFINED: return VMFERRY_EXIT_BOTH_DEFINED;
+  case VMFERRY_MIGRATE_LEFTOVERS: return VMFERRY_EXIT_LEFTOVERS;
+  case VMFERRY_MIGRATE_SPLIT: return VMFERRY_EXIT_SPLIT;
+  default:
+    return vmferry_quit_signal ()
+      ? VMFERRY_EXIT_SIGNAL + vmferry_quit_signal () : VMFERRY_EXIT_FAILED;
+  }
+}
+
+/* Seconds since the epoch, for the JSON result's times. */
+static double
+wall_clock (void)
+{
+  struct timeval tv;
+
+  if (gettimeofday (&tv, NULL) < 0)
+    return 0;
+  return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
 /* The rewrite rule option C stands for; NULL if none.  The shared
  * groups' options (tool.h) are numbered above the rules.
  */
@@ -163,9 +194,10 @@ main (int argc, char *argv[])
     .buffer = VMFERRY_SEND_BUFFER,
   };
   enum vmferry_migrate_outcome outcome = VMFERRY_MIGRATE_NOTHING;
-  double t0 = vmferry_monotonic ();
-  int progress_fd = -1, c, r;
-  bool do_abort = false;
+  struct vmferry_migrate_result result = { 0 };
+  double t0 = vmferry_monotonic (), wall0 = wall_clock ();
+  int progress_fd = -1, c, r, status;
+  bool do_abort = false, json = false;
   const struct vmferry_tool_shared shared = {
     .ssh = &opts.ssh, .connections = &opts.connections,
     .buffer = &opts.buffer, .compress = &opts.compress,
@@ -199,6 +231,7 @@ main (int argc, char *argv[])
     case OPT_MIGRATE_URI: opts.migrate_uri = optarg; break;
     case OPT_ABORT: do_abort = true; break;
     case OPT_REMOVE_SOURCE_STORAGE: opts.remove_source_storage = true; break;
+    case OPT_JSON: json = true; break;
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.rewrite, optarg) < 0)
         goto bad_arg;
@@ -237,6 +270,16 @@ main (int argc, char *argv[])
                              "--undefine-source, and does not go with --live");
   opts.domain = domain_arg = argv[optind];
   opts.ssh.destination = host_arg = argv[optind + 1];
+  if (do_abort && json)
+    vmferry_tool_usage_fail ("--json does not go with --abort");
+  /* stdout carries the one object: everything else goes to stderr, the
+   * remote import's output too.
+   */
+  if (json) {
+    opts.report = stderr;
+    opts.ssh.stdout_fd = STDERR_FILENO;
+    opts.result = &result;
+  }
   signal (SIGPIPE, SIG_IGN);
   if (do_abort) {
     CLEANUP_FREE char *what = NULL;
@@ -286,7 +329,17 @@ main (int argc, char *argv[])
   if (r < 0)
     vmferry_tool_print_error ();
   vmferry_progress_free (opts.progress);
-  vmferry_rewrite_free (opts.rewrite);
+  status = exit_status (r, outcome);
+  if (json &&
+      vmferry_migrate_result_json (&opts, &result, r, outcome,
+                                   r < 0 ? vmferry_get_error () : NULL,
+                                   status, wall0, wall_clock (),
+                                   vmferry_monotonic () - t0, stdout) < 0) {
+    vmferry_tool_print_error ();
+    if (status == VMFERRY_EXIT_OK)
+      status = VMFERRY_EXIT_FAILED;
+  }
+  vmferry_migrate_result_free (&result);
   if (r == 0) {
     if (outcome == VMFERRY_MIGRATE_DONE && !opts.dry_run) {
       char took[32];
@@ -300,17 +353,9 @@ main (int argc, char *argv[])
                            ? "; the source was undefined" : "");
       vmferry_tool_print_summary ();
     }
-    return VMFERRY_EXIT_OK;
   }
-  /* The one table of tool.h. */
-  switch (outcome) {
-  case VMFERRY_MIGRATE_SOURCE_DEFINED: return VMFERRY_EXIT_BOTH_DEFINED;
-  case VMFERRY_MIGRATE_LEFTOVERS: return VMFERRY_EXIT_LEFTOVERS;
-  case VMFERRY_MIGRATE_SPLIT: return VMFERRY_EXIT_SPLIT;
-  default:
-    return vmferry_quit_signal ()
-      ? VMFERRY_EXIT_SIGNAL + vmferry_quit_signal () : VMFERRY_EXIT_FAILED;
-  }
+  vmferry_rewrite_free (opts.rewrite);
+  return status;
 
  bad_arg:
   vmferry_tool_print_error ();

@@ -29,6 +29,8 @@
 #   virsh_a ARGS / virsh_b ARGS   virsh against host A / B
 #   ssh_b CMD...                  ssh -F $SSH_CONFIG hostb CMD... (the remote
 #                                 shell joins the words, quote accordingly)
+#   on_c, virsh_c, ssh_c          the same for host C (bed with three hosts:
+#                                 requires_host_c skips without it)
 #   $VG                           valgrind prefix when VMFERRY_VALGRIND=1
 #   $SCRATCH                      per-test directory, visible on both hosts
 #                                 and over ssh_b (removed at exit unless
@@ -196,12 +198,20 @@ on_b() { _in_ns "$PID_B" "$@"; }
 virsh_a() { virsh -c "$URI_A" "$@"; }
 virsh_b() { virsh -c "$URI_B" "$@"; }
 ssh_b() { ssh -F "$SSH_CONFIG" "$SSH_HOST_B" "$@"; }
+on_c() { _in_ns "$PID_C" "$@"; }
+virsh_c() { virsh -c "$URI_C" "$@"; }
+ssh_c() { ssh -F "$SSH_CONFIG" "$SSH_HOST_C" "$@"; }
+requires_host_c() {
+    [[ " ${TESTBED_HOSTS:-a b} " == *" c "* ]] ||
+        skip "the test bed has no host C (VMFERRY_TESTBED_HOSTS=2)"
+}
 
 # host_uri a|b|URI
 host_uri() {
     case $1 in
         a | A) echo "$URI_A" ;;
         b | B) echo "$URI_B" ;;
+        c | C) echo "$URI_C" ;;
         *) echo "$1" ;;
     esac
 }
@@ -287,12 +297,12 @@ make_vm() {
 }
 
 # purge_vm NAME: remove domain NAME and its files ($IMAGES_DIR/NAME.*,
-# NVRAM, TPM state) from both hosts.  Quiet, and fine if nothing exists.
+# NVRAM, TPM state) from every host.  Quiet, and fine if nothing exists.
 purge_vm() {
     local name=$1 uri h dir
     tb_check_name "$name" || return 1
     case $name in vmf-*) echo "purge_vm: refusing to remove shared VM $name" >&2; return 1 ;; esac
-    for h in a b; do
+    for h in ${TESTBED_HOSTS:-a b}; do
         uri=$(host_uri "$h")
         if virsh -c "$uri" domuuid "$name" >/dev/null 2>&1; then
             virsh -c "$uri" destroy "$name" >/dev/null 2>&1 || true
@@ -301,7 +311,7 @@ purge_vm() {
                 virsh -c "$uri" undefine "$name" >/dev/null 2>&1 ||
                 echo "purge_vm: cannot undefine $name on host $h" >&2
         fi
-        [[ $h == a ]] && dir=$IMAGES_A || dir=$IMAGES_B
+        dir=$VMFERRY_TESTBED_DIR/$h/lib/images
         rm -f -- "$dir/$name".* "$VMFERRY_TESTBED_DIR/$h/lib/qemu/nvram/${name}_VARS.fd"
         virsh -c "$uri" pool-refresh default >/dev/null 2>&1 || true
     done

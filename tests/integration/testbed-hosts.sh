@@ -121,4 +121,48 @@ ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i "$SCRATCH/otherkey" \
     -p "$SSH_PORT_B" "$SSH_USER_B@$SSH_ADDR_B" true 2>/dev/null &&
     fail "an unknown client key was accepted by host B's sshd"
 
+# Host C (beds with three hosts): B's construction, its own daemon,
+# namespace, files and sshd; reachable from A and from B.
+if [[ " ${TESTBED_HOSTS:-a b} " == *" c "* ]]; then
+    for u in "$URI_C" "$TCP_URI_C"; do
+        virsh -q -c "$u" uri >/dev/null || fail "no libvirtd answers on $u"
+    done
+    uc=$(host_uuid "$URI_C")
+    [[ -n $uc && $uc == "$(host_uuid "$TCP_URI_C")" ]] ||
+        fail "host C: unix socket ($uc) and TCP reach different daemons"
+    [[ $uc == "$HOST_UUID_C" ]] || fail "host C reports UUID $uc, configured $HOST_UUID_C"
+    [[ $uc != "$ua" && $uc != "$ub" ]] || fail "host C shares its host UUID $uc with A or B"
+    [[ $(on_c readlink /proc/self/ns/mnt) == "$MNTNS_C" ]] || fail "on_c does not enter host C's namespace"
+    [[ $MNTNS_C != "$MNTNS_A" && $MNTNS_C != "$MNTNS_B" ]] || fail "host C shares a mount namespace"
+    [[ $TCP_URI_C != "$TCP_URI_A" && $TCP_URI_C != "$TCP_URI_B" &&
+        $SSH_PORT_C != "$SSH_PORT_B" && $MIGRATION_PORTS_C != "$MIGRATION_PORTS_A" &&
+        $MIGRATION_PORTS_C != "$MIGRATION_PORTS_B" ]] || fail "host C shares a port with A or B"
+    for d in "${doms_a[@]}"; do
+        virsh_c -q domuuid "$d" >/dev/null 2>&1 && fail "host A's domain $d is visible on host C"
+    done
+    virsh_c -q domuuid "$name" >/dev/null 2>&1 && fail "host B's domain $name is visible on host C"
+    virsh_c -q pool-info default >/dev/null || fail "host C has no default pool"
+    # Its sshd lands in C, seen from the machine, from A and from B.
+    [[ $(ssh_c readlink /proc/self/ns/mnt) == "$MNTNS_C" ]] || fail "ssh_c does not land in host C"
+    [[ $(ssh_c virsh capabilities | xmllint --xpath 'string(/capabilities/host/uuid)' -) == "$uc" ]] ||
+        fail "ssh_c reaches another libvirtd than C's"
+    # shellcheck disable=SC2016 # expanded by the remote shell
+    [[ $(ssh_c 'printf %s "$PATH"') == "$SSH_PATH_C" ]] || fail "host C's sessions get another PATH"
+    [[ $(on_a ssh hostc readlink /proc/self/ns/mnt) == "$MNTNS_C" ]] ||
+        fail "host A does not reach host C with its default ~/.ssh"
+    [[ $(ssh_b ssh hostc readlink /proc/self/ns/mnt) == "$MNTNS_C" ]] ||
+        fail "host B does not reach host C with its default ~/.ssh"
+    [[ $(ssh_c ssh hostb readlink /proc/self/ns/mnt) == "$MNTNS_B" ]] ||
+        fail "host C does not reach host B with its default ~/.ssh"
+    # Files are C's own.
+    cleanup_add rm -f -- "$IMAGES_C/$f"
+    ssh_c "echo hello-c-$$ >$IMAGES_DIR/$f"
+    [[ $(cat "$IMAGES_C/$f") == "hello-c-$$" ]] || fail "file written over ssh_c is not in $IMAGES_C"
+    [[ $(cat "$IMAGES_B/$f" 2>/dev/null) != "hello-c-$$" ]] || fail "file written on C is in B's images"
+    on_a test -e "$IMAGES_DIR/$f" && fail "file written on C is visible in A's $IMAGES_DIR"
+    # Its host key is checked too.
+    ssh -F "$SSH_CONFIG" -o UserKnownHostsFile="$SCRATCH/known_hosts.wrong" "$SSH_HOST_C" true \
+        2>/dev/null && fail "ssh to host C with a wrong known_hosts succeeded"
+fi
+
 exit 0

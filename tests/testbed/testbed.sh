@@ -1,7 +1,8 @@
 #!/bin/bash
 # testbed.sh up|down|status
 #
-# Two libvirt "hosts" on this one machine, for vmferry's integration tests.
+# Three libvirt "hosts" on this one machine (A, B and C; two with
+# VMFERRY_TESTBED_HOSTS=2), for vmferry's integration tests.
 # Each host is a private mount namespace (unshare --mount --propagation
 # private) in which directories of the state dir are bind-mounted over /run,
 # /etc/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt,
@@ -22,6 +23,15 @@
 #   host B: qemu:///system?socket=$STATE/b/run/libvirt/libvirt-sock
 #           qemu+tcp://127.0.0.1:16522/system
 #           ssh -F $STATE/ssh/config hostb   (sshd on 127.0.0.1:2222)
+#   host C: B's construction, its own namespace, host UUID, ports and
+#           sshd: qemu+tcp://127.0.0.1:18523/system, ssh ... hostc (4222);
+#           a second destination, for moves A->C, B->C and C->B.  Every
+#           host's root has the client setup (~/.ssh), so B and C reach
+#           each other as A reaches both.  It costs the bed's start-up
+#           a few seconds: about 4 s of serial steps (its daemons, sshd,
+#           pool, network), and its capabilities probe shares the CPU
+#           with making the VMs (measured at load 6-9 on 2 cores, 2 vs 3
+#           hosts: 35/37, 53/56, 52/59 s).
 # `up` writes $STATE/env (sourced by tests/integration/functions.sh).
 #
 # Teardown when a test run is killed: every process of the test bed lives
@@ -45,14 +55,16 @@
 #     one network stack, so each is hidden from the other host's libvirt by
 #     a tmpfs over its /sys/devices/virtual/net/<name> in that namespace;
 #     `down` deletes them);
-#   - networks: vmf-lan-a on A, vmf-lan-b on B (forward mode bridge over the
-#     host's own bridge; no dnsmasq needed), each on its host only.
+#   - networks: vmf-lan-a on A, vmf-lan-b on B, vmf-lan-c on C (forward
+#     mode bridge over the host's own bridge; no dnsmasq needed), each on
+#     its host only.
 # The names are in $STATE/env (SITE_*); SITE_OK=0 with SITE_REASON says
 # why when the machine cannot provide them (no overlayfs, no bridges).
 #
 # Environment: VMFERRY_TESTBED_DIR (state dir, default
 # /var/tmp/vmferry-testbed); VMFERRY_TESTBED_PORT_OFFSET (see below); VMFERRY_TOOLS_DIR (put first in PATH of SSH
-# sessions on host B); VMFERRY_TESTBED_VIRT_TYPE=kvm|qemu (skip detection).
+# sessions on hosts B and C); VMFERRY_TESTBED_VIRT_TYPE=kvm|qemu (skip
+# detection); VMFERRY_TESTBED_HOSTS=2|3 (default 3: with host C).
 
 set -euo pipefail
 
@@ -72,11 +84,30 @@ if ! [[ $PORT_OFFSET =~ ^[0-9]+$ ]] || ((PORT_OFFSET > 1000)); then
     echo "$prog: VMFERRY_TESTBED_PORT_OFFSET must be 0 to 1000" >&2
     exit 1
 fi
-SSH_PORT=$((2222 + PORT_OFFSET))
-declare -A TCP_PORT=([a]=$((16521 + PORT_OFFSET)) [b]=$((16522 + PORT_OFFSET)))
-# Distinct migration/NBD port ranges: both hosts share one network stack.
-declare -A MIG_MIN=([a]=$((49200 + PORT_OFFSET * 2)) [b]=$((49300 + PORT_OFFSET * 2)))
-declare -A MIG_MAX=([a]=$((49299 + PORT_OFFSET * 2)) [b]=$((49399 + PORT_OFFSET * 2)))
+# Host C is on unless VMFERRY_TESTBED_HOSTS=2 (see the header).
+case ${VMFERRY_TESTBED_HOSTS:-3} in
+    2) HOSTS=(a b) ;;
+    3) HOSTS=(a b c) ;;
+    *)
+        echo "$prog: VMFERRY_TESTBED_HOSTS must be 2 or 3" >&2
+        exit 2
+        ;;
+esac
+# Every host a bed can have: `down` looks for all of them, whatever `up`
+# made.
+ALL_HOSTS=(a b c)
+# C's ports lie in ranges of their own (not next to B's), so that beds
+# whose offsets differ by 1 or 2 do not meet there.
+declare -A SSH_PORTS=([b]=$((2222 + PORT_OFFSET)) [c]=$((4222 + PORT_OFFSET)))
+SSH_PORT=${SSH_PORTS[b]}
+declare -A TCP_PORT=([a]=$((16521 + PORT_OFFSET)) [b]=$((16522 + PORT_OFFSET))
+    [c]=$((18523 + PORT_OFFSET)))
+# Distinct migration/NBD port ranges: the hosts share one network stack,
+# and a bed's three ranges end where the next hundred's bed begins.
+declare -A MIG_MIN=([a]=$((49200 + PORT_OFFSET * 3)) [b]=$((49300 + PORT_OFFSET * 3))
+    [c]=$((49400 + PORT_OFFSET * 3)))
+declare -A MIG_MAX=([a]=$((49299 + PORT_OFFSET * 3)) [b]=$((49399 + PORT_OFFSET * 3))
+    [c]=$((49499 + PORT_OFFSET * 3)))
 MIB=$((1024 * 1024))
 
 # mount point : subdirectory of $STATE/<host>
@@ -132,13 +163,14 @@ run_a() { ns_exec a "$@"; }
 # that two beds do not share bridges.
 SITE_DIR=/var/lib/libvirt/site-a
 SITE_EMULATOR=/usr/libexec/qemu-kvm
-declare -A SITE_BRIDGE=([a]="vmf${PORT_OFFSET}a0" [b]="vmf${PORT_OFFSET}b0")
-declare -A SITE_NET=([a]=vmf-lan-a [b]=vmf-lan-b)
+declare -A SITE_BRIDGE=([a]="vmf${PORT_OFFSET}a0" [b]="vmf${PORT_OFFSET}b0"
+    [c]="vmf${PORT_OFFSET}c0")
+declare -A SITE_NET=([a]=vmf-lan-a [b]=vmf-lan-b [c]=vmf-lan-c)
 
 remove_site_bridges() {
     local h
     command -v ip >/dev/null || return 0
-    for h in a b; do
+    for h in "${ALL_HOSTS[@]}"; do
         ip link show "${SITE_BRIDGE[$h]}" >/dev/null 2>&1 &&
             ip link del "${SITE_BRIDGE[$h]}" 2>/dev/null || true
     done
@@ -160,7 +192,7 @@ bed_namespaces() {
     init=$(readlink /proc/1/ns/mnt 2>/dev/null || true)
     declare -A seen=()
     {
-        for h in a b; do
+        for h in "${ALL_HOSTS[@]}"; do
             [[ -s $STATE/$h/mntns ]] && cat "$STATE/$h/mntns"
         done
         all_ns | while read -r pid ns; do
@@ -192,7 +224,7 @@ pids_in() {
 # clean up after QEMU and swtpm itself; the kill below catches the rest.
 destroy_domains() {
     local h d
-    for h in a b; do
+    for h in "${ALL_HOSTS[@]}"; do
         [[ -S $STATE/$h/run/libvirt/libvirt-sock ]] || continue
         for d in $(timeout 20 virsh -q -c "$(uri "$h")" list --name --state-running 2>/dev/null); do
             timeout 30 virsh -q -c "$(uri "$h")" destroy "$d" >/dev/null 2>&1 ||
@@ -389,36 +421,88 @@ detect_virt_type() {
     VIRT_TYPE=$t
 }
 
-start_sshd() {
-    local s=$STATE/ssh i path
+# The client side, shared by every SSH host of the bed: one key, the
+# hosts' keys, `ssh -F $STATE/ssh/config hostb` (and hostc); each host's
+# root gets the same setup as its defaults, so B reaches C as A does.
+# Sets SSH_PATH (the PATH of the sessions).
+ssh_client_setup() {
+    local s=$STATE/ssh h r
     mkdir -p "$s"
     chmod 700 "$s"
-    ssh-keygen -q -t ed25519 -N '' -C vmferry-testbed-hostb -f "$s/ssh_host_ed25519_key"
     ssh-keygen -q -t ed25519 -N '' -C vmferry-testbed-client -f "$s/id_ed25519"
     cp "$s/id_ed25519.pub" "$s/authorized_keys"
-    {
-        printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$s/ssh_host_ed25519_key.pub")"
-        printf '[localhost]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$s/ssh_host_ed25519_key.pub")"
-    } >"$s/known_hosts"
-    path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    : >"$s/known_hosts"
+    echo "# vmferry test bed: ssh -F $s/config hostb (or hostc)" >"$s/config"
+    for h in "${HOSTS[@]}"; do
+        [[ -n ${SSH_PORTS[$h]:-} ]] || continue
+        ssh-keygen -q -t ed25519 -N '' -C "vmferry-testbed-host$h" -f "$(host_key "$h")"
+        printf '[127.0.0.1]:%s %s\n[localhost]:%s %s\n' \
+            "${SSH_PORTS[$h]}" "$(cut -d' ' -f1,2 "$(host_key "$h").pub")" \
+            "${SSH_PORTS[$h]}" "$(cut -d' ' -f1,2 "$(host_key "$h").pub")" \
+            >>"$s/known_hosts"
+        cat >>"$s/config" <<EOF
+Host host$h
+    HostName 127.0.0.1
+    Port ${SSH_PORTS[$h]}
+    User root
+    IdentityFile $s/id_ed25519
+    IdentitiesOnly yes
+    UserKnownHostsFile $s/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    UpdateHostKeys no
+    BatchMode yes
+    ControlMaster no
+    ControlPath none
+    ConnectTimeout 10
+    LogLevel ERROR
+EOF
+    done
+    SSH_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     if [[ -n ${VMFERRY_TOOLS_DIR:-} ]]; then
         [[ $VMFERRY_TOOLS_DIR == /* ]] || die "VMFERRY_TOOLS_DIR must be absolute: $VMFERRY_TOOLS_DIR"
-        path=$VMFERRY_TOOLS_DIR:$path
+        SSH_PATH=$VMFERRY_TOOLS_DIR:$SSH_PATH
     fi
-    SSH_PATH_B=$path
+    for h in "${HOSTS[@]}"; do
+        r=$STATE/$h/root/.ssh
+        mkdir -p "$r"
+        chmod 700 "$r"
+        cp "$s/id_ed25519" "$s/id_ed25519.pub" "$s/known_hosts" "$r/"
+        sed -e "s|$s/id_ed25519|~/.ssh/id_ed25519|" -e "s|$s/known_hosts|~/.ssh/known_hosts|" \
+            "$s/config" >"$r/config"
+        chmod 600 "$r/config"
+    done
+}
+
+# Host H's sshd key: B's where it always was, C's beside it.
+host_key() {
+    if [[ $1 == b ]]; then
+        echo "$STATE/ssh/ssh_host_ed25519_key"
+    else
+        echo "$STATE/ssh/ssh_host_$1_ed25519_key"
+    fi
+}
+
+# Host H's files of its sshd: B's under their old names, C's with "_c".
+sshd_suffix() { [[ $1 == b ]] || echo "_$1"; }
+
+# Start host H's sshd in its namespace.
+start_sshd() {
+    local h=$1 s=$STATE/ssh sfx v
+    sfx=$(sshd_suffix "$h")
     # A sanitizer build's options (tests/CMakeLists.txt) reach the tools
-    # that B's SSH sessions run too.
-    local senv="PATH=$path VMFERRY_FAULT_FILE=$STATE/fault-b" v
+    # that the hosts' SSH sessions run too.
+    local senv="PATH=$SSH_PATH VMFERRY_FAULT_FILE=$STATE/fault-$h"
     for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
         [[ -z ${!v:-} ]] || senv+=" $v=${!v}"
     done
     # StrictModes no: authorized_keys lives under /var/tmp (mode 1777),
     # which sshd's path check would reject.  Test-only sshd on loopback.
-    cat >"$s/sshd_config" <<EOF
-# vmferry test bed: host B's sshd (runs in B's mount namespace)
-Port $SSH_PORT
+    cat >"$s/sshd_config$sfx" <<EOF
+# vmferry test bed: host ${h^^}'s sshd (runs in ${h^^}'s mount namespace)
+Port ${SSH_PORTS[$h]}
 ListenAddress 127.0.0.1
-HostKey $s/ssh_host_ed25519_key
+HostKey $(host_key "$h")
 PidFile /run/sshd.pid
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
@@ -436,49 +520,26 @@ LogLevel VERBOSE
 SetEnv $senv
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
-    cat >"$s/config" <<EOF
-# vmferry test bed: ssh -F $s/config hostb
-Host hostb
-    HostName 127.0.0.1
-    Port $SSH_PORT
-    User root
-    IdentityFile $s/id_ed25519
-    IdentitiesOnly yes
-    UserKnownHostsFile $s/known_hosts
-    GlobalKnownHostsFile /dev/null
-    StrictHostKeyChecking yes
-    UpdateHostKeys no
-    BatchMode yes
-    ControlMaster no
-    ControlPath none
-    ConnectTimeout 10
-    LogLevel ERROR
-EOF
-    # Host A's root gets the same client setup as its defaults.
-    local ra=$STATE/a/root/.ssh
-    mkdir -p "$ra"
-    chmod 700 "$ra"
-    cp "$s/id_ed25519" "$s/id_ed25519.pub" "$s/known_hosts" "$ra/"
-    sed -e "s|$s/id_ed25519|~/.ssh/id_ed25519|" -e "s|$s/known_hosts|~/.ssh/known_hosts|" \
-        "$s/config" >"$ra/config"
-    chmod 600 "$ra/config"
+    ns_exec "$h" /usr/sbin/sshd -t -f "$s/sshd_config$sfx" || die "host $h: bad sshd_config"
+    ns_exec "$h" /usr/sbin/sshd -f "$s/sshd_config$sfx" -E "$s/sshd$sfx.log" </dev/null >>"$STATE/$h/daemons.log" 2>&1 ||
+        die "host $h: sshd failed to start: $(tail -n 20 "$s/sshd$sfx.log" 2>/dev/null)"
+}
 
-    ns_exec b /usr/sbin/sshd -t -f "$s/sshd_config" || die "host b: bad sshd_config"
-    ns_exec b /usr/sbin/sshd -f "$s/sshd_config" -E "$s/sshd.log" </dev/null >>"$STATE/b/daemons.log" 2>&1 ||
-        die "host b: sshd failed to start: $(tail -n 20 "$s/sshd.log" 2>/dev/null)"
+# Wait until host H's sshd takes the test key, and its sessions get the
+# PATH configured (a shell rc file could still change it).
+wait_sshd() {
+    local h=$1 s=$STATE/ssh sfx i got
+    sfx=$(sshd_suffix "$h")
     for ((i = 0; i < 100; i++)); do
-        timeout 10 ssh -F "$s/config" hostb true </dev/null 2>/dev/null && break
+        timeout 10 ssh -F "$s/config" "host$h" true </dev/null 2>/dev/null && break
         sleep 0.2
     done
-    timeout 10 ssh -F "$s/config" hostb true </dev/null ||
-        die "host b: sshd does not accept the test key; log tail:
-$(tail -n 20 "$s/sshd.log" 2>/dev/null)"
-    # The session PATH must really be what we configured (a shell rc file
-    # could still change it).
-    local got
+    timeout 10 ssh -F "$s/config" "host$h" true </dev/null ||
+        die "host $h: sshd does not accept the test key; log tail:
+$(tail -n 20 "$s/sshd$sfx.log" 2>/dev/null)"
     # shellcheck disable=SC2016 # expanded remotely
-    got=$(timeout 10 ssh -F "$s/config" hostb 'printf %s "$PATH"' </dev/null)
-    [[ $got == "$path" ]] || die "host b: SSH sessions get PATH=$got, expected $path"
+    got=$(timeout 10 ssh -F "$s/config" "host$h" 'printf %s "$PATH"' </dev/null)
+    [[ $got == "$SSH_PATH" ]] || die "host $h: SSH sessions get PATH=$got, expected $SSH_PATH"
 }
 
 # See the header.  Sets SITE_OK and SITE_REASON.
@@ -495,7 +556,7 @@ make_site_differences() {
         return 0
     fi
     remove_site_bridges
-    for h in a b; do
+    for h in "${HOSTS[@]}"; do
         br=${SITE_BRIDGE[$h]}
         if ! ip link add name "$br" type bridge 2>"$STATE/site-bridge.err" ||
             ! ip link set "$br" up 2>>"$STATE/site-bridge.err"; then
@@ -503,14 +564,16 @@ make_site_differences() {
             return 0
         fi
     done
-    # Each host's libvirt must not see the other's bridge.
-    for h in a b; do
-        o=$([[ $h == a ]] && echo b || echo a)
-        if ! ns_exec "$h" mount -t tmpfs -o size=4k,mode=0555 vmferry-hide \
-            "/sys/devices/virtual/net/${SITE_BRIDGE[$o]}" 2>"$STATE/site-hide.err"; then
-            SITE_OK=0 SITE_REASON="host $h: cannot hide bridge ${SITE_BRIDGE[$o]}: $(tr '\n' ' ' <"$STATE/site-hide.err")"
-            return 0
-        fi
+    # Each host's libvirt must not see the others' bridges.
+    for h in "${HOSTS[@]}"; do
+        for o in "${HOSTS[@]}"; do
+            [[ $o != "$h" ]] || continue
+            if ! ns_exec "$h" mount -t tmpfs -o size=4k,mode=0555 vmferry-hide \
+                "/sys/devices/virtual/net/${SITE_BRIDGE[$o]}" 2>"$STATE/site-hide.err"; then
+                SITE_OK=0 SITE_REASON="host $h: cannot hide bridge ${SITE_BRIDGE[$o]}: $(tr '\n' ' ' <"$STATE/site-hide.err")"
+                return 0
+            fi
+        done
         net=${SITE_NET[$h]}
         printf "<network><name>%s</name><forward mode='bridge'/><bridge name='%s'/></network>\n" \
             "$net" "${SITE_BRIDGE[$h]}" >"$STATE/$h/$net.xml"
@@ -668,7 +731,7 @@ write_env() {
             "SSH_CONFIG=$STATE/ssh/config" "SSH_HOST_B=hostb" \
             "SSH_ADDR_B=127.0.0.1" "SSH_PORT_B=$SSH_PORT" "SSH_USER_B=root" \
             "SSH_KEY=$STATE/ssh/id_ed25519" "SSH_KNOWN_HOSTS=$STATE/ssh/known_hosts" \
-            "SSH_PATH_B=$SSH_PATH_B" \
+            "SSH_PATH_B=$SSH_PATH" \
             "MIGRATION_PORTS_A=${MIG_MIN[a]}-${MIG_MAX[a]}" \
             "MIGRATION_PORTS_B=${MIG_MIN[b]}-${MIG_MAX[b]}" \
             "TESTBED_VMS=$vms" "TESTBED_TPM=$TPM_OK" "TESTBED_TPM_REASON=$TPM_REASON" \
@@ -678,9 +741,26 @@ write_env() {
             "SITE_EMULATOR_A=$SITE_EMULATOR" "SITE_NET_A=${SITE_NET[a]}" \
             "SITE_NET_B=${SITE_NET[b]}" "SITE_BRIDGE_A=${SITE_BRIDGE[a]}" \
             "SITE_BRIDGE_B=${SITE_BRIDGE[b]}" \
-            "FAULT_FILE_B=$STATE/fault-b"; do
+            "FAULT_FILE_B=$STATE/fault-b" \
+            "TESTBED_HOSTS=${HOSTS[*]}"; do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
+        # Host C, when the bed has it (tests that need it check
+        # TESTBED_HOSTS).
+        if [[ " ${HOSTS[*]} " == *" c "* ]]; then
+            for kv in \
+                "URI_C=$(uri c)" "TCP_URI_C=$(tcp_uri c)" "PID_C=$(holder_pid c)" \
+                "MNTNS_C=$(cat "$STATE/c/mntns")" \
+                "HOST_UUID_C=$(cat "$STATE/c/host-uuid")" "ROOT_C=$STATE/c" \
+                "IMAGES_C=$STATE/c/lib/images" "SSH_HOST_C=hostc" \
+                "SSH_ADDR_C=127.0.0.1" "SSH_PORT_C=${SSH_PORTS[c]}" "SSH_USER_C=root" \
+                "SSH_PATH_C=$SSH_PATH" \
+                "MIGRATION_PORTS_C=${MIG_MIN[c]}-${MIG_MAX[c]}" \
+                "SITE_NET_C=${SITE_NET[c]}" "SITE_BRIDGE_C=${SITE_BRIDGE[c]}" \
+                "FAULT_FILE_C=$STATE/fault-c"; do
+                printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+            done
+        fi
     } >"$e"
     mv "$e" "$STATE/env"
 }
@@ -699,25 +779,26 @@ cmd_up() {
     mkdir -p "$STATE"
     chmod 755 "$STATE"
     : >"$STATE/$STAMP"
-    write_host_config a
-    write_host_config b
+    local h
+    for h in "${HOSTS[@]}"; do write_host_config "$h"; done
     make_mountpoints
     detect_virt_type
-    start_holder a
-    start_holder b
-    start_daemons a
-    start_daemons b
-    start_sshd
-    wait_daemon a
-    wait_daemon b
-    make_pool a
-    make_pool b
+    for h in "${HOSTS[@]}"; do start_holder "$h"; done
+    for h in "${HOSTS[@]}"; do start_daemons "$h"; done
+    ssh_client_setup
+    for h in "${HOSTS[@]}"; do
+        [[ -z ${SSH_PORTS[$h]:-} ]] || start_sshd "$h"
+    done
+    for h in "${HOSTS[@]}"; do
+        [[ -z ${SSH_PORTS[$h]:-} ]] || wait_sshd "$h"
+    done
+    for h in "${HOSTS[@]}"; do wait_daemon "$h"; done
+    for h in "${HOSTS[@]}"; do make_pool "$h"; done
     make_site_differences
     # The first capabilities call of a daemon takes seconds (host and QEMU
     # probing); pay it here, in parallel, not in the first test that asks.
     local -a warm=()
-    local h
-    for h in a b; do
+    for h in "${HOSTS[@]}"; do
         { vs "$h" capabilities && vs "$h" domcapabilities --virttype "$VIRT_TYPE"; } \
             </dev/null >/dev/null 2>&1 &
         warm+=($!)
@@ -727,7 +808,7 @@ cmd_up() {
         wait "$h" || die "virsh capabilities fails on a host"
     done
     write_env
-    info "up in $((SECONDS - t0)) s: virt type $VIRT_TYPE, TPM $( ((TPM_OK)) && echo yes || echo "no ($TPM_REASON)"), env in $STATE/env"
+    info "up in $((SECONDS - t0)) s: hosts ${HOSTS[*]}, virt type $VIRT_TYPE, TPM $( ((TPM_OK)) && echo yes || echo "no ($TPM_REASON)"), env in $STATE/env"
 }
 
 # ---------------------------------------------------------------- status
@@ -740,7 +821,8 @@ cmd_status() {
     else
         echo "test bed: $STATE (virt type $(cat "$STATE/virt-type" 2>/dev/null))"
     fi
-    for h in a b; do
+    for h in "${ALL_HOSTS[@]}"; do
+        [[ -e $STATE/$h ]] || continue
         pid=$(holder_pid "$h" || true)
         if [[ -n $pid ]] && [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$(cat "$STATE/$h/mntns" 2>/dev/null)" ]]; then
             echo "host $h: namespace $(cat "$STATE/$h/mntns") (holder pid $pid)"
@@ -755,11 +837,14 @@ cmd_status() {
             echo "  libvirtd: not answering"
         fi
     done
-    if [[ -f $STATE/ssh/config ]] && timeout 10 ssh -F "$STATE/ssh/config" hostb true </dev/null 2>/dev/null; then
-        echo "host b: sshd up (ssh -F $STATE/ssh/config hostb)"
-    else
-        echo "host b: sshd not answering"
-    fi
+    for h in b c; do
+        [[ -e $STATE/$h ]] || continue
+        if [[ -f $STATE/ssh/config ]] && timeout 10 ssh -F "$STATE/ssh/config" "host$h" true </dev/null 2>/dev/null; then
+            echo "host $h: sshd up (ssh -F $STATE/ssh/config host$h)"
+        else
+            echo "host $h: sshd not answering"
+        fi
+    done
     nss=$(bed_namespaces)
     if [[ -n $nss ]]; then
         # shellcheck disable=SC2086 # one namespace id per word
