@@ -50,6 +50,7 @@ struct vmferry_tar_writer {
   size_t map_len;
   uint32_t map_file;
   bool map_set;
+  size_t map_at;                /* the extent the file's data is in */
   uint64_t pos, size;           /* in the current file */
   uint32_t file;
   unsigned char *payload;       /* a record's payload, gathered */
@@ -232,6 +233,7 @@ begin_file (struct vmferry_tar_writer *t, uint32_t file, uint64_t size)
   t->pos = 0;
   t->size = size;
   t->map_set = false;
+  t->map_at = 0;
   return r;
 }
 
@@ -400,6 +402,20 @@ vmferry_tar_write_record (void *opaque, const struct iovec *iov, int iovcnt)
     return 0;
   }
   case VMFERRY_REC_DATA:
+    /* libarchive drops what falls in a hole of the map without a word:
+     * data must be inside one extent of it.
+     */
+    while (t->map_at < t->map_len &&
+           t->map[t->map_at].offset + t->map[t->map_at].length <= rec.offset)
+      t->map_at++;
+    if (t->map_at == t->map_len || t->map[t->map_at].offset > rec.offset ||
+        rec.length > t->map[t->map_at].offset + t->map[t->map_at].length -
+                     rec.offset) {
+      vmferry_set_error ("%s: %s: data at offset %" PRIu64 " outside the "
+                         "file's map (it changed during the export?)",
+                         t->name, t->m->files[t->file].name, rec.offset);
+      goto bad;
+    }
     if (feed_zeros (t, rec.offset) < 0)
       goto bad;
     if (rec.flags & VMFERRY_REC_F_ZSTD) {
