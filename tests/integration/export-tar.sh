@@ -4,9 +4,10 @@
 # GNU tar (-xS) and bsdtar unpack them to files identical to the sources
 # (qemu-img compare) that keep their holes (du); the unpacked XML defines
 # on host B after the documented vmferry-rewrite --map-path; vmferry-info
-# --verify passes, and fails on one flipped byte; vmferry-import reads the
+# --verify passes, and fails on one flipped byte; the TPM VM's state comes
+# back byte for byte, mode 0600; vmferry-import reads the
 # archive directly (detected by content) and defines a domain on B whose
-# disks are identical.
+# disks are identical, from a file and through a pipe.
 . "$(dirname "$0")/functions.sh"
 requires bsdtar
 requires zstd
@@ -77,6 +78,28 @@ if [[ -n $nv ]]; then
     echo "   NVRAM identical"
 fi
 
+# TPM state of the TPM VM, byte for byte and mode 0600 (the entries
+# are 0600, and GNU tar as root keeps the archive's mode).
+if [[ ${TESTBED_TPM:-0} == 1 ]]; then
+    on_a vmferry-export -c qemu:///system vmf-tpm -o "$SCRATCH/tpm.tar"
+    mkdir "$SCRATCH/tpm"
+    tar -xSf "$SCRATCH/tpm.tar" -C "$SCRATCH/tpm"
+    state=$VMFERRY_TESTBED_DIR/a/lib/swtpm/$(virsh_a domuuid vmf-tpm)
+    n=0
+    while read -r f; do
+        rel=${f#"$state"/}
+        u=$SCRATCH/tpm/vmf-tpm/$rel
+        [[ -f $u ]] || fail "TPM state file $rel not in the archive"
+        cmp "$f" "$u" || fail "TPM state file $rel differs"
+        [[ $(stat -c %a "$u") == 600 ]] || fail "TPM state file $rel: mode $(stat -c %a "$u")"
+        n=$((n + 1))
+    done < <(find "$state" -type f ! -name '.lock')
+    ((n > 0)) || fail "vmf-tpm has no TPM state: test is void"
+    echo "   TPM state: $n files identical, mode 0600"
+else
+    echo "   (no TPM guest on this bed: ${TESTBED_TPM_REASON:-swtpm unavailable})"
+fi
+
 # The documented one-line rewrite makes the unpacked XML definable.
 unp=$SCRATCH/x-gnu/$vm
 vmferry-rewrite --map-path "$IMAGES_DIR=$unp" --xml "$unp/.vmferry/domain.xml" \
@@ -125,4 +148,10 @@ on_b vmferry-import --dir "$dest" --name tar-c - <"$SCRATCH/a.tar" ||
     fail "import of a tar on stdin failed"
 qemu-img compare -U -f raw -F raw "$src_raw" "$IMAGES_B/tar/tar-c.img" ||
     fail "stdin import: raw disk differs"
+# Export into a pipe, import from it: the archive is never a file.
+on_a vmferry-export -c qemu:///system "$vm" --format=tar |
+    on_b vmferry-import --dir "$dest" --name tar-d - ||
+    fail "export --format=tar | import failed"
+qemu-img compare -U "$src_q" "$IMAGES_B/tar/tar-d.data.qcow2" ||
+    fail "piped import: qcow2 disk differs"
 echo "export-tar OK"
