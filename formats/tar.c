@@ -16,7 +16,6 @@
 
 #include "cleanup-libc.h"
 #include "error.h"
-#include "full-rw.h"
 #include "manifest.h"
 #include "names.h"
 #include "quit.h"
