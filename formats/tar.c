@@ -484,6 +484,7 @@ struct vmferry_tar_reader {
   size_t blk_len;
   uint64_t blk_off;
   bool failed;
+  struct vmferry_saved_error error;     /* why, when failed */
 };
 
 #define TAR_READ_SIZE (1024 * 1024)
@@ -820,6 +821,8 @@ tar_read (void *opaque, void *buf, size_t len)
       return 0;
     t->out_pos = t->out_len = 0;
     if (step (t) < 0) {
+      vmferry_prefix_error ("%s", t->name);
+      vmferry_save_error (&t->error);
       t->failed = true;
       return -1;
     }
@@ -828,6 +831,13 @@ tar_read (void *opaque, void *buf, size_t len)
   memcpy (buf, t->out + t->out_pos, n);
   t->out_pos += n;
   return n;
+}
+
+void
+vmferry_tar_reader_explain (const struct vmferry_tar_reader *t)
+{
+  if (t && t->failed)
+    vmferry_restore_saved_error (&t->error);
 }
 
 void

@@ -95,4 +95,11 @@ vmferry_input_open (int fd, const char *name,
                     struct vmferry_tar_reader **tar_rtn);
 void vmferry_tar_reader_free (struct vmferry_tar_reader *t);
 
+/* After the stream reader failed: if the archive was the cause, make
+ * the error its own message ("web01.tar: archive: entry ..."), without
+ * the record number and byte offset of the records it was read as,
+ * which name nothing in the archive.  T may be NULL.
+ */
+void vmferry_tar_reader_explain (const struct vmferry_tar_reader *t);
+
 #endif

@@ -281,6 +281,8 @@ read_stream (struct importer *im)
     else if (r == 0)
       vmferry_set_error ("%s: truncated: the stream ended before its END "
                          "record", opts->in_name);
+    else
+      vmferry_tar_reader_explain (tar);
     goto out;
   }
   /* Nothing may follow END (the reader checks) and all must be verified. */

@@ -247,6 +247,8 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
       break;
     }
   }
+  if (r < 0)
+    vmferry_tar_reader_explain (tar);
   if (r < 0 || vmferry_validator_finish (v) < 0)
     goto out;
   if (xml) {
