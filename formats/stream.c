@@ -834,6 +834,20 @@ vmferry_stream_reader_new_fn (vmferry_stream_read_fn fn, void *opaque,
   return r;
 }
 
+int
+vmferry_stream_reader_unread (struct vmferry_stream_reader *r,
+                              const void *buf, size_t len)
+{
+  if (r->offset != 0 || r->in_end != 0 || len > READ_BUFFER_SIZE) {
+    vmferry_set_error ("%s: cannot give back %zu bytes", r->name, len);
+    return -1;
+  }
+  memcpy (r->in, buf, len);
+  r->in_pos = 0;
+  r->in_end = len;
+  return 0;
+}
+
 void
 vmferry_stream_reader_free (struct vmferry_stream_reader *r)
 {

@@ -246,6 +246,12 @@ struct vmferry_stream_reader;
 struct vmferry_stream_reader *vmferry_stream_reader_new (int fd,
                                                          const char *name);
 void vmferry_stream_reader_free (struct vmferry_stream_reader *r);
+/* Give back LEN bytes already read from the input (a look at its first
+ * bytes), to be read before the rest; only before anything else was
+ * read, and at most 256 KiB.  0, or -1 with the error set.
+ */
+int vmferry_stream_reader_unread (struct vmferry_stream_reader *r,
+                                  const void *buf, size_t len);
 /* The most a reader of a stream of data records holds: its input
  * buffer and a payload buffer that grows to the largest record (a
  * budget's share; see send.h).

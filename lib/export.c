@@ -40,6 +40,7 @@
 #include "scout.h"
 #include "source.h"
 #include "stream.h"
+#include "tar.h"
 #include "vector.h"
 #include "virt.h"
 
@@ -736,6 +737,9 @@ struct job {
   size_t out_cap, out_len;
   bool zstd;
   unsigned char digest[16];
+  /* FILE_BEGIN of an archive: the file's data extents (owned). */
+  struct vmferry_tar_extent *map;
+  size_t map_len;
 };
 
 struct exporter {
@@ -745,6 +749,7 @@ struct exporter {
   struct vmferry_compressor **compressors;   /* one per worker */
   unsigned nr_workers;
   struct vmferry_scout *scout;  /* or NULL */
+  struct vmferry_tar_writer *tar;       /* --format=tar, or NULL */
 };
 
 static int
@@ -773,6 +778,7 @@ job_fini (void *opaque, void *jobp)
 
   (void) opaque;
   vmferry_source_view_release (&j->view);
+  free (j->map);
   free (j->raw);
   free (j->out);
 }
@@ -839,6 +845,13 @@ job_done (void *opaque, void *jobp)
     vmferry_verbose ("%s: %s (%s, %" PRIu64 " bytes)", f->name, f->path,
                      f->format, f->size);
     vmferry_progress_begin (ex->opts->progress, f->name, f->size);
+    if (ex->tar) {
+      int r = vmferry_tar_writer_map (ex->tar, j->file, j->map, j->map_len);
+      free (j->map);
+      j->map = NULL;
+      if (r < 0)
+        return -1;
+    }
     return vmferry_stream_write_file_begin (ex->w, j->file, j->length);
   case JOB_FILE_END:
     vmferry_progress_done (ex->opts->progress);
@@ -979,10 +992,52 @@ emit_chunk (struct exporter *ex, struct vmferry_pipeline *p, struct job *j,
   return 0;
 }
 
+DEFINE_VECTOR_TYPE (extent_vector, struct vmferry_tar_extent);
+
+/* The whole data map of SRC, for an archive's sparse entry, which
+ * precedes the data.  The export then reads these extents, not a second
+ * walk that could differ.
+ */
+static int
+walk_map (struct vmferry_source *src, uint64_t size, struct extent_vector *map)
+{
+  uint64_t pos = 0, start, end;
+  int more;
+
+  while ((more = vmferry_source_next_data (src, pos, size, &start, &end,
+                                          NULL)) == 1) {
+    if (extent_vector_append (map, (struct vmferry_tar_extent) {
+                                start, end - start }) == -1) {
+      vmferry_set_error_errno (ENOMEM, "data map");
+      return -1;
+    }
+    pos = end;
+  }
+  return more;
+}
+
+/* The next data extent at or after POS: from MAP when there is one. */
+static int
+next_extent (struct vmferry_source *src, const struct extent_vector *map,
+             size_t *mi, uint64_t pos, uint64_t size, uint64_t *start,
+             uint64_t *end)
+{
+  if (map == NULL)
+    return vmferry_source_next_data (src, pos, size, start, end, NULL);
+  if (*mi >= map->len)
+    return 0;
+  *start = map->ptr[*mi].offset;
+  *end = map->ptr[*mi].offset + map->ptr[*mi].length;
+  (*mi)++;
+  return 1;
+}
+
 static int
 export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
                   uint32_t idx, unsigned char *scratch)
 {
+  struct extent_vector map = VECTOR_INIT;
+  size_t mi = 0;
   const struct export_file *f = &ex->plan->files.ptr[idx];
   struct vmferry_source *src;
   struct vmferry_digest *dg = NULL;
@@ -1008,10 +1063,22 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->file = idx;
   j->length = f->size;
   j->zero_length = 0;
+  if (ex->tar) {
+    if (walk_map (src, f->size, &map) < 0 ||
+        (j->map = malloc ((map.len ? map.len : 1) * sizeof *j->map)) ==
+            NULL) {
+      if (j->map == NULL)
+        vmferry_set_error_errno (ENOMEM, "%s", f->path);
+      submit_empty (p, j, idx, &z);
+      goto out;
+    }
+    memcpy (j->map, map.ptr, map.len * sizeof *j->map);
+    j->map_len = map.len;
+  }
   vmferry_pipeline_submit (p, j, false);
 
-  while ((more = vmferry_source_next_data (src, pos, f->size, &start, &end,
-                                          NULL)) == 1) {
+  while ((more = next_extent (src, ex->tar ? &map : NULL, &mi, pos, f->size,
+                              &start, &end)) == 1) {
     for (uint64_t off = start; off < end; ) {
       size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off
                                                    : VMFERRY_CHUNK_SIZE;
@@ -1047,6 +1114,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   vmferry_pipeline_submit (p, j, false);
   r = 0;
  out:
+  extent_vector_reset (&map);
   vmferry_digest_free (dg);
   vmferry_source_free (src);
   return r;
@@ -1094,7 +1162,16 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   int r = -1;
 
   vmferry_pipeline_shape (opts->threads, &threads, &depth);
-  if (opts->out_fn)
+  if (opts->format == VMFERRY_EXPORT_TAR) {
+    ex.tar = vmferry_tar_writer_new (opts->out_fd, opts->out_name,
+                                     opts->tar_zstd, opts->tar_level,
+                                     threads);
+    if (ex.tar == NULL)
+      goto out;
+    ex.w = vmferry_stream_writer_new_fn (vmferry_tar_write_record, ex.tar,
+                                         opts->out_name);
+  }
+  else if (opts->out_fn)
     ex.w = vmferry_stream_writer_new_fn (opts->out_fn, opts->out_opaque,
                                          opts->out_name);
   else
@@ -1153,7 +1230,9 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   }
   if (vmferry_stream_write_end (ex.w, plan->files.len) < 0)
     goto out;
-  vmferry_human_size (vmferry_stream_writer_bytes (ex.w), size, sizeof size);
+  vmferry_human_size (ex.tar ? vmferry_tar_writer_bytes (ex.tar)
+                             : vmferry_stream_writer_bytes (ex.w),
+                      size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
   vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
                        "in %s)", opts->domain, opts->out_name, plan->files.len,
@@ -1169,6 +1248,7 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
       vmferry_compressor_free (ex.compressors[i]);
   free (ex.compressors);
   vmferry_stream_writer_free (ex.w);
+  vmferry_tar_writer_free (ex.tar);
   return r;
 }
 
@@ -1247,8 +1327,57 @@ vmferry_export (const struct vmferry_export_opts *opts)
       total += plan.files.ptr[i].size;
     vmferry_progress_set_total (opts->progress, name, total, plan.files.len);
   }
-  r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
+  if (opts->format == VMFERRY_EXPORT_TAR) {
+    /* The archive is compressed as one zstd stream by libarchive: its
+     * records go raw, and the workers only pass them on.
+     */
+    struct vmferry_export_opts tar = *opts;
+
+    if (opts->out_fn) {
+      vmferry_set_error ("%s: an archive is written to a file or a pipe "
+                         "only", opts->out_name);
+      goto out;
+    }
+    tar.tar_level = export_level (opts);
+    tar.compress = VMFERRY_COMPRESS_NONE;
+    r = write_stream (&tar, conn, dom, uuid, &plan, manifest, xml);
+  }
+  else
+    r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
  out:
   plan_free (&plan);
   return r;
+}
+
+static bool
+ends_with (const char *s, const char *suffix)
+{
+  size_t ls = strlen (s), lx = strlen (suffix);
+  return ls > lx && strcmp (s + ls - lx, suffix) == 0;
+}
+
+int
+vmferry_export_choose_format (struct vmferry_export_opts *opts,
+                              const char *format, const char *path)
+{
+  bool plain_name = ends_with (path, ".tar");
+  bool tar_name = plain_name || ends_with (path, ".tar.zst") ||
+                  ends_with (path, ".tzst");
+
+  if (format == NULL)
+    opts->format = tar_name ? VMFERRY_EXPORT_TAR : VMFERRY_EXPORT_STREAM;
+  else if (strcmp (format, "stream") == 0)
+    opts->format = VMFERRY_EXPORT_STREAM;
+  else if (strcmp (format, "tar") == 0)
+    opts->format = VMFERRY_EXPORT_TAR;
+  else {
+    vmferry_set_error ("--format: '%s': expected stream or tar", format);
+    return -1;
+  }
+  switch (opts->compress) {
+  case VMFERRY_COMPRESS_NONE: opts->tar_zstd = false; break;
+  case VMFERRY_COMPRESS_ZSTD: opts->tar_zstd = true; break;
+  case VMFERRY_COMPRESS_AUTO: opts->tar_zstd = !plain_name; break;
+  }
+  return 0;
 }

@@ -13,6 +13,11 @@ enum vmferry_compress {
   VMFERRY_COMPRESS_ZSTD,
 };
 
+enum vmferry_export_format {
+  VMFERRY_EXPORT_STREAM,        /* the native stream (vmferry-stream(5)) */
+  VMFERRY_EXPORT_TAR,           /* a pax archive (formats/tar.h) */
+};
+
 struct vmferry_export_opts {
   const char *uri;              /* NULL: libvirt's default */
   const char *domain;           /* name or UUID */
@@ -25,12 +30,27 @@ struct vmferry_export_opts {
   enum vmferry_compress compress;
   int level;                    /* zstd level, for ZSTD */
   unsigned threads;             /* 0: one per CPU */
+  enum vmferry_export_format format;
+  /* TAR: one zstd stream over the archive (--compress none: plain tar);
+   * its level is the export's (tar_level is set by vmferry_export).
+   */
+  bool tar_zstd;
+  int tar_level;
   struct vmferry_progress *progress;   /* may be NULL */
   /* Plan only: set *manifest_rtn to the manifest JSON (caller frees) and
    * write no stream.  NULL: write the stream.
    */
   char **manifest_rtn;
 };
+
+/* Choose the output's format for OPTS from FORMAT (--format: "stream",
+ * "tar", or NULL for none given) and PATH (-o: "-" or a file): a name
+ * ending in .tar, .tar.zst or .tzst is an archive; the option wins.  An
+ * archive is compressed unless --compress=none or a name ending in
+ * .tar asks for none.  0, or -1 with the error set (an unknown format).
+ */
+int vmferry_export_choose_format (struct vmferry_export_opts *opts,
+                                  const char *format, const char *path);
 
 /* Write the whole stream.  Refuses a domain that is not shut off.
  * Returns 0, or -1 with the error set; the source is never modified.

@@ -45,6 +45,7 @@
 #include "quit.h"
 #include "stream.h"
 #include "stripe.h"
+#include "tar.h"
 #include "validate.h"
 #include "virt.h"
 
@@ -100,11 +101,15 @@ static int
 read_stream (struct importer *im)
 {
   const struct vmferry_import_opts *opts = im->opts;
+  /* A file or pipe holds a stream or an archive (tar.h), told apart by
+   * its first bytes; stripes carry streams only.
+   */
+  struct vmferry_tar_reader *tar = NULL;
   struct vmferry_stream_reader *rd =
       opts->stripes
           ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes,
                                           opts->in_name)
-          : vmferry_stream_reader_new (opts->in_fd, opts->in_name);
+          : vmferry_input_open (opts->in_fd, opts->in_name, &tar);
   /* The same checks as vmferry-info --verify (formats/validate.h): one
    * validator decides what a stream may say.
    */
@@ -119,6 +124,7 @@ read_stream (struct importer *im)
     if (v == NULL)
       vmferry_set_error_errno (ENOMEM, "%s", opts->in_name);
     vmferry_stream_reader_free (rd);
+    vmferry_tar_reader_free (tar);
     vmferry_validator_free (v);
     return -1;
   }
@@ -275,6 +281,8 @@ read_stream (struct importer *im)
     else if (r == 0)
       vmferry_set_error ("%s: truncated: the stream ended before its END "
                          "record", opts->in_name);
+    else
+      vmferry_tar_reader_explain (tar);
     goto out;
   }
   /* Nothing may follow END (the reader checks) and all must be verified. */
@@ -327,6 +335,7 @@ read_stream (struct importer *im)
   vmferry_pipeline_free (im->p);
   im->p = NULL;
   vmferry_stream_reader_free (rd);
+  vmferry_tar_reader_free (tar);
   vmferry_validator_free (v);
   return ret;
 }

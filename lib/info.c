@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "progress.h"
 #include "stream.h"
+#include "tar.h"
 #include "text.h"
 #include "validate.h"
 
@@ -161,7 +162,9 @@ static int
 info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
       FILE *out)
 {
-  struct vmferry_stream_reader *rd = vmferry_stream_reader_new (fd, name);
+  /* A stream or an archive (tar.h), told apart by its first bytes. */
+  struct vmferry_tar_reader *tar = NULL;
+  struct vmferry_stream_reader *rd = vmferry_input_open (fd, name, &tar);
   struct vmferry_validator *v = vmferry_validator_new (name);
   const struct vmferry_manifest *m = NULL;
   struct vmferry_record rec;
@@ -244,6 +247,8 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
       break;
     }
   }
+  if (r < 0)
+    vmferry_tar_reader_explain (tar);
   if (r < 0 || vmferry_validator_finish (v) < 0)
     goto out;
   if (xml) {
@@ -267,6 +272,7 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
   free (st);
   vmferry_validator_free (v);
   vmferry_stream_reader_free (rd);
+  vmferry_tar_reader_free (tar);
   return ret;
 }
 

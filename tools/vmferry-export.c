@@ -13,12 +13,13 @@
 
 #include "vmferry-export-synopsis.h"
 
-enum { OPT_INCLUDE_READONLY = 256 };
+enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
   { "output", required_argument, NULL, 'o' },
   { "include-readonly", no_argument, NULL, OPT_INCLUDE_READONLY },
+  { "format", required_argument, NULL, OPT_FORMAT },
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
   VMFERRY_PROGRESS_LONG_OPTION,
@@ -33,7 +34,7 @@ main (int argc, char *argv[])
     .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
   };
   struct vmferry_output out;
-  const char *output = "-";
+  const char *output = "-", *format = NULL;
   int progress_fd = -1, c, r;
   const struct vmferry_tool_shared shared = {
     .compress = &opts.compress, .level = &opts.level,
@@ -47,6 +48,7 @@ main (int argc, char *argv[])
     case 'c': opts.uri = optarg; break;
     case 'o': output = optarg; break;
     case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
+    case OPT_FORMAT: format = optarg; break;
     default:
       vmferry_tool_other_option (&shared, c, optarg, synopsis);
     }
@@ -54,6 +56,10 @@ main (int argc, char *argv[])
   if (argc - optind != 1)
     vmferry_tool_usage_fail ("expected one DOMAIN");
   opts.domain = argv[optind];
+  if (vmferry_export_choose_format (&opts, format, output) < 0) {
+    vmferry_tool_print_error ();
+    vmferry_tool_usage_error ();
+  }
 
   if (vmferry_output_open (output, &out) < 0 ||
       vmferry_output_remove_on_signal (&out) < 0) {

@@ -1,0 +1,102 @@
+#!/bin/bash
+# vmferry-import and vmferry-info --verify refuse hand-made archives
+# (mktar.py: Python's tarfile, not libarchive) that break the rules of
+# formats/tar.h: an entry named "../x" or by an absolute path, a symbolic
+# or hard link, a device node, a FIFO, a directory, a name the manifest
+# does not list, an entry after the last digest, no manifest first, a
+# file shorter than its manifest says, a digest that does not match.
+# Each is refused with exit status 1 and a message naming the problem,
+# and nothing is left in the target or written outside it (a canary
+# directory, $tmp, holds no "escaped*" file).  The same archive
+# unbroken, plain and zstd-compressed, imports.  Hermetic.
+set -euo pipefail
+
+# shellcheck source=cases.sh
+. "$(dirname "$0")/cases.sh"
+hostile_reader_setup
+IMPORT=${VMFERRY_TOOLS_DIR:?}/vmferry-import
+MKTAR=$(dirname "$0")/mktar.py
+command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
+export ESCAPE=$tmp
+
+dest=$tmp/top/dest
+mkdir -p "$dest"
+"$MKSTREAM" --files 2 "$tmp/good.vmf"
+
+# tar_case NAME EXPECTED: build case NAME, feed it to info and import.
+tar_case() {
+    local name=$1 expected=$2 rc before=$failed
+    count=$((count + 1))
+    python3 "$MKTAR" "$tmp/good.vmf" "$tmp/$name.tar" "$name" ||
+        { bad "$name: mktar.py failed"; return 0; }
+    for tool in info import; do
+        rc=0
+        if [[ $tool == info ]]; then
+            $VG "$INFO" --verify "$tmp/$name.tar" >"$tmp/out" 2>"$tmp/err" || rc=$?
+        else
+            $VG "$IMPORT" --dir "$dest" "$tmp/$name.tar" </dev/null \
+                >"$tmp/out" 2>"$tmp/err" || rc=$?
+        fi
+        [[ $rc == 1 ]] || bad "$name: $tool exited $rc: $(cat -v "$tmp/err")"
+        grep -qF -- "$expected" "$tmp/err" ||
+            bad "$name: $tool: expected '$expected', got: $(cat -v "$tmp/err")"
+    done
+    [[ -z $(ls -A "$dest") ]] || bad "$name: left $(ls -A "$dest")"
+    [[ $(ls -A "$tmp/top") == dest ]] ||
+        bad "$name: wrote beside the target: $(ls -A "$tmp/top")"
+    [[ -z $(find "$tmp" -name 'escaped*') ]] ||
+        bad "$name: escaped: $(find "$tmp" -name 'escaped*')"
+    report_case "import-tar-$name" "$before"
+    rm -rf "${dest:?}"/* "${dest:?}"/.[!.]* "$tmp/$name.tar"
+}
+
+# The unbroken archive imports, plain and as zstd, so every refusal
+# below is the breakage's doing.
+python3 "$MKTAR" "$tmp/good.vmf" "$tmp/good.tar" good
+zstd -q "$tmp/good.tar" -o "$tmp/good.tar.zst"
+for f in good.tar good.tar.zst; do
+    $VG "$INFO" --verify "$tmp/$f" >"$tmp/out" || bad "$f: info refused it"
+    grep -q 'every checksum and digest verified' "$tmp/out" || bad "$f: not verified"
+    $VG "$IMPORT" -q --dir "$dest" "$tmp/$f" </dev/null || bad "$f: import refused it"
+    [[ $(ls "$dest") == $'disk0.img\ndisk1.img\nmk.xml' ]] ||
+        bad "$f gave: $(ls -A "$dest")"
+    cmp -s <(head -c 65536 "$dest/disk0.img") \
+        <(python3 -c 'import sys; sys.stdout.buffer.write(bytes(65536))') &&
+        bad "$f: disk0's data block came out as zeros"
+    rm -rf "${dest:?}"/*
+done
+
+unsafe='not a relative path within the archive'
+notreg='not a regular file'
+tar_case dotdot "$unsafe"
+tar_case dotdot-inner "$unsafe"
+tar_case absolute "$unsafe"
+tar_case absolute-first "$unsafe"
+tar_case symlink "$notreg"
+tar_case symlink-abs "$notreg"
+tar_case hardlink "$notreg"
+tar_case chardev "$notreg"
+tar_case blockdev "$notreg"
+tar_case fifo "$notreg"
+# (tarfile names a directory "mk/disk0.img/", refused as a name first)
+tar_case directory 'entry "mk/disk0.img/"'
+tar_case unlisted 'only what its manifest lists'
+tar_case unlisted-extra 'only what its manifest lists'
+tar_case other-top 'only what its manifest lists'
+tar_case after-end 'after the last file'
+tar_case no-manifest 'the first entry must be'
+tar_case short 'the manifest says'
+tar_case digest-flipped 'digest mismatch'
+tar_case digest-data 'digest mismatch'
+tar_case digest-name 'not "DIGEST  disk0.img"'
+
+# Neither a stream nor an archive.
+count=$((count + 1))
+head -c 4096 /dev/urandom >"$tmp/noise"
+rc=0
+$VG "$IMPORT" --dir "$dest" "$tmp/noise" </dev/null 2>"$tmp/err" || rc=$?
+[[ $rc == 1 ]] && grep -q 'neither a vmferry stream nor a tar archive' "$tmp/err" ||
+    bad "noise: exited $rc: $(cat -v "$tmp/err")"
+
+[[ $failed == 0 ]] || exit 1
+echo "vmferry-import and vmferry-info refused $count hostile archives, each naming its problem"
