@@ -19,13 +19,15 @@ build="build-essential cmake pkg-config scdoc
   clang libclang-rt-14-dev llvm"
 
 # nbdkit serves check_source's NBD cases; libnbd-bin (nbdinfo, nbdcopy)
-# looks at an NBD export by hand.
+# looks at an NBD export by hand.  xfsprogs and fdisk (sfdisk) build the
+# guest disks of the libguestfs tests; libguestfs-xfs puts xfs into its
+# appliance.
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
   zstd tar rsync pv time jq valgrind strace coreutils gawk
-  nbdkit libnbd-bin"
+  nbdkit libnbd-bin xfsprogs fdisk libguestfs-xfs"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
