@@ -5,7 +5,10 @@
 # --verify-guest passes a clean guest and fails (status 1, the damaged
 # filesystem named) a guest whose ext4 lost an inode; the images are
 # bit for bit unchanged by both; a running domain is refused before any
-# launch.
+# launch.  vmferry-import --verify-guest on host B checks the verified
+# copy before placing it: the clean guest (a qcow2 overlay over a raw
+# base: the chain is followed under the temporary names) is defined, the
+# damaged one fails with nothing defined and no file left.
 . "$(dirname "$0")/functions.sh"
 requires mkfs.xfs
 requires sfdisk
@@ -14,8 +17,17 @@ guestfs_env
 
 mac=52:54:00:12:34:56
 for name in t-guest t-guestbad; do
-    make_vm "$name" raw 1M
-    make_guest_disk "$IMAGES_A/$name.img" web01 "$mac"
+    if [[ $name == t-guest ]]; then
+        # vda: a qcow2 overlay over the raw guest disk.
+        make_vm "$name" qcow2 1M
+        cleanup_add rm -f "$IMAGES_A/$name-base.img"
+        make_guest_disk "$IMAGES_A/$name-base.img" web01 "$mac"
+        on_a qemu-img create -q -f qcow2 -F raw -b "$IMAGES_DIR/$name-base.img" \
+            "$IMAGES_DIR/$name.qcow2" 256M
+    else
+        make_vm "$name" raw 1M
+        make_guest_disk "$IMAGES_A/$name.img" web01 "$mac"
+    fi
     make_guest_data "$IMAGES_A/$name-data.img"
     cleanup_add rm -f "$IMAGES_A/$name-data.img"
     # A second disk, vdb, for the xfs filesystem (same UUID: redefined).
@@ -34,7 +46,7 @@ e2fsck -fn "$SCRATCH/fs.img" >/dev/null 2>&1 &&
 dd if="$SCRATCH/fs.img" of="$IMAGES_A/t-guestbad.img" bs=1M seek=1 \
     conv=notrunc,sparse status=none
 
-sums() { sha256sum "$IMAGES_A/$1.img" "$IMAGES_A/$1-data.img"; }
+sums() { sha256sum "$IMAGES_A/$1".* "$IMAGES_A/$1"-*.img; }
 before=$(sums t-guest)
 
 # A clean guest: inspected and checked in one launch.
@@ -86,4 +98,33 @@ on_a vmferry-info -c "$URI_A" --domain t-guestrun --verify-guest \
     2>"$SCRATCH/run.err" && fail "a running domain was checked"
 grep -q 'domain t-guestrun is running: its filesystems would change' \
     "$SCRATCH/run.err" || fail "unclear error: $(cat "$SCRATCH/run.err")"
+# import --verify-guest: the clean copy is checked, then defined.
+dest=/var/lib/libvirt/images/guest
+dir_on_b "$dest"
+for name in t-guest t-guestbad; do
+    on_a vmferry-export -c "$URI_A" "$name" -o "$SCRATCH/$name.vmf"
+done
+on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --verify-guest \
+    "$SCRATCH/t-guest.vmf" 2>"$SCRATCH/imp.err" ||
+    fail "import --verify-guest of a clean guest: $(cat "$SCRATCH/imp.err")"
+cat "$SCRATCH/imp.err"
+grep -q 't-guest: vda1 (ext4): clean' "$SCRATCH/imp.err" || fail "vda1 not checked"
+grep -q 't-guest: vdb (xfs): clean' "$SCRATCH/imp.err" || fail "vdb not checked"
+virsh_b -q domuuid t-guest >/dev/null || fail "t-guest not defined on B"
+on_a qemu-img compare -q "$IMAGES_B/guest/t-guest.qcow2" "$IMAGES_DIR/t-guest.qcow2" ||
+    fail "the copy differs"
+ls /tmp/vmferry-guest-* 2>/dev/null && fail "the check left its links"
+
+# The damaged copy: refused, nothing defined, no file left.
+on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --verify-guest \
+    "$SCRATCH/t-guestbad.vmf" 2>"$SCRATCH/imp.err" &&
+    fail "a damaged guest was imported"
+cat "$SCRATCH/imp.err"
+grep -q 'domain t-guestbad: 1 filesystem is damaged in the copy' "$SCRATCH/imp.err" ||
+    fail "unclear error"
+grep -q 'nothing was defined and no file was left' "$SCRATCH/imp.err" ||
+    fail "the error does not say what was left"
+virsh_b -q domuuid t-guestbad >/dev/null 2>&1 && fail "t-guestbad was defined"
+left=$(on_b ls -A "$dest" | grep -v '^t-guest\(-base\|-data\)\?\.\(img\|qcow2\)$' || true)
+[[ -z $left ]] || fail "files left in $dest: $left"
 echo "guest verify OK"
