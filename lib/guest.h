@@ -131,8 +131,8 @@ int vmferry_guest_check_filesystems (struct vmferry_guest *g,
 void vmferry_guest_checks_free (struct vmferry_guest_check *checks,
                                 size_t nr);
 
-/* CHECKS as a JSON array (vmferry-info's "checks") of {"device", "type", "state", "why"}; NULL
- * when out of memory.
+/* CHECKS as a JSON array (vmferry-info's "checks") of {"device",
+ * "type", "state", "why"}; NULL when out of memory.
  */
 json_object *vmferry_guest_checks_to_json
   (const struct vmferry_guest_check *checks, size_t nr);
