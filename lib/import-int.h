@@ -35,6 +35,7 @@ struct import_file {
   char *name;
   char *source_path;            /* as on the source host */
   char *pool, *volume;          /* a disk that is a volume of a pool */
+  char *target;                 /* a disk's target ("vda"), or NULL */
   char *format;
   /* Where it ends up: a component in the target directory (for TPM
    * state: the relative path below the TPM directory), and the whole
@@ -208,5 +209,18 @@ int vmferry_place_file_users (struct importer *im,
  * failure before placement).
  */
 void vmferry_place_remove_temporaries (struct importer *im);
+
+/* Run qemu-img with ARGV (argv[0] "qemu-img") and wait: 0 when it
+ * exited 0, else -1 with the error "qemu-img ARGV[1] failed" (its own
+ * message went to standard error).
+ */
+int vmferry_import_qemu_img (char *const argv[]);
+
+/* import --verify-guest (import-guest.c): launch the libguestfs
+ * appliance over the verified temporary files and check every filesystem
+ * of the guest; a notice per filesystem.  Returns 0 when none is
+ * damaged, -1 with the error set (naming how many are) otherwise.
+ */
+int vmferry_import_verify_guest (struct importer *im);
 
 #endif

@@ -211,6 +211,25 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
   return vmferry_pwrite_full (f->fd, f->tmp, data, len, off);
 }
 
+int
+vmferry_import_qemu_img (char *const argv[])
+{
+  pid_t pid;
+  int status, err;
+
+  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
+  if (err) {
+    vmferry_set_error_errno (err, "cannot run qemu-img");
+    return -1;
+  }
+  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) ||
+      WEXITSTATUS (status)) {
+    vmferry_set_error ("qemu-img %s failed", argv[1]);
+    return -1;
+  }
+  return 0;
+}
+
 /* qemu-img rebase -u: point an overlay at its backing file's new name.
  * The name is relative (both live in one directory), as QEMU resolves it
  * against the overlay's own directory.
@@ -222,19 +241,10 @@ rebase (const char *overlay, const char *backing, const char *format)
                    (char *) "-f", (char *) "qcow2", (char *) "-b",
                    (char *) backing, (char *) "-F", (char *) format,
                    (char *) overlay, NULL };
-  pid_t pid;
-  int status, err;
 
-  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
-  if (err) {
-    vmferry_set_error_errno (err,
-                             "%s: cannot run qemu-img to set its backing file",
-                             overlay);
-    return -1;
-  }
-  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) ||
-      WEXITSTATUS (status)) {
-    vmferry_set_error ("%s: qemu-img rebase -u -b %s failed", overlay, backing);
+  if (vmferry_import_qemu_img (argv) < 0) {
+    vmferry_prefix_error ("%s: setting its backing file to %s", overlay,
+                          backing);
     return -1;
   }
   return 0;

@@ -86,6 +86,8 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
     f->format = strdup (mf->format);
     if (!f->name || !f->source_path || !f->format)
       goto nomem;
+    if (mf->target && !(f->target = strdup (mf->target)))
+      goto nomem;
     if (mf->volume &&
         (!(f->pool = strdup (mf->pool)) || !(f->volume = strdup (mf->volume))))
       goto nomem;
@@ -391,6 +393,7 @@ importer_free (struct importer *im)
     free (f->name);
     free (f->source_path);
     free (f->format);
+    free (f->target);
     free (f->final);
     free (f->final_path);
     free (f->tmp);
@@ -499,6 +502,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     goto out;
   }
   if (vmferry_fault ("import-end") < 0)
+    goto fail;
+  if (opts->verify_guest && vmferry_import_verify_guest (&im) < 0)
     goto fail;
   k = vmferry_place (&im);
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)

@@ -16,6 +16,10 @@ struct vmferry_import_opts {
   const char *dir;              /* target directory, or */
   const char *pool;             /* a directory-backed storage pool */
   bool define, start, force;
+  /* Check the guest's filesystems in the verified copy (guest.h) before
+   * anything is placed or defined; a damaged one fails the import.
+   */
+  bool verify_guest;
   const char *new_name;         /* define under this name, new UUID */
   /* Host resources the domain may refer to although the stream did not
    * carry them (--allow-path, lib/refs.h): N_ALLOW values.

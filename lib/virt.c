@@ -200,9 +200,9 @@ chain_uses (const char *image, const char *path, const struct stat *st)
   return uses;
 }
 
-/* The path of volume VOLUME of pool POOL on CONN; NULL if there is none. */
-static char *
-volume_path (virConnectPtr conn, const char *pool, const char *volume)
+char *
+vmferry_virt_volume_path (virConnectPtr conn, const char *pool,
+                          const char *volume)
 {
   CLEANUP_VIR_POOL virStoragePoolPtr p =
     virStoragePoolLookupByName (conn, pool);
@@ -263,8 +263,8 @@ xml_uses (virConnectPtr conn, const char *xml, const char *path,
     if (file)
       image = strdup ((const char *) file);
     else if (pool && vol && conn &&
-             (image = volume_path (conn, (const char *) pool,
-                                   (const char *) vol)) != NULL)
+             (image = vmferry_virt_volume_path (conn, (const char *) pool,
+                                                (const char *) vol)) != NULL)
       uses = same_file (image, path, st);
     if (image && !uses && type && strcmp ((const char *) type, "qcow2") == 0)
       uses = chain_uses (image, path, st);

@@ -29,6 +29,12 @@ virDomainPtr vmferry_virt_lookup_domain (virConnectPtr conn, const char *name);
 /* The domain's state (VIR_DOMAIN_RUNNING...), or -1 with the error set. */
 int vmferry_virt_domain_state (virDomainPtr dom);
 
+/* The path of volume VOLUME of pool POOL on CONN; NULL (libvirt's error
+ * not copied) if there is none.  The caller frees.
+ */
+char *vmferry_virt_volume_path (virConnectPtr conn, const char *pool,
+                                const char *volume);
+
 /* "running", "shut off", ... as virsh prints them. */
 const char *vmferry_virt_state_name (int state);
 

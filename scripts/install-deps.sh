@@ -20,13 +20,18 @@ build="build-essential cmake pkg-config scdoc
 
 # nbdkit serves check_source's NBD cases; libnbd-bin (nbdinfo, nbdcopy)
 # looks at an NBD export by hand.  libarchive-tools (bsdtar) unpacks
-# vmferry-export --format=tar's archives beside GNU tar.
+# vmferry-export --format=tar's archives beside GNU tar.  xfsprogs and
+# fdisk (sfdisk) build the guest disks of the libguestfs tests;
+# libguestfs-xfs puts xfs into its appliance.  ansible (with the
+# community.libvirt collection) and ansible-lint run and check
+# ansible/vmferry.fleet.
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
   zstd tar rsync pv time jq valgrind strace coreutils gawk
-  nbdkit libnbd-bin libarchive-tools"
+  nbdkit libnbd-bin libarchive-tools xfsprogs fdisk libguestfs-xfs
+  ansible ansible-lint"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""

@@ -23,7 +23,7 @@
 #include "vmferry-import-synopsis.h"
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
-       OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH };
+       OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -34,6 +34,7 @@ static const struct option long_options[] = {
   { "pool", required_argument, NULL, 'p' },
   { "define", no_argument, NULL, OPT_DEFINE },
   { "start", no_argument, NULL, OPT_START },
+  { "verify-guest", no_argument, NULL, OPT_VERIFY_GUEST },
   { "name", required_argument, NULL, 'n' },
   { "force", no_argument, NULL, 'f' },
   VMFERRY_THREADS_LONG_OPTION,
@@ -72,6 +73,7 @@ main (int argc, char *argv[])
     case 'p': opts.pool = optarg; break;
     case OPT_DEFINE: opts.define = true; break;
     case OPT_START: opts.define = opts.start = true; break;
+    case OPT_VERIFY_GUEST: opts.verify_guest = true; break;
     case 'n': opts.new_name = optarg; break;
     case 'f': opts.force = true; break;
     case OPT_RESUMABLE: opts.resumable = true; break;

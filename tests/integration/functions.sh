@@ -316,3 +316,62 @@ purge_vm() {
         virsh -c "$uri" pool-refresh default >/dev/null 2>&1 || true
     done
 }
+
+# make_guest_disk PATH HOSTNAME MAC: a raw 256 MiB disk holding what
+# inspection and the guest checks look at: a DOS partition table, and at
+# 1 MiB an ext4 root filesystem (label "root") with a Debian 12-like
+# tree: /etc/os-release, /etc/hostname, an fstab naming the root by
+# /dev/vda1 and a /data filesystem by UUID, a netplan file matching MAC.
+# Built with mke2fs -d: no loop device, no mount.
+make_guest_disk() {
+    local path=$1 host=$2 mac=$3 tree
+    tree=$(mktemp -d "$SCRATCH/tree.XXXXXX")
+    mkdir -p "$tree"/{etc/netplan,bin,usr/bin,var/lib,boot/grub,root,tmp}
+    cat >"$tree/etc/os-release" <<'OSR'
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+OSR
+    echo "$host" >"$tree/etc/hostname"
+    printf '/dev/vda1 / ext4 errors=remount-ro 0 1\n' >"$tree/etc/fstab"
+    printf 'UUID=%s /data xfs defaults 0 2\n' "$GUEST_DATA_UUID" >>"$tree/etc/fstab"
+    cat >"$tree/etc/netplan/50-vmferry.yaml" <<NP
+network:
+  version: 2
+  ethernets:
+    lan0:
+      match:
+        macaddress: "$mac"
+      set-name: lan0
+      dhcp4: true
+NP
+    printf 'linux /boot/vmlinuz root=/dev/vda1 ro quiet\n' >"$tree/boot/grub/grub.cfg"
+    truncate -s 256M "$path"
+    printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$path" ||
+        fail "make_guest_disk: sfdisk"
+    mke2fs -q -t ext4 -L root -d "$tree" -E offset=1048576 -F "$path" 255M ||
+        fail "make_guest_disk: mke2fs"
+}
+
+# A fixed UUID for the /data filesystem make_guest_disk's fstab names.
+GUEST_DATA_UUID=6f1c2a7e-1b2d-4c3e-9f4a-5b6c7d8e9f01
+
+# make_guest_data PATH: a raw 300 MiB (sparse) xfs filesystem (label "data", UUID
+# $GUEST_DATA_UUID), unpartitioned, as a guest's second disk.
+make_guest_data() {
+    truncate -s 300M "$1"
+    mkfs.xfs -q -f -L data -m uuid="$GUEST_DATA_UUID" "$1" ||
+        fail "make_guest_data: mkfs.xfs"
+}
+
+# guestfs_env: run the libguestfs appliance as this machine allows.  Under
+# nested KVM the appliance's "-cpu max" aborts (../shared/TESTHOSTS.md),
+# so tests run it under TCG unless VMFERRY_TEST_GUESTFS_KVM=1.
+guestfs_env() {
+    export LIBGUESTFS_BACKEND=direct
+    [[ ${VMFERRY_TEST_GUESTFS_KVM:-0} == 1 ]] ||
+        export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+}
