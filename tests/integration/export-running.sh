@@ -1,0 +1,169 @@
+#!/bin/bash
+# vmferry-export of a running domain (issue 16, design-dr.md step 3):
+# the disks are read through a libvirt pull backup, all at one point in
+# time, and the guest keeps running.
+#  - a qcow2 disk over a raw backing file and a raw disk, exported to a
+#    file while writes go into both disks through QEMU (HMP qemu-io) once
+#    the backup job exists: the stream holds the disks as they were when
+#    the job began (imported on B, qemu-img compare with the guest's view
+#    taken before), the running disks hold the new data;
+#  - the stream marks the disks guest content (GUEST), the domain XML on
+#    B says raw for both and has no backingStore;
+#  - SIGKILL of the export mid-stream leaves its backup job; the next
+#    export ends it, says so, removes its directory and works;
+#  - SIGTERM ends the job and removes its directory and scratch files;
+#  - --offline refuses the running domain; the domain runs throughout.
+# The export is made slow on purpose (zstd -19 on one thread over random
+# data), so the signals and the writes land while it reads.
+. "$(dirname "$0")/functions.sh"
+
+requires env --default-signal=INT true
+virsh_a domcapabilities 2>/dev/null | grep -q "<backup supported='yes'/>" ||
+    skip "host A's libvirt/QEMU has no backup support"
+
+vm=t-running
+dest=/var/lib/libvirt/images/running
+dir_on_b "$dest"
+drop_b() {
+    virsh_b -q destroy "$1" >/dev/null 2>&1 || true
+    virsh_b -q undefine "$1" >/dev/null 2>&1 || true
+}
+cleanup_add drop_b "$vm"
+
+# vda: a qcow2 over a raw base: 0xaa in its first MiB (over the base's
+# 0xcc), the base's 0xbb showing through at 1M, random data from 4M to
+# 20M, 0xee in its last MiB.  vdb: raw, 0xdd in its first 2 MiB, random
+# data from 4M to 20M, 0xee in its last MiB.
+make_vm "$vm" qcow2 32M 0xaa@0+1M 0xee@31M+1M
+base=$IMAGES_DIR/$vm.base.img data=$IMAGES_DIR/$vm.data.img
+tb_make_disk on_a "$base" raw 32M "" 0xcc@0+1M 0xbb@1M+1M ||
+    fail "cannot make $base"
+on_a qemu-img rebase -q -u -f qcow2 -b "$base" -F raw "$IMAGES_DIR/$vm.qcow2"
+tb_make_disk on_a "$data" raw 32M "" 0xdd@0+2M 0xee@31M+1M ||
+    fail "cannot make $data"
+on_a dd if=/dev/urandom of="$SCRATCH/rnd" bs=1M count=16 status=none
+on_a qemu-io -f qcow2 -c "write -q -s $SCRATCH/rnd 4M 16M" "$IMAGES_DIR/$vm.qcow2"
+on_a dd if=/dev/urandom of="$data" bs=1M seek=4 count=16 conv=notrunc \
+    status=none
+virsh_a -q attach-disk "$vm" "$data" vdb --config --driver qemu \
+    --subdriver raw >/dev/null
+virsh_a -q start "$vm" >/dev/null
+wait_state a "$vm" running 30
+
+# The guest's view before anything else writes (SeaBIOS finds nothing
+# to boot and writes nothing).
+on_a qemu-img convert -U -f qcow2 -O raw "$IMAGES_DIR/$vm.qcow2" "$SCRATCH/ref-vda.raw"
+on_a qemu-img convert -U -f raw -O raw "$data" "$SCRATCH/ref-vdb.raw"
+check_disk "" "$SCRATCH/ref-vda.raw" raw 0xaa@0+1M 0xbb@1M+1M 0xee@31M+1M
+
+out=$SCRATCH/out.vmf
+running() {
+    [[ $(virsh_a domstate "$vm" 2>/dev/null | head -n 1) == running ]] ||
+        fail "$vm is not running ($1)"
+}
+# job_socket: the socket of $vm's backup job, empty when it has none.
+job_socket() {
+    virsh_a backup-dumpxml "$vm" 2>/dev/null |
+        sed -n "s/.*<server transport='unix' socket='\([^']*\)'.*/\1/p" || true
+}
+# start_slow ARGS...: a slow export in the background, with the signals
+# a terminal would deliver at their defaults; its pid in $pid, once its
+# backup job exists (its socket in $sock).
+start_slow() {
+    local i
+    rm -f "$SCRATCH/pid"
+    on_a env --default-signal=INT,QUIT sh -c 'echo $$ >"$1"; shift; exec "$@"' \
+        sh "$SCRATCH/pid" vmferry-export -c qemu:///system --compress zstd:19 \
+        --threads 1 "$@" "$vm" -o "$out" 2>"$SCRATCH/slow.err" &
+    job=$!
+    sock=""
+    for ((i = 0; i < 600; i++)); do
+        sock=$(job_socket)
+        [[ -n $sock && -s $SCRATCH/pid ]] && break
+        kill -0 "$job" 2>/dev/null || fail "the slow export ended: $(cat "$SCRATCH/slow.err")"
+        sleep 0.1
+    done
+    [[ -n $sock ]] || fail "no backup job appeared"
+    pid=$(cat "$SCRATCH/pid")
+}
+# hmp_write DISK CMD: a write through QEMU into the running disk (the
+# guest's path).  qemu-monitor-command exits 0 even when HMP fails, and
+# prints nothing when it works; check_disk shows the write landed.
+hmp_write() {
+    local o
+    o=$(virsh_a qemu-monitor-command "$vm" --hmp \
+        "qemu-io -d /machine/peripheral/virtio-disk$1/virtio-backend \"$2\"")
+    [[ -z ${o//[[:space:]]/} ]] || fail "HMP qemu-io on disk $1: $o"
+}
+
+# ---- --offline keeps the refusal
+msg=$(on_a $VG vmferry-export -c qemu:///system --offline "$vm" -o "$out" 2>&1) &&
+    fail "--offline exported the running domain"
+grep -q "is running: shut it down first, or leave out --offline" <<<"$msg" ||
+    fail "--offline: $msg"
+[[ ! -e $out && -z $(job_socket) ]] || fail "--offline left something"
+echo "--offline: refused: $msg"
+
+# ---- point in time: writes during the job are not in the stream
+start_slow
+hmp_write 0 "write -P 0x55 31M 64k"
+hmp_write 1 "write -P 0x66 31M 64k"
+hmp_write 0 "write -P 0x57 0 64k"
+kill -0 "$job" 2>/dev/null || fail "the export ended before the writes: \
+the test proves nothing (make it slower)"
+wait "$job" || fail "the export failed: $(cat "$SCRATCH/slow.err")"
+running "after the export"
+[[ -z $(job_socket) ]] || fail "the export left its backup job"
+[[ ! -e ${sock%/*} ]] || fail "the export left ${sock%/*}"
+check_disk on_a "$IMAGES_DIR/$vm.qcow2" qcow2 0x57@0+64k 0x55@31M+64k
+check_disk on_a "$data" raw 0x66@31M+64k
+cat "$SCRATCH/slow.err"
+grep -q "crash-consistent" "$SCRATCH/slow.err" ||
+    fail "no word of crash-consistency: $(cat "$SCRATCH/slow.err")"
+on_a $VG vmferry-info --verify "$out" >/dev/null || fail "$out does not verify"
+
+on_b $VG vmferry-import --dir "$dest" --define "$out" >/dev/null ||
+    fail "the import on B failed"
+xml=$(virsh_b dumpxml --inactive "$vm")
+[[ $(grep -c "type='raw'" <<<"$xml") -ge 2 ]] || fail "the disks on B are not raw: $xml"
+grep -q "type='qcow2'" <<<"$xml" && fail "a disk on B still says qcow2: $xml"
+grep -q "<backingStore" <<<"$xml" && fail "a backingStore on B: $xml"
+while read -r target src; do
+    [[ $target == vd[ab] ]] || continue
+    [[ $src == "$dest/"* ]] || fail "disk $target on B is '$src'"
+    on_a qemu-img compare -q -f raw -F raw "$SCRATCH/ref-$target.raw" \
+        "$IMAGES_B/running/${src##*/}" ||
+        fail "disk $target on B is not the guest's view when the job began"
+    echo "disk $target on B: the guest's view at the job's start"
+done < <(virsh_b domblklist "$vm" | awk 'NR > 2 {print $1, $2}')
+drop_b "$vm"
+rm -f "$out"
+running "after the import"
+
+# ---- SIGKILL: the job stays; the next export ends it and works
+start_slow
+kill -s KILL "$pid"
+wait "$job" || true
+[[ $(job_socket) == "$sock" ]] || fail "after SIGKILL: job '$(job_socket)', not $sock"
+msg=$(on_a $VG vmferry-export -c qemu:///system "$vm" -o "$out" 2>&1) ||
+    fail "the export after SIGKILL failed: $msg"
+grep -qF "ended the backup job of an interrupted run and removed ${sock%/*}" <<<"$msg" ||
+    fail "the stale job's end is not said: $msg"
+[[ ! -e ${sock%/*} && -z $(job_socket) ]] || fail "after the next export: ${sock%/*} or a job left"
+on_a $VG vmferry-info --verify "$out" >/dev/null || fail "$out does not verify"
+running "after SIGKILL"
+echo "SIGKILL: the next export ended the stale job: $msg"
+rm -f "$out"
+
+# ---- SIGTERM: the job ends, no scratch, no directory
+start_slow
+kill -s TERM "$pid"
+rc=0
+wait "$job" || rc=$?
+((rc == 143)) || fail "SIGTERM: status $rc: $(cat "$SCRATCH/slow.err")"
+[[ -z $(job_socket) ]] || fail "SIGTERM left the job $(job_socket)"
+[[ ! -e ${sock%/*} ]] || fail "SIGTERM left ${sock%/*}: $(ls -la "${sock%/*}")"
+[[ ! -e $out ]] || fail "SIGTERM: $out exists"
+running "after SIGTERM"
+echo "SIGTERM: job ended, ${sock%/*} removed"
+echo "export of a running domain: OK"
