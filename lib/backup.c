@@ -517,8 +517,15 @@ vmferry_backup_begin (virDomainPtr dom, const char *base_dir,
   if (xml == NULL)
     goto err;
   vmferry_debug ("backup XML: %s", xml);
-  if (freeze (b, how) < 0)
+  /* Locked from before the job exists until it is the active one: a
+   * signal's vmferry_backup_quit that comes meanwhile waits, then ends
+   * it (or finds none).
+   */
+  pthread_mutex_lock (&active_lock);
+  if (freeze (b, how) < 0) {
+    pthread_mutex_unlock (&active_lock);
     goto err;
+  }
   began = virDomainBackupBegin (dom, xml, NULL, 0);
   if (began < 0)
     vmferry_virt_error ("domain %s: cannot start a backup job", b->name);
@@ -532,13 +539,13 @@ vmferry_backup_begin (virDomainPtr dom, const char *base_dir,
       abort_job (dom, b->socket);
       vmferry_restore_saved_error (&saved);
     }
-    goto err;
+    began = -1;
   }
+  if (began >= 0)
+    active = b;
+  pthread_mutex_unlock (&active_lock);
   if (began < 0)
     goto err;
-  pthread_mutex_lock (&active_lock);
-  active = b;
-  pthread_mutex_unlock (&active_lock);
   vmferry_verbose ("domain %s: backup job serving %zu disk%s on %s", b->name,
                    n, n == 1 ? "" : "s", b->socket);
   return b;

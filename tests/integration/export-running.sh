@@ -18,8 +18,9 @@
 . "$(dirname "$0")/functions.sh"
 
 requires env --default-signal=INT true
-virsh_a domcapabilities 2>/dev/null | grep -q "<backup supported='yes'/>" ||
-    skip "host A's libvirt/QEMU has no backup support"
+caps=$(virsh_a domcapabilities) || fail "no domcapabilities on host A"
+grep -q "<backup supported='yes'/>" <<<"$caps" ||
+    skip "host A's libvirt/QEMU has no backup support (domcapabilities)"
 
 vm=t-running
 dest=/var/lib/libvirt/images/running
@@ -84,6 +85,9 @@ start_slow() {
         sleep 0.1
     done
     [[ -n $sock ]] || fail "no backup job appeared"
+    [[ $sock == */vmferry-backup-??????/nbd.sock ]] || fail "the job's socket is $sock"
+    # Should the export leave it, the test does not.
+    cleanup_add rm -rf -- "${sock%/*}"
     pid=$(cat "$SCRATCH/pid")
 }
 # hmp_write DISK CMD: a write through QEMU into the running disk (the
