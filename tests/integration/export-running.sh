@@ -125,6 +125,11 @@ cat "$SCRATCH/slow.err"
 grep -q "crash-consistent" "$SCRATCH/slow.err" ||
     fail "no word of crash-consistency: $(cat "$SCRATCH/slow.err")"
 on_a $VG vmferry-info --verify "$out" >/dev/null || fail "$out does not verify"
+# Both disks are guest content, and a filter keeps them so.
+info=$(on_a $VG vmferry-rewrite --rename "$vm-r" <"$out" |
+    on_a $VG vmferry-info --verify --json -) || fail "rewrite | info failed"
+n=$(grep -o '"content": *"guest"' <<<"$info" | wc -l)
+((n == 2)) || fail "$n guest-content files after a rewrite, not 2: $info"
 
 on_b $VG vmferry-import --dir "$dest" --define "$out" >/dev/null ||
     fail "the import on B failed"
@@ -143,6 +148,18 @@ done < <(virsh_b domblklist "$vm" | awk 'NR > 2 {print $1, $2}')
 drop_b "$vm"
 rm -f "$out"
 running "after the import"
+
+# ---- a paused domain: exported the same way, left paused
+virsh_a -q suspend "$vm" >/dev/null
+wait_state a "$vm" paused 30
+msg=$(on_a $VG vmferry-export -c qemu:///system "$vm" -o "$out" 2>&1) ||
+    fail "the export of the paused domain failed: $msg"
+on_a $VG vmferry-info --verify "$out" >/dev/null || fail "$out does not verify"
+[[ $(virsh_a domstate "$vm" | head -n 1) == paused ]] || fail "$vm is not paused"
+[[ -z $(job_socket) ]] || fail "the paused export left its job"
+virsh_a -q resume "$vm" >/dev/null
+rm -f "$out"
+echo "paused: exported, left paused: $msg"
 
 # ---- SIGKILL: the job stays; the next export ends it and works
 start_slow
