@@ -1450,11 +1450,10 @@ vmferry_export (const struct vmferry_export_opts *opts)
     return -1;
   running = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED;
   if (state != VIR_DOMAIN_SHUTOFF && (opts->offline || !running)) {
-    vmferry_set_error ("domain %s is %s: shut it down first%s (nothing was "
+    vmferry_set_error ("domain %s is %s%s: shut it down first (nothing was "
                        "written)", opts->domain,
                        vmferry_virt_state_name (state),
-                       running ? ", or leave out --offline to export it "
-                       "running" : "");
+                       running ? " and the export is offline" : "");
     return -1;
   }
   xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE |

@@ -103,7 +103,7 @@ hmp_write() {
 # ---- --offline keeps the refusal
 msg=$(on_a $VG vmferry-export -c qemu:///system --offline "$vm" -o "$out" 2>&1) &&
     fail "--offline exported the running domain"
-grep -q "is running: shut it down first, or leave out --offline" <<<"$msg" ||
+grep -q "is running and the export is offline: shut it down first" <<<"$msg" ||
     fail "--offline: $msg"
 [[ ! -e $out && -z $(job_socket) ]] || fail "--offline left something"
 echo "--offline: refused: $msg"
@@ -137,17 +137,37 @@ xml=$(virsh_b dumpxml --inactive "$vm")
 [[ $(grep -c "type='raw'" <<<"$xml") -ge 2 ]] || fail "the disks on B are not raw: $xml"
 grep -q "type='qcow2'" <<<"$xml" && fail "a disk on B still says qcow2: $xml"
 grep -q "<backingStore" <<<"$xml" && fail "a backingStore on B: $xml"
+n=0
 while read -r target src; do
     [[ $target == vd[ab] ]] || continue
+    n=$((n + 1))
     [[ $src == "$dest/"* ]] || fail "disk $target on B is '$src'"
     on_a qemu-img compare -q -f raw -F raw "$SCRATCH/ref-$target.raw" \
         "$IMAGES_B/running/${src##*/}" ||
         fail "disk $target on B is not the guest's view when the job began"
     echo "disk $target on B: the guest's view at the job's start"
 done < <(virsh_b domblklist "$vm" | awk 'NR > 2 {print $1, $2}')
+((n == 2)) || fail "$n disks compared on B, not 2"
 drop_b "$vm"
-rm -f "$out"
 running "after the import"
+
+# The same stream through vmferry-send: the headers it writes (resume
+# query, push) keep GUEST, or B refuses the guest content.
+cleanup_add drop_b "$vm-s"
+on_a $VG vmferry-send -i "$out" hostb -- --dir "$dest" --define \
+    --name "$vm-s" >/dev/null || fail "vmferry-send of the guest stream failed"
+n=0
+while read -r target src; do
+    [[ $target == vd[ab] ]] || continue
+    n=$((n + 1))
+    on_a qemu-img compare -q -f raw -F raw "$SCRATCH/ref-$target.raw" \
+        "$IMAGES_B/running/${src##*/}" ||
+        fail "disk $target sent to B is not the guest's view"
+done < <(virsh_b domblklist "$vm-s" | awk 'NR > 2 {print $1, $2}')
+((n == 2)) || fail "$n disks sent to B compared, not 2"
+drop_b "$vm-s"
+rm -f "$out"
+echo "vmferry-send: the guest stream imported on B"
 
 # ---- a paused domain: exported the same way, left paused
 virsh_a -q suspend "$vm" >/dev/null
@@ -187,4 +207,20 @@ wait "$job" || rc=$?
 [[ ! -e $out ]] || fail "SIGTERM: $out exists"
 running "after SIGTERM"
 echo "SIGTERM: job ended, ${sock%/*} removed"
+# ---- UEFI NVRAM and TPM state of a running domain: carried as files
+# (its own QEMU holds the NVRAM's write lock: not a refusal here)
+fw=t-running-fw
+tpm=()
+[[ ${TESTBED_TPM:-0} == 1 ]] && tpm=(--tpm)
+make_vm --uefi "${tpm[@]}" --start "$fw" raw 16M 0x42@0+1M
+msg=$(on_a $VG vmferry-export -c qemu:///system "$fw" -o "$SCRATCH/fw.vmf" 2>&1) ||
+    fail "the export of running $fw failed: $msg"
+info=$(on_a $VG vmferry-info --verify --json "$SCRATCH/fw.vmf") ||
+    fail "$SCRATCH/fw.vmf does not verify"
+grep -q '"role": *"nvram"' <<<"$info" || fail "no NVRAM in the stream: $info"
+if ((${#tpm[@]})); then
+    grep -q '"role": *"tpm"' <<<"$info" || fail "no TPM state in the stream: $info"
+fi
+[[ $(virsh_a domstate "$fw" | head -n 1) == running ]] || fail "$fw stopped"
+echo "UEFI${tpm[*]:+ and TPM}: carried while running"
 echo "export of a running domain: OK"
