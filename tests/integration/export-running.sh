@@ -181,6 +181,34 @@ virsh_a -q resume "$vm" >/dev/null
 rm -f "$out"
 echo "paused: exported, left paused: $msg"
 
+# ---- someone else's backup job is refused, never touched
+mkdir -m 0700 "$SCRATCH/foreign"
+cat >"$SCRATCH/foreign.xml" <<XML
+<domainbackup mode='pull'>
+  <server transport='unix' socket='$SCRATCH/foreign/nbd.sock'/>
+  <disks>
+    <disk name='vda' backup='yes' type='file'><scratch file='$SCRATCH/foreign/s.qcow2'/></disk>
+    <disk name='vdb' backup='no'/>
+  </disks>
+</domainbackup>
+XML
+virsh_a -q backup-begin "$vm" "$SCRATCH/foreign.xml" >/dev/null
+# Should the test fail before it ends the job itself.
+end_job() { virsh_a -q domjobabort "$vm" >/dev/null 2>&1 || true; }
+cleanup_add end_job
+msg=$(on_a $VG vmferry-export -c qemu:///system "$vm" -o "$out" 2>&1) &&
+    fail "exported beside someone else's backup job"
+grep -qF "has a backup job that is not vmferry's (socket $SCRATCH/foreign/nbd.sock)" <<<"$msg" ||
+    fail "the foreign job is not named: $msg"
+[[ $(job_socket) == "$SCRATCH/foreign/nbd.sock" ]] || fail "the foreign job was touched"
+virsh_a -q domjobabort "$vm" >/dev/null
+for ((i = 0; i < 300; i++)); do
+    [[ -z $(job_socket) ]] && break
+    sleep 0.1
+done
+[[ -z $(job_socket) ]] || fail "the foreign job does not end"
+echo "a foreign backup job: refused, left alone: $msg"
+
 # ---- SIGKILL: the job stays; the next export ends it and works
 start_slow
 kill -s KILL "$pid"
