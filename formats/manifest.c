@@ -48,6 +48,7 @@ static const struct vmferry_manifest_field fields[] = {
   { "files[].source_path", "string", true },
   { "files[].target", "string or null", false },
   { "files[].format", "string", true },
+  { "files[].content", "string", false },
   { "files[].size", "integer", true },
   { "files[].virtual_size", "integer", false },
   { "files[].allocated", "integer", true },
@@ -414,6 +415,44 @@ format_ok (const char *s)
   return true;
 }
 
+/* "content": "image" (the default: the file's bytes) or "guest" (the
+ * disk as the guest reads it, which this version stores as raw only:
+ * the importer writes the bytes as they come).
+ */
+static int
+parse_content (const struct parse *p, json_object *o,
+               struct vmferry_manifest_file *f, const char *path)
+{
+  char where[96];
+  char *content = NULL;
+
+  snprintf (where, sizeof where, "%s.content", path);
+  if (get_string (p, o, "files[]", "content", path, &content) < 0)
+    return -1;
+  if (content == NULL || strcmp (content, "image") == 0) {
+    free (content);
+    return 0;
+  }
+  if (strcmp (content, "guest") != 0) {
+    int r = fail_text (p, where, "not a content this version knows (image, "
+                       "guest)", content, strlen (content));
+    free (content);
+    return r;
+  }
+  free (content);
+  f->guest = true;
+  if (f->role != VMFERRY_MANIFEST_DISK)
+    return fail (p, where, "guest content on a %s file (only a disk has "
+                 "it)", vmferry_manifest_role_name (f->role));
+  if (strcmp (f->format, "raw") != 0)
+    return fail_text (p, where, "guest content is stored as format raw, "
+                      "not", f->format, strlen (f->format));
+  if (f->has_virtual_size && f->virtual_size != f->size)
+    return fail (p, where, "guest content's virtual_size %" PRIu64
+                 " is not its size %" PRIu64, f->virtual_size, f->size);
+  return 0;
+}
+
 static int
 parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
             size_t i)
@@ -475,6 +514,8 @@ parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
   f->size = get_u64 (o, "files[]", "size", NULL);
   f->virtual_size = get_u64 (o, "files[]", "virtual_size",
                              &f->has_virtual_size);
+  if (parse_content (p, o, f, path) < 0)
+    return -1;
   f->allocated = get_u64 (o, "files[]", "allocated", NULL);
   v = member (o, "files[]", "readonly");
   f->readonly = v && json_object_get_boolean (v);
@@ -482,6 +523,8 @@ parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
   u = get_u64 (o, "files[]", "backing", &has_backing);
   snprintf (where, sizeof where, "%s.backing", path);
   if (has_backing) {
+    if (f->guest)
+      return fail (p, where, "guest content has no backing file");
     if (u >= i)
       return fail (p, where, "%" PRIu64 " is not the index of an earlier "
                    "file (a backing file comes first)", u);
@@ -492,6 +535,9 @@ parse_file (const struct parse *p, json_object *o, struct vmferry_manifest *m,
         m->files[u].role != VMFERRY_MANIFEST_BACKING)
       return fail (p, where, "file %" PRIu64 " is a %s file, not an image",
                    u, vmferry_manifest_role_name (m->files[u].role));
+    if (m->files[u].guest)
+      return fail (p, where, "file %" PRIu64 " is guest content, not an "
+                   "image a file can be an overlay of", u);
     f->backing = (int) u;
   }
   snprintf (where, sizeof where, "%s.backing_format", path);
@@ -799,6 +845,8 @@ file_to_json (const struct vmferry_manifest_file *f)
                               ? json_object_new_string (f->target) : NULL) < 0)
     r = -1;
   r |= add_string (o, "format", f->format);
+  if (f->guest)
+    r |= add_string (o, "content", "guest");
   r |= add (o, "size", json_object_new_uint64 (f->size));
   if (f->has_virtual_size)
     r |= add (o, "virtual_size", json_object_new_uint64 (f->virtual_size));

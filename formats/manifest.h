@@ -52,6 +52,11 @@ struct vmferry_manifest_file {
   char *pool, *volume;          /* both or neither; disks only */
   char *target;                 /* "vda"; NULL for none */
   char *format;                 /* "raw", "qcow2" */
+  /* "content": "guest": the disk as the guest reads it (a running
+   * domain's), stored as format raw; false: the file's own bytes
+   * ("image", the default).  Needs VMFERRY_FEATURE_GUEST in the header.
+   */
+  bool guest;
   uint64_t size;                /* bytes, as in FILE_BEGIN; < 2^63 */
   bool has_virtual_size;
   uint64_t virtual_size;
@@ -92,7 +97,10 @@ struct vmferry_manifest {
  * component; two files of one name, or two of one pool and volume; a
  * backing index not below the file's own or a backing chain through an
  * NVRAM or TPM file; backing_format without backing or the reverse; pool
- * or volume on anything but a disk, or one without the other; totals
+ * or volume on anything but a disk, or one without the other; a
+ * content other than "image" or "guest", and guest content on anything
+ * but a raw disk without a backing file that no file uses as its
+ * backing, or whose virtual_size is not its size; totals
  * that are not the sums over the files.
  * INPUT_NAME (may be NULL) starts the message: "web01.vmf: manifest: ...".
  * On success *M_RTN is a manifest the caller frees with

@@ -711,9 +711,10 @@ vmferry_stream_write_header_ex (struct vmferry_stream_writer *w,
   }
   memcpy (p, VMFERRY_STREAM_MAGIC, 8);
   put_le16 (p + 8, VMFERRY_STREAM_VERSION_MAJOR);
-  /* RESUME came with 1.1. */
-  put_le16 (p + 10, mandatory & VMFERRY_FEATURE_RESUME
-            ? 1 : VMFERRY_STREAM_VERSION_MINOR);
+  /* RESUME came with 1.1, GUEST with 1.2. */
+  put_le16 (p + 10, mandatory & VMFERRY_FEATURE_GUEST ? 2
+            : mandatory & VMFERRY_FEATURE_RESUME ? 1
+            : VMFERRY_STREAM_VERSION_MINOR);
   put_le64 (p + 16, mandatory);
   put_le64 (p + 24, optional);
   if (extra_len)

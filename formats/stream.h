@@ -99,7 +99,14 @@ enum vmferry_record_type {
  */
 #define VMFERRY_FEATURE_RESUME ((uint64_t) 1)
 #define VMFERRY_RESUME_TOKEN_SIZE 16
-#define VMFERRY_FEATURES_MANDATORY_KNOWN VMFERRY_FEATURE_RESUME
+/* Mandatory feature GUEST (version 1.2): a file of the manifest holds
+ * guest content ("content": "guest"): the virtual disk as the guest
+ * reads it, taken from a running domain, not the image file's bytes.
+ * A reader that does not know what that means must not place it.
+ */
+#define VMFERRY_FEATURE_GUEST ((uint64_t) 4)
+#define VMFERRY_FEATURES_MANDATORY_KNOWN \
+  (VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_GUEST)
 
 struct vmferry_record {
   uint16_t type;

@@ -103,6 +103,14 @@ on_manifest (struct vmferry_validator *v, const struct vmferry_record *rec)
     v->failed = true;
     return -1;
   }
+  /* A reader that knew no GUEST would have refused the stream: one
+   * that does not say so is not what a vmferry wrote.
+   */
+  for (size_t i = 0; i < v->m->nr_files; i++)
+    if (v->m->files[i].guest &&
+        !(v->header.mandatory & VMFERRY_FEATURE_GUEST))
+      return fail (v, rec, "file %zu holds guest content but the stream "
+                   "header lacks the GUEST feature", i);
   v->state = calloc (v->m->nr_files ? v->m->nr_files : 1, 1);
   if (v->state == NULL) {
     vmferry_set_error_errno (ENOMEM, "%s", v->name);

@@ -1,9 +1,11 @@
-/* vmferry: export a shut-off domain as a stream (see export.h).
+/* vmferry: export a domain as a stream (see export.h).
  *
- * One pass over each source file.  The calling thread maps data extents
- * (holes are never read), computes the file digest, and splits each chunk
- * into runs of data and of zero blocks; workers compress data chunks in
- * parallel; the collector writes the records in order.
+ * One pass over each source file: a file of a shut-off domain, or, for
+ * a running one, a disk as its backup job serves it (backup.h).  The
+ * calling thread maps data extents (holes are never read), computes the
+ * file digest, and splits each chunk into runs of data and of zero
+ * blocks; workers compress data chunks in parallel; the collector writes
+ * the records in order.
  */
 #include "config.h"
 
@@ -21,6 +23,7 @@
 
 #include <libxml/uri.h>
 
+#include "backup.h"
 #include "cleanup.h"
 #include "clock.h"
 #include "digest.h"
@@ -43,9 +46,16 @@
 #include "tar.h"
 #include "vector.h"
 #include "virt.h"
+#include "xmlnode.h"
 
 /* libvirt's default swtpm_storage (qemu.conf); state is per domain UUID. */
 #define SWTPM_STORAGE "/var/lib/libvirt/swtpm"
+
+/* Where a running export's backup job has its socket and scratch files
+ * (a directory of its own below, backup.h): on disk, not a tmpfs, since
+ * the scratch files grow with what the guest writes during the export.
+ */
+#define BACKUP_BASE_DIR "/var/tmp"
 
 struct export_file {
   int role;                     /* VMFERRY_ROLE_* */
@@ -58,6 +68,11 @@ struct export_file {
   char *backing_format;
   char *pool, *volume;          /* a volume disk: its pool and volume */
   bool readonly;
+  /* A disk of a running domain, read as the guest sees it from URI
+   * (the backup job's export); stored raw.
+   */
+  bool guest;
+  char *uri;
   bool block;                   /* a block device: rdev is the device */
   dev_t dev, rdev;
   ino_t ino;
@@ -83,6 +98,7 @@ plan_free (struct plan *plan)
     free (f->backing_format);
     free (f->pool);
     free (f->volume);
+    free (f->uri);
   }
   export_file_vector_reset (&plan->files);
 }
@@ -94,6 +110,22 @@ name_taken (const struct plan *plan, const char *name)
     if (strcmp (plan->files.ptr[i].name, name) == 0)
       return true;
   return false;
+}
+
+/* NAME, or NAME made unique in PLAN ("2-disk.qcow2"); the caller frees
+ * it.  NULL on ENOMEM.
+ */
+static char *
+unique_name (const struct plan *plan, const char *name)
+{
+  char *unique = strdup (name);
+
+  for (unsigned n = 2; unique && name_taken (plan, unique); n++) {
+    free (unique);
+    if (asprintf (&unique, "%u-%s", n, name) < 0)
+      unique = NULL;
+  }
+  return unique;
 }
 
 /* Append a file to the plan; fills size and allocation from the open fd.
@@ -117,12 +149,7 @@ plan_add (struct plan *plan, int fd, const char *path, int role,
     vmferry_set_error_errno (errno, "%s: stat", path);
     return -1;
   }
-  unique = strdup (name);
-  for (unsigned n = 2; unique && name_taken (plan, unique); n++) {
-    free (unique);
-    if (asprintf (&unique, "%u-%s", n, name) < 0)
-      unique = NULL;
-  }
+  unique = unique_name (plan, name);
   if (unique == NULL ||
       export_file_vector_append (&plan->files,
                                  (struct export_file) { 0 }) == -1) {
@@ -315,10 +342,75 @@ plan_add_tpm_dir (struct plan *plan, const char *dir, const char *rel,
   return r;
 }
 
-/* Build the list of files to carry from the domain XML. */
+/* A writable disk of running domain DOM at PATH: read through the
+ * backup job as the guest sees it, not from its files (so no backing
+ * chain), and stored raw.  Its size is the capacity QEMU gives it.
+ */
 static int
-make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid,
-           bool include_readonly, struct plan *plan)
+plan_add_guest (struct plan *plan, virDomainPtr dom, const char *path,
+                const char *target)
+{
+  virDomainBlockInfo info;
+  struct export_file *f;
+  struct stat st;
+  char *unique;
+
+  if (target == NULL) {
+    vmferry_set_error ("%s: a disk without a target cannot be read from a "
+                       "running domain", path);
+    return -1;
+  }
+  if (plan->files.len >= VMFERRY_MAX_FILES) {
+    vmferry_set_error ("%s: too many files (the limit is %d)", path,
+                       VMFERRY_MAX_FILES);
+    return -1;
+  }
+  if (virDomainGetBlockInfo (dom, target, &info, 0) < 0) {
+    vmferry_virt_error ("disk %s: cannot get its size", target);
+    return -1;
+  }
+  unique = unique_name (plan, base_name (path));
+  if (unique == NULL ||
+      export_file_vector_append (&plan->files,
+                                 (struct export_file) { 0 }) == -1) {
+    free (unique);
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
+  }
+  f = &plan->files.ptr[plan->files.len - 1];
+  f->role = VMFERRY_ROLE_DISK;
+  f->backing = -1;
+  f->guest = true;
+  f->name = unique;
+  f->path = strdup (path);
+  f->target = strdup (target);
+  f->format = strdup ("raw");
+  if (!f->path || !f->target || !f->format) {
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return -1;
+  }
+  f->size = f->virtual_size = info.capacity;
+  f->allocated = info.allocation;
+  /* What the file is, so that another domain's use of it is found. */
+  if (stat (path, &st) == 0) {
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->block = S_ISBLK (st.st_mode);
+    f->rdev = f->block ? st.st_rdev : 0;
+    f->mtime = st.st_mtim;
+    if (S_ISREG (st.st_mode))
+      f->allocated = (uint64_t) st.st_blocks * 512;
+  }
+  return (int) plan->files.len - 1;
+}
+
+/* Build the list of files to carry from the domain XML.  RUNNING: DOM
+ * runs, and its writable disks are guest content (plan_add_guest).
+ */
+static int
+make_plan (virConnectPtr conn, virDomainPtr dom, xmlDocPtr doc,
+           const char *uuid, bool include_readonly, bool running,
+           struct plan *plan)
 {
   struct vmferry_domain_file *dfiles = NULL;
   size_t n = 0;
@@ -383,6 +475,13 @@ make_plan (virConnectPtr conn, xmlDocPtr doc, const char *uuid,
       }
       free (df->path);
       df->path = path;
+    }
+    if (running && !df->readonly) {
+      if (plan_add_guest (plan, dom, df->path, df->target) < 0) {
+        vmferry_prefix_error ("disk %s", df->target ? df->target : df->path);
+        r = -1;
+      }
+      continue;
     }
     idx = plan_add_image (plan, df->path, df->format, VMFERRY_ROLE_DISK, 0);
     if (idx < 0) {
@@ -546,11 +645,13 @@ domain_writes_plan (virConnectPtr conn, virDomainPtr dom,
  * the path is), or any QEMU at all, libvirt's or not, that holds
  * QEMU's write lock on it (imagelock.h).  Reading only is fine: a
  * running domain may share a read-only base image with this one.
- * UUID is this domain's (skipped, should it run).  0, or -1 with the
- * error set.
+ * UUID is this domain's (skipped, should it run).  RUNNING: this
+ * domain runs, its own QEMU holds its NVRAM, and its guest content is
+ * not read from files.  0, or -1 with the error set.
  */
 static int
-check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
+check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan,
+                  bool running)
 {
   virDomainPtr *doms = NULL;
   int n, r = 0;
@@ -573,10 +674,12 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan)
   free (doms);
   for (size_t i = 0; r == 0 && i < plan->files.len; i++) {
     const struct export_file *f = &plan->files.ptr[i];
-    CLEANUP_CLOSE int fd = vmferry_source_open_fd (f->path,
-                                                   f->role == VMFERRY_ROLE_TPM);
+    CLEANUP_CLOSE int fd = -1;
     struct vmferry_image_lock lk;
 
+    if (f->guest || (running && f->role == VMFERRY_ROLE_NVRAM))
+      continue;
+    fd = vmferry_source_open_fd (f->path, f->role == VMFERRY_ROLE_TPM);
     if (fd < 0)
       return -1;
     if (vmferry_image_lock_holder (fd, f->path, &lk) < 0)
@@ -663,6 +766,7 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
   /* What resume compares: a changed source file gets another id. */
   char (*idents)[96] = NULL;
   time_t now = time (NULL);
+  struct timespec ts;
   struct tm tm;
   char *ret = NULL;
 
@@ -687,19 +791,29 @@ make_manifest (const struct plan *plan, const char *uri, const char *name,
     vmferry_set_error_errno (ENOMEM, "manifest");
     goto out;
   }
+  clock_gettime (CLOCK_REALTIME, &ts);
   for (size_t i = 0; i < plan->files.len; i++) {
     const struct export_file *f = &plan->files.ptr[i];
     struct vmferry_manifest_file *mf = &m.files[i];
 
-    snprintf (idents[i], sizeof idents[i],
-              "ino:%ju mtime:%jd.%09ld size:%" PRIu64, (uintmax_t) f->ino,
-              (intmax_t) f->mtime.tv_sec, f->mtime.tv_nsec, f->size);
+    /* Guest content is this export's alone: no other stream resumes
+     * into it.
+     */
+    if (f->guest)
+      snprintf (idents[i], sizeof idents[i],
+                "guest:%jd.%09ld pid:%ld size:%" PRIu64,
+                (intmax_t) ts.tv_sec, ts.tv_nsec, (long) getpid (), f->size);
+    else
+      snprintf (idents[i], sizeof idents[i],
+                "ino:%ju mtime:%jd.%09ld size:%" PRIu64, (uintmax_t) f->ino,
+                (intmax_t) f->mtime.tv_sec, f->mtime.tv_nsec, f->size);
     mf->index = (uint32_t) i;
     mf->role = (enum vmferry_manifest_role) f->role;
     mf->name = f->name;
     mf->source_path = f->path;
     mf->target = f->target;
     mf->format = f->format;
+    mf->guest = f->guest;
     mf->size = f->size;
     mf->has_virtual_size = true;
     mf->virtual_size = f->virtual_size;
@@ -1047,12 +1161,25 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   struct job *j;
   int r = -1, more, got;
 
-  src = vmferry_source_open_file (f->path, f->role == VMFERRY_ROLE_TPM);
-  if (src == NULL)
+  src = f->guest ? vmferry_source_open_nbd (f->uri)
+                 : vmferry_source_open_file (f->path,
+                                             f->role == VMFERRY_ROLE_TPM);
+  if (src == NULL) {
+    if (f->guest)
+      vmferry_prefix_error ("disk %s", f->target);
     return -1;
+  }
+  if (f->guest) {
+    if (vmferry_source_size (src) != f->size) {
+      vmferry_set_error ("disk %s: the backup serves %" PRIu64 " bytes, the "
+                         "domain said %" PRIu64 " (resized since?)", f->target,
+                         vmferry_source_size (src), f->size);
+      goto out;
+    }
+  }
   /* The very file the plan measured, not one put at its path since. */
-  if (fstat (vmferry_source_fd (src), &st) < 0 || st.st_dev != f->dev ||
-      st.st_ino != f->ino) {
+  else if (fstat (vmferry_source_fd (src), &st) < 0 || st.st_dev != f->dev ||
+           st.st_ino != f->ino) {
     vmferry_set_error ("%s was replaced since the export began", f->path);
     goto out;
   }
@@ -1136,8 +1263,9 @@ start_scout (struct exporter *ex, struct vmferry_pipeline *p)
     vmferry_set_error_errno (ENOMEM, "export");
     return -1;
   }
+  /* Guest content is not the file's bytes: the scout leaves it alone. */
   for (size_t i = 0; i < plan->files.len; i++) {
-    paths[i] = plan->files.ptr[i].path;
+    paths[i] = plan->files.ptr[i].guest ? NULL : plan->files.ptr[i].path;
     sizes[i] = plan->files.ptr[i].size;
   }
   ex->scout = vmferry_scout_new (paths, sizes, plan->files.len);
@@ -1147,10 +1275,24 @@ start_scout (struct exporter *ex, struct vmferry_pipeline *p)
   return 0;
 }
 
+/* Does the plan carry guest content (the stream needs GUEST)? */
+static bool
+plan_has_guest (const struct plan *plan)
+{
+  for (size_t i = 0; i < plan->files.len; i++)
+    if (plan->files.ptr[i].guest)
+      return true;
+  return false;
+}
+
+/* The stream of PLAN; BACKUP is the job serving a running domain's
+ * disks, NULL for a shut-off domain.
+ */
 static int
 write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
               virDomainPtr dom, const char *uuid, const struct plan *plan,
-              const char *manifest, const char *xml)
+              const char *manifest, const char *xml,
+              const struct vmferry_backup *backup)
 {
   struct exporter ex = { .opts = opts, .plan = plan };
   struct vmferry_pipeline *p = NULL;
@@ -1189,7 +1331,10 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
       if (!(ex.compressors[i] = vmferry_compressor_new (level)))
         goto out;
 
-  if (vmferry_stream_write_header (ex.w) < 0 ||
+  if ((plan_has_guest (plan)
+       ? vmferry_stream_write_header_ex (ex.w, VMFERRY_FEATURE_GUEST, 0,
+                                         NULL, 0)
+       : vmferry_stream_write_header (ex.w)) < 0 ||
       vmferry_stream_write_manifest (ex.w, manifest) < 0 ||
       vmferry_stream_write_xml (ex.w, xml) < 0)
     goto out;
@@ -1210,16 +1355,26 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     vmferry_verbose ("%" PRIu64 " bytes of written zeros found ahead by the "
                      "scout, not read again", vmferry_scout_skipped (ex.scout));
   /* A domain started while we read its disks leaves an inconsistent
-   * copy: say so and leave the stream without its END record, so no
-   * importer accepts it.
+   * copy, as does a backup job that is not ours at the end (aborted
+   * and another begun: what we read may be of two points in time): say
+   * so and leave the stream without its END record, so no importer
+   * accepts it.
    */
-  if (vmferry_virt_domain_state (dom) != VIR_DOMAIN_SHUTOFF) {
+  if (backup && vmferry_backup_check (backup) < 0) {
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    vmferry_append_error (&saved, "the stream is incomplete and will not "
+                          "import");
+    goto out;
+  }
+  if (!backup && vmferry_virt_domain_state (dom) != VIR_DOMAIN_SHUTOFF) {
     vmferry_set_error ("domain %s was started during the export: the stream "
                        "is incomplete and will not import", opts->domain);
     goto out;
   }
   /* Likewise a file another domain or QEMU began to write. */
-  if (check_not_in_use (conn, uuid, plan) < 0) {
+  if (check_not_in_use (conn, uuid, plan, backup != NULL) < 0) {
     struct vmferry_saved_error saved;
 
     vmferry_prefix_error ("domain %s: during the export", opts->domain);
@@ -1234,9 +1389,18 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
                              : vmferry_stream_writer_bytes (ex.w),
                       size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
-  vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
-                       "in %s)", opts->domain, opts->out_name, plan->files.len,
-                       plan->files.len == 1 ? "" : "s", size, took);
+  if (backup)
+    vmferry_set_summary ("domain %s exported running (%s) to %s (%zu "
+                         "file%s, %s in %s)", opts->domain,
+                         vmferry_backup_frozen (backup)
+                         ? "file systems frozen" : "crash-consistent",
+                         opts->out_name, plan->files.len,
+                         plan->files.len == 1 ? "" : "s", size, took);
+  else
+    vmferry_set_summary ("domain %s exported to %s (%zu file%s, %s "
+                         "in %s)", opts->domain, opts->out_name,
+                         plan->files.len, plan->files.len == 1 ? "" : "s",
+                         size, took);
   vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
                    vmferry_stream_writer_bytes (ex.w), opts->out_name);
   r = 0;
@@ -1252,15 +1416,100 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
   return r;
 }
 
+/* The domain XML DOC of a running export as the stream carries it:
+ * each disk the plan reads as guest content is a raw file now, so its
+ * driver says raw and the chain noted under it (<backingStore>) goes.
+ * The caller frees the result.
+ */
+static char *
+guest_xml (xmlDocPtr doc, const struct plan *plan)
+{
+  xmlNodePtr devices = vmferry_xml_child (xmlDocGetRootElement (doc),
+                                          "devices");
+  int changes = 0;
+
+  for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
+    CLEANUP_FREE char *target = NULL;
+    xmlNodePtr driver, bs;
+    bool guest = false;
+
+    if (!vmferry_xml_is_elem (n, "disk"))
+      continue;
+    target = vmferry_xml_attr (vmferry_xml_child (n, "target"), "dev");
+    for (size_t i = 0; target && i < plan->files.len; i++)
+      if (plan->files.ptr[i].guest &&
+          strcmp (plan->files.ptr[i].target, target) == 0)
+        guest = true;
+    if (!guest)
+      continue;
+    driver = vmferry_xml_child (n, "driver");
+    if (driver == NULL) {
+      driver = xmlNewNode (NULL, BAD_CAST "driver");
+      if (driver == NULL ||
+          vmferry_xml_set_attr (driver, "name", "qemu", &changes) < 0 ||
+          vmferry_xml_prepend_child (n, driver) < 0) {
+        xmlFreeNode (driver);
+        vmferry_set_error_errno (ENOMEM, "domain XML");
+        return NULL;
+      }
+    }
+    if (vmferry_xml_set_attr (driver, "type", "raw", &changes) < 0)
+      return NULL;
+    while ((bs = vmferry_xml_child (n, "backingStore")) != NULL)
+      vmferry_xml_remove (bs);
+  }
+  return vmferry_domain_to_string (doc);
+}
+
+/* Start the backup job that serves PLAN's guest content; each guest
+ * file gets its URI.  NULL with the error set.
+ */
+static struct vmferry_backup *
+start_backup (const struct vmferry_export_opts *opts, virDomainPtr dom,
+              struct plan *plan)
+{
+  CLEANUP_FREE const char **targets = calloc (plan->files.len + 1,
+                                              sizeof *targets);
+  struct vmferry_backup *b;
+  size_t n = 0;
+
+  if (targets == NULL) {
+    vmferry_set_error_errno (ENOMEM, "export");
+    return NULL;
+  }
+  for (size_t i = 0; i < plan->files.len; i++)
+    if (plan->files.ptr[i].guest)
+      targets[n++] = plan->files.ptr[i].target;
+  b = vmferry_backup_begin (dom, BACKUP_BASE_DIR, targets, n, opts->freeze,
+                            NULL);
+  if (b == NULL)
+    return NULL;
+  if (!vmferry_backup_frozen (b))
+    vmferry_notice ("domain %s: crash-consistent copy (file systems not "
+                    "frozen: %s)", opts->domain,
+                    vmferry_backup_why_not_frozen (b));
+  for (size_t i = 0; i < plan->files.len; i++) {
+    struct export_file *f = &plan->files.ptr[i];
+    if (f->guest && !(f->uri = vmferry_backup_uri (b, f->target))) {
+      vmferry_backup_end (b);
+      return NULL;
+    }
+  }
+  return b;
+}
+
 int
 vmferry_export (const struct vmferry_export_opts *opts)
 {
   CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
+  CLEANUP_FREE char *carried = NULL;
   CLEANUP_XMLDOC xmlDocPtr doc = NULL;
   struct plan plan = { .files = VECTOR_INIT };
+  struct vmferry_backup *backup = NULL;
   int state, r = -1;
+  bool running;
 
   if (refuse_remote (opts->uri, opts->domain) < 0)
     return -1;
@@ -1279,10 +1528,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
   state = vmferry_virt_domain_state (dom);
   if (state < 0)
     return -1;
-  if (state != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: shut it down first (nothing was "
+  running = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED;
+  if (state != VIR_DOMAIN_SHUTOFF && (opts->offline || !running)) {
+    vmferry_set_error ("domain %s is %s%s: shut it down first (nothing was "
                        "written)", opts->domain,
-                       vmferry_virt_state_name (state));
+                       vmferry_virt_state_name (state),
+                       running ? " and the export is offline" : "");
     return -1;
   }
   xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE |
@@ -1299,11 +1550,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
   uuid = vmferry_domain_get_uuid (doc);
   if (name == NULL || uuid == NULL)
     return -1;
-  if (make_plan (conn, doc, uuid, opts->include_readonly, &plan) < 0) {
+  if (make_plan (conn, dom, doc, uuid, opts->include_readonly, running,
+                 &plan) < 0) {
     vmferry_prefix_error ("domain %s", name);
     goto out;
   }
-  if (check_not_in_use (conn, uuid, &plan) < 0) {
+  if (check_not_in_use (conn, uuid, &plan, running) < 0) {
     struct vmferry_saved_error saved;
 
     vmferry_prefix_error ("domain %s", name);
@@ -1314,12 +1566,18 @@ vmferry_export (const struct vmferry_export_opts *opts)
   manifest = make_manifest (&plan, opts->uri, name, uuid);
   if (manifest == NULL)
     goto out;
-  vmferry_verbose ("domain %s (%s): %zu files", name, uuid, plan.files.len);
+  vmferry_verbose ("domain %s (%s): %zu files%s", name, uuid, plan.files.len,
+                   running ? ", running: disks read through a backup job" : "");
   if (opts->manifest_rtn) {
     *opts->manifest_rtn = manifest;
     manifest = NULL;
     r = 0;
     goto out;
+  }
+  if (running) {
+    carried = guest_xml (doc, &plan);
+    if (carried == NULL || !(backup = start_backup (opts, dom, &plan)))
+      goto out;
   }
   {
     uint64_t total = 0;
@@ -1340,11 +1598,30 @@ vmferry_export (const struct vmferry_export_opts *opts)
     }
     tar.tar_level = export_level (opts);
     tar.compress = VMFERRY_COMPRESS_NONE;
-    r = write_stream (&tar, conn, dom, uuid, &plan, manifest, xml);
+    r = write_stream (&tar, conn, dom, uuid, &plan, manifest,
+                      carried ? carried : xml, backup);
   }
   else
-    r = write_stream (opts, conn, dom, uuid, &plan, manifest, xml);
+    r = write_stream (opts, conn, dom, uuid, &plan, manifest,
+                      carried ? carried : xml, backup);
  out:
+  if (backup) {
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    if (vmferry_backup_end (backup) < 0) {
+      char msg[VMFERRY_ERROR_MAX];
+
+      /* The stream is complete either way; what is left is said. */
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      if (r == 0)
+        vmferry_warn ("%s", msg);
+      else
+        vmferry_append_error (&saved, "%s", msg);
+    }
+    else if (r < 0)
+      vmferry_restore_saved_error (&saved);
+  }
   plan_free (&plan);
   return r;
 }

@@ -1,9 +1,12 @@
-/* vmferry: export a shut-off domain as a stream (vmferry-export). */
+/* vmferry: export a domain as a stream (vmferry-export): a shut-off
+ * one from its files, a running one through a backup job (backup.h).
+ */
 #ifndef VMFERRY_EXPORT_H
 #define VMFERRY_EXPORT_H
 
 #include <stdbool.h>
 
+#include "backup.h"
 #include "progress.h"
 #include "stream.h"
 
@@ -27,6 +30,10 @@ struct vmferry_export_opts {
   vmferry_stream_write_fn out_fn;
   void *out_opaque;
   bool include_readonly;
+  /* Refuse a running domain, as vmferry-export always did. */
+  bool offline;
+  /* A running domain: freeze its file systems for the backup's start. */
+  enum vmferry_freeze freeze;
   enum vmferry_compress compress;
   int level;                    /* zstd level, for ZSTD */
   unsigned threads;             /* 0: one per CPU */
@@ -52,7 +59,10 @@ struct vmferry_export_opts {
 int vmferry_export_choose_format (struct vmferry_export_opts *opts,
                                   const char *format, const char *path);
 
-/* Write the whole stream.  Refuses a domain that is not shut off.
+/* Write the whole stream.  A running or paused domain's writable disks
+ * are read through a pull backup (one point in time, guest content);
+ * with OPTS->offline, or in another state, a domain that is not shut
+ * off is refused.
  * Returns 0, or -1 with the error set; the source is never modified.
  */
 int vmferry_export (const struct vmferry_export_opts *opts);

@@ -72,11 +72,13 @@ print_text (FILE *out, const struct vmferry_manifest *m,
                         a, sizeof a);
     vmferry_human_size (f->allocated, b, sizeof b);
     vmferry_human_size (st[i].wire, c, sizeof c);
-    fprintf (out, "  %-3zu %-7s %-5s %-6s %10s %10s %10s %5.1f%%  %s%s\n", i,
-             vmferry_manifest_role_name (f->role), target ? target : "?",
+    fprintf (out, "  %-3zu %-7s %-5s %-6s %10s %10s %10s %5.1f%%  %s%s%s\n",
+             i, vmferry_manifest_role_name (f->role), target ? target : "?",
              format ? format : "?", a, b, c,
              f->allocated ? 100.0 * st[i].wire / f->allocated : 0.0,
-             name ? name : "?", !verify ? ""
+             name ? name : "?",
+             f->guest ? "  (guest content of a running domain)" : "",
+             !verify ? ""
              : st[i].verified ? "  (verified)" : "  (NOT verified)");
   }
   vmferry_human_size (total_alloc, a, sizeof a);

@@ -458,7 +458,8 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
 {
   struct vmferry_migrate_result *res = opts->result;
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
-                                   .out_fd = -1, .out_name = "plan" };
+                                   .out_fd = -1, .out_name = "plan",
+                                   .offline = true };
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *dname = NULL;
   CLEANUP_FREE char *uuid = NULL;
   struct vmferry_manifest *m = NULL, *m0 = NULL;
@@ -558,7 +559,8 @@ already_there (const struct vmferry_migrate_opts *opts, virConnectPtr dest,
                xmlDocPtr doc)
 {
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
-                                   .out_fd = -1, .out_name = "plan" };
+                                   .out_fd = -1, .out_name = "plan",
+                                   .offline = true };
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *name = NULL;
   CLEANUP_FREE char *uuid = NULL;
   CLEANUP_FREE char *xml = NULL, *stream = NULL, *token = NULL;
@@ -932,6 +934,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     .uri = opts->uri, .domain = opts->domain, .out_fd = -1,
     .out_name = "export", .out_fn = vmferry_handoff_writev,
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,
+    /* An offline move moves a shut-off domain (--live the running). */
+    .offline = true,
   };
   buffer = opts->buffer;
   if (buffer == VMFERRY_SEND_BUFFER)

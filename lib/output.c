@@ -209,6 +209,7 @@ vmferry_output_open (const char *path, struct vmferry_output *out)
 static pthread_mutex_t signal_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *signal_tmp;
 static struct vmferry_quit_watch *signal_watch;   /* until the end */
+static void (*signal_hook) (void);
 
 /* The signals that end a process and can wait for a thread.  A fault
  * (SIGSEGV, SIGBUS, SIGABRT...) cannot: it leaves the file as SIGKILL
@@ -229,20 +230,27 @@ remove_on_signal (int sig, void *opaque)
    * the end.
    */
   pthread_mutex_lock (&signal_lock);
+  if (signal_hook)
+    signal_hook ();
   if (signal_tmp)
     unlink (signal_tmp);
   vmferry_quit_die ();
 }
 
+void
+vmferry_output_on_signal (void (*fn) (void))
+{
+  signal_hook = fn;
+}
+
 int
 vmferry_output_remove_on_signal (const struct vmferry_output *out)
 {
-  char *tmp;
+  char *tmp = NULL;
 
-  if (out->tmp == NULL)
+  if (out->tmp == NULL && signal_hook == NULL)
     return 0;
-  tmp = strdup (out->tmp);
-  if (tmp == NULL) {
+  if (out->tmp && (tmp = strdup (out->tmp)) == NULL) {
     vmferry_set_error_errno (errno, "%s", out->tmp);
     return -1;
   }

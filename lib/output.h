@@ -37,6 +37,14 @@ int vmferry_output_open (const char *path, struct vmferry_output *out);
  * error set.
  */
 int vmferry_output_remove_on_signal (const struct vmferry_output *out);
+
+/* Call FN, in the thread that acts on the signal, before the temporary
+ * file is removed and the process dies (an export ends its backup job
+ * there).  Set it before vmferry_output_remove_on_signal, which then
+ * acts on the signals also when the output has no temporary file
+ * (standard output).
+ */
+void vmferry_output_on_signal (void (*fn) (void));
 /* Flush and rename into place (no-op for stdout). */
 int vmferry_output_commit (struct vmferry_output *out);
 /* Remove the temporary file; safe after commit or on a failed open. */

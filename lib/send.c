@@ -36,7 +36,24 @@ struct sender {
   struct meta manifest, xml;
   char **names;                 /* file names, for progress */
   size_t nr_names;
+  uint64_t features;            /* the input's mandatory bits (GUEST) */
 };
+
+/* The stream header the remote gets: the input's features, and RESUME
+ * with TOKEN when it resumes.
+ */
+static int
+write_header (struct vmferry_stream_writer *w, const struct sender *sd,
+              const unsigned char *token)
+{
+  if (token)
+    return vmferry_stream_write_header_ex (w, sd->features |
+                                           VMFERRY_FEATURE_RESUME, 0, token,
+                                           VMFERRY_RESUME_TOKEN_LEN);
+  if (sd->features)
+    return vmferry_stream_write_header_ex (w, sd->features, 0, NULL, 0);
+  return vmferry_stream_write_header (w);
+}
 
 static int
 build_command (const struct vmferry_send_opts *opts, const char *mode,
@@ -92,7 +109,9 @@ read_metadata (struct sender *sd)
   while ((r = vmferry_stream_read_record (sd->rd, &rec)) == 1) {
     switch (rec.type) {
     case VMFERRY_REC_STREAM_HEADER:
-      if (vmferry_stream_header_mandatory (rec.payload, rec.payload_len) != 0) {
+      sd->features = vmferry_stream_header_mandatory (rec.payload,
+                                                      rec.payload_len);
+      if (sd->features & VMFERRY_FEATURE_RESUME) {
         vmferry_set_error ("%s: the input already is a resumed stream: send a "
                            "complete one", sd->opts->in_name);
         return -1;
@@ -172,7 +191,7 @@ query (struct sender *sd, struct vmferry_resume_point *pt,
                                     vmferry_ssh_host (sd->ssh));
   /* A write failing means the query already ended: its status says why. */
   if (w)
-    (void) (vmferry_stream_write_header (w) < 0 ||
+    (void) (write_header (w, sd, NULL) < 0 ||
             write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0);
   vmferry_stream_writer_free (w);
   status = vmferry_remote_finish (rem, &out, &len);
@@ -390,10 +409,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   uint64_t skip = 0;
   int r, status, ret = -1;
 
-  if ((pt->resume
-       ? vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_RESUME, 0,
-                                         pt->token, VMFERRY_RESUME_TOKEN_LEN)
-       : vmferry_stream_write_header (w)) < 0 ||
+  if (write_header (w, sd, pt->resume ? pt->token : NULL) < 0 ||
       write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0)
     goto remote_error;
 

@@ -1,8 +1,9 @@
-/* vmferry-export: write a shut-off domain as one vmferry stream. */
+/* vmferry-export: write a domain as one vmferry stream. */
 #include "config.h"
 
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "export.h"
@@ -13,13 +14,15 @@
 
 #include "vmferry-export-synopsis.h"
 
-enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT };
+enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT, OPT_OFFLINE, OPT_FREEZE };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
   { "output", required_argument, NULL, 'o' },
   { "include-readonly", no_argument, NULL, OPT_INCLUDE_READONLY },
   { "format", required_argument, NULL, OPT_FORMAT },
+  { "offline", no_argument, NULL, OPT_OFFLINE },
+  { "freeze", required_argument, NULL, OPT_FREEZE },
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
   VMFERRY_PROGRESS_LONG_OPTION,
@@ -49,6 +52,18 @@ main (int argc, char *argv[])
     case 'o': output = optarg; break;
     case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
     case OPT_FORMAT: format = optarg; break;
+    case OPT_OFFLINE: opts.offline = true; break;
+    case OPT_FREEZE:
+      if (strcmp (optarg, "auto") == 0)
+        opts.freeze = VMFERRY_FREEZE_AUTO;
+      else if (strcmp (optarg, "yes") == 0)
+        opts.freeze = VMFERRY_FREEZE_YES;
+      else if (strcmp (optarg, "no") == 0)
+        opts.freeze = VMFERRY_FREEZE_NO;
+      else
+        vmferry_tool_usage_fail ("--freeze: '%s' is not auto, yes or no",
+                                 optarg);
+      break;
     default:
       vmferry_tool_other_option (&shared, c, optarg, synopsis);
     }
@@ -61,6 +76,10 @@ main (int argc, char *argv[])
     vmferry_tool_usage_error ();
   }
 
+  /* A signal ends a running export's backup job before the process
+   * dies (else the job stays until the next export of the domain).
+   */
+  vmferry_output_on_signal (vmferry_backup_quit);
   if (vmferry_output_open (output, &out) < 0 ||
       vmferry_output_remove_on_signal (&out) < 0) {
     vmferry_tool_print_error ();

@@ -1,11 +1,14 @@
 #!/bin/bash
-# What must be refused, losing nothing: exporting a running domain;
+# What must be refused, losing nothing: exporting a running domain
+# offline;
 # importing over an existing domain or file without --force; a target that
 # is full or read-only.  Pre-existing files stay unchanged throughout.
 . "$(dirname "$0")/functions.sh"
 
-# A running domain is refused, and nothing is written to -o.
-on_a vmferry-export -c qemu:///system vmf-running -o "$SCRATCH/running.vmf" 2>"$SCRATCH/err" &&
+# A running domain is refused by an offline export, and nothing is
+# written to -o (without --offline it is exported: export-running).
+on_a vmferry-export -c qemu:///system --offline vmf-running \
+    -o "$SCRATCH/running.vmf" 2>"$SCRATCH/err" &&
     fail "a running domain was exported"
 grep -q 'vmf-running is running' "$SCRATCH/err" || fail "unclear: $(cat "$SCRATCH/err")"
 [[ ! -e $SCRATCH/running.vmf ]] || fail "a stream was left for the running domain"

@@ -108,6 +108,7 @@ START_TEST (test_parse_good)
   ck_assert_str_eq (f->volume, "data.raw");
   ck_assert (!f->has_virtual_size);
   ck_assert (!f->readonly);
+  ck_assert (!f->guest);
   ck_assert_int_eq (vmferry_manifest_file (m, 3)->role, VMFERRY_MANIFEST_NVRAM);
   f = vmferry_manifest_file (m, 4);
   ck_assert_int_eq (f->role, VMFERRY_MANIFEST_TPM);
@@ -166,6 +167,7 @@ START_TEST (test_round_trip)
     ck_assert_uint_eq (a->allocated, b->allocated);
     ck_assert_int_eq (a->backing, b->backing);
     ck_assert_int_eq (a->readonly, b->readonly);
+    ck_assert_int_eq (a->guest, b->guest);
   }
   free (json);
   vmferry_manifest_free (back);
@@ -336,6 +338,30 @@ START_TEST (test_refuse)
     { { "files.2.volume=\"a/b\"" }, "files[2].volume: not a safe volume name" },
     { { "files.1.pool=\"default\"", "files.1.volume=\"data.raw\"" },
       "files[2].volume: file 1 is the same volume" },
+    /* Guest content: a raw disk of its own, nothing else. */
+    { { "files.2.content=\"other\"" },
+      "files[2].content: not a content this version knows" },
+    { { "files.2.content=\"Guest\"" },
+      "files[2].content: not a content this version knows" },
+    { { "files.2.content=1" }, "files[2].content: must be a string" },
+    { { "files.3.content=\"guest\"" },
+      "files[3].content: guest content on a nvram file" },
+    { { "files.4.content=\"guest\"" },
+      "files[4].content: guest content on a tpm file" },
+    { { "files.0.content=\"guest\"" },
+      "files[0].content: guest content on a backing file" },
+    { { "files.1.content=\"guest\"" },
+      "files[1].content: guest content is stored as format raw, not: "
+      "\"qcow2\"" },
+    { { "files.1.content=\"guest\"", "files.1.format=\"raw\"",
+        "files.1.virtual_size=2000" },
+      "files[1].backing: guest content has no backing file" },
+    { { "files.0.content=\"guest\"", "files.0.role=\"disk\"",
+        "files.0.format=\"raw\"", "-files.0.virtual_size" },
+      "files[1].backing: file 0 is guest content" },
+    { { "files.2.content=\"guest\"", "files.2.virtual_size=3001" },
+      "files[2].content: guest content's virtual_size 3001 is not its "
+      "size 3000" },
     { { "totals.size=1" },
       "totals.size: is 1, the files' sizes add up to 15000" },
     { { "totals.allocated=1" }, "totals.allocated: is 1" },
@@ -382,6 +408,40 @@ START_TEST (test_refuse)
                      "case %zu: raw control character in the message", i);
     json_object_put (root);
   }
+}
+END_TEST
+
+/* "content": "guest" is read, kept and written back; "image" is the
+ * default, which the writer leaves out (today's manifests unchanged).
+ */
+START_TEST (test_guest_content)
+{
+  json_object *root = json_tokener_parse (good);
+  struct vmferry_manifest *m, *back;
+  const char *s;
+  char *json;
+
+  edit (root, "files.2.content=\"guest\"");
+  edit (root, "files.1.content=\"image\"");
+  s = json_object_to_json_string_ext (root, JSON_C_TO_STRING_PLAIN);
+  m = parse_ok (s);
+  ck_assert (m->files[2].guest);
+  ck_assert (!m->files[1].guest);
+  ck_assert (!m->files[0].guest);
+  json = vmferry_manifest_to_json (m);
+  ck_assert_msg (json != NULL, "%s", vmferry_get_error ());
+  ck_assert_ptr_nonnull (strstr (json, "\"content\": \"guest\""));
+  ck_assert_ptr_null (strstr (json, "\"image\""));
+  /* Once: file 1's "image" is not written back. */
+  ck_assert_ptr_null (strstr (strstr (json, "\"content\"") + 1,
+                              "\"content\""));
+  back = parse_ok (json);
+  ck_assert (back->files[2].guest);
+  ck_assert (!back->files[1].guest);
+  free (json);
+  vmferry_manifest_free (back);
+  vmferry_manifest_free (m);
+  json_object_put (root);
 }
 END_TEST
 
@@ -652,7 +712,7 @@ START_TEST (test_table_complete)
 END_TEST
 
 VMFERRY_UNIT_MAIN ("manifest", test_parse_good, test_escaped_backslash,
-                   test_round_trip,
+                   test_guest_content, test_round_trip,
                    test_unknown_members_kept, test_refuse, test_refuse_text,
                    test_limits, test_writer_refuses, test_roles,
                    test_spec_table, test_table_complete)

@@ -32,7 +32,8 @@
 #define UUID "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e"
 
 /* Every member of the spec's table, each at least once: a backing file
- * and a disk on it, a pool volume, NVRAM and a TPM file.
+ * and a disk on it, a pool volume of guest content, NVRAM and a TPM
+ * file.
  */
 static const char full[] =
   "{\"format\": \"vmferry-manifest\", \"version\": 1,"
@@ -53,7 +54,8 @@ static const char full[] =
   "   \"source_identity\": \"ino:2 mtime:2.000000003 size:2000\"},"
   "  {\"index\": 2, \"role\": \"disk\", \"name\": \"data.raw\","
   "   \"source_path\": \"/img/data.raw\", \"target\": \"vdb\","
-  "   \"format\": \"raw\", \"size\": 3000, \"allocated\": 0,"
+  "   \"format\": \"raw\", \"content\": \"guest\", \"size\": 3000,"
+  "   \"allocated\": 0,"
   "   \"pool\": \"default\", \"volume\": \"data.raw\"},"
   "  {\"index\": 3, \"role\": \"nvram\", \"name\": \"web01_VARS.fd\","
   "   \"source_path\": \"/nvram/web01_VARS.fd\", \"format\": \"raw\","
@@ -599,7 +601,12 @@ START_TEST (test_flags_headers)
   ck_assert_uint_eq (VMFERRY_STREAM_VERSION_MAJOR, 1);
   ck_assert (strstr (text, "0x1 (RESUME, version 1.1)"));
   ck_assert_uint_eq (VMFERRY_FEATURE_RESUME, 1);
-  ck_assert_uint_eq (VMFERRY_FEATURES_MANDATORY_KNOWN, VMFERRY_FEATURE_RESUME);
+  ck_assert (strstr (text, "0x4 (GUEST, version 1.2)"));
+  ck_assert (strstr (text, "feature GUEST (bit"));
+  ck_assert (strstr (text, "0x4, minor version 2)"));
+  ck_assert_uint_eq (VMFERRY_FEATURE_GUEST, 4);
+  ck_assert_uint_eq (VMFERRY_FEATURES_MANDATORY_KNOWN,
+                     VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_GUEST);
   ck_assert (strstr (text, "bytes 40 to 55 are its token"));
   ck_assert_uint_eq (VMFERRY_RESUME_TOKEN_SIZE, 16);
   ck_assert (strstr (text, "multiple of the block size, 65536 bytes"));
