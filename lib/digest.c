@@ -271,10 +271,18 @@ vmferry_map_update (struct vmferry_map *m, uint64_t offset, const void *buf,
 }
 
 int
-vmferry_digest_update_map (struct vmferry_digest *d, struct vmferry_map *m,
-                           uint64_t offset, const void *buf, size_t len)
+vmferry_digest_update_map (struct vmferry_digest *a, struct vmferry_digest *b,
+                           struct vmferry_map *m, uint64_t offset,
+                           const void *buf, size_t len)
 {
-  return update_n (&d, d != NULL, m, offset, buf, len);
+  struct vmferry_digest *ds[2];
+  unsigned n = 0;
+
+  if (a != NULL)
+    ds[n++] = a;
+  if (b != NULL)
+    ds[n++] = b;
+  return update_n (ds, n, m, offset, buf, len);
 }
 
 uint64_t

@@ -84,10 +84,12 @@ void vmferry_map_free (struct vmferry_map *m);
 int vmferry_map_update (struct vmferry_map *m, uint64_t offset,
                         const void *buf, size_t len);
 
-/* The file digest D and the map M from one pass over the bytes: each
- * block is tested for zeros once (D may be NULL).
+/* Digests A and B and the map M (each may be NULL) from one pass over
+ * the bytes: each block is tested for zeros once.  All are checked
+ * before any takes the bytes.
  */
-int vmferry_digest_update_map (struct vmferry_digest *d, struct vmferry_map *m,
+int vmferry_digest_update_map (struct vmferry_digest *a,
+                               struct vmferry_digest *b, struct vmferry_map *m,
                                uint64_t offset, const void *buf, size_t len);
 
 uint64_t vmferry_map_size (const struct vmferry_map *m);
