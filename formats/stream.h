@@ -105,7 +105,15 @@ enum vmferry_record_type {
  */
 #define VMFERRY_FEATURE_RESUME ((uint64_t) 1)
 #define VMFERRY_RESUME_TOKEN_SIZE 16
-#define VMFERRY_FEATURES_MANDATORY_KNOWN VMFERRY_FEATURE_RESUME
+/* Mandatory feature REFRESH (version 1.2): the stream refreshes a
+ * standby copy (vmferry-sync).  Its files are partial: ranges no record
+ * covers keep the standby's content (the manifest's files[].base names
+ * it), so only a receiver holding that base may accept it.  vmferry-import
+ * refuses it; vmferry-sync's receiver applies it.
+ */
+#define VMFERRY_FEATURE_REFRESH ((uint64_t) 2)
+#define VMFERRY_FEATURES_MANDATORY_KNOWN \
+  (VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_REFRESH)
 
 struct vmferry_record {
   uint16_t type;

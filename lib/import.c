@@ -272,6 +272,15 @@ read_stream (struct importer *im)
     case VMFERRY_REC_STREAM_HEADER: {
       const struct vmferry_stream_header *h = vmferry_validator_header (v);
       im->mandatory = h->mandatory;
+      /* Uncovered ranges would read as holes: a refresh is applied onto
+       * its base by vmferry-sync's receiver only.
+       */
+      if (im->mandatory & VMFERRY_FEATURE_REFRESH) {
+        vmferry_set_error ("%s: a refresh stream (vmferry-sync) holds only "
+                           "what changed on a standby copy: vmferry-import "
+                           "cannot apply it", opts->in_name);
+        goto out;
+      }
       if (im->mandatory & VMFERRY_FEATURE_RESUME)
         memcpy (im->token, h->token, VMFERRY_RESUME_TOKEN_SIZE);
       break;
