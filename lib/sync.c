@@ -1067,6 +1067,8 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
                                rec.offset) < 0)
         goto out;
       mark (&ap[cur], rec.offset, rec.length);
+      if (vmferry_fault ("sync-received-data") < 0)
+        goto out;
       break;
     case VMFERRY_REC_ZERO:
       if (apply_zero (&ap[cur], ap[cur].new_file, rec.offset, rec.length) < 0)
