@@ -352,7 +352,8 @@ domain_disks (virDomainPtr dom, const char *name, struct disk **disks_rtn,
                          f->path ? f->path : "(no path)");
       goto out;
     }
-    if (!(d[n].target = strdup (f->target)) || !(d[n].path = strdup (f->path))) {
+    if (!(d[n].target = strdup (f->target)) ||
+        !(d[n].path = strdup (f->path))) {
       n++;
       vmferry_set_error_errno (ENOMEM, "malloc");
       goto out;
@@ -532,8 +533,10 @@ stat_matches (json_object *d, const struct stat *st)
   same = jint (d, "dev") == jint (now, "dev") &&
          jint (d, "ino") == jint (now, "ino") &&
          jint (d, "size") == jint (now, "size") &&
-         jstr (d, "mtime") && strcmp (jstr (d, "mtime"), jstr (now, "mtime")) == 0 &&
-         jstr (d, "ctime") && strcmp (jstr (d, "ctime"), jstr (now, "ctime")) == 0;
+         jstr (d, "mtime") &&
+         strcmp (jstr (d, "mtime"), jstr (now, "mtime")) == 0 &&
+         jstr (d, "ctime") &&
+         strcmp (jstr (d, "ctime"), jstr (now, "ctime")) == 0;
   json_object_put (now);
   return same;
 }
@@ -597,7 +600,8 @@ finish_commit (struct standby *s)
     }
     for (size_t i = 0; i < s->nr; i++) {
       json_object *d = by_target (a, s->disks[i].target);
-      const char *nf = d ? jstr (d, "new") : NULL, *nm = d ? jstr (d, "new_map") : NULL;
+      const char *nf = d ? jstr (d, "new") : NULL;
+      const char *nm = d ? jstr (d, "new_map") : NULL;
       CLEANUP_FREE char *mn = map_name (s, s->disks[i].target);
       struct stat st;
 
@@ -690,8 +694,9 @@ trusted_map (struct standby *s, json_object *state, size_t i)
 static int
 print_json (FILE *out, json_object *o)
 {
-  if (fprintf (out, "%s\n",
-               json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN)) < 0 ||
+  const char *s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+
+  if (fprintf (out, "%s\n", s) < 0 ||
       fflush (out) != 0) {
     vmferry_set_error_errno (errno, "stdout");
     return -1;
@@ -1228,7 +1233,8 @@ remote_call (struct sender *sd, const char *action, const char *arg,
 
   if (asprintf (&act, "--receiver=%s", action) < 0 ||
       vmferry_shell_quote_append (&cmd, sd->opts->remote_sync
-                                  ? sd->opts->remote_sync : "vmferry-sync") < 0 ||
+                                        ? sd->opts->remote_sync
+                                        : "vmferry-sync") < 0 ||
       vmferry_shell_quote_append (&cmd, act) < 0 ||
       (arg && vmferry_shell_quote_append (&cmd, arg) < 0) ||
       (vmferry_get_verbosity () > 1 &&
@@ -1492,8 +1498,8 @@ send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
  * from the base map.
  */
 static int
-scan_disk (struct sender *sd, struct refresh *rf, struct vmferry_stream_writer *w,
-           size_t i)
+scan_disk (struct sender *sd, struct refresh *rf,
+           struct vmferry_stream_writer *w, size_t i)
 {
   CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
   CLEANUP_FREE unsigned char *buf = malloc (CHUNK);

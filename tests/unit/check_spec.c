@@ -599,7 +599,10 @@ START_TEST (test_flags_headers)
   ck_assert_uint_eq (VMFERRY_STREAM_VERSION_MAJOR, 1);
   ck_assert (strstr (text, "0x1 (RESUME, version 1.1)"));
   ck_assert_uint_eq (VMFERRY_FEATURE_RESUME, 1);
-  ck_assert_uint_eq (VMFERRY_FEATURES_MANDATORY_KNOWN, VMFERRY_FEATURE_RESUME);
+  ck_assert (strstr (text, "0x2 (REFRESH, version 1.2)"));
+  ck_assert_uint_eq (VMFERRY_FEATURE_REFRESH, 2);
+  ck_assert_uint_eq (VMFERRY_FEATURES_MANDATORY_KNOWN,
+                     VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_REFRESH);
   ck_assert (strstr (text, "bytes 40 to 55 are its token"));
   ck_assert_uint_eq (VMFERRY_RESUME_TOKEN_SIZE, 16);
   ck_assert (strstr (text, "multiple of the block size, 65536 bytes"));

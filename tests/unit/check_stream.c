@@ -789,7 +789,7 @@ build_zero_length (struct sb *b)
 static void
 build_unknown_mandatory (struct sb *b)
 {
-  sb_header_v (b, 1, 0, 2, 0, VMFERRY_STREAM_HEADER_SIZE);
+  sb_header_v (b, 1, 0, 0x100, 0, VMFERRY_STREAM_HEADER_SIZE);
 }
 
 /* RESUME (bit 0) needs the token after byte 40. */
@@ -1200,7 +1200,7 @@ static const struct reader_case {
   { "backwards", build_backwards, "offset 131072 goes back before 196608" },
   { "zero length", build_zero_length, "zero length" },
   { "unknown mandatory", build_unknown_mandatory,
-    "record 0 (stream-header) at byte 0: stream uses unknown mandatory features 0x2" },
+    "record 0 (stream-header) at byte 0: stream uses unknown mandatory features 0x100" },
   { "resume without token", build_resume_no_token,
     "record 0 (stream-header) at byte 0: stream header: a resumed stream without its resume token" },
   { "major 2", build_major_2,
