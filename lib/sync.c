@@ -23,6 +23,7 @@
 #include "extent.h"
 #include "fault.h"
 #include "full-rw.h"
+#include "imagelock.h"
 #include "iszero.h"
 #include "log.h"
 #include "migrate.h"
@@ -108,10 +109,10 @@ from_hex (const char *s, unsigned char *out, size_t n)
  * new content at any instant: a temporary file, synced, renamed over.
  */
 static int
-write_atomic (const struct vmferry_target *t, const char *name,
-              const void *buf, size_t len)
+write_atomic (const struct vmferry_target *t, const char *prefix,
+              const char *name, const void *buf, size_t len)
 {
-  CLEANUP_FREE char *tmp = vmferry_target_random_name (".vmferry-sync-tmp-");
+  CLEANUP_FREE char *tmp = vmferry_target_random_name (prefix);
   int fd;
 
   if (tmp == NULL)
@@ -134,9 +135,14 @@ write_atomic (const struct vmferry_target *t, const char *name,
   return vmferry_target_sync (t);
 }
 
+/* Temporary names: the sender's in its own directory; the receiver's
+ * are its standby's (struct standby), which only its own runs remove.
+ */
+#define SENDER_TMP ".vmferry-sync-tmp-"
+
 static int
-map_save (const struct vmferry_target *t, const char *name,
-          struct vmferry_map *m)
+map_save (const struct vmferry_target *t, const char *prefix,
+          const char *name, struct vmferry_map *m)
 {
   uint64_t n = vmferry_map_nr_chunks (m);
   size_t len = MAP_HEADER + n * VMFERRY_DIGEST_SIZE + 8;
@@ -152,7 +158,7 @@ map_save (const struct vmferry_target *t, const char *name,
   for (uint64_t c = 0; c < n; c++)
     vmferry_map_get (m, c, buf + MAP_HEADER + c * VMFERRY_DIGEST_SIZE);
   put_le64 (buf + len - 8, XXH3_64bits (buf, len - 8));
-  return write_atomic (t, name, buf, len);
+  return write_atomic (t, prefix, name, buf, len);
 }
 
 /* The map recorded as NAME below T, or NULL with the error set. */
@@ -225,11 +231,12 @@ json_load (const struct vmferry_target *t, const char *name)
 }
 
 static int
-json_save (const struct vmferry_target *t, const char *name, json_object *o)
+json_save (const struct vmferry_target *t, const char *prefix,
+           const char *name, json_object *o)
 {
   const char *s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
 
-  return write_atomic (t, name, s, strlen (s));
+  return write_atomic (t, prefix, name, s, strlen (s));
 }
 
 static int64_t
@@ -570,10 +577,45 @@ state_write (struct standby *s, int64_t gen, const char *token,
     to_hex (roots[i], 16, hex);
     jset_str (d, "root", hex);
   }
-  r = json_save (&s->dir, s->state, o);
+  r = json_save (&s->dir, s->new_prefix, s->state, o);
  out:
   json_object_put (o);
   return r;
+}
+
+/* A file a run of this standby made aside: its prefix and the six
+ * letters or digits of vmferry_target_random_name, nothing after (another
+ * standby, named "NAME.new-abcdef", has longer names).
+ */
+static bool
+is_stray (const struct standby *s, const char *n)
+{
+  size_t pl = strlen (s->new_prefix);
+
+  if (strncmp (n, s->new_prefix, pl) != 0 || strlen (n) != pl + 6)
+    return false;
+  for (n += pl; *n; n++)
+    if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+          (*n >= '0' && *n <= '9')))
+      return false;
+  return true;
+}
+
+/* Take QEMU's image locks on FILE below DIR (none can open it while the
+ * returned fd is open), or -1: in use, or an error.
+ */
+static int
+lock_file (const struct vmferry_target *dir, const char *file)
+{
+  int fd = vmferry_target_open_file (dir, file, O_RDWR);
+
+  if (fd < 0)
+    return -1;
+  if (vmferry_image_lock (fd, file) < 0) {
+    close (fd);
+    return -1;
+  }
+  return fd;
 }
 
 /* A commit that was journaled is finished (every new file renamed over
@@ -585,6 +627,7 @@ finish_commit (struct standby *s)
 {
   json_object *j = json_load (&s->dir, s->journal), *a;
   CLEANUP_FREE unsigned char (*roots)[VMFERRY_DIGEST_SIZE] = NULL;
+  CLEANUP_FREE int *locks = NULL;
   DIR *dh;
   struct dirent *e;
   int r = -1;
@@ -592,13 +635,58 @@ finish_commit (struct standby *s)
   if (j == NULL && vmferry_get_errno () != ENOENT)
     return -1;
   if (j != NULL) {
+    bool drop = false;
+
     a = jarr (j, "disks");
     roots = calloc (s->nr, sizeof *roots);
-    if (a == NULL || roots == NULL || jstr (j, "token") == NULL) {
+    locks = calloc (2 * s->nr, sizeof *locks);
+    if (a == NULL || roots == NULL || locks == NULL ||
+        jstr (j, "token") == NULL) {
       vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
       goto out;
     }
+    /* No QEMU may open a disk, old or new, while they are switched; and
+     * a standby started since the journal (it took over: its disks are
+     * not those the refresh was made on) keeps what it has.
+     */
+    for (size_t i = 0; i < 2 * s->nr; i++)
+      locks[i] = -1;
     for (size_t i = 0; i < s->nr; i++) {
+      json_object *d = by_target (a, s->disks[i].target), *old;
+      const char *nf = d ? jstr (d, "new") : NULL;
+      struct stat st;
+
+      if (nf == NULL) {
+        vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
+        goto out;
+      }
+      if (vmferry_target_stat (&s->dir, nf, &st) != 1)
+        continue;               /* renamed already */
+      if ((locks[2 * i] = lock_file (&s->dir,
+                                     base_name (s->disks[i].path))) < 0 ||
+          (locks[2 * i + 1] = lock_file (&s->dir, nf)) < 0) {
+        vmferry_prefix_error ("standby %s: cannot finish a refresh", s->name);
+        goto out;
+      }
+      if (!json_object_object_get_ex (d, "old", &old) ||
+          vmferry_target_stat (&s->dir, base_name (s->disks[i].path),
+                               &st) != 1 ||
+          !stat_matches (old, &st))
+        drop = true;
+    }
+    if (check_shut_off (s) < 0)
+      goto out;
+    if (drop) {
+      vmferry_notice ("standby %s changed since a refresh was made ready: "
+                      "that refresh is dropped, the standby kept as it is",
+                      s->name);
+      if (vmferry_target_unlink (&s->dir, s->journal) < 0 ||
+          vmferry_target_sync (&s->dir) < 0)
+        goto out;
+      json_object_put (j);
+      j = NULL;
+    }
+    for (size_t i = 0; j && i < s->nr; i++) {
       json_object *d = by_target (a, s->disks[i].target);
       const char *nf = d ? jstr (d, "new") : NULL;
       const char *nm = d ? jstr (d, "new_map") : NULL;
@@ -622,19 +710,19 @@ finish_commit (struct standby *s)
           vmferry_target_rename (&s->dir, nm, &s->dir, mn, 0) < 0)
         goto out;
     }
-    if (vmferry_target_sync (&s->dir) < 0 ||
-        state_write (s, jint (j, "generation"), jstr (j, "token"), roots) < 0 ||
-        vmferry_fault ("sync-recorded") < 0 ||
-        vmferry_target_unlink (&s->dir, s->journal) < 0 ||
-        vmferry_target_sync (&s->dir) < 0)
+    if (j && (vmferry_target_sync (&s->dir) < 0 ||
+              state_write (s, jint (j, "generation"), jstr (j, "token"),
+                           roots) < 0 ||
+              vmferry_fault ("sync-recorded") < 0 ||
+              vmferry_target_unlink (&s->dir, s->journal) < 0 ||
+              vmferry_target_sync (&s->dir) < 0))
       goto out;
   }
   dh = vmferry_target_opendir (&s->dir);
   if (dh == NULL)
     goto out;
   while ((e = readdir (dh)) != NULL)
-    if (strncmp (e->d_name, s->new_prefix, strlen (s->new_prefix)) == 0 ||
-        strncmp (e->d_name, ".vmferry-sync-tmp-", 18) == 0) {
+    if (is_stray (s, e->d_name)) {
       vmferry_debug ("removing %s/%s, left by a killed run", s->dir.path,
                      e->d_name);
       vmferry_target_unlink (&s->dir, e->d_name);
@@ -642,6 +730,9 @@ finish_commit (struct standby *s)
   closedir (dh);
   r = 0;
  out:
+  for (size_t i = 0; locks && i < 2 * s->nr; i++)
+    if (locks[i] >= 0)
+      close (locks[i]);
   json_object_put (j);
   return r;
 }
@@ -732,7 +823,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     char hex[33];
 
     if (m == NULL || mn == NULL || vmferry_map_root (m, roots[i]) < 0 ||
-        map_save (&s.dir, mn, m) < 0) {
+        map_save (&s.dir, s.new_prefix, mn, m) < 0) {
       vmferry_map_free (m);
       json_object_put (d);
       goto out;
@@ -1091,7 +1182,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     case VMFERRY_REC_FILE_END: {
       unsigned char root[16];
       if (verify_applied (&s, &ap[cur], s.disks[cur].target, root) < 0 ||
-          map_save (&s.dir, ap[cur].new_map, ap[cur].base) < 0)
+          map_save (&s.dir, s.new_prefix, ap[cur].new_map, ap[cur].base) < 0)
         goto out;
       break;
     }
@@ -1132,8 +1223,19 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     jset_str (d, "new_map", ap[i].new_map);
     jset_str (d, "root", hex);
     json_object_array_add (ja, d);
+    {
+      json_object *old = json_object_new_object ();
+      struct stat st;
+      json_object_object_add (d, "old", old);
+      if (vmferry_target_stat (&s.dir, base_name (s.disks[i].path),
+                               &st) != 1) {
+        vmferry_set_error ("%s: gone", s.disks[i].path);
+        goto out;
+      }
+      stat_record (old, &st);
+    }
   }
-  if (check_shut_off (&s) < 0 || json_save (&s.dir, s.journal, journal) < 0 ||
+  if (check_shut_off (&s) < 0 || json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
       vmferry_fault ("sync-journaled") < 0 || finish_commit (&s) < 0)
     goto out;
   {
@@ -1303,8 +1405,8 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
     json_object_array_add (a, d);
     if (mn == NULL || bn == NULL || vmferry_map_root (maps[i], root) < 0 ||
         vmferry_map_root (fine[i], broot) < 0 ||
-        map_save (&sd->dir, bn, fine[i]) < 0 ||
-        map_save (&sd->dir, mn, maps[i]) < 0)
+        map_save (&sd->dir, SENDER_TMP, bn, fine[i]) < 0 ||
+        map_save (&sd->dir, SENDER_TMP, mn, maps[i]) < 0)
       goto out;
     to_hex (broot, 16, hex);
     jset_str (d, "blocks_root", hex);
@@ -1314,7 +1416,7 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
     jset_int (d, "size", vmferry_map_size (maps[i]));
     jset_str (d, "root", hex);
   }
-  if (sn == NULL || json_save (&sd->dir, sn, o) < 0)
+  if (sn == NULL || json_save (&sd->dir, SENDER_TMP, sn, o) < 0)
     goto out;
   r = 0;
  out:
@@ -1656,8 +1758,8 @@ refresh (struct sender *sd, json_object *sstate,
     goto out;
  again:
   json_object_put (q);
-  if (!(q = remote_call (sd, "query", compare ? "--compare" : "-q", NULL,
-                         NULL)))
+  if (!(q = remote_call (sd, "query", compare ? "--compare" : NULL,
+                         NULL, NULL)))
     goto out;
   if (jstr (q, "state") || !jstr (q, "token") ||
       strcmp (jstr (q, "token"), token) != 0) {
@@ -1758,7 +1860,7 @@ refresh (struct sender *sd, json_object *sstate,
     compare = true;
     goto again;
   }
-  done = remote_call (sd, "apply", "-q", write_refresh, &rf);
+  done = remote_call (sd, "apply", NULL, write_refresh, &rf);
   if (done == NULL) {
     vmferry_prefix_error ("the standby is as it was");
     goto out;

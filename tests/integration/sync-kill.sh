@@ -89,6 +89,23 @@ for p in "${points_a[@]/#/a:}" "${points_b[@]/#/b:}"; do
     faults=$((faults + 1))
 done
 
+# Killed once the commit was journaled, then the standby written on B
+# before the next run (it took over, say): that refresh is dropped, not
+# rolled over the standby's own data; the next run compares in full.
+cp --sparse=always "${srcs[0]}" "$SCRATCH/prev0.img"
+change
+printf 'VMFERRY_FAULT=sync-journaled\n' >"$FAULT_FILE_B"
+sync_ >"$SCRATCH/out" 2>&1 && fail "the journaled refresh did not fail"
+rm -f "$FAULT_FILE_B"
+on_b dd if=/dev/urandom of="${sbdisks[0]}" bs=64K count=1 seek=3 conv=notrunc status=none
+cp --sparse=always "$(on_b_path "${sbdisks[0]}")" "$SCRATCH/taken.img"
+out=$(sync_ 2>&1) || fail "the run after a take-over failed: $out"
+grep -q "changed since a refresh was made ready: that refresh is dropped" <<<"$out" ||
+    fail "the dropped refresh is not said: $out"
+grep -q "compared in full" <<<"$out" || fail "the taken-over standby was trusted: $out"
+same_as "after the take-over" "${srcs[@]}"
+echo "   journaled, then written on B: dropped, compared in full"
+
 # Still a domain that starts.
 virsh_b -q start "$sb" >/dev/null || fail "the standby does not start"
 wait_state b "$sb" running 30 || fail "the standby does not run"
