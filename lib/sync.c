@@ -1235,7 +1235,8 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
       stat_record (old, &st);
     }
   }
-  if (check_shut_off (&s) < 0 || json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
+  if (check_shut_off (&s) < 0 ||
+      json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
       vmferry_fault ("sync-journaled") < 0 || finish_commit (&s) < 0)
     goto out;
   {
