@@ -98,6 +98,7 @@ vmferry_record_type_name (uint16_t type)
   case VMFERRY_REC_ZERO: return "zero";
   case VMFERRY_REC_FILE_END: return "file-end";
   case VMFERRY_REC_END: return "end";
+  case VMFERRY_REC_FILE_MAP: return "file-map";
   default: return "unknown";
   }
 }
@@ -105,7 +106,7 @@ vmferry_record_type_name (uint16_t type)
 static bool
 type_is_known (uint16_t type)
 {
-  return type >= VMFERRY_REC_STREAM_HEADER && type <= VMFERRY_REC_END;
+  return type >= VMFERRY_REC_STREAM_HEADER && type <= VMFERRY_REC_FILE_MAP;
 }
 
 /* "data", or "type 77" for types this version does not know. */
@@ -264,6 +265,7 @@ struct order {
   uint32_t nr_files;    /* FILE_BEGINs seen */
   uint64_t file_size;   /* of the current file */
   uint64_t pos;         /* end of the last DATA/ZERO in the current file */
+  bool map;             /* the current file's FILE_MAP was seen */
 };
 
 static const char *
@@ -274,7 +276,7 @@ expected (const struct order *o)
   case ST_MANIFEST: return "the manifest";
   case ST_XML: return "the domain XML";
   case ST_FILES: return "file-begin or end";
-  case ST_IN_FILE: return "data, zero or file-end";
+  case ST_IN_FILE: return o->map ? "file-end" : "data, zero or file-end";
   case ST_DONE: return "nothing";
   }
   return "?";
@@ -369,12 +371,13 @@ check_record (struct order *o, const struct vmferry_record *rec,
     }
     n.nr_files++;
     n.pos = 0;
+    n.map = false;
     n.st = ST_IN_FILE;
     break;
 
   case VMFERRY_REC_DATA:
   case VMFERRY_REC_ZERO:
-    if (o->st != ST_IN_FILE)
+    if (o->st != ST_IN_FILE || o->map)
       goto unexpected;
     if (rec->file != o->nr_files - 1) {
       vmferry_set_error ("record for file %" PRIu32 " inside file %" PRIu32,
@@ -445,6 +448,28 @@ check_record (struct order *o, const struct vmferry_record *rec,
       return -1;
     }
     n.st = ST_FILES;
+    break;
+
+  case VMFERRY_REC_FILE_MAP:
+    if (o->st != ST_IN_FILE || o->map)
+      goto unexpected;
+    if (rec->file != o->nr_files - 1) {
+      vmferry_set_error ("map of file %" PRIu32 " inside file %" PRIu32,
+                         rec->file, o->nr_files - 1);
+      return -1;
+    }
+    if (rec->payload_len != VMFERRY_FILE_MAP_SIZE) {
+      vmferry_set_error ("payload is %" PRIu32 " bytes, expected %d",
+                         rec->payload_len, VMFERRY_FILE_MAP_SIZE);
+      return -1;
+    }
+    if (get_le64 (payload) == 0 ||
+        get_le64 (payload) % VMFERRY_BLOCK_SIZE != 0) {
+      vmferry_set_error ("map chunk size %" PRIu64 " is not a multiple of %d "
+                         "bytes", get_le64 (payload), VMFERRY_BLOCK_SIZE);
+      return -1;
+    }
+    n.map = true;
     break;
 
   case VMFERRY_REC_END:
@@ -751,6 +776,21 @@ vmferry_stream_write_file_end (struct vmferry_stream_writer *w,
                                uint32_t file, const unsigned char digest[16])
 {
   return write_simple (w, VMFERRY_REC_FILE_END, file, digest, 16);
+}
+
+int
+vmferry_stream_write_file_map (struct vmferry_stream_writer *w, uint32_t file,
+                               uint64_t chunk, const unsigned char root[16])
+{
+  struct vmferry_record rec = {
+    .type = VMFERRY_REC_FILE_MAP, .flags = VMFERRY_REC_F_SKIPPABLE,
+    .file = file, .payload_len = VMFERRY_FILE_MAP_SIZE,
+  };
+  unsigned char p[VMFERRY_FILE_MAP_SIZE];
+
+  put_le64 (p, chunk);
+  memcpy (p + 8, root, 16);
+  return vmferry_stream_write_record (w, &rec, p);
 }
 
 int
@@ -1348,6 +1388,19 @@ vmferry_record_file_end (const struct vmferry_record *rec,
   if (check_simple (rec, VMFERRY_REC_FILE_END, 16, false) < 0)
     return -1;
   memcpy (digest, payload, 16);
+  return 0;
+}
+
+int
+vmferry_record_file_map (const struct vmferry_record *rec,
+                         const void *payload, uint64_t *chunk_rtn,
+                         unsigned char root[16])
+{
+  if (check_simple (rec, VMFERRY_REC_FILE_MAP, VMFERRY_FILE_MAP_SIZE,
+                    false) < 0)
+    return -1;
+  *chunk_rtn = get_le64 (payload);
+  memcpy (root, (const unsigned char *) payload + 8, 16);
   return 0;
 }
 

@@ -67,7 +67,13 @@ enum vmferry_record_type {
   VMFERRY_REC_ZERO = 6,
   VMFERRY_REC_FILE_END = 7,      /* payload: 16-byte digest */
   VMFERRY_REC_END = 8,           /* payload: u64 number of files */
+  /* Version 1.2, written F_SKIPPABLE: after a file's last DATA/ZERO
+   * record, before its FILE_END.  Payload: u64 chunk size and the 16-byte
+   * root of the file's map digest (lib/digest.h).
+   */
+  VMFERRY_REC_FILE_MAP = 9,
 };
+#define VMFERRY_FILE_MAP_SIZE 24
 
 /* Payload is one zstd frame. */
 #define VMFERRY_REC_F_ZSTD 0x0001
@@ -99,6 +105,13 @@ enum vmferry_record_type {
  */
 #define VMFERRY_FEATURE_RESUME ((uint64_t) 1)
 #define VMFERRY_RESUME_TOKEN_SIZE 16
+/* Mandatory feature REFRESH (version 1.2): the stream refreshes a
+ * standby copy (vmferry-sync).  Its files are partial: ranges no record
+ * covers keep the standby's content (the manifest's files[].base names
+ * it), so only a receiver holding that base may accept it.  vmferry-import
+ * refuses it; vmferry-sync's receiver applies it.
+ */
+#define VMFERRY_FEATURE_REFRESH ((uint64_t) 2)
 /* Mandatory feature GUEST (version 1.2): a file of the manifest holds
  * guest content ("content": "guest"): the virtual disk as the guest
  * reads it, taken from a running domain, not the image file's bytes.
@@ -106,7 +119,7 @@ enum vmferry_record_type {
  */
 #define VMFERRY_FEATURE_GUEST ((uint64_t) 4)
 #define VMFERRY_FEATURES_MANDATORY_KNOWN \
-  (VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_GUEST)
+  (VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_REFRESH | VMFERRY_FEATURE_GUEST)
 
 struct vmferry_record {
   uint16_t type;
@@ -191,6 +204,10 @@ int vmferry_stream_write_file_begin (struct vmferry_stream_writer *w,
 int vmferry_stream_write_file_end (struct vmferry_stream_writer *w,
                                    uint32_t file,
                                    const unsigned char digest[16]);
+/* FILE_MAP (F_SKIPPABLE): the root of the file's map digest. */
+int vmferry_stream_write_file_map (struct vmferry_stream_writer *w,
+                                   uint32_t file, uint64_t chunk,
+                                   const unsigned char root[16]);
 int vmferry_stream_write_end (struct vmferry_stream_writer *w,
                               uint32_t nr_files);
 /* DATA and ZERO records.  PAYLOAD is LENGTH raw bytes (payload_len ==
@@ -326,6 +343,10 @@ int vmferry_record_file_begin (const struct vmferry_record *rec,
 /* FILE_END: the file's digest (see lib/digest.h). */
 int vmferry_record_file_end (const struct vmferry_record *rec,
                              const void *payload, unsigned char digest[16]);
+/* FILE_MAP: the chunk size and the root of the file's map digest. */
+int vmferry_record_file_map (const struct vmferry_record *rec,
+                             const void *payload, uint64_t *chunk_rtn,
+                             unsigned char root[16]);
 /* END: the number of files in the stream. */
 int vmferry_record_end (const struct vmferry_record *rec, const void *payload,
                         uint64_t *nr_files_rtn);

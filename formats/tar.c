@@ -717,15 +717,23 @@ step (struct vmferry_tar_reader *t)
 
   switch (t->st) {
   case TS_HEADER:
-    t->st = TS_MANIFEST;
-    return vmferry_stream_write_header (t->w);
-  case TS_MANIFEST:
+  case TS_MANIFEST: {
+    /* The header's features follow from the manifest: a running
+     * domain's archive holds guest content, which needs GUEST.
+     */
+    uint64_t mandatory = 0;
+
     if (next_entry (t, NULL, &e) < 0 ||
         (text = read_small (t, e, &len)) == NULL ||
         vmferry_manifest_parse (text, len, "archive", &t->m) < 0)
       return -1;
+    for (size_t i = 0; i < t->m->nr_files; i++)
+      if (t->m->files[i].guest)
+        mandatory |= VMFERRY_FEATURE_GUEST;
     t->st = TS_XML;
-    return vmferry_stream_write_manifest (t->w, text);
+    return vmferry_stream_write_header_ex (t->w, mandatory, 0, NULL, 0) < 0
+           ? -1 : vmferry_stream_write_manifest (t->w, text);
+  }
   case TS_XML:
     if (next_entry (t, VMFERRY_TAR_META "/domain.xml", &e) < 0 ||
         (text = read_small (t, e, &len)) == NULL)

@@ -86,13 +86,70 @@ check_range (const struct vmferry_digest *d, uint64_t offset, size_t len)
   return 0;
 }
 
-/* Add the bytes to the N digests DS block by block: each block is
- * tested for zeros once and hashed into all of them while it is in the
- * CPU's cache.
+struct vmferry_map {
+  uint64_t size, chunk, n;
+  unsigned char *d;       /* n digests of VMFERRY_DIGEST_SIZE bytes */
+  XXH3_state_t *state;    /* of chunk cur, while one is being added to */
+  uint64_t cur;           /* that chunk, or UINT64_MAX */
+  uint64_t next;          /* offset the next call may start at, at least */
+  bool ended;             /* a short last block was added */
+};
+
+/* The digest of no bytes: that of an all-zero chunk. */
+static void
+empty_digest (unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  XXH128_canonical_t c;
+
+  XXH128_canonicalFromHash (&c, XXH3_128bits (NULL, 0));
+  memcpy (out, c.digest, VMFERRY_DIGEST_SIZE);
+}
+
+/* Store the digest of the chunk being added to, if any. */
+static void
+map_finish (struct vmferry_map *m)
+{
+  XXH128_canonical_t c;
+
+  if (m->cur == UINT64_MAX)
+    return;
+  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (m->state));
+  memcpy (m->d + m->cur * VMFERRY_DIGEST_SIZE, c.digest, VMFERRY_DIGEST_SIZE);
+  m->cur = UINT64_MAX;
+}
+
+static int
+map_check_range (const struct vmferry_map *m, uint64_t offset, size_t len)
+{
+  if (m->ended) {
+    vmferry_set_error ("map: data at %" PRIu64 " after the short last "
+                       "block of the file", offset);
+    return -1;
+  }
+  if (offset % VMFERRY_BLOCK_SIZE != 0) {
+    vmferry_set_error ("map: offset %" PRIu64 " is not block aligned", offset);
+    return -1;
+  }
+  if (offset < m->next) {
+    vmferry_set_error ("map: offset %" PRIu64 " goes back before %" PRIu64,
+                       offset, m->next);
+    return -1;
+  }
+  if (offset > m->size || len > m->size - offset) {
+    vmferry_set_error ("map: range %" PRIu64 "+%zu goes beyond the file size %"
+                       PRIu64, offset, len, m->size);
+    return -1;
+  }
+  return 0;
+}
+
+/* Add the bytes to the N digests DS and the map M (may be NULL) block by
+ * block: each block is tested for zeros once and hashed into all of them
+ * while it is in the CPU's cache.
  */
 static int
-update_n (struct vmferry_digest **ds, unsigned n, uint64_t offset,
-          const void *buf, size_t len)
+update_n (struct vmferry_digest **ds, unsigned n, struct vmferry_map *m,
+          uint64_t offset, const void *buf, size_t len)
 {
   const unsigned char *p = buf;
 
@@ -101,10 +158,21 @@ update_n (struct vmferry_digest **ds, unsigned n, uint64_t offset,
   for (unsigned i = 0; i < n; i++)
     if (check_range (ds[i], offset, len) < 0)
       return -1;
+  if (m != NULL && map_check_range (m, offset, len) < 0)
+    return -1;
 
   while (len > 0) {
     size_t bn = len < VMFERRY_BLOCK_SIZE ? len : VMFERRY_BLOCK_SIZE;
+    uint64_t c = m != NULL ? offset / m->chunk : 0;
 
+    /* A chunk entered is recomputed from what is added: blocks not
+     * added are holes.
+     */
+    if (m != NULL && c != m->cur) {
+      map_finish (m);
+      XXH3_128bits_reset (m->state);
+      m->cur = c;
+    }
     if (!vmferry_is_zero (p, bn)) {
       unsigned char hdr[16];
 
@@ -114,16 +182,25 @@ update_n (struct vmferry_digest **ds, unsigned n, uint64_t offset,
         XXH3_128bits_update (ds[i]->state, hdr, sizeof hdr);
         XXH3_128bits_update (ds[i]->state, p, bn);
       }
+      if (m != NULL) {
+        XXH3_128bits_update (m->state, hdr, sizeof hdr);
+        XXH3_128bits_update (m->state, p, bn);
+      }
     }
-    if (bn < VMFERRY_BLOCK_SIZE)
+    if (bn < VMFERRY_BLOCK_SIZE) {
       for (unsigned i = 0; i < n; i++)
         ds[i]->ended = true;
+      if (m != NULL)
+        m->ended = true;
+    }
     p += bn;
     len -= bn;
     offset += bn;
   }
   for (unsigned i = 0; i < n; i++)
     ds[i]->next = offset;
+  if (m != NULL)
+    m->next = offset;
   return 0;
 }
 
@@ -131,7 +208,7 @@ int
 vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
                        const void *buf, size_t len)
 {
-  return update_n (&d, 1, offset, buf, len);
+  return update_n (&d, 1, NULL, offset, buf, len);
 }
 
 int
@@ -140,7 +217,145 @@ vmferry_digest_update2 (struct vmferry_digest *a, struct vmferry_digest *b,
 {
   struct vmferry_digest *ds[2] = { a, b };
 
-  return update_n (ds, 2, offset, buf, len);
+  return update_n (ds, 2, NULL, offset, buf, len);
+}
+
+struct vmferry_map *
+vmferry_map_new (uint64_t size, uint64_t chunk)
+{
+  struct vmferry_map *m;
+  unsigned char e[VMFERRY_DIGEST_SIZE];
+
+  if (chunk == 0 || chunk % VMFERRY_BLOCK_SIZE != 0) {
+    vmferry_set_error ("map: chunk size %" PRIu64 " is not a multiple of %d",
+                       chunk, VMFERRY_BLOCK_SIZE);
+    return NULL;
+  }
+  m = calloc (1, sizeof *m);
+  if (m == NULL) {
+    vmferry_set_error_errno (ENOMEM, "map: malloc");
+    return NULL;
+  }
+  m->size = size;
+  m->chunk = chunk;
+  m->n = size / chunk + (size % chunk != 0);
+  m->cur = UINT64_MAX;
+  if ((m->n > 0 && (m->d = calloc (m->n, VMFERRY_DIGEST_SIZE)) == NULL) ||
+      (m->state = XXH3_createState ()) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "map of %" PRIu64 " chunks: malloc",
+                             m->n);
+    vmferry_map_free (m);
+    return NULL;
+  }
+  empty_digest (e);
+  for (uint64_t c = 0; c < m->n; c++)
+    memcpy (m->d + c * VMFERRY_DIGEST_SIZE, e, VMFERRY_DIGEST_SIZE);
+  return m;
+}
+
+void
+vmferry_map_free (struct vmferry_map *m)
+{
+  if (m == NULL)
+    return;
+  XXH3_freeState (m->state);
+  free (m->d);
+  free (m);
+}
+
+int
+vmferry_map_update (struct vmferry_map *m, uint64_t offset, const void *buf,
+                    size_t len)
+{
+  return update_n (NULL, 0, m, offset, buf, len);
+}
+
+int
+vmferry_digest_update_map (struct vmferry_digest *a, struct vmferry_digest *b,
+                           struct vmferry_map *m, uint64_t offset,
+                           const void *buf, size_t len)
+{
+  struct vmferry_digest *ds[2];
+  unsigned n = 0;
+
+  if (a != NULL)
+    ds[n++] = a;
+  if (b != NULL)
+    ds[n++] = b;
+  return update_n (ds, n, m, offset, buf, len);
+}
+
+uint64_t
+vmferry_map_size (const struct vmferry_map *m)
+{
+  return m->size;
+}
+
+uint64_t
+vmferry_map_chunk (const struct vmferry_map *m)
+{
+  return m->chunk;
+}
+
+uint64_t
+vmferry_map_nr_chunks (const struct vmferry_map *m)
+{
+  return m->n;
+}
+
+void
+vmferry_map_get (struct vmferry_map *m, uint64_t c,
+                 unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  if (c == m->cur)
+    map_finish (m);
+  memcpy (out, m->d + c * VMFERRY_DIGEST_SIZE, VMFERRY_DIGEST_SIZE);
+}
+
+void
+vmferry_map_set (struct vmferry_map *m, uint64_t c,
+                 const unsigned char d[VMFERRY_DIGEST_SIZE])
+{
+  if (c == m->cur)
+    map_finish (m);
+  memcpy (m->d + c * VMFERRY_DIGEST_SIZE, d, VMFERRY_DIGEST_SIZE);
+}
+
+void
+vmferry_map_clear_chunk (struct vmferry_map *m, uint64_t c)
+{
+  map_finish (m);
+  empty_digest (m->d + c * VMFERRY_DIGEST_SIZE);
+  m->next = c * m->chunk;
+  m->ended = false;
+}
+
+int
+vmferry_map_root (struct vmferry_map *m, unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  XXH3_state_t *st = XXH3_createState ();
+  unsigned char e[VMFERRY_DIGEST_SIZE], cb[8];
+  XXH128_canonical_t c;
+
+  if (st == NULL) {
+    vmferry_set_error_errno (ENOMEM, "map: malloc");
+    return -1;
+  }
+  map_finish (m);
+  empty_digest (e);
+  XXH3_128bits_reset (st);
+  for (uint64_t i = 0; i < m->n; i++) {
+    const unsigned char *d = m->d + i * VMFERRY_DIGEST_SIZE;
+    if (memcmp (d, e, VMFERRY_DIGEST_SIZE) == 0)
+      continue;
+    put_le64 (cb, i);
+    XXH3_128bits_update (st, cb, sizeof cb);
+    XXH3_128bits_update (st, d, VMFERRY_DIGEST_SIZE);
+  }
+  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (st));
+  XXH3_freeState (st);
+  memcpy (out, c.digest, VMFERRY_DIGEST_SIZE);
+  return 0;
 }
 
 void
@@ -160,11 +375,11 @@ vmferry_digest_fd (int fd, const char *name, uint64_t size,
   return vmferry_digest_fd_range (fd, name, 0, size, out);
 }
 
-int
-vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
-                         unsigned char out[VMFERRY_DIGEST_SIZE])
+/* The digest D and/or the map M of bytes [START, END) of FD. */
+static int
+digest_fd (int fd, const char *name, uint64_t start, uint64_t end,
+           struct vmferry_digest *d, struct vmferry_map *m)
 {
-  struct vmferry_digest *d;
   CLEANUP_FREE void *buf = NULL;
   uint64_t pos = start, dstart, dend, actual;
   int r;
@@ -184,13 +399,9 @@ vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
                        name, actual, end);
     return -1;
   }
-  d = vmferry_digest_new ();
-  if (d == NULL)
-    return -1;
   buf = malloc (DIGEST_READ_SIZE);
   if (buf == NULL) {
     vmferry_set_error_errno (errno, "%s: malloc", name);
-    vmferry_digest_free (d);
     return -1;
   }
   /* Only a hint: failure (e.g. on a pipe-like device) does not matter. */
@@ -202,15 +413,42 @@ vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
       size_t n = dend - pos < DIGEST_READ_SIZE ? dend - pos : DIGEST_READ_SIZE;
 
       if (vmferry_pread_full (fd, name, buf, n, pos) < 0 ||
-          vmferry_digest_update (d, pos, buf, n) < 0) {
-        vmferry_digest_free (d);
+          update_n (&d, d != NULL, m, pos, buf, n) < 0)
         return -1;
-      }
       pos += n;
     }
   }
+  return r;
+}
+
+int
+vmferry_digest_fd_range (int fd, const char *name, uint64_t start, uint64_t end,
+                         unsigned char out[VMFERRY_DIGEST_SIZE])
+{
+  struct vmferry_digest *d = vmferry_digest_new ();
+  int r;
+
+  if (d == NULL)
+    return -1;
+  r = digest_fd (fd, name, start, end, d, NULL);
   if (r == 0)
     vmferry_digest_final (d, out);
+  vmferry_digest_free (d);
+  return r;
+}
+
+int
+vmferry_map_fd (int fd, const char *name, struct vmferry_map *m,
+                unsigned char *file_digest)
+{
+  struct vmferry_digest *d = NULL;
+  int r;
+
+  if (file_digest != NULL && (d = vmferry_digest_new ()) == NULL)
+    return -1;
+  r = digest_fd (fd, name, 0, m->size, d, m);
+  if (r == 0 && d != NULL)
+    vmferry_digest_final (d, file_digest);
   vmferry_digest_free (d);
   return r;
 }

@@ -56,6 +56,70 @@ int vmferry_digest_fd_range (int fd, const char *name, uint64_t start,
                              uint64_t end,
                              unsigned char out[VMFERRY_DIGEST_SIZE]);
 
+/* The map digest (vmferry-stream(5), MAP DIGEST): the file cut in chunks
+ * of CHUNK bytes (a multiple of VMFERRY_BLOCK_SIZE); chunk c's digest is
+ * the file digest above of the blocks of that chunk only (at their
+ * absolute offsets), so an all-zero chunk has the digest of no bytes.
+ * The root is XXH3-128 (canonical bytes) over, for each chunk in
+ * increasing c whose digest is not that of no bytes, c (u64 LE) and its
+ * 16-byte digest.  A refresh compares chunk digests to find what changed;
+ * the root says in 16 bytes whether two maps agree.
+ */
+#define VMFERRY_MAP_CHUNK_SIZE (1024 * 1024)
+
+struct vmferry_map;
+
+/* A map of a file of SIZE bytes, every chunk zero so far.  Free with
+ * vmferry_map_free.
+ */
+struct vmferry_map *vmferry_map_new (uint64_t size, uint64_t chunk);
+void vmferry_map_free (struct vmferry_map *m);
+
+/* Add BUF[0..LEN), the file's bytes at OFFSET, with the rules of
+ * vmferry_digest_update; the chunks the bytes fall into are recomputed
+ * from what is added (a chunk must get all its data in increasing
+ * offset, from an empty or a finished map's chunk on: see
+ * vmferry_map_clear_chunk).  OFFSET + LEN must not pass the map's size.
+ */
+int vmferry_map_update (struct vmferry_map *m, uint64_t offset,
+                        const void *buf, size_t len);
+
+/* Digests A and B and the map M (each may be NULL) from one pass over
+ * the bytes: each block is tested for zeros once.  All are checked
+ * before any takes the bytes.
+ */
+int vmferry_digest_update_map (struct vmferry_digest *a,
+                               struct vmferry_digest *b, struct vmferry_map *m,
+                               uint64_t offset, const void *buf, size_t len);
+
+uint64_t vmferry_map_size (const struct vmferry_map *m);
+uint64_t vmferry_map_chunk (const struct vmferry_map *m);
+uint64_t vmferry_map_nr_chunks (const struct vmferry_map *m);
+
+/* Chunk C's digest (finishing a chunk still being added to). */
+void vmferry_map_get (struct vmferry_map *m, uint64_t c,
+                      unsigned char out[VMFERRY_DIGEST_SIZE]);
+/* Set chunk C's digest, e.g. from a stored map. */
+void vmferry_map_set (struct vmferry_map *m, uint64_t c,
+                      const unsigned char d[VMFERRY_DIGEST_SIZE]);
+/* Make chunk C zero again so that its bytes can be added anew: a
+ * receiver that rewrote some chunks re-reads just those.  Adding is then
+ * allowed from the chunk's start on.
+ */
+void vmferry_map_clear_chunk (struct vmferry_map *m, uint64_t c);
+
+/* The root of the map as it is now (-1 only without memory). */
+int vmferry_map_root (struct vmferry_map *m,
+                       unsigned char out[VMFERRY_DIGEST_SIZE]);
+
+/* The map of the bytes [0, vmferry_map_size (M)) of FD (holes skipped
+ * unread), as vmferry_digest_fd reads them; the map must be fresh.
+ * With FILE_DIGEST (may be NULL), also the file digest, from the same
+ * pass.
+ */
+int vmferry_map_fd (int fd, const char *name, struct vmferry_map *m,
+                    unsigned char *file_digest);
+
 /* 32 lower-case hex digits and a NUL. */
 void vmferry_digest_hex (const unsigned char d[VMFERRY_DIGEST_SIZE],
                          char out[2 * VMFERRY_DIGEST_SIZE + 1]);

@@ -854,6 +854,7 @@ struct job {
   /* FILE_BEGIN of an archive: the file's data extents (owned). */
   struct vmferry_tar_extent *map;
   size_t map_len;
+  unsigned char root[16];       /* FILE_END: of the file's map digest */
 };
 
 struct exporter {
@@ -969,7 +970,9 @@ job_done (void *opaque, void *jobp)
     return vmferry_stream_write_file_begin (ex->w, j->file, j->length);
   case JOB_FILE_END:
     vmferry_progress_done (ex->opts->progress);
-    return vmferry_stream_write_file_end (ex->w, j->file, j->digest);
+    return vmferry_stream_write_file_map (ex->w, j->file,
+                                          VMFERRY_MAP_CHUNK_SIZE, j->root) < 0
+           ? -1 : vmferry_stream_write_file_end (ex->w, j->file, j->digest);
   case JOB_DATA:
     vmferry_progress_add (ex->opts->progress, j->length);
     return vmferry_stream_write_data (ex->w, j->file, j->offset, j->length,
@@ -1155,6 +1158,7 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   const struct export_file *f = &ex->plan->files.ptr[idx];
   struct vmferry_source *src;
   struct vmferry_digest *dg = NULL;
+  struct vmferry_map *chunks = NULL;
   struct zero_run z = { 0, 0 };
   uint64_t pos = 0, start, end;
   struct stat st;
@@ -1184,7 +1188,8 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
     goto out;
   }
   dg = vmferry_digest_new ();
-  if (dg == NULL || !(j = vmferry_pipeline_slot (p)))
+  chunks = vmferry_map_new (f->size, VMFERRY_MAP_CHUNK_SIZE);
+  if (dg == NULL || chunks == NULL || !(j = vmferry_pipeline_slot (p)))
     goto out;
   j->kind = JOB_FILE_BEGIN;
   j->file = idx;
@@ -1222,7 +1227,8 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
       got = vmferry_source_read (src, off, len, j->raw, &j->view);
       j->data = j->view.data;
       vmferry_scout_reading (ex->scout, false);
-      if (got < 0 || vmferry_digest_update (dg, off, j->data, len) < 0) {
+      if (got < 0 ||
+          vmferry_digest_update_map (dg, NULL, chunks, off, j->data, len) < 0) {
         submit_empty (p, j, idx, &z);
         goto out;
       }
@@ -1238,10 +1244,15 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   j->file = idx;
   attach_zero (j, &z);
   vmferry_digest_final (dg, j->digest);
+  if (vmferry_map_root (chunks, j->root) < 0) {
+    submit_empty (p, j, idx, &z);
+    goto out;
+  }
   vmferry_pipeline_submit (p, j, false);
   r = 0;
  out:
   extent_vector_reset (&map);
+  vmferry_map_free (chunks);
   vmferry_digest_free (dg);
   vmferry_source_free (src);
   return r;

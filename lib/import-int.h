@@ -72,6 +72,11 @@ struct import_file {
    * back from disk at its end.
    */
   struct vmferry_digest *dg;
+  /* The file's map digest (digest.h): from the same pass as dg, or read
+   * back with it; checked against the stream's FILE_MAP when there is
+   * one, and kept for whoever records it.
+   */
+  struct vmferry_map *map;
 };
 
 struct importer {
@@ -137,6 +142,10 @@ struct job {
   unsigned char *in;            /* payload copy */
   unsigned char *out;           /* decompressed */
   unsigned char digest[16];
+  /* FILE_END: the stream's FILE_MAP before it, if any. */
+  bool have_map;
+  uint64_t map_chunk;
+  unsigned char map_root[16];
 };
 
 /* Each function's contract is stated where it is defined. */

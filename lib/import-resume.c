@@ -218,13 +218,16 @@ vmferry_import_digest_record (struct importer *im, struct import_file *f,
 
   if (claim && f->wdg == NULL && (f->wdg = vmferry_digest_new ()) == NULL)
     return -1;
+  /* The map goes with the fresh file's digest (a resumed file's is read
+   * back at its end).
+   */
   if (claim && f->dg && offset >= f->seg_start)
-    r = vmferry_digest_update2 (f->dg, f->wdg, offset, data, len);
+    r = vmferry_digest_update_map (f->dg, f->wdg, f->map, offset, data, len);
   else {
     uint64_t skip = offset < f->seg_start ? f->seg_start - offset : 0;
 
     if (f->dg)
-      r = vmferry_digest_update (f->dg, offset, data, len);
+      r = vmferry_digest_update_map (f->dg, NULL, f->map, offset, data, len);
     if (r == 0 && claim && skip < len)
       r = vmferry_digest_update (f->wdg, offset + skip, data + skip,
                                  len - skip);

@@ -121,6 +121,10 @@ read_stream (struct importer *im)
   struct job *j;
   int r = -1, ret = -1;
   bool seen_end = false;
+  /* The current file's FILE_MAP, handed to its FILE_END job. */
+  bool have_map = false;
+  uint64_t map_chunk = 0;
+  unsigned char map_root[16] = { 0 };
 
   if (rd == NULL || v == NULL) {
     if (v == NULL)
@@ -257,15 +261,34 @@ read_stream (struct importer *im)
       j->end = true;
       j->rec = rec;
       memcpy (j->digest, digest, 16);
+      j->have_map = have_map;
+      j->map_chunk = map_chunk;
+      memcpy (j->map_root, map_root, 16);
+      have_map = false;
       vmferry_pipeline_submit (im->p, j, false);
       break;
     }
+    case VMFERRY_REC_FILE_MAP:
+      if (vmferry_record_file_map (&rec, rec.payload, &map_chunk,
+                                   map_root) < 0)
+        goto out;
+      have_map = true;
+      break;
     case VMFERRY_REC_END:
       seen_end = true;
       break;
     case VMFERRY_REC_STREAM_HEADER: {
       const struct vmferry_stream_header *h = vmferry_validator_header (v);
       im->mandatory = h->mandatory;
+      /* Uncovered ranges would read as holes: a refresh is applied onto
+       * its base by vmferry-sync's receiver only.
+       */
+      if (im->mandatory & VMFERRY_FEATURE_REFRESH) {
+        vmferry_set_error ("%s: a refresh stream (vmferry-sync) holds only "
+                           "what changed on a standby copy: vmferry-import "
+                           "cannot apply it", opts->in_name);
+        goto out;
+      }
       if (im->mandatory & VMFERRY_FEATURE_RESUME)
         memcpy (im->token, h->token, VMFERRY_RESUME_TOKEN_SIZE);
       break;
@@ -401,6 +424,7 @@ importer_free (struct importer *im)
     free (f->volume);
     vmferry_digest_free (f->dg);
     vmferry_digest_free (f->wdg);
+    vmferry_map_free (f->map);
   }
   free (im->files);
   free (im->tpm_dir);

@@ -172,6 +172,7 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
   struct vmferry_record rec;
   struct file_stats *st = NULL;
   struct vmferry_digest *dg = NULL;
+  struct vmferry_map *map = NULL;
   unsigned char *buf = NULL;
   uint64_t total_wire = 0;
   int r, ret = -1;
@@ -202,6 +203,7 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
     case VMFERRY_REC_DATA:
     case VMFERRY_REC_ZERO:
     case VMFERRY_REC_FILE_END:
+    case VMFERRY_REC_FILE_MAP:
       /* The validator checked that the file is in the manifest. */
       st[rec.file].wire += wire;
       st[rec.file].records++;
@@ -211,14 +213,42 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
         st[rec.file].data += rec.length;
       if (!verify)
         break;
-      if (rec.type == VMFERRY_REC_FILE_BEGIN && !(dg = vmferry_digest_new ()))
-        goto out;
+      if (rec.type == VMFERRY_REC_FILE_BEGIN) {
+        uint64_t size;
+        if (!(dg = vmferry_digest_new ()) ||
+            vmferry_record_file_begin (&rec, rec.payload, &size) < 0 ||
+            !(map = vmferry_map_new (size, VMFERRY_MAP_CHUNK_SIZE)))
+          goto out;
+      }
+      if (rec.type == VMFERRY_REC_FILE_MAP) {
+        unsigned char want[16], got[16];
+        char want_hex[33], got_hex[33];
+        uint64_t chunk;
+        if (vmferry_record_file_map (&rec, rec.payload, &chunk, want) < 0) {
+          vmferry_prefix_error ("%s", name);
+          goto out;
+        }
+        /* Another chunk size is not this version's: not compared. */
+        if (chunk == VMFERRY_MAP_CHUNK_SIZE) {
+          if (vmferry_map_root (map, got) < 0)
+            goto out;
+          if (memcmp (got, want, 16) != 0) {
+            vmferry_digest_hex (want, want_hex);
+            vmferry_digest_hex (got, got_hex);
+            vmferry_set_error ("%s: file %" PRIu32 ": map root mismatch "
+                               "(FILE_MAP says %s, the data gives %s)",
+                               name, rec.file, want_hex, got_hex);
+            goto out;
+          }
+        }
+      }
       if (rec.type == VMFERRY_REC_DATA) {
         if (vmferry_record_data (&rec, rec.payload, buf) < 0) {
           vmferry_prefix_error ("%s", name);
           goto out;
         }
-        if (vmferry_digest_update (dg, rec.offset, buf, rec.length) < 0) {
+        if (vmferry_digest_update_map (dg, NULL, map, rec.offset, buf,
+                                       rec.length) < 0) {
           vmferry_prefix_error ("%s: record %" PRIu64 " (data) at byte %"
                                 PRIu64, name, rec.seq, rec.stream_offset);
           goto out;
@@ -234,6 +264,8 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
         vmferry_digest_final (dg, got);
         vmferry_digest_free (dg);
         dg = NULL;
+        vmferry_map_free (map);
+        map = NULL;
         if (memcmp (got, want, 16) != 0) {
           vmferry_digest_hex (want, want_hex);
           vmferry_digest_hex (got, got_hex);
@@ -270,6 +302,7 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
   ret = 0;
  out:
   vmferry_digest_free (dg);
+  vmferry_map_free (map);
   free (buf);
   free (st);
   vmferry_validator_free (v);

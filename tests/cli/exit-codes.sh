@@ -39,9 +39,9 @@ status() {
 }
 
 tools=(vmferry-check vmferry-export vmferry-import vmferry-info
-       vmferry-migrate vmferry-rewrite vmferry-send)
+       vmferry-migrate vmferry-rewrite vmferry-send vmferry-sync)
 [[ ${#tools[@]} == $(ls "$T"/vmferry-* | wc -l) ]] ||
-    bad "the tools are not the seven this test knows: $(ls "$T")"
+    bad "the tools are not the eight this test knows: $(ls "$T")"
 
 # 2: usage errors, with getopt's complaint or the tool's, then --help.
 for t in "${tools[@]}"; do
@@ -57,6 +57,9 @@ status 2 vmferry-info a b
 status 2 vmferry-migrate dom                       # no HOST
 status 2 vmferry-rewrite --xml a b
 status 2 vmferry-send                              # no HOST
+status 2 vmferry-sync dom                          # no HOST
+status 2 vmferry-sync --full --compare dom host
+status 2 vmferry-sync --receiver=bogus dom
 
 # 1: the job failed.  2 for vmferry-check, which could not check.
 "$MKSTREAM" "$tmp/ok.vmf"

@@ -106,6 +106,9 @@ expect 'vmferry-migrate -c qemu:///system --rename=web01-dr web01 dr' dr-site
 expect 'vmferry-migrate --connect=qemu:///system --buffer 64M web01 host' \
     hosta hostb
 expect 'vmferry-migrate web01 hostb --map-b' --map-bridge=
+# vmferry-sync DOMAIN HOST, as migrate.
+expect 'vmferry-sync --rename=web01-dr web01 dr' dr-site
+expect 'vmferry-sync web01 hostb --comp' --compare --compress=
 # After vmferry-send's "--": vmferry-import's options, not send's.
 expect 'vmferry-send hostb -- --def' --define
 expect 'vmferry-send hostb -- --inp'

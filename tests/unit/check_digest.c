@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -331,6 +332,256 @@ START_TEST (test_fd_range)
 }
 END_TEST
 
+/* ---- The map digest ---- */
+
+/* Chunks of 4 blocks: SIZE makes 6 chunks, the last one short (one
+ * block and 4321 bytes); chunk 1 (blocks 4-7) is all zero.
+ */
+#define MC (4 * BS)
+
+/* The map of BUF[0..LEN) fed in pieces of STEP bytes, zero pieces left
+ * out when HOLES.
+ */
+static struct vmferry_map *
+map_mem (const unsigned char *buf, size_t len, size_t step, int holes)
+{
+  struct vmferry_map *m = vmferry_map_new (len, MC);
+
+  ck_assert_ptr_nonnull (m);
+  for (size_t off = 0; off < len; off += step) {
+    size_t n = len - off < step ? len - off : step;
+    int zero = 1;
+
+    for (size_t i = 0; i < n && zero; i++)
+      zero = buf[off + i] == 0;
+    if (holes && zero)
+      continue;
+    ck_assert_msg (vmferry_map_update (m, off, buf + off, n) == 0, "%s",
+                   vmferry_get_error ());
+  }
+  return m;
+}
+
+/* Chunk c's digest is the file digest of that chunk's blocks alone, at
+ * their offsets in the file; the short last chunk ends with the file.
+ */
+START_TEST (test_map_chunks)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *m = map_mem (buf, SIZE, BS, 0);
+  unsigned char want[16], got[16], empty[16];
+  XXH128_canonical_t c;
+
+  ck_assert_uint_eq (vmferry_map_nr_chunks (m), 6);
+  ck_assert_uint_eq (vmferry_map_size (m), SIZE);
+  ck_assert_uint_eq (vmferry_map_chunk (m), MC);
+  XXH128_canonicalFromHash (&c, XXH3_128bits (NULL, 0));
+  memcpy (empty, c.digest, 16);
+  for (uint64_t k = 0; k < 6; k++) {
+    struct vmferry_digest *d = vmferry_digest_new ();
+    uint64_t s = k * MC, e = s + MC < SIZE ? s + MC : SIZE;
+
+    ck_assert_int_eq (vmferry_digest_update (d, s, buf + s, e - s), 0);
+    vmferry_digest_final (d, want);
+    vmferry_digest_free (d);
+    vmferry_map_get (m, k, got);
+    ck_assert_msg (memcmp (want, got, 16) == 0, "chunk %" PRIu64, k);
+    /* Chunk 1 is zero: the digest of no bytes. */
+    ck_assert_int_eq (memcmp (got, empty, 16) == 0, k == 1);
+  }
+  vmferry_map_free (m);
+
+  /* Any piece size, holes or written zeros: the same map. */
+  m = map_mem (buf, SIZE, SIZE, 0);
+  static const size_t steps[] = { BS, 3 * BS, 5 * BS, 16 * BS };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    struct vmferry_map *m2 = map_mem (buf, SIZE, steps[i], 1);
+    for (uint64_t k = 0; k < 6; k++) {
+      vmferry_map_get (m, k, want);
+      vmferry_map_get (m2, k, got);
+      ck_assert_msg (memcmp (want, got, 16) == 0, "step %zu chunk %" PRIu64,
+                     steps[i], k);
+    }
+    vmferry_map_free (m2);
+  }
+  vmferry_map_free (m);
+  free (buf);
+}
+END_TEST
+
+/* A change touches the digest of its own chunk only, also at the last
+ * byte of a chunk and in the short last chunk.
+ */
+START_TEST (test_map_boundaries)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *m = map_mem (buf, SIZE, BS, 0);
+  static const size_t at[] = { MC - 1, MC, 2 * MC - 1, 5 * MC, SIZE - 1 };
+
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+    struct vmferry_map *m2;
+
+    buf[at[i]] ^= 0x40;
+    m2 = map_mem (buf, SIZE, 3 * BS, 0);
+    for (uint64_t k = 0; k < 6; k++) {
+      unsigned char a[16], b[16];
+      vmferry_map_get (m, k, a);
+      vmferry_map_get (m2, k, b);
+      ck_assert_msg ((memcmp (a, b, 16) != 0) == (k == at[i] / MC),
+                     "flip at %zu, chunk %" PRIu64, at[i], k);
+    }
+    vmferry_map_free (m2);
+    buf[at[i]] ^= 0x40;
+  }
+  vmferry_map_free (m);
+  free (buf);
+}
+END_TEST
+
+/* The root, computed independently; with one chunk covering the whole
+ * file, chunk 0's digest is the file digest.
+ */
+START_TEST (test_map_root)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *m = map_mem (buf, SIZE, 2 * BS, 0);
+  unsigned char cat[6 * 24], root[16], whole[16], d0[16];
+  size_t n = 0;
+  XXH128_canonical_t c;
+
+  for (uint64_t k = 0; k < 6; k++) {
+    if (k == 1)
+      continue;         /* zero chunks are left out */
+    for (int i = 0; i < 8; i++)
+      cat[n + i] = k >> (8 * i);
+    vmferry_map_get (m, k, cat + n + 8);
+    n += 24;
+  }
+  XXH128_canonicalFromHash (&c, XXH3_128bits (cat, n));
+  ck_assert_int_eq (vmferry_map_root (m, root), 0);
+  ck_assert_mem_eq (root, c.digest, 16);
+  /* Not the file digest. */
+  digest_mem (buf, SIZE, BS, 0, whole);
+  ck_assert (memcmp (root, whole, 16) != 0);
+  vmferry_map_free (m);
+
+  /* An empty or all-zero file: the hash of nothing. */
+  m = vmferry_map_new (0, MC);
+  ck_assert_int_eq (vmferry_map_nr_chunks (m), 0);
+  ck_assert_int_eq (vmferry_map_root (m, root), 0);
+  XXH128_canonicalFromHash (&c, XXH3_128bits (NULL, 0));
+  ck_assert_mem_eq (root, c.digest, 16);
+  vmferry_map_free (m);
+  m = vmferry_map_new (3 * MC, MC);
+  ck_assert_int_eq (vmferry_map_update (m, MC, buf, BS), 0);  /* zeros */
+  ck_assert_int_eq (vmferry_map_root (m, root), 0);
+  ck_assert_mem_eq (root, c.digest, 16);
+  vmferry_map_free (m);
+
+  /* One chunk over the whole file: d_0 is the file digest. */
+  m = vmferry_map_new (SIZE, 32 * BS);
+  ck_assert_int_eq (vmferry_map_update (m, 0, buf, SIZE), 0);
+  vmferry_map_get (m, 0, d0);
+  ck_assert_mem_eq (d0, whole, 16);
+  vmferry_map_free (m);
+  free (buf);
+}
+END_TEST
+
+/* A receiver that rewrote chunks re-adds just those: the map is then the
+ * new content's, and its root differs from the old one's.
+ */
+START_TEST (test_map_clear_chunk)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *m = map_mem (buf, SIZE, BS, 0), *fresh;
+  unsigned char before[16], after[16], want[16];
+
+  ck_assert_int_eq (vmferry_map_root (m, before), 0);
+  memset (buf + 4 * BS + 10, 0x5a, 100);          /* chunk 1 */
+  memset (buf + 20 * BS, 0xa5, 4321);             /* chunk 5, short */
+  vmferry_map_clear_chunk (m, 1);
+  ck_assert_int_eq (vmferry_map_update (m, MC, buf + MC, MC), 0);
+  vmferry_map_clear_chunk (m, 5);
+  ck_assert_int_eq (vmferry_map_update (m, 5 * MC, buf + 5 * MC,
+                                        SIZE - 5 * MC), 0);
+  ck_assert_int_eq (vmferry_map_root (m, after), 0);
+  ck_assert (memcmp (before, after, 16) != 0);
+  fresh = map_mem (buf, SIZE, 7 * BS, 1);
+  ck_assert_int_eq (vmferry_map_root (fresh, want), 0);
+  ck_assert_mem_eq (after, want, 16);
+  /* set copies a digest in; the root follows. */
+  vmferry_map_get (fresh, 0, want);
+  vmferry_map_set (m, 2, want);
+  ck_assert_int_eq (vmferry_map_root (m, after), 0);
+  ck_assert_int_eq (vmferry_map_root (fresh, want), 0);
+  ck_assert (memcmp (after, want, 16) != 0);
+  vmferry_map_free (fresh);
+  vmferry_map_free (m);
+  free (buf);
+}
+END_TEST
+
+START_TEST (test_map_rules)
+{
+  struct vmferry_map *m;
+  unsigned char buf[2 * BS] = { 1 };
+
+  ck_assert_ptr_null (vmferry_map_new (10, BS + 1));
+  ck_assert_str_eq (vmferry_get_error (),
+                    "map: chunk size 65537 is not a multiple of 65536");
+  m = vmferry_map_new (3 * BS + 10, MC);
+  ck_assert_int_eq (vmferry_map_nr_chunks (m), 1);
+  ck_assert_int_eq (vmferry_map_update (m, 2 * BS, buf, 2 * BS), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "map: range 131072+131072 goes beyond the file size "
+                    "196618");
+  ck_assert_int_eq (vmferry_map_update (m, BS, buf, BS), 0);
+  ck_assert_int_eq (vmferry_map_update (m, 0, buf, BS), -1);
+  ck_assert_str_eq (vmferry_get_error (),
+                    "map: offset 0 goes back before 131072");
+  ck_assert_int_eq (vmferry_map_update (m, 3 * BS, buf, 10), 0);
+  ck_assert_int_eq (vmferry_map_update (m, 3 * BS + 10, buf, 0), 0);
+  vmferry_map_free (m);
+  vmferry_map_free (NULL);
+}
+END_TEST
+
+/* From a sparse file in one pass: the map and the file digest both. */
+START_TEST (test_map_fd)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *want = map_mem (buf, SIZE, BS, 0);
+  struct vmferry_map *got = vmferry_map_new (SIZE, MC);
+  unsigned char a[16], b[16], fd_digest[16];
+  int fs = temp_file ();
+
+  ck_assert_int_eq (ftruncate (fs, SIZE), 0);
+  for (size_t off = 0; off < SIZE; off += BS) {
+    size_t n = SIZE - off < BS ? SIZE - off : BS;
+    int zero = 1;
+    for (size_t i = 0; i < n && zero; i++)
+      zero = buf[off + i] == 0;
+    if (!zero)
+      ck_assert_int_eq (pwrite (fs, buf + off, n, off), (ssize_t) n);
+  }
+  ck_assert_msg (vmferry_map_fd (fs, "f", got, fd_digest) == 0, "%s",
+                 vmferry_get_error ());
+  ck_assert_int_eq (vmferry_map_root (want, a), 0);
+  ck_assert_int_eq (vmferry_map_root (got, b), 0);
+  ck_assert_mem_eq (a, b, 16);
+  digest_mem (buf, SIZE, BS, 0, a);
+  ck_assert_mem_eq (fd_digest, a, 16);
+  vmferry_map_free (got);
+  got = vmferry_map_new (SIZE + 1, MC);
+  ck_assert_int_eq (vmferry_map_fd (fs, "f", got, NULL), -1);
+  vmferry_map_free (got);
+  vmferry_map_free (want);
+  close (fs);
+  free (buf);
+}
+END_TEST
+
 START_TEST (test_hex)
 {
   unsigned char d[16];
@@ -352,4 +603,10 @@ VMFERRY_UNIT_MAIN ("digest",
                    test_fd_holes_vs_zeros,
                    test_fd_errors,
                    test_fd_range,
+                   test_map_chunks,
+                   test_map_boundaries,
+                   test_map_root,
+                   test_map_clear_chunk,
+                   test_map_rules,
+                   test_map_fd,
                    test_hex)

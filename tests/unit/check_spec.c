@@ -569,7 +569,7 @@ START_TEST (test_record_types)
       ck_assert_msg (strcmp (vmferry_record_type_name (type), "unknown") == 0,
                      "type %d is %s in the code, not in the spec", type,
                      vmferry_record_type_name (type));
-  ck_assert_uint_eq (t.nr_rows, VMFERRY_REC_END);
+  ck_assert_uint_eq (t.nr_rows, VMFERRY_REC_FILE_MAP);
 }
 END_TEST
 
@@ -605,8 +605,11 @@ START_TEST (test_flags_headers)
   ck_assert (strstr (text, "feature GUEST (bit"));
   ck_assert (strstr (text, "0x4, minor version 2)"));
   ck_assert_uint_eq (VMFERRY_FEATURE_GUEST, 4);
+  ck_assert (strstr (text, "0x2 (REFRESH, version 1.2)"));
+  ck_assert_uint_eq (VMFERRY_FEATURE_REFRESH, 2);
   ck_assert_uint_eq (VMFERRY_FEATURES_MANDATORY_KNOWN,
-                     VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_GUEST);
+                     VMFERRY_FEATURE_RESUME | VMFERRY_FEATURE_REFRESH |
+                     VMFERRY_FEATURE_GUEST);
   ck_assert (strstr (text, "bytes 40 to 55 are its token"));
   ck_assert_uint_eq (VMFERRY_RESUME_TOKEN_SIZE, 16);
   ck_assert (strstr (text, "multiple of the block size, 65536 bytes"));

@@ -789,7 +789,7 @@ build_zero_length (struct sb *b)
 static void
 build_unknown_mandatory (struct sb *b)
 {
-  sb_header_v (b, 1, 0, 2, 0, VMFERRY_STREAM_HEADER_SIZE);
+  sb_header_v (b, 1, 0, 0x100, 0, VMFERRY_STREAM_HEADER_SIZE);
 }
 
 /* RESUME (bit 0) needs the token after byte 40. */
@@ -1005,6 +1005,68 @@ build_bad_file_end (struct sb *b)
   sb_rec (b, VMFERRY_REC_FILE_END, 0, 0, 0, 0, "short", 5);
 }
 
+/* FILE_MAP: after the file's data, once, before its FILE_END. */
+static void
+sb_fmap (struct sb *b, uint32_t file, uint64_t chunk)
+{
+  unsigned char p[VMFERRY_FILE_MAP_SIZE] = { 0 };
+
+  for (int i = 0; i < 8; i++)
+    p[i] = chunk >> (8 * i);
+  sb_rec (b, VMFERRY_REC_FILE_MAP, VMFERRY_REC_F_SKIPPABLE, file, 0, 0, p,
+          sizeof p);
+}
+
+static void
+build_file_map (struct sb *b)
+{
+  sb_header (b);
+  sb_meta (b);
+  sb_begin (b, 0, 3 * BS);
+  sb_data (b, 0, 0, BS);
+  sb_zero (b, 0, BS, BS);
+  sb_fmap (b, 0, 1024 * 1024);
+  sb_fend (b, 0);
+  sb_end (b, 1);
+}
+
+static void
+build_data_after_map (struct sb *b)
+{
+  sb_header (b);
+  sb_meta (b);
+  sb_begin (b, 0, 3 * BS);
+  sb_fmap (b, 0, 1024 * 1024);
+  sb_data (b, 0, 0, BS);
+}
+
+static void
+build_two_maps (struct sb *b)
+{
+  sb_header (b);
+  sb_meta (b);
+  sb_begin (b, 0, 3 * BS);
+  sb_fmap (b, 0, 1024 * 1024);
+  sb_fmap (b, 0, 1024 * 1024);
+}
+
+static void
+build_map_bad_chunk (struct sb *b)
+{
+  sb_header (b);
+  sb_meta (b);
+  sb_begin (b, 0, 3 * BS);
+  sb_fmap (b, 0, 1000);
+}
+
+static void
+build_map_outside_file (struct sb *b)
+{
+  sb_header (b);
+  sb_meta (b);
+  sb_fmap (b, 0, 1024 * 1024);
+}
+
 static void
 build_nul_in_xml (struct sb *b)
 {
@@ -1138,7 +1200,7 @@ static const struct reader_case {
   { "backwards", build_backwards, "offset 131072 goes back before 196608" },
   { "zero length", build_zero_length, "zero length" },
   { "unknown mandatory", build_unknown_mandatory,
-    "record 0 (stream-header) at byte 0: stream uses unknown mandatory features 0x2" },
+    "record 0 (stream-header) at byte 0: stream uses unknown mandatory features 0x100" },
   { "resume without token", build_resume_no_token,
     "record 0 (stream-header) at byte 0: stream header: a resumed stream without its resume token" },
   { "major 2", build_major_2,
@@ -1169,6 +1231,14 @@ static const struct reader_case {
   { "file on manifest", build_file_on_manifest, "file index must be 0" },
   { "empty manifest", build_empty_manifest, "empty payload" },
   { "bad file end", build_bad_file_end, "payload is 5 bytes, expected 16" },
+  { "file map", build_file_map, NULL },
+  { "data after map", build_data_after_map,
+    "unexpected record, expected file-end" },
+  { "two maps", build_two_maps, "unexpected record, expected file-end" },
+  { "map bad chunk", build_map_bad_chunk,
+    "map chunk size 1000 is not a multiple of 65536 bytes" },
+  { "map outside file", build_map_outside_file,
+    "unexpected record, expected file-begin or end" },
   { "nul in xml", build_nul_in_xml,
     "record 2 (domain-xml) at byte 188: text contains a NUL byte" },
   { "zstd size mismatch", build_zstd_size_mismatch,

@@ -1,0 +1,1954 @@
+/* vmferry: a standby copy refreshed with what changed (see sync.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libvirt/libvirt.h>
+#include <xxhash.h>
+
+#include "cleanup.h"
+#include "digest.h"
+#include "domain.h"
+#include "error.h"
+#include "extent.h"
+#include "fault.h"
+#include "full-rw.h"
+#include "imagelock.h"
+#include "iszero.h"
+#include "log.h"
+#include "migrate.h"
+#include "progress.h"
+#include "ssh.h"
+#include "stream.h"
+#include "sync.h"
+#include "target.h"
+#include "virt.h"
+
+#define CHUNK VMFERRY_MAP_CHUNK_SIZE
+/* The sender also keeps a map per block: 1% of a disk written in random
+ * 64 KiB pieces touches up to 16% of its 1 MiB chunks, but only the
+ * blocks written need to travel.  16 bytes per 64 KiB (256 KiB a GiB),
+ * on the sender only; the receiver and the stream speak in chunks.
+ */
+#define FINE VMFERRY_BLOCK_SIZE
+#define TOKEN_HEX 33
+/* A map file: magic, chunk size, file size, the digests, then XXH3-64 of
+ * all that, so a torn or damaged record is refused, not trusted.
+ */
+#define MAP_MAGIC "VMFMAP1\n"
+#define MAP_HEADER 24
+
+const char *
+vmferry_sync_state_dir (void)
+{
+  const char *d = getenv ("VMFERRY_SYNC_STATE_DIR");
+
+  return d && *d ? d : "/var/lib/vmferry/sync";
+}
+
+/* ---- helpers both sides use ---- */
+
+static void
+put_le64 (unsigned char *p, uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = v >> (8 * i);
+}
+
+static uint64_t
+get_le64 (const unsigned char *p)
+{
+  uint64_t v = 0;
+
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static void
+to_hex (const unsigned char *p, size_t n, char *out)
+{
+  static const char hex[] = "0123456789abcdef";
+
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hex[p[i] >> 4];
+    out[2 * i + 1] = hex[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int
+from_hex (const char *s, unsigned char *out, size_t n)
+{
+  if (s == NULL || strlen (s) != 2 * n)
+    return -1;
+  for (size_t i = 0; i < 2 * n; i++) {
+    int v = s[i] >= '0' && s[i] <= '9' ? s[i] - '0'
+      : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
+    if (v < 0)
+      return -1;
+    if (i % 2 == 0)
+      out[i / 2] = v << 4;
+    else
+      out[i / 2] |= v;
+  }
+  return 0;
+}
+
+/* Write BUF as NAME below T so that NAME is either the old or the whole
+ * new content at any instant: a temporary file, synced, renamed over.
+ */
+static int
+write_atomic (const struct vmferry_target *t, const char *prefix,
+              const char *name, const void *buf, size_t len)
+{
+  CLEANUP_FREE char *tmp = vmferry_target_random_name (prefix);
+  int fd;
+
+  if (tmp == NULL)
+    return -1;
+  fd = vmferry_target_create (t, tmp, O_WRONLY, 0600, false);
+  if (fd < 0)
+    return -1;
+  if (vmferry_write_full (fd, tmp, buf, len) < 0 || fsync (fd) < 0) {
+    if (errno)
+      vmferry_set_error_errno (errno, "%s/%s: cannot write", t->path, tmp);
+    close (fd);
+    vmferry_target_unlink (t, tmp);
+    return -1;
+  }
+  close (fd);
+  if (vmferry_target_rename (t, tmp, t, name, 0) < 0) {
+    vmferry_target_unlink (t, tmp);
+    return -1;
+  }
+  return vmferry_target_sync (t);
+}
+
+/* Temporary names: the sender's in its own directory; the receiver's
+ * are its standby's (struct standby), which only its own runs remove.
+ */
+#define SENDER_TMP ".vmferry-sync-tmp-"
+
+static int
+map_save (const struct vmferry_target *t, const char *prefix,
+          const char *name, struct vmferry_map *m)
+{
+  uint64_t n = vmferry_map_nr_chunks (m);
+  size_t len = MAP_HEADER + n * VMFERRY_DIGEST_SIZE + 8;
+  CLEANUP_FREE unsigned char *buf = malloc (len);
+
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "map: malloc");
+    return -1;
+  }
+  memcpy (buf, MAP_MAGIC, 8);
+  put_le64 (buf + 8, vmferry_map_chunk (m));
+  put_le64 (buf + 16, vmferry_map_size (m));
+  for (uint64_t c = 0; c < n; c++)
+    vmferry_map_get (m, c, buf + MAP_HEADER + c * VMFERRY_DIGEST_SIZE);
+  put_le64 (buf + len - 8, XXH3_64bits (buf, len - 8));
+  return write_atomic (t, prefix, name, buf, len);
+}
+
+/* The map recorded as NAME below T, or NULL with the error set. */
+static struct vmferry_map *
+map_load (const struct vmferry_target *t, const char *name)
+{
+  CLEANUP_CLOSE int fd = vmferry_target_open_file (t, name, O_RDONLY);
+  CLEANUP_FREE unsigned char *buf = NULL;
+  struct vmferry_map *m;
+  uint64_t len, n;
+
+  if (fd < 0 || vmferry_file_size (fd, name, &len) < 0)
+    return NULL;
+  if (len < MAP_HEADER + 8 || len > ((uint64_t) 1 << 32) ||
+      (len - MAP_HEADER - 8) % VMFERRY_DIGEST_SIZE != 0)
+    goto bad;
+  buf = malloc (len);
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s: malloc", name);
+    return NULL;
+  }
+  if (vmferry_pread_full (fd, name, buf, len, 0) < 0)
+    return NULL;
+  if (memcmp (buf, MAP_MAGIC, 8) != 0 ||
+      get_le64 (buf + len - 8) != XXH3_64bits (buf, len - 8))
+    goto bad;
+  m = vmferry_map_new (get_le64 (buf + 16), get_le64 (buf + 8));
+  if (m == NULL)
+    return NULL;
+  n = (len - MAP_HEADER - 8) / VMFERRY_DIGEST_SIZE;
+  if (n != vmferry_map_nr_chunks (m)) {
+    vmferry_map_free (m);
+    goto bad;
+  }
+  for (uint64_t c = 0; c < n; c++)
+    vmferry_map_set (m, c, buf + MAP_HEADER + c * VMFERRY_DIGEST_SIZE);
+  return m;
+ bad:
+  vmferry_set_error ("%s/%s: not a map record of this version, or damaged",
+                     t->path, name);
+  return NULL;
+}
+
+/* The JSON object in NAME below T; NULL with the error set (ENOENT kept
+ * when there is none).
+ */
+static json_object *
+json_load (const struct vmferry_target *t, const char *name)
+{
+  CLEANUP_CLOSE int fd = vmferry_target_open_file (t, name, O_RDONLY);
+  CLEANUP_FREE char *buf = NULL;
+  uint64_t len;
+  json_object *o;
+
+  if (fd < 0 || vmferry_file_size (fd, name, &len) < 0)
+    return NULL;
+  if (len > VMFERRY_MAX_METADATA || !(buf = calloc (1, len + 1))) {
+    vmferry_set_error ("%s/%s: too large", t->path, name);
+    return NULL;
+  }
+  if (vmferry_pread_full (fd, name, buf, len, 0) < 0)
+    return NULL;
+  o = json_tokener_parse (buf);
+  if (o == NULL || !json_object_is_type (o, json_type_object)) {
+    json_object_put (o);
+    vmferry_set_error ("%s/%s: not a JSON object", t->path, name);
+    return NULL;
+  }
+  return o;
+}
+
+static int
+json_save (const struct vmferry_target *t, const char *prefix,
+           const char *name, json_object *o)
+{
+  const char *s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+
+  return write_atomic (t, prefix, name, s, strlen (s));
+}
+
+static int64_t
+jint (json_object *o, const char *key)
+{
+  json_object *v;
+
+  return json_object_object_get_ex (o, key, &v) ? json_object_get_int64 (v)
+                                                : -1;
+}
+
+static const char *
+jstr (json_object *o, const char *key)
+{
+  json_object *v;
+
+  return json_object_object_get_ex (o, key, &v) &&
+         json_object_is_type (v, json_type_string)
+         ? json_object_get_string (v) : NULL;
+}
+
+static json_object *
+jarr (json_object *o, const char *key)
+{
+  json_object *v;
+
+  return json_object_object_get_ex (o, key, &v) &&
+         json_object_is_type (v, json_type_array) ? v : NULL;
+}
+
+/* The entry of array A whose "target" is TARGET, or NULL. */
+static json_object *
+by_target (json_object *a, const char *target)
+{
+  for (size_t i = 0; a && i < json_object_array_length (a); i++) {
+    json_object *d = json_object_array_get_idx (a, i);
+    const char *t = jstr (d, "target");
+    if (t && strcmp (t, target) == 0)
+      return d;
+  }
+  return NULL;
+}
+
+static void
+jset_str (json_object *o, const char *key, const char *v)
+{
+  json_object_object_add (o, key, json_object_new_string (v));
+}
+
+static void
+jset_int (json_object *o, const char *key, int64_t v)
+{
+  json_object_object_add (o, key, json_object_new_int64 (v));
+}
+
+/* A target dev as a file name component: letters and digits only. */
+static bool
+target_ok (const char *t)
+{
+  if (t == NULL || *t == '\0' || strlen (t) > 32)
+    return false;
+  for (; *t; t++)
+    if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9')))
+      return false;
+  return true;
+}
+
+/* The disks a domain's inactive XML names (files, not read-only): their
+ * target devs and paths.
+ */
+struct disk {
+  char *target, *path;
+};
+
+static void
+disks_free (struct disk *d, size_t n)
+{
+  for (size_t i = 0; d && i < n; i++) {
+    free (d[i].target);
+    free (d[i].path);
+  }
+  free (d);
+}
+
+static int
+domain_disks (virDomainPtr dom, const char *name, struct disk **disks_rtn,
+              size_t *n_rtn)
+{
+  CLEANUP_FREE char *xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE);
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  struct vmferry_domain_file *files = NULL;
+  struct disk *d = NULL;
+  size_t nf = 0, n = 0;
+  int r = -1;
+
+  if (xml == NULL) {
+    vmferry_virt_error ("domain %s: cannot read its XML", name);
+    return -1;
+  }
+  doc = vmferry_domain_parse (xml, strlen (xml), name);
+  if (doc == NULL || vmferry_domain_files (doc, false, &files, &nf) < 0)
+    return -1;
+  d = calloc (nf ? nf : 1, sizeof *d);
+  if (d == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    goto out;
+  }
+  for (size_t i = 0; i < nf; i++) {
+    const struct vmferry_domain_file *f = &files[i];
+    if (f->role == VMFERRY_ROLE_BACKING)
+      continue;
+    /* NVRAM and TPM state are not refreshed yet: refuse rather than
+     * leave the standby with stale ones.
+     */
+    if (f->role != VMFERRY_ROLE_DISK || f->path == NULL || f->block ||
+        !target_ok (f->target)) {
+      vmferry_set_error ("domain %s: %s %s: only file disks are refreshed "
+                         "for now", name,
+                         f->role == VMFERRY_ROLE_DISK ? "disk" : "file",
+                         f->path ? f->path : "(no path)");
+      goto out;
+    }
+    if (!(d[n].target = strdup (f->target)) ||
+        !(d[n].path = strdup (f->path))) {
+      n++;
+      vmferry_set_error_errno (ENOMEM, "malloc");
+      goto out;
+    }
+    n++;
+  }
+  if (n == 0) {
+    vmferry_set_error ("domain %s has no disk to refresh", name);
+    goto out;
+  }
+  *disks_rtn = d;
+  *n_rtn = n;
+  d = NULL;
+  r = 0;
+ out:
+  disks_free (d, n);
+  vmferry_domain_files_free (files, nf);
+  return r;
+}
+
+/* ---- the receiver ---- */
+
+/* The standby, locked, its disks in one directory beside which its
+ * records live:
+ *   .vmferry-sync-NAME.json         generation, token, per disk its file,
+ *                                   stat and root
+ *   .vmferry-sync-NAME.TARGET.map   per disk its map
+ *   .vmferry-sync-NAME.commit       the journal of a commit under way
+ *   .vmferry-sync-NAME.new-XXXXXX   a refresh's new disk or map
+ */
+struct standby {
+  const char *name;
+  virConnectPtr conn;
+  virDomainPtr dom;
+  struct disk *disks;
+  size_t nr;
+  struct vmferry_target dir;
+  int lock_fd;
+  char *state, *journal, *new_prefix;
+};
+
+static void
+standby_close (struct standby *s)
+{
+  if (s->lock_fd >= 0)
+    close (s->lock_fd);
+  vmferry_target_close (&s->dir);
+  disks_free (s->disks, s->nr);
+  if (s->dom)
+    virDomainFree (s->dom);
+  if (s->conn)
+    virConnectClose (s->conn);
+  free (s->state);
+  free (s->journal);
+  free (s->new_prefix);
+}
+
+static char *
+map_name (const struct standby *s, const char *target)
+{
+  char *n;
+
+  if (asprintf (&n, ".vmferry-sync-%s.%s.map", s->name, target) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return NULL;
+  }
+  return n;
+}
+
+static const char *
+base_name (const char *path)
+{
+  const char *b = strrchr (path, '/');
+
+  return b ? b + 1 : path;
+}
+
+/* Refuse while the standby runs: it may have taken over. */
+static int
+check_shut_off (struct standby *s)
+{
+  int st = vmferry_virt_domain_state (s->dom);
+
+  if (st < 0)
+    return -1;
+  if (st != VIR_DOMAIN_SHUTOFF) {
+    vmferry_set_error ("standby %s is %s on this host: it may have taken "
+                       "over; refusing to overwrite", s->name,
+                       vmferry_virt_state_name (st));
+    return -1;
+  }
+  return 0;
+}
+
+static int finish_commit (struct standby *s);
+
+static int
+standby_open (const char *uri, const char *name, struct standby *s)
+{
+  CLEANUP_FREE char *dir = NULL;
+  CLEANUP_FREE char *lock = NULL;
+
+  memset (s, 0, sizeof *s);
+  s->name = name;
+  s->lock_fd = -1;
+  s->dir.fd = -1;
+  /* NAME becomes part of file names: one component, no dot first. */
+  if (*name == '\0' || *name == '.' || strchr (name, '/') ||
+      strlen (name) > 200) {
+    vmferry_set_error ("standby name '%s': not usable in a file name", name);
+    return -1;
+  }
+  if (!(s->conn = vmferry_virt_connect (uri)) ||
+      !(s->dom = vmferry_virt_lookup_domain (s->conn, name)) ||
+      domain_disks (s->dom, name, &s->disks, &s->nr) < 0)
+    return -1;
+  dir = strndup (s->disks[0].path,
+                 base_name (s->disks[0].path) - s->disks[0].path);
+  if (dir == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  for (size_t i = 1; i < s->nr; i++)
+    if (strncmp (s->disks[i].path, dir, strlen (dir)) != 0 ||
+        strchr (s->disks[i].path + strlen (dir), '/')) {
+      vmferry_set_error ("standby %s: its disks are in several directories "
+                         "(not supported yet)", name);
+      return -1;
+    }
+  if (vmferry_target_open (&s->dir, *dir ? dir : "/", false, 0) < 0)
+    return -1;
+  if (asprintf (&lock, ".vmferry-sync-%s.lock", name) < 0 ||
+      asprintf (&s->state, ".vmferry-sync-%s.json", name) < 0 ||
+      asprintf (&s->journal, ".vmferry-sync-%s.commit", name) < 0 ||
+      asprintf (&s->new_prefix, ".vmferry-sync-%s.new-", name) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  s->lock_fd = openat (s->dir.fd, lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+                       O_CLOEXEC, 0600);
+  if (s->lock_fd < 0) {
+    vmferry_set_error_errno (errno, "%s/%s", s->dir.path, lock);
+    return -1;
+  }
+  if (flock (s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    vmferry_set_error_errno (errno, "standby %s: another vmferry-sync works "
+                             "on it", name);
+    return -1;
+  }
+  return finish_commit (s);
+}
+
+/* The stat fields that say a file is the one recorded. */
+static void
+stat_record (json_object *d, const struct stat *st)
+{
+  char t[64];
+
+  jset_int (d, "dev", st->st_dev);
+  jset_int (d, "ino", st->st_ino);
+  jset_int (d, "size", st->st_size);
+  snprintf (t, sizeof t, "%lld.%09ld", (long long) st->st_mtim.tv_sec,
+            st->st_mtim.tv_nsec);
+  jset_str (d, "mtime", t);
+  snprintf (t, sizeof t, "%lld.%09ld", (long long) st->st_ctim.tv_sec,
+            st->st_ctim.tv_nsec);
+  jset_str (d, "ctime", t);
+}
+
+static bool
+stat_matches (json_object *d, const struct stat *st)
+{
+  json_object *now = json_object_new_object ();
+  bool same;
+
+  stat_record (now, st);
+  same = jint (d, "dev") == jint (now, "dev") &&
+         jint (d, "ino") == jint (now, "ino") &&
+         jint (d, "size") == jint (now, "size") &&
+         jstr (d, "mtime") &&
+         strcmp (jstr (d, "mtime"), jstr (now, "mtime")) == 0 &&
+         jstr (d, "ctime") &&
+         strcmp (jstr (d, "ctime"), jstr (now, "ctime")) == 0;
+  json_object_put (now);
+  return same;
+}
+
+/* Write the receiver's record for generation GEN: per disk the file as it
+ * is now and the root of ROOTS[i].
+ */
+static int
+state_write (struct standby *s, int64_t gen, const char *token,
+             unsigned char (*roots)[VMFERRY_DIGEST_SIZE])
+{
+  json_object *o = json_object_new_object (), *a = json_object_new_array ();
+  int r = -1;
+
+  jset_int (o, "generation", gen);
+  jset_str (o, "token", token);
+  json_object_object_add (o, "disks", a);
+  for (size_t i = 0; i < s->nr; i++) {
+    json_object *d = json_object_new_object ();
+    char hex[33];
+    struct stat st;
+
+    json_object_array_add (a, d);
+    if (vmferry_target_stat (&s->dir, base_name (s->disks[i].path), &st) != 1) {
+      vmferry_set_error ("%s: gone", s->disks[i].path);
+      goto out;
+    }
+    jset_str (d, "target", s->disks[i].target);
+    jset_str (d, "file", base_name (s->disks[i].path));
+    stat_record (d, &st);
+    to_hex (roots[i], 16, hex);
+    jset_str (d, "root", hex);
+  }
+  r = json_save (&s->dir, s->new_prefix, s->state, o);
+ out:
+  json_object_put (o);
+  return r;
+}
+
+/* A file a run of this standby made aside: its prefix and the six
+ * letters or digits of vmferry_target_random_name, nothing after (another
+ * standby, named "NAME.new-abcdef", has longer names).
+ */
+static bool
+is_stray (const struct standby *s, const char *n)
+{
+  size_t pl = strlen (s->new_prefix);
+
+  if (strncmp (n, s->new_prefix, pl) != 0 || strlen (n) != pl + 6)
+    return false;
+  for (n += pl; *n; n++)
+    if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+          (*n >= '0' && *n <= '9')))
+      return false;
+  return true;
+}
+
+/* Take QEMU's image locks on FILE below DIR (none can open it while the
+ * returned fd is open), or -1: in use, or an error.
+ */
+static int
+lock_file (const struct vmferry_target *dir, const char *file)
+{
+  int fd = vmferry_target_open_file (dir, file, O_RDWR);
+
+  if (fd < 0)
+    return -1;
+  if (vmferry_image_lock (fd, file) < 0) {
+    close (fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* A commit that was journaled is finished (every new file renamed over
+ * its disk, every new map over its map, then the record); files a run
+ * left without a journal are removed: the standby is as before them.
+ */
+static int
+finish_commit (struct standby *s)
+{
+  json_object *j = json_load (&s->dir, s->journal), *a;
+  CLEANUP_FREE unsigned char (*roots)[VMFERRY_DIGEST_SIZE] = NULL;
+  CLEANUP_FREE int *locks = NULL;
+  DIR *dh;
+  struct dirent *e;
+  int r = -1;
+
+  if (j == NULL && vmferry_get_errno () != ENOENT)
+    return -1;
+  if (j != NULL) {
+    bool drop = false;
+
+    a = jarr (j, "disks");
+    roots = calloc (s->nr, sizeof *roots);
+    locks = calloc (2 * s->nr, sizeof *locks);
+    if (a == NULL || roots == NULL || locks == NULL ||
+        jstr (j, "token") == NULL) {
+      vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
+      goto out;
+    }
+    /* No QEMU may open a disk, old or new, while they are switched; and
+     * a standby started since the journal (it took over: its disks are
+     * not those the refresh was made on) keeps what it has.
+     */
+    for (size_t i = 0; i < 2 * s->nr; i++)
+      locks[i] = -1;
+    for (size_t i = 0; i < s->nr; i++) {
+      json_object *d = by_target (a, s->disks[i].target), *old;
+      const char *nf = d ? jstr (d, "new") : NULL;
+      struct stat st;
+
+      if (nf == NULL) {
+        vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
+        goto out;
+      }
+      if (vmferry_target_stat (&s->dir, nf, &st) != 1)
+        continue;               /* renamed already */
+      if ((locks[2 * i] = lock_file (&s->dir,
+                                     base_name (s->disks[i].path))) < 0 ||
+          (locks[2 * i + 1] = lock_file (&s->dir, nf)) < 0) {
+        vmferry_prefix_error ("standby %s: cannot finish a refresh", s->name);
+        goto out;
+      }
+      if (!json_object_object_get_ex (d, "old", &old) ||
+          vmferry_target_stat (&s->dir, base_name (s->disks[i].path),
+                               &st) != 1 ||
+          !stat_matches (old, &st))
+        drop = true;
+    }
+    if (check_shut_off (s) < 0)
+      goto out;
+    if (drop) {
+      vmferry_notice ("standby %s changed since a refresh was made ready: "
+                      "that refresh is dropped, the standby kept as it is",
+                      s->name);
+      if (vmferry_target_unlink (&s->dir, s->journal) < 0 ||
+          vmferry_target_sync (&s->dir) < 0)
+        goto out;
+      json_object_put (j);
+      j = NULL;
+    }
+    for (size_t i = 0; j && i < s->nr; i++) {
+      json_object *d = by_target (a, s->disks[i].target);
+      const char *nf = d ? jstr (d, "new") : NULL;
+      const char *nm = d ? jstr (d, "new_map") : NULL;
+      CLEANUP_FREE char *mn = map_name (s, s->disks[i].target);
+      struct stat st;
+
+      if (nf == NULL || nm == NULL || mn == NULL ||
+          from_hex (jstr (d, "root"), roots[i], 16) < 0) {
+        vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
+        goto out;
+      }
+      /* Renamed already by the killed run: nothing to do. */
+      if (vmferry_target_stat (&s->dir, nf, &st) == 1) {
+        if (vmferry_target_rename (&s->dir, nf, &s->dir,
+                                   base_name (s->disks[i].path), 0) < 0)
+          goto out;
+        if (vmferry_fault ("sync-renamed") < 0)
+          goto out;
+      }
+      if (vmferry_target_stat (&s->dir, nm, &st) == 1 &&
+          vmferry_target_rename (&s->dir, nm, &s->dir, mn, 0) < 0)
+        goto out;
+    }
+    if (j && (vmferry_target_sync (&s->dir) < 0 ||
+              state_write (s, jint (j, "generation"), jstr (j, "token"),
+                           roots) < 0 ||
+              vmferry_fault ("sync-recorded") < 0 ||
+              vmferry_target_unlink (&s->dir, s->journal) < 0 ||
+              vmferry_target_sync (&s->dir) < 0))
+      goto out;
+  }
+  dh = vmferry_target_opendir (&s->dir);
+  if (dh == NULL)
+    goto out;
+  while ((e = readdir (dh)) != NULL)
+    if (is_stray (s, e->d_name)) {
+      vmferry_debug ("removing %s/%s, left by a killed run", s->dir.path,
+                     e->d_name);
+      vmferry_target_unlink (&s->dir, e->d_name);
+    }
+  closedir (dh);
+  r = 0;
+ out:
+  for (size_t i = 0; locks && i < 2 * s->nr; i++)
+    if (locks[i] >= 0)
+      close (locks[i]);
+  json_object_put (j);
+  return r;
+}
+
+/* The map of what disk I holds now, read in full. */
+static struct vmferry_map *
+map_of_file (struct standby *s, size_t i, const char *file)
+{
+  CLEANUP_CLOSE int fd = vmferry_target_open_file (&s->dir, file, O_RDONLY);
+  struct vmferry_map *m;
+  uint64_t size;
+
+  (void) i;
+  if (fd < 0 || vmferry_file_size (fd, file, &size) < 0 ||
+      !(m = vmferry_map_new (size, CHUNK)))
+    return NULL;
+  if (vmferry_map_fd (fd, file, m, NULL) < 0) {
+    vmferry_map_free (m);
+    return NULL;
+  }
+  return m;
+}
+
+/* Disk I's recorded map, if the record is there and the file is still
+ * the one recorded (else NULL, without an error: not trusted).
+ */
+static struct vmferry_map *
+trusted_map (struct standby *s, json_object *state, size_t i)
+{
+  json_object *d = by_target (jarr (state, "disks"), s->disks[i].target);
+  CLEANUP_FREE char *mn = map_name (s, s->disks[i].target);
+  unsigned char want[16], got[16];
+  struct vmferry_map *m;
+  struct stat st;
+
+  if (d == NULL || mn == NULL || jstr (d, "file") == NULL ||
+      strcmp (jstr (d, "file"), base_name (s->disks[i].path)) != 0 ||
+      vmferry_target_stat (&s->dir, base_name (s->disks[i].path), &st) != 1 ||
+      !stat_matches (d, &st) || from_hex (jstr (d, "root"), want, 16) < 0)
+    return NULL;
+  m = map_load (&s->dir, mn);
+  if (m == NULL || vmferry_map_root (m, got) < 0 || memcmp (got, want, 16) ||
+      vmferry_map_size (m) != (uint64_t) st.st_size) {
+    vmferry_map_free (m);
+    return NULL;
+  }
+  return m;
+}
+
+static int
+print_json (FILE *out, json_object *o)
+{
+  const char *s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+
+  if (fprintf (out, "%s\n", s) < 0 ||
+      fflush (out) != 0) {
+    vmferry_set_error_errno (errno, "stdout");
+    return -1;
+  }
+  return 0;
+}
+
+int
+vmferry_sync_receive_init (const char *uri, const char *name,
+                           const char *token, FILE *out)
+{
+  struct standby s;
+  CLEANUP_FREE unsigned char (*roots)[VMFERRY_DIGEST_SIZE] = NULL;
+  json_object *o = NULL, *a;
+  unsigned char tk[16];
+  int r = -1;
+
+  if (from_hex (token, tk, 16) < 0) {
+    vmferry_set_error ("--token: 32 hex digits expected");
+    return -1;
+  }
+  if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
+    goto out;
+  roots = calloc (s.nr, sizeof *roots);
+  o = json_object_new_object ();
+  a = json_object_new_array ();
+  json_object_object_add (o, "disks", a);
+  jset_int (o, "generation", 1);
+  for (size_t i = 0; i < s.nr; i++) {
+    struct vmferry_map *m = map_of_file (&s, i, base_name (s.disks[i].path));
+    CLEANUP_FREE char *mn = map_name (&s, s.disks[i].target);
+    json_object *d = json_object_new_object ();
+    char hex[33];
+
+    if (m == NULL || mn == NULL || vmferry_map_root (m, roots[i]) < 0 ||
+        map_save (&s.dir, s.new_prefix, mn, m) < 0) {
+      vmferry_map_free (m);
+      json_object_put (d);
+      goto out;
+    }
+    to_hex (roots[i], 16, hex);
+    jset_str (d, "target", s.disks[i].target);
+    jset_str (d, "root", hex);
+    jset_int (d, "size", vmferry_map_size (m));
+    json_object_array_add (a, d);
+    vmferry_map_free (m);
+  }
+  if (state_write (&s, 1, token, roots) < 0)
+    goto out;
+  r = print_json (out, o);
+ out:
+  json_object_put (o);
+  standby_close (&s);
+  return r;
+}
+
+int
+vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
+                            FILE *out)
+{
+  struct standby s;
+  json_object *state = NULL, *o = json_object_new_object (), *a;
+  int r = -1;
+  bool trusted = true;
+
+  if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
+    goto out;
+  state = json_load (&s.dir, s.state);
+  if (state == NULL) {
+    if (vmferry_get_errno () != ENOENT)
+      goto out;
+    jset_str (o, "state", "none");
+    r = print_json (out, o);
+    goto out;
+  }
+  jset_int (o, "generation", jint (state, "generation"));
+  jset_str (o, "token", jstr (state, "token") ? jstr (state, "token") : "");
+  a = json_object_new_array ();
+  json_object_object_add (o, "disks", a);
+  for (size_t i = 0; i < s.nr; i++) {
+    struct vmferry_map *m = compare ? NULL : trusted_map (&s, state, i);
+    json_object *d = json_object_new_object ();
+    unsigned char root[16];
+    char hex[33];
+
+    json_object_array_add (a, d);
+    jset_str (d, "target", s.disks[i].target);
+    if (m == NULL) {
+      /* Not the file recorded, or asked to doubt: what it holds. */
+      CLEANUP_FREE char *all = NULL;
+      uint64_t n;
+
+      trusted = compare ? trusted : false;
+      m = map_of_file (&s, i, base_name (s.disks[i].path));
+      if (m == NULL)
+        goto out;
+      n = vmferry_map_nr_chunks (m);
+      all = malloc (2 * n * VMFERRY_DIGEST_SIZE + 1);
+      if (all == NULL) {
+        vmferry_map_free (m);
+        vmferry_set_error_errno (ENOMEM, "malloc");
+        goto out;
+      }
+      all[0] = '\0';
+      for (uint64_t c = 0; c < n; c++) {
+        unsigned char dg[16];
+        vmferry_map_get (m, c, dg);
+        to_hex (dg, 16, all + 2 * c * VMFERRY_DIGEST_SIZE);
+      }
+      jset_str (d, "map", all);
+    }
+    if (vmferry_map_root (m, root) < 0) {
+      vmferry_map_free (m);
+      goto out;
+    }
+    to_hex (root, 16, hex);
+    jset_str (d, "root", hex);
+    jset_int (d, "size", vmferry_map_size (m));
+    vmferry_map_free (m);
+  }
+  json_object_object_add (o, "trusted", json_object_new_boolean (trusted));
+  r = print_json (out, o);
+ out:
+  json_object_put (state);
+  json_object_put (o);
+  standby_close (&s);
+  return r;
+}
+
+/* One disk of a refresh being applied: a copy of the standby's disk
+ * beside it takes the stream's records; CHANGED marks the chunks they
+ * touched.
+ */
+struct applied {
+  char *new_file, *new_map;
+  int fd;
+  uint64_t size;
+  unsigned char *changed;       /* a byte a chunk */
+  bool have_root;
+  unsigned char root[16], base_root[16];
+  struct vmferry_map *base;     /* the map the sender diffed against */
+};
+
+/* A copy of FROM as NEW below T, holes kept, extents copied by the
+ * kernel (a reflink where the file system can).
+ */
+static int
+copy_aside (const struct vmferry_target *t, const char *from, const char *to,
+            struct applied *ap)
+{
+  CLEANUP_CLOSE int in = vmferry_target_open_file (t, from, O_RDONLY);
+  struct stat st;
+  uint64_t pos = 0, ds, de;
+  int r;
+
+  if (in < 0 || fstat (in, &st) < 0)
+    return -1;
+  ap->fd = vmferry_target_create (t, to, O_RDWR, st.st_mode & 07777, false);
+  if (ap->fd < 0)
+    return -1;
+  ap->size = st.st_size;
+  if (ftruncate (ap->fd, st.st_size) < 0) {
+    vmferry_set_error_errno (errno, "%s/%s: ftruncate", t->path, to);
+    return -1;
+  }
+  while ((r = vmferry_next_data (in, from, pos, ap->size, &ds, &de)) == 1) {
+    loff_t io = ds, oo = ds;
+    while ((uint64_t) io < de) {
+      ssize_t n = copy_file_range (in, &io, ap->fd, &oo, de - io, 0);
+      if (n <= 0) {
+        vmferry_set_error_errno (n < 0 ? errno : EIO, "%s/%s: copy to %s",
+                                 t->path, from, to);
+        return -1;
+      }
+    }
+    pos = de;
+  }
+  return r;
+}
+
+static int
+apply_zero (struct applied *ap, const char *name, uint64_t off, uint64_t len)
+{
+  static const unsigned char zeros[VMFERRY_BLOCK_SIZE];
+
+  if (fallocate (ap->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 (off_t) off, (off_t) len) == 0)
+    return 0;
+  for (uint64_t p = off; p < off + len; p += VMFERRY_BLOCK_SIZE) {
+    uint64_t n = off + len - p < VMFERRY_BLOCK_SIZE ? off + len - p
+                                                    : VMFERRY_BLOCK_SIZE;
+    if (vmferry_pwrite_full (ap->fd, name, zeros, n, p) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void
+mark (struct applied *ap, uint64_t off, uint64_t len)
+{
+  for (uint64_t c = off / CHUNK; c <= (off + len - 1) / CHUNK; c++)
+    ap->changed[c] = 1;
+}
+
+/* The new content's map: the base's with the touched chunks read again
+ * (an untrusted base was read in full already, so this holds for both).
+ */
+static int
+verify_applied (struct standby *s, struct applied *ap, const char *target,
+                unsigned char root[16])
+{
+  CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
+  struct vmferry_map *m = ap->base;
+  char want_hex[33], got_hex[33];
+
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  if (fdatasync (ap->fd) < 0) {
+    vmferry_set_error_errno (errno, "%s/%s: fdatasync", s->dir.path,
+                             ap->new_file);
+    return -1;
+  }
+  for (uint64_t c = 0; c < vmferry_map_nr_chunks (m); c++) {
+    uint64_t off = c * CHUNK;
+    size_t n = ap->size - off < CHUNK ? ap->size - off : CHUNK;
+
+    if (!ap->changed[c])
+      continue;
+    vmferry_map_clear_chunk (m, c);
+    if (vmferry_pread_full (ap->fd, ap->new_file, buf, n, off) < 0 ||
+        vmferry_map_update (m, off, buf, n) < 0)
+      return -1;
+  }
+  if (vmferry_map_root (m, root) < 0)
+    return -1;
+  if (!ap->have_root || memcmp (root, ap->root, 16) != 0) {
+    to_hex (ap->root, 16, want_hex);
+    to_hex (root, 16, got_hex);
+    vmferry_set_error ("disk %s: the refreshed copy does not verify (map root "
+                       "%s, the stream says %s): the standby is unchanged",
+                       target, got_hex, ap->have_root ? want_hex : "nothing");
+    return -1;
+  }
+  return 0;
+}
+
+int
+vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
+                            FILE *out)
+{
+  struct standby s;
+  struct vmferry_stream_reader *rd = NULL;
+  struct vmferry_record rec;
+  json_object *state = NULL, *manifest = NULL, *journal = NULL, *ja;
+  json_object *files = NULL;
+  struct applied *ap = NULL;
+  CLEANUP_FREE unsigned char *buf = malloc (VMFERRY_MAX_RECORD_LENGTH);
+  int64_t gen = -1;
+  const char *token = NULL;
+  int r = -1, rr;
+  size_t cur = SIZE_MAX;
+  bool ended = false;
+
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
+    goto out;
+  state = json_load (&s.dir, s.state);
+  if (state == NULL) {
+    vmferry_prefix_error ("standby %s: no record of an earlier sync", name);
+    goto out;
+  }
+  gen = jint (state, "generation");
+  token = jstr (state, "token");
+  ap = calloc (s.nr, sizeof *ap);
+  rd = vmferry_stream_reader_new (in_fd, "stream");
+  if (ap == NULL || rd == NULL || token == NULL)
+    goto out;
+  for (size_t i = 0; i < s.nr; i++)
+    ap[i].fd = -1;
+
+  while ((rr = vmferry_stream_read_record (rd, &rec)) == 1) {
+    switch (rec.type) {
+    case VMFERRY_REC_STREAM_HEADER: {
+      struct vmferry_stream_header h;
+      if (vmferry_record_stream_header (&rec, rec.payload, &h) < 0)
+        goto out;
+      if (!(h.mandatory & VMFERRY_FEATURE_REFRESH)) {
+        vmferry_set_error ("stream: not a refresh stream");
+        goto out;
+      }
+      break;
+    }
+    case VMFERRY_REC_MANIFEST: {
+      size_t len;
+      CLEANUP_FREE char *text = vmferry_record_metadata (&rec, rec.payload,
+                                                         &len);
+      if (text == NULL)
+        goto out;
+      manifest = json_tokener_parse (text);
+      files = manifest ? jarr (manifest, "files") : NULL;
+      if (files == NULL) {
+        vmferry_set_error ("stream: the manifest has no files");
+        goto out;
+      }
+      break;
+    }
+    case VMFERRY_REC_FILE_BEGIN: {
+      json_object *f = json_object_array_get_idx (files, rec.file), *b, *v;
+      const char *target = f ? jstr (f, "target") : NULL;
+      uint64_t size;
+      size_t i;
+
+      if (!target || vmferry_record_file_begin (&rec, rec.payload, &size) < 0)
+        goto bad_manifest;
+      for (i = 0; i < s.nr && strcmp (s.disks[i].target, target) != 0; i++)
+        ;
+      if (i == s.nr || ap[i].fd >= 0 ||
+          !json_object_object_get_ex (f, "base", &b) ||
+          !json_object_object_get_ex (b, "chunk", &v) ||
+          json_object_get_int64 (v) != CHUNK ||
+          from_hex (jstr (b, "root"), ap[i].base_root, 16) < 0)
+        goto bad_manifest;
+      /* The base the sender diffed against must be what this standby
+       * holds: its record's, or what it holds now when doubted.
+       */
+      if (jint (b, "generation") != gen || !jstr (b, "token") ||
+          strcmp (jstr (b, "token"), token) != 0) {
+        vmferry_set_error ("stream: a refresh of another generation or "
+                           "standby (generation %" PRId64 ", this standby "
+                           "holds %" PRId64 ")", jint (b, "generation"), gen);
+        goto out;
+      }
+      {
+        unsigned char root[16];
+        ap[i].base = trusted_map (&s, state, i);
+        if (ap[i].base == NULL &&
+            !(ap[i].base = map_of_file (&s, i, base_name (s.disks[i].path))))
+          goto out;
+        if (vmferry_map_root (ap[i].base, root) < 0)
+          goto out;
+        if (memcmp (root, ap[i].base_root, 16) != 0) {
+          vmferry_set_error ("disk %s: changed since the sender compared "
+                             "it: the standby is unchanged; run again",
+                             target);
+          goto out;
+        }
+      }
+      if (!(ap[i].new_file = vmferry_target_random_name (s.new_prefix)) ||
+          !(ap[i].new_map = vmferry_target_random_name (s.new_prefix)) ||
+          copy_aside (&s.dir, base_name (s.disks[i].path), ap[i].new_file,
+                      &ap[i]) < 0)
+        goto out;
+      if (size != ap[i].size) {
+        vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, "
+                           "the standby has %" PRIu64 "): run with --full",
+                           target, size, ap[i].size);
+        goto out;
+      }
+      ap[i].changed = calloc (vmferry_map_nr_chunks (ap[i].base) + 1, 1);
+      if (ap[i].changed == NULL)
+        goto out;
+      cur = i;
+      break;
+    }
+    case VMFERRY_REC_DATA:
+      if (vmferry_record_data (&rec, rec.payload, buf) < 0 ||
+          vmferry_pwrite_full (ap[cur].fd, ap[cur].new_file, buf, rec.length,
+                               rec.offset) < 0)
+        goto out;
+      mark (&ap[cur], rec.offset, rec.length);
+      if (vmferry_fault ("sync-received-data") < 0)
+        goto out;
+      break;
+    case VMFERRY_REC_ZERO:
+      if (apply_zero (&ap[cur], ap[cur].new_file, rec.offset, rec.length) < 0)
+        goto out;
+      mark (&ap[cur], rec.offset, rec.length);
+      break;
+    case VMFERRY_REC_FILE_MAP: {
+      uint64_t chunk;
+      if (vmferry_record_file_map (&rec, rec.payload, &chunk,
+                                   ap[cur].root) < 0)
+        goto out;
+      ap[cur].have_root = chunk == CHUNK;
+      break;
+    }
+    case VMFERRY_REC_FILE_END: {
+      unsigned char root[16];
+      if (verify_applied (&s, &ap[cur], s.disks[cur].target, root) < 0 ||
+          map_save (&s.dir, s.new_prefix, ap[cur].new_map, ap[cur].base) < 0)
+        goto out;
+      break;
+    }
+    case VMFERRY_REC_END:
+      ended = true;
+      break;
+    }
+  }
+  if (rr < 0)
+    goto out;
+  if (!ended) {
+    vmferry_set_error ("stream: truncated");
+    goto out;
+  }
+  for (size_t i = 0; i < s.nr; i++)
+    if (ap[i].fd < 0) {
+      vmferry_set_error ("stream: disk %s is missing", s.disks[i].target);
+      goto out;
+    }
+  if (vmferry_fault ("sync-verified") < 0)
+    goto out;
+
+  /* The commit: journaled first, so that a kill from here on is finished
+   * by the next run (every disk of one generation, never some).
+   */
+  journal = json_object_new_object ();
+  ja = json_object_new_array ();
+  jset_int (journal, "generation", gen + 1);
+  jset_str (journal, "token", token);
+  json_object_object_add (journal, "disks", ja);
+  for (size_t i = 0; i < s.nr; i++) {
+    json_object *d = json_object_new_object ();
+    char hex[33];
+
+    to_hex (ap[i].root, 16, hex);
+    jset_str (d, "target", s.disks[i].target);
+    jset_str (d, "new", ap[i].new_file);
+    jset_str (d, "new_map", ap[i].new_map);
+    jset_str (d, "root", hex);
+    json_object_array_add (ja, d);
+    {
+      json_object *old = json_object_new_object ();
+      struct stat st;
+      json_object_object_add (d, "old", old);
+      if (vmferry_target_stat (&s.dir, base_name (s.disks[i].path),
+                               &st) != 1) {
+        vmferry_set_error ("%s: gone", s.disks[i].path);
+        goto out;
+      }
+      stat_record (old, &st);
+    }
+  }
+  if (check_shut_off (&s) < 0 ||
+      json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
+      vmferry_fault ("sync-journaled") < 0 || finish_commit (&s) < 0)
+    goto out;
+  {
+    json_object *o = json_object_new_object ();
+    jset_int (o, "generation", gen + 1);
+    r = print_json (out, o);
+    json_object_put (o);
+  }
+ out:
+  for (size_t i = 0; ap && i < s.nr; i++) {
+    if (ap[i].fd >= 0)
+      close (ap[i].fd);
+    /* Not committed: what was made aside goes (committed: renamed). */
+    if (r < 0 && journal == NULL) {
+      if (ap[i].new_file)
+        vmferry_target_unlink (&s.dir, ap[i].new_file);
+      if (ap[i].new_map)
+        vmferry_target_unlink (&s.dir, ap[i].new_map);
+    }
+    free (ap[i].new_file);
+    free (ap[i].new_map);
+    free (ap[i].changed);
+    vmferry_map_free (ap[i].base);
+  }
+  free (ap);
+  vmferry_stream_reader_free (rd);
+  json_object_put (journal);
+  json_object_put (manifest);
+  json_object_put (state);
+  standby_close (&s);
+  return r;
+
+ bad_manifest:
+  vmferry_set_error ("stream: file %" PRIu32 " is not a disk of standby %s "
+                     "with a base", rec.file, name);
+  goto out;
+}
+
+/* ---- the sender ---- */
+
+struct sender {
+  const struct vmferry_sync_opts *opts;
+  const char *standby;
+  virConnectPtr conn;
+  virDomainPtr dom;
+  char *xml;
+  struct disk *disks;
+  size_t nr;
+  struct vmferry_target dir;    /* <state dir>/<source UUID> */
+  char dest_id[33];
+  struct vmferry_ssh *ssh;
+};
+
+static void
+sender_close (struct sender *sd)
+{
+  vmferry_ssh_free (sd->ssh);
+  vmferry_target_close (&sd->dir);
+  disks_free (sd->disks, sd->nr);
+  free (sd->xml);
+  if (sd->dom)
+    virDomainFree (sd->dom);
+  if (sd->conn)
+    virConnectClose (sd->conn);
+}
+
+static char *
+sender_file (const struct sender *sd, const char *target, const char *ext)
+{
+  char *n;
+
+  if ((target ? asprintf (&n, "%s.%s.%s", sd->dest_id, target, ext)
+              : asprintf (&n, "%s.%s", sd->dest_id, ext)) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return NULL;
+  }
+  return n;
+}
+
+/* Run "vmferry-sync --receiver=ACTION [ARGS] -- STANDBY" on the host and
+ * parse the JSON it prints.  With IN (a refresh), the stream goes to
+ * its input from WRITE_STREAM.
+ */
+static json_object *
+remote_call (struct sender *sd, const char *action, const char *arg,
+             int (*write_stream) (struct sender *, struct vmferry_remote *,
+                                  void *),
+             void *opaque)
+{
+  CLEANUP_FREE char *cmd = NULL;
+  CLEANUP_FREE char *act = NULL;
+  CLEANUP_FREE char *out = NULL;
+  struct vmferry_remote *rem;
+  json_object *o;
+  size_t len;
+  int status;
+
+  if (asprintf (&act, "--receiver=%s", action) < 0 ||
+      vmferry_shell_quote_append (&cmd, sd->opts->remote_sync
+                                        ? sd->opts->remote_sync
+                                        : "vmferry-sync") < 0 ||
+      vmferry_shell_quote_append (&cmd, act) < 0 ||
+      (arg && vmferry_shell_quote_append (&cmd, arg) < 0) ||
+      (vmferry_get_verbosity () > 1 &&
+       vmferry_shell_quote_append (&cmd, "-vv") < 0) ||
+      vmferry_shell_quote_append (&cmd, "--") < 0 ||
+      vmferry_shell_quote_append (&cmd, sd->standby) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return NULL;
+  }
+  vmferry_debug ("on %s: %s", sd->opts->m.ssh.destination, cmd);
+  rem = vmferry_remote_start (sd->ssh, cmd, true);
+  if (rem == NULL)
+    return NULL;
+  if (write_stream && write_stream (sd, rem, opaque) < 0) {
+    char err[VMFERRY_ERROR_MAX];
+    snprintf (err, sizeof err, "%s", vmferry_get_error ());
+    /* The receiver's own word, if it stopped first, is the cause. */
+    status = vmferry_remote_finish (rem, NULL, NULL);
+    if (status > 0)
+      vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
+                         sd->opts->m.ssh.destination, action, status);
+    else
+      vmferry_set_error ("%s", err);
+    return NULL;
+  }
+  status = vmferry_remote_finish (rem, &out, &len);
+  if (status != 0) {
+    if (status > 0)
+      vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
+                         sd->opts->m.ssh.destination, action, status);
+    return NULL;
+  }
+  o = out ? json_tokener_parse (out) : NULL;
+  if (o == NULL || !json_object_is_type (o, json_type_object)) {
+    json_object_put (o);
+    vmferry_set_error ("%s: vmferry-sync --receiver=%s: no answer",
+                       sd->opts->m.ssh.destination, action);
+    return NULL;
+  }
+  return o;
+}
+
+/* Record the sender's state for generation GEN, once the receiver
+ * committed it: each disk's map, then the state naming them.
+ */
+static int
+sender_save (struct sender *sd, int64_t gen, const char *token,
+             struct vmferry_map **maps, struct vmferry_map **fine)
+{
+  json_object *o = json_object_new_object (), *a = json_object_new_array ();
+  CLEANUP_FREE char *sn = sender_file (sd, NULL, "json");
+  int r = -1;
+
+  jset_int (o, "generation", gen);
+  jset_str (o, "token", token);
+  jset_str (o, "standby", sd->standby);
+  jset_str (o, "host", sd->opts->m.ssh.destination);
+  json_object_object_add (o, "disks", a);
+  for (size_t i = 0; i < sd->nr; i++) {
+    json_object *d = json_object_new_object ();
+    CLEANUP_FREE char *mn = sender_file (sd, sd->disks[i].target, "map");
+    CLEANUP_FREE char *bn = sender_file (sd, sd->disks[i].target, "blocks");
+    unsigned char root[16], broot[16];
+    char hex[33];
+
+    json_object_array_add (a, d);
+    if (mn == NULL || bn == NULL || vmferry_map_root (maps[i], root) < 0 ||
+        vmferry_map_root (fine[i], broot) < 0 ||
+        map_save (&sd->dir, SENDER_TMP, bn, fine[i]) < 0 ||
+        map_save (&sd->dir, SENDER_TMP, mn, maps[i]) < 0)
+      goto out;
+    to_hex (broot, 16, hex);
+    jset_str (d, "blocks_root", hex);
+    to_hex (root, 16, hex);
+    jset_str (d, "target", sd->disks[i].target);
+    jset_str (d, "source_path", sd->disks[i].path);
+    jset_int (d, "size", vmferry_map_size (maps[i]));
+    jset_str (d, "root", hex);
+  }
+  if (sn == NULL || json_save (&sd->dir, SENDER_TMP, sn, o) < 0)
+    goto out;
+  r = 0;
+ out:
+  json_object_put (o);
+  return r;
+}
+
+/* The maps of the source disk I (chunks, blocks), read in full. */
+static int
+source_maps (struct sender *sd, size_t i, struct vmferry_sync_stats *stats,
+             struct vmferry_map **map_rtn, struct vmferry_map **fine_rtn)
+{
+  CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
+  const char *path = sd->disks[i].path;
+  uint64_t size, pos = 0, ds, de;
+  int r;
+
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s", path);
+    return -1;
+  }
+  if (buf == NULL || vmferry_file_size (fd, path, &size) < 0 ||
+      !(*map_rtn = vmferry_map_new (size, CHUNK)) ||
+      !(*fine_rtn = vmferry_map_new (size, FINE)))
+    return -1;
+  while ((r = vmferry_next_data (fd, path, pos, size, &ds, &de)) == 1) {
+    for (pos = ds; pos < de; ) {
+      size_t n = de - pos < CHUNK ? de - pos : CHUNK;
+      if (vmferry_pread_full (fd, path, buf, n, pos) < 0 ||
+          vmferry_map_update (*map_rtn, pos, buf, n) < 0 ||
+          vmferry_map_update (*fine_rtn, pos, buf, n) < 0)
+        return -1;
+      stats->read += n;
+      pos += n;
+    }
+  }
+  return r;
+}
+
+static int
+first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
+{
+  struct vmferry_migrate_opts m = sd->opts->m;
+  enum vmferry_migrate_outcome outcome;
+  unsigned char tk[16];
+  char token[TOKEN_HEX], *arg = NULL;
+  struct vmferry_map **maps = NULL, **fine = NULL;
+  json_object *o = NULL, *a;
+  int r = -1;
+
+  stats->first = true;
+  m.start = m.undefine_source = m.remove_source_storage = false;
+  m.live = m.dry_run = false;
+  if (vmferry_migrate (&m, &outcome) < 0)
+    return -1;
+  if (vmferry_fault ("sync-copied") < 0)
+    return -1;
+  if (getrandom (tk, sizeof tk, 0) != (ssize_t) sizeof tk) {
+    vmferry_set_error_errno (errno, "getrandom");
+    return -1;
+  }
+  to_hex (tk, 16, token);
+  if (asprintf (&arg, "--token=%s", token) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  if (!(sd->ssh = vmferry_ssh_connect (&sd->opts->m.ssh)) ||
+      !(o = remote_call (sd, "init", arg, NULL, NULL)))
+    goto out;
+  a = jarr (o, "disks");
+  maps = calloc (sd->nr, sizeof *maps);
+  fine = calloc (sd->nr, sizeof *fine);
+  if (maps == NULL || fine == NULL)
+    goto out;
+  /* The sender's map is of the source as it is now: it must be what the
+   * standby received, or the next refresh would diff against a lie.
+   */
+  for (size_t i = 0; i < sd->nr; i++) {
+    json_object *d = by_target (a, sd->disks[i].target);
+    unsigned char root[16], want[16];
+
+    if (source_maps (sd, i, stats, &maps[i], &fine[i]) < 0 ||
+        vmferry_map_root (maps[i], root) < 0)
+      goto out;
+    if (d == NULL || from_hex (jstr (d, "root"), want, 16) < 0 ||
+        memcmp (root, want, 16) != 0) {
+      vmferry_set_error ("disk %s: the standby's copy differs from the "
+                         "source now (was the source started during the "
+                         "copy?): nothing was recorded; run again with "
+                         "--compare", sd->disks[i].target);
+      goto out;
+    }
+    stats->chunks += vmferry_map_nr_chunks (maps[i]);
+  }
+  stats->changed = stats->chunks;
+  stats->generation = 1;
+  r = sender_save (sd, 1, token, maps, fine);
+ out:
+  for (size_t i = 0; maps && fine && i < sd->nr; i++) {
+    vmferry_map_free (maps[i]);
+    vmferry_map_free (fine[i]);
+  }
+  free (maps);
+  free (fine);
+  free (arg);
+  json_object_put (o);
+  return r;
+}
+
+/* What a refresh sends, disk by disk. */
+struct refresh {
+  struct vmferry_sync_stats *stats;
+  struct vmferry_map **base, **now;
+  /* The sender's block maps: of the base (NULL where the standby's own
+   * chunk map is the base) and of the source now.
+   */
+  struct vmferry_map **fine, **now_fine;
+  unsigned char (*base_root)[VMFERRY_DIGEST_SIZE];
+  int64_t generation;
+  const char *token;
+};
+
+/* Records for the chunk at OFF of N bytes in BUF: ZERO for each run of
+ * zero blocks (applied as zeros: the base must not show through), DATA
+ * for each run of others.
+ */
+static int
+send_chunk (struct vmferry_stream_writer *w, uint32_t file, uint64_t off,
+            const unsigned char *buf, size_t n)
+{
+  size_t i = 0;
+
+  while (i < n) {
+    size_t bn = n - i < VMFERRY_BLOCK_SIZE ? n - i : VMFERRY_BLOCK_SIZE;
+    bool zero = vmferry_is_zero (buf + i, bn);
+    size_t e = i + bn;
+
+    while (e < n) {
+      size_t en = n - e < VMFERRY_BLOCK_SIZE ? n - e : VMFERRY_BLOCK_SIZE;
+      if (vmferry_is_zero (buf + e, en) != zero)
+        break;
+      e += en;
+    }
+    if (zero ? vmferry_stream_write_zero (w, file, off + i, e - i) < 0
+             : vmferry_stream_write_data (w, file, off + i, e - i, 0, buf + i,
+                                          e - i) < 0)
+      return -1;
+    i = e;
+  }
+  return 0;
+}
+
+/* The changed chunk at OFF: only its blocks whose digest differs from
+ * the block map of the base, when there is one; else (or when no block
+ * differs, which a sound record cannot give) all of it.
+ */
+static int
+send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
+              uint64_t off, const unsigned char *buf, size_t n)
+{
+  bool any = false;
+
+  if (rf->fine[i] != NULL)
+    for (size_t b = 0; b < n; b += FINE) {
+      size_t bn = n - b < FINE ? n - b : FINE;
+      unsigned char was[16], is[16];
+
+      vmferry_map_get (rf->fine[i], (off + b) / FINE, was);
+      vmferry_map_get (rf->now_fine[i], (off + b) / FINE, is);
+      if (memcmp (was, is, 16) == 0)
+        continue;
+      if (send_chunk (w, i, off + b, buf + b, bn) < 0)
+        return -1;
+      any = true;
+    }
+  return any ? 0 : send_chunk (w, i, off, buf, n);
+}
+
+/* Read source disk I chunk by chunk; send the chunks whose digest differs
+ * from the base map.
+ */
+static int
+scan_disk (struct sender *sd, struct refresh *rf,
+           struct vmferry_stream_writer *w, size_t i)
+{
+  CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
+  const char *path = sd->disks[i].path;
+  struct vmferry_digest *dg = NULL;
+  struct vmferry_progress *pr = sd->opts->m.progress;
+  uint64_t size, nc;
+  unsigned char digest[16], root[16];
+  int r = -1;
+
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s", path);
+    return -1;
+  }
+  if (buf == NULL || vmferry_file_size (fd, path, &size) < 0)
+    return -1;
+  if (size != vmferry_map_size (rf->base[i])) {
+    vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, was %"
+                       PRIu64 "): run with --full", sd->disks[i].target, size,
+                       vmferry_map_size (rf->base[i]));
+    return -1;
+  }
+  if (!(rf->now[i] = vmferry_map_new (size, CHUNK)) ||
+      !(rf->now_fine[i] = vmferry_map_new (size, FINE)) ||
+      !(dg = vmferry_digest_new ()) ||
+      vmferry_stream_write_file_begin (w, i, size) < 0)
+    goto out;
+  posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
+  vmferry_progress_begin (pr, sd->disks[i].target, size);
+  nc = vmferry_map_nr_chunks (rf->now[i]);
+  for (uint64_t c = 0; c < nc; c++) {
+    uint64_t off = c * CHUNK, end = off + CHUNK < size ? off + CHUNK : size;
+    uint64_t pos = off, ds, de;
+    unsigned char was[16], is[16];
+    int more;
+
+    /* Holes are not read. */
+    memset (buf, 0, end - off);
+    while ((more = vmferry_next_data (fd, path, pos, end, &ds, &de)) == 1) {
+      if (vmferry_pread_full (fd, path, buf + (ds - off), de - ds, ds) < 0)
+        goto out;
+      rf->stats->read += de - ds;
+      pos = de;
+    }
+    if (more < 0 ||
+        vmferry_digest_update_map (dg, NULL, rf->now[i], off, buf,
+                                   end - off) < 0 ||
+        vmferry_map_update (rf->now_fine[i], off, buf, end - off) < 0)
+      goto out;
+    vmferry_map_get (rf->now[i], c, is);
+    vmferry_map_get (rf->base[i], c, was);
+    if (memcmp (is, was, 16) != 0) {
+      if (send_changed (w, rf, i, off, buf, end - off) < 0)
+        goto out;
+      rf->stats->changed++;
+      if (vmferry_fault ("sync-sent-chunk") < 0)
+        goto out;
+    }
+    vmferry_progress_add (pr, end - off);
+  }
+  rf->stats->chunks += nc;
+  vmferry_digest_final (dg, digest);
+  if (vmferry_map_root (rf->now[i], root) < 0 ||
+      vmferry_stream_write_file_map (w, i, CHUNK, root) < 0 ||
+      vmferry_stream_write_file_end (w, i, digest) < 0)
+    goto out;
+  vmferry_progress_done (pr);
+  r = 0;
+ out:
+  vmferry_digest_free (dg);
+  return r;
+}
+
+static int
+write_refresh (struct sender *sd, struct vmferry_remote *rem, void *opaque)
+{
+  struct refresh *rf = opaque;
+  struct vmferry_stream_writer *w =
+      vmferry_stream_writer_new_fn (vmferry_remote_writev, rem,
+                                    sd->opts->m.ssh.destination);
+  json_object *o = json_object_new_object (), *files = json_object_new_array ();
+  int r = -1;
+
+  if (w == NULL)
+    goto out;
+  jset_str (o, "format", "vmferry-manifest");
+  jset_int (o, "version", 1);
+  {
+    json_object *d = json_object_new_object ();
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    jset_str (d, "name", sd->opts->m.domain);
+    if (virDomainGetUUIDString (sd->dom, uuid) == 0)
+      jset_str (d, "uuid", uuid);
+    json_object_object_add (o, "domain", d);
+  }
+  json_object_object_add (o, "files", files);
+  for (size_t i = 0; i < sd->nr; i++) {
+    json_object *f = json_object_new_object (), *b = json_object_new_object ();
+    char hex[33];
+
+    jset_int (f, "index", i);
+    jset_str (f, "role", "disk");
+    jset_str (f, "name", base_name (sd->disks[i].path));
+    jset_str (f, "source_path", sd->disks[i].path);
+    jset_str (f, "target", sd->disks[i].target);
+    jset_int (f, "size", vmferry_map_size (rf->base[i]));
+    jset_int (b, "generation", rf->generation);
+    jset_str (b, "token", rf->token);
+    to_hex (rf->base_root[i], 16, hex);
+    jset_str (b, "root", hex);
+    jset_int (b, "chunk", CHUNK);
+    json_object_object_add (f, "base", b);
+    json_object_array_add (files, f);
+  }
+  if (vmferry_stream_write_header_ex (w, VMFERRY_FEATURE_REFRESH, 0, NULL,
+                                      0) < 0 ||
+      vmferry_stream_write_manifest (w, json_object_to_json_string_ext
+                                     (o, JSON_C_TO_STRING_PLAIN)) < 0 ||
+      vmferry_stream_write_xml (w, sd->xml) < 0)
+    goto out;
+  for (size_t i = 0; i < sd->nr; i++)
+    if (scan_disk (sd, rf, w, i) < 0)
+      goto out;
+  if (vmferry_stream_write_end (w, sd->nr) < 0)
+    goto out;
+  rf->stats->sent = vmferry_stream_writer_bytes (w);
+  r = 0;
+ out:
+  vmferry_stream_writer_free (w);
+  json_object_put (o);
+  return r;
+}
+
+static int
+refresh (struct sender *sd, json_object *sstate,
+         struct vmferry_sync_stats *stats)
+{
+  const struct vmferry_sync_opts *opts = sd->opts;
+  struct refresh rf = { .stats = stats };
+  json_object *q = NULL, *done = NULL;
+  const char *token = jstr (sstate, "token");
+  int64_t gen = jint (sstate, "generation");
+  int r = -1;
+  bool compare = opts->compare;
+
+  rf.base = calloc (sd->nr, sizeof *rf.base);
+  rf.now = calloc (sd->nr, sizeof *rf.now);
+  rf.fine = calloc (sd->nr, sizeof *rf.fine);
+  rf.now_fine = calloc (sd->nr, sizeof *rf.now_fine);
+  rf.base_root = calloc (sd->nr, sizeof *rf.base_root);
+  if (!rf.base || !rf.now || !rf.fine || !rf.now_fine || !rf.base_root ||
+      token == NULL ||
+      !(sd->ssh = vmferry_ssh_connect (&opts->m.ssh)))
+    goto out;
+ again:
+  json_object_put (q);
+  if (!(q = remote_call (sd, "query", compare ? "--compare" : NULL,
+                         NULL, NULL)))
+    goto out;
+  if (jstr (q, "state") || !jstr (q, "token") ||
+      strcmp (jstr (q, "token"), token) != 0) {
+    vmferry_set_error ("standby %s on %s is not the copy this source "
+                       "recorded: run with --full to copy it again",
+                       sd->standby, opts->m.ssh.destination);
+    goto out;
+  }
+  rf.generation = jint (q, "generation");
+  rf.token = token;
+  stats->compared = compare;
+  stats->changed_by_hand = !jint (q, "trusted") ? !opts->compare : false;
+  for (size_t i = 0; i < sd->nr; i++) {
+    json_object *d = by_target (jarr (q, "disks"), sd->disks[i].target);
+    json_object *sd_disk = by_target (jarr (sstate, "disks"),
+                                      sd->disks[i].target);
+    const char *map = d ? jstr (d, "map") : NULL;
+    unsigned char root[16], mine[16];
+
+    vmferry_map_free (rf.base[i]);
+    vmferry_map_free (rf.fine[i]);
+    rf.base[i] = rf.fine[i] = NULL;
+    if (d == NULL || from_hex (jstr (d, "root"), rf.base_root[i], 16) < 0) {
+      vmferry_set_error ("standby %s has no disk %s: run with --full",
+                         sd->standby, sd->disks[i].target);
+      goto out;
+    }
+    if (map) {
+      /* The standby's own map: what it holds, whatever the records say. */
+      uint64_t size = jint (d, "size");
+      rf.base[i] = vmferry_map_new (size, CHUNK);
+      if (rf.base[i] == NULL)
+        goto out;
+      if (strlen (map) != 2 * VMFERRY_DIGEST_SIZE *
+          vmferry_map_nr_chunks (rf.base[i])) {
+        vmferry_set_error ("%s: a map of another size", sd->disks[i].target);
+        goto out;
+      }
+      for (uint64_t c = 0; c < vmferry_map_nr_chunks (rf.base[i]); c++) {
+        unsigned char dg[16];
+        char h[33];
+        memcpy (h, map + 32 * c, 32);
+        h[32] = '\0';
+        if (from_hex (h, dg, 16) < 0) {
+          vmferry_set_error ("%s: a damaged map", sd->disks[i].target);
+          goto out;
+        }
+        vmferry_map_set (rf.base[i], c, dg);
+      }
+      if (vmferry_map_root (rf.base[i], root) < 0)
+        goto out;
+      if (memcmp (root, rf.base_root[i], 16) != 0) {
+        vmferry_set_error ("%s: the standby's map does not match its root",
+                           sd->disks[i].target);
+        goto out;
+      }
+      continue;
+    }
+    /* Trusted there: the sender's map of the same generation must have
+     * the same root; else (a run killed between the two records) ask for
+     * the standby's own.
+     */
+    {
+      CLEANUP_FREE char *mn = sender_file (sd, sd->disks[i].target, "map");
+      if (mn && rf.generation == gen && sd_disk &&
+          from_hex (jstr (sd_disk, "root"), mine, 16) == 0 &&
+          memcmp (mine, rf.base_root[i], 16) == 0 &&
+          (rf.base[i] = map_load (&sd->dir, mn)) != NULL &&
+          vmferry_map_root (rf.base[i], root) == 0 &&
+          memcmp (root, mine, 16) == 0) {
+        /* The block map recorded with it, if it is whole. */
+        CLEANUP_FREE char *bn = sender_file (sd, sd->disks[i].target,
+                                             "blocks");
+        unsigned char want[16];
+        if (bn && from_hex (jstr (sd_disk, "blocks_root"), want, 16) == 0 &&
+            (rf.fine[i] = map_load (&sd->dir, bn)) != NULL &&
+            (vmferry_map_root (rf.fine[i], root) < 0 ||
+             memcmp (root, want, 16) != 0 ||
+             vmferry_map_size (rf.fine[i]) != vmferry_map_size (rf.base[i]))) {
+          vmferry_map_free (rf.fine[i]);
+          rf.fine[i] = NULL;
+        }
+        if (rf.fine[i] == NULL)
+          vmferry_verbose ("disk %s: no block map: changed chunks are sent "
+                           "whole", sd->disks[i].target);
+        continue;
+      }
+    }
+    if (compare) {
+      vmferry_set_error ("standby %s: no map for disk %s", sd->standby,
+                         sd->disks[i].target);
+      goto out;
+    }
+    vmferry_verbose ("disk %s: the records disagree (generation %" PRId64
+                     " here, %" PRId64 " on %s): comparing in full",
+                     sd->disks[i].target, gen, rf.generation,
+                     opts->m.ssh.destination);
+    compare = true;
+    goto again;
+  }
+  done = remote_call (sd, "apply", NULL, write_refresh, &rf);
+  if (done == NULL) {
+    vmferry_prefix_error ("the standby is as it was");
+    goto out;
+  }
+  stats->generation = jint (done, "generation");
+  if (vmferry_fault ("sync-applied") < 0)
+    goto out;
+  r = sender_save (sd, stats->generation, token, rf.now, rf.now_fine);
+ out:
+  for (size_t i = 0; i < sd->nr; i++) {
+    if (rf.base)
+      vmferry_map_free (rf.base[i]);
+    if (rf.now)
+      vmferry_map_free (rf.now[i]);
+    if (rf.fine)
+      vmferry_map_free (rf.fine[i]);
+    if (rf.now_fine)
+      vmferry_map_free (rf.now_fine[i]);
+  }
+  free (rf.base);
+  free (rf.now);
+  free (rf.fine);
+  free (rf.now_fine);
+  free (rf.base_root);
+  json_object_put (q);
+  json_object_put (done);
+  return r;
+}
+
+int
+vmferry_sync (const struct vmferry_sync_opts *opts,
+              struct vmferry_sync_stats *stats)
+{
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 } };
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  json_object *sstate = NULL;
+  XXH128_canonical_t c;
+  CLEANUP_FREE char *key = NULL;
+  CLEANUP_FREE char *dir = NULL;
+  CLEANUP_FREE char *sn = NULL;
+  int st, r = -1;
+
+  memset (stats, 0, sizeof *stats);
+  sd.standby = opts->standby ? opts->standby : opts->m.domain;
+  if (!(sd.conn = vmferry_virt_connect (opts->m.uri)) ||
+      !(sd.dom = vmferry_virt_lookup_domain (sd.conn, opts->m.domain)))
+    goto out;
+  if ((st = vmferry_virt_domain_state (sd.dom)) < 0)
+    goto out;
+  if (st != VIR_DOMAIN_SHUTOFF) {
+    vmferry_set_error ("domain %s is %s: vmferry-sync copies shut-off "
+                       "domains for now", opts->m.domain,
+                       vmferry_virt_state_name (st));
+    goto out;
+  }
+  if (virDomainGetUUIDString (sd.dom, uuid) < 0 ||
+      !(sd.xml = virDomainGetXMLDesc (sd.dom, VIR_DOMAIN_XML_INACTIVE |
+                                      VIR_DOMAIN_XML_SECURE |
+                                      VIR_DOMAIN_XML_MIGRATABLE))) {
+    vmferry_virt_error ("domain %s", opts->m.domain);
+    goto out;
+  }
+  if (domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
+    goto out;
+  /* One record per source and destination: the host as given and the
+   * standby's name.
+   */
+  if (asprintf (&key, "%s%c%s", opts->m.ssh.destination, 0, sd.standby) < 0 ||
+      asprintf (&dir, "%s/%s", opts->state_dir ? opts->state_dir
+                : vmferry_sync_state_dir (), uuid) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    goto out;
+  }
+  XXH128_canonicalFromHash (&c, XXH3_128bits (key, strlen (key) + 1 +
+                                              strlen (sd.standby)));
+  to_hex (c.digest, 16, sd.dest_id);
+  if (vmferry_target_open (&sd.dir, dir, true, 0700) < 0 ||
+      !(sn = sender_file (&sd, NULL, "json")))
+    goto out;
+  if (!opts->full) {
+    sstate = json_load (&sd.dir, sn);
+    if (sstate == NULL && vmferry_get_errno () != ENOENT)
+      goto out;
+  }
+  r = sstate ? refresh (&sd, sstate, stats) : first_copy (&sd, stats);
+ out:
+  json_object_put (sstate);
+  sender_close (&sd);
+  return r;
+}

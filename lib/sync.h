@@ -1,0 +1,87 @@
+/* vmferry: a standby copy on another host, refreshed with what changed
+ * (vmferry-sync; docs/design-dr.md, issue 16).
+ *
+ * The first run is vmferry-migrate's copy (the source kept, the standby
+ * defined shut off); then both sides record the map digest of every disk
+ * (digest.h): the sender under its state directory, keyed by the source
+ * domain's UUID and the destination, the receiver beside the standby's
+ * disks, with each disk's dev/ino/size/mtime/ctime.  A refresh reads the
+ * source, compares each 1 MiB chunk's digest with the sender's map and
+ * sends the chunks that differ as a REFRESH stream (vmferry-stream(5)).
+ * The receiver writes them into a copy of each disk made beside it, checks
+ * the new map's root against the stream's, and only then switches every
+ * disk in one journaled step (rename over the old name): until then the
+ * previous standby is untouched and startable.  A standby whose files
+ * changed since the receiver recorded them is not trusted: the receiver
+ * returns the map of what it holds and only the chunks that differ from it
+ * are sent.  Both records are written only after the receiver committed.
+ */
+#ifndef VMFERRY_SYNC_H
+#define VMFERRY_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "migrate.h"
+
+struct vmferry_sync_opts {
+  /* The connection, send and rewrite options, as vmferry-migrate's (the
+   * first copy is its copy, the source kept and the standby not started).
+   */
+  struct vmferry_migrate_opts m;
+  const char *standby;          /* the standby's name: --rename's, else
+                                   the domain's */
+  bool full;                    /* forget the records: a full copy */
+  bool compare;                 /* trust no record: compare the maps */
+  const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
+  const char *remote_sync;      /* NULL: "vmferry-sync" */
+};
+
+struct vmferry_sync_stats {
+  bool first;                   /* the first copy (all was sent) */
+  bool compared;                /* the standby's own map was used */
+  bool changed_by_hand;         /* ... because its files had changed */
+  unsigned generation;          /* now on the standby */
+  uint64_t read;                /* bytes of the source read */
+  uint64_t chunks, changed;     /* chunks in all, chunks sent */
+  uint64_t sent;                /* bytes of the stream on the wire */
+};
+
+/* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else
+ * /var/lib/vmferry/sync.
+ */
+const char *vmferry_sync_state_dir (void);
+
+/* Copy or refresh.  Returns 0, or -1 with the error set; STATS (filled
+ * either way, as far as it got) says what was done.
+ */
+int vmferry_sync (const struct vmferry_sync_opts *opts,
+                  struct vmferry_sync_stats *stats);
+
+/* ---- the receiver (vmferry-sync --receiver=ACTION on the host) ----
+ *
+ * Each works on the shut-off domain NAME of the local libvirtd (URI,
+ * NULL: libvirt's), under a lock beside its disks, and first finishes a
+ * commit a killed run journaled or removes what it left.  Each writes
+ * one JSON object to OUT.  Returns 0, or -1 with the error set.
+ */
+
+/* After the first copy: read the standby's disks, record their maps
+ * (generation 1, TOKEN: 32 hex digits the sender chose).
+ */
+int vmferry_sync_receive_init (const char *uri, const char *name,
+                               const char *token, FILE *out);
+
+/* The receiver's record: its generation and token, and per disk its root;
+ * with COMPARE, or for a disk whose file changed since it was recorded,
+ * also the map of what the file holds ("map": hex, 16 bytes a chunk).
+ */
+int vmferry_sync_receive_query (const char *uri, const char *name,
+                                bool compare, FILE *out);
+
+/* Apply the REFRESH stream on IN_FD (see above) and commit it. */
+int vmferry_sync_receive_apply (const char *uri, const char *name,
+                                int in_fd, FILE *out);
+
+#endif

@@ -1,0 +1,77 @@
+#!/bin/bash
+# vmferry-sync, a raw disk refreshed by scan: the first run copies the
+# domain and defines the standby on B shut off; after ~1% of the data is
+# rewritten in random 64 KiB pieces, a refresh sends at most 5% of what a
+# full (uncompressed) stream of the domain holds, says so in its summary,
+# and the standby then compares identical with the source.  A refresh
+# with nothing changed sends no chunk; the standby's definition is the
+# same domain (UUID) throughout; a refresh refuses while the standby runs.
+. "$(dirname "$0")/functions.sh"
+
+requires qemu-img
+
+vm=t-sync-raw
+sb=t-sync-raw-dr
+export VMFERRY_SYNC_STATE_DIR=$SCRATCH/sync-state
+make_vm "$vm" raw 320M
+cleanup_add purge_vm "$sb"
+img_a=$IMAGES_A/$vm.img
+img_b=$IMAGES_B/$sb.img
+
+# Data that does not compress: 256 MiB of random bytes, 64 MiB of holes.
+dd if=/dev/urandom of="$img_a" bs=1M count=256 seek=32 conv=notrunc status=none
+
+# summary_field OUT WORD: the number before WORD in the summary line.
+sent_of() { sed -n 's/.*sent [^(]*(\([0-9]*\) bytes).*/\1/p' <<<"$1"; }
+changed_of() { sed -n 's/.*, \([0-9]*\) of [0-9]* chunks changed.*/\1/p' <<<"$1"; }
+
+on_a vmferry-sync "$vm" hostb --rename "$sb" 2>"$SCRATCH/err" ||
+    fail "the first sync failed: $(cat "$SCRATCH/err")"
+grep -q "copied in full to hostb as standby $sb" "$SCRATCH/err" ||
+    fail "the first sync does not say what it did: $(cat "$SCRATCH/err")"
+[[ $(virsh_b domstate "$sb") == "shut off"* ]] || fail "standby $sb is not defined shut off on B"
+uuid=$(virsh_b domuuid "$sb")
+qemu-img compare -q -f raw -F raw "$img_a" "$img_b" || fail "the first copy differs"
+
+# The size of a full copy, as a stream without compression.
+full=$(on_a vmferry-export --compress=none "$vm" | wc -c)
+((full > 256 * 1024 * 1024)) || fail "the full stream is $full bytes"
+
+# Nothing changed: nothing sent but the stream's frame.
+out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) || fail "an idle refresh failed: $out"
+[[ $(changed_of "$out") == 0 ]] || fail "an idle refresh changed chunks: $out"
+echo "   idle refresh: $out"
+
+# ~1%: 48 random 64 KiB writes (3 MiB of 320).
+for ((i = 0; i < 48; i++)); do
+    dd if=/dev/urandom of="$img_a" bs=64K count=1 seek=$((RANDOM % 5120)) \
+        conv=notrunc status=none
+done
+qemu-img compare -q -f raw -F raw "$img_a" "$img_b" && fail "the change did not change the source"
+out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) || fail "the refresh failed: $out"
+echo "   refresh: $out"
+sent=$(sent_of "$out")
+[[ -n $sent ]] || fail "no bytes sent in the summary: $out"
+((sent * 20 <= full)) || fail "the refresh sent $sent bytes, more than 5% of $full"
+((sent >= 48 * 65536 / 2)) || fail "the refresh sent only $sent bytes for 48 changed blocks"
+grep -q "generation 3" <<<"$out" || fail "not generation 3: $out"
+qemu-img compare -f raw -F raw "$img_a" "$img_b" || fail "the standby differs from the source after the refresh"
+[[ $(virsh_b domuuid "$sb") == "$uuid" ]] || fail "the standby was redefined with another UUID"
+[[ $(virsh_b domstate "$sb") == "shut off"* ]] || fail "standby $sb is not shut off"
+leftover=$(find "$IMAGES_B" -name ".vmferry-sync-$sb.new-*")
+[[ -z $leftover ]] || fail "left on B: $leftover"
+echo "   sent $sent of $full bytes ($((sent * 1000 / full))‰)"
+
+# A zeroed range must reach the standby as zeros, not show the old data.
+dd if=/dev/zero of="$img_a" bs=1M count=3 seek=40 conv=notrunc status=none
+out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) || fail "the zero refresh failed: $out"
+qemu-img compare -f raw -F raw "$img_a" "$img_b" || fail "zeros did not reach the standby"
+
+# The standby running: refused, nothing touched.
+virsh_b -q start "$sb" >/dev/null || fail "cannot start the standby"
+cleanup_add virsh_b -q destroy "$sb"
+dd if=/dev/urandom of="$img_a" bs=64K count=1 seek=7 conv=notrunc status=none
+out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) && fail "a refresh of a running standby succeeded: $out"
+grep -q "standby $sb is running on this host: it may have taken over" <<<"$out" ||
+    fail "the refusal does not say why: $out"
+echo "sync raw scan OK"

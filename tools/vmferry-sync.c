@@ -1,0 +1,221 @@
+/* vmferry-sync: a standby copy on another host, refreshed with what
+ * changed (lib/sync.h).  The same binary is the receiver on that host
+ * (--receiver=ACTION), as vmferry-import is vmferry-send's.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "error.h"
+#include "human.h"
+#include "log.h"
+#include "progress.h"
+#include "rewrite.h"
+#include "send.h"
+#include "sync.h"
+#include "tool.h"
+
+#include "vmferry-sync-synopsis.h"
+
+enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
+       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN,
+       /* rewrite rules: from here on, named by their long option */
+       OPT_RULE };
+
+static const struct option long_options[] = {
+  { "connect", required_argument, NULL, 'c' },
+  { "dest-uri", required_argument, NULL, OPT_DEST_URI },
+  { "dest-dir", required_argument, NULL, OPT_DEST_DIR },
+  { "dest-pool", required_argument, NULL, OPT_DEST_POOL },
+  { "no-check", no_argument, NULL, OPT_NO_CHECK },
+  { "full", no_argument, NULL, OPT_FULL },
+  { "compare", no_argument, NULL, OPT_COMPARE },
+  { "receiver", required_argument, NULL, OPT_RECEIVER },
+  { "token", required_argument, NULL, OPT_TOKEN },
+  VMFERRY_SSH_LONG_OPTIONS,
+  VMFERRY_COMPRESS_LONG_OPTION,
+  VMFERRY_THREADS_LONG_OPTION,
+  VMFERRY_PROGRESS_LONG_OPTION,
+  { "map-file", required_argument, NULL, 'm' },
+  { "map-path", required_argument, NULL, OPT_RULE + 0 },
+  { "pool", required_argument, NULL, OPT_RULE + 1 },
+  { "rename", required_argument, NULL, OPT_RULE + 2 },
+  { "new-uuid", optional_argument, NULL, OPT_RULE + 3 },
+  { "new-macs", no_argument, NULL, OPT_RULE + 4 },
+  { "map-network", required_argument, NULL, OPT_RULE + 5 },
+  { "map-bridge", required_argument, NULL, OPT_RULE + 6 },
+  { "machine", required_argument, NULL, OPT_RULE + 7 },
+  { "cpu", required_argument, NULL, OPT_RULE + 8 },
+  { "emulator", required_argument, NULL, OPT_RULE + 9 },
+  { "disk-bus", required_argument, NULL, OPT_RULE + 10 },
+  { "drop-device", required_argument, NULL, OPT_RULE + 11 },
+  VMFERRY_COMMON_LONG_OPTIONS,
+  { NULL, 0, NULL, 0 }
+};
+
+/* The rewrite rule option C stands for; NULL if none. */
+static const char *
+rule_name (int c)
+{
+  for (const struct option *o = long_options; o->name; o++)
+    if (o->val == c && c >= OPT_RULE && c < VMFERRY_OPT_ACCEPT_NEW)
+      return o->name;
+  return NULL;
+}
+
+/* On HOST: one receiver action for the standby NAME. */
+static int
+receiver (const char *action, const char *name, const char *token,
+          bool compare)
+{
+  int r;
+
+  if (strcmp (action, "init") == 0) {
+    if (token == NULL)
+      vmferry_tool_usage_fail ("--receiver=init needs --token");
+    r = vmferry_sync_receive_init (NULL, name, token, stdout);
+  }
+  else if (strcmp (action, "query") == 0)
+    r = vmferry_sync_receive_query (NULL, name, compare, stdout);
+  else if (strcmp (action, "apply") == 0)
+    r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, stdout);
+  else
+    vmferry_tool_usage_fail ("--receiver: init, query or apply, not '%s'",
+                             action);
+  if (r < 0) {
+    vmferry_tool_print_error ();
+    return VMFERRY_EXIT_FAILED;
+  }
+  return VMFERRY_EXIT_OK;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct vmferry_sync_opts opts = {
+    .m = {
+      .ssh = { .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO },
+      .compress = VMFERRY_COMPRESS_AUTO, .level = 1,
+      .buffer = VMFERRY_SEND_BUFFER,
+    },
+  };
+  struct vmferry_sync_stats stats;
+  const char *action = NULL, *token = NULL;
+  double t0 = vmferry_monotonic ();
+  int progress_fd = -1, c, r;
+  const struct vmferry_tool_shared shared = {
+    .ssh = &opts.m.ssh, .connections = &opts.m.connections,
+    .buffer = &opts.m.buffer, .compress = &opts.m.compress,
+    .level = &opts.m.level, .threads = &opts.m.threads,
+    .progress_fd = &progress_fd,
+  };
+
+  vmferry_tool_init (argv[0]);
+  opts.m.rewrite = vmferry_rewrite_new ();
+  if (opts.m.rewrite == NULL) {
+    vmferry_tool_print_error ();
+    return VMFERRY_EXIT_FAILED;
+  }
+  while ((c = getopt_long (argc, argv,
+                           "c:" VMFERRY_SSH_SHORT_OPTIONS "m:"
+                           VMFERRY_COMMON_SHORT_OPTIONS,
+                           long_options, NULL)) != -1) {
+    switch (c) {
+    case 'c': opts.m.uri = optarg; break;
+    case OPT_DEST_URI: opts.m.dest_uri = optarg; break;
+    case OPT_DEST_DIR: opts.m.dest_dir = optarg; break;
+    case OPT_DEST_POOL: opts.m.dest_pool = optarg; break;
+    case OPT_NO_CHECK: opts.m.no_check = true; break;
+    case OPT_FULL: opts.full = true; break;
+    case OPT_COMPARE: opts.compare = true; break;
+    case OPT_RECEIVER: action = optarg; break;
+    case OPT_TOKEN: token = optarg; break;
+    case 'm':
+      if (vmferry_rewrite_add_map_file (opts.m.rewrite, optarg) < 0)
+        goto bad_arg;
+      break;
+    default:
+      r = vmferry_tool_shared_option (&shared, c, optarg);
+      if (r == -1)
+        goto bad_arg;
+      if (r == 1)
+        break;
+      if (rule_name (c)) {
+        char where[64];
+        snprintf (where, sizeof where, "--%s", rule_name (c));
+        if (vmferry_rewrite_add (opts.m.rewrite, rule_name (c), optarg,
+                                 where) < 0)
+          goto bad_arg;
+        /* The standby's name, which the receiver's records carry. */
+        if (strcmp (rule_name (c), "rename") == 0)
+          opts.standby = optarg;
+        break;
+      }
+      if (!vmferry_tool_common_option (c, synopsis))
+        vmferry_tool_usage_error ();
+    }
+  }
+  if (action) {
+    if (argc - optind != 1)
+      vmferry_tool_usage_fail ("--receiver: expected the standby's name");
+    r = receiver (action, argv[optind], token, opts.compare);
+    vmferry_rewrite_free (opts.m.rewrite);
+    return r;
+  }
+  if (argc - optind != 2)
+    vmferry_tool_usage_fail ("expected DOMAIN and HOST");
+  if (opts.m.dest_dir && opts.m.dest_pool)
+    vmferry_tool_usage_fail ("give at most one of --dest-dir and --dest-pool");
+  if (opts.full && opts.compare)
+    vmferry_tool_usage_fail ("give at most one of --full and --compare");
+  if (token)
+    vmferry_tool_usage_fail ("--token goes with --receiver=init only");
+  vmferry_tool_check_ssh (&opts.m.ssh);
+  opts.m.domain = argv[optind];
+  opts.m.ssh.destination = argv[optind + 1];
+  signal (SIGPIPE, SIG_IGN);
+  opts.m.progress = vmferry_tool_progress (progress_fd);
+  r = vmferry_sync (&opts, &stats);
+  if (r < 0)
+    vmferry_tool_print_error ();
+  vmferry_progress_free (opts.m.progress);
+  vmferry_rewrite_free (opts.m.rewrite);
+  if (r < 0)
+    return VMFERRY_EXIT_FAILED;
+  {
+    char took[32], rd[32], sent[32];
+    const char *standby = opts.standby ? opts.standby : opts.m.domain;
+
+    vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+    vmferry_human_size (stats.read, rd, sizeof rd);
+    vmferry_human_size (stats.sent, sent, sizeof sent);
+    if (stats.first)
+      vmferry_set_summary ("domain %s copied in full to %s as standby %s "
+                           "(generation 1) in %s", opts.m.domain,
+                           opts.m.ssh.destination, standby, took);
+    else
+      vmferry_set_summary ("standby %s on %s refreshed to generation %u in "
+                           "%s: read %s (%" PRIu64 " bytes), %" PRIu64 " of %"
+                           PRIu64 " chunks changed, sent %s (%" PRIu64
+                           " bytes), found by scan%s", standby,
+                           opts.m.ssh.destination, stats.generation, took, rd,
+                           stats.read, stats.changed, stats.chunks, sent,
+                           stats.sent,
+                           stats.changed_by_hand
+                           ? "; standby changed by hand: compared in full"
+                           : stats.compared ? "; compared in full" : "");
+    vmferry_tool_print_summary ();
+  }
+  return VMFERRY_EXIT_OK;
+
+ bad_arg:
+  vmferry_tool_print_error ();
+  vmferry_tool_usage_error ();
+}
