@@ -177,6 +177,12 @@ msg=$(on_a $VG vmferry-export -c qemu:///system "$vm" -o "$out" 2>&1) ||
 on_a $VG vmferry-info --verify "$out" >/dev/null || fail "$out does not verify"
 [[ $(virsh_a domstate "$vm" | head -n 1) == paused ]] || fail "$vm is not paused"
 [[ -z $(job_socket) ]] || fail "the paused export left its job"
+# The same as an archive: read back with the guest content's feature.
+msg=$(on_a $VG vmferry-export -c qemu:///system "$vm" -o "$SCRATCH/p.tar" 2>&1) ||
+    fail "the export of the paused domain to an archive failed: $msg"
+on_a $VG vmferry-info --verify "$SCRATCH/p.tar" >/dev/null ||
+    fail "the paused domain's archive does not verify"
+rm -f "$SCRATCH/p.tar"
 virsh_a -q resume "$vm" >/dev/null
 rm -f "$out"
 echo "paused: exported, left paused: $msg"
