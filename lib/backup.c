@@ -229,7 +229,7 @@ abort_job (virDomainPtr dom, const char *socket)
     if (!aborted) {
       if (virDomainAbortJob (dom) < 0) {
         /* It may have ended between the two calls. */
-        CLEANUP_FREE char *again = job_xml (dom, &gone);
+        free (job_xml (dom, &gone));
         if (gone)
           return 0;
         vmferry_virt_error ("domain %s: cannot end its backup job", name);
