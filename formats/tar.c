@@ -16,6 +16,7 @@
 
 #include "cleanup-libc.h"
 #include "error.h"
+#include "hex.h"
 #include "manifest.h"
 #include "names.h"
 #include "quit.h"
@@ -279,7 +280,6 @@ feed_zeros (struct vmferry_tar_writer *t, uint64_t end)
 static int
 end_file (struct vmferry_tar_writer *t, const unsigned char digest[16])
 {
-  static const char hex[] = "0123456789abcdef";
   const char *fname = t->m->files[t->file].name;
   char leaf[32], *path = NULL, *line = NULL;
   char d[33];
@@ -289,11 +289,7 @@ end_file (struct vmferry_tar_writer *t, const unsigned char digest[16])
     return -1;
   if (archive_write_finish_entry (t->a) != ARCHIVE_OK)
     return tar_fail (t, fname);
-  for (int i = 0; i < 16; i++) {
-    d[2 * i] = hex[digest[i] >> 4];
-    d[2 * i + 1] = hex[digest[i] & 15];
-  }
-  d[32] = '\0';
+  vmferry_hex_encode (digest, 16, d);
   snprintf (leaf, sizeof leaf, "%" PRIu32 ".digest", t->file);
   path = meta_path (t, leaf);
   len = asprintf (&line, "%s  %s\n", d, fname);
@@ -772,14 +768,8 @@ step (struct vmferry_tar_reader *t)
     if (next_entry (t, leaf, &e) < 0 ||
         (text = read_small (t, e, &len)) == NULL)
       return -1;
-    for (int i = 0; i < 16; i++) {
-      unsigned v;
-      if (sscanf (text + 2 * i, "%2x", &v) != 1 ||
-          !strchr ("0123456789abcdef", text[2 * i]) ||
-          !strchr ("0123456789abcdef", text[2 * i + 1]))
-        goto bad_digest;
-      digest[i] = v;
-    }
+    if (vmferry_hex_decode (text, digest, 16) < 0)
+      goto bad_digest;
     snprintf (want, sizeof want, "%.32s  ", text);
     if (len != 32 + 2 + strlen (fname) + 1 ||
         strncmp (text, want, 34) != 0 || strncmp (text + 34, fname,

@@ -13,6 +13,7 @@
 
 #include "cleanup-libc.h"
 #include "digest.h"
+#include "hex.h"
 #include "error.h"
 #include "extent.h"
 #include "full-rw.h"
@@ -457,11 +458,5 @@ void
 vmferry_digest_hex (const unsigned char d[VMFERRY_DIGEST_SIZE],
                     char out[2 * VMFERRY_DIGEST_SIZE + 1])
 {
-  static const char hex[] = "0123456789abcdef";
-
-  for (int i = 0; i < VMFERRY_DIGEST_SIZE; i++) {
-    out[2 * i] = hex[d[i] >> 4];
-    out[2 * i + 1] = hex[d[i] & 15];
-  }
-  out[2 * VMFERRY_DIGEST_SIZE] = '\0';
+  vmferry_hex_encode (d, VMFERRY_DIGEST_SIZE, out);
 }

@@ -36,6 +36,7 @@
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
+#include "hex.h"
 #include "fault.h"
 #include "import-int.h"
 #include "log.h"
@@ -163,8 +164,7 @@ read_stream (struct importer *im)
          */
         XXH128_canonical_t c;
         XXH128_canonicalFromHash (&c, XXH3_128bits (json, len));
-        for (int b = 0; b < 16; b++)
-          snprintf (im->stream_id + 2 * b, 3, "%02x", c.digest[b]);
+        vmferry_hex_encode (c.digest, 16, im->stream_id);
       }
       im->manifest = json;
       im->manifest_len = len;

@@ -53,6 +53,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "hex.h"
 #include "extent.h"
 #include "fault.h"
 #include "imagelock.h"
@@ -192,14 +193,6 @@ tpm_in_use (const struct vmferry_target *root, const char *name)
   return 0;
 }
 
-static void
-hex_token (const unsigned char *token,
-           char out[2 * VMFERRY_RESUME_TOKEN_LEN + 1])
-{
-  for (size_t i = 0; i < VMFERRY_RESUME_TOKEN_LEN; i++)
-    snprintf (out + 2 * i, 3, "%02x", token[i]);
-}
-
 /* The mark of domain DOM: 1 if it was defined by the import with TOKEN
  * (TOKEN NULL: by any import of STREAM_ID), 0 if not, -1 on error.
  */
@@ -219,7 +212,7 @@ marked (virDomainPtr dom, const char *stream_id, const unsigned char *token)
   if (r <= 0)
     return r;
   if (token) {
-    hex_token (token, want);
+    vmferry_hex_encode (token, VMFERRY_RESUME_TOKEN_LEN, want);
     return strcmp (t, want) == 0;
   }
   return strcmp (s, stream_id) == 0;
@@ -304,7 +297,7 @@ domain_xml (struct importer *im, const char *name_as)
       }
     }
   }
-  hex_token (im->st.token, token);
+  vmferry_hex_encode (im->st.token, VMFERRY_RESUME_TOKEN_LEN, token);
   if (vmferry_domain_set_name (im->doc, name_as ? name_as : im->name) < 0 ||
       vmferry_domain_set_uuid (im->doc, im->uuid) < 0 ||
       vmferry_stamp_set (im->doc, im->stream_id, token) < 0)

@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "extent.h"
+#include "hex.h"
 #include "json.h"
 #include "manifest.h"
 #include "names.h"
@@ -49,36 +50,6 @@ vmferry_resume_state_free (struct vmferry_resume_state *st)
   free (st->define_tmp);
   free (st->aside);
   memset (st, 0, sizeof *st);
-}
-
-static void
-hex (const unsigned char *p, size_t n, char *out)
-{
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static int
-unhex (const char *s, unsigned char *out, size_t n)
-{
-  if (s == NULL || strlen (s) != 2 * n)
-    return -1;
-  for (size_t i = 0; i < n; i++) {
-    unsigned v = 0;
-    for (int k = 0; k < 2; k++) {
-      char c = s[2 * i + k];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= c - '0';
-      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-      else return -1;
-    }
-    out[i] = v;
-  }
-  return 0;
 }
 
 static bool
@@ -144,7 +115,7 @@ vmferry_resume_stream_id (const struct vmferry_manifest *m,
                          strlen (f->source_identity) + 1);
   }
   XXH128_canonicalFromHash (&c, XXH3_128bits_digest (h));
-  hex (c.digest, 16, id_rtn);
+  vmferry_hex_encode (c.digest, 16, id_rtn);
   XXH3_freeState (h);
   return 1;
 }
@@ -330,8 +301,8 @@ load_claims (struct vmferry_resume_file *rf, json_object *v)
 
     if (!ju64 (c, "end", &cl->end) ||
         (cl->end % VMFERRY_BLOCK_SIZE && cl->end != rf->size) ||
-        unhex (vmferry_json_str (c, "digest"), cl->digest,
-               sizeof cl->digest) < 0)
+        vmferry_hex_decode_str (vmferry_json_str (c, "digest"), cl->digest,
+                                sizeof cl->digest) < 0)
       return -1;
   }
   return vmferry_resume_claims_ordered (rf) ? 0 : -1;
@@ -425,9 +396,10 @@ parse_placement (struct vmferry_resume_file *rf, json_object *f, bool place)
     return -1;
   if (json_object_object_get_ex (f, "local_digest", NULL)) {
     if (rf->offset != VMFERRY_RESUME_COMPLETE ||
-        unhex (vmferry_json_str (f, "stream_digest"), rf->stream_digest,
-               16) < 0 ||
-        unhex (vmferry_json_str (f, "local_digest"), rf->local_digest, 16) < 0)
+        vmferry_hex_decode_str (vmferry_json_str (f, "stream_digest"),
+                                rf->stream_digest, 16) < 0 ||
+        vmferry_hex_decode_str (vmferry_json_str (f, "local_digest"),
+                                rf->local_digest, 16) < 0)
       return -1;
     rf->changed = true;
   }
@@ -484,8 +456,8 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
       (s = vmferry_json_str (o, "name")) == NULL ||
       !hidden_component_ok (s) || !(st->name = strdup (s)) ||
       (s = vmferry_json_str (o, "stream_id")) == NULL || !hex_ok (s) ||
-      unhex (vmferry_json_str (o, "token"), st->token,
-             VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+      vmferry_hex_decode_str (vmferry_json_str (o, "token"), st->token,
+                              VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {
@@ -683,7 +655,7 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
   char *text = NULL;
   size_t jl, pad;
 
-  hex (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
+  vmferry_hex_encode (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
   json_object_object_add (o, "format", json_object_new_string (STATE_FORMAT));
   json_object_object_add (o, "version", json_object_new_int (1));
   json_object_object_add (o, "name", json_object_new_string (st->name));
@@ -736,7 +708,8 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       for (size_t k = 0; k < f->nr_claims; k++) {
         json_object *c = json_object_new_object ();
         char dg[2 * sizeof f->claims[k].digest + 1];
-        hex (f->claims[k].digest, sizeof f->claims[k].digest, dg);
+        vmferry_hex_encode (f->claims[k].digest,
+                            sizeof f->claims[k].digest, dg);
         json_object_object_add (c, "end",
                                 json_object_new_uint64 (f->claims[k].end));
         json_object_object_add (c, "digest", json_object_new_string (dg));
@@ -746,9 +719,9 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
     }
     if (f->changed && f->offset == VMFERRY_RESUME_COMPLETE) {
       char dg[33];
-      hex (f->stream_digest, 16, dg);
+      vmferry_hex_encode (f->stream_digest, 16, dg);
       json_object_object_add (j, "stream_digest", json_object_new_string (dg));
-      hex (f->local_digest, 16, dg);
+      vmferry_hex_encode (f->local_digest, 16, dg);
       json_object_object_add (j, "local_digest", json_object_new_string (dg));
     }
     if (st->phase == VMFERRY_RESUME_PLACE && f->final) {
@@ -956,7 +929,7 @@ vmferry_resume_answer (const struct vmferry_resume_state *st,
   if (st) {
     char tok[2 * VMFERRY_RESUME_TOKEN_LEN + 1];
     json_object *files = json_object_new_array ();
-    hex (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
+    vmferry_hex_encode (st->token, VMFERRY_RESUME_TOKEN_LEN, tok);
     json_object_object_add (o, "token", json_object_new_string (tok));
     for (size_t i = 0; i < st->nr_files; i++) {
       json_object *f = json_object_new_object ();
@@ -1010,8 +983,8 @@ vmferry_resume_parse_answer (const char *json, size_t len,
     r = 0;
     goto out;
   }
-  if (unhex (vmferry_json_str (o, "token"), pt->token,
-             VMFERRY_RESUME_TOKEN_LEN) < 0 ||
+  if (vmferry_hex_decode_str (vmferry_json_str (o, "token"), pt->token,
+                              VMFERRY_RESUME_TOKEN_LEN) < 0 ||
       !json_object_object_get_ex (o, "files", &files) ||
       !json_object_is_type (files, json_type_array) ||
       json_object_array_length (files) > VMFERRY_MAX_FILES) {

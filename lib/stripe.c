@@ -21,6 +21,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "hex.h"
 #include "log.h"
 #include "quit.h"
 #include "stripe.h"
@@ -328,8 +329,7 @@ vmferry_stripe_token (char token[VMFERRY_STRIPE_TOKEN_LEN + 1])
     vmferry_set_error_errno (errno, "getrandom");
     return -1;
   }
-  for (size_t i = 0; i < sizeof raw; i++)
-    snprintf (token + 2 * i, 3, "%02x", raw[i]);
+  vmferry_hex_encode (raw, sizeof raw, token);
   return 0;
 }
 
