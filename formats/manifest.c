@@ -58,6 +58,21 @@ static const struct vmferry_manifest_field fields[] = {
   { "files[].pool", "string", false },
   { "files[].volume", "string", false },
   { "files[].source_identity", "string", false },
+  { "guest", "object", false },
+  { "guest.os", "array", true },
+  { "guest.os[].root", "string", true },
+  { "guest.os[].type", "string", true },
+  { "guest.os[].distro", "string", true },
+  { "guest.os[].product", "string", true },
+  { "guest.os[].hostname", "string", true },
+  { "guest.os[].major", "integer", true },
+  { "guest.os[].minor", "integer", true },
+  { "guest.filesystems", "array", true },
+  { "guest.filesystems[].device", "string", true },
+  { "guest.filesystems[].type", "string", true },
+  { "guest.filesystems[].uuid", "string", false },
+  { "guest.filesystems[].label", "string", false },
+  { "guest.filesystems[].mountpoint", "string", false },
   { "totals", "object", false },
   { "totals.size", "integer", false },
   { "totals.allocated", "integer", false },
@@ -137,6 +152,7 @@ vmferry_manifest_free (struct vmferry_manifest *m)
   free (m->source_extra);
   free (m->domain_extra);
   free (m->totals_extra);
+  free (m->guest);
   free (m);
 }
 
@@ -672,6 +688,69 @@ parse_totals (const struct parse *p, json_object *root,
   return 0;
 }
 
+/* The known string members of object O at table position PARENT are
+ * neither empty nor longer than VMFERRY_MANIFEST_MAX_STRING (PATH for
+ * messages).
+ */
+static int
+check_string_lengths (const struct parse *p, json_object *o,
+                      const char *parent, const char *path)
+{
+  json_object_object_foreach (o, key, v) {
+    const struct vmferry_manifest_field *f = field_find (parent, key);
+    size_t len;
+
+    if (f == NULL || strcmp (f->type, "string") != 0)
+      continue;
+    len = (size_t) json_object_get_string_len (v);
+    if (len == 0 || len > VMFERRY_MANIFEST_MAX_STRING)
+      return fail (p, path, "%s: %s", key, len ? "longer than 4096 bytes"
+                   : "empty");
+  }
+  return 0;
+}
+
+/* "guest": what inspection found (vmferry-export --inspect).  Its known
+ * members are checked; the object is kept as its text, unknown members
+ * inside it too, for the tools that show it.
+ */
+static int
+parse_guest (const struct parse *p, json_object *root,
+             struct vmferry_manifest *m)
+{
+  static const char *const arrays[] = { "os", "filesystems" };
+  json_object *g = member (root, "", "guest");
+  char *extra = NULL;
+  const char *text;
+
+  if (g == NULL)
+    return 0;
+  if (check_members (p, g, "guest", "guest", &extra) < 0)
+    return -1;
+  free (extra);
+  for (size_t a = 0; a < 2; a++) {
+    json_object *arr = member (g, "guest", arrays[a]);
+    char parent[32], path[64];
+
+    snprintf (parent, sizeof parent, "guest.%s[]", arrays[a]);
+    for (size_t i = 0; i < json_object_array_length (arr); i++) {
+      json_object *e = json_object_array_get_idx (arr, i);
+
+      snprintf (path, sizeof path, "guest.%s[%zu]", arrays[a], i);
+      if (check_members (p, e, parent, path, &extra) < 0)
+        return -1;
+      free (extra);
+      if (check_string_lengths (p, e, parent, path) < 0)
+        return -1;
+    }
+  }
+  text = json_object_to_json_string_ext (g, JSON_C_TO_STRING_PLAIN |
+                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+  if (text == NULL || (m->guest = strdup (text)) == NULL)
+    return nomem (p);
+  return 0;
+}
+
 static int
 parse_tree (const struct parse *p, json_object *root,
             struct vmferry_manifest *m)
@@ -701,6 +780,8 @@ parse_tree (const struct parse *p, json_object *root,
     if (parse_file (p, json_object_array_get_idx (files, i), m, i) < 0)
       return -1;
   }
+  if (parse_guest (p, root, m) < 0)
+    return -1;
   return parse_totals (p, root, m);
 }
 
@@ -793,26 +874,39 @@ add_string (json_object *o, const char *key, const char *s)
   return s ? add (o, key, json_object_new_string (s)) : 0;
 }
 
+/* TEXT, a JSON object's text the parser kept, as an object; NULL with
+ * the error set (WHAT names it) when it is none.
+ */
+static json_object *
+object_of_text (const char *text, const char *what)
+{
+  json_tokener *tok = json_tokener_new_ex (VMFERRY_MANIFEST_MAX_DEPTH);
+  json_object *x;
+
+  x = tok ? json_tokener_parse_ex (tok, text, (int) strlen (text)) : NULL;
+  json_tokener_free (tok);
+  if (x == NULL || !json_object_is_type (x, json_type_object)) {
+    json_object_put (x);
+    vmferry_set_error ("manifest: %s is not a JSON object", what);
+    return NULL;
+  }
+  return x;
+}
+
 /* Put back the members of EXTRA (a JSON object's text) that O does not
  * already have: known members come from the struct.
  */
 static int
 add_extra (json_object *o, const char *extra)
 {
-  json_tokener *tok;
   json_object *x;
   int r = 0;
 
   if (extra == NULL)
     return 0;
-  tok = json_tokener_new_ex (VMFERRY_MANIFEST_MAX_DEPTH);
-  x = tok ? json_tokener_parse_ex (tok, extra, (int) strlen (extra)) : NULL;
-  json_tokener_free (tok);
-  if (x == NULL || !json_object_is_type (x, json_type_object)) {
-    json_object_put (x);
-    vmferry_set_error ("manifest: extra members are not a JSON object");
+  x = object_of_text (extra, "the extra members");
+  if (x == NULL)
     return -1;
-  }
   json_object_object_foreach (x, key, v) {
     if (!json_object_object_get_ex (o, key, NULL) &&
         json_object_object_add (o, key, json_object_get (v)) < 0) {
@@ -921,6 +1015,12 @@ to_tree (const struct vmferry_manifest *m)
   }
   r = add (o, "files", files);
   files = NULL;
+  if (r == 0 && m->guest) {
+    json_object *g = object_of_text (m->guest, "guest");
+    if (g == NULL)
+      goto fail;
+    r = add (o, "guest", g);
+  }
   r |= add (totals, "size", json_object_new_uint64 (size));
   r |= add (totals, "allocated", json_object_new_uint64 (alloc));
   if (r != 0)
@@ -931,6 +1031,7 @@ to_tree (const struct vmferry_manifest *m)
   totals = NULL;
   if (r != 0)
     goto nomem;
+
   if (add_extra (o, m->extra) < 0)
     goto fail;
   return o;

@@ -82,6 +82,11 @@ struct vmferry_manifest {
    * "totals".  The writer puts them back where they were.
    */
   char *extra, *source_extra, *domain_extra, *totals_extra;
+  /* "guest": what inspecting the guest found (vmferry-export --inspect,
+   * lib/guest.h), its known members checked: the object's JSON text, or
+   * NULL when the stream has none.
+   */
+  char *guest;
 };
 
 /* Parse LEN bytes of manifest JSON (no NUL terminator needed).  Refuses,

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <libxml/uri.h>
 
 #include "backup.h"
@@ -32,6 +33,7 @@
 #include "export.h"
 #include "extent.h"
 #include "full-rw.h"
+#include "guest.h"
 #include "human.h"
 #include "imagelock.h"
 #include "iszero.h"
@@ -756,12 +758,53 @@ refuse_remote (const char *uri, const char *domain)
   return -1;
 }
 
-/* The manifest of PLAN (manifest.h); the caller frees it. */
+/* --inspect: what the guest of domain NAME is, as the manifest's "guest"
+ * (JSON text), through the libguestfs appliance over its disks, read-only.
+ * NULL, with a warning saying why, when the domain runs or the appliance
+ * fails: the inspection only describes the copy, it is no part of it.
+ */
+static char *
+inspect (virConnectPtr conn, const char *name, bool running)
+{
+  struct vmferry_guest *g = NULL;
+  struct vmferry_guest_info *info = NULL;
+  json_object *o = NULL;
+  char *text = NULL;
+
+  if (running) {
+    vmferry_warn ("domain %s: not inspected: it is running (its "
+                  "filesystems change under the appliance)", name);
+    return NULL;
+  }
+  if (vmferry_guest_open_domain (conn, name, &g) == 0 &&
+      vmferry_guest_inspect (g, &info) == 0) {
+    o = vmferry_guest_info_to_json (info);
+    if (o)
+      text = strdup (json_object_to_json_string_ext
+                     (o, JSON_C_TO_STRING_PLAIN |
+                      JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (text == NULL)
+      vmferry_set_error_errno (ENOMEM, "domain %s: inspection", name);
+  }
+  if (text == NULL)
+    vmferry_warn ("domain %s: not inspected: %s", name, vmferry_get_error ());
+  else
+    vmferry_verbose ("domain %s: inspected: %s", name, text);
+  json_object_put (o);
+  vmferry_guest_info_free (info);
+  vmferry_guest_close (g);
+  return text;
+}
+
+/* The manifest of PLAN (manifest.h), with GUEST (the inspection's JSON
+ * text, or NULL); the caller frees it.
+ */
 static char *
 make_manifest (const struct plan *plan, const char *uri, const char *name,
-               const char *uuid)
+               const char *uuid, const char *guest)
 {
-  struct vmferry_manifest m = { .version = VMFERRY_MANIFEST_VERSION };
+  struct vmferry_manifest m = { .version = VMFERRY_MANIFEST_VERSION,
+                                .guest = (char *) guest };
   char host[256] = "", created[64], tool[] = PACKAGE_NAME " " PACKAGE_VERSION;
   /* What resume compares: a changed source file gets another id. */
   char (*idents)[96] = NULL;
@@ -1515,7 +1558,7 @@ vmferry_export (const struct vmferry_export_opts *opts)
   CLEANUP_VIR_CONNECT virConnectPtr conn = NULL;
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
-  CLEANUP_FREE char *carried = NULL;
+  CLEANUP_FREE char *carried = NULL, *inspection = NULL;
   CLEANUP_XMLDOC xmlDocPtr doc = NULL;
   struct plan plan = { .files = VECTOR_INIT };
   struct vmferry_backup *backup = NULL;
@@ -1574,7 +1617,9 @@ vmferry_export (const struct vmferry_export_opts *opts)
     vmferry_append_error (&saved, "nothing was written");
     goto out;
   }
-  manifest = make_manifest (&plan, opts->uri, name, uuid);
+  if (opts->inspect && !opts->manifest_rtn)
+    inspection = inspect (conn, name, running);
+  manifest = make_manifest (&plan, opts->uri, name, uuid, inspection);
   if (manifest == NULL)
     goto out;
   vmferry_verbose ("domain %s (%s): %zu files%s", name, uuid, plan.files.len,

@@ -30,6 +30,8 @@ struct vmferry_export_opts {
   vmferry_stream_write_fn out_fn;
   void *out_opaque;
   bool include_readonly;
+  /* Inspect the guest (guest.h) and record it in the manifest. */
+  bool inspect;
   /* Refuse a running domain, as vmferry-export always did. */
   bool offline;
   /* A running domain: freeze its file systems for the backup's start. */

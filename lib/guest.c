@@ -587,10 +587,14 @@ vmferry_guest_info_to_json (const struct vmferry_guest_info *info)
     }
     json_add (e, "device", json_object_new_string (fs->device), &ok);
     json_add (e, "type", json_object_new_string (fs->type), &ok);
-    json_add (e, "uuid", json_object_new_string (fs->uuid), &ok);
-    json_add (e, "label", json_object_new_string (fs->label), &ok);
-    json_add (e, "mountpoint", json_object_new_string (fs->mountpoint),
-              &ok);
+    /* Left out when empty, as the manifest wants its strings. */
+    if (fs->uuid[0])
+      json_add (e, "uuid", json_object_new_string (fs->uuid), &ok);
+    if (fs->label[0])
+      json_add (e, "label", json_object_new_string (fs->label), &ok);
+    if (fs->mountpoint[0])
+      json_add (e, "mountpoint", json_object_new_string (fs->mountpoint),
+                &ok);
   }
   if (ok) {
     json_add (o, "os", oses, &ok);
@@ -609,6 +613,73 @@ vmferry_guest_info_to_json (const struct vmferry_guest_info *info)
   return o;
 }
 
+/* Member KEY of O as a new string: "" when absent, NULL out of memory. */
+static char *
+json_dup (json_object *o, const char *key)
+{
+  json_object *v;
+
+  if (!json_object_object_get_ex (o, key, &v) ||
+      !json_object_is_type (v, json_type_string))
+    return strdup ("");
+  return strdup (json_object_get_string (v));
+}
+
+int
+vmferry_guest_info_from_json (const char *text,
+                              struct vmferry_guest_info **info_rtn)
+{
+  json_object *o = json_tokener_parse (text), *os = NULL, *fss = NULL, *v;
+  struct vmferry_guest_info *info = calloc (1, sizeof *info);
+  size_t n;
+  bool ok = o && info;
+
+  if (ok) {
+    json_object_object_get_ex (o, "os", &os);
+    json_object_object_get_ex (o, "filesystems", &fss);
+    n = os ? json_object_array_length (os) : 0;
+    ok = (info->os = calloc (n + 1, sizeof *info->os)) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+      json_object *e = json_object_array_get_idx (os, i);
+      struct vmferry_guest_os *g = &info->os[info->nr_os++];
+
+      g->root = json_dup (e, "root");
+      g->type = json_dup (e, "type");
+      g->distro = json_dup (e, "distro");
+      g->product = json_dup (e, "product");
+      g->hostname = json_dup (e, "hostname");
+      g->major = json_object_object_get_ex (e, "major", &v) ?
+        json_object_get_int (v) : 0;
+      g->minor = json_object_object_get_ex (e, "minor", &v) ?
+        json_object_get_int (v) : 0;
+      ok = g->root && g->type && g->distro && g->product && g->hostname;
+    }
+  }
+  if (ok) {
+    n = fss ? json_object_array_length (fss) : 0;
+    ok = (info->fs = calloc (n + 1, sizeof *info->fs)) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+      json_object *e = json_object_array_get_idx (fss, i);
+      struct vmferry_guest_fs *f = &info->fs[info->nr_fs++];
+
+      f->device = json_dup (e, "device");
+      f->type = json_dup (e, "type");
+      f->uuid = json_dup (e, "uuid");
+      f->label = json_dup (e, "label");
+      f->mountpoint = json_dup (e, "mountpoint");
+      ok = f->device && f->type && f->uuid && f->label && f->mountpoint;
+    }
+  }
+  json_object_put (o);
+  if (!ok) {
+    vmferry_guest_info_free (info);
+    vmferry_set_error_errno (o ? ENOMEM : EINVAL, "guest inspection");
+    return -1;
+  }
+  *info_rtn = info;
+  return 0;
+}
+
 /* S escaped for a terminal (the guest wrote it), or "?" out of memory. */
 static void
 print_escaped (FILE *out, const char *s)
@@ -619,14 +690,15 @@ print_escaped (FILE *out, const char *s)
 }
 
 void
-vmferry_guest_info_print (const struct vmferry_guest_info *info, FILE *out)
+vmferry_guest_info_print (const struct vmferry_guest_info *info,
+                          const char *indent, FILE *out)
 {
   if (info->nr_os == 0)
-    fputs ("operating system: none found\n", out);
+    fprintf (out, "%soperating system: none found\n", indent);
   for (size_t i = 0; i < info->nr_os; i++) {
     const struct vmferry_guest_os *os = &info->os[i];
 
-    fputs ("operating system: ", out);
+    fprintf (out, "%soperating system: ", indent);
     print_escaped (out, os->product);
     fputs (" (", out);
     print_escaped (out, os->type);
@@ -641,7 +713,7 @@ vmferry_guest_info_print (const struct vmferry_guest_info *info, FILE *out)
   for (size_t i = 0; i < info->nr_fs; i++) {
     const struct vmferry_guest_fs *fs = &info->fs[i];
 
-    fputs ("filesystem ", out);
+    fprintf (out, "%sfilesystem ", indent);
     print_escaped (out, fs->device);
     fputs (": ", out);
     print_escaped (out, fs->type);
@@ -747,7 +819,7 @@ vmferry_guest_domain_report (const char *uri, const char *name,
   }
   else {
     if (info)
-      vmferry_guest_info_print (info, out);
+      vmferry_guest_info_print (info, "", out);
     if (check)
       vmferry_guest_checks_print (checks, nr, out);
   }

@@ -93,15 +93,23 @@ void vmferry_guest_info_free (struct vmferry_guest_info *info);
 
 /* INFO as a JSON object: {"os": [{"root", "type", "distro", "product",
  * "hostname", "major", "minor"}...], "filesystems": [{"device", "type",
- * "uuid", "label", "mountpoint"}...]}.  NULL when out of memory.
+ * "uuid", "label", "mountpoint"}...]}, the last three left out when
+ * empty: the manifest's "guest".  NULL when out of memory.
  */
 json_object *vmferry_guest_info_to_json (const struct vmferry_guest_info *info);
 
-/* INFO as text lines to OUT, every guest string escaped for a terminal
- * (vmferry_text_escape).
+/* The inspection TEXT (the JSON of vmferry_guest_info_to_json, as a
+ * manifest's "guest" holds it, checked) back into *INFO_RTN (free with
+ * vmferry_guest_info_free).  Returns 0, or -1 with the error set.
+ */
+int vmferry_guest_info_from_json (const char *text,
+                                  struct vmferry_guest_info **info_rtn);
+
+/* INFO as text lines to OUT, each starting with INDENT, every guest
+ * string escaped for a terminal (vmferry_text_escape).
  */
 void vmferry_guest_info_print (const struct vmferry_guest_info *info,
-                               FILE *out);
+                               const char *indent, FILE *out);
 
 enum vmferry_guest_state {
   VMFERRY_GUEST_CLEAN,          /* the checker found nothing */

@@ -11,6 +11,7 @@
 #include "cleanup-libc.h"
 #include "digest.h"
 #include "error.h"
+#include "guest.h"
 #include "human.h"
 #include "info.h"
 #include "manifest.h"
@@ -58,6 +59,16 @@ print_text (FILE *out, const struct vmferry_manifest *m,
   fprintf (out, "source:   %s\n", host ? host : "?");
   fprintf (out, "created:  %s by %s\n", created ? created : "?",
            tool ? tool : "?");
+  if (m->guest) {
+    struct vmferry_guest_info *info = NULL;
+
+    fprintf (out, "guest:\n");
+    if (vmferry_guest_info_from_json (m->guest, &info) == 0)
+      vmferry_guest_info_print (info, "  ", out);
+    else
+      fprintf (out, "  ?\n");
+    vmferry_guest_info_free (info);
+  }
   fprintf (out, "files:\n");
   fprintf (out, "  %-3s %-7s %-5s %-6s %10s %10s %10s %6s  %s\n", "#", "role",
            "dev", "format", "virtual", "allocated", "on wire", "ratio", "name");

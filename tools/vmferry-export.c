@@ -14,7 +14,8 @@
 
 #include "vmferry-export-synopsis.h"
 
-enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT, OPT_OFFLINE, OPT_FREEZE };
+enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT, OPT_OFFLINE, OPT_FREEZE,
+       OPT_INSPECT, OPT_NO_INSPECT };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -22,6 +23,8 @@ static const struct option long_options[] = {
   { "include-readonly", no_argument, NULL, OPT_INCLUDE_READONLY },
   { "format", required_argument, NULL, OPT_FORMAT },
   { "offline", no_argument, NULL, OPT_OFFLINE },
+  { "inspect", no_argument, NULL, OPT_INSPECT },
+  { "no-inspect", no_argument, NULL, OPT_NO_INSPECT },
   { "freeze", required_argument, NULL, OPT_FREEZE },
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -53,6 +56,8 @@ main (int argc, char *argv[])
     case OPT_INCLUDE_READONLY: opts.include_readonly = true; break;
     case OPT_FORMAT: format = optarg; break;
     case OPT_OFFLINE: opts.offline = true; break;
+    case OPT_INSPECT: opts.inspect = true; break;
+    case OPT_NO_INSPECT: opts.inspect = false; break;
     case OPT_FREEZE:
       if (strcmp (optarg, "auto") == 0)
         opts.freeze = VMFERRY_FREEZE_AUTO;

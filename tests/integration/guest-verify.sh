@@ -5,7 +5,8 @@
 # --verify-guest passes a clean guest and fails (status 1, the damaged
 # filesystem named) a guest whose ext4 lost an inode; the images are
 # bit for bit unchanged by both; a running domain is refused before any
-# launch.  vmferry-import --verify-guest on host B checks the verified
+# launch.  vmferry-export --inspect records the guest in the stream and
+# vmferry-info shows it.  vmferry-import --verify-guest on host B checks the verified
 # copy before placing it: the clean guest (a qcow2 overlay over a raw
 # base: the chain is followed under the temporary names) is defined, the
 # damaged one fails with nothing defined and no file left.
@@ -101,9 +102,20 @@ grep -q 'domain t-guestrun is running: its filesystems would change' \
 # import --verify-guest: the clean copy is checked, then defined.
 dest=/var/lib/libvirt/images/guest
 dir_on_b "$dest"
-for name in t-guest t-guestbad; do
-    on_a vmferry-export -c "$URI_A" "$name" -o "$SCRATCH/$name.vmf"
-done
+# export --inspect records the guest in the stream; info shows it.
+on_a $VG vmferry-export -c "$URI_A" --inspect t-guest -o "$SCRATCH/t-guest.vmf"
+on_a vmferry-export -c "$URI_A" t-guestbad -o "$SCRATCH/t-guestbad.vmf"
+on_a $VG vmferry-info "$SCRATCH/t-guest.vmf" >"$SCRATCH/info.txt"
+cat "$SCRATCH/info.txt"
+grep -q '^  operating system: Debian GNU/Linux 12 (bookworm) (linux debian 12.0), hostname web01, root vda1$' \
+    "$SCRATCH/info.txt" || fail "info does not show the inspected system"
+grep -q '^  filesystem vdb: xfs on /data, UUID '"$GUEST_DATA_UUID"', label data$' \
+    "$SCRATCH/info.txt" || fail "info does not show vdb"
+[[ $(on_a vmferry-info --json "$SCRATCH/t-guest.vmf" |
+    jq -r '.manifest.guest.os[0].hostname') == web01 ]] ||
+    fail "info --json: no manifest.guest"
+[[ $(on_a vmferry-info --json "$SCRATCH/t-guestbad.vmf" |
+    jq -r '.manifest.guest') == null ]] || fail "inspected without --inspect"
 on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --verify-guest \
     "$SCRATCH/t-guest.vmf" 2>"$SCRATCH/imp.err" ||
     fail "import --verify-guest of a clean guest: $(cat "$SCRATCH/imp.err")"

@@ -63,6 +63,12 @@ static const char full[] =
   "  {\"index\": 4, \"role\": \"tpm\", \"name\": \"tpm2/tpm2-00.permall\","
   "   \"source_path\": \"/swtpm/" UUID "/tpm2/tpm2-00.permall\","
   "   \"format\": \"raw\", \"size\": 5000, \"allocated\": 4096}],"
+  " \"guest\": {\"os\": [{\"root\": \"vda1\", \"type\": \"linux\","
+  "   \"distro\": \"debian\", \"product\": \"Debian GNU/Linux 12\","
+  "   \"hostname\": \"web01\", \"major\": 12, \"minor\": 0}],"
+  "  \"filesystems\": [{\"device\": \"vda1\", \"type\": \"ext4\","
+  "   \"uuid\": \"" UUID "\", \"label\": \"root\","
+  "   \"mountpoint\": \"/\"}]},"
   " \"totals\": {\"size\": 15000, \"allocated\": 11296}}";
 
 /* ---- The page's tables ---- */
