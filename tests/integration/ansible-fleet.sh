@@ -118,7 +118,6 @@ exec(sys.argv[3])' "$SCRATCH/$1.json" "$SCRATCH/$1.out" "$2" ||
         fail "$1: unexpected result: $(cat "$SCRATCH/$1.json")"
 }
 
-moved=(f-ab f-ac f-ba f-live f-ren)
 # nothing_on HOST NAME...: no domain NAME and no file NAME.* on HOST.
 nothing_on() {
     local h=$1 n
