@@ -3,7 +3,8 @@
 # across the three hosts, Ansible reaching each host over SSH as root and
 # each move running on its source: A->B, A->C, B->A, one live (A->B,
 # running under the bed's virt type), one renamed with a bridge map (A->C),
-# one the pre-flight blocks (A->C, a network C lacks), with a per-host
+# one the pre-flight blocks (A->C, a network C lacks; first in the plan,
+# so in the first wave, and the later waves still run), with a per-host
 # limit of 2 (a host takes part in at most 2 moves at once):
 #   - check mode first: every plan line is shown (would-move, the blocked
 #     one blocked with its finding), nothing is defined or written on B/C;
@@ -67,6 +68,7 @@ nic f-blk "<interface type='network'><source network='$SITE_NET_A'/><model type=
 cat >"$SCRATCH/plan.yml" <<EOF
 vmferry_fleet_per_host: 2
 vmferry_fleet_plan:
+  - {domain: f-blk, source: hosta, dest: hostc}
   - {domain: f-ab, source: hosta, dest: hostb}
   - {domain: f-ac, source: hosta, dest: hostc, bandwidth: 200M}
   - {domain: f-ba, source: hostb, dest: hosta}
@@ -81,8 +83,18 @@ vmferry_fleet_plan:
     rename: f-ren-c
     new_uuid: true
     map_bridge: ["$SITE_BRIDGE_A=$SITE_BRIDGE_C"]
-  - {domain: f-blk, source: hosta, dest: hostc}
 EOF
+
+# summary_lines NAME: the summary task's lines in NAME's output.
+summary_lines() {
+    /usr/bin/python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+for p in o["plays"]:
+    for t in p["tasks"]:
+        if t["task"]["name"] == "Show each move'"'"'s state and bytes":
+            print("\n".join(t["hosts"]["localhost"]["msg"]))' "$SCRATCH/$1.out"
+}
 
 # play NAME [ARGS]: ansible-playbook vmferry.fleet.move with the plan;
 # its JSON output in NAME.out, status in $rc, report in NAME.json.
@@ -98,12 +110,9 @@ play() {
     [[ -s $SCRATCH/$name.json ]] ||
         fail "$name: no report: $(tail -c 3000 "$SCRATCH/$name.out") $(cat "$SCRATCH/$name.err")"
     # The summary task's lines, as an admin sees them.
-    /usr/bin/python3 - "$SCRATCH/$name.json" <<'PY'
-import json, sys
-for m in json.load(open(sys.argv[1]))["moves"]:
-    print("     %-7s %s->%s wave %d: %s sent=%s %s" % (m["domain"], m["source"],
-          m["dest"], m["wave"], m["state"], m["sent"], m["msg"][:150]))
-PY
+    summary_lines "$name" >"$SCRATCH/$name.lines" ||
+        fail "$name: no summary task in the output: $(tail -c 3000 "$SCRATCH/$name.out")"
+    sed 's/^/     /' "$SCRATCH/$name.lines" | cut -c 1-200
 }
 
 # check NAME PYTHON: assertions on r (the report: moves by domain, and
@@ -140,6 +149,21 @@ for d in ("f-ab", "f-ac", "f-ba", "f-live", "f-ren"):
 for d in ("f-ab", "f-ac", "f-ba", "f-ren"):
     assert r[d]["plan"]["files"] == 1, r[d]
 assert r["f-blk"]["state"] == "blocked", r["f-blk"]'
+# Every plan line is shown, each with its state (and the blocked one's
+# finding).
+/usr/bin/python3 - "$SCRATCH/check.lines" <<'PY' || fail "check mode does not show the six plan lines"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+want = {"f-blk": "blocked", "f-ab": "would-move", "f-ac": "would-move",
+        "f-ba": "would-move", "f-live": "would-move", "f-ren": "would-move"}
+got = {}
+for line in lines:
+    m = re.match(r"(f-[a-z]+) host[abc]->host[abc] \(wave \d\): ([a-z-]+)", line)
+    assert m, line
+    got[m.group(1)] = m.group(2)
+    assert m.group(2) != "blocked" or "--map-network" in line, line
+assert got == want and len(lines) == 6, (got, lines)
+PY
 nothing_on b f-ab f-live
 nothing_on c f-ac f-ren f-ren-c f-blk
 nothing_on a f-ba
@@ -165,6 +189,7 @@ for m in rep["moves"]:
 over = {k: v for k, v in waves.items() if len(v) > 2}
 assert not over, over
 assert max(m["wave"] for m in rep["moves"]) >= 3, rep
+assert b["wave"] == 1, b
 # Some wave runs more than one move at once.
 assert any(len(v) == 2 for v in waves.values()), waves'
 
