@@ -127,13 +127,15 @@ exec(sys.argv[3])' "$SCRATCH/$1.json" "$SCRATCH/$1.out" "$2" ||
         fail "$1: unexpected result: $(cat "$SCRATCH/$1.json")"
 }
 
-# nothing_on HOST NAME...: no domain NAME and no file NAME.* on HOST.
+# nothing_on HOST NAME...: no domain NAME on HOST, and no file whose
+# name holds NAME (a copy, a temporary or resume file) in its images.
 nothing_on() {
-    local h=$1 n
+    local h=$1 n f
     shift
     for n in "$@"; do
         virsh -c "$(host_uri "$h")" -q domuuid "$n" >/dev/null 2>&1 && fail "$n is defined on $h"
-        compgen -G "$VMFERRY_TESTBED_DIR/$h/lib/images/$n.*" >/dev/null && fail "a file of $n is on $h"
+        f=$(find "$VMFERRY_TESTBED_DIR/$h/lib/images" -name "*$n*" -print -quit)
+        [[ -z $f ]] || fail "$n left $f on $h"
     done
     return 0
 }
