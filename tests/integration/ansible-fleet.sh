@@ -141,7 +141,8 @@ nothing_on() {
 }
 
 # ---- check mode: the plan, nothing moved
-play check --check
+# (with a fleet-wide cap too: the migrate task's throttle takes it)
+play check --check -e vmferry_fleet_max_parallel=2
 ((rc == 2)) || fail "check mode exited $rc, not 2 (the blocked move fails the run)"
 check check '
 assert rep["check_mode"] is True
