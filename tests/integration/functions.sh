@@ -29,6 +29,8 @@
 #   virsh_a ARGS / virsh_b ARGS   virsh against host A / B
 #   ssh_b CMD...                  ssh -F $SSH_CONFIG hostb CMD... (the remote
 #                                 shell joins the words, quote accordingly)
+#   ssh_a CMD...                  the same for host A (its sshd: moves to A
+#                                 run on B or C; Ansible reaches A over SSH)
 #   on_c, virsh_c, ssh_c          the same for host C (bed with three hosts:
 #                                 requires_host_c skips without it)
 #   $VG                           valgrind prefix when VMFERRY_VALGRIND=1
@@ -198,6 +200,7 @@ on_b() { _in_ns "$PID_B" "$@"; }
 virsh_a() { virsh -c "$URI_A" "$@"; }
 virsh_b() { virsh -c "$URI_B" "$@"; }
 ssh_b() { ssh -F "$SSH_CONFIG" "$SSH_HOST_B" "$@"; }
+ssh_a() { ssh -F "$SSH_CONFIG" "$SSH_HOST_A" "$@"; }
 on_c() { _in_ns "$PID_C" "$@"; }
 virsh_c() { virsh -c "$URI_C" "$@"; }
 ssh_c() { ssh -F "$SSH_CONFIG" "$SSH_HOST_C" "$@"; }

@@ -121,6 +121,16 @@ ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i "$SCRATCH/otherkey" \
     -p "$SSH_PORT_B" "$SSH_USER_B@$SSH_ADDR_B" true 2>/dev/null &&
     fail "an unknown client key was accepted by host B's sshd"
 
+# Host A's sshd lands in A (moves to A run on B or C; Ansible reaches
+# every host over SSH): from the machine and from B with its defaults.
+[[ $(ssh_a readlink /proc/self/ns/mnt) == "$MNTNS_A" ]] || fail "ssh_a does not land in host A"
+# shellcheck disable=SC2016 # expanded by the remote shell
+[[ $(ssh_a 'printf %s "$PATH"') == "$SSH_PATH_A" ]] || fail "host A's sessions get another PATH"
+[[ $(ssh_b ssh hosta readlink /proc/self/ns/mnt) == "$MNTNS_A" ]] ||
+    fail "host B does not reach host A with its default ~/.ssh"
+[[ $SSH_PORT_A != "$SSH_PORT_B" && $SSH_PORT_A != "${SSH_PORT_C:-}" ]] ||
+    fail "host A's sshd shares a port with B or C"
+
 # Host C (beds with three hosts): B's construction, its own daemon,
 # namespace, files and sshd; reachable from A and from B.
 if [[ " ${TESTBED_HOSTS:-a b} " == *" c "* ]]; then

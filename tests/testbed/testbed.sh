@@ -8,11 +8,11 @@
 # /etc/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt,
 # /var/log/swtpm, /var/lib/swtpm-localca and /root.  The private /root
 # means B's SSH sessions do not run the machine's ~/.bashrc, and A's root
-# has a ~/.ssh (config, key, known_hosts) that reaches `hostb` with no
-# options, like a real user's, without touching the machine's /root/.ssh.
-# A long-lived holder
+# has a ~/.ssh (config, key, known_hosts) that reaches `hostb` (and
+# hosta, hostc) with no options, like a real user's, without touching the
+# machine's /root/.ssh.  A long-lived holder
 # process (`sleep infinity`, pid in $STATE/<h>/holder.pid) keeps each
-# namespace alive; virtlogd and libvirtd (and, on B, sshd) are started in it
+# namespace alive; virtlogd, libvirtd and sshd are started in it
 # with nsenter, and so are QEMU and swtpm, their children.  Nothing is
 # written to the machine's own /etc/libvirt, /run/libvirt, /var/lib/libvirt,
 # /etc/ssh or /root/.ssh (missing mount points such as /var/lib/libvirt are
@@ -20,6 +20,9 @@
 #
 #   host A: qemu:///system?socket=$STATE/a/run/libvirt/libvirt-sock
 #           qemu+tcp://127.0.0.1:16521/system
+#           ssh -F $STATE/ssh/config hosta   (sshd on 127.0.0.1:6222), so
+#           that B and C reach A (moves B->A, C->A run on their source)
+#           and Ansible reaches all three hosts alike
 #   host B: qemu:///system?socket=$STATE/b/run/libvirt/libvirt-sock
 #           qemu+tcp://127.0.0.1:16522/system
 #           ssh -F $STATE/ssh/config hostb   (sshd on 127.0.0.1:2222)
@@ -98,7 +101,10 @@ esac
 ALL_HOSTS=(a b c)
 # C's ports lie in ranges of their own (not next to B's), so that beds
 # whose offsets differ by 1 or 2 do not meet there.
-declare -A SSH_PORTS=([b]=$((2222 + PORT_OFFSET)) [c]=$((4222 + PORT_OFFSET)))
+# A's sshd (moves B->A and C->A run on B or C; Ansible reaches every
+# host over SSH) has a range of its own too.
+declare -A SSH_PORTS=([a]=$((6222 + PORT_OFFSET)) [b]=$((2222 + PORT_OFFSET))
+    [c]=$((4222 + PORT_OFFSET)))
 SSH_PORT=${SSH_PORTS[b]}
 declare -A TCP_PORT=([a]=$((16521 + PORT_OFFSET)) [b]=$((16522 + PORT_OFFSET))
     [c]=$((18523 + PORT_OFFSET)))
@@ -422,8 +428,9 @@ detect_virt_type() {
 }
 
 # The client side, shared by every SSH host of the bed: one key, the
-# hosts' keys, `ssh -F $STATE/ssh/config hostb` (and hostc); each host's
-# root gets the same setup as its defaults, so B reaches C as A does.
+# hosts' keys, `ssh -F $STATE/ssh/config hostb` (and hosta, hostc); each
+# host's root gets the same setup as its defaults, so B reaches C and A
+# as A reaches both.
 # Sets SSH_PATH (the PATH of the sessions).
 ssh_client_setup() {
     local s=$STATE/ssh h r
@@ -432,7 +439,7 @@ ssh_client_setup() {
     ssh-keygen -q -t ed25519 -N '' -C vmferry-testbed-client -f "$s/id_ed25519"
     cp "$s/id_ed25519.pub" "$s/authorized_keys"
     : >"$s/known_hosts"
-    echo "# vmferry test bed: ssh -F $s/config hostb (or hostc)" >"$s/config"
+    echo "# vmferry test bed: ssh -F $s/config hostb (or hosta, hostc)" >"$s/config"
     for h in "${HOSTS[@]}"; do
         [[ -n ${SSH_PORTS[$h]:-} ]] || continue
         ssh-keygen -q -t ed25519 -N '' -C "vmferry-testbed-host$h" -f "$(host_key "$h")"
@@ -474,7 +481,7 @@ EOF
     done
 }
 
-# Host H's sshd key: B's where it always was, C's beside it.
+# Host H's sshd key: B's where it always was, A's and C's beside it.
 host_key() {
     if [[ $1 == b ]]; then
         echo "$STATE/ssh/ssh_host_ed25519_key"
@@ -483,7 +490,8 @@ host_key() {
     fi
 }
 
-# Host H's files of its sshd: B's under their old names, C's with "_c".
+# Host H's files of its sshd: B's under their old names, A's and C's
+# with "_a" and "_c".
 sshd_suffix() { [[ $1 == b ]] || echo "_$1"; }
 
 # Start host H's sshd in its namespace.
@@ -728,7 +736,9 @@ write_env() {
             "IMAGES_DIR=$TB_IMAGES_DIR" "NVRAM_DIR=$TB_NVRAM_DIR" "SWTPM_DIR=$TB_SWTPM_DIR" \
             "IMAGES_A=$STATE/a/lib/images" "IMAGES_B=$STATE/b/lib/images" \
             "VIRT_TYPE=$VIRT_TYPE" \
-            "SSH_CONFIG=$STATE/ssh/config" "SSH_HOST_B=hostb" \
+            "SSH_CONFIG=$STATE/ssh/config" "SSH_HOST_A=hosta" \
+            "SSH_ADDR_A=127.0.0.1" "SSH_PORT_A=${SSH_PORTS[a]}" "SSH_USER_A=root" \
+            "SSH_PATH_A=$SSH_PATH" "SSH_HOST_B=hostb" \
             "SSH_ADDR_B=127.0.0.1" "SSH_PORT_B=$SSH_PORT" "SSH_USER_B=root" \
             "SSH_KEY=$STATE/ssh/id_ed25519" "SSH_KNOWN_HOSTS=$STATE/ssh/known_hosts" \
             "SSH_PATH_B=$SSH_PATH" \
@@ -837,7 +847,7 @@ cmd_status() {
             echo "  libvirtd: not answering"
         fi
     done
-    for h in b c; do
+    for h in a b c; do
         [[ -e $STATE/$h ]] || continue
         if [[ -f $STATE/ssh/config ]] && timeout 10 ssh -F "$STATE/ssh/config" "host$h" true </dev/null 2>/dev/null; then
             echo "host $h: sshd up (ssh -F $STATE/ssh/config host$h)"
