@@ -34,6 +34,7 @@ struct vmferry_sync_opts {
                                    the domain's */
   bool full;                    /* forget the records: a full copy */
   bool compare;                 /* trust no record: compare the maps */
+  unsigned keep;                /* restore points kept on the host */
   const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
   const char *remote_sync;      /* NULL: "vmferry-sync" */
 };
@@ -82,6 +83,6 @@ int vmferry_sync_receive_query (const char *uri, const char *name,
 
 /* Apply the REFRESH stream on IN_FD (see above) and commit it. */
 int vmferry_sync_receive_apply (const char *uri, const char *name,
-                                int in_fd, FILE *out);
+                                int in_fd, unsigned keep, FILE *out);
 
 #endif

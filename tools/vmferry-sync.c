@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -25,7 +26,7 @@
 #include "vmferry-sync-synopsis.h"
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
-       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN,
+       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
 
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
   { "compare", no_argument, NULL, OPT_COMPARE },
   { "receiver", required_argument, NULL, OPT_RECEIVER },
   { "token", required_argument, NULL, OPT_TOKEN },
+  { "keep", required_argument, NULL, OPT_KEEP },
   VMFERRY_SSH_LONG_OPTIONS,
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -73,7 +75,7 @@ rule_name (int c)
 /* On HOST: one receiver action for the standby NAME. */
 static int
 receiver (const char *action, const char *name, const char *token,
-          bool compare)
+          bool compare, unsigned keep)
 {
   int r;
 
@@ -85,7 +87,8 @@ receiver (const char *action, const char *name, const char *token,
   else if (strcmp (action, "query") == 0)
     r = vmferry_sync_receive_query (NULL, name, compare, stdout);
   else if (strcmp (action, "apply") == 0)
-    r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, stdout);
+    r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, keep,
+                                    stdout);
   else
     vmferry_tool_usage_fail ("--receiver: init, query or apply, not '%s'",
                              action);
@@ -137,6 +140,17 @@ main (int argc, char *argv[])
     case OPT_COMPARE: opts.compare = true; break;
     case OPT_RECEIVER: action = optarg; break;
     case OPT_TOKEN: token = optarg; break;
+    case OPT_KEEP: {
+      char *end;
+      unsigned long k;
+      errno = 0;
+      k = strtoul (optarg, &end, 10);
+      if (errno || end == optarg || *end || *optarg == '-' || k > 1000)
+        vmferry_tool_usage_fail ("--keep: a number from 0 to 1000, not '%s'",
+                                 optarg);
+      opts.keep = k;
+      break;
+    }
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.m.rewrite, optarg) < 0)
         goto bad_arg;
@@ -165,7 +179,7 @@ main (int argc, char *argv[])
   if (action) {
     if (argc - optind != 1)
       vmferry_tool_usage_fail ("--receiver: expected the standby's name");
-    r = receiver (action, argv[optind], token, opts.compare);
+    r = receiver (action, argv[optind], token, opts.compare, opts.keep);
     vmferry_rewrite_free (opts.m.rewrite);
     return r;
   }
