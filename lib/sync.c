@@ -1580,38 +1580,62 @@ mark (struct applied *ap, uint64_t off, uint64_t len)
     ap->changed[c] = 1;
 }
 
-/* Begin disk I: the top gets its restore point name (LINK), a new
- * overlay over it is made under a temporary name and served by qemu-nbd.
+/* Begin disk I: a new overlay over the top, under a temporary name,
+ * served by qemu-nbd.  Its backing is named by the top's own name while
+ * it is written: the top gets its restore point name only once the
+ * overlay verified (overlay_link), so that a refresh cut before leaves
+ * the top's inode, ctime and all, as recorded.
  */
 static int
-overlay_begin (struct standby *s, size_t i, int64_t gen, struct applied *ap)
+overlay_begin (struct standby *s, size_t i, struct applied *ap)
 {
   const struct chain *c = &s->chains[i];
   CLEANUP_FREE char *path = NULL;
 
-  if (!(ap->link = gen_name (c, gen)) ||
-      !(ap->new_file = vmferry_target_random_name (s->new_prefix)) ||
+  if (!(ap->new_file = vmferry_target_random_name (s->new_prefix)) ||
       !(ap->new_map = vmferry_target_random_name (s->new_prefix)) ||
       !(path = vmferry_target_path (&s->dir, ap->new_file)))
-    return -1;
-  if (linkat (s->dir.fd, c->top, s->dir.fd, ap->link, 0) < 0) {
-    vmferry_set_error_errno (errno, "%s/%s: cannot link it as %s",
-                             s->dir.path, c->top, ap->link);
-    free (ap->link);
-    ap->link = NULL;            /* not ours: never removed */
-    return -1;
-  }
-  if (vmferry_fault ("sync-linked") < 0)
     return -1;
   {
     char *argv[] = { (char *) "qemu-img", (char *) "create", (char *) "-q",
                      (char *) "-f", (char *) "qcow2", (char *) "-b",
-                     ap->link, (char *) "-F", (char *) "qcow2", path, NULL };
+                     c->top, (char *) "-F", (char *) "qcow2", path, NULL };
     if (qemu_img (argv) < 0)
       return -1;
   }
   ap->h = view_open (s, ap->new_file, true, &ap->size);
   return ap->h ? 0 : -1;
+}
+
+/* The verified overlay of disk I gets its backing's lasting name: the
+ * top's restore point name for generation GEN, a second link of it.
+ */
+static int
+overlay_link (struct standby *s, size_t i, int64_t gen, struct applied *ap)
+{
+  const struct chain *c = &s->chains[i];
+  CLEANUP_FREE char *path = vmferry_target_path (&s->dir, ap->new_file);
+  char *link = gen_name (c, gen);
+
+  if (path == NULL || link == NULL) {
+    free (link);
+    return -1;
+  }
+  if (linkat (s->dir.fd, c->top, s->dir.fd, link, 0) < 0) {
+    vmferry_set_error_errno (errno, "%s/%s: cannot link it as %s",
+                             s->dir.path, c->top, link);
+    free (link);                /* not ours: never removed */
+    return -1;
+  }
+  ap->link = link;
+  if (vmferry_fault ("sync-linked") < 0)
+    return -1;
+  {
+    char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
+                     (char *) "-f", (char *) "qcow2", (char *) "-b", link,
+                     (char *) "-F", (char *) "qcow2", path, NULL };
+    return qemu_img (argv);
+  }
 }
 
 /* The new view's map: the base's with the touched chunks read again
@@ -1761,7 +1785,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
           goto out;
         }
       }
-      if (overlay_begin (&s, i, gen, &ap[i]) < 0)
+      if (overlay_begin (&s, i, &ap[i]) < 0)
         goto out;
       if (size != ap[i].size) {
         vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, "
@@ -1845,6 +1869,9 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     }
   if (vmferry_fault ("sync-verified") < 0)
     goto out;
+  for (size_t i = 0; i < s.nr; i++)
+    if (overlay_link (&s, i, gen, &ap[i]) < 0)
+      goto out;
 
   /* The commit: journaled first, so that a kill from here on is finished
    * by the next run (every disk of one generation, never some).

@@ -41,11 +41,12 @@ grep -q "copied in full to hostb as standby $sb" "$SCRATCH/err" ||
 echo "   first: $(cat "$SCRATCH/err")"
 [[ $(virsh_b domstate "$sb") == "shut off"* ]] || fail "standby $sb is not defined shut off on B"
 uuid=$(virsh_b domuuid "$sb")
-virsh_b dumpxml --inactive "$sb" | grep -q "<driver name='qemu' type='qcow2'" ||
-    fail "the standby's disk is not its qcow2 top: $(virsh_b dumpxml --inactive "$sb" | grep -A3 '<disk')"
-virsh_b domblklist "$sb" | grep -q "/$sb.img.top.qcow2\$" ||
+xml_b=$(virsh_b dumpxml --inactive "$sb")
+grep -q "<driver name='qemu' type='qcow2'" <<<"$xml_b" ||
+    fail "the standby's disk is not its qcow2 top: $(grep -A3 '<disk' <<<"$xml_b")"
+[[ $(virsh_b domblklist "$sb" | awk '$1 == "vda" {print $2}') == */"$sb.img.top.qcow2" ]] ||
     fail "the standby does not name its top: $(virsh_b domblklist "$sb")"
-qemu-img info "$top_b" | grep -q "^backing file: $sb.img\( \|\$\)" ||
+grep -q "^backing file: $sb.img\( \|\$\)" <<<"$(qemu-img info "$top_b")" ||
     fail "the top is not over the first copy: $(qemu-img info "$top_b")"
 same || fail "the first copy differs"
 
@@ -98,7 +99,7 @@ same || fail "zeros did not reach the standby"
 # --keep=0: the restore points went into the base, the view unchanged.
 left=$(find "$IMAGES_B" -name "$sb.img.top.qcow2.g*")
 [[ -z $left ]] || fail "restore points beyond --keep=0 left: $left"
-qemu-img info --backing-chain "$top_b" | grep -q "^backing file: $sb.img\( \|\$\)" ||
+grep -q "^backing file: $sb.img\( \|\$\)" <<<"$(qemu-img info "$top_b")" ||
     fail "the top is not over the base after the merge: $(qemu-img info "$top_b")"
 
 # The standby running: refused, nothing touched.
