@@ -1558,6 +1558,51 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
   return r;
 }
 
+int
+vmferry_sync_receive_list (const char *uri, const char *name, FILE *out)
+{
+  struct standby s;
+  json_object *state = NULL, *o = json_object_new_object (), *a;
+  int r = -1;
+
+  if (standby_open (uri, name, &s) < 0)
+    goto out;
+  state = json_load (&s.dir, s.state);
+  if (state == NULL) {
+    vmferry_prefix_error ("standby %s: no record of an earlier sync", name);
+    goto out;
+  }
+  if (chains_load (&s, state) < 0)
+    goto out;
+  jset_int (o, "generation", jint (state, "generation"));
+  a = json_object_new_array ();
+  json_object_object_add (o, "disks", a);
+  for (size_t i = 0; i < s.nr; i++) {
+    json_object *d = json_object_new_object (), *rp = json_object_new_array ();
+
+    json_object_array_add (a, d);
+    jset_str (d, "target", s.disks[i].target);
+    json_object_object_add (d, "restore_points", rp);
+    for (size_t k = 0; k < s.chains[i].nr_gens; k++) {
+      json_object *e = json_object_new_object ();
+      CLEANUP_FREE char *n = gen_name (&s.chains[i], s.chains[i].gens[k]);
+      CLEANUP_FREE char *p = n ? vmferry_target_path (&s.dir, n) : NULL;
+
+      json_object_array_add (rp, e);
+      if (p == NULL)
+        goto out;
+      jset_int (e, "generation", s.chains[i].gens[k]);
+      jset_str (e, "file", p);
+    }
+  }
+  r = print_json (out, o);
+ out:
+  json_object_put (state);
+  json_object_put (o);
+  standby_close (&s);
+  return r;
+}
+
 /* One disk of a refresh being applied: a new overlay over the top's
  * restore point takes the stream's records through qemu-nbd; CHANGED
  * marks the chunks they touched.
@@ -2574,6 +2619,43 @@ refresh (struct sender *sd, json_object *sstate,
   free (rf.base_root);
   json_object_put (q);
   json_object_put (done);
+  return r;
+}
+
+int
+vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out)
+{
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 } };
+  json_object *o = NULL, *a;
+  int r = -1;
+
+  sd.standby = opts->standby ? opts->standby : opts->m.domain;
+  if (!(sd.ssh = vmferry_ssh_connect (&opts->m.ssh)) ||
+      !(o = remote_call (&sd, "list", NULL, NULL, NULL)))
+    goto out;
+  a = jarr (o, "disks");
+  for (size_t i = 0; a && i < json_object_array_length (a); i++) {
+    json_object *d = json_object_array_get_idx (a, i);
+    json_object *rp = jarr (d, "restore_points");
+
+    for (size_t k = 0; rp && k < json_object_array_length (rp); k++) {
+      json_object *e = json_object_array_get_idx (rp, k);
+      if (fprintf (out, "%s %" PRId64 " %s\n", jstr (d, "target"),
+                   jint (e, "generation"),
+                   jstr (e, "file") ? jstr (e, "file") : "?") < 0) {
+        vmferry_set_error_errno (errno, "stdout");
+        goto out;
+      }
+    }
+  }
+  if (fflush (out) != 0) {
+    vmferry_set_error_errno (errno, "stdout");
+    goto out;
+  }
+  r = 0;
+ out:
+  json_object_put (o);
+  sender_close (&sd);
   return r;
 }
 

@@ -60,6 +60,11 @@ const char *vmferry_sync_state_dir (void);
 int vmferry_sync (const struct vmferry_sync_opts *opts,
                   struct vmferry_sync_stats *stats);
 
+/* Print the standby's restore points on the host, one a line: "TARGET
+ * GENERATION FILE".  Returns 0, or -1 with the error set.
+ */
+int vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out);
+
 /* ---- the receiver (vmferry-sync --receiver=ACTION on the host) ----
  *
  * Each works on the shut-off domain NAME of the local libvirtd (URI,
@@ -81,7 +86,12 @@ int vmferry_sync_receive_init (const char *uri, const char *name,
 int vmferry_sync_receive_query (const char *uri, const char *name,
                                 bool compare, FILE *out);
 
-/* Apply the REFRESH stream on IN_FD (see above) and commit it. */
+/* The restore points of each disk: generation and file. */
+int vmferry_sync_receive_list (const char *uri, const char *name, FILE *out);
+
+/* Apply the REFRESH stream on IN_FD (see above), commit it, then merge
+ * the restore points beyond the KEEP newest into the base.
+ */
 int vmferry_sync_receive_apply (const char *uri, const char *name,
                                 int in_fd, unsigned keep, FILE *out);
 

@@ -86,6 +86,14 @@ rp=$IMAGES_B/$sb.img.top.qcow2.g2
 [[ -f $rp ]] || fail "no restore point g2: $(ls "$IMAGES_B" | grep "^$sb")"
 qemu-img compare -q -f raw -F qcow2 "$SCRATCH/prev.img" "$rp" ||
     fail "restore point g2 does not read as the source did"
+list=$(on_a vmferry-sync --list "$vm" hostb --rename "$sb" 2>&1) || fail "--list failed: $list"
+[[ $list == "vda 2 "*"/$sb.img.top.qcow2.g2" ]] || fail "--list does not list g2: $list"
+# As the man page says to start one: an overlay of its own.
+on_b qemu-img create -q -f qcow2 -F qcow2 -b "$sb.img.top.qcow2.g2" "$IMAGES_DIR/$sb.at-g2.qcow2" ||
+    fail "cannot make an overlay of the restore point"
+qemu-img compare -q -f raw -F qcow2 "$SCRATCH/prev.img" "$IMAGES_B/$sb.at-g2.qcow2" ||
+    fail "an overlay of restore point g2 does not read as the source did"
+rm -f "$IMAGES_B/$sb.at-g2.qcow2"
 [[ $(virsh_b domuuid "$sb") == "$uuid" ]] || fail "the standby was redefined with another UUID"
 [[ $(virsh_b domstate "$sb") == "shut off"* ]] || fail "standby $sb is not shut off"
 leftover=$(find "$IMAGES_B" -name ".vmferry-sync-$sb.new-*")
