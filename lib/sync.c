@@ -1382,7 +1382,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
   json_object *o = NULL, *a, *tmpl = NULL, *ta;
   CLEANUP_FREE char **tops = NULL;
   unsigned char tk[16];
-  size_t made = 0;
+  size_t made = 0, on_tops = 0;
   int r = -1;
 
   if (from_hex (token, tk, 16) < 0) {
@@ -1411,12 +1411,38 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     CLEANUP_FREE char *tmp = vmferry_target_random_name (s.new_prefix);
     CLEANUP_FREE char *tmp_path = NULL;
     CLEANUP_FREE char *mn = map_name (&s, s.disks[i].target);
+    CLEANUP_FREE char *t_base = NULL;
     struct vmferry_map *m = NULL;
-    json_object *d = json_object_new_object (), *t;
+    json_object *d = json_object_new_object (), *t = NULL;
     unsigned char root[16];
+    struct stat st;
     char hex[33];
 
     json_object_array_add (a, d);
+    /* On its top already: an init killed after the define (the sender
+     * then recorded nothing and copies again).  What the top shows is
+     * the first copy's.
+     */
+    if (s.disks[i].format && strcmp (s.disks[i].format, "qcow2") == 0 &&
+        strlen (base) > strlen (TOP_SUFFIX) &&
+        strcmp (base + strlen (base) - strlen (TOP_SUFFIX), TOP_SUFFIX) == 0) {
+      if (!(tops[i] = strdup (base)) ||
+          !(t = json_object_new_object ()))
+        goto out;
+      json_object_array_add (ta, t);
+      t_base = strndup (base, strlen (base) - strlen (TOP_SUFFIX));
+      if (t_base == NULL || !name_ok (t_base) ||
+          vmferry_target_stat (&s.dir, t_base, &st) != 1 ||
+          !(m = map_of_view (&s, base)) || vmferry_map_root (m, root) < 0 ||
+          map_save (&s.dir, s.new_prefix, mn, m) < 0) {
+        vmferry_map_free (m);
+        vmferry_prefix_error ("standby %s: disk %s: on a top without its "
+                              "base", name, s.disks[i].target);
+        goto out;
+      }
+      on_tops++;
+      goto record;
+    }
     if (!s.disks[i].format || strcmp (s.disks[i].format, "raw") != 0) {
       vmferry_set_error ("standby %s: disk %s is %s: only raw disks are "
                          "refreshed for now", name, s.disks[i].target,
@@ -1448,22 +1474,33 @@ vmferry_sync_receive_init (const char *uri, const char *name,
       }
     }
     made++;
+    t = json_object_new_object ();
+    json_object_array_add (ta, t);
+    t_base = strdup (base);
+    if (t_base == NULL)
+      goto out;
+  record:
     to_hex (root, 16, hex);
     jset_str (d, "target", s.disks[i].target);
     jset_str (d, "root", hex);
     jset_int (d, "size", vmferry_map_size (m));
     vmferry_map_free (m);
-    t = json_object_new_object ();
-    json_object_array_add (ta, t);
     jset_str (t, "target", s.disks[i].target);
     jset_str (t, "root", hex);
     jset_str (t, "top", tops[i]);
-    jset_str (t, "base", base);
+    jset_str (t, "base", t_base);
     jset_str (t, "base_format", "raw");
     json_object_object_add (t, "gens", json_object_new_array ());
   }
+  if (on_tops != 0 && on_tops != s.nr) {
+    vmferry_set_error ("standby %s: some disks are on their tops, some not: "
+                       "not a standby this tool made", name);
+    goto out;
+  }
   if (vmferry_target_sync (&s.dir) < 0 || check_shut_off (&s) < 0 ||
-      define_on_tops (&s, tops) < 0 || state_write (&s, tmpl) < 0)
+      (on_tops == 0 && define_on_tops (&s, tops) < 0) ||
+      vmferry_fault ("sync-init-defined") < 0 ||
+      state_write (&s, tmpl) < 0)
     goto out;
   r = print_json (out, o);
  out:
