@@ -5,16 +5,22 @@
  * defined shut off); then both sides record the map digest of every disk
  * (digest.h): the sender under its state directory, keyed by the source
  * domain's UUID and the destination, the receiver beside the standby's
- * disks, with each disk's dev/ino/size/mtime/ctime.  A refresh reads the
- * source, compares each 1 MiB chunk's digest with the sender's map and
- * sends the chunks that differ as a REFRESH stream (vmferry-stream(5)).
- * The receiver writes them into a copy of each disk made beside it, checks
+ * disks, with the dev/ino/size/mtime/ctime of each file of each disk's
+ * chain.  A refresh reads the source, compares each 1 MiB chunk's digest
+ * with the sender's map and sends the chunks that differ as a REFRESH
+ * stream (vmferry-stream(5)).
+ * On the host each standby disk is a qcow2 top (the name its XML uses)
+ * over the first copy, with restore points between (docs/design-dr.md,
+ * section 4); the receiver writes the chunks into a new overlay over the
+ * top through a qemu-nbd child, reads them back through its chain, checks
  * the new map's root against the stream's, and only then switches every
- * disk in one journaled step (rename over the old name): until then the
- * previous standby is untouched and startable.  A standby whose files
- * changed since the receiver recorded them is not trusted: the receiver
- * returns the map of what it holds and only the chunks that differ from it
- * are sent.  Both records are written only after the receiver committed.
+ * disk in one journaled step (rename over the top): until then the
+ * previous standby is untouched and startable.  Restore points beyond
+ * --keep are merged into the base, each step journaled.  A standby any
+ * file of whose chains changed since the receiver recorded them is not
+ * trusted: the receiver returns the map of what the top's view holds and
+ * only the chunks that differ from it are sent.  Both records are
+ * written only after the receiver committed.
  */
 #ifndef VMFERRY_SYNC_H
 #define VMFERRY_SYNC_H
