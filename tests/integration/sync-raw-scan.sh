@@ -57,6 +57,7 @@ full=$(on_a vmferry-export --compress=none "$vm" | wc -c)
 # Nothing changed: nothing sent but the stream's frame.
 out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) || fail "an idle refresh failed: $out"
 [[ $(changed_of "$out") == 0 ]] || fail "an idle refresh changed chunks: $out"
+same || fail "the standby differs from the source after an idle refresh"
 echo "   idle refresh: $out"
 
 # ~1%: 48 random 64 KiB writes (3 MiB of 320).
