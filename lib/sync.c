@@ -30,6 +30,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "progress.h"
+#include "qcow2.h"
 #include "source.h"
 #include "ssh.h"
 #include "stream.h"
@@ -1114,6 +1115,34 @@ finish_commit (struct standby *s)
 
 /* ---- retention: restore points beyond --keep merged into the base ---- */
 
+/* FILE is a qcow2 overlay of ours: its backing named BACKING, of
+ * FORMAT, and nothing qemu-img would write elsewhere (an external data
+ * file).  qemu-img commit writes where the header says: what it says is
+ * checked first, not trusted.
+ */
+static int
+check_overlay (struct standby *s, const char *file, const char *backing,
+               const char *format)
+{
+  CLEANUP_CLOSE int fd = openat (s->dir.fd, file,
+                                 O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct vmferry_qcow2_info q;
+
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s/%s", s->dir.path, file);
+    return -1;
+  }
+  if (vmferry_qcow2_probe (fd, file, &q) != 1 || q.has_data_file ||
+      (q.incompatible_features & ~VMFERRY_QCOW2_INCOMPAT_KNOWN) ||
+      !q.has_backing || strcmp (q.backing_format, format) != 0 ||
+      strcmp (q.backing_file, backing) != 0) {
+    vmferry_set_error ("%s/%s: not the overlay of %s this standby made: "
+                       "not merged", s->dir.path, file, backing);
+    return -1;
+  }
+  return 0;
+}
+
 /* Carry out the merge journal J: the oldest restore point committed into
  * the base (qemu-img commit: the view through S is unchanged at every
  * instant, the overlay above still wins for each cluster it holds), its
@@ -1155,7 +1184,13 @@ merge_run (struct standby *s, json_object *j)
                        (char *) "-f", (char *) "qcow2", (char *) "-b",
                        c.base, (char *) "-F", c.format, child_path, NULL };
 
-    if (qemu_img (commit) < 0 || vmferry_fault ("sync-merge-committed") < 0 ||
+    /* The child points at the restore point, or at the base already
+     * (a run killed after the rebase).
+     */
+    if (check_overlay (s, old, c.base, c.format) < 0 ||
+        (check_overlay (s, child, old, "qcow2") < 0 &&
+         check_overlay (s, child, c.base, c.format) < 0) ||
+        qemu_img (commit) < 0 || vmferry_fault ("sync-merge-committed") < 0 ||
         qemu_img (rebase) < 0 || vmferry_fault ("sync-merge-rebased") < 0 ||
         vmferry_target_unlink (&s->dir, old) < 0 ||
         vmferry_target_sync (&s->dir) < 0) {
