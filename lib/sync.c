@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <libnbd.h>
 #include <libvirt/libvirt.h>
 #include <xxhash.h>
 
@@ -24,15 +25,19 @@
 #include "fault.h"
 #include "full-rw.h"
 #include "imagelock.h"
+#include "import-int.h"
 #include "iszero.h"
 #include "log.h"
 #include "migrate.h"
 #include "progress.h"
+#include "qcow2.h"
+#include "source.h"
 #include "ssh.h"
 #include "stream.h"
 #include "sync.h"
 #include "target.h"
 #include "virt.h"
+#include "xmlnode.h"
 
 #define CHUNK VMFERRY_MAP_CHUNK_SIZE
 /* The sender also keeps a map per block: 1% of a disk written in random
@@ -308,7 +313,7 @@ target_ok (const char *t)
  * target devs and paths.
  */
 struct disk {
-  char *target, *path;
+  char *target, *path, *format;
 };
 
 static void
@@ -317,6 +322,7 @@ disks_free (struct disk *d, size_t n)
   for (size_t i = 0; d && i < n; i++) {
     free (d[i].target);
     free (d[i].path);
+    free (d[i].format);
   }
   free (d);
 }
@@ -360,7 +366,8 @@ domain_disks (virDomainPtr dom, const char *name, struct disk **disks_rtn,
       goto out;
     }
     if (!(d[n].target = strdup (f->target)) ||
-        !(d[n].path = strdup (f->path))) {
+        !(d[n].path = strdup (f->path)) ||
+        (f->format && !(d[n].format = strdup (f->format)))) {
       n++;
       vmferry_set_error_errno (ENOMEM, "malloc");
       goto out;
@@ -383,13 +390,113 @@ domain_disks (virDomainPtr dom, const char *name, struct disk **disks_rtn,
 
 /* ---- the receiver ---- */
 
+/* The standby's layout (docs/design-dr.md, section 4): each disk is a
+ * qcow2 top at a stable name S, BASE.top.qcow2, the name the standby's
+ * XML uses, over the chain BASE <- S.gA <- S.gB ... <- S.  BASE is the
+ * first copy's file in its own format; each S.gN is the top as it was at
+ * generation N (a restore point, a second name link() gave the old top
+ * before a refresh); a refresh writes only what changed into a new
+ * overlay over it, renamed over S.  Backing names are relative: the chain
+ * lives in one directory.
+ */
+#define TOP_SUFFIX ".top.qcow2"
+
+struct chain {
+  char *base, *format, *top;
+  int64_t *gens;                /* the restore points, oldest first */
+  size_t nr_gens;
+};
+
+static void
+chain_free (struct chain *c)
+{
+  free (c->base);
+  free (c->format);
+  free (c->top);
+  free (c->gens);
+  memset (c, 0, sizeof *c);
+}
+
+/* One component, ours: no '/', not "." or "..", nothing hidden. */
+static bool
+name_ok (const char *n)
+{
+  return n && *n && *n != '.' && !strchr (n, '/') && strlen (n) < 250;
+}
+
+/* The chain a record (state or journal) gives disk D. */
+static int
+chain_parse (json_object *d, struct chain *c)
+{
+  json_object *g = d ? jarr (d, "gens") : NULL;
+
+  memset (c, 0, sizeof *c);
+  if (g == NULL || !name_ok (jstr (d, "base")) ||
+      !name_ok (jstr (d, "top")) || !jstr (d, "base_format") ||
+      strcmp (jstr (d, "base_format"), "raw") != 0)
+    return -1;
+  c->base = strdup (jstr (d, "base"));
+  c->format = strdup (jstr (d, "base_format"));
+  c->top = strdup (jstr (d, "top"));
+  c->nr_gens = json_object_array_length (g);
+  c->gens = calloc (c->nr_gens + 1, sizeof *c->gens);
+  if (!c->base || !c->format || !c->top || !c->gens) {
+    chain_free (c);
+    return -1;
+  }
+  for (size_t k = 0; k < c->nr_gens; k++) {
+    c->gens[k] = json_object_get_int64 (json_object_array_get_idx (g, k));
+    if (c->gens[k] <= 0 || (k > 0 && c->gens[k] <= c->gens[k - 1])) {
+      chain_free (c);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static size_t
+chain_len (const struct chain *c)
+{
+  return c->nr_gens + 2;
+}
+
+static char *
+gen_name (const struct chain *c, int64_t gen)
+{
+  char *n;
+
+  if (asprintf (&n, "%s.g%" PRId64, c->top, gen) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return NULL;
+  }
+  return n;
+}
+
+/* File K of the chain: 0 the base, then the restore points, the top. */
+static char *
+chain_name (const struct chain *c, size_t k)
+{
+  char *n;
+
+  if (k == 0)
+    n = strdup (c->base);
+  else if (k <= c->nr_gens)
+    return gen_name (c, c->gens[k - 1]);
+  else
+    n = strdup (c->top);
+  if (n == NULL)
+    vmferry_set_error_errno (ENOMEM, "malloc");
+  return n;
+}
+
 /* The standby, locked, its disks in one directory beside which its
  * records live:
- *   .vmferry-sync-NAME.json         generation, token, per disk its file,
- *                                   stat and root
- *   .vmferry-sync-NAME.TARGET.map   per disk its map
+ *   .vmferry-sync-NAME.json         generation, token, per disk its
+ *                                   chain, each file's stat, its root
+ *   .vmferry-sync-NAME.TARGET.map   per disk the map of S's view
  *   .vmferry-sync-NAME.commit       the journal of a commit under way
- *   .vmferry-sync-NAME.new-XXXXXX   a refresh's new disk or map
+ *   .vmferry-sync-NAME.merge        the journal of a merge under way
+ *   .vmferry-sync-NAME.new-XXXXXX   a refresh's new overlay or map
  */
 struct standby {
   const char *name;
@@ -397,10 +504,20 @@ struct standby {
   virDomainPtr dom;
   struct disk *disks;
   size_t nr;
+  struct chain *chains;         /* per disk, once loaded from the state */
   struct vmferry_target dir;
   int lock_fd;
-  char *state, *journal, *new_prefix;
+  char *state, *journal, *merge, *new_prefix;
 };
+
+static void
+chains_free (struct standby *s)
+{
+  for (size_t i = 0; s->chains && i < s->nr; i++)
+    chain_free (&s->chains[i]);
+  free (s->chains);
+  s->chains = NULL;
+}
 
 static void
 standby_close (struct standby *s)
@@ -408,6 +525,7 @@ standby_close (struct standby *s)
   if (s->lock_fd >= 0)
     close (s->lock_fd);
   vmferry_target_close (&s->dir);
+  chains_free (s);
   disks_free (s->disks, s->nr);
   if (s->dom)
     virDomainFree (s->dom);
@@ -415,6 +533,7 @@ standby_close (struct standby *s)
     virConnectClose (s->conn);
   free (s->state);
   free (s->journal);
+  free (s->merge);
   free (s->new_prefix);
 }
 
@@ -438,6 +557,39 @@ base_name (const char *path)
   return b ? b + 1 : path;
 }
 
+/* Each disk's chain from the record STATE; the standby's XML must name
+ * each disk's top.
+ */
+static int
+chains_load (struct standby *s, json_object *state)
+{
+  chains_free (s);
+  s->chains = calloc (s->nr, sizeof *s->chains);
+  if (s->chains == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  for (size_t i = 0; i < s->nr; i++) {
+    json_object *d = by_target (jarr (state, "disks"), s->disks[i].target);
+
+    if (chain_parse (d, &s->chains[i]) < 0) {
+      vmferry_set_error ("%s/%s: disk %s: no overlay chain recorded (a "
+                         "record of an older vmferry-sync?): run with --full",
+                         s->dir.path, s->state, s->disks[i].target);
+      return -1;
+    }
+    if (strcmp (s->chains[i].top, base_name (s->disks[i].path)) != 0 ||
+        !s->disks[i].format || strcmp (s->disks[i].format, "qcow2") != 0) {
+      vmferry_set_error ("standby %s: disk %s is %s, not the top %s its "
+                         "record names: run with --full", s->name,
+                         s->disks[i].target, s->disks[i].path,
+                         s->chains[i].top);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* Refuse while the standby runs: it may have taken over. */
 static int
 check_shut_off (struct standby *s)
@@ -455,7 +607,126 @@ check_shut_off (struct standby *s)
   return 0;
 }
 
+/* Run qemu-img with ARGV and wait (the library's one way to run it). */
+static int
+qemu_img (char *const argv[])
+{
+  return vmferry_import_qemu_img (argv);
+}
+
+/* ---- the view through a qcow2 file: a qemu-nbd child driven by libnbd,
+ * socket-activated (libnbd makes the socket in a directory of its own).
+ */
+static int
+nbd_fail (const char *file, const char *what)
+{
+  int e = nbd_get_errno ();
+
+  vmferry_set_error_errno (e ? e : EIO, "%s: %s: %s", file, what,
+                           nbd_get_error () ? nbd_get_error () : "failed");
+  return -1;
+}
+
+static struct nbd_handle *
+view_open (struct standby *s, const char *file, bool writable,
+           uint64_t *size_rtn)
+{
+  CLEANUP_FREE char *path = vmferry_target_path (&s->dir, file);
+  char *argv[] = { (char *) "qemu-nbd", (char *) "-f", (char *) "qcow2",
+                   (char *) (writable ? "--cache=writeback" : "-r"),
+                   path, NULL };
+  struct nbd_handle *h;
+  int64_t size;
+
+  if (path == NULL)
+    return NULL;
+  h = nbd_create ();
+  if (h == NULL) {
+    nbd_fail (file, "libnbd");
+    return NULL;
+  }
+  if (nbd_connect_systemd_socket_activation (h, argv) == -1 ||
+      (size = nbd_get_size (h)) == -1) {
+    nbd_fail (file, "qemu-nbd");
+    nbd_close (h);
+    return NULL;
+  }
+  if (writable && nbd_is_read_only (h) != 0) {
+    vmferry_set_error ("%s: qemu-nbd serves it read-only", file);
+    nbd_close (h);
+    return NULL;
+  }
+  *size_rtn = size;
+  return h;
+}
+
+/* Disconnect; qemu-nbd, whose only client that was, exits. */
+static int
+view_close (struct nbd_handle *h, const char *file)
+{
+  int r = 0;
+
+  if (h == NULL)
+    return 0;
+  if (nbd_aio_is_ready (h) && nbd_shutdown (h, 0) == -1)
+    r = nbd_fail (file, "shutdown");
+  nbd_close (h);
+  return r;
+}
+
+/* Chunk C of the view H into BUF (N bytes), in the pieces NBD serves
+ * fastest (docs/design-dr.md, section 1).
+ */
+static int
+view_read (struct nbd_handle *h, const char *file, unsigned char *buf,
+           size_t n, uint64_t off)
+{
+  for (size_t p = 0; p < n; p += VMFERRY_SOURCE_NBD_PIECE) {
+    size_t k = n - p < VMFERRY_SOURCE_NBD_PIECE ? n - p
+                                                : VMFERRY_SOURCE_NBD_PIECE;
+    if (nbd_pread (h, buf + p, k, off + p, 0) == -1)
+      return nbd_fail (file, "read");
+  }
+  return 0;
+}
+
+/* The map of the whole view through FILE (S's: what the standby's guest
+ * would read), or NULL with the error set.
+ */
+static struct vmferry_map *
+map_of_view (struct standby *s, const char *file)
+{
+  CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
+  struct vmferry_map *m = NULL;
+  struct nbd_handle *h;
+  uint64_t size;
+
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return NULL;
+  }
+  h = view_open (s, file, false, &size);
+  if (h == NULL || !(m = vmferry_map_new (size, CHUNK)))
+    goto err;
+  for (uint64_t off = 0; off < size; off += CHUNK) {
+    size_t n = size - off < CHUNK ? size - off : CHUNK;
+    if (view_read (h, file, buf, n, off) < 0 ||
+        vmferry_map_update (m, off, buf, n) < 0)
+      goto err;
+  }
+  if (view_close (h, file) < 0) {
+    h = NULL;
+    goto err;
+  }
+  return m;
+ err:
+  view_close (h, file);
+  vmferry_map_free (m);
+  return NULL;
+}
+
 static int finish_commit (struct standby *s);
+static int finish_merge (struct standby *s);
 
 static int
 standby_open (const char *uri, const char *name, struct standby *s)
@@ -495,6 +766,7 @@ standby_open (const char *uri, const char *name, struct standby *s)
   if (asprintf (&lock, ".vmferry-sync-%s.lock", name) < 0 ||
       asprintf (&s->state, ".vmferry-sync-%s.json", name) < 0 ||
       asprintf (&s->journal, ".vmferry-sync-%s.commit", name) < 0 ||
+      asprintf (&s->merge, ".vmferry-sync-%s.merge", name) < 0 ||
       asprintf (&s->new_prefix, ".vmferry-sync-%s.new-", name) < 0) {
     vmferry_set_error_errno (ENOMEM, "malloc");
     return -1;
@@ -510,7 +782,7 @@ standby_open (const char *uri, const char *name, struct standby *s)
                              "on it", name);
     return -1;
   }
-  return finish_commit (s);
+  return finish_commit (s) < 0 ? -1 : finish_merge (s);
 }
 
 /* The stat fields that say a file is the one recorded. */
@@ -548,39 +820,85 @@ stat_matches (json_object *d, const struct stat *st)
   return same;
 }
 
-/* Write the receiver's record for generation GEN: per disk the file as it
- * is now and the root of ROOTS[i].
+/* Write the receiver's record from TMPL (generation, token, per disk its
+ * target, root and chain: top, base, base_format, gens), each file of
+ * every chain with its stat as it is now.
  */
 static int
-state_write (struct standby *s, int64_t gen, const char *token,
-             unsigned char (*roots)[VMFERRY_DIGEST_SIZE])
+state_write (struct standby *s, json_object *tmpl)
 {
   json_object *o = json_object_new_object (), *a = json_object_new_array ();
+  static const char *const keep[] = { "target", "root", "top", "base",
+                                      "base_format", "gens" };
   int r = -1;
 
-  jset_int (o, "generation", gen);
-  jset_str (o, "token", token);
+  jset_int (o, "generation", jint (tmpl, "generation"));
+  jset_str (o, "token", jstr (tmpl, "token") ? jstr (tmpl, "token") : "");
   json_object_object_add (o, "disks", a);
   for (size_t i = 0; i < s->nr; i++) {
-    json_object *d = json_object_new_object ();
-    char hex[33];
-    struct stat st;
+    json_object *t = by_target (jarr (tmpl, "disks"), s->disks[i].target);
+    json_object *d = json_object_new_object (), *f = json_object_new_array ();
+    struct chain c;
 
     json_object_array_add (a, d);
-    if (vmferry_target_stat (&s->dir, base_name (s->disks[i].path), &st) != 1) {
-      vmferry_set_error ("%s: gone", s->disks[i].path);
+    if (t == NULL || chain_parse (t, &c) < 0) {
+      vmferry_set_error ("disk %s: a damaged record", s->disks[i].target);
       goto out;
     }
-    jset_str (d, "target", s->disks[i].target);
-    jset_str (d, "file", base_name (s->disks[i].path));
-    stat_record (d, &st);
-    to_hex (roots[i], 16, hex);
-    jset_str (d, "root", hex);
+    for (size_t k = 0; k < sizeof keep / sizeof *keep; k++) {
+      json_object *v;
+      if (json_object_object_get_ex (t, keep[k], &v))
+        json_object_object_add (d, keep[k], json_object_get (v));
+    }
+    json_object_object_add (d, "files", f);
+    for (size_t k = 0; k < chain_len (&c); k++) {
+      CLEANUP_FREE char *n = chain_name (&c, k);
+      json_object *e = json_object_new_object ();
+      struct stat st;
+
+      json_object_array_add (f, e);
+      if (n == NULL || vmferry_target_stat (&s->dir, n, &st) != 1) {
+        vmferry_set_error ("%s/%s: gone", s->dir.path, n ? n : "?");
+        chain_free (&c);
+        goto out;
+      }
+      jset_str (e, "file", n);
+      stat_record (e, &st);
+    }
+    chain_free (&c);
   }
   r = json_save (&s->dir, s->new_prefix, s->state, o);
  out:
   json_object_put (o);
   return r;
+}
+
+/* Whether every file of disk D's recorded chain is still the file
+ * recorded: a write into S's view, by hand or by a guest, changes one of
+ * them (the top, or a backing file written directly).
+ */
+static bool
+chain_unchanged (struct standby *s, json_object *d)
+{
+  json_object *f = d ? jarr (d, "files") : NULL;
+  struct chain c;
+  bool same = true;
+
+  if (f == NULL || chain_parse (d, &c) < 0)
+    return false;
+  if (json_object_array_length (f) != chain_len (&c))
+    same = false;
+  for (size_t k = 0; same && k < chain_len (&c); k++) {
+    CLEANUP_FREE char *n = chain_name (&c, k);
+    json_object *e = json_object_array_get_idx (f, k);
+    struct stat st;
+
+    same = n && jstr (e, "file") && strcmp (jstr (e, "file"), n) == 0 &&
+           vmferry_target_stat (&s->dir, n, &st) == 1 &&
+           stat_matches (e, &st);
+  }
+  chain_free (&c);
+  return same;
 }
 
 /* A file a run of this standby made aside: its prefix and the six
@@ -607,10 +925,21 @@ is_stray (const struct standby *s, const char *n)
 static int
 lock_file (const struct vmferry_target *dir, const char *file)
 {
-  int fd = vmferry_target_open_file (dir, file, O_RDWR);
+  /* Not vmferry_target_open_file: the top has a second name, its restore
+   * point's, linked by this refresh (named in the journal).
+   */
+  int fd = openat (dir->fd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
 
-  if (fd < 0)
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s/%s", dir->path, file);
     return -1;
+  }
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode)) {
+    vmferry_set_error ("%s/%s: not a regular file", dir->path, file);
+    close (fd);
+    return -1;
+  }
   if (vmferry_image_lock (fd, file) < 0) {
     close (fd);
     return -1;
@@ -618,15 +947,66 @@ lock_file (const struct vmferry_target *dir, const char *file)
   return fd;
 }
 
-/* A commit that was journaled is finished (every new file renamed over
- * its disk, every new map over its map, then the record); files a run
- * left without a journal are removed: the standby is as before them.
+/* A restore point's name a killed refresh linked and never committed: a
+ * second name of the top that the record does not list.
+ */
+static void
+remove_stray_links (struct standby *s)
+{
+  json_object *state = json_load (&s->dir, s->state);
+  DIR *dh;
+  struct dirent *e;
+
+  if (state == NULL)
+    return;
+  dh = vmferry_target_opendir (&s->dir);
+  for (size_t i = 0; dh && i < s->nr; i++) {
+    struct chain c;
+    struct stat top, st;
+
+    if (chain_parse (by_target (jarr (state, "disks"), s->disks[i].target),
+                     &c) < 0)
+      continue;
+    rewinddir (dh);
+    while (vmferry_target_stat (&s->dir, c.top, &top) == 1 &&
+           (e = readdir (dh)) != NULL) {
+      size_t tl = strlen (c.top);
+      const char *g = e->d_name + tl + 2;
+      bool listed = false;
+      char *end;
+      long long n;
+
+      if (strncmp (e->d_name, c.top, tl) != 0 ||
+          strncmp (e->d_name + tl, ".g", 2) != 0 || *g < '1' || *g > '9')
+        continue;
+      n = strtoll (g, &end, 10);
+      if (*end != '\0')
+        continue;
+      for (size_t k = 0; k < c.nr_gens; k++)
+        listed |= c.gens[k] == n;
+      if (!listed && vmferry_target_stat (&s->dir, e->d_name, &st) == 1 &&
+          st.st_dev == top.st_dev && st.st_ino == top.st_ino) {
+        vmferry_debug ("removing %s/%s, linked by a killed run", s->dir.path,
+                       e->d_name);
+        vmferry_target_unlink (&s->dir, e->d_name);
+      }
+    }
+    chain_free (&c);
+  }
+  if (dh)
+    closedir (dh);
+  json_object_put (state);
+}
+
+/* A commit that was journaled is finished (every new overlay renamed
+ * over its top, every new map over its map, then the record); files a
+ * run left without a journal are removed, and the restore point names
+ * it linked: the standby is as before them.
  */
 static int
 finish_commit (struct standby *s)
 {
   json_object *j = json_load (&s->dir, s->journal), *a;
-  CLEANUP_FREE unsigned char (*roots)[VMFERRY_DIGEST_SIZE] = NULL;
   CLEANUP_FREE int *locks = NULL;
   DIR *dh;
   struct dirent *e;
@@ -638,14 +1018,12 @@ finish_commit (struct standby *s)
     bool drop = false;
 
     a = jarr (j, "disks");
-    roots = calloc (s->nr, sizeof *roots);
     locks = calloc (2 * s->nr, sizeof *locks);
-    if (a == NULL || roots == NULL || locks == NULL ||
-        jstr (j, "token") == NULL) {
+    if (a == NULL || locks == NULL || jstr (j, "token") == NULL) {
       vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
       goto out;
     }
-    /* No QEMU may open a disk, old or new, while they are switched; and
+    /* No QEMU may open a top, old or new, while they are switched; and
      * a standby started since the journal (it took over: its disks are
      * not those the refresh was made on) keeps what it has.
      */
@@ -654,23 +1032,22 @@ finish_commit (struct standby *s)
     for (size_t i = 0; i < s->nr; i++) {
       json_object *d = by_target (a, s->disks[i].target), *old;
       const char *nf = d ? jstr (d, "new") : NULL;
+      const char *top = d ? jstr (d, "top") : NULL;
       struct stat st;
 
-      if (nf == NULL) {
+      if (nf == NULL || !name_ok (top)) {
         vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
         goto out;
       }
       if (vmferry_target_stat (&s->dir, nf, &st) != 1)
         continue;               /* renamed already */
-      if ((locks[2 * i] = lock_file (&s->dir,
-                                     base_name (s->disks[i].path))) < 0 ||
+      if ((locks[2 * i] = lock_file (&s->dir, top)) < 0 ||
           (locks[2 * i + 1] = lock_file (&s->dir, nf)) < 0) {
         vmferry_prefix_error ("standby %s: cannot finish a refresh", s->name);
         goto out;
       }
       if (!json_object_object_get_ex (d, "old", &old) ||
-          vmferry_target_stat (&s->dir, base_name (s->disks[i].path),
-                               &st) != 1 ||
+          vmferry_target_stat (&s->dir, top, &st) != 1 ||
           !stat_matches (old, &st))
         drop = true;
     }
@@ -693,15 +1070,14 @@ finish_commit (struct standby *s)
       CLEANUP_FREE char *mn = map_name (s, s->disks[i].target);
       struct stat st;
 
-      if (nf == NULL || nm == NULL || mn == NULL ||
-          from_hex (jstr (d, "root"), roots[i], 16) < 0) {
+      if (nf == NULL || nm == NULL || mn == NULL) {
         vmferry_set_error ("%s/%s: damaged", s->dir.path, s->journal);
         goto out;
       }
       /* Renamed already by the killed run: nothing to do. */
       if (vmferry_target_stat (&s->dir, nf, &st) == 1) {
-        if (vmferry_target_rename (&s->dir, nf, &s->dir,
-                                   base_name (s->disks[i].path), 0) < 0)
+        if (vmferry_target_rename (&s->dir, nf, &s->dir, jstr (d, "top"),
+                                   0) < 0)
           goto out;
         if (vmferry_fault ("sync-renamed") < 0)
           goto out;
@@ -711,8 +1087,7 @@ finish_commit (struct standby *s)
         goto out;
     }
     if (j && (vmferry_target_sync (&s->dir) < 0 ||
-              state_write (s, jint (j, "generation"), jstr (j, "token"),
-                           roots) < 0 ||
+              state_write (s, j) < 0 ||
               vmferry_fault ("sync-recorded") < 0 ||
               vmferry_target_unlink (&s->dir, s->journal) < 0 ||
               vmferry_target_sync (&s->dir) < 0))
@@ -728,6 +1103,7 @@ finish_commit (struct standby *s)
       vmferry_target_unlink (&s->dir, e->d_name);
     }
   closedir (dh);
+  remove_stray_links (s);
   r = 0;
  out:
   for (size_t i = 0; locks && i < 2 * s->nr; i++)
@@ -737,15 +1113,187 @@ finish_commit (struct standby *s)
   return r;
 }
 
-/* The map of what disk I holds now, read in full. */
+/* ---- retention: restore points beyond --keep merged into the base ---- */
+
+/* FILE is a qcow2 overlay of ours: its backing named BACKING, of
+ * FORMAT, and nothing qemu-img would write elsewhere (an external data
+ * file).  qemu-img commit writes where the header says: what it says is
+ * checked first, not trusted.
+ */
+static int
+check_overlay (struct standby *s, const char *file, const char *backing,
+               const char *format)
+{
+  CLEANUP_CLOSE int fd = openat (s->dir.fd, file,
+                                 O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct vmferry_qcow2_info q;
+
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s/%s", s->dir.path, file);
+    return -1;
+  }
+  if (vmferry_qcow2_probe (fd, file, &q) != 1 || q.has_data_file ||
+      (q.incompatible_features & ~VMFERRY_QCOW2_INCOMPAT_KNOWN) ||
+      !q.has_backing || strcmp (q.backing_format, format) != 0 ||
+      strcmp (q.backing_file, backing) != 0) {
+    vmferry_set_error ("%s/%s: not the overlay of %s this standby made: "
+                       "not merged", s->dir.path, file, backing);
+    return -1;
+  }
+  return 0;
+}
+
+/* Carry out the merge journal J: the oldest restore point committed into
+ * the base (qemu-img commit: the view through S is unchanged at every
+ * instant, the overlay above still wins for each cluster it holds), its
+ * child rebased onto the base (-u: the base now reads as it did), the
+ * restore point removed, the record updated.  Every step may be done
+ * again after a kill.
+ */
+static int
+merge_run (struct standby *s, json_object *j)
+{
+  const char *target = jstr (j, "target"), *child = jstr (j, "child");
+  json_object *state = NULL, *d, *gens;
+  CLEANUP_FREE char *old = NULL;
+  CLEANUP_FREE char *old_path = NULL;
+  CLEANUP_FREE char *child_path = NULL;
+  int64_t gen = jint (j, "gen");
+  struct chain c;
+  struct stat st;
+  int r = -1;
+
+  if (check_shut_off (s) < 0)
+    return -1;
+  state = json_load (&s->dir, s->state);
+  d = state && target ? by_target (jarr (state, "disks"), target) : NULL;
+  if (d == NULL || chain_parse (d, &c) < 0 || !name_ok (child)) {
+    vmferry_set_error ("%s/%s: damaged", s->dir.path, s->merge);
+    json_object_put (state);
+    return -1;
+  }
+  if (!(old = gen_name (&c, gen)) ||
+      !(old_path = vmferry_target_path (&s->dir, old)) ||
+      !(child_path = vmferry_target_path (&s->dir, child)))
+    goto out;
+  if (vmferry_target_stat (&s->dir, old, &st) == 1) {
+    char *commit[] = { (char *) "qemu-img", (char *) "commit", (char *) "-q",
+                       (char *) "-d", (char *) "-f", (char *) "qcow2",
+                       old_path, NULL };
+    char *rebase[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
+                       (char *) "-f", (char *) "qcow2", (char *) "-b",
+                       c.base, (char *) "-F", c.format, child_path, NULL };
+
+    /* The child points at the restore point, or at the base already
+     * (a run killed after the rebase).
+     */
+    if (check_overlay (s, old, c.base, c.format) < 0 ||
+        (check_overlay (s, child, old, "qcow2") < 0 &&
+         check_overlay (s, child, c.base, c.format) < 0) ||
+        qemu_img (commit) < 0 || vmferry_fault ("sync-merge-committed") < 0 ||
+        qemu_img (rebase) < 0 || vmferry_fault ("sync-merge-rebased") < 0 ||
+        vmferry_target_unlink (&s->dir, old) < 0 ||
+        vmferry_target_sync (&s->dir) < 0) {
+      vmferry_prefix_error ("standby %s: disk %s: merging restore point %"
+                            PRId64 " into %s", s->name, target, gen, c.base);
+      goto out;
+    }
+  }
+  gens = json_object_new_array ();
+  for (size_t k = 0; k < c.nr_gens; k++)
+    if (c.gens[k] != gen)
+      json_object_array_add (gens, json_object_new_int64 (c.gens[k]));
+  json_object_object_add (d, "gens", gens);
+  if (state_write (s, state) < 0 ||
+      vmferry_target_unlink (&s->dir, s->merge) < 0 ||
+      vmferry_target_sync (&s->dir) < 0)
+    goto out;
+  r = 0;
+ out:
+  chain_free (&c);
+  json_object_put (state);
+  return r;
+}
+
+static int
+finish_merge (struct standby *s)
+{
+  json_object *j = json_load (&s->dir, s->merge);
+  int r;
+
+  if (j == NULL)
+    return vmferry_get_errno () == ENOENT ? 0 : -1;
+  r = merge_run (s, j);
+  json_object_put (j);
+  return r;
+}
+
+/* Merge each disk's restore points beyond KEEP, oldest first, each
+ * journaled before it is done.  Only a chain still as recorded is
+ * touched: qemu-img follows the backing names its files hold.
+ */
+static int
+merge_old (struct standby *s, unsigned keep)
+{
+  json_object *state = json_load (&s->dir, s->state);
+  int r = -1;
+
+  if (state == NULL)
+    return -1;
+  for (size_t i = 0; i < s->nr; i++) {
+    json_object *d = by_target (jarr (state, "disks"), s->disks[i].target);
+    struct chain c;
+
+    if (chain_parse (d, &c) < 0) {
+      vmferry_set_error ("%s/%s: damaged", s->dir.path, s->state);
+      goto out;
+    }
+    while (c.nr_gens > keep) {
+      json_object *j = json_object_new_object ();
+      CLEANUP_FREE char *child = chain_name (&c, 2);
+      int rr = -1;
+
+      if (!chain_unchanged (s, d)) {
+        vmferry_notice ("standby %s: disk %s changed since it was recorded: "
+                        "its restore points are not merged", s->name,
+                        s->disks[i].target);
+        json_object_put (j);
+        break;
+      }
+      jset_str (j, "target", s->disks[i].target);
+      jset_int (j, "gen", c.gens[0]);
+      if (child)
+        jset_str (j, "child", child);
+      if (child && json_save (&s->dir, s->new_prefix, s->merge, j) == 0 &&
+          vmferry_fault ("sync-merge-journaled") == 0)
+        rr = merge_run (s, j);
+      json_object_put (j);
+      chain_free (&c);
+      json_object_put (state);
+      if (rr < 0 || !(state = json_load (&s->dir, s->state)))
+        return -1;
+      d = by_target (jarr (state, "disks"), s->disks[i].target);
+      if (chain_parse (d, &c) < 0) {
+        vmferry_set_error ("%s/%s: damaged", s->dir.path, s->state);
+        goto out;
+      }
+    }
+    chain_free (&c);
+  }
+  r = 0;
+ out:
+  json_object_put (state);
+  return r;
+}
+
+/* The map of what the raw FILE holds, read in full. */
 static struct vmferry_map *
-map_of_file (struct standby *s, size_t i, const char *file)
+map_of_file (struct standby *s, const char *file)
 {
   CLEANUP_CLOSE int fd = vmferry_target_open_file (&s->dir, file, O_RDONLY);
   struct vmferry_map *m;
   uint64_t size;
 
-  (void) i;
   if (fd < 0 || vmferry_file_size (fd, file, &size) < 0 ||
       !(m = vmferry_map_new (size, CHUNK)))
     return NULL;
@@ -756,8 +1304,9 @@ map_of_file (struct standby *s, size_t i, const char *file)
   return m;
 }
 
-/* Disk I's recorded map, if the record is there and the file is still
- * the one recorded (else NULL, without an error: not trusted).
+/* Disk I's recorded map, if the record is there and every file of its
+ * chain is still the one recorded (else NULL, without an error: not
+ * trusted).
  */
 static struct vmferry_map *
 trusted_map (struct standby *s, json_object *state, size_t i)
@@ -766,16 +1315,14 @@ trusted_map (struct standby *s, json_object *state, size_t i)
   CLEANUP_FREE char *mn = map_name (s, s->disks[i].target);
   unsigned char want[16], got[16];
   struct vmferry_map *m;
-  struct stat st;
 
-  if (d == NULL || mn == NULL || jstr (d, "file") == NULL ||
-      strcmp (jstr (d, "file"), base_name (s->disks[i].path)) != 0 ||
-      vmferry_target_stat (&s->dir, base_name (s->disks[i].path), &st) != 1 ||
-      !stat_matches (d, &st) || from_hex (jstr (d, "root"), want, 16) < 0)
+  if (d == NULL || mn == NULL || !chain_unchanged (s, d) ||
+      from_hex (jstr (d, "root"), want, 16) < 0)
     return NULL;
   m = map_load (&s->dir, mn);
   if (m == NULL || vmferry_map_root (m, got) < 0 || memcmp (got, want, 16) ||
-      vmferry_map_size (m) != (uint64_t) st.st_size) {
+      (int64_t) vmferry_map_size (m) !=
+      jint (json_object_array_get_idx (jarr (d, "files"), 0), "size")) {
     vmferry_map_free (m);
     return NULL;
   }
@@ -795,14 +1342,82 @@ print_json (FILE *out, json_object *o)
   return 0;
 }
 
+/* The standby's XML with each disk's source at its top, as qcow2 (the
+ * chain below it libvirt reads from the files), defined again: the same
+ * domain, UUID and all.
+ */
+static int
+define_on_tops (struct standby *s, char **tops)
+{
+  CLEANUP_FREE char *xml = virDomainGetXMLDesc (s->dom,
+                                                VIR_DOMAIN_XML_INACTIVE |
+                                                VIR_DOMAIN_XML_SECURE);
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  xmlChar *text = NULL;
+  xmlNodePtr devs;
+  virDomainPtr nd;
+  size_t done = 0;
+  int len, changes = 0;
+
+  if (xml == NULL) {
+    vmferry_virt_error ("standby %s: cannot read its XML", s->name);
+    return -1;
+  }
+  doc = vmferry_domain_parse (xml, strlen (xml), s->name);
+  devs = doc ? vmferry_xml_child (xmlDocGetRootElement (doc), "devices")
+             : NULL;
+  for (xmlNodePtr n = devs ? devs->children : NULL; n; n = n->next) {
+    xmlNodePtr src = vmferry_xml_child (n, "source");
+    xmlNodePtr drv = vmferry_xml_child (n, "driver");
+    CLEANUP_FREE char *file = vmferry_xml_attr (src, "file");
+
+    if (!vmferry_xml_is_elem (n, "disk") || file == NULL)
+      continue;
+    for (size_t i = 0; i < s->nr; i++) {
+      CLEANUP_FREE char *p = NULL;
+      if (strcmp (file, s->disks[i].path) != 0)
+        continue;
+      p = vmferry_target_path (&s->dir, tops[i]);
+      if (p == NULL || drv == NULL ||
+          vmferry_xml_set_attr (src, "file", p, &changes) < 0 ||
+          vmferry_xml_set_attr (drv, "type", "qcow2", &changes) < 0)
+        return -1;
+      done++;
+    }
+  }
+  if (done != s->nr) {
+    vmferry_set_error ("standby %s: not every disk found in its XML",
+                       s->name);
+    return -1;
+  }
+  xmlDocDumpMemory (doc, &text, &len);
+  if (text == NULL) {
+    vmferry_set_error_errno (ENOMEM, "standby %s: XML", s->name);
+    return -1;
+  }
+  if (vmferry_fault ("sync-init-define") < 0) {
+    xmlFree (text);
+    return -1;
+  }
+  nd = virDomainDefineXML (s->conn, (const char *) text);
+  xmlFree (text);
+  if (nd == NULL) {
+    vmferry_virt_error ("standby %s: cannot define it on its tops", s->name);
+    return -1;
+  }
+  virDomainFree (nd);
+  return 0;
+}
+
 int
 vmferry_sync_receive_init (const char *uri, const char *name,
                            const char *token, FILE *out)
 {
   struct standby s;
-  CLEANUP_FREE unsigned char (*roots)[VMFERRY_DIGEST_SIZE] = NULL;
-  json_object *o = NULL, *a;
+  json_object *o = NULL, *a, *tmpl = NULL, *ta;
+  CLEANUP_FREE char **tops = NULL;
   unsigned char tk[16];
+  size_t made = 0, on_tops = 0;
   int r = -1;
 
   if (from_hex (token, tk, 16) < 0) {
@@ -811,34 +1426,125 @@ vmferry_sync_receive_init (const char *uri, const char *name,
   }
   if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
     goto out;
-  roots = calloc (s.nr, sizeof *roots);
+  tops = calloc (s.nr, sizeof *tops);
   o = json_object_new_object ();
   a = json_object_new_array ();
   json_object_object_add (o, "disks", a);
   jset_int (o, "generation", 1);
+  tmpl = json_object_new_object ();
+  ta = json_object_new_array ();
+  jset_int (tmpl, "generation", 1);
+  jset_str (tmpl, "token", token);
+  json_object_object_add (tmpl, "disks", ta);
+  if (tops == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    goto out;
+  }
+  /* Each disk the first copy placed becomes the base of an empty top. */
   for (size_t i = 0; i < s.nr; i++) {
-    struct vmferry_map *m = map_of_file (&s, i, base_name (s.disks[i].path));
+    const char *base = base_name (s.disks[i].path);
+    CLEANUP_FREE char *tmp = vmferry_target_random_name (s.new_prefix);
+    CLEANUP_FREE char *tmp_path = NULL;
     CLEANUP_FREE char *mn = map_name (&s, s.disks[i].target);
-    json_object *d = json_object_new_object ();
+    CLEANUP_FREE char *t_base = NULL;
+    struct vmferry_map *m = NULL;
+    json_object *d = json_object_new_object (), *t = NULL;
+    unsigned char root[16];
+    struct stat st;
     char hex[33];
 
-    if (m == NULL || mn == NULL || vmferry_map_root (m, roots[i]) < 0 ||
-        map_save (&s.dir, s.new_prefix, mn, m) < 0) {
-      vmferry_map_free (m);
-      json_object_put (d);
+    json_object_array_add (a, d);
+    /* On its top already: an init killed after the define (the sender
+     * then recorded nothing and copies again).  What the top shows is
+     * the first copy's.
+     */
+    if (s.disks[i].format && strcmp (s.disks[i].format, "qcow2") == 0 &&
+        strlen (base) > strlen (TOP_SUFFIX) &&
+        strcmp (base + strlen (base) - strlen (TOP_SUFFIX), TOP_SUFFIX) == 0) {
+      if (!(tops[i] = strdup (base)) ||
+          !(t = json_object_new_object ()))
+        goto out;
+      json_object_array_add (ta, t);
+      t_base = strndup (base, strlen (base) - strlen (TOP_SUFFIX));
+      if (t_base == NULL || !name_ok (t_base) ||
+          vmferry_target_stat (&s.dir, t_base, &st) != 1 ||
+          !(m = map_of_view (&s, base)) || vmferry_map_root (m, root) < 0 ||
+          map_save (&s.dir, s.new_prefix, mn, m) < 0) {
+        vmferry_map_free (m);
+        vmferry_prefix_error ("standby %s: disk %s: on a top without its "
+                              "base", name, s.disks[i].target);
+        goto out;
+      }
+      on_tops++;
+      goto record;
+    }
+    if (!s.disks[i].format || strcmp (s.disks[i].format, "raw") != 0) {
+      vmferry_set_error ("standby %s: disk %s is %s: only raw disks are "
+                         "refreshed for now", name, s.disks[i].target,
+                         s.disks[i].format ? s.disks[i].format
+                                           : "of no stated format");
       goto out;
     }
-    to_hex (roots[i], 16, hex);
+    if (!name_ok (base) || asprintf (&tops[i], "%s" TOP_SUFFIX, base) < 0 ||
+        tmp == NULL || mn == NULL ||
+        !(tmp_path = vmferry_target_path (&s.dir, tmp))) {
+      vmferry_set_error ("standby %s: disk %s: no usable name", name,
+                         s.disks[i].path);
+      goto out;
+    }
+    {
+      char *argv[] = { (char *) "qemu-img", (char *) "create", (char *) "-q",
+                       (char *) "-f", (char *) "qcow2", (char *) "-b",
+                       (char *) base, (char *) "-F", (char *) "raw",
+                       tmp_path, NULL };
+      if (!(m = map_of_file (&s, base)) || vmferry_map_root (m, root) < 0 ||
+          map_save (&s.dir, s.new_prefix, mn, m) < 0 || qemu_img (argv) < 0 ||
+          vmferry_target_rename (&s.dir, tmp, &s.dir, tops[i],
+                                 RENAME_NOREPLACE) < 0) {
+        vmferry_map_free (m);
+        vmferry_target_unlink (&s.dir, tmp);
+        vmferry_prefix_error ("standby %s: disk %s: its top", name,
+                              s.disks[i].target);
+        goto out;
+      }
+    }
+    made++;
+    t = json_object_new_object ();
+    json_object_array_add (ta, t);
+    t_base = strdup (base);
+    if (t_base == NULL)
+      goto out;
+  record:
+    to_hex (root, 16, hex);
     jset_str (d, "target", s.disks[i].target);
     jset_str (d, "root", hex);
     jset_int (d, "size", vmferry_map_size (m));
-    json_object_array_add (a, d);
     vmferry_map_free (m);
+    jset_str (t, "target", s.disks[i].target);
+    jset_str (t, "root", hex);
+    jset_str (t, "top", tops[i]);
+    jset_str (t, "base", t_base);
+    jset_str (t, "base_format", "raw");
+    json_object_object_add (t, "gens", json_object_new_array ());
   }
-  if (state_write (&s, 1, token, roots) < 0)
+  if (on_tops != 0 && on_tops != s.nr) {
+    vmferry_set_error ("standby %s: some disks are on their tops, some not: "
+                       "not a standby this tool made", name);
+    goto out;
+  }
+  if (vmferry_target_sync (&s.dir) < 0 || check_shut_off (&s) < 0 ||
+      (on_tops == 0 && define_on_tops (&s, tops) < 0) ||
+      vmferry_fault ("sync-init-defined") < 0 ||
+      state_write (&s, tmpl) < 0)
     goto out;
   r = print_json (out, o);
  out:
+  /* Not defined on them: the tops go (the standby is migrate's copy). */
+  for (size_t i = 0; r < 0 && i < made; i++)
+    vmferry_target_unlink (&s.dir, tops[i]);
+  for (size_t i = 0; tops && i < s.nr; i++)
+    free (tops[i]);
+  json_object_put (tmpl);
   json_object_put (o);
   standby_close (&s);
   return r;
@@ -863,25 +1569,32 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
     r = print_json (out, o);
     goto out;
   }
+  if (chains_load (&s, state) < 0)
+    goto out;
   jset_int (o, "generation", jint (state, "generation"));
   jset_str (o, "token", jstr (state, "token") ? jstr (state, "token") : "");
   a = json_object_new_array ();
   json_object_object_add (o, "disks", a);
   for (size_t i = 0; i < s.nr; i++) {
     struct vmferry_map *m = compare ? NULL : trusted_map (&s, state, i);
-    json_object *d = json_object_new_object ();
+    json_object *d = json_object_new_object (), *rp;
     unsigned char root[16];
     char hex[33];
 
     json_object_array_add (a, d);
     jset_str (d, "target", s.disks[i].target);
+    rp = json_object_new_array ();
+    for (size_t k = 0; k < s.chains[i].nr_gens; k++)
+      json_object_array_add (rp,
+                             json_object_new_int64 (s.chains[i].gens[k]));
+    json_object_object_add (d, "restore_points", rp);
     if (m == NULL) {
-      /* Not the file recorded, or asked to doubt: what it holds. */
+      /* Not the files recorded, or asked to doubt: what S's view holds. */
       CLEANUP_FREE char *all = NULL;
       uint64_t n;
 
       trusted = compare ? trusted : false;
-      m = map_of_file (&s, i, base_name (s.disks[i].path));
+      m = map_of_view (&s, s.chains[i].top);
       if (m == NULL)
         goto out;
       n = vmferry_map_nr_chunks (m);
@@ -917,73 +1630,65 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
   return r;
 }
 
-/* One disk of a refresh being applied: a copy of the standby's disk
- * beside it takes the stream's records; CHANGED marks the chunks they
- * touched.
+int
+vmferry_sync_receive_list (const char *uri, const char *name, FILE *out)
+{
+  struct standby s;
+  json_object *state = NULL, *o = json_object_new_object (), *a;
+  int r = -1;
+
+  if (standby_open (uri, name, &s) < 0)
+    goto out;
+  state = json_load (&s.dir, s.state);
+  if (state == NULL) {
+    vmferry_prefix_error ("standby %s: no record of an earlier sync", name);
+    goto out;
+  }
+  if (chains_load (&s, state) < 0)
+    goto out;
+  jset_int (o, "generation", jint (state, "generation"));
+  a = json_object_new_array ();
+  json_object_object_add (o, "disks", a);
+  for (size_t i = 0; i < s.nr; i++) {
+    json_object *d = json_object_new_object (), *rp = json_object_new_array ();
+
+    json_object_array_add (a, d);
+    jset_str (d, "target", s.disks[i].target);
+    json_object_object_add (d, "restore_points", rp);
+    for (size_t k = 0; k < s.chains[i].nr_gens; k++) {
+      json_object *e = json_object_new_object ();
+      CLEANUP_FREE char *n = gen_name (&s.chains[i], s.chains[i].gens[k]);
+      CLEANUP_FREE char *p = n ? vmferry_target_path (&s.dir, n) : NULL;
+
+      json_object_array_add (rp, e);
+      if (p == NULL)
+        goto out;
+      jset_int (e, "generation", s.chains[i].gens[k]);
+      jset_str (e, "file", p);
+    }
+  }
+  r = print_json (out, o);
+ out:
+  json_object_put (state);
+  json_object_put (o);
+  standby_close (&s);
+  return r;
+}
+
+/* One disk of a refresh being applied: a new overlay over the top's
+ * restore point takes the stream's records through qemu-nbd; CHANGED
+ * marks the chunks they touched.
  */
 struct applied {
-  char *new_file, *new_map;
-  int fd;
+  char *new_file, *new_map, *link;
+  struct nbd_handle *h;
+  bool begun;
   uint64_t size;
   unsigned char *changed;       /* a byte a chunk */
   bool have_root;
   unsigned char root[16], base_root[16];
   struct vmferry_map *base;     /* the map the sender diffed against */
 };
-
-/* A copy of FROM as NEW below T, holes kept, extents copied by the
- * kernel (a reflink where the file system can).
- */
-static int
-copy_aside (const struct vmferry_target *t, const char *from, const char *to,
-            struct applied *ap)
-{
-  CLEANUP_CLOSE int in = vmferry_target_open_file (t, from, O_RDONLY);
-  struct stat st;
-  uint64_t pos = 0, ds, de;
-  int r;
-
-  if (in < 0 || fstat (in, &st) < 0)
-    return -1;
-  ap->fd = vmferry_target_create (t, to, O_RDWR, st.st_mode & 07777, false);
-  if (ap->fd < 0)
-    return -1;
-  ap->size = st.st_size;
-  if (ftruncate (ap->fd, st.st_size) < 0) {
-    vmferry_set_error_errno (errno, "%s/%s: ftruncate", t->path, to);
-    return -1;
-  }
-  while ((r = vmferry_next_data (in, from, pos, ap->size, &ds, &de)) == 1) {
-    loff_t io = ds, oo = ds;
-    while ((uint64_t) io < de) {
-      ssize_t n = copy_file_range (in, &io, ap->fd, &oo, de - io, 0);
-      if (n <= 0) {
-        vmferry_set_error_errno (n < 0 ? errno : EIO, "%s/%s: copy to %s",
-                                 t->path, from, to);
-        return -1;
-      }
-    }
-    pos = de;
-  }
-  return r;
-}
-
-static int
-apply_zero (struct applied *ap, const char *name, uint64_t off, uint64_t len)
-{
-  static const unsigned char zeros[VMFERRY_BLOCK_SIZE];
-
-  if (fallocate (ap->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 (off_t) off, (off_t) len) == 0)
-    return 0;
-  for (uint64_t p = off; p < off + len; p += VMFERRY_BLOCK_SIZE) {
-    uint64_t n = off + len - p < VMFERRY_BLOCK_SIZE ? off + len - p
-                                                    : VMFERRY_BLOCK_SIZE;
-    if (vmferry_pwrite_full (ap->fd, name, zeros, n, p) < 0)
-      return -1;
-  }
-  return 0;
-}
 
 static void
 mark (struct applied *ap, uint64_t off, uint64_t len)
@@ -992,8 +1697,67 @@ mark (struct applied *ap, uint64_t off, uint64_t len)
     ap->changed[c] = 1;
 }
 
-/* The new content's map: the base's with the touched chunks read again
- * (an untrusted base was read in full already, so this holds for both).
+/* Begin disk I: a new overlay over the top, under a temporary name,
+ * served by qemu-nbd.  Its backing is named by the top's own name while
+ * it is written: the top gets its restore point name only once the
+ * overlay verified (overlay_link), so that a refresh cut before leaves
+ * the top's inode, ctime and all, as recorded.
+ */
+static int
+overlay_begin (struct standby *s, size_t i, struct applied *ap)
+{
+  const struct chain *c = &s->chains[i];
+  CLEANUP_FREE char *path = NULL;
+
+  if (!(ap->new_file = vmferry_target_random_name (s->new_prefix)) ||
+      !(ap->new_map = vmferry_target_random_name (s->new_prefix)) ||
+      !(path = vmferry_target_path (&s->dir, ap->new_file)))
+    return -1;
+  {
+    char *argv[] = { (char *) "qemu-img", (char *) "create", (char *) "-q",
+                     (char *) "-f", (char *) "qcow2", (char *) "-b",
+                     c->top, (char *) "-F", (char *) "qcow2", path, NULL };
+    if (qemu_img (argv) < 0)
+      return -1;
+  }
+  ap->h = view_open (s, ap->new_file, true, &ap->size);
+  return ap->h ? 0 : -1;
+}
+
+/* The verified overlay of disk I gets its backing's lasting name: the
+ * top's restore point name for generation GEN, a second link of it.
+ */
+static int
+overlay_link (struct standby *s, size_t i, int64_t gen, struct applied *ap)
+{
+  const struct chain *c = &s->chains[i];
+  CLEANUP_FREE char *path = vmferry_target_path (&s->dir, ap->new_file);
+  char *link = gen_name (c, gen);
+
+  if (path == NULL || link == NULL) {
+    free (link);
+    return -1;
+  }
+  if (linkat (s->dir.fd, c->top, s->dir.fd, link, 0) < 0) {
+    vmferry_set_error_errno (errno, "%s/%s: cannot link it as %s",
+                             s->dir.path, c->top, link);
+    free (link);                /* not ours: never removed */
+    return -1;
+  }
+  ap->link = link;
+  if (vmferry_fault ("sync-linked") < 0)
+    return -1;
+  {
+    char *argv[] = { (char *) "qemu-img", (char *) "rebase", (char *) "-u",
+                     (char *) "-f", (char *) "qcow2", (char *) "-b", link,
+                     (char *) "-F", (char *) "qcow2", path, NULL };
+    return qemu_img (argv);
+  }
+}
+
+/* The new view's map: the base's with the touched chunks read again
+ * through the new overlay's chain (an untrusted base was read in full
+ * already, so this holds for both).
  */
 static int
 verify_applied (struct standby *s, struct applied *ap, const char *target,
@@ -1003,15 +1767,13 @@ verify_applied (struct standby *s, struct applied *ap, const char *target,
   struct vmferry_map *m = ap->base;
   char want_hex[33], got_hex[33];
 
+  (void) s;
   if (buf == NULL) {
     vmferry_set_error_errno (ENOMEM, "malloc");
     return -1;
   }
-  if (fdatasync (ap->fd) < 0) {
-    vmferry_set_error_errno (errno, "%s/%s: fdatasync", s->dir.path,
-                             ap->new_file);
-    return -1;
-  }
+  if (nbd_flush (ap->h, 0) == -1)
+    return nbd_fail (ap->new_file, "flush");
   for (uint64_t c = 0; c < vmferry_map_nr_chunks (m); c++) {
     uint64_t off = c * CHUNK;
     size_t n = ap->size - off < CHUNK ? ap->size - off : CHUNK;
@@ -1019,7 +1781,7 @@ verify_applied (struct standby *s, struct applied *ap, const char *target,
     if (!ap->changed[c])
       continue;
     vmferry_map_clear_chunk (m, c);
-    if (vmferry_pread_full (ap->fd, ap->new_file, buf, n, off) < 0 ||
+    if (view_read (ap->h, ap->new_file, buf, n, off) < 0 ||
         vmferry_map_update (m, off, buf, n) < 0)
       return -1;
   }
@@ -1038,7 +1800,7 @@ verify_applied (struct standby *s, struct applied *ap, const char *target,
 
 int
 vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
-                            FILE *out)
+                            unsigned keep, FILE *out)
 {
   struct standby s;
   struct vmferry_stream_reader *rd = NULL;
@@ -1068,10 +1830,9 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   token = jstr (state, "token");
   ap = calloc (s.nr, sizeof *ap);
   rd = vmferry_stream_reader_new (in_fd, "stream");
-  if (ap == NULL || rd == NULL || token == NULL)
+  if (ap == NULL || rd == NULL || token == NULL || gen <= 0 ||
+      chains_load (&s, state) < 0)
     goto out;
-  for (size_t i = 0; i < s.nr; i++)
-    ap[i].fd = -1;
 
   while ((rr = vmferry_stream_read_record (rd, &rec)) == 1) {
     switch (rec.type) {
@@ -1109,14 +1870,15 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
         goto bad_manifest;
       for (i = 0; i < s.nr && strcmp (s.disks[i].target, target) != 0; i++)
         ;
-      if (i == s.nr || ap[i].fd >= 0 ||
+      if (i == s.nr || ap[i].begun ||
           !json_object_object_get_ex (f, "base", &b) ||
           !json_object_object_get_ex (b, "chunk", &v) ||
           json_object_get_int64 (v) != CHUNK ||
           from_hex (jstr (b, "root"), ap[i].base_root, 16) < 0)
         goto bad_manifest;
+      ap[i].begun = true;
       /* The base the sender diffed against must be what this standby
-       * holds: its record's, or what it holds now when doubted.
+       * holds: its record's, or what S's view holds now when doubted.
        */
       if (jint (b, "generation") != gen || !jstr (b, "token") ||
           strcmp (jstr (b, "token"), token) != 0) {
@@ -1129,7 +1891,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
         unsigned char root[16];
         ap[i].base = trusted_map (&s, state, i);
         if (ap[i].base == NULL &&
-            !(ap[i].base = map_of_file (&s, i, base_name (s.disks[i].path))))
+            !(ap[i].base = map_of_view (&s, s.chains[i].top)))
           goto out;
         if (vmferry_map_root (ap[i].base, root) < 0)
           goto out;
@@ -1140,10 +1902,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
           goto out;
         }
       }
-      if (!(ap[i].new_file = vmferry_target_random_name (s.new_prefix)) ||
-          !(ap[i].new_map = vmferry_target_random_name (s.new_prefix)) ||
-          copy_aside (&s.dir, base_name (s.disks[i].path), ap[i].new_file,
-                      &ap[i]) < 0)
+      if (overlay_begin (&s, i, &ap[i]) < 0)
         goto out;
       if (size != ap[i].size) {
         vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, "
@@ -1158,22 +1917,40 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
       break;
     }
     case VMFERRY_REC_DATA:
-      if (vmferry_record_data (&rec, rec.payload, buf) < 0 ||
-          vmferry_pwrite_full (ap[cur].fd, ap[cur].new_file, buf, rec.length,
-                               rec.offset) < 0)
+      if (cur == SIZE_MAX || ap[cur].h == NULL ||
+          rec.offset + rec.length > ap[cur].size) {
+        vmferry_set_error ("stream: data outside a disk");
         goto out;
+      }
+      if (vmferry_record_data (&rec, rec.payload, buf) < 0)
+        goto out;
+      if (nbd_pwrite (ap[cur].h, buf, rec.length, rec.offset, 0) == -1) {
+        nbd_fail (ap[cur].new_file, "write");
+        goto out;
+      }
       mark (&ap[cur], rec.offset, rec.length);
       if (vmferry_fault ("sync-received-data") < 0)
         goto out;
       break;
     case VMFERRY_REC_ZERO:
-      if (apply_zero (&ap[cur], ap[cur].new_file, rec.offset, rec.length) < 0)
+      /* Zeros that hide the backing (no NO_HOLE flag needed: qcow2 makes
+       * zero clusters over a backing file, never holes that show it).
+       */
+      if (cur == SIZE_MAX || ap[cur].h == NULL ||
+          rec.offset + rec.length > ap[cur].size) {
+        vmferry_set_error ("stream: zeros outside a disk");
         goto out;
+      }
+      if (nbd_zero (ap[cur].h, rec.length, rec.offset, 0) == -1) {
+        nbd_fail (ap[cur].new_file, "write zeros");
+        goto out;
+      }
       mark (&ap[cur], rec.offset, rec.length);
       break;
     case VMFERRY_REC_FILE_MAP: {
       uint64_t chunk;
-      if (vmferry_record_file_map (&rec, rec.payload, &chunk,
+      if (cur == SIZE_MAX ||
+          vmferry_record_file_map (&rec, rec.payload, &chunk,
                                    ap[cur].root) < 0)
         goto out;
       ap[cur].have_root = chunk == CHUNK;
@@ -1181,7 +1958,12 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     }
     case VMFERRY_REC_FILE_END: {
       unsigned char root[16];
-      if (verify_applied (&s, &ap[cur], s.disks[cur].target, root) < 0 ||
+      if (cur == SIZE_MAX || ap[cur].h == NULL ||
+          verify_applied (&s, &ap[cur], s.disks[cur].target, root) < 0)
+        goto out;
+      rr = view_close (ap[cur].h, ap[cur].new_file);
+      ap[cur].h = NULL;
+      if (rr < 0 ||
           map_save (&s.dir, s.new_prefix, ap[cur].new_map, ap[cur].base) < 0)
         goto out;
       break;
@@ -1198,12 +1980,15 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     goto out;
   }
   for (size_t i = 0; i < s.nr; i++)
-    if (ap[i].fd < 0) {
+    if (!ap[i].begun || ap[i].h != NULL) {
       vmferry_set_error ("stream: disk %s is missing", s.disks[i].target);
       goto out;
     }
   if (vmferry_fault ("sync-verified") < 0)
     goto out;
+  for (size_t i = 0; i < s.nr; i++)
+    if (overlay_link (&s, i, gen, &ap[i]) < 0)
+      goto out;
 
   /* The commit: journaled first, so that a kill from here on is finished
    * by the next run (every disk of one generation, never some).
@@ -1214,30 +1999,39 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   jset_str (journal, "token", token);
   json_object_object_add (journal, "disks", ja);
   for (size_t i = 0; i < s.nr; i++) {
-    json_object *d = json_object_new_object ();
+    const struct chain *c = &s.chains[i];
+    json_object *d = json_object_new_object (), *g, *old;
+    struct stat st;
     char hex[33];
 
+    json_object_array_add (ja, d);
     to_hex (ap[i].root, 16, hex);
     jset_str (d, "target", s.disks[i].target);
     jset_str (d, "new", ap[i].new_file);
     jset_str (d, "new_map", ap[i].new_map);
     jset_str (d, "root", hex);
-    json_object_array_add (ja, d);
-    {
-      json_object *old = json_object_new_object ();
-      struct stat st;
-      json_object_object_add (d, "old", old);
-      if (vmferry_target_stat (&s.dir, base_name (s.disks[i].path),
-                               &st) != 1) {
-        vmferry_set_error ("%s: gone", s.disks[i].path);
-        goto out;
-      }
-      stat_record (old, &st);
+    jset_str (d, "top", c->top);
+    jset_str (d, "base", c->base);
+    jset_str (d, "base_format", c->format);
+    g = json_object_new_array ();
+    for (size_t k = 0; k < c->nr_gens; k++)
+      json_object_array_add (g, json_object_new_int64 (c->gens[k]));
+    json_object_array_add (g, json_object_new_int64 (gen));
+    json_object_object_add (d, "gens", g);
+    old = json_object_new_object ();
+    json_object_object_add (d, "old", old);
+    if (vmferry_target_stat (&s.dir, c->top, &st) != 1) {
+      vmferry_set_error ("%s/%s: gone", s.dir.path, c->top);
+      goto out;
     }
+    stat_record (old, &st);
   }
   if (check_shut_off (&s) < 0 ||
       json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
       vmferry_fault ("sync-journaled") < 0 || finish_commit (&s) < 0)
+    goto out;
+  /* Committed: restore points beyond --keep go into the base. */
+  if (merge_old (&s, keep) < 0)
     goto out;
   {
     json_object *o = json_object_new_object ();
@@ -1247,17 +2041,21 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   }
  out:
   for (size_t i = 0; ap && i < s.nr; i++) {
-    if (ap[i].fd >= 0)
-      close (ap[i].fd);
-    /* Not committed: what was made aside goes (committed: renamed). */
+    view_close (ap[i].h, ap[i].new_file);
+    /* Not committed: what was made aside goes, and the restore point
+     * name (committed: renamed, and kept).
+     */
     if (r < 0 && journal == NULL) {
       if (ap[i].new_file)
         vmferry_target_unlink (&s.dir, ap[i].new_file);
       if (ap[i].new_map)
         vmferry_target_unlink (&s.dir, ap[i].new_map);
+      if (ap[i].link)
+        vmferry_target_unlink (&s.dir, ap[i].link);
     }
     free (ap[i].new_file);
     free (ap[i].new_map);
+    free (ap[i].link);
     free (ap[i].changed);
     vmferry_map_free (ap[i].base);
   }
@@ -1743,6 +2541,7 @@ refresh (struct sender *sd, json_object *sstate,
   const struct vmferry_sync_opts *opts = sd->opts;
   struct refresh rf = { .stats = stats };
   json_object *q = NULL, *done = NULL;
+  CLEANUP_FREE char *keep = NULL;
   const char *token = jstr (sstate, "token");
   int64_t gen = jint (sstate, "generation");
   int r = -1;
@@ -1861,7 +2660,11 @@ refresh (struct sender *sd, json_object *sstate,
     compare = true;
     goto again;
   }
-  done = remote_call (sd, "apply", NULL, write_refresh, &rf);
+  if (asprintf (&keep, "--keep=%u", opts->keep) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    goto out;
+  }
+  done = remote_call (sd, "apply", keep, write_refresh, &rf);
   if (done == NULL) {
     vmferry_prefix_error ("the standby is as it was");
     goto out;
@@ -1888,6 +2691,43 @@ refresh (struct sender *sd, json_object *sstate,
   free (rf.base_root);
   json_object_put (q);
   json_object_put (done);
+  return r;
+}
+
+int
+vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out)
+{
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 } };
+  json_object *o = NULL, *a;
+  int r = -1;
+
+  sd.standby = opts->standby ? opts->standby : opts->m.domain;
+  if (!(sd.ssh = vmferry_ssh_connect (&opts->m.ssh)) ||
+      !(o = remote_call (&sd, "list", NULL, NULL, NULL)))
+    goto out;
+  a = jarr (o, "disks");
+  for (size_t i = 0; a && i < json_object_array_length (a); i++) {
+    json_object *d = json_object_array_get_idx (a, i);
+    json_object *rp = jarr (d, "restore_points");
+
+    for (size_t k = 0; rp && k < json_object_array_length (rp); k++) {
+      json_object *e = json_object_array_get_idx (rp, k);
+      if (fprintf (out, "%s %" PRId64 " %s\n", jstr (d, "target"),
+                   jint (e, "generation"),
+                   jstr (e, "file") ? jstr (e, "file") : "?") < 0) {
+        vmferry_set_error_errno (errno, "stdout");
+        goto out;
+      }
+    }
+  }
+  if (fflush (out) != 0) {
+    vmferry_set_error_errno (errno, "stdout");
+    goto out;
+  }
+  r = 0;
+ out:
+  json_object_put (o);
+  sender_close (&sd);
   return r;
 }
 
@@ -1926,6 +2766,17 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   }
   if (domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
     goto out;
+  /* The standby's overlays hold what the guest reads; a raw file's bytes
+   * are that, a qcow2 file's are not (its bitmap path is step 5).
+   */
+  for (size_t i = 0; i < sd.nr; i++)
+    if (!sd.disks[i].format || strcmp (sd.disks[i].format, "raw") != 0) {
+      vmferry_set_error ("domain %s: disk %s is %s: only raw disks are "
+                         "refreshed for now", opts->m.domain,
+                         sd.disks[i].target, sd.disks[i].format
+                         ? sd.disks[i].format : "of no stated format");
+      goto out;
+    }
   /* One record per source and destination: the host as given and the
    * standby's name.
    */

@@ -5,16 +5,22 @@
  * defined shut off); then both sides record the map digest of every disk
  * (digest.h): the sender under its state directory, keyed by the source
  * domain's UUID and the destination, the receiver beside the standby's
- * disks, with each disk's dev/ino/size/mtime/ctime.  A refresh reads the
- * source, compares each 1 MiB chunk's digest with the sender's map and
- * sends the chunks that differ as a REFRESH stream (vmferry-stream(5)).
- * The receiver writes them into a copy of each disk made beside it, checks
+ * disks, with the dev/ino/size/mtime/ctime of each file of each disk's
+ * chain.  A refresh reads the source, compares each 1 MiB chunk's digest
+ * with the sender's map and sends the chunks that differ as a REFRESH
+ * stream (vmferry-stream(5)).
+ * On the host each standby disk is a qcow2 top (the name its XML uses)
+ * over the first copy, with restore points between (docs/design-dr.md,
+ * section 4); the receiver writes the chunks into a new overlay over the
+ * top through a qemu-nbd child, reads them back through its chain, checks
  * the new map's root against the stream's, and only then switches every
- * disk in one journaled step (rename over the old name): until then the
- * previous standby is untouched and startable.  A standby whose files
- * changed since the receiver recorded them is not trusted: the receiver
- * returns the map of what it holds and only the chunks that differ from it
- * are sent.  Both records are written only after the receiver committed.
+ * disk in one journaled step (rename over the top): until then the
+ * previous standby is untouched and startable.  Restore points beyond
+ * --keep are merged into the base, each step journaled.  A standby any
+ * file of whose chains changed since the receiver recorded them is not
+ * trusted: the receiver returns the map of what the top's view holds and
+ * only the chunks that differ from it are sent.  Both records are
+ * written only after the receiver committed.
  */
 #ifndef VMFERRY_SYNC_H
 #define VMFERRY_SYNC_H
@@ -34,6 +40,7 @@ struct vmferry_sync_opts {
                                    the domain's */
   bool full;                    /* forget the records: a full copy */
   bool compare;                 /* trust no record: compare the maps */
+  unsigned keep;                /* restore points kept on the host */
   const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
   const char *remote_sync;      /* NULL: "vmferry-sync" */
 };
@@ -59,6 +66,11 @@ const char *vmferry_sync_state_dir (void);
 int vmferry_sync (const struct vmferry_sync_opts *opts,
                   struct vmferry_sync_stats *stats);
 
+/* Print the standby's restore points on the host, one a line: "TARGET
+ * GENERATION FILE".  Returns 0, or -1 with the error set.
+ */
+int vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out);
+
 /* ---- the receiver (vmferry-sync --receiver=ACTION on the host) ----
  *
  * Each works on the shut-off domain NAME of the local libvirtd (URI,
@@ -80,8 +92,13 @@ int vmferry_sync_receive_init (const char *uri, const char *name,
 int vmferry_sync_receive_query (const char *uri, const char *name,
                                 bool compare, FILE *out);
 
-/* Apply the REFRESH stream on IN_FD (see above) and commit it. */
+/* The restore points of each disk: generation and file. */
+int vmferry_sync_receive_list (const char *uri, const char *name, FILE *out);
+
+/* Apply the REFRESH stream on IN_FD (see above), commit it, then merge
+ * the restore points beyond the KEEP newest into the base.
+ */
 int vmferry_sync_receive_apply (const char *uri, const char *name,
-                                int in_fd, FILE *out);
+                                int in_fd, unsigned keep, FILE *out);
 
 #endif

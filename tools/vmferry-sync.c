@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -25,7 +26,7 @@
 #include "vmferry-sync-synopsis.h"
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
-       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN,
+       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST,
        /* rewrite rules: from here on, named by their long option */
        OPT_RULE };
 
@@ -39,6 +40,8 @@ static const struct option long_options[] = {
   { "compare", no_argument, NULL, OPT_COMPARE },
   { "receiver", required_argument, NULL, OPT_RECEIVER },
   { "token", required_argument, NULL, OPT_TOKEN },
+  { "keep", required_argument, NULL, OPT_KEEP },
+  { "list", no_argument, NULL, OPT_LIST },
   VMFERRY_SSH_LONG_OPTIONS,
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -73,7 +76,7 @@ rule_name (int c)
 /* On HOST: one receiver action for the standby NAME. */
 static int
 receiver (const char *action, const char *name, const char *token,
-          bool compare)
+          bool compare, unsigned keep)
 {
   int r;
 
@@ -84,10 +87,13 @@ receiver (const char *action, const char *name, const char *token,
   }
   else if (strcmp (action, "query") == 0)
     r = vmferry_sync_receive_query (NULL, name, compare, stdout);
+  else if (strcmp (action, "list") == 0)
+    r = vmferry_sync_receive_list (NULL, name, stdout);
   else if (strcmp (action, "apply") == 0)
-    r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, stdout);
+    r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, keep,
+                                    stdout);
   else
-    vmferry_tool_usage_fail ("--receiver: init, query or apply, not '%s'",
+    vmferry_tool_usage_fail ("--receiver: init, query, list or apply, not '%s'",
                              action);
   if (r < 0) {
     vmferry_tool_print_error ();
@@ -108,6 +114,7 @@ main (int argc, char *argv[])
   };
   struct vmferry_sync_stats stats;
   const char *action = NULL, *token = NULL;
+  bool list = false;
   double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
   const struct vmferry_tool_shared shared = {
@@ -135,8 +142,20 @@ main (int argc, char *argv[])
     case OPT_NO_CHECK: opts.m.no_check = true; break;
     case OPT_FULL: opts.full = true; break;
     case OPT_COMPARE: opts.compare = true; break;
+    case OPT_LIST: list = true; break;
     case OPT_RECEIVER: action = optarg; break;
     case OPT_TOKEN: token = optarg; break;
+    case OPT_KEEP: {
+      char *end;
+      unsigned long k;
+      errno = 0;
+      k = strtoul (optarg, &end, 10);
+      if (errno || end == optarg || *end || *optarg == '-' || k > 1000)
+        vmferry_tool_usage_fail ("--keep: a number from 0 to 1000, not '%s'",
+                                 optarg);
+      opts.keep = k;
+      break;
+    }
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.m.rewrite, optarg) < 0)
         goto bad_arg;
@@ -165,7 +184,7 @@ main (int argc, char *argv[])
   if (action) {
     if (argc - optind != 1)
       vmferry_tool_usage_fail ("--receiver: expected the standby's name");
-    r = receiver (action, argv[optind], token, opts.compare);
+    r = receiver (action, argv[optind], token, opts.compare, opts.keep);
     vmferry_rewrite_free (opts.m.rewrite);
     return r;
   }
@@ -181,6 +200,16 @@ main (int argc, char *argv[])
   opts.m.domain = argv[optind];
   opts.m.ssh.destination = argv[optind + 1];
   signal (SIGPIPE, SIG_IGN);
+  if (list) {
+    if (opts.full || opts.compare)
+      vmferry_tool_usage_fail ("--list changes nothing: not with --full or "
+                               "--compare");
+    r = vmferry_sync_list (&opts, stdout);
+    if (r < 0)
+      vmferry_tool_print_error ();
+    vmferry_rewrite_free (opts.m.rewrite);
+    return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
+  }
   opts.m.progress = vmferry_tool_progress (progress_fd);
   r = vmferry_sync (&opts, &stats);
   if (r < 0)
