@@ -21,6 +21,7 @@
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
+#include "hex.h"
 #include "extent.h"
 #include "fault.h"
 #include "full-rw.h"
@@ -78,36 +79,6 @@ get_le64 (const unsigned char *p)
   for (int i = 7; i >= 0; i--)
     v = v << 8 | p[i];
   return v;
-}
-
-static void
-to_hex (const unsigned char *p, size_t n, char *out)
-{
-  static const char hex[] = "0123456789abcdef";
-
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hex[p[i] >> 4];
-    out[2 * i + 1] = hex[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static int
-from_hex (const char *s, unsigned char *out, size_t n)
-{
-  if (s == NULL || strlen (s) != 2 * n)
-    return -1;
-  for (size_t i = 0; i < 2 * n; i++) {
-    int v = s[i] >= '0' && s[i] <= '9' ? s[i] - '0'
-      : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
-    if (v < 0)
-      return -1;
-    if (i % 2 == 0)
-      out[i / 2] = v << 4;
-    else
-      out[i / 2] |= v;
-  }
-  return 0;
 }
 
 /* Write BUF as NAME below T so that NAME is either the old or the whole
@@ -1317,7 +1288,7 @@ trusted_map (struct standby *s, json_object *state, size_t i)
   struct vmferry_map *m;
 
   if (d == NULL || mn == NULL || !chain_unchanged (s, d) ||
-      from_hex (jstr (d, "root"), want, 16) < 0)
+      vmferry_hex_decode_str (jstr (d, "root"), want, 16) < 0)
     return NULL;
   m = map_load (&s->dir, mn);
   if (m == NULL || vmferry_map_root (m, got) < 0 || memcmp (got, want, 16) ||
@@ -1420,7 +1391,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
   size_t made = 0, on_tops = 0;
   int r = -1;
 
-  if (from_hex (token, tk, 16) < 0) {
+  if (vmferry_hex_decode_str (token, tk, 16) < 0) {
     vmferry_set_error ("--token: 32 hex digits expected");
     return -1;
   }
@@ -1515,7 +1486,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     if (t_base == NULL)
       goto out;
   record:
-    to_hex (root, 16, hex);
+    vmferry_hex_encode (root, 16, hex);
     jset_str (d, "target", s.disks[i].target);
     jset_str (d, "root", hex);
     jset_int (d, "size", vmferry_map_size (m));
@@ -1608,7 +1579,7 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
       for (uint64_t c = 0; c < n; c++) {
         unsigned char dg[16];
         vmferry_map_get (m, c, dg);
-        to_hex (dg, 16, all + 2 * c * VMFERRY_DIGEST_SIZE);
+        vmferry_hex_encode (dg, 16, all + 2 * c * VMFERRY_DIGEST_SIZE);
       }
       jset_str (d, "map", all);
     }
@@ -1616,7 +1587,7 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
       vmferry_map_free (m);
       goto out;
     }
-    to_hex (root, 16, hex);
+    vmferry_hex_encode (root, 16, hex);
     jset_str (d, "root", hex);
     jset_int (d, "size", vmferry_map_size (m));
     vmferry_map_free (m);
@@ -1788,8 +1759,8 @@ verify_applied (struct standby *s, struct applied *ap, const char *target,
   if (vmferry_map_root (m, root) < 0)
     return -1;
   if (!ap->have_root || memcmp (root, ap->root, 16) != 0) {
-    to_hex (ap->root, 16, want_hex);
-    to_hex (root, 16, got_hex);
+    vmferry_hex_encode (ap->root, 16, want_hex);
+    vmferry_hex_encode (root, 16, got_hex);
     vmferry_set_error ("disk %s: the refreshed copy does not verify (map root "
                        "%s, the stream says %s): the standby is unchanged",
                        target, got_hex, ap->have_root ? want_hex : "nothing");
@@ -1874,7 +1845,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
           !json_object_object_get_ex (f, "base", &b) ||
           !json_object_object_get_ex (b, "chunk", &v) ||
           json_object_get_int64 (v) != CHUNK ||
-          from_hex (jstr (b, "root"), ap[i].base_root, 16) < 0)
+          vmferry_hex_decode_str (jstr (b, "root"), ap[i].base_root, 16) < 0)
         goto bad_manifest;
       ap[i].begun = true;
       /* The base the sender diffed against must be what this standby
@@ -2005,7 +1976,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     char hex[33];
 
     json_object_array_add (ja, d);
-    to_hex (ap[i].root, 16, hex);
+    vmferry_hex_encode (ap[i].root, 16, hex);
     jset_str (d, "target", s.disks[i].target);
     jset_str (d, "new", ap[i].new_file);
     jset_str (d, "new_map", ap[i].new_map);
@@ -2207,9 +2178,9 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
         map_save (&sd->dir, SENDER_TMP, bn, fine[i]) < 0 ||
         map_save (&sd->dir, SENDER_TMP, mn, maps[i]) < 0)
       goto out;
-    to_hex (broot, 16, hex);
+    vmferry_hex_encode (broot, 16, hex);
     jset_str (d, "blocks_root", hex);
-    to_hex (root, 16, hex);
+    vmferry_hex_encode (root, 16, hex);
     jset_str (d, "target", sd->disks[i].target);
     jset_str (d, "source_path", sd->disks[i].path);
     jset_int (d, "size", vmferry_map_size (maps[i]));
@@ -2278,7 +2249,7 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
     vmferry_set_error_errno (errno, "getrandom");
     return -1;
   }
-  to_hex (tk, 16, token);
+  vmferry_hex_encode (tk, 16, token);
   if (asprintf (&arg, "--token=%s", token) < 0) {
     vmferry_set_error_errno (ENOMEM, "malloc");
     return -1;
@@ -2301,7 +2272,7 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
     if (source_maps (sd, i, stats, &maps[i], &fine[i]) < 0 ||
         vmferry_map_root (maps[i], root) < 0)
       goto out;
-    if (d == NULL || from_hex (jstr (d, "root"), want, 16) < 0 ||
+    if (d == NULL || vmferry_hex_decode_str (jstr (d, "root"), want, 16) < 0 ||
         memcmp (root, want, 16) != 0) {
       vmferry_set_error ("disk %s: the standby's copy differs from the "
                          "source now (was the source started during the "
@@ -2509,7 +2480,7 @@ write_refresh (struct sender *sd, struct vmferry_remote *rem, void *opaque)
     jset_int (f, "size", vmferry_map_size (rf->base[i]));
     jset_int (b, "generation", rf->generation);
     jset_str (b, "token", rf->token);
-    to_hex (rf->base_root[i], 16, hex);
+    vmferry_hex_encode (rf->base_root[i], 16, hex);
     jset_str (b, "root", hex);
     jset_int (b, "chunk", CHUNK);
     json_object_object_add (f, "base", b);
@@ -2582,7 +2553,7 @@ refresh (struct sender *sd, json_object *sstate,
     vmferry_map_free (rf.base[i]);
     vmferry_map_free (rf.fine[i]);
     rf.base[i] = rf.fine[i] = NULL;
-    if (d == NULL || from_hex (jstr (d, "root"), rf.base_root[i], 16) < 0) {
+    if (d == NULL || vmferry_hex_decode_str (jstr (d, "root"), rf.base_root[i], 16) < 0) {
       vmferry_set_error ("standby %s has no disk %s: run with --full",
                          sd->standby, sd->disks[i].target);
       goto out;
@@ -2603,7 +2574,7 @@ refresh (struct sender *sd, json_object *sstate,
         char h[33];
         memcpy (h, map + 32 * c, 32);
         h[32] = '\0';
-        if (from_hex (h, dg, 16) < 0) {
+        if (vmferry_hex_decode_str (h, dg, 16) < 0) {
           vmferry_set_error ("%s: a damaged map", sd->disks[i].target);
           goto out;
         }
@@ -2625,7 +2596,7 @@ refresh (struct sender *sd, json_object *sstate,
     {
       CLEANUP_FREE char *mn = sender_file (sd, sd->disks[i].target, "map");
       if (mn && rf.generation == gen && sd_disk &&
-          from_hex (jstr (sd_disk, "root"), mine, 16) == 0 &&
+          vmferry_hex_decode_str (jstr (sd_disk, "root"), mine, 16) == 0 &&
           memcmp (mine, rf.base_root[i], 16) == 0 &&
           (rf.base[i] = map_load (&sd->dir, mn)) != NULL &&
           vmferry_map_root (rf.base[i], root) == 0 &&
@@ -2634,7 +2605,7 @@ refresh (struct sender *sd, json_object *sstate,
         CLEANUP_FREE char *bn = sender_file (sd, sd->disks[i].target,
                                              "blocks");
         unsigned char want[16];
-        if (bn && from_hex (jstr (sd_disk, "blocks_root"), want, 16) == 0 &&
+        if (bn && vmferry_hex_decode_str (jstr (sd_disk, "blocks_root"), want, 16) == 0 &&
             (rf.fine[i] = map_load (&sd->dir, bn)) != NULL &&
             (vmferry_map_root (rf.fine[i], root) < 0 ||
              memcmp (root, want, 16) != 0 ||
@@ -2788,7 +2759,7 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   }
   XXH128_canonicalFromHash (&c, XXH3_128bits (key, strlen (key) + 1 +
                                               strlen (sd.standby)));
-  to_hex (c.digest, 16, sd.dest_id);
+  vmferry_hex_encode (c.digest, 16, sd.dest_id);
   if (vmferry_target_open (&sd.dir, dir, true, 0700) < 0 ||
       !(sn = sender_file (&sd, NULL, "json")))
     goto out;
