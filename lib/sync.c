@@ -2553,7 +2553,8 @@ refresh (struct sender *sd, json_object *sstate,
     vmferry_map_free (rf.base[i]);
     vmferry_map_free (rf.fine[i]);
     rf.base[i] = rf.fine[i] = NULL;
-    if (d == NULL || vmferry_hex_decode_str (jstr (d, "root"), rf.base_root[i], 16) < 0) {
+    if (d == NULL ||
+        vmferry_hex_decode_str (jstr (d, "root"), rf.base_root[i], 16) < 0) {
       vmferry_set_error ("standby %s has no disk %s: run with --full",
                          sd->standby, sd->disks[i].target);
       goto out;
@@ -2605,7 +2606,9 @@ refresh (struct sender *sd, json_object *sstate,
         CLEANUP_FREE char *bn = sender_file (sd, sd->disks[i].target,
                                              "blocks");
         unsigned char want[16];
-        if (bn && vmferry_hex_decode_str (jstr (sd_disk, "blocks_root"), want, 16) == 0 &&
+        if (bn &&
+            vmferry_hex_decode_str (jstr (sd_disk, "blocks_root"), want,
+                                    16) == 0 &&
             (rf.fine[i] = map_load (&sd->dir, bn)) != NULL &&
             (vmferry_map_root (rf.fine[i], root) < 0 ||
              memcmp (root, want, 16) != 0 ||

@@ -54,7 +54,8 @@ check_options() {
             fi
             # Another program's options are its own.
             case $w in
-            cmake|ctest|ssh|zstd|virsh|virt-xml-validate|git|tar|scdoc)
+            cmake|ctest|ssh|zstd|virsh|virt-xml-validate|git|tar|scdoc|\
+                ansible-playbook|ansible-lint|ansible-doc)
                 tool=other
                 continue ;;
             esac
