@@ -69,8 +69,14 @@ int vmferry_export_choose_format (struct vmferry_export_opts *opts,
  */
 int vmferry_export (const struct vmferry_export_opts *opts);
 
-/* The most vmferry_export holds with OPTS in buffers and compressors,
- * whatever the disks' size (a budget's share; see send.h).
+/* What a worker thread of the export holds besides its buffers: its
+ * stack as used and its malloc arena's working set.
+ */
+#define VMFERRY_EXPORT_THREAD_MEMORY ((size_t) 1 << 20)
+
+/* The most vmferry_export holds with OPTS in buffers, compressors and
+ * worker threads, whatever the disks' size (a budget's share; see
+ * send.h).
  */
 size_t vmferry_export_memory (const struct vmferry_export_opts *opts);
 
