@@ -24,6 +24,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "migrate.h"
+#include "pipeline.h"
 #include "preflight.h"
 #include "resume.h"
 #include "send.h"
@@ -938,8 +939,23 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     .offline = true,
   };
   buffer = opts->buffer;
-  if (buffer == VMFERRY_SEND_BUFFER)
+  if (buffer == VMFERRY_SEND_BUFFER) {
+    unsigned asked = x.eopts.threads;
+
+    /* With the default --buffer the budget holds: more compression
+     * workers than fit in it (each with its slot and compressor) get
+     * none, rather than pushing the process over it.
+     */
+    while (x.eopts.threads > vmferry_default_threads () &&
+           migrate_memory (&x.eopts, &so, rewriting) + VMFERRY_MEMORY_BASE >
+           VMFERRY_MEMORY_BUDGET)
+      x.eopts.threads--;
+    if (x.eopts.threads != asked)
+      vmferry_notice ("--threads=%u: %u fit in the memory budget of %zu MiB "
+                      "(a --buffer=SIZE lifts the budget)", asked,
+                      x.eopts.threads, VMFERRY_MEMORY_BUDGET >> 20);
     buffer = vmferry_buffer_default (migrate_memory (&x.eopts, &so, rewriting));
+  }
   for (int i = 0; i < (rewriting ? 2 : 1); i++)
     if (!(x.h[i] = vmferry_handoff_new (i == 0 ? "export" : "rewrite",
                                         i == rewriting ? buffer : 0)))
