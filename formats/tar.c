@@ -142,7 +142,8 @@ vmferry_tar_writer_map (struct vmferry_tar_writer *t, uint32_t file,
     return -1;
   }
   t->map = p;
-  memcpy (t->map, ext, n * sizeof *ext);
+  if (n)                        /* EXT may be NULL for none */
+    memcpy (t->map, ext, n * sizeof *ext);
   t->map_len = n;
   t->map_file = file;
   t->map_set = true;

@@ -1250,7 +1250,8 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
       submit_empty (p, j, idx, &z);
       goto out;
     }
-    memcpy (j->map, map.ptr, map.len * sizeof *j->map);
+    if (map.len)                /* an empty vector's ptr is NULL */
+      memcpy (j->map, map.ptr, map.len * sizeof *j->map);
     j->map_len = map.len;
   }
   vmferry_pipeline_submit (p, j, false);

@@ -50,6 +50,7 @@ grep -q "standby changed by hand: compared in full" <<<"$out" ||
     fail "the tampering was not noticed: $out"
 grep -q ", 3 of 40 chunks changed" <<<"$out" || fail "not the 3 tampered chunks sent: $out"
 same || fail "the standby was not repaired"
+report hostile sync-tampered-top ok
 
 # By hand on B, into the base under the chain (a raw file): one block,
 # the mtime put back; the top and the restore point are untouched.
@@ -63,6 +64,7 @@ grep -q "standby changed by hand: compared in full" <<<"$out" ||
     fail "the base's tampering was not noticed: $out"
 grep -q ", 1 of 40 chunks changed" <<<"$out" || fail "not the tampered chunk sent: $out"
 same || fail "the standby was not repaired after the base's tampering"
+report hostile sync-tampered-base ok
 
 # Trusted again: an idle refresh sends no chunk and compares nothing.
 out=$(sync_ 2>&1) || fail "the refresh after the repair failed: $out"
@@ -76,4 +78,5 @@ out=$(sync_ 2>&1) && fail "a standby without records was refreshed: $out"
 grep -q "is not the copy this source recorded: run with --full" <<<"$out" ||
     fail "the refusal does not say why: $out"
 [[ $(cat "$img_b" "$top_b" | sha256sum) == "$sum" ]] || fail "the refused refresh changed the standby"
+report hostile sync-tampered-other-copy refused
 echo "sync tampered OK"
