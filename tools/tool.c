@@ -14,6 +14,7 @@
 #include "error.h"
 #include "log.h"
 #include "progress.h"
+#include "rewrite.h"
 #include "send.h"               /* vmferry_parse_bandwidth */
 #include "stripe.h"             /* VMFERRY_STRIPE_MAX */
 #include "tool.h"
@@ -356,4 +357,24 @@ struct vmferry_progress *
 vmferry_tool_progress (int progress_fd)
 {
   return vmferry_progress_auto (progress_fd, vmferry_get_verbosity () < 0);
+}
+
+const char *
+vmferry_tool_rule_option (struct vmferry_rewrite *rewrite, int opt,
+                          const char *arg, bool *failed)
+{
+  static const char *const rules[] = {
+    "map-path", "pool", "rename", "new-uuid", "new-macs", "map-network",
+    "map-bridge", "machine", "cpu", "emulator", "disk-bus", "drop-device",
+  };
+  const size_t nr = sizeof rules / sizeof rules[0];
+
+  *failed = false;
+  if (opt < VMFERRY_OPT_RULE || (size_t) (opt - VMFERRY_OPT_RULE) >= nr)
+    return NULL;
+  /* As a map file's line names its place, the message names this. */
+  if (vmferry_rewrite_add (rewrite, rules[opt - VMFERRY_OPT_RULE], arg,
+                           "command line") < 0)
+    *failed = true;
+  return rules[opt - VMFERRY_OPT_RULE];
 }

@@ -80,6 +80,8 @@ enum {
   VMFERRY_OPT_COMPRESS,
   VMFERRY_OPT_THREADS,
   VMFERRY_OPT_PROGRESS,
+  /* The rewrite rules (VMFERRY_REWRITE_LONG_OPTIONS), in its order. */
+  VMFERRY_OPT_RULE = 1100,
 };
 
 /* SSH: how the remote host is reached and the stream pushed into it
@@ -93,6 +95,34 @@ enum {
   { "connections", required_argument, NULL, VMFERRY_OPT_CONNECTIONS },  \
   { "bandwidth", required_argument, NULL, VMFERRY_OPT_BANDWIDTH },      \
   { "buffer", required_argument, NULL, VMFERRY_OPT_BUFFER }
+
+/* The rewrite rules as options of a tool that rewrites on the way
+ * (vmferry-migrate, vmferry-sync): vmferry_tool_rule_option adds them.
+ */
+#define VMFERRY_REWRITE_LONG_OPTIONS                                    \
+  { "map-path", required_argument, NULL, VMFERRY_OPT_RULE + 0 },        \
+  { "pool", required_argument, NULL, VMFERRY_OPT_RULE + 1 },            \
+  { "rename", required_argument, NULL, VMFERRY_OPT_RULE + 2 },          \
+  { "new-uuid", optional_argument, NULL, VMFERRY_OPT_RULE + 3 },        \
+  { "new-macs", no_argument, NULL, VMFERRY_OPT_RULE + 4 },              \
+  { "map-network", required_argument, NULL, VMFERRY_OPT_RULE + 5 },     \
+  { "map-bridge", required_argument, NULL, VMFERRY_OPT_RULE + 6 },      \
+  { "machine", required_argument, NULL, VMFERRY_OPT_RULE + 7 },         \
+  { "cpu", required_argument, NULL, VMFERRY_OPT_RULE + 8 },             \
+  { "emulator", required_argument, NULL, VMFERRY_OPT_RULE + 9 },        \
+  { "disk-bus", required_argument, NULL, VMFERRY_OPT_RULE + 10 },       \
+  { "drop-device", required_argument, NULL, VMFERRY_OPT_RULE + 11 }
+
+struct vmferry_rewrite;
+
+/* OPT (with ARG) of VMFERRY_REWRITE_LONG_OPTIONS: added to REWRITE as
+ * vmferry_rewrite_add does.  Returns the rule's name ("rename"), NULL
+ * when OPT is none of them; *FAILED is set when the rule is refused
+ * (error set: print it and end with a usage error).
+ */
+const char *vmferry_tool_rule_option (struct vmferry_rewrite *rewrite,
+                                      int opt, const char *arg,
+                                      bool *failed);
 
 /* --compress=auto|none|zstd|zstd:LEVEL (vmferry-export, -migrate). */
 #define VMFERRY_COMPRESS_LONG_OPTION                                    \

@@ -29,9 +29,7 @@
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
        OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
-       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON,
-       /* rewrite rules: from here on, named by their long option */
-       OPT_RULE };
+       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -55,18 +53,7 @@ static const struct option long_options[] = {
   { "remove-source-storage", no_argument, NULL, OPT_REMOVE_SOURCE_STORAGE },
   { "json", no_argument, NULL, OPT_JSON },
   { "map-file", required_argument, NULL, 'm' },
-  { "map-path", required_argument, NULL, OPT_RULE + 0 },
-  { "pool", required_argument, NULL, OPT_RULE + 1 },
-  { "rename", required_argument, NULL, OPT_RULE + 2 },
-  { "new-uuid", optional_argument, NULL, OPT_RULE + 3 },
-  { "new-macs", no_argument, NULL, OPT_RULE + 4 },
-  { "map-network", required_argument, NULL, OPT_RULE + 5 },
-  { "map-bridge", required_argument, NULL, OPT_RULE + 6 },
-  { "machine", required_argument, NULL, OPT_RULE + 7 },
-  { "cpu", required_argument, NULL, OPT_RULE + 8 },
-  { "emulator", required_argument, NULL, OPT_RULE + 9 },
-  { "disk-bus", required_argument, NULL, OPT_RULE + 10 },
-  { "drop-device", required_argument, NULL, OPT_RULE + 11 },
+  VMFERRY_REWRITE_LONG_OPTIONS,
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -173,18 +160,6 @@ wall_clock (void)
   return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-/* The rewrite rule option C stands for; NULL if none.  The shared
- * groups' options (tool.h) are numbered above the rules.
- */
-static const char *
-rule_name (int c)
-{
-  for (const struct option *o = long_options; o->name; o++)
-    if (o->val == c && c >= OPT_RULE && c < VMFERRY_OPT_ACCEPT_NEW)
-      return o->name;
-  return NULL;
-}
-
 int
 main (int argc, char *argv[])
 {
@@ -197,7 +172,7 @@ main (int argc, char *argv[])
   struct vmferry_migrate_result result = { 0 };
   double t0 = vmferry_monotonic (), wall0 = wall_clock ();
   int progress_fd = -1, c, r, status;
-  bool do_abort = false, json = false;
+  bool do_abort = false, json = false, failed;
   const struct vmferry_tool_shared shared = {
     .ssh = &opts.ssh, .connections = &opts.connections,
     .buffer = &opts.buffer, .compress = &opts.compress,
@@ -242,11 +217,8 @@ main (int argc, char *argv[])
         goto bad_arg;
       if (r == 1)
         break;
-      if (rule_name (c)) {
-        char where[64];
-        snprintf (where, sizeof where, "--%s", rule_name (c));
-        if (vmferry_rewrite_add (opts.rewrite, rule_name (c), optarg,
-                                 where) < 0)
+      if (vmferry_tool_rule_option (opts.rewrite, c, optarg, &failed)) {
+        if (failed)
           goto bad_arg;
         break;
       }

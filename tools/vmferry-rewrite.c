@@ -19,43 +19,18 @@
 
 #include "vmferry-rewrite-synopsis.h"
 
-enum {
-  OPT_MAP_PATH = 256, OPT_POOL, OPT_RENAME, OPT_NEW_UUID, OPT_NEW_MACS,
-  OPT_MAP_NETWORK, OPT_MAP_BRIDGE, OPT_MACHINE, OPT_CPU, OPT_EMULATOR,
-  OPT_DISK_BUS, OPT_DROP_DEVICE, OPT_DIFF,
-};
+enum { OPT_DIFF = 256 };
 
 static const struct option long_options[] = {
   { "xml", required_argument, NULL, 'x' },
   { "output", required_argument, NULL, 'o' },
   { "connect", required_argument, NULL, 'c' },
   { "map-file", required_argument, NULL, 'm' },
-  { "map-path", required_argument, NULL, OPT_MAP_PATH },
-  { "pool", required_argument, NULL, OPT_POOL },
-  { "rename", required_argument, NULL, OPT_RENAME },
-  { "new-uuid", optional_argument, NULL, OPT_NEW_UUID },
-  { "new-macs", no_argument, NULL, OPT_NEW_MACS },
-  { "map-network", required_argument, NULL, OPT_MAP_NETWORK },
-  { "map-bridge", required_argument, NULL, OPT_MAP_BRIDGE },
-  { "machine", required_argument, NULL, OPT_MACHINE },
-  { "cpu", required_argument, NULL, OPT_CPU },
-  { "emulator", required_argument, NULL, OPT_EMULATOR },
-  { "disk-bus", required_argument, NULL, OPT_DISK_BUS },
-  { "drop-device", required_argument, NULL, OPT_DROP_DEVICE },
+  VMFERRY_REWRITE_LONG_OPTIONS,
   { "diff", no_argument, NULL, OPT_DIFF },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
-
-/* The long name of the rule option C, for vmferry_rewrite_add. */
-static const char *
-rule_name (int c)
-{
-  for (const struct option *o = long_options; o->name; o++)
-    if (o->val == c && c >= OPT_MAP_PATH && c != OPT_DIFF)
-      return o->name;
-  return NULL;
-}
 
 int
 main (int argc, char *argv[])
@@ -67,7 +42,7 @@ main (int argc, char *argv[])
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
   CLEANUP_CLOSE int in_fd = -1;
   CLEANUP_FREE char *diff = NULL;
-  bool show_diff = false;
+  bool show_diff = false, failed;
   int c, r = -1;
 
   vmferry_tool_init (argv[0]);
@@ -88,9 +63,8 @@ main (int argc, char *argv[])
         goto bad_arg;
       break;
     default:
-      if (rule_name (c)) {
-        if (vmferry_rewrite_add (rw, rule_name (c), optarg,
-                                 "command line") == -1)
+      if (vmferry_tool_rule_option (rw, c, optarg, &failed)) {
+        if (failed)
           goto bad_arg;
         break;
       }

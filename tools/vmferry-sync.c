@@ -26,9 +26,7 @@
 #include "vmferry-sync-synopsis.h"
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
-       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST,
-       /* rewrite rules: from here on, named by their long option */
-       OPT_RULE };
+       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -47,31 +45,10 @@ static const struct option long_options[] = {
   VMFERRY_THREADS_LONG_OPTION,
   VMFERRY_PROGRESS_LONG_OPTION,
   { "map-file", required_argument, NULL, 'm' },
-  { "map-path", required_argument, NULL, OPT_RULE + 0 },
-  { "pool", required_argument, NULL, OPT_RULE + 1 },
-  { "rename", required_argument, NULL, OPT_RULE + 2 },
-  { "new-uuid", optional_argument, NULL, OPT_RULE + 3 },
-  { "new-macs", no_argument, NULL, OPT_RULE + 4 },
-  { "map-network", required_argument, NULL, OPT_RULE + 5 },
-  { "map-bridge", required_argument, NULL, OPT_RULE + 6 },
-  { "machine", required_argument, NULL, OPT_RULE + 7 },
-  { "cpu", required_argument, NULL, OPT_RULE + 8 },
-  { "emulator", required_argument, NULL, OPT_RULE + 9 },
-  { "disk-bus", required_argument, NULL, OPT_RULE + 10 },
-  { "drop-device", required_argument, NULL, OPT_RULE + 11 },
+  VMFERRY_REWRITE_LONG_OPTIONS,
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
-
-/* The rewrite rule option C stands for; NULL if none. */
-static const char *
-rule_name (int c)
-{
-  for (const struct option *o = long_options; o->name; o++)
-    if (o->val == c && c >= OPT_RULE && c < VMFERRY_OPT_ACCEPT_NEW)
-      return o->name;
-  return NULL;
-}
 
 /* On HOST: one receiver action for the standby NAME. */
 static int
@@ -114,7 +91,8 @@ main (int argc, char *argv[])
   };
   struct vmferry_sync_stats stats;
   const char *action = NULL, *token = NULL;
-  bool list = false;
+  bool list = false, failed;
+  const char *rule;
   double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
   const struct vmferry_tool_shared shared = {
@@ -166,14 +144,12 @@ main (int argc, char *argv[])
         goto bad_arg;
       if (r == 1)
         break;
-      if (rule_name (c)) {
-        char where[64];
-        snprintf (where, sizeof where, "--%s", rule_name (c));
-        if (vmferry_rewrite_add (opts.m.rewrite, rule_name (c), optarg,
-                                 where) < 0)
+      if ((rule = vmferry_tool_rule_option (opts.m.rewrite, c, optarg,
+                                            &failed))) {
+        if (failed)
           goto bad_arg;
         /* The standby's name, which the receiver's records carry. */
-        if (strcmp (rule_name (c), "rename") == 0)
+        if (strcmp (rule, "rename") == 0)
           opts.standby = optarg;
         break;
       }
