@@ -237,7 +237,8 @@ vmferry_import_check_targets (struct importer *im)
     struct import_file *f = &im->files[i];
 
     need += f->allocated;
-    if (f->role == VMFERRY_ROLE_TPM)
+    /* A disk on its device (--disk) has no file of its own here. */
+    if (f->role == VMFERRY_ROLE_TPM || f->device)
       continue;
     r = vmferry_target_stat (&im->tgt, f->final, &st);
     if (r < 0)
