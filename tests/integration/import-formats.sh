@@ -112,11 +112,13 @@ drop_b "$vm"
 # 4. refusals: nothing written, nothing defined.
 loopdev 128M 0xee
 small=$LOOP
-loopdev 64M 0x00
+loopdev 300M 0x00
 mounted=$LOOP
-mkfs.ext4 -q -F "$mounted" || fail "mkfs on $mounted failed"
+# read-only and initialised up front: the kernel writes nothing to it
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$mounted" ||
+    fail "mkfs on $mounted failed"
 mkdir -p "$SCRATCH/mnt"
-on_b mount "$mounted" "$SCRATCH/mnt" || fail "cannot mount $mounted on B"
+on_b mount -o ro "$mounted" "$SCRATCH/mnt" || fail "cannot mount $mounted on B"
 cleanup_add on_b umount "$SCRATCH/mnt"
 plainfile=$SCRATCH/plain.img
 truncate -s 300M "$plainfile"
