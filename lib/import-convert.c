@@ -30,9 +30,11 @@
 #include "cleanup-libc.h"
 #include "domain.h"
 #include "error.h"
+#include "fault.h"
 #include "imagelock.h"
 #include "import-int.h"
 #include "log.h"
+#include "resume.h"
 #include "xmlnode.h"
 
 /* The node of file I of IM and the files below it, under their
@@ -346,7 +348,6 @@ to_file (struct importer *im, struct import_file *f, const char *format,
          char **tmp_rtn)
 {
   CLEANUP_FREE char *src = json_name (chain_node (im, f - im->files));
-  CLEANUP_FREE char *prefix = NULL;
   CLEANUP_FREE char *path = NULL;
   CLEANUP_FREE char *dst = NULL;
   char *tmp = NULL;
@@ -354,17 +355,16 @@ to_file (struct importer *im, struct import_file *f, const char *format,
 
   if (src == NULL)
     return -1;
-  if (asprintf (&prefix, ".%s.vmferry-", f->name) < 0) {
-    prefix = NULL;
-    vmferry_set_error_errno (ENOMEM, "conversion");
+  /* Named after the received file, which the state names: a kill leaves
+   * what the next run or --abort finds and removes.  Made here with
+   * O_EXCL, so never a link someone put there.
+   */
+  if ((tmp = vmferry_resume_converted_name (f->tmp)) == NULL)
+    return -1;
+  if ((fd = vmferry_target_create (&im->tgt, tmp, O_RDWR, 0644, false)) < 0) {
+    free (tmp);
     return -1;
   }
-  /* A name of the temporary files' kind, made here with O_EXCL (never a
-   * link someone put there): a kill leaves what --abort removes.
-   */
-  if ((tmp = vmferry_target_random_name (prefix)) == NULL ||
-      (fd = vmferry_target_create (&im->tgt, tmp, O_RDWR, 0644, false)) < 0)
-    goto fail;
   close (fd);
   if (!(path = vmferry_target_path (&im->tgt, tmp)) ||
       !(dst = json_name (leaf_node (format, "file", path, 0))))
@@ -424,9 +424,12 @@ vmferry_import_convert (struct importer *im)
     }
     else
       continue;
-    if (f->target == NULL ||
-        set_disk_xml (im, f->target, format, f->backing >= 0) < 0)
+    if (vmferry_fault ("import-converted") < 0 || f->target == NULL ||
+        set_disk_xml (im, f->target, format, f->backing >= 0) < 0) {
+      if (tmp)
+        vmferry_target_unlink (&im->tgt, tmp);
       return -1;
+    }
     vmferry_notice ("disk %s: %s%s%s, compared with the verified copy",
                     f->target, f->device ? "written to " : "converted to ",
                     f->device ? f->device : format,
@@ -444,14 +447,22 @@ vmferry_import_convert (struct importer *im)
       f->tmp = tmp;
       tmp = old;
       if (rf) {
-        free (rf->tmp);
-        rf->tmp = f->tmp ? strdup (f->tmp) : NULL;
-        rf->changed = false;
-        if (f->tmp && rf->tmp == NULL) {
-          vmferry_set_error_errno (ENOMEM, "import");
-          return -1;
+        /* For a later run, the file is not received yet (a converted file
+         * is not as sent): it starts afresh, resent or discarded.  A disk
+         * on its device keeps the received name, which is then gone.
+         */
+        if (f->tmp) {
+          free (rf->tmp);
+          if (!(rf->tmp = strdup (f->tmp))) {
+            vmferry_set_error_errno (ENOMEM, "import");
+            return -1;
+          }
         }
-        if (vmferry_import_save_state (im, -1, 0) < 0)
+        rf->changed = false;
+        rf->offset = 0;
+        rf->nr_claims = 0;
+        if (vmferry_import_save_state (im, -1, 0) < 0 ||
+            vmferry_fault ("import-convert-recorded") < 0)
           return -1;
       }
       if (tmp)
@@ -477,14 +488,19 @@ vmferry_import_convert (struct importer *im)
         continue;
       f->dropped = true;
       dropped_some = true;
+      /* Removed while the state still names it: a kill in between
+       * leaves a state that names a missing file, which the next run
+       * discards.
+       */
+      if (f->tmp)
+        vmferry_target_unlink (&im->tgt, f->tmp);
       if (im->keep_state) {
-        free (im->st.files[i].tmp);
-        im->st.files[i].tmp = NULL;
+        im->st.files[i].offset = 0;
+        im->st.files[i].nr_claims = 0;
+        im->st.files[i].changed = false;
         if (vmferry_import_save_state (im, -1, 0) < 0)
           return -1;
       }
-      if (f->tmp)
-        vmferry_target_unlink (&im->tgt, f->tmp);
       free (f->tmp);
       f->tmp = NULL;
     }

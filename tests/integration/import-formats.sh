@@ -109,6 +109,31 @@ qemu-img compare -U -f raw "$IMAGES_A/$vm.img" "$(dev_view "$dev" $size)" ||
 ls -a "$IMAGES_B" | grep -q "vmferry-" && fail "temporary files left: $(ls -a "$IMAGES_B")"
 drop_b "$vm"
 
+# 3b. killed after the conversion (before and after the state names the
+# converted file): nothing defined; the next run imports it in full and
+# leaves no temporary file, and so does --abort.
+leftovers() { ls -a "$IMAGES_B" | grep "vmferry-" || true; }
+for p in import-converted import-convert-recorded; do
+    for next in again abort; do
+        rc=0
+        on_b env VMFERRY_FAULT="$p" vmferry-import --define --format=qcow2 \
+            --dir "$IMAGES_DIR" "$SCRATCH/raw.vmf" >/dev/null 2>&1 || rc=$?
+        ((rc == 137)) || fail "$p: the import was not killed there (status $rc)"
+        ! virsh_b domuuid "$vm" >/dev/null 2>&1 || fail "$p: $vm defined after the kill"
+        if [[ $next == abort ]]; then
+            on_b vmferry-import --abort="$vm" --dir "$IMAGES_DIR" ||
+                fail "$p: --abort failed"
+            [[ -z $(leftovers) ]] || fail "$p: --abort left $(leftovers)"
+        fi
+        on_b vmferry-import --define --format=qcow2 --dir "$IMAGES_DIR" \
+            "$SCRATCH/raw.vmf" || fail "$p: the run after the kill failed"
+        qemu-img compare -U -f raw -F qcow2 "$IMAGES_A/$vm.img" "$IMAGES_B/$vm.img" ||
+            fail "$p: the copy after the kill differs"
+        [[ -z $(leftovers) ]] || fail "$p, $next: left $(leftovers)"
+        drop_b "$vm"
+    done
+done
+
 # 4. refusals: nothing written, nothing defined.
 loopdev 128M 0xee
 small=$LOOP
