@@ -280,7 +280,8 @@ vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
     return false;
   tmp += 1 + n + 9;
   /* or the converted copy of one (vmferry_resume_converted_name) */
-  if (strlen (tmp) != 6 && strcmp (tmp + 6, CONVERTED_SUFFIX) != 0)
+  if (strlen (tmp) < 6 ||
+      (tmp[6] != '\0' && strcmp (tmp + 6, CONVERTED_SUFFIX) != 0))
     return false;
   for (int i = 0; i < 6; i++)
     if (!((tmp[i] >= 'a' && tmp[i] <= 'z') ||
