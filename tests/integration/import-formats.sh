@@ -91,6 +91,16 @@ grep -q "<driver name='qemu' type='raw'/>" <<<"$xml" ||
 ls -a "$IMAGES_B" | grep -q "vmferry-" && fail "temporary files left: $(ls -a "$IMAGES_B")"
 drop_b "$vm"
 
+# 2b. the same through vmferry-migrate, which passes the options on.
+on_a $VG vmferry-migrate -q "$vm" hostb --flatten --format=raw ||
+    fail "migrate --flatten --format=raw failed"
+on_a qemu-img compare -U -f qcow2 -F raw "$IMAGES_DIR/$vm.qcow2" "$IMAGES_B/$vm.qcow2" ||
+    fail "migrate --flatten: the copy differs from the source's guest view"
+[[ ! -e $IMAGES_B/$vm-base.qcow2 ]] || fail "migrate --flatten: the base was placed"
+grep -q "<driver name='qemu' type='raw'/>" <<<"$(virsh_b dumpxml --inactive "$vm")" ||
+    fail "migrate --flatten: the driver does not say raw"
+drop_b "$vm"
+
 # 3. onto a loop device that held 0xee everywhere.
 vm=t-fmt
 size=$((256 * 1048576))
