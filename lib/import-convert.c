@@ -468,10 +468,14 @@ vmferry_import_convert (struct importer *im)
       if (tmp)
         vmferry_target_unlink (&im->tgt, tmp);
     }
-    free (f->format);
-    if (!(f->format = strdup (format))) {
-      vmferry_set_error_errno (ENOMEM, "import");
-      return -1;
+    if (format != f->format) {
+      char *dup = strdup (format);
+      if (dup == NULL) {
+        vmferry_set_error_errno (ENOMEM, "import");
+        return -1;
+      }
+      free (f->format);
+      f->format = dup;
     }
     if (f->backing >= 0)
       dropped_some = true;

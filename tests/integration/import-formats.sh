@@ -20,6 +20,7 @@ requires mkfs.ext4
 alloc_kib() { on_b du -k "$1" | cut -f1; }
 drop_b() {
     virsh_b -q undefine "$1" >/dev/null 2>&1 || true
+    on_b vmferry-import -q --abort="$1" --dir "$IMAGES_DIR" >/dev/null 2>&1 || true
     on_b sh -c 'rm -f -- "$1/$2".* "$1/$2-base".*' sh "$IMAGES_DIR" "$1"
 }
 # loopdev SIZE PATTERN: LOOP, a loop device over a new scratch file full
@@ -91,14 +92,17 @@ grep -q "<driver name='qemu' type='raw'/>" <<<"$xml" ||
 ls -a "$IMAGES_B" | grep -q "vmferry-" && fail "temporary files left: $(ls -a "$IMAGES_B")"
 drop_b "$vm"
 
-# 2b. the same through vmferry-migrate, which passes the options on.
-on_a $VG vmferry-migrate -q "$vm" hostb --flatten --format=raw ||
-    fail "migrate --flatten --format=raw failed"
-on_a qemu-img compare -U -f qcow2 -F raw "$IMAGES_DIR/$vm.qcow2" "$IMAGES_B/$vm.qcow2" ||
+# 2b. through vmferry-migrate, which passes the options on: --flatten
+# alone keeps the format (qcow2), one file.
+on_a $VG vmferry-migrate -q "$vm" hostb --flatten ||
+    fail "migrate --flatten failed"
+on_a qemu-img compare -U -f qcow2 -F qcow2 "$IMAGES_DIR/$vm.qcow2" "$IMAGES_B/$vm.qcow2" ||
     fail "migrate --flatten: the copy differs from the source's guest view"
 [[ ! -e $IMAGES_B/$vm-base.qcow2 ]] || fail "migrate --flatten: the base was placed"
-grep -q "<driver name='qemu' type='raw'/>" <<<"$(virsh_b dumpxml --inactive "$vm")" ||
-    fail "migrate --flatten: the driver does not say raw"
+on_b qemu-img info -f qcow2 "$IMAGES_DIR/$vm.qcow2" | grep -q "backing file" &&
+    fail "migrate --flatten: the copy still has a backing file"
+grep -q "<driver name='qemu' type='qcow2'/>" <<<"$(virsh_b dumpxml --inactive "$vm")" ||
+    fail "migrate --flatten: the driver does not say qcow2"
 drop_b "$vm"
 
 # 3. onto a loop device that held 0xee everywhere.
