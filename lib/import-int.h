@@ -48,6 +48,15 @@ struct import_file {
    */
   char *tmp;
   int backing;                  /* index or -1 */
+  /* --disk TARGET=DEVICE: the block device the disk lands on (then also
+   * final_path), held open with O_EXCL on dev_fd (-1) while the import
+   * runs.  Placed by import-convert.c, never renamed: its tmp is NULL
+   * by then.
+   */
+  char *device;
+  int dev_fd;
+  /* Below a flattened disk and needed by no other: not placed. */
+  bool dropped;
   uint64_t size, allocated;
   int fd;
   /* The same file opened with O_DIRECT, or -1: aligned data goes from
@@ -174,6 +183,10 @@ int vmferry_import_load_state (struct importer *im,
                                struct vmferry_resume_state *old);
 int vmferry_import_setup_resume (struct importer *im,
                                  struct vmferry_resume_state *old, int r);
+
+/* import-convert.c */
+int vmferry_import_check_devices (struct importer *im);
+int vmferry_import_convert (struct importer *im);
 
 /* import-write.c */
 int vmferry_import_begin_file (struct importer *im, uint32_t idx,

@@ -237,7 +237,8 @@ vmferry_import_check_targets (struct importer *im)
     struct import_file *f = &im->files[i];
 
     need += f->allocated;
-    if (f->role == VMFERRY_ROLE_TPM)
+    /* A disk on its device (--disk) has no file of its own here. */
+    if (f->role == VMFERRY_ROLE_TPM || f->device)
       continue;
     r = vmferry_target_stat (&im->tgt, f->final, &st);
     if (r < 0)
@@ -294,6 +295,20 @@ pool_path (virStoragePoolPtr p, const char *pool)
     vmferry_virt_error ("storage pool %s", pool);
     return NULL;
   }
+  if (strstr (xml, "<pool type='logical'") != NULL ||
+      strstr (xml, "<pool type='disk'") != NULL) {
+    /* Its target is a directory of device nodes (/dev/VG): never a place
+     * to create files in.
+     */
+    vmferry_set_error ("storage pool %s is of type %s: its volumes are block "
+                       "devices, not files; create each disk's volume there "
+                       "(virsh vol-create-as %s NAME SIZE) and name its path "
+                       "with --disk TARGET=PATH (vmferry-migrate: "
+                       "--dest-disk), the other files going to --dir", pool,
+                       strstr (xml, "<pool type='disk'") ? "disk" : "logical",
+                       pool);
+    return NULL;
+  }
   if (strstr (xml, "<pool type='dir'") == NULL &&
       strstr (xml, "<pool type='fs'") == NULL &&
       strstr (xml, "<pool type='netfs'") == NULL) {
@@ -323,12 +338,22 @@ vmferry_import_pool_dir (virConnectPtr conn, const char *pool)
     vmferry_virt_error ("storage pool %s", pool);
     return NULL;
   }
-  if (virStoragePoolIsActive (p) != 1) {
-    vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)",
-                       pool, pool);
-    return NULL;
+  {
+    /* Its type first: an inactive pool of a kind that cannot be used
+     * says so.
+     */
+    char *path = pool_path (p, pool);
+
+    if (path == NULL)
+      return NULL;
+    if (virStoragePoolIsActive (p) != 1) {
+      free (path);
+      vmferry_set_error ("storage pool %s is not active (virsh pool-start %s)",
+                         pool, pool);
+      return NULL;
+    }
+    return path;
   }
-  return pool_path (p, pool);
 }
 
 /* Volume disks in the stream name their pool: all the same one, and the

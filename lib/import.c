@@ -76,7 +76,7 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
     const struct vmferry_manifest_file *mf = &m->files[i];
     struct import_file *f = &im->files[i];
 
-    f->fd = f->dfd = -1;
+    f->fd = f->dfd = f->dev_fd = -1;
     im->nr_files = i + 1;
     f->role = (int) mf->role;
     f->backing = mf->backing;
@@ -188,7 +188,8 @@ read_stream (struct importer *im)
       k = vmferry_import_load_state (im, &old);
       if (k < -1)
         goto out;
-      if (vmferry_import_check_targets (im) < 0) {
+      if (vmferry_import_check_devices (im) < 0 ||
+          vmferry_import_check_targets (im) < 0) {
         if (k == 1)
           vmferry_resume_state_free (&old);
         goto out;
@@ -422,6 +423,9 @@ importer_free (struct importer *im)
     free (f->tmp);
     free (f->pool);
     free (f->volume);
+    free (f->device);
+    if (f->dev_fd >= 0)
+      close (f->dev_fd);
     vmferry_digest_free (f->dg);
     vmferry_digest_free (f->wdg);
     vmferry_map_free (f->map);
@@ -528,6 +532,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
   if (vmferry_fault ("import-end") < 0)
     goto fail;
   if (opts->verify_guest && vmferry_import_verify_guest (&im) < 0)
+    goto fail;
+  if (vmferry_import_convert (&im) < 0)
     goto fail;
   k = vmferry_place (&im);
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)

@@ -21,6 +21,18 @@ struct vmferry_import_opts {
    */
   bool verify_guest;
   const char *new_name;         /* define under this name, new UUID */
+  /* Formats on arrival (import-convert.c): every disk as FORMAT ("raw"
+   * or "qcow2"; NULL: as sent), and with FLATTEN a disk with a backing
+   * chain as one file.  Converted after the received copy is verified,
+   * and compared with it, before anything is placed.
+   */
+  const char *format;
+  bool flatten;
+  /* Disks that land on existing block devices: N_DISKS "TARGET=DEVICE"
+   * values (--disk).  Only these devices are ever written.
+   */
+  const char *const *disks;
+  size_t n_disks;
   /* Host resources the domain may refer to although the stream did not
    * carry them (--allow-path, lib/refs.h): N_ALLOW values.
    */

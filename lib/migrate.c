@@ -801,7 +801,9 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
                                   .connections = opts->connections };
   struct vmferry_send_stats stats = { 0 };
   struct connector conn = { 0 };
-  const char *dest_uri, *args[8];
+  const char *dest_uri;
+  CLEANUP_FREE const char **args = calloc (12 + 2 * opts->n_dest_disks,
+                                           sizeof *args);
   size_t buffer;
   bool rewriting = opts->rewrite && !vmferry_rewrite_is_empty (opts->rewrite);
   bool already = false;      /* this very move is done on the destination */
@@ -812,6 +814,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (outcome_rtn == NULL)
     outcome_rtn = &dummy;
   *outcome_rtn = VMFERRY_MIGRATE_NOTHING;
+  if (args == NULL) {
+    vmferry_set_error_errno (ENOMEM, "migrate");
+    return -1;
+  }
   if (follow_rename (opts) < 0)
     return -1;
   if (opts->live)
@@ -989,6 +995,16 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     args[na++] = opts->dest_pool;
   }
   args[na++] = opts->start ? "--start" : "--define";
+  if (opts->format) {
+    args[na++] = "--format";
+    args[na++] = opts->format;
+  }
+  if (opts->flatten)
+    args[na++] = "--flatten";
+  for (size_t i = 0; i < opts->n_dest_disks; i++) {
+    args[na++] = "--disk";
+    args[na++] = opts->dest_disks[i];
+  }
   if (vmferry_get_verbosity () > 0)
     args[na++] = "-v";
   args[na] = NULL;

@@ -39,6 +39,14 @@ struct vmferry_migrate_opts {
    * QEMU has it open (what is kept is said).
    */
   bool remove_source_storage;
+  /* Offline: passed to the remote import (import.h): every disk as
+   * FORMAT (NULL: as sent), FLATTEN chains, and N_DEST_DISKS
+   * "TARGET=DEVICE" values (--disk there: disks onto block devices).
+   */
+  const char *format;
+  bool flatten;
+  const char *const *dest_disks;
+  size_t n_dest_disks;
   bool no_check;                /* skip the pre-flight check */
   bool no_resume;
   unsigned connections;         /* SSH sessions for the data (0: 1) */

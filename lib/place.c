@@ -249,12 +249,14 @@ domain_xml (struct importer *im, const char *name_as)
     return NULL;
   for (size_t i = 0; i < im->nr_files; i++) {
     const struct import_file *f = &im->files[i];
-    if (f->role == VMFERRY_ROLE_TPM)
+    if (f->role == VMFERRY_ROLE_TPM || f->dropped)
       continue;
     for (size_t k = 0; k < n; k++)
       if (df[k].path && strcmp (df[k].path, f->source_path) == 0 &&
           df[k].role != VMFERRY_ROLE_BACKING &&
-          vmferry_domain_set_path (im->doc, &df[k], f->final_path, 0) < 0)
+          vmferry_domain_set_path (im->doc, &df[k], f->final_path,
+                                   f->device ? VMFERRY_DOMAIN_PATH_BLOCK
+                                             : 0) < 0)
         goto out;
     if (vmferry_domain_set_backing_path (im->doc, f->source_path,
                                          f->final_path) < 0)
@@ -971,7 +973,8 @@ vmferry_place (struct importer *im)
     CLEANUP_FREE char *path = NULL;
     int fd, r;
 
-    if (f->role == VMFERRY_ROLE_TPM)
+    /* On its device or dropped (import-convert.c): nothing to rename. */
+    if (f->role == VMFERRY_ROLE_TPM || f->tmp == NULL)
       continue;
     path = vmferry_target_path (&im->tgt, f->tmp);
     fd = path ? vmferry_target_open_file (&im->tgt, f->tmp, O_RDWR) : -1;
@@ -1110,7 +1113,7 @@ vmferry_place (struct importer *im)
     goto undo;
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
-    if (f->role == VMFERRY_ROLE_TPM)
+    if (f->role == VMFERRY_ROLE_TPM || f->tmp == NULL)
       continue;
     /* A domain defined since the check may refer to the old file: asked
      * again right before it is replaced.

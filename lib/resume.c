@@ -236,6 +236,9 @@ vmferry_resume_unlock_remove (const struct vmferry_target *t, const char *name,
   vmferry_restore_saved_error (&saved);
 }
 
+/* The suffix of a converted copy (vmferry_resume_converted_name). */
+#define CONVERTED_SUFFIX ".converted"
+
 bool
 vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
 {
@@ -247,7 +250,9 @@ vmferry_resume_tmp_name_ok (const char *name, const char *tmp)
       strncmp (tmp + 1 + n, ".vmferry-", 9) != 0)
     return false;
   tmp += 1 + n + 9;
-  if (strlen (tmp) != 6)
+  /* or the converted copy of one (vmferry_resume_converted_name) */
+  if (strlen (tmp) < 6 ||
+      (tmp[6] != '\0' && strcmp (tmp + 6, CONVERTED_SUFFIX) != 0))
     return false;
   for (int i = 0; i < 6; i++)
     if (!((tmp[i] >= 'a' && tmp[i] <= 'z') ||
@@ -1024,6 +1029,21 @@ vmferry_resume_point_free (struct vmferry_resume_point *pt)
   memset (pt, 0, sizeof *pt);
 }
 
+char *
+vmferry_resume_converted_name (const char *tmp)
+{
+  size_t n = strlen (tmp), k = strlen (CONVERTED_SUFFIX);
+  char *s;
+
+  if (n > k && strcmp (tmp + n - k, CONVERTED_SUFFIX) == 0)
+    s = strndup (tmp, n - k);
+  else if (asprintf (&s, "%s%s", tmp, CONVERTED_SUFFIX) < 0)
+    s = NULL;
+  if (s == NULL)
+    vmferry_set_error_errno (ENOMEM, "resume");
+  return s;
+}
+
 unsigned
 vmferry_resume_discard (const struct vmferry_target *t,
                         const struct vmferry_target *tpm_root,
@@ -1033,11 +1053,18 @@ vmferry_resume_discard (const struct vmferry_target *t,
 
   for (size_t i = 0; i < st->nr_files; i++) {
     struct stat sb;
+    CLEANUP_FREE char *other = NULL;
+
     if (st->files[i].tmp &&
         vmferry_target_stat (t, st->files[i].tmp, &sb) == 1 &&
         S_ISREG (sb.st_mode) &&
         vmferry_target_unlink (t, st->files[i].tmp) == 0)
       n++;
+    /* A conversion killed midway leaves its partner (import-convert.c). */
+    if (st->files[i].tmp &&
+        (other = vmferry_resume_converted_name (st->files[i].tmp)) &&
+        vmferry_target_stat (t, other, &sb) == 1 && S_ISREG (sb.st_mode))
+      vmferry_target_unlink (t, other);
   }
   if (st->tpm_tmp && tpm_root &&
       vmferry_target_remove_tree (tpm_root, st->tpm_tmp) > 0)

@@ -229,9 +229,17 @@ unsigned vmferry_resume_load_written (const struct vmferry_target *t,
                                       struct vmferry_resume_state *st);
 
 /* Whether TMP is a name the importer gives the temporary file of NAME:
- * ".NAME.vmferry-XXXXXX".
+ * ".NAME.vmferry-XXXXXX", or its converted copy (".converted" after it).
  */
 bool vmferry_resume_tmp_name_ok (const char *name, const char *tmp);
+
+/* The name of the converted copy of the temporary file TMP (import
+ * --format, --flatten: import-convert.c), TMP and ".converted", or (TMP
+ * such a name) the temporary file it was converted from: whichever of
+ * the two a state names, the other is found from it.  Caller frees;
+ * NULL with the error set.
+ */
+char *vmferry_resume_converted_name (const char *tmp);
 
 /* A fresh random token. */
 int vmferry_resume_new_token (unsigned char token[VMFERRY_RESUME_TOKEN_LEN]);

@@ -23,10 +23,13 @@
 #include "vmferry-import-synopsis.h"
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
-       OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST };
+       OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST,
+       OPT_FORMAT, OPT_FLATTEN, OPT_DISK };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
+/* At most this many --disk values. */
+#define MAX_DISKS 256
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -45,6 +48,9 @@ static const struct option long_options[] = {
   { "stripes", required_argument, NULL, OPT_STRIPES },
   { "join", required_argument, NULL, OPT_JOIN },
   { "allow-path", required_argument, NULL, OPT_ALLOW_PATH },
+  { "format", required_argument, NULL, OPT_FORMAT },
+  { "flatten", no_argument, NULL, OPT_FLATTEN },
+  { "disk", required_argument, NULL, OPT_DISK },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -56,6 +62,7 @@ main (int argc, char *argv[])
                                       .out_fd = STDOUT_FILENO };
   const char *abort_name = NULL, *join = NULL;
   const char *allow[MAX_ALLOW];
+  const char *disks[MAX_DISKS];
   char token[VMFERRY_STRIPE_TOKEN_LEN + 1];
   unsigned stripes = 0, index;
   bool do_abort = false;
@@ -92,6 +99,22 @@ main (int argc, char *argv[])
       }
       allow[opts.n_allow++] = optarg;
       opts.allow = allow;
+      break;
+    case OPT_FORMAT:
+      if (strcmp (optarg, "raw") != 0 && strcmp (optarg, "qcow2") != 0)
+        vmferry_tool_usage_fail ("--format: raw or qcow2");
+      opts.format = optarg;
+      break;
+    case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_DISK:
+      /* TARGET=DEVICE: a target as libvirt names them, an absolute path */
+      if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
+          strchr (optarg, '=')[1] != '/')
+        vmferry_tool_usage_fail ("--disk: TARGET=DEVICE (vda=/dev/vg/web01)");
+      if (opts.n_disks >= MAX_DISKS)
+        vmferry_tool_usage_fail ("--disk: at most %d", MAX_DISKS);
+      disks[opts.n_disks++] = optarg;
+      opts.disks = disks;
       break;
     case OPT_JOIN:
       if (vmferry_stripe_parse_join (optarg, token, &index) < 0)

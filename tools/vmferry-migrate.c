@@ -29,7 +29,8 @@
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
        OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
-       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON };
+       OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON, OPT_FORMAT,
+       OPT_FLATTEN, OPT_DEST_DISK };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -52,15 +53,24 @@ static const struct option long_options[] = {
   { "abort", no_argument, NULL, OPT_ABORT },
   { "remove-source-storage", no_argument, NULL, OPT_REMOVE_SOURCE_STORAGE },
   { "json", no_argument, NULL, OPT_JSON },
+  { "format", required_argument, NULL, OPT_FORMAT },
+  { "flatten", no_argument, NULL, OPT_FLATTEN },
+  { "dest-disk", required_argument, NULL, OPT_DEST_DISK },
   { "map-file", required_argument, NULL, 'm' },
   VMFERRY_REWRITE_LONG_OPTIONS,
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
 
+/* At most this many --dest-disk values. */
+#define MAX_DEST_DISKS 256
+static const char *dest_disks[MAX_DEST_DISKS];
+static size_t n_dest_disks;
+
 /* vmferry-import's options, as a user of vmferry-send types them. */
 static const struct vmferry_option_hint import_options[] = {
   { "--dir", "vmferry-import's --dir is --dest-dir DIR here" },
+  { "--disk", "vmferry-import's --disk is --dest-disk TARGET=DEVICE here" },
   { "--name", "to give the copy another name, use --rename NAME" },
   { "--define", "vmferry-migrate defines the domain on HOST anyway "
     "(--start starts it too)" },
@@ -207,6 +217,23 @@ main (int argc, char *argv[])
     case OPT_ABORT: do_abort = true; break;
     case OPT_REMOVE_SOURCE_STORAGE: opts.remove_source_storage = true; break;
     case OPT_JSON: json = true; break;
+    case OPT_FORMAT:
+      if (strcmp (optarg, "raw") != 0 && strcmp (optarg, "qcow2") != 0)
+        vmferry_tool_usage_fail ("--format: raw or qcow2");
+      opts.format = optarg;
+      break;
+    case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_DEST_DISK:
+      if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
+          strchr (optarg, '=')[1] != '/')
+        vmferry_tool_usage_fail ("--dest-disk: TARGET=DEVICE "
+                                 "(vda=/dev/vg/web01)");
+      if (n_dest_disks >= MAX_DEST_DISKS)
+        vmferry_tool_usage_fail ("--dest-disk: at most %d", MAX_DEST_DISKS);
+      dest_disks[n_dest_disks++] = optarg;
+      opts.dest_disks = dest_disks;
+      opts.n_dest_disks = n_dest_disks;
+      break;
     case 'm':
       if (vmferry_rewrite_add_map_file (opts.rewrite, optarg) < 0)
         goto bad_arg;
@@ -233,6 +260,9 @@ main (int argc, char *argv[])
     vmferry_tool_usage_fail ("expected DOMAIN and HOST");
   if (opts.dest_dir && opts.dest_pool)
     vmferry_tool_usage_fail ("give at most one of --dest-dir and --dest-pool");
+  if (opts.live && (opts.format || opts.flatten || opts.n_dest_disks))
+    vmferry_tool_usage_fail ("--format, --flatten and --dest-disk do not go "
+                             "with --live");
   if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri))
     vmferry_tool_usage_fail ("--auto-converge, --postcopy and --migrate-uri "
                              "need --live");

@@ -361,6 +361,22 @@ START_TEST (test_names)
   ck_assert (!vmferry_resume_tmp_name_ok ("a.img", "a.img"));
   ck_assert (!vmferry_resume_tmp_name_ok ("../x", ".../x.vmferry-Ab12Cd"));
   ck_assert (!vmferry_resume_tmp_name_ok ("a/b", ".a/b.vmferry-Ab12Cd"));
+  /* a converted copy (import --format) and its way back */
+  ck_assert (vmferry_resume_tmp_name_ok ("a.img",
+                                         ".a.img.vmferry-Ab12Cd.converted"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img",
+                                          ".a.img.vmferry-Ab12Cd.convertedx"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img",
+                                          ".a.img.vmferry-Ab12.converted"));
+  ck_assert (!vmferry_resume_tmp_name_ok ("a.img", ".a.img.vmferry-A"));
+  {
+    char *c = vmferry_resume_converted_name (".a.img.vmferry-Ab12Cd");
+    char *b = c ? vmferry_resume_converted_name (c) : NULL;
+    ck_assert_str_eq (c, ".a.img.vmferry-Ab12Cd.converted");
+    ck_assert_str_eq (b, ".a.img.vmferry-Ab12Cd");
+    free (c);
+    free (b);
+  }
   ck_assert_ptr_null (vmferry_resume_name ("../x", "json"));
   ck_assert_ptr_null (vmferry_resume_name ("..", "json"));
   ck_assert_ptr_null (vmferry_resume_name ("a/b", "json"));
