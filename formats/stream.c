@@ -26,6 +26,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "clock.h"
 #include "error.h"
 #include "quit.h"
 #include "stream.h"
@@ -515,6 +516,7 @@ struct vmferry_stream_writer {
   uint64_t bytes;
   uint64_t seq;
   struct order order;
+  double out_seconds;           /* spent in the output's calls */
   /* After a failed write the fd holds part of a record: nothing more may
    * be written.
    */
@@ -581,6 +583,12 @@ vmferry_stream_writer_bytes (const struct vmferry_stream_writer *w)
   return w->bytes;
 }
 
+double
+vmferry_stream_writer_wait (const struct vmferry_stream_writer *w)
+{
+  return w->out_seconds;
+}
+
 /* Write all of IOV, through EINTR, partial writes and a non-blocking fd
  * (an SSH channel may be one).
  */
@@ -631,6 +639,7 @@ write_record (struct vmferry_stream_writer *w, struct vmferry_record *rec,
   struct iovec iov[2];
   int iovcnt;
   char tbuf[32];
+  double t;
 
   if (w->broken) {
     vmferry_set_error ("%s: cannot write after an earlier write error",
@@ -660,11 +669,13 @@ write_record (struct vmferry_stream_writer *w, struct vmferry_record *rec,
   iov[1].iov_base = (void *) payload;
   iov[1].iov_len = rec->payload_len;
   iovcnt = rec->payload_len > 0 ? 2 : 1;
+  t = vmferry_monotonic ();
   if (w->fn ? w->fn (w->fn_opaque, iov, iovcnt) < 0
             : writev_all (w->fd, w->name, iov, iovcnt) < 0) {
     w->broken = true;
     return -1;
   }
+  w->out_seconds += vmferry_monotonic () - t;
   w->bytes += sizeof hdr + rec->payload_len;
   w->seq++;
   return 0;

@@ -222,6 +222,10 @@ int vmferry_stream_write_zero (struct vmferry_stream_writer *w, uint32_t file,
                                uint64_t offset, uint64_t length);
 /* Bytes written so far. */
 uint64_t vmferry_stream_writer_bytes (const struct vmferry_stream_writer *w);
+/* Seconds spent so far in the output's calls: how long the writer has
+ * waited for what comes after it (a pipe's reader, a ring's sender).
+ */
+double vmferry_stream_writer_wait (const struct vmferry_stream_writer *w);
 
 /* The writer checks every record against the rules the reader enforces
  * (order, alignment, bounds) before writing it, so a caller's mistake is

@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 #include <libxml/uri.h>
 
+#include "adapt.h"
 #include "backup.h"
 #include "cleanup.h"
 #include "clock.h"
@@ -908,6 +909,14 @@ struct exporter {
   unsigned nr_workers;
   struct vmferry_scout *scout;  /* or NULL */
   struct vmferry_tar_writer *tar;       /* --format=tar, or NULL */
+  /* --compress=auto: the collector sets the level (adapt.h), each
+   * worker brings its compressor to it before a chunk.
+   */
+  bool adaptive;
+  struct vmferry_adapt adapt;   /* the collector's */
+  int level;                    /* __atomic: the collector's choice */
+  int *worker_level;            /* each compressor's level */
+  uint64_t work_ns;             /* __atomic: time spent compressing */
 };
 
 static int
@@ -941,11 +950,32 @@ job_fini (void *opaque, void *jobp)
   free (j->out);
 }
 
-/* The zstd level of OPTS' compressors (auto: 1). */
+/* The zstd level OPTS' compressors start at (auto: 1), and the highest
+ * they may reach (auto: adapt.h).
+ */
 static int
 export_level (const struct vmferry_export_opts *opts)
 {
   return opts->compress == VMFERRY_COMPRESS_ZSTD ? opts->level : 1;
+}
+
+static int
+export_max_level (const struct vmferry_export_opts *opts)
+{
+  unsigned threads, depth;
+  int level = VMFERRY_ADAPT_MAX_LEVEL;
+
+  if (opts->compress != VMFERRY_COMPRESS_AUTO ||
+      opts->format == VMFERRY_EXPORT_TAR)
+    return export_level (opts);
+  /* The compressors' share of the budget is fixed: more of them go less
+   * high (2 threads: level 6, 4: level 3).
+   */
+  vmferry_pipeline_shape (opts->threads, &threads, &depth);
+  while (level > 1 &&
+         threads * vmferry_compressor_memory (level) > VMFERRY_ADAPT_MEMORY)
+    level--;
+  return level;
 }
 
 size_t
@@ -965,7 +995,8 @@ vmferry_export_memory (const struct vmferry_export_opts *opts)
     slot += vmferry_zstd_bound (VMFERRY_CHUNK_SIZE);
   return depth * slot + VMFERRY_CHUNK_SIZE +
          threads * VMFERRY_EXPORT_THREAD_MEMORY +
-         (zstd ? threads * vmferry_compressor_memory (export_level (opts)) : 0);
+         (zstd ? threads * vmferry_compressor_memory (export_max_level (opts))
+               : 0);
 }
 
 static int
@@ -973,10 +1004,23 @@ job_work (void *opaque, void *jobp, unsigned worker)
 {
   struct exporter *ex = opaque;
   struct job *j = jobp;
+  double t = 0;
   int r;
 
+  if (ex->adaptive) {
+    int level = __atomic_load_n (&ex->level, __ATOMIC_RELAXED);
+
+    if (level != ex->worker_level[worker] &&
+        vmferry_compressor_set_level (ex->compressors[worker], level) == 0)
+      ex->worker_level[worker] = level;
+    t = vmferry_monotonic ();
+  }
   r = vmferry_compress (ex->compressors[worker], j->data, j->length,
                         j->out, j->out_cap, &j->out_len);
+  if (ex->adaptive)
+    __atomic_add_fetch (&ex->work_ns,
+                        (uint64_t) ((vmferry_monotonic () - t) * 1e9),
+                        __ATOMIC_RELAXED);
   if (r < 0) {
     vmferry_prefix_error ("%s: offset %" PRIu64,
                           ex->plan->files.ptr[j->file].path, j->offset);
@@ -984,6 +1028,33 @@ job_work (void *opaque, void *jobp, unsigned worker)
   }
   j->zstd = r == 1;
   return 0;
+}
+
+/* In the collector, after a chunk is written: the level for the next
+ * chunks, from how long the output waited and the compressors worked.
+ */
+static void
+adapt_level (struct exporter *ex)
+{
+  struct vmferry_adapt_cpu cpu;
+  double now = vmferry_monotonic ();
+  bool changed;
+  uint64_t ns;
+  int level;
+
+  if (now - ex->adapt.t0 < VMFERRY_ADAPT_WINDOW)
+    return;
+  ns = __atomic_load_n (&ex->work_ns, __ATOMIC_RELAXED);
+  level = vmferry_adapt_update (&ex->adapt, now,
+                                vmferry_stream_writer_wait (ex->w), ns / 1e9,
+                                ex->nr_workers,
+                                vmferry_adapt_read_cpu (&cpu) == 0
+                                ? &cpu : NULL, &changed);
+
+  if (changed) {
+    vmferry_debug ("zstd level %d", level);
+    __atomic_store_n (&ex->level, level, __ATOMIC_RELAXED);
+  }
 }
 
 static int
@@ -1021,10 +1092,14 @@ job_done (void *opaque, void *jobp)
            ? -1 : vmferry_stream_write_file_end (ex->w, j->file, j->digest);
   case JOB_DATA:
     vmferry_progress_add (ex->opts->progress, j->length);
-    return vmferry_stream_write_data (ex->w, j->file, j->offset, j->length,
-                                      j->zstd ? VMFERRY_REC_F_ZSTD : 0,
-                                      j->zstd ? j->out : j->data,
-                                      j->zstd ? j->out_len : j->length);
+    if (vmferry_stream_write_data (ex->w, j->file, j->offset, j->length,
+                                   j->zstd ? VMFERRY_REC_F_ZSTD : 0,
+                                   j->zstd ? j->out : j->data,
+                                   j->zstd ? j->out_len : j->length) < 0)
+      return -1;
+    if (ex->adaptive)
+      adapt_level (ex);
+    return 0;
   }
   return 0;
 }
@@ -1388,6 +1463,21 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     for (unsigned i = 0; i < threads; i++)
       if (!(ex.compressors[i] = vmferry_compressor_new (level)))
         goto out;
+  if (opts->compress != VMFERRY_COMPRESS_NONE &&
+      export_max_level (opts) > level) {
+    if (!(ex.worker_level = calloc (threads, sizeof *ex.worker_level))) {
+      vmferry_set_error_errno (ENOMEM, "export");
+      goto out;
+    }
+    for (unsigned i = 0; i < threads; i++)
+      ex.worker_level[i] = level;
+    ex.adaptive = true;
+    ex.level = level;
+    struct vmferry_adapt_cpu cpu;
+
+    vmferry_adapt_init (&ex.adapt, level, export_max_level (opts), t0,
+                        vmferry_adapt_read_cpu (&cpu) == 0 ? &cpu : NULL);
+  }
 
   if ((plan_has_guest (plan)
        ? vmferry_stream_write_header_ex (ex.w, VMFERRY_FEATURE_GUEST, 0,
@@ -1461,6 +1551,12 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
                          size, took);
   vmferry_verbose ("wrote %" PRIu64 " bytes to %s",
                    vmferry_stream_writer_bytes (ex.w), opts->out_name);
+  if (ex.adaptive)
+    vmferry_verbose ("zstd level (auto): %d to %d, %u change%s, %d at the "
+                     "end; the output waited %.1f s", ex.adapt.low,
+                     ex.adapt.high, ex.adapt.changes,
+                     ex.adapt.changes == 1 ? "" : "s", ex.adapt.level,
+                     vmferry_stream_writer_wait (ex.w));
   r = 0;
  out:
   vmferry_pipeline_free (p);
@@ -1469,6 +1565,7 @@ write_stream (const struct vmferry_export_opts *opts, virConnectPtr conn,
     for (unsigned i = 0; i < threads; i++)
       vmferry_compressor_free (ex.compressors[i]);
   free (ex.compressors);
+  free (ex.worker_level);
   vmferry_stream_writer_free (ex.w);
   vmferry_tar_writer_free (ex.tar);
   return r;
