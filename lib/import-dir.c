@@ -308,14 +308,21 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
       return -1;
     if (info.has_backing) {
       CLEANUP_FREE char *bsource = NULL;
+      const char *bname;
 
-      /* Only a plain name resolves beside the overlay (qcow2.h): any
-       * other is, or may be, outside the directory.
+      /* Found by base name, as the XML's paths are (the header of a
+       * copied overlay still names the base where it was); a protocol,
+       * a ".." or a name not in the directory is outside it.
        */
-      if (!vmferry_name_ok (info.backing_file, 0)) {
+      bsource = vmferry_qcow2_backing_path (label, info.backing_file);
+      if (bsource == NULL)
+        return -1;
+      bname = xml_base_name (d, bsource);
+      if (bname == NULL ||
+          (faccessat (d->dfd, bname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+           errno == ENOENT)) {
         vmferry_set_error ("%s: backing file %s is outside the directory "
-                           "(copy it beside the image and name it there: "
-                           "qemu-img rebase -u -b NAME -F FORMAT)", label,
+                           "(copy it beside the image)", label,
                            info.backing_file);
         return -1;
       }
@@ -325,11 +332,7 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
                            label, info.backing_file);
         return -1;
       }
-      if (asprintf (&bsource, "%s/%s", d->path, info.backing_file) < 0) {
-        vmferry_set_error_errno (ENOMEM, "%s", d->path);
-        return -1;
-      }
-      backing = plan_add_image (d, info.backing_file, bsource,
+      backing = plan_add_image (d, bname, bsource,
                                 info.backing_format, VMFERRY_ROLE_BACKING,
                                 depth + 1);
       if (backing < 0) {

@@ -20,9 +20,10 @@
  *   after an export of a domain that never ran);
  * - TPM state (an emulated TPM in the XML) as libvirt keeps it below
  *   its per-UUID directory: the regular files below tpm2/ and tpm1.2/;
- * - a qcow2's backing file beside it, named in its header by a plain
- *   name (no '/'): a backing file anywhere else is outside the directory
- *   and refused;
+ * - a qcow2's backing file beside it, found by the base name of the
+ *   name in its header (a copied overlay still names the base where it
+ *   was); a protocol, a ".." or a base name the directory does not have
+ *   is outside the directory and refused;
  * - each name through the one check of names from input (names.h); each
  *   file opened relative to the directory, never through a symbolic
  *   link, a regular file with one link only (a FIFO, a device node, a
