@@ -785,10 +785,11 @@ data_step (struct vmferry_dir_reader *d)
   for (uint64_t at = 0; at < len; at += run) {
     bool zero = vmferry_is_zero (d->buf + at, bs < len - at ? bs : len - at);
 
-    for (run = 0; at + run < len; run += bs) {
+    for (run = 0; at + run < len; ) {
       uint64_t blen = bs < len - at - run ? bs : len - at - run;
       if (vmferry_is_zero (d->buf + at + run, blen) != zero)
         break;
+      run += blen;
     }
     r = zero ? vmferry_stream_write_zero (d->w, d->file, d->pos + at, run)
              : vmferry_stream_write_data (d->w, d->file, d->pos + at, run, 0,
