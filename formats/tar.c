@@ -571,7 +571,9 @@ next_entry (struct vmferry_tar_reader *t, const char *expected,
     if (slash == NULL ||
         strcmp (slash + 1, VMFERRY_TAR_META "/manifest.json") != 0) {
       vmferry_set_error ("archive: entry %s: the first entry must be "
-                         "DIR/" VMFERRY_TAR_META "/manifest.json", path);
+                         "DIR/" VMFERRY_TAR_META "/manifest.json (a tar "
+                         "made by hand: unpack it with tar -xSf and use "
+                         "vmferry-import --from-dir)", path);
       return -1;
     }
     t->top = strndup (path, slash - path);

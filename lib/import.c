@@ -38,6 +38,7 @@
 #include "error.h"
 #include "hex.h"
 #include "fault.h"
+#include "import-dir.h"
 #include "import-int.h"
 #include "log.h"
 #include "names.h"
@@ -108,10 +109,12 @@ read_stream (struct importer *im)
    * its first bytes; stripes carry streams only.
    */
   struct vmferry_tar_reader *tar = NULL;
+  struct vmferry_dir_reader *dir = NULL;
   struct vmferry_stream_reader *rd =
       opts->stripes
           ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes,
                                           opts->in_name)
+      : opts->from_dir ? vmferry_dir_open (opts->from_dir, opts->from_xml, &dir)
           : vmferry_input_open (opts->in_fd, opts->in_name, &tar);
   /* The same checks as vmferry-info --verify (formats/validate.h): one
    * validator decides what a stream may say.
@@ -132,6 +135,7 @@ read_stream (struct importer *im)
       vmferry_set_error_errno (ENOMEM, "%s", opts->in_name);
     vmferry_stream_reader_free (rd);
     vmferry_tar_reader_free (tar);
+    vmferry_dir_reader_free (dir);
     vmferry_validator_free (v);
     return -1;
   }
@@ -307,8 +311,10 @@ read_stream (struct importer *im)
     else if (r == 0)
       vmferry_set_error ("%s: truncated: the stream ended before its END "
                          "record", opts->in_name);
-    else
+    else {
       vmferry_tar_reader_explain (tar);
+      vmferry_dir_reader_explain (dir);
+    }
     goto out;
   }
   /* Nothing may follow END (the reader checks) and all must be verified. */
@@ -362,6 +368,7 @@ read_stream (struct importer *im)
   im->p = NULL;
   vmferry_stream_reader_free (rd);
   vmferry_tar_reader_free (tar);
+  vmferry_dir_reader_free (dir);
   vmferry_validator_free (v);
   return ret;
 }
@@ -480,12 +487,15 @@ set_summary (const struct importer *im, double t0)
     bytes += im->files[i].allocated;
   vmferry_human_size (bytes, size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
-  vmferry_set_summary ("domain %s imported into %s%s%s (%zu file%s, %s in %s)",
-                       im->name, im->pool ? "pool " : "",
+  vmferry_set_summary ("domain %s imported into %s%s%s (%zu file%s, %s in "
+                       "%s)%s", im->name, im->pool ? "pool " : "",
                        im->pool ? im->pool : im->dir,
                        opts->start ? ", defined and started"
                        : opts->define ? " and defined" : "",
-                       im->nr_files, im->nr_files == 1 ? "" : "s", size, took);
+                       im->nr_files, im->nr_files == 1 ? "" : "s", size, took,
+                       /* import-dir.h: digests of what was read */
+                       opts->from_dir ? "; no manifest: copied as found, not "
+                       "verified against a sender" : "");
 }
 
 int

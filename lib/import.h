@@ -13,6 +13,10 @@ struct vmferry_import_opts {
   int in_fd;                    /* the stream (not closed), or */
   struct vmferry_stripes_in *stripes;   /* several connections (stripe.h) */
   const char *in_name;          /* "stdin" or the path, for messages */
+  /* Or a directory made by hand (import-dir.h), its domain XML FROM_XML
+   * in it (NULL: found there).
+   */
+  const char *from_dir, *from_xml;
   const char *dir;              /* target directory, or */
   const char *pool;             /* a directory-backed storage pool */
   bool define, start, force;

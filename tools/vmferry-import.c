@@ -24,7 +24,7 @@
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
        OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST,
-       OPT_FORMAT, OPT_FLATTEN, OPT_DISK };
+       OPT_FORMAT, OPT_FLATTEN, OPT_DISK, OPT_FROM_DIR, OPT_XML };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -51,6 +51,8 @@ static const struct option long_options[] = {
   { "format", required_argument, NULL, OPT_FORMAT },
   { "flatten", no_argument, NULL, OPT_FLATTEN },
   { "disk", required_argument, NULL, OPT_DISK },
+  { "from-dir", required_argument, NULL, OPT_FROM_DIR },
+  { "xml", required_argument, NULL, OPT_XML },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -116,6 +118,8 @@ main (int argc, char *argv[])
       disks[opts.n_disks++] = optarg;
       opts.disks = disks;
       break;
+    case OPT_FROM_DIR: opts.from_dir = optarg; break;
+    case OPT_XML: opts.from_xml = optarg; break;
     case OPT_JOIN:
       if (vmferry_stripe_parse_join (optarg, token, &index) < 0)
         goto bad_arg;
@@ -129,6 +133,16 @@ main (int argc, char *argv[])
     vmferry_tool_usage_fail ("expected at most one FILE");
   if (opts.dir && opts.pool)
     vmferry_tool_usage_fail ("give at most one of --dir and --pool");
+  if (opts.from_xml && !opts.from_dir)
+    vmferry_tool_usage_fail ("--xml goes with --from-dir");
+  if (opts.from_dir) {
+    /* A directory is read whole in one run: nothing to resume. */
+    if (argc - optind > 0 || join || stripes || do_abort ||
+        opts.resumable || opts.resume_query)
+      vmferry_tool_usage_fail ("--from-dir takes no FILE, --join, --stripes, "
+                               "--abort, --resumable or --resume-query");
+    opts.in_name = opts.from_dir;
+  }
   if (join) {
     if (argc - optind > 0)
       vmferry_tool_usage_fail ("--join takes nothing else");

@@ -83,7 +83,7 @@ expect 'vmferry-migrate --cpu=host-' host-model host-passthrough
 expect 'vmferry-send --de'
 expect 'vmferry-import --ab' --abort
 expect 'vmferry-import -' --connect= --dir= --pool= --define --start --name= \
-    --force --verify-guest --format= --flatten --disk= --allow-path= --threads= --progress= --resumable --resume-query \
+    --force --verify-guest --format= --flatten --disk= --from-dir= --xml= --allow-path= --threads= --progress= --resumable --resume-query \
     --abort --stripes= --join= --verbose --quiet --help --version \
     -c -d -p -n -f -v -q -h -V
 # Files: a stream argument, -o FILE and --output=FILE; a directory only.
@@ -92,6 +92,7 @@ expect 'vmferry-export -o web0' web01.vmf web02.vmf
 expect 'vmferry-export --output=web01' web01.vmf
 expect 'vmferry-import --dir s' streams
 expect 'vmferry-import --dir=' streams
+expect 'vmferry-import --from-dir s' streams
 # Hosts: ~/.ssh/config's Host names without patterns, known_hosts' names
 # but not hashed or revoked ones; with a user or ssh:// in front (bash
 # replaces what follows the last '@' or ':').
