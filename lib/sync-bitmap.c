@@ -457,6 +457,22 @@ vmferry_sync_bitmap_forget (const char *path, const char *dest_id,
   return r;
 }
 
+int
+vmferry_sync_bitmap_strip (const char *path)
+{
+  struct vmferry_sync_bitmap *l = NULL;
+  size_t n = 0;
+  int r = 0;
+
+  if (vmferry_sync_bitmaps_of (path, &l, &n) < 0)
+    return -1;
+  for (size_t i = 0; i < n && r == 0; i++)
+    if (strncmp (l[i].name, "vmferry.", 8) == 0)
+      r = vmferry_sync_bitmap_remove (path, l[i].name);
+  vmferry_sync_bitmaps_free (l, n);
+  return r;
+}
+
 /* ---- reading through qemu-nbd ---- */
 
 struct vmferry_sync_qcow2 {

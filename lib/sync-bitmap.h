@@ -110,6 +110,12 @@ int vmferry_sync_bitmap_prepare (const char *path, const char *dest_id,
 int vmferry_sync_bitmap_forget (const char *path, const char *dest_id,
                                 int64_t gen);
 
+/* Remove every bitmap of ours (vmferry.*), of whatever destination, from
+ * PATH: a standby's copy of a source carries the source's.  0, or -1
+ * with the error set.
+ */
+int vmferry_sync_bitmap_strip (const char *path);
+
 /* ---- reading (qemu-nbd -r, libnbd) ---- */
 
 struct vmferry_sync_qcow2;

@@ -1482,8 +1482,15 @@ vmferry_sync_receive_init (const char *uri, const char *name,
                        (char *) "-f", (char *) "qcow2", (char *) "-b",
                        (char *) base, (char *) "-F", (char *) fmt,
                        tmp_path, NULL };
-      /* A qcow2 base is mapped as the guest reads it. */
-      if (!(m = strcmp (fmt, "qcow2") == 0 ? map_of_view (&s, base)
+      CLEANUP_FREE char *base_path = vmferry_target_path (&s.dir, base);
+
+      /* A qcow2 base is mapped as the guest reads it; the source's
+       * bitmaps it came with go: nothing records into the standby.
+       */
+      if (!base_path ||
+          (strcmp (fmt, "qcow2") == 0 &&
+           vmferry_sync_bitmap_strip (base_path) < 0) ||
+          !(m = strcmp (fmt, "qcow2") == 0 ? map_of_view (&s, base)
                                            : map_of_file (&s, base)) ||
           vmferry_map_root (m, root) < 0 ||
           map_save (&s.dir, s.new_prefix, mn, m) < 0 || qemu_img (argv) < 0 ||
@@ -2218,10 +2225,14 @@ is_qcow2 (const struct disk *d)
 }
 
 /* The dirty bitmaps of the qcow2 disks before generation GEN - 1 is
- * read for generation GEN (sync-bitmap.h; GEN 1: the first copy's, which
- * only adds bitmap 2).  USE[i] (NULL for the first copy) says whether
- * disk I may use its bitmap GEN, and is set to whether it does; how
- * each disk's changes are found goes into STATS->method.
+ * read for generation GEN (sync-bitmap.h).  USE[i] says whether disk I
+ * may use its bitmap GEN, and is set to whether it does; how each disk's
+ * changes are found goes into STATS->method.  USE NULL: the first copy,
+ * before the export reads the source, so that the identity of the move
+ * (migrate.c, already_there) includes the change; bitmap 2 is added, or
+ * kept when a killed first run added it: it recorded every write since,
+ * and the source stays as that run left it, so that the same command
+ * again finds the copy done.
  */
 static int
 bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
@@ -2234,19 +2245,32 @@ bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
     char why[300] = "", m[sizeof why + 16];
     int u = 0;
 
-    if (is_qcow2 (&sd->disks[i])) {
+    if (is_qcow2 (&sd->disks[i]) && use == NULL) {
+      char bn[VMFERRY_SYNC_BITMAP_NAME_MAX];
+      u = vmferry_sync_bitmap_prepare (sd->disks[i].path, sd->dest_id, 2,
+                                       !sd->opts->no_bitmap, true, why,
+                                       sizeof why);
+      if (u < 0)
+        return -1;
+      *why = '\0';
+      if (u == 0 && !sd->opts->no_bitmap &&
+          (vmferry_sync_bitmap_name (sd->dest_id, 2, bn) < 0 ||
+           vmferry_sync_bitmap_add (sd->disks[i].path, bn) < 0))
+        snprintf (why, sizeof why, "%s", vmferry_get_error ());
+      if (*why)
+        vmferry_notice ("disk %s: no dirty bitmap: the next refresh scans "
+                        "it (%s)", sd->disks[i].target, why);
+    }
+    else if (is_qcow2 (&sd->disks[i])) {
       u = vmferry_sync_bitmap_prepare (sd->disks[i].path, sd->dest_id, gen,
-                                       use && use[i] && !sd->opts->no_bitmap,
+                                       use[i] && !sd->opts->no_bitmap,
                                        sd->opts->no_bitmap, why, sizeof why);
       if (u < 0)
         return -1;
       if (sd->opts->no_bitmap)
         snprintf (why, sizeof why, "--no-bitmap");
-      else if (u == 0 && use && !use[i] && !*why)
+      else if (u == 0 && !use[i] && !*why)
         snprintf (why, sizeof why, "the standby's own map was compared");
-      if (*why && !use)
-        vmferry_notice ("disk %s: no dirty bitmap: the next refresh scans "
-                        "it (%s)", sd->disks[i].target, why);
     }
     if (use)
       use[i] = u == 1;
@@ -2324,14 +2348,11 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
   stats->first = true;
   m.start = m.undefine_source = m.remove_source_storage = false;
   m.live = m.dry_run = false;
-  if (vmferry_migrate (&m, &outcome) < 0)
+  /* Bitmap 2 records from before the copy on. */
+  if (bitmaps_prepare (sd, 1, NULL, stats) < 0 ||
+      vmferry_migrate (&m, &outcome) < 0)
     return -1;
   if (vmferry_fault ("sync-copied") < 0)
-    return -1;
-  /* Bitmap 2 records from here on; what is read below must be what the
-   * standby got (checked), so nothing written before is missed.
-   */
-  if (bitmaps_prepare (sd, 1, NULL, stats) < 0)
     return -1;
   if (getrandom (tk, sizeof tk, 0) != (ssize_t) sizeof tk) {
     vmferry_set_error_errno (errno, "getrandom");

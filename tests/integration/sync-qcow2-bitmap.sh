@@ -61,8 +61,17 @@ qemu-img convert -q -f raw -O qcow2 "$SCRATCH/data.img" "$img_a" ||
     fail "cannot fill the source"
 rm -f "$SCRATCH/data.img"
 
-sync_ >/dev/null 2>"$SCRATCH/err" || fail "the first sync failed: $(cat "$SCRATCH/err")"
+# The first run killed on B once the standby was defined on its top:
+# the same command again finishes it (the top's header names the qcow2
+# base's format).
+cleanup_add rm -f "$FAULT_FILE_B"
+printf 'VMFERRY_FAULT=sync-init-defined\n' >"$FAULT_FILE_B"
+sync_ >/dev/null 2>"$SCRATCH/err" && fail "the first sync was not killed"
+rm -f "$FAULT_FILE_B"
+sync_ >"$SCRATCH/err" 2>&1 || fail "the first sync failed: $(cat "$SCRATCH/err")"
 echo "   first: $(cat "$SCRATCH/err")"
+grep -q "^backing file format: qcow2" <<<"$(qemu-img info -U "$top_b")" ||
+    fail "the top is not over the qcow2 base: $(qemu-img info -U "$top_b")"
 list=$(bitmaps)
 [[ $list =~ ^vmferry\.([0-9a-f]{8})\.2\ auto$ ]] ||
     fail "the first copy did not leave bitmap 2 enabled on the source: $list"
@@ -168,4 +177,7 @@ same || fail "the standby differs after --no-bitmap"
 list=$(bitmaps)
 [[ -z $list ]] || fail "--no-bitmap left bitmaps on the source: $list"
 [[ $(virsh_b domstate "$sb") == "shut off"* ]] || fail "standby $sb is not shut off"
+virsh_b -q start "$sb" >/dev/null || fail "the standby does not start"
+wait_state b "$sb" running 30 || fail "the standby does not run"
+virsh_b -q destroy "$sb" >/dev/null
 echo "sync qcow2 bitmap OK"
