@@ -36,6 +36,7 @@
 #include "ssh.h"
 #include "stream.h"
 #include "sync.h"
+#include "sync-bitmap.h"
 #include "target.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -404,7 +405,8 @@ chain_parse (json_object *d, struct chain *c)
   memset (c, 0, sizeof *c);
   if (g == NULL || !name_ok (jstr (d, "base")) ||
       !name_ok (jstr (d, "top")) || !jstr (d, "base_format") ||
-      strcmp (jstr (d, "base_format"), "raw") != 0)
+      (strcmp (jstr (d, "base_format"), "raw") != 0 &&
+       strcmp (jstr (d, "base_format"), "qcow2") != 0))
     return -1;
   c->base = strdup (jstr (d, "base"));
   c->format = strdup (jstr (d, "base_format"));
@@ -1291,9 +1293,12 @@ trusted_map (struct standby *s, json_object *state, size_t i)
       vmferry_hex_decode_str (jstr (d, "root"), want, 16) < 0)
     return NULL;
   m = map_load (&s->dir, mn);
+  /* A raw base's size is the disk's; a qcow2 base's file is not. */
   if (m == NULL || vmferry_map_root (m, got) < 0 || memcmp (got, want, 16) ||
-      (int64_t) vmferry_map_size (m) !=
-      jint (json_object_array_get_idx (jarr (d, "files"), 0), "size")) {
+      (jstr (d, "base_format") &&
+       strcmp (jstr (d, "base_format"), "raw") == 0 &&
+       (int64_t) vmferry_map_size (m) !=
+       jint (json_object_array_get_idx (jarr (d, "files"), 0), "size"))) {
     vmferry_map_free (m);
     return NULL;
   }
@@ -1423,6 +1428,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     unsigned char root[16];
     struct stat st;
     char hex[33];
+    const char *fmt = s.disks[i].format;
 
     json_object_array_add (a, d);
     /* On its top already: an init killed after the define (the sender
@@ -1437,6 +1443,14 @@ vmferry_sync_receive_init (const char *uri, const char *name,
         goto out;
       json_object_array_add (ta, t);
       t_base = strndup (base, strlen (base) - strlen (TOP_SUFFIX));
+      /* The base's format: the one the top's header names. */
+      {
+        CLEANUP_CLOSE int tfd = vmferry_target_open_file (&s.dir, base,
+                                                          O_RDONLY);
+        struct vmferry_qcow2_info qi;
+        fmt = tfd >= 0 && vmferry_qcow2_probe (tfd, base, &qi) == 1 &&
+              strcmp (qi.backing_format, "qcow2") == 0 ? "qcow2" : "raw";
+      }
       if (t_base == NULL || !name_ok (t_base) ||
           vmferry_target_stat (&s.dir, t_base, &st) != 1 ||
           !(m = map_of_view (&s, base)) || vmferry_map_root (m, root) < 0 ||
@@ -1449,9 +1463,9 @@ vmferry_sync_receive_init (const char *uri, const char *name,
       on_tops++;
       goto record;
     }
-    if (!s.disks[i].format || strcmp (s.disks[i].format, "raw") != 0) {
-      vmferry_set_error ("standby %s: disk %s is %s: only raw disks are "
-                         "refreshed for now", name, s.disks[i].target,
+    if (!fmt || (strcmp (fmt, "raw") != 0 && strcmp (fmt, "qcow2") != 0)) {
+      vmferry_set_error ("standby %s: disk %s is %s: only raw and qcow2 "
+                         "disks are refreshed for now", name, s.disks[i].target,
                          s.disks[i].format ? s.disks[i].format
                                            : "of no stated format");
       goto out;
@@ -1466,9 +1480,19 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     {
       char *argv[] = { (char *) "qemu-img", (char *) "create", (char *) "-q",
                        (char *) "-f", (char *) "qcow2", (char *) "-b",
-                       (char *) base, (char *) "-F", (char *) "raw",
+                       (char *) base, (char *) "-F", (char *) fmt,
                        tmp_path, NULL };
-      if (!(m = map_of_file (&s, base)) || vmferry_map_root (m, root) < 0 ||
+      CLEANUP_FREE char *base_path = vmferry_target_path (&s.dir, base);
+
+      /* A qcow2 base is mapped as the guest reads it; the source's
+       * bitmaps it came with go: nothing records into the standby.
+       */
+      if (!base_path ||
+          (strcmp (fmt, "qcow2") == 0 &&
+           vmferry_sync_bitmap_strip (base_path) < 0) ||
+          !(m = strcmp (fmt, "qcow2") == 0 ? map_of_view (&s, base)
+                                           : map_of_file (&s, base)) ||
+          vmferry_map_root (m, root) < 0 ||
           map_save (&s.dir, s.new_prefix, mn, m) < 0 || qemu_img (argv) < 0 ||
           vmferry_target_rename (&s.dir, tmp, &s.dir, tops[i],
                                  RENAME_NOREPLACE) < 0) {
@@ -1495,7 +1519,7 @@ vmferry_sync_receive_init (const char *uri, const char *name,
     jset_str (t, "root", hex);
     jset_str (t, "top", tops[i]);
     jset_str (t, "base", t_base);
-    jset_str (t, "base_format", "raw");
+    jset_str (t, "base_format", fmt);
     json_object_object_add (t, "gens", json_object_new_array ());
   }
   if (on_tops != 0 && on_tops != s.nr) {
@@ -2194,6 +2218,85 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
   return r;
 }
 
+static bool
+is_qcow2 (const struct disk *d)
+{
+  return d->format && strcmp (d->format, "qcow2") == 0;
+}
+
+/* The dirty bitmaps of the qcow2 disks before generation GEN - 1 is
+ * read for generation GEN (sync-bitmap.h).  USE[i] says whether disk I
+ * may use its bitmap GEN, and is set to whether it does; how each disk's
+ * changes are found goes into STATS->method.  USE NULL: the first copy,
+ * before the export reads the source, so that the identity of the move
+ * (migrate.c, already_there) includes the change; bitmap 2 is added, or
+ * kept when a killed first run added it: it recorded every write since,
+ * and the source stays as that run left it, so that the same command
+ * again finds the copy done.
+ */
+static int
+bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
+                 struct vmferry_sync_stats *stats)
+{
+  bool same = true;
+
+  stats->method[0] = '\0';
+  for (size_t i = 0; i < sd->nr; i++) {
+    char why[300] = "", m[sizeof why + 16];
+    int u = 0;
+
+    if (is_qcow2 (&sd->disks[i]) && use == NULL) {
+      char bn[VMFERRY_SYNC_BITMAP_NAME_MAX];
+      u = vmferry_sync_bitmap_prepare (sd->disks[i].path, sd->dest_id, 2,
+                                       !sd->opts->no_bitmap, true, why,
+                                       sizeof why);
+      if (u < 0)
+        return -1;
+      *why = '\0';
+      if (u == 0 && !sd->opts->no_bitmap &&
+          (vmferry_sync_bitmap_name (sd->dest_id, 2, bn) < 0 ||
+           vmferry_sync_bitmap_add (sd->disks[i].path, bn) < 0))
+        snprintf (why, sizeof why, "%s", vmferry_get_error ());
+      if (*why)
+        vmferry_notice ("disk %s: no dirty bitmap: the next refresh scans "
+                        "it (%s)", sd->disks[i].target, why);
+    }
+    else if (is_qcow2 (&sd->disks[i])) {
+      u = vmferry_sync_bitmap_prepare (sd->disks[i].path, sd->dest_id, gen,
+                                       use[i] && !sd->opts->no_bitmap,
+                                       sd->opts->no_bitmap, why, sizeof why);
+      if (u < 0)
+        return -1;
+      if (sd->opts->no_bitmap)
+        snprintf (why, sizeof why, "--no-bitmap");
+      else if (u == 0 && !use[i] && !*why)
+        snprintf (why, sizeof why, "the standby's own map was compared");
+    }
+    if (use)
+      use[i] = u == 1;
+    snprintf (m, sizeof m, "%s%s%s%s", u == 1 ? "bitmap" : "scan",
+              *why ? " (" : "", why, *why ? ")" : "");
+    if (i == 0)
+      snprintf (stats->method, sizeof stats->method, "%s", m);
+    else if (strcmp (stats->method, m) != 0 || !same) {
+      size_t l;
+
+      /* Disks found differently: each says how. */
+      if (same) {
+        char first[sizeof stats->method];
+        snprintf (first, sizeof first, "%s", stats->method);
+        snprintf (stats->method, sizeof stats->method, "%s %s",
+                  sd->disks[0].target, first);
+        same = false;
+      }
+      l = strlen (stats->method);
+      snprintf (stats->method + l, sizeof stats->method - l, ", %s %s",
+                sd->disks[i].target, m);
+    }
+  }
+  return 0;
+}
+
 /* The maps of the source disk I (chunks, blocks), read in full. */
 static int
 source_maps (struct sender *sd, size_t i, struct vmferry_sync_stats *stats,
@@ -2205,6 +2308,10 @@ source_maps (struct sender *sd, size_t i, struct vmferry_sync_stats *stats,
   uint64_t size, pos = 0, ds, de;
   int r;
 
+  /* A qcow2 disk is mapped as the guest reads it, as the standby is. */
+  if (is_qcow2 (&sd->disks[i]))
+    return vmferry_sync_qcow2_maps (path, CHUNK, FINE, map_rtn, fine_rtn,
+                                    &stats->read);
   if (fd < 0) {
     vmferry_set_error_errno (errno, "%s", path);
     return -1;
@@ -2241,7 +2348,9 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
   stats->first = true;
   m.start = m.undefine_source = m.remove_source_storage = false;
   m.live = m.dry_run = false;
-  if (vmferry_migrate (&m, &outcome) < 0)
+  /* Bitmap 2 records from before the copy on. */
+  if (bitmaps_prepare (sd, 1, NULL, stats) < 0 ||
+      vmferry_migrate (&m, &outcome) < 0)
     return -1;
   if (vmferry_fault ("sync-copied") < 0)
     return -1;
@@ -2308,6 +2417,8 @@ struct refresh {
   unsigned char (*base_root)[VMFERRY_DIGEST_SIZE];
   int64_t generation;
   const char *token;
+  bool *bitmap;                 /* per disk: its dirty bitmap says what
+                                   changed (qcow2, sync-bitmap.h) */
 };
 
 /* Records for the chunk at OFF of N bytes in BUF: ZERO for each run of
@@ -2367,7 +2478,9 @@ send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
 }
 
 /* Read source disk I chunk by chunk; send the chunks whose digest differs
- * from the base map.
+ * from the base map.  A qcow2 disk is read as the guest reads it, and
+ * with its dirty bitmap only the chunks it marks: the others are the
+ * base's (the maps take the base's digests for them).
  */
 static int
 scan_disk (struct sender *sd, struct refresh *rf,
@@ -2375,50 +2488,94 @@ scan_disk (struct sender *sd, struct refresh *rf,
 {
   CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
   CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
+  CLEANUP_FREE unsigned char *dirty = NULL;
   const char *path = sd->disks[i].path;
   struct vmferry_digest *dg = NULL;
   struct vmferry_progress *pr = sd->opts->m.progress;
+  struct vmferry_sync_qcow2 *q = NULL;
   uint64_t size, nc;
   unsigned char digest[16], root[16];
   int r = -1;
 
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s", path);
-    return -1;
+  if (is_qcow2 (&sd->disks[i])) {
+    char bn[VMFERRY_SYNC_BITMAP_NAME_MAX];
+    int64_t marked;
+
+    if ((rf->bitmap[i] &&
+         vmferry_sync_bitmap_name (sd->dest_id, rf->generation + 1, bn) < 0) ||
+        !(q = vmferry_sync_qcow2_open (path, rf->bitmap[i] ? bn : NULL)))
+      return -1;
+    size = vmferry_sync_qcow2_size (q);
+    if (buf == NULL ||
+        (rf->bitmap[i] &&
+         (!(dirty = calloc (size / CHUNK + 1, 1)) ||
+          (marked = vmferry_sync_qcow2_dirty (q, CHUNK, dirty)) < 0))) {
+      if (buf == NULL || dirty == NULL)
+        vmferry_set_error_errno (ENOMEM, "malloc");
+      goto out;
+    }
+    if (rf->bitmap[i])
+      vmferry_verbose ("disk %s: bitmap %s marks %" PRId64 " chunks",
+                       sd->disks[i].target, bn, marked);
   }
-  if (buf == NULL || vmferry_file_size (fd, path, &size) < 0)
-    return -1;
+  else {
+    if (fd < 0) {
+      vmferry_set_error_errno (errno, "%s", path);
+      return -1;
+    }
+    if (buf == NULL || vmferry_file_size (fd, path, &size) < 0)
+      return -1;
+  }
   if (size != vmferry_map_size (rf->base[i])) {
     vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, was %"
                        PRIu64 "): run with --full", sd->disks[i].target, size,
                        vmferry_map_size (rf->base[i]));
-    return -1;
+    goto out;
   }
   if (!(rf->now[i] = vmferry_map_new (size, CHUNK)) ||
       !(rf->now_fine[i] = vmferry_map_new (size, FINE)) ||
       !(dg = vmferry_digest_new ()) ||
       vmferry_stream_write_file_begin (w, i, size) < 0)
     goto out;
-  posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
+  if (q == NULL)
+    posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
   vmferry_progress_begin (pr, sd->disks[i].target, size);
   nc = vmferry_map_nr_chunks (rf->now[i]);
   for (uint64_t c = 0; c < nc; c++) {
     uint64_t off = c * CHUNK, end = off + CHUNK < size ? off + CHUNK : size;
     uint64_t pos = off, ds, de;
     unsigned char was[16], is[16];
-    int more;
+    int more = 0;
 
-    /* Holes are not read. */
-    memset (buf, 0, end - off);
-    while ((more = vmferry_next_data (fd, path, pos, end, &ds, &de)) == 1) {
-      if (vmferry_pread_full (fd, path, buf + (ds - off), de - ds, ds) < 0)
+    if (dirty && !dirty[c]) {
+      /* Unchanged since the base was read: its digests. */
+      vmferry_map_get (rf->base[i], c, was);
+      vmferry_map_set (rf->now[i], c, was);
+      for (uint64_t b = off; b < end; b += FINE) {
+        vmferry_map_get (rf->fine[i], b / FINE, was);
+        vmferry_map_set (rf->now_fine[i], b / FINE, was);
+      }
+      vmferry_progress_add (pr, end - off);
+      continue;
+    }
+    if (q) {
+      if (vmferry_sync_qcow2_read (q, buf, end - off, off) < 0)
         goto out;
-      rf->stats->read += de - ds;
-      pos = de;
+      rf->stats->read += end - off;
+    }
+    else {
+      /* Holes are not read. */
+      memset (buf, 0, end - off);
+      while ((more = vmferry_next_data (fd, path, pos, end, &ds, &de)) == 1) {
+        if (vmferry_pread_full (fd, path, buf + (ds - off), de - ds, ds) < 0)
+          goto out;
+        rf->stats->read += de - ds;
+        pos = de;
+      }
     }
     if (more < 0 ||
-        vmferry_digest_update_map (dg, NULL, rf->now[i], off, buf,
-                                   end - off) < 0 ||
+        vmferry_digest_update_map (dirty ? NULL : dg, NULL, rf->now[i], off,
+                                   buf, end - off) < 0 ||
         vmferry_map_update (rf->now_fine[i], off, buf, end - off) < 0)
       goto out;
     vmferry_map_get (rf->now[i], c, is);
@@ -2433,7 +2590,13 @@ scan_disk (struct sender *sd, struct refresh *rf,
     vmferry_progress_add (pr, end - off);
   }
   rf->stats->chunks += nc;
-  vmferry_digest_final (dg, digest);
+  /* Read in part (a bitmap): no digest of the whole file, zeros say so
+   * (vmferry-stream(5)); the FILE_MAP root is the check.
+   */
+  if (dirty)
+    memset (digest, 0, sizeof digest);
+  else
+    vmferry_digest_final (dg, digest);
   if (vmferry_map_root (rf->now[i], root) < 0 ||
       vmferry_stream_write_file_map (w, i, CHUNK, root) < 0 ||
       vmferry_stream_write_file_end (w, i, digest) < 0)
@@ -2441,6 +2604,8 @@ scan_disk (struct sender *sd, struct refresh *rf,
   vmferry_progress_done (pr);
   r = 0;
  out:
+  if (vmferry_sync_qcow2_close (q) < 0 && r == 0)
+    r = -1;
   vmferry_digest_free (dg);
   return r;
 }
@@ -2523,7 +2688,9 @@ refresh (struct sender *sd, json_object *sstate,
   rf.fine = calloc (sd->nr, sizeof *rf.fine);
   rf.now_fine = calloc (sd->nr, sizeof *rf.now_fine);
   rf.base_root = calloc (sd->nr, sizeof *rf.base_root);
+  rf.bitmap = calloc (sd->nr, sizeof *rf.bitmap);
   if (!rf.base || !rf.now || !rf.fine || !rf.now_fine || !rf.base_root ||
+      !rf.bitmap ||
       token == NULL ||
       !(sd->ssh = vmferry_ssh_connect (&opts->m.ssh)))
     goto out;
@@ -2638,6 +2805,14 @@ refresh (struct sender *sd, json_object *sstate,
     vmferry_set_error_errno (ENOMEM, "malloc");
     goto out;
   }
+  /* A disk's bitmap says what changed since the sender's own map was
+   * made (the block map too is needed): not against the standby's.
+   */
+  for (size_t i = 0; i < sd->nr; i++)
+    rf.bitmap[i] = rf.fine[i] != NULL;
+  if (bitmaps_prepare (sd, rf.generation + 1, rf.bitmap, stats) < 0 ||
+      vmferry_fault ("sync-bitmap-added") < 0)
+    goto out;
   done = remote_call (sd, "apply", keep, write_refresh, &rf);
   if (done == NULL) {
     vmferry_prefix_error ("the standby is as it was");
@@ -2647,6 +2822,13 @@ refresh (struct sender *sd, json_object *sstate,
   if (vmferry_fault ("sync-applied") < 0)
     goto out;
   r = sender_save (sd, stats->generation, token, rf.now, rf.now_fine);
+  /* Committed: the bitmap read is done with (its successor records). */
+  for (size_t i = 0; r == 0 && i < sd->nr; i++)
+    if (rf.bitmap[i] &&
+        vmferry_sync_bitmap_forget (sd->disks[i].path, sd->dest_id,
+                                    stats->generation) < 0)
+      vmferry_notice ("disk %s: %s (the next refresh removes it)",
+                      sd->disks[i].target, vmferry_get_error ());
  out:
   for (size_t i = 0; i < sd->nr; i++) {
     if (rf.base)
@@ -2663,6 +2845,7 @@ refresh (struct sender *sd, json_object *sstate,
   free (rf.fine);
   free (rf.now_fine);
   free (rf.base_root);
+  free (rf.bitmap);
   json_object_put (q);
   json_object_put (done);
   return r;
@@ -2741,12 +2924,13 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   if (domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
     goto out;
   /* The standby's overlays hold what the guest reads; a raw file's bytes
-   * are that, a qcow2 file's are not (its bitmap path is step 5).
+   * are that, a qcow2 disk is read through qemu-nbd (sync-bitmap.h).
    */
   for (size_t i = 0; i < sd.nr; i++)
-    if (!sd.disks[i].format || strcmp (sd.disks[i].format, "raw") != 0) {
-      vmferry_set_error ("domain %s: disk %s is %s: only raw disks are "
-                         "refreshed for now", opts->m.domain,
+    if (!sd.disks[i].format || (strcmp (sd.disks[i].format, "raw") != 0 &&
+                                !is_qcow2 (&sd.disks[i]))) {
+      vmferry_set_error ("domain %s: disk %s is %s: only raw and qcow2 disks "
+                         "are refreshed for now", opts->m.domain,
                          sd.disks[i].target, sd.disks[i].format
                          ? sd.disks[i].format : "of no stated format");
       goto out;

@@ -41,6 +41,8 @@ struct vmferry_sync_opts {
   bool full;                    /* forget the records: a full copy */
   bool compare;                 /* trust no record: compare the maps */
   unsigned keep;                /* restore points kept on the host */
+  bool no_bitmap;               /* never add a dirty bitmap to a source
+                                   qcow2: scan it (sync-bitmap.h) */
   const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
   const char *remote_sync;      /* NULL: "vmferry-sync" */
 };
@@ -53,6 +55,9 @@ struct vmferry_sync_stats {
   uint64_t read;                /* bytes of the source read */
   uint64_t chunks, changed;     /* chunks in all, chunks sent */
   uint64_t sent;                /* bytes of the stream on the wire */
+  char method[512];             /* how changes were found: "bitmap",
+                                   "scan", "scan (why)", per disk when
+                                   they differ */
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else

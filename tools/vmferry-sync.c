@@ -26,7 +26,8 @@
 #include "vmferry-sync-synopsis.h"
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
-       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST };
+       OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST,
+       OPT_NO_BITMAP };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -40,6 +41,7 @@ static const struct option long_options[] = {
   { "token", required_argument, NULL, OPT_TOKEN },
   { "keep", required_argument, NULL, OPT_KEEP },
   { "list", no_argument, NULL, OPT_LIST },
+  { "no-bitmap", no_argument, NULL, OPT_NO_BITMAP },
   VMFERRY_SSH_LONG_OPTIONS,
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -121,6 +123,7 @@ main (int argc, char *argv[])
     case OPT_FULL: opts.full = true; break;
     case OPT_COMPARE: opts.compare = true; break;
     case OPT_LIST: list = true; break;
+    case OPT_NO_BITMAP: opts.no_bitmap = true; break;
     case OPT_RECEIVER: action = optarg; break;
     case OPT_TOKEN: token = optarg; break;
     case OPT_KEEP: {
@@ -209,10 +212,10 @@ main (int argc, char *argv[])
       vmferry_set_summary ("standby %s on %s refreshed to generation %u in "
                            "%s: read %s (%" PRIu64 " bytes), %" PRIu64 " of %"
                            PRIu64 " chunks changed, sent %s (%" PRIu64
-                           " bytes), found by scan%s", standby,
+                           " bytes), method: %s%s", standby,
                            opts.m.ssh.destination, stats.generation, took, rd,
                            stats.read, stats.changed, stats.chunks, sent,
-                           stats.sent,
+                           stats.sent, stats.method,
                            stats.changed_by_hand
                            ? "; standby changed by hand: compared in full"
                            : stats.compared ? "; compared in full" : "");
