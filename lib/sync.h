@@ -43,6 +43,10 @@ struct vmferry_sync_opts {
   unsigned keep;                /* restore points kept on the host */
   const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
   const char *remote_sync;      /* NULL: "vmferry-sync" */
+  /* The rewrite rules given, as sync-define.h records them (NULL: none
+   * given; a refresh then uses those of the first copy).
+   */
+  const char *rules;
 };
 
 struct vmferry_sync_stats {
@@ -53,6 +57,9 @@ struct vmferry_sync_stats {
   uint64_t read;                /* bytes of the source read */
   uint64_t chunks, changed;     /* chunks in all, chunks sent */
   uint64_t sent;                /* bytes of the stream on the wire */
+  int definition;               /* a refresh: 1 the standby was defined
+                                   again, 0 its definition was the same,
+                                   -1 not said (a receiver without it) */
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else
