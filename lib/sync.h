@@ -20,7 +20,10 @@
  * file of whose chains changed since the receiver recorded them is not
  * trusted: the receiver returns the map of what the top's view holds and
  * only the chunks that differ from it are sent.  Both records are
- * written only after the receiver committed.
+ * written only after the receiver committed.  The refresh stream also
+ * carries the source's domain XML and the first copy's rewrite rules;
+ * once the data is committed, the standby is defined again when they
+ * make another definition than its own (sync-define.h).
  */
 #ifndef VMFERRY_SYNC_H
 #define VMFERRY_SYNC_H
@@ -102,8 +105,10 @@ int vmferry_sync_receive_query (const char *uri, const char *name,
 /* The restore points of each disk: generation and file. */
 int vmferry_sync_receive_list (const char *uri, const char *name, FILE *out);
 
-/* Apply the REFRESH stream on IN_FD (see above), commit it, then merge
- * the restore points beyond the KEEP newest into the base.
+/* Apply the REFRESH stream on IN_FD (see above), commit it, define the
+ * standby again if its XML changed ("definition": "updated", "unchanged"
+ * or "failed" with "definition_error" in OUT's object), then merge the
+ * restore points beyond the KEEP newest into the base.
  */
 int vmferry_sync_receive_apply (const char *uri, const char *name,
                                 int in_fd, unsigned keep, FILE *out);

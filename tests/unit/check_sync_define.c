@@ -23,8 +23,8 @@ START_TEST (test_rules_add)
   ck_assert_int_eq (vmferry_sync_rules_add (&rules, "new-uuid", NULL), 0);
   ck_assert_str_eq (rules, "map-network a=b\nnew-macs\nnew-uuid\n");
   /* A line break would make a value two rules. */
-  ck_assert_int_eq (vmferry_sync_rules_add (&rules, "cpu", "host\ndrop-device disk"),
-                    -1);
+  ck_assert_int_eq (vmferry_sync_rules_add (&rules, "cpu",
+                                            "host\ndrop-device disk"), -1);
   ck_assert_int_eq (vmferry_sync_rules_add (&rules, "cpu", "host\r"), -1);
   ck_assert_str_eq (rules, "map-network a=b\nnew-macs\nnew-uuid\n");
   free (rules);
