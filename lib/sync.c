@@ -37,6 +37,7 @@
 #include "stream.h"
 #include "sync.h"
 #include "sync-bitmap.h"
+#include "sync-define.h"
 #include "target.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -1806,7 +1807,9 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   CLEANUP_FREE unsigned char *buf = malloc (VMFERRY_MAX_RECORD_LENGTH);
   int64_t gen = -1;
   const char *token = NULL;
-  int r = -1, rr;
+  CLEANUP_FREE char *src_xml = NULL;
+  CLEANUP_FREE char *new_xml = NULL;
+  int r = -1, rr, redefine = -1;
   size_t cur = SIZE_MAX;
   bool ended = false;
 
@@ -1853,6 +1856,13 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
         vmferry_set_error ("stream: the manifest has no files");
         goto out;
       }
+      break;
+    }
+    case VMFERRY_REC_DOMAIN_XML: {
+      size_t len;
+      free (src_xml);
+      if (!(src_xml = vmferry_record_metadata (&rec, rec.payload, &len)))
+        goto out;
       break;
     }
     case VMFERRY_REC_FILE_BEGIN: {
@@ -1981,6 +1991,14 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     }
   if (vmferry_fault ("sync-verified") < 0)
     goto out;
+  /* The definition the source's XML makes, decided before the commit:
+   * rules refused or a disk added leave the standby as it was.
+   */
+  if (src_xml &&
+      (redefine = vmferry_sync_define_prepare (s.conn, s.dom, src_xml,
+                                               jstr (manifest, "rules"),
+                                               &new_xml)) < 0)
+    goto out;
   for (size_t i = 0; i < s.nr; i++)
     if (overlay_link (&s, i, gen, &ap[i]) < 0)
       goto out;
@@ -2031,6 +2049,18 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   {
     json_object *o = json_object_new_object ();
     jset_int (o, "generation", gen + 1);
+    /* The data is committed; the disks are the same files (the tops), so
+     * the new definition names files that are there.  Killed before it,
+     * the next refresh finds the definition differs and defines it.
+     */
+    if (redefine == 1 &&
+        (vmferry_fault ("sync-redefine") < 0 ||
+         vmferry_sync_define (s.conn, name, new_xml) < 0)) {
+      jset_str (o, "definition", "failed");
+      jset_str (o, "definition_error", vmferry_get_error ());
+    }
+    else if (redefine >= 0)
+      jset_str (o, "definition", redefine ? "updated" : "unchanged");
     r = print_json (out, o);
     json_object_put (o);
   }
@@ -2081,6 +2111,7 @@ struct sender {
   struct vmferry_target dir;    /* <state dir>/<source UUID> */
   char dest_id[33];
   struct vmferry_ssh *ssh;
+  const char *rules;            /* the rewrite rules recorded and sent */
 };
 
 static void
@@ -2188,6 +2219,7 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
   jset_str (o, "token", token);
   jset_str (o, "standby", sd->standby);
   jset_str (o, "host", sd->opts->m.ssh.destination);
+  jset_str (o, "rules", sd->rules ? sd->rules : "");
   json_object_object_add (o, "disks", a);
   for (size_t i = 0; i < sd->nr; i++) {
     json_object *d = json_object_new_object ();
@@ -2632,6 +2664,8 @@ write_refresh (struct sender *sd, struct vmferry_remote *rem, void *opaque)
       jset_str (d, "uuid", uuid);
     json_object_object_add (o, "domain", d);
   }
+  if (sd->rules)
+    jset_str (o, "rules", sd->rules);
   json_object_object_add (o, "files", files);
   for (size_t i = 0; i < sd->nr; i++) {
     json_object *f = json_object_new_object (), *b = json_object_new_object ();
@@ -2670,6 +2704,60 @@ write_refresh (struct sender *sd, struct vmferry_remote *rem, void *opaque)
   return r;
 }
 
+/* The rules a refresh uses: those given when the state has none (it was
+ * recorded before rules were), else the recorded ones, which rules given
+ * again must equal.
+ */
+static int
+refresh_rules (struct sender *sd, json_object *sstate)
+{
+  const char *given = sd->opts->rules ? sd->opts->rules : "";
+  const char *rec = jstr (sstate, "rules");
+
+  sd->rules = rec ? rec : sd->opts->rules;
+  if (rec == NULL || *given == '\0' || strcmp (given, rec) == 0)
+    return 0;
+  vmferry_set_error ("standby %s was copied under other rewrite rules "
+                     "(%s): give the same again or none (the recorded ones "
+                     "are then used), or run with --full to copy it anew "
+                     "under these", sd->standby,
+                     *rec ? "recorded in the sync state" : "none");
+  return -1;
+}
+
+/* A disk of the standby that the source no longer has. */
+static int
+disks_removed (struct sender *sd, json_object *q)
+{
+  json_object *a = jarr (q, "disks");
+
+  for (size_t k = 0; a && k < json_object_array_length (a); k++) {
+    const char *t = jstr (json_object_array_get_idx (a, k), "target");
+    size_t i;
+
+    for (i = 0; t && i < sd->nr && strcmp (sd->disks[i].target, t) != 0; i++)
+      ;
+    if (t && i == sd->nr) {
+      vmferry_set_error ("disk %s was removed from the source since standby "
+                         "%s was copied: run with --full to copy it again",
+                         t, sd->standby);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* What the receiver said of the definition (sync.h's stats). */
+static int
+definition_of (json_object *done)
+{
+  const char *d = jstr (done, "definition");
+
+  if (d == NULL)
+    return -1;
+  return strcmp (d, "unchanged") == 0 ? 0 : 1;
+}
+
 static int
 refresh (struct sender *sd, json_object *sstate,
          struct vmferry_sync_stats *stats)
@@ -2683,6 +2771,11 @@ refresh (struct sender *sd, json_object *sstate,
   int r = -1;
   bool compare = opts->compare;
 
+  /* The rules of the first copy, unless given again: the same, or a
+   * refusal (a standby made by other rules is another standby).
+   */
+  if (refresh_rules (sd, sstate) < 0)
+    return -1;
   rf.base = calloc (sd->nr, sizeof *rf.base);
   rf.now = calloc (sd->nr, sizeof *rf.now);
   rf.fine = calloc (sd->nr, sizeof *rf.fine);
@@ -2722,8 +2815,10 @@ refresh (struct sender *sd, json_object *sstate,
     rf.base[i] = rf.fine[i] = NULL;
     if (d == NULL ||
         vmferry_hex_decode_str (jstr (d, "root"), rf.base_root[i], 16) < 0) {
-      vmferry_set_error ("standby %s has no disk %s: run with --full",
-                         sd->standby, sd->disks[i].target);
+      vmferry_set_error ("disk %s was added to the source since standby %s "
+                         "was copied (the standby has no such disk): run "
+                         "with --full to copy it again",
+                         sd->disks[i].target, sd->standby);
       goto out;
     }
     if (map) {
@@ -2801,6 +2896,8 @@ refresh (struct sender *sd, json_object *sstate,
     compare = true;
     goto again;
   }
+  if (disks_removed (sd, q) < 0)
+    goto out;
   if (asprintf (&keep, "--keep=%u", opts->keep) < 0) {
     vmferry_set_error_errno (ENOMEM, "malloc");
     goto out;
@@ -2819,6 +2916,7 @@ refresh (struct sender *sd, json_object *sstate,
     goto out;
   }
   stats->generation = jint (done, "generation");
+  stats->definition = definition_of (done);
   if (vmferry_fault ("sync-applied") < 0)
     goto out;
   r = sender_save (sd, stats->generation, token, rf.now, rf.now_fine);
@@ -2829,6 +2927,17 @@ refresh (struct sender *sd, json_object *sstate,
                                     stats->generation) < 0)
       vmferry_notice ("disk %s: %s (the next refresh removes it)",
                       sd->disks[i].target, vmferry_get_error ());
+  /* Recorded: the data is the standby's.  Its definition is not. */
+  if (r == 0 && jstr (done, "definition") &&
+      strcmp (jstr (done, "definition"), "failed") == 0) {
+    vmferry_set_error ("standby %s on %s: the data is refreshed (generation "
+                       "%u) but its definition was not updated: %s",
+                       sd->standby, opts->m.ssh.destination,
+                       stats->generation,
+                       jstr (done, "definition_error")
+                       ? jstr (done, "definition_error") : "?");
+    r = -1;
+  }
  out:
   for (size_t i = 0; i < sd->nr; i++) {
     if (rf.base)
@@ -2902,7 +3011,9 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   int st, r = -1;
 
   memset (stats, 0, sizeof *stats);
+  stats->definition = -1;
   sd.standby = opts->standby ? opts->standby : opts->m.domain;
+  sd.rules = opts->rules;
   if (!(sd.conn = vmferry_virt_connect (opts->m.uri)) ||
       !(sd.dom = vmferry_virt_lookup_domain (sd.conn, opts->m.domain)))
     goto out;

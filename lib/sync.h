@@ -20,7 +20,10 @@
  * file of whose chains changed since the receiver recorded them is not
  * trusted: the receiver returns the map of what the top's view holds and
  * only the chunks that differ from it are sent.  Both records are
- * written only after the receiver committed.
+ * written only after the receiver committed.  The refresh stream also
+ * carries the source's domain XML and the first copy's rewrite rules;
+ * once the data is committed, the standby is defined again when they
+ * make another definition than its own (sync-define.h).
  */
 #ifndef VMFERRY_SYNC_H
 #define VMFERRY_SYNC_H
@@ -45,6 +48,10 @@ struct vmferry_sync_opts {
                                    qcow2: scan it (sync-bitmap.h) */
   const char *state_dir;        /* NULL: vmferry_sync_state_dir () */
   const char *remote_sync;      /* NULL: "vmferry-sync" */
+  /* The rewrite rules given, as sync-define.h records them (NULL: none
+   * given; a refresh then uses those of the first copy).
+   */
+  const char *rules;
 };
 
 struct vmferry_sync_stats {
@@ -58,6 +65,9 @@ struct vmferry_sync_stats {
   char method[512];             /* how changes were found: "bitmap",
                                    "scan", "scan (why)", per disk when
                                    they differ */
+  int definition;               /* a refresh: 1 the standby was defined
+                                   again, 0 its definition was the same,
+                                   -1 not said (a receiver without it) */
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else
@@ -100,8 +110,10 @@ int vmferry_sync_receive_query (const char *uri, const char *name,
 /* The restore points of each disk: generation and file. */
 int vmferry_sync_receive_list (const char *uri, const char *name, FILE *out);
 
-/* Apply the REFRESH stream on IN_FD (see above), commit it, then merge
- * the restore points beyond the KEEP newest into the base.
+/* Apply the REFRESH stream on IN_FD (see above), commit it, define the
+ * standby again if its XML changed ("definition": "updated", "unchanged"
+ * or "failed" with "definition_error" in OUT's object), then merge the
+ * restore points beyond the KEEP newest into the base.
  */
 int vmferry_sync_receive_apply (const char *uri, const char *name,
                                 int in_fd, unsigned keep, FILE *out);

@@ -21,6 +21,7 @@
 #include "rewrite.h"
 #include "send.h"
 #include "sync.h"
+#include "sync-define.h"
 #include "tool.h"
 
 #include "vmferry-sync-synopsis.h"
@@ -95,6 +96,7 @@ main (int argc, char *argv[])
   const char *action = NULL, *token = NULL;
   bool list = false, failed;
   const char *rule;
+  char *rules = NULL;
   double t0 = vmferry_monotonic ();
   int progress_fd = -1, c, r;
   const struct vmferry_tool_shared shared = {
@@ -138,7 +140,8 @@ main (int argc, char *argv[])
       break;
     }
     case 'm':
-      if (vmferry_rewrite_add_map_file (opts.m.rewrite, optarg) < 0)
+      if (vmferry_rewrite_add_map_file (opts.m.rewrite, optarg) < 0 ||
+          vmferry_sync_rules_add_file (&rules, optarg) < 0)
         goto bad_arg;
       break;
     default:
@@ -149,22 +152,26 @@ main (int argc, char *argv[])
         break;
       if ((rule = vmferry_tool_rule_option (opts.m.rewrite, c, optarg,
                                             &failed))) {
-        if (failed)
+        /* Recorded with the standby, for the refreshes. */
+        if (failed || vmferry_sync_rules_add (&rules, rule, optarg) < 0)
           goto bad_arg;
-        /* The standby's name, which the receiver's records carry. */
-        if (strcmp (rule, "rename") == 0)
-          opts.standby = optarg;
         break;
       }
       if (!vmferry_tool_common_option (c, synopsis))
         vmferry_tool_usage_error ();
     }
   }
+  /* The standby's name, which the receiver's records carry (--rename's,
+   * from the command line or a map file).
+   */
+  opts.standby = vmferry_rewrite_get_rename (opts.m.rewrite);
+  opts.rules = rules;
   if (action) {
     if (argc - optind != 1)
       vmferry_tool_usage_fail ("--receiver: expected the standby's name");
     r = receiver (action, argv[optind], token, opts.compare, opts.keep);
     vmferry_rewrite_free (opts.m.rewrite);
+    free (rules);
     return r;
   }
   if (argc - optind != 2)
@@ -187,6 +194,7 @@ main (int argc, char *argv[])
     if (r < 0)
       vmferry_tool_print_error ();
     vmferry_rewrite_free (opts.m.rewrite);
+    free (rules);
     return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
   opts.m.progress = vmferry_tool_progress (progress_fd);
@@ -194,9 +202,11 @@ main (int argc, char *argv[])
   if (r < 0)
     vmferry_tool_print_error ();
   vmferry_progress_free (opts.m.progress);
-  vmferry_rewrite_free (opts.m.rewrite);
-  if (r < 0)
+  if (r < 0) {
+    vmferry_rewrite_free (opts.m.rewrite);
+    free (rules);
     return VMFERRY_EXIT_FAILED;
+  }
   {
     char took[32], rd[32], sent[32];
     const char *standby = opts.standby ? opts.standby : opts.m.domain;
@@ -212,15 +222,21 @@ main (int argc, char *argv[])
       vmferry_set_summary ("standby %s on %s refreshed to generation %u in "
                            "%s: read %s (%" PRIu64 " bytes), %" PRIu64 " of %"
                            PRIu64 " chunks changed, sent %s (%" PRIu64
-                           " bytes), method: %s%s", standby,
+                           " bytes), method: %s%s; definition: %s",
+                           standby,
                            opts.m.ssh.destination, stats.generation, took, rd,
                            stats.read, stats.changed, stats.chunks, sent,
                            stats.sent, stats.method,
                            stats.changed_by_hand
                            ? "; standby changed by hand: compared in full"
-                           : stats.compared ? "; compared in full" : "");
+                           : stats.compared ? "; compared in full" : "",
+                           stats.definition < 0 ? "not checked (an older "
+                           "receiver)" : stats.definition ? "updated"
+                           : "unchanged");
     vmferry_tool_print_summary ();
   }
+  vmferry_rewrite_free (opts.m.rewrite);
+  free (rules);
   return VMFERRY_EXIT_OK;
 
  bad_arg:
