@@ -182,10 +182,10 @@ check_device (struct importer *im, struct import_file *f)
     vmferry_set_error_errno (errno, "disk %s: %s: size", f->target, f->device);
     return -1;
   }
-  if (bytes < f->size) {
+  if (bytes < f->guest_size) {
     vmferry_set_error ("disk %s: %s is too small: %" PRIu64 " bytes, the disk "
                        "is %" PRIu64 "; nothing was written to it", f->target,
-                       f->device, bytes, f->size);
+                       f->device, bytes, f->guest_size);
     return -1;
   }
   if (im->conn && vmferry_place_file_users (im, f) < 0)
@@ -231,6 +231,7 @@ vmferry_import_check_devices (struct importer *im)
     }
     if (check_device (im, f) < 0)
       return -1;
+    f->direct = vmferry_import_device_direct (im, f);
   }
   return 0;
 }
@@ -299,7 +300,7 @@ to_device (struct importer *im, struct import_file *f)
 
   if (src == NULL ||
       !(dst = json_name (leaf_node ("raw", "host_device", f->device,
-                                    f->size))))
+                                    f->guest_size))))
     return -1;
   {
     char *argv[] = { (char *) "qemu-img", (char *) "convert", (char *) "-q",
@@ -311,7 +312,8 @@ to_device (struct importer *im, struct import_file *f)
      * there as a "json:" file name too.
      */
     if (asprintf (&opts, "file.driver=host_device,file.filename=%s,"
-                  "driver=raw,size=%" PRIu64, f->device, f->size) < 0) {
+                  "driver=raw,size=%" PRIu64, f->device,
+                  f->guest_size) < 0) {
       vmferry_set_error_errno (ENOMEM, "conversion");
       return -1;
     }
@@ -413,7 +415,8 @@ vmferry_import_convert (struct importer *im)
     if (f->role != VMFERRY_ROLE_DISK)
       continue;
     if (f->device) {
-      if (to_device (im, f) < 0)
+      /* A raw disk is on its device already, read back and verified. */
+      if (!f->direct && to_device (im, f) < 0)
         return -1;
       format = "raw";
       flatten = true;
@@ -430,10 +433,14 @@ vmferry_import_convert (struct importer *im)
         vmferry_target_unlink (&im->tgt, tmp);
       return -1;
     }
-    vmferry_notice ("disk %s: %s%s%s, compared with the verified copy",
-                    f->target, f->device ? "written to " : "converted to ",
-                    f->device ? f->device : format,
-                    flatten && f->backing >= 0 ? " (flattened)" : "");
+    if (f->direct)
+      vmferry_notice ("disk %s: written to %s and read back as sent",
+                      f->target, f->device);
+    else
+      vmferry_notice ("disk %s: %s%s%s, compared with the verified copy",
+                      f->target, f->device ? "written to " : "converted to ",
+                      f->device ? f->device : format,
+                      flatten && f->backing >= 0 ? " (flattened)" : "");
     /* The result stands for the received file from now on: the state
      * names it first (so a kill leaves nothing unnamed), then the
      * received one goes.  A later run finds a file that is not as sent
@@ -461,6 +468,9 @@ vmferry_import_convert (struct importer *im)
         rf->changed = false;
         rf->offset = 0;
         rf->nr_claims = 0;
+        /* Complete on its device: no longer what a kill left there. */
+        free (rf->device);
+        rf->device = NULL;
         if (vmferry_import_save_state (im, -1, 0) < 0 ||
             vmferry_fault ("import-convert-recorded") < 0)
           return -1;

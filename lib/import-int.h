@@ -55,9 +55,23 @@ struct import_file {
    */
   char *device;
   int dev_fd;
+  /* Written straight onto the device (import-device.c), not received
+   * into a file first: everything below zeroed_to is written or zeroed;
+   * dev_sector is the device's logical block, zero_how how a range is
+   * zeroed now.
+   */
+  bool direct, dev_touched;
+  uint64_t zeroed_to;
+  int dev_sector;
+  int zero_how;
   /* Below a flattened disk and needed by no other: not placed. */
   bool dropped;
   uint64_t size, allocated;
+  /* The bytes the guest sees (a qcow2 disk's virtual size, as the
+   * manifest says; else size): what a device must hold.  qemu-img
+   * refuses, before it writes, a header that says more.
+   */
+  uint64_t guest_size;
   int fd;
   /* The same file opened with O_DIRECT, or -1: aligned data goes from
    * the decompression buffer to the disk without the copy into the page
@@ -187,6 +201,23 @@ int vmferry_import_setup_resume (struct importer *im,
 /* import-convert.c */
 int vmferry_import_check_devices (struct importer *im);
 int vmferry_import_convert (struct importer *im);
+
+/* import-device.c: a raw disk written onto its device.  direct: whether
+ * disk F is (set on f->direct once the device is checked).  begin: the
+ * device taken as the file's fd, named in the state.  gap: everything
+ * below TO that no data record covered is zeroed (reader thread, in
+ * offset order).  data: a data record ends at END.  reread: the device's
+ * cache dropped after the flush, so that the digest reads the device.
+ */
+bool vmferry_import_device_direct (const struct importer *im,
+                                   const struct import_file *f);
+int vmferry_import_device_begin (struct importer *im, uint32_t idx);
+int vmferry_import_device_gap (struct importer *im, struct import_file *f,
+                               uint64_t to);
+void vmferry_import_device_data (struct import_file *f, uint64_t end);
+int vmferry_import_device_reread (struct import_file *f);
+/* After a failure: the error says which devices were written to. */
+void vmferry_import_device_say_lost (const struct importer *im);
 
 /* import-write.c */
 int vmferry_import_begin_file (struct importer *im, uint32_t idx,

@@ -534,6 +534,18 @@ vmferry_import_setup_resume (struct importer *im,
   bool asks = resume_stream || opts->resume_query;
   char reason[VMFERRY_ERROR_MAX];
 
+  /* What a kill left on a device: its earlier content is gone and the
+   * disk there is incomplete; whatever this run does, it is written
+   * again (device writes do not resume).
+   */
+  for (size_t i = 0; r == 1 && i < old->nr_files; i++)
+    if (old->files[i].device)
+      vmferry_notice ("%s/%s: an earlier import of domain %s was stopped "
+                      "while it wrote file %s onto %s: the device holds an "
+                      "incomplete disk; it is written again in full",
+                      im->dir, im->state_file, im->name, old->files[i].name,
+                      old->files[i].device);
+
   if (!im->resumable_id && asks) {
     snprintf (reason, sizeof reason, "the stream carries no source identities "
               "(written by an older vmferry-export)");

@@ -117,6 +117,8 @@ vmferry_import_begin_file (struct importer *im, uint32_t idx, uint64_t size)
                        im->opts->in_name, f->name, size, f->size);
     return -1;
   }
+  if (f->direct)
+    return vmferry_import_device_begin (im, idx);
   if (f->tmp) {
     /* Resumed: continue in the temporary file the state names. */
     struct stat sb;
@@ -195,12 +197,13 @@ vmferry_import_close_file (struct import_file *f)
 static int
 write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
 {
+  const char *name = f->direct ? f->device : f->tmp;
   int dfd = f->dfd;
 
   if (dfd >= 0 && !__atomic_load_n (&f->direct_refused, __ATOMIC_RELAXED) &&
       off % VMFERRY_DIRECT_ALIGN == 0 && len % VMFERRY_DIRECT_ALIGN == 0 &&
       (uintptr_t) data % VMFERRY_DIRECT_ALIGN == 0) {
-    if (vmferry_pwrite_full (dfd, f->tmp, data, len, off) == 0)
+    if (vmferry_pwrite_full (dfd, name, data, len, off) == 0)
       return 0;
     if (vmferry_get_errno () != EINVAL)
       return -1;
@@ -209,9 +212,9 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
      */
     __atomic_store_n (&f->direct_refused, true, __ATOMIC_RELAXED);
     vmferry_debug ("%s: O_DIRECT refused, writing through the page cache",
-                   f->tmp);
+                   name);
   }
-  return vmferry_pwrite_full (f->fd, f->tmp, data, len, off);
+  return vmferry_pwrite_full (f->fd, name, data, len, off);
 }
 
 int
@@ -396,7 +399,8 @@ job_done (void *opaque, void *jobp)
     uint64_t end = j->rec.offset + j->rec.length;
     const unsigned char *data =
         j->rec.flags & VMFERRY_REC_F_ZSTD ? j->out : j->in;
-    bool claim = im->resumable && f->role != VMFERRY_ROLE_TPM;
+    /* A device write is not resumable: a later run writes it again. */
+    bool claim = im->resumable && f->role != VMFERRY_ROLE_TPM && !f->direct;
 
     if (vmferry_import_digest_record (im, f, claim, j->rec.offset, data,
                                       j->rec.length) < 0)
@@ -414,19 +418,24 @@ job_done (void *opaque, void *jobp)
   if (vmferry_import_syncer_wait (im, false) < 0)
     return -1;
   if (fdatasync (f->fd) < 0) {
-    vmferry_set_error_errno (errno, "%s: fdatasync", f->tmp);
+    vmferry_set_error_errno (errno, "%s: fdatasync",
+                            f->direct ? f->device : f->tmp);
     return -1;
   }
+  /* A device has no f->dg: it is read back (below) from the device. */
+  if (f->direct && vmferry_import_device_reread (f) < 0)
+    return -1;
   if (f->dg) {
     vmferry_digest_final (f->dg, got);
     vmferry_digest_free (f->dg);
     f->dg = NULL;
   }
-  else if (vmferry_map_fd (f->fd, f->tmp, f->map, got) < 0)
+  else if (vmferry_map_fd (f->fd, f->direct ? f->device : f->tmp, f->map,
+                           got) < 0)
     return -1;
   if (j->have_map && check_map (im, f, j) < 0)
     return -1;
-  rf = f->role != VMFERRY_ROLE_TPM && im->keep_state
+  rf = f->role != VMFERRY_ROLE_TPM && im->keep_state && !f->direct
            ? &im->st.files[j->rec.file]
            : NULL;
   if (rf && rf->changed) {
@@ -444,8 +453,10 @@ job_done (void *opaque, void *jobp)
     vmferry_digest_hex (j->digest, want_hex);
     vmferry_digest_hex (got, got_hex);
     vmferry_set_error ("%s: file %s: digest mismatch after writing (stream "
-                       "says %s, what was written has %s)",
-                       im->opts->in_name, f->name, want_hex, got_hex);
+                       "says %s, what was written has %s)%s%s%s",
+                       im->opts->in_name, f->name, want_hex, got_hex,
+                       f->direct ? "; " : "", f->direct ? f->device : "",
+                       f->direct ? " does not read back as sent" : "");
     return -1;
   }
   else if (check_arrival (im, f, NULL) < 0 ||

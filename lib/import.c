@@ -82,6 +82,7 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
     f->role = (int) mf->role;
     f->backing = mf->backing;
     f->size = mf->size;
+    f->guest_size = mf->has_virtual_size ? mf->virtual_size : mf->size;
     f->allocated = mf->allocated;
     f->name = strdup (mf->volume ? mf->volume : mf->name);
     f->source_path = strdup (mf->source_path);
@@ -247,6 +248,16 @@ read_stream (struct importer *im)
       break;
     }
     case VMFERRY_REC_DATA:
+      /* On a device, what lies before this record is zeroed first (no
+       * worker writes there).
+       */
+      if (im->files[rec.file].direct) {
+        if (vmferry_import_device_gap (im, &im->files[rec.file],
+                                       rec.offset) < 0)
+          goto out;
+        vmferry_import_device_data (&im->files[rec.file],
+                                    rec.offset + rec.length);
+      }
       if (!(j = vmferry_pipeline_slot (im->p)))
         goto out;
       j->end = false;
@@ -255,12 +266,17 @@ read_stream (struct importer *im)
       vmferry_pipeline_submit (im->p, j, true);
       break;
     case VMFERRY_REC_ZERO:
-      /* The file is fresh and sparse: zeros need no write. */
+      /* The file is fresh and sparse: zeros need no write.  A device is
+       * zeroed up to the next data record or the end.
+       */
       vmferry_progress_add (opts->progress, rec.length);
       break;
     case VMFERRY_REC_FILE_END: {
       unsigned char digest[16];
       if (vmferry_record_file_end (&rec, rec.payload, digest) < 0 ||
+          (im->files[rec.file].direct &&
+           vmferry_import_device_gap (im, &im->files[rec.file],
+                                      im->files[rec.file].size) < 0) ||
           !(j = vmferry_pipeline_slot (im->p)))
         goto out;
       j->end = true;
@@ -590,6 +606,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
                           "vmferry-migrate again to resume, or vmferry-import "
                           "--abort=%s --dir %s to remove it",
                           im.dir, im.state_file, im.name, im.dir);
+    vmferry_import_device_say_lost (&im);
     goto out;
   }
   /* fall through: the progress could not be kept */
@@ -601,6 +618,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
     vmferry_save_error (&saved);
     vmferry_append_error (&saved, "nothing was defined and no file was left "
                           "in %s", im.dir ? im.dir : "the target directory");
+    vmferry_import_device_say_lost (&im);
   }
  out:
   importer_free (&im);

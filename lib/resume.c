@@ -40,6 +40,7 @@ vmferry_resume_state_free (struct vmferry_resume_state *st)
   for (size_t i = 0; i < st->nr_files; i++) {
     free (st->files[i].name);
     free (st->files[i].tmp);
+    free (st->files[i].device);
     free (st->files[i].final);
   }
   free (st->files);
@@ -50,6 +51,20 @@ vmferry_resume_state_free (struct vmferry_resume_state *st)
   free (st->define_tmp);
   free (st->aside);
   memset (st, 0, sizeof *st);
+}
+
+/* A device named in a state (only ever printed): an absolute path of
+ * printable characters.
+ */
+static bool
+device_name_ok (const char *s)
+{
+  if (s[0] != '/' || strlen (s) > 4096)
+    return false;
+  for (; *s; s++)
+    if ((unsigned char) *s < 0x20 || *s == 0x7f)
+      return false;
+  return true;
 }
 
 static bool
@@ -537,6 +552,12 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
                          "a file", path, name);
       goto out;
     }
+    if ((s = vmferry_json_str (f, "device")) != NULL &&
+        (!device_name_ok (s) || !(rf->device = strdup (s)))) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad device", path,
+                         name);
+      goto out;
+    }
     if (json_object_object_get_ex (f, "claims", &v) &&
         load_claims (rf, v) < 0) {
       vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path,
@@ -699,6 +720,8 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
     json_object_object_add (j, "name", json_object_new_string (f->name));
     if (f->tmp)
       json_object_object_add (j, "tmp", json_object_new_string (f->tmp));
+    if (f->device)
+      json_object_object_add (j, "device", json_object_new_string (f->device));
     json_object_object_add (j, "size", json_object_new_uint64 (f->size));
     if (f->offset == VMFERRY_RESUME_COMPLETE)
       json_object_object_add (j, "complete", json_object_new_boolean (1));

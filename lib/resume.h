@@ -61,6 +61,10 @@ struct vmferry_resume_claim {
 struct vmferry_resume_file {
   char *name;                   /* as in the manifest */
   char *tmp;                    /* base name of its temporary file in DIR */
+  /* A disk written straight onto this block device (import --disk): only
+   * said by a later run (what a kill left there), never acted on.
+   */
+  char *device;
   uint64_t size;
   uint64_t offset;              /* durable below; or VMFERRY_RESUME_COMPLETE */
   /* Claims (the .written file only): claims[i] covers the bytes from

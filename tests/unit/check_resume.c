@@ -99,6 +99,7 @@ fill (struct vmferry_resume_state *st)
   st->files[1].tmp = strdup (".b.img.vmferry-xYz789");
   st->files[1].size = 1 << 22;
   st->files[1].offset = 1 << 21;
+  st->files[1].device = strdup ("/dev/loop7");
 }
 
 START_TEST (test_round_trip)
@@ -118,6 +119,8 @@ START_TEST (test_round_trip)
   ck_assert_uint_eq (got.files[0].offset, VMFERRY_RESUME_COMPLETE);
   ck_assert_uint_eq (got.files[1].offset, 1 << 21);
   ck_assert_str_eq (got.files[1].tmp, ".b.img.vmferry-xYz789");
+  ck_assert_ptr_null (got.files[0].device);
+  ck_assert_str_eq (got.files[1].device, "/dev/loop7");
   vmferry_resume_state_free (&got);
   unlink (path);
   rmdir (dir);
@@ -170,6 +173,15 @@ START_TEST (test_damaged_and_forged)
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
     "\"size\":1048576,\"offset\":65536}]}",
+    /* a device that is not an absolute path, or that carries a newline
+     * into the message that names it
+     */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"device\":\"loop0\",\"size\":1048576,\"offset\":0}]}",
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"device\":\"/dev/loop0\\nrm -rf /\",\"size\":1048576,\"offset\":0}]}",
   };
   FILE *fp;
   long size;
