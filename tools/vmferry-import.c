@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "guest-fixup.h"
 #include "import.h"
 #include "log.h"
 #include "progress.h"
@@ -24,7 +25,7 @@
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
        OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST,
-       OPT_FORMAT, OPT_FLATTEN, OPT_DISK };
+       OPT_FORMAT, OPT_FLATTEN, OPT_DISK, OPT_NO_FIXUP, OPT_NEW_IDENTITY };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -51,6 +52,8 @@ static const struct option long_options[] = {
   { "format", required_argument, NULL, OPT_FORMAT },
   { "flatten", no_argument, NULL, OPT_FLATTEN },
   { "disk", required_argument, NULL, OPT_DISK },
+  { "no-fixup", no_argument, NULL, OPT_NO_FIXUP },
+  { "new-identity", required_argument, NULL, OPT_NEW_IDENTITY },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -106,6 +109,13 @@ main (int argc, char *argv[])
       opts.format = optarg;
       break;
     case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_NO_FIXUP: opts.no_fixup = true; break;
+    case OPT_NEW_IDENTITY:
+      if (!vmferry_fixup_hostname_ok (optarg))
+        vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
+                                 "(letters, digits, '-' and '.')", optarg);
+      opts.new_identity = optarg;
+      break;
     case OPT_DISK:
       /* TARGET=DEVICE: a target as libvirt names them, an absolute path */
       if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
@@ -129,6 +139,9 @@ main (int argc, char *argv[])
     vmferry_tool_usage_fail ("expected at most one FILE");
   if (opts.dir && opts.pool)
     vmferry_tool_usage_fail ("give at most one of --dir and --pool");
+  if (opts.no_fixup && opts.new_identity)
+    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
+                             "--no-fixup");
   if (join) {
     if (argc - optind > 0)
       vmferry_tool_usage_fail ("--join takes nothing else");
