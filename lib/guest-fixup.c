@@ -601,7 +601,7 @@ vmferry_guest_fixup (const struct vmferry_fixup_opts *o,
   x.h = guestfs_create_flags (GUESTFS_CREATE_NO_CLOSE_ON_EXIT);
   if (x.h == NULL) {
     vmferry_set_error_errno (errno, "guest appliance: cannot create");
-    return -1;
+    return 1;
   }
   guestfs_set_error_handler (x.h, NULL, NULL);
   for (size_t i = 0; i < o->nr_disks; i++)

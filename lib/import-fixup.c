@@ -159,8 +159,6 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   int r = -1, k;
 
   *not_done = false;
-  if (opts->no_fixup && opts->new_identity == NULL)
-    return 0;
   if (opts->new_identity) {
     if (new_macs (im, &old, &nr_old, &new, &nr_new) < 0)
       goto out;
@@ -182,6 +180,7 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   paths = calloc (im->nr_files + 1, sizeof *paths);
   if (disks == NULL || paths == NULL)
     goto nomem;
+  fo.disks = disks;
   for (size_t i = 0; i < im->nr_files; i++) {
     const struct import_file *f = &im->files[i];
     struct vmferry_fixup_disk *d = &disks[fo.nr_disks];
