@@ -276,4 +276,14 @@ int vmferry_import_qemu_img (char *const argv[]);
  */
 int vmferry_import_verify_guest (struct importer *im);
 
+/* The fix-ups in the verified (and converted) copy before it is placed
+ * (import-fixup.c, guest-fixup.h): when a disk's target or, with
+ * --new-identity, the MACs change, and with --new-identity the guest's
+ * identity.  A notice per change.  Returns 0 (*NOT_DONE set when fix-ups
+ * were needed but not made: --no-fixup, no appliance, no Linux guest;
+ * a warning says why), or -1 with the error set (the copy is then
+ * discarded).
+ */
+int vmferry_import_fixup (struct importer *im, bool *not_done);
+
 #endif

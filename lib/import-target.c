@@ -76,7 +76,7 @@ vmferry_import_plan_names (struct importer *im)
                        opts->in_name, im->name);
     return -1;
   }
-  if (opts->new_name) {
+  if (opts->new_name || opts->new_identity) {
     /* A copy beside the original needs its own UUID; generate it here so
      * the TPM state can be placed under it before the define.
      */

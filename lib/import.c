@@ -493,7 +493,7 @@ importer_init (struct importer *im, const struct vmferry_import_opts *opts)
 
 /* What was done, in one line (log.h). */
 static void
-set_summary (const struct importer *im, double t0)
+set_summary (const struct importer *im, double t0, bool fixup_not_done)
 {
   const struct vmferry_import_opts *opts = im->opts;
   char size[32], took[32];
@@ -504,14 +504,16 @@ set_summary (const struct importer *im, double t0)
   vmferry_human_size (bytes, size, sizeof size);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
   vmferry_set_summary ("domain %s imported into %s%s%s (%zu file%s, %s in "
-                       "%s)%s", im->name, im->pool ? "pool " : "",
+                       "%s)%s%s", im->name, im->pool ? "pool " : "",
                        im->pool ? im->pool : im->dir,
                        opts->start ? ", defined and started"
                        : opts->define ? " and defined" : "",
                        im->nr_files, im->nr_files == 1 ? "" : "s", size, took,
                        /* import-dir.h: digests of what was read */
                        opts->from_dir ? "; no manifest: copied as found, not "
-                       "verified against a sender" : "");
+                       "verified against a sender" : "",
+                       fixup_not_done ? "; the guest's fix-ups were not done"
+                       : "");
 }
 
 int
@@ -519,6 +521,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
 {
   struct importer im;
   double t0 = vmferry_monotonic ();
+  bool fixup_not_done = false;
   int r = -1, k;
 
   importer_init (&im, opts);
@@ -559,7 +562,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     goto fail;
   if (opts->verify_guest && vmferry_import_verify_guest (&im) < 0)
     goto fail;
-  if (vmferry_import_convert (&im) < 0)
+  if (vmferry_import_convert (&im) < 0 ||
+      vmferry_import_fixup (&im, &fixup_not_done) < 0)
     goto fail;
   k = vmferry_place (&im);
   if (k < 0 && im.st.phase == VMFERRY_RESUME_PLACE)
@@ -592,7 +596,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
       vmferry_warn ("%s", vmferry_get_error ());
     }
   }
-  set_summary (&im, t0);
+  set_summary (&im, t0, fixup_not_done);
   r = 0;
   goto out;
 

@@ -25,6 +25,12 @@ struct vmferry_import_opts {
    */
   bool verify_guest;
   const char *new_name;         /* define under this name, new UUID */
+  /* Fix-ups in the copy (guest-fixup.h): NO_FIXUP skips those a disk
+   * bus change asks for; NEW_IDENTITY (a hostname) gives the copy a new
+   * UUID, MACs, hostname, machine-id and SSH host keys.
+   */
+  bool no_fixup;
+  const char *new_identity;
   /* Formats on arrival (import-convert.c): every disk as FORMAT ("raw"
    * or "qcow2"; NULL: as sent), and with FLATTEN a disk with a backing
    * chain as one file.  Converted after the received copy is verified,

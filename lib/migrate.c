@@ -1001,6 +1001,12 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   }
   if (opts->flatten)
     args[na++] = "--flatten";
+  if (opts->no_fixup)
+    args[na++] = "--no-fixup";
+  if (opts->new_identity) {
+    args[na++] = "--new-identity";
+    args[na++] = opts->new_identity;
+  }
   for (size_t i = 0; i < opts->n_dest_disks; i++) {
     args[na++] = "--disk";
     args[na++] = opts->dest_disks[i];

@@ -47,6 +47,11 @@ struct vmferry_migrate_opts {
   bool flatten;
   const char *const *dest_disks;
   size_t n_dest_disks;
+  /* Offline: the remote import's --no-fixup and --new-identity=HOSTNAME
+   * (fix-ups in the copy there, guest-fixup.h).
+   */
+  bool no_fixup;
+  const char *new_identity;
   bool no_check;                /* skip the pre-flight check */
   bool no_resume;
   unsigned connections;         /* SSH sessions for the data (0: 1) */

@@ -18,6 +18,7 @@
 #include "domain.h"
 #include "error.h"
 #include "manifest.h"
+#include "preflight-int.h"
 #include "preflight.h"
 #include "refs.h"
 #include "stream.h"
@@ -42,6 +43,10 @@ vmferry_check_input_free (struct vmferry_check_input *in)
   for (size_t i = 0; i < in->allow.len; i++)
     free (in->allow.ptr[i]);
   vmferry_check_string_vector_reset (&in->allow);
+  free (in->guest);
+  for (size_t i = 0; i < in->disk_targets.len; i++)
+    free (in->disk_targets.ptr[i]);
+  vmferry_check_string_vector_reset (&in->disk_targets);
   memset (in, 0, sizeof *in);
 }
 
@@ -232,7 +237,8 @@ load_stream (struct vmferry_check_input *in, int fd,
         goto out;
       }
       in->doc = vmferry_domain_parse (xml, len, "domain XML in the stream");
-      if (in->doc == NULL || files_from_manifest (in, m) == -1)
+      if (in->doc == NULL || files_from_manifest (in, m) == -1 ||
+          vmferry_preflight_keep_guest (in, m) == -1)
         goto out;
       ret = 0;
       goto out;

@@ -99,4 +99,17 @@ void vmferry_preflight_devices (struct preflight *c);
 /* preflight-refs.c */
 void vmferry_preflight_refs (struct preflight *c);
 
+/* preflight-guest.c: what the guest's inspection says about a disk that
+ * gets another name, or a Windows guest off virtio.
+ */
+void vmferry_preflight_guest (struct preflight *c);
+
+/* Keep manifest M's "guest" (may be NULL) and the target each of IN's
+ * disks had on the source (the manifest's, else the XML's).  Returns 0,
+ * or -1 with the error set.
+ */
+struct vmferry_manifest;
+int vmferry_preflight_keep_guest (struct vmferry_check_input *in,
+                                  const struct vmferry_manifest *m);
+
 #endif

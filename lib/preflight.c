@@ -227,6 +227,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   vmferry_preflight_storage (&c);
   vmferry_preflight_identity (&c);
   vmferry_preflight_devices (&c);
+  vmferry_preflight_guest (&c);
 
   if (c.oom) {
     vmferry_set_error_errno (ENOMEM, "check");

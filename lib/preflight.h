@@ -98,6 +98,13 @@ struct vmferry_check_input {
    * accept them.
    */
   struct vmferry_check_string_vector allow;
+  /* A stream's: the manifest's "guest" (export --inspect; JSON text) or
+   * NULL, and the target each of the domain's disks had on the source
+   * (in the XML's order, "" for none), so that the check sees what a
+   * rewrite changes (preflight-guest.c).
+   */
+  char *guest;
+  struct vmferry_check_string_vector disk_targets;
   /* For the hints (not freed by vmferry_check_input_free): */
   int check_for;                /* enum vmferry_check_for */
   /* vmferry-migrate --dest-dir: the carried files go there whatever

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "guest-fixup.h"
 #include "import.h"
 #include "log.h"
 #include "progress.h"
@@ -24,7 +25,8 @@
 
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
        OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST,
-       OPT_FORMAT, OPT_FLATTEN, OPT_DISK, OPT_FROM_DIR, OPT_XML };
+       OPT_FORMAT, OPT_FLATTEN, OPT_DISK, OPT_FROM_DIR, OPT_XML,
+       OPT_NO_FIXUP, OPT_NEW_IDENTITY };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -53,6 +55,8 @@ static const struct option long_options[] = {
   { "disk", required_argument, NULL, OPT_DISK },
   { "from-dir", required_argument, NULL, OPT_FROM_DIR },
   { "xml", required_argument, NULL, OPT_XML },
+  { "no-fixup", no_argument, NULL, OPT_NO_FIXUP },
+  { "new-identity", required_argument, NULL, OPT_NEW_IDENTITY },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -108,6 +112,13 @@ main (int argc, char *argv[])
       opts.format = optarg;
       break;
     case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_NO_FIXUP: opts.no_fixup = true; break;
+    case OPT_NEW_IDENTITY:
+      if (!vmferry_fixup_hostname_ok (optarg))
+        vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
+                                 "(letters, digits, '-' and '.')", optarg);
+      opts.new_identity = optarg;
+      break;
     case OPT_DISK:
       /* TARGET=DEVICE: a target as libvirt names them, an absolute path */
       if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
@@ -143,6 +154,9 @@ main (int argc, char *argv[])
                                "--abort, --resumable or --resume-query");
     opts.in_name = opts.from_dir;
   }
+  if (opts.no_fixup && opts.new_identity)
+    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
+                             "--no-fixup");
   if (join) {
     if (argc - optind > 0)
       vmferry_tool_usage_fail ("--join takes nothing else");

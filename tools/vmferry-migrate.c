@@ -15,6 +15,7 @@
 #include "cleanup-libc.h"
 #include "clock.h"
 #include "error.h"
+#include "guest-fixup.h"
 #include "human.h"
 #include "log.h"
 #include "migrate.h"
@@ -30,7 +31,7 @@ enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
        OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
        OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON, OPT_FORMAT,
-       OPT_FLATTEN, OPT_DEST_DISK };
+       OPT_FLATTEN, OPT_DEST_DISK, OPT_NO_FIXUP, OPT_NEW_IDENTITY };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -55,6 +56,8 @@ static const struct option long_options[] = {
   { "json", no_argument, NULL, OPT_JSON },
   { "format", required_argument, NULL, OPT_FORMAT },
   { "flatten", no_argument, NULL, OPT_FLATTEN },
+  { "no-fixup", no_argument, NULL, OPT_NO_FIXUP },
+  { "new-identity", required_argument, NULL, OPT_NEW_IDENTITY },
   { "dest-disk", required_argument, NULL, OPT_DEST_DISK },
   { "map-file", required_argument, NULL, 'm' },
   VMFERRY_REWRITE_LONG_OPTIONS,
@@ -223,6 +226,13 @@ main (int argc, char *argv[])
       opts.format = optarg;
       break;
     case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_NO_FIXUP: opts.no_fixup = true; break;
+    case OPT_NEW_IDENTITY:
+      if (!vmferry_fixup_hostname_ok (optarg))
+        vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
+                                 "(letters, digits, '-' and '.')", optarg);
+      opts.new_identity = optarg;
+      break;
     case OPT_DEST_DISK:
       if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
           strchr (optarg, '=')[1] != '/')
@@ -263,6 +273,12 @@ main (int argc, char *argv[])
   if (opts.live && (opts.format || opts.flatten || opts.n_dest_disks))
     vmferry_tool_usage_fail ("--format, --flatten and --dest-disk do not go "
                              "with --live");
+  if (opts.live && (opts.no_fixup || opts.new_identity))
+    vmferry_tool_usage_fail ("--no-fixup and --new-identity do not go with "
+                             "--live (the guest runs)");
+  if (opts.no_fixup && opts.new_identity)
+    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
+                             "--no-fixup");
   if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri))
     vmferry_tool_usage_fail ("--auto-converge, --postcopy and --migrate-uri "
                              "need --live");
