@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "fault.h"
 #include "guest.h"
 #include "log.h"
 #include "text.h"
@@ -906,6 +907,9 @@ vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
     if (why == NULL) {
       trimmed++;
       vmferry_verbose ("guest trim: %s (%s) trimmed", name, type);
+      /* The tests' worst moment: the overlay written, QEMU running. */
+      if (vmferry_fault ("guest-trimmed") < 0)
+        goto out;
     }
     else {
       vmferry_verbose ("guest trim: %s (%s) not trimmed: %s", name, type,
