@@ -69,6 +69,6 @@ echo "flattened copy: $a KiB allocated for 10 MiB of data in 256 MiB"
 xml=$(virsh_b dumpxml --inactive "$vm")
 grep -q "<driver name='qemu' type='raw'/>" <<<"$xml" ||
     fail "the domain's driver does not say raw: $xml"
-grep -q "<backingStore" <<<"$xml" && grep -q "<backingStore type=" <<<"$xml" &&
+grep -q "<backingStore type=" <<<"$xml" &&
     fail "the flattened disk keeps a backing store: $xml"
 echo "ok"

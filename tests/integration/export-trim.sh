@@ -13,7 +13,8 @@
 #    running) leaves the source unchanged and its overlay directory,
 #    which the next run removes; that run, given SIGTERM at the same
 #    point, removes its own overlays: no vmferry-trim-* directory is
-#    left and no appliance runs on.
+#    left and no appliance runs on;
+#  - vmferry-migrate --live --trim is refused.
 # Three appliance launches (TCG here: up to a minute each).
 . "$(dirname "$0")/functions.sh"
 requires mkswap
@@ -93,6 +94,13 @@ host=$(on_b debugfs -R 'cat /etc/hostname' "$IMAGES_DIR/$vm.img" 2>/dev/null)
 on_a qemu-img compare -q -f raw -F raw "$IMAGES_DIR/$vm-swap.img" \
     "$IMAGES_B/$vm-swap.img" || fail "the swap disk did not arrive as it was"
 echo "trimmed copy: e2fsck clean, files there"
+
+# migrate takes --trim too, not with --live (refused before anything).
+rc=0
+on_a vmferry-migrate --live --trim "$vm" hostb >/dev/null 2>"$SCRATCH/live.err" || rc=$?
+((rc != 0)) || fail "migrate --live --trim was accepted"
+grep -q -- "--trim does not go with --live" "$SCRATCH/live.err" ||
+    fail "migrate --live --trim: unclear: $(cat "$SCRATCH/live.err")"
 
 # SIGKILL after the trim, the appliance running.
 rc=0
