@@ -47,6 +47,7 @@
 #include "source.h"
 #include "stream.h"
 #include "tar.h"
+#include "export-trim.h"
 #include "vector.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -59,6 +60,11 @@
  * the scratch files grow with what the guest writes during the export.
  */
 #define BACKUP_BASE_DIR "/var/tmp"
+
+/* Where --trim's overlays are (export-trim.h): on disk too, for the same
+ * reason.
+ */
+#define TRIM_BASE_DIR "/var/tmp"
 
 struct export_file {
   int role;                     /* VMFERRY_ROLE_* */
@@ -76,6 +82,10 @@ struct export_file {
    */
   bool guest;
   char *uri;
+  /* Or, a shut-off domain's disk (--flatten, --trim), from the image
+   * this JSON node describes, through a local qemu-nbd (source.h).
+   */
+  char *node;
   bool block;                   /* a block device: rdev is the device */
   dev_t dev, rdev;
   ino_t ino;
@@ -87,13 +97,17 @@ DEFINE_VECTOR_TYPE (export_file_vector, struct export_file);
 
 struct plan {
   struct export_file_vector files;
+  /* Files a flattened disk's chain reads, not carried themselves: what
+   * is checked for a writer all the same.
+   */
+  struct export_file_vector under;
 };
 
 static void
-plan_free (struct plan *plan)
+files_free (struct export_file_vector *files)
 {
-  for (size_t i = 0; i < plan->files.len; i++) {
-    struct export_file *f = &plan->files.ptr[i];
+  for (size_t i = 0; i < files->len; i++) {
+    struct export_file *f = &files->ptr[i];
     free (f->path);
     free (f->name);
     free (f->target);
@@ -102,8 +116,16 @@ plan_free (struct plan *plan)
     free (f->pool);
     free (f->volume);
     free (f->uri);
+    free (f->node);
   }
-  export_file_vector_reset (&plan->files);
+  export_file_vector_reset (files);
+}
+
+static void
+plan_free (struct plan *plan)
+{
+  files_free (&plan->files);
+  files_free (&plan->under);
 }
 
 static bool
@@ -507,6 +529,209 @@ make_plan (virConnectPtr conn, virDomainPtr dom, xmlDocPtr doc,
   return r;
 }
 
+/* ---- a shut-off domain's disks as guest content (--flatten, --trim) ---- */
+
+/* The JSON node of PLAN's file I and the files below it:
+ * {"driver": FORMAT, "file": {"driver": "file" or "host_device",
+ * "filename": PATH}, "backing": NODE or null}: every driver and every
+ * backing file named, as plan_add_image found them, so QEMU probes
+ * nothing and follows no header.  NULL with the error set.
+ */
+static json_object *
+chain_node (const struct plan *plan, int i)
+{
+  const struct export_file *f = &plan->files.ptr[i];
+  json_object *node = json_object_new_object ();
+  json_object *file = json_object_new_object ();
+  json_object *b = NULL;
+
+  if (node == NULL || file == NULL)
+    goto nomem;
+  if (f->backing >= 0 && (b = chain_node (plan, f->backing)) == NULL)
+    goto fail;
+  json_object_object_add (file, "driver",
+                          json_object_new_string (f->block ? "host_device"
+                                                           : "file"));
+  json_object_object_add (file, "filename", json_object_new_string (f->path));
+  json_object_object_add (node, "driver", json_object_new_string (f->format));
+  json_object_object_add (node, "file", file);
+  if (strcmp (f->format, "qcow2") == 0 || b)
+    json_object_object_add (node, "backing", b);
+  return node;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "%s", f->path);
+ fail:
+  json_object_put (file);
+  json_object_put (node);
+  return NULL;
+}
+
+/* NODE as text (the caller frees it); takes NODE.  NULL with the error
+ * set.
+ */
+static char *
+node_text (json_object *node, const char *what)
+{
+  char *s;
+
+  if (node == NULL)
+    return NULL;
+  s = strdup (json_object_to_json_string_ext (node, JSON_C_TO_STRING_PLAIN |
+                                              JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (node);
+  if (s == NULL)
+    vmferry_set_error_errno (ENOMEM, "%s", what);
+  return s;
+}
+
+/* The node of an overlay at PATH over BACKING (a node's text). */
+static char *
+overlay_node (const char *path, const char *backing)
+{
+  json_object *node = json_object_new_object ();
+  json_object *file = json_object_new_object ();
+  json_object *b = json_tokener_parse (backing);
+
+  if (node == NULL || file == NULL || b == NULL) {
+    json_object_put (node);
+    json_object_put (file);
+    json_object_put (b);
+    vmferry_set_error_errno (ENOMEM, "%s", path);
+    return NULL;
+  }
+  json_object_object_add (file, "driver", json_object_new_string ("file"));
+  json_object_object_add (file, "filename", json_object_new_string (path));
+  json_object_object_add (node, "driver", json_object_new_string ("qcow2"));
+  json_object_object_add (node, "file", file);
+  json_object_object_add (node, "backing", b);
+  return node_text (node, path);
+}
+
+/* Turn PLAN's disks into guest content read from a node: with TRIM,
+ * every writable disk, through an overlay T makes (T NULL: a plan
+ * only, no overlay made); with FLATTEN, every disk with a backing
+ * chain.  Each such disk is raw in the stream, its chain no longer
+ * carried (kept in plan->under for the checks).  The overlays made are
+ * appended to *DISKS_RTN for the appliance.  0, or -1 with the error
+ * set.
+ */
+static int
+plan_guest_content (struct plan *plan, bool flatten, bool trim,
+                    struct vmferry_trim *t, struct vmferry_guest_disk *disks,
+                    size_t *nr_disks_rtn)
+{
+  struct export_file_vector kept = VECTOR_INIT;
+  bool *used = calloc (plan->files.len + 1, sizeof *used);
+  int *moved = calloc (plan->files.len + 1, sizeof *moved);
+  int r = -1;
+
+  *nr_disks_rtn = 0;
+  if (used == NULL || moved == NULL) {
+    vmferry_set_error_errno (ENOMEM, "export");
+    goto out;
+  }
+  for (size_t i = 0; i < plan->files.len; i++) {
+    struct export_file *f = &plan->files.ptr[i];
+    CLEANUP_FREE char *node = NULL;
+
+    if (f->role != VMFERRY_ROLE_DISK || f->guest ||
+        !((trim && !f->readonly) || (flatten && f->backing >= 0)))
+      continue;
+    node = node_text (chain_node (plan, (int) i), f->path);
+    if (node == NULL)
+      goto out;
+    if (trim && t) {
+      CLEANUP_FREE char *overlay = vmferry_trim_overlay (t, node, f->format,
+                                                         f->virtual_size);
+      if (overlay == NULL)
+        goto out;
+      f->node = overlay_node (overlay, node);
+      disks[*nr_disks_rtn].path = strdup (overlay);
+      disks[*nr_disks_rtn].format = "qcow2";
+      disks[*nr_disks_rtn].target = f->target;
+      if (f->node == NULL || disks[*nr_disks_rtn].path == NULL) {
+        free ((char *) disks[*nr_disks_rtn].path);
+        vmferry_set_error_errno (ENOMEM, "%s", f->path);
+        goto out;
+      }
+      ++*nr_disks_rtn;
+    }
+    else {
+      f->node = node;
+      node = NULL;
+    }
+    free (f->format);
+    free (f->backing_format);
+    f->backing_format = NULL;
+    f->format = strdup ("raw");
+    if (f->format == NULL) {
+      vmferry_set_error_errno (ENOMEM, "%s", f->path);
+      goto out;
+    }
+    f->guest = true;
+    f->size = f->virtual_size;
+    f->backing = -1;
+  }
+  /* Which files a carried one still needs (a chain under a disk left
+   * as it is), then the rest moved to plan->under.
+   */
+  for (size_t i = plan->files.len; i-- > 0; ) {
+    const struct export_file *f = &plan->files.ptr[i];
+    if ((f->role != VMFERRY_ROLE_BACKING || used[i]) && f->backing >= 0)
+      used[f->backing] = true;
+  }
+  /* Room first, so that every file lands in one vector or the other. */
+  if (export_file_vector_reserve (&kept, plan->files.len) == -1 ||
+      export_file_vector_reserve (&plan->under, plan->files.len) == -1) {
+    vmferry_set_error_errno (ENOMEM, "export");
+    export_file_vector_reset (&kept);
+    goto out;
+  }
+  for (size_t i = 0; i < plan->files.len; i++) {
+    struct export_file *f = &plan->files.ptr[i];
+    bool keep = f->role != VMFERRY_ROLE_BACKING || used[i];
+
+    moved[i] = keep ? (int) kept.len : -1;
+    export_file_vector_append (keep ? &kept : &plan->under, *f);
+  }
+  for (size_t i = 0; i < kept.len; i++)
+    if (kept.ptr[i].backing >= 0)
+      kept.ptr[i].backing = moved[kept.ptr[i].backing];
+  export_file_vector_reset (&plan->files);
+  plan->files = kept;
+  r = 0;
+ out:
+  free (used);
+  free (moved);
+  return r;
+}
+
+/* Trim the overlays DISKS (NR of them) in the appliance; *NOTE_RTN says
+ * what was not trimmed (NULL: all was).  0, or -1 with the error set.
+ */
+static int
+trim_overlays (const char *domain, const struct vmferry_guest_disk *disks,
+               size_t nr, char **note_rtn)
+{
+  double t0 = vmferry_monotonic ();
+  char took[32];
+  int n;
+
+  *note_rtn = NULL;
+  if (nr == 0)
+    return 0;
+  n = vmferry_guest_trim (disks, nr, note_rtn);
+  if (n < 0) {
+    vmferry_prefix_error ("domain %s: --trim", domain);
+    return -1;
+  }
+  vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
+  vmferry_verbose ("domain %s: %d filesystem%s trimmed in %s%s%s", domain, n,
+                   n == 1 ? "" : "s", took, *note_rtn ? "; not trimmed: " : "",
+                   *note_rtn ? *note_rtn : "");
+  return 0;
+}
+
 /* ---- files another user writes ---- */
 
 /* "disk vda (/path)", "backing file /path", ...: F in messages. */
@@ -534,9 +759,11 @@ plan_lookup_path (const struct plan *plan, const char *path)
 {
   struct stat st;
   bool have_st = stat (path, &st) == 0;
+  size_t nf = plan->files.len;
 
-  for (size_t i = 0; i < plan->files.len; i++) {
-    const struct export_file *f = &plan->files.ptr[i];
+  for (size_t i = 0; i < nf + plan->under.len; i++) {
+    const struct export_file *f = i < nf ? &plan->files.ptr[i]
+                                         : &plan->under.ptr[i - nf];
 
     if (strcmp (f->path, path) == 0)
       return f;
@@ -675,12 +902,16 @@ check_not_in_use (virConnectPtr conn, const char *uuid, const struct plan *plan,
     virDomainFree (doms[i]);
   }
   free (doms);
-  for (size_t i = 0; r == 0 && i < plan->files.len; i++) {
-    const struct export_file *f = &plan->files.ptr[i];
+  for (size_t i = 0; r == 0 && i < plan->files.len + plan->under.len; i++) {
+    const struct export_file *f =
+      i < plan->files.len ? &plan->files.ptr[i]
+                          : &plan->under.ptr[i - plan->files.len];
     CLEANUP_CLOSE int fd = -1;
     struct vmferry_image_lock lk;
 
-    if (f->guest || (running && f->role == VMFERRY_ROLE_NVRAM))
+    /* A disk read through a node is still its files: checked. */
+    if ((f->guest && f->node == NULL) ||
+        (running && f->role == VMFERRY_ROLE_NVRAM))
       continue;
     fd = vmferry_source_open_fd (f->path, f->role == VMFERRY_ROLE_TPM);
     if (fd < 0)
@@ -1286,18 +1517,25 @@ export_file_data (struct exporter *ex, struct vmferry_pipeline *p,
   struct job *j;
   int r = -1, more, got;
 
-  src = f->guest ? vmferry_source_open_nbd (f->uri)
-                 : vmferry_source_open_file (f->path,
-                                             f->role == VMFERRY_ROLE_TPM);
+  src = f->node ? vmferry_source_open_image (f->path, f->node)
+    : f->guest ? vmferry_source_open_nbd (f->uri)
+    : vmferry_source_open_file (f->path, f->role == VMFERRY_ROLE_TPM);
   if (src == NULL) {
     if (f->guest)
-      vmferry_prefix_error ("disk %s", f->target);
+      vmferry_prefix_error ("disk %s", f->target ? f->target : f->path);
     return -1;
+  }
+  if (f->node && (stat (f->path, &st) < 0 || st.st_dev != f->dev ||
+                  st.st_ino != f->ino)) {
+    vmferry_set_error ("%s was replaced since the export began", f->path);
+    goto out;
   }
   if (f->guest) {
     if (vmferry_source_size (src) != f->size) {
-      vmferry_set_error ("disk %s: the backup serves %" PRIu64 " bytes, the "
-                         "domain said %" PRIu64 " (resized since?)", f->target,
+      vmferry_set_error ("disk %s: %s serves %" PRIu64 " bytes, the "
+                         "plan said %" PRIu64 " (resized since?)",
+                         f->target ? f->target : f->path,
+                         f->node ? "qemu-nbd" : "the backup",
                          vmferry_source_size (src), f->size);
       goto out;
     }
@@ -1660,11 +1898,15 @@ vmferry_export (const struct vmferry_export_opts *opts)
   CLEANUP_VIR_DOMAIN virDomainPtr dom = NULL;
   CLEANUP_FREE char *xml = NULL, *manifest = NULL, *name = NULL, *uuid = NULL;
   CLEANUP_FREE char *carried = NULL, *inspection = NULL;
+  CLEANUP_FREE char *untrimmed = NULL;
+  CLEANUP_FREE struct vmferry_guest_disk *overlays = NULL;
   CLEANUP_XMLDOC xmlDocPtr doc = NULL;
-  struct plan plan = { .files = VECTOR_INIT };
+  struct plan plan = { .files = VECTOR_INIT, .under = VECTOR_INIT };
   struct vmferry_backup *backup = NULL;
+  struct vmferry_trim *trim = NULL;
+  size_t nr_overlays = 0;
   int state, r = -1;
-  bool running;
+  bool running, local = false;
 
   if (refuse_remote (opts->uri, opts->domain) < 0)
     return -1;
@@ -1684,6 +1926,12 @@ vmferry_export (const struct vmferry_export_opts *opts)
   if (state < 0)
     return -1;
   running = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED;
+  if (running && opts->trim) {
+    vmferry_set_error ("domain %s is running: --trim needs it shut off (its "
+                       "filesystems would change under the appliance; nothing "
+                       "was written)", opts->domain);
+    return -1;
+  }
   if (state != VIR_DOMAIN_SHUTOFF && (opts->offline || !running)) {
     vmferry_set_error ("domain %s is %s%s: shut it down first (nothing was "
                        "written)", opts->domain,
@@ -1720,6 +1968,24 @@ vmferry_export (const struct vmferry_export_opts *opts)
   }
   if (opts->inspect && !opts->manifest_rtn)
     inspection = inspect (conn, name, running);
+  /* A running domain's disks are guest content already (the backup). */
+  if (!running && (opts->flatten || opts->trim)) {
+    overlays = calloc (plan.files.len + 1, sizeof *overlays);
+    if (overlays == NULL) {
+      vmferry_set_error_errno (ENOMEM, "export");
+      goto out;
+    }
+    if (opts->trim && !opts->manifest_rtn &&
+        !(trim = vmferry_trim_new (TRIM_BASE_DIR)))
+      goto out;
+    if (plan_guest_content (&plan, opts->flatten, opts->trim, trim, overlays,
+                            &nr_overlays) < 0 ||
+        trim_overlays (name, overlays, nr_overlays, &untrimmed) < 0) {
+      vmferry_prefix_error ("domain %s", name);
+      goto out;
+    }
+    local = plan_has_guest (&plan);
+  }
   manifest = make_manifest (&plan, opts->uri, name, uuid, inspection);
   if (manifest == NULL)
     goto out;
@@ -1731,9 +1997,10 @@ vmferry_export (const struct vmferry_export_opts *opts)
     r = 0;
     goto out;
   }
-  if (running) {
+  if (running || local) {
     carried = guest_xml (doc, &plan);
-    if (carried == NULL || !(backup = start_backup (opts, dom, &plan)))
+    if (carried == NULL ||
+        (running && !(backup = start_backup (opts, dom, &plan))))
       goto out;
   }
   {
@@ -1762,6 +2029,36 @@ vmferry_export (const struct vmferry_export_opts *opts)
     r = write_stream (opts, conn, dom, uuid, &plan, manifest,
                       carried ? carried : xml, backup);
  out:
+  if (r == 0 && opts->trim && !opts->manifest_rtn) {
+    char *s = NULL;
+
+    if (asprintf (&s, "%s; %s", vmferry_get_summary (),
+                  untrimmed ? untrimmed : "every filesystem trimmed") >= 0) {
+      if (untrimmed)
+        vmferry_notice ("domain %s: sent as they are (not trimmed): %s",
+                        name, untrimmed);
+      vmferry_set_summary ("%s%s", s, untrimmed ? " sent untrimmed" : "");
+      free (s);
+    }
+  }
+  for (size_t i = 0; i < nr_overlays; i++)
+    free ((char *) overlays[i].path);
+  if (trim) {
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    if (vmferry_trim_end (trim) < 0) {
+      char msg[VMFERRY_ERROR_MAX];
+
+      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+      if (r == 0)
+        vmferry_warn ("%s", msg);
+      else
+        vmferry_append_error (&saved, "%s", msg);
+    }
+    else if (r < 0)
+      vmferry_restore_saved_error (&saved);
+  }
   if (backup) {
     struct vmferry_saved_error saved;
 

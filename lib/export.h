@@ -32,6 +32,15 @@ struct vmferry_export_opts {
   bool include_readonly;
   /* Inspect the guest (guest.h) and record it in the manifest. */
   bool inspect;
+  /* A shut-off domain's disk with a backing chain goes as one raw disk
+   * of its guest-visible content (read through a local qemu-nbd).
+   */
+  bool flatten;
+  /* Trim the guest's filesystems on temporary overlays (export-trim.h) and
+   * send each writable disk as the trimmed guest content, raw: what
+   * the filesystems freed is not sent.  Needs a shut-off domain.
+   */
+  bool trim;
   /* Refuse a running domain, as vmferry-export always did. */
   bool offline;
   /* A running domain: freeze its file systems for the backup's start. */

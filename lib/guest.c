@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "fault.h"
 #include "guest.h"
 #include "log.h"
 #include "text.h"
@@ -67,9 +68,12 @@ vmferry_guest_close (struct vmferry_guest *g)
   free (g);
 }
 
-int
-vmferry_guest_open (const struct vmferry_guest_disk *disks, size_t nr,
-                    struct vmferry_guest **g_rtn)
+/* Launch over DISKS: read-only, or (WRITABLE) written in place with the
+ * guest's discards passed down to the image (--trim's overlays).
+ */
+static int
+guest_launch (const struct vmferry_guest_disk *disks, size_t nr,
+              bool writable, struct vmferry_guest **g_rtn)
 {
   struct vmferry_guest *g;
 
@@ -100,10 +104,13 @@ vmferry_guest_open (const struct vmferry_guest_disk *disks, size_t nr,
     }
     g->nr_disks++;
     /* Read-only: libguestfs adds a temporary overlay, the image is
-     * opened for reading only.
+     * opened for reading only.  Writable: the image is an overlay of
+     * ours, and "besteffort" passes discards on where QEMU can.
      */
     if (guestfs_add_drive_opts (g->h, disks[i].path,
-                                GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+                                GUESTFS_ADD_DRIVE_OPTS_READONLY, !writable,
+                                GUESTFS_ADD_DRIVE_OPTS_DISCARD,
+                                writable ? "besteffort" : "disable",
                                 disks[i].format ?
                                 GUESTFS_ADD_DRIVE_OPTS_FORMAT : -1,
                                 disks[i].format, -1) == -1) {
@@ -121,6 +128,13 @@ vmferry_guest_open (const struct vmferry_guest_disk *disks, size_t nr,
   }
   *g_rtn = g;
   return 0;
+}
+
+int
+vmferry_guest_open (const struct vmferry_guest_disk *disks, size_t nr,
+                    struct vmferry_guest **g_rtn)
+{
+  return guest_launch (disks, nr, false, g_rtn);
 }
 
 DEFINE_VECTOR_TYPE (guest_disks, struct vmferry_guest_disk);
@@ -829,6 +843,100 @@ vmferry_guest_domain_report (const char *uri, const char *name,
   json_object_put (o);
   vmferry_guest_checks_free (checks, nr);
   vmferry_guest_info_free (info);
+  vmferry_guest_close (g);
+  return r;
+}
+
+/* ---- --trim ---- */
+
+/* Append "DEV (TYPE: WHY)" to the list *LIST ("" at first). */
+static int
+untrimmed_add (char **list, const char *dev, const char *type,
+               const char *why)
+{
+  char *n;
+
+  if (asprintf (&n, "%s%s%s (%s%s%s)", *list, **list ? ", " : "", dev, type,
+                why ? ": " : "", why ? why : "") == -1)
+    return -1;
+  free (*list);
+  *list = n;
+  return 0;
+}
+
+int
+vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
+                    char **untrimmed_rtn)
+{
+  struct vmferry_guest *g = NULL;
+  CLEANUP_STRV_FREE char **fs = NULL;
+  char *untrimmed = strdup ("");
+  int trimmed = 0, r = -1;
+
+  *untrimmed_rtn = NULL;
+  if (untrimmed == NULL) {
+    vmferry_set_error_errno (ENOMEM, "guest trim");
+    return -1;
+  }
+  if (guest_launch (disks, nr, true, &g) < 0)
+    goto out;
+  fs = guestfs_list_filesystems (g->h);
+  if (fs == NULL) {
+    guest_error (g, "cannot list the filesystems");
+    goto out;
+  }
+  for (size_t i = 0; fs[i] && fs[i + 1]; i += 2) {
+    CLEANUP_FREE char *name = guest_device_name (g, fs[i]);
+    const char *type = fs[i + 1], *why = NULL;
+    char msg[256];
+
+    if (name == NULL)
+      goto nomem;
+    /* Mounted read-write: a journal replay lands in the overlay, as
+     * does the trim, which is the point.
+     */
+    if (strcmp (type, "swap") == 0 || strcmp (type, "unknown") == 0)
+      why = strcmp (type, "swap") == 0 ? "swap space" : "not a filesystem";
+    else if (guestfs_mount_options (g->h, "", fs[i], "/") == -1)
+      why = "cannot be mounted";
+    else if (guestfs_fstrim (g->h, "/", -1) == -1) {
+      snprintf (msg, sizeof msg, "fstrim failed: %s",
+                guestfs_last_error (g->h));
+      why = msg;
+    }
+    if (why == NULL) {
+      trimmed++;
+      vmferry_verbose ("guest trim: %s (%s) trimmed", name, type);
+      /* The tests' worst moment: the overlay written, QEMU running. */
+      if (vmferry_fault ("guest-trimmed") < 0)
+        goto out;
+    }
+    else {
+      vmferry_verbose ("guest trim: %s (%s) not trimmed: %s", name, type,
+                       why);
+      if (untrimmed_add (&untrimmed, name, type, why) < 0)
+        goto nomem;
+    }
+    if (guestfs_umount_all (g->h) == -1) {
+      guest_error (g, "umount");
+      goto out;
+    }
+  }
+  /* The overlays are complete only once QEMU has flushed and ended. */
+  if (guestfs_shutdown (g->h) == -1) {
+    guest_error (g, "shutdown");
+    goto out;
+  }
+  if (*untrimmed) {
+    *untrimmed_rtn = untrimmed;
+    untrimmed = NULL;
+  }
+  r = trimmed;
+  goto out;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "guest trim");
+ out:
+  free (untrimmed);
   vmferry_guest_close (g);
   return r;
 }

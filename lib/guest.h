@@ -51,6 +51,17 @@ int vmferry_guest_open (const struct vmferry_guest_disk *disks, size_t nr,
 int vmferry_guest_open_domain (virConnectPtr conn, const char *name,
                                struct vmferry_guest **g_rtn);
 
+/* --trim: launch the appliance over DISKS (overlays of the caller's,
+ * written in place, the guest's discards passed down to them), mount
+ * each filesystem in turn and fstrim it, and shut the appliance down
+ * (QEMU flushed and gone: the overlays are complete).  Returns how many
+ * filesystems were trimmed, with *UNTRIMMED_RTN the others as
+ * "vda2 (swap: swap space), ..." (the caller frees it) or NULL when
+ * every one was; -1 with the error set when the appliance failed.
+ */
+int vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
+                        char **untrimmed_rtn);
+
 /* Shut the appliance down and free G (NULL is fine).  Its overlays go
  * with it.
  */

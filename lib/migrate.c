@@ -460,7 +460,7 @@ print_plan (const struct vmferry_migrate_opts *opts, FILE *fp,
   struct vmferry_migrate_result *res = opts->result;
   struct vmferry_export_opts e = { .uri = opts->uri, .domain = opts->domain,
                                    .out_fd = -1, .out_name = "plan",
-                                   .offline = true };
+                                   .offline = true, .trim = opts->trim };
   CLEANUP_FREE char *manifest = NULL, *rewritten = NULL, *dname = NULL;
   CLEANUP_FREE char *uuid = NULL;
   struct vmferry_manifest *m = NULL, *m0 = NULL;
@@ -942,7 +942,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     .out_name = "export", .out_fn = vmferry_handoff_writev,
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,
     /* An offline move moves a shut-off domain (--live the running). */
-    .offline = true,
+    .offline = true, .trim = opts->trim,
   };
   buffer = opts->buffer;
   if (buffer == VMFERRY_SEND_BUFFER) {

@@ -45,6 +45,10 @@ struct vmferry_migrate_opts {
    */
   const char *format;
   bool flatten;
+  /* Offline: the export trims the guest's filesystems on overlays
+   * (export.h) and sends only what they use.
+   */
+  bool trim;
   const char *const *dest_disks;
   size_t n_dest_disks;
   /* Offline: the remote import's --no-fixup and --new-identity=HOSTNAME

@@ -20,6 +20,7 @@
 
 #include <libnbd.h>
 
+#include "cleanup.h"
 #include "error.h"
 #include "source-int.h"
 #include "stream.h"           /* VMFERRY_BLOCK_SIZE */
@@ -322,27 +323,32 @@ static const struct vmferry_source_ops nbd_ops = {
   .close = source_nbd_close,
 };
 
-struct vmferry_source *
-vmferry_source_open_nbd (const char *uri)
+/* Connect to URI, or with ARGV (a server to start) when URI is NULL;
+ * NAME names the source in errors.
+ */
+static struct vmferry_source *
+open_nbd (const char *name, const char *uri, char *const *argv)
 {
   struct nbd_source *ns = calloc (1, sizeof *ns);
   int64_t size, max;
 
   if (ns == NULL) {
-    vmferry_set_error_errno (errno, "%s", uri);
+    vmferry_set_error_errno (errno, "%s", name);
     return NULL;
   }
   ns->s.ops = &nbd_ops;
   ns->s.fd = -1;
   ns->piece = VMFERRY_SOURCE_NBD_PIECE;
-  if (!(ns->s.name = strdup (uri))) {
-    vmferry_set_error_errno (errno, "%s", uri);
+  if (!(ns->s.name = strdup (name))) {
+    vmferry_set_error_errno (errno, "%s", name);
     goto err;
   }
   ns->h = nbd_create ();
   if (ns->h == NULL ||
       nbd_add_meta_context (ns->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-      nbd_connect_uri (ns->h, uri) == -1 ||
+      (uri ? nbd_connect_uri (ns->h, uri)
+           : nbd_connect_systemd_socket_activation (ns->h,
+                                                    (char **) argv)) == -1 ||
       (size = nbd_get_size (ns->h)) == -1) {
     nbd_source_error (&ns->s);
     goto err;
@@ -361,4 +367,28 @@ vmferry_source_open_nbd (const char *uri)
  err:
   source_nbd_close (&ns->s);
   return NULL;
+}
+
+struct vmferry_source *
+vmferry_source_open_nbd (const char *uri)
+{
+  return open_nbd (uri, uri, NULL);
+}
+
+struct vmferry_source *
+vmferry_source_open_image (const char *name, const char *node)
+{
+  CLEANUP_FREE char *image = NULL;
+  /* No -f: the json: name says every driver.  One client (qemu-nbd's
+   * default), so the server ends when the source closes or this
+   * process dies.
+   */
+  char *argv[] = { (char *) "qemu-nbd", (char *) "--read-only", NULL, NULL };
+
+  if (asprintf (&image, "json:%s", node) < 0) {
+    vmferry_set_error_errno (ENOMEM, "%s", name);
+    return NULL;
+  }
+  argv[2] = image;
+  return open_nbd (name, NULL, argv);
 }

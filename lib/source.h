@@ -55,6 +55,18 @@ struct vmferry_source *vmferry_source_open_file (const char *path,
  */
 struct vmferry_source *vmferry_source_open_nbd (const char *uri);
 
+/* An NBD source reading the guest-visible content of the image NODE
+ * describes (QEMU's JSON node description: every driver named, every
+ * backing file named or null, so nothing is probed and no header is
+ * followed), read-only, through a qemu-nbd of its own: libnbd starts
+ * it by socket activation, its socket in a 0700 directory libnbd
+ * makes, and it ends when the source is freed or this process dies
+ * (its only client gone).  NAME names the source in errors.  NULL
+ * with the error set.  Free it with vmferry_source_free.
+ */
+struct vmferry_source *vmferry_source_open_image (const char *name,
+                                                  const char *node);
+
 /* The largest read the NBD source asks its server for. */
 #define VMFERRY_SOURCE_NBD_PIECE (512 * 1024)
 

@@ -11,11 +11,12 @@
 #include "output.h"
 #include "progress.h"
 #include "tool.h"
+#include "export-trim.h"
 
 #include "vmferry-export-synopsis.h"
 
 enum { OPT_INCLUDE_READONLY = 256, OPT_FORMAT, OPT_OFFLINE, OPT_FREEZE,
-       OPT_INSPECT, OPT_NO_INSPECT };
+       OPT_INSPECT, OPT_NO_INSPECT, OPT_FLATTEN, OPT_TRIM };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -25,6 +26,8 @@ static const struct option long_options[] = {
   { "offline", no_argument, NULL, OPT_OFFLINE },
   { "inspect", no_argument, NULL, OPT_INSPECT },
   { "no-inspect", no_argument, NULL, OPT_NO_INSPECT },
+  { "flatten", no_argument, NULL, OPT_FLATTEN },
+  { "trim", no_argument, NULL, OPT_TRIM },
   { "freeze", required_argument, NULL, OPT_FREEZE },
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -32,6 +35,13 @@ static const struct option long_options[] = {
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
+
+static void
+on_signal (void)
+{
+  vmferry_backup_quit ();
+  vmferry_trim_quit ();
+}
 
 int
 main (int argc, char *argv[])
@@ -58,6 +68,8 @@ main (int argc, char *argv[])
     case OPT_OFFLINE: opts.offline = true; break;
     case OPT_INSPECT: opts.inspect = true; break;
     case OPT_NO_INSPECT: opts.inspect = false; break;
+    case OPT_FLATTEN: opts.flatten = true; break;
+    case OPT_TRIM: opts.trim = true; break;
     case OPT_FREEZE:
       if (strcmp (optarg, "auto") == 0)
         opts.freeze = VMFERRY_FREEZE_AUTO;
@@ -81,10 +93,11 @@ main (int argc, char *argv[])
     vmferry_tool_usage_error ();
   }
 
-  /* A signal ends a running export's backup job before the process
-   * dies (else the job stays until the next export of the domain).
+  /* A signal ends a running export's backup job and removes --trim's
+   * overlays before the process dies (else they stay until the next
+   * run).
    */
-  vmferry_output_on_signal (vmferry_backup_quit);
+  vmferry_output_on_signal (on_signal);
   if (vmferry_output_open (output, &out) < 0 ||
       vmferry_output_remove_on_signal (&out) < 0) {
     vmferry_tool_print_error ();

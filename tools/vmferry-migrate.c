@@ -15,6 +15,7 @@
 #include "cleanup-libc.h"
 #include "clock.h"
 #include "error.h"
+#include "export-trim.h"
 #include "guest-fixup.h"
 #include "human.h"
 #include "log.h"
@@ -31,7 +32,8 @@ enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_START,
        OPT_UNDEFINE_SOURCE, OPT_DRY_RUN, OPT_NO_CHECK, OPT_NO_RESUME,
        OPT_LIVE, OPT_AUTO_CONVERGE, OPT_POSTCOPY, OPT_MIGRATE_URI,
        OPT_ABORT, OPT_REMOVE_SOURCE_STORAGE, OPT_JSON, OPT_FORMAT,
-       OPT_FLATTEN, OPT_DEST_DISK, OPT_NO_FIXUP, OPT_NEW_IDENTITY };
+       OPT_FLATTEN, OPT_DEST_DISK, OPT_NO_FIXUP, OPT_NEW_IDENTITY,
+       OPT_TRIM };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -58,6 +60,7 @@ static const struct option long_options[] = {
   { "flatten", no_argument, NULL, OPT_FLATTEN },
   { "no-fixup", no_argument, NULL, OPT_NO_FIXUP },
   { "new-identity", required_argument, NULL, OPT_NEW_IDENTITY },
+  { "trim", no_argument, NULL, OPT_TRIM },
   { "dest-disk", required_argument, NULL, OPT_DEST_DISK },
   { "map-file", required_argument, NULL, 'm' },
   VMFERRY_REWRITE_LONG_OPTIONS,
@@ -101,6 +104,8 @@ set_interrupt_msg (const char *fmt, ...)
   int n;
 
   pthread_mutex_lock (&interrupt_lock);
+  /* The export's --trim overlays go (the next run would remove them). */
+  vmferry_trim_quit ();
   va_start (ap, fmt);
   n = vsnprintf (interrupt_msg, sizeof interrupt_msg, fmt, ap);
   va_end (ap);
@@ -233,6 +238,7 @@ main (int argc, char *argv[])
                                  "(letters, digits, '-' and '.')", optarg);
       opts.new_identity = optarg;
       break;
+    case OPT_TRIM: opts.trim = true; break;
     case OPT_DEST_DISK:
       if (strchr (optarg, '=') == NULL || optarg[0] == '=' ||
           strchr (optarg, '=')[1] != '/')
@@ -270,6 +276,9 @@ main (int argc, char *argv[])
     vmferry_tool_usage_fail ("expected DOMAIN and HOST");
   if (opts.dest_dir && opts.dest_pool)
     vmferry_tool_usage_fail ("give at most one of --dest-dir and --dest-pool");
+  if (opts.live && opts.trim)
+    vmferry_tool_usage_fail ("--trim does not go with --live (the appliance "
+                             "needs the domain shut off)");
   if (opts.live && (opts.format || opts.flatten || opts.n_dest_disks))
     vmferry_tool_usage_fail ("--format, --flatten and --dest-disk do not go "
                              "with --live");
