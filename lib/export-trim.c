@@ -6,22 +6,19 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
 #include "export-trim.h"
+#include "qemu-img.h"
 
 #define OWNER "owner"
-
-extern char **environ;
 
 struct vmferry_trim {
   char *dir;
@@ -221,26 +218,6 @@ vmferry_trim_new (const char *base)
   return NULL;
 }
 
-/* Run qemu-img with ARGV; 0 when it exits with 0. */
-static int
-qemu_img (char *const argv[])
-{
-  pid_t pid;
-  int status, err;
-
-  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
-  if (err) {
-    vmferry_set_error_errno (err, "cannot run qemu-img");
-    return -1;
-  }
-  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) ||
-      WEXITSTATUS (status)) {
-    vmferry_set_error ("qemu-img %s failed", argv[1]);
-    return -1;
-  }
-  return 0;
-}
-
 char *
 vmferry_trim_overlay (struct vmferry_trim *t, const char *backing_node,
                       const char *format, uint64_t size)
@@ -261,7 +238,7 @@ vmferry_trim_overlay (struct vmferry_trim *t, const char *backing_node,
   snprintf (sz, sizeof sz, "%" PRIu64, size);
   argv[7] = backing;
   argv[10] = path;
-  if (qemu_img (argv) < 0) {
+  if (vmferry_qemu_img (argv) < 0) {
     vmferry_prefix_error ("%s: cannot make the trim's overlay", path);
     free (path);
     return NULL;

@@ -34,6 +34,7 @@
 #include "imagelock.h"
 #include "import-int.h"
 #include "log.h"
+#include "qemu-img.h"
 #include "resume.h"
 #include "xmlnode.h"
 
@@ -323,7 +324,7 @@ to_device (struct importer *im, struct import_file *f)
       return -1;
     }
     argv[8] = opts;
-    if (vmferry_import_qemu_img (argv) < 0) {
+    if (vmferry_qemu_img (argv) < 0) {
       vmferry_prefix_error ("disk %s: writing %s", f->target, f->device);
       return -1;
     }
@@ -332,7 +333,7 @@ to_device (struct importer *im, struct import_file *f)
     char *argv[] = { (char *) "qemu-img", (char *) "compare", (char *) "-q",
                      src, dst, NULL };
 
-    if (vmferry_import_qemu_img (argv) < 0) {
+    if (vmferry_qemu_img (argv) < 0) {
       vmferry_set_error ("disk %s: %s does not read back as the verified "
                          "copy: not defined", f->target, f->device);
       return -1;
@@ -375,7 +376,7 @@ to_file (struct importer *im, struct import_file *f, const char *format,
     char *argv[] = { (char *) "qemu-img", (char *) "convert", (char *) "-q",
                      (char *) "-O", (char *) format, src, path, NULL };
 
-    if (vmferry_import_qemu_img (argv) < 0) {
+    if (vmferry_qemu_img (argv) < 0) {
       vmferry_prefix_error ("disk %s: conversion to %s", f->target, format);
       goto fail;
     }
@@ -384,7 +385,7 @@ to_file (struct importer *im, struct import_file *f, const char *format,
     char *argv[] = { (char *) "qemu-img", (char *) "compare", (char *) "-q",
                      src, dst, NULL };
 
-    if (vmferry_import_qemu_img (argv) < 0) {
+    if (vmferry_qemu_img (argv) < 0) {
       vmferry_set_error ("disk %s: the %s copy does not read as the verified "
                          "copy: not defined", f->target, format);
       goto fail;

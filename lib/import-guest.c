@@ -17,6 +17,7 @@
 #include "guest.h"
 #include "import-int.h"
 #include "log.h"
+#include "qemu-img.h"
 #include "vector.h"
 
 DEFINE_VECTOR_TYPE (disk_vector, struct vmferry_guest_disk);
@@ -103,7 +104,7 @@ chain_overlay (const struct importer *im, int i, const char *dir,
                      (char *) "-f", (char *) "qcow2", (char *) "-F",
                      f->format, (char *) "-b", backing, path, NULL };
 
-    if (vmferry_import_qemu_img (argv) < 0) {
+    if (vmferry_qemu_img (argv) < 0) {
       vmferry_prefix_error ("%s: an overlay for the check", f->final);
       free (path);
       return -1;

@@ -263,12 +263,6 @@ int vmferry_place_file_users (struct importer *im,
  */
 void vmferry_place_remove_temporaries (struct importer *im);
 
-/* Run qemu-img with ARGV (argv[0] "qemu-img") and wait: 0 when it
- * exited 0, else -1 with the error "qemu-img ARGV[1] failed" (its own
- * message went to standard error).
- */
-int vmferry_import_qemu_img (char *const argv[]);
-
 /* import --verify-guest (import-guest.c): launch the libguestfs
  * appliance over the verified temporary files and check every filesystem
  * of the guest; a notice per filesystem.  Returns 0 when none is

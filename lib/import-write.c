@@ -7,12 +7,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -27,6 +25,7 @@
 #include "pipeline.h"
 #include "progress.h"
 #include "qcow2.h"
+#include "qemu-img.h"
 #include "stream.h"
 
 /* O_DIRECT writes: buffer, offset and length aligned to this (the
@@ -34,7 +33,6 @@
  */
 #define DIRECT_MIN_SIZE ((uint64_t) 64 * 1024 * 1024)
 
-extern char **environ;
 
 /* A fresh temporary file for file IDX: its name is recorded in the state
  * before it is made, so a kill at any moment leaves nothing the next run
@@ -217,25 +215,6 @@ write_data (struct import_file *f, const void *data, size_t len, uint64_t off)
   return vmferry_pwrite_full (f->fd, name, data, len, off);
 }
 
-int
-vmferry_import_qemu_img (char *const argv[])
-{
-  pid_t pid;
-  int status, err;
-
-  err = posix_spawnp (&pid, "qemu-img", NULL, NULL, argv, environ);
-  if (err) {
-    vmferry_set_error_errno (err, "cannot run qemu-img");
-    return -1;
-  }
-  if (waitpid (pid, &status, 0) < 0 || !WIFEXITED (status) ||
-      WEXITSTATUS (status)) {
-    vmferry_set_error ("qemu-img %s failed", argv[1]);
-    return -1;
-  }
-  return 0;
-}
-
 /* qemu-img rebase -u: point an overlay at its backing file's new name.
  * The name is relative (both live in one directory), as QEMU resolves it
  * against the overlay's own directory.
@@ -248,7 +227,7 @@ rebase (const char *overlay, const char *backing, const char *format)
                    (char *) backing, (char *) "-F", (char *) format,
                    (char *) overlay, NULL };
 
-  if (vmferry_import_qemu_img (argv) < 0) {
+  if (vmferry_qemu_img (argv) < 0) {
     vmferry_prefix_error ("%s: setting its backing file to %s", overlay,
                           backing);
     return -1;

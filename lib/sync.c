@@ -32,6 +32,7 @@
 #include "migrate.h"
 #include "progress.h"
 #include "qcow2.h"
+#include "qemu-img.h"
 #include "source.h"
 #include "ssh.h"
 #include "stream.h"
@@ -585,7 +586,7 @@ check_shut_off (struct standby *s)
 static int
 qemu_img (char *const argv[])
 {
-  return vmferry_import_qemu_img (argv);
+  return vmferry_qemu_img (argv);
 }
 
 /* ---- the view through a qcow2 file: a qemu-nbd child driven by libnbd,
