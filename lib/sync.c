@@ -36,6 +36,7 @@
 #include "ssh.h"
 #include "stream.h"
 #include "sync.h"
+#include "sync-running.h"
 #include "target.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -2057,11 +2058,17 @@ struct sender {
   struct vmferry_target dir;    /* <state dir>/<source UUID> */
   char dest_id[33];
   struct vmferry_ssh *ssh;
+  /* A running or paused source: read through a backup job
+   * (sync-running.h), RUN while a refresh's job is active.
+   */
+  bool running;
+  struct vmferry_sync_running *run;
 };
 
 static void
 sender_close (struct sender *sd)
 {
+  vmferry_sync_running_end (sd->run);
   vmferry_ssh_free (sd->ssh);
   vmferry_target_close (&sd->dir);
   disks_free (sd->disks, sd->nr);
@@ -2173,6 +2180,14 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
     char hex[33];
 
     json_object_array_add (a, d);
+    if (maps == NULL) {
+      /* No map of what was sent (a running source's point in time): the
+       * next refresh compares with the standby's own.
+       */
+      jset_str (d, "target", sd->disks[i].target);
+      jset_str (d, "source_path", sd->disks[i].path);
+      continue;
+    }
     if (mn == NULL || bn == NULL || vmferry_map_root (maps[i], root) < 0 ||
         vmferry_map_root (fine[i], broot) < 0 ||
         map_save (&sd->dir, SENDER_TMP, bn, fine[i]) < 0 ||
@@ -2241,6 +2256,7 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
   stats->first = true;
   m.start = m.undefine_source = m.remove_source_storage = false;
   m.live = m.dry_run = false;
+  m.allow_running = sd->running;
   if (vmferry_migrate (&m, &outcome) < 0)
     return -1;
   if (vmferry_fault ("sync-copied") < 0)
@@ -2258,6 +2274,15 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
       !(o = remote_call (sd, "init", arg, NULL, NULL)))
     goto out;
   a = jarr (o, "disks");
+  if (sd->running) {
+    /* The copy is the disks at the backup job's start, which the source
+     * has left since: nothing here to compare with.
+     */
+    stats->changed = stats->chunks = 0;
+    stats->generation = 1;
+    r = sender_save (sd, 1, token, NULL, NULL);
+    goto out;
+  }
   maps = calloc (sd->nr, sizeof *maps);
   fine = calloc (sd->nr, sizeof *fine);
   if (maps == NULL || fine == NULL)
@@ -2366,14 +2391,15 @@ send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
   return any ? 0 : send_chunk (w, i, off, buf, n);
 }
 
-/* Read source disk I chunk by chunk; send the chunks whose digest differs
- * from the base map.
+/* Read source disk I chunk by chunk (its file, or a running domain's
+ * export); send the chunks whose digest differs from the base map.
  */
 static int
 scan_disk (struct sender *sd, struct refresh *rf,
            struct vmferry_stream_writer *w, size_t i)
 {
-  CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
+  struct vmferry_source *src = NULL;
+  CLEANUP_CLOSE int fd = -1;
   CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
   const char *path = sd->disks[i].path;
   struct vmferry_digest *dg = NULL;
@@ -2382,11 +2408,16 @@ scan_disk (struct sender *sd, struct refresh *rf,
   unsigned char digest[16], root[16];
   int r = -1;
 
-  if (fd < 0) {
+  if (sd->run) {
+    if (!(src = vmferry_sync_running_source (sd->run, i)))
+      return -1;
+    size = vmferry_source_size (src);
+  }
+  else if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0) {
     vmferry_set_error_errno (errno, "%s", path);
     return -1;
   }
-  if (buf == NULL || vmferry_file_size (fd, path, &size) < 0)
+  if (buf == NULL || (fd >= 0 && vmferry_file_size (fd, path, &size) < 0))
     return -1;
   if (size != vmferry_map_size (rf->base[i])) {
     vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, was %"
@@ -2399,7 +2430,8 @@ scan_disk (struct sender *sd, struct refresh *rf,
       !(dg = vmferry_digest_new ()) ||
       vmferry_stream_write_file_begin (w, i, size) < 0)
     goto out;
-  posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
+  if (fd >= 0)
+    posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
   vmferry_progress_begin (pr, sd->disks[i].target, size);
   nc = vmferry_map_nr_chunks (rf->now[i]);
   for (uint64_t c = 0; c < nc; c++) {
@@ -2408,10 +2440,31 @@ scan_disk (struct sender *sd, struct refresh *rf,
     unsigned char was[16], is[16];
     int more;
 
+    if (sd->run && !vmferry_sync_running_changed (sd->run, i, off,
+                                                  end - off)) {
+      /* As at the standby's generation (its checkpoint says): as the
+       * sender recorded it (sync-running.h), not read.
+       */
+      vmferry_map_get (rf->base[i], c, was);
+      vmferry_map_set (rf->now[i], c, was);
+      for (uint64_t b = off; b < end; b += FINE) {
+        vmferry_map_get (rf->fine[i], b / FINE, was);
+        vmferry_map_set (rf->now_fine[i], b / FINE, was);
+      }
+      vmferry_progress_add (pr, end - off);
+      continue;
+    }
     /* Holes are not read. */
     memset (buf, 0, end - off);
-    while ((more = vmferry_next_data (fd, path, pos, end, &ds, &de)) == 1) {
-      if (vmferry_pread_full (fd, path, buf + (ds - off), de - ds, ds) < 0)
+    while ((more = src ? vmferry_source_next_data (src, pos, end, &ds, &de,
+                                                   NULL)
+                       : vmferry_next_data (fd, path, pos, end, &ds,
+                                            &de)) == 1) {
+      struct vmferry_source_view v = { 0 };
+      if (src ? vmferry_source_read (src, ds, de - ds, buf + (ds - off),
+                                     &v) < 0
+              : vmferry_pread_full (fd, path, buf + (ds - off), de - ds,
+                                    ds) < 0)
         goto out;
       rf->stats->read += de - ds;
       pos = de;
@@ -2503,6 +2556,48 @@ write_refresh (struct sender *sd, struct vmferry_remote *rem, void *opaque)
   vmferry_stream_writer_free (w);
   json_object_put (o);
   return r;
+}
+
+/* A running source: the backup job the refresh reads from, incremental
+ * from the standby's generation's checkpoint where the sender holds that
+ * generation's block maps.
+ */
+static int
+running_begin (struct sender *sd, const struct refresh *rf,
+               struct vmferry_sync_stats *stats)
+{
+  CLEANUP_FREE const char **targets = calloc (sd->nr, sizeof *targets);
+  CLEANUP_FREE bool *bitmap = calloc (sd->nr, sizeof *bitmap);
+  CLEANUP_FREE bool *known = calloc (sd->nr, sizeof *known);
+  size_t len = 0;
+
+  if (targets == NULL || bitmap == NULL || known == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  for (size_t i = 0; i < sd->nr; i++) {
+    targets[i] = sd->disks[i].target;
+    bitmap[i] = sd->disks[i].format &&
+                strcmp (sd->disks[i].format, "qcow2") == 0;
+    known[i] = rf->fine[i] != NULL;
+  }
+  sd->run = vmferry_sync_running_begin (sd->dom, targets, bitmap, known,
+                                       sd->nr, sd->opts->m.freeze,
+                                       sd->dest_id, rf->generation);
+  if (sd->run == NULL)
+    return -1;
+  stats->running = true;
+  stats->frozen = vmferry_sync_running_frozen (sd->run);
+  for (size_t i = 0; i < sd->nr; i++) {
+    int k = snprintf (stats->found_by + len, sizeof stats->found_by - len,
+                      "%s%s (%s)", i ? ", " : "",
+                      vmferry_sync_running_method (sd->run, i),
+                      sd->disks[i].target);
+    if (k < 0 || (size_t) k >= sizeof stats->found_by - len)
+      break;
+    len += k;
+  }
+  return 0;
 }
 
 static int
@@ -2638,7 +2733,26 @@ refresh (struct sender *sd, json_object *sstate,
     vmferry_set_error_errno (ENOMEM, "malloc");
     goto out;
   }
+  if (sd->running && running_begin (sd, &rf, stats) < 0)
+    goto out;
   done = remote_call (sd, "apply", keep, write_refresh, &rf);
+  /* The job's end does not wait for the standby's commit. */
+  if (sd->run) {
+    struct vmferry_saved_error saved;
+    int e;
+
+    vmferry_save_error (&saved);
+    e = vmferry_sync_running_end (sd->run);
+    sd->run = NULL;
+    /* Committed: only the standby's generation's checkpoint is kept. */
+    if (e == 0 && done != NULL)
+      e = vmferry_sync_running_forget (sd->dom, sd->dest_id,
+                                       jint (done, "generation"));
+    if (e < 0 && done != NULL)
+      vmferry_warn ("%s", vmferry_get_error ());
+    else
+      vmferry_restore_saved_error (&saved);
+  }
   if (done == NULL) {
     vmferry_prefix_error ("the standby is as it was");
     goto out;
@@ -2725,9 +2839,13 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
     goto out;
   if ((st = vmferry_virt_domain_state (sd.dom)) < 0)
     goto out;
-  if (st != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: vmferry-sync copies shut-off "
-                       "domains for now", opts->m.domain,
+  /* A running or paused domain is read through a backup job (its disks
+   * as the guest sees them), a shut-off one from its files.
+   */
+  sd.running = st == VIR_DOMAIN_RUNNING || st == VIR_DOMAIN_PAUSED;
+  if (st != VIR_DOMAIN_SHUTOFF && !sd.running) {
+    vmferry_set_error ("domain %s is %s: vmferry-sync copies running, "
+                       "paused and shut-off domains", opts->m.domain,
                        vmferry_virt_state_name (st));
     goto out;
   }
@@ -2741,9 +2859,10 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   if (domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
     goto out;
   /* The standby's overlays hold what the guest reads; a raw file's bytes
-   * are that, a qcow2 file's are not (its bitmap path is step 5).
+   * are that, a qcow2 file's are not (its bitmap path is step 5); a
+   * running domain's backup job serves that of every disk.
    */
-  for (size_t i = 0; i < sd.nr; i++)
+  for (size_t i = 0; i < sd.nr && !sd.running; i++)
     if (!sd.disks[i].format || strcmp (sd.disks[i].format, "raw") != 0) {
       vmferry_set_error ("domain %s: disk %s is %s: only raw disks are "
                          "refreshed for now", opts->m.domain,

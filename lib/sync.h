@@ -53,6 +53,12 @@ struct vmferry_sync_stats {
   uint64_t read;                /* bytes of the source read */
   uint64_t chunks, changed;     /* chunks in all, chunks sent */
   uint64_t sent;                /* bytes of the stream on the wire */
+  /* A running source (sync-running.h): read through a backup job, its
+   * file systems FROZEN or not, each disk's changes found as FOUND_BY
+   * says ("scan (vda), checkpoint (vdb)").
+   */
+  bool running, frozen;
+  char found_by[256];
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else
