@@ -99,8 +99,13 @@ vmferry_sync_running_forget (virDomainPtr dom, const char *dest8,
       /* Every bitmap keeps recording: one not of the standby's
        * generation costs the guest's writes and tells nothing.
        */
+      /* A bitmap QEMU lost (killed) cannot be merged: the checkpoint
+       * goes as metadata only.
+       */
       if ((errno || *end || gen != keep) &&
-          virDomainCheckpointDelete (cps[k], 0) < 0) {
+          virDomainCheckpointDelete (cps[k], 0) < 0 &&
+          virDomainCheckpointDelete
+            (cps[k], VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0) {
         if (r == 0)
           vmferry_virt_error ("domain %s: cannot delete checkpoint %s",
                               virDomainGetName (dom), name);

@@ -183,6 +183,24 @@ grep -q "found by checkpoint (vda)" <<<"$out" || fail "the re-run did not use ch
 same "$SCRATCH/t3.raw" || fail "the standby differs from the guest's view after the re-run"
 running "after the re-run"
 
+# ---- QEMU killed: its bitmaps are gone, the checkpoint inconsistent;
+# the refresh says so, scans, and makes the next checkpoint
+qpid=$(cat "$VMFERRY_TESTBED_DIR/a/run/libvirt/qemu/$vm.pid") || fail "$vm has no pid file"
+kill -s KILL "$qpid"
+wait_state a "$vm" "shut off" 30 || fail "$vm did not stop"
+virsh_a -q start "$vm" >/dev/null || fail "cannot start $vm again"
+wait_state a "$vm" running 30 || fail "$vm does not run again"
+hmp_write "write -P 0x78 260M 64k"
+view "$SCRATCH/t4.raw"
+out=$(on_a vmferry-sync "$vm" hostb --rename "$sb" 2>&1) ||
+    fail "the refresh after QEMU's kill failed: $out"
+echo "   after QEMU's kill: $out"
+grep -q "is of no use" <<<"$out" || fail "the lost checkpoint is not said: $out"
+grep -q "found by scan (vda)" <<<"$out" || fail "not found by scan: $out"
+same "$SCRATCH/t4.raw" || fail "the standby differs after the refresh that scanned"
+[[ $(checkpoints) =~ ^vmferry\.[0-9a-f]{8}\.5$ ]] ||
+    fail "not one checkpoint of generation 5: $(checkpoints)"
+
 # ---- the standby starts on B, and its file system checks clean
 virsh_b -q start "$sb" >/dev/null || fail "the standby does not start on B"
 wait_state b "$sb" running 30 || fail "the standby does not run"
