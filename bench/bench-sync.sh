@@ -5,8 +5,9 @@
 #
 #   sync     vmferry-sync DOM HOST --rename bench-sync-dr: the first copy
 #            (vmferry-migrate's, the source kept), then a refresh that
-#            sends only the changed blocks (raw: found by scan; qcow2: by
-#            the persistent dirty bitmap, when vmferry-sync has it)
+#            sends only the changed blocks (raw: "method: scan"; qcow2:
+#            "method: bitmap", the persistent dirty bitmap, when
+#            vmferry-sync has it)
 #   migrate  a second full vmferry-migrate (--new-uuid) of the changed source to a
 #            fresh name (what a refresh costs without vmferry-sync)
 #   rsync    rsync --inplace --no-whole-file of the image over ssh (the
@@ -200,7 +201,7 @@ peers_check() {
     if "$VMFERRY_TOOLS_DIR/vmferry-sync" --help | grep -q 'shut-off libvirt domain'; then
         skipped running "this vmferry-sync copies shut-off domains only"
     else
-        skipped running "vmferry-sync may accept running domains now; this version of the script does not measure it"
+        skipped running "vmferry-sync accepts running domains (method: checkpoint, read through a backup job); this version of the script does not measure it"
     fi
 }
 

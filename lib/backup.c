@@ -472,6 +472,16 @@ vmferry_backup_begin (virDomainPtr dom, const char *base_dir,
                       const char *const *targets, size_t n,
                       enum vmferry_freeze how, bool *cleaned_rtn)
 {
+  return vmferry_backup_begin_checkpoint (dom, base_dir, targets, n, how,
+                                          cleaned_rtn, NULL);
+}
+
+struct vmferry_backup *
+vmferry_backup_begin_checkpoint (virDomainPtr dom, const char *base_dir,
+                                 const char *const *targets, size_t n,
+                                 enum vmferry_freeze how, bool *cleaned_rtn,
+                                 const struct vmferry_backup_checkpoint *cp)
+{
   struct vmferry_backup *b = calloc (1, sizeof *b);
   struct vmferry_backup_disk *disks = NULL;
   size_t nd = 0;
@@ -512,7 +522,12 @@ vmferry_backup_begin (virDomainPtr dom, const char *base_dir,
   }
   if (live_disks (b, targets, n, &disks, &nd) < 0)
     goto err;
-  xml = vmferry_backup_xml (b->socket, NULL, disks, nd);
+  for (size_t k = 0; cp && cp->full && k < nd; k++)
+    for (size_t i = 0; disks[k].scratch && i < n; i++)
+      if (strcmp (disks[k].name, targets[i]) == 0)
+        disks[k].full = cp->full[i];
+  xml = vmferry_backup_xml (b->socket, cp ? cp->incremental : NULL, disks,
+                            nd);
   free_disks (disks, nd);
   if (xml == NULL)
     goto err;
@@ -526,7 +541,9 @@ vmferry_backup_begin (virDomainPtr dom, const char *base_dir,
     pthread_mutex_unlock (&active_lock);
     goto err;
   }
-  began = virDomainBackupBegin (dom, xml, NULL, 0);
+  if (cp && cp->xml)
+    vmferry_debug ("checkpoint XML: %s", cp->xml);
+  began = virDomainBackupBegin (dom, xml, cp ? cp->xml : NULL, 0);
   if (began < 0)
     vmferry_virt_error ("domain %s: cannot start a backup job", b->name);
   if (b->frozen && virDomainFSThaw (dom, NULL, 0, 0) < 0) {

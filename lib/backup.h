@@ -81,6 +81,31 @@ struct vmferry_backup *vmferry_backup_begin (virDomainPtr dom,
                                              enum vmferry_freeze freeze,
                                              bool *cleaned_rtn);
 
+/* What a job of vmferry_backup_begin_checkpoint adds to a full backup
+ * (vmferry-sync of a running domain, sync-running.h).
+ */
+struct vmferry_backup_checkpoint {
+  /* The checkpoint the job starts from (libvirt's name), whose bitmaps
+   * the exports' qemu:dirty-bitmap:backup-TARGET contexts show; NULL: a
+   * full backup.
+   */
+  const char *incremental;
+  /* Per target (TARGETS' order), may be NULL: read that disk whole in an
+   * incremental backup (backupmode='full': a raw disk has no bitmap).
+   */
+  const bool *full;
+  /* A <domaincheckpoint> document created with the job; NULL: none. */
+  const char *xml;
+};
+
+/* vmferry_backup_begin, with CP (NULL: as vmferry_backup_begin). */
+struct vmferry_backup *
+vmferry_backup_begin_checkpoint (virDomainPtr dom, const char *base_dir,
+                                 const char *const *targets, size_t n,
+                                 enum vmferry_freeze freeze,
+                                 bool *cleaned_rtn,
+                                 const struct vmferry_backup_checkpoint *cp);
+
 /* The libnbd URI of disk TARGET's export; the caller frees it. */
 char *vmferry_backup_uri (const struct vmferry_backup *b, const char *target);
 

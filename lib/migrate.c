@@ -834,7 +834,9 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   state = vmferry_virt_domain_state (dom);
   if (state < 0)
     goto out;
-  if (state != VIR_DOMAIN_SHUTOFF) {
+  if (state != VIR_DOMAIN_SHUTOFF &&
+      !(opts->allow_running && (state == VIR_DOMAIN_RUNNING ||
+                                state == VIR_DOMAIN_PAUSED))) {
     vmferry_set_error ("domain %s is %s: an offline migration needs it shut "
                        "off (or use --live); nothing was done", opts->domain,
                        vmferry_virt_state_name (state));
@@ -877,9 +879,10 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   note_dest (opts->result, dest_uri, &in, dir, opts->dest_pool);
 
   /* A move that was done already (an earlier run may have been killed
-   * after the destination finished): nothing to copy.
+   * after the destination finished): nothing to copy.  Not said of a
+   * running source, whose content moves on.
    */
-  if (x.dest) {
+  if (x.dest && !opts->allow_running) {
     int k = already_there (opts, x.dest, in.doc);
     if (k < 0)
       goto out;
@@ -942,7 +945,8 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
     .out_name = "export", .out_fn = vmferry_handoff_writev,
     .compress = opts->compress, .level = opts->level, .threads = opts->threads,
     /* An offline move moves a shut-off domain (--live the running). */
-    .offline = true, .trim = opts->trim,
+    .offline = !opts->allow_running, .freeze = opts->freeze,
+    .trim = opts->trim,
   };
   buffer = opts->buffer;
   if (buffer == VMFERRY_SEND_BUFFER) {

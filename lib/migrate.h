@@ -56,6 +56,12 @@ struct vmferry_migrate_opts {
    */
   bool no_fixup;
   const char *new_identity;
+  /* Offline: a running or paused source is copied too, its disks read
+   * through a backup job at one point in time (export.h; vmferry-sync's
+   * first copy), its file systems frozen as FREEZE says.
+   */
+  bool allow_running;
+  enum vmferry_freeze freeze;
   bool no_check;                /* skip the pre-flight check */
   bool no_resume;
   unsigned connections;         /* SSH sessions for the data (0: 1) */

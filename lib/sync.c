@@ -39,6 +39,7 @@
 #include "sync.h"
 #include "sync-bitmap.h"
 #include "sync-define.h"
+#include "sync-running.h"
 #include "target.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -2113,11 +2114,17 @@ struct sender {
   char dest_id[33];
   struct vmferry_ssh *ssh;
   const char *rules;            /* the rewrite rules recorded and sent */
+  /* A running or paused source: read through a backup job
+   * (sync-running.h), RUN while a refresh's job is active.
+   */
+  bool running;
+  struct vmferry_sync_running *run;
 };
 
 static void
 sender_close (struct sender *sd)
 {
+  vmferry_sync_running_end (sd->run);
   vmferry_ssh_free (sd->ssh);
   vmferry_target_close (&sd->dir);
   disks_free (sd->disks, sd->nr);
@@ -2230,6 +2237,14 @@ sender_save (struct sender *sd, int64_t gen, const char *token,
     char hex[33];
 
     json_object_array_add (a, d);
+    if (maps == NULL) {
+      /* No map of what was sent (a running source's point in time): the
+       * next refresh compares with the standby's own.
+       */
+      jset_str (d, "target", sd->disks[i].target);
+      jset_str (d, "source_path", sd->disks[i].path);
+      continue;
+    }
     if (mn == NULL || bn == NULL || vmferry_map_root (maps[i], root) < 0 ||
         vmferry_map_root (fine[i], broot) < 0 ||
         map_save (&sd->dir, SENDER_TMP, bn, fine[i]) < 0 ||
@@ -2257,6 +2272,37 @@ is_qcow2 (const struct disk *d)
   return d->format && strcmp (d->format, "qcow2") == 0;
 }
 
+/* Disk I's changes are found by METHOD ("bitmap", "checkpoint", "scan"),
+ * WHY ("" or a reason): into STATS->method, one word for all disks while
+ * they agree (SAME), else each disk's ("vda checkpoint, vdb scan").
+ */
+static void
+method_add (const struct sender *sd, struct vmferry_sync_stats *stats,
+            size_t i, const char *method, const char *why, bool *same)
+{
+  char m[400];
+
+  snprintf (m, sizeof m, "%s%s%s%s", method, *why ? " (" : "", why,
+            *why ? ")" : "");
+  if (i == 0)
+    snprintf (stats->method, sizeof stats->method, "%s", m);
+  else if (strcmp (stats->method, m) != 0 || !*same) {
+    size_t l;
+
+    /* Disks found differently: each says how. */
+    if (*same) {
+      char first[sizeof stats->method];
+      snprintf (first, sizeof first, "%s", stats->method);
+      snprintf (stats->method, sizeof stats->method, "%s %s",
+                sd->disks[0].target, first);
+      *same = false;
+    }
+    l = strlen (stats->method);
+    snprintf (stats->method + l, sizeof stats->method - l, ", %s %s",
+              sd->disks[i].target, m);
+  }
+}
+
 /* The dirty bitmaps of the qcow2 disks before generation GEN - 1 is
  * read for generation GEN (sync-bitmap.h).  USE[i] says whether disk I
  * may use its bitmap GEN, and is set to whether it does; how each disk's
@@ -2275,7 +2321,7 @@ bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
 
   stats->method[0] = '\0';
   for (size_t i = 0; i < sd->nr; i++) {
-    char why[300] = "", m[sizeof why + 16];
+    char why[300] = "";
     int u = 0;
 
     if (is_qcow2 (&sd->disks[i]) && use == NULL) {
@@ -2307,25 +2353,7 @@ bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
     }
     if (use)
       use[i] = u == 1;
-    snprintf (m, sizeof m, "%s%s%s%s", u == 1 ? "bitmap" : "scan",
-              *why ? " (" : "", why, *why ? ")" : "");
-    if (i == 0)
-      snprintf (stats->method, sizeof stats->method, "%s", m);
-    else if (strcmp (stats->method, m) != 0 || !same) {
-      size_t l;
-
-      /* Disks found differently: each says how. */
-      if (same) {
-        char first[sizeof stats->method];
-        snprintf (first, sizeof first, "%s", stats->method);
-        snprintf (stats->method, sizeof stats->method, "%s %s",
-                  sd->disks[0].target, first);
-        same = false;
-      }
-      l = strlen (stats->method);
-      snprintf (stats->method + l, sizeof stats->method - l, ", %s %s",
-                sd->disks[i].target, m);
-    }
+    method_add (sd, stats, i, u == 1 ? "bitmap" : "scan", why, &same);
   }
   return 0;
 }
@@ -2381,8 +2409,12 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
   stats->first = true;
   m.start = m.undefine_source = m.remove_source_storage = false;
   m.live = m.dry_run = false;
-  /* Bitmap 2 records from before the copy on. */
-  if (bitmaps_prepare (sd, 1, NULL, stats) < 0 ||
+  m.allow_running = sd->running;
+  /* Bitmap 2 records from before the copy on (a shut-off qcow2; QEMU
+   * holds a running one's, whose checkpoint the first refresh's job
+   * makes).
+   */
+  if ((!sd->running && bitmaps_prepare (sd, 1, NULL, stats) < 0) ||
       vmferry_migrate (&m, &outcome) < 0)
     return -1;
   if (vmferry_fault ("sync-copied") < 0)
@@ -2400,6 +2432,15 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
       !(o = remote_call (sd, "init", arg, NULL, NULL)))
     goto out;
   a = jarr (o, "disks");
+  if (sd->running) {
+    /* The copy is the disks at the backup job's start, which the source
+     * has left since: nothing here to compare with.
+     */
+    stats->changed = stats->chunks = 0;
+    stats->generation = 1;
+    r = sender_save (sd, 1, token, NULL, NULL);
+    goto out;
+  }
   maps = calloc (sd->nr, sizeof *maps);
   fine = calloc (sd->nr, sizeof *fine);
   if (maps == NULL || fine == NULL)
@@ -2511,15 +2552,20 @@ send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
 }
 
 /* Read source disk I chunk by chunk; send the chunks whose digest differs
- * from the base map.  A qcow2 disk is read as the guest reads it, and
- * with its dirty bitmap only the chunks it marks: the others are the
- * base's (the maps take the base's digests for them).
+ * from the base map.  The disk is read as the guest reads it: a raw
+ * file directly, a shut-off qcow2 through qemu-nbd (sync-bitmap.h), a
+ * running domain's disk from its backup job's export (sync-running.h).
+ * What may have changed comes from the qcow2's dirty bitmap or the
+ * job's checkpoint, where there is one: only the chunks it marks are
+ * read, the others are the base's (the maps take the base's digests for
+ * them); else every chunk is read and compared.
  */
 static int
 scan_disk (struct sender *sd, struct refresh *rf,
            struct vmferry_stream_writer *w, size_t i)
 {
-  CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
+  struct vmferry_source *src = NULL;
+  CLEANUP_CLOSE int fd = -1;
   CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
   CLEANUP_FREE unsigned char *dirty = NULL;
   const char *path = sd->disks[i].path;
@@ -2528,9 +2574,19 @@ scan_disk (struct sender *sd, struct refresh *rf,
   struct vmferry_sync_qcow2 *q = NULL;
   uint64_t size, nc;
   unsigned char digest[16], root[16];
+  bool partial;                 /* a bitmap or checkpoint says what */
   int r = -1;
 
-  if (is_qcow2 (&sd->disks[i])) {
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  if (sd->run) {
+    if (!(src = vmferry_sync_running_source (sd->run, i)))
+      return -1;
+    size = vmferry_source_size (src);
+  }
+  else if (is_qcow2 (&sd->disks[i])) {
     char bn[VMFERRY_SYNC_BITMAP_NAME_MAX];
     int64_t marked;
 
@@ -2539,11 +2595,10 @@ scan_disk (struct sender *sd, struct refresh *rf,
         !(q = vmferry_sync_qcow2_open (path, rf->bitmap[i] ? bn : NULL)))
       return -1;
     size = vmferry_sync_qcow2_size (q);
-    if (buf == NULL ||
-        (rf->bitmap[i] &&
-         (!(dirty = calloc (size / CHUNK + 1, 1)) ||
-          (marked = vmferry_sync_qcow2_dirty (q, CHUNK, dirty)) < 0))) {
-      if (buf == NULL || dirty == NULL)
+    if (rf->bitmap[i] &&
+        (!(dirty = calloc (size / CHUNK + 1, 1)) ||
+         (marked = vmferry_sync_qcow2_dirty (q, CHUNK, dirty)) < 0)) {
+      if (dirty == NULL)
         vmferry_set_error_errno (ENOMEM, "malloc");
       goto out;
     }
@@ -2551,14 +2606,15 @@ scan_disk (struct sender *sd, struct refresh *rf,
       vmferry_verbose ("disk %s: bitmap %s marks %" PRId64 " chunks",
                        sd->disks[i].target, bn, marked);
   }
-  else {
-    if (fd < 0) {
-      vmferry_set_error_errno (errno, "%s", path);
-      return -1;
-    }
-    if (buf == NULL || vmferry_file_size (fd, path, &size) < 0)
-      return -1;
+  else if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0) {
+    vmferry_set_error_errno (errno, "%s", path);
+    return -1;
   }
+  else if (vmferry_file_size (fd, path, &size) < 0)
+    return -1;
+  partial = dirty != NULL ||
+            (sd->run && strcmp (vmferry_sync_running_method (sd->run, i),
+                                "checkpoint") == 0);
   if (size != vmferry_map_size (rf->base[i])) {
     vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, was %"
                        PRIu64 "): run with --full", sd->disks[i].target, size,
@@ -2570,7 +2626,7 @@ scan_disk (struct sender *sd, struct refresh *rf,
       !(dg = vmferry_digest_new ()) ||
       vmferry_stream_write_file_begin (w, i, size) < 0)
     goto out;
-  if (q == NULL)
+  if (fd >= 0)
     posix_fadvise (fd, 0, size, POSIX_FADV_SEQUENTIAL);
   vmferry_progress_begin (pr, sd->disks[i].target, size);
   nc = vmferry_map_nr_chunks (rf->now[i]);
@@ -2580,7 +2636,9 @@ scan_disk (struct sender *sd, struct refresh *rf,
     unsigned char was[16], is[16];
     int more = 0;
 
-    if (dirty && !dirty[c]) {
+    if ((dirty && !dirty[c]) ||
+        (sd->run && !vmferry_sync_running_changed (sd->run, i, off,
+                                                   end - off))) {
       /* Unchanged since the base was read: its digests. */
       vmferry_map_get (rf->base[i], c, was);
       vmferry_map_set (rf->now[i], c, was);
@@ -2599,15 +2657,23 @@ scan_disk (struct sender *sd, struct refresh *rf,
     else {
       /* Holes are not read. */
       memset (buf, 0, end - off);
-      while ((more = vmferry_next_data (fd, path, pos, end, &ds, &de)) == 1) {
-        if (vmferry_pread_full (fd, path, buf + (ds - off), de - ds, ds) < 0)
+      while ((more = src ? vmferry_source_next_data (src, pos, end, &ds, &de,
+                                                     NULL)
+                         : vmferry_next_data (fd, path, pos, end, &ds,
+                                              &de)) == 1) {
+        struct vmferry_source_view v = { 0 };
+
+        if (src ? vmferry_source_read (src, ds, de - ds, buf + (ds - off),
+                                       &v) < 0
+                : vmferry_pread_full (fd, path, buf + (ds - off), de - ds,
+                                      ds) < 0)
           goto out;
         rf->stats->read += de - ds;
         pos = de;
       }
     }
     if (more < 0 ||
-        vmferry_digest_update_map (dirty ? NULL : dg, NULL, rf->now[i], off,
+        vmferry_digest_update_map (partial ? NULL : dg, NULL, rf->now[i], off,
                                    buf, end - off) < 0 ||
         vmferry_map_update (rf->now_fine[i], off, buf, end - off) < 0)
       goto out;
@@ -2623,10 +2689,10 @@ scan_disk (struct sender *sd, struct refresh *rf,
     vmferry_progress_add (pr, end - off);
   }
   rf->stats->chunks += nc;
-  /* Read in part (a bitmap): no digest of the whole file, zeros say so
-   * (vmferry-stream(5)); the FILE_MAP root is the check.
+  /* Read in part (a bitmap, a checkpoint): no digest of the whole file,
+   * zeros say so (vmferry-stream(5)); the FILE_MAP root is the check.
    */
-  if (dirty)
+  if (partial)
     memset (digest, 0, sizeof digest);
   else
     vmferry_digest_final (dg, digest);
@@ -2757,6 +2823,54 @@ definition_of (json_object *done)
   if (d == NULL)
     return -1;
   return strcmp (d, "unchanged") == 0 ? 0 : 1;
+}
+
+/* A running source: the backup job the refresh reads from, incremental
+ * from the standby's generation's checkpoint where the sender holds that
+ * generation's block maps.
+ */
+static int
+running_begin (struct sender *sd, const struct refresh *rf,
+               struct vmferry_sync_stats *stats)
+{
+  CLEANUP_FREE const char **targets = calloc (sd->nr, sizeof *targets);
+  CLEANUP_FREE bool *bitmap = calloc (sd->nr, sizeof *bitmap);
+  CLEANUP_FREE bool *known = calloc (sd->nr, sizeof *known);
+  bool same = true;
+
+  if (targets == NULL || bitmap == NULL || known == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  for (size_t i = 0; i < sd->nr; i++) {
+    targets[i] = sd->disks[i].target;
+    bitmap[i] = sd->disks[i].format &&
+                strcmp (sd->disks[i].format, "qcow2") == 0;
+    /* --no-bitmap: the checkpoints are made, not used. */
+    known[i] = rf->fine[i] != NULL && !sd->opts->no_bitmap;
+  }
+  sd->run = vmferry_sync_running_begin (sd->dom, targets, bitmap, known,
+                                       sd->nr, sd->opts->m.freeze,
+                                       sd->dest_id, rf->generation);
+  if (sd->run == NULL)
+    return -1;
+  stats->running = true;
+  stats->frozen = vmferry_sync_running_frozen (sd->run);
+  stats->method[0] = '\0';
+  for (size_t i = 0; i < sd->nr; i++) {
+    const char *m = vmferry_sync_running_method (sd->run, i), *why = "";
+
+    if (strcmp (m, "checkpoint") == 0)
+      ;
+    else if (bitmap[i] && sd->opts->no_bitmap)
+      why = "--no-bitmap";
+    else if (bitmap[i] && !known[i])
+      why = "the standby's own map was compared";
+    else if (bitmap[i])
+      why = "no usable checkpoint";
+    method_add (sd, stats, i, m, why, &same);
+  }
+  return 0;
 }
 
 static int
@@ -2903,15 +3017,34 @@ refresh (struct sender *sd, json_object *sstate,
     vmferry_set_error_errno (ENOMEM, "malloc");
     goto out;
   }
-  /* A disk's bitmap says what changed since the sender's own map was
-   * made (the block map too is needed): not against the standby's.
+  /* A disk's bitmap or checkpoint says what changed since the sender's
+   * own map was made (the block map too is needed): not against the
+   * standby's.  A running domain's are QEMU's, its job's checkpoints.
    */
   for (size_t i = 0; i < sd->nr; i++)
-    rf.bitmap[i] = rf.fine[i] != NULL;
-  if (bitmaps_prepare (sd, rf.generation + 1, rf.bitmap, stats) < 0 ||
-      vmferry_fault ("sync-bitmap-added") < 0)
+    rf.bitmap[i] = !sd->running && rf.fine[i] != NULL;
+  if (sd->running ? running_begin (sd, &rf, stats) < 0
+      : (bitmaps_prepare (sd, rf.generation + 1, rf.bitmap, stats) < 0 ||
+         vmferry_fault ("sync-bitmap-added") < 0))
     goto out;
   done = remote_call (sd, "apply", keep, write_refresh, &rf);
+  /* The job's end does not wait for the standby's commit. */
+  if (sd->run) {
+    struct vmferry_saved_error saved;
+    int e;
+
+    vmferry_save_error (&saved);
+    e = vmferry_sync_running_end (sd->run);
+    sd->run = NULL;
+    /* Committed: only the standby's generation's checkpoint is kept. */
+    if (e == 0 && done != NULL)
+      e = vmferry_sync_running_forget (sd->dom, sd->dest_id,
+                                       jint (done, "generation"));
+    if (e < 0 && done != NULL)
+      vmferry_warn ("%s", vmferry_get_error ());
+    else
+      vmferry_restore_saved_error (&saved);
+  }
   if (done == NULL) {
     vmferry_prefix_error ("the standby is as it was");
     goto out;
@@ -3020,9 +3153,13 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
     goto out;
   if ((st = vmferry_virt_domain_state (sd.dom)) < 0)
     goto out;
-  if (st != VIR_DOMAIN_SHUTOFF) {
-    vmferry_set_error ("domain %s is %s: vmferry-sync copies shut-off "
-                       "domains for now", opts->m.domain,
+  /* A running or paused domain is read through a backup job (its disks
+   * as the guest sees them), a shut-off one from its files.
+   */
+  sd.running = st == VIR_DOMAIN_RUNNING || st == VIR_DOMAIN_PAUSED;
+  if (st != VIR_DOMAIN_SHUTOFF && !sd.running) {
+    vmferry_set_error ("domain %s is %s: vmferry-sync copies running, "
+                       "paused and shut-off domains", opts->m.domain,
                        vmferry_virt_state_name (st));
     goto out;
   }
@@ -3036,9 +3173,10 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
   if (domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
     goto out;
   /* The standby's overlays hold what the guest reads; a raw file's bytes
-   * are that, a qcow2 disk is read through qemu-nbd (sync-bitmap.h).
+   * are that, a qcow2 disk is read through qemu-nbd (sync-bitmap.h), a
+   * running domain's disks through its backup job (sync-running.h).
    */
-  for (size_t i = 0; i < sd.nr; i++)
+  for (size_t i = 0; i < sd.nr && !sd.running; i++)
     if (!sd.disks[i].format || (strcmp (sd.disks[i].format, "raw") != 0 &&
                                 !is_qcow2 (&sd.disks[i]))) {
       vmferry_set_error ("domain %s: disk %s is %s: only raw and qcow2 disks "

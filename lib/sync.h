@@ -63,11 +63,15 @@ struct vmferry_sync_stats {
   uint64_t chunks, changed;     /* chunks in all, chunks sent */
   uint64_t sent;                /* bytes of the stream on the wire */
   char method[512];             /* how changes were found: "bitmap",
-                                   "scan", "scan (why)", per disk when
-                                   they differ */
+                                   "checkpoint", "scan", "scan (why)",
+                                   per disk when they differ */
   int definition;               /* a refresh: 1 the standby was defined
                                    again, 0 its definition was the same,
                                    -1 not said (a receiver without it) */
+  /* A running source (sync-running.h): read through a backup job, its
+   * file systems FROZEN or not.
+   */
+  bool running, frozen;
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else

@@ -28,7 +28,7 @@
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
        OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST,
-       OPT_NO_BITMAP };
+       OPT_NO_BITMAP, OPT_FREEZE };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -43,6 +43,7 @@ static const struct option long_options[] = {
   { "keep", required_argument, NULL, OPT_KEEP },
   { "list", no_argument, NULL, OPT_LIST },
   { "no-bitmap", no_argument, NULL, OPT_NO_BITMAP },
+  { "freeze", required_argument, NULL, OPT_FREEZE },
   VMFERRY_SSH_LONG_OPTIONS,
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -122,6 +123,17 @@ main (int argc, char *argv[])
     case OPT_DEST_DIR: opts.m.dest_dir = optarg; break;
     case OPT_DEST_POOL: opts.m.dest_pool = optarg; break;
     case OPT_NO_CHECK: opts.m.no_check = true; break;
+    case OPT_FREEZE:
+      if (strcmp (optarg, "auto") == 0)
+        opts.m.freeze = VMFERRY_FREEZE_AUTO;
+      else if (strcmp (optarg, "yes") == 0)
+        opts.m.freeze = VMFERRY_FREEZE_YES;
+      else if (strcmp (optarg, "no") == 0)
+        opts.m.freeze = VMFERRY_FREEZE_NO;
+      else
+        vmferry_tool_usage_fail ("--freeze: '%s' is not auto, yes or no",
+                                 optarg);
+      break;
     case OPT_FULL: opts.full = true; break;
     case OPT_COMPARE: opts.compare = true; break;
     case OPT_LIST: list = true; break;
@@ -222,11 +234,14 @@ main (int argc, char *argv[])
       vmferry_set_summary ("standby %s on %s refreshed to generation %u in "
                            "%s: read %s (%" PRIu64 " bytes), %" PRIu64 " of %"
                            PRIu64 " chunks changed, sent %s (%" PRIu64
-                           " bytes), method: %s%s; definition: %s",
+                           " bytes), method: %s%s%s; definition: %s",
                            standby,
                            opts.m.ssh.destination, stats.generation, took, rd,
                            stats.read, stats.changed, stats.chunks, sent,
                            stats.sent, stats.method,
+                           !stats.running ? ""
+                           : stats.frozen ? "; read running, file systems "
+                             "frozen" : "; read running, crash-consistent",
                            stats.changed_by_hand
                            ? "; standby changed by hand: compared in full"
                            : stats.compared ? "; compared in full" : "",

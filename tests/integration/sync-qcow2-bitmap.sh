@@ -38,7 +38,7 @@ for b in json.load(sys.stdin)["format-specific"]["data"].get("bitmaps", []):
 }
 read_of() { sed -n 's/.*: read [^(]*(\([0-9]*\) bytes).*/\1/p' <<<"$1"; }
 sent_of() { sed -n 's/.*sent [^(]*(\([0-9]*\) bytes).*/\1/p' <<<"$1"; }
-method_of() { sed -n 's/.*, method: \(.*\)$/\1/p' <<<"$1"; }
+method_of() { sed -n 's/.*, method: \(.*\); definition: [a-z ()]*$/\1/p' <<<"$1"; }
 # change N SEED: N writes of 64 KiB through QEMU's qcow2 driver, spread
 # over the disk (5120 blocks of 64 KiB).
 change() {
