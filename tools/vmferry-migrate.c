@@ -104,8 +104,6 @@ set_interrupt_msg (const char *fmt, ...)
   int n;
 
   pthread_mutex_lock (&interrupt_lock);
-  /* The export's --trim overlays go (the next run would remove them). */
-  vmferry_trim_quit ();
   va_start (ap, fmt);
   n = vsnprintf (interrupt_msg, sizeof interrupt_msg, fmt, ap);
   va_end (ap);
@@ -122,6 +120,10 @@ on_interrupt (int sig, void *opaque)
   (void) opaque;
   /* The lock is never given back: the line is the last word. */
   pthread_mutex_lock (&interrupt_lock);
+  /* The export's --trim overlays go (the next run would remove them);
+   * this too holds its lock to the end, so only here, once.
+   */
+  vmferry_trim_quit ();
   /* Nothing more can be said if stderr is gone. */
   if (write (STDERR_FILENO, interrupt_msg, strlen (interrupt_msg)) < 0)
     vmferry_debug ("stderr: %m");
