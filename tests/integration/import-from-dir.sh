@@ -120,6 +120,7 @@ hostile() {
     [[ $(ls -la "$h") == "$listing" ]] || fail "$name: the directory changed"
     [[ $(sha256sum <"$canary") == "$canary_sum" ]] || fail "$name: the canary changed"
     rm -rf "$h"
+    report hostile "from-dir $name" refused
 }
 hostile symlink "a symbolic link" \
     sh -c "rm $vm.img && ln -s '$canary' $vm.img"

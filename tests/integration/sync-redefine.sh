@@ -113,6 +113,6 @@ sync --rename "$sb" || fail "the refresh after the kill failed: $out"
     fail "the standby's memory is not 256 MiB after the re-run: $(virsh_b dominfo "$sb")"
 same || fail "the standby differs from the source after the re-run"
 echo "   killed before the define, then: $out"
-report fault sync-redefine repaired
+report fault sync-redefine survived
 report hostile "rules other than the recorded ones" refused
 report hostile "a disk added to the source" refused
