@@ -1891,6 +1891,28 @@ start_backup (const struct vmferry_export_opts *opts, virDomainPtr dom,
   return b;
 }
 
+/* After the export ended with R (its error in SAVED when R < 0), a
+ * helper it used (backup job, trim overlays) was ended with END_RC (the
+ * error set when < 0).  The stream is complete or not either way: what
+ * the end left behind is said, as a warning after a success, else added
+ * to the export's own error, which stays the one reported.
+ */
+static void
+after_end (int r, struct vmferry_saved_error *saved, int end_rc)
+{
+  if (end_rc < 0) {
+    char msg[VMFERRY_ERROR_MAX];
+
+    snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
+    if (r == 0)
+      vmferry_warn ("%s", msg);
+    else
+      vmferry_append_error (saved, "%s", msg);
+  }
+  else if (r < 0)
+    vmferry_restore_saved_error (saved);
+}
+
 int
 vmferry_export (const struct vmferry_export_opts *opts)
 {
@@ -2047,34 +2069,13 @@ vmferry_export (const struct vmferry_export_opts *opts)
     struct vmferry_saved_error saved;
 
     vmferry_save_error (&saved);
-    if (vmferry_trim_end (trim) < 0) {
-      char msg[VMFERRY_ERROR_MAX];
-
-      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-      if (r == 0)
-        vmferry_warn ("%s", msg);
-      else
-        vmferry_append_error (&saved, "%s", msg);
-    }
-    else if (r < 0)
-      vmferry_restore_saved_error (&saved);
+    after_end (r, &saved, vmferry_trim_end (trim));
   }
   if (backup) {
     struct vmferry_saved_error saved;
 
     vmferry_save_error (&saved);
-    if (vmferry_backup_end (backup) < 0) {
-      char msg[VMFERRY_ERROR_MAX];
-
-      /* The stream is complete either way; what is left is said. */
-      snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-      if (r == 0)
-        vmferry_warn ("%s", msg);
-      else
-        vmferry_append_error (&saved, "%s", msg);
-    }
-    else if (r < 0)
-      vmferry_restore_saved_error (&saved);
+    after_end (r, &saved, vmferry_backup_end (backup));
   }
   plan_free (&plan);
   return r;
