@@ -237,16 +237,34 @@ vmferry_import_check_devices (struct importer *im)
   return 0;
 }
 
-/* The <disk> of target TARGET in IM's domain XML: its driver says
- * FORMAT, and with FLATTENED the chain noted under it goes.
+/* The <disk> that is file F in IM's domain XML (found by its source
+ * path: its target may not be the one the stream named): its driver
+ * says FORMAT, and with FLATTENED the chain noted under it goes.
  */
 static int
-set_disk_xml (struct importer *im, const char *target, const char *format,
-              bool flattened)
+set_disk_xml (struct importer *im, const struct import_file *f,
+              const char *format, bool flattened)
 {
   xmlNodePtr devices = vmferry_xml_child (xmlDocGetRootElement (im->doc),
                                           "devices");
+  struct vmferry_domain_file *df = NULL;
+  size_t nr_df = 0;
+  CLEANUP_FREE char *target = NULL;
   int changes = 0;
+
+  /* A rewrite may have given the disk another target (--disk-bus). */
+  if (vmferry_domain_files (im->doc, false, &df, &nr_df) < 0)
+    return -1;
+  {
+    const char *t = vmferry_import_doc_target (df, nr_df, f);
+
+    target = t ? strdup (t) : NULL;
+  }
+  vmferry_domain_files_free (df, nr_df);
+  if (target == NULL) {
+    vmferry_set_error_errno (ENOMEM, "domain XML");
+    return -1;
+  }
 
   for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
     CLEANUP_FREE char *t = NULL;
@@ -429,7 +447,7 @@ vmferry_import_convert (struct importer *im)
     else
       continue;
     if (vmferry_fault ("import-converted") < 0 || f->target == NULL ||
-        set_disk_xml (im, f->target, format, f->backing >= 0) < 0) {
+        set_disk_xml (im, f, format, f->backing >= 0) < 0) {
       if (tmp)
         vmferry_target_unlink (&im->tgt, tmp);
       return -1;

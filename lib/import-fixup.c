@@ -94,18 +94,6 @@ new_macs (struct importer *im, char ***old_rtn, size_t *nr_old_rtn,
   return 0;
 }
 
-/* The target the domain XML gives the disk that is file F now. */
-static const char *
-new_target (const struct vmferry_domain_file *df, size_t n,
-            const struct import_file *f)
-{
-  for (size_t k = 0; k < n; k++)
-    if (df[k].role == VMFERRY_ROLE_DISK && df[k].path && f->source_path &&
-        strcmp (df[k].path, f->source_path) == 0)
-      return df[k].target;
-  return f->target;
-}
-
 /* The disk files the fix-ups will write no longer hold what the stream
  * sent: a later run must not take them as received (as a converted
  * file, import-convert.c).  Recorded before the first write.
@@ -196,7 +184,7 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
     d->path = paths[i];
     d->format = f->device ? "raw" : f->format;
     d->old_target = f->target;
-    d->new_target = new_target (df, n, f);
+    d->new_target = vmferry_import_doc_target (df, n, f);
     if (f->backing >= 0)
       chain = f->target ? f->target : f->name;
     fo.nr_disks++;

@@ -14,6 +14,7 @@
 #include <libvirt/libvirt.h>
 #include <libxml/tree.h>
 
+#include "domain.h"
 #include "error.h"
 #include "import.h"
 #include "pipeline.h"
@@ -178,6 +179,8 @@ int vmferry_import_plan_names (struct importer *im);
 int vmferry_import_open_tpm_root (struct importer *im);
 int vmferry_import_check_targets (struct importer *im);
 char *vmferry_import_pool_dir (virConnectPtr conn, const char *pool);
+const char *vmferry_import_doc_target (const struct vmferry_domain_file *df,
+                                       size_t n, const struct import_file *f);
 int vmferry_import_pool_from_manifest (struct importer *im);
 int vmferry_import_dir_from_manifest (struct importer *im);
 

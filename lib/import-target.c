@@ -497,3 +497,19 @@ vmferry_import_dir_from_manifest (struct importer *im)
                    im->dir);
   return vmferry_target_open (&im->tgt, im->dir, false, 0);
 }
+
+/* The target the domain XML (its files DF, N of them) gives the disk
+ * that is file F now: a rewrite may have moved it (--disk-bus), so the
+ * disk is found by its source path, and F's own target (the one the
+ * stream named) is the answer only when no disk has that path.
+ */
+const char *
+vmferry_import_doc_target (const struct vmferry_domain_file *df, size_t n,
+                           const struct import_file *f)
+{
+  for (size_t k = 0; k < n; k++)
+    if (df[k].role == VMFERRY_ROLE_DISK && df[k].path && f->source_path &&
+        strcmp (df[k].path, f->source_path) == 0)
+      return df[k].target;
+  return f->target;
+}

@@ -93,16 +93,22 @@ ls -a "$IMAGES_B" | grep -q "vmferry-" && fail "temporary files left: $(ls -a "$
 drop_b "$vm"
 
 # 2b. through vmferry-migrate, which passes the options on: --flatten
-# alone keeps the format (qcow2), one file.
-on_a $VG vmferry-migrate -q "$vm" hostb --flatten ||
-    fail "migrate --flatten failed"
+# alone keeps the format (qcow2), one file.  With --disk-bus the disk
+# arrives as sda: the import finds it by its path, not the stream's vda.
+on_a $VG vmferry-migrate -q "$vm" hostb --flatten --disk-bus virtio=scsi ||
+    fail "migrate --flatten --disk-bus failed"
 on_a qemu-img compare -U -f qcow2 -F qcow2 "$IMAGES_DIR/$vm.qcow2" "$IMAGES_B/$vm.qcow2" ||
     fail "migrate --flatten: the copy differs from the source's guest view"
 [[ ! -e $IMAGES_B/$vm-base.qcow2 ]] || fail "migrate --flatten: the base was placed"
 on_b qemu-img info -f qcow2 "$IMAGES_DIR/$vm.qcow2" | grep -q "backing file" &&
     fail "migrate --flatten: the copy still has a backing file"
-grep -q "<driver name='qemu' type='qcow2'/>" <<<"$(virsh_b dumpxml --inactive "$vm")" ||
-    fail "migrate --flatten: the driver does not say qcow2"
+xml=$(virsh_b dumpxml --inactive "$vm")
+grep -q "<driver name='qemu' type='qcow2'/>" <<<"$xml" ||
+    fail "migrate --flatten: the driver does not say qcow2: $xml"
+grep -q "<target dev='sda' bus='scsi'/>" <<<"$xml" ||
+    fail "migrate --flatten --disk-bus: the disk is not sda on scsi: $xml"
+! grep -q "<backingStore type='file'" <<<"$xml" ||
+    fail "migrate --flatten --disk-bus: the disk keeps a backing store: $xml"
 drop_b "$vm"
 
 # 3. onto a loop device that held 0xee everywhere.
