@@ -23,6 +23,7 @@
 
 #include "cleanup-libc.h"
 #include "error.h"
+#include "guest.h"
 #include "guest-fixup.h"
 #include "log.h"
 
@@ -363,11 +364,8 @@ struct fixup {
 static void
 appliance_error (struct fixup *x, const char *what)
 {
-  const char *msg = guestfs_last_error (x->h);
-
-  vmferry_set_error ("guest appliance: %s: %s", what, msg ? msg : "failed");
+  vmferry_guest_set_error (x->h, what);
 }
-
 static void
 free_strings (char **s)
 {

@@ -27,20 +27,33 @@ struct vmferry_guest {
   char **targets;               /* target of disk i ("vda") */
 };
 
-/* Set the error from the appliance's last one: "guest appliance: WHAT:
- * its message".
+/* Set the error from the appliance H's last one: "guest appliance:
+ * WHAT: its message".  Only the message's first line: libguestfs goes
+ * on with generic advice on debugging (its FAQ, libguestfs-test-tool),
+ * replaced by the one setting that shows why.
  */
+void
+vmferry_guest_set_error (struct guestfs_h *h, const char *what)
+{
+  const char *msg = guestfs_last_error (h);
+  size_t len = msg ? strcspn (msg, "\n") : 0;
+
+  if (msg && msg[len])
+    vmferry_set_error ("guest appliance: %s: %.*s (LIBGUESTFS_DEBUG=1 "
+                       "shows why)", what, (int) len, msg);
+  else
+    vmferry_set_error ("guest appliance: %s: %s", what,
+                       msg ? msg : "failed");
+}
+
 static void
 guest_error (struct vmferry_guest *g, const char *what)
 {
-  const char *msg = guestfs_last_error (g->h);
-
-  vmferry_set_error ("guest appliance: %s: %s", what,
-                     msg ? msg : "failed");
+  vmferry_guest_set_error (g->h, what);
 }
 
-/* The appliance's errors come back through guest_error; libguestfs must
- * not print them (the library never prints).
+/* The appliance's errors come back through vmferry_guest_set_error;
+ * libguestfs must not print them (the library never prints).
  */
 static void
 guest_quiet (guestfs_h *h)

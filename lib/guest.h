@@ -67,6 +67,12 @@ int vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
  */
 void vmferry_guest_close (struct vmferry_guest *g);
 
+/* Set the error from libguestfs handle H's last one, for WHAT failed
+ * (its first line: the rest is libguestfs' advice on debugging).
+ */
+struct guestfs_h;
+void vmferry_guest_set_error (struct guestfs_h *h, const char *what);
+
 /* A filesystem the appliance found.  Strings are owned by the info. */
 struct vmferry_guest_fs {
   char *device;                 /* "vda1" (see above) */
