@@ -706,13 +706,49 @@ plan_guest_content (struct plan *plan, bool flatten, bool trim,
   return r;
 }
 
+/* --inspect: what the guest G (the appliance over domain NAME's disks)
+ * is, as the manifest's "guest" (JSON text).  NULL, with a warning
+ * saying why, when the inspection fails: it only describes the copy, it
+ * is no part of it.
+ */
+static char *
+inspection_text (struct vmferry_guest *g, const char *name)
+{
+  struct vmferry_guest_info *info = NULL;
+  json_object *o = NULL;
+  char *text = NULL;
+
+  if (vmferry_guest_inspect (g, &info) == 0) {
+    o = vmferry_guest_info_to_json (info);
+    if (o)
+      text = strdup (json_object_to_json_string_ext
+                     (o, JSON_C_TO_STRING_PLAIN |
+                      JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (text == NULL)
+      vmferry_set_error_errno (ENOMEM, "domain %s: inspection", name);
+  }
+  if (text == NULL)
+    vmferry_warn ("domain %s: not inspected: %s", name, vmferry_get_error ());
+  else
+    vmferry_verbose ("domain %s: inspected: %s", name, text);
+  json_object_put (o);
+  vmferry_guest_info_free (info);
+  return text;
+}
+
 /* Trim the overlays DISKS (NR of them) in the appliance; *NOTE_RTN says
- * what was not trimmed (NULL: all was).  0, or -1 with the error set.
+ * what was not trimmed (NULL: all was).  With INSPECT, the guest is
+ * inspected in the same launch, after the trim, into *INSPECTION_RTN
+ * (as inspect does: NULL with a warning when it cannot be made): the
+ * overlays hold what the disks hold, and the appliance is launched
+ * once per export (issue 18).  0, or -1 with the error set.
  */
 static int
 trim_overlays (const char *domain, const struct vmferry_guest_disk *disks,
-               size_t nr, char **note_rtn)
+               size_t nr, bool inspect, char **note_rtn,
+               char **inspection_rtn)
 {
+  struct vmferry_guest *g = NULL;
   double t0 = vmferry_monotonic ();
   char took[32];
   int n;
@@ -720,16 +756,27 @@ trim_overlays (const char *domain, const struct vmferry_guest_disk *disks,
   *note_rtn = NULL;
   if (nr == 0)
     return 0;
-  n = vmferry_guest_trim (disks, nr, note_rtn);
-  if (n < 0) {
-    vmferry_prefix_error ("domain %s: --trim", domain);
-    return -1;
-  }
+  if (vmferry_guest_open_overlays (disks, nr, &g) < 0 ||
+      (n = vmferry_guest_fstrim (g, note_rtn)) < 0)
+    goto fail;
+  if (inspect)
+    *inspection_rtn = inspection_text (g, domain);
+  /* The overlays are complete only once QEMU has flushed and ended. */
+  if (vmferry_guest_shutdown (g) < 0)
+    goto fail;
+  vmferry_guest_close (g);
   vmferry_human_duration (vmferry_monotonic () - t0, took, sizeof took);
-  vmferry_verbose ("domain %s: %d filesystem%s trimmed in %s%s%s", domain, n,
-                   n == 1 ? "" : "s", took, *note_rtn ? "; not trimmed: " : "",
+  vmferry_verbose ("domain %s: %d filesystem%s trimmed%s in %s%s%s", domain,
+                   n, n == 1 ? "" : "s", inspect ? " and inspected" : "",
+                   took, *note_rtn ? "; not trimmed: " : "",
                    *note_rtn ? *note_rtn : "");
   return 0;
+ fail:
+  vmferry_prefix_error ("domain %s: --trim", domain);
+  vmferry_guest_close (g);
+  free (*note_rtn);
+  *note_rtn = NULL;
+  return -1;
 }
 
 /* ---- files another user writes ---- */
@@ -990,17 +1037,14 @@ refuse_remote (const char *uri, const char *domain)
   return -1;
 }
 
-/* --inspect: what the guest of domain NAME is, as the manifest's "guest"
- * (JSON text), through the libguestfs appliance over its disks, read-only.
- * NULL, with a warning saying why, when the domain runs or the appliance
- * fails: the inspection only describes the copy, it is no part of it.
+/* --inspect without --trim: the appliance over the domain's disks,
+ * read-only, for inspection_text alone.  NULL, with a warning saying
+ * why, when the domain runs or the appliance fails.
  */
 static char *
 inspect (virConnectPtr conn, const char *name, bool running)
 {
   struct vmferry_guest *g = NULL;
-  struct vmferry_guest_info *info = NULL;
-  json_object *o = NULL;
   char *text = NULL;
 
   if (running) {
@@ -1008,22 +1052,10 @@ inspect (virConnectPtr conn, const char *name, bool running)
                   "filesystems change under the appliance)", name);
     return NULL;
   }
-  if (vmferry_guest_open_domain (conn, name, &g) == 0 &&
-      vmferry_guest_inspect (g, &info) == 0) {
-    o = vmferry_guest_info_to_json (info);
-    if (o)
-      text = strdup (json_object_to_json_string_ext
-                     (o, JSON_C_TO_STRING_PLAIN |
-                      JSON_C_TO_STRING_NOSLASHESCAPE));
-    if (text == NULL)
-      vmferry_set_error_errno (ENOMEM, "domain %s: inspection", name);
-  }
-  if (text == NULL)
-    vmferry_warn ("domain %s: not inspected: %s", name, vmferry_get_error ());
+  if (vmferry_guest_open_domain (conn, name, &g) == 0)
+    text = inspection_text (g, name);
   else
-    vmferry_verbose ("domain %s: inspected: %s", name, text);
-  json_object_put (o);
-  vmferry_guest_info_free (info);
+    vmferry_warn ("domain %s: not inspected: %s", name, vmferry_get_error ());
   vmferry_guest_close (g);
   return text;
 }
@@ -1988,8 +2020,6 @@ vmferry_export (const struct vmferry_export_opts *opts)
     vmferry_append_error (&saved, "nothing was written");
     goto out;
   }
-  if (opts->inspect && !opts->manifest_rtn)
-    inspection = inspect (conn, name, running);
   /* A running domain's disks are guest content already (the backup). */
   if (!running && (opts->flatten || opts->trim)) {
     overlays = calloc (plan.files.len + 1, sizeof *overlays);
@@ -2002,12 +2032,18 @@ vmferry_export (const struct vmferry_export_opts *opts)
       goto out;
     if (plan_guest_content (&plan, opts->flatten, opts->trim, trim, overlays,
                             &nr_overlays) < 0 ||
-        trim_overlays (name, overlays, nr_overlays, &untrimmed) < 0) {
+        trim_overlays (name, overlays, nr_overlays,
+                       opts->inspect && !opts->manifest_rtn, &untrimmed,
+                       &inspection) < 0) {
       vmferry_prefix_error ("domain %s", name);
       goto out;
     }
     local = plan_has_guest (&plan);
   }
+  /* --trim's launch inspected the guest already, if it had a disk. */
+  if (opts->inspect && !opts->manifest_rtn &&
+      !(trim && nr_overlays > 0))
+    inspection = inspect (conn, name, running);
   manifest = make_manifest (&plan, opts->uri, name, uuid, inspection);
   if (manifest == NULL)
     goto out;

@@ -878,25 +878,28 @@ untrimmed_add (char **list, const char *dev, const char *type,
 }
 
 int
-vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
-                    char **untrimmed_rtn)
+vmferry_guest_open_overlays (const struct vmferry_guest_disk *disks,
+                             size_t nr, struct vmferry_guest **g_rtn)
 {
-  struct vmferry_guest *g = NULL;
+  return guest_launch (disks, nr, true, g_rtn);
+}
+
+int
+vmferry_guest_fstrim (struct vmferry_guest *g, char **untrimmed_rtn)
+{
   CLEANUP_STRV_FREE char **fs = NULL;
   char *untrimmed = strdup ("");
-  int trimmed = 0, r = -1;
+  int trimmed = 0;
 
   *untrimmed_rtn = NULL;
   if (untrimmed == NULL) {
     vmferry_set_error_errno (ENOMEM, "guest trim");
     return -1;
   }
-  if (guest_launch (disks, nr, true, &g) < 0)
-    goto out;
   fs = guestfs_list_filesystems (g->h);
   if (fs == NULL) {
     guest_error (g, "cannot list the filesystems");
-    goto out;
+    goto fail;
   }
   for (size_t i = 0; fs[i] && fs[i + 1]; i += 2) {
     CLEANUP_FREE char *name = guest_device_name (g, fs[i]);
@@ -922,7 +925,7 @@ vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
       vmferry_verbose ("guest trim: %s (%s) trimmed", name, type);
       /* The tests' worst moment: the overlay written, QEMU running. */
       if (vmferry_fault ("guest-trimmed") < 0)
-        goto out;
+        goto fail;
     }
     else {
       vmferry_verbose ("guest trim: %s (%s) not trimmed: %s", name, type,
@@ -932,24 +935,48 @@ vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
     }
     if (guestfs_umount_all (g->h) == -1) {
       guest_error (g, "umount");
-      goto out;
+      goto fail;
     }
   }
-  /* The overlays are complete only once QEMU has flushed and ended. */
-  if (guestfs_shutdown (g->h) == -1) {
-    guest_error (g, "shutdown");
-    goto out;
-  }
-  if (*untrimmed) {
+  if (*untrimmed)
     *untrimmed_rtn = untrimmed;
-    untrimmed = NULL;
-  }
-  r = trimmed;
-  goto out;
+  else
+    free (untrimmed);
+  return trimmed;
  nomem:
   vmferry_set_error_errno (ENOMEM, "guest trim");
- out:
+ fail:
   free (untrimmed);
+  return -1;
+}
+
+int
+vmferry_guest_shutdown (struct vmferry_guest *g)
+{
+  if (guestfs_shutdown (g->h) == -1) {
+    guest_error (g, "shutdown");
+    return -1;
+  }
+  return 0;
+}
+
+int
+vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
+                    char **untrimmed_rtn)
+{
+  struct vmferry_guest *g = NULL;
+  int r;
+
+  *untrimmed_rtn = NULL;
+  if (vmferry_guest_open_overlays (disks, nr, &g) < 0)
+    return -1;
+  r = vmferry_guest_fstrim (g, untrimmed_rtn);
+  /* The overlays are complete only once QEMU has flushed and ended. */
+  if (r >= 0 && vmferry_guest_shutdown (g) < 0) {
+    free (*untrimmed_rtn);
+    *untrimmed_rtn = NULL;
+    r = -1;
+  }
   vmferry_guest_close (g);
   return r;
 }

@@ -62,6 +62,19 @@ int vmferry_guest_open_domain (virConnectPtr conn, const char *name,
 int vmferry_guest_trim (const struct vmferry_guest_disk *disks, size_t nr,
                         char **untrimmed_rtn);
 
+/* vmferry_guest_trim in steps, for a caller that does more in the same
+ * launch (export --trim --inspect: the appliance is launched once per
+ * operation).  Open: launch over the overlays DISKS as above.  Fstrim:
+ * trim every filesystem, as vmferry_guest_trim returns (the filesystems
+ * unmounted after).  Shutdown: end the appliance and say whether it
+ * ended cleanly (0, or -1 with the error set): the overlays are
+ * complete only then; G is still closed by vmferry_guest_close.
+ */
+int vmferry_guest_open_overlays (const struct vmferry_guest_disk *disks,
+                                 size_t nr, struct vmferry_guest **g_rtn);
+int vmferry_guest_fstrim (struct vmferry_guest *g, char **untrimmed_rtn);
+int vmferry_guest_shutdown (struct vmferry_guest *g);
+
 /* Shut the appliance down and free G (NULL is fine).  Its overlays go
  * with it.
  */

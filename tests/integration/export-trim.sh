@@ -6,6 +6,10 @@
 #    100 MiB of vda's data (the appliance fstrims on a temporary qcow2
 #    overlay, and the export reads through it), and the summary names
 #    vdb's swap as sent untrimmed;
+#  - --trim --inspect launches the appliance once (libguestfs's own
+#    trace counts the launches), and that stream's manifest has both the
+#    guest's inspection (its hostname, both disks' filesystems) and the
+#    trimmed vda;
 #  - the source images are bit for bit unchanged (sha256);
 #  - the trimmed copy imported on host B passes e2fsck -fn and still
 #    holds the guest's files;
@@ -29,9 +33,11 @@ img=$IMAGES_A/$vm.img
 swap=$IMAGES_A/$vm-swap.img
 cleanup_add rm -f "$swap"
 tree=$SCRATCH/tree
-mkdir -p "$tree/etc"
+mkdir -p "$tree/etc" "$tree/bin"
 echo trim01 >"$tree/etc/hostname"
 printf 'ID=debian\nVERSION_ID="12"\n' >"$tree/etc/os-release"
+# What libguestfs's inspection needs to call it a Linux root.
+printf 'LABEL=root / ext4 defaults 0 1\n' >"$tree/etc/fstab"
 head -c 1G /dev/urandom >"$tree/big" || fail "cannot write the big file"
 rm -f "$img"
 truncate -s 2G "$img"
@@ -72,15 +78,26 @@ plain=$(vda_data "$SCRATCH/plain.vmf")
 echo "without --trim: vda sends $((plain >> 20)) MiB of data"
 ((plain > 1024 * 1048576)) || fail "the deleted gigabyte was not sent without --trim: test is void"
 
+# --inspect too: one launch trims and inspects (LIBGUESTFS_TRACE prints
+# each call of the library, "libguestfs: trace: launch" once a launch).
 t0=$SECONDS
-on_a $VG vmferry-export -c qemu:///system --compress=none --trim "$vm" \
-    -o "$SCRATCH/trim.vmf" 2>"$SCRATCH/trim.err" ||
-    fail "export --trim failed: $(cat "$SCRATCH/trim.err")"
-cat "$SCRATCH/trim.err"
-echo "export --trim: $((SECONDS - t0)) s (one appliance launch)"
+on_a env LIBGUESTFS_TRACE=1 $VG vmferry-export -c qemu:///system \
+    --compress=none --trim --inspect "$vm" -o "$SCRATCH/trim.vmf" \
+    2>"$SCRATCH/trim.err" ||
+    fail "export --trim failed: $(grep -v '^libguestfs: trace' "$SCRATCH/trim.err")"
+grep -v '^libguestfs: trace' "$SCRATCH/trim.err"
+launches=$(grep -c '^libguestfs: trace: launch$' "$SCRATCH/trim.err" || true)
+echo "export --trim --inspect: $((SECONDS - t0)) s, $launches appliance launch(es)"
+((launches == 1)) || fail "--trim --inspect launched the appliance $launches times"
 trimmed=$(vda_data "$SCRATCH/trim.vmf")
 echo "with --trim: vda sends $((trimmed >> 20)) MiB of data"
 ((trimmed < 100 * 1048576)) || fail "--trim sent $((trimmed >> 20)) MiB of vda"
+q() { jq -r "$1" "$SCRATCH/info.json"; }
+[[ $(q '.manifest.guest.os[0].hostname') == trim01 ]] ||
+    fail "--trim --inspect: no inspection in the manifest: $(q '.manifest.guest')"
+[[ $(q '.manifest.guest.filesystems | map(.device + ":" + .type) | join(" ")') \
+   == "vda:ext4 vdb:swap" ]] ||
+    fail "--trim --inspect: filesystems: $(q '.manifest.guest.filesystems')"
 grep -q "vdb (swap" "$SCRATCH/trim.err" ||
     fail "the summary does not name the untrimmed swap: $(cat "$SCRATCH/trim.err")"
 [[ $(sums) == "$before" ]] || fail "--trim changed the source"
