@@ -124,12 +124,12 @@ leaf_node (const char *format, const char *driver, const char *path,
   return node;
 }
 
-/* The device of disk F (--disk, or a block pool's new volume), checked: a block device that no
- * file system, device-mapper or md device holds (the kernel refuses an
- * exclusive open of one that is mounted or claimed) and no QEMU has
- * open, at least as large as the disk.  The exclusive open is kept on
- * f->dev_fd until the import ends, so it cannot be mounted meanwhile.
- * Nothing is written.
+/* The device of disk F (--disk, or a block pool's new volume), checked:
+ * a block device that no file system, device-mapper or md device holds
+ * (the kernel refuses an exclusive open of one that is mounted or
+ * claimed) and no QEMU has open, at least as large as the disk.  The
+ * exclusive open is kept on f->dev_fd until the import ends, so it
+ * cannot be mounted meanwhile.  Nothing is written.
  */
 int
 vmferry_import_check_device (struct importer *im, struct import_file *f)

@@ -190,7 +190,8 @@ vmferry_import_pool_check (struct importer *im)
                        im->pool, im->pool_type);
     return -1;
   }
-  if (virStoragePoolRefresh (p, 0) < 0 || virStoragePoolGetInfo (p, &info) < 0) {
+  if (virStoragePoolRefresh (p, 0) < 0 ||
+      virStoragePoolGetInfo (p, &info) < 0) {
     vmferry_virt_error ("storage pool %s", im->pool);
     return -1;
   }
@@ -363,7 +364,8 @@ vmferry_import_pool_create (struct importer *im)
   return 0;
 }
 
-/* Volume SPEC (POOL/NAME) deleted, unless a domain uses it.  Returns 1 if deleted, 0 if not there, -1 with the error set.
+/* Volume SPEC (POOL/NAME) deleted, unless a domain uses it.  Returns 1
+ * if deleted, 0 if not there, -1 with the error set.
  */
 static int
 delete_one (struct importer *im, const char *spec)

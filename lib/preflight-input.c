@@ -322,7 +322,8 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
     CLEANUP_FREE char *path = vmferry_xml_attr_eq (nv, "type", "file")
       ? vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file")
       : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : vmferry_xml_text (nv);
-    if (path && *path == '/' && add_file (in, path, 540672, true, NULL, 0) == -1)
+    if (path && *path == '/' &&
+        add_file (in, path, 540672, true, NULL, 0) == -1)
       return -1;
   }
   return 0;
