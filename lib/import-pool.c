@@ -385,8 +385,14 @@ delete_one (struct importer *im, const char *spec)
   if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
     return -1;
   p = virStoragePoolLookupByName (im->conn, pool);
-  if (p == NULL || virStoragePoolRefresh (p, 0) < 0) {
-    vmferry_virt_error ("storage pool %s", pool);
+  if (p == NULL && virGetLastErrorCode () == VIR_ERR_NO_STORAGE_POOL) {
+    /* Undefined since: its volumes are no longer libvirt's to delete. */
+    vmferry_notice ("volume %s: storage pool %s is gone", spec, pool);
+    return 0;
+  }
+  if (p == NULL || virStoragePoolRefresh (p, 0) < 0 ||
+      virStoragePoolIsActive (p) != 1) {
+    vmferry_virt_error ("storage pool %s (not active?)", pool);
     return -1;
   }
   v = virStorageVolLookupByName (p, slash + 1);

@@ -10,7 +10,8 @@
 #     volume made, and vmferry-check says so first;
 #  3. killed (SIGKILL) once the volume is made: the state names it, and
 #     the re-run deletes it and imports; killed again, --abort deletes
-#     it; a volume the import did not make is never touched;
+#     it; a volume the import did not make is never touched; killed
+#     after naming the volume but before making it, the re-run imports;
 #  4. a logical pool on a host without device-mapper: the import says
 #     what LVM needs, nothing is written;
 #  5. vmferry-migrate --dest-pool into the disk pool.
@@ -137,6 +138,20 @@ out=$(on_b $VG vmferry-import --abort="$vm" --pool vmfdisk 2>&1) ||
 [[ ! -e $IMAGES_B/.vmferry-resume-$vm.json ]] || fail "--abort left the state"
 report fault "import-pool kill at import-volume-made, --abort" survived
 on_b parted --script "$pool_loop" rm 1 || fail "cannot remove $theirs"
+virsh_b -q pool-refresh vmfdisk >/dev/null
+# killed after naming the volume, before making it: nothing to delete.
+on_b env VMFERRY_FAULT=import-volume-named vmferry-import --define --pool vmfdisk \
+    "$SCRATCH/raw.vmf" >"$SCRATCH/out" 2>&1 && fail "the killed import succeeded"
+grep -q '"volume_made": *false' "$IMAGES_B/.vmferry-resume-$vm.json" ||
+    fail "the state does not name the volume as not made"
+[[ -z $(vols vmfdisk) ]] || fail "a volume before the create: $(vols vmfdisk)"
+out=$(on_b $VG vmferry-import --define --pool vmfdisk "$SCRATCH/raw.vmf" 2>&1) ||
+    fail "the run after the kill before the create failed: $out"
+[[ $(vols vmfdisk) == "$(basename "$pool_loop")p1 " ]] ||
+    fail "after the kill before the create: '$(vols vmfdisk)'"
+report fault "import-pool kill at import-volume-named, re-run" survived
+drop_b "$vm"
+on_b parted --script "$pool_loop" rm 1 || fail "cannot empty vmfdisk"
 virsh_b -q pool-refresh vmfdisk >/dev/null
 
 # 4. a logical pool where the kernel has no device-mapper.
