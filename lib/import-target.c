@@ -236,12 +236,14 @@ vmferry_import_check_targets (struct importer *im)
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
 
-    if (!f->in_pool)
+    bool in_pool = im->pool_type && f->role == VMFERRY_ROLE_DISK;
+
+    if (!in_pool)
       need += f->allocated;
     /* A disk on its device (--disk) or in a volume of a block pool has
      * no file of its own here.
      */
-    if (f->role == VMFERRY_ROLE_TPM || f->device || f->in_pool)
+    if (f->role == VMFERRY_ROLE_TPM || f->device || in_pool)
       continue;
     r = vmferry_target_stat (&im->tgt, f->final, &st);
     if (r < 0)

@@ -194,8 +194,8 @@ read_stream (struct importer *im)
       if (k < -1)
         goto out;
       if (vmferry_import_check_devices (im) < 0 ||
-          vmferry_import_pool_check (im) < 0 ||
-          vmferry_import_check_targets (im) < 0) {
+          vmferry_import_check_targets (im) < 0 ||
+          (!im->already && vmferry_import_pool_check (im) < 0)) {
         if (k == 1)
           vmferry_resume_state_free (&old);
         goto out;

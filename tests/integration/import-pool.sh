@@ -5,7 +5,7 @@
 #  1. import --pool: a partition of the disk's size is created through
 #     libvirt, the disk written onto it and defined as that block
 #     device; it compares identical to the source, its holes read as
-#     zeros;
+#     zeros; the same import again finds it there;
 #  2. a pool too small for the disk is refused before any byte, with no
 #     volume made, and vmferry-check says so first;
 #  3. killed (SIGKILL) once the volume is made: the state names it, and
@@ -76,6 +76,13 @@ qemu-img compare -U -f raw "$IMAGES_A/$vm.img" "$(dev_view "$dev" $size)" ||
 check_disk "" "$dev" raw "${holes[@]}" || fail "$dev: the holes are not zeroed"
 [[ -z $(find "$IMAGES_B" -maxdepth 1 -name '*vmferry*' -print -quit) ]] ||
     fail "temporary files left: $(ls -a "$IMAGES_B")"
+# the same stream again: already there (the pool has no room for a
+# second copy, and needs none).
+out=$(on_b $VG vmferry-import --define --pool vmfdisk "$SCRATCH/raw.vmf" 2>&1) ||
+    fail "the same import again failed: $out"
+grep -q "domain $vm is already on this host" <<<"$out" ||
+    fail "the same import again: not found already there: $out"
+[[ $(vols vmfdisk) == "$vol " ]] || fail "the same import again: '$(vols vmfdisk)'"
 drop_b "$vm"
 virsh_b -q vol-delete --pool vmfdisk "$vol" >/dev/null 2>&1 ||
     on_b parted --script "$pool_loop" rm 1 || fail "cannot empty vmfdisk"
