@@ -7,7 +7,8 @@
 #     device; it compares identical to the source, its holes read as
 #     zeros; the same import again finds it there;
 #  2. a pool too small for the disk is refused before any byte, with no
-#     volume made, and vmferry-check says so first;
+#     volume made, and vmferry-check says so first (and, with
+#     --dest-disk, of a device a domain uses or a volume too small);
 #  3. killed (SIGKILL) once the volume is made: the state names it, and
 #     the re-run deletes it and imports; killed again, --abort deletes
 #     it; a volume the import did not make is never touched; killed
@@ -83,6 +84,11 @@ out=$(on_b $VG vmferry-import --define --pool vmfdisk "$SCRATCH/raw.vmf" 2>&1) |
 grep -q "domain $vm is already on this host" <<<"$out" ||
     fail "the same import again: not found already there: $out"
 [[ $(vols vmfdisk) == "$vol " ]] || fail "the same import again: '$(vols vmfdisk)'"
+# vmferry-check --dest-disk: a device a domain uses is refused.
+out=$($VG vmferry-check -c "$URI_B" --dest-disk "vda=$dev" "$SCRATCH/raw.vmf" 2>&1) &&
+    fail "vmferry-check passed a device that $vm uses: $out"
+grep -q "error: device: $dev: disk vda: $dev is used by domain $vm on the destination" <<<"$out" ||
+    fail "vmferry-check --dest-disk: no finding for a used device: $out"
 drop_b "$vm"
 virsh_b -q vol-delete --pool vmfdisk "$vol" >/dev/null 2>&1 ||
     on_b parted --script "$pool_loop" rm 1 || fail "cannot empty vmfdisk"
@@ -114,6 +120,13 @@ grep -q "storage pool vmfsmall (disk): not enough free space: the disks need 64.
 virsh_b -q vol-create-as vmfdisk "$(basename "$pool_loop")p1" 8M >/dev/null ||
     fail "cannot make another's volume"
 theirs="$(basename "$pool_loop")p1"
+# vmferry-check --dest-disk: a pool's volume smaller than the disk.
+out=$($VG vmferry-check --json -c "$URI_B" --dest-disk \
+    "vda=$(virsh_b vol-path --pool vmfdisk "$theirs")" "$SCRATCH/raw.vmf" 2>&1) &&
+    fail "vmferry-check passed an 8 MiB volume for a 64 MiB disk: $out"
+space=$(grep -A1 '"check": "space"' <<<"$out" || true)
+grep -q "\"object\": \"/dev/$theirs\"" <<<"$space" ||
+    fail "vmferry-check --dest-disk: no finding for a too-small volume: $out"
 on_b env VMFERRY_FAULT=import-volume-made vmferry-import --define --pool vmfdisk \
     "$SCRATCH/raw.vmf" >"$SCRATCH/out" 2>&1 && fail "the killed import succeeded"
 mine="$(basename "$pool_loop")p2"
