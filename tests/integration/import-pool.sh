@@ -11,7 +11,8 @@
 #     --dest-disk, of a device a domain uses or a volume too small);
 #  3. killed (SIGKILL) once the volume is made: the state names it, and
 #     the re-run deletes it and imports; killed again, --abort deletes
-#     it; a volume the import did not make is never touched; killed
+#     it, and so does a failure; a volume the import did not make is
+#     never touched; killed
 #     after naming the volume but before making it, the re-run imports;
 #  4. a logical pool on a host without device-mapper: the import says
 #     what LVM needs, nothing is written;
@@ -157,6 +158,13 @@ out=$(on_b $VG vmferry-import --abort="$vm" --pool vmfdisk 2>&1) ||
     fail "after --abort: '$(vols vmfdisk)', not '$theirs '"
 [[ ! -e $IMAGES_B/.vmferry-resume-$vm.json ]] || fail "--abort left the state"
 report fault "import-pool kill at import-volume-made, --abort" survived
+# a failure once the volume is made: the import deletes it itself.
+out=$(on_b env VMFERRY_FAULT=import-volume-made:fail vmferry-import --define \
+    --pool vmfdisk "$SCRATCH/raw.vmf" 2>&1) && fail "the failed import succeeded"
+grep -q "volume vmfdisk/$mine, created for $vm.img .*, deleted" <<<"$out" ||
+    fail "the failure does not say it deleted $mine: $out"
+[[ $(vols vmfdisk) == "$theirs " ]] ||
+    fail "after the failure: '$(vols vmfdisk)', not '$theirs '"
 on_b parted --script "$pool_loop" rm 1 || fail "cannot remove $theirs"
 virsh_b -q pool-refresh vmfdisk >/dev/null
 # killed after naming the volume, before making it: nothing to delete.
