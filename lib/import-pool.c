@@ -32,7 +32,6 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <spawn.h>
@@ -167,6 +166,22 @@ parted_rm (virStoragePoolPtr p, const char *pool, const char *name)
   return 0;
 }
 
+/* What LVM takes in a name, and nothing XML would read as markup: the
+ * name comes from the stream.  Else false with the error set.
+ */
+static bool
+volume_name_ok (const struct importer *im, const char *name)
+{
+  if (name[0] != '-' && name[0] != '.' &&
+      strspn (name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+              "0123456789._+-") == strlen (name))
+    return true;
+  vmferry_set_error ("storage pool %s: %s cannot be a volume's name "
+                     "(letters, digits and . _ + - only; import under "
+                     "another --name)", im->pool, name);
+  return false;
+}
+
 int
 vmferry_import_pool_check (struct importer *im)
 {
@@ -208,8 +223,13 @@ vmferry_import_pool_check (struct importer *im)
     f->in_pool = true;
     need += f->guest_size;
     if (strcmp (im->pool_type, "logical") == 0) {
-      CLEANUP_VIR_VOL virStorageVolPtr v =
-          virStorageVolLookupByName (p, f->final);
+      CLEANUP_VIR_VOL virStorageVolPtr v = NULL;
+
+      if (!volume_name_ok (im, f->final)) {
+        vmferry_prefix_error ("disk %s", f->target);
+        return -1;
+      }
+      v = virStorageVolLookupByName (p, f->final);
       if (v) {
         vmferry_set_error ("disk %s: storage pool %s already has a volume %s: "
                            "never replaced (import under another --name)",
@@ -244,6 +264,8 @@ create_volume (struct importer *im, virStoragePoolPtr p, const char *name,
   virErrorPtr e;
   const char *want;
 
+  if (!volume_name_ok (im, name))
+    return NULL;
   if (asprintf (&xml, "<volume><name>%s</name><capacity unit='bytes'>%"
                 PRIu64 "</capacity></volume>", name, size) < 0) {
     vmferry_set_error_errno (ENOMEM, "import");
