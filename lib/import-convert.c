@@ -124,15 +124,15 @@ leaf_node (const char *format, const char *driver, const char *path,
   return node;
 }
 
-/* The device named for disk F (--disk), checked: a block device that no
- * file system, device-mapper or md device holds (the kernel refuses an
- * exclusive open of one that is mounted or claimed) and no QEMU has
- * open, at least as large as the disk.  The exclusive open is kept on
- * f->dev_fd until the import ends, so it cannot be mounted meanwhile.
- * Nothing is written.
+/* The device of disk F (--disk, or a block pool's new volume), checked:
+ * a block device that no file system, device-mapper or md device holds
+ * (the kernel refuses an exclusive open of one that is mounted or
+ * claimed) and no QEMU has open, at least as large as the disk.  The
+ * exclusive open is kept on f->dev_fd until the import ends, so it
+ * cannot be mounted meanwhile.  Nothing is written.
  */
-static int
-check_device (struct importer *im, struct import_file *f)
+int
+vmferry_import_check_device (struct importer *im, struct import_file *f)
 {
   struct vmferry_image_lock lock;
   struct stat before, sb;
@@ -230,7 +230,7 @@ vmferry_import_check_devices (struct importer *im)
       vmferry_set_error_errno (ENOMEM, "import");
       return -1;
     }
-    if (check_device (im, f) < 0)
+    if (vmferry_import_check_device (im, f) < 0)
       return -1;
     f->direct = vmferry_import_device_direct (im, f);
   }

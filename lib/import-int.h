@@ -56,6 +56,10 @@ struct import_file {
    */
   char *device;
   int dev_fd;
+  /* Into a new volume of the block pool (import-pool.c), which then
+   * becomes its device.
+   */
+  bool in_pool;
   /* Written straight onto the device (import-device.c), not received
    * into a file first: everything below zeroed_to is written or zeroed;
    * dev_sector is the device's logical block, zero_how how a range is
@@ -114,6 +118,10 @@ struct importer {
   struct vmferry_target tpm_root;
   char *tpm_dir;
   char *pool;                   /* the pool the files go into, if any */
+  /* ... of type "disk" or "logical": the disks go into volumes of it,
+   * the other files into dir (import-pool.c); NULL for a directory pool.
+   */
+  const char *pool_type;
   char *name, *uuid;            /* of the domain as it will be defined */
   char *src_name;               /* the domain's name in the stream */
   struct import_file *files;
@@ -178,7 +186,8 @@ struct job {
 int vmferry_import_plan_names (struct importer *im);
 int vmferry_import_open_tpm_root (struct importer *im);
 int vmferry_import_check_targets (struct importer *im);
-char *vmferry_import_pool_dir (virConnectPtr conn, const char *pool);
+char *vmferry_import_pool_dir (virConnectPtr conn, const char *pool,
+                               const char **type_rtn);
 const char *vmferry_import_doc_target (const struct vmferry_domain_file *df,
                                        size_t n, const struct import_file *f);
 int vmferry_import_pool_from_manifest (struct importer *im);
@@ -201,7 +210,22 @@ int vmferry_import_load_state (struct importer *im,
 int vmferry_import_setup_resume (struct importer *im,
                                  struct vmferry_resume_state *old, int r);
 
-/* import-convert.c */
+/* import-pool.c: a block pool's volumes.  check: before the transfer, the disks
+ * that go into volumes marked, the pool active with room for all of
+ * them.  create: each one's volume created, named in the state before
+ * and after, and opened as its device.  delete: the volumes state ST
+ * names deleted (a notice each), kept when a domain uses one; -1 when
+ * one could not be (a warning each).
+ */
+int vmferry_import_pool_check (struct importer *im);
+int vmferry_import_pool_create (struct importer *im);
+int vmferry_import_pool_delete (struct importer *im,
+                                struct vmferry_resume_state *st);
+
+/* import-convert.c: check_device, the device of disk F (--disk or a
+ * volume's) checked and held open with O_EXCL.
+ */
+int vmferry_import_check_device (struct importer *im, struct import_file *f);
 int vmferry_import_check_devices (struct importer *im);
 int vmferry_import_convert (struct importer *im);
 

@@ -482,6 +482,16 @@ vmferry_import_load_state (struct importer *im,
       return 0;
     }
   }
+  /* Volumes the earlier run made in a block pool are never resumed into:
+   * whatever this run does, it makes its own.
+   */
+  if (r == 1 && !im->opts->resume_query &&
+      vmferry_import_pool_delete (im, old) < 0) {
+    vmferry_prefix_error ("%s/%s: the interrupted transfer of %s is kept",
+                          im->dir, im->state_file, im->name);
+    vmferry_resume_state_free (old);
+    return -2;
+  }
   return r;
  recover_failed:
   vmferry_prefix_error ("%s/%s: an import of domain %s was killed while it "

@@ -236,9 +236,14 @@ vmferry_import_check_targets (struct importer *im)
   for (size_t i = 0; i < im->nr_files; i++) {
     struct import_file *f = &im->files[i];
 
-    need += f->allocated;
-    /* A disk on its device (--disk) has no file of its own here. */
-    if (f->role == VMFERRY_ROLE_TPM || f->device)
+    bool in_pool = im->pool_type && f->role == VMFERRY_ROLE_DISK;
+
+    if (!in_pool)
+      need += f->allocated;
+    /* A disk on its device (--disk) or in a volume of a block pool has
+     * no file of its own here.
+     */
+    if (f->role == VMFERRY_ROLE_TPM || f->device || in_pool)
       continue;
     r = vmferry_target_stat (&im->tgt, f->final, &st);
     if (r < 0)
@@ -298,15 +303,10 @@ pool_path (virStoragePoolPtr p, const char *pool)
   if (strstr (xml, "<pool type='logical'") != NULL ||
       strstr (xml, "<pool type='disk'") != NULL) {
     /* Its target is a directory of device nodes (/dev/VG): never a place
-     * to create files in.
+     * to create files in (import-pool.c makes volumes there).
      */
-    vmferry_set_error ("storage pool %s is of type %s: its volumes are block "
-                       "devices, not files; create each disk's volume there "
-                       "(virsh vol-create-as %s NAME SIZE) and name its path "
-                       "with --disk TARGET=PATH (vmferry-migrate: "
-                       "--dest-disk), the other files going to --dir", pool,
-                       strstr (xml, "<pool type='disk'") ? "disk" : "logical",
-                       pool);
+    vmferry_set_error ("storage pool %s: its volumes are block devices, not "
+                       "files", pool);
     return NULL;
   }
   if (strstr (xml, "<pool type='dir'") == NULL &&
@@ -327,16 +327,37 @@ pool_path (virStoragePoolPtr p, const char *pool)
   return strndup (start, end - start);
 }
 
-/* The directory of a directory-backed pool. */
+/* The directory of a directory-backed pool; of a block pool (disk,
+ * logical: *TYPE_RTN says which, else NULL), libvirt's image directory,
+ * where the files that are not disks and the import's state go
+ * (import-pool.c).
+ */
 char *
-vmferry_import_pool_dir (virConnectPtr conn, const char *pool)
+vmferry_import_pool_dir (virConnectPtr conn, const char *pool,
+                         const char **type_rtn)
 {
   CLEANUP_VIR_POOL virStoragePoolPtr p =
       virStoragePoolLookupByName (conn, pool);
+  const char *type;
 
+  *type_rtn = NULL;
   if (p == NULL) {
     vmferry_virt_error ("storage pool %s", pool);
     return NULL;
+  }
+  type = vmferry_virt_pool_block_type (p, pool);
+  if (type == NULL)
+    return NULL;
+  if (type[0]) {
+    char *dir;
+
+    if (vmferry_virt_pool_usable (p, pool, type) < 0)
+      return NULL;
+    dir = strdup (DEFAULT_IMAGES_DIR);
+    if (dir == NULL)
+      vmferry_set_error_errno (ENOMEM, "import");
+    *type_rtn = type;
+    return dir;
   }
   {
     /* Its type first: an inactive pool of a kind that cannot be used
@@ -452,11 +473,12 @@ vmferry_import_dir_from_manifest (struct importer *im)
   if (im->pool) {
     if (im->conn == NULL && !(im->conn = vmferry_virt_connect (im->opts->uri)))
       return -1;
-    im->dir = vmferry_import_pool_dir (im->conn, im->pool);
+    im->dir = vmferry_import_pool_dir (im->conn, im->pool, &im->pool_type);
     if (im->dir == NULL)
       return -1;
-    vmferry_verbose ("the disks are volumes of pool %s: writing into %s",
-                     im->pool, im->dir);
+    vmferry_verbose ("the disks are volumes of pool %s: writing %s %s",
+                     im->pool, im->pool_type ? "the other files into"
+                                             : "into", im->dir);
     return vmferry_target_open (&im->tgt, im->dir, false, 0);
   }
   for (size_t i = 0; i < im->nr_files && !path; i++)

@@ -194,7 +194,8 @@ read_stream (struct importer *im)
       if (k < -1)
         goto out;
       if (vmferry_import_check_devices (im) < 0 ||
-          vmferry_import_check_targets (im) < 0) {
+          vmferry_import_check_targets (im) < 0 ||
+          (!im->already && vmferry_import_pool_check (im) < 0)) {
         if (k == 1)
           vmferry_resume_state_free (&old);
         goto out;
@@ -214,7 +215,8 @@ read_stream (struct importer *im)
         ret = 0;
         goto out_nofinish;
       }
-      if (vmferry_import_setup_resume (im, &old, k) < 0)
+      if (vmferry_import_setup_resume (im, &old, k) < 0 ||
+          (!opts->resume_query && vmferry_import_pool_create (im) < 0))
         goto out;
       if (!opts->resume_query && vmferry_fault ("import-checked") < 0)
         goto out;
@@ -419,6 +421,13 @@ drop_everything (struct importer *im)
 {
   vmferry_place_remove_temporaries (im);
   if (im->keep_state) {
+    /* A volume that cannot be deleted stays named in the state, for the
+     * next run or --abort.
+     */
+    if (vmferry_import_pool_delete (im, &im->st) < 0) {
+      vmferry_import_save_state (im, -1, 0);
+      return;
+    }
     vmferry_target_unlink (&im->tgt, im->state_file);
     vmferry_target_unlink (&im->tgt, im->written_file);
     im->keep_state = false;
@@ -538,7 +547,8 @@ vmferry_import (const struct vmferry_import_opts *opts)
     goto out;
   }
   if (opts->pool || opts->dir) {
-    im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool)
+    im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool,
+                                                   &im.pool_type)
                         : strdup (opts->dir);
     if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
       goto out;
@@ -698,6 +708,11 @@ abort_one (struct importer *im, const char *name)
       goto out;
     }
   }
+  if (vmferry_import_pool_delete (im, &st) < 0) {
+    vmferry_set_error ("%s/%s: the transfer of %s is kept: a volume it made "
+                       "could not be deleted", im->dir, im->state_file, name);
+    goto fail_state;
+  }
   {
     unsigned n =
         vmferry_resume_discard (&im->tgt, st.tpm_tmp ? &im->tpm_root : NULL,
@@ -735,7 +750,8 @@ vmferry_import_abort (const struct vmferry_import_opts *opts, const char *name)
   }
   if (opts->pool && !(im.conn = vmferry_virt_connect (opts->uri)))
     goto out;
-  im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool)
+  im.dir = opts->pool ? vmferry_import_pool_dir (im.conn, opts->pool,
+                                                 &im.pool_type)
                       : strdup (opts->dir);
   if (im.dir == NULL || vmferry_target_open (&im.tgt, im.dir, false, 0) < 0)
     goto out;

@@ -903,6 +903,9 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   if (!opts->no_check && !already) {
     in.check_for = VMFERRY_CHECK_FOR_MIGRATE;
     in.dest_dir = opts->dest_dir;
+    in.dest_pool = opts->dest_pool;
+    in.dest_disks = opts->dest_disks;
+    in.n_dest_disks = opts->n_dest_disks;
     if (vmferry_check (x.dest, &in, &findings) < 0) {
       vmferry_prefix_error ("pre-flight check");
       goto out;

@@ -68,7 +68,7 @@ vmferry_check_input_allow (struct vmferry_check_input *in, const char *value)
 
 static int
 add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
-          bool carried, const char *format)
+          bool carried, const char *format, uint64_t capacity)
 {
   struct vmferry_check_file *v;
 
@@ -84,6 +84,7 @@ add_file (struct vmferry_check_input *in, const char *path, uint64_t allocated,
     return -1;
   }
   v->allocated = allocated;
+  v->capacity = capacity;
   v->carried = carried;
   in->files.len++;
   return 0;
@@ -126,7 +127,9 @@ files_from_manifest (struct vmferry_check_input *in,
     else
       key = strdup (f->source_path);
     if (key == NULL ||
-        add_file (in, key, f->allocated, true, f->format) == -1) {
+        add_file (in, key, f->allocated, true, f->format,
+                  f->role != VMFERRY_MANIFEST_DISK ? 0
+                  : f->has_virtual_size ? f->virtual_size : f->size) == -1) {
       vmferry_set_error_errno (ENOMEM, "%s", in->name);
       return -1;
     }
@@ -284,7 +287,7 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
     for (xmlNodePtr d = devs->children; d; d = d->next) {
       CLEANUP_FREE char *type = NULL;
       CLEANUP_FREE char *path = NULL;
-      uint64_t alloc = 0;
+      uint64_t alloc = 0, cap = 0;
       if (!vmferry_xml_is_elem (d, "disk"))
         continue;
       type = vmferry_xml_attr (d, "type");
@@ -296,15 +299,22 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
         continue;
       if (dom) {
         virDomainBlockInfo bi;
-        if (virDomainGetBlockInfo (dom, path, &bi, 0) == 0)
+        if (virDomainGetBlockInfo (dom, path, &bi, 0) == 0) {
           alloc = bi.allocation;
+          cap = bi.capacity;
+        }
       }
       else {
         struct stat st;
-        if (stat (path, &st) == 0)
+        if (stat (path, &st) == 0) {
           alloc = (uint64_t) st.st_blocks * 512;
+          cap = (uint64_t) st.st_size;
+        }
       }
-      if (add_file (in, path, alloc, carried_disk (d), NULL) == -1)
+      if (vmferry_xml_attr_eq (d, "device", "cdrom") ||
+          vmferry_xml_attr_eq (d, "device", "floppy"))
+        cap = 0;
+      if (add_file (in, path, alloc, carried_disk (d), NULL, cap) == -1)
         return -1;
     }
   }
@@ -312,7 +322,8 @@ files_from_xml (struct vmferry_check_input *in, virDomainPtr dom)
     CLEANUP_FREE char *path = vmferry_xml_attr_eq (nv, "type", "file")
       ? vmferry_xml_attr (vmferry_xml_child (nv, "source"), "file")
       : xmlHasNsProp (nv, BAD_CAST "type", NULL) ? NULL : vmferry_xml_text (nv);
-    if (path && *path == '/' && add_file (in, path, 540672, true, NULL) == -1)
+    if (path && *path == '/' &&
+        add_file (in, path, 540672, true, NULL, 0) == -1)
       return -1;
   }
   return 0;

@@ -92,6 +92,11 @@ void vmferry_preflight_interfaces (struct preflight *c);
 /* preflight-storage.c */
 void vmferry_preflight_storage (struct preflight *c);
 
+/* preflight-block.c: a block pool (--dest-pool) and the devices named
+ * for disks (--dest-disk).
+ */
+void vmferry_preflight_block (struct preflight *c);
+
 /* preflight-domain.c */
 void vmferry_preflight_identity (struct preflight *c);
 void vmferry_preflight_devices (struct preflight *c);

@@ -225,6 +225,7 @@ vmferry_check (virConnectPtr dest, const struct vmferry_check_input *in,
   vmferry_preflight_interfaces (&c);
   vmferry_preflight_refs (&c);
   vmferry_preflight_storage (&c);
+  vmferry_preflight_block (&c);
   vmferry_preflight_identity (&c);
   vmferry_preflight_devices (&c);
   vmferry_preflight_guest (&c);

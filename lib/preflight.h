@@ -83,6 +83,10 @@ struct vmferry_check_file {
   bool carried;                 /* travels with the domain (else it must
                                  * already exist at the destination) */
   char *format;                 /* the stream's format for it, or NULL */
+  /* A disk's size as the guest sees it (what a block device or volume
+   * must hold); 0 for files that are not disks.
+   */
+  uint64_t capacity;
 };
 
 DEFINE_VECTOR_TYPE (vmferry_check_file_vector, struct vmferry_check_file);
@@ -111,6 +115,13 @@ struct vmferry_check_input {
    * their paths say, so that option, not --map-path, moves them.
    */
   const char *dest_dir;
+  /* The storage pool the disks go to (--dest-pool, vmferry-check
+   * --dest-pool), and the block devices named for disks
+   * (TARGET=DEVICE), checked by preflight-block.c.
+   */
+  const char *dest_pool;
+  const char *const *dest_disks;
+  size_t n_dest_disks;
   /* Files on the destination that an interrupted live migration of this
    * domain made (its journal, live.h): the next run removes them before
    * anything else, so they are not in the way.

@@ -41,6 +41,7 @@ vmferry_resume_state_free (struct vmferry_resume_state *st)
     free (st->files[i].name);
     free (st->files[i].tmp);
     free (st->files[i].device);
+    free (st->files[i].volume);
     free (st->files[i].final);
   }
   free (st->files);
@@ -65,6 +66,18 @@ device_name_ok (const char *s)
     if ((unsigned char) *s < 0x20 || *s == 0x7f)
       return false;
   return true;
+}
+
+/* A volume named in a state (import-pool.c deletes it): POOL/NAME, two
+ * plain names.
+ */
+static bool
+volume_name_ok (const char *s)
+{
+  const char *slash = strchr (s, '/');
+  CLEANUP_FREE char *pool = slash ? strndup (s, slash - s) : NULL;
+
+  return pool && vmferry_name_ok (pool, 0) && vmferry_name_ok (slash + 1, 0);
 }
 
 static bool
@@ -558,6 +571,13 @@ vmferry_resume_parse (const char *text, size_t len, const char *path,
                          name);
       goto out;
     }
+    if ((s = vmferry_json_str (f, "volume")) != NULL &&
+        (!volume_name_ok (s) || !(rf->volume = strdup (s)) ||
+         jbool (f, "volume_made", &rf->volume_made) < 0)) {
+      vmferry_set_error ("%s: invalid resume state: file %s: bad volume", path,
+                         name);
+      goto out;
+    }
     if (json_object_object_get_ex (f, "claims", &v) &&
         load_claims (rf, v) < 0) {
       vmferry_set_error ("%s: invalid resume state: file %s: bad claims", path,
@@ -722,6 +742,11 @@ state_text (const struct vmferry_resume_state *st, bool claims, size_t min_len)
       json_object_object_add (j, "tmp", json_object_new_string (f->tmp));
     if (f->device)
       json_object_object_add (j, "device", json_object_new_string (f->device));
+    if (f->volume) {
+      json_object_object_add (j, "volume", json_object_new_string (f->volume));
+      json_object_object_add (j, "volume_made",
+                              json_object_new_boolean (f->volume_made));
+    }
     json_object_object_add (j, "size", json_object_new_uint64 (f->size));
     if (f->offset == VMFERRY_RESUME_COMPLETE)
       json_object_object_add (j, "complete", json_object_new_boolean (1));

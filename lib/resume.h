@@ -65,6 +65,14 @@ struct vmferry_resume_file {
    * said by a later run (what a kill left there), never acted on.
    */
   char *device;
+  /* A volume this import created for the disk in a block storage pool
+   * (import-pool.c), as POOL/NAME: recorded before it is created
+   * (volume_made false: a kill may leave it made or not), again once it
+   * is.  Whoever discards the state deletes it; a placement that
+   * committed leaves it to the domain.
+   */
+  char *volume;
+  bool volume_made;
   uint64_t size;
   uint64_t offset;              /* durable below; or VMFERRY_RESUME_COMPLETE */
   /* Claims (the .written file only): claims[i] covers the bytes from

@@ -326,3 +326,70 @@ vmferry_virt_file_users (virConnectPtr conn, const char *path,
   }
   return list.ptr;
 }
+
+/* What LVM needs, said when a logical pool cannot be used. */
+#define LVM_NEEDS "a logical pool needs LVM on the host: the lvm2 package, " \
+  "device-mapper in the kernel (/dev/mapper/control), and the pool's " \
+  "volume group (vgcreate VG DEVICE; virsh pool-define-as POOL logical " \
+  "--source-name VG --target /dev/VG; virsh pool-start POOL)"
+
+const char *
+vmferry_virt_pool_block_type (virStoragePoolPtr p, const char *pool)
+{
+  CLEANUP_FREE char *xml = virStoragePoolGetXMLDesc (p, 0);
+
+  if (xml == NULL) {
+    vmferry_virt_error ("storage pool %s", pool);
+    return NULL;
+  }
+  if (strstr (xml, "<pool type='disk'") != NULL)
+    return "disk";
+  if (strstr (xml, "<pool type='logical'") != NULL)
+    return "logical";
+  return "";
+}
+
+/* Why an inactive pool of TYPE is so, as far as this host says: for a
+ * logical pool, the parts of LVM that are missing.
+ */
+static void
+say_inactive (const char *pool, const char *type)
+{
+  int fd;
+
+  if (strcmp (type, "logical") != 0) {
+    vmferry_set_error ("storage pool %s (%s) is not active (virsh pool-start "
+                       "%s; a disk pool needs parted and its disk)", pool,
+                       type, pool);
+    return;
+  }
+  fd = open ("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    vmferry_set_error ("storage pool %s (logical) is not active, and cannot "
+                       "be on this host: it has no device-mapper "
+                       "(/dev/mapper/control: %s); %s", pool, strerror (errno),
+                       LVM_NEEDS);
+    return;
+  }
+  close (fd);
+  if (access ("/sbin/lvcreate", X_OK) < 0 &&
+      access ("/usr/sbin/lvcreate", X_OK) < 0) {
+    vmferry_set_error ("storage pool %s (logical) is not active, and cannot "
+                       "be on this host: lvcreate is not installed; %s", pool,
+                       LVM_NEEDS);
+    return;
+  }
+  vmferry_set_error ("storage pool %s (logical) is not active (virsh "
+                     "pool-start %s: is its volume group there? vgs); %s",
+                     pool, pool, LVM_NEEDS);
+}
+
+int
+vmferry_virt_pool_usable (virStoragePoolPtr p, const char *pool,
+                            const char *type)
+{
+  if (virStoragePoolIsActive (p) == 1)
+    return 0;
+  say_inactive (pool, type);
+  return -1;
+}

@@ -49,4 +49,18 @@ const char *vmferry_virt_state_name (int state);
 char *vmferry_virt_file_users (virConnectPtr conn, const char *path,
                                const struct stat *st, const char *exclude_uuid);
 
+/* The type of storage pool P (POOL in messages) when its volumes are
+ * block devices: "disk" or "logical"; "" for any other type; NULL with
+ * the error set.
+ */
+const char *vmferry_virt_pool_block_type (virStoragePoolPtr p,
+                                          const char *pool);
+
+/* Block pool P of TYPE is active: 0, else -1 with the error saying what
+ * it lacks (for a logical pool, which of LVM's parts this host has not:
+ * device-mapper, lvm2, the volume group).
+ */
+int vmferry_virt_pool_usable (virStoragePoolPtr p, const char *pool,
+                              const char *type);
+
 #endif

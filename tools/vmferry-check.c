@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cleanup.h"
 #include "error.h"
@@ -17,13 +18,15 @@
 
 #include "vmferry-check-synopsis.h"
 
-enum { OPT_JSON = 256, OPT_ALLOW_PATH };
+enum { OPT_JSON = 256, OPT_ALLOW_PATH, OPT_DEST_POOL, OPT_DEST_DISK };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
   { "source", required_argument, NULL, 's' },
   { "json", no_argument, NULL, OPT_JSON },
   { "allow-path", required_argument, NULL, OPT_ALLOW_PATH },
+  { "dest-pool", required_argument, NULL, OPT_DEST_POOL },
+  { "dest-disk", required_argument, NULL, OPT_DEST_DISK },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -53,6 +56,8 @@ main (int argc, char *argv[])
   struct vmferry_findings findings = { 0 };
   CLEANUP_VIR_CONNECT virConnectPtr dest = NULL;
   CLEANUP_VECTOR struct string_vector allow = VECTOR_INIT;
+  CLEANUP_VECTOR struct string_vector disks = VECTOR_INIT;
+  const char *dest_pool = NULL;
   bool json = false;
   int c, status = VMFERRY_EXIT_CANNOT_RUN;
 
@@ -74,6 +79,19 @@ main (int argc, char *argv[])
         return vmferry_tool_fail (VMFERRY_EXIT_CANNOT_RUN);
       }
       break;
+    case OPT_DEST_POOL: dest_pool = optarg; break;
+    case OPT_DEST_DISK: {
+      const char *eq = strchr (optarg, '=');
+
+      if (eq == NULL || eq == optarg || eq[1] != '/')
+        vmferry_tool_usage_fail ("--dest-disk %s: give TARGET=DEVICE, the "
+                                 "device an absolute path", optarg);
+      if (string_vector_append (&disks, optarg) == -1) {
+        vmferry_set_error_errno (errno, "--dest-disk");
+        return vmferry_tool_fail (VMFERRY_EXIT_CANNOT_RUN);
+      }
+      break;
+    }
     default:
       if (!vmferry_tool_common_option (c, synopsis)) {
         if (c == '?')
@@ -91,6 +109,9 @@ main (int argc, char *argv[])
   for (size_t i = 0; i < allow.len; i++)
     if (vmferry_check_input_allow (&in, allow.ptr[i]) == -1)
       goto out;
+  in.dest_pool = dest_pool;
+  in.dest_disks = disks.ptr;
+  in.n_dest_disks = disks.len;
   dest = vmferry_virt_connect (dest_uri);
   if (dest == NULL)
     goto out;

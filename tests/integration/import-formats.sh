@@ -186,17 +186,17 @@ refused "mounted" "$mounted" "mounted or in use" --disk "vda=$mounted"
 refused "a regular file" "$plainfile" "not a block device" --disk "vda=$plainfile"
 refused "no such disk" "$small" "no disk of this target" --disk "vdz=$small"
 
-# 5. a disk pool (defined, not built: nothing touches the device) is not a
-# --pool target, and says what to do instead.
+# 5. a disk pool defined but not started (nothing touches the device): the
+# import says so before anything is written.
 virsh_b -q pool-define-as t-diskpool disk --source-dev "$small" --target /dev \
     >/dev/null || fail "cannot define a disk pool on B"
 cleanup_add virsh_b -q pool-undefine t-diskpool
 before=$(sha256sum <"$small")
 if out=$(on_b $VG vmferry-import --define --pool t-diskpool "$SCRATCH/raw.vmf" 2>&1); then
-    fail "--pool of type disk: imported"
+    fail "--pool of type disk, not started: imported"
 fi
 echo "disk pool: $out"
-grep -q "is of type disk: its volumes are block devices.*--disk TARGET=PATH" <<<"$out" ||
+grep -q "storage pool t-diskpool (disk) is not active (virsh pool-start t-diskpool" <<<"$out" ||
     fail "--pool of type disk: unclear: $out"
 [[ $before == "$(sha256sum <"$small")" ]] || fail "disk pool: $small was written"
 echo "$TEST_NAME: ok"

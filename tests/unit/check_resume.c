@@ -100,6 +100,8 @@ fill (struct vmferry_resume_state *st)
   st->files[1].size = 1 << 22;
   st->files[1].offset = 1 << 21;
   st->files[1].device = strdup ("/dev/loop7");
+  st->files[1].volume = strdup ("vg0/web01.img");
+  st->files[1].volume_made = true;
 }
 
 START_TEST (test_round_trip)
@@ -121,6 +123,10 @@ START_TEST (test_round_trip)
   ck_assert_str_eq (got.files[1].tmp, ".b.img.vmferry-xYz789");
   ck_assert_ptr_null (got.files[0].device);
   ck_assert_str_eq (got.files[1].device, "/dev/loop7");
+  ck_assert_ptr_null (got.files[0].volume);
+  ck_assert_str_eq (got.files[1].volume, "vg0/web01.img");
+  ck_assert (got.files[1].volume_made);
+  ck_assert (!got.files[0].volume_made);
   vmferry_resume_state_free (&got);
   unlink (path);
   rmdir (dir);
@@ -182,6 +188,18 @@ START_TEST (test_damaged_and_forged)
     "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
     "\"device\":\"/dev/loop0\\nrm -rf /\",\"size\":1048576,\"offset\":0}]}",
+    /* a volume that is not POOL/NAME of two plain names (the import
+     * deletes what it names), or whose "made" is not a boolean
+     */
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"volume\":\"vg0/../x\",\"size\":1048576,\"offset\":0}]}",
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"volume\":\"web01.img\",\"size\":1048576,\"offset\":0}]}",
+    "{\"format\":\"vmferry-resume\",\"name\":\"web01\",\"stream_id\":\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\",\"token\":\"00000000000000000000000000000000\",\"files\":[{\"name\":\"a.img\","
+    "\"volume\":\"vg0/a.img\",\"volume_made\":1,\"size\":1048576,\"offset\":0}]}",
   };
   FILE *fp;
   long size;
