@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -127,6 +128,69 @@ vmferry_manifest_mac_ok (const char *s)
       return false;
   }
   return s[17] == '\0';
+}
+
+static void
+remove_mac (struct vmferry_manifest *m, size_t i)
+{
+  free (m->macs[i].old_mac);
+  free (m->macs[i].new_mac);
+  free (m->macs[i].extra);
+  memmove (&m->macs[i], &m->macs[i + 1],
+           (m->nr_macs - i - 1) * sizeof *m->macs);
+  m->nr_macs--;
+}
+
+int
+vmferry_manifest_add_mac (struct vmferry_manifest *m, const char *old,
+                          const char *new)
+{
+  struct vmferry_manifest_mac *e = NULL;
+  char *copy;
+  size_t at;
+
+  assert (vmferry_manifest_mac_ok (old) && vmferry_manifest_mac_ok (new));
+  for (at = 0; at < m->nr_macs && !e; at++)
+    if (strcasecmp (m->macs[at].new_mac, old) == 0)
+      e = &m->macs[at];
+  for (at = 0; at < m->nr_macs && !e; at++)
+    if (strcasecmp (m->macs[at].old_mac, old) == 0)
+      e = &m->macs[at];
+  if (e == NULL) {
+    struct vmferry_manifest_mac *macs;
+
+    if (m->nr_macs >= VMFERRY_MANIFEST_MAX_MACS) {
+      vmferry_set_error ("manifest: domain.mac_map: more than %d MACs "
+                         "changed", VMFERRY_MANIFEST_MAX_MACS);
+      return -1;
+    }
+    macs = realloc (m->macs, (m->nr_macs + 1) * sizeof *macs);
+    if (macs == NULL)
+      goto nomem;
+    m->macs = macs;
+    e = &m->macs[m->nr_macs];
+    *e = (struct vmferry_manifest_mac) { .old_mac = strdup (old) };
+    if (e->old_mac == NULL)
+      goto nomem;
+    m->nr_macs++;
+  }
+  if ((copy = strdup (new)) == NULL)
+    goto nomem;
+  free (e->new_mac);
+  e->new_mac = copy;
+  at = e - m->macs;
+  for (size_t i = m->nr_macs; i-- > 0;)
+    if (i != at && strcasecmp (m->macs[i].new_mac, new) == 0) {
+      remove_mac (m, i);
+      if (i < at)
+        at--;
+    }
+  if (strcasecmp (m->macs[at].old_mac, m->macs[at].new_mac) == 0)
+    remove_mac (m, at);
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "manifest");
+  return -1;
 }
 
 const struct vmferry_manifest_file *

@@ -150,6 +150,17 @@ char *vmferry_manifest_to_json (const struct vmferry_manifest *m);
  */
 bool vmferry_manifest_mac_ok (const char *s);
 
+/* Note in M's mac_map that a rewrite changed an interface's MAC from OLD
+ * to NEW (both vmferry_manifest_mac_ok): the entry whose new MAC is OLD
+ * now goes to NEW (the guest still knows its old one), else an entry
+ * of OLD (one left by a change the map did not see) does, else one is
+ * added; an entry that comes back to its old MAC is removed, and so is
+ * another that claimed NEW.  0, or -1 with the error set (out of
+ * memory, or more than VMFERRY_MANIFEST_MAX_MACS entries).
+ */
+int vmferry_manifest_add_mac (struct vmferry_manifest *m, const char *old,
+                              const char *new);
+
 /* "disk", "nvram", "tpm", "backing"; "unknown" for other values. */
 const char *vmferry_manifest_role_name (enum vmferry_manifest_role role);
 

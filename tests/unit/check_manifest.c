@@ -763,6 +763,54 @@ END_TEST
 /* Every member in the table is read: a manifest with all of them set has
  * nothing left over as "extra".
  */
+/* vmferry_manifest_add_mac: rewrites one after another keep the MAC the
+ * guest knows as "old".
+ */
+START_TEST (test_add_mac)
+{
+  static const char plain[] =
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"domain\": {\"name\": \"w\", \"uuid\": \"" UUID "\"},"
+    " \"files\": []}";
+  struct vmferry_manifest *m = parse_ok (plain), *back;
+  char *json;
+
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:01",
+                                              "52:54:00:00:00:02"), 0);
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:0a",
+                                              "52:54:00:00:00:0b"), 0);
+  /* Again: 02 was 01's, so 01 now goes to 03. */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:02",
+                                              "52:54:00:00:00:03"), 0);
+  ck_assert_uint_eq (m->nr_macs, 2);
+  ck_assert_str_eq (m->macs[0].old_mac, "52:54:00:00:00:01");
+  ck_assert_str_eq (m->macs[0].new_mac, "52:54:00:00:00:03");
+  /* Back to the MAC the guest knows: nothing to fix up for it. */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:0B",
+                                              "52:54:00:00:00:0a"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  /* An entry the XML no longer matched (its old MAC in use again):
+   * replaced, not repeated; a new MAC claimed twice keeps the latest.
+   */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:01",
+                                              "52:54:00:00:00:04"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  ck_assert_str_eq (m->macs[0].new_mac, "52:54:00:00:00:04");
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:05",
+                                              "52:54:00:00:00:04"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  ck_assert_str_eq (m->macs[0].old_mac, "52:54:00:00:00:05");
+  /* What it makes, readers read. */
+  json = vmferry_manifest_to_json (m);
+  ck_assert_msg (json != NULL, "%s", vmferry_get_error ());
+  back = parse_ok (json);
+  ck_assert_uint_eq (back->nr_macs, 1);
+  free (json);
+  vmferry_manifest_free (back);
+  vmferry_manifest_free (m);
+}
+END_TEST
+
 START_TEST (test_table_complete)
 {
   struct vmferry_manifest *m = parse_ok (good);
@@ -781,4 +829,4 @@ VMFERRY_UNIT_MAIN ("manifest", test_parse_good, test_escaped_backslash,
                    test_guest_content, test_round_trip,
                    test_unknown_members_kept, test_refuse, test_refuse_text,
                    test_limits, test_writer_refuses, test_roles,
-                   test_spec_table, test_table_complete)
+                   test_spec_table, test_add_mac, test_table_complete)
