@@ -69,15 +69,14 @@ free_macs (char **macs, size_t nr)
   free (macs);
 }
 
-/* The MACs the guest knows and those its interfaces have now, as a
- * manifest's mac_map (*M_RTN, the caller frees it): the stream's
- * entries whose new MAC an interface of the XML has (an entry of another
- * MAC is of an interface the XML no longer has as the rewrite left it),
- * followed by what --new-identity changes (OLD, NEW: NR each).
+/* The MACs the guest knows and those its interfaces have as the domain
+ * XML arrived, as a manifest's mac_map (*M_RTN, the caller frees it):
+ * the stream's entries whose new MAC an interface of the XML has (an
+ * entry of another MAC is of an interface the XML no longer has as the
+ * rewrite left it).  Before --new-identity changes them (follow_macs).
  */
 static int
-guest_macs (struct importer *im, char **old, char **new, size_t nr,
-            struct vmferry_manifest **m_rtn)
+stream_macs (struct importer *im, struct vmferry_manifest **m_rtn)
 {
   struct vmferry_manifest *m = NULL;
   char **now = NULL;
@@ -113,17 +112,24 @@ guest_macs (struct importer *im, char **old, char **new, size_t nr,
     }
   }
   free_macs (now, nr_now);
-  /* The rewrite keeps the interfaces and their order. */
-  for (size_t i = 0; i < nr; i++)
-    if (old[i] && new[i] && vmferry_manifest_mac_ok (old[i]) &&
-        vmferry_manifest_mac_ok (new[i]) && strcasecmp (old[i], new[i]) != 0 &&
-        vmferry_manifest_add_mac (m, old[i], new[i]) < 0)
-      goto fail;
   *m_rtn = m;
   return 0;
  fail:
   vmferry_manifest_free (m);
   return -1;
+}
+
+/* What --new-identity changed (OLD, NEW: NR each) follows on in M. */
+static int
+follow_macs (struct vmferry_manifest *m, char **old, char **new, size_t nr)
+{
+  /* The rewrite keeps the interfaces and their order. */
+  for (size_t i = 0; i < nr; i++)
+    if (old[i] && new[i] && vmferry_manifest_mac_ok (old[i]) &&
+        vmferry_manifest_mac_ok (new[i]) && strcasecmp (old[i], new[i]) != 0 &&
+        vmferry_manifest_add_mac (m, old[i], new[i]) < 0)
+      return -1;
+  return 0;
 }
 
 /* --new-identity: the domain gets the new UUID (planned already) and
@@ -243,11 +249,11 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   *not_done = false;
   if (opts->result)
     opts->result->fixups_known = true;
-  if (opts->new_identity &&
-      new_macs (im, &old, &nr_old, &new, &nr_new) < 0)
-    goto out;
-  if (guest_macs (im, old, new, nr_old < nr_new ? nr_old : nr_new,
-                  &known) < 0)
+  if (stream_macs (im, &known) < 0 ||
+      (opts->new_identity &&
+       (new_macs (im, &old, &nr_old, &new, &nr_new) < 0 ||
+        follow_macs (known, old, new,
+                     nr_old < nr_new ? nr_old : nr_new) < 0)))
     goto out;
   macs = calloc (known->nr_macs + 1, sizeof *macs);
   if (macs == NULL)
