@@ -11,12 +11,15 @@
  */
 #include "config.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -41,6 +44,9 @@ static const struct vmferry_manifest_field fields[] = {
   { "domain", "object", true },
   { "domain.name", "string", true },
   { "domain.uuid", "string", true },
+  { "domain.mac_map", "array", false },
+  { "domain.mac_map[].old", "string", true },
+  { "domain.mac_map[].new", "string", true },
   { "files", "array", true },
   { "files[].index", "integer", true },
   { "files[].role", "string", true },
@@ -114,6 +120,79 @@ role_from_name (const char *s, enum vmferry_manifest_role *role_rtn)
   return false;
 }
 
+bool
+vmferry_manifest_mac_ok (const char *s)
+{
+  for (int i = 0; i < 17; i++) {
+    if (i % 3 == 2 ? s[i] != ':' : !isxdigit ((unsigned char) s[i]))
+      return false;
+  }
+  return s[17] == '\0';
+}
+
+static void
+remove_mac (struct vmferry_manifest *m, size_t i)
+{
+  free (m->macs[i].old_mac);
+  free (m->macs[i].new_mac);
+  free (m->macs[i].extra);
+  memmove (&m->macs[i], &m->macs[i + 1],
+           (m->nr_macs - i - 1) * sizeof *m->macs);
+  m->nr_macs--;
+}
+
+int
+vmferry_manifest_add_mac (struct vmferry_manifest *m, const char *old,
+                          const char *new)
+{
+  struct vmferry_manifest_mac *e = NULL;
+  char *copy;
+  size_t at;
+
+  assert (vmferry_manifest_mac_ok (old) && vmferry_manifest_mac_ok (new));
+  for (at = 0; at < m->nr_macs && !e; at++)
+    if (strcasecmp (m->macs[at].new_mac, old) == 0)
+      e = &m->macs[at];
+  for (at = 0; at < m->nr_macs && !e; at++)
+    if (strcasecmp (m->macs[at].old_mac, old) == 0)
+      e = &m->macs[at];
+  if (e == NULL) {
+    struct vmferry_manifest_mac *macs;
+
+    if (m->nr_macs >= VMFERRY_MANIFEST_MAX_MACS) {
+      vmferry_set_error ("manifest: domain.mac_map: more than %d MACs "
+                         "changed", VMFERRY_MANIFEST_MAX_MACS);
+      return -1;
+    }
+    macs = realloc (m->macs, (m->nr_macs + 1) * sizeof *macs);
+    if (macs == NULL)
+      goto nomem;
+    m->macs = macs;
+    e = &m->macs[m->nr_macs];
+    *e = (struct vmferry_manifest_mac) { .old_mac = strdup (old) };
+    if (e->old_mac == NULL)
+      goto nomem;
+    m->nr_macs++;
+  }
+  if ((copy = strdup (new)) == NULL)
+    goto nomem;
+  free (e->new_mac);
+  e->new_mac = copy;
+  at = e - m->macs;
+  for (size_t i = m->nr_macs; i-- > 0;)
+    if (i != at && strcasecmp (m->macs[i].new_mac, new) == 0) {
+      remove_mac (m, i);
+      if (i < at)
+        at--;
+    }
+  if (strcasecmp (m->macs[at].old_mac, m->macs[at].new_mac) == 0)
+    remove_mac (m, at);
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "manifest");
+  return -1;
+}
+
 const struct vmferry_manifest_file *
 vmferry_manifest_file (const struct vmferry_manifest *m, uint32_t file)
 {
@@ -142,6 +221,12 @@ vmferry_manifest_free (struct vmferry_manifest *m)
   for (size_t i = 0; i < m->nr_files; i++)
     free_file (&m->files[i]);
   free (m->files);
+  for (size_t i = 0; i < m->nr_macs; i++) {
+    free (m->macs[i].old_mac);
+    free (m->macs[i].new_mac);
+    free (m->macs[i].extra);
+  }
+  free (m->macs);
   free (m->tool);
   free (m->created);
   free (m->source_host);
@@ -626,6 +711,60 @@ check_version (const struct parse *p, json_object *root)
   return 0;
 }
 
+/* "domain.mac_map": what an importer changes in the guest's network
+ * configurations, so each entry must be a MAC to a MAC, and no MAC may
+ * be claimed twice.
+ */
+static int
+parse_mac_map (const struct parse *p, json_object *dom,
+               struct vmferry_manifest *m)
+{
+  json_object *arr = member (dom, "domain", "mac_map");
+  size_t n = arr ? json_object_array_length (arr) : 0;
+  char where[64];
+
+  if (n > VMFERRY_MANIFEST_MAX_MACS)
+    return fail (p, "domain.mac_map", "%zu entries, the limit is %d", n,
+                 VMFERRY_MANIFEST_MAX_MACS);
+  if (n == 0)
+    return 0;
+  m->macs = calloc (n, sizeof *m->macs);
+  if (m->macs == NULL)
+    return nomem (p);
+  for (size_t i = 0; i < n; i++) {
+    json_object *e = json_object_array_get_idx (arr, i);
+    struct vmferry_manifest_mac *mac = &m->macs[i];
+
+    snprintf (where, sizeof where, "domain.mac_map[%zu]", i);
+    m->nr_macs = i + 1;
+    if (check_members (p, e, "domain.mac_map[]", where, &mac->extra) < 0 ||
+        get_string (p, e, "domain.mac_map[]", "old", where,
+                    &mac->old_mac) < 0 ||
+        get_string (p, e, "domain.mac_map[]", "new", where,
+                    &mac->new_mac) < 0)
+      return -1;
+    if (!vmferry_manifest_mac_ok (mac->old_mac) ||
+        !vmferry_manifest_mac_ok (mac->new_mac)) {
+      const char *bad = vmferry_manifest_mac_ok (mac->old_mac)
+                        ? mac->new_mac : mac->old_mac;
+      snprintf (where + strlen (where), sizeof where - strlen (where), ".%s",
+                bad == mac->old_mac ? "old" : "new");
+      return fail_text (p, where, "not a MAC address (six pairs of "
+                        "hexadecimal digits joined by ':')", bad,
+                        strlen (bad));
+    }
+    if (strcasecmp (mac->old_mac, mac->new_mac) == 0)
+      return fail (p, where, "old and new are the same MAC");
+    for (size_t k = 0; k < i; k++)
+      if (strcasecmp (m->macs[k].old_mac, mac->old_mac) == 0 ||
+          strcasecmp (m->macs[k].new_mac, mac->new_mac) == 0)
+        return fail (p, where, "repeats the %s MAC of entry %zu",
+                     strcasecmp (m->macs[k].old_mac, mac->old_mac) == 0
+                     ? "old" : "new", k);
+  }
+  return 0;
+}
+
 static int
 parse_domain (const struct parse *p, json_object *root,
               struct vmferry_manifest *m)
@@ -654,7 +793,7 @@ parse_domain (const struct parse *p, json_object *root,
   if (!vmferry_name_uuid_ok (m->domain_uuid))
     return fail_text (p, "domain.uuid", "not a UUID in canonical form",
                       m->domain_uuid, strlen (m->domain_uuid));
-  return 0;
+  return parse_mac_map (p, dom, m);
 }
 
 static int
@@ -964,6 +1103,32 @@ file_to_json (const struct vmferry_manifest_file *f)
   return o;
 }
 
+static int
+mac_map_to_json (json_object *dom, const struct vmferry_manifest *m)
+{
+  json_object *a = json_object_new_array ();
+
+  if (a == NULL || add (dom, "mac_map", a) < 0)
+    goto nomem;
+  for (size_t i = 0; i < m->nr_macs; i++) {
+    json_object *e = json_object_new_object ();
+
+    if (e == NULL || json_object_array_add (a, e) < 0) {
+      json_object_put (e);
+      goto nomem;
+    }
+    if (add_string (e, "old", m->macs[i].old_mac) < 0 ||
+        add_string (e, "new", m->macs[i].new_mac) < 0)
+      goto nomem;
+    if (add_extra (e, m->macs[i].extra) < 0)
+      return -1;
+  }
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "manifest");
+  return -1;
+}
+
 static json_object *
 to_tree (const struct vmferry_manifest *m)
 {
@@ -989,6 +1154,8 @@ to_tree (const struct vmferry_manifest *m)
   r |= add_string (dom, "uuid", m->domain_uuid);
   if (r != 0)
     goto nomem;
+  if (m->nr_macs > 0 && mac_map_to_json (dom, m) < 0)
+    goto fail;
   if (add_extra (src, m->source_extra) < 0 ||
       add_extra (dom, m->domain_extra) < 0)
     goto fail;

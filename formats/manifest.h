@@ -30,6 +30,9 @@
 /* Longest image format name ("qcow2"). */
 #define VMFERRY_MANIFEST_MAX_FORMAT 32
 
+/* Most entries of "domain.mac_map". */
+#define VMFERRY_MANIFEST_MAX_MACS 1024
+
 /* The same values as enum vmferry_domain_role (lib/domain.h). */
 enum vmferry_manifest_role {
   VMFERRY_MANIFEST_DISK = 1,    /* a disk image of the domain */
@@ -68,6 +71,15 @@ struct vmferry_manifest_file {
   char *extra;                  /* members not known here, see below */
 };
 
+/* One entry of "domain.mac_map": an interface's MAC before a rewrite
+ * changed it (--new-macs) and the one the DOMAIN_XML has now, each as
+ * vmferry_manifest_mac_ok says.
+ */
+struct vmferry_manifest_mac {
+  char *old_mac, *new_mac;
+  char *extra;                  /* members not known here */
+};
+
 struct vmferry_manifest {
   unsigned version;             /* VMFERRY_MANIFEST_VERSION */
   char *tool;                   /* "vmferry 0.1.0", or NULL */
@@ -77,6 +89,12 @@ struct vmferry_manifest {
   char *domain_uuid;            /* canonical (vmferry_name_uuid_ok) */
   size_t nr_files;              /* at most VMFERRY_MAX_FILES */
   struct vmferry_manifest_file *files;
+  /* The MACs rewrites changed on the way, oldest first; no two entries
+   * share an old or a new MAC (in any case), none keeps its MAC.  At
+   * most VMFERRY_MANIFEST_MAX_MACS.
+   */
+  size_t nr_macs;
+  struct vmferry_manifest_mac *macs;
   /* Members this version does not know, each a JSON object's text (or
    * NULL for none): at the top level, in "source", in "domain" and in
    * "totals".  The writer puts them back where they were.
@@ -105,8 +123,9 @@ struct vmferry_manifest {
  * or volume on anything but a disk, or one without the other; a
  * content other than "image" or "guest", and guest content on anything
  * but a raw disk without a backing file that no file uses as its
- * backing, or whose virtual_size is not its size; totals
- * that are not the sums over the files.
+ * backing, or whose virtual_size is not its size; a domain.mac_map
+ * entry whose MACs are not MACs, are equal, or repeat another entry's;
+ * totals that are not the sums over the files.
  * INPUT_NAME (may be NULL) starts the message: "web01.vmf: manifest: ...".
  * On success *M_RTN is a manifest the caller frees with
  * vmferry_manifest_free.
@@ -125,6 +144,22 @@ void vmferry_manifest_free (struct vmferry_manifest *m);
  * result.
  */
 char *vmferry_manifest_to_json (const struct vmferry_manifest *m);
+
+/* Is S a MAC address as libvirt writes one: six pairs of hexadecimal
+ * digits (either case) joined by ':' ("52:54:00:ab:cd:ef")?
+ */
+bool vmferry_manifest_mac_ok (const char *s);
+
+/* Note in M's mac_map that a rewrite changed an interface's MAC from OLD
+ * to NEW (both vmferry_manifest_mac_ok): the entry whose new MAC is OLD
+ * now goes to NEW (the guest still knows its old one), else an entry
+ * of OLD (one left by a change the map did not see) does, else one is
+ * added; an entry that comes back to its old MAC is removed, and so is
+ * another that claimed NEW.  0, or -1 with the error set (out of
+ * memory, or more than VMFERRY_MANIFEST_MAX_MACS entries).
+ */
+int vmferry_manifest_add_mac (struct vmferry_manifest *m, const char *old,
+                              const char *new);
 
 /* "disk", "nvram", "tpm", "backing"; "unknown" for other values. */
 const char *vmferry_manifest_role_name (enum vmferry_manifest_role role);

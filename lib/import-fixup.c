@@ -4,21 +4,26 @@
  * What the guest will see differently is read from the import itself:
  * the manifest names each disk's target on the source, the domain XML
  * as it arrives (after any rewrite on the way) the target it will have
- * here; with --new-identity the importer gives the interfaces new MACs
- * and so knows the old ones.
+ * here.  The MACs the guest knows are the manifest's domain.mac_map
+ * (what rewrites on the way changed, vmferry-rewrite --new-macs) for the
+ * interfaces whose MAC the XML still has; with --new-identity the
+ * importer gives the interfaces new MACs, and those follow on.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cleanup-libc.h"
 #include "domain.h"
 #include "error.h"
 #include "guest-fixup.h"
 #include "import-int.h"
+#include "import-result.h"
 #include "log.h"
+#include "manifest.h"
 #include "rewrite.h"
 #include "text.h"
 #include "xmlnode.h"
@@ -62,6 +67,69 @@ free_macs (char **macs, size_t nr)
   for (size_t i = 0; macs && i < nr; i++)
     free (macs[i]);
   free (macs);
+}
+
+/* The MACs the guest knows and those its interfaces have as the domain
+ * XML arrived, as a manifest's mac_map (*M_RTN, the caller frees it):
+ * the stream's entries whose new MAC an interface of the XML has (an
+ * entry of another MAC is of an interface the XML no longer has as the
+ * rewrite left it).  Before --new-identity changes them (follow_macs).
+ */
+static int
+stream_macs (struct importer *im, struct vmferry_manifest **m_rtn)
+{
+  struct vmferry_manifest *m = NULL;
+  char **now = NULL;
+  size_t nr_now = 0;
+
+  if (im->manifest) {
+    if (vmferry_manifest_parse (im->manifest, im->manifest_len, NULL,
+                                &m) < 0)
+      return -1;
+  }
+  else if ((m = calloc (1, sizeof *m)) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "fix-up");
+    return -1;
+  }
+  /* The XML as it arrived: before new_macs changes it. */
+  if (m->nr_macs > 0 && (now = interface_macs (im->doc, &nr_now)) == NULL)
+    goto fail;
+  for (size_t i = m->nr_macs; i-- > 0;) {
+    bool found = false;
+
+    for (size_t k = 0; k < nr_now && !found; k++)
+      found = now[k] && strcasecmp (now[k], m->macs[i].new_mac) == 0;
+    if (!found) {
+      vmferry_debug ("%s: fix-up: %s -> %s: no interface has %s now",
+                     im->name, m->macs[i].old_mac, m->macs[i].new_mac,
+                     m->macs[i].new_mac);
+      free (m->macs[i].old_mac);
+      free (m->macs[i].new_mac);
+      free (m->macs[i].extra);
+      memmove (&m->macs[i], &m->macs[i + 1],
+               (m->nr_macs - i - 1) * sizeof *m->macs);
+      m->nr_macs--;
+    }
+  }
+  free_macs (now, nr_now);
+  *m_rtn = m;
+  return 0;
+ fail:
+  vmferry_manifest_free (m);
+  return -1;
+}
+
+/* What --new-identity changed (OLD, NEW: NR each) follows on in M. */
+static int
+follow_macs (struct vmferry_manifest *m, char **old, char **new, size_t nr)
+{
+  /* The rewrite keeps the interfaces and their order. */
+  for (size_t i = 0; i < nr; i++)
+    if (old[i] && new[i] && vmferry_manifest_mac_ok (old[i]) &&
+        vmferry_manifest_mac_ok (new[i]) && strcasecmp (old[i], new[i]) != 0 &&
+        vmferry_manifest_add_mac (m, old[i], new[i]) < 0)
+      return -1;
+  return 0;
 }
 
 /* --new-identity: the domain gets the new UUID (planned already) and
@@ -132,6 +200,25 @@ print_changes (const struct importer *im,
                     "or MACs", im->name);
 }
 
+/* For the caller's result (vmferry-import --json): why the fix-ups
+ * were not done.
+ */
+static int
+record_not_done (struct importer *im, const char *why)
+{
+  struct vmferry_import_result *res = im->opts->result;
+
+  if (res == NULL)
+    return 0;
+  free (res->fixups_not_done);
+  res->fixups_not_done = strdup (why);
+  if (res->fixups_not_done == NULL) {
+    vmferry_set_error_errno (ENOMEM, "fix-up");
+    return -1;
+  }
+  return 0;
+}
+
 int
 vmferry_import_fixup (struct importer *im, bool *not_done)
 {
@@ -141,27 +228,30 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   struct vmferry_fixup_mac *macs = NULL;
   struct vmferry_fixup_change *changes = NULL;
   struct vmferry_fixup_opts fo = { .hostname = opts->new_identity };
+  struct vmferry_manifest *known = NULL;
   char **paths = NULL, **old = NULL, **new = NULL;
   const char *chain = NULL;
   size_t n = 0, nr_old = 0, nr_new = 0, nr_changes = 0;
   int r = -1, k;
 
   *not_done = false;
-  if (opts->new_identity) {
-    if (new_macs (im, &old, &nr_old, &new, &nr_new) < 0)
-      goto out;
-    macs = calloc (nr_old + 1, sizeof *macs);
-    if (macs == NULL)
-      goto nomem;
-    /* The rewrite keeps the interfaces and their order. */
-    for (size_t i = 0; i < nr_old && i < nr_new; i++)
-      if (old[i] && new[i] && strcasecmp (old[i], new[i]) != 0 &&
-          strlen (old[i]) == 17 && strlen (new[i]) == 17) {
-        macs[fo.nr_macs].old_mac = old[i];
-        macs[fo.nr_macs++].new_mac = new[i];
-      }
-    fo.macs = macs;
+  if (opts->result)
+    opts->result->fixups_known = true;
+  if (stream_macs (im, &known) < 0 ||
+      (opts->new_identity &&
+       (new_macs (im, &old, &nr_old, &new, &nr_new) < 0 ||
+        follow_macs (known, old, new,
+                     nr_old < nr_new ? nr_old : nr_new) < 0)))
+    goto out;
+  macs = calloc (known->nr_macs + 1, sizeof *macs);
+  if (macs == NULL)
+    goto nomem;
+  for (size_t i = 0; i < known->nr_macs; i++) {
+    macs[i].old_mac = known->macs[i].old_mac;
+    macs[i].new_mac = known->macs[i].new_mac;
   }
+  fo.macs = macs;
+  fo.nr_macs = known->nr_macs;
   if (vmferry_domain_files (im->doc, false, &df, &n) < 0)
     goto out;
   disks = calloc (im->nr_files + 1, sizeof *disks);
@@ -195,9 +285,9 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   }
   if (opts->no_fixup) {
     vmferry_notice ("%s: fix-ups not done (--no-fixup): the guest may name "
-                    "its disks by their old names", im->name);
+                    "its disks or MACs by their old names", im->name);
     *not_done = true;
-    r = 0;
+    r = record_not_done (im, "--no-fixup");
     goto out;
   }
   /* A disk with a backing chain: its overlay's header names the backing
@@ -224,10 +314,18 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
     }
     vmferry_warn ("%s: fix-ups not done: %s", im->name, vmferry_get_error ());
     *not_done = true;
-    r = 0;
+    r = record_not_done (im, vmferry_get_error ());
     goto out;
   }
   print_changes (im, changes, nr_changes);
+  if (opts->result) {
+    vmferry_fixup_changes_free (opts->result->fixups,
+                                opts->result->nr_fixups);
+    opts->result->fixups = changes;
+    opts->result->nr_fixups = nr_changes;
+    changes = NULL;
+    nr_changes = 0;
+  }
   r = 0;
   goto out;
 
@@ -241,6 +339,7 @@ vmferry_import_fixup (struct importer *im, bool *not_done)
   free (paths);
   free (disks);
   free (macs);
+  vmferry_manifest_free (known);
   free_macs (old, nr_old);
   free_macs (new, nr_new);
   if (r < 0)

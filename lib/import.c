@@ -40,6 +40,7 @@
 #include "fault.h"
 #include "import-dir.h"
 #include "import-int.h"
+#include "import-result.h"
 #include "log.h"
 #include "names.h"
 #include "pipeline.h"
@@ -525,6 +526,20 @@ set_summary (const struct importer *im, double t0, bool fixup_not_done)
                        : "");
 }
 
+/* The domain's name in the caller's result, if it asked for one (out
+ * of memory, it stays NULL: the import itself is done).
+ */
+static void
+result_name (const struct importer *im)
+{
+  struct vmferry_import_result *res = im->opts->result;
+
+  if (res) {
+    free (res->domain);
+    res->domain = strdup (im->name);
+  }
+}
+
 int
 vmferry_import (const struct vmferry_import_opts *opts)
 {
@@ -566,6 +581,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
     vmferry_notice ("domain %s is already on this host, defined from the same "
                     "source state: nothing to do", im.name);
     r = VMFERRY_IMPORT_ALREADY;
+    result_name (&im);
     goto out;
   }
   if (vmferry_fault ("import-end") < 0)
@@ -607,6 +623,7 @@ vmferry_import (const struct vmferry_import_opts *opts)
     }
   }
   set_summary (&im, t0, fixup_not_done);
+  result_name (&im);
   r = 0;
   goto out;
 

@@ -7,6 +7,7 @@
 #include "progress.h"
 
 struct vmferry_stripes_in;
+struct vmferry_import_result;
 
 struct vmferry_import_opts {
   const char *uri;              /* NULL: libvirt's default */
@@ -31,6 +32,10 @@ struct vmferry_import_opts {
    */
   bool no_fixup;
   const char *new_identity;
+  /* Filled, when not NULL, with what the fix-ups did (import-result.h):
+   * the changes, or why they were not done.
+   */
+  struct vmferry_import_result *result;
   /* Formats on arrival (import-convert.c): every disk as FORMAT ("raw"
    * or "qcow2"; NULL: as sent), and with FLATTEN a disk with a backing
    * chain as one file.  Converted after the received copy is verified,

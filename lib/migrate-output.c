@@ -2,7 +2,8 @@
  *
  * One object, its layout versioned (VMFERRY_MIGRATE_JSON_VERSION); the
  * pre-flight findings inside it are vmferry-check's own object
- * (vmferry_findings_json), not a second rendering of them.
+ * (vmferry_findings_json), not a second rendering of them, and the
+ * fix-ups are the destination's import's (import-result.h).
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "import-result.h"
 #include "migrate.h"
 
 /* What happened, in one word (the man page's JSON OUTPUT lists them). */
@@ -118,6 +120,9 @@ vmferry_migrate_result_json (const struct vmferry_migrate_opts *opts,
   }
   json_object_object_add (o, "bytes", bytes);
   json_object_object_add (o, "resumed", json_object_new_boolean (res->resumed));
+  /* The import's own account, as it printed it there. */
+  if (vmferry_import_result_add_fixups (o, &res->import) < 0)
+    goto out;
 
   if (res->has_plan) {
     if (!(plan = json_object_new_object ()))

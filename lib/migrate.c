@@ -368,6 +368,7 @@ vmferry_migrate_result_free (struct vmferry_migrate_result *res)
   for (size_t i = 0; i < res->dest_files.len; i++)
     free (res->dest_files.ptr[i]);
   free (res->dest_files.ptr);
+  vmferry_import_result_free (&res->import);
   memset (res, 0, sizeof *res);
 }
 
@@ -1025,6 +1026,7 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
   so.in = sin;
   so.in_name = rewriting ? "rewrite" : "export";
   so.no_resume = opts->no_resume;
+  so.import_json = opts->result != NULL;
   /* The bar is the send's, as in export | send: what has reached the
    * remote, not what the export has read ahead into the buffer.
    */
@@ -1054,7 +1056,15 @@ vmferry_migrate (const struct vmferry_migrate_opts *opts,
       opts->result->bytes_written = stats.written;
       opts->result->bytes_skipped = stats.skipped;
       opts->result->resumed = stats.resumed;
+      /* The import is done: a result it printed that cannot be read
+       * loses only the account of the fix-ups (the import listed them).
+       */
+      if (r == 0 && stats.import_out &&
+          vmferry_import_result_parse (stats.import_out, stats.import_out_len,
+                                       &opts->result->import) < 0)
+        vmferry_warn ("%s: %s", opts->ssh.destination, vmferry_get_error ());
     }
+    free (stats.import_out);
     if (r == 0 && opts->at_send)
       opts->at_send (opts->at_send_opaque, NULL, NULL);
   }

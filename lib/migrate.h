@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "export.h"
+#include "import-result.h"
 #include "preflight.h"
 #include "progress.h"
 #include "rewrite.h"
@@ -117,6 +118,10 @@ struct vmferry_migrate_result {
   bool has_bytes;               /* offline: the counts below are known */
   uint64_t bytes_read, bytes_sent, bytes_written, bytes_skipped;
   bool resumed;
+  /* Offline: what the import there did in the guest (its --json
+   * result's fixups and fixups_not_done; fixups_known false: not known).
+   */
+  struct vmferry_import_result import;
   /* --dry-run: the plan (print_plan's figures). */
   bool has_plan;
   uint64_t plan_files, plan_size, plan_allocated;

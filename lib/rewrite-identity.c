@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <libxml/tree.h>
@@ -16,6 +17,7 @@
 #include "cleanup.h"
 #include "domain.h"
 #include "error.h"
+#include "manifest.h"
 #include "rewrite-int.h"
 #include "rewrite.h"
 #include "xmlnode.h"
@@ -97,8 +99,31 @@ derived_mac (const char *uuid, unsigned i, char out[18])
             (unsigned) ((h >> 8) & 0xff), (unsigned) ((h >> 16) & 0xff));
 }
 
+/* Note OLD -> NEW for the manifest (rewrite-stream.c); a MAC that is
+ * none (libvirt would not have defined it) has nothing to follow.
+ */
+static int
+note_mac (struct vmferry_rewrite *rw, const char *old, const char *new)
+{
+  struct pair p = { 0 };
+
+  if (old == NULL || !vmferry_manifest_mac_ok (old) ||
+      strcasecmp (old, new) == 0)
+    return 0;
+  p.old = strdup (old);
+  p.new = strdup (new);
+  if (p.old == NULL || p.new == NULL || pairs_append (&rw->macs, p) == -1) {
+    free (p.old);
+    free (p.new);
+    vmferry_set_error_errno (ENOMEM, "rewrite");
+    return -1;
+  }
+  return 0;
+}
+
 int
-vmferry_rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
+vmferry_rewrite_macs (struct vmferry_rewrite *rw, xmlNodePtr root,
+                      xmlDocPtr doc, int *changes)
 {
   CLEANUP_FREE char *uuid = vmferry_domain_get_uuid (doc);
   char canon[37];
@@ -113,13 +138,16 @@ vmferry_rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes)
     if (!vmferry_xml_is_elem (devs, "devices"))
       continue;
     for (xmlNodePtr n = devs->children; n; n = n->next) {
+      CLEANUP_FREE char *old = NULL;
       xmlNodePtr mac;
       char m[18];
       if (!vmferry_xml_is_elem (n, "interface") ||
           (mac = vmferry_xml_child (n, "mac")) == NULL)
         continue;
+      old = vmferry_xml_attr (mac, "address");
       derived_mac (canon, i++, m);
-      if (vmferry_xml_set_attr (mac, "address", m, changes) == -1)
+      if (note_mac (rw, old, m) == -1 ||
+          vmferry_xml_set_attr (mac, "address", m, changes) == -1)
         return -1;
     }
   }

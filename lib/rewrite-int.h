@@ -47,8 +47,12 @@ struct vmferry_rewrite {
   char *emulator, *emulator_where;
   struct strings drop;          /* --drop-device: element names */
   bool in_map_file;
-  /* Filled by vmferry_rewrite_doc for vmferry_rewrite_manifest. */
+  /* Filled by vmferry_rewrite_doc for vmferry_rewrite_manifest: the
+   * files that became volumes, and the MACs --new-macs changed (old,
+   * new; no where).
+   */
   struct volmaps vols;
+  struct pairs macs;
 };
 
 /* What every mapped or converted file is, before and after: to refuse
@@ -63,8 +67,8 @@ DEFINE_VECTOR_TYPE (dests, struct dest_entry);
 
 /* rewrite-rules.c */
 
-/* Forget the volumes noted by the last vmferry_rewrite_doc. */
-void vmferry_rewrite_vols_free (struct vmferry_rewrite *rw);
+/* Forget the volumes and MACs noted by the last vmferry_rewrite_doc. */
+void vmferry_rewrite_notes_free (struct vmferry_rewrite *rw);
 
 /* Is PATH equal to PREFIX or below it? */
 bool vmferry_rewrite_path_under (const char *path, const char *prefix);
@@ -107,8 +111,11 @@ int vmferry_rewrite_pool_disk (struct vmferry_rewrite *rw, xmlNodePtr disk,
 int vmferry_rewrite_identity (struct vmferry_rewrite *rw, xmlDocPtr doc,
                               int *changes);
 
-/* --new-macs: addresses derived from the (new) UUID. */
-int vmferry_rewrite_macs (xmlNodePtr root, xmlDocPtr doc, int *changes);
+/* --new-macs: addresses derived from the (new) UUID; each MAC changed
+ * is noted in RW->macs.
+ */
+int vmferry_rewrite_macs (struct vmferry_rewrite *rw, xmlNodePtr root,
+                          xmlDocPtr doc, int *changes);
 
 /* rewrite-machine.c: --emulator, --machine, --cpu. */
 

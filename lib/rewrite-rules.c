@@ -45,7 +45,7 @@ pairs_free (struct pairs *p)
 }
 
 void
-vmferry_rewrite_vols_free (struct vmferry_rewrite *rw)
+vmferry_rewrite_notes_free (struct vmferry_rewrite *rw)
 {
   for (size_t i = 0; i < rw->vols.len; i++) {
     free (rw->vols.ptr[i].path);
@@ -53,6 +53,7 @@ vmferry_rewrite_vols_free (struct vmferry_rewrite *rw)
     free (rw->vols.ptr[i].volume);
   }
   volmaps_reset (&rw->vols);
+  pairs_free (&rw->macs);
 }
 
 void
@@ -78,7 +79,7 @@ vmferry_rewrite_free (struct vmferry_rewrite *rw)
   for (size_t i = 0; i < rw->drop.len; i++)
     free (rw->drop.ptr[i]);
   strings_reset (&rw->drop);
-  vmferry_rewrite_vols_free (rw);
+  vmferry_rewrite_notes_free (rw);
   free (rw);
 }
 

@@ -109,6 +109,13 @@ vmferry_rewrite_manifest (struct vmferry_rewrite *rw, const char *json,
   for (size_t i = 0; i < m->nr_files; i++)
     if (rewrite_file (rw, &m->files[i], i, &changed) < 0)
       goto out;
+  /* The importer fixes up the guest's network configurations by it. */
+  for (size_t i = 0; i < rw->macs.len; i++) {
+    if (vmferry_manifest_add_mac (m, rw->macs.ptr[i].old,
+                                  rw->macs.ptr[i].new) < 0)
+      goto out;
+    changed = true;
+  }
   /* The importer places files by name: two of one name would collide.
    * (The writer would refuse them too, but not say that a rule did it.)
    */

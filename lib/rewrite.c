@@ -45,10 +45,10 @@ vmferry_rewrite_doc (struct vmferry_rewrite *rw, xmlDocPtr doc,
                        ? "machine" : "emulator");
     return -1;
   }
-  vmferry_rewrite_vols_free (rw);
+  vmferry_rewrite_notes_free (rw);
 
   if (vmferry_rewrite_identity (rw, doc, &changes) == -1 ||
-      (rw->new_macs && vmferry_rewrite_macs (root, doc, &changes) == -1) ||
+      (rw->new_macs && vmferry_rewrite_macs (rw, root, doc, &changes) == -1) ||
       vmferry_rewrite_emulator (rw, root, dest, &changes) == -1 ||
       vmferry_rewrite_machine (rw, root, dest, &changes) == -1 ||
       vmferry_rewrite_cpu (rw, root, &changes) == -1)

@@ -95,7 +95,8 @@ char *vmferry_rewrite_xml (struct vmferry_rewrite *rw, const char *xml,
 /* Apply the rules to a manifest (JSON text of a MANIFEST record) so it
  * stays consistent with the rewritten XML: the domain's name and UUID,
  * each file's source_path and name under --map-path, and "pool"/"volume"
- * for files that became pool volumes.  NEW_NAME and NEW_UUID are the
+ * for files that became pool volumes, the MACs --new-macs changed in
+ * domain.mac_map (vmferry_manifest_add_mac).  NEW_NAME and NEW_UUID are the
  * rewritten XML's (NULL: keep).  The manifest is read by the importer's
  * parser and, when changed, written by formats' one writer (manifest.h),
  * so what either refuses is refused here; unchanged, the result is the

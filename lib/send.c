@@ -69,6 +69,10 @@ build_command (const struct vmferry_send_opts *opts, const char *mode,
   for (size_t i = 0; opts->import_args && opts->import_args[i]; i++)
     if (vmferry_shell_quote_append (&cmd, opts->import_args[i]) < 0)
       goto fail;
+  /* The query's answer is JSON already. */
+  if (opts->import_json && strcmp (mode, "--resumable") == 0 &&
+      vmferry_shell_quote_append (&cmd, "--json") < 0)
+    goto fail;
   *cmd_rtn = cmd;
   return 0;
  fail:
@@ -306,7 +310,8 @@ open_conns (struct sender *sd, struct push_conns *pc)
   pc->ssh[0] = sd->ssh;
   if (pc->n == 1) {
     if (build_command (opts, "--resumable", &cmd) < 0 ||
-        (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
+        (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd,
+                                               opts->import_json)) == NULL)
       return NULL;
     return vmferry_stream_writer_new_fn (vmferry_remote_writev, pc->rem[0],
                                          host);
@@ -316,7 +321,8 @@ open_conns (struct sender *sd, struct push_conns *pc)
     return NULL;
   snprintf (arg, sizeof arg, "--stripes=%u:%s", pc->n, token);
   if (vmferry_shell_quote_append (&cmd, arg) < 0 ||
-      (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd, false)) == NULL)
+      (pc->rem[0] = vmferry_remote_start (sd->ssh, cmd,
+                                               opts->import_json)) == NULL)
     return NULL;
   if (start_joiners (opts, pc, token) < 0)
     return NULL;
@@ -338,12 +344,15 @@ flush_conns (struct push_conns *pc, bool end)
 }
 
 /* Wait for the import's exit status (and the joiners').  Returns it, or
- * -1 with the error set.  After a failed push (CUT), the joiners' inputs
- * end first: chunks queued for them were dropped, and the import, waiting
- * for the next one on a live connection, would wait for ever.
+ * -1 with the error set.  OUT_RTN (may be NULL) gets what the import
+ * printed when it captured that (vmferry_remote_finish).  After a
+ * failed push (CUT), the joiners' inputs end first: chunks queued for
+ * them were dropped, and the import, waiting for the next one on a live
+ * connection, would wait for ever.
  */
 static int
-finish_conns (struct push_conns *pc, bool cut)
+finish_conns (struct push_conns *pc, bool cut, char **out_rtn,
+              size_t *len_rtn)
 {
   int status;
 
@@ -353,7 +362,7 @@ finish_conns (struct push_conns *pc, bool cut)
     vmferry_remote_abandon (pc->rem[i]);
     pc->rem[i] = NULL;
   }
-  status = vmferry_remote_finish (pc->rem[0], NULL, NULL);
+  status = vmferry_remote_finish (pc->rem[0], out_rtn, len_rtn);
   pc->rem[0] = NULL;
   for (unsigned i = 1; i < pc->n; i++) {
     if (pc->rem[i]) {
@@ -477,10 +486,15 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   end_writer (&w, stats);
   if (flush_conns (pc, true) < 0 || vmferry_fault ("send-end-sent") < 0)
     goto remote_error;
-  status = finish_conns (pc, false);
+  status = finish_conns (pc, false,
+                         sd->opts->import_json ? &stats->import_out : NULL,
+                         &stats->import_out_len);
   stats->remote_status = status;
-  if (status != 0)
+  if (status != 0) {
     remote_failed (sd, "vmferry-import", status);
+    free (stats->import_out);
+    stats->import_out = NULL;
+  }
   else
     ret = 0;
   close_conns (pc);
@@ -491,7 +505,7 @@ push (struct sender *sd, const struct vmferry_resume_point *pt,
   {
     char msg[VMFERRY_ERROR_MAX];
     snprintf (msg, sizeof msg, "%s", vmferry_get_error ());
-    status = finish_conns (pc, true);
+    status = finish_conns (pc, true, NULL, NULL);
     stats->remote_status = status;
     if (status > 0)
       remote_failed (sd, "vmferry-import", status);

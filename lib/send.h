@@ -41,6 +41,10 @@ struct vmferry_send_opts {
   struct vmferry_stream_reader *in;
   unsigned connections;             /* SSH sessions (0: 1; see stripe.h) */
   bool no_resume;                   /* send everything, replacing any state */
+  /* Run the import with --json and keep its standard output for the
+   * caller (stats.import_out): vmferry-migrate's account of the fix-ups.
+   */
+  bool import_json;
   struct vmferry_progress *progress;
   /* Connected by vmferry_send_connect with these options, e.g. while the
    * stream was being prepared; not freed.  NULL: vmferry_send connects.
@@ -96,6 +100,12 @@ struct vmferry_send_stats {
    */
   bool already;
   int remote_status;            /* the import's exit status, -1 unknown */
+  /* With opts.import_json, what the import printed on standard output
+   * when it succeeded (import-result.h reads it); NULL otherwise.  The
+   * caller frees it.
+   */
+  char *import_out;
+  size_t import_out_len;
 };
 
 /* Returns 0, or -1 with the error set; STATS (may be NULL) is filled

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "guest-fixup.h"
 #include "import.h"
+#include "import-result.h"
 #include "log.h"
 #include "progress.h"
 #include "quit.h"
@@ -26,7 +27,7 @@
 enum { OPT_DEFINE = 256, OPT_START, OPT_RESUMABLE, OPT_RESUME_QUERY,
        OPT_ABORT, OPT_STRIPES, OPT_JOIN, OPT_ALLOW_PATH, OPT_VERIFY_GUEST,
        OPT_FORMAT, OPT_FLATTEN, OPT_DISK, OPT_FROM_DIR, OPT_XML,
-       OPT_NO_FIXUP, OPT_NEW_IDENTITY };
+       OPT_NO_FIXUP, OPT_NEW_IDENTITY, OPT_JSON };
 
 /* At most this many --allow-path values. */
 #define MAX_ALLOW 256
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
   { "xml", required_argument, NULL, OPT_XML },
   { "no-fixup", no_argument, NULL, OPT_NO_FIXUP },
   { "new-identity", required_argument, NULL, OPT_NEW_IDENTITY },
+  { "json", no_argument, NULL, OPT_JSON },
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
@@ -71,7 +73,8 @@ main (int argc, char *argv[])
   const char *disks[MAX_DISKS];
   char token[VMFERRY_STRIPE_TOKEN_LEN + 1];
   unsigned stripes = 0, index;
-  bool do_abort = false;
+  struct vmferry_import_result result = { 0 };
+  bool do_abort = false, json = false;
   int progress_fd = -1, c, r, fd = -1;
   const struct vmferry_tool_shared shared = {
     .threads = &opts.threads, .progress_fd = &progress_fd,
@@ -113,6 +116,7 @@ main (int argc, char *argv[])
       break;
     case OPT_FLATTEN: opts.flatten = true; break;
     case OPT_NO_FIXUP: opts.no_fixup = true; break;
+    case OPT_JSON: json = true; break;
     case OPT_NEW_IDENTITY:
       if (!vmferry_fixup_hostname_ok (optarg))
         vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
@@ -157,6 +161,11 @@ main (int argc, char *argv[])
   if (opts.no_fixup && opts.new_identity)
     vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
                              "--no-fixup");
+  if (json && (join || do_abort || opts.resume_query))
+    vmferry_tool_usage_fail ("--json does not go with --join, --abort or "
+                             "--resume-query");
+  if (json)
+    opts.result = &result;
   if (join) {
     if (argc - optind > 0)
       vmferry_tool_usage_fail ("--join takes nothing else");
@@ -225,6 +234,14 @@ main (int argc, char *argv[])
   /* VMFERRY_IMPORT_ALREADY: said so, and is success. */
   if (r == 0 && !opts.resume_query)
     vmferry_tool_print_summary ();
+  if (json && vmferry_import_result_json (&result,
+                                          r == VMFERRY_IMPORT_ALREADY,
+                                          stdout) < 0) {
+    vmferry_tool_print_error ();
+    vmferry_import_result_free (&result);
+    return VMFERRY_EXIT_FAILED;
+  }
+  vmferry_import_result_free (&result);
   return VMFERRY_EXIT_OK;
 
  bad_arg:

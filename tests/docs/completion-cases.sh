@@ -83,7 +83,7 @@ expect 'vmferry-migrate --cpu=host-' host-model host-passthrough
 expect 'vmferry-send --de'
 expect 'vmferry-import --ab' --abort
 expect 'vmferry-import -' --connect= --dir= --pool= --define --start --name= \
-    --force --verify-guest --no-fixup --new-identity= --format= --flatten --disk= --from-dir= --xml= --allow-path= --threads= --progress= --resumable --resume-query \
+    --force --verify-guest --no-fixup --new-identity= --json --format= --flatten --disk= --from-dir= --xml= --allow-path= --threads= --progress= --resumable --resume-query \
     --abort --stripes= --join= --verbose --quiet --help --version \
     -c -d -p -n -f -v -q -h -V
 # Files: a stream argument, -o FILE and --output=FILE; a directory only.

@@ -8,8 +8,10 @@
  * file (without one the state file serves as both).  The state file is
  * loaded with vmferry_resume_load, the .written file then with
  * vmferry_resume_load_written; the first part is also parsed as a
- * resume answer, and as a manifest (formats' parser) whose stream
- * identity is taken (vmferry_resume_stream_id).
+ * resume answer, as the remote import's --json result (import-result.h,
+ * which vmferry-migrate reads from the destination), and as a manifest
+ * (formats' parser) whose stream identity is taken
+ * (vmferry_resume_stream_id).
  *
  * The files are written to a private temporary directory, not a memfd:
  * the state is opened with O_NOFOLLOW, which refuses /proc/self/fd/N.
@@ -34,6 +36,7 @@
 #include <xxhash.h>
 
 #include "error.h"
+#include "import-result.h"
 #include "manifest.h"
 #include "resume.h"
 #include "target.h"
@@ -201,6 +204,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct vmferry_resume_state st;
   struct vmferry_resume_point pt;
   char id[VMFERRY_RESUME_ID_LEN + 1];
+  struct vmferry_import_result ir;
   struct vmferry_manifest *m;
 
   if (dir[0] == '\0')
@@ -219,6 +223,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (vmferry_resume_parse_answer ((const char *) data, first, &pt) == 0)
     vmferry_resume_point_free (&pt);
+  if (vmferry_import_result_parse ((const char *) data, first, &ir) == 0)
+    vmferry_import_result_free (&ir);
   if (vmferry_manifest_parse ((const char *) data, first, NULL, &m) == 0) {
     vmferry_resume_stream_id (m, id);
     vmferry_manifest_free (m);

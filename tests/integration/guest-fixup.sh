@@ -2,19 +2,24 @@
 # Fix-ups in the destination copy (issue 18), through the real libguestfs
 # appliance (one launch per import).  A Debian-like guest on host A
 # (make_guest_disk: fstab by /dev/vda1 and by UUID, grub.cfg with
-# root=/dev/vda1, a netplan file matching its MAC) is exported and, on the
-# way, rewritten with --disk-bus=virtio=scsi:
-# - imported on host B, the copy's fstab and root= name /dev/sda1, the
-#   UUID entry is kept, each change is a line of the output, and no other
-#   file of the guest changed;
+# root=/dev/vda1, a netplan file matching its MAC):
+# - migrated to host B with --disk-bus=virtio=scsi --new-uuid --new-macs
+#   --json, the copy's fstab and root= name /dev/sda1, the UUID entry is
+#   kept, the netplan file names the new MAC (the import there learnt the
+#   old one from the manifest's mac_map), each change is a line of the
+#   output and an element of the result's "fixups", and no other file of
+#   the guest changed;
+# the stream exported from A and rewritten with --disk-bus=virtio=scsi:
 # - with --no-fixup nothing in the guest changes and the summary says the
 #   fix-ups were not done; with no appliance (one that cannot
 #   be found) the same, with a warning naming the appliance;
 # - vmferry-check, from the stream's inspection (export --inspect),
 #   reports the disk that becomes sda with its fix-up.
-# The plain stream imported with --new-identity=web02 gets a new UUID and
-# MAC in its definition, and in the guest exactly what it lists: the
-# netplan MAC (the new one of the definition), the hostname, an emptied
+# The stream rewritten with --new-uuid --new-macs (the MAC the guest knows
+# is in its manifest only), imported later with --new-identity=web02 and
+# --json, gets a new UUID and MAC in its definition, and in the guest
+# exactly what it lists, in its output and its JSON: the netplan MAC (the
+# guest's, to the new one of the definition), the hostname, an emptied
 # machine-id, the SSH host keys removed; every other file is the same
 # (a listing with checksums before and after).  The source disk is
 # unchanged (sha256) through all of it.
@@ -86,19 +91,47 @@ vmferry-check -c "$URI_B" --json "$SCRATCH/$name.vmf" >"$SCRATCH/c.json" || true
 dest=/var/lib/libvirt/images/fixup
 dir_on_b "$dest"
 
-# --disk-bus=virtio=scsi: fstab and root= follow, the UUID entry stays.
+# migrate --disk-bus=virtio=scsi --new-uuid --new-macs: fstab and root=
+# follow, the UUID entry stays, netplan names the new MAC.  The import
+# on B gets the appliance's settings (guestfs_env) from the command that
+# reaches B (migrate's libvirt connection goes through it too).
+cat >"$SCRATCH/ssh-guestfs" <<EOF
+#!/bin/bash
+args=("\$@")
+case \${args[-1]} in
+vmferry-import*|\'vmferry-import\'*)
+    args[-1]="env LIBGUESTFS_BACKEND=$LIBGUESTFS_BACKEND \
+${LIBGUESTFS_BACKEND_SETTINGS:+LIBGUESTFS_BACKEND_SETTINGS=$LIBGUESTFS_BACKEND_SETTINGS} \${args[-1]}" ;;
+esac
+exec ssh "\${args[@]}"
+EOF
+chmod +x "$SCRATCH/ssh-guestfs"
 t0=$SECONDS
-on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define \
-    "$SCRATCH/scsi.vmf" >"$SCRATCH/imp.out" 2>&1 ||
-    fail "import: $(cat "$SCRATCH/imp.out")"
-echo "import with fix-ups: $((SECONDS - t0)) s"
+on_a $VG vmferry-migrate --json --ssh-command "$SCRATCH/ssh-guestfs" \
+    --dest-dir "$dest" --disk-bus=virtio=scsi --new-uuid --new-macs \
+    "$name" hostb >"$SCRATCH/mig.json" 2>"$SCRATCH/imp.out" ||
+    fail "migrate: $(cat "$SCRATCH/imp.out" "$SCRATCH/mig.json")"
+echo "migrate with fix-ups: $((SECONDS - t0)) s"
 cat "$SCRATCH/imp.out"
+jq . "$SCRATCH/mig.json"
+migmac=$(virsh_b dumpxml "$name" | sed -n "s/.*<mac address='\([^']*\)'.*/\1/p")
+[[ $migmac =~ ^52:54:00: && $migmac != "$mac" ]] || fail "migrated MAC: $migmac"
 grep -qx "vmferry-import: $name: fix-up: /etc/fstab: /dev/vda1 -> /dev/sda1" "$SCRATCH/imp.out" ||
     fail "fstab's change not listed"
 grep -qx "vmferry-import: $name: fix-up: /boot/grub/grub.cfg: /dev/vda1 -> /dev/sda1" \
     "$SCRATCH/imp.out" || fail "grub.cfg's change not listed"
-[[ $(grep -c 'fix-up:' "$SCRATCH/imp.out") == 2 ]] || fail "other changes listed"
+grep -qx "vmferry-import: $name: fix-up: /etc/netplan/50-vmferry.yaml: $mac -> $migmac" \
+    "$SCRATCH/imp.out" || fail "netplan's change not listed"
+[[ $(grep -c 'fix-up:' "$SCRATCH/imp.out") == 3 ]] || fail "other changes listed"
 grep -q 'not done' "$SCRATCH/imp.out" && fail "says not done"
+# The same three in the result, as the import listed them.
+got=$(jq -r '.fixups[] | "\(.file): \(.change)"' "$SCRATCH/mig.json" | sort)
+want=$(printf '%s\n' "/etc/fstab: /dev/vda1 -> /dev/sda1" \
+    "/boot/grub/grub.cfg: /dev/vda1 -> /dev/sda1" \
+    "/etc/netplan/50-vmferry.yaml: $mac -> $migmac" | sort)
+[[ $got == "$want" ]] || fail "the result's fixups: $got"
+[[ $(jq -r '.state, .fixups_not_done' "$SCRATCH/mig.json") == $'moved\nnull' ]] ||
+    fail "the result's state or fixups_not_done"
 [[ $(virsh_b dumpxml "$name" | grep -c "<target dev='sda' bus='scsi'/>") == 1 ]] ||
     fail "the domain's disk is not sda on scsi"
 tree "$IMAGES_B/fixup/$name.img" "$SCRATCH/scsi"
@@ -110,8 +143,10 @@ grep -qx "UUID=$GUEST_DATA_UUID /data xfs defaults 0 2" "$SCRATCH/scsi/etc/fstab
 grep -qx 'linux /boot/vmlinuz root=/dev/sda1 ro quiet' \
     "$SCRATCH/scsi/boot/grub/grub.cfg" || fail "grub.cfg's root="
 changed=$({ diff "$SCRATCH/before.list" "$SCRATCH/scsi.list" || true; } | sed -n 's/^> [0-9a-f]*  //p' | sort)
-[[ $changed == $'./boot/grub/grub.cfg\n./etc/fstab' ]] ||
+[[ $changed == $'./boot/grub/grub.cfg\n./etc/fstab\n./etc/netplan/50-vmferry.yaml' ]] ||
     fail "other files changed: $changed"
+grep -q "macaddress: \"$migmac\"" "$SCRATCH/scsi/etc/netplan/50-vmferry.yaml" ||
+    fail "netplan: $(cat "$SCRATCH/scsi/etc/netplan/50-vmferry.yaml")"
 [[ $(sha256sum <"$IMAGES_A/$name.img") == "$src_sum" ]] || fail "the source changed"
 virsh_b -q undefine "$name" >/dev/null
 on_b rm -f "$dest/$name.img"
@@ -137,9 +172,12 @@ grep -q "$name: fix-ups not done: .*guest appliance" "$SCRATCH/none.out" ||
 grep -q "the guest's fix-ups were not done" "$SCRATCH/none.out" || fail "summary"
 on_b rm -f "$dest/$name.img" "$dest/$name.xml"
 
-# --new-identity: exactly what it lists.
+# --new-identity on a stream whose MACs a rewrite changed: exactly what
+# it lists, the netplan MAC from the guest's to the definition's.
+vmferry-rewrite --new-uuid --new-macs -o "$SCRATCH/macs.vmf" "$SCRATCH/$name.vmf"
 on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --name t-fixid \
-    --new-identity=web02 "$SCRATCH/$name.vmf" >"$SCRATCH/id.out" 2>&1 ||
+    --new-identity=web02 --json "$SCRATCH/macs.vmf" >"$SCRATCH/id.json" \
+    2>"$SCRATCH/id.out" ||
     fail "import --new-identity: $(cat "$SCRATCH/id.out")"
 cleanup_add purge_vm t-fixid
 cat "$SCRATCH/id.out"
@@ -160,6 +198,10 @@ listed=$(sed -n 's/^vmferry-import: t-fixid: fix-up: \([^:]*\): .*/\1/p' "$SCRAT
 expect=$(printf '%s\n' /etc/hostname /etc/machine-id /etc/netplan/50-vmferry.yaml \
     /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub | sort)
 [[ $listed == "$expect" ]] || fail "listed: $listed"
+[[ $(jq -r '.fixups[].file' "$SCRATCH/id.json" | sort) == "$expect" ]] ||
+    fail "--json: $(cat "$SCRATCH/id.json")"
+[[ $(jq -r '.domain, .state, .fixups_not_done' "$SCRATCH/id.json") == $'t-fixid\nimported\nnull' ]] ||
+    fail "--json: $(cat "$SCRATCH/id.json")"
 grep -qx "vmferry-import: t-fixid: fix-up: /etc/netplan/50-vmferry.yaml: $mac -> $newmac" \
     "$SCRATCH/id.out" || fail "the netplan line"
 # Every file not listed is the same; the listed ones differ or are gone.

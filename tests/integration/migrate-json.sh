@@ -10,7 +10,12 @@
 #                  created on C (with --dry-run too);
 #   failed         a destination directory C cannot write: failed with
 #                  the error, the source untouched;
-#   --live         a running domain: moved, mode live.
+#   --live         a running domain: moved, mode live;
+#   --no-fixup     a disk bus and MACs rewritten, the guest left as it is:
+#                  fixups empty, fixups_not_done says --no-fixup (no
+#                  appliance launched).
+# fixups is null wherever no import on C reported (dry run, already
+# there, failed, live), an empty array where it did and changed nothing.
 # stdout must parse as exactly one JSON object: no plan, no notice, no
 # remote output mixed into it.
 # shellcheck source-path=SCRIPTDIR source=functions.sh
@@ -47,8 +52,8 @@ o = json.loads(text)            # one value, nothing around it
 assert isinstance(o, dict), "not an object"
 assert text.count("\n") == 1 and text.endswith("\n"), "not one line"
 members = {"version", "state", "exit_code", "error", "domain", "mode",
-           "dry_run", "destination", "preflight", "bytes", "resumed", "plan",
-           "time"}
+           "dry_run", "destination", "preflight", "bytes", "resumed",
+           "fixups", "fixups_not_done", "plan", "time"}
 assert set(o) == members, "members: %s" % sorted(set(o) ^ members)
 assert o["version"] == 1
 assert o["state"] in ("moved", "already-there", "would-move", "blocked",
@@ -68,6 +73,11 @@ if o["preflight"] is not None:
 if o["bytes"] is not None:
     assert set(o["bytes"]) == {"read", "sent", "written", "skipped"}
     assert all(isinstance(v, int) and v >= 0 for v in o["bytes"].values())
+if o["fixups"] is not None:
+    assert isinstance(o["fixups"], list)
+    for f in o["fixups"]:
+        assert set(f) == {"file", "change"}, f
+assert o["fixups_not_done"] is None or isinstance(o["fixups_not_done"], str)
 if o["plan"] is not None:
     assert set(o["plan"]) == {"files", "size", "allocated", "rewrite_changes",
                               "start", "undefine_source",
@@ -97,7 +107,7 @@ assert o["plan"]["files"] == 1 and o["plan"]["size"] == 64 << 20
 assert 0 < o["plan"]["allocated"] <= 64 << 20
 assert o["plan"]["start"] is False and o["plan"]["rewrite_changes"] == 0
 assert o["preflight"]["ok"] is True
-assert o["bytes"] is None
+assert o["bytes"] is None and o["fixups"] is None
 assert o["destination"]["domain"] == "t-json"
 assert o["destination"]["files"] == ["'"$path"'"], o["destination"]["files"]
 '
@@ -120,6 +130,8 @@ b = o["bytes"]
 assert b["read"] >= 1536 << 10 and b["written"] >= 1536 << 10, b
 assert b["written"] <= b["read"] <= 64 << 20 and b["sent"] > 0, b
 assert b["skipped"] == 0 and not o["resumed"]
+# Nothing was rewritten: the import on C had nothing to fix up.
+assert o["fixups"] == [] and o["fixups_not_done"] is None, o["fixups"]
 '
 virsh_c -q domuuid "$vm" >/dev/null || fail "the move reported moved, but $vm is not on C"
 check_disk on_c "$path" raw "${pats[@]}" 0x00@1M+39M || fail "$vm's disk on C differs"
@@ -131,7 +143,7 @@ run again "$vm" hostc
 expect again '
 assert o["state"] == "already-there" and o["exit_code"] == 0
 assert o["bytes"] == {"read": 0, "sent": 0, "written": 0, "skipped": 0}, o["bytes"]
-assert o["destination"]["domain"] == "t-json"
+assert o["destination"]["domain"] == "t-json" and o["fixups"] is None
 '
 [[ $(sha256sum <"$IMAGES_C/$vm.img") == "$sum" && $(stat -c %Y.%y "$IMAGES_C/$vm.img") == "$mtime" ]] ||
     fail "the re-run changed $vm's file on C"
@@ -175,7 +187,7 @@ run failed "$fvm" hostc --no-check --dest-dir "$SCRATCH/not-a-dir"
 expect failed '
 assert o["state"] == "failed" and o["exit_code"] == 1
 assert o["error"] and "unchanged" in o["error"], o["error"]
-assert o["preflight"] is None
+assert o["preflight"] is None and o["fixups"] is None
 assert o["destination"]["where"] == "'"$SCRATCH/not-a-dir"'"
 '
 virsh_c -q domuuid "$fvm" >/dev/null 2>&1 && fail "failed: $fvm is defined on C"
@@ -187,12 +199,26 @@ make_vm --start "$lvm" raw 32M 0x33@0+1M
 run live "$lvm" hostc --live -c "$URI_A" --dest-uri "$TCP_URI_C" --migrate-uri tcp://127.0.0.1
 expect live '
 assert o["state"] == "moved" and o["mode"] == "live", o["state"]
-assert o["bytes"] is None and o["plan"] is None
+assert o["bytes"] is None and o["plan"] is None and o["fixups"] is None
 assert o["destination"]["domain"] == "t-json-live"
 assert o["destination"]["where"] is None
 assert o["preflight"]["ok"] is True
 '
 wait_state c "$lvm" running 30 || fail "live: $lvm does not run on C"
 check_disk on_c "$IMAGES_DIR/$lvm.img" raw 0x33@0+1M || fail "live: $lvm's disk on C differs"
+
+# 7. --no-fixup: the disk becomes sda and the MACs change, but the guest
+# is not touched: no change listed, and why.
+xvm=t-json-nofix
+make_vm "$xvm" raw 16M 0x44@0+1M
+run nofix "$xvm" hostc --no-fixup --disk-bus=virtio=scsi --new-uuid --new-macs
+expect nofix '
+assert o["state"] == "moved", o["state"]
+assert o["fixups"] == [] and o["fixups_not_done"] == "--no-fixup", o
+'
+grep -q "fix-ups not done (--no-fixup)" "$SCRATCH/nofix.err" ||
+    fail "--no-fixup: no notice from the import on C"
+[[ $(virsh_c dumpxml "$xvm" | grep -c "<target dev='sda' bus='scsi'/>") == 1 ]] ||
+    fail "--no-fixup: the rewrite did not reach C"
 
 echo "migrate --json OK"

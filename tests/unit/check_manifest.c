@@ -20,13 +20,18 @@
 #define UUID "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e"
 
 /* Two disks (one on the other's backing file, one a pool volume), an
- * NVRAM and a TPM file: every member of the table appears.
+ * NVRAM and a TPM file, two rewritten MACs: every member of the table
+ * appears.
  */
 static const char good[] =
   "{\"format\": \"vmferry-manifest\", \"version\": 1,"
   " \"tool\": \"vmferry 0.1.0\", \"created\": \"2024-05-01T12:00:00Z\","
   " \"source\": {\"host\": \"src.example\", \"uri\": \"qemu:///system\"},"
-  " \"domain\": {\"name\": \"web01\", \"uuid\": \"" UUID "\"},"
+  " \"domain\": {\"name\": \"web01\", \"uuid\": \"" UUID "\","
+  "  \"mac_map\": [{\"old\": \"52:54:00:12:34:56\","
+  "               \"new\": \"52:54:00:ab:cd:ef\"},"
+  "              {\"old\": \"52:54:00:AA:BB:CC\","
+  "               \"new\": \"52:54:00:00:00:01\"}]},"
   " \"files\": ["
   "  {\"index\": 0, \"role\": \"backing\", \"name\": \"base.qcow2\","
   "   \"source_path\": \"/img/base.qcow2\", \"target\": null,"
@@ -169,6 +174,13 @@ START_TEST (test_round_trip)
     ck_assert_int_eq (a->readonly, b->readonly);
     ck_assert_int_eq (a->guest, b->guest);
   }
+  ck_assert_uint_eq (back->nr_macs, 2);
+  for (size_t i = 0; i < m->nr_macs; i++) {
+    ck_assert_str_eq (back->macs[i].old_mac, m->macs[i].old_mac);
+    ck_assert_str_eq (back->macs[i].new_mac, m->macs[i].new_mac);
+  }
+  /* As written: the case of a MAC is the writer's. */
+  ck_assert_str_eq (back->macs[1].old_mac, "52:54:00:AA:BB:CC");
   free (json);
   vmferry_manifest_free (back);
   vmferry_manifest_free (m);
@@ -282,6 +294,28 @@ START_TEST (test_refuse)
     { { "tool=7" }, "tool: must be a string" },
     { { "source=\"h\"" }, "source: must be an object" },
     { { "source.host=null" }, "source.host: must be a string" },
+    /* domain.mac_map: a guest's configurations are edited by it. */
+    { { "domain.mac_map={}" }, "domain.mac_map: must be an array" },
+    { { "domain.mac_map.0=\"52:54:00:12:34:56\"" },
+      "domain.mac_map[0]: must be an object" },
+    { { "-domain.mac_map.1.new" }, "domain.mac_map[1].new: missing" },
+    { { "domain.mac_map.0.old=5" }, "domain.mac_map[0].old: must be a string" },
+    { { "domain.mac_map.0.old=\"52:54:00:12:34\"" },
+      "domain.mac_map[0].old: not a MAC address" },
+    { { "domain.mac_map.1.new=\"52:54:00:00:00:01 \"" },
+      "domain.mac_map[1].new: not a MAC address" },
+    { { "domain.mac_map.1.new=\"52-54-00-00-00-01\"" },
+      "domain.mac_map[1].new: not a MAC address" },
+    { { "domain.mac_map.1.new=\"52:54:00:0g:00:01\"" },
+      "domain.mac_map[1].new: not a MAC address" },
+    { { "domain.mac_map.0.old=\"/etc/passwd\"" },
+      "digits joined by ':'): \"/etc/passwd\"" },
+    { { "domain.mac_map.0.new=\"52:54:00:12:34:56\"" },
+      "domain.mac_map[0]: old and new are the same MAC" },
+    { { "domain.mac_map.1.old=\"52:54:00:12:34:56\"" },
+      "domain.mac_map[1]: repeats the old MAC of entry 0" },
+    { { "domain.mac_map.1.new=\"52:54:00:AB:CD:EF\"" },
+      "domain.mac_map[1]: repeats the new MAC of entry 0" },
     { { "-files" }, "files: missing" },
     { { "files={}" }, "files: must be an array" },
     { { "files.0=1" }, "files[0]: must be an object" },
@@ -535,6 +569,38 @@ START_TEST (test_limits)
                                             NULL, &m), -1);
   error_has ("more than the limit");
   free (big);
+
+  /* domain.mac_map: VMFERRY_MANIFEST_MAX_MACS entries, no more. */
+  for (int n = VMFERRY_MANIFEST_MAX_MACS; n <= VMFERRY_MANIFEST_MAX_MACS + 1;
+       n++) {
+    json_object *root = json_tokener_parse (good), *dom, *a;
+    const char *text;
+
+    ck_assert (json_object_object_get_ex (root, "domain", &dom));
+    a = json_object_new_array ();
+    for (int i = 0; i < n; i++) {
+      json_object *e = json_object_new_object ();
+      char old[18], new[18];
+      snprintf (old, sizeof old, "52:54:00:00:%02x:%02x", i >> 8, i & 0xff);
+      snprintf (new, sizeof new, "52:54:01:00:%02x:%02x", i >> 8, i & 0xff);
+      json_object_object_add (e, "old", json_object_new_string (old));
+      json_object_object_add (e, "new", json_object_new_string (new));
+      json_object_array_add (a, e);
+    }
+    json_object_object_add (dom, "mac_map", a);
+    text = json_object_to_json_string (root);
+    if (n == VMFERRY_MANIFEST_MAX_MACS) {
+      m = parse_ok (text);
+      ck_assert_uint_eq (m->nr_macs, n);
+      vmferry_manifest_free (m);
+    }
+    else {
+      ck_assert_int_eq (vmferry_manifest_parse (text, strlen (text), NULL,
+                                                &m), -1);
+      error_has ("domain.mac_map: 1025 entries, the limit is 1024");
+    }
+    json_object_put (root);
+  }
 }
 END_TEST
 
@@ -697,6 +763,54 @@ END_TEST
 /* Every member in the table is read: a manifest with all of them set has
  * nothing left over as "extra".
  */
+/* vmferry_manifest_add_mac: rewrites one after another keep the MAC the
+ * guest knows as "old".
+ */
+START_TEST (test_add_mac)
+{
+  static const char plain[] =
+    "{\"format\": \"vmferry-manifest\", \"version\": 1,"
+    " \"domain\": {\"name\": \"w\", \"uuid\": \"" UUID "\"},"
+    " \"files\": []}";
+  struct vmferry_manifest *m = parse_ok (plain), *back;
+  char *json;
+
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:01",
+                                              "52:54:00:00:00:02"), 0);
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:0a",
+                                              "52:54:00:00:00:0b"), 0);
+  /* Again: 02 was 01's, so 01 now goes to 03. */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:02",
+                                              "52:54:00:00:00:03"), 0);
+  ck_assert_uint_eq (m->nr_macs, 2);
+  ck_assert_str_eq (m->macs[0].old_mac, "52:54:00:00:00:01");
+  ck_assert_str_eq (m->macs[0].new_mac, "52:54:00:00:00:03");
+  /* Back to the MAC the guest knows: nothing to fix up for it. */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:0B",
+                                              "52:54:00:00:00:0a"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  /* An entry the XML no longer matched (its old MAC in use again):
+   * replaced, not repeated; a new MAC claimed twice keeps the latest.
+   */
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:01",
+                                              "52:54:00:00:00:04"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  ck_assert_str_eq (m->macs[0].new_mac, "52:54:00:00:00:04");
+  ck_assert_int_eq (vmferry_manifest_add_mac (m, "52:54:00:00:00:05",
+                                              "52:54:00:00:00:04"), 0);
+  ck_assert_uint_eq (m->nr_macs, 1);
+  ck_assert_str_eq (m->macs[0].old_mac, "52:54:00:00:00:05");
+  /* What it makes, readers read. */
+  json = vmferry_manifest_to_json (m);
+  ck_assert_msg (json != NULL, "%s", vmferry_get_error ());
+  back = parse_ok (json);
+  ck_assert_uint_eq (back->nr_macs, 1);
+  free (json);
+  vmferry_manifest_free (back);
+  vmferry_manifest_free (m);
+}
+END_TEST
+
 START_TEST (test_table_complete)
 {
   struct vmferry_manifest *m = parse_ok (good);
@@ -715,4 +829,4 @@ VMFERRY_UNIT_MAIN ("manifest", test_parse_good, test_escaped_backslash,
                    test_guest_content, test_round_trip,
                    test_unknown_members_kept, test_refuse, test_refuse_text,
                    test_limits, test_writer_refuses, test_roles,
-                   test_spec_table, test_table_complete)
+                   test_spec_table, test_add_mac, test_table_complete)

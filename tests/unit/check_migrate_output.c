@@ -19,7 +19,8 @@
 
 static const char *const members[] = {
   "version", "state", "exit_code", "error", "domain", "mode", "dry_run",
-  "destination", "preflight", "bytes", "resumed", "plan", "time", NULL
+  "destination", "preflight", "bytes", "resumed", "fixups",
+  "fixups_not_done", "plan", "time", NULL
 };
 
 /* The object RES makes for a run that ended so, parsed back; also
@@ -142,8 +143,12 @@ START_TEST (test_states)
     ck_assert_msg (is_null (o, "bytes") == (w->live || w->dry_run),
                    "row %zu: bytes", i);
     ck_assert (is_null (o, "plan") == !w->has_plan);
-    /* No check ran in these rows: preflight is null. */
+    /* No check ran in these rows: preflight is null; no import told
+     * its fix-ups: null too.
+     */
     ck_assert (is_null (o, "preflight"));
+    ck_assert (is_null (o, "fixups"));
+    ck_assert (is_null (o, "fixups_not_done"));
     json_object_put (o);
   }
 }
@@ -240,5 +245,45 @@ START_TEST (test_findings_as_check)
 }
 END_TEST
 
+/* The import's fix-ups: each change as {"file", "change"}; none is an
+ * empty array; "not done" says why.
+ */
+START_TEST (test_fixups)
+{
+  struct vmferry_migrate_opts opts = {
+    .domain = "web01", .ssh = { .destination = "dst" },
+  };
+  struct vmferry_fixup_change changes[] = {
+    { (char *) "/etc/fstab", (char *) "/dev/vda1 -> /dev/sda1" },
+    { (char *) "/etc/netplan/50-x.yaml",
+      (char *) "52:54:00:12:34:56 -> 52:54:00:ab:cd:ef" },
+  };
+  struct vmferry_migrate_result res = {
+    .has_bytes = true,
+    .import = { .fixups_known = true, .fixups = changes, .nr_fixups = 2 },
+  };
+  json_object *o, *a, *e;
+
+  o = result_object (&opts, &res, 0, VMFERRY_MIGRATE_DONE, NULL, 0);
+  ck_assert (json_object_object_get_ex (o, "fixups", &a));
+  ck_assert_int_eq (json_object_array_length (a), 2);
+  e = json_object_array_get_idx (a, 1);
+  ck_assert_str_eq (str (e, "file"), "/etc/netplan/50-x.yaml");
+  ck_assert_str_eq (str (e, "change"),
+                    "52:54:00:12:34:56 -> 52:54:00:ab:cd:ef");
+  ck_assert (is_null (o, "fixups_not_done"));
+  json_object_put (o);
+
+  res.import.nr_fixups = 0;
+  res.import.fixups_not_done = (char *) "--no-fixup";
+  o = result_object (&opts, &res, 0, VMFERRY_MIGRATE_DONE, NULL, 0);
+  ck_assert (json_object_object_get_ex (o, "fixups", &a));
+  ck_assert_ptr_nonnull (a);
+  ck_assert_int_eq (json_object_array_length (a), 0);
+  ck_assert_str_eq (str (o, "fixups_not_done"), "--no-fixup");
+  json_object_put (o);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("migrate-output", test_states, test_members,
-                   test_findings_as_check)
+                   test_findings_as_check, test_fixups)

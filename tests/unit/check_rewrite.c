@@ -855,6 +855,59 @@ START_TEST (test_stream)
 }
 END_TEST
 
+/* --new-macs notes the MACs it changed in the manifest's mac_map, and a
+ * second rewrite goes on from the first: the guest still knows the MACs
+ * the first one replaced.
+ */
+START_TEST (test_stream_mac_map)
+{
+  static const char xml[] = DOMAIN ("",
+    DISK ("/var/lib/libvirt/images/w.qcow2", "vda", "virtio")
+    NIC ("network", "network", "default", "52:54:00:11:22:33")
+    NIC ("bridge", "bridge", "br0", "52:54:00:11:22:34"));
+  const char *const opts[] = { "new-uuid", NULL, "new-macs", NULL, NULL };
+  int fd[3] = { make_stream (xml), tmpfd (), tmpfd () };
+  CLEANUP_FREE char *manifest = NULL;
+  CLEANUP_FREE char *text = NULL;
+  struct vmferry_manifest *m = NULL;
+  struct vmferry_stream_reader *r;
+  struct vmferry_record rec;
+
+  for (int k = 0; k < 2; k++) {
+    struct vmferry_rewrite *rw = rules (opts);
+    lseek (fd[k], 0, SEEK_SET);
+    ck_assert_msg (vmferry_rewrite_stream (rw, fd[k], "in", fd[k + 1], "out",
+                                           NULL) == 0,
+                   "%s", vmferry_get_error ());
+    vmferry_rewrite_free (rw);
+  }
+  lseek (fd[2], 0, SEEK_SET);
+  r = vmferry_stream_reader_new (fd[2], "out");
+  while (text == NULL && vmferry_stream_read_record (r, &rec) == 1) {
+    if (rec.type == VMFERRY_REC_MANIFEST)
+      manifest = vmferry_record_metadata (&rec, rec.payload, NULL);
+    else if (rec.type == VMFERRY_REC_DOMAIN_XML)
+      text = vmferry_record_metadata (&rec, rec.payload, NULL);
+  }
+  vmferry_stream_reader_free (r);
+  ck_assert (manifest && text);
+  ck_assert_msg (vmferry_manifest_parse (manifest, strlen (manifest), "out",
+                                         &m) == 0, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (m->nr_macs, 2);
+  ck_assert_str_eq (m->macs[0].old_mac, "52:54:00:11:22:33");
+  ck_assert_str_eq (m->macs[1].old_mac, "52:54:00:11:22:34");
+  for (size_t i = 0; i < 2; i++) {
+    char attr[64];
+    snprintf (attr, sizeof attr, "<mac address=\"%s\"/>", m->macs[i].new_mac);
+    has (text, attr);
+  }
+  lacks (text, "52:54:00:11:22:3");
+  vmferry_manifest_free (m);
+  for (int k = 0; k < 3; k++)
+    close (fd[k]);
+}
+END_TEST
+
 /* Bad XML in a stream, or a refused rewrite: nothing at all is written. */
 START_TEST (test_stream_nothing_written)
 {
@@ -1209,7 +1262,8 @@ main (int argc, char *argv[])
       test_two_disks_one_path, test_pool, test_identity, test_networks,
       test_disk_bus, test_disk_bus_freed_name,
       test_cpu_machine_emulator_drop, test_bad_xml,
-      test_map_file, test_manifest, test_stream, test_stream_nothing_written,
+      test_map_file, test_manifest, test_stream, test_stream_mac_map,
+      test_stream_nothing_written,
       test_check_input, test_rename_file_rule, test_layout, test_stream_layout,
       test_diff,
     };

@@ -31,15 +31,17 @@
 
 #define UUID "6f0c9a4e-1c8e-4d7c-9a53-2f5f1c0d2b1e"
 
-/* Every member of the spec's table, each at least once: a backing file
- * and a disk on it, a pool volume of guest content, NVRAM and a TPM
+/* Every member of the spec's table, each at least once: a rewritten MAC,
+ * a backing file and a disk on it, a pool volume of guest content, NVRAM and a TPM
  * file.
  */
 static const char full[] =
   "{\"format\": \"vmferry-manifest\", \"version\": 1,"
   " \"tool\": \"vmferry 0.1.0\", \"created\": \"2024-05-01T12:00:00Z\","
   " \"source\": {\"host\": \"src.example\", \"uri\": \"qemu:///system\"},"
-  " \"domain\": {\"name\": \"web01\", \"uuid\": \"" UUID "\"},"
+  " \"domain\": {\"name\": \"web01\", \"uuid\": \"" UUID "\","
+  "  \"mac_map\": [{\"old\": \"52:54:00:12:34:56\","
+  "               \"new\": \"52:54:00:ab:cd:ef\"}]},"
   " \"files\": ["
   "  {\"index\": 0, \"role\": \"backing\", \"name\": \"base.qcow2\","
   "   \"source_path\": \"/img/base.qcow2\", \"target\": null,"
