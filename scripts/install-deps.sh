@@ -24,14 +24,16 @@ build="build-essential cmake pkg-config scdoc
 # fdisk (sfdisk) build the guest disks of the libguestfs tests;
 # libguestfs-xfs puts xfs into its appliance.  ansible (with the
 # community.libvirt collection) and ansible-lint run and check
-# ansible/vmferry.fleet.
+# ansible/vmferry.fleet.  virtnbdbackup is bench/bench-sync.sh's peer
+# for a running domain (full and incremental backups from libvirt
+# checkpoints).
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
   zstd tar rsync pv time jq valgrind strace coreutils gawk
   nbdkit libnbd-bin libarchive-tools xfsprogs fdisk libguestfs-xfs
-  ansible ansible-lint"
+  ansible ansible-lint virtnbdbackup"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
