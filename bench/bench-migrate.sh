@@ -13,13 +13,8 @@
 #
 # Links (BENCH_LINKS, both by default, each contender on each):
 #   loopback  the bed's sshd on 127.0.0.1, as bench-offline uses it;
-#   1gbit     an emulated 1 Gbit/s link made here: a veth pair, one end in
-#             the host's network namespace (host A's side), the other in
-#             a network namespace $NETNS with a second sshd for host B,
-#             started in B's mount namespace (so it sees B's files and
-#             libvirtd socket) from the bed's sshd config and keys, and
-#             reached as the ssh alias hostb-1g.  tc tbf shapes both veth
-#             ends (egress) to 1 Gbit/s.
+#   1gbit     an emulated 1 Gbit/s link to B (bench/lib.sh: link_up), B's
+#             second sshd reached as the ssh alias hostb-1g.
 # Both are torn down at exit, also on failure or interrupt.
 #
 # What is counted:
@@ -66,10 +61,7 @@
 #                       before anything is timed: a refused option stops
 #                       the run with vmferry-migrate's message.
 #   BENCH_SEND_OPTS     extra vmferry-send options for "pipeline" ("")
-#   BENCH_TBF_OPTS      tbf parameters besides the rate
-#                       ("burst 256kb latency 10ms")
-#   BENCH_LINK_NET      first three octets of the link's /30
-#                       (10.213.<BENCH_PORT_OFFSET % 250>)
+#   BENCH_TBF_OPTS, BENCH_LINK_NET  the 1gbit link (see lib.sh)
 #   BENCH_FLOOR_MIB     zeros pushed through plain ssh on each link first,
 #                       to show what the link and ssh alone achieve (512;
 #                       0: skip)
@@ -88,18 +80,8 @@ set -euo pipefail
 : "${BENCH_CONTENDERS:=vmferry tar rsync}"
 : "${BENCH_MIGRATE_OPTS:=}"
 : "${BENCH_SEND_OPTS:=}"
-: "${BENCH_TBF_OPTS:=burst 256kb latency 10ms}"
-: "${BENCH_LINK_NET:=10.213.$((BENCH_PORT_OFFSET % 250))}"
 : "${BENCH_FLOOR_MIB:=512}"
 
-LINK_BPS=1000000000 # the 1gbit link, bits per second
-NETNS=vmfbench$BENCH_PORT_OFFSET-b
-VETH_A=vmfbench${BENCH_PORT_OFFSET}a # host A's end, in the host's network namespace
-VETH_B=vmfbench${BENCH_PORT_OFFSET}b # in $NETNS
-ADDR_A=$BENCH_LINK_NET.1
-ADDR_B=$BENCH_LINK_NET.2
-HOST_1G=hostb-1g
-SSHD_1G_PID=
 BENCH_OUT=$(realpath -m -- "$BENCH_OUT")
 # B's SSH sessions find vmferry-import here first (see write_b_tools).
 BENCH_B_TOOLS_DIR=$BENCH_OUT/b-tools
@@ -154,128 +136,7 @@ write_b_tools() {
     echo /dev/null >"$IMPORT_TIME_TARGET"
 }
 
-# ---------------------------------------------------------------- the 1gbit link
-
-qdisc_sent() { # DEV [NETNS]: bytes the root qdisc of DEV has sent
-    local dev=$1 ns=${2:-}
-    tc ${ns:+-n "$ns"} -s qdisc show dev "$dev" root | awk '$1 == "Sent" { print $2; f = 1; exit } END { exit !f }'
-}
-veth_tx() { cat "/sys/class/net/$VETH_A/statistics/tx_bytes"; }
-
-# sample_link FILE: every 0.2 s until killed, "EPOCH BYTES CPU..." into
-# FILE: the bytes that have left A's end of the 1gbit link (after the
-# shaper), then the machine's CPU ticks from /proc/stat (user nice system
-# idle iowait irq softirq ...).
-sample_link() {
-    local b c
-    while :; do
-        read -r b <"/sys/class/net/$VETH_A/statistics/tx_bytes"
-        read -r c </proc/stat
-        echo "$EPOCHREALTIME $b ${c#cpu }"
-        sleep 0.2
-    done >"$1"
-}
-
-# link_timeline T0 T1 FILE: when the link carried the move, from
-# sample_link's FILE: seconds from the start (T0, epoch) to 1 % and to
-# 99 % of the bytes, and from there to the end (T1).
-link_timeline() {
-    awk -v t0="$1" -v t1="$2" '
-        { t[NR] = $1; b[NR] = $2 }
-        END { if (NR < 2) exit; n = b[NR] - b[1]; for (i = 1; i <= NR; i++) {
-                if (!s && b[i] - b[1] >= n / 100) s = t[i]
-                if (!e && b[i] - b[1] >= n * 99 / 100) e = t[i] }
-              printf "link: 1 %% of the bytes by %.1f s, 99 %% by %.1f s; then %.1f s to the end", s - t0, e - t0, t1 - e }' "$3"
-}
-
-# link_down: our sshd, qdiscs, veth pair and namespace, whichever exist
-# (also a killed run's: the names are this bed's).
-link_down() {
-    local rc=0
-    if [[ -n $SSHD_1G_PID ]]; then
-        kill -TERM "$SSHD_1G_PID" 2>/dev/null || true
-        wait "$SSHD_1G_PID" 2>/dev/null || true
-        SSHD_1G_PID=
-    fi
-    if ip link show "$VETH_A" >/dev/null 2>&1; then
-        tc qdisc del dev "$VETH_A" root 2>/dev/null || true
-        ip link del "$VETH_A" || rc=1 # takes its peer along
-    fi
-    if ip netns list | awk '{ print $1 }' | grep -qx -- "$NETNS"; then
-        ip -n "$NETNS" link show "$VETH_B" >/dev/null 2>&1 &&
-            { tc -n "$NETNS" qdisc del dev "$VETH_B" root 2>/dev/null || true; }
-        ip netns del "$NETNS" || rc=1
-    fi
-    return "$rc"
-}
-
-link_up() {
-    local s=$VMFERRY_TESTBED_DIR/ssh cfg=$BENCH_TMP/sshd-1g_config i f key
-    [[ $BENCH_LINK_NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
-        die "BENCH_LINK_NET must be three octets, e.g. 10.213.44"
-    link_down
-    bench_cleanup_add link_down
-    if ip -4 route show to match "$ADDR_B" | grep -qv '^default'; then
-        die "$ADDR_B is already routed here ($(ip -4 route show to match "$ADDR_B" | grep -v '^default' | head -n 1)); choose another BENCH_LINK_NET"
-    fi
-    say "1gbit link: $VETH_A $ADDR_A <-> $VETH_B $ADDR_B in netns $NETNS, tbf rate 1gbit $BENCH_TBF_OPTS on both ends"
-    ip netns add "$NETNS"
-    ip link add "$VETH_A" type veth peer name "$VETH_B" netns "$NETNS"
-    ip addr add "$ADDR_A/30" dev "$VETH_A"
-    ip link set "$VETH_A" up
-    ip -n "$NETNS" link set lo up
-    ip -n "$NETNS" addr add "$ADDR_B/30" dev "$VETH_B"
-    ip -n "$NETNS" link set "$VETH_B" up
-    # shellcheck disable=SC2086 # BENCH_TBF_OPTS: words
-    tc qdisc add dev "$VETH_A" root tbf rate 1gbit $BENCH_TBF_OPTS
-    # shellcheck disable=SC2086
-    tc -n "$NETNS" qdisc add dev "$VETH_B" root tbf rate 1gbit $BENCH_TBF_OPTS
-
-    # Host B's second sshd: the bed's config and keys, on the veth address,
-    # in B's mount namespace and our network namespace.
-    sed -e "s/^ListenAddress .*/ListenAddress $ADDR_B/" \
-        -e "s|^PidFile .*|PidFile /run/sshd-$HOST_1G.pid|" "$s/sshd_config" >"$cfg"
-    grep -qx "ListenAddress $ADDR_B" "$cfg" || die "cannot set ListenAddress in $cfg (the bed's sshd_config changed?)"
-    on_b /usr/sbin/sshd -t -f "$cfg" || die "sshd rejects $cfg"
-    nsenter --mount="/proc/$PID_B/ns/mnt" --net="/run/netns/$NETNS" -- \
-        /usr/sbin/sshd -D -f "$cfg" -E "$BENCH_OUT/sshd-$HOST_1G.log" </dev/null &
-    SSHD_1G_PID=$!
-
-    # The alias, for the ssh client (SSH_CONFIG) and for libssh in
-    # vmferry-migrate (A's ~/.ssh), both in the bench's own bed: the
-    # bed's Host hostb entry with the veth address; the same host key.
-    key=$(cut -d' ' -f1,2 "$s/ssh_host_ed25519_key.pub")
-    for f in "$SSH_CONFIG" "$ROOT_A/root/.ssh/config"; do
-        awk -v alias="$HOST_1G" -v addr="$ADDR_B" -v host="$SSH_HOST_B" '
-            $1 == "Host" { inblk = ($2 == host); if (inblk) { print ""; print "Host " alias; n++ } next }
-            inblk && $1 == "HostName" { print "    HostName " addr; next }
-            inblk { print }
-            END { exit n != 1 }' "$f" >"$f.1g" || die "no single Host $SSH_HOST_B entry in $f"
-        cat "$f.1g" >>"$f"
-        rm -f "$f.1g"
-    done
-    for f in "$SSH_KNOWN_HOSTS" "$ROOT_A/root/.ssh/known_hosts"; do
-        printf '[%s]:%s %s\n' "$ADDR_B" "$SSH_PORT_B" "$key" >>"$f"
-    done
-    for ((i = 0; i < 50; i++)); do
-        timeout 10 ssh -F "$SSH_CONFIG" "$HOST_1G" true </dev/null 2>/dev/null && break
-        kill -0 "$SSHD_1G_PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    timeout 10 ssh -F "$SSH_CONFIG" "$HOST_1G" true </dev/null ||
-        die "sshd on $ADDR_B:$SSH_PORT_B (netns $NETNS) does not answer; log: $(tail -n 20 "$BENCH_OUT/sshd-$HOST_1G.log" 2>/dev/null)"
-    # It must be host B: its libvirtd (unix socket, in B's mount
-    # namespace: the bed gives each host its own host UUID) and its PATH.
-    timeout 30 ssh -F "$SSH_CONFIG" "$HOST_1G" virsh -q capabilities </dev/null |
-        grep -q "<uuid>$HOST_UUID_B</uuid>" || die "$HOST_1G does not reach host B's libvirtd"
-    # shellcheck disable=SC2016 # expanded remotely
-    [[ $(timeout 10 ssh -F "$SSH_CONFIG" "$HOST_1G" 'command -v vmferry-import' </dev/null) == \
-        "$BENCH_B_TOOLS_DIR/vmferry-import" ]] || die "$HOST_1G: vmferry-import is not the timing wrapper"
-}
-
 # ---------------------------------------------------------------- helpers
-
-link_host() { [[ $1 == 1gbit ]] && echo "$HOST_1G" || echo "$SSH_HOST_B"; }
 
 # sum_time FILE: CPU seconds (user + sys) over all GNU time lines in FILE;
 # max_rss FILE: the largest peak RSS among them, MiB.

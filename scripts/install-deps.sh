@@ -26,14 +26,16 @@ build="build-essential cmake pkg-config scdoc
 # community.libvirt collection) and ansible-lint run and check
 # ansible/vmferry.fleet.  parted makes and removes the partitions of a
 # libvirt disk pool (libvirt runs it; the import too, where libvirt 9
-# cannot remove one: integration/import-pool).
+# cannot remove one: integration/import-pool).  virtnbdbackup is
+# bench/bench-sync.sh's peer for a running domain (full and incremental
+# backups from libvirt checkpoints).
 run="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   openssh-server openssh-client libguestfs-tools linux-image-amd64
   libxml2-utils iproute2 util-linux procps psmisc e2fsprogs
   zstd tar rsync pv time jq valgrind strace coreutils gawk
   nbdkit libnbd-bin libarchive-tools xfsprogs fdisk libguestfs-xfs
-  ansible ansible-lint parted"
+  ansible ansible-lint parted virtnbdbackup"
 
 # Only hit the network when something is missing, so a second run is quick.
 missing=""
