@@ -18,6 +18,7 @@
 #include "cleanup-libc.h"
 #include "error.h"
 #include "hex.h"
+#include "iszero.h"
 #include "manifest.h"
 #include "names.h"
 #include "quit.h"
@@ -487,6 +488,11 @@ struct vmferry_tar_reader {
 };
 
 #define TAR_READ_SIZE (1024 * 1024)
+/* The most one step makes: a chunk's records, one per block at worst. */
+#define OUT_SIZE                                                        \
+  (VMFERRY_CHUNK_SIZE +                                                 \
+   (VMFERRY_CHUNK_SIZE / VMFERRY_BLOCK_SIZE + 4) * VMFERRY_REC_HEADER_SIZE + \
+   2 * VMFERRY_MAX_PAYLOAD)
 
 static ssize_t
 tar_in (struct archive *a, void *opaque, const void **buf)
@@ -516,6 +522,7 @@ collect (void *opaque, const struct iovec *iov, int iovcnt)
   struct vmferry_tar_reader *t = opaque;
 
   for (int i = 0; i < iovcnt; i++) {
+    assert (iov[i].iov_len <= OUT_SIZE - t->out_len);
     memcpy (t->out + t->out_len, iov[i].iov_base, iov[i].iov_len);
     t->out_len += iov[i].iov_len;
   }
@@ -677,13 +684,17 @@ read_small (struct vmferry_tar_reader *t, struct archive_entry *e,
   return buf;
 }
 
-/* Emit the chunk's bytes as one DATA record: whole blocks from the one
- * holding lo to the one holding hi - 1 (the file's last may be short).
+/* Emit the chunk's bytes: whole blocks from the one holding lo to the
+ * one holding hi - 1 (the file's last may be short), a DATA record for
+ * each run of data blocks and a ZERO record for each run of zero blocks
+ * (zeros the archive stores, by a writer that kept only the source's
+ * holes, arrive as holes all the same).
  */
 static int
 flush_chunk (struct vmferry_tar_reader *t)
 {
-  uint64_t bs = VMFERRY_BLOCK_SIZE, start, end;
+  uint64_t bs = VMFERRY_BLOCK_SIZE, start, end, run;
+  const unsigned char *buf;
 
   if (!t->chunk_used)
     return 0;
@@ -692,10 +703,24 @@ flush_chunk (struct vmferry_tar_reader *t)
   if (end > t->size)
     end = t->size;
   t->chunk_used = false;
-  if (vmferry_stream_write_data (t->w, t->file, start, end - start, 0,
-                                 t->chunk + (start - t->chunk_at),
-                                 end - start) < 0)
-    return -1;
+  buf = t->chunk + (start - t->chunk_at);
+  for (uint64_t at = 0; at < end - start; at += run) {
+    uint64_t len = end - start;
+    bool zero = vmferry_is_zero (buf + at, bs < len - at ? bs : len - at);
+    int r;
+
+    for (run = 0; at + run < len; ) {
+      uint64_t blen = bs < len - at - run ? bs : len - at - run;
+      if (vmferry_is_zero (buf + at + run, blen) != zero)
+        break;
+      run += blen;
+    }
+    r = zero ? vmferry_stream_write_zero (t->w, t->file, start + at, run)
+             : vmferry_stream_write_data (t->w, t->file, start + at, run, 0,
+                                          buf + at, (uint32_t) run);
+    if (r < 0)
+      return -1;
+  }
   memset (t->chunk + (start - t->chunk_at), 0, end - start);
   return 0;
 }
@@ -914,8 +939,7 @@ tar_reader_new (int fd, const char *name, const void *peek, size_t len)
 
   if (t == NULL || (t->name = strdup (name)) == NULL ||
       (t->in = malloc (TAR_READ_SIZE)) == NULL ||
-      (t->out = malloc (VMFERRY_REC_HEADER_SIZE + VMFERRY_MAX_PAYLOAD)) ==
-          NULL ||
+      (t->out = malloc (OUT_SIZE)) == NULL ||
       (t->chunk = calloc (1, VMFERRY_CHUNK_SIZE)) == NULL ||
       (t->w = vmferry_stream_writer_new_fn (collect, t, name)) == NULL ||
       (t->a = archive_read_new ()) == NULL) {

@@ -13,7 +13,8 @@
 # Each is refused with exit status 1 and a message naming the problem,
 # and nothing is left in the target or written outside it (a canary
 # directory, $tmp, holds no "escaped*" file).  The same archive
-# unbroken, plain and zstd-compressed, imports.  Hermetic.
+# unbroken, plain and zstd-compressed, imports, the zeros it stores
+# arriving as holes.  Hermetic.
 set -euo pipefail
 
 # shellcheck source=cases.sh
@@ -74,6 +75,9 @@ for f in good.tar good.tar.zst; do
     cmp -s <(head -c 65536 "$dest/disk0.img") \
         <(python3 -c 'import sys; sys.stdout.buffer.write(bytes(65536))') &&
         bad "$f: disk0's data block came out as zeros"
+    # tarfile stores the zeros around it: they arrive as holes.
+    (($(du -k "$dest/disk0.img" | cut -f1) < 128)) ||
+        bad "$f: stored zeros came back allocated: $(du -k "$dest/disk0.img")"
     rm -rf "${dest:?}"/*
 done
 
