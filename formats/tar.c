@@ -979,6 +979,7 @@ struct vmferry_tar_plain {
   size_t k;                     /* entries of the index this pass has
                                  * passed (SIZE_MAX: start again) */
   uint64_t size, next;          /* the current entry's; data read up to */
+  size_t heads;                 /* bytes of the entries' heads */
 };
 
 static ssize_t
@@ -1012,8 +1013,7 @@ plain_fail (struct vmferry_tar_plain *p, const char *what)
 {
   const char *e = archive_error_string (p->a);
 
-  vmferry_set_error ("%s: %s: %s", p->name, what,
-                     e ? e : "cannot read the archive");
+  vmferry_set_error ("%s: %s", what, e ? e : "cannot read the archive");
   return -1;
 }
 
@@ -1026,11 +1026,11 @@ plain_start (struct vmferry_tar_plain *p)
   p->k = 0;
   p->a = archive_read_new ();
   if (p->a == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", p->name);
+    vmferry_set_error_errno (ENOMEM, "archive");
     return -1;
   }
   if (lseek (p->fd, p->start, SEEK_SET) < 0) {
-    vmferry_set_error_errno (errno, "%s: cannot read it again", p->name);
+    vmferry_set_error_errno (errno, "archive: cannot read it again");
     return -1;
   }
   if (archive_read_support_format_tar (p->a) != ARCHIVE_OK ||
@@ -1053,10 +1053,8 @@ plain_next (struct vmferry_tar_plain *p, struct archive_entry **e_rtn,
     return 0;
   if (r != ARCHIVE_OK)
     return plain_fail (p, "archive");
-  if (check_entry (*e_rtn, true, buf, bufsz, path_rtn, dir_rtn) < 0) {
-    vmferry_prefix_error ("%s", p->name);
+  if (check_entry (*e_rtn, true, buf, bufsz, path_rtn, dir_rtn) < 0)
     return -1;
-  }
   p->next = 0;
   return 1;
 }
@@ -1081,36 +1079,63 @@ is_meta (const char *path)
           ends_with (m, ".digest"));
 }
 
-/* The first bytes of the entry the archive is at (tar.h). */
+/* The first bytes of the entry the archive is at (tar.h), counted in
+ * p->heads, which VMFERRY_TAR_HEADS_MAX bounds (an archive of many
+ * qcow2 headers or XMLs would otherwise take memory without end).
+ */
 static int
 plain_head (struct vmferry_tar_plain *p, struct vmferry_tar_plain_entry *ent)
 {
-  size_t want = 4, cap = VMFERRY_TAR_HEAD_MAX;
+  unsigned char magic[24];
+  size_t want = sizeof magic, got = 0;
   bool xml = ends_with (ent->name, ".xml");
 
+  /* The magic first, to know how much to keep: of a qcow2 image, its
+   * first cluster (cluster_bits at offset 20), where the header and the
+   * backing file's name are.
+   */
+  while (!xml && got < want && got < ent->size) {
+    ssize_t n = archive_read_data (p->a, magic + got, want - got);
+    if (n < 0)
+      return plain_fail (p, ent->name);
+    if (n == 0)
+      break;
+    got += n;
+  }
   if (xml)
-    want = cap = VMFERRY_MAX_METADATA + 1;
+    want = VMFERRY_MAX_METADATA + 1;
+  else if (got == sizeof magic && memcmp (magic, "QFI\xfb", 4) == 0) {
+    uint32_t bits = (uint32_t) magic[20] << 24 | magic[21] << 16 |
+                    magic[22] << 8 | magic[23];
+    want = bits >= 9 && bits <= 21 ? (size_t) 1 << bits
+                                   : VMFERRY_TAR_HEAD_MAX;
+  }
+  else
+    want = 4;
   if (want > ent->size)
     want = ent->size;
-  ent->head = malloc (cap);
-  if (ent->head == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", p->name);
+  if (want > VMFERRY_TAR_HEADS_MAX - p->heads) {
+    vmferry_set_error ("archive: entry %s: more than %d MiB of XML and "
+                       "image headers", ent->name,
+                       VMFERRY_TAR_HEADS_MAX / (1024 * 1024));
     return -1;
   }
-  for (int pass = 0; pass < 2; pass++) {
-    while (ent->head_len < want) {
-      ssize_t n = archive_read_data (p->a, ent->head + ent->head_len,
-                                     want - ent->head_len);
-      if (n < 0)
-        return plain_fail (p, ent->name);
-      if (n == 0)
-        break;
-      ent->head_len += n;
-    }
-    /* A qcow2 image: its first cluster, for the header's parser. */
-    if (xml || ent->head_len < 4 || memcmp (ent->head, "QFI\xfb", 4) != 0)
+  p->heads += want;
+  ent->head = malloc (want ? want : 1);
+  if (ent->head == NULL) {
+    vmferry_set_error_errno (ENOMEM, "archive");
+    return -1;
+  }
+  memcpy (ent->head, magic, got < want ? got : want);
+  ent->head_len = got < want ? got : want;
+  while (ent->head_len < want) {
+    ssize_t n = archive_read_data (p->a, ent->head + ent->head_len,
+                                   want - ent->head_len);
+    if (n < 0)
+      return plain_fail (p, ent->name);
+    if (n == 0)
       break;
-    want = ent->size < cap ? ent->size : cap;
+    ent->head_len += n;
   }
   return 0;
 }
@@ -1128,7 +1153,7 @@ plain_open (int fd, const char *name, off_t start)
 
   if (p == NULL || (p->name = strdup (name)) == NULL ||
       (p->in = malloc (TAR_READ_SIZE)) == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", name);
+    vmferry_set_error_errno (ENOMEM, "archive");
     goto fail;
   }
   p->fd = fd;
@@ -1142,27 +1167,27 @@ plain_open (int fd, const char *name, off_t start)
     if (path[0] == '\0')
       continue;                 /* "./" itself */
     if (is_meta (path)) {
-      vmferry_set_error ("%s: archive: entry %s: a vmferry archive's, and "
+      vmferry_set_error ("archive: entry %s: a vmferry archive's, and "
                          "the first entry must be DIR/" VMFERRY_TAR_META
                          "/manifest.json (a damaged or reordered vmferry "
                          "archive is not read as one made by hand)",
-                         name, path);
+                         path);
       goto fail;
     }
     if (vmferry_tar_plain_find (p, path) >= 0) {
-      vmferry_set_error ("%s: archive: entry %s is there twice (tar -x "
+      vmferry_set_error ("archive: entry %s is there twice (tar -x "
                          "would keep the last, this would not know which)",
-                         name, path);
+                         path);
       goto fail;
     }
     if (p->n >= VMFERRY_TAR_MAX_ENTRIES) {
-      vmferry_set_error ("%s: archive: more than %d entries", name,
+      vmferry_set_error ("archive: more than %d entries",
                          VMFERRY_TAR_MAX_ENTRIES);
       goto fail;
     }
     q = realloc (p->e, (p->n + 1) * sizeof *p->e);
     if (q == NULL) {
-      vmferry_set_error_errno (ENOMEM, "%s", name);
+      vmferry_set_error_errno (ENOMEM, "archive");
       goto fail;
     }
     p->e = q;
@@ -1170,13 +1195,13 @@ plain_open (int fd, const char *name, off_t start)
     memset (ent, 0, sizeof *ent);
     ent->dir = dir;
     if ((ent->name = strdup (path)) == NULL) {
-      vmferry_set_error_errno (ENOMEM, "%s", name);
+      vmferry_set_error_errno (ENOMEM, "archive");
       goto fail;
     }
     if (dir)
       continue;
     if (archive_entry_size (e) < 0) {
-      vmferry_set_error ("%s: archive: entry %s: no size", name, path);
+      vmferry_set_error ("archive: entry %s: no size", path);
       goto fail;
     }
     ent->size = archive_entry_size (e);
@@ -1196,6 +1221,7 @@ plain_open (int fd, const char *name, off_t start)
   p->k = SIZE_MAX;
   return p;
  fail:
+  vmferry_prefix_error ("%s", name);
   vmferry_tar_plain_free (p);
   return NULL;
 }
@@ -1265,8 +1291,7 @@ vmferry_tar_plain_seek (struct vmferry_tar_plain *p, size_t i)
     if (r == 0 || p->k >= p->n || strcmp (path, p->e[p->k].name) != 0 ||
         dir != p->e[p->k].dir ||
         (!dir && (uint64_t) archive_entry_size (e) != p->e[p->k].size)) {
-      vmferry_set_error ("%s: archive: changed since it was first read",
-                         p->name);
+      vmferry_set_error ("archive: changed since it was first read");
       p->k = SIZE_MAX;
       return -1;
     }
@@ -1290,9 +1315,8 @@ vmferry_tar_plain_read (struct vmferry_tar_plain *p, const void **buf_rtn,
     return plain_fail (p, "archive");
   if (off < 0 || (uint64_t) off < p->next || *len_rtn > p->size ||
       (uint64_t) off > p->size - *len_rtn) {
-    vmferry_set_error ("%s: archive: data at offset %" PRId64 " out of "
-                       "order or past the entry's size", p->name,
-                       (int64_t) off);
+    vmferry_set_error ("archive: data at offset %" PRId64 " out of "
+                       "order or past the entry's size", (int64_t) off);
     return -1;
   }
   p->next = off + *len_rtn;

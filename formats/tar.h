@@ -117,9 +117,10 @@ void vmferry_tar_reader_free (struct vmferry_tar_reader *t);
  * names from input; no link of either kind, no device, no FIFO), except
  * that directories are taken (and skipped) and a leading "./" is
  * dropped.  An entry named twice, more than VMFERRY_TAR_MAX_ENTRIES
- * entries, and the manifest or a digest of a vmferry archive anywhere
- * (a vmferry archive whose manifest is not first is damaged, and must
- * not be read as one that has none) are refused.
+ * entries or VMFERRY_TAR_HEADS_MAX bytes of heads, and the manifest or a
+ * digest of a vmferry archive anywhere (a vmferry archive whose manifest
+ * is not first is damaged, and must not be read as one that has none)
+ * are refused.
  */
 
 #define VMFERRY_TAR_MAX_ENTRIES 4096
@@ -127,6 +128,10 @@ void vmferry_tar_reader_free (struct vmferry_tar_reader *t);
  * cluster, the largest the header and backing file name can span.
  */
 #define VMFERRY_TAR_HEAD_MAX (2 * 1024 * 1024)
+/* At most this many bytes of heads in all (an archive of many images or
+ * XMLs is refused).
+ */
+#define VMFERRY_TAR_HEADS_MAX (64 * 1024 * 1024)
 
 struct vmferry_tar_plain;
 
@@ -136,8 +141,9 @@ struct vmferry_tar_plain_entry {
   uint64_t size;
   uint64_t allocated;           /* the bytes its sparse map holds */
   /* Its first bytes (zeros where the map has holes): all of a *.xml up
-   * to VMFERRY_MAX_METADATA + 1, the first VMFERRY_TAR_HEAD_MAX of a
-   * file that starts with the qcow2 magic, else 4.
+   * to VMFERRY_MAX_METADATA + 1, the first cluster (at most
+   * VMFERRY_TAR_HEAD_MAX) of a file that starts with the qcow2 magic,
+   * else 4.
    */
   unsigned char *head;
   size_t head_len;

@@ -154,6 +154,37 @@ $VG "$IMPORT" --dir "$dest" - < <(cat "$tmp/hand.tar") 2>"$tmp/err" || rc=$?
 [[ -z $(ls -A "$dest") ]] || bad "pipe: left $(ls -A "$dest")"
 report_case import-tar-hand-pipe "$before"
 
+# A qcow2 chain and a raw disk, in an order that makes the second pass
+# start the archive again twice (the base is last, the manifest's
+# first): it imports, the overlay's guest view identical; without its
+# base the overlay is refused.
+if command -v qemu-img >/dev/null; then
+    mkdir "$tmp/chain"
+    sed -e 's|images/disk.img|images/over.qcow2|' -e "s|type='raw'|type='qcow2'|" \
+        -e 's|</devices>|<disk type="file" device="disk"><source file="/x/b.img"/><target dev="vdb" bus="virtio"/></disk></devices>|' \
+        "$tmp/hand/vm.xml" >"$tmp/chain/vm.xml"
+    qemu-img create -q -f qcow2 "$tmp/chain/base.qcow2" 16M
+    qemu-io -c 'write -P 0x61 0 1M' "$tmp/chain/base.qcow2" >/dev/null
+    qemu-img create -q -f qcow2 -b /elsewhere/base.qcow2 -F qcow2 -u \
+        "$tmp/chain/over.qcow2" 16M
+    # The chain where it is, not where the overlay's header says.
+    chain="json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$tmp/chain/over.qcow2\"},\"backing\":{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$tmp/chain/base.qcow2\"}}}"
+    qemu-io -c 'write -P 0x62 4M 64k' "$chain" >/dev/null
+    truncate -s 4M "$tmp/chain/b.img"
+    printf 'b' | dd of="$tmp/chain/b.img" bs=1 seek=8192 conv=notrunc status=none
+    tar -C "$tmp/chain" -cSf "$tmp/chain.tar" b.img over.qcow2 vm.xml base.qcow2
+    $VG "$IMPORT" -q --dir "$dest" "$tmp/chain.tar" </dev/null 2>"$tmp/err" ||
+        bad "chain.tar: import refused it: $(cat "$tmp/err")"
+    qemu-img compare -q -f qcow2 "$chain" "$dest/over.qcow2" ||
+        bad "chain.tar: the overlay's guest view differs"
+    cmp "$tmp/chain/b.img" "$dest/b.img" || bad "chain.tar: b.img differs"
+    rm -rf "${dest:?}"/*
+    tar -C "$tmp/chain" -cSf "$tmp/hand-nobase.tar" over.qcow2 vm.xml b.img
+    tar_check hand-nobase 'is outside the archive'
+else
+    echo "(no qemu-img: the chain case is left out)"
+fi
+
 # plain_case NAME EXPECTED: build hand-made case NAME, feed it.
 plain_case() {
     python3 "$(dirname "$0")/mkplain.py" "$tmp/hand" "$tmp/hand-$1.tar" "$1" ||
