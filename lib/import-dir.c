@@ -713,7 +713,8 @@ find_xml_tar (struct vmferry_dir_reader *d, const char *xml_name)
     if (found) {
       vmferry_set_error ("%s: holds more than one %s (%s, %s)%s", d->path,
                          xml_name ? xml_name : "*.xml", found, e->name,
-                         xml_name ? "" : ": name the domain's with --xml=NAME");
+                         xml_name ? "" : ": unpack it with tar -xSf and name "
+                         "the domain's with --from-dir --xml=NAME");
       return NULL;
     }
     found = e->name;
