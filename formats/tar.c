@@ -968,6 +968,11 @@ tar_reader_new (int fd, const char *name, const void *peek, size_t len)
 
 /* ---- A tar made by hand (tar.h) ---- */
 
+/* A directory's name without its '/', for check_entry: the longest
+ * name it passes, and more.
+ */
+#define ENTRY_NAME_BUF (VMFERRY_NAME_MAX * (VMFERRY_NAME_MAX_PARTS + 2) + 16)
+
 struct vmferry_tar_plain {
   int fd;
   off_t start;
@@ -1147,7 +1152,7 @@ plain_open (int fd, const char *name, off_t start)
   struct vmferry_tar_plain *p = calloc (1, sizeof *p);
   struct archive_entry *e;
   const char *path;
-  char buf[VMFERRY_NAME_MAX * (VMFERRY_NAME_MAX_PARTS + 2) + 16];
+  char buf[ENTRY_NAME_BUF];
   bool dir;
   int r;
 
@@ -1273,7 +1278,7 @@ vmferry_tar_plain_fd (const struct vmferry_tar_plain *p)
 int
 vmferry_tar_plain_seek (struct vmferry_tar_plain *p, size_t i)
 {
-  char buf[VMFERRY_NAME_MAX * (VMFERRY_NAME_MAX_PARTS + 2) + 16];
+  char buf[ENTRY_NAME_BUF];
 
   assert (i < p->n && !p->e[i].dir);
   if (p->k > i && plain_start (p) < 0)
@@ -1333,7 +1338,7 @@ first_entry (struct vmferry_tar_reader *t)
 {
   struct archive_entry *e;
   const char *path, *slash;
-  char buf[16];
+  char buf[ENTRY_NAME_BUF];
   bool dir;
   int r = archive_read_next_header (t->a, &e);
 

@@ -999,9 +999,9 @@ tar_piece (struct vmferry_dir_reader *d, uint64_t size, uint64_t *start_rtn,
     size_t n;
 
     if (d->blk_len == 0 && !d->eof) {
-      const void *buf;
-      size_t len;
-      uint64_t off;
+      const void *buf = NULL;
+      size_t len = 0;
+      uint64_t off = 0;
       int r = vmferry_tar_plain_read (d->tar, &buf, &len, &off);
 
       if (r < 0)

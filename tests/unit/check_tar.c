@@ -348,6 +348,28 @@ START_TEST (test_hand_refused)
 }
 END_TEST
 
+/* GNU tar's first entry for `tar -cf vm.tar DIR`: DIR/, however long. */
+START_TEST (test_hand_first_dir)
+{
+  int fd = memfd_create ("hand", 0);
+  unsigned char end[1024] = { 0 };
+  struct vmferry_tar_reader *tar;
+  struct vmferry_tar_plain *p;
+
+  ustar_entry (fd, "a-rather-long-directory-name/", '5', NULL, 0);
+  ustar_entry (fd, "a-rather-long-directory-name/vm.xml", '0', "<d/>", 4);
+  ck_assert_int_eq (write (fd, end, sizeof end), (ssize_t) sizeof end);
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  ck_assert_ptr_null (vmferry_input_open_plain (fd, "hand", &tar, &p));
+  ck_assert_msg (p != NULL, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (vmferry_tar_plain_count (p), 2);
+  ck_assert_str_eq (vmferry_tar_plain_entry (p, 0)->name,
+                    "a-rather-long-directory-name");
+  vmferry_tar_plain_free (p);
+  close (fd);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("tar", test_plain_roundtrip, test_zstd_roundtrip,
                    test_outside_map, test_native_stream, test_neither,
-                   test_hand_index, test_hand_refused)
+                   test_hand_index, test_hand_refused, test_hand_first_dir)
