@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "cleanup-libc.h"
 #include "error.h"
 #include "hex.h"
+#include "iszero.h"
 #include "manifest.h"
 #include "names.h"
 #include "quit.h"
@@ -482,9 +484,15 @@ struct vmferry_tar_reader {
   uint64_t blk_off;
   bool failed;
   struct vmferry_saved_error error;     /* why, when failed */
+  struct archive_entry *first;  /* the manifest's, read at the open */
 };
 
 #define TAR_READ_SIZE (1024 * 1024)
+/* The most one step makes: a chunk's records, one per block at worst. */
+#define OUT_SIZE                                                        \
+  (VMFERRY_CHUNK_SIZE +                                                 \
+   (VMFERRY_CHUNK_SIZE / VMFERRY_BLOCK_SIZE + 4) * VMFERRY_REC_HEADER_SIZE + \
+   2 * VMFERRY_MAX_PAYLOAD)
 
 static ssize_t
 tar_in (struct archive *a, void *opaque, const void **buf)
@@ -514,6 +522,7 @@ collect (void *opaque, const struct iovec *iov, int iovcnt)
   struct vmferry_tar_reader *t = opaque;
 
   for (int i = 0; i < iovcnt; i++) {
+    assert (iov[i].iov_len <= OUT_SIZE - t->out_len);
     memcpy (t->out + t->out_len, iov[i].iov_base, iov[i].iov_len);
     t->out_len += iov[i].iov_len;
   }
@@ -534,25 +543,41 @@ rd_fail (struct vmferry_tar_reader *t, const char *what)
  * Every entry's name goes through the one check of names from input
  * before anything else is said of it.
  */
+/* The rules every entry of every archive passes, before anything else
+ * is said of it: its name through the one check of names from input,
+ * and a regular file.  PLAIN (a tar made by hand, tar.h): a directory
+ * is taken too (*DIR_RTN), and the name is returned in *PATH_RTN
+ * without a leading "./" or a directory's trailing '/' ("" for the top
+ * directory itself; BUF holds it when changed).
+ */
 static int
-next_entry (struct vmferry_tar_reader *t, const char *expected,
-            struct archive_entry **e_rtn)
+check_entry (struct archive_entry *e, bool plain, char *buf, size_t bufsz,
+             const char **path_rtn, bool *dir_rtn)
 {
-  struct archive_entry *e;
-  const char *path, *slash;
-  int r = archive_read_next_header (t->a, &e);
+  const char *path = archive_entry_pathname (e);
+  bool dir = plain && archive_entry_filetype (e) == AE_IFDIR &&
+             !archive_entry_hardlink (e) && !archive_entry_symlink (e);
 
-  if (r == ARCHIVE_EOF) {
-    vmferry_set_error ("archive: ends before %s",
-                       expected ? expected : "its manifest");
-    return -1;
-  }
-  if (r != ARCHIVE_OK)
-    return rd_fail (t, "archive");
-  path = archive_entry_pathname (e);
   if (path == NULL) {
     vmferry_set_error ("archive: an entry without a name");
     return -1;
+  }
+  if (plain) {
+    size_t len;
+
+    while (path[0] == '.' && path[1] == '/')
+      path += 2;
+    len = strlen (path);
+    if (dir && len > 0 && path[len - 1] == '/' && len < bufsz) {
+      memcpy (buf, path, len - 1);
+      buf[len - 1] = '\0';
+      path = buf;
+    }
+    if (dir && (path[0] == '\0' || strcmp (path, ".") == 0)) {
+      *path_rtn = "";
+      *dir_rtn = true;
+      return 0;
+    }
   }
   if (!vmferry_name_relpath_ok (path, VMFERRY_NAME_MAX_PARTS + 2,
                                 VMFERRY_NAME_HIDDEN_OK)) {
@@ -560,12 +585,43 @@ next_entry (struct vmferry_tar_reader *t, const char *expected,
                        "within the archive's directory", path);
     return -1;
   }
-  if (archive_entry_hardlink (e) || archive_entry_symlink (e) ||
-      archive_entry_filetype (e) != AE_IFREG) {
+  if (!dir && (archive_entry_hardlink (e) || archive_entry_symlink (e) ||
+               archive_entry_filetype (e) != AE_IFREG)) {
     vmferry_set_error ("archive: entry %s: not a regular file (a link, "
-                       "a device or a directory has no place here)", path);
+                       "a device, a FIFO%s has no place here)", path,
+                       plain ? "" : " or a directory");
     return -1;
   }
+  *path_rtn = path;
+  if (dir_rtn)
+    *dir_rtn = dir;
+  return 0;
+}
+
+static int
+next_entry (struct vmferry_tar_reader *t, const char *expected,
+            struct archive_entry **e_rtn)
+{
+  struct archive_entry *e;
+  const char *path, *slash;
+  int r;
+
+  if (expected == NULL && t->first) {
+    /* Read when the input was opened, and checked then. */
+    *e_rtn = t->first;
+    t->first = NULL;
+    return 0;
+  }
+  r = archive_read_next_header (t->a, &e);
+  if (r == ARCHIVE_EOF) {
+    vmferry_set_error ("archive: ends before %s",
+                       expected ? expected : "its manifest");
+    return -1;
+  }
+  if (r != ARCHIVE_OK)
+    return rd_fail (t, "archive");
+  if (check_entry (e, false, NULL, 0, &path, NULL) < 0)
+    return -1;
   slash = strchr (path, '/');
   if (expected == NULL) {
     if (slash == NULL ||
@@ -628,13 +684,17 @@ read_small (struct vmferry_tar_reader *t, struct archive_entry *e,
   return buf;
 }
 
-/* Emit the chunk's bytes as one DATA record: whole blocks from the one
- * holding lo to the one holding hi - 1 (the file's last may be short).
+/* Emit the chunk's bytes: whole blocks from the one holding lo to the
+ * one holding hi - 1 (the file's last may be short), a DATA record for
+ * each run of data blocks and a ZERO record for each run of zero blocks
+ * (zeros the archive stores, by a writer that kept only the source's
+ * holes, arrive as holes all the same).
  */
 static int
 flush_chunk (struct vmferry_tar_reader *t)
 {
-  uint64_t bs = VMFERRY_BLOCK_SIZE, start, end;
+  uint64_t bs = VMFERRY_BLOCK_SIZE, start, end, run;
+  const unsigned char *buf;
 
   if (!t->chunk_used)
     return 0;
@@ -643,10 +703,24 @@ flush_chunk (struct vmferry_tar_reader *t)
   if (end > t->size)
     end = t->size;
   t->chunk_used = false;
-  if (vmferry_stream_write_data (t->w, t->file, start, end - start, 0,
-                                 t->chunk + (start - t->chunk_at),
-                                 end - start) < 0)
-    return -1;
+  buf = t->chunk + (start - t->chunk_at);
+  for (uint64_t at = 0; at < end - start; at += run) {
+    uint64_t len = end - start;
+    bool zero = vmferry_is_zero (buf + at, bs < len - at ? bs : len - at);
+    int r;
+
+    for (run = 0; at + run < len; ) {
+      uint64_t blen = bs < len - at - run ? bs : len - at - run;
+      if (vmferry_is_zero (buf + at + run, blen) != zero)
+        break;
+      run += blen;
+    }
+    r = zero ? vmferry_stream_write_zero (t->w, t->file, start + at, run)
+             : vmferry_stream_write_data (t->w, t->file, start + at, run, 0,
+                                          buf + at, (uint32_t) run);
+    if (r < 0)
+      return -1;
+  }
   memset (t->chunk + (start - t->chunk_at), 0, end - start);
   return 0;
 }
@@ -865,8 +939,7 @@ tar_reader_new (int fd, const char *name, const void *peek, size_t len)
 
   if (t == NULL || (t->name = strdup (name)) == NULL ||
       (t->in = malloc (TAR_READ_SIZE)) == NULL ||
-      (t->out = malloc (VMFERRY_REC_HEADER_SIZE + VMFERRY_MAX_PAYLOAD)) ==
-          NULL ||
+      (t->out = malloc (OUT_SIZE)) == NULL ||
       (t->chunk = calloc (1, VMFERRY_CHUNK_SIZE)) == NULL ||
       (t->w = vmferry_stream_writer_new_fn (collect, t, name)) == NULL ||
       (t->a = archive_read_new ()) == NULL) {
@@ -893,15 +966,419 @@ tar_reader_new (int fd, const char *name, const void *peek, size_t len)
   return t;
 }
 
+/* ---- A tar made by hand (tar.h) ---- */
+
+/* A directory's name without its '/', for check_entry: the longest
+ * name it passes, and more.
+ */
+#define ENTRY_NAME_BUF (VMFERRY_NAME_MAX * (VMFERRY_NAME_MAX_PARTS + 2) + 16)
+
+struct vmferry_tar_plain {
+  int fd;
+  off_t start;
+  char *name;
+  struct archive *a;
+  unsigned char *in;
+  struct vmferry_tar_plain_entry *e;
+  size_t n;
+  size_t k;                     /* entries of the index this pass has
+                                 * passed (SIZE_MAX: start again) */
+  uint64_t size, next;          /* the current entry's; data read up to */
+  size_t heads;                 /* bytes of the entries' heads */
+};
+
+static ssize_t
+plain_in (struct archive *a, void *opaque, const void **buf)
+{
+  struct vmferry_tar_plain *p = opaque;
+  ssize_t n = vmferry_quit_read (p->fd, p->in, TAR_READ_SIZE);
+
+  if (n < 0) {
+    archive_set_error (a, errno, "read");
+    return -1;
+  }
+  *buf = p->in;
+  return n;
+}
+
+/* Skipping an uncompressed entry's data is a seek, not a read. */
+static int64_t
+plain_skip (struct archive *a, void *opaque, int64_t request)
+{
+  struct vmferry_tar_plain *p = opaque;
+
+  (void) a;
+  if (request <= 0 || lseek (p->fd, request, SEEK_CUR) < 0)
+    return 0;                   /* libarchive reads over it instead */
+  return request;
+}
+
+static int
+plain_fail (struct vmferry_tar_plain *p, const char *what)
+{
+  const char *e = archive_error_string (p->a);
+
+  vmferry_set_error ("%s: %s", what, e ? e : "cannot read the archive");
+  return -1;
+}
+
+/* Open the archive from its start, for a pass over it. */
+static int
+plain_start (struct vmferry_tar_plain *p)
+{
+  if (p->a)
+    archive_read_free (p->a);
+  p->k = 0;
+  p->a = archive_read_new ();
+  if (p->a == NULL) {
+    vmferry_set_error_errno (ENOMEM, "archive");
+    return -1;
+  }
+  if (lseek (p->fd, p->start, SEEK_SET) < 0) {
+    vmferry_set_error_errno (errno, "archive: cannot read it again");
+    return -1;
+  }
+  if (archive_read_support_format_tar (p->a) != ARCHIVE_OK ||
+      archive_read_support_filter_zstd (p->a) != ARCHIVE_OK ||
+      archive_read_support_filter_none (p->a) != ARCHIVE_OK ||
+      archive_read_set_skip_callback (p->a, plain_skip) != ARCHIVE_OK ||
+      archive_read_open (p->a, p, NULL, plain_in, NULL) != ARCHIVE_OK)
+    return plain_fail (p, "archive");
+  return 0;
+}
+
+/* The next header of this pass, checked: 1, 0 at the end, -1. */
+static int
+plain_next (struct vmferry_tar_plain *p, struct archive_entry **e_rtn,
+            const char **path_rtn, bool *dir_rtn, char *buf, size_t bufsz)
+{
+  int r = archive_read_next_header (p->a, e_rtn);
+
+  if (r == ARCHIVE_EOF)
+    return 0;
+  if (r != ARCHIVE_OK)
+    return plain_fail (p, "archive");
+  if (check_entry (*e_rtn, true, buf, bufsz, path_rtn, dir_rtn) < 0)
+    return -1;
+  p->next = 0;
+  return 1;
+}
+
+static bool
+ends_with (const char *s, const char *tail)
+{
+  size_t n = strlen (s), k = strlen (tail);
+  return n >= k && strcmp (s + n - k, tail) == 0;
+}
+
+/* A vmferry archive's own entries: DIR/.vmferry/manifest.json and
+ * DIR/.vmferry/N.digest, or the same at the top.
+ */
+static bool
+is_meta (const char *path)
+{
+  const char *m = strstr (path, VMFERRY_TAR_META "/");
+
+  return m && (m == path || m[-1] == '/') &&
+         (strcmp (m + strlen (VMFERRY_TAR_META "/"), "manifest.json") == 0 ||
+          ends_with (m, ".digest"));
+}
+
+/* The first bytes of the entry the archive is at (tar.h), counted in
+ * p->heads, which VMFERRY_TAR_HEADS_MAX bounds (an archive of many
+ * qcow2 headers or XMLs would otherwise take memory without end).
+ */
+static int
+plain_head (struct vmferry_tar_plain *p, struct vmferry_tar_plain_entry *ent)
+{
+  unsigned char magic[24];
+  size_t want = sizeof magic, got = 0;
+  bool xml = ends_with (ent->name, ".xml");
+
+  /* The magic first, to know how much to keep: of a qcow2 image, its
+   * first cluster (cluster_bits at offset 20), where the header and the
+   * backing file's name are.
+   */
+  while (!xml && got < want && got < ent->size) {
+    ssize_t n = archive_read_data (p->a, magic + got, want - got);
+    if (n < 0)
+      return plain_fail (p, ent->name);
+    if (n == 0)
+      break;
+    got += n;
+  }
+  if (xml)
+    want = VMFERRY_MAX_METADATA + 1;
+  else if (got == sizeof magic && memcmp (magic, "QFI\xfb", 4) == 0) {
+    uint32_t bits = (uint32_t) magic[20] << 24 | magic[21] << 16 |
+                    magic[22] << 8 | magic[23];
+    want = bits >= 9 && bits <= 21 ? (size_t) 1 << bits
+                                   : VMFERRY_TAR_HEAD_MAX;
+  }
+  else
+    want = 4;
+  if (want > ent->size)
+    want = ent->size;
+  if (want > VMFERRY_TAR_HEADS_MAX - p->heads) {
+    vmferry_set_error ("archive: entry %s: more than %d MiB of XML and "
+                       "image headers", ent->name,
+                       VMFERRY_TAR_HEADS_MAX / (1024 * 1024));
+    return -1;
+  }
+  p->heads += want;
+  ent->head = malloc (want ? want : 1);
+  if (ent->head == NULL) {
+    vmferry_set_error_errno (ENOMEM, "archive");
+    return -1;
+  }
+  memcpy (ent->head, magic, got < want ? got : want);
+  ent->head_len = got < want ? got : want;
+  while (ent->head_len < want) {
+    ssize_t n = archive_read_data (p->a, ent->head + ent->head_len,
+                                   want - ent->head_len);
+    if (n < 0)
+      return plain_fail (p, ent->name);
+    if (n == 0)
+      break;
+    ent->head_len += n;
+  }
+  return 0;
+}
+
+/* Pass one: the index. */
+static struct vmferry_tar_plain *
+plain_open (int fd, const char *name, off_t start)
+{
+  struct vmferry_tar_plain *p = calloc (1, sizeof *p);
+  struct archive_entry *e;
+  const char *path;
+  char buf[ENTRY_NAME_BUF];
+  bool dir;
+  int r;
+
+  if (p == NULL || (p->name = strdup (name)) == NULL ||
+      (p->in = malloc (TAR_READ_SIZE)) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "archive");
+    goto fail;
+  }
+  p->fd = fd;
+  p->start = start;
+  if (plain_start (p) < 0)
+    goto fail;
+  while ((r = plain_next (p, &e, &path, &dir, buf, sizeof buf)) == 1) {
+    struct vmferry_tar_plain_entry *ent;
+    void *q;
+
+    if (path[0] == '\0')
+      continue;                 /* "./" itself */
+    if (is_meta (path)) {
+      vmferry_set_error ("archive: entry %s: a vmferry archive's, and "
+                         "the first entry must be DIR/" VMFERRY_TAR_META
+                         "/manifest.json (a damaged or reordered vmferry "
+                         "archive is not read as one made by hand)",
+                         path);
+      goto fail;
+    }
+    if (vmferry_tar_plain_find (p, path) >= 0) {
+      vmferry_set_error ("archive: entry %s is there twice (tar -x "
+                         "would keep the last, this would not know which)",
+                         path);
+      goto fail;
+    }
+    if (p->n >= VMFERRY_TAR_MAX_ENTRIES) {
+      vmferry_set_error ("archive: more than %d entries",
+                         VMFERRY_TAR_MAX_ENTRIES);
+      goto fail;
+    }
+    q = realloc (p->e, (p->n + 1) * sizeof *p->e);
+    if (q == NULL) {
+      vmferry_set_error_errno (ENOMEM, "archive");
+      goto fail;
+    }
+    p->e = q;
+    ent = &p->e[p->n++];
+    memset (ent, 0, sizeof *ent);
+    ent->dir = dir;
+    if ((ent->name = strdup (path)) == NULL) {
+      vmferry_set_error_errno (ENOMEM, "archive");
+      goto fail;
+    }
+    if (dir)
+      continue;
+    if (archive_entry_size (e) < 0) {
+      vmferry_set_error ("archive: entry %s: no size", path);
+      goto fail;
+    }
+    ent->size = archive_entry_size (e);
+    ent->allocated = ent->size;
+    if (archive_entry_sparse_reset (e) > 0) {
+      la_int64_t off, len;
+
+      ent->allocated = 0;
+      while (archive_entry_sparse_next (e, &off, &len) == ARCHIVE_OK)
+        ent->allocated += len;
+    }
+    if (plain_head (p, ent) < 0)
+      goto fail;
+  }
+  if (r < 0)
+    goto fail;
+  p->k = SIZE_MAX;
+  return p;
+ fail:
+  vmferry_prefix_error ("%s", name);
+  vmferry_tar_plain_free (p);
+  return NULL;
+}
+
+void
+vmferry_tar_plain_free (struct vmferry_tar_plain *p)
+{
+  if (p == NULL)
+    return;
+  if (p->a)
+    archive_read_free (p->a);
+  for (size_t i = 0; i < p->n; i++) {
+    free (p->e[i].name);
+    free (p->e[i].head);
+  }
+  free (p->e);
+  free (p->in);
+  free (p->name);
+  free (p);
+}
+
+size_t
+vmferry_tar_plain_count (const struct vmferry_tar_plain *p)
+{
+  return p->n;
+}
+
+const struct vmferry_tar_plain_entry *
+vmferry_tar_plain_entry (const struct vmferry_tar_plain *p, size_t i)
+{
+  return i < p->n ? &p->e[i] : NULL;
+}
+
+ssize_t
+vmferry_tar_plain_find (const struct vmferry_tar_plain *p, const char *name)
+{
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp (p->e[i].name, name) == 0)
+      return (ssize_t) i;
+  return -1;
+}
+
+int
+vmferry_tar_plain_fd (const struct vmferry_tar_plain *p)
+{
+  return p->fd;
+}
+
+int
+vmferry_tar_plain_seek (struct vmferry_tar_plain *p, size_t i)
+{
+  char buf[ENTRY_NAME_BUF];
+
+  assert (i < p->n && !p->e[i].dir);
+  if (p->k > i && plain_start (p) < 0)
+    return -1;
+  for (;;) {
+    struct archive_entry *e;
+    const char *path;
+    bool dir;
+    int r = plain_next (p, &e, &path, &dir, buf, sizeof buf);
+
+    if (r < 0)
+      return -1;
+    if (r == 1 && path[0] == '\0')
+      continue;
+    if (r == 0 || p->k >= p->n || strcmp (path, p->e[p->k].name) != 0 ||
+        dir != p->e[p->k].dir ||
+        (!dir && (uint64_t) archive_entry_size (e) != p->e[p->k].size)) {
+      vmferry_set_error ("archive: changed since it was first read");
+      p->k = SIZE_MAX;
+      return -1;
+    }
+    if (p->k++ == i) {
+      p->size = p->e[i].size;
+      return 0;
+    }
+  }
+}
+
+int
+vmferry_tar_plain_read (struct vmferry_tar_plain *p, const void **buf_rtn,
+                        size_t *len_rtn, uint64_t *off_rtn)
+{
+  la_int64_t off;
+  int r = archive_read_data_block (p->a, buf_rtn, len_rtn, &off);
+
+  if (r == ARCHIVE_EOF)
+    return 0;
+  if (r != ARCHIVE_OK)
+    return plain_fail (p, "archive");
+  if (off < 0 || (uint64_t) off < p->next || *len_rtn > p->size ||
+      (uint64_t) off > p->size - *len_rtn) {
+    vmferry_set_error ("archive: data at offset %" PRId64 " out of "
+                       "order or past the entry's size", (int64_t) off);
+    return -1;
+  }
+  p->next = off + *len_rtn;
+  *off_rtn = off;
+  return 1;
+}
+
+/* Read the archive's first entry: a vmferry archive's manifest, kept
+ * for the first step, or 1 when it is anything else (a tar made by
+ * hand).
+ */
+static int
+first_entry (struct vmferry_tar_reader *t)
+{
+  struct archive_entry *e;
+  const char *path, *slash;
+  char buf[ENTRY_NAME_BUF];
+  bool dir;
+  int r = archive_read_next_header (t->a, &e);
+
+  if (r == ARCHIVE_EOF) {
+    vmferry_set_error ("archive: ends before its manifest");
+    return -1;
+  }
+  if (r != ARCHIVE_OK)
+    return rd_fail (t, "archive");
+  /* As a tar made by hand's first entry is checked: "./" may lead. */
+  if (check_entry (e, true, buf, sizeof buf, &path, &dir) < 0)
+    return -1;
+  slash = strchr (path, '/');
+  if (dir || slash == NULL || path != archive_entry_pathname (e) ||
+      strcmp (slash + 1, VMFERRY_TAR_META "/manifest.json") != 0)
+    return 1;
+  t->top = strndup (path, slash - path);
+  if (t->top == NULL) {
+    vmferry_set_error_errno (ENOMEM, "archive");
+    return -1;
+  }
+  t->first = e;
+  return 0;
+}
+
 struct vmferry_stream_reader *
-vmferry_input_open (int fd, const char *name,
-                    struct vmferry_tar_reader **tar_rtn)
+vmferry_input_open_plain (int fd, const char *name,
+                          struct vmferry_tar_reader **tar_rtn,
+                          struct vmferry_tar_plain **plain_rtn)
 {
   unsigned char peek[4];
   struct vmferry_stream_reader *rd;
+  /* Where a tar made by hand is read again from (-1: a pipe). */
+  off_t start = lseek (fd, 0, SEEK_CUR);
   size_t got = 0;
+  int r;
 
   *tar_rtn = NULL;
+  if (plain_rtn)
+    *plain_rtn = NULL;
   while (got < sizeof peek) {
     ssize_t n = vmferry_quit_read (fd, peek + got, sizeof peek - got);
     if (n < 0) {
@@ -924,6 +1401,28 @@ vmferry_input_open (int fd, const char *name,
   *tar_rtn = tar_reader_new (fd, name, peek, got);
   if (*tar_rtn == NULL)
     return NULL;
+  r = first_entry (*tar_rtn);
+  if (r != 0) {
+    vmferry_tar_reader_free (*tar_rtn);
+    *tar_rtn = NULL;
+    if (r > 0 && plain_rtn == NULL)
+      vmferry_set_error ("archive: the first entry must be DIR/"
+                         VMFERRY_TAR_META "/manifest.json (a tar made by "
+                         "hand: unpack it with tar -xSf and use "
+                         "vmferry-import --from-dir)");
+    else if (r > 0 && start < 0)
+      vmferry_set_error ("a tar made by hand (its first entry is not DIR/"
+                         VMFERRY_TAR_META "/manifest.json) is read twice, "
+                         "and this input cannot be read again: save it to a "
+                         "file first, or unpack it with tar -xSf and use "
+                         "vmferry-import --from-dir");
+    else if (r > 0) {
+      *plain_rtn = plain_open (fd, name, start);
+      return NULL;
+    }
+    vmferry_prefix_error ("%s", name);
+    return NULL;
+  }
   rd = vmferry_stream_reader_new_fn (tar_read, *tar_rtn, name);
   if (rd == NULL) {
     vmferry_tar_reader_free (*tar_rtn);
@@ -935,4 +1434,11 @@ vmferry_input_open (int fd, const char *name,
    */
   vmferry_stream_reader_trust (rd);
   return rd;
+}
+
+struct vmferry_stream_reader *
+vmferry_input_open (int fd, const char *name,
+                    struct vmferry_tar_reader **tar_rtn)
+{
+  return vmferry_input_open_plain (fd, name, tar_rtn, NULL);
 }

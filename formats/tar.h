@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "stream.h"
@@ -94,6 +95,92 @@ struct vmferry_stream_reader *
 vmferry_input_open (int fd, const char *name,
                     struct vmferry_tar_reader **tar_rtn);
 void vmferry_tar_reader_free (struct vmferry_tar_reader *t);
+
+/* ---- Reading a tar made by hand ----
+ *
+ * A tar whose first entry is not DIR/.vmferry/manifest.json: `tar -cSf
+ * vm.tar vm.xml disk.qcow2`, plain or zstd.  It has no manifest, so it
+ * cannot become records by itself: what its entries are (the disks, the
+ * XML) is decided above this tier, by the plan of a directory made by
+ * hand (lib/import-dir.h), over the index made here.
+ *
+ * The manifest the records begin with names every file's size, format
+ * and backing file before any data, and a tar says them only as each
+ * entry arrives, in any order: so the archive is read twice, once for
+ * its index (headers, the XML, each entry's first bytes) and once for
+ * the data, which needs a file that can be read again from the start.
+ * A pipe cannot: it is refused, saying to save the archive to a file
+ * (or unpack it and use --from-dir).  Spooling it to the destination
+ * instead would write every disk twice and need twice its space.
+ *
+ * Every entry passes the checks of a vmferry archive's (the one check of
+ * names from input; no link of either kind, no device, no FIFO), except
+ * that directories are taken (and skipped) and a leading "./" is
+ * dropped.  An entry named twice, more than VMFERRY_TAR_MAX_ENTRIES
+ * entries or VMFERRY_TAR_HEADS_MAX bytes of heads, and the manifest or a
+ * digest of a vmferry archive anywhere (a vmferry archive whose manifest
+ * is not first is damaged, and must not be read as one that has none)
+ * are refused.
+ */
+
+#define VMFERRY_TAR_MAX_ENTRIES 4096
+/* The first bytes kept of an entry: all of a qcow2 image's first
+ * cluster, the largest the header and backing file name can span.
+ */
+#define VMFERRY_TAR_HEAD_MAX (2 * 1024 * 1024)
+/* At most this many bytes of heads in all (an archive of many images or
+ * XMLs is refused).
+ */
+#define VMFERRY_TAR_HEADS_MAX (64 * 1024 * 1024)
+
+struct vmferry_tar_plain;
+
+struct vmferry_tar_plain_entry {
+  char *name;                   /* relative, no "./", no trailing '/' */
+  bool dir;
+  uint64_t size;
+  uint64_t allocated;           /* the bytes its sparse map holds */
+  /* Its first bytes (zeros where the map has holes): all of a *.xml up
+   * to VMFERRY_MAX_METADATA + 1, the first cluster (at most
+   * VMFERRY_TAR_HEAD_MAX) of a file that starts with the qcow2 magic,
+   * else 4.
+   */
+  unsigned char *head;
+  size_t head_len;
+};
+
+/* As vmferry_input_open; and when the input is a tar made by hand, it
+ * returns NULL with no error, *PLAIN_RTN set to the archive's index.
+ * The error says so when FD cannot be read again from where it starts.
+ * Free the index with vmferry_tar_plain_free.
+ */
+struct vmferry_stream_reader *
+vmferry_input_open_plain (int fd, const char *name,
+                          struct vmferry_tar_reader **tar_rtn,
+                          struct vmferry_tar_plain **plain_rtn);
+void vmferry_tar_plain_free (struct vmferry_tar_plain *p);
+
+size_t vmferry_tar_plain_count (const struct vmferry_tar_plain *p);
+const struct vmferry_tar_plain_entry *
+vmferry_tar_plain_entry (const struct vmferry_tar_plain *p, size_t i);
+/* The index of the entry named NAME, or -1. */
+ssize_t vmferry_tar_plain_find (const struct vmferry_tar_plain *p,
+                                const char *name);
+/* The archive's fd (for its identity: fstat). */
+int vmferry_tar_plain_fd (const struct vmferry_tar_plain *p);
+
+/* Read entry I's data from the next call of vmferry_tar_plain_read on:
+ * on from the current entry, or the archive read again from its start
+ * when I is behind it.  An entry that is not what the index says (the
+ * file changed) is an error.
+ */
+int vmferry_tar_plain_seek (struct vmferry_tar_plain *p, size_t i);
+/* The next block of the entry's data: 1 with *BUF_RTN (libarchive's,
+ * valid until the next call), *LEN_RTN and *OFF_RTN, in order and
+ * within the entry's size, holes skipped; 0 at its end; -1.
+ */
+int vmferry_tar_plain_read (struct vmferry_tar_plain *p, const void **buf_rtn,
+                            size_t *len_rtn, uint64_t *off_rtn);
 
 /* After the stream reader failed: if the archive was the cause, make
  * the error its own message ("web01.tar: archive: entry ..."), without

@@ -1497,23 +1497,58 @@ DEFINE_VECTOR_TYPE (extent_vector, struct vmferry_tar_extent);
 
 /* The whole data map of SRC, for an archive's sparse entry, which
  * precedes the data.  The export then reads these extents, not a second
- * walk that could differ.
+ * walk that could differ.  Its all-zero blocks are holes too, so that
+ * tar -xS and bsdtar leave a zero run of the source unallocated as they
+ * do its holes: finding them reads the data extents once before the
+ * data itself (from the page cache, when the disk fits there).
  */
 static int
 walk_map (struct vmferry_source *src, uint64_t size, struct extent_vector *map)
 {
+  CLEANUP_FREE unsigned char *buf = vmferry_alloc_direct (VMFERRY_CHUNK_SIZE);
+  struct vmferry_source_view view = { 0 };
   uint64_t pos = 0, start, end;
   int more;
 
+  if (buf == NULL) {
+    vmferry_set_error_errno (ENOMEM, "data map");
+    return -1;
+  }
   while ((more = vmferry_source_next_data (src, pos, size, &start, &end,
                                           NULL)) == 1) {
-    if (extent_vector_append (map, (struct vmferry_tar_extent) {
-                                start, end - start }) == -1) {
-      vmferry_set_error_errno (ENOMEM, "data map");
-      return -1;
+    for (uint64_t off = start; off < end; ) {
+      size_t len = end - off < VMFERRY_CHUNK_SIZE ? end - off
+                                                   : VMFERRY_CHUNK_SIZE;
+
+      if (vmferry_source_read (src, off, len, buf, &view) < 0) {
+        more = -1;
+        break;
+      }
+      for (size_t i = 0; i < len; i += VMFERRY_BLOCK_SIZE) {
+        size_t bl = block_len (len - i, 0);
+        struct vmferry_tar_extent *last =
+          map->len ? &map->ptr[map->len - 1] : NULL;
+
+        if (vmferry_is_zero (view.data + i, bl))
+          continue;
+        if (last && last->offset + last->length == off + i)
+          last->length += bl;
+        else if (extent_vector_append (map, (struct vmferry_tar_extent) {
+                                         off + i, bl }) == -1) {
+          vmferry_set_error_errno (ENOMEM, "data map");
+          more = -1;
+          break;
+        }
+      }
+      if (more < 0)
+        break;
+      off += len;
     }
+    if (more < 0)
+      break;
     pos = end;
   }
+  vmferry_source_view_release (&view);
   return more;
 }
 

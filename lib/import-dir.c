@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,12 +27,14 @@
 #include "domain.h"
 #include "error.h"
 #include "extent.h"
+#include "full-rw.h"
 #include "import-dir.h"
 #include "log.h"
 #include "manifest.h"
 #include "names.h"
 #include "qcow2.h"
 #include "stream.h"
+#include "tar.h"
 
 /* The XML of an unpacked vmferry archive (formats/tar.h). */
 #define ARCHIVE_XML ".vmferry/domain.xml"
@@ -39,7 +43,8 @@
 static const char *const tpm_dirs[] = { "tpm2", "tpm1.2" };
 
 struct dir_file {
-  int fd;
+  int fd;                       /* in a directory */
+  ssize_t entry;                /* in a tar made by hand, else -1 */
   int role;                     /* VMFERRY_ROLE_* (domain.h) */
   char *name;                   /* in DIR: a component, or for TPM state
                                  * a relative path */
@@ -56,8 +61,11 @@ struct dir_file {
 enum dir_state { DS_HEADER, DS_FILE, DS_DATA, DS_DONE };
 
 struct vmferry_dir_reader {
-  char *path;                   /* DIR, absolute */
-  int dfd;
+  char *path;                   /* DIR, absolute; or the archive's name */
+  int dfd;                      /* -1 for an archive */
+  struct vmferry_tar_plain *tar;        /* a tar made by hand, or NULL */
+  char *root;                   /* its directory holding the XML, or "" */
+  const char *kind;             /* "directory" or "archive" */
   char *xml;
   char *manifest;
   struct dir_file *files;
@@ -70,11 +78,37 @@ struct vmferry_dir_reader {
   enum dir_state st;
   uint32_t file;
   uint64_t pos, ext_end;        /* in the current file */
+  /* An archive's data: d->buf is the window of VMFERRY_CHUNK_SIZE at
+   * win, zero but [lo, hi); a block of libarchive's not yet taken.
+   */
+  uint64_t win, lo, hi;
+  bool win_used, eof;
+  const unsigned char *blk;
+  size_t blk_len;
+  uint64_t blk_off;
   bool failed;
   struct vmferry_saved_error error;
 };
 
 /* ---- opening files in DIR ---- */
+
+/* A file of what the plan reads: open in the directory, or an entry of
+ * the archive.
+ */
+struct src {
+  int fd;
+  ssize_t entry;
+};
+
+static void
+src_close (struct src *s)
+{
+  if (s->fd >= 0)
+    close (s->fd);
+  s->fd = -1;
+}
+
+#define CLEANUP_SRC __attribute__ ((cleanup (src_close)))
 
 /* Open NAME (a component, or a relative path of components that names
  * checked) below directory fd DFD for reading: no component a link,
@@ -154,6 +188,91 @@ open_below (const struct vmferry_dir_reader *d, const char *name)
   return fd;
 }
 
+/* NAME below the archive's root (the XML's directory in it).  The
+ * caller frees it.
+ */
+static char *
+tar_name (const struct vmferry_dir_reader *d, const char *name)
+{
+  char *full;
+
+  if (asprintf (&full, "%s%s%s", d->root, d->root[0] ? "/" : "", name) < 0) {
+    vmferry_set_error_errno (ENOMEM, "%s", d->path);
+    return NULL;
+  }
+  return full;
+}
+
+/* Open NAME as open_below does, or find it in the archive (whose index
+ * refused links, devices and FIFOs already).  0, or -1 with the error
+ * set (errno ENOENT when nothing is there).
+ */
+static int
+src_open (const struct vmferry_dir_reader *d, const char *name,
+          struct src *s)
+{
+  CLEANUP_FREE char *full = NULL;
+  ssize_t i;
+
+  s->fd = -1;
+  s->entry = -1;
+  if (d->tar == NULL) {
+    s->fd = open_below (d, name);
+    return s->fd < 0 ? -1 : 0;
+  }
+  full = tar_name (d, name);
+  if (full == NULL)
+    return -1;
+  i = vmferry_tar_plain_find (d->tar, full);
+  if (i < 0) {
+    vmferry_set_error_errno (ENOENT, "%s: archive: no entry %s", d->path,
+                             full);
+    return -1;
+  }
+  if (vmferry_tar_plain_entry (d->tar, i)->dir) {
+    vmferry_set_error ("%s: archive: entry %s: not a regular file (a "
+                       "directory has no place here)", d->path, full);
+    return -1;
+  }
+  s->entry = i;
+  return 0;
+}
+
+/* Whether something is named NAME (a link or any kind of file). */
+static bool
+src_exists (const struct vmferry_dir_reader *d, const char *name)
+{
+  CLEANUP_FREE char *full = NULL;
+
+  if (d->tar == NULL)
+    return !(faccessat (d->dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+             errno == ENOENT);
+  full = tar_name (d, name);
+  return full == NULL || vmferry_tar_plain_find (d->tar, full) >= 0;
+}
+
+/* vmferry_qcow2_probe of S: an entry's first bytes through a memory
+ * file, which the header's parser reads as it reads any file.
+ */
+static int
+src_probe (const struct vmferry_dir_reader *d, const struct src *s,
+           const char *label, struct vmferry_qcow2_info *info)
+{
+  const struct vmferry_tar_plain_entry *e;
+  CLEANUP_CLOSE int fd = -1;
+
+  if (s->entry < 0)
+    return vmferry_qcow2_probe (s->fd, label, info);
+  e = vmferry_tar_plain_entry (d->tar, s->entry);
+  fd = memfd_create ("vmferry-head", MFD_CLOEXEC);
+  if (fd < 0 || vmferry_pwrite_full (fd, label, e->head, e->head_len, 0) < 0) {
+    if (fd < 0)
+      vmferry_set_error_errno (errno, "%s: memfd_create", label);
+    return -1;
+  }
+  return vmferry_qcow2_probe (fd, label, info);
+}
+
 /* ---- the plan ---- */
 
 static void
@@ -169,21 +288,27 @@ file_clear (struct dir_file *f)
 }
 
 static int
-plan_find (const struct vmferry_dir_reader *d, int fd)
+plan_find (const struct vmferry_dir_reader *d, const struct src *s)
 {
   struct stat st;
 
-  if (fstat (fd, &st) == 0)
+  if (s->entry >= 0) {
+    for (size_t i = 0; i < d->nr_files; i++)
+      if (d->files[i].entry == s->entry)
+        return (int) i;
+    return -1;
+  }
+  if (fstat (s->fd, &st) == 0)
     for (size_t i = 0; i < d->nr_files; i++)
       if (d->files[i].dev == st.st_dev && d->files[i].ino == st.st_ino)
         return (int) i;
   return -1;
 }
 
-/* Append the file open on *FD (taken) as NAME.  Returns its index. */
+/* Append the file S (its fd taken) as NAME.  Returns its index. */
 static int
-plan_add (struct vmferry_dir_reader *d, int *fd, int role, const char *name,
-          const char *source_path, const char *format)
+plan_add (struct vmferry_dir_reader *d, struct src *s, int role,
+          const char *name, const char *source_path, const char *format)
 {
   struct dir_file *f;
   struct stat st;
@@ -206,8 +331,9 @@ plan_add (struct vmferry_dir_reader *d, int *fd, int role, const char *name,
   d->files = p;
   f = &d->files[d->nr_files++];
   memset (f, 0, sizeof *f);
-  f->fd = *fd;
-  *fd = -1;
+  f->fd = s->fd;
+  s->fd = -1;
+  f->entry = s->entry;
   f->role = role;
   f->backing = -1;
   f->name = strdup (name);
@@ -215,15 +341,23 @@ plan_add (struct vmferry_dir_reader *d, int *fd, int role, const char *name,
   f->format = strdup (format);
   if (!f->name || !f->source_path || !f->format)
     goto nomem;
-  if (fstat (f->fd, &st) < 0) {
+  /* An entry is known by the archive's identity and its place in it. */
+  if (fstat (f->entry >= 0 ? vmferry_tar_plain_fd (d->tar) : f->fd,
+             &st) < 0) {
     vmferry_set_error_errno (errno, "%s/%s: stat", d->path, name);
     return -1;
   }
   f->dev = st.st_dev;
   f->ino = st.st_ino;
   f->mtime = st.st_mtim;
-  if (vmferry_file_size (f->fd, name, &f->size) < 0 ||
-      vmferry_allocated_bytes (f->fd, &f->allocated) < 0)
+  if (f->entry >= 0) {
+    const struct vmferry_tar_plain_entry *e =
+      vmferry_tar_plain_entry (d->tar, f->entry);
+    f->size = e->size;
+    f->allocated = e->allocated;
+  }
+  else if (vmferry_file_size (f->fd, name, &f->size) < 0 ||
+           vmferry_allocated_bytes (f->fd, &f->allocated) < 0)
     return -1;
   f->virtual_size = f->size;
   return (int) d->nr_files - 1;
@@ -265,7 +399,7 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
                 const char *source_path, const char *format, int role,
                 unsigned depth)
 {
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_SRC struct src src = { -1, -1 };
   struct vmferry_qcow2_info info;
   CLEANUP_FREE char *label = NULL;
   int idx, backing = -1, r;
@@ -284,10 +418,9 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
                        name, VMFERRY_QCOW2_MAX_CHAIN);
     return -1;
   }
-  fd = open_below (d, name);
-  if (fd < 0)
+  if (src_open (d, name, &src) < 0)
     return -1;
-  idx = plan_find (d, fd);
+  idx = plan_find (d, &src);
   if (idx >= 0)
     return idx;                 /* a base two overlays share */
   if (asprintf (&label, "%s/%s", d->path, name) < 0) {
@@ -296,7 +429,7 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
   }
   memset (&info, 0, sizeof info);
   if (qcow2) {
-    r = vmferry_qcow2_probe (fd, label, &info);
+    r = src_probe (d, &src, label, &info);
     if (r < 0)
       return -1;
     if (r == 0) {
@@ -318,12 +451,10 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
       if (bsource == NULL)
         return -1;
       bname = xml_base_name (d, bsource);
-      if (bname == NULL ||
-          (faccessat (d->dfd, bname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-           errno == ENOENT)) {
-        vmferry_set_error ("%s: backing file %s is outside the directory "
-                           "(copy it beside the image)", label,
-                           info.backing_file);
+      if (bname == NULL || !src_exists (d, bname)) {
+        vmferry_set_error ("%s: backing file %s is outside the %s (copy it "
+                           "beside the image)", label, info.backing_file,
+                           d->kind);
         return -1;
       }
       if (info.backing_format[0] == '\0') {
@@ -341,7 +472,7 @@ plan_add_image (struct vmferry_dir_reader *d, const char *name,
       }
     }
   }
-  idx = plan_add (d, &fd, role, name, source_path, format);
+  idx = plan_add (d, &src, role, name, source_path, format);
   if (idx >= 0 && qcow2) {
     struct dir_file *f = &d->files[idx];
     f->virtual_size = info.virtual_size;
@@ -412,13 +543,12 @@ plan_add_tpm_dir (struct vmferry_dir_reader *d, const char *rel,
     else {
       /* Anything else is refused there, with its reason. */
       CLEANUP_FREE char *source = NULL;
-      int fd = open_below (d, name);
-      if (fd < 0 || asprintf (&source, "%s/%s", d->path, name) < 0)
+      CLEANUP_SRC struct src src = { -1, -1 };
+      if (src_open (d, name, &src) < 0 ||
+          asprintf (&source, "%s/%s", d->path, name) < 0)
         r = -1;
-      else if (plan_add (d, &fd, VMFERRY_ROLE_TPM, name, source, "raw") < 0)
+      else if (plan_add (d, &src, VMFERRY_ROLE_TPM, name, source, "raw") < 0)
         r = -1;
-      if (fd >= 0)
-        close (fd);
     }
   }
   if (r == 0 && errno != 0) {
@@ -429,10 +559,53 @@ plan_add_tpm_dir (struct vmferry_dir_reader *d, const char *rel,
   return r;
 }
 
+/* The TPM state in an archive: its regular entries below tpm2/ and
+ * tpm1.2/ of the root, as plan_add_tpm_dir takes them from a directory.
+ */
+static int
+plan_add_tpm_tar (struct vmferry_dir_reader *d)
+{
+  size_t rootlen = strlen (d->root) + (d->root[0] ? 1 : 0);
+
+  for (size_t i = 0; i < vmferry_tar_plain_count (d->tar); i++) {
+    const struct vmferry_tar_plain_entry *e =
+      vmferry_tar_plain_entry (d->tar, i);
+    const char *rel = e->name + rootlen, *leaf;
+    CLEANUP_FREE char *source = NULL;
+    CLEANUP_SRC struct src src = { -1, -1 };
+    bool state = false;
+
+    if (e->dir || strlen (e->name) <= rootlen ||
+        strncmp (e->name, d->root, rootlen - (d->root[0] ? 1 : 0)) != 0 ||
+        (d->root[0] && e->name[rootlen - 1] != '/'))
+      continue;
+    for (size_t k = 0; k < sizeof tpm_dirs / sizeof *tpm_dirs; k++)
+      if (strncmp (rel, tpm_dirs[k], strlen (tpm_dirs[k])) == 0 &&
+          rel[strlen (tpm_dirs[k])] == '/')
+        state = true;
+    leaf = strrchr (rel, '/');
+    /* swtpm's lock is a dot file, and no state. */
+    if (!state || leaf[1] == '.')
+      continue;
+    if (!vmferry_name_relpath_ok (rel, VMFERRY_NAME_MAX_PARTS, 0)) {
+      vmferry_set_error ("%s: archive: entry %s: not a name TPM state may "
+                         "have", d->path, e->name);
+      return -1;
+    }
+    if (src_open (d, rel, &src) < 0 ||
+        asprintf (&source, "%s/%s", d->path, e->name) < 0 ||
+        plan_add (d, &src, VMFERRY_ROLE_TPM, rel, source, "raw") < 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* The TPM state directories present in DIR. */
 static int
 plan_add_tpm (struct vmferry_dir_reader *d)
 {
+  if (d->tar)
+    return plan_add_tpm_tar (d);
   for (size_t i = 0; i < sizeof tpm_dirs / sizeof *tpm_dirs; i++) {
     struct stat st;
 
@@ -514,12 +687,60 @@ find_xml (const struct vmferry_dir_reader *d, const char *name)
   return NULL;
 }
 
+/* The domain XML of an archive: the only *.xml at its top or in one
+ * directory (its root then: the directory the XML's files are in, as
+ * for --from-dir), or XML_NAME.  Sets d->root; returns the XML's name
+ * below it, which the caller frees.
+ */
+static char *
+find_xml_tar (struct vmferry_dir_reader *d, const char *xml_name)
+{
+  const char *found = NULL, *slash;
+  size_t n = vmferry_tar_plain_count (d->tar);
+
+  for (size_t i = 0; i < n; i++) {
+    const struct vmferry_tar_plain_entry *e =
+      vmferry_tar_plain_entry (d->tar, i);
+    const char *base = strrchr (e->name, '/');
+
+    base = base ? base + 1 : e->name;
+    if (e->dir ||
+        (xml_name ? strcmp (base, xml_name) != 0
+         : base[0] == '.' || strlen (base) < 5 ||
+           strcmp (base + strlen (base) - 4, ".xml") != 0) ||
+        (base != e->name && strchr (e->name, '/') != base - 1))
+      continue;
+    if (found) {
+      vmferry_set_error ("%s: holds more than one %s (%s, %s)%s", d->path,
+                         xml_name ? xml_name : "*.xml", found, e->name,
+                         xml_name ? "" : ": unpack it with tar -xSf and name "
+                         "the domain's with --from-dir --xml=NAME");
+      return NULL;
+    }
+    found = e->name;
+  }
+  if (found == NULL) {
+    vmferry_set_error ("%s: no domain XML (%s at the archive's top or in "
+                       "one directory): write one with virsh dumpxml",
+                       d->path, xml_name ? xml_name : "*.xml");
+    return NULL;
+  }
+  slash = strchr (found, '/');
+  free (d->root);
+  d->root = strndup (found, slash ? (size_t) (slash - found) : 0);
+  if (d->root == NULL)
+    return NULL;
+  return strdup (slash ? slash + 1 : found);
+}
+
 /* Read the domain XML into d->xml. */
 static int
 read_xml (struct vmferry_dir_reader *d, const char *xml_name)
 {
-  CLEANUP_FREE char *name = find_xml (d, xml_name);
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_FREE char *name = d->tar ? find_xml_tar (d, xml_name)
+                                   : find_xml (d, xml_name);
+  CLEANUP_SRC struct src src = { -1, -1 };
+  const struct vmferry_tar_plain_entry *e = NULL;
   uint64_t size;
 
   if (name == NULL) {
@@ -527,8 +748,13 @@ read_xml (struct vmferry_dir_reader *d, const char *xml_name)
       vmferry_set_error_errno (ENOMEM, "%s", d->path);
     return -1;
   }
-  fd = open_below (d, name);
-  if (fd < 0 || vmferry_file_size (fd, name, &size) < 0)
+  if (src_open (d, name, &src) < 0)
+    return -1;
+  if (src.entry >= 0) {
+    e = vmferry_tar_plain_entry (d->tar, src.entry);
+    size = e->size;
+  }
+  else if (vmferry_file_size (src.fd, name, &size) < 0)
     return -1;
   if (size > VMFERRY_MAX_METADATA) {
     vmferry_set_error ("%s/%s: larger than %d bytes", d->path, name,
@@ -540,7 +766,11 @@ read_xml (struct vmferry_dir_reader *d, const char *xml_name)
     vmferry_set_error_errno (ENOMEM, "%s", d->path);
     return -1;
   }
-  if (vmferry_pread_full (fd, name, d->xml, size, 0) < 0)
+  if (e) {
+    assert (e->head_len == size);       /* all of a *.xml is kept */
+    memcpy (d->xml, e->head, size);
+  }
+  else if (vmferry_pread_full (src.fd, name, d->xml, size, 0) < 0)
     return -1;
   d->xml[size] = '\0';
   if (strlen (d->xml) != size) {
@@ -611,24 +841,26 @@ plan_files (struct vmferry_dir_reader *d, xmlDocPtr doc)
       continue;
     }
     if (df[i].role == VMFERRY_ROLE_NVRAM) {
-      CLEANUP_CLOSE int fd = open_below (d, base);
-      if (fd < 0 && vmferry_get_errno () == ENOENT) {
+      CLEANUP_SRC struct src src = { -1, -1 };
+      int o = src_open (d, base, &src);
+      if (o < 0 && vmferry_get_errno () == ENOENT) {
         /* libvirt makes it from its template at the first start. */
         vmferry_verbose ("%s: NVRAM %s not there: not carried", d->path,
                          base);
         continue;
       }
-      if (fd < 0 || plan_add (d, &fd, VMFERRY_ROLE_NVRAM, base, df[i].path,
+      if (o < 0 || plan_add (d, &src, VMFERRY_ROLE_NVRAM, base, df[i].path,
                               "raw") < 0) {
         vmferry_prefix_error ("NVRAM");
         r = -1;
       }
       continue;
     }
-    if (faccessat (d->dfd, base, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-        errno == ENOENT) {
-      vmferry_set_error ("%s: the domain XML names %s, and the directory "
-                         "has no %s/%s", label, df[i].path, d->path, base);
+    if (!src_exists (d, base)) {
+      vmferry_set_error ("%s: the domain XML names %s, and the %s has no "
+                         "%s/%s%s%s", label, df[i].path, d->kind, d->path,
+                         d->root && d->root[0] ? d->root : "",
+                         d->root && d->root[0] ? "/" : "", base);
       r = -1;
       continue;
     }
@@ -752,6 +984,68 @@ collect (void *opaque, const struct iovec *iov, int iovcnt)
   return 0;
 }
 
+/* The next piece of an archive's entry: whole blocks, in d->buf at
+ * *START_RTN - d->win, zero where the entry has holes.  1, 0 at its end
+ * (no piece), -1.
+ */
+static int
+tar_piece (struct vmferry_dir_reader *d, uint64_t size, uint64_t *start_rtn,
+           uint64_t *len_rtn)
+{
+  const uint64_t bs = VMFERRY_BLOCK_SIZE;
+
+  for (;;) {
+    uint64_t start, end;
+    size_t n;
+
+    if (d->blk_len == 0 && !d->eof) {
+      const void *buf = NULL;
+      size_t len = 0;
+      uint64_t off = 0;
+      int r = vmferry_tar_plain_read (d->tar, &buf, &len, &off);
+
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        d->eof = true;
+      d->blk = buf;
+      d->blk_len = r ? len : 0;
+      d->blk_off = off;
+      continue;
+    }
+    if (d->blk_len == 0 ||
+        (d->win_used && d->blk_off / VMFERRY_CHUNK_SIZE * VMFERRY_CHUNK_SIZE
+                        != d->win)) {
+      if (!d->win_used)
+        return 0;
+      /* The window's blocks from the one holding lo to the one holding
+       * hi - 1 (the entry's last may be short).
+       */
+      start = d->lo / bs * bs;
+      end = (d->hi + bs - 1) / bs * bs;
+      if (end > size)
+        end = size;
+      d->win_used = false;
+      *start_rtn = start;
+      *len_rtn = end - start;
+      return 1;
+    }
+    if (!d->win_used) {
+      d->win = d->blk_off / VMFERRY_CHUNK_SIZE * VMFERRY_CHUNK_SIZE;
+      d->lo = d->blk_off;
+      d->win_used = true;
+    }
+    n = d->win + VMFERRY_CHUNK_SIZE - d->blk_off;
+    if (n > d->blk_len)
+      n = d->blk_len;
+    memcpy (d->buf + (d->blk_off - d->win), d->blk, n);
+    d->hi = d->blk_off + n;
+    d->blk += n;
+    d->blk_off += n;
+    d->blk_len -= n;
+  }
+}
+
 /* The next piece of the current file (at most a chunk of one extent) as
  * DATA and ZERO records, its blocks into the digest.
  */
@@ -760,8 +1054,23 @@ data_step (struct vmferry_dir_reader *d)
 {
   struct dir_file *f = &d->files[d->file];
   uint64_t bs = VMFERRY_BLOCK_SIZE, len, run;
+  unsigned char *buf = d->buf;
   int r;
 
+  if (d->tar) {
+    uint64_t start;
+
+    r = tar_piece (d, f->size, &start, &len);
+    if (r <= 0) {
+      d->pos = f->size;
+      return r;
+    }
+    buf = d->buf + (start - d->win);
+    d->pos = start;
+    if (vmferry_digest_update (d->digest, d->pos, buf, len) < 0)
+      return -1;
+    goto records;
+  }
   if (d->pos >= d->ext_end) {
     uint64_t start, end;
 
@@ -781,22 +1090,27 @@ data_step (struct vmferry_dir_reader *d)
   if (vmferry_pread_full (f->fd, f->name, d->buf, len, d->pos) < 0 ||
       vmferry_digest_update (d->digest, d->pos, d->buf, len) < 0)
     return -1;
-  /* Runs of data blocks and of zero blocks, a record each. */
+ records:
+  /* Runs of data blocks and of zero blocks, a record each: zeros are
+   * written as holes (an allocated zero run of the source too).
+   */
   for (uint64_t at = 0; at < len; at += run) {
-    bool zero = vmferry_is_zero (d->buf + at, bs < len - at ? bs : len - at);
+    bool zero = vmferry_is_zero (buf + at, bs < len - at ? bs : len - at);
 
     for (run = 0; at + run < len; ) {
       uint64_t blen = bs < len - at - run ? bs : len - at - run;
-      if (vmferry_is_zero (d->buf + at + run, blen) != zero)
+      if (vmferry_is_zero (buf + at + run, blen) != zero)
         break;
       run += blen;
     }
     r = zero ? vmferry_stream_write_zero (d->w, d->file, d->pos + at, run)
              : vmferry_stream_write_data (d->w, d->file, d->pos + at, run, 0,
-                                          d->buf + at, (uint32_t) run);
+                                          buf + at, (uint32_t) run);
     if (r < 0)
       return -1;
   }
+  if (d->tar)
+    memset (buf, 0, len);       /* the window is zero but its data */
   d->pos += len;
   return 0;
 }
@@ -821,6 +1135,12 @@ step (struct vmferry_dir_reader *d)
     }
     d->pos = d->ext_end = 0;
     d->st = DS_DATA;
+    if (d->tar) {
+      d->blk_len = 0;
+      d->eof = d->win_used = false;
+      if (vmferry_tar_plain_seek (d->tar, d->files[d->file].entry) < 0)
+        return -1;
+    }
     return vmferry_stream_write_file_begin (d->w, d->file,
                                             d->files[d->file].size);
   case DS_DATA: {
@@ -896,43 +1216,41 @@ vmferry_dir_reader_free (struct vmferry_dir_reader *d)
   free (d->out);
   free (d->buf);
   free (d->path);
+  free (d->root);
+  vmferry_tar_plain_free (d->tar);
   free (d);
 }
 
-struct vmferry_stream_reader *
-vmferry_dir_open (const char *dir, const char *xml_name,
-                  struct vmferry_dir_reader **dir_rtn)
+/* A reader named NAME, its buffers made; NULL with the error set. */
+static struct vmferry_dir_reader *
+reader_new (const char *name, const char *kind)
 {
   struct vmferry_dir_reader *d = calloc (1, sizeof *d);
-  struct vmferry_stream_reader *rd;
   /* The most one step makes: a chunk's records, one per block at worst. */
   size_t out_size = VMFERRY_CHUNK_SIZE +
     (VMFERRY_CHUNK_SIZE / VMFERRY_BLOCK_SIZE + 4) * VMFERRY_REC_HEADER_SIZE +
     2 * VMFERRY_MAX_PAYLOAD;
 
-  *dir_rtn = NULL;
-  if (d == NULL) {
-    vmferry_set_error_errno (ENOMEM, "%s", dir);
-    return NULL;
-  }
-  d->dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d->dfd < 0) {
-    int e = errno;
-    vmferry_set_error_errno (e, "%s%s", dir, e == ENOTDIR
-                             ? ": not a directory (a vmferry archive imports "
-                               "as FILE; unpack a tar made by hand with "
-                               "tar -xSf first)" : "");
-    vmferry_dir_reader_free (d);
-    return NULL;
-  }
-  d->path = realpath (dir, NULL);
-  if (d->path == NULL || (d->buf = malloc (VMFERRY_CHUNK_SIZE)) == NULL ||
+  if (d == NULL || (d->buf = calloc (1, VMFERRY_CHUNK_SIZE)) == NULL ||
       (d->out = malloc (out_size)) == NULL ||
-      (d->w = vmferry_stream_writer_new_fn (collect, d, dir)) == NULL) {
-    vmferry_set_error_errno (d->path ? ENOMEM : errno, "%s", dir);
+      (d->w = vmferry_stream_writer_new_fn (collect, d, name)) == NULL ||
+      (d->root = strdup ("")) == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s", name);
     vmferry_dir_reader_free (d);
     return NULL;
   }
+  d->dfd = -1;
+  d->kind = kind;
+  return d;
+}
+
+/* Plan D and make the stream reader of its records (D taken). */
+static struct vmferry_stream_reader *
+reader_start (struct vmferry_dir_reader *d, const char *xml_name,
+              struct vmferry_dir_reader **dir_rtn)
+{
+  struct vmferry_stream_reader *rd;
+
   if (plan (d, xml_name) < 0) {
     vmferry_dir_reader_free (d);
     return NULL;
@@ -946,4 +1264,58 @@ vmferry_dir_open (const char *dir, const char *xml_name,
   vmferry_stream_reader_trust (rd);
   *dir_rtn = d;
   return rd;
+}
+
+struct vmferry_stream_reader *
+vmferry_dir_open (const char *dir, const char *xml_name,
+                  struct vmferry_dir_reader **dir_rtn)
+{
+  struct vmferry_dir_reader *d;
+
+  *dir_rtn = NULL;
+  d = reader_new (dir, "directory");
+  if (d == NULL)
+    return NULL;
+  d->dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->dfd < 0) {
+    int e = errno;
+    vmferry_set_error_errno (e, "%s%s", dir, e == ENOTDIR
+                             ? ": not a directory (an archive, vmferry's "
+                               "or a tar made by hand, imports as FILE)"
+                             : "");
+    vmferry_dir_reader_free (d);
+    return NULL;
+  }
+  d->path = realpath (dir, NULL);
+  if (d->path == NULL) {
+    vmferry_set_error_errno (errno, "%s", dir);
+    vmferry_dir_reader_free (d);
+    return NULL;
+  }
+  return reader_start (d, xml_name, dir_rtn);
+}
+
+struct vmferry_stream_reader *
+vmferry_archive_open (int fd, const char *name,
+                      struct vmferry_tar_reader **tar_rtn,
+                      struct vmferry_dir_reader **dir_rtn)
+{
+  struct vmferry_tar_plain *plain = NULL;
+  struct vmferry_stream_reader *rd =
+    vmferry_input_open_plain (fd, name, tar_rtn, &plain);
+  struct vmferry_dir_reader *d;
+
+  *dir_rtn = NULL;
+  if (rd || plain == NULL)
+    return rd;
+  d = reader_new (name, "archive");
+  if (d == NULL || (d->path = strdup (name)) == NULL) {
+    if (d)
+      vmferry_set_error_errno (ENOMEM, "%s", name);
+    vmferry_tar_plain_free (plain);
+    vmferry_dir_reader_free (d);
+    return NULL;
+  }
+  d->tar = plain;
+  return reader_start (d, NULL, dir_rtn);
 }

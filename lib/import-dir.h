@@ -41,6 +41,7 @@
 #define VMFERRY_IMPORT_DIR_H
 
 #include "stream.h"
+#include "tar.h"
 
 struct vmferry_dir_reader;
 
@@ -54,6 +55,20 @@ struct vmferry_stream_reader *
 vmferry_dir_open (const char *dir, const char *xml_name,
                   struct vmferry_dir_reader **dir_rtn);
 void vmferry_dir_reader_free (struct vmferry_dir_reader *d);
+
+/* Open the input on FD (NAME for messages) as a stream, as
+ * vmferry_input_open (tar.h) does: a native stream or a vmferry archive
+ * (*TAR_RTN), else a tar made by hand, planned as a directory is, above,
+ * with the archive's entries for its files (*DIR_RTN; tar.h says how it
+ * is read, twice, and why a pipe is refused).  Its directory is the one
+ * holding its only *.xml, at the archive's top or one directory down.
+ * At most one of *TAR_RTN and *DIR_RTN is set: free it after the stream
+ * reader.
+ */
+struct vmferry_stream_reader *
+vmferry_archive_open (int fd, const char *name,
+                      struct vmferry_tar_reader **tar_rtn,
+                      struct vmferry_dir_reader **dir_rtn);
 
 /* After the stream reader failed: if reading the directory was the
  * cause, make the error its own message, without the record number and

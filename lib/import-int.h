@@ -109,6 +109,10 @@ struct import_file {
 
 struct importer {
   const struct vmferry_import_opts *opts;
+  /* Read from a directory or a tar made by hand: no manifest, no
+   * digests made at the source (import-dir.h).
+   */
+  bool unverified;
   char *dir;                    /* resolved target directory */
   struct vmferry_target tgt;    /* ... open */
   /* Where TPM state goes: libvirt's swtpm directory with --define (the

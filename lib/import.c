@@ -108,7 +108,8 @@ read_stream (struct importer *im)
 {
   const struct vmferry_import_opts *opts = im->opts;
   /* A file or pipe holds a stream or an archive (tar.h), told apart by
-   * its first bytes; stripes carry streams only.
+   * its first bytes, or a tar made by hand (import-dir.h); stripes carry
+   * streams only.
    */
   struct vmferry_tar_reader *tar = NULL;
   struct vmferry_dir_reader *dir = NULL;
@@ -117,7 +118,7 @@ read_stream (struct importer *im)
           ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes,
                                           opts->in_name)
       : opts->from_dir ? vmferry_dir_open (opts->from_dir, opts->from_xml, &dir)
-          : vmferry_input_open (opts->in_fd, opts->in_name, &tar);
+          : vmferry_archive_open (opts->in_fd, opts->in_name, &tar, &dir);
   /* The same checks as vmferry-info --verify (formats/validate.h): one
    * validator decides what a stream may say.
    */
@@ -141,6 +142,7 @@ read_stream (struct importer *im)
     vmferry_validator_free (v);
     return -1;
   }
+  im->unverified = dir != NULL;
   while (!seen_end && (r = vmferry_stream_read_record (rd, &rec)) == 1) {
     if (vmferry_validator_record (v, &rec) < 0)
       goto out;
@@ -520,7 +522,7 @@ set_summary (const struct importer *im, double t0, bool fixup_not_done)
                        : opts->define ? " and defined" : "",
                        im->nr_files, im->nr_files == 1 ? "" : "s", size, took,
                        /* import-dir.h: digests of what was read */
-                       opts->from_dir ? "; no manifest: copied as found, not "
+                       im->unverified ? "; no manifest: copied as found, not "
                        "verified against a sender" : "",
                        fixup_not_done ? "; the guest's fix-ups were not done"
                        : "");

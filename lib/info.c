@@ -13,6 +13,7 @@
 #include "error.h"
 #include "guest.h"
 #include "human.h"
+#include "import-dir.h"
 #include "info.h"
 #include "manifest.h"
 #include "progress.h"
@@ -44,7 +45,8 @@ shown (const char *s)
 
 static void
 print_text (FILE *out, const struct vmferry_manifest *m,
-            const struct file_stats *st, uint64_t total_wire, bool verify)
+            const struct file_stats *st, uint64_t total_wire, bool verify,
+            bool handmade)
 {
   CLEANUP_FREE char *dom = shown (m->domain_name);
   CLEANUP_FREE char *uuid = shown (m->domain_uuid);
@@ -96,7 +98,9 @@ print_text (FILE *out, const struct vmferry_manifest *m,
   vmferry_human_size (total_wire, b, sizeof b);
   fprintf (out, "stream:   %s for %s allocated (%.1f%%)%s\n", b, a,
            total_alloc ? 100.0 * total_wire / total_alloc : 0.0,
-           verify ? ", every checksum and digest verified"
+           handmade ? ", made by hand: no manifest, the content not "
+                      "verified against a digest made at the source"
+           : verify ? ", every checksum and digest verified"
            : ", record checksums verified");
 }
 
@@ -106,7 +110,8 @@ print_text (FILE *out, const struct vmferry_manifest *m,
  */
 static int
 print_json (FILE *out, const struct vmferry_manifest *m,
-            const struct file_stats *st, uint64_t total_wire, bool verify)
+            const struct file_stats *st, uint64_t total_wire, bool verify,
+            bool handmade)
 {
   CLEANUP_FREE char *text = vmferry_manifest_to_json (m);
   json_object *o, *files, *manifest;
@@ -141,7 +146,10 @@ print_json (FILE *out, const struct vmferry_manifest *m,
   }
   json_object_object_add (o, "files", files);
   json_object_object_add (o, "wire_bytes", json_object_new_uint64 (total_wire));
-  json_object_object_add (o, "verified", json_object_new_boolean (verify));
+  json_object_object_add (o, "verified",
+                          json_object_new_boolean (verify && !handmade));
+  if (handmade)
+    json_object_object_add (o, "made_by_hand", json_object_new_boolean (true));
   fprintf (out, "%s\n",
            json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY |
                                            JSON_C_TO_STRING_SPACED |
@@ -175,9 +183,13 @@ static int
 info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
       FILE *out)
 {
-  /* A stream or an archive (tar.h), told apart by its first bytes. */
+  /* A stream or an archive (tar.h), told apart by its first bytes, or a
+   * tar made by hand (import-dir.h).
+   */
   struct vmferry_tar_reader *tar = NULL;
-  struct vmferry_stream_reader *rd = vmferry_input_open (fd, name, &tar);
+  struct vmferry_dir_reader *dir = NULL;
+  struct vmferry_stream_reader *rd = vmferry_archive_open (fd, name, &tar,
+                                                           &dir);
   struct vmferry_validator *v = vmferry_validator_new (name);
   const struct vmferry_manifest *m = NULL;
   struct vmferry_record rec;
@@ -292,10 +304,15 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
       break;
     }
   }
-  if (r < 0)
+  if (r < 0) {
     vmferry_tar_reader_explain (tar);
+    vmferry_dir_reader_explain (dir);
+  }
   if (r < 0 || vmferry_validator_finish (v) < 0)
     goto out;
+  /* A tar made by hand: its digests are of what was just read. */
+  for (size_t i = 0; dir && i < m->nr_files; i++)
+    st[i].verified = false;
   if (xml) {
     size_t len;
     const char *x = vmferry_validator_xml (v, &len);
@@ -305,11 +322,11 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
     }
   }
   else if (json) {
-    if (print_json (out, m, st, total_wire, verify) < 0)
+    if (print_json (out, m, st, total_wire, verify, dir != NULL) < 0)
       goto out;
   }
   else
-    print_text (out, m, st, total_wire, verify);
+    print_text (out, m, st, total_wire, verify, dir != NULL);
   ret = 0;
  out:
   vmferry_digest_free (dg);
@@ -319,6 +336,7 @@ info (int fd, const char *name, bool json, bool xml, bool escape, bool verify,
   vmferry_validator_free (v);
   vmferry_stream_reader_free (rd);
   vmferry_tar_reader_free (tar);
+  vmferry_dir_reader_free (dir);
   return ret;
 }
 

@@ -146,7 +146,7 @@ dir_case uuid "is not a UUID" sed -i "s|<uuid>.*</uuid>|<uuid>../../x</uuid>|" w
 count=$((count + 1))
 rc=0
 $VG "$IMPORT" --from-dir "$canary" --dir "$dest" </dev/null 2>"$tmp/err" || rc=$?
-[[ $rc == 1 ]] && grep -q 'not a directory.*tar -xSf' "$tmp/err" ||
+[[ $rc == 1 ]] && grep -q 'not a directory.*imports as FILE' "$tmp/err" ||
     bad "a file: exited $rc: $(cat -v "$tmp/err")"
 
 [[ $failed == 0 ]] || exit 1

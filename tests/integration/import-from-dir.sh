@@ -92,7 +92,7 @@ drop_b "$vm"
 # the tar itself as --from-dir says what to do
 out=$(on_b $VG vmferry-import --from-dir "$SCRATCH/a.tar" --dir "$IMAGES_DIR" 2>&1) &&
     fail "--from-dir of a file: imported"
-grep -q "not a directory.*tar -xSf" <<<"$out" || fail "--from-dir of a file: unclear: $out"
+grep -q "not a directory.*imports as FILE" <<<"$out" || fail "--from-dir of a file: unclear: $out"
 
 # 3. hostile directories.
 canary=$SCRATCH/canary.img

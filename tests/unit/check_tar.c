@@ -1,7 +1,9 @@
 /* Unit tests for formats/tar.c: a stream's records written as an archive
  * (plain and zstd) read back through vmferry_input_open as the same
  * content and digests, holes kept out of the archive; a native stream
- * still read through the same call; data outside a file's map refused.
+ * still read through the same call; data outside a file's map refused;
+ * a tar made by hand indexed ("./" dropped, the XML kept whole, entries
+ * read again out of order), and refused named twice or from a pipe.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,5 +225,151 @@ START_TEST (test_neither)
 }
 END_TEST
 
+/* ---- a tar made by hand ---- */
+
+/* Append a ustar entry NAME of TYPE ('0' file, '5' directory) holding
+ * BODY[0..LEN) to FD.
+ */
+static void
+ustar_entry (int fd, const char *name, char type, const char *body,
+             size_t len)
+{
+  unsigned char h[512] = { 0 }, pad[512] = { 0 };
+  unsigned sum = 0;
+
+  snprintf ((char *) h, 100, "%s", name);
+  snprintf ((char *) h + 100, 8, "%07o", type == '5' ? 0755 : 0600);
+  snprintf ((char *) h + 108, 8, "%07o", 0);
+  snprintf ((char *) h + 116, 8, "%07o", 0);
+  snprintf ((char *) h + 124, 12, "%011zo", len);
+  snprintf ((char *) h + 136, 12, "%011o", 0);
+  memset (h + 148, ' ', 8);
+  h[156] = type;
+  memcpy (h + 257, "ustar", 6);
+  memcpy (h + 263, "00", 2);
+  for (size_t i = 0; i < 512; i++)
+    sum += h[i];
+  snprintf ((char *) h + 148, 8, "%06o", sum);
+  ck_assert_int_eq (write (fd, h, 512), 512);
+  if (len) {
+    ck_assert_int_eq (write (fd, body, len), (ssize_t) len);
+    ck_assert_int_eq (write (fd, pad, (512 - len % 512) % 512),
+                      (ssize_t) ((512 - len % 512) % 512));
+  }
+}
+
+/* The hand-made archive: the disk before the XML, "./" names. */
+static int
+hand_tar (bool twice)
+{
+  int fd = memfd_create ("hand", 0);
+  unsigned char end[1024] = { 0 };
+
+  ck_assert_int_ge (fd, 0);
+  ustar_entry (fd, "./", '5', NULL, 0);
+  ustar_entry (fd, "./vm/", '5', NULL, 0);
+  ustar_entry (fd, "./vm/disk.img", '0', "DISKDATA", 8);
+  ustar_entry (fd, "./vm/vm.xml", '0', "<domain/>", 9);
+  if (twice)
+    ustar_entry (fd, "vm/disk.img", '0', "X", 1);
+  ck_assert_int_eq (write (fd, end, sizeof end), (ssize_t) sizeof end);
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  return fd;
+}
+
+START_TEST (test_hand_index)
+{
+  int fd = hand_tar (false);
+  struct vmferry_tar_reader *tar;
+  struct vmferry_tar_plain *p;
+  const struct vmferry_tar_plain_entry *e;
+  const void *buf;
+  size_t len;
+  uint64_t off;
+
+  /* Not a vmferry archive: refused, unless the caller reads the index. */
+  ck_assert_ptr_null (vmferry_input_open (fd, "hand", &tar));
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "the first entry must be"));
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  ck_assert_ptr_null (vmferry_input_open_plain (fd, "hand", &tar, &p));
+  ck_assert_ptr_null (tar);
+  ck_assert_ptr_nonnull (p);
+  /* "./" itself is not an entry; the names lose their "./". */
+  ck_assert_uint_eq (vmferry_tar_plain_count (p), 3);
+  e = vmferry_tar_plain_entry (p, 0);
+  ck_assert_str_eq (e->name, "vm");
+  ck_assert (e->dir);
+  ck_assert_int_eq (vmferry_tar_plain_find (p, "vm/disk.img"), 1);
+  e = vmferry_tar_plain_entry (p, 2);
+  ck_assert_str_eq (e->name, "vm/vm.xml");
+  ck_assert_uint_eq (e->head_len, 9);   /* all of an XML */
+  ck_assert_int_eq (memcmp (e->head, "<domain/>", 9), 0);
+  ck_assert_uint_eq (vmferry_tar_plain_entry (p, 1)->head_len, 4);
+  /* The XML's data, then the disk's, behind it: read again. */
+  ck_assert_int_eq (vmferry_tar_plain_seek (p, 2), 0);
+  ck_assert_int_eq (vmferry_tar_plain_read (p, &buf, &len, &off), 1);
+  ck_assert_uint_eq (len, 9);
+  ck_assert_int_eq (vmferry_tar_plain_seek (p, 1), 0);
+  ck_assert_int_eq (vmferry_tar_plain_read (p, &buf, &len, &off), 1);
+  ck_assert_uint_eq (off, 0);
+  ck_assert_uint_eq (len, 8);
+  ck_assert_int_eq (memcmp (buf, "DISKDATA", 8), 0);
+  ck_assert_int_eq (vmferry_tar_plain_read (p, &buf, &len, &off), 0);
+  vmferry_tar_plain_free (p);
+  close (fd);
+}
+END_TEST
+
+START_TEST (test_hand_refused)
+{
+  int fd = hand_tar (true), pfd[2];
+  struct vmferry_tar_reader *tar;
+  struct vmferry_tar_plain *p;
+  char buf[8192];
+  ssize_t n;
+
+  ck_assert_ptr_null (vmferry_input_open_plain (fd, "hand", &tar, &p));
+  ck_assert_ptr_null (p);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "is there twice"));
+  /* From a pipe: it cannot be read twice. */
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  ck_assert_int_eq (pipe (pfd), 0);
+  n = read (fd, buf, sizeof buf);
+  ck_assert_int_gt (n, 0);
+  ck_assert_int_eq (write (pfd[1], buf, n), n);
+  close (pfd[1]);
+  ck_assert_ptr_null (vmferry_input_open_plain (pfd[0], "pipe", &tar, &p));
+  ck_assert_ptr_null (p);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (),
+                                 "cannot be read again"));
+  close (pfd[0]);
+  close (fd);
+}
+END_TEST
+
+/* GNU tar's first entry for `tar -cf vm.tar DIR`: DIR/, however long. */
+START_TEST (test_hand_first_dir)
+{
+  int fd = memfd_create ("hand", 0);
+  unsigned char end[1024] = { 0 };
+  struct vmferry_tar_reader *tar;
+  struct vmferry_tar_plain *p;
+
+  ustar_entry (fd, "a-rather-long-directory-name/", '5', NULL, 0);
+  ustar_entry (fd, "a-rather-long-directory-name/vm.xml", '0', "<d/>", 4);
+  ck_assert_int_eq (write (fd, end, sizeof end), (ssize_t) sizeof end);
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  ck_assert_ptr_null (vmferry_input_open_plain (fd, "hand", &tar, &p));
+  ck_assert_msg (p != NULL, "%s", vmferry_get_error ());
+  ck_assert_uint_eq (vmferry_tar_plain_count (p), 2);
+  ck_assert_str_eq (vmferry_tar_plain_entry (p, 0)->name,
+                    "a-rather-long-directory-name");
+  vmferry_tar_plain_free (p);
+  close (fd);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("tar", test_plain_roundtrip, test_zstd_roundtrip,
-                   test_outside_map, test_native_stream, test_neither)
+                   test_outside_map, test_native_stream, test_neither,
+                   test_hand_index, test_hand_refused, test_hand_first_dir)
