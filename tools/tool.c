@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "guest-fixup.h"          /* vmferry_fixup_hostname_ok */
 #include "log.h"
 #include "progress.h"
 #include "rewrite.h"
@@ -377,4 +378,29 @@ vmferry_tool_rule_option (struct vmferry_rewrite *rewrite, int opt,
                            "command line") < 0)
     *failed = true;
   return rules[opt - VMFERRY_OPT_RULE];
+}
+
+const char *
+vmferry_tool_format_arg (const char *arg)
+{
+  if (strcmp (arg, "raw") != 0 && strcmp (arg, "qcow2") != 0)
+    vmferry_tool_usage_fail ("--format: raw or qcow2");
+  return arg;
+}
+
+const char *
+vmferry_tool_identity_arg (const char *arg)
+{
+  if (!vmferry_fixup_hostname_ok (arg))
+    vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
+                             "(letters, digits, '-' and '.')", arg);
+  return arg;
+}
+
+void
+vmferry_tool_check_fixup (bool no_fixup, const char *new_identity)
+{
+  if (no_fixup && new_identity)
+    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
+                             "--no-fixup");
 }

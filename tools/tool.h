@@ -173,6 +173,15 @@ void vmferry_tool_other_option (const struct vmferry_tool_shared *shared,
  */
 void vmferry_tool_check_ssh (const struct vmferry_ssh_opts *ssh);
 
+/* The options of a disk's arrival (vmferry-import, vmferry-migrate):
+ * --format's ARG (raw or qcow2) and --new-identity's host name ARG,
+ * returned when valid, else a usage failure; --no-fixup and
+ * --new-identity do not go together.
+ */
+const char *vmferry_tool_format_arg (const char *arg);
+const char *vmferry_tool_identity_arg (const char *arg);
+void vmferry_tool_check_fixup (bool no_fixup, const char *new_identity);
+
 /* The tool's progress reporter: machine lines on PROGRESS_FD (>= 0),
  * else a bar on a terminal's stderr unless -q (vmferry_progress_auto).
  */

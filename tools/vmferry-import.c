@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "guest-fixup.h"
 #include "import.h"
 #include "import-result.h"
 #include "log.h"
@@ -109,19 +108,12 @@ main (int argc, char *argv[])
       allow[opts.n_allow++] = optarg;
       opts.allow = allow;
       break;
-    case OPT_FORMAT:
-      if (strcmp (optarg, "raw") != 0 && strcmp (optarg, "qcow2") != 0)
-        vmferry_tool_usage_fail ("--format: raw or qcow2");
-      opts.format = optarg;
-      break;
+    case OPT_FORMAT: opts.format = vmferry_tool_format_arg (optarg); break;
     case OPT_FLATTEN: opts.flatten = true; break;
     case OPT_NO_FIXUP: opts.no_fixup = true; break;
     case OPT_JSON: json = true; break;
     case OPT_NEW_IDENTITY:
-      if (!vmferry_fixup_hostname_ok (optarg))
-        vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
-                                 "(letters, digits, '-' and '.')", optarg);
-      opts.new_identity = optarg;
+      opts.new_identity = vmferry_tool_identity_arg (optarg);
       break;
     case OPT_DISK:
       /* TARGET=DEVICE: a target as libvirt names them, an absolute path */
@@ -158,9 +150,7 @@ main (int argc, char *argv[])
                                "--abort, --resumable or --resume-query");
     opts.in_name = opts.from_dir;
   }
-  if (opts.no_fixup && opts.new_identity)
-    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
-                             "--no-fixup");
+  vmferry_tool_check_fixup (opts.no_fixup, opts.new_identity);
   if (json && (join || do_abort || opts.resume_query))
     vmferry_tool_usage_fail ("--json does not go with --join, --abort or "
                              "--resume-query");

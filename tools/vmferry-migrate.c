@@ -16,7 +16,6 @@
 #include "clock.h"
 #include "error.h"
 #include "export-trim.h"
-#include "guest-fixup.h"
 #include "human.h"
 #include "log.h"
 #include "migrate.h"
@@ -227,18 +226,11 @@ main (int argc, char *argv[])
     case OPT_ABORT: do_abort = true; break;
     case OPT_REMOVE_SOURCE_STORAGE: opts.remove_source_storage = true; break;
     case OPT_JSON: json = true; break;
-    case OPT_FORMAT:
-      if (strcmp (optarg, "raw") != 0 && strcmp (optarg, "qcow2") != 0)
-        vmferry_tool_usage_fail ("--format: raw or qcow2");
-      opts.format = optarg;
-      break;
+    case OPT_FORMAT: opts.format = vmferry_tool_format_arg (optarg); break;
     case OPT_FLATTEN: opts.flatten = true; break;
     case OPT_NO_FIXUP: opts.no_fixup = true; break;
     case OPT_NEW_IDENTITY:
-      if (!vmferry_fixup_hostname_ok (optarg))
-        vmferry_tool_usage_fail ("--new-identity: '%s' is not a host name "
-                                 "(letters, digits, '-' and '.')", optarg);
-      opts.new_identity = optarg;
+      opts.new_identity = vmferry_tool_identity_arg (optarg);
       break;
     case OPT_TRIM: opts.trim = true; break;
     case OPT_DEST_DISK:
@@ -287,9 +279,7 @@ main (int argc, char *argv[])
   if (opts.live && (opts.no_fixup || opts.new_identity))
     vmferry_tool_usage_fail ("--no-fixup and --new-identity do not go with "
                              "--live (the guest runs)");
-  if (opts.no_fixup && opts.new_identity)
-    vmferry_tool_usage_fail ("--new-identity is made of fix-ups: not with "
-                             "--no-fixup");
+  vmferry_tool_check_fixup (opts.no_fixup, opts.new_identity);
   if (!opts.live && (opts.auto_converge || opts.postcopy || opts.migrate_uri))
     vmferry_tool_usage_fail ("--auto-converge, --postcopy and --migrate-uri "
                              "need --live");
