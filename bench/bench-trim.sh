@@ -124,18 +124,6 @@ build_deleted() {
     say "deleted disk: built in $(elapsed "$t0" "$(now)") s"
 }
 
-# install_trim_dom: the four disks in A's image directory (hard links to
-# the cache), and $TRIM_DOM defined over them.
-install_trim_dom() {
-    local d args=()
-    for d in "${TRIM_DISKS[@]}"; do
-        bench_link_image "$BENCH_SET_DIR/${d%:*}" "$IMAGES_A/${d%:*}"
-        args+=("$IMAGES_DIR/${d%:*}:${d##*:}")
-    done
-    bench_define_vm "$TRIM_DOM" "${args[@]}"
-    say "source on A: $(du -k "${TRIM_FILES[@]/#/$IMAGES_A/}" | awk '{ printf "%s%s %.1f MiB", s, substr($2, match($2, /[^\/]*$/)), $1 / 1024; s = ", " }') allocated"
-}
-
 # ---------------------------------------------------------------- the appliance
 
 # time_launch: guestfish -a /dev/null run, once, on the machine: the
@@ -353,7 +341,7 @@ say "bench-trim: $(machine_state); cache $BENCH_CACHE; sync $BENCH_SYNC; output 
 bench_set_build
 build_deleted
 bench_bed_up
-install_trim_dom
+bench_set_install "$TRIM_DOM" "${TRIM_DISKS[@]}"
 # The floor of this set: the four disks.
 BENCH_SET_FILES=("${TRIM_FILES[@]}")
 ((BENCH_FLOOR)) && say "the machine and the local-copy floor (cold cache; BENCH_FLOOR=0 skips)"

@@ -348,16 +348,20 @@ bench_set_build() {
     say "bench set: built in $(elapsed "$t0" "$(now)") s"
 }
 
-# bench_set_install: after bench_bed_up, the cached disks in A's image
-# directory and the domain $BENCH_SET_DOM defined on A over them.
+# bench_set_install [DOM DISK:FORMAT...]: after bench_bed_up, the cached
+# disks (default: the bench set's) hard-linked into A's image directory
+# and the domain DOM (default $BENCH_SET_DOM) defined on A over them.
 bench_set_install() {
-    local d args=()
-    for d in "${BENCH_SET_DISKS[@]}"; do
+    local dom=${1:-$BENCH_SET_DOM} d args=() files=()
+    (($#)) && shift
+    (($#)) || set -- "${BENCH_SET_DISKS[@]}"
+    for d; do
         bench_link_image "$BENCH_SET_DIR/${d%:*}" "$IMAGES_A/${d%:*}"
         args+=("$IMAGES_DIR/${d%:*}:${d##*:}")
+        files+=("$IMAGES_A/${d%:*}")
     done
-    bench_define_vm "$BENCH_SET_DOM" "${args[@]}"
-    say "source on A: $(du -k "${BENCH_SET_FILES[@]/#/$IMAGES_A/}" | awk '{ printf "%s%s %.1f MiB", s, substr($2, match($2, /[^\/]*$/)), $1 / 1024; s = ", " }') allocated"
+    bench_define_vm "$dom" "${args[@]}"
+    say "source on A: $(du -k "${files[@]}" | awk '{ printf "%s%s %.1f MiB", s, substr($2, match($2, /[^\/]*$/)), $1 / 1024; s = ", " }') allocated"
 }
 
 # bench_set_compare DIR: every disk of the set in DIR (a path as the

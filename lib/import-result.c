@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "json.h"
 #include "import-result.h"
 #include "text.h"
 
@@ -76,15 +77,8 @@ vmferry_import_result_json (const struct vmferry_import_result *r,
   }
   if (vmferry_import_result_add_fixups (o, r) < 0)
     goto out;
-  /* One line: the caller reads the last line of stdout. */
-  if (fprintf (out, "%s\n",
-               json_object_to_json_string_ext
-                 (o, JSON_C_TO_STRING_PLAIN |
-                  JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
-      fflush (out) == EOF) {
-    vmferry_set_error_errno (errno, "cannot write the JSON result");
+  if (vmferry_json_print_line (out, o) < 0)
     goto out;
-  }
   ret = 0;
  out:
   json_object_put (o);

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "json.h"
 #include "import-result.h"
 #include "migrate.h"
 
@@ -150,15 +151,8 @@ vmferry_migrate_result_json (const struct vmferry_migrate_opts *opts,
   json_object_object_add (times, "seconds", json_object_new_double (seconds));
   json_object_object_add (o, "time", times);
 
-  /* One line: a caller may read it as the last line of stdout. */
-  if (fprintf (out, "%s\n",
-               json_object_to_json_string_ext
-                 (o, JSON_C_TO_STRING_PLAIN |
-                  JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
-      fflush (out) == EOF) {
-    vmferry_set_error_errno (errno, "cannot write the JSON result");
+  if (vmferry_json_print_line (out, o) < 0)
     goto out;
-  }
   ret = 0;
   goto out;
  nomem:
