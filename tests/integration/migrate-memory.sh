@@ -34,7 +34,7 @@ peak() {
     drop_b
     on_a /usr/bin/time -f %M -o "$SCRATCH/$tag.rss" vmferry-migrate -v \
         --bandwidth=64M "$@" "$vm" hostb --dest-dir "$dest" \
-        2>"$SCRATCH/$tag.err" || {
+        >"$SCRATCH/$tag.out" 2>"$SCRATCH/$tag.err" || {
         cat "$SCRATCH/$tag.err" >&2
         fail "$tag: vmferry-migrate failed"
     }
