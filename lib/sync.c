@@ -3327,7 +3327,7 @@ forget_records (struct sender *sd, char **removed, char **left)
   size_t l = strlen (sd->dest_id);
   unsigned nr = 0, kept = 0;
   CLEANUP_FREE char *ln = sender_file (sd, NULL, "lock");
-  char what[128];
+  CLEANUP_FREE char *what = NULL;
 
   if (d == NULL || ln == NULL)
     return -1;
@@ -3348,17 +3348,22 @@ forget_records (struct sender *sd, char **removed, char **left)
   if (vmferry_target_sync (&sd->dir) < 0)
     vmferry_warn ("%s", vmferry_get_error ());
   if (nr) {
-    snprintf (what, sizeof what, "the sender's records (%u file%s in %s)",
-              nr, nr == 1 ? "" : "s", sd->dir.path);
-    if (list_add (removed, what) < 0)
-      return -1;
+    if (asprintf (&what, "the sender's records (%u file%s in %s)", nr,
+                  nr == 1 ? "" : "s", sd->dir.path) < 0 ||
+        list_add (removed, what) < 0)
+      goto nomem;
+    free (what);
+    what = NULL;
   }
-  if (kept) {
-    snprintf (what, sizeof what, "%u file%s of the sender's records in %s",
-              kept, kept == 1 ? "" : "s", sd->dir.path);
-    return list_add (left, what);
-  }
+  if (kept &&
+      (asprintf (&what, "%u file%s of the sender's records in %s", kept,
+                 kept == 1 ? "" : "s", sd->dir.path) < 0 ||
+       list_add (left, what) < 0))
+    goto nomem;
   return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "malloc");
+  return -1;
 }
 
 int
