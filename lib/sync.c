@@ -1,10 +1,10 @@
 /* vmferry: a standby copy refreshed with what changed (see sync.h). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <dirent.h>
 #include <libgen.h>
 #include <stdatomic.h>
 #include <stdlib.h>
