@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -18,10 +20,12 @@
 #include <libvirt/libvirt.h>
 #include <xxhash.h>
 
+#include "backup.h"
 #include "cleanup.h"
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
+#include "export-trim.h"
 #include "hex.h"
 #include "extent.h"
 #include "fault.h"
@@ -41,6 +45,7 @@
 #include "sync-bitmap.h"
 #include "sync-define.h"
 #include "sync-running.h"
+#include "sync-trim.h"
 #include "target.h"
 #include "virt.h"
 #include "xmlnode.h"
@@ -2120,12 +2125,43 @@ struct sender {
    */
   bool running;
   struct vmferry_sync_running *run;
+  /* --trim: a refresh's overlays while it reads them (sync-trim.h). */
+  struct vmferry_sync_trim *trim;
+  int lock_fd;                  /* <dest id>.lock, held for the run */
 };
+
+/* The first copy is under way: what vmferry_sync_quit ends. */
+static atomic_bool copying;
+
+bool
+vmferry_sync_quit (void)
+{
+  if (!atomic_load (&copying))
+    return false;
+  vmferry_backup_quit ();
+  vmferry_trim_quit ();
+  return true;
+}
+
+/* Did a signal ask to stop?  -1 with the error set if so. */
+static int
+check_cancel (const struct sender *sd)
+{
+  if (sd->opts->cancel && *sd->opts->cancel) {
+    vmferry_set_error ("interrupted by signal %d", (int) *sd->opts->cancel);
+    return -1;
+  }
+  return 0;
+}
 
 static void
 sender_close (struct sender *sd)
 {
   vmferry_sync_running_end (sd->run);
+  if (vmferry_sync_trim_end (sd->trim) < 0)
+    vmferry_warn ("%s", vmferry_get_error ());
+  if (sd->lock_fd >= 0)
+    close (sd->lock_fd);
   vmferry_ssh_free (sd->ssh);
   vmferry_target_close (&sd->dir);
   disks_free (sd->disks, sd->nr);
@@ -2189,7 +2225,7 @@ remote_call (struct sender *sd, const char *action, const char *arg,
     snprintf (err, sizeof err, "%s", vmferry_get_error ());
     /* The receiver's own word, if it stopped first, is the cause. */
     status = vmferry_remote_finish (rem, NULL, NULL);
-    if (status > 0)
+    if (status > 0 && check_cancel (sd) == 0)
       vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
                          sd->opts->m.ssh.destination, action, status);
     else
@@ -2343,12 +2379,18 @@ bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
     }
     else if (is_qcow2 (&sd->disks[i])) {
       u = vmferry_sync_bitmap_prepare (sd->disks[i].path, sd->dest_id, gen,
-                                       use[i] && !sd->opts->no_bitmap,
+                                       use[i] && !sd->opts->no_bitmap &&
+                                       !sd->opts->trim,
                                        sd->opts->no_bitmap, why, sizeof why);
       if (u < 0)
         return -1;
       if (sd->opts->no_bitmap)
         snprintf (why, sizeof why, "--no-bitmap");
+      /* The bitmap does not see what the appliance discards on the
+       * overlays: every chunk is read through them.
+       */
+      else if (sd->opts->trim && use[i])
+        snprintf (why, sizeof why, "--trim");
       else if (u == 0 && !use[i] && !*why)
         snprintf (why, sizeof why, "the standby's own map was compared");
     }
@@ -2411,15 +2453,19 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
   m.start = m.undefine_source = m.remove_source_storage = false;
   m.live = m.dry_run = false;
   m.allow_running = sd->running;
+  m.trim = sd->opts->trim;
   /* Bitmap 2 records from before the copy on (a shut-off qcow2; QEMU
    * holds a running one's, whose checkpoint the first refresh's job
    * makes).
    */
-  if ((!sd->running && bitmaps_prepare (sd, 1, NULL, stats) < 0) ||
-      vmferry_migrate (&m, &outcome) < 0)
+  if (!sd->running && bitmaps_prepare (sd, 1, NULL, stats) < 0)
     return -1;
-  if (vmferry_fault ("sync-copied") < 0)
+  atomic_store (&copying, true);
+  r = vmferry_migrate (&m, &outcome);
+  atomic_store (&copying, false);
+  if (r < 0 || check_cancel (sd) < 0 || vmferry_fault ("sync-copied") < 0)
     return -1;
+  r = -1;
   if (getrandom (tk, sizeof tk, 0) != (ssize_t) sizeof tk) {
     vmferry_set_error_errno (errno, "getrandom");
     return -1;
@@ -2433,9 +2479,10 @@ first_copy (struct sender *sd, struct vmferry_sync_stats *stats)
       !(o = remote_call (sd, "init", arg, NULL, NULL)))
     goto out;
   a = jarr (o, "disks");
-  if (sd->running) {
+  if (sd->running || sd->opts->trim) {
     /* The copy is the disks at the backup job's start, which the source
-     * has left since: nothing here to compare with.
+     * has left since, or what the trim left of them, which the export's
+     * overlays held: nothing here to compare with.
      */
     stats->changed = stats->chunks = 0;
     stats->generation = 1;
@@ -2616,8 +2663,9 @@ scan_disk (struct sender *sd, struct refresh *rf,
   bool partial;                 /* a bitmap or checkpoint says what */
   int r = -1;
 
-  if (sd->run) {
-    if (!(src = vmferry_sync_running_source (sd->run, i)))
+  if (sd->run || sd->trim) {
+    if (!(src = sd->run ? vmferry_sync_running_source (sd->run, i)
+                        : vmferry_sync_trim_source (sd->trim, i)))
       return -1;
     size = vmferry_source_size (src);
   }
@@ -2671,6 +2719,8 @@ scan_disk (struct sender *sd, struct refresh *rf,
     const unsigned char *data;
     unsigned char was[16], is[16];
 
+    if (check_cancel (sd) < 0)
+      goto out;
     if ((dirty && !dirty[c]) ||
         (sd->run && !vmferry_sync_running_changed (sd->run, i, off,
                                                    end - off))) {
@@ -2902,6 +2952,40 @@ running_begin (struct sender *sd, const struct refresh *rf,
   return 0;
 }
 
+/* --trim: the overlays the refresh reads, trimmed in one appliance
+ * launch; STATS->untrimmed says what was not.
+ */
+static int
+trim_begin (struct sender *sd, struct vmferry_sync_stats *stats)
+{
+  CLEANUP_FREE const char **paths = calloc (sd->nr, sizeof *paths);
+  CLEANUP_FREE const char **formats = calloc (sd->nr, sizeof *formats);
+  CLEANUP_FREE const char **targets = calloc (sd->nr, sizeof *targets);
+  CLEANUP_FREE char *untrimmed = NULL;
+
+  if (paths == NULL || formats == NULL || targets == NULL) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  for (size_t i = 0; i < sd->nr; i++) {
+    paths[i] = sd->disks[i].path;
+    formats[i] = is_qcow2 (&sd->disks[i]) ? "qcow2" : "raw";
+    targets[i] = sd->disks[i].target;
+  }
+  sd->trim = vmferry_sync_trim_begin (paths, formats, targets, sd->nr,
+                                      &untrimmed);
+  if (sd->trim == NULL) {
+    vmferry_prefix_error ("domain %s: --trim", sd->opts->m.domain);
+    return -1;
+  }
+  snprintf (stats->untrimmed, sizeof stats->untrimmed, "%s",
+            untrimmed ? untrimmed : "");
+  if (untrimmed)
+    vmferry_notice ("domain %s: read as they are (not trimmed): %s",
+                    sd->opts->m.domain, untrimmed);
+  return check_cancel (sd);
+}
+
 static int
 refresh (struct sender *sd, json_object *sstate,
          struct vmferry_sync_stats *stats)
@@ -3052,11 +3136,31 @@ refresh (struct sender *sd, json_object *sstate,
    */
   for (size_t i = 0; i < sd->nr; i++)
     rf.bitmap[i] = !sd->running && rf.fine[i] != NULL;
-  if (sd->running ? running_begin (sd, &rf, stats) < 0
-      : (bitmaps_prepare (sd, rf.generation + 1, rf.bitmap, stats) < 0 ||
-         vmferry_fault ("sync-bitmap-added") < 0))
+  if (check_cancel (sd) < 0 ||
+      (sd->running ? running_begin (sd, &rf, stats) < 0
+       : (bitmaps_prepare (sd, rf.generation + 1, rf.bitmap, stats) < 0 ||
+          vmferry_fault ("sync-bitmap-added") < 0)))
     goto out;
+  if (opts->trim) {
+    /* The bitmap of the next generation records from before the trim's
+     * read; this one's is not read (bitmaps_prepare).
+     */
+    if (trim_begin (sd, stats) < 0)
+      goto out;
+    for (size_t i = 0; i < sd->nr; i++)
+      rf.bitmap[i] = false;
+  }
   done = remote_call (sd, "apply", keep, write_refresh, &rf);
+  if (sd->trim) {
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    if (vmferry_sync_trim_end (sd->trim) < 0 && done != NULL)
+      vmferry_warn ("%s", vmferry_get_error ());
+    else
+      vmferry_restore_saved_error (&saved);
+    sd->trim = NULL;
+  }
   /* The job's end does not wait for the standby's commit. */
   if (sd->run) {
     struct vmferry_saved_error saved;
@@ -3123,10 +3227,229 @@ refresh (struct sender *sd, json_object *sstate,
   return r;
 }
 
+/* ---- --forget ---- */
+
+static int sender_open (struct sender *sd, bool create);
+
+/* Append ", WHAT" (the first without the comma) to *LIST.  -1 on ENOMEM. */
+static int
+list_add (char **list, const char *what)
+{
+  char *n;
+
+  if (asprintf (&n, "%s%s%s", *list ? *list : "", *list ? ", " : "",
+                what) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  free (*list);
+  *list = n;
+  return 0;
+}
+
+/* Is NAME one of DEST_ID's checkpoints, vmferry.cp.DEST8.GEN? */
+static bool
+is_our_checkpoint (const char *dest_id, const char *name)
+{
+  size_t l = strlen (VMFERRY_SYNC_CHECKPOINT_PREFIX);
+  const char *p;
+
+  if (strncmp (name, VMFERRY_SYNC_CHECKPOINT_PREFIX, l) != 0 ||
+      strncmp (name + l, dest_id, 8) != 0 || name[l + 8] != '.')
+    return false;
+  p = name + l + 9;
+  if (*p < '1' || *p > '9')
+    return false;
+  return strspn (p, "0123456789") == strlen (p);
+}
+
+/* Delete SD's domain's checkpoints of SD's destination; each into
+ * *REMOVED, each that stays into *LEFT.
+ */
+static int
+forget_checkpoints (struct sender *sd, char **removed, char **left)
+{
+  virDomainCheckpointPtr *cps = NULL;
+  int n, r = 0;
+
+  n = virDomainListAllCheckpoints (sd->dom, &cps, 0);
+  if (n < 0) {
+    vmferry_virt_error ("domain %s: cannot list its checkpoints",
+                        sd->opts->m.domain);
+    return list_add (left, "its checkpoints (cannot list them)");
+  }
+  for (int k = 0; k < n; k++) {
+    const char *name = virDomainCheckpointGetName (cps[k]);
+    CLEANUP_FREE char *what = NULL;
+
+    if (r == 0 && name && is_our_checkpoint (sd->dest_id, name)) {
+      /* A checkpoint whose bitmap is gone (QEMU killed) goes as
+       * metadata; a shut-off qcow2's bitmap of it is removed below.
+       */
+      bool gone = virDomainCheckpointDelete (cps[k], 0) == 0 ||
+                  virDomainCheckpointDelete
+                    (cps[k], VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) == 0;
+      if (asprintf (&what, "checkpoint %s", name) < 0)
+        what = NULL;
+      r = what ? list_add (gone ? removed : left, what) : -1;
+    }
+    virDomainCheckpointFree (cps[k]);
+  }
+  free (cps);
+  return r;
+}
+
+/* Remove the bitmaps of SD's destination from disk I's qcow2 (those of
+ * the shut-off path, and a checkpoint's a metadata-only delete left);
+ * each into *REMOVED, each that stays into *LEFT.
+ */
+static int
+forget_bitmaps (struct sender *sd, size_t i, bool running, char **removed,
+                char **left)
+{
+  struct vmferry_sync_bitmap *l = NULL;
+  size_t n = 0;
+  int r = 0;
+
+  if (vmferry_sync_bitmaps_of (sd->disks[i].path, &l, &n) < 0) {
+    CLEANUP_FREE char *what = NULL;
+
+    vmferry_warn ("%s", vmferry_get_error ());
+    if (asprintf (&what, "disk %s's bitmaps (cannot list them)",
+                  sd->disks[i].target) < 0)
+      return -1;
+    return list_add (left, what);
+  }
+  for (size_t k = 0; r == 0 && k < n; k++) {
+    CLEANUP_FREE char *what = NULL;
+    bool gone;
+
+    if (vmferry_sync_bitmap_gen (sd->dest_id, l[k].name) == 0 &&
+        !is_our_checkpoint (sd->dest_id, l[k].name))
+      continue;
+    /* A running domain's QEMU holds the image: qemu-img cannot. */
+    gone = !running &&
+           vmferry_sync_bitmap_remove (sd->disks[i].path, l[k].name) == 0;
+    if (!gone && !running)
+      vmferry_warn ("%s", vmferry_get_error ());
+    if (asprintf (&what, "bitmap %s of disk %s%s", l[k].name,
+                  sd->disks[i].target,
+                  gone || !running ? "" : " (the domain runs)") < 0) {
+      vmferry_set_error_errno (ENOMEM, "malloc");
+      r = -1;
+    }
+    else
+      r = list_add (gone ? removed : left, what);
+  }
+  vmferry_sync_bitmaps_free (l, n);
+  return r;
+}
+
+/* Remove the sender's records of SD's destination: every file of its
+ * directory named DEST_ID.*, the lock last.
+ */
+static int
+forget_records (struct sender *sd, char **removed, char **left)
+{
+  DIR *d = vmferry_target_opendir (&sd->dir);
+  struct dirent *e;
+  size_t l = strlen (sd->dest_id);
+  unsigned nr = 0, kept = 0;
+  CLEANUP_FREE char *ln = sender_file (sd, NULL, "lock");
+  CLEANUP_FREE char *what = NULL;
+
+  if (d == NULL || ln == NULL)
+    return -1;
+  while ((e = readdir (d)) != NULL) {
+    if (strncmp (e->d_name, sd->dest_id, l) != 0 || e->d_name[l] != '.' ||
+        strcmp (e->d_name, ln) == 0)
+      continue;
+    if (vmferry_target_unlink (&sd->dir, e->d_name) == 0)
+      nr++;
+    else {
+      vmferry_warn ("%s", vmferry_get_error ());
+      kept++;
+    }
+  }
+  closedir (d);
+  if (kept == 0 && vmferry_target_unlink (&sd->dir, ln) < 0)
+    kept++;
+  if (vmferry_target_sync (&sd->dir) < 0)
+    vmferry_warn ("%s", vmferry_get_error ());
+  if (nr) {
+    if (asprintf (&what, "the sender's records (%u file%s in %s)", nr,
+                  nr == 1 ? "" : "s", sd->dir.path) < 0 ||
+        list_add (removed, what) < 0)
+      goto nomem;
+    free (what);
+    what = NULL;
+  }
+  if (kept &&
+      (asprintf (&what, "%u file%s of the sender's records in %s", kept,
+                 kept == 1 ? "" : "s", sd->dir.path) < 0 ||
+       list_add (left, what) < 0))
+    goto nomem;
+  return 0;
+ nomem:
+  vmferry_set_error_errno (ENOMEM, "malloc");
+  return -1;
+}
+
+int
+vmferry_sync_forget (const struct vmferry_sync_opts *opts, char **what_rtn)
+{
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 }, .lock_fd = -1 };
+  CLEANUP_FREE char *removed = NULL;
+  CLEANUP_FREE char *left = NULL;
+  bool running, no_dir = false;
+  int st, r = -1;
+
+  *what_rtn = NULL;
+  if (sender_open (&sd, false) < 0) {
+    /* No directory: no records, and no lock to take; still the bitmaps
+     * and checkpoints named for the pair.
+     */
+    if (sd.dom == NULL || vmferry_get_errno () != ENOENT)
+      goto out;
+    no_dir = true;
+  }
+  if ((st = vmferry_virt_domain_state (sd.dom)) < 0 ||
+      domain_disks (sd.dom, opts->m.domain, &sd.disks, &sd.nr) < 0)
+    goto out;
+  running = st != VIR_DOMAIN_SHUTOFF;
+  if (forget_checkpoints (&sd, &removed, &left) < 0)
+    goto out;
+  for (size_t i = 0; i < sd.nr; i++)
+    if (is_qcow2 (&sd.disks[i]) &&
+        forget_bitmaps (&sd, i, running, &removed, &left) < 0)
+      goto out;
+  if (!no_dir && forget_records (&sd, &removed, &left) < 0)
+    goto out;
+  if (left) {
+    vmferry_set_error ("standby %s on %s: %s%s; left: %s%s", sd.standby,
+                       opts->m.ssh.destination,
+                       removed ? "removed " : "removed nothing",
+                       removed ? removed : "", left,
+                       running ? " (run --forget again once the domain is "
+                       "shut off)" : "");
+    goto out;
+  }
+  if (asprintf (what_rtn, "%s", removed ? removed : "nothing (no bitmap, "
+                "checkpoint or record of it)") < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    *what_rtn = NULL;
+    goto out;
+  }
+  r = 0;
+ out:
+  sender_close (&sd);
+  return r;
+}
+
 int
 vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out)
 {
-  struct sender sd = { .opts = opts, .dir = { .fd = -1 } };
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 }, .lock_fd = -1 };
   json_object *o = NULL, *a;
   int r = -1;
 
@@ -3160,25 +3483,83 @@ vmferry_sync_list (const struct vmferry_sync_opts *opts, FILE *out)
   return r;
 }
 
+/* Open SD's domain and its state directory (<state dir>/<source UUID>,
+ * made with CREATE), name the destination (sd->dest_id) and take the
+ * pair's lock: one vmferry-sync of a source and a standby at a time, and
+ * --forget never under a running one.  0, or -1 with the error set; a
+ * directory that does not exist is ENOENT.
+ */
+static int
+sender_open (struct sender *sd, bool create)
+{
+  const struct vmferry_sync_opts *opts = sd->opts;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  XXH128_canonical_t c;
+  CLEANUP_FREE char *key = NULL;
+  CLEANUP_FREE char *dir = NULL;
+  CLEANUP_FREE char *ln = NULL;
+  int fd;
+
+  sd->standby = opts->standby ? opts->standby : opts->m.domain;
+  if (!(sd->conn = vmferry_virt_connect (opts->m.uri)) ||
+      !(sd->dom = vmferry_virt_lookup_domain (sd->conn, opts->m.domain)))
+    return -1;
+  if (virDomainGetUUIDString (sd->dom, uuid) < 0) {
+    vmferry_virt_error ("domain %s", opts->m.domain);
+    return -1;
+  }
+  /* One record per source and destination: the host as given and the
+   * standby's name.
+   */
+  if (asprintf (&key, "%s%c%s", opts->m.ssh.destination, 0,
+                sd->standby) < 0 ||
+      asprintf (&dir, "%s/%s", opts->state_dir ? opts->state_dir
+                : vmferry_sync_state_dir (), uuid) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    return -1;
+  }
+  XXH128_canonicalFromHash (&c, XXH3_128bits (key, strlen (key) + 1 +
+                                              strlen (sd->standby)));
+  vmferry_hex_encode (c.digest, 16, sd->dest_id);
+  if (vmferry_target_open (&sd->dir, dir, create, 0700) < 0 ||
+      !(ln = sender_file (sd, NULL, "lock")))
+    return -1;
+  fd = openat (sd->dir.fd, ln, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+               0600);
+  if (fd < 0) {
+    vmferry_set_error_errno (errno, "%s/%s", sd->dir.path, ln);
+    return -1;
+  }
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+
+    close (fd);
+    if (e == EWOULDBLOCK)
+      vmferry_set_error ("standby %s on %s: a vmferry-sync of domain %s to "
+                         "it runs (%s/%s is locked): nothing was done",
+                         sd->standby, opts->m.ssh.destination,
+                         opts->m.domain, sd->dir.path, ln);
+    else
+      vmferry_set_error_errno (e, "%s/%s: flock", sd->dir.path, ln);
+    return -1;
+  }
+  sd->lock_fd = fd;
+  return 0;
+}
+
 int
 vmferry_sync (const struct vmferry_sync_opts *opts,
               struct vmferry_sync_stats *stats)
 {
-  struct sender sd = { .opts = opts, .dir = { .fd = -1 } };
-  char uuid[VIR_UUID_STRING_BUFLEN];
+  struct sender sd = { .opts = opts, .dir = { .fd = -1 }, .lock_fd = -1 };
   json_object *sstate = NULL;
-  XXH128_canonical_t c;
-  CLEANUP_FREE char *key = NULL;
-  CLEANUP_FREE char *dir = NULL;
   CLEANUP_FREE char *sn = NULL;
   int st, r = -1;
 
   memset (stats, 0, sizeof *stats);
   stats->definition = -1;
-  sd.standby = opts->standby ? opts->standby : opts->m.domain;
   sd.rules = opts->rules;
-  if (!(sd.conn = vmferry_virt_connect (opts->m.uri)) ||
-      !(sd.dom = vmferry_virt_lookup_domain (sd.conn, opts->m.domain)))
+  if (sender_open (&sd, true) < 0)
     goto out;
   if ((st = vmferry_virt_domain_state (sd.dom)) < 0)
     goto out;
@@ -3192,8 +3573,14 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
                        vmferry_virt_state_name (st));
     goto out;
   }
-  if (virDomainGetUUIDString (sd.dom, uuid) < 0 ||
-      !(sd.xml = virDomainGetXMLDesc (sd.dom, VIR_DOMAIN_XML_INACTIVE |
+  if (sd.running && opts->trim) {
+    vmferry_set_error ("domain %s is %s: --trim needs it shut off (its "
+                       "filesystems would change under the appliance): "
+                       "nothing was done", opts->m.domain,
+                       vmferry_virt_state_name (st));
+    goto out;
+  }
+  if (!(sd.xml = virDomainGetXMLDesc (sd.dom, VIR_DOMAIN_XML_INACTIVE |
                                       VIR_DOMAIN_XML_SECURE |
                                       VIR_DOMAIN_XML_MIGRATABLE))) {
     vmferry_virt_error ("domain %s", opts->m.domain);
@@ -3214,20 +3601,7 @@ vmferry_sync (const struct vmferry_sync_opts *opts,
                          ? sd.disks[i].format : "of no stated format");
       goto out;
     }
-  /* One record per source and destination: the host as given and the
-   * standby's name.
-   */
-  if (asprintf (&key, "%s%c%s", opts->m.ssh.destination, 0, sd.standby) < 0 ||
-      asprintf (&dir, "%s/%s", opts->state_dir ? opts->state_dir
-                : vmferry_sync_state_dir (), uuid) < 0) {
-    vmferry_set_error_errno (ENOMEM, "malloc");
-    goto out;
-  }
-  XXH128_canonicalFromHash (&c, XXH3_128bits (key, strlen (key) + 1 +
-                                              strlen (sd.standby)));
-  vmferry_hex_encode (c.digest, 16, sd.dest_id);
-  if (vmferry_target_open (&sd.dir, dir, true, 0700) < 0 ||
-      !(sn = sender_file (&sd, NULL, "json")))
+  if (!(sn = sender_file (&sd, NULL, "json")))
     goto out;
   if (!opts->full) {
     sstate = json_load (&sd.dir, sn);

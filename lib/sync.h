@@ -28,6 +28,7 @@
 #ifndef VMFERRY_SYNC_H
 #define VMFERRY_SYNC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +53,15 @@ struct vmferry_sync_opts {
    * given; a refresh then uses those of the first copy).
    */
   const char *rules;
+  /* --trim (sync-trim.h): the first copy is migrate's --trim; a refresh
+   * reads each disk through an overlay the appliance trimmed.
+   */
+  bool trim;
+  /* Set by a signal (quit.h), NULL: never.  A refresh stops before its
+   * next chunk, ends its backup job, removes its overlays, and the
+   * standby stays as it was; vmferry_sync_quit serves the first copy.
+   */
+  const volatile sig_atomic_t *cancel;
 };
 
 struct vmferry_sync_stats {
@@ -72,6 +82,8 @@ struct vmferry_sync_stats {
    * file systems FROZEN or not.
    */
   bool running, frozen;
+  /* --trim: the filesystems not trimmed ("" when every one was). */
+  char untrimmed[256];
 };
 
 /* The sender's state directory: $VMFERRY_SYNC_STATE_DIR, else
@@ -84,6 +96,25 @@ const char *vmferry_sync_state_dir (void);
  */
 int vmferry_sync (const struct vmferry_sync_opts *opts,
                   struct vmferry_sync_stats *stats);
+
+/* For the thread that acts on a signal (quit.h), outside any handler:
+ * while the first copy runs (migrate's export does not look at the
+ * flag), end its backup job and remove its --trim overlays, and return
+ * true: the caller is to die of the signal.  Else false: a refresh sees
+ * the flag itself and ends what it began.
+ */
+bool vmferry_sync_quit (void);
+
+/* --forget: remove what the sender keeps for the standby of OPTS's
+ * domain on OPTS's host: the source disks' dirty bitmaps of that
+ * destination (sync-bitmap.h), the domain's checkpoints of it
+ * (sync-running.h) and the sender's records, under the lock a sync of
+ * the pair holds (refused while one runs).  The host is not contacted.
+ * *WHAT_RTN says what was removed (the caller frees it).  0, or -1
+ * with the error set (saying what was left).
+ */
+int vmferry_sync_forget (const struct vmferry_sync_opts *opts,
+                         char **what_rtn);
 
 /* Print the standby's restore points on the host, one a line: "TARGET
  * GENERATION FILE".  Returns 0, or -1 with the error set.

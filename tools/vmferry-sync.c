@@ -18,6 +18,7 @@
 #include "human.h"
 #include "log.h"
 #include "progress.h"
+#include "quit.h"
 #include "rewrite.h"
 #include "send.h"
 #include "sync.h"
@@ -28,7 +29,7 @@
 
 enum { OPT_DEST_URI = 256, OPT_DEST_DIR, OPT_DEST_POOL, OPT_NO_CHECK,
        OPT_FULL, OPT_COMPARE, OPT_RECEIVER, OPT_TOKEN, OPT_KEEP, OPT_LIST,
-       OPT_NO_BITMAP, OPT_FREEZE };
+       OPT_NO_BITMAP, OPT_FREEZE, OPT_TRIM, OPT_FORGET };
 
 static const struct option long_options[] = {
   { "connect", required_argument, NULL, 'c' },
@@ -44,6 +45,8 @@ static const struct option long_options[] = {
   { "list", no_argument, NULL, OPT_LIST },
   { "no-bitmap", no_argument, NULL, OPT_NO_BITMAP },
   { "freeze", required_argument, NULL, OPT_FREEZE },
+  { "trim", no_argument, NULL, OPT_TRIM },
+  { "forget", no_argument, NULL, OPT_FORGET },
   VMFERRY_SSH_LONG_OPTIONS,
   VMFERRY_COMPRESS_LONG_OPTION,
   VMFERRY_THREADS_LONG_OPTION,
@@ -53,6 +56,30 @@ static const struct option long_options[] = {
   VMFERRY_COMMON_LONG_OPTIONS,
   { NULL, 0, NULL, 0 }
 };
+
+/* A signal during the first copy: migrate's export does not look at the
+ * flag, so its backup job is ended and its --trim overlays removed here
+ * (sync.h), and the process dies of the signal.  A refresh stops at its
+ * next chunk by itself and main says what is left.
+ */
+static void
+on_quit (int sig, void *opaque)
+{
+  char msg[256];
+  int n;
+
+  (void) opaque;
+  if (!vmferry_sync_quit ())
+    return;
+  n = snprintf (msg, sizeof msg, "%s: interrupted by signal %d during the "
+                "first copy: run the same command again to go on\n",
+                vmferry_program_name (), sig);
+  if (n > 0 && write (STDERR_FILENO, msg, (size_t) n) < 0)
+    vmferry_debug ("stderr: %m");
+  vmferry_quit_die ();
+}
+
+static const int interrupts[] = { SIGINT, SIGTERM, SIGHUP };
 
 /* On HOST: one receiver action for the standby NAME. */
 static int
@@ -95,7 +122,7 @@ main (int argc, char *argv[])
   };
   struct vmferry_sync_stats stats;
   const char *action = NULL, *token = NULL;
-  bool list = false, failed;
+  bool list = false, forget = false, failed;
   const char *rule;
   char *rules = NULL;
   double t0 = vmferry_monotonic ();
@@ -138,6 +165,8 @@ main (int argc, char *argv[])
     case OPT_COMPARE: opts.compare = true; break;
     case OPT_LIST: list = true; break;
     case OPT_NO_BITMAP: opts.no_bitmap = true; break;
+    case OPT_TRIM: opts.trim = true; break;
+    case OPT_FORGET: forget = true; break;
     case OPT_RECEIVER: action = optarg; break;
     case OPT_TOKEN: token = optarg; break;
     case OPT_KEEP: {
@@ -198,6 +227,28 @@ main (int argc, char *argv[])
   opts.m.domain = argv[optind];
   opts.m.ssh.destination = argv[optind + 1];
   signal (SIGPIPE, SIG_IGN);
+  if (forget) {
+    char *what = NULL;
+
+    if (list || opts.full || opts.compare || opts.trim)
+      vmferry_tool_usage_fail ("--forget: not with --list, --full, --compare "
+                               "or --trim");
+    r = vmferry_sync_forget (&opts, &what);
+    if (r < 0)
+      vmferry_tool_print_error ();
+    else {
+      vmferry_set_summary ("forgot standby %s on %s: removed %s; the "
+                           "standby on %s is left as it is",
+                           opts.standby ? opts.standby : opts.m.domain,
+                           opts.m.ssh.destination, what,
+                           opts.m.ssh.destination);
+      vmferry_tool_print_summary ();
+    }
+    free (what);
+    vmferry_rewrite_free (opts.m.rewrite);
+    free (rules);
+    return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
+  }
   if (list) {
     if (opts.full || opts.compare)
       vmferry_tool_usage_fail ("--list changes nothing: not with --full or "
@@ -209,11 +260,38 @@ main (int argc, char *argv[])
     free (rules);
     return r < 0 ? VMFERRY_EXIT_FAILED : VMFERRY_EXIT_OK;
   }
+  /* A signal stops a refresh at its next chunk (the flag), which ends
+   * its backup job and removes its overlays; one that an ignoring parent
+   * set aside stays ignored (nohup, a background job).
+   */
+  for (size_t i = 0; i < sizeof interrupts / sizeof interrupts[0]; i++)
+    if (vmferry_quit_on (interrupts[i], true) < 0) {
+      vmferry_tool_print_error ();
+      return VMFERRY_EXIT_FAILED;
+    }
+  opts.cancel = vmferry_quit_flag ();
+  {
+    static struct vmferry_quit_watch *watch;   /* until the end */
+
+    watch = vmferry_quit_watch (on_quit, NULL);
+    if (watch == NULL) {
+      vmferry_tool_print_error ();
+      return VMFERRY_EXIT_FAILED;
+    }
+  }
   opts.m.progress = vmferry_tool_progress (progress_fd);
   r = vmferry_sync (&opts, &stats);
   if (r < 0)
     vmferry_tool_print_error ();
   vmferry_progress_free (opts.m.progress);
+  if (r < 0 && vmferry_quit_signal ()) {
+    fprintf (stderr, "%s: interrupted: standby %s on %s is as it was (the "
+             "backup job and temporary files of this run are gone)\n",
+             vmferry_program_name (),
+             opts.standby ? opts.standby : opts.m.domain,
+             opts.m.ssh.destination);
+    vmferry_quit_die ();
+  }
   if (r < 0) {
     vmferry_rewrite_free (opts.m.rewrite);
     free (rules);
@@ -228,13 +306,14 @@ main (int argc, char *argv[])
     vmferry_human_size (stats.sent, sent, sizeof sent);
     if (stats.first)
       vmferry_set_summary ("domain %s copied in full to %s as standby %s "
-                           "(generation 1) in %s", opts.m.domain,
-                           opts.m.ssh.destination, standby, took);
+                           "(generation 1) in %s%s", opts.m.domain,
+                           opts.m.ssh.destination, standby, took,
+                           opts.trim ? ", trimmed" : "");
     else
       vmferry_set_summary ("standby %s on %s refreshed to generation %u in "
                            "%s: read %s (%" PRIu64 " bytes), %" PRIu64 " of %"
                            PRIu64 " chunks changed, sent %s (%" PRIu64
-                           " bytes), method: %s%s%s; definition: %s",
+                           " bytes), method: %s%s%s%s%s; definition: %s",
                            standby,
                            opts.m.ssh.destination, stats.generation, took, rd,
                            stats.read, stats.changed, stats.chunks, sent,
@@ -245,6 +324,9 @@ main (int argc, char *argv[])
                            stats.changed_by_hand
                            ? "; standby changed by hand: compared in full"
                            : stats.compared ? "; compared in full" : "",
+                           !opts.trim ? "" : *stats.untrimmed
+                           ? "; not trimmed: " : "; every filesystem trimmed",
+                           opts.trim ? stats.untrimmed : "",
                            stats.definition < 0 ? "not checked (an older "
                            "receiver)" : stats.definition ? "updated"
                            : "unchanged");
