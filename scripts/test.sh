@@ -10,7 +10,9 @@
 # tests/CMakeLists.txt), with the tools of build-san; the safety tests run
 # there only, not in build/.  Ends with the report of
 # tests/report-summary.sh.
-# Arguments go to both ctest runs (e.g. -R 'unit/').
+# Arguments go to both ctest runs (e.g. -R 'unit/').  The test bed is
+# VMFERRY_TESTBED_DIR with VMFERRY_TESTBED_PORT_OFFSET when they are set
+# (CONTRIBUTING.md: a bed of one's own), as for ctest.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -51,8 +53,11 @@ rc=0
 clean=yes
 # The safety tests (hostile inputs, fault and race matrices) run once,
 # in the sanitizer tree below, where they also catch memory errors.
-ctest --test-dir build --output-on-failure --timeout 1200 -LE safety \
-    --output-junit report/ctest.xml "$@" || rc=$?
+# In both trees the hermetic tests (unit, docs, cli, engine, fuzz) run
+# beside the test bed's start-up and beside the integration tests, which
+# take the bed one at a time (tests/CMakeLists.txt: RESOURCE_LOCK, COST).
+ctest --test-dir build --output-on-failure --timeout 1200 -j"$(nproc)" \
+    -LE safety --output-junit report/ctest.xml "$@" || rc=$?
 t3=$(now)
 ctest --test-dir build-san --output-on-failure --timeout 1200 -j"$(nproc)" \
     -L 'unit|engine|fuzz|safety' --output-junit report/ctest.xml "$@" || rc=$?
