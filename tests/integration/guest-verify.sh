@@ -10,6 +10,10 @@
 # copy before placing it: the clean guest (a qcow2 overlay over a raw
 # base: the chain is followed under the temporary names) is defined, the
 # damaged one fails with nothing defined and no file left.
+# The appliance runs one vCPU (under TCG, one core's work), so launches
+# on disjoint files run two at once, each asserting as alone: the two
+# guests' checks by info, then the damaged copy's import on B beside
+# export --inspect on A.
 . "$(dirname "$0")/functions.sh"
 requires mkfs.xfs
 requires sfdisk
@@ -49,6 +53,26 @@ dd if="$SCRATCH/fs.img" of="$IMAGES_A/t-guestbad.img" bs=1M seek=1 \
 
 sums() { sha256sum "$IMAGES_A/$1".* "$IMAGES_A/$1"-*.img; }
 before=$(sums t-guest)
+before_bad=$(sums t-guestbad)
+# Where the imports (below) put their copies on B.
+dest=/var/lib/libvirt/images/guest
+dir_on_b "$dest"
+# A job still running when the test fails is ended (SIGTERM: the tool
+# ends its appliance) before the cleanup removes its domain.
+end_jobs() {
+    local p
+    for p in $(jobs -p); do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null || true
+    done
+    return 0
+}
+cleanup_add end_jobs
+
+# The damaged guest's check (below) runs beside the clean guest's.
+on_a $VG vmferry-info -c "$URI_A" --domain t-guestbad --verify-guest \
+    >"$SCRATCH/bad.txt" 2>"$SCRATCH/bad.err" &
+bad_job=$!
 
 # A clean guest: inspected and checked in one launch.
 t0=$SECONDS
@@ -82,16 +106,15 @@ q() { jq -r "$1" "$SCRATCH/good.json"; }
 [[ $(sums t-guest) == "$before" ]] || fail "the check changed the images"
 
 # A damaged guest: status 1, the line names vda1; its images unchanged.
-before=$(sums t-guestbad)
-on_a $VG vmferry-info -c "$URI_A" --domain t-guestbad --verify-guest \
-    >"$SCRATCH/bad.txt" 2>"$SCRATCH/bad.err" &&
-    fail "a damaged filesystem passed"
+rc=0
+wait "$bad_job" || rc=$?
+((rc != 0)) || fail "a damaged filesystem passed"
 cat "$SCRATCH/bad.txt" "$SCRATCH/bad.err"
 grep -q '^vda1 (ext4): damaged: ' "$SCRATCH/bad.txt" || fail "vda1 not named damaged"
 grep -q '^vdb (xfs): clean: ' "$SCRATCH/bad.txt" || fail "vdb not checked clean"
 grep -q 'domain t-guestbad: 1 filesystem is damaged' "$SCRATCH/bad.err" ||
     fail "unclear error"
-[[ $(sums t-guestbad) == "$before" ]] || fail "the check changed the images"
+[[ $(sums t-guestbad) == "$before_bad" ]] || fail "the check changed the images"
 
 # A running domain is refused before the appliance starts.
 make_vm --start t-guestrun raw 16M
@@ -100,11 +123,13 @@ on_a vmferry-info -c "$URI_A" --domain t-guestrun --verify-guest \
 grep -q 'domain t-guestrun is running: its filesystems would change' \
     "$SCRATCH/run.err" || fail "unclear error: $(cat "$SCRATCH/run.err")"
 # import --verify-guest: the clean copy is checked, then defined.
-dest=/var/lib/libvirt/images/guest
-dir_on_b "$dest"
-# export --inspect records the guest in the stream; info shows it.
-on_a $VG vmferry-export -c "$URI_A" --inspect t-guest -o "$SCRATCH/t-guest.vmf"
+# export --inspect records the guest in the stream; info shows it.  The
+# damaged copy's import (checked below) runs beside it.
 on_a vmferry-export -c "$URI_A" t-guestbad -o "$SCRATCH/t-guestbad.vmf"
+on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --verify-guest \
+    "$SCRATCH/t-guestbad.vmf" 2>"$SCRATCH/impbad.err" &
+impbad_job=$!
+on_a $VG vmferry-export -c "$URI_A" --inspect t-guest -o "$SCRATCH/t-guest.vmf"
 on_a $VG vmferry-info "$SCRATCH/t-guest.vmf" >"$SCRATCH/info.txt"
 cat "$SCRATCH/info.txt"
 grep -q '^  operating system: Debian GNU/Linux 12 (bookworm) (linux debian 12.0), hostname web01, root vda1$' \
@@ -125,17 +150,17 @@ grep -q 't-guest: vdb (xfs): clean' "$SCRATCH/imp.err" || fail "vdb not checked"
 virsh_b -q domuuid t-guest >/dev/null || fail "t-guest not defined on B"
 on_a qemu-img compare -q "$IMAGES_B/guest/t-guest.qcow2" "$IMAGES_DIR/t-guest.qcow2" ||
     fail "the copy differs"
-ls /tmp/vmferry-guest-* 2>/dev/null && fail "the check left its links"
 
 # The damaged copy: refused, nothing defined, no file left.
-on_b $VG vmferry-import -c "$URI_B" --dir "$dest" --define --verify-guest \
-    "$SCRATCH/t-guestbad.vmf" 2>"$SCRATCH/imp.err" &&
-    fail "a damaged guest was imported"
-cat "$SCRATCH/imp.err"
-grep -q 'domain t-guestbad: 1 filesystem is damaged in the copy' "$SCRATCH/imp.err" ||
+rc=0
+wait "$impbad_job" || rc=$?
+((rc != 0)) || fail "a damaged guest was imported"
+cat "$SCRATCH/impbad.err"
+grep -q 'domain t-guestbad: 1 filesystem is damaged in the copy' "$SCRATCH/impbad.err" ||
     fail "unclear error"
-grep -q 'nothing was defined and no file was left' "$SCRATCH/imp.err" ||
+grep -q 'nothing was defined and no file was left' "$SCRATCH/impbad.err" ||
     fail "the error does not say what was left"
+ls /tmp/vmferry-guest-* 2>/dev/null && fail "the checks left their links"
 virsh_b -q domuuid t-guestbad >/dev/null 2>&1 && fail "t-guestbad was defined"
 left=$(on_b ls -A "$dest" | grep -v '^t-guest\(-base\|-data\)\?\.\(img\|qcow2\)$' || true)
 [[ -z $left ]] || fail "files left in $dest: $left"
