@@ -130,8 +130,8 @@ vmferry_manifest_mac_ok (const char *s)
   return s[17] == '\0';
 }
 
-static void
-remove_mac (struct vmferry_manifest *m, size_t i)
+void
+vmferry_manifest_remove_mac (struct vmferry_manifest *m, size_t i)
 {
   free (m->macs[i].old_mac);
   free (m->macs[i].new_mac);
@@ -181,12 +181,12 @@ vmferry_manifest_add_mac (struct vmferry_manifest *m, const char *old,
   at = e - m->macs;
   for (size_t i = m->nr_macs; i-- > 0;)
     if (i != at && strcasecmp (m->macs[i].new_mac, new) == 0) {
-      remove_mac (m, i);
+      vmferry_manifest_remove_mac (m, i);
       if (i < at)
         at--;
     }
   if (strcasecmp (m->macs[at].old_mac, m->macs[at].new_mac) == 0)
-    remove_mac (m, at);
+    vmferry_manifest_remove_mac (m, at);
   return 0;
  nomem:
   vmferry_set_error_errno (ENOMEM, "manifest");

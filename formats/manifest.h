@@ -150,6 +150,9 @@ char *vmferry_manifest_to_json (const struct vmferry_manifest *m);
  */
 bool vmferry_manifest_mac_ok (const char *s);
 
+/* Entry I of M's MAC map removed (the later ones move up one). */
+void vmferry_manifest_remove_mac (struct vmferry_manifest *m, size_t i);
+
 /* Note in M's mac_map that a rewrite changed an interface's MAC from OLD
  * to NEW (both vmferry_manifest_mac_ok): the entry whose new MAC is OLD
  * now goes to NEW (the guest still knows its old one), else an entry

@@ -103,12 +103,7 @@ stream_macs (struct importer *im, struct vmferry_manifest **m_rtn)
       vmferry_debug ("%s: fix-up: %s -> %s: no interface has %s now",
                      im->name, m->macs[i].old_mac, m->macs[i].new_mac,
                      m->macs[i].new_mac);
-      free (m->macs[i].old_mac);
-      free (m->macs[i].new_mac);
-      free (m->macs[i].extra);
-      memmove (&m->macs[i], &m->macs[i + 1],
-               (m->nr_macs - i - 1) * sizeof *m->macs);
-      m->nr_macs--;
+      vmferry_manifest_remove_mac (m, i);
     }
   }
   free_macs (now, nr_now);

@@ -24,6 +24,7 @@
 #   requires CMD                  skip unless CMD is on PATH
 #   requires CMD ARG...           skip unless the command succeeds
 #   cleanup_add CMD [ARG...]      run at exit, last added first
+#   end_jobs                      SIGTERM and wait for the background jobs
 #   on_a CMD... / on_b CMD...     run in host A's / B's mount namespace
 #   dir_on_b DIR                  make DIR on host B, removed at exit
 #   virsh_a ARGS / virsh_b ARGS   virsh against host A / B
@@ -118,6 +119,18 @@ _cleanup_cmds=()
 cleanup_add() {
     (($#)) || fail "cleanup_add: no command"
     _cleanup_cmds+=("$(printf '%q ' "$@")")
+}
+
+# end_jobs: the test's background jobs still running are sent SIGTERM
+# (a tool then ends what it started, an appliance or a job) and waited
+# for; for cleanup_add, before the cleanup removes what they use.
+end_jobs() {
+    local p
+    for p in $(jobs -p); do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null || true
+    done
+    return 0
 }
 
 # dir_on_b DIR: make DIR on host B, removed with its contents at exit.

@@ -93,16 +93,8 @@ vmferry-check -c "$URI_B" --json "$SCRATCH/$name.vmf" >"$SCRATCH/c.json" || true
 dest=/var/lib/libvirt/images/fixup
 dir_on_b "$dest"
 cleanup_add purge_vm t-fixid
-# A job still running when the test fails is ended (SIGTERM: the import
-# ends its appliance) before the cleanup removes its domain.
-end_jobs() {
-    local p
-    for p in $(jobs -p); do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null || true
-    done
-    return 0
-}
+# A job still running when the test fails is ended before the cleanup
+# removes its domain (functions.sh: end_jobs).
 cleanup_add end_jobs
 
 # --new-identity (checked below) beside the --disk-bus move, on a

@@ -57,16 +57,8 @@ before_bad=$(sums t-guestbad)
 # Where the imports (below) put their copies on B.
 dest=/var/lib/libvirt/images/guest
 dir_on_b "$dest"
-# A job still running when the test fails is ended (SIGTERM: the tool
-# ends its appliance) before the cleanup removes its domain.
-end_jobs() {
-    local p
-    for p in $(jobs -p); do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null || true
-    done
-    return 0
-}
+# A job still running when the test fails is ended before the cleanup
+# removes its domain (functions.sh: end_jobs).
 cleanup_add end_jobs
 
 # The damaged guest's check (below) runs beside the clean guest's.
