@@ -1364,32 +1364,61 @@ first_entry (struct vmferry_tar_reader *t)
   return 0;
 }
 
+int
+vmferry_input_peek (int fd, const char *name, unsigned char peek[4],
+                    size_t *got_rtn)
+{
+  size_t got = 0;
+
+  while (got < 4) {
+    ssize_t n = vmferry_quit_read (fd, peek + got, 4 - got);
+    if (n < 0) {
+      vmferry_set_error_errno (errno, "%s", name);
+      return -1;
+    }
+    if (n == 0)
+      break;
+    got += n;
+  }
+  *got_rtn = got;
+  return 0;
+}
+
 struct vmferry_stream_reader *
 vmferry_input_open_plain (int fd, const char *name,
                           struct vmferry_tar_reader **tar_rtn,
                           struct vmferry_tar_plain **plain_rtn)
 {
   unsigned char peek[4];
-  struct vmferry_stream_reader *rd;
-  /* Where a tar made by hand is read again from (-1: a pipe). */
-  off_t start = lseek (fd, 0, SEEK_CUR);
-  size_t got = 0;
-  int r;
+  size_t got;
 
   *tar_rtn = NULL;
   if (plain_rtn)
     *plain_rtn = NULL;
-  while (got < sizeof peek) {
-    ssize_t n = vmferry_quit_read (fd, peek + got, sizeof peek - got);
-    if (n < 0) {
-      vmferry_set_error_errno (errno, "%s", name);
-      return NULL;
-    }
-    if (n == 0)
-      break;
-    got += n;
-  }
-  if (got < sizeof peek || memcmp (peek, VMFERRY_REC_MAGIC, 4) == 0) {
+  if (vmferry_input_peek (fd, name, peek, &got) < 0)
+    return NULL;
+  return vmferry_input_open_peeked (fd, name, peek, got, tar_rtn, plain_rtn);
+}
+
+struct vmferry_stream_reader *
+vmferry_input_open_peeked (int fd, const char *name,
+                           const unsigned char *peek, size_t got,
+                           struct vmferry_tar_reader **tar_rtn,
+                           struct vmferry_tar_plain **plain_rtn)
+{
+  struct vmferry_stream_reader *rd;
+  /* Where a tar made by hand is read again from (-1: a pipe): before
+   * the bytes the caller took.
+   */
+  off_t pos = lseek (fd, 0, SEEK_CUR);
+  off_t start = pos < 0 ? -1 : pos - (off_t) got;
+  int r;
+
+  assert (got <= 4);
+  *tar_rtn = NULL;
+  if (plain_rtn)
+    *plain_rtn = NULL;
+  if (got < 4 || memcmp (peek, VMFERRY_REC_MAGIC, 4) == 0) {
     /* A stream, or too short to be anything: the reader says which. */
     rd = vmferry_stream_reader_new (fd, name);
     if (rd && vmferry_stream_reader_unread (rd, peek, got) < 0) {

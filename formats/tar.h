@@ -158,6 +158,20 @@ struct vmferry_stream_reader *
 vmferry_input_open_plain (int fd, const char *name,
                           struct vmferry_tar_reader **tar_rtn,
                           struct vmferry_tar_plain **plain_rtn);
+/* The first bytes of FD, which tell a stream from an archive: up to 4
+ * into PEEK, *GOT_RTN of them (fewer at the input's end).  0, or -1
+ * with the error set.
+ */
+int vmferry_input_peek (int fd, const char *name, unsigned char peek[4],
+                        size_t *got_rtn);
+/* As vmferry_input_open_plain, once the caller has taken FD's first GOT
+ * bytes (vmferry_input_peek) and found no stream there, say.
+ */
+struct vmferry_stream_reader *
+vmferry_input_open_peeked (int fd, const char *name,
+                           const unsigned char *peek, size_t got,
+                           struct vmferry_tar_reader **tar_rtn,
+                           struct vmferry_tar_plain **plain_rtn);
 void vmferry_tar_plain_free (struct vmferry_tar_plain *p);
 
 size_t vmferry_tar_plain_count (const struct vmferry_tar_plain *p);

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "handoff.h"
+#include "quit.h"
 
 struct vmferry_handoff {
   pthread_mutex_t lock;
@@ -142,9 +143,13 @@ int
 vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
 {
   for (;;) {
-    struct pollfd pfd[2] = {
+    /* A signal that asks to quit (quit.h) ends the input as a cut
+     * link would: the reader sees its end.
+     */
+    struct pollfd pfd[3] = {
       { .fd = fd, .events = POLLIN },
       { .fd = h->wake_fd, .events = POLLIN },
+      { .fd = vmferry_quit_fd (), .events = POLLIN },
     };
     char *at;
     /* At most 1 MiB at a time, so that the reader starts early on a
@@ -159,13 +164,13 @@ vmferry_handoff_fill (struct vmferry_handoff *h, int fd, const char *fd_name)
      * it): wait for it or for the reader to close, whichever comes
      * first.  read(2) does not block once poll said the input is ready.
      */
-    if (poll (pfd, 2, -1) < 0) {
+    if (poll (pfd, 3, -1) < 0) {
       if (errno == EINTR)
         continue;
       vmferry_set_error_errno (errno, "%s: poll", fd_name);
       return -1;
     }
-    if (pfd[1].revents)
+    if (pfd[1].revents || pfd[2].revents)
       return 0;
     do
       n = read (fd, at, k);

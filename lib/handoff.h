@@ -43,8 +43,9 @@ int vmferry_handoff_writev (void *h, const struct iovec *iov, int iovcnt);
 ssize_t vmferry_handoff_read (void *h, void *buf, size_t len);
 
 /* With a buffer: be the writer, with what FD holds (named FD_NAME in
- * messages), until its end.  0 at its end or once the reader has
- * closed, -1 with the error set if reading failed.  The caller then
+ * messages), until its end.  0 at its end, once the reader has closed
+ * or once a signal asked to quit (quit.h: as a cut input), -1 with the
+ * error set if reading failed.  The caller then
  * closes the writing end.  It waits for input in poll(2) together with
  * the reader's close, so vmferry_handoff_close_read ends it even while
  * FD stays open and silent: no thread needs to be cancelled.

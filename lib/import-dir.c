@@ -1300,9 +1300,25 @@ vmferry_archive_open (int fd, const char *name,
                       struct vmferry_tar_reader **tar_rtn,
                       struct vmferry_dir_reader **dir_rtn)
 {
+  unsigned char peek[4];
+  size_t got;
+
+  *tar_rtn = NULL;
+  *dir_rtn = NULL;
+  if (vmferry_input_peek (fd, name, peek, &got) < 0)
+    return NULL;
+  return vmferry_archive_open_peeked (fd, name, peek, got, tar_rtn, dir_rtn);
+}
+
+struct vmferry_stream_reader *
+vmferry_archive_open_peeked (int fd, const char *name,
+                             const unsigned char *peek, size_t got,
+                             struct vmferry_tar_reader **tar_rtn,
+                             struct vmferry_dir_reader **dir_rtn)
+{
   struct vmferry_tar_plain *plain = NULL;
   struct vmferry_stream_reader *rd =
-    vmferry_input_open_plain (fd, name, tar_rtn, &plain);
+    vmferry_input_open_peeked (fd, name, peek, got, tar_rtn, &plain);
   struct vmferry_dir_reader *d;
 
   *dir_rtn = NULL;

@@ -69,6 +69,14 @@ struct vmferry_stream_reader *
 vmferry_archive_open (int fd, const char *name,
                       struct vmferry_tar_reader **tar_rtn,
                       struct vmferry_dir_reader **dir_rtn);
+/* The same, once the caller has taken FD's first GOT bytes, PEEK
+ * (vmferry_input_peek).
+ */
+struct vmferry_stream_reader *
+vmferry_archive_open_peeked (int fd, const char *name,
+                             const unsigned char *peek, size_t got,
+                             struct vmferry_tar_reader **tar_rtn,
+                             struct vmferry_dir_reader **dir_rtn);
 
 /* After the stream reader failed: if reading the directory was the
  * cause, make the error its own message, without the record number and

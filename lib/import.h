@@ -65,7 +65,20 @@ struct vmferry_import_opts {
    */
   bool resume_query;
   int out_fd;
+  /* Read a stream from a pipe or socket this many bytes ahead, in a
+   * thread (0: as needed): the sender's link goes on while the import
+   * makes its state durable, creates a file or waits for its writers.
+   * vmferry-import's is VMFERRY_IMPORT_READ_AHEAD.
+   */
+  size_t read_ahead;
 };
+
+/* The read-ahead of vmferry-import: about a quarter of a second of a
+ * 1 Gbit/s link, what the first durable resume state and file took there
+ * (bench/README); within the 128 MiB budget with the import's
+ * pipeline.
+ */
+#define VMFERRY_IMPORT_READ_AHEAD ((size_t) 32 << 20)
 
 /* Read the whole stream, write every file under a temporary name, verify
  * each against its digest, then rename them into place and (with define)

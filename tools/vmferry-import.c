@@ -66,7 +66,8 @@ int
 main (int argc, char *argv[])
 {
   struct vmferry_import_opts opts = { .in_fd = STDIN_FILENO, .in_name = "stdin",
-                                      .out_fd = STDOUT_FILENO };
+                                      .out_fd = STDOUT_FILENO,
+                                      .read_ahead = VMFERRY_IMPORT_READ_AHEAD };
   const char *abort_name = NULL, *join = NULL;
   const char *allow[MAX_ALLOW];
   const char *disks[MAX_DISKS];

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include "error.h"
 #include "handoff.h"
+#include "quit.h"
 #include "stream.h"
 
 #define TOTAL (3 * 1024 * 1024 + 12345)
@@ -387,6 +389,40 @@ START_TEST (test_fill_from_fd)
 }
 END_TEST
 
+/* A signal that asks to quit (quit.h) ends a fill waiting for input
+ * that does not come, as a cut input: the reader sees the end of what
+ * came before it (vmferry-import's read-ahead, which then keeps its
+ * resume state).  Without the quit pipe in the fill's poll the join
+ * waits for ever and the test times out.
+ */
+START_TEST (test_fill_ends_on_quit)
+{
+  struct filler f = { 0 };
+  char got[16];
+  int fds[2];
+  pthread_t tf;
+  size_t n;
+  ssize_t k;
+
+  ck_assert_int_eq (vmferry_quit_on (SIGUSR1, false), 0);
+  ck_assert_int_eq (pipe (fds), 0);
+  f.h = vmferry_handoff_new ("stdin", 1 << 20);
+  f.fd = fds[0];
+  ck_assert_int_eq (write (fds[1], "stream", 6), 6);
+  ck_assert_int_eq (pthread_create (&tf, NULL, fill_thread, &f), 0);
+  for (n = 0; n < 6; n += k)
+    ck_assert_int_gt (k = vmferry_handoff_read (f.h, got + n, 6 - n), 0);
+  ck_assert_int_eq (memcmp (got, "stream", 6), 0);
+  ck_assert_int_eq (raise (SIGUSR1), 0);
+  ck_assert_int_eq (pthread_join (tf, NULL), 0);
+  ck_assert_int_eq (f.ret, 0);
+  ck_assert_int_eq (vmferry_handoff_read (f.h, got, sizeof got), 0);
+  close (fds[0]);
+  close (fds[1]);
+  vmferry_handoff_free (f.h);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -400,6 +436,7 @@ main (void)
   tcase_add_loop_test (tc, test_stream_through, 0, NR_BUFFERS);
   tcase_add_test (tc, test_ring_runs_ahead);
   tcase_add_loop_test (tc, test_fill_from_fd, 1, NR_BUFFERS);   /* with a ring */
+  tcase_add_test (tc, test_fill_ends_on_quit);
   suite_add_tcase (s, tc);
   return vmferry_run_suite (s);
 }
