@@ -175,22 +175,22 @@ remote_failed (struct sender *sd, const char *what, int status)
     vmferry_prefix_error ("%s", what);
 }
 
-/* Ask the remote what it holds of this stream. */
-static int
-query (struct sender *sd, struct vmferry_resume_point *pt,
-       struct vmferry_send_stats *stats)
+/* Ask the remote what it holds of this stream: start the query and
+ * send it the metadata (query_finish reads its answer).  NULL with the
+ * error set.
+ */
+static struct vmferry_remote *
+query_start (struct sender *sd)
 {
-  CLEANUP_FREE char *cmd = NULL, *out = NULL;
+  CLEANUP_FREE char *cmd = NULL;
   struct vmferry_stream_writer *w = NULL;
   struct vmferry_remote *rem;
-  size_t len = 0;
-  int status;
 
   if (build_command (sd->opts, "--resume-query", &cmd) < 0)
-    return -1;
+    return NULL;
   rem = vmferry_remote_start (sd->ssh, cmd, true);
   if (rem == NULL)
-    return -1;
+    return NULL;
   w = vmferry_stream_writer_new_fn (vmferry_remote_writev, rem,
                                     vmferry_ssh_host (sd->ssh));
   /* A write failing means the query already ended: its status says why. */
@@ -198,6 +198,19 @@ query (struct sender *sd, struct vmferry_resume_point *pt,
     (void) (write_header (w, sd, NULL) < 0 ||
             write_meta (w, &sd->manifest) < 0 || write_meta (w, &sd->xml) < 0);
   vmferry_stream_writer_free (w);
+  return rem;
+}
+
+/* The answer of the query REM (query_start), which ends it. */
+static int
+query_finish (struct sender *sd, struct vmferry_remote *rem,
+              struct vmferry_resume_point *pt,
+              struct vmferry_send_stats *stats)
+{
+  CLEANUP_FREE char *out = NULL;
+  size_t len = 0;
+  int status;
+
   status = vmferry_remote_finish (rem, &out, &len);
   stats->remote_status = status;
   if (status != 0) {
@@ -634,9 +647,10 @@ vmferry_send (const struct vmferry_send_opts *opts,
   struct read_ahead ra = { 0 };
   struct push_conns pc = { 0 };
   struct vmferry_stream_writer *w = NULL;
+  struct vmferry_remote *query_rem = NULL;
   size_t buffer = opts->buffer;
   double t0 = vmferry_monotonic ();
-  int r = -1;
+  int r = -1, k;
 
   if (stats == NULL)
     stats = &dummy;
@@ -661,13 +675,18 @@ vmferry_send (const struct vmferry_send_opts *opts,
            : (own_ssh = vmferry_send_connect (opts));
   if (sd.ssh == NULL)
     goto out;
-  /* Where the import can start unseen, it starts now: its start-up on
-   * the remote (exec, libvirt) overlaps the query.  It reads nothing
-   * until the query has answered and ended.
+  /* The query's answer is what the stream waits for: it starts first.
+   * Where the import can start unseen, it starts right after, while the
+   * query runs: its start-up on the remote (exec, libvirt) overlaps the
+   * query's.  It reads nothing until the query has answered and ended.
    */
+  if ((query_rem = query_start (&sd)) == NULL)
+    goto out;
   if (vmferry_ssh_can_prestart (sd.ssh) && (w = open_conns (&sd, &pc)) == NULL)
     goto out;
-  if (query (&sd, &pt, stats) < 0 || vmferry_fault ("send-queried") < 0)
+  k = query_finish (&sd, query_rem, &pt, stats);
+  query_rem = NULL;             /* it has ended */
+  if (k < 0 || vmferry_fault ("send-queried") < 0)
     goto out;
   if (pt.done) {
     vmferry_notice ("%s: %s: nothing was sent", vmferry_ssh_host (sd.ssh),
@@ -713,6 +732,7 @@ vmferry_send (const struct vmferry_send_opts *opts,
    */
   vmferry_stream_writer_free (w);
   close_conns (&pc);
+  vmferry_remote_abandon (query_rem);
   vmferry_resume_point_free (&pt);
   vmferry_ssh_free (own_ssh);
   vmferry_stream_reader_free (own_rd);
