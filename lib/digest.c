@@ -144,13 +144,15 @@ map_check_range (const struct vmferry_map *m, uint64_t offset, size_t len)
   return 0;
 }
 
-/* Add the bytes to the N digests DS and the map M (may be NULL) block by
- * block: each block is tested for zeros once and hashed into all of them
- * while it is in the CPU's cache.
+/* Add the bytes to the N digests DS and the NM maps MS block by block:
+ * each block is tested for zeros once and hashed into all of them while
+ * it is in the CPU's cache (a second pass over a chunk would read it
+ * from memory again).  All are checked before any takes the bytes.
  */
 static int
-update_n (struct vmferry_digest **ds, unsigned n, struct vmferry_map *m,
-          uint64_t offset, const void *buf, size_t len)
+update_n (struct vmferry_digest *const *ds, unsigned n,
+          struct vmferry_map *const *ms, unsigned nm, uint64_t offset,
+          const void *buf, size_t len)
 {
   const unsigned char *p = buf;
 
@@ -159,20 +161,25 @@ update_n (struct vmferry_digest **ds, unsigned n, struct vmferry_map *m,
   for (unsigned i = 0; i < n; i++)
     if (check_range (ds[i], offset, len) < 0)
       return -1;
-  if (m != NULL && map_check_range (m, offset, len) < 0)
-    return -1;
+  for (unsigned j = 0; j < nm; j++)
+    if (map_check_range (ms[j], offset, len) < 0)
+      return -1;
 
   while (len > 0) {
     size_t bn = len < VMFERRY_BLOCK_SIZE ? len : VMFERRY_BLOCK_SIZE;
-    uint64_t c = m != NULL ? offset / m->chunk : 0;
 
     /* A chunk entered is recomputed from what is added: blocks not
      * added are holes.
      */
-    if (m != NULL && c != m->cur) {
-      map_finish (m);
-      XXH3_128bits_reset (m->state);
-      m->cur = c;
+    for (unsigned j = 0; j < nm; j++) {
+      struct vmferry_map *m = ms[j];
+      uint64_t c = offset / m->chunk;
+
+      if (c != m->cur) {
+        map_finish (m);
+        XXH3_128bits_reset (m->state);
+        m->cur = c;
+      }
     }
     if (!vmferry_is_zero (p, bn)) {
       unsigned char hdr[16];
@@ -183,16 +190,16 @@ update_n (struct vmferry_digest **ds, unsigned n, struct vmferry_map *m,
         XXH3_128bits_update (ds[i]->state, hdr, sizeof hdr);
         XXH3_128bits_update (ds[i]->state, p, bn);
       }
-      if (m != NULL) {
-        XXH3_128bits_update (m->state, hdr, sizeof hdr);
-        XXH3_128bits_update (m->state, p, bn);
+      for (unsigned j = 0; j < nm; j++) {
+        XXH3_128bits_update (ms[j]->state, hdr, sizeof hdr);
+        XXH3_128bits_update (ms[j]->state, p, bn);
       }
     }
     if (bn < VMFERRY_BLOCK_SIZE) {
       for (unsigned i = 0; i < n; i++)
         ds[i]->ended = true;
-      if (m != NULL)
-        m->ended = true;
+      for (unsigned j = 0; j < nm; j++)
+        ms[j]->ended = true;
     }
     p += bn;
     len -= bn;
@@ -200,8 +207,8 @@ update_n (struct vmferry_digest **ds, unsigned n, struct vmferry_map *m,
   }
   for (unsigned i = 0; i < n; i++)
     ds[i]->next = offset;
-  if (m != NULL)
-    m->next = offset;
+  for (unsigned j = 0; j < nm; j++)
+    ms[j]->next = offset;
   return 0;
 }
 
@@ -209,7 +216,7 @@ int
 vmferry_digest_update (struct vmferry_digest *d, uint64_t offset,
                        const void *buf, size_t len)
 {
-  return update_n (&d, 1, NULL, offset, buf, len);
+  return update_n (&d, 1, NULL, 0, offset, buf, len);
 }
 
 int
@@ -218,7 +225,7 @@ vmferry_digest_update2 (struct vmferry_digest *a, struct vmferry_digest *b,
 {
   struct vmferry_digest *ds[2] = { a, b };
 
-  return update_n (ds, 2, NULL, offset, buf, len);
+  return update_n (ds, 2, NULL, 0, offset, buf, len);
 }
 
 struct vmferry_map *
@@ -268,7 +275,7 @@ int
 vmferry_map_update (struct vmferry_map *m, uint64_t offset, const void *buf,
                     size_t len)
 {
-  return update_n (NULL, 0, m, offset, buf, len);
+  return update_n (NULL, 0, &m, 1, offset, buf, len);
 }
 
 int
@@ -283,7 +290,15 @@ vmferry_digest_update_map (struct vmferry_digest *a, struct vmferry_digest *b,
     ds[n++] = a;
   if (b != NULL)
     ds[n++] = b;
-  return update_n (ds, n, m, offset, buf, len);
+  return update_n (ds, n, &m, m != NULL, offset, buf, len);
+}
+
+int
+vmferry_digest_update_maps (struct vmferry_digest *d,
+                            struct vmferry_map *const *ms, unsigned nm,
+                            uint64_t offset, const void *buf, size_t len)
+{
+  return update_n (&d, d != NULL, ms, nm, offset, buf, len);
 }
 
 uint64_t
@@ -414,7 +429,7 @@ digest_fd (int fd, const char *name, uint64_t start, uint64_t end,
       size_t n = dend - pos < DIGEST_READ_SIZE ? dend - pos : DIGEST_READ_SIZE;
 
       if (vmferry_pread_full (fd, name, buf, n, pos) < 0 ||
-          update_n (&d, d != NULL, m, pos, buf, n) < 0)
+          update_n (&d, d != NULL, &m, m != NULL, pos, buf, n) < 0)
         return -1;
       pos += n;
     }

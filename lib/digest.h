@@ -92,6 +92,17 @@ int vmferry_digest_update_map (struct vmferry_digest *a,
                                struct vmferry_digest *b, struct vmferry_map *m,
                                uint64_t offset, const void *buf, size_t len);
 
+/* The digest D (may be NULL) and the NM maps MS (of any chunk sizes,
+ * e.g. a file's chunk map and its block map) from one pass over the
+ * bytes: each block is tested for zeros once and hashed into all of them
+ * while it is in the CPU's cache.  The results are those of separate
+ * calls of vmferry_digest_update and vmferry_map_update.  All are checked
+ * before any takes the bytes.
+ */
+int vmferry_digest_update_maps (struct vmferry_digest *d,
+                                struct vmferry_map *const *ms, unsigned nm,
+                                uint64_t offset, const void *buf, size_t len);
+
 uint64_t vmferry_map_size (const struct vmferry_map *m);
 uint64_t vmferry_map_chunk (const struct vmferry_map *m);
 uint64_t vmferry_map_nr_chunks (const struct vmferry_map *m);

@@ -641,9 +641,11 @@ vmferry_sync_qcow2_maps (const char *path, uint64_t chunk, uint64_t fine,
     goto err;
   for (uint64_t off = 0; off < size; off += chunk) {
     size_t n = size - off < chunk ? size - off : chunk;
+    struct vmferry_map *ms[2] = { m, f };
+
+    /* Each block into both maps while it is in the CPU's cache. */
     if (vmferry_sync_qcow2_read (q, buf, n, off) < 0 ||
-        vmferry_map_update (m, off, buf, n) < 0 ||
-        vmferry_map_update (f, off, buf, n) < 0)
+        vmferry_digest_update_maps (NULL, ms, 2, off, buf, n) < 0)
       goto err;
     *read += n;
   }

@@ -22,6 +22,7 @@
 
 #include "backup.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "digest.h"
 #include "domain.h"
 #include "error.h"
@@ -45,6 +46,7 @@
 #include "sync-bitmap.h"
 #include "sync-define.h"
 #include "sync-running.h"
+#include "sync-scan.h"
 #include "sync-trim.h"
 #include "target.h"
 #include "virt.h"
@@ -2401,40 +2403,59 @@ bitmaps_prepare (struct sender *sd, int64_t gen, bool *use,
   return 0;
 }
 
-/* The maps of the source disk I (chunks, blocks), read in full. */
+/* A full scan reads the source this much at a time: a raw file with
+ * O_DIRECT in reads of 4 MiB runs at twice the buffered rate of 1 MiB
+ * reads here (bench/README.md), and the NBD sources keep more reads in
+ * flight.  A bitmap or checkpoint's scan reads the chunks it marks.
+ */
+#define SCAN_WINDOW VMFERRY_CHUNK_SIZE
+
+/* The maps of the source disk I (chunks, blocks), read in full: a raw
+ * file as a refresh's scan reads it (sync-scan.h: O_DIRECT or the page
+ * cache, holes unread, the reads ahead of the digests), each block
+ * hashed into both maps while it is in the CPU's cache.
+ */
 static int
 source_maps (struct sender *sd, size_t i, struct vmferry_sync_stats *stats,
              struct vmferry_map **map_rtn, struct vmferry_map **fine_rtn)
 {
-  CLEANUP_CLOSE int fd = open (sd->disks[i].path, O_RDONLY | O_CLOEXEC);
-  CLEANUP_FREE unsigned char *buf = malloc (CHUNK);
   const char *path = sd->disks[i].path;
-  uint64_t size, pos = 0, ds, de;
-  int r;
+  struct vmferry_source *src;
+  struct vmferry_sync_scan *scan = NULL;
+  struct vmferry_map *ms[2] = { NULL, NULL };
+  uint64_t size, off, end, rd;
+  const unsigned char *data;
+  int r = -1, more;
 
   /* A qcow2 disk is mapped as the guest reads it, as the standby is. */
   if (is_qcow2 (&sd->disks[i]))
     return vmferry_sync_qcow2_maps (path, CHUNK, FINE, map_rtn, fine_rtn,
                                     &stats->read);
-  if (fd < 0) {
-    vmferry_set_error_errno (errno, "%s", path);
+  if (!(src = vmferry_source_open_file (path, false)))
     return -1;
+  size = vmferry_source_size (src);
+  if (!(ms[0] = vmferry_map_new (size, CHUNK)) ||
+      !(ms[1] = vmferry_map_new (size, FINE)) ||
+      !(scan = vmferry_sync_scan_start (size, SCAN_WINDOW,
+                                        vmferry_sync_scan_fill_source, src)))
+    goto out;
+  while ((more = vmferry_sync_scan_next (scan, &off, &end, &data,
+                                         &rd)) == 1) {
+    stats->read += rd;
+    if (vmferry_digest_update_maps (NULL, ms, 2, off, data, end - off) < 0)
+      goto out;
   }
-  if (buf == NULL || vmferry_file_size (fd, path, &size) < 0 ||
-      !(*map_rtn = vmferry_map_new (size, CHUNK)) ||
-      !(*fine_rtn = vmferry_map_new (size, FINE)))
-    return -1;
-  while ((r = vmferry_next_data (fd, path, pos, size, &ds, &de)) == 1) {
-    for (pos = ds; pos < de; ) {
-      size_t n = de - pos < CHUNK ? de - pos : CHUNK;
-      if (vmferry_pread_full (fd, path, buf, n, pos) < 0 ||
-          vmferry_map_update (*map_rtn, pos, buf, n) < 0 ||
-          vmferry_map_update (*fine_rtn, pos, buf, n) < 0)
-        return -1;
-      stats->read += n;
-      pos += n;
-    }
-  }
+  if (more < 0)
+    goto out;
+  *map_rtn = ms[0];
+  *fine_rtn = ms[1];
+  ms[0] = ms[1] = NULL;
+  r = 0;
+ out:
+  vmferry_sync_scan_stop (scan);
+  vmferry_source_free (src);
+  vmferry_map_free (ms[0]);
+  vmferry_map_free (ms[1]);
   return r;
 }
 
@@ -2599,43 +2620,18 @@ send_changed (struct vmferry_stream_writer *w, struct refresh *rf, size_t i,
   return any ? 0 : send_chunk (w, i, off, buf, n);
 }
 
-/* A full scan reads the source this much at a time: a raw file with
- * O_DIRECT in reads of 4 MiB runs at twice the buffered rate of 1 MiB
- * reads here (bench/README.md), and the NBD sources keep more reads in
- * flight.  A bitmap or checkpoint's scan reads the chunks it marks.
- */
-#define SCAN_WINDOW VMFERRY_CHUNK_SIZE
-
-/* Fill WIN with the bytes of SRC in [WOFF, WEND): its data extents read
- * (READ counts them), its holes zeros.  WIN is aligned for O_DIRECT and
- * holds WEND - WOFF rounded up to VMFERRY_DIRECT_ALIGN.  0, or -1 with
- * the error set.
+/* A full scan's fill of a shut-off qcow2 (OPAQUE), read as the guest
+ * reads it through qemu-nbd: holes and all, which its server answers
+ * without reading anything.
  */
 static int
-read_window (struct vmferry_source *src, uint64_t woff, uint64_t wend,
-             unsigned char *win, uint64_t *read)
+qcow2_fill (void *opaque, uint64_t off, uint64_t end, unsigned char *win,
+            uint64_t *read)
 {
-  uint64_t pos = woff, ds, de;
-  int more;
-
-  while ((more = vmferry_source_next_data (src, pos, wend, &ds, &de,
-                                           NULL)) == 1) {
-    struct vmferry_source_view v = { 0 };
-    unsigned char *p = win + (ds - woff);
-
-    memset (win + (pos - woff), 0, ds - pos);
-    if (vmferry_source_read (src, ds, de - ds, p, &v) < 0)
-      return -1;
-    /* A file's chunk in the page cache comes as a mapping. */
-    if (v.data != p)
-      memcpy (p, v.data, de - ds);
-    vmferry_source_view_release (&v);
-    *read += de - ds;
-    pos = de;
-  }
-  if (more == 0)
-    memset (win + (pos - woff), 0, wend - pos);
-  return more;
+  if (vmferry_sync_qcow2_read (opaque, win, end - off, off) < 0)
+    return -1;
+  *read += end - off;
+  return 0;
 }
 
 /* Read source disk I chunk by chunk; send the chunks whose digest differs
@@ -2645,21 +2641,26 @@ read_window (struct vmferry_source *src, uint64_t woff, uint64_t wend,
  * What may have changed comes from the qcow2's dirty bitmap or the
  * job's checkpoint, where there is one: only the chunks it marks are
  * read, the others are the base's (the maps take the base's digests for
- * them); else every chunk is read and compared.
+ * them); else every chunk is read and compared, the reads a window or
+ * two ahead of the digests in a thread of their own (sync-scan.h), so
+ * that the disk reads while the CPU hashes.  Each block is hashed into
+ * the chunk map and the block map while it is in the CPU's cache.
  */
 static int
 scan_disk (struct sender *sd, struct refresh *rf,
            struct vmferry_stream_writer *w, size_t i)
 {
   struct vmferry_source *src = NULL, *file = NULL;
+  struct vmferry_sync_scan *scan = NULL;
   CLEANUP_FREE unsigned char *win = NULL;
   CLEANUP_FREE unsigned char *dirty = NULL;
+  const unsigned char *wdata = NULL;
   const char *path = sd->disks[i].path;
-  struct vmferry_digest *dg = NULL;
   struct vmferry_progress *pr = sd->opts->m.progress;
   struct vmferry_sync_qcow2 *q = NULL;
-  uint64_t size, nc, woff = 0, wend = 0, wlen;
+  uint64_t size, nc, woff = 0, wend = 0, read0 = rf->stats->read;
   unsigned char digest[16], root[16];
+  double t0 = vmferry_monotonic (), dt;
   bool partial;                 /* a bitmap or checkpoint says what */
   int r = -1;
 
@@ -2696,8 +2697,7 @@ scan_disk (struct sender *sd, struct refresh *rf,
   partial = dirty != NULL ||
             (sd->run && strcmp (vmferry_sync_running_method (sd->run, i),
                                 "checkpoint") == 0);
-  wlen = partial ? CHUNK : SCAN_WINDOW;
-  if (!(win = vmferry_alloc_direct (wlen + VMFERRY_DIRECT_ALIGN))) {
+  if (partial && !(win = vmferry_alloc_direct (CHUNK + VMFERRY_DIRECT_ALIGN))) {
     vmferry_set_error_errno (errno, "malloc");
     goto out;
   }
@@ -2709,13 +2709,19 @@ scan_disk (struct sender *sd, struct refresh *rf,
   }
   if (!(rf->now[i] = vmferry_map_new (size, CHUNK)) ||
       !(rf->now_fine[i] = vmferry_map_new (size, FINE)) ||
-      !(dg = vmferry_digest_new ()) ||
       vmferry_stream_write_file_begin (w, i, size) < 0)
+    goto out;
+  if (!partial &&
+      !(scan = vmferry_sync_scan_start (size, SCAN_WINDOW,
+                                        q ? qcow2_fill
+                                          : vmferry_sync_scan_fill_source,
+                                        q ? (void *) q : (void *) src)))
     goto out;
   vmferry_progress_begin (pr, sd->disks[i].target, size);
   nc = vmferry_map_nr_chunks (rf->now[i]);
   for (uint64_t c = 0; c < nc; c++) {
     uint64_t off = c * CHUNK, end = off + CHUNK < size ? off + CHUNK : size;
+    struct vmferry_map *maps[2] = { rf->now[i], rf->now_fine[i] };
     const unsigned char *data;
     unsigned char was[16], is[16];
 
@@ -2734,26 +2740,36 @@ scan_disk (struct sender *sd, struct refresh *rf,
       vmferry_progress_add (pr, end - off);
       continue;
     }
-    if (q) {
+    if (scan) {
+      /* The reader's windows, in order; holes were not read. */
+      while (off >= wend) {
+        uint64_t rd;
+        int more = vmferry_sync_scan_next (scan, &woff, &wend, &wdata, &rd);
+
+        if (more == 0)
+          vmferry_set_error ("disk %s: the scan ended at %" PRIu64
+                             " bytes of %" PRIu64, sd->disks[i].target,
+                             wend, size);
+        if (more <= 0)
+          goto out;
+        rf->stats->read += rd;
+      }
+      assert (off >= woff && end <= wend);
+      data = wdata + (off - woff);
+    }
+    else if (q) {
       if (vmferry_sync_qcow2_read (q, win, end - off, off) < 0)
         goto out;
       rf->stats->read += end - off;
       data = win;
     }
     else {
-      /* Holes are not read. */
-      if (off >= wend) {
-        woff = off;
-        wend = off + wlen < size ? off + wlen : size;
-        if (read_window (src, woff, wend, win, &rf->stats->read) < 0)
-          goto out;
-      }
-      assert (off >= woff && end <= wend);
-      data = win + (off - woff);
+      if (vmferry_sync_scan_fill_source (src, off, end, win,
+                                         &rf->stats->read) < 0)
+        goto out;
+      data = win;
     }
-    if (vmferry_digest_update_map (partial ? NULL : dg, NULL, rf->now[i], off,
-                                   data, end - off) < 0 ||
-        vmferry_map_update (rf->now_fine[i], off, data, end - off) < 0)
+    if (vmferry_digest_update_maps (NULL, maps, 2, off, data, end - off) < 0)
       goto out;
     vmferry_map_get (rf->now[i], c, is);
     vmferry_map_get (rf->base[i], c, was);
@@ -2767,13 +2783,18 @@ scan_disk (struct sender *sd, struct refresh *rf,
     vmferry_progress_add (pr, end - off);
   }
   rf->stats->chunks += nc;
-  /* Read in part (a bitmap, a checkpoint): no digest of the whole file,
-   * zeros say so (vmferry-stream(5)); the FILE_MAP root is the check.
+  /* No digest of the whole file: the receiver applies the changed chunks
+   * only and checks the FILE_MAP root, which a digest of the whole file
+   * would make it read all of the standby to check; zeros say so
+   * (vmferry-stream(5), REFRESH).
    */
-  if (partial)
-    memset (digest, 0, sizeof digest);
-  else
-    vmferry_digest_final (dg, digest);
+  memset (digest, 0, sizeof digest);
+  dt = vmferry_monotonic () - t0;
+  vmferry_verbose ("disk %s: %s in %.2f s, %" PRIu64 " bytes read (%.0f "
+                   "MB/s)", sd->disks[i].target,
+                   partial ? "changed chunks read" : "scanned", dt,
+                   rf->stats->read - read0,
+                   dt > 0 ? (rf->stats->read - read0) / dt / 1e6 : 0.0);
   if (vmferry_map_root (rf->now[i], root) < 0 ||
       vmferry_stream_write_file_map (w, i, CHUNK, root) < 0 ||
       vmferry_stream_write_file_end (w, i, digest) < 0)
@@ -2781,10 +2802,11 @@ scan_disk (struct sender *sd, struct refresh *rf,
   vmferry_progress_done (pr);
   r = 0;
  out:
+  /* The reader uses the source until it is stopped. */
+  vmferry_sync_scan_stop (scan);
   if (vmferry_sync_qcow2_close (q) < 0 && r == 0)
     r = -1;
   vmferry_source_free (file);
-  vmferry_digest_free (dg);
   return r;
 }
 

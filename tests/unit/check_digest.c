@@ -582,6 +582,122 @@ START_TEST (test_map_fd)
 }
 END_TEST
 
+/* One pass into a digest and maps of two chunk sizes gives what separate
+ * passes give, bit for bit: random data with zero blocks, files of odd
+ * sizes, fed in pieces of several sizes with the zero pieces left out or
+ * not, and the map sizes a refresh uses (1 MiB chunks, 64 KiB blocks).
+ */
+START_TEST (test_update_maps)
+{
+  static const size_t sizes[] = {
+    0, 100, BS, BS + 1, 3 * BS - 7, VMFERRY_MAP_CHUNK_SIZE,
+    VMFERRY_MAP_CHUNK_SIZE + 4321, 5 * VMFERRY_MAP_CHUNK_SIZE / 2 + 3 * BS,
+    4 * VMFERRY_MAP_CHUNK_SIZE - 1,
+  };
+  static const uint64_t chunks[][2] = {
+    { VMFERRY_MAP_CHUNK_SIZE, BS }, { MC, BS }, { 3 * BS, 2 * BS },
+  };
+  unsigned seed = 16;
+
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+  for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+    size_t len = sizes[si];
+    unsigned char *buf = malloc (len + 1);
+    size_t step = BS * (1 + rand_r (&seed) % 24);
+    int holes = rand_r (&seed) % 2;
+    struct vmferry_digest *d1 = vmferry_digest_new ();
+    struct vmferry_digest *d2 = vmferry_digest_new ();
+    struct vmferry_map *one[2], *sep[2];
+    unsigned char a[16], b[16];
+
+    ck_assert_ptr_nonnull (buf);
+    ck_assert_ptr_nonnull (d1);
+    ck_assert_ptr_nonnull (d2);
+    for (int k = 0; k < 2; k++) {
+      one[k] = vmferry_map_new (len, chunks[ci][k]);
+      sep[k] = vmferry_map_new (len, chunks[ci][k]);
+      ck_assert_ptr_nonnull (one[k]);
+      ck_assert_ptr_nonnull (sep[k]);
+    }
+    /* Random blocks, a third of them zero, some zero but one byte. */
+    for (size_t off = 0; off < len; off += BS) {
+      size_t n = len - off < BS ? len - off : BS;
+      int kind = rand_r (&seed) % 6;
+
+      for (size_t i = 0; i < n; i++)
+        buf[off + i] = kind < 2 ? 0 : rand_r (&seed) & 0xff;
+      if (kind == 1)
+        buf[off + rand_r (&seed) % n] = 1;
+    }
+    for (size_t off = 0; off < len; off += step) {
+      size_t n = len - off < step ? len - off : step;
+      int zero = 1;
+
+      for (size_t i = 0; i < n && zero; i++)
+        zero = buf[off + i] == 0;
+      if (holes && zero)
+        continue;
+      ck_assert_msg (vmferry_digest_update_maps (d1, one, 2, off, buf + off,
+                                                 n) == 0, "%s",
+                     vmferry_get_error ());
+      ck_assert_int_eq (vmferry_digest_update (d2, off, buf + off, n), 0);
+      ck_assert_int_eq (vmferry_map_update (sep[0], off, buf + off, n), 0);
+      ck_assert_int_eq (vmferry_map_update (sep[1], off, buf + off, n), 0);
+    }
+    vmferry_digest_final (d1, a);
+    vmferry_digest_final (d2, b);
+    ck_assert_msg (memcmp (a, b, 16) == 0, "size %zu: file digest", len);
+    for (int k = 0; k < 2; k++) {
+      for (uint64_t c = 0; c < vmferry_map_nr_chunks (one[k]); c++) {
+        vmferry_map_get (one[k], c, a);
+        vmferry_map_get (sep[k], c, b);
+        ck_assert_msg (memcmp (a, b, 16) == 0, "size %zu step %zu map %d "
+                       "(chunk %" PRIu64 "): chunk %" PRIu64 " differs", len,
+                       step, k, chunks[ci][k], c);
+      }
+      ck_assert_int_eq (vmferry_map_root (one[k], a), 0);
+      ck_assert_int_eq (vmferry_map_root (sep[k], b), 0);
+      ck_assert_msg (memcmp (a, b, 16) == 0, "size %zu map %d: root", len, k);
+      vmferry_map_free (one[k]);
+      vmferry_map_free (sep[k]);
+    }
+    vmferry_digest_free (d1);
+    vmferry_digest_free (d2);
+    free (buf);
+  }
+}
+END_TEST
+
+/* A range one of the maps refuses leaves every state untouched. */
+START_TEST (test_update_maps_rules)
+{
+  unsigned char *buf = content ();
+  struct vmferry_map *ms[2] = { vmferry_map_new (SIZE, MC),
+                                vmferry_map_new (2 * BS, BS) };
+  struct vmferry_map *ref = vmferry_map_new (SIZE, MC);
+  struct vmferry_digest *d = vmferry_digest_new ();
+  unsigned char a[16], b[16];
+
+  /* The second map is 2 blocks long: 3 blocks pass its end. */
+  ck_assert_int_eq (vmferry_digest_update_maps (d, ms, 2, 0, buf, 3 * BS),
+                    -1);
+  ck_assert_ptr_nonnull (strstr (vmferry_get_error (), "beyond"));
+  ck_assert_int_eq (vmferry_digest_update_maps (d, ms, 1, 0, buf, SIZE), 0);
+  ck_assert_int_eq (vmferry_map_update (ref, 0, buf, SIZE), 0);
+  ck_assert_int_eq (vmferry_map_root (ms[0], a), 0);
+  ck_assert_int_eq (vmferry_map_root (ref, b), 0);
+  ck_assert_mem_eq (a, b, 16);
+  digest_mem (buf, SIZE, SIZE, 0, b);
+  vmferry_digest_final (d, a);
+  ck_assert_mem_eq (a, b, 16);
+  vmferry_map_free (ms[0]);
+  vmferry_map_free (ms[1]);
+  vmferry_map_free (ref);
+  vmferry_digest_free (d);
+  free (buf);
+}
+END_TEST
+
 START_TEST (test_hex)
 {
   unsigned char d[16];
@@ -609,4 +725,6 @@ VMFERRY_UNIT_MAIN ("digest",
                    test_map_clear_chunk,
                    test_map_rules,
                    test_map_fd,
+                   test_update_maps,
+                   test_update_maps_rules,
                    test_hex)
