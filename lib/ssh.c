@@ -88,6 +88,7 @@ struct vmferry_remote {
   ssh_channel channel;
   struct ssh_channel_callbacks_struct callbacks;
   bool exited;                  /* its exit status or signal came */
+  bool eof_sent;                /* its input closed (read_line) */
   int exit_status;              /* -1: killed by a signal */
   char exit_signal[32];
   /* command */
@@ -101,6 +102,10 @@ struct remote_ops {
   int (*write) (struct vmferry_remote *r, const void *buf, size_t len);
   int (*finish) (struct vmferry_remote *r);
   void (*abandon) (struct vmferry_remote *r);
+  /* Close the input (once); then read its standard output into R->out
+   * until it holds a whole line or ends.
+   */
+  int (*read_line) (struct vmferry_remote *r, bool close_input);
 };
 
 /* ---- helpers ---- */
@@ -678,7 +683,8 @@ libssh_finish (struct vmferry_remote *r)
   double quiet_since = vmferry_monotonic ();
   int n, status;
 
-  ssh_channel_send_eof (r->channel);
+  if (!r->eof_sent)
+    ssh_channel_send_eof (r->channel);
   for (;;) {
     int m;
 
@@ -730,6 +736,40 @@ libssh_finish (struct vmferry_remote *r)
   return status;
 }
 
+/* As libssh_finish reads, until a line is whole or the output ended. */
+static int
+libssh_read_line (struct vmferry_remote *r, bool close_input)
+{
+  char buf[16384];
+  double quiet_since = vmferry_monotonic ();
+
+  if (close_input && !r->eof_sent) {
+    ssh_channel_send_eof (r->channel);
+    r->eof_sent = true;
+  }
+  while (memchr (r->out.ptr ? r->out.ptr : "", '\n', r->out.len) == NULL) {
+    int n = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 1);
+    int m;
+
+    if (n > 0)
+      relay (r->s->opts.stderr_fd, buf, n);
+    m = ssh_channel_read_nonblocking (r->channel, buf, sizeof buf, 0);
+    if (m > 0 && capture_append (r, buf, m) < 0)
+      return -1;
+    if (n > 0 || m > 0) {
+      quiet_since = vmferry_monotonic ();
+      continue;
+    }
+    if (ssh_channel_is_eof (r->channel) || ssh_channel_is_closed (r->channel) ||
+        n == SSH_ERROR || m == SSH_ERROR ||
+        (r->exited &&
+         vmferry_monotonic () - quiet_since >= EXIT_GRACE_SECONDS))
+      break;
+    ssh_channel_poll_timeout (r->channel, WAIT_SLICE_MS, 0);
+  }
+  return 0;
+}
+
 static void
 libssh_abandon (struct vmferry_remote *r)
 {
@@ -739,6 +779,7 @@ libssh_abandon (struct vmferry_remote *r)
 static const struct remote_ops libssh_ops = {
   .connect = libssh_connect, .start = libssh_start, .write = libssh_write,
   .finish = libssh_finish, .abandon = libssh_abandon,
+  .read_line = libssh_read_line,
 };
 
 /* ---- a command (--ssh-command) ---- */
@@ -853,7 +894,8 @@ command_finish (struct vmferry_remote *r)
 {
   int status;
 
-  close (r->in_fd);
+  if (r->in_fd >= 0)
+    close (r->in_fd);
   r->in_fd = -1;
   if (r->capture) {
     char buf[16384];
@@ -881,6 +923,35 @@ command_finish (struct vmferry_remote *r)
   return -1;
 }
 
+/* The command's output is a pipe of ours: read it until a line is
+ * whole or it ends.
+ */
+static int
+command_read_line (struct vmferry_remote *r, bool close_input)
+{
+  char buf[16384];
+
+  if (close_input && r->in_fd >= 0) {
+    close (r->in_fd);
+    r->in_fd = -1;
+  }
+  while (memchr (r->out.ptr ? r->out.ptr : "", '\n', r->out.len) == NULL) {
+    ssize_t n = read (r->out_fd, buf, sizeof buf);
+
+    if (n == 0)
+      break;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      vmferry_set_error_errno (errno, "%s: read", r->s->label);
+      return -1;
+    }
+    if (capture_append (r, buf, n) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static void
 command_abandon (struct vmferry_remote *r)
 {
@@ -896,6 +967,7 @@ command_abandon (struct vmferry_remote *r)
 static const struct remote_ops command_ops = {
   .connect = command_connect, .start = command_start, .write = command_write,
   .finish = command_finish, .abandon = command_abandon,
+  .read_line = command_read_line,
 };
 
 /* ---- libvirt's connection to the destination ---- */
@@ -1216,6 +1288,37 @@ vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn,
   }
   remote_free (r);
   return status;
+}
+
+int
+vmferry_remote_read_line (struct vmferry_remote *r, bool close_input,
+                          char **line_rtn)
+{
+  char *nl;
+  size_t len;
+
+  *line_rtn = NULL;
+  if (!r->capture) {
+    vmferry_set_error ("%s: the remote command's output is not read",
+                       r->s->label);
+    return -1;
+  }
+  if (r->s->ops->read_line (r, close_input) < 0)
+    return -1;
+  nl = r->out.ptr ? memchr (r->out.ptr, '\n', r->out.len) : NULL;
+  if (nl == NULL)
+    return 0;
+  len = nl - r->out.ptr;
+  *line_rtn = strndup (r->out.ptr, len);
+  if (*line_rtn == NULL) {
+    vmferry_set_error_errno (ENOMEM, "%s", r->s->label);
+    return -1;
+  }
+  /* The rest stays for the next line or vmferry_remote_finish. */
+  memmove (r->out.ptr, nl + 1, r->out.len - len - 1);
+  r->out.len -= len + 1;
+  r->out.ptr[r->out.len] = '\0';
+  return 1;
 }
 
 void

@@ -122,6 +122,16 @@ void vmferry_remote_cancel (struct vmferry_remote *r);
 int vmferry_remote_finish (struct vmferry_remote *r, char **out_rtn,
                            size_t *len_rtn);
 
+/* With capture: read the command's standard output up to its next
+ * newline, while it runs (first closing its input with CLOSE_INPUT).
+ * Returns 1 with the line (without the newline, caller frees) in
+ * *LINE_RTN, 0 when its output ended first (vmferry_remote_finish says
+ * why), -1 with the error set.  What follows the line stays for the next
+ * call or vmferry_remote_finish.
+ */
+int vmferry_remote_read_line (struct vmferry_remote *r, bool close_input,
+                              char **line_rtn);
+
 /* Close without waiting (after a local failure): the remote sees its
  * input end early.  Frees R.  NULL is fine.
  */

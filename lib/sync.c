@@ -1556,18 +1556,15 @@ vmferry_sync_receive_init (const char *uri, const char *name,
   return r;
 }
 
-int
-vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
-                            FILE *out)
+/* The answer to a query of the open standby S, printed on OUT. */
+static int
+query_answer (struct standby *s, bool compare, FILE *out)
 {
-  struct standby s;
   json_object *state = NULL, *o = json_object_new_object (), *a;
   int r = -1;
   bool trusted = true;
 
-  if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
-    goto out;
-  state = json_load (&s.dir, s.state);
+  state = json_load (&s->dir, s->state);
   if (state == NULL) {
     if (vmferry_get_errno () != ENOENT)
       goto out;
@@ -1575,24 +1572,24 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
     r = print_json (out, o);
     goto out;
   }
-  if (chains_load (&s, state) < 0)
+  if (chains_load (s, state) < 0)
     goto out;
   jset_int (o, "generation", jint (state, "generation"));
   jset_str (o, "token", jstr (state, "token") ? jstr (state, "token") : "");
   a = json_object_new_array ();
   json_object_object_add (o, "disks", a);
-  for (size_t i = 0; i < s.nr; i++) {
-    struct vmferry_map *m = compare ? NULL : trusted_map (&s, state, i);
+  for (size_t i = 0; i < s->nr; i++) {
+    struct vmferry_map *m = compare ? NULL : trusted_map (s, state, i);
     json_object *d = json_object_new_object (), *rp;
     unsigned char root[16];
     char hex[33];
 
     json_object_array_add (a, d);
-    jset_str (d, "target", s.disks[i].target);
+    jset_str (d, "target", s->disks[i].target);
     rp = json_object_new_array ();
-    for (size_t k = 0; k < s.chains[i].nr_gens; k++)
+    for (size_t k = 0; k < s->chains[i].nr_gens; k++)
       json_object_array_add (rp,
-                             json_object_new_int64 (s.chains[i].gens[k]));
+                             json_object_new_int64 (s->chains[i].gens[k]));
     json_object_object_add (d, "restore_points", rp);
     if (m == NULL) {
       /* Not the files recorded, or asked to doubt: what S's view holds. */
@@ -1600,7 +1597,7 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
       uint64_t n;
 
       trusted = compare ? trusted : false;
-      m = map_of_view (&s, s.chains[i].top);
+      m = map_of_view (s, s->chains[i].top);
       if (m == NULL)
         goto out;
       n = vmferry_map_nr_chunks (m);
@@ -1632,6 +1629,18 @@ vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
  out:
   json_object_put (state);
   json_object_put (o);
+  return r;
+}
+
+int
+vmferry_sync_receive_query (const char *uri, const char *name, bool compare,
+                            FILE *out)
+{
+  struct standby s;
+  int r = -1;
+
+  if (standby_open (uri, name, &s) == 0 && check_shut_off (&s) == 0)
+    r = query_answer (&s, compare, out);
   standby_close (&s);
   return r;
 }
@@ -1804,11 +1813,18 @@ verify_applied (struct standby *s, struct applied *ap, const char *target,
   return 0;
 }
 
-int
-vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
-                            unsigned keep, FILE *out)
+/* Apply the refresh stream on IN_FD to the open standby S (see
+ * vmferry_sync_receive_apply), printing the answer on OUT.  ANSWER_FIRST
+ * (after a query in the same process): the answer is printed once the
+ * refresh is committed and redefined, before the merge, so that the
+ * sender records its side meanwhile; and an input that ends before its
+ * first byte (the sender chose not to refresh) is no error.
+ */
+static int
+apply_run (struct standby *s, int in_fd, unsigned keep, FILE *out,
+           bool answer_first)
 {
-  struct standby s;
+  const char *name = s->name;
   struct vmferry_stream_reader *rd = NULL;
   struct vmferry_record rec;
   json_object *state = NULL, *manifest = NULL, *journal = NULL, *ja;
@@ -1827,20 +1843,24 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     vmferry_set_error_errno (ENOMEM, "malloc");
     return -1;
   }
-  if (standby_open (uri, name, &s) < 0 || check_shut_off (&s) < 0)
-    goto out;
-  state = json_load (&s.dir, s.state);
+  state = json_load (&s->dir, s->state);
   if (state == NULL) {
     vmferry_prefix_error ("standby %s: no record of an earlier sync", name);
     goto out;
   }
   gen = jint (state, "generation");
   token = jstr (state, "token");
-  ap = calloc (s.nr, sizeof *ap);
+  ap = calloc (s->nr, sizeof *ap);
   rd = vmferry_stream_reader_new (in_fd, "stream");
   if (ap == NULL || rd == NULL || token == NULL || gen <= 0 ||
-      chains_load (&s, state) < 0)
+      chains_load (s, state) < 0)
     goto out;
+  /* Each disk's new overlay is made before the stream comes, while the
+   * sender gets ready (its bitmaps, its own qemu-nbd).
+   */
+  for (size_t i = 0; i < s->nr; i++)
+    if (overlay_begin (s, i, &ap[i]) < 0)
+      goto out;
 
   while ((rr = vmferry_stream_read_record (rd, &rec)) == 1) {
     switch (rec.type) {
@@ -1883,9 +1903,9 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
 
       if (!target || vmferry_record_file_begin (&rec, rec.payload, &size) < 0)
         goto bad_manifest;
-      for (i = 0; i < s.nr && strcmp (s.disks[i].target, target) != 0; i++)
+      for (i = 0; i < s->nr && strcmp (s->disks[i].target, target) != 0; i++)
         ;
-      if (i == s.nr || ap[i].begun ||
+      if (i == s->nr || ap[i].begun ||
           !json_object_object_get_ex (f, "base", &b) ||
           !json_object_object_get_ex (b, "chunk", &v) ||
           json_object_get_int64 (v) != CHUNK ||
@@ -1904,9 +1924,9 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
       }
       {
         unsigned char root[16];
-        ap[i].base = trusted_map (&s, state, i);
+        ap[i].base = trusted_map (s, state, i);
         if (ap[i].base == NULL &&
-            !(ap[i].base = map_of_view (&s, s.chains[i].top)))
+            !(ap[i].base = map_of_view (s, s->chains[i].top)))
           goto out;
         if (vmferry_map_root (ap[i].base, root) < 0)
           goto out;
@@ -1917,8 +1937,6 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
           goto out;
         }
       }
-      if (overlay_begin (&s, i, &ap[i]) < 0)
-        goto out;
       if (size != ap[i].size) {
         vmferry_set_error ("disk %s: its size changed (%" PRIu64 " bytes, "
                            "the standby has %" PRIu64 "): run with --full",
@@ -1974,12 +1992,12 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     case VMFERRY_REC_FILE_END: {
       unsigned char root[16];
       if (cur == SIZE_MAX || ap[cur].h == NULL ||
-          verify_applied (&s, &ap[cur], s.disks[cur].target, root) < 0)
+          verify_applied (s, &ap[cur], s->disks[cur].target, root) < 0)
         goto out;
       rr = view_close (ap[cur].h, ap[cur].new_file);
       ap[cur].h = NULL;
       if (rr < 0 ||
-          map_save (&s.dir, s.new_prefix, ap[cur].new_map, ap[cur].base) < 0)
+          map_save (&s->dir, s->new_prefix, ap[cur].new_map, ap[cur].base) < 0)
         goto out;
       break;
     }
@@ -1988,15 +2006,20 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
       break;
     }
   }
-  if (rr < 0)
+  if (rr < 0) {
+    if (answer_first && vmferry_stream_reader_bytes (rd) == 0) {
+      vmferry_debug ("standby %s: the sender sent no refresh", name);
+      r = 0;
+    }
     goto out;
+  }
   if (!ended) {
     vmferry_set_error ("stream: truncated");
     goto out;
   }
-  for (size_t i = 0; i < s.nr; i++)
+  for (size_t i = 0; i < s->nr; i++)
     if (!ap[i].begun || ap[i].h != NULL) {
-      vmferry_set_error ("stream: disk %s is missing", s.disks[i].target);
+      vmferry_set_error ("stream: disk %s is missing", s->disks[i].target);
       goto out;
     }
   if (vmferry_fault ("sync-verified") < 0)
@@ -2005,12 +2028,12 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
    * rules refused or a disk added leave the standby as it was.
    */
   if (src_xml &&
-      (redefine = vmferry_sync_define_prepare (s.conn, s.dom, src_xml,
+      (redefine = vmferry_sync_define_prepare (s->conn, s->dom, src_xml,
                                                jstr (manifest, "rules"),
                                                &new_xml)) < 0)
     goto out;
-  for (size_t i = 0; i < s.nr; i++)
-    if (overlay_link (&s, i, gen, &ap[i]) < 0)
+  for (size_t i = 0; i < s->nr; i++)
+    if (overlay_link (s, i, gen, &ap[i]) < 0)
       goto out;
 
   /* The commit: journaled first, so that a kill from here on is finished
@@ -2021,15 +2044,15 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   jset_int (journal, "generation", gen + 1);
   jset_str (journal, "token", token);
   json_object_object_add (journal, "disks", ja);
-  for (size_t i = 0; i < s.nr; i++) {
-    const struct chain *c = &s.chains[i];
+  for (size_t i = 0; i < s->nr; i++) {
+    const struct chain *c = &s->chains[i];
     json_object *d = json_object_new_object (), *g, *old;
     struct stat st;
     char hex[33];
 
     json_object_array_add (ja, d);
     vmferry_hex_encode (ap[i].root, 16, hex);
-    jset_str (d, "target", s.disks[i].target);
+    jset_str (d, "target", s->disks[i].target);
     jset_str (d, "new", ap[i].new_file);
     jset_str (d, "new_map", ap[i].new_map);
     jset_str (d, "root", hex);
@@ -2043,18 +2066,20 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     json_object_object_add (d, "gens", g);
     old = json_object_new_object ();
     json_object_object_add (d, "old", old);
-    if (vmferry_target_stat (&s.dir, c->top, &st) != 1) {
-      vmferry_set_error ("%s/%s: gone", s.dir.path, c->top);
+    if (vmferry_target_stat (&s->dir, c->top, &st) != 1) {
+      vmferry_set_error ("%s/%s: gone", s->dir.path, c->top);
       goto out;
     }
     stat_record (old, &st);
   }
-  if (check_shut_off (&s) < 0 ||
-      json_save (&s.dir, s.new_prefix, s.journal, journal) < 0 ||
-      vmferry_fault ("sync-journaled") < 0 || finish_commit (&s) < 0)
+  if (check_shut_off (s) < 0 ||
+      json_save (&s->dir, s->new_prefix, s->journal, journal) < 0 ||
+      vmferry_fault ("sync-journaled") < 0 || finish_commit (s) < 0)
     goto out;
-  /* Committed: restore points beyond --keep go into the base. */
-  if (merge_old (&s, keep) < 0)
+  /* Committed: restore points beyond --keep go into the base (after
+   * the answer when it comes first).
+   */
+  if (!answer_first && merge_old (s, keep) < 0)
     goto out;
   {
     json_object *o = json_object_new_object ();
@@ -2065,7 +2090,7 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
      */
     if (redefine == 1 &&
         (vmferry_fault ("sync-redefine") < 0 ||
-         vmferry_sync_define (s.conn, name, new_xml) < 0)) {
+         vmferry_sync_define (s->conn, name, new_xml) < 0)) {
       jset_str (o, "definition", "failed");
       jset_str (o, "definition_error", vmferry_get_error ());
     }
@@ -2074,19 +2099,25 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
     r = print_json (out, o);
     json_object_put (o);
   }
+  /* A kill from here on leaves the merge to the next run (finish_merge,
+   * or merge_old after its commit).
+   */
+  if (r == 0 && answer_first &&
+      (vmferry_fault ("sync-answered") < 0 || merge_old (s, keep) < 0))
+    r = -1;
  out:
-  for (size_t i = 0; ap && i < s.nr; i++) {
+  for (size_t i = 0; ap && i < s->nr; i++) {
     view_close (ap[i].h, ap[i].new_file);
     /* Not committed: what was made aside goes, and the restore point
      * name (committed: renamed, and kept).
      */
-    if (r < 0 && journal == NULL) {
+    if (journal == NULL) {
       if (ap[i].new_file)
-        vmferry_target_unlink (&s.dir, ap[i].new_file);
+        vmferry_target_unlink (&s->dir, ap[i].new_file);
       if (ap[i].new_map)
-        vmferry_target_unlink (&s.dir, ap[i].new_map);
+        vmferry_target_unlink (&s->dir, ap[i].new_map);
       if (ap[i].link)
-        vmferry_target_unlink (&s.dir, ap[i].link);
+        vmferry_target_unlink (&s->dir, ap[i].link);
     }
     free (ap[i].new_file);
     free (ap[i].new_map);
@@ -2099,13 +2130,40 @@ vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
   json_object_put (journal);
   json_object_put (manifest);
   json_object_put (state);
-  standby_close (&s);
   return r;
 
  bad_manifest:
   vmferry_set_error ("stream: file %" PRIu32 " is not a disk of standby %s "
                      "with a base", rec.file, name);
   goto out;
+}
+
+int
+vmferry_sync_receive_apply (const char *uri, const char *name, int in_fd,
+                            unsigned keep, FILE *out)
+{
+  struct standby s;
+  int r = -1;
+
+  if (standby_open (uri, name, &s) == 0 && check_shut_off (&s) == 0)
+    r = apply_run (&s, in_fd, keep, out, false);
+  standby_close (&s);
+  return r;
+}
+
+int
+vmferry_sync_receive_refresh (const char *uri, const char *name,
+                              bool compare, int in_fd, unsigned keep,
+                              FILE *out)
+{
+  struct standby s;
+  int r = -1;
+
+  if (standby_open (uri, name, &s) == 0 && check_shut_off (&s) == 0 &&
+      query_answer (&s, compare, out) == 0)
+    r = apply_run (&s, in_fd, keep, out, true);
+  standby_close (&s);
+  return r;
 }
 
 /* ---- the sender ---- */
@@ -2187,23 +2245,18 @@ sender_file (const struct sender *sd, const char *target, const char *ext)
   return n;
 }
 
-/* Run "vmferry-sync --receiver=ACTION [ARGS] -- STANDBY" on the host and
- * parse the JSON it prints.  With IN (a refresh), the stream goes to
- * its input from WRITE_STREAM.
+/* A receiver's exit status for a command line it does not take
+ * (VMFERRY_EXIT_USAGE of tools/tool.h).
  */
-static json_object *
-remote_call (struct sender *sd, const char *action, const char *arg,
-             int (*write_stream) (struct sender *, struct vmferry_remote *,
-                                  void *),
-             void *opaque)
+#define RECEIVER_EXIT_USAGE 2
+
+/* "vmferry-sync --receiver=ACTION [ARG] [ARG2] -- STANDBY", quoted. */
+static char *
+remote_command (struct sender *sd, const char *action, const char *arg,
+                const char *arg2)
 {
-  CLEANUP_FREE char *cmd = NULL;
   CLEANUP_FREE char *act = NULL;
-  CLEANUP_FREE char *out = NULL;
-  struct vmferry_remote *rem;
-  json_object *o;
-  size_t len;
-  int status;
+  char *cmd = NULL;
 
   if (asprintf (&act, "--receiver=%s", action) < 0 ||
       vmferry_shell_quote_append (&cmd, sd->opts->remote_sync
@@ -2211,37 +2264,64 @@ remote_call (struct sender *sd, const char *action, const char *arg,
                                         : "vmferry-sync") < 0 ||
       vmferry_shell_quote_append (&cmd, act) < 0 ||
       (arg && vmferry_shell_quote_append (&cmd, arg) < 0) ||
+      (arg2 && vmferry_shell_quote_append (&cmd, arg2) < 0) ||
       (vmferry_get_verbosity () > 1 &&
        vmferry_shell_quote_append (&cmd, "-vv") < 0) ||
       vmferry_shell_quote_append (&cmd, "--") < 0 ||
       vmferry_shell_quote_append (&cmd, sd->standby) < 0) {
+    free (cmd);
     vmferry_set_error_errno (ENOMEM, "malloc");
     return NULL;
   }
   vmferry_debug ("on %s: %s", sd->opts->m.ssh.destination, cmd);
-  rem = vmferry_remote_start (sd->ssh, cmd, true);
-  if (rem == NULL)
-    return NULL;
-  if (write_stream && write_stream (sd, rem, opaque) < 0) {
-    char err[VMFERRY_ERROR_MAX];
-    snprintf (err, sizeof err, "%s", vmferry_get_error ());
-    /* The receiver's own word, if it stopped first, is the cause. */
-    status = vmferry_remote_finish (rem, NULL, NULL);
-    if (status > 0 && check_cancel (sd) == 0)
-      vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
-                         sd->opts->m.ssh.destination, action, status);
-    else
-      vmferry_set_error ("%s", err);
-    return NULL;
-  }
-  status = vmferry_remote_finish (rem, &out, &len);
-  if (status != 0) {
-    if (status > 0)
-      vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
-                         sd->opts->m.ssh.destination, action, status);
-    return NULL;
-  }
-  o = out ? json_tokener_parse (out) : NULL;
+  return cmd;
+}
+
+/* The receiver's STATUS (from vmferry_remote_finish) as the error, once
+ * it is not 0; -1 (no status) keeps the error set.
+ */
+static void
+remote_failed (struct sender *sd, const char *action, int status)
+{
+  if (status > 0)
+    vmferry_set_error ("%s: vmferry-sync --receiver=%s failed (status %d)",
+                       sd->opts->m.ssh.destination, action, status);
+}
+
+/* REM's input written by WRITE_STREAM; -1 with the error set on failure:
+ * the receiver's own word, if it stopped first, is the cause.  REM is
+ * finished and NULL then.
+ */
+static int
+remote_write (struct sender *sd, const char *action,
+              struct vmferry_remote **rem,
+              int (*write_stream) (struct sender *, struct vmferry_remote *,
+                                   void *),
+              void *opaque)
+{
+  char err[VMFERRY_ERROR_MAX];
+  int status;
+
+  if (write_stream (sd, *rem, opaque) == 0)
+    return 0;
+  snprintf (err, sizeof err, "%s", vmferry_get_error ());
+  status = vmferry_remote_finish (*rem, NULL, NULL);
+  *rem = NULL;
+  if (status > 0 && check_cancel (sd) == 0)
+    remote_failed (sd, action, status);
+  else
+    vmferry_set_error ("%s", err);
+  return -1;
+}
+
+/* LINE, the receiver's answer to ACTION: a JSON object, or NULL with the
+ * error set.
+ */
+static json_object *
+answer_parse (struct sender *sd, const char *action, const char *line)
+{
+  json_object *o = line ? json_tokener_parse (line) : NULL;
+
   if (o == NULL || !json_object_is_type (o, json_type_object)) {
     json_object_put (o);
     vmferry_set_error ("%s: vmferry-sync --receiver=%s: no answer",
@@ -2249,6 +2329,141 @@ remote_call (struct sender *sd, const char *action, const char *arg,
     return NULL;
   }
   return o;
+}
+
+/* Run "vmferry-sync --receiver=ACTION [ARG] -- STANDBY" on the host and
+ * parse the JSON it prints.  With WRITE_STREAM (a refresh), the stream
+ * goes to its input.
+ */
+static json_object *
+remote_call (struct sender *sd, const char *action, const char *arg,
+             int (*write_stream) (struct sender *, struct vmferry_remote *,
+                                  void *),
+             void *opaque)
+{
+  CLEANUP_FREE char *cmd = remote_command (sd, action, arg, NULL);
+  CLEANUP_FREE char *out = NULL;
+  struct vmferry_remote *rem;
+  size_t len;
+  int status;
+
+  if (cmd == NULL || !(rem = vmferry_remote_start (sd->ssh, cmd, true)))
+    return NULL;
+  if (write_stream &&
+      remote_write (sd, action, &rem, write_stream, opaque) < 0)
+    return NULL;
+  status = vmferry_remote_finish (rem, &out, &len);
+  if (status != 0) {
+    remote_failed (sd, action, status);
+    return NULL;
+  }
+  return answer_parse (sd, action, out);
+}
+
+/* The refresh's receiver, query and apply in one process
+ * (--receiver=refresh): started, and its answer to the query read, into
+ * *Q_RTN; *REM_RTN is the running receiver, waiting for the stream.  A
+ * receiver too old for it (a usage error): a query of its own, and
+ * *REM_RTN NULL (the apply follows apart).
+ */
+static int
+refresh_start (struct sender *sd, bool compare, const char *keep,
+               struct vmferry_remote **rem_rtn, json_object **q_rtn)
+{
+  CLEANUP_FREE char *cmd = remote_command (sd, "refresh", keep,
+                                           compare ? "--compare" : NULL);
+  CLEANUP_FREE char *line = NULL;
+  struct vmferry_remote *rem;
+  int rr, status;
+
+  *rem_rtn = NULL;
+  *q_rtn = NULL;
+  if (cmd == NULL || !(rem = vmferry_remote_start (sd->ssh, cmd, true)))
+    return -1;
+  rr = vmferry_remote_read_line (rem, false, &line);
+  if (rr == 1) {
+    *rem_rtn = rem;
+    *q_rtn = answer_parse (sd, "refresh", line);
+    return *q_rtn ? 0 : -1;
+  }
+  if (rr < 0) {
+    vmferry_remote_abandon (rem);
+    return -1;
+  }
+  status = vmferry_remote_finish (rem, NULL, NULL);
+  if (status != RECEIVER_EXIT_USAGE) {
+    remote_failed (sd, "refresh", status);
+    return -1;
+  }
+  vmferry_verbose ("%s: its vmferry-sync has no --receiver=refresh (an older "
+                   "one): query and apply apart",
+                   sd->opts->m.ssh.destination);
+  *q_rtn = remote_call (sd, "query", compare ? "--compare" : NULL, NULL,
+                        NULL);
+  return *q_rtn ? 0 : -1;
+}
+
+/* The receiver REM (refresh_start's) not given a stream: its input ends
+ * unwritten and it stops, the standby untouched, what it made aside
+ * removed.  Waited for, so that the lock it holds is free for the next
+ * run.  NULL is fine.
+ */
+static void
+refresh_drop (struct vmferry_remote *rem)
+{
+  struct vmferry_saved_error saved;
+
+  if (rem == NULL)
+    return;
+  vmferry_save_error (&saved);
+  vmferry_remote_finish (rem, NULL, NULL);
+  vmferry_restore_saved_error (&saved);
+}
+
+/* The stream written to the receiver REM (refresh_start's), its input
+ * closed, and its answer to the apply read: the commit, whose merge
+ * goes on there (refresh_end waits for it).  NULL with the error set
+ * and *REM finished on failure.
+ */
+static json_object *
+refresh_apply (struct sender *sd, struct vmferry_remote **rem,
+               int (*write_stream) (struct sender *, struct vmferry_remote *,
+                                    void *),
+               void *opaque)
+{
+  CLEANUP_FREE char *line = NULL;
+  int rr;
+
+  if (remote_write (sd, "refresh", rem, write_stream, opaque) < 0)
+    return NULL;
+  rr = vmferry_remote_read_line (*rem, true, &line);
+  if (rr == 1)
+    return answer_parse (sd, "refresh", line);
+  if (rr == 0) {
+    int status = vmferry_remote_finish (*rem, NULL, NULL);
+
+    *rem = NULL;
+    if (status == 0)
+      vmferry_set_error ("%s: vmferry-sync --receiver=refresh: no answer",
+                         sd->opts->m.ssh.destination);
+    remote_failed (sd, "refresh", status);
+  }
+  return NULL;
+}
+
+/* Wait for the receiver REM (after its answer to the apply: the merge
+ * of the restore points beyond --keep).  -1 with the error set if it
+ * failed.
+ */
+static int
+refresh_end (struct sender *sd, struct vmferry_remote *rem)
+{
+  int status = vmferry_remote_finish (rem, NULL, NULL);
+
+  if (status == 0)
+    return 0;
+  remote_failed (sd, "refresh", status);
+  return -1;
 }
 
 /* Record the sender's state for generation GEN, once the receiver
@@ -3015,6 +3230,7 @@ refresh (struct sender *sd, json_object *sstate,
   const struct vmferry_sync_opts *opts = sd->opts;
   struct refresh rf = { .stats = stats };
   json_object *q = NULL, *done = NULL;
+  struct vmferry_remote *rem = NULL;
   CLEANUP_FREE char *keep = NULL;
   const char *token = jstr (sstate, "token");
   int64_t gen = jint (sstate, "generation");
@@ -3037,10 +3253,16 @@ refresh (struct sender *sd, json_object *sstate,
       token == NULL ||
       !(sd->ssh = vmferry_ssh_connect (&opts->m.ssh)))
     goto out;
+  if (asprintf (&keep, "--keep=%u", opts->keep) < 0) {
+    vmferry_set_error_errno (ENOMEM, "malloc");
+    goto out;
+  }
  again:
   json_object_put (q);
-  if (!(q = remote_call (sd, "query", compare ? "--compare" : NULL,
-                         NULL, NULL)))
+  q = NULL;
+  refresh_drop (rem);
+  rem = NULL;
+  if (refresh_start (sd, compare, keep, &rem, &q) < 0)
     goto out;
   if (jstr (q, "state") || !jstr (q, "token") ||
       strcmp (jstr (q, "token"), token) != 0) {
@@ -3148,10 +3370,6 @@ refresh (struct sender *sd, json_object *sstate,
   }
   if (disks_removed (sd, q) < 0)
     goto out;
-  if (asprintf (&keep, "--keep=%u", opts->keep) < 0) {
-    vmferry_set_error_errno (ENOMEM, "malloc");
-    goto out;
-  }
   /* A disk's bitmap or checkpoint says what changed since the sender's
    * own map was made (the block map too is needed): not against the
    * standby's.  A running domain's are QEMU's, its job's checkpoints.
@@ -3172,7 +3390,8 @@ refresh (struct sender *sd, json_object *sstate,
     for (size_t i = 0; i < sd->nr; i++)
       rf.bitmap[i] = false;
   }
-  done = remote_call (sd, "apply", keep, write_refresh, &rf);
+  done = rem ? refresh_apply (sd, &rem, write_refresh, &rf)
+             : remote_call (sd, "apply", keep, write_refresh, &rf);
   if (sd->trim) {
     struct vmferry_saved_error saved;
 
@@ -3216,6 +3435,25 @@ refresh (struct sender *sd, json_object *sstate,
                                     stats->generation) < 0)
       vmferry_notice ("disk %s: %s (the next refresh removes it)",
                       sd->disks[i].target, vmferry_get_error ());
+  /* The receiver's merge of the restore points beyond --keep went on
+   * meanwhile: the data is committed whatever it says.
+   */
+  if (rem) {
+    struct vmferry_saved_error saved;
+
+    vmferry_save_error (&saved);
+    if (refresh_end (sd, rem) < 0 && r == 0) {
+      vmferry_prefix_error ("standby %s on %s: the data is refreshed "
+                            "(generation %u) but the restore points beyond "
+                            "--keep are not merged (the next run merges "
+                            "them)", sd->standby, opts->m.ssh.destination,
+                            stats->generation);
+      r = -1;
+    }
+    else
+      vmferry_restore_saved_error (&saved);
+    rem = NULL;
+  }
   /* Recorded: the data is the standby's.  Its definition is not. */
   if (r == 0 && jstr (done, "definition") &&
       strcmp (jstr (done, "definition"), "failed") == 0) {
@@ -3244,6 +3482,7 @@ refresh (struct sender *sd, json_object *sstate,
   free (rf.now_fine);
   free (rf.base_root);
   free (rf.bitmap);
+  refresh_drop (rem);
   json_object_put (q);
   json_object_put (done);
   return r;

@@ -153,4 +153,15 @@ int vmferry_sync_receive_list (const char *uri, const char *name, FILE *out);
 int vmferry_sync_receive_apply (const char *uri, const char *name,
                                 int in_fd, unsigned keep, FILE *out);
 
+/* A query and an apply in one process (one connection to libvirt, one
+ * lock): the query's answer (COMPARE as there) on OUT, then the refresh
+ * stream read from IN_FD and applied; the apply's answer is printed
+ * before the merge of the restore points beyond KEEP, which follows it.
+ * An input that ends at once (the sender did not refresh, after the
+ * query's answer) leaves the standby untouched and is no error.
+ */
+int vmferry_sync_receive_refresh (const char *uri, const char *name,
+                                  bool compare, int in_fd, unsigned keep,
+                                  FILE *out);
+
 #endif

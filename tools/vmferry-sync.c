@@ -100,9 +100,12 @@ receiver (const char *action, const char *name, const char *token,
   else if (strcmp (action, "apply") == 0)
     r = vmferry_sync_receive_apply (NULL, name, STDIN_FILENO, keep,
                                     stdout);
+  else if (strcmp (action, "refresh") == 0)
+    r = vmferry_sync_receive_refresh (NULL, name, compare, STDIN_FILENO,
+                                      keep, stdout);
   else
-    vmferry_tool_usage_fail ("--receiver: init, query, list or apply, not '%s'",
-                             action);
+    vmferry_tool_usage_fail ("--receiver: init, query, list, apply or "
+                             "refresh, not '%s'", action);
   if (r < 0) {
     vmferry_tool_print_error ();
     return VMFERRY_EXIT_FAILED;

@@ -12,9 +12,12 @@
 #   trusts the records (no compare in full);
 # - after the journal (before, between and after the renames, before the
 #   sender recorded): the next run finishes the switch;
-# - mid-merge (--keep=0: the restore point committed into the base,
-#   its child rebased, neither): the view already is the new generation's
-#   and stays so; the next run finishes the merge;
+# - once the receiver answered the commit (before the merge, and
+#   mid-merge, --keep=0: the restore point committed into the base, its
+#   child rebased, neither): the view already is the new generation's and
+#   stays so, the run fails saying the data is refreshed, the sender has
+#   recorded it (the next run trusts the records) and the next run
+#   finishes the merge;
 # after every kill, the same command again completes and the standby then
 # compares identical with the source.  The first run, killed on B after
 # it defined the standby on its tops, is finished by the same command.  At the end the standby starts.
@@ -72,7 +75,8 @@ change() {
 
 points_a=(sync-sent-chunk sync-applied)
 points_b=(sync-received-data@2 sync-verified sync-linked sync-journaled sync-renamed
-    sync-recorded sync-merge-journaled sync-merge-committed sync-merge-rebased)
+    sync-recorded sync-answered sync-merge-journaled sync-merge-committed
+    sync-merge-rebased)
 faults=0
 for p in "${points_a[@]/#/a:}" "${points_b[@]/#/b:}"; do
     side=${p%%:*} point=${p#*:}
@@ -94,14 +98,18 @@ for p in "${points_a[@]/#/a:}" "${points_b[@]/#/b:}"; do
             # Before the commit: the previous standby, whole.
             same_as "$p, killed" "$SCRATCH/prev0.img" "$SCRATCH/prev1.img"
             ;;
-        sync-merge-*)
-            # Committed; the merge under way changes no view.
+        sync-answered | sync-merge-*)
+            # Committed and answered; the merge under way changes no
+            # view, and the sender recorded the commit before it.
             same_as "$p, killed" "${srcs[@]}"
+            grep -q "the data is refreshed" "$SCRATCH/out" ||
+                fail "$p: the failed merge is not said: $(cat "$SCRATCH/out")"
             ;;
     esac
     out=$(sync_ 2>&1) || fail "$p: the same command again failed: $out"
     case $p in
-        a:sync-sent-chunk | b:sync-received-data* | b:sync-verified)
+        a:sync-sent-chunk | b:sync-received-data* | b:sync-verified | \
+            b:sync-answered | b:sync-merge-*)
             grep -q "compared in full" <<<"$out" && fail "$p: the rerun doubted the standby: $out"
             ;;
     esac

@@ -195,10 +195,10 @@ wait "$job" || true
 [[ $(job_socket) == "$sock" ]] || fail "after SIGKILL: job '$(job_socket)', not $sock"
 # The receiver stops once its input ends.
 for ((i = 0; i < 300; i++)); do
-    pgrep -f "vmferry-sync --receiver=apply .*-- $sb\$" >/dev/null || break
+    pgrep -f "vmferry-sync --receiver=refresh .*-- $sb\$" >/dev/null || break
     sleep 0.1
 done
-pgrep -f "vmferry-sync --receiver=apply .*-- $sb\$" >/dev/null &&
+pgrep -f "vmferry-sync --receiver=refresh .*-- $sb\$" >/dev/null &&
     fail "the receiver did not stop after the sender's SIGKILL"
 [[ $(sums) == "$before" ]] || fail "SIGKILL changed the standby's files"
 view "$SCRATCH/t3.raw"
@@ -238,7 +238,7 @@ grep -q "interrupted: standby $sb on hostb is as it was" "$SCRATCH/term.err" ||
 [[ -z $(job_socket) ]] || fail "SIGTERM left the backup job: $(job_socket)"
 [[ ! -e ${sock%/*} ]] || fail "SIGTERM left ${sock%/*}"
 for ((i = 0; i < 300; i++)); do
-    pgrep -f "vmferry-sync --receiver=apply .*-- $sb\$" >/dev/null || break
+    pgrep -f "vmferry-sync --receiver=refresh .*-- $sb\$" >/dev/null || break
     sleep 0.1
 done
 [[ $(sums) == "$before" ]] || fail "SIGTERM changed the standby's files"
