@@ -85,9 +85,7 @@ vmferry_readmode_note (struct vmferry_readmode *rm, uint64_t bytes,
         rm->bytes[b] >= VMFERRY_READMODE_TRIAL) {
       rm->rate[d] = rate_of (rm->bytes[d], rm->secs[d]);
       rm->rate[b] = rate_of (rm->bytes[b], rm->secs[b]);
-      /* A tie goes to the buffered read: never below what it does. */
-      rm->mode = rm->rate[d] > rm->rate[b] * (1 + VMFERRY_READMODE_MARGIN)
-                 ? d : b;
+      rm->mode = rm->rate[b] > rm->rate[d] * VMFERRY_READMODE_GAIN ? b : d;
       rm->trial = false;
       rm->win_bytes = 0;
       rm->win_secs = 0;

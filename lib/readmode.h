@@ -8,11 +8,14 @@
  * 0.9 GB/s and 1.4 to 2.5 GB/s on another machine of the same kind
  * (issue 20).  So the source times both: it reads in turns of
  * VMFERRY_READMODE_TURN bytes each way until each way has read
- * VMFERRY_READMODE_TRIAL bytes, keeps the faster (buffered unless
- * O_DIRECT is faster by more than VMFERRY_READMODE_MARGIN: never below
- * what a plain buffered read achieves), and times again when the kept
- * way's rate over VMFERRY_READMODE_WINDOW bytes falls below half of
- * what it measured in its trial (the machine's I/O changes under load).
+ * VMFERRY_READMODE_TRIAL bytes, and keeps O_DIRECT unless the buffered
+ * read was VMFERRY_READMODE_GAIN times as fast: a buffered read costs
+ * 4 to 5 times the CPU (the copy, the page cache: 0.45 to 0.6 CPU-s per
+ * GiB here, O_DIRECT 0.1), which the compressors of a two-core machine
+ * need, and 16 MiB timed on a busy machine says little about a smaller
+ * difference.  It times again when the kept way's rate over
+ * VMFERRY_READMODE_WINDOW bytes falls below half of what it measured
+ * in its trial (the machine's I/O changes under load).
  *
  * This part is pure: it is told how long each read took and says which
  * way the next one goes.  The reads are source-file.c's.
@@ -38,7 +41,7 @@ enum vmferry_read_choice {
 #define VMFERRY_READMODE_TURN ((uint64_t) 8 * 1024 * 1024)
 #define VMFERRY_READMODE_TRIAL ((uint64_t) 16 * 1024 * 1024)
 #define VMFERRY_READMODE_WINDOW ((uint64_t) 64 * 1024 * 1024)
-#define VMFERRY_READMODE_MARGIN 0.05
+#define VMFERRY_READMODE_GAIN 1.5
 
 struct vmferry_readmode {
   bool fixed;                   /* one way only: never timed against */

@@ -26,12 +26,6 @@
  */
 #define READ_AHEAD ((uint64_t) 16 * 1024 * 1024)
 
-/* What the reader read ahead is dropped from the page cache this far
- * behind it: past what the pipeline's slots may still map (at most
- * VMFERRY_PIPELINE_MAX_DEPTH chunks; a mapped page is not dropped).
- */
-#define DROP_LAG ((uint64_t) 64 * 1024 * 1024)
-
 /* Ranges read ahead that were not in the page cache before: only
  * these are dropped behind the reader, never a cache the source did
  * not fill (another reader's, a running domain's).
@@ -49,6 +43,7 @@ struct file_source {
   struct vmferry_readmode rm;         /* O_DIRECT or buffered, timed */
   uint64_t ra_pos;                    /* read ahead up to here */
   uint64_t last_off;                  /* the last read's offset */
+  bool timed;                         /* a read from the disk was made */
   struct owned owned[OWNED_MAX];      /* a ring, in file order */
   unsigned own_first, own_count;
 };
@@ -171,15 +166,14 @@ drop_owned (struct file_source *fs)
   fs->own_count--;
 }
 
-/* Drop what the source read ahead and the reader left DROP_LAG behind
- * (all of it with OFF UINT64_MAX).
+/* Drop what the source read ahead and the reader has read, up to OFF
+ * (all of it with OFF UINT64_MAX): it was read(2) into the caller's
+ * buffer, never mapped, so nothing holds it.
  */
 static void
 drop_behind (struct file_source *fs, uint64_t off)
 {
-  while (fs->own_count > 0 &&
-         (off == UINT64_MAX ||
-          fs->owned[fs->own_first].end + DROP_LAG <= off))
+  while (fs->own_count > 0 && fs->owned[fs->own_first].end <= off)
     drop_owned (fs);
 }
 
@@ -243,6 +237,13 @@ note_read (struct file_source *fs, size_t len, double t0)
   struct vmferry_readmode *rm = &fs->rm;
   enum vmferry_read_mode was = rm->mode;
 
+  /* The file's first read may wait for its metadata too, and would
+   * count against the trial's first turn only.
+   */
+  if (!fs->timed) {
+    fs->timed = true;
+    return;
+  }
   switch (vmferry_readmode_note (rm, len, vmferry_monotonic () - t0)) {
   case VMFERRY_READMODE_SAME:
     break;
@@ -263,15 +264,17 @@ note_read (struct file_source *fs, size_t len, double t0)
   }
 }
 
-/* Make V's data the LEN bytes at OFF.  A chunk already in the page
- * cache is mapped, and the digest, the zero test and the compressor
- * read the cache itself (measured here: 1.5 GB/s with pread into
- * pipeline buffers, 5 GB/s mapped).  Any other chunk is read the way
- * the timing chose (readmode.h): with O_DIRECT into BUF (no page cache
- * filled with data read once: filling it cost ~10 CPU-s per 5 GB on
- * this kind of machine), or buffered and mapped, the kernel reading
- * READ_AHEAD ahead and dropping what the source read once behind.
- * Without O_DIRECT, or unaligned, it is read(2).
+/* Make V's data the LEN bytes at OFF.  A chunk that was in the page
+ * cache before the source came is mapped, and the digest, the zero
+ * test and the compressor read the cache itself (measured here: 1.5
+ * GB/s with pread into pipeline buffers, 5 GB/s mapped).  Any other
+ * chunk is read the way the timing chose (readmode.h): with O_DIRECT
+ * into BUF (no page cache filled with data read once: filling it cost
+ * ~10 CPU-s per 5 GB on this kind of machine), or read(2) into BUF,
+ * the kernel reading READ_AHEAD ahead, and dropped from the cache at
+ * once (mapping it instead was slower here: 120-400 MB/s where read(2)
+ * did 400-1000, and 2.7 CPU-s per 2 GiB).  Without O_DIRECT (tmpfs)
+ * a regular file is mapped, a block device read(2).
  */
 static int
 file_read (struct vmferry_source *s, uint64_t off, size_t len,
@@ -279,7 +282,6 @@ file_read (struct vmferry_source *s, uint64_t off, size_t len,
 {
   struct file_source *fs = (struct file_source *) s;
   enum vmferry_read_mode mode = fs->rm.mode;
-  bool buffered = mode == VMFERRY_READ_BUFFERED || fs->dfd < 0;
   double t0 = vmferry_monotonic ();
   uint64_t delta;
   size_t maplen;
@@ -291,8 +293,7 @@ file_read (struct vmferry_source *s, uint64_t off, size_t len,
     fs->ra_pos = 0;
   }
   fs->last_off = off;
-  drop_behind (fs, off);
-  if (mode == VMFERRY_READ_BUFFERED) {
+  if (mode == VMFERRY_READ_BUFFERED && fs->dfd >= 0) {
     /* In a trial, not into the other way's turn. */
     uint64_t ahead = READ_AHEAD, left = vmferry_readmode_turn_left (&fs->rm);
 
@@ -316,23 +317,19 @@ file_read (struct vmferry_source *s, uint64_t off, size_t len,
     m = mmap (NULL, maplen, PROT_READ, MAP_SHARED, s->fd,
               (off_t) (off - delta));
     if (m != MAP_FAILED) {
-      bool cached = map_cached (m, maplen);
-
-      if (cached || buffered) {
+      if (fs->dfd < 0 || (map_cached (m, maplen) && !is_owned (fs, off))) {
         madvise (m, maplen, MADV_POPULATE_READ);
         v->map = m;
         v->map_len = maplen;
         v->data = (const unsigned char *) m + delta;
-        /* What was cached before the source came is no disk's rate. */
-        if (mode == VMFERRY_READ_BUFFERED && (!cached || is_owned (fs, off)))
-          note_read (fs, len, t0);
         return 0;
       }
       munmap (m, maplen);
     }
   }
   v->data = buf;
-  if (!buffered && off % 4096 == 0) {
+  if (mode == VMFERRY_READ_DIRECT && fs->dfd >= 0 && off % 4096 == 0 &&
+      !is_owned (fs, off)) {
     /* Whole blocks; the file's end may cut the last one short. */
     size_t alen = (len + 4095) & ~(size_t) 4095;
     ssize_t n;
@@ -355,8 +352,10 @@ file_read (struct vmferry_source *s, uint64_t off, size_t len,
   }
   if (vmferry_pread_full (s->fd, s->name, buf, len, off) < 0)
     return -1;
+  /* In O_DIRECT's turn, what the buffered turn read ahead is no rate. */
   if (mode == VMFERRY_READ_BUFFERED)
     note_read (fs, len, t0);
+  drop_behind (fs, off + len);
   return 0;
 }
 
