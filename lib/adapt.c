@@ -94,16 +94,17 @@ vmferry_adapt_update (struct vmferry_adapt *a,
 
   starved = (w.out < OUT_FAST && w.busy >= WORK_FULL) || w.idle < IDLE_NONE;
   room = w.out >= OUT_SLOW && w.busy < WORK_ROOM && w.idle >= IDLE_ROOM;
-  /* A step on trial is judged on its first window with data (by the
-   * chunks probed at both levels, else by the windows' ratios), or at
-   * once when it starved the output.
+  /* A step on trial is judged on its first window with data (the
+   * chunks probed at both levels when the caller probes: a window's
+   * ratio may be of chunks compressed before the step; else the
+   * windows' ratios), or at once when it starved the output.
    */
   if (a->on_trial && starved) {
     refuse (a, a->trial, s->now);
     a->on_trial = false;
     level = a->min;
   }
-  else if (a->on_trial && (w.probed || w.ratio > 0)) {
+  else if (a->on_trial && (s->probing ? w.probed : w.ratio > 0)) {
     double gain = w.probed ? w.gain : 1 - w.ratio / a->trial_ratio;
 
     if (gain < VMFERRY_ADAPT_MIN_GAIN) {

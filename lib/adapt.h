@@ -61,6 +61,7 @@ struct vmferry_adapt_sample {
    * (vmferry_adapt_probe), the same data: what they became at each.
    */
   double probe_lo, probe_hi;
+  bool probing;                 /* the caller probes: judge by probes only */
   unsigned workers;             /* compressors (0: no compression) */
   bool has_cpu;                 /* cpu is known */
   struct vmferry_adapt_cpu cpu;

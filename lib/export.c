@@ -1364,6 +1364,7 @@ adapt_sample (const struct exporter *ex, double now)
     .out = (double) ex->bytes_out,
     .probe_lo = __atomic_load_n (&ex->probe_lo, __ATOMIC_RELAXED),
     .probe_hi = __atomic_load_n (&ex->probe_hi, __ATOMIC_RELAXED),
+    .probing = true,
     .workers = ex->nr_workers,
   };
 
