@@ -1,6 +1,7 @@
 /* vmferry: the adaptive zstd level of --compress=auto (adapt.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,9 +12,10 @@
  * compressors busy less than 80% of it have room for a higher level
  * (levels 1 to 6 cost up to about 3 times level 1's CPU per byte, so
  * one level up at a time), if a quarter of the machine's CPU is idle to
- * run it.  Down: output waiting under 5% of the time while compressors
- * are busy over 90% of it, or a machine with no idle CPU left while the
- * output does not wait.
+ * run it.  Starved: output waiting under 5% of the time while the
+ * compressors are busy over 90% of it, or a machine with under 5% of
+ * its CPU idle (what a level above the lowest costs is then taken from
+ * the rest).
  */
 #define OUT_SLOW 0.25
 #define WORK_ROOM 0.80
@@ -22,47 +24,109 @@
 #define WORK_FULL 0.90
 #define IDLE_NONE 0.05
 
+/* How long a refused step is not tried again, seconds: the first time,
+ * and at the most (each refusal in a row doubles it).
+ */
+#define HOLD_MIN 2.0
+#define HOLD_MAX 16.0
+
 void
-vmferry_adapt_init (struct vmferry_adapt *a, int min, int max, double now,
-                    const struct vmferry_adapt_cpu *cpu)
+vmferry_adapt_init (struct vmferry_adapt *a, int min, int max,
+                    const struct vmferry_adapt_sample *start)
 {
+  assert (min >= 1);             /* vmferry_adapt_probe's 0 is none */
   *a = (struct vmferry_adapt) {
     .level = min, .min = min, .max = max < min ? min : max,
-    .low = min, .high = min, .t0 = now,
-    .idle0 = cpu ? cpu->idle : 0, .cpu0 = cpu ? cpu->total : 0,
+    .low = min, .high = min, .start = *start,
+    .ceiling = max < min ? min : max, .hold = HOLD_MIN,
   };
 }
 
-int
-vmferry_adapt_update (struct vmferry_adapt *a, double now, double out_wait,
-                      double work, unsigned workers,
-                      const struct vmferry_adapt_cpu *cpu, bool *changed)
+/* The figures of the window from A's start to S. */
+static struct vmferry_adapt_window
+window_figures (const struct vmferry_adapt *a,
+                const struct vmferry_adapt_sample *s)
 {
-  double dt = now - a->t0;
-  double out, busy, idle = 1;
+  const struct vmferry_adapt_sample *t = &a->start;
+  double dt = s->now - t->now, in = s->in - t->in;
+  struct vmferry_adapt_window w = {
+    .out = (s->out_wait - t->out_wait) / dt,
+    .busy = (s->work - t->work) / (dt * s->workers),
+    .idle = 1,
+    .ratio = in > 0 ? (s->out - t->out) / in : 0,
+  };
+
+  if (s->probe_lo > t->probe_lo) {
+    w.probed = true;
+    w.gain = 1 - (s->probe_hi - t->probe_hi) / (s->probe_lo - t->probe_lo);
+  }
+  if (s->has_cpu && t->has_cpu && s->cpu.total > t->cpu.total)
+    w.idle = (s->cpu.idle - t->cpu.idle) / (s->cpu.total - t->cpu.total);
+  return w;
+}
+
+/* The step above level FROM did not pay (or starved the output): not
+ * tried again for a while, longer each time in a row.
+ */
+static void
+refuse (struct vmferry_adapt *a, int from, double now)
+{
+  a->refused++;
+  a->ceiling = from;
+  a->ceiling_until = now + a->hold;
+  a->hold = a->hold * 2 < HOLD_MAX ? a->hold * 2 : HOLD_MAX;
+}
+
+int
+vmferry_adapt_update (struct vmferry_adapt *a,
+                      const struct vmferry_adapt_sample *s, bool *changed)
+{
+  struct vmferry_adapt_window w;
+  bool starved, room;
   int level = a->level;
 
   *changed = false;
-  if (dt < VMFERRY_ADAPT_WINDOW || workers == 0)
+  if (s->now - a->start.now < VMFERRY_ADAPT_WINDOW || s->workers == 0)
     return a->level;
-  out = (out_wait - a->out0) / dt;
-  busy = (work - a->work0) / (dt * workers);
-  if (cpu && a->cpu0 > 0 && cpu->total > a->cpu0)
-    idle = (cpu->idle - a->idle0) / (cpu->total - a->cpu0);
-  a->t0 = now;
-  a->out0 = out_wait;
-  a->work0 = work;
-  if (cpu) {
-    a->idle0 = cpu->idle;
-    a->cpu0 = cpu->total;
-  }
+  w = window_figures (a, s);
+  a->start = *s;
+  a->last = w;
 
-  if (out >= OUT_SLOW && busy < WORK_ROOM && idle >= IDLE_ROOM &&
-      level < a->max)
+  starved = (w.out < OUT_FAST && w.busy >= WORK_FULL) || w.idle < IDLE_NONE;
+  room = w.out >= OUT_SLOW && w.busy < WORK_ROOM && w.idle >= IDLE_ROOM;
+  /* A step on trial is judged on its first window with data (the
+   * chunks probed at both levels when the caller probes: a window's
+   * ratio may be of chunks compressed before the step; else the
+   * windows' ratios), or at once when it starved the output.
+   */
+  if (a->on_trial && starved) {
+    refuse (a, a->trial, s->now);
+    a->on_trial = false;
+    level = a->min;
+  }
+  else if (a->on_trial && (s->probing ? w.probed : w.ratio > 0)) {
+    double gain = w.probed ? w.gain : 1 - w.ratio / a->trial_ratio;
+
+    if (gain < VMFERRY_ADAPT_MIN_GAIN) {
+      refuse (a, a->trial, s->now);
+      level = a->trial;
+    }
+    else
+      a->hold = HOLD_MIN;
+    a->on_trial = false;
+  }
+  else if (!a->on_trial && starved && level > a->min) {
+    refuse (a, level - 1, s->now);
+    level = a->min;
+  }
+  if (!a->on_trial && !starved && room && w.ratio > 0 && level < a->max &&
+      (level < a->ceiling || s->now >= a->ceiling_until)) {
+    a->on_trial = true;
+    a->trial = level;
+    a->trial_ratio = w.ratio;
     level++;
-  else if (out < OUT_FAST && (busy >= WORK_FULL || idle < IDLE_NONE) &&
-           level > a->min)
-    level--;
+  }
+  assert (level >= a->min && level <= a->max);
   if (level != a->level) {
     a->level = level;
     a->changes++;
@@ -73,6 +137,12 @@ vmferry_adapt_update (struct vmferry_adapt *a, double now, double out_wait,
     *changed = true;
   }
   return a->level;
+}
+
+int
+vmferry_adapt_probe (const struct vmferry_adapt *a)
+{
+  return a->on_trial ? a->trial : 0;
 }
 
 int
