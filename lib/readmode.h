@@ -15,7 +15,11 @@
  * need, and 16 MiB timed on a busy machine says little about a smaller
  * difference.  It times again when the kept way's rate over
  * VMFERRY_READMODE_WINDOW bytes falls below half of what it measured
- * in its trial (the machine's I/O changes under load).
+ * in its trial (the machine's I/O changes under load).  A trial that
+ * keeps the way it had doubles that window, up to
+ * VMFERRY_READMODE_WINDOW_MAX (on a noisy machine the rate halves and
+ * recovers often: each trial reads a turn the slower way); one that
+ * changes the way starts from VMFERRY_READMODE_WINDOW again.
  *
  * This part is pure: it is told how long each read took and says which
  * way the next one goes.  The reads are source-file.c's.
@@ -41,6 +45,7 @@ enum vmferry_read_choice {
 #define VMFERRY_READMODE_TURN ((uint64_t) 8 * 1024 * 1024)
 #define VMFERRY_READMODE_TRIAL ((uint64_t) 16 * 1024 * 1024)
 #define VMFERRY_READMODE_WINDOW ((uint64_t) 64 * 1024 * 1024)
+#define VMFERRY_READMODE_WINDOW_MAX ((uint64_t) 1024 * 1024 * 1024)
 #define VMFERRY_READMODE_GAIN 1.5
 
 struct vmferry_readmode {
@@ -51,6 +56,8 @@ struct vmferry_readmode {
   uint64_t bytes[2];            /* the trial's, per way */
   double secs[2];
   double rate[2];               /* the last trial's rates, bytes/s */
+  uint64_t window;              /* bytes a rate is measured over */
+  enum vmferry_read_mode before; /* the way kept before this trial */
   uint64_t win_bytes;           /* the kept way's current window */
   double win_secs;
   double last_rate;             /* the last full window's rate */

@@ -165,5 +165,48 @@ START_TEST (test_fixed)
 }
 END_TEST
 
+/* Reads of the kept way at RATE until the next trial starts: the bytes
+ * it took.
+ */
+static uint64_t
+until_retry (struct vmferry_readmode *rm, double rate)
+{
+  uint64_t n = 0;
+
+  while (vmferry_readmode_note (rm, CHUNK, CHUNK / rate) !=
+         VMFERRY_READMODE_RETRY) {
+    n += CHUNK;
+    ck_assert_uint_lt (n, 4 * VMFERRY_READMODE_WINDOW_MAX);
+  }
+  return n + CHUNK;
+}
+
+START_TEST (test_retry_backoff)
+{
+  struct vmferry_readmode rm;
+  uint64_t w = VMFERRY_READMODE_WINDOW;
+
+  vmferry_readmode_init (&rm, VMFERRY_READ_CHOICE_AUTO);
+  run_trial (&rm, 2.0e9, 1.0e9, NULL);
+  ck_assert_uint_eq (until_retry (&rm, 0.5e9), w);
+  /* A fall that a trial finds was noise (O_DIRECT kept): the next rate
+   * is measured over twice as much, and so on up to the most.
+   */
+  while (w < VMFERRY_READMODE_WINDOW_MAX) {
+    run_trial (&rm, 2.0e9, 1.0e9, NULL);
+    ck_assert_int_eq (rm.mode, VMFERRY_READ_DIRECT);
+    w *= 2;
+    ck_assert_uint_eq (until_retry (&rm, 0.5e9), w);
+  }
+  run_trial (&rm, 2.0e9, 1.0e9, NULL);
+  ck_assert_uint_eq (until_retry (&rm, 0.5e9), VMFERRY_READMODE_WINDOW_MAX);
+  /* A trial that changes the way starts from the first window again. */
+  run_trial (&rm, 0.5e9, 1.0e9, NULL);
+  ck_assert_int_eq (rm.mode, VMFERRY_READ_BUFFERED);
+  ck_assert_uint_eq (until_retry (&rm, 0.3e9), VMFERRY_READMODE_WINDOW);
+}
+END_TEST
+
 VMFERRY_UNIT_MAIN ("readmode", test_turns, test_faster_kept,
-                   test_tie_direct, test_retry_on_half, test_fixed)
+                   test_tie_direct, test_retry_on_half, test_retry_backoff,
+                   test_fixed)
