@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -322,4 +323,54 @@ vmferry_handoff_close_read (struct vmferry_handoff *h)
     ssize_t n = write (h->wake_fd, &one, sizeof one);
     (void) n;
   }
+}
+
+static void *
+read_ahead_thread (void *arg)
+{
+  struct vmferry_read_ahead *ra = arg;
+
+  ra->rc = vmferry_handoff_fill (ra->h, ra->fd, ra->name);
+  if (ra->rc < 0) {
+    snprintf (ra->err, sizeof ra->err, "%s", vmferry_get_error ());
+    ra->errnum = vmferry_get_errno ();
+  }
+  vmferry_handoff_close_write (ra->h);
+  return NULL;
+}
+
+int
+vmferry_read_ahead_start (struct vmferry_read_ahead *ra, int fd,
+                          const char *name, size_t buffer)
+{
+  int err;
+
+  ra->fd = fd;
+  ra->name = name;
+  ra->started = false;
+  if ((ra->h = vmferry_handoff_new (name, buffer)) == NULL)
+    return -1;
+  err = pthread_create (&ra->thread, NULL, read_ahead_thread, ra);
+  if (err) {
+    vmferry_set_error_errno (err, "%s: cannot start a thread", name);
+    return -1;
+  }
+  ra->started = true;
+  return 0;
+}
+
+void
+vmferry_read_ahead_stop (struct vmferry_read_ahead *ra, bool failed)
+{
+  if (ra->h == NULL)
+    return;
+  vmferry_handoff_close_read (ra->h);
+  if (ra->started) {
+    pthread_join (ra->thread, NULL);
+    if (failed && ra->rc < 0)
+      vmferry_restore_error (ra->err, ra->errnum);
+  }
+  vmferry_handoff_free (ra->h);
+  ra->h = NULL;
+  ra->started = false;
 }

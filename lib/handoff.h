@@ -20,8 +20,12 @@
 #ifndef VMFERRY_HANDOFF_H
 #define VMFERRY_HANDOFF_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "error.h"
 
 struct vmferry_handoff;
 
@@ -57,5 +61,34 @@ int vmferry_handoff_fill (struct vmferry_handoff *h, int fd,
 void vmferry_handoff_close_write (struct vmferry_handoff *h);
 /* The reader is done: a waiting or later write fails with EPIPE. */
 void vmferry_handoff_close_read (struct vmferry_handoff *h);
+
+/* An input read ahead of its reader: a ring of a fixed size filled from
+ * a descriptor by a thread of its own (vmferry_handoff_fill), read with
+ * vmferry_handoff_read on H (vmferry-send's --buffer, vmferry-import's
+ * stream from a pipe).
+ */
+struct vmferry_read_ahead {
+  struct vmferry_handoff *h;
+  int fd;
+  const char *name;
+  pthread_t thread;
+  bool started;
+  int rc, errnum;
+  char err[VMFERRY_ERROR_MAX];
+};
+
+/* Start reading FD (named NAME) into a ring of BUFFER bytes.  0, or -1
+ * with the error set (RA may then hold a ring: stop it all the same).
+ */
+int vmferry_read_ahead_start (struct vmferry_read_ahead *ra, int fd,
+                              const char *name, size_t buffer);
+
+/* The thread may wait for input that never comes (its reader failed or
+ * stopped before the input's end): closing the ring's reading end wakes
+ * it, and it ends.  After a failure (FAILED), a failed read of the
+ * input is why the stream ended early: that becomes the error.  RA is
+ * then empty; stopping it again does nothing.
+ */
+void vmferry_read_ahead_stop (struct vmferry_read_ahead *ra, bool failed);
 
 #endif

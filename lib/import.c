@@ -104,33 +104,6 @@ files_from_manifest (struct importer *im, const struct vmferry_manifest *m)
   return -1;
 }
 
-/* The input read ahead into a ring by a thread of its own
- * (opts->read_ahead).
- */
-struct read_ahead {
-  struct vmferry_handoff *h;
-  int fd;
-  const char *name;
-  pthread_t thread;
-  bool started;
-  int rc, errnum;
-  char err[VMFERRY_ERROR_MAX];
-};
-
-static void *
-read_ahead_thread (void *arg)
-{
-  struct read_ahead *ra = arg;
-
-  ra->rc = vmferry_handoff_fill (ra->h, ra->fd, ra->name);
-  if (ra->rc < 0) {
-    snprintf (ra->err, sizeof ra->err, "%s", vmferry_get_error ());
-    ra->errnum = vmferry_get_errno ();
-  }
-  vmferry_handoff_close_write (ra->h);
-  return NULL;
-}
-
 static bool
 is_pipe (int fd)
 {
@@ -148,14 +121,14 @@ is_pipe (int fd)
  * needed.  NULL with the error set.
  */
 static struct vmferry_stream_reader *
-open_input (const struct vmferry_import_opts *opts, struct read_ahead *ra,
+open_input (const struct vmferry_import_opts *opts,
+            struct vmferry_read_ahead *ra,
             struct vmferry_tar_reader **tar_rtn,
             struct vmferry_dir_reader **dir_rtn)
 {
   struct vmferry_stream_reader *rd;
   unsigned char peek[4];
   size_t got;
-  int err;
 
   if (opts->read_ahead == 0 || opts->resume_query || !is_pipe (opts->in_fd))
     return vmferry_archive_open (opts->in_fd, opts->in_name, tar_rtn,
@@ -167,16 +140,9 @@ open_input (const struct vmferry_import_opts *opts, struct read_ahead *ra,
                                         got, tar_rtn, dir_rtn);
   *tar_rtn = NULL;
   *dir_rtn = NULL;
-  ra->fd = opts->in_fd;
-  ra->name = opts->in_name;
-  if ((ra->h = vmferry_handoff_new (opts->in_name, opts->read_ahead)) == NULL)
+  if (vmferry_read_ahead_start (ra, opts->in_fd, opts->in_name,
+                                opts->read_ahead) < 0)
     return NULL;
-  err = pthread_create (&ra->thread, NULL, read_ahead_thread, ra);
-  if (err) {
-    vmferry_set_error_errno (err, "%s: cannot start a thread", opts->in_name);
-    return NULL;
-  }
-  ra->started = true;
   rd = vmferry_stream_reader_new_fn (vmferry_handoff_read, ra->h,
                                      opts->in_name);
   if (rd && vmferry_stream_reader_unread (rd, peek, got) < 0) {
@@ -184,26 +150,6 @@ open_input (const struct vmferry_import_opts *opts, struct read_ahead *ra,
     return NULL;
   }
   return rd;
-}
-
-/* The thread may wait for input that never comes (this import failed
- * before the end): closing the ring's reading end wakes it, and it
- * ends.  After a failure (FAILED), a failed read of the input is why
- * the stream ended early: that is the error.
- */
-static void
-read_ahead_stop (struct read_ahead *ra, bool failed)
-{
-  if (ra->h == NULL)
-    return;
-  vmferry_handoff_close_read (ra->h);
-  if (ra->started) {
-    pthread_join (ra->thread, NULL);
-    if (failed && ra->rc < 0)
-      vmferry_restore_error (ra->err, ra->errnum);
-  }
-  vmferry_handoff_free (ra->h);
-  ra->h = NULL;
 }
 
 /* Read the stream to its END; every file written and verified. */
@@ -217,7 +163,7 @@ read_stream (struct importer *im)
    */
   struct vmferry_tar_reader *tar = NULL;
   struct vmferry_dir_reader *dir = NULL;
-  struct read_ahead ra = { .h = NULL };
+  struct vmferry_read_ahead ra = { .h = NULL };
   struct vmferry_stream_reader *rd =
       opts->stripes
           ? vmferry_stream_reader_new_fn (vmferry_stripes_read, opts->stripes,
@@ -242,7 +188,7 @@ read_stream (struct importer *im)
     if (v == NULL)
       vmferry_set_error_errno (ENOMEM, "%s", opts->in_name);
     vmferry_stream_reader_free (rd);
-    read_ahead_stop (&ra, false);
+    vmferry_read_ahead_stop (&ra, false);
     vmferry_tar_reader_free (tar);
     vmferry_dir_reader_free (dir);
     vmferry_validator_free (v);
@@ -494,7 +440,7 @@ read_stream (struct importer *im)
   vmferry_pipeline_free (im->p);
   im->p = NULL;
   vmferry_stream_reader_free (rd);
-  read_ahead_stop (&ra, ret < 0);
+  vmferry_read_ahead_stop (&ra, ret < 0);
   vmferry_tar_reader_free (tar);
   vmferry_dir_reader_free (dir);
   vmferry_validator_free (v);

@@ -571,70 +571,6 @@ vmferry_buffer_default (size_t held)
   return ring;
 }
 
-/* --buffer: the input read ahead into a ring by a thread of its own. */
-struct read_ahead {
-  struct vmferry_handoff *h;
-  const struct vmferry_send_opts *opts;
-  pthread_t thread;
-  bool started;
-  int rc, errnum;
-  char err[VMFERRY_ERROR_MAX];
-};
-
-static void *
-read_ahead_thread (void *arg)
-{
-  struct read_ahead *ra = arg;
-
-  ra->rc = vmferry_handoff_fill (ra->h, ra->opts->in_fd, ra->opts->in_name);
-  if (ra->rc < 0) {
-    snprintf (ra->err, sizeof ra->err, "%s", vmferry_get_error ());
-    ra->errnum = vmferry_get_errno ();
-  }
-  vmferry_handoff_close_write (ra->h);
-  return NULL;
-}
-
-/* A reader of a ring of BUFFER bytes, or NULL with the error set. */
-static struct vmferry_stream_reader *
-read_ahead_start (struct read_ahead *ra, const struct vmferry_send_opts *opts,
-                  size_t buffer)
-{
-  int err;
-
-  ra->opts = opts;
-  if ((ra->h = vmferry_handoff_new (opts->in_name, buffer)) == NULL)
-    return NULL;
-  err = pthread_create (&ra->thread, NULL, read_ahead_thread, ra);
-  if (err) {
-    vmferry_set_error_errno (err, "pthread_create");
-    return NULL;
-  }
-  ra->started = true;
-  return vmferry_stream_reader_new_fn (vmferry_handoff_read, ra->h,
-                                       opts->in_name);
-}
-
-/* The thread may wait for input that never comes (the send failed, or
- * its stream ended before the input did): closing the ring's reading
- * end wakes it there (vmferry_handoff_fill), and it ends.  After a
- * failure (FAILED), a failed read of the input is why the stream ended
- * early, so that is the error to report.
- */
-static void
-read_ahead_stop (struct read_ahead *ra, bool failed)
-{
-  if (ra->h == NULL)
-    return;
-  vmferry_handoff_close_read (ra->h);
-  if (ra->started) {
-    pthread_join (ra->thread, NULL);
-    if (failed && ra->rc < 0)
-      vmferry_restore_error (ra->err, ra->errnum);
-  }
-  vmferry_handoff_free (ra->h);
-}
-
 int
 vmferry_send (const struct vmferry_send_opts *opts,
               struct vmferry_send_stats *stats)
@@ -644,7 +580,7 @@ vmferry_send (const struct vmferry_send_opts *opts,
   struct vmferry_resume_point pt = { 0 };
   struct vmferry_ssh *own_ssh = NULL;
   struct vmferry_stream_reader *own_rd = NULL;
-  struct read_ahead ra = { 0 };
+  struct vmferry_read_ahead ra = { .h = NULL };
   struct push_conns pc = { 0 };
   struct vmferry_stream_writer *w = NULL;
   struct vmferry_remote *query_rem = NULL;
@@ -666,7 +602,11 @@ vmferry_send (const struct vmferry_send_opts *opts,
   if (opts->in)
     sd.rd = opts->in;
   else if (buffer > 0)
-    sd.rd = own_rd = read_ahead_start (&ra, opts, buffer);
+    sd.rd = own_rd =
+        vmferry_read_ahead_start (&ra, opts->in_fd, opts->in_name,
+                                  buffer) < 0 ? NULL
+        : vmferry_stream_reader_new_fn (vmferry_handoff_read, ra.h,
+                                        opts->in_name);
   else
     sd.rd = own_rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   if (sd.rd == NULL || read_metadata (&sd) < 0)
@@ -736,7 +676,7 @@ vmferry_send (const struct vmferry_send_opts *opts,
   vmferry_resume_point_free (&pt);
   vmferry_ssh_free (own_ssh);
   vmferry_stream_reader_free (own_rd);
-  read_ahead_stop (&ra, r < 0);
+  vmferry_read_ahead_stop (&ra, r < 0);
   free (sd.manifest.payload);
   free (sd.xml.payload);
   for (size_t i = 0; i < sd.nr_names; i++)
