@@ -30,7 +30,6 @@ vmferry_readmode_init (struct vmferry_readmode *rm,
     rm->mode = VMFERRY_READ_BUFFERED;
     break;
   case VMFERRY_READ_CHOICE_AUTO:
-    rm->window = VMFERRY_READMODE_WINDOW;
     start_trial (rm);
     break;
   }
@@ -87,15 +86,7 @@ vmferry_readmode_note (struct vmferry_readmode *rm, uint64_t bytes,
       rm->rate[d] = rate_of (rm->bytes[d], rm->secs[d]);
       rm->rate[b] = rate_of (rm->bytes[b], rm->secs[b]);
       rm->mode = rm->rate[b] > rm->rate[d] * VMFERRY_READMODE_GAIN ? b : d;
-      /* The same way again: the fall was noise, measure longer. */
-      if (rm->trials > 0 && rm->mode == rm->before)
-        rm->window = rm->window * 2 < VMFERRY_READMODE_WINDOW_MAX
-                     ? rm->window * 2 : VMFERRY_READMODE_WINDOW_MAX;
-      else
-        rm->window = VMFERRY_READMODE_WINDOW;
       rm->trial = false;
-      rm->win_bytes = 0;
-      rm->win_secs = 0;
       rm->trials++;
       return VMFERRY_READMODE_CHOSE;
     }
@@ -107,18 +98,8 @@ vmferry_readmode_note (struct vmferry_readmode *rm, uint64_t bytes,
     }
     return VMFERRY_READMODE_SAME;
   }
-  rm->win_bytes += bytes;
-  rm->win_secs += secs;
-  if (rm->win_bytes < rm->window)
-    return VMFERRY_READMODE_SAME;
-  rm->last_rate = rate_of (rm->win_bytes, rm->win_secs);
-  rm->win_bytes = 0;
-  rm->win_secs = 0;
-  if (rm->last_rate >= rm->rate[m] / 2)
-    return VMFERRY_READMODE_SAME;
-  rm->before = m;
-  start_trial (rm);
-  return VMFERRY_READMODE_RETRY;
+  /* Chosen: kept (see readmode.h). */
+  return VMFERRY_READMODE_SAME;
 }
 
 const char *

@@ -13,13 +13,13 @@
  * 4 to 5 times the CPU (the copy, the page cache: 0.45 to 0.6 CPU-s per
  * GiB here, O_DIRECT 0.1), which the compressors of a two-core machine
  * need, and 16 MiB timed on a busy machine says little about a smaller
- * difference.  It times again when the kept way's rate over
- * VMFERRY_READMODE_WINDOW bytes falls below half of what it measured
- * in its trial (the machine's I/O changes under load).  A trial that
- * keeps the way it had doubles that window, up to
- * VMFERRY_READMODE_WINDOW_MAX (on a noisy machine the rate halves and
- * recovers often: each trial reads a turn the slower way); one that
- * changes the way starts from VMFERRY_READMODE_WINDOW again.
+ * difference.  The way chosen is kept for the rest of the file: a
+ * version that timed both ways again whenever the kept way's rate fell
+ * by half (over 64 MiB, then longer) re-timed four to six times per
+ * file on the bench set (bench-migrate's 1 Gbit/s link, 2026-12-08),
+ * each time because the compressors had the CPUs or the link held the
+ * export back, not because of the way of reading, and its buffered
+ * turns took CPU the compressors lacked: 19.9 s against 15.4-16.9 s.
  *
  * This part is pure: it is told how long each read took and says which
  * way the next one goes.  The reads are source-file.c's.
@@ -44,8 +44,6 @@ enum vmferry_read_choice {
 
 #define VMFERRY_READMODE_TURN ((uint64_t) 8 * 1024 * 1024)
 #define VMFERRY_READMODE_TRIAL ((uint64_t) 16 * 1024 * 1024)
-#define VMFERRY_READMODE_WINDOW ((uint64_t) 64 * 1024 * 1024)
-#define VMFERRY_READMODE_WINDOW_MAX ((uint64_t) 1024 * 1024 * 1024)
 #define VMFERRY_READMODE_GAIN 1.5
 
 struct vmferry_readmode {
@@ -55,12 +53,7 @@ struct vmferry_readmode {
   uint64_t turn;                /* bytes of this turn so far */
   uint64_t bytes[2];            /* the trial's, per way */
   double secs[2];
-  double rate[2];               /* the last trial's rates, bytes/s */
-  uint64_t window;              /* bytes a rate is measured over */
-  enum vmferry_read_mode before; /* the way kept before this trial */
-  uint64_t win_bytes;           /* the kept way's current window */
-  double win_secs;
-  double last_rate;             /* the last full window's rate */
+  double rate[2];               /* the trial's rates, bytes/s */
   unsigned trials;              /* trials decided */
 };
 
@@ -68,7 +61,6 @@ struct vmferry_readmode {
 enum vmferry_readmode_event {
   VMFERRY_READMODE_SAME,
   VMFERRY_READMODE_CHOSE,       /* a trial ended: MODE is kept */
-  VMFERRY_READMODE_RETRY,       /* the rate fell: a trial starts */
 };
 
 /* Start timing both ways (CHOICE auto), or one way only. */

@@ -235,7 +235,6 @@ static void
 note_read (struct file_source *fs, size_t len, double t0)
 {
   struct vmferry_readmode *rm = &fs->rm;
-  enum vmferry_read_mode was = rm->mode;
 
   /* The file's first read may wait for its metadata too, and would
    * count against the trial's first turn only.
@@ -254,12 +253,6 @@ note_read (struct file_source *fs, size_t len, double t0)
                      rm->rate[VMFERRY_READ_DIRECT] / 1e6,
                      rm->rate[VMFERRY_READ_BUFFERED] / 1e6,
                      VMFERRY_READMODE_TRIAL >> 20);
-    break;
-  case VMFERRY_READMODE_RETRY:
-    vmferry_verbose ("%s: %s reads slowed to %.0f MB/s (%.0f MB/s when "
-                     "chosen): timing both ways again", fs->s.name,
-                     vmferry_read_mode_name (was), rm->last_rate / 1e6,
-                     rm->rate[was] / 1e6);
     break;
   }
 }
