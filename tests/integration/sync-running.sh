@@ -215,8 +215,13 @@ running "after the re-run"
 
 # ---- SIGTERM with the job open (stopped at a fault point after a chunk
 # was sent): the job is ended and its directory gone, the standby's files
-# are as they were, the status is 143; the next run has no job to end
+# are as they were, the status is 143; the next run has no job to end.
+# A second changed chunk far after the first: the signal, sent while the
+# process is stopped, may be taken by another of its threads after
+# SIGCONT; the main thread then finds the flag at a later chunk (with one
+# changed chunk it once ran past the last one first, under load).
 hmp_write "write -P 0x7a 270M 64k"
+hmp_write "write -P 0x7b 340M 64k"
 before=$(sums)
 rm -f "$SCRATCH/notify"
 mkfifo "$SCRATCH/notify"
