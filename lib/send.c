@@ -601,12 +601,12 @@ vmferry_send (const struct vmferry_send_opts *opts,
     buffer = vmferry_buffer_default (vmferry_send_memory (opts));
   if (opts->in)
     sd.rd = opts->in;
-  else if (buffer > 0)
-    sd.rd = own_rd =
-        vmferry_read_ahead_start (&ra, opts->in_fd, opts->in_name,
-                                  buffer) < 0 ? NULL
-        : vmferry_stream_reader_new_fn (vmferry_handoff_read, ra.h,
-                                        opts->in_name);
+  else if (buffer > 0) {
+    if (vmferry_read_ahead_start (&ra, opts->in_fd, opts->in_name,
+                                  buffer) == 0)
+      sd.rd = own_rd = vmferry_stream_reader_new_fn (vmferry_handoff_read,
+                                                     ra.h, opts->in_name);
+  }
   else
     sd.rd = own_rd = vmferry_stream_reader_new (opts->in_fd, opts->in_name);
   if (sd.rd == NULL || read_metadata (&sd) < 0)
